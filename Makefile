@@ -1,0 +1,114 @@
+# cmc: offline-first sync of urgent and end-of-life care plans.
+#
+#   make                      build cmc-agent and cmc-hub
+#   make check                install missing dependencies, build, run every test
+#   make check SANITIZE=address,undefined
+#   make demo                 hub + synthetic plans + enrolled device + sync + offline lookup
+#   make bench                benchmarks (see docs/BENCHMARKS.md)
+#
+# Sources are found by folder: every platform/ crypto/ sync/ agent/ hub/ .c file is built.
+# Unit tests are tests/unit/test_<module>_*.c; <module> picks which libraries they link.
+
+BUILD    ?= build
+CC       ?= cc
+SANITIZE ?=
+PKGS     := sqlcipher libsodium msgpack libcurl zlib libmicrohttpd gnutls jansson
+DEPS_OK  := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo yes)
+
+WARN   := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+          -Wswitch-enum -Wformat=2 -Wno-format-nonliteral -Werror
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -I. \
+          -fno-strict-aliasing -fstack-protector-strong -D_FORTIFY_SOURCE=2 -MMD -MP
+ifneq ($(DEPS_OK),)
+CFLAGS += $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(shell pkg-config --libs $(PKGS))
+TEST_LDLIBS := $(shell pkg-config --libs cmocka)
+endif
+LDLIBS += -lpthread
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all -U_FORTIFY_SOURCE
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+MODULES := platform crypto sync agent hub
+# Which libraries each module's tests link, in link order.
+LINK_platform := platform
+LINK_crypto   := crypto platform
+LINK_sync     := sync crypto platform
+LINK_agent    := agent sync crypto platform
+LINK_hub      := hub sync crypto platform
+LINK_e2e      := agent hub sync crypto platform
+
+lib_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+lib_objs = $(patsubst %.c,$(BUILD)/%.o,$(call lib_srcs,$(1)))
+LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TEST_SUPPORT := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT))
+PROGS := $(BUILD)/cmc-agent $(BUILD)/cmc-hub
+
+.PHONY: all deps check unit e2e demo bench clean fuzz torture
+all: $(PROGS)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+define module_lib
+$(BUILD)/lib$(1).a: $(call lib_objs,$(1))
+	@mkdir -p $$(dir $$@)
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^ $$(if $$^,,$$(BUILD)/empty.o)
+endef
+$(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
+
+# An empty object so a module with no sources yet still has a library.
+$(BUILD)/empty.o:
+	@mkdir -p $(BUILD)
+	echo 'typedef int cmc_empty_unit;' | $(CC) -x c -c - -o $@
+
+$(BUILD)/cmc-agent: $(BUILD)/agent/main.o $(foreach l,$(LINK_agent),$(BUILD)/lib$(l).a)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/cmc-hub: $(BUILD)/hub/main.o $(foreach l,$(LINK_hub),$(BUILD)/lib$(l).a)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test_module = $(word 2,$(subst _, ,$(notdir $(1))))
+.SECONDEXPANSION:
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJS) $$(foreach l,$$(LINK_$$(call test_module,$$*)),$(BUILD)/lib$$(l).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) \
+	  $(foreach l,$(LINK_$(call test_module,$*)),$(BUILD)/lib$(l).a) $(LDLIBS) $(TEST_LDLIBS)
+
+# `make check` installs what is missing (the script is a no-op when all is present),
+# then builds and runs every unit test and every end-to-end test.
+check:
+	@scripts/install-deps.sh
+	@$(MAKE) --no-print-directory unit e2e
+
+unit: $(UNIT_BINS) $(PROGS)
+	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_BINS)
+
+e2e: $(PROGS)
+	@BUILD=$(BUILD) scripts/run-tests.sh e2e $(wildcard tests/e2e/test_*.sh)
+
+demo:
+	@scripts/install-deps.sh
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) scripts/demo.sh
+
+bench:
+	@scripts/install-deps.sh
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,167 @@
+/*
+ * store.h - the device's encrypted replica (SQLCipher).
+ *
+ * The replica holds plan versions with their status, an identity index (NHS number;
+ * normalised family and given names, date of birth, postcode), pending local edits,
+ * tombstones of purged plans, sync state (key/value) and the audit log. docs/STORAGE.md
+ * documents the schema and its numbered migrations.
+ *
+ * Opening: the database is keyed with the raw 256-bit replica key (no PBKDF2 on open),
+ * 4096-byte pages, WAL, synchronous=FULL, secure_delete=ON, and migrated to the newest
+ * schema. A replica whose pages do not authenticate (a flipped byte) fails with
+ * CMC_ERR_TAMPERED, on open and on any later read.
+ *
+ * Sessions: a store handle is opened for one session (user, role), the role taken from the
+ * user's key slot. Every read answers for that session: for the urgent-care role the store's
+ * own SQL selects published versions only, and every decoded plan is checked again for
+ * status "published" before it is returned (a row whose status column and body disagree is
+ * CMC_ERR_TAMPERED). Callers cannot ask for anything else.
+ *
+ * Writes: the sync engine applies one bundle as store_batch_begin(), any number of
+ * store_put_version()/store_purge()/store_state_set(), store_batch_commit() - one
+ * transaction, so the new cursor commits with the ops or not at all. Single writes outside
+ * a batch run in their own transaction.
+ *
+ * Memory: results are owned by the caller (plan_free, store_hits_free). store_close(NULL) is
+ * a no-op; on failure store_open leaves *out NULL and leaks nothing.
+ * Thread-safety: one handle per thread. Two processes are kept apart by the caller's
+ * process lock (platform/plat.h).
+ */
+#ifndef CMC_STORE_H
+#define CMC_STORE_H
+
+#include "crypto/cry.h"
+#include "sync/plan.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_role {
+    STORE_ROLE_NONE = 0,
+    STORE_ROLE_URGENT_CARE = 1, /* "urgent_care": published plans only */
+    STORE_ROLE_CLINICIAN = 2,   /* "clinician": also drafts of its caseload, pending edits */
+};
+
+struct store_session {
+    char user[CRY_USER_MAX + 1];
+    int role; /* enum store_role */
+};
+
+/* "urgent_care" / "clinician" <-> enum; 0 / NULL when unknown. */
+int store_role_from_name(const char *name);
+const char *store_role_name(int role);
+
+typedef struct store store;
+
+int store_open(const char *path, const struct cry_secret *key, const struct store_session *session,
+               store **out);
+void store_close(store *s);
+const struct store_session *store_session_of(const store *s);
+
+/* Full integrity check: SQLCipher's page HMACs (cipher_integrity_check), SQLite's
+ * integrity_check, and every stored plan body decodes and agrees with its row.
+ * CMC_ERR_TAMPERED with a detail saying what failed. */
+int store_verify(store *s);
+
+/* ---- reads (session-filtered) ---------------------------------------------------------- */
+
+/* The version of the plan this session may see: urgent care, the newest published version;
+ * clinician, the newest version held (a draft may be newer than the published one).
+ * `key` is an NHS number (10 digits) or a plan id. CMC_ERR_NOT_FOUND when this session may
+ * see no version. */
+int store_plan_get(store *s, const char *key, struct plan *out);
+
+/* The newest published version, for any role (a clinician's card shows it beside drafts). */
+int store_plan_get_published(store *s, const char *key, struct plan *out);
+
+struct store_hit {
+    char plan_id[PLAN_ID_LEN + 1];
+    char nhs_number[PLAN_NHS_LEN + 1];
+    char *given_name;
+    char *family_name;
+    char *date_of_birth;
+    char *postcode;
+    char *address;
+    int status;      /* of the version this session sees */
+    int64_t version;
+};
+
+struct store_query {
+    const char *name;          /* matches family or given name, case- and accent-blind prefix;
+                                  "given family" matches both */
+    const char *date_of_birth; /* YYYY-MM-DD, exact */
+    const char *postcode;      /* spaces and case ignored, exact or outward-code prefix */
+};
+
+/* Candidates for identity matching, best first, at most `limit`. At least one criterion. */
+int store_search(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
+                 size_t *n);
+/* Every plan this session may see, ordered by family name, given name. */
+int store_list(store *s, struct store_hit **out, size_t *n);
+void store_hits_free(struct store_hit *hits, size_t n);
+
+struct store_counts {
+    int64_t visible;      /* plans this session can see */
+    int64_t published;    /* plans with a published version */
+    int64_t drafts;       /* plans whose newest version is not published (clinician devices) */
+    int64_t pending;      /* pending local edits */
+    int64_t conflicts;    /* open conflicts */
+    int64_t tombstones;
+};
+int store_counts_get(store *s, struct store_counts *out);
+
+/* Seconds since this device stored the version it shows of that plan (the copy's age). */
+int store_plan_received_at(store *s, const char *plan_id, int64_t version, int64_t *out);
+
+/* ---- sync state (key/value, in the same transaction as a batch) ------------------------ */
+
+/* CMC_ERR_NOT_FOUND when unset. *out owned by caller. */
+int store_state_get(store *s, const char *key, char **out);
+int store_state_get_int(store *s, const char *key, int64_t *out);
+int store_state_set(store *s, const char *key, const char *value);
+int store_state_set_int(store *s, const char *key, int64_t value);
+
+/* ---- writes ---------------------------------------------------------------------------- */
+
+int store_batch_begin(store *s);
+int store_batch_commit(store *s);
+void store_batch_rollback(store *s);
+
+/* Stores a version (replacing the same plan_id+version) and updates the identity index.
+ * Refuses (CMC_ERR_STATE) a plan that has a tombstone newer than or equal to `change_seq`
+ * (a replayed old bundle cannot bring a purged plan back). Drafts are stored only when the
+ * device's role allows it; the published-only rule is enforced at read time regardless. */
+int store_put_version(store *s, const struct plan *p, int64_t change_seq);
+
+/* Removes every version, index row and pending edit of the plan, writes a tombstone
+ * (plan_id, NHS number hash, reason, change_seq), and counts the discarded pending edits in
+ * *discarded (may be NULL). secure_delete overwrites the freed pages; the caller
+ * checkpoints the WAL after the commit (store_checkpoint). */
+int store_purge(store *s, const char *plan_id, const char *reason, int64_t change_seq,
+                int *discarded);
+/* Truncating WAL checkpoint, so purged data leaves the WAL file. */
+int store_checkpoint(store *s);
+
+/* ---- pending local edits --------------------------------------------------------------- */
+
+struct store_pending {
+    int64_t id;
+    char plan_id[PLAN_ID_LEN + 1];
+    int64_t base_version;
+    char idempotency_id[PLAN_ID_LEN + 1];
+    char user[CRY_USER_MAX + 1];
+    int64_t created_at;
+    uint8_t *change; /* plan_change_pack() bytes */
+    size_t change_len;
+    int state;       /* 0 pending, 1 pushed (awaiting hub), 2 held by conflict */
+};
+
+/* Clinician sessions only (CMC_ERR_DENIED otherwise). */
+int store_pending_add(store *s, const char *plan_id, int64_t base_version, const uint8_t *change,
+                      size_t change_len, struct store_pending *out_meta);
+int store_pending_list(store *s, const char *plan_id /* NULL = all */, struct store_pending **out,
+                       size_t *n);
+int store_pending_delete(store *s, int64_t id);
+void store_pending_free(struct store_pending *p, size_t n);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * cry.h - the only module that includes sodium.h.
+ *
+ * Secure memory, key slots that wrap the replica key under a user's PIN, Ed25519 signatures,
+ * BLAKE2b hashes and XChaCha20-Poly1305 sealing.
+ *
+ * Secrets live in `struct cry_secret` buffers allocated with sodium_malloc (guard pages,
+ * mlock'd, never swapped when the OS allows) and are zeroed and freed by cry_secret_free()
+ * on every path. Callers never copy a secret into ordinary memory except to hand it to a
+ * library that needs it (SQLCipher's key pragma), and zero that copy at once.
+ *
+ * Checks that guard a security decision are warn_unused_result. All functions return a
+ * cmc_err; details never contain a PIN or key material. cry_init() must be called once
+ * before anything else (it is idempotent and thread-safe).
+ */
+#ifndef CMC_CRY_H
+#define CMC_CRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRY_MUST_CHECK __attribute__((warn_unused_result))
+
+#define CRY_KEY_BYTES 32          /* replica key, sealing keys */
+#define CRY_SIGN_PK_BYTES 32      /* Ed25519 public key */
+#define CRY_SIGN_SK_BYTES 64      /* Ed25519 secret key (seed + public key) */
+#define CRY_SIG_BYTES 64          /* Ed25519 signature */
+#define CRY_HASH_BYTES 32         /* BLAKE2b-256 */
+#define CRY_SEAL_NONCE_BYTES 24   /* XChaCha20-Poly1305 nonce */
+#define CRY_SEAL_TAG_BYTES 16     /* Poly1305 tag */
+#define CRY_SEAL_OVERHEAD (CRY_SEAL_NONCE_BYTES + CRY_SEAL_TAG_BYTES)
+#define CRY_USER_MAX 64           /* user name bytes (without NUL) */
+#define CRY_ROLE_MAX 32           /* role name bytes (without NUL) */
+#define CRY_PIN_MIN 4             /* shortest PIN accepted when a slot is made */
+#define CRY_PIN_MAX 128
+
+CRY_MUST_CHECK int cry_init(void);
+
+/* ---- secure memory --------------------------------------------------------------------- */
+
+struct cry_secret {
+    uint8_t *buf; /* sodium_malloc'd */
+    size_t len;
+};
+
+/* A new zero-filled secret of `len` bytes. */
+int cry_secret_new(size_t len, struct cry_secret **out);
+/* Zeroes and frees; NULL is a no-op. */
+void cry_secret_free(struct cry_secret *s);
+void cry_memzero(void *p, size_t n);
+/* Constant-time comparison: 1 if equal. */
+CRY_MUST_CHECK int cry_memeq(const void *a, const void *b, size_t n);
+/* Random bytes (libsodium's generator). */
+void cry_random(void *buf, size_t n);
+
+/* ---- key slots ------------------------------------------------------------------------- */
+
+/* The key-slot file (docs/STORAGE.md has the byte layout): per user, the replica key wrapped
+ * with XChaCha20-Poly1305 under Argon2id(PIN, salt), with the user's name and role (and the
+ * file's id, the slot's KDF limits) as authenticated data, so editing the file cannot change
+ * a role. Failed unlocks are throttled with a delay that doubles per failure (after a few
+ * free attempts) and is kept in a companion file "<path>.throttle", so it survives a
+ * restart. */
+typedef struct cry_slots cry_slots;
+
+/* Argon2id limits. Production uses libsodium's interactive limits; tests may lower them with
+ * cry_kdf_set_test_limits() (the CLI never does). */
+void cry_kdf_set_test_limits(int enable);
+
+/* Creates a new slot file at `path` (refuses an existing file) with a fresh random replica
+ * key and one slot for `user` with `role`; hands back the key. */
+int cry_slots_create(const char *path, const char *user, const char *role, const char *pin,
+                     struct cry_secret **key_out);
+/* Loads and parses the slot file (CMC_ERR_NOT_FOUND, CMC_ERR_CORRUPT). */
+int cry_slots_load(const char *path, cry_slots **out);
+void cry_slots_free(cry_slots *s);
+
+/* Unwraps the replica key for `user`. On success hands back the key and the role bound in
+ * the slot (role_out has CRY_ROLE_MAX + 1 bytes). Wrong PIN or unknown user: CMC_ERR_AUTH,
+ * and the failure is counted; while the throttle delay has not passed: CMC_ERR_THROTTLED
+ * without trying the PIN (cmc_errmsg says how long to wait). A slot whose authenticated data
+ * was edited (a role raised) fails like a wrong PIN: CMC_ERR_AUTH. */
+CRY_MUST_CHECK int cry_slots_unlock(cry_slots *s, const char *user, const char *pin,
+                                    struct cry_secret **key_out, char *role_out);
+
+/* Adds a slot for a new user wrapping `key` (the caller unlocked it as another user) and
+ * saves the file atomically. CMC_ERR_EXISTS if the user has a slot. */
+int cry_slots_add(cry_slots *s, const struct cry_secret *key, const char *user, const char *role,
+                  const char *pin);
+/* Removes a user's slot and saves the file atomically (the wrapped key is overwritten in
+ * memory before saving). Refuses to remove the last slot (CMC_ERR_STATE). */
+int cry_slots_remove(cry_slots *s, const char *user);
+/* Number of slots, and the name/role of slot i (for `user list`). */
+size_t cry_slots_count(const cry_slots *s);
+int cry_slots_user(const cry_slots *s, size_t i, const char **user, const char **role);
+
+/* Crypto-erase: overwrites the slot file and its throttle file and removes them. Without
+ * them the replica's key cannot be recovered. */
+int cry_slots_destroy(const char *path);
+
+/* Seconds until the next unlock attempt is allowed (0 when allowed now). */
+int64_t cry_slots_throttle_wait(const cry_slots *s);
+
+/* ---- signatures and hashes ------------------------------------------------------------- */
+
+int cry_sign_keypair(uint8_t pk[CRY_SIGN_PK_BYTES], struct cry_secret **sk_out);
+/* The public key of a secret key. */
+void cry_sign_public(const struct cry_secret *sk, uint8_t pk[CRY_SIGN_PK_BYTES]);
+int cry_sign(const struct cry_secret *sk, const void *msg, size_t len, uint8_t sig[CRY_SIG_BYTES]);
+/* CMC_OK when `sig` is a valid signature of msg by pk; CMC_ERR_TAMPERED otherwise. */
+CRY_MUST_CHECK int cry_verify(const uint8_t pk[CRY_SIGN_PK_BYTES], const void *msg, size_t len,
+                              const uint8_t sig[CRY_SIG_BYTES]);
+
+/* BLAKE2b-256, one-shot and incremental. */
+void cry_hash(uint8_t out[CRY_HASH_BYTES], const void *msg, size_t len);
+struct cry_hash_state {
+    _Alignas(64) uint8_t opaque[384]; /* crypto_generichash_state */
+};
+void cry_hash_init(struct cry_hash_state *st);
+void cry_hash_update(struct cry_hash_state *st, const void *msg, size_t len);
+void cry_hash_final(struct cry_hash_state *st, uint8_t out[CRY_HASH_BYTES]);
+
+/* Lower-case hex of `len` bytes into out (2*len+1 bytes). */
+void cry_hex(char *out, const uint8_t *in, size_t len);
+/* Parses exactly 2*len hex digits. CMC_ERR_INVALID otherwise. */
+int cry_unhex(uint8_t *out, size_t len, const char *hex);
+
+/* ---- sealing --------------------------------------------------------------------------- */
+
+/* XChaCha20-Poly1305 with a random nonce: out = nonce || ciphertext || tag, of
+ * len + CRY_SEAL_OVERHEAD bytes (caller-allocated). `ad` may be NULL. */
+int cry_seal(const struct cry_secret *key, const void *ad, size_t ad_len, const void *msg,
+             size_t len, uint8_t *out);
+/* Opens what cry_seal made into out (len - CRY_SEAL_OVERHEAD bytes). CMC_ERR_TAMPERED if the
+ * tag does not verify. */
+CRY_MUST_CHECK int cry_open(const struct cry_secret *key, const void *ad, size_t ad_len,
+                            const uint8_t *in, size_t len, uint8_t *out);
+
+#endif

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency on Debian 12 (bookworm).
+# Does nothing when everything is already present, so `make check` can call it every time.
+# SQLCipher comes from bookworm-backports (4.6.1): bookworm main's 3.4.1 is built on
+# SQLite 3.15.2 and carries known CVEs.
+set -euo pipefail
+
+need_sqlcipher_version=4.6.1
+apt_packages=(
+  build-essential pkg-config
+  libsodium-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev
+  libmicrohttpd-dev libgnutls28-dev libjansson-dev libcmocka-dev
+  openssl valgrind
+)
+
+have_all() {
+  local pc
+  for pc in libsodium msgpack libcurl zlib libmicrohttpd gnutls jansson cmocka sqlcipher; do
+    pkg-config --exists "$pc" 2>/dev/null || return 1
+  done
+  command -v openssl >/dev/null || return 1
+  command -v valgrind >/dev/null || return 1
+  # libcurl must be the OpenSSL flavour (libcurl4-openssl-dev).
+  dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || return 1
+  dpkg -s libmsgpack-dev >/dev/null 2>&1 || return 1
+  [ "$(dpkg-query -W -f='${Version}' libsqlcipher-dev 2>/dev/null | cut -d- -f1)" = "$need_sqlcipher_version" ] || return 1
+  return 0
+}
+
+if have_all; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing build dependencies and not root; run: sudo $0" >&2
+  exit 1
+fi
+
+backports=/etc/apt/sources.list.d/bookworm-backports.sources
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  cat > "$backports" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing build dependencies (apt)" >&2
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends -t bookworm-backports \
+  libsqlcipher-dev libsqlcipher1 sqlcipher >/dev/null
+
+if ! have_all; then
+  echo "install-deps: dependencies still missing after install" >&2
+  exit 1
+fi
+echo "install-deps: done" >&2

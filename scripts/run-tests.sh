@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs test programs (unit: cmocka binaries; e2e: shell scripts) and prints one summary line:
+# "N passed, N failed". Exits non-zero when any test failed or when there was nothing to run.
+# Each program's output goes to $BUILD/test-logs/<name>.log and is shown when it fails.
+set -u
+kind=$1; shift
+build=${BUILD:-build}
+logs="$build/test-logs"
+mkdir -p "$logs"
+passed=0 failed=0 failed_names=()
+if [ $# -eq 0 ]; then
+  echo "$kind: no tests found" >&2
+  exit 1
+fi
+for t in "$@"; do
+  name=$(basename "$t")
+  log="$logs/$name.log"
+  start=$(date +%s)
+  if [ "$kind" = e2e ]; then
+    BUILD="$build" timeout 900 bash "$t" >"$log" 2>&1
+  else
+    timeout 600 "$t" >"$log" 2>&1
+  fi
+  rc=$?
+  secs=$(( $(date +%s) - start ))
+  if [ $rc -eq 0 ]; then
+    passed=$((passed + 1)); printf '  ok    %-40s %3ss\n' "$name" "$secs"
+  else
+    failed=$((failed + 1)); failed_names+=("$name")
+    printf '  FAIL  %-40s %3ss (exit %s)\n' "$name" "$secs" "$rc"
+    sed 's/^/      | /' "$log" | tail -n 60
+  fi
+done
+echo "$kind: $passed passed, $failed failed"
+[ $failed -eq 0 ]

@@ -1,0 +1,120 @@
+/*
+ * bundle.h - the signed, compressed unit the hub sends a device (DESIGN promise 4).
+ *
+ * Wire form (docs/PROTOCOL.md has every byte): a fixed 156-byte header, then the body.
+ *
+ *   off len  field
+ *     0   4  magic "CMCB"
+ *     4   2  protocol version (big-endian, = BUNDLE_PROTOCOL)
+ *     6   2  flags: bit 0 "more" (another page follows), bit 1 "snapshot page"
+ *     8  16  device id (the UUID's 16 bytes)
+ *    24   8  from cursor (big-endian u64): the device's cursor this answers
+ *    32   8  to cursor: the device's cursor once this bundle is applied
+ *    40   4  op count
+ *    44   4  body length (compressed bytes that follow the header)
+ *    48   4  raw length (body bytes after inflating)
+ *    52  32  BLAKE2b-256 of the compressed body
+ *    84   8  hub wall time, Unix seconds (evidence for the lease and clock checks)
+ *    92  64  Ed25519 signature by the hub's key over bytes 0..91
+ *
+ * Body: zlib (RFC 1950) of a msgpack array of `op count` ops:
+ *   [1, plan_id, seq, plan]                      put, whole plan (plan_pack map)
+ *   [2, plan_id, seq, base_version, change]      put, delta against base_version
+ *                                                (plan_change_pack array)
+ *   [3, plan_id, seq, reason]                    purge; reason "consent_withdrawn",
+ *                                                "left_scope" or "not_shared"
+ *   [4, seq]                                     wipe this device
+ *
+ * Verification order (agent): total length >= header; magic, version; body length equals
+ * the bytes that follow (HTTP framing is not trusted); raw length and op count under the
+ * caps; BLAKE2b of the body; signature with the pinned hub key; device id is ours; from
+ * cursor equals our committed cursor. Only then inflate (stopping at raw length + 1 bytes:
+ * a zlib bomb is refused) and decode, strictly.
+ *
+ * Memory: bundle_build hands back one cmc_malloc'd buffer; decoded ops own their plans and
+ * changes (bundle_ops_free). Thread-safe.
+ */
+#ifndef CMC_BUNDLE_H
+#define CMC_BUNDLE_H
+
+#include "crypto/cry.h"
+#include "sync/change.h"
+#include "sync/plan.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUNDLE_PROTOCOL 1
+#define BUNDLE_HEADER_BYTES 156
+#define BUNDLE_SIGNED_BYTES 92
+#define BUNDLE_FLAG_MORE 0x1u
+#define BUNDLE_FLAG_SNAPSHOT 0x2u
+#define BUNDLE_MAX_BODY (8u * 1024 * 1024)  /* compressed */
+#define BUNDLE_MAX_RAW (32u * 1024 * 1024)  /* inflated */
+#define BUNDLE_MAX_OPS 100000u
+#define BUNDLE_DEVICE_ID_BYTES 16
+
+struct bundle_header {
+    uint16_t protocol;
+    uint16_t flags;
+    uint8_t device_id[BUNDLE_DEVICE_ID_BYTES];
+    uint64_t from_cursor;
+    uint64_t to_cursor;
+    uint32_t op_count;
+    uint32_t body_len;
+    uint32_t raw_len;
+    uint8_t body_hash[CRY_HASH_BYTES];
+    int64_t hub_time;
+};
+
+enum bundle_op_kind {
+    BUNDLE_OP_PUT = 1,
+    BUNDLE_OP_DELTA = 2,
+    BUNDLE_OP_PURGE = 3,
+    BUNDLE_OP_WIPE = 4,
+};
+
+struct bundle_op {
+    enum bundle_op_kind kind;
+    char plan_id[PLAN_ID_LEN + 1]; /* empty for WIPE */
+    uint64_t seq;                  /* change-log sequence of this op */
+    struct plan plan;              /* PUT */
+    int64_t base_version;          /* DELTA */
+    struct plan_change change;     /* DELTA */
+    char reason[32];               /* PURGE */
+};
+
+void bundle_op_init(struct bundle_op *op);
+void bundle_ops_free(struct bundle_op *ops, size_t n);
+
+/* Builds a whole bundle: packs and deflates the ops, fills body_len, raw_len, op_count and
+ * body_hash in a copy of `hdr`, signs. Caller frees *out. */
+int bundle_build(const struct bundle_header *hdr, const struct bundle_op *ops, size_t n_ops,
+                 const struct cry_secret *hub_sk, uint8_t **out, size_t *len);
+
+/* Incremental building for the hub: append ops one at a time to an encoder that tracks the
+ * packed size, so pages can be cut at a byte budget. */
+typedef struct bundle_writer bundle_writer;
+int bundle_writer_new(bundle_writer **out);
+int bundle_writer_add(bundle_writer *w, const struct bundle_op *op);
+/* Adds an op already packed as one msgpack array (hub caches of packed plans). */
+int bundle_writer_add_raw(bundle_writer *w, const uint8_t *op_msgpack, size_t len);
+size_t bundle_writer_raw_size(const bundle_writer *w);
+uint32_t bundle_writer_count(const bundle_writer *w);
+int bundle_writer_finish(bundle_writer *w, const struct bundle_header *hdr,
+                         const struct cry_secret *hub_sk, uint8_t **out, size_t *len);
+void bundle_writer_free(bundle_writer *w);
+
+/* Parses and checks the header against the buffer, the caps, the hash and the signature.
+ * CMC_ERR_TAMPERED (hash/signature), CMC_ERR_CORRUPT (framing, truncation, magic),
+ * CMC_ERR_TOO_LARGE (caps), CMC_ERR_PROTOCOL (version). Does not look at cursors or device
+ * (the caller knows those). */
+CRY_MUST_CHECK int bundle_verify(const uint8_t *buf, size_t len,
+                                 const uint8_t hub_pk[CRY_SIGN_PK_BYTES],
+                                 struct bundle_header *hdr_out);
+
+/* Inflates (bounded by raw_len) and decodes the body of a verified bundle. */
+int bundle_decode(const uint8_t *buf, size_t len, const struct bundle_header *hdr,
+                  struct bundle_op **ops_out, size_t *n_out);
+
+#endif
