@@ -49,6 +49,8 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT))
 PROGS := $(BUILD)/cmc-agent $(BUILD)/cmc-hub
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRCS))
 
 .PHONY: all deps check unit e2e demo bench clean fuzz torture
 all: $(PROGS)
@@ -86,16 +88,26 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJS) $$(foreach l,$$(LINK_$$(ca
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) \
 	  $(foreach l,$(LINK_$(call test_module,$*)),$(BUILD)/lib$(l).a) $(LDLIBS) $(TEST_LDLIBS)
 
+# Test tools (decrypting scanners, fault proxies) link everything, plus OpenSSL's libcrypto.
+$(BUILD)/tests/tools/%: tests/tools/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) \
+	  $(shell pkg-config --libs libcrypto 2>/dev/null)
+
 # `make check` installs what is missing (the script is a no-op when all is present),
 # then builds and runs every unit test and every end-to-end test.
 check:
 	@scripts/install-deps.sh
-	@$(MAKE) --no-print-directory unit e2e
+	@rm -f $(BUILD)/test-logs/summary-*
+	@$(MAKE) --no-print-directory unit; u=$$?; $(MAKE) --no-print-directory e2e; e=$$?; \
+	  cat $(BUILD)/test-logs/summary-* 2>/dev/null | \
+	    awk '{p+=$$1; f+=$$2} END {printf "check: %d passed, %d failed\n", p, f}'; \
+	  test $$u -eq 0 -a $$e -eq 0
 
 unit: $(UNIT_BINS) $(PROGS)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_BINS)
 
-e2e: $(PROGS)
+e2e: $(PROGS) $(TOOLS)
 	@BUILD=$(BUILD) scripts/run-tests.sh e2e $(wildcard tests/e2e/test_*.sh)
 
 demo:

@@ -22,8 +22,9 @@
  * transaction, so the new cursor commits with the ops or not at all. Single writes outside
  * a batch run in their own transaction.
  *
- * Memory: results are owned by the caller (plan_free, store_hits_free). store_close(NULL) is
- * a no-op; on failure store_open leaves *out NULL and leaks nothing.
+ * Memory: results are owned by the caller (plan_free, store_hits_free, store_pending_free,
+ * store_conflicts_free). store_close(NULL) is a no-op; on failure store_open leaves *out NULL
+ * and leaks nothing. store_close rolls back a batch left open.
  * Thread-safety: one handle per thread. Two processes are kept apart by the caller's
  * process lock (platform/plat.h).
  */
@@ -35,6 +36,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The newest schema version (PRAGMA user_version after store_open). */
+#define STORE_SCHEMA_VERSION 2
+
+/* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
+ * "clinician"); an urgent-care device refuses drafts (store_put_version). */
+#define STORE_STATE_DEVICE_ROLE "device_role"
 
 enum store_role {
     STORE_ROLE_NONE = 0,
@@ -53,6 +61,8 @@ const char *store_role_name(int role);
 
 typedef struct store store;
 
+/* Opens (creating when absent) the replica file at `path` and migrates it. A wrong key or a
+ * damaged file is CMC_ERR_TAMPERED; a session without a known role is CMC_ERR_DENIED. */
 int store_open(const char *path, const struct cry_secret *key, const struct store_session *session,
                store **out);
 void store_close(store *s);
@@ -103,11 +113,14 @@ void store_hits_free(struct store_hit *hits, size_t n);
 struct store_counts {
     int64_t visible;      /* plans this session can see */
     int64_t published;    /* plans with a published version */
-    int64_t drafts;       /* plans whose newest version is not published (clinician devices) */
+    int64_t drafts;       /* plans whose newest version is not published (clinician sessions;
+                             always 0 for urgent care, which is not told drafts exist) */
     int64_t pending;      /* pending local edits */
     int64_t conflicts;    /* open conflicts */
     int64_t tombstones;
 };
+/* Plan counts decode and check every row like the reads do: a row that fails its check is
+ * not counted (store_verify reports it). */
 int store_counts_get(store *s, struct store_counts *out);
 
 /* Seconds since this device stored the version it shows of that plan (the copy's age). */
@@ -130,10 +143,16 @@ void store_batch_rollback(store *s);
 /* Stores a version (replacing the same plan_id+version) and updates the identity index.
  * Refuses (CMC_ERR_STATE) a plan that has a tombstone newer than or equal to `change_seq`
  * (a replayed old bundle cannot bring a purged plan back). Drafts are stored only when the
- * device's role allows it; the published-only rule is enforced at read time regardless. */
+ * device's role allows it: a device enrolled for urgent care (STORE_STATE_DEVICE_ROLE
+ * "urgent_care") refuses them with CMC_ERR_DENIED, whoever the session is; the
+ * published-only rule is enforced at read time regardless.
+ * The plan must pass plan_validate(PLAN_CHECK_DRAFT) and carry a version (CMC_ERR_INVALID).
+ * Inside a batch each write is all or nothing on its own (a savepoint), so the caller may
+ * skip a refused op and go on. */
 int store_put_version(store *s, const struct plan *p, int64_t change_seq);
 
-/* Removes every version, index row and pending edit of the plan, writes a tombstone
+/* Removes every version, index row, pending edit, conflict and merge state of the plan,
+ * writes a tombstone
  * (plan_id, NHS number hash, reason, change_seq), and counts the discarded pending edits in
  * *discarded (may be NULL). secure_delete overwrites the freed pages; the caller
  * checkpoints the WAL after the commit (store_checkpoint). */
@@ -156,12 +175,55 @@ struct store_pending {
     int state;       /* 0 pending, 1 pushed (awaiting hub), 2 held by conflict */
 };
 
-/* Clinician sessions only (CMC_ERR_DENIED otherwise). */
+/* Clinician sessions only (CMC_ERR_DENIED otherwise): pending edits hold draft content.
+ * store_pending_add needs the base version to be held (CMC_ERR_NOT_FOUND otherwise); it
+ * keeps a copy of that base version with the edit (a newer version arriving cannot take it
+ * away), stamps a fresh random idempotency id, the session's user and the wall time, and fills
+ * *out_meta (may be NULL) without copying the change (out_meta->change is NULL). */
 int store_pending_add(store *s, const char *plan_id, int64_t base_version, const uint8_t *change,
                       size_t change_len, struct store_pending *out_meta);
 int store_pending_list(store *s, const char *plan_id /* NULL = all */, struct store_pending **out,
                        size_t *n);
 int store_pending_delete(store *s, int64_t id);
 void store_pending_free(struct store_pending *p, size_t n);
+/* Moves an edit to state 0 pending, 1 pushed, 2 held by conflict (any session: the sync
+ * engine pushes). CMC_ERR_NOT_FOUND when there is no such edit. */
+int store_pending_set_state(store *s, int64_t id, int state);
+
+/* ---- conflicts (three-way merge results awaiting a clinician) -------------------------- */
+
+/* One field where the local edit and the hub both changed the same value differently. The
+ * values are msgpack encodings of the field (NULL / 0 when absent on that side). */
+struct store_conflict {
+    int64_t id;
+    char plan_id[PLAN_ID_LEN + 1];
+    char *field_path;     /* dotted path, list items as "medications[m2].dose" */
+    int64_t pending_id;   /* the pending edit it holds, 0 if none */
+    uint8_t *base;
+    size_t base_len;
+    uint8_t *local;
+    size_t local_len;
+    uint8_t *remote;
+    size_t remote_len;
+    int64_t created_at;   /* wall seconds */
+};
+
+/* Records a conflict (replacing an open one for the same plan and field). Any session:
+ * the sync engine records them. *id_out may be NULL. */
+int store_conflict_add(store *s, const struct store_conflict *c, int64_t *id_out);
+/* Clinician sessions only (the values are draft content). plan_id NULL = all, oldest first. */
+int store_conflict_list(store *s, const char *plan_id, struct store_conflict **out, size_t *n);
+/* Clinician sessions only; removes a resolved conflict. CMC_ERR_NOT_FOUND if absent. */
+int store_conflict_delete(store *s, int64_t id);
+void store_conflicts_free(struct store_conflict *c, size_t n);
+
+/* ---- identity normalisation (as stored in the index and applied to queries) ----------- */
+
+/* Lower-case; Latin letters with accents folded to ASCII ("Zoë" -> "zoe", "ß" -> "ss");
+ * spaces, hyphens, apostrophes and punctuation dropped ("O'Brien-Smith" -> "obriensmith");
+ * other characters kept as they are. `out` needs strlen(in) + 1 bytes. */
+void store_name_normalise(const char *in, char *out);
+/* Upper-case ASCII without spaces ("se15 4qt" -> "SE154QT"). `out` needs strlen(in) + 1. */
+void store_postcode_normalise(const char *in, char *out);
 
 #endif

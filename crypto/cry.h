@@ -33,6 +33,7 @@
 #define CRY_ROLE_MAX 32           /* role name bytes (without NUL) */
 #define CRY_PIN_MIN 4             /* shortest PIN accepted when a slot is made */
 #define CRY_PIN_MAX 128
+#define CRY_SLOTS_MAX 32          /* users per key-slot file */
 
 CRY_MUST_CHECK int cry_init(void);
 
@@ -67,11 +68,15 @@ typedef struct cry_slots cry_slots;
  * cry_kdf_set_test_limits() (the CLI never does). */
 void cry_kdf_set_test_limits(int enable);
 
-/* Creates a new slot file at `path` (refuses an existing file) with a fresh random replica
- * key and one slot for `user` with `role`; hands back the key. */
+/* Creates a new slot file at `path` (refuses an existing file: CMC_ERR_EXISTS) with a fresh
+ * random replica key and one slot for `user` with `role`; hands back the key. User names are
+ * 1..CRY_USER_MAX bytes, roles 1..CRY_ROLE_MAX bytes, neither with control characters; PINs
+ * CRY_PIN_MIN..CRY_PIN_MAX bytes (CMC_ERR_INVALID otherwise; the same rules for
+ * cry_slots_add). A handle is used by one thread at a time. */
 int cry_slots_create(const char *path, const char *user, const char *role, const char *pin,
                      struct cry_secret **key_out);
-/* Loads and parses the slot file (CMC_ERR_NOT_FOUND, CMC_ERR_CORRUPT). */
+/* Loads and parses the slot file (CMC_ERR_NOT_FOUND, CMC_ERR_CORRUPT for any malformation,
+ * including KDF limits below the production floor unless test limits are enabled). */
 int cry_slots_load(const char *path, cry_slots **out);
 void cry_slots_free(cry_slots *s);
 
@@ -84,11 +89,14 @@ CRY_MUST_CHECK int cry_slots_unlock(cry_slots *s, const char *user, const char *
                                     struct cry_secret **key_out, char *role_out);
 
 /* Adds a slot for a new user wrapping `key` (the caller unlocked it as another user) and
- * saves the file atomically. CMC_ERR_EXISTS if the user has a slot. */
+ * saves the file atomically. CMC_ERR_EXISTS if the user has a slot, CMC_ERR_TOO_LARGE when
+ * the file already holds CRY_SLOTS_MAX slots. On failure the file and the handle are
+ * unchanged. */
 int cry_slots_add(cry_slots *s, const struct cry_secret *key, const char *user, const char *role,
                   const char *pin);
-/* Removes a user's slot and saves the file atomically (the wrapped key is overwritten in
- * memory before saving). Refuses to remove the last slot (CMC_ERR_STATE). */
+/* Removes a user's slot and saves the file atomically; once saved, the slot (and its wrapped
+ * key) is overwritten in memory. Refuses to remove the last slot (CMC_ERR_STATE); an unknown
+ * user is CMC_ERR_NOT_FOUND. On failure the file and the handle are unchanged. */
 int cry_slots_remove(cry_slots *s, const char *user);
 /* Number of slots, and the name/role of slot i (for `user list`). */
 size_t cry_slots_count(const cry_slots *s);

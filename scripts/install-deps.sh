@@ -10,16 +10,18 @@ apt_packages=(
   build-essential pkg-config
   libsodium-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev
   libmicrohttpd-dev libgnutls28-dev libjansson-dev libcmocka-dev
-  openssl valgrind
+  openssl libssl-dev valgrind curl jq
 )
 
 have_all() {
   local pc
-  for pc in libsodium msgpack libcurl zlib libmicrohttpd gnutls jansson cmocka sqlcipher; do
+  for pc in libsodium msgpack libcurl zlib libmicrohttpd gnutls jansson cmocka sqlcipher libcrypto; do
     pkg-config --exists "$pc" 2>/dev/null || return 1
   done
   command -v openssl >/dev/null || return 1
   command -v valgrind >/dev/null || return 1
+  command -v curl >/dev/null || return 1
+  command -v jq >/dev/null || return 1
   # libcurl must be the OpenSSL flavour (libcurl4-openssl-dev).
   dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || return 1
   dpkg -s libmsgpack-dev >/dev/null 2>&1 || return 1

@@ -31,5 +31,6 @@ for t in "$@"; do
     sed 's/^/      | /' "$log" | tail -n 60
   fi
 done
+echo "$passed $failed" > "$logs/summary-$kind"
 echo "$kind: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -27,12 +27,24 @@
  *
  * Verification order (agent): total length >= header; magic, version; body length equals
  * the bytes that follow (HTTP framing is not trusted); raw length and op count under the
- * caps; BLAKE2b of the body; signature with the pinned hub key; device id is ours; from
- * cursor equals our committed cursor. Only then inflate (stopping at raw length + 1 bytes:
- * a zlib bomb is refused) and decode, strictly.
+ * caps; BLAKE2b of the body; signature with the pinned hub key; no unknown flag bits;
+ * device id is ours; from cursor equals our committed cursor (these two by the caller).
+ * Only then inflate (stopping at raw length + 1 bytes: a zlib bomb is refused) and decode,
+ * strictly.
+ *
+ * Caps on the decoded body: every op is one msgpack array of the shape above, plan ids are
+ * canonical UUIDs, purge reasons one of the three names, base_version >= 1; the array's
+ * length must equal the header's op count and no byte may follow it. Plans and deltas are
+ * decoded by plan_unpack / plan_change_unpack (their own caps apply); a PUT's plan must carry
+ * the op's plan id.
+ *
+ * Errors: CMC_ERR_INVALID for a caller's bad arguments when building (unknown flag bits, a
+ * malformed op), CMC_ERR_TOO_LARGE past a cap, CMC_ERR_NOMEM, and the verification and
+ * decoding codes below. Details name the header field or the op's index, never plan data.
  *
  * Memory: bundle_build hands back one cmc_malloc'd buffer; decoded ops own their plans and
- * changes (bundle_ops_free). Thread-safe.
+ * changes, and bundle_ops_free releases them and the array bundle_decode made (ops built by
+ * a caller are released one at a time with bundle_op_clear). Thread-safe.
  */
 #ifndef CMC_BUNDLE_H
 #define CMC_BUNDLE_H
@@ -85,10 +97,14 @@ struct bundle_op {
 };
 
 void bundle_op_init(struct bundle_op *op);
+/* Frees one op's plan and change and re-inits it. NULL is a no-op. */
+void bundle_op_clear(struct bundle_op *op);
+/* Clears `n` ops and frees the array (as returned by bundle_decode). NULL is a no-op. */
 void bundle_ops_free(struct bundle_op *ops, size_t n);
 
 /* Builds a whole bundle: packs and deflates the ops, fills body_len, raw_len, op_count and
- * body_hash in a copy of `hdr`, signs. Caller frees *out. */
+ * body_hash in a copy of `hdr`, signs. hdr->protocol 0 means BUNDLE_PROTOCOL. Caller frees
+ * *out. */
 int bundle_build(const struct bundle_header *hdr, const struct bundle_op *ops, size_t n_ops,
                  const struct cry_secret *hub_sk, uint8_t **out, size_t *len);
 
@@ -105,6 +121,12 @@ int bundle_writer_finish(bundle_writer *w, const struct bundle_header *hdr,
                          const struct cry_secret *hub_sk, uint8_t **out, size_t *len);
 void bundle_writer_free(bundle_writer *w);
 
+/* Frames an already compressed body: fills body_len and body_hash in a copy of `hdr` (which
+ * supplies op_count and raw_len, as recorded when the body was built) and signs. For a hub
+ * that caches compressed bodies shared by many devices and re-signs only the header. */
+int bundle_seal(const struct bundle_header *hdr, const uint8_t *body, size_t body_len,
+                const struct cry_secret *hub_sk, uint8_t **out, size_t *len);
+
 /* Parses and checks the header against the buffer, the caps, the hash and the signature.
  * CMC_ERR_TAMPERED (hash/signature), CMC_ERR_CORRUPT (framing, truncation, magic),
  * CMC_ERR_TOO_LARGE (caps), CMC_ERR_PROTOCOL (version). Does not look at cursors or device
@@ -113,7 +135,11 @@ CRY_MUST_CHECK int bundle_verify(const uint8_t *buf, size_t len,
                                  const uint8_t hub_pk[CRY_SIGN_PK_BYTES],
                                  struct bundle_header *hdr_out);
 
-/* Inflates (bounded by raw_len) and decodes the body of a verified bundle. */
+/* Inflates (bounded by raw_len) and decodes the body of a verified bundle. Refuses, with
+ * CMC_ERR_CORRUPT, a body that inflates past raw_len (without inflating further) or to
+ * fewer bytes, trailing bytes after the zlib stream, and any msgpack that breaks the shape
+ * above; CMC_ERR_TOO_LARGE if hdr's caps are exceeded (checked before inflating). On
+ * failure *ops_out is NULL and *n_out 0. */
 int bundle_decode(const uint8_t *buf, size_t len, const struct bundle_header *hdr,
                   struct bundle_op **ops_out, size_t *n_out);
 

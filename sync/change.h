@@ -19,7 +19,21 @@
  * a detail naming them. Applying checks that ADD ids are new, UPDATE/REMOVE ids exist, and
  * that the result still validates (PLAN_CHECK_DRAFT); on failure the target is unchanged.
  *
- * Memory: a plan_change owns its values. plan_change_free(NULL) is a no-op.
+ * Order: ops apply in array order. A JSON document is applied as all its "set" ops, then
+ * "remove", then "update", then "add" (whatever the key order in the file), and
+ * plan_change_to_json writes the groups in that order, so a change whose ops are already
+ * in that order (every parsed document and every diff) survives a JSON round trip. ADD
+ * appends at the end of the list; UPDATE keeps an item's position.
+ *
+ * List order in a diff: items that stay in the same relative position at the front of the
+ * list are kept (and UPDATEd where they differ); once the orders diverge, the remaining
+ * old items are REMOVEd and the target's remaining items ADDed in order. So appending is
+ * a pure ADD, editing an item a pure UPDATE, and a reordering a REMOVE + ADD of the moved
+ * tail. The three-way merge compares plans field by field and items by id with
+ * plan_field_equal / plan_item_equal (plan.h) rather than through ops.
+ *
+ * Memory: a plan_change owns its values. plan_change_free(NULL) is a no-op. Outputs are
+ * initialised by the callee (they must own nothing on entry) and are empty on failure.
  */
 #ifndef CMC_CHANGE_H
 #define CMC_CHANGE_H
@@ -28,6 +42,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define PLAN_CHANGE_MAX_OPS 2048                        /* ops in one change */
+#define PLAN_CHANGE_MAX_ENCODED (2 * PLAN_MAX_ENCODED)  /* largest JSON or msgpack change */
 
 enum plan_op_kind {
     PLAN_OP_SET = 1,

@@ -34,6 +34,7 @@
 #define PLAN_MAX_SHORT 200         /* names, phone numbers, ids, locations */
 #define PLAN_MAX_ITEMS 64          /* longest list (medications, contacts, ...) */
 #define PLAN_MAX_ENCODED (256 * 1024) /* largest msgpack or JSON encoding accepted */
+#define PLAN_ITEM_ID_MAX 64        /* list item ids: 1..64 of [A-Za-z0-9._-] */
 
 /* Enumerations: 0 is always "absent"; the names are the JSON strings. */
 enum plan_status {
@@ -219,6 +220,7 @@ enum plan_fflag {
     PLAN_FF_META = 1u << 1,     /* record metadata: not addressable by a change document */
     PLAN_FF_IDENTITY = 1u << 2, /* part of the identity index (name, dob, postcode, NHS) */
     PLAN_FF_KEY = 1u << 3,      /* plan_id / item id: never changed once set */
+    PLAN_FF_DRAFT = 1u << 4,    /* required even in a draft (plan_id, nhs_number, names, dob) */
 };
 
 struct plan_list_desc;
@@ -260,10 +262,45 @@ const char *plan_cpr_name(int decision);     /* "for_cpr", ... */
 const char *plan_place_name(int place);
 int plan_status_from_name(const char *name); /* 0 if unknown */
 
+/* ---- single fields and list items (for deltas and the three-way merge) ----------------
+ *
+ * `base` is the struct a field lives in: struct plan for top-level fields (plan_fields),
+ * the item struct for item fields (list->fields). A LIST field compares and copies the
+ * whole list (items in order). */
+
+/* 1 if the field's values in a and b are equal (strings by bytes, NULL == NULL). */
+int plan_field_equal(const struct plan_field *f, const void *a, const void *b);
+/* Replaces dst's value with a deep copy of src's; on CMC_ERR_NOMEM dst is unchanged. */
+int plan_field_copy(const struct plan_field *f, void *dst, const void *src);
+/* Frees the field's value and sets it absent. */
+void plan_field_clear(const struct plan_field *f, void *base);
+/* Checks one field's value against its type rules (not whether it is required); the
+ * detail names `path`. */
+int plan_field_check(const struct plan_field *f, const void *base, const char *path);
+
+/* Items: `item` points at list->item_size bytes. init makes an empty item (all absent),
+ * free releases its members and re-inits it, copy deep-copies into an item that owns
+ * nothing (on failure dst is left empty). */
+void plan_item_init(const struct plan_list_desc *list, void *item);
+void plan_item_free(const struct plan_list_desc *list, void *item);
+int plan_item_copy(const struct plan_list_desc *list, void *dst, const void *src);
+int plan_item_equal(const struct plan_list_desc *list, const void *a, const void *b);
+/* The id of an item (its fields[0]); NULL if absent. */
+const char *plan_item_id(const struct plan_list_desc *list, const void *item);
+/* A list field's items and count within p. */
+void *plan_list_items(const struct plan_field *f, const struct plan *p, size_t *n);
+/* The item of list field f with id `id`: 1 and *index if found, else 0. */
+int plan_list_find(const struct plan_field *f, const struct plan *p, const char *id, size_t *index);
+/* 1 if `s` is a well-formed item id (1..PLAN_ITEM_ID_MAX of [A-Za-z0-9._-]). Item ids
+ * carry no patient data, so details may name them. */
+int plan_item_id_valid(const char *s);
+
 /* ---- lifetime -------------------------------------------------------------------------- */
 
 void plan_init(struct plan *p);
 void plan_free(struct plan *p);    /* frees members and re-inits; NULL is a no-op */
+/* dst is overwritten (it must own nothing, e.g. fresh or after plan_free); on failure it is
+ * left empty. */
 int plan_copy(struct plan *dst, const struct plan *src);
 /* 1 if every field (including lists, in order) is equal, else 0. */
 int plan_equal(const struct plan *a, const struct plan *b);
@@ -293,6 +330,10 @@ enum plan_check {
 int plan_validate(const struct plan *p, enum plan_check level);
 
 /* ---- JSON (jansson) -------------------------------------------------------------------- */
+
+/* Points jansson's allocator at cmc_malloc/cmc_free (once per process; the JSON functions
+ * here call it themselves) so out-of-memory tests reach inside jansson too. */
+void plan_json_init(void);
 
 /* Parses the JSON form of examples/plan.json and validates it (PLAN_CHECK_DRAFT). Unknown
  * keys are refused (naming the key). */

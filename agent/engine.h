@@ -1,0 +1,97 @@
+/*
+ * engine.h - the device's sync engine: enrollment, pull and apply, push, merge.
+ *
+ * Enrollment makes the device's Ed25519 key, registers it with the hub's one-time code and
+ * pins what the hub answers: its bundle-signing key and the public key of its TLS
+ * certificate (plus the CA file given, copied into the data directory). All of it is kept in
+ * the replica's sync state, which is encrypted at rest like the plans.
+ *
+ * A sync is: pull every page from the committed cursor (each bundle verified - length, hash,
+ * signature with the pinned key, device id, cursor continuity - before it is inflated or
+ * decoded, then applied in one transaction with its new cursor), then push pending edits,
+ * then record the time of this successful sync. An interruption anywhere leaves the replica
+ * at the last committed bundle; the next sync resumes from there. A 401 stops the sync and
+ * leaves the data alone; nothing but a verified, signed wipe order ever wipes.
+ *
+ * Offline edits: a newer version arriving for a plan with pending edits (on a pull, or as a
+ * push's "conflict" answer) is merged three ways (sync/merge.h). Without conflicts the
+ * pending edits are rebased onto the new version and pushed; with conflicts they are held
+ * (nothing is pushed for that plan) until the clinician settles each one with
+ * engine_resolve(). A purge discards pending edits for that plan and says so in the report.
+ *
+ * Threading: one engine call at a time per data directory (the caller holds the process
+ * lock). Progress (pages, ops) is reported through an optional callback.
+ */
+#ifndef CMC_ENGINE_H
+#define CMC_ENGINE_H
+
+#include "agent/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct engine_config {
+    const char *dir;             /* data directory (for the CA copy and the wipe) */
+    const char *slots_path;      /* key-slot file, destroyed by a wipe */
+    const char *replica_path;
+    uint32_t page_budget;        /* requested bytes per page; 0 = hub default */
+    unsigned max_attempts;       /* HTTP attempts per request; 0 = default */
+};
+
+struct engine_report {
+    uint64_t pages;
+    uint64_t puts;
+    uint64_t deltas;
+    uint64_t purges;
+    uint64_t pushed;             /* edits the hub accepted (drafts awaiting approval) */
+    uint64_t conflicts;          /* plans whose edits are now held by a conflict */
+    uint64_t rebased;            /* pending edits merged onto a newer version cleanly */
+    uint64_t discarded_edits;    /* pending edits dropped because their plan was purged */
+    uint64_t skipped_replays;    /* ops refused by a tombstone */
+    int64_t cursor;
+    int64_t hub_time;
+    int wiped;                   /* the hub ordered a wipe and it was carried out */
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+    uint64_t requests;
+    uint64_t connections;
+};
+
+typedef void (*engine_progress_fn)(void *ctx, const struct engine_report *so_far, int more);
+
+int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url, const char *code,
+                  const char *ca_file, const char *device_name);
+
+/* One full sync round. */
+int engine_sync(store *s, const struct engine_config *cfg, engine_progress_fn progress, void *ctx,
+                struct engine_report *report);
+
+/* Verifies one bundle (length, hash, signature with hub_pk, device id, cursor continuity)
+ * and applies its ops with the new cursor in one transaction. *more is the bundle's "more"
+ * flag. engine_sync calls it for each page; tests and the fault tools call it directly. */
+int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t hub_pk[32],
+                        const uint8_t device_uuid[16], const uint8_t *buf, size_t len, int *more,
+                        struct engine_report *rep);
+
+/* 1 if the replica holds an enrollment. */
+int engine_enrolled(store *s);
+
+/* ---- conflicts ------------------------------------------------------------------------- */
+
+struct engine_conflict {
+    char plan_id[PLAN_ID_LEN + 1];
+    char nhs_number[PLAN_NHS_LEN + 1];
+    char path[160];
+    char local[256];   /* the clinician's value, rendered */
+    char remote[256];  /* the hub's value, rendered */
+    char base[256];
+    int64_t remote_version;
+    char chosen[8];    /* "", "local" or "remote" */
+};
+
+int engine_conflicts(store *s, struct engine_conflict **out, size_t *n);
+/* Settles one conflict; when the plan has none left, its edits are rebased onto the hub's
+ * version as one pending edit and pushed at the next sync. */
+int engine_resolve(store *s, const char *plan_key, const char *path, const char *keep);
+
+#endif

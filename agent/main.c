@@ -1,0 +1,7 @@
+/* cmc-agent: the device program. Everything lives in agent/cli.c so tests can drive it. */
+#include "agent/cli.h"
+
+int main(int argc, char **argv)
+{
+    return cli_main(argc, argv);
+}

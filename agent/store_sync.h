@@ -1,0 +1,57 @@
+/*
+ * store_sync.h - the replica as the sync engine sees it.
+ *
+ * These calls serve agent/engine.c only: reading a stored version whatever its status (to
+ * apply a delta or merge an edit), the base snapshot of pending edits, pushed-edit
+ * bookkeeping and three-way merge state. Nothing read here is ever shown to a user: every
+ * display path goes through the session-filtered reads of store.h, which keep the
+ * published-only rule for urgent care.
+ */
+#ifndef CMC_STORE_SYNC_H
+#define CMC_STORE_SYNC_H
+
+#include "agent/store.h"
+#include "sync/plan.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The replica's connection (store.c), used by these calls inside the caller's batch. */
+sqlite3 *store_db(store *s);
+
+/* A stored version of any status. CMC_ERR_NOT_FOUND if the replica does not hold it. */
+int store_sync_version_get(store *s, const char *plan_id, int64_t version, struct plan *out);
+/* The newest version number held for a plan (any status). CMC_ERR_NOT_FOUND if none. */
+int store_sync_newest_version(store *s, const char *plan_id, int64_t *version);
+
+/* Drops versions of a plan older than both its newest version and its newest published
+ * one: nothing reads them (a pending edit keeps its own base). */
+int store_sync_prune(store *s, const char *plan_id);
+
+/* The plan a pending edit was made on (kept with the edit, so a newer version arriving
+ * cannot take it away). */
+int store_pending_base(store *s, int64_t pending_id, struct plan *out);
+/* The hub accepted the edit as draft `hub_version`: it stays shown (marked not yet
+ * approved) until this device holds that version or a newer one. */
+int store_pending_mark_pushed(store *s, int64_t id, int64_t hub_version);
+/* Drops pushed edits of a plan that the hub's version `held_version` now includes. */
+int store_pending_settle(store *s, const char *plan_id, int64_t held_version, int *settled);
+/* Replaces every pending edit of a plan with one edit on `base` (state pending, a fresh
+ * idempotency id). An empty change just removes them. Any session: the engine rebases. */
+int store_pending_replace(store *s, const char *plan_id, const struct plan *base, const uint8_t *change,
+                          size_t change_len);
+
+/* Three-way merge state of a plan whose edits are held by conflicts. */
+int store_merge_put(store *s, const char *plan_id, const struct plan *base, const struct plan *local,
+                    const struct plan *remote);
+int store_merge_get(store *s, const char *plan_id, struct plan *base, struct plan *local, struct plan *remote);
+/* Plan ids with merge state, oldest first. Free with cmc_free on each and the array. */
+int store_merge_list(store *s, char ***plan_ids, size_t *n);
+/* The clinician's choice for one conflicting path: "local" or "remote". */
+int store_merge_choose(store *s, const char *plan_id, const char *path, const char *keep);
+/* The choice recorded for a path: "local", "remote" or "" (none yet). out has 8 bytes. */
+int store_merge_choice(store *s, const char *plan_id, const char *path, char out[8]);
+int store_merge_delete(store *s, const char *plan_id);
+
+#endif

@@ -1,0 +1,133 @@
+# Shared helpers for the end-to-end tests: real cmc-hub and cmc-agent processes on 127.0.0.1
+# over HTTPS, with a throwaway CA and server certificate made at test time.
+#
+# Source it from a test script:   . "$(dirname "$0")/lib.sh"
+# Every helper fails the test (exit 1) with one line saying what went wrong.
+
+set -euo pipefail
+
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$(pwd)/$BUILD" ;; esac
+AGENT="$BUILD/cmc-agent"
+HUB="$BUILD/cmc-hub"
+E2E_TMP=$(mktemp -d /tmp/cmc-e2e-XXXXXX)
+HUB_DIR="$E2E_TMP/hub"
+HUB_PID=
+HUB_PORT=
+HUB_URL=
+CA="$E2E_TMP/certs/ca.pem"
+# Test-only: a low-entropy PIN is fine here; the key slots still use production Argon2id.
+export CMC_PIN=4711-e2e-pin
+unset CMC_USER CMC_AGENT_DIR CMC_HUB_DIR
+
+e2e_cleanup() {
+  if [ -n "$HUB_PID" ]; then kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; fi
+  if [ -n "${E2E_KEEP:-}" ]; then echo "kept $E2E_TMP" >&2; else rm -rf "$E2E_TMP"; fi
+}
+trap e2e_cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+# expect_exit CODE command...   runs the command and fails unless it exits with CODE.
+expect_exit() {
+  local want=$1; shift
+  set +e; "$@" >"$E2E_TMP/last.out" 2>"$E2E_TMP/last.err"; local got=$?; set -e
+  if [ "$got" -ne "$want" ]; then
+    echo "--- stdout" >&2; head -c 3000 "$E2E_TMP/last.out" >&2
+    echo "--- stderr" >&2; head -c 3000 "$E2E_TMP/last.err" >&2
+    fail "expected exit $want, got $got: $*"
+  fi
+}
+last_out() { cat "$E2E_TMP/last.out"; }
+last_err() { cat "$E2E_TMP/last.err"; }
+
+# A CA and a server certificate for 127.0.0.1, valid now.
+make_certs() {
+  local d="$E2E_TMP/certs"
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=cmc test CA" -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/CN=127.0.0.1" -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 2 -extfile "$d/ext.cnf" -out "$d/server.pem" 2>/dev/null
+  chmod 600 "$d"/*.key
+}
+
+hub() { "$HUB" --dir "$HUB_DIR" "$@"; }
+
+# agent DIR args...   runs cmc-agent on the device whose data directory is DIR.
+agent() { local dir=$1; shift; "$AGENT" --dir "$dir" "$@"; }
+
+hub_init() {
+  [ -f "$CA" ] || make_certs
+  hub init >/dev/null || fail "cmc-hub init"
+}
+
+# start_hub: serves HTTPS on a free port of 127.0.0.1; sets HUB_PORT and HUB_URL.
+start_hub() {
+  local tries=0
+  while :; do
+    HUB_PORT=$(( 20000 + RANDOM % 40000 ))
+    hub serve --listen "127.0.0.1:$HUB_PORT" --tls-cert "$E2E_TMP/certs/server.pem" \
+      --tls-key "$E2E_TMP/certs/server.key" >"$E2E_TMP/hub.log" 2>&1 &
+    HUB_PID=$!
+    local i
+    for i in $(seq 1 100); do
+      if curl -s -o /dev/null --cacert "$CA" "https://127.0.0.1:$HUB_PORT/" 2>/dev/null; then
+        HUB_URL="https://127.0.0.1:$HUB_PORT"
+        return 0
+      fi
+      kill -0 "$HUB_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; HUB_PID=
+    tries=$((tries + 1))
+    [ $tries -lt 5 ] || { cat "$E2E_TMP/hub.log" >&2; fail "the hub did not start"; }
+  done
+}
+
+stop_hub() {
+  [ -n "$HUB_PID" ] || return 0
+  kill "$HUB_PID" 2>/dev/null || true
+  wait "$HUB_PID" 2>/dev/null || true
+  HUB_PID=
+}
+
+# new_device DIR NAME SCOPE ROLE USERROLE: registers a device on the hub, makes the agent's
+# replica and enrolls it.
+new_device() {
+  local dir=$1 name=$2 scope=$3 role=$4 user_role=$5
+  local code
+  code=$(hub device add "$name" --scope "$scope" --role "$role" | tail -n 1)
+  [ -n "$code" ] || fail "no enrollment code for $name"
+  agent "$dir" init --user "$name-user" --role "$user_role" >/dev/null || fail "init $name"
+  agent "$dir" enroll --hub "$HUB_URL" --code "$code" --ca "$CA" --name "$name" >/dev/null || fail "enroll $name"
+}
+
+# no_file_contains DIR STRING: fails if any file under DIR holds STRING (binary-safe).
+no_file_contains() {
+  local dir=$1 needle=$2
+  if grep -rlaF -- "$needle" "$dir" >/dev/null 2>&1; then
+    fail "found '$needle' in $(grep -rlaF -- "$needle" "$dir" | head -n 3 | tr '\n' ' ')"
+  fi
+}
+
+# in_replica DIR STRING: the decrypted pages of the replica (database and WAL frames) hold
+# STRING. not_in_replica DIR STRING: they do not. Grepping the encrypted files alone would
+# prove nothing once everything is encrypted.
+in_replica() {
+  local rc=0
+  "$BUILD/tests/tools/replica_scan" "$1" "$2" >/dev/null || rc=$?
+  [ $rc -eq 1 ] || fail "expected '$2' in the decrypted replica of $1 (scan exit $rc)"
+}
+not_in_replica() {
+  local rc=0
+  "$BUILD/tests/tools/replica_scan" "$1" "$2" >"$E2E_TMP/scan.out" || rc=$?
+  [ $rc -eq 0 ] || fail "'$2' is still in the decrypted replica of $1: $(cat "$E2E_TMP/scan.out") (exit $rc)"
+}
+
+# jget EXPR: a value from the last command's JSON output (jq syntax).
+jget() { jq -r "$1" "$E2E_TMP/last.out"; }

@@ -1,0 +1,913 @@
+/*
+ * test_crypto_slots.c - the key-slot file and its unlock throttle (crypto/cry.h).
+ *
+ * Runs with the lowered test KDF limits and the fake clock, so each unlock is fast and each
+ * throttle delay is passed by moving the clock rather than by sleeping. Layout offsets used
+ * to tamper with files are those of docs/STORAGE.md.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto/cry.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+
+#define NS 1000000000ull
+#define HEADER_BYTES 28
+#define WRAPPED_BYTES 48
+
+static char dir[64];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (cry_init() != CMC_OK)
+        return -1;
+    cry_kdf_set_test_limits(1);
+    plat_fake_clock_enable(1700000000, 5000 * NS);
+    strcpy(dir, "/tmp/cmc-test-slots-XXXXXX");
+    return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        char p[512];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+    plat_fake_clock_disable();
+    return 0;
+}
+
+/* A fresh slot-file path per test (and no leftover throttle file). */
+static void path_for(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s.slots", dir, name);
+    assert_int_equal(cry_slots_destroy(out), CMC_OK);
+}
+
+static void throttle_path(char *out, size_t cap, const char *path)
+{
+    snprintf(out, cap, "%s.throttle", path);
+}
+
+static void read_all(const char *path, uint8_t **buf, size_t *len)
+{
+    assert_int_equal(plat_read_file(path, 1 << 20, buf, len), CMC_OK);
+}
+
+static void write_all(const char *path, const void *buf, size_t len)
+{
+    assert_int_equal(plat_write_atomic(path, buf, len), CMC_OK);
+}
+
+static size_t find_bytes(const uint8_t *hay, size_t len, const void *needle, size_t n)
+{
+    for (size_t i = 0; n <= len && i <= len - n; i++)
+        if (memcmp(hay + i, needle, n) == 0)
+            return i;
+    return (size_t)-1;
+}
+
+/* Creates a slot file for "alice" (urgent_care, PIN 1234) and returns its key. */
+static struct cry_secret *make_file(const char *path)
+{
+    struct cry_secret *key = NULL;
+    assert_int_equal(cry_slots_create(path, "alice", "urgent_care", "1234", &key), CMC_OK);
+    assert_non_null(key);
+    assert_int_equal(key->len, CRY_KEY_BYTES);
+    return key;
+}
+
+static int try_unlock(cry_slots *s, const char *user, const char *pin, struct cry_secret *want)
+{
+    struct cry_secret *key = (struct cry_secret *)(uintptr_t)1;
+    char role[CRY_ROLE_MAX + 1] = "x";
+    int rc = cry_slots_unlock(s, user, pin, &key, role);
+    if (rc == CMC_OK) {
+        assert_non_null(key);
+        if (want != NULL)
+            assert_true(cry_memeq(key->buf, want->buf, CRY_KEY_BYTES));
+        cry_secret_free(key);
+    } else {
+        assert_null(key);
+        assert_string_equal(role, "");
+    }
+    return rc;
+}
+
+static int load_and_unlock(const char *path, const char *user, const char *pin)
+{
+    cry_slots *s = NULL;
+    int rc = cry_slots_load(path, &s);
+    if (rc != CMC_OK) {
+        assert_null(s);
+        return rc;
+    }
+    rc = try_unlock(s, user, pin, NULL);
+    cry_slots_free(s);
+    return rc;
+}
+
+/* ---- round trip, users ----------------------------------------------------------------- */
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "roundtrip");
+    struct cry_secret *key = make_file(path);
+
+    /* Refuses to overwrite an existing file (that would lose the replica key). */
+    struct cry_secret *again = NULL;
+    assert_int_equal(cry_slots_create(path, "bob", "clinician", "9999", &again), CMC_ERR_EXISTS);
+    assert_null(again);
+
+    /* The file is private and does not hold the key in clear. */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    read_all(path, &buf, &len);
+    assert_int_equal(find_bytes(buf, len, key->buf, 8), (size_t)-1);
+    cmc_free(buf);
+
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_count(s), 1);
+    const char *user = NULL, *role = NULL;
+    assert_int_equal(cry_slots_user(s, 0, &user, &role), CMC_OK);
+    assert_string_equal(user, "alice");
+    assert_string_equal(role, "urgent_care");
+    assert_int_equal(cry_slots_user(s, 1, &user, &role), CMC_ERR_NOT_FOUND);
+
+    struct cry_secret *got = NULL;
+    char got_role[CRY_ROLE_MAX + 1];
+    assert_int_equal(cry_slots_unlock(s, "alice", "1234", &got, got_role), CMC_OK);
+    assert_true(cry_memeq(got->buf, key->buf, CRY_KEY_BYTES));
+    assert_string_equal(got_role, "urgent_care");
+    assert_int_equal(cry_slots_throttle_wait(s), 0);
+    cry_secret_free(got);
+    cry_slots_free(s);
+    cry_slots_free(NULL);
+
+    /* A second file gets a different random key. */
+    char path2[256];
+    path_for(path2, sizeof path2, "roundtrip2");
+    struct cry_secret *key2 = make_file(path2);
+    assert_false(cry_memeq(key->buf, key2->buf, CRY_KEY_BYTES));
+    cry_secret_free(key2);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+    assert_int_equal(cry_slots_destroy(path2), CMC_OK);
+}
+
+static void test_create_refuses_bad_input(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "badinput");
+    struct cry_secret *key = NULL;
+    assert_int_equal(cry_slots_create(path, "alice", "urgent_care", "123", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(path, "", "urgent_care", "1234", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(path, "al\nice", "urgent_care", "1234", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(path, "alice", "", "1234", &key), CMC_ERR_INVALID);
+    char long_name[CRY_USER_MAX + 2];
+    memset(long_name, 'a', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    assert_int_equal(cry_slots_create(path, long_name, "urgent_care", "1234", &key), CMC_ERR_INVALID);
+    long_name[CRY_USER_MAX] = '\0'; /* exactly the maximum is fine */
+    assert_int_equal(cry_slots_create(path, long_name, "urgent_care", "1234", &key), CMC_OK);
+    cry_secret_free(key);
+    assert_int_equal(load_and_unlock(path, long_name, "1234"), CMC_OK);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_add_and_remove_users(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "users");
+    struct cry_secret *key = make_file(path);
+
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    struct cry_secret *unlocked = NULL;
+    char role[CRY_ROLE_MAX + 1];
+    assert_int_equal(cry_slots_unlock(s, "alice", "1234", &unlocked, role), CMC_OK);
+    assert_int_equal(cry_slots_add(s, unlocked, "bob", "clinician", "5678"), CMC_OK);
+    assert_int_equal(cry_slots_add(s, unlocked, "bob", "clinician", "0000"), CMC_ERR_EXISTS);
+    assert_int_equal(cry_slots_add(s, unlocked, "carol", "clinician", "12"), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_count(s), 2);
+    cry_secret_free(unlocked);
+    cry_slots_free(s);
+
+    /* Both users unlock the same key from the file on disk, each with their own role. */
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_count(s), 2);
+    assert_int_equal(cry_slots_unlock(s, "bob", "5678", &unlocked, role), CMC_OK);
+    assert_true(cry_memeq(unlocked->buf, key->buf, CRY_KEY_BYTES));
+    assert_string_equal(role, "clinician");
+    cry_secret_free(unlocked);
+    assert_int_equal(cry_slots_unlock(s, "alice", "1234", &unlocked, role), CMC_OK);
+    assert_true(cry_memeq(unlocked->buf, key->buf, CRY_KEY_BYTES));
+    assert_string_equal(role, "urgent_care");
+    cry_secret_free(unlocked);
+    /* One user's PIN does not open another's slot. */
+    assert_int_equal(try_unlock(s, "bob", "1234", NULL), CMC_ERR_AUTH);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+
+    /* Remove bob: his PIN opens nothing afterwards, in this handle or from disk. */
+    assert_int_equal(cry_slots_remove(s, "nobody"), CMC_ERR_NOT_FOUND);
+    assert_int_equal(cry_slots_remove(s, "bob"), CMC_OK);
+    assert_int_equal(cry_slots_count(s), 1);
+    assert_int_equal(try_unlock(s, "bob", "5678", NULL), CMC_ERR_AUTH);
+    /* The last user cannot be removed: the replica would become unreadable. */
+    assert_int_equal(cry_slots_remove(s, "alice"), CMC_ERR_STATE);
+    assert_int_equal(cry_slots_count(s), 1);
+    cry_slots_free(s);
+
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_count(s), 1);
+    const char *user = NULL;
+    assert_int_equal(cry_slots_user(s, 0, &user, NULL), CMC_OK);
+    assert_string_equal(user, "alice");
+    assert_int_equal(try_unlock(s, "bob", "5678", NULL), CMC_ERR_AUTH);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    /* bob's bytes are gone from the file. */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    read_all(path, &buf, &len);
+    assert_int_equal(find_bytes(buf, len, "bob", 3), (size_t)-1);
+    cmc_free(buf);
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_remove_middle_slot_keeps_others(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "middle");
+    struct cry_secret *key = make_file(path);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_add(s, key, "bob", "clinician", "5678"), CMC_OK);
+    assert_int_equal(cry_slots_add(s, key, "carol", "urgent_care", "2468"), CMC_OK);
+    assert_int_equal(cry_slots_remove(s, "bob"), CMC_OK);
+    cry_slots_free(s);
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_count(s), 2);
+    assert_int_equal(try_unlock(s, "carol", "2468", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_slot_file_is_capped(void **state)
+{
+    (void)state;
+    char path[256], name[16];
+    path_for(path, sizeof path, "full");
+    struct cry_secret *key = make_file(path);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    for (int i = 1; i < CRY_SLOTS_MAX; i++) {
+        snprintf(name, sizeof name, "user%d", i);
+        assert_int_equal(cry_slots_add(s, key, name, "clinician", "1111"), CMC_OK);
+    }
+    assert_int_equal(cry_slots_add(s, key, "onemore", "clinician", "1111"), CMC_ERR_TOO_LARGE);
+    cry_slots_free(s);
+    /* A full file loads, and the last user added unlocks. */
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_count(s), CRY_SLOTS_MAX);
+    snprintf(name, sizeof name, "user%d", CRY_SLOTS_MAX - 1);
+    assert_int_equal(try_unlock(s, name, "1111", key), CMC_OK);
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* ---- throttle -------------------------------------------------------------------------- */
+
+static void test_wrong_pin_is_throttled(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "throttle");
+    struct cry_secret *key = make_file(path);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+
+    /* Three free attempts. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cry_slots_throttle_wait(s), 0);
+        assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
+    }
+    /* Then even the right PIN is refused without being tried, and the user is told how long. */
+    assert_int_equal(cry_slots_throttle_wait(s), 1);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    assert_non_null(strstr(cmc_errmsg(), "1 seconds"));
+    plat_fake_clock_advance(1 * NS);
+    assert_int_equal(cry_slots_throttle_wait(s), 0);
+    /* A fourth failure doubles the delay. */
+    assert_int_equal(try_unlock(s, "alice", "0000", NULL), CMC_ERR_AUTH);
+    assert_int_equal(cry_slots_throttle_wait(s), 2);
+    plat_fake_clock_advance(1 * NS);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    plat_fake_clock_advance(1 * NS);
+    /* Success resets the count: three free attempts again. */
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    assert_int_equal(cry_slots_throttle_wait(s), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    plat_fake_clock_advance(1 * NS);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_throttle_delay_doubles_and_is_capped(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "cap");
+    struct cry_secret *key = make_file(path);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    int64_t want = 0;
+    for (int n = 1; n <= 20; n++) {
+        plat_fake_clock_advance((uint64_t)want * NS);
+        assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
+        want = n < 3 ? 0 : ((int64_t)1 << (n - 3));
+        if (want > 900)
+            want = 900;
+        assert_int_equal(cry_slots_throttle_wait(s), want);
+    }
+    assert_int_equal(want, 900);
+    plat_fake_clock_advance(899 * NS);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    plat_fake_clock_advance(1 * NS);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_throttle_survives_restart(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "restart");
+    struct cry_secret *key = make_file(path);
+    cry_slots *s = NULL;
+    for (int i = 0; i < 5; i++) {
+        /* Each attempt from a fresh load, as separate runs of the program would do. */
+        plat_fake_clock_advance(60 * NS);
+        assert_int_equal(load_and_unlock(path, "alice", "9999"), CMC_ERR_AUTH);
+    }
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_throttle_wait(s), 4);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    cry_slots_free(s);
+    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_ERR_THROTTLED);
+    plat_fake_clock_advance(4 * NS);
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_wall_clock_changes_do_not_unlock_early(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "wallclock");
+    struct cry_secret *key = make_file(path);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    for (int i = 0; i < 8; i++) {
+        plat_fake_clock_advance(200 * NS);
+        assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
+    }
+    assert_int_equal(cry_slots_throttle_wait(s), 32);
+    int64_t wall = plat_wall_now();
+    plat_fake_clock_set_wall(wall - 86400);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    assert_int_equal(cry_slots_throttle_wait(s), 32);
+    plat_fake_clock_set_wall(wall + 86400);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    assert_int_equal(cry_slots_throttle_wait(s), 32);
+    plat_fake_clock_set_wall(wall);
+    plat_fake_clock_advance(31 * NS);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    plat_fake_clock_advance(1 * NS);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void count_warnings(enum plat_log_level level, const char *line, void *ctx)
+{
+    (void)line;
+    if (level == PLAT_LOG_WARN)
+        (*(int *)ctx)++;
+}
+
+/* A throttle record from an earlier boot (another boot id): only the uptime and a wall clock
+ * that moved forward count, so a clock wound back after a reboot does not unlock early. */
+static void test_throttle_after_reboot(void **state)
+{
+    (void)state;
+    char path[256], tpath[300];
+    path_for(path, sizeof path, "reboot");
+    throttle_path(tpath, sizeof tpath, path);
+    struct cry_secret *key = make_file(path);
+    uint64_t mono_before = plat_mono_now_ns();
+    int64_t wall = plat_wall_now();
+
+    /* 6 failures (delay 8 s) recorded at `wall` during a boot with another id. */
+    uint8_t rec[68] = { 'C', 'M', 'C', 'T', 'H', 'R', 'O', 'T', 1, 0, 0, 0, 6, 0, 0, 0 };
+    for (int i = 0; i < 8; i++) {
+        rec[16 + i] = (uint8_t)((uint64_t)wall >> (8 * i));
+        rec[24 + i] = (uint8_t)((uint64_t)999999 >> (8 * i));
+    }
+    memcpy(rec + 32, "00000000-0000-0000-0000-000000000000", 36);
+    write_all(tpath, rec, sizeof rec);
+
+    plat_fake_clock_enable(wall - 3600, 2 * NS); /* rebooted 2 s ago, clock an hour back */
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_throttle_wait(s), 6);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    plat_fake_clock_advance(6 * NS);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    cry_slots_free(s);
+
+    /* A damaged throttle file locks nobody out (the next failure is delayed, though), and
+     * the damage is logged. */
+    write_all(tpath, "garbage", 7);
+    int warnings = 0;
+    plat_log_set_sink(count_warnings, &warnings);
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_throttle_wait(s), 0);
+    assert_int_equal(warnings, 1);
+    assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
+    assert_int_equal(cry_slots_throttle_wait(s), 2);
+    plat_log_set_sink(NULL, NULL);
+    cry_slots_free(s);
+
+    plat_fake_clock_enable(wall + 100, mono_before + 100 * NS);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_unknown_user_counts_as_failure(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "unknown");
+    struct cry_secret *key = make_file(path);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(try_unlock(s, "mallory", "1234", NULL), CMC_ERR_AUTH);
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
+    plat_fake_clock_advance(1 * NS);
+    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* ---- tampering and malformed files ----------------------------------------------------- */
+
+static void test_edited_role_is_refused(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "role");
+    struct cry_secret *key = make_file(path);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    read_all(path, &buf, &len);
+    size_t at = find_bytes(buf, len, "urgent_care", 11);
+    assert_true(at != (size_t)-1 && at > 0);
+    assert_int_equal(buf[at - 1], 11);
+    /* Swap the role for "clinician" (two bytes shorter), fixing the length byte. */
+    uint8_t *edited = cmc_malloc(len);
+    assert_non_null(edited);
+    memcpy(edited, buf, at - 1);
+    edited[at - 1] = 9;
+    memcpy(edited + at, "clinician", 9);
+    memcpy(edited + at + 9, buf + at + 11, len - at - 11);
+    write_all(path, edited, len - 2);
+
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    const char *role = NULL;
+    assert_int_equal(cry_slots_user(s, 0, NULL, &role), CMC_OK);
+    assert_string_equal(role, "clinician"); /* what the file claims... */
+    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_AUTH); /* ...is not honoured */
+    cry_slots_free(s);
+
+    /* The original bytes still work. */
+    write_all(path, buf, len);
+    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_OK);
+    cmc_free(edited);
+    cmc_free(buf);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* Flips each byte in [from, to) of the file; each must make the unlock fail. */
+static void flip_each(const char *path, const uint8_t *orig, size_t len, size_t from, size_t to,
+                      int want)
+{
+    char tpath[300];
+    throttle_path(tpath, sizeof tpath, path);
+    uint8_t *copy = cmc_malloc(len);
+    assert_non_null(copy);
+    for (size_t i = from; i < to; i++) {
+        memcpy(copy, orig, len);
+        copy[i] ^= 0x20;
+        write_all(path, copy, len);
+        int rc = load_and_unlock(path, "alice", "1234");
+        if (rc != want)
+            fail_msg("byte %zu flipped: got %d, want %d", i, rc, want);
+        assert_int_equal(plat_remove(tpath), CMC_OK); /* keep the throttle out of the way */
+    }
+    cmc_free(copy);
+    write_all(path, orig, len);
+}
+
+static void test_flipped_bytes_are_refused(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "flip");
+    struct cry_secret *key = make_file(path);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    read_all(path, &buf, &len);
+    /* One slot: the wrapped key and tag are the last 48 bytes, the nonce the 24 before,
+     * the salt the 16 before that. */
+    flip_each(path, buf, len, len - WRAPPED_BYTES, len, CMC_ERR_AUTH);
+    flip_each(path, buf, len, len - WRAPPED_BYTES - 24 - 16, len - WRAPPED_BYTES, CMC_ERR_AUTH);
+    /* The file id is bound into every slot. */
+    flip_each(path, buf, len, 12, HEADER_BYTES, CMC_ERR_AUTH);
+    /* The untouched file still opens. */
+    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_OK);
+    cmc_free(buf);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_slot_from_another_file_is_refused(void **state)
+{
+    (void)state;
+    /* Splicing a slot into another file (same user, same PIN) fails: the file id differs. */
+    char a[256], b[256];
+    path_for(a, sizeof a, "splice-a");
+    path_for(b, sizeof b, "splice-b");
+    struct cry_secret *ka = make_file(a), *kb = make_file(b);
+    uint8_t *ba = NULL, *bb = NULL;
+    size_t la = 0, lb = 0;
+    read_all(a, &ba, &la);
+    read_all(b, &bb, &lb);
+    assert_int_equal(la, lb);
+    memcpy(bb + HEADER_BYTES, ba + HEADER_BYTES, la - HEADER_BYTES);
+    write_all(b, bb, lb);
+    assert_int_equal(load_and_unlock(b, "alice", "1234"), CMC_ERR_AUTH);
+    cmc_free(ba);
+    cmc_free(bb);
+    cry_secret_free(ka);
+    cry_secret_free(kb);
+    assert_int_equal(cry_slots_destroy(a), CMC_OK);
+    assert_int_equal(cry_slots_destroy(b), CMC_OK);
+}
+
+static int load_bytes(const char *path, const uint8_t *buf, size_t len)
+{
+    write_all(path, buf, len);
+    cry_slots *s = (cry_slots *)(uintptr_t)1;
+    int rc = cry_slots_load(path, &s);
+    if (rc != CMC_OK)
+        assert_null(s);
+    cry_slots_free(rc == CMC_OK ? s : NULL);
+    return rc;
+}
+
+static void test_malformed_files_are_corrupt(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "malformed");
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_ERR_NOT_FOUND);
+    assert_null(s);
+
+    struct cry_secret *key = make_file(path);
+    cry_slots *h = NULL;
+    assert_int_equal(cry_slots_load(path, &h), CMC_OK);
+    assert_int_equal(cry_slots_add(h, key, "bob", "clinician", "5678"), CMC_OK);
+    cry_slots_free(h);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    read_all(path, &buf, &len);
+    uint8_t *copy = cmc_malloc(len + 1);
+    assert_non_null(copy);
+
+    /* Every truncation. */
+    for (size_t n = 0; n < len; n++)
+        if (load_bytes(path, buf, n) != CMC_ERR_CORRUPT)
+            fail_msg("truncated to %zu bytes: not corrupt", n);
+    /* A trailing byte. */
+    memcpy(copy, buf, len);
+    copy[len] = 0;
+    assert_int_equal(load_bytes(path, copy, len + 1), CMC_ERR_CORRUPT);
+    /* Hostile slot counts: none, more than the cap, more than present, fewer than present. */
+    static const uint16_t counts[] = { 0, 33, 0xffff, 3, 1 };
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        memcpy(copy, buf, len);
+        copy[10] = (uint8_t)counts[i];
+        copy[11] = (uint8_t)(counts[i] >> 8);
+        assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    }
+    /* Wrong magic, unknown version. */
+    memcpy(copy, buf, len);
+    copy[0] = 'X';
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    memcpy(copy, buf, len);
+    copy[8] = 2;
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    /* First slot: empty user name; a user name length running past the end; a control
+     * character in the name; an unknown KDF; limits beyond the caps. */
+    memcpy(copy, buf, len);
+    copy[HEADER_BYTES] = 0;
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    memcpy(copy, buf, len);
+    copy[HEADER_BYTES] = 0xff;
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    memcpy(copy, buf, len);
+    copy[HEADER_BYTES + 1] = '\n';
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    size_t alg = HEADER_BYTES + 1 + 5 + 1 + 11; /* after "alice" and "urgent_care" */
+    assert_int_equal(buf[alg], 2);
+    memcpy(copy, buf, len);
+    copy[alg] = 1;
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    memcpy(copy, buf, len);
+    copy[alg + 1 + 7] = 0x01; /* opslimit 2^56 */
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    memcpy(copy, buf, len);
+    copy[alg + 9 + 7] = 0x01; /* memlimit 2^56 bytes */
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    /* Two slots for the same user: the header (count 2) followed by slot 0 twice. Slot 0
+     * runs from the end of the header to bob's name length byte. */
+    size_t bob = find_bytes(buf, len, "bob", 3);
+    assert_true(bob != (size_t)-1);
+    size_t slot0 = bob - 1 - HEADER_BYTES;
+    uint8_t *dup = cmc_malloc(HEADER_BYTES + 2 * slot0);
+    assert_non_null(dup);
+    memcpy(dup, buf, HEADER_BYTES + slot0);
+    memcpy(dup + HEADER_BYTES + slot0, buf + HEADER_BYTES, slot0);
+    assert_int_equal(load_bytes(path, dup, HEADER_BYTES + 2 * slot0), CMC_ERR_CORRUPT);
+    cmc_free(dup);
+
+    /* The intact file still loads. */
+    assert_int_equal(load_bytes(path, buf, len), CMC_OK);
+    /* Something far too large for a slot file is refused without being parsed. */
+    uint8_t *big = cmc_calloc(1, 64 * 1024);
+    assert_non_null(big);
+    assert_int_equal(load_bytes(path, big, 64 * 1024), CMC_ERR_CORRUPT);
+    cmc_free(big);
+
+    cmc_free(copy);
+    cmc_free(buf);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_production_refuses_weak_slots(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "weak");
+    struct cry_secret *key = make_file(path); /* made with the test limits */
+    cry_kdf_set_test_limits(0);
+    cry_slots *s = NULL;
+    int rc = cry_slots_load(path, &s);
+    cry_kdf_set_test_limits(1);
+    assert_int_equal(rc, CMC_ERR_CORRUPT);
+    assert_null(s);
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    cry_slots_free(s);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* ---- crypto-erase ---------------------------------------------------------------------- */
+
+static void test_destroy_erases_slots_and_throttle(void **state)
+{
+    (void)state;
+    char path[256], tpath[300];
+    path_for(path, sizeof path, "destroy");
+    throttle_path(tpath, sizeof tpath, path);
+    struct cry_secret *key = make_file(path);
+    assert_int_equal(load_and_unlock(path, "alice", "0000"), CMC_ERR_AUTH);
+    assert_int_equal(plat_exists(tpath), 1);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+    assert_int_equal(plat_exists(path), 0);
+    assert_int_equal(plat_exists(tpath), 0);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_ERR_NOT_FOUND);
+    /* Destroying what is not there is fine (a wipe may be repeated). */
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+    /* A new file at the same path starts with a clean throttle. */
+    struct cry_secret *key2 = make_file(path);
+    assert_false(cry_memeq(key->buf, key2->buf, CRY_KEY_BYTES));
+    cry_secret_free(key2);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* ---- out of memory --------------------------------------------------------------------- */
+
+static void test_out_of_memory_create(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "oom-create");
+    long n;
+    for (n = 0; n < 100; n++) {
+        struct cry_secret *key = (struct cry_secret *)(uintptr_t)1;
+        cmc_alloc_fail_after(n, 1);
+        int rc = cry_slots_create(path, "alice", "urgent_care", "1234", &key);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK) {
+            cry_secret_free(key);
+            break;
+        }
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(key);
+        assert_int_equal(plat_exists(path), 0);
+    }
+    assert_true(n > 0 && n < 100);
+    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_OK);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+static void test_out_of_memory_load_unlock_add_remove(void **state)
+{
+    (void)state;
+    char path[256], tpath[300];
+    path_for(path, sizeof path, "oom-unlock");
+    throttle_path(tpath, sizeof tpath, path);
+    struct cry_secret *key = make_file(path);
+    long n;
+
+    cry_slots *s = NULL;
+    for (n = 0; n < 100; n++) {
+        cmc_alloc_fail_after(n, 1);
+        int rc = cry_slots_load(path, &s);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK)
+            break;
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(s);
+    }
+    assert_true(n > 0 && n < 100);
+
+    /* Running out of memory never costs the user an attempt. */
+    for (n = 0; n < 100; n++) {
+        struct cry_secret *got = (struct cry_secret *)(uintptr_t)1;
+        char role[CRY_ROLE_MAX + 1];
+        cmc_alloc_fail_after(n, 1);
+        int rc = cry_slots_unlock(s, "alice", "1234", &got, role);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK) {
+            assert_true(cry_memeq(got->buf, key->buf, CRY_KEY_BYTES));
+            assert_string_equal(role, "urgent_care");
+            cry_secret_free(got);
+            break;
+        }
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(got);
+        assert_int_equal(cry_slots_throttle_wait(s), 0);
+        assert_int_equal(plat_exists(tpath), 0);
+    }
+    assert_true(n > 0 && n < 100);
+    assert_int_equal(plat_exists(tpath), 0);
+
+    for (n = 0; n < 100; n++) {
+        cmc_alloc_fail_after(n, 1);
+        int rc = cry_slots_add(s, key, "bob", "clinician", "5678");
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK)
+            break;
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_int_equal(cry_slots_count(s), 1);
+    }
+    assert_true(n > 0 && n < 100);
+    for (n = 0; n < 100; n++) {
+        cmc_alloc_fail_after(n, 1);
+        int rc = cry_slots_remove(s, "alice");
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK)
+            break;
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_int_equal(cry_slots_count(s), 2);
+    }
+    assert_true(n > 0 && n < 100);
+    cry_slots_free(s);
+    assert_int_equal(load_and_unlock(path, "bob", "5678"), CMC_OK);
+    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_ERR_AUTH);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* A failed save (disk full) leaves both the file and the handle as they were. */
+static void test_failed_save_changes_nothing(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "diskfull");
+    struct cry_secret *key = make_file(path);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    plat_fault_write_after(0, ENOSPC);
+    int rc = cry_slots_add(s, key, "bob", "clinician", "5678");
+    plat_fault_write_after(-1, 0);
+    assert_int_equal(rc, CMC_ERR_DISK_FULL);
+    assert_int_equal(cry_slots_count(s), 1);
+    assert_int_equal(load_and_unlock(path, "bob", "5678"), CMC_ERR_AUTH);
+    assert_int_equal(cry_slots_add(s, key, "bob", "clinician", "5678"), CMC_OK);
+    plat_fault_write_after(0, ENOSPC);
+    rc = cry_slots_remove(s, "bob");
+    plat_fault_write_after(-1, 0);
+    assert_int_equal(rc, CMC_ERR_DISK_FULL);
+    assert_int_equal(cry_slots_count(s), 2);
+    cry_slots_free(s);
+    assert_int_equal(load_and_unlock(path, "bob", "5678"), CMC_OK);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_create_refuses_bad_input),
+        cmocka_unit_test(test_add_and_remove_users),
+        cmocka_unit_test(test_remove_middle_slot_keeps_others),
+        cmocka_unit_test(test_slot_file_is_capped),
+        cmocka_unit_test(test_wrong_pin_is_throttled),
+        cmocka_unit_test(test_throttle_delay_doubles_and_is_capped),
+        cmocka_unit_test(test_throttle_survives_restart),
+        cmocka_unit_test(test_wall_clock_changes_do_not_unlock_early),
+        cmocka_unit_test(test_throttle_after_reboot),
+        cmocka_unit_test(test_unknown_user_counts_as_failure),
+        cmocka_unit_test(test_edited_role_is_refused),
+        cmocka_unit_test(test_flipped_bytes_are_refused),
+        cmocka_unit_test(test_slot_from_another_file_is_refused),
+        cmocka_unit_test(test_malformed_files_are_corrupt),
+        cmocka_unit_test(test_production_refuses_weak_slots),
+        cmocka_unit_test(test_destroy_erases_slots_and_throttle),
+        cmocka_unit_test(test_out_of_memory_create),
+        cmocka_unit_test(test_out_of_memory_load_unlock_add_remove),
+        cmocka_unit_test(test_failed_save_changes_nothing),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,418 @@
+/* Three-way merge: one-sided changes merge, two-sided differing changes become conflicts, and
+ * a property test over random pairs of edits shows no change from either side is ever lost
+ * without a conflict being recorded (CPR decision, ADRT and allergies among the fields). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "sync/change.h"
+#include "sync/merge.h"
+#include "sync/plan.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *base_json =
+    "{\"plan_id\":\"7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11\",\"nhs_number\":\"9434765919\","
+    "\"patient\":{\"given_name\":\"Margaret\",\"family_name\":\"Okafor\",\"preferred_name\":\"Maggie\","
+    "\"date_of_birth\":\"1938-04-17\",\"gender\":\"female\",\"address\":\"Flat 3, 12 Larkspur Road, London\","
+    "\"postcode\":\"SE15 4QT\",\"phone\":\"020 7946 0321\",\"language\":\"English\",\"interpreter_needed\":false},"
+    "\"region\":\"south-east-london\",\"team\":\"peckham-district-nursing\",\"care_home\":null,"
+    "\"consent\":{\"basis\":\"patient\",\"recorded_at\":\"2026-02-11T10:20:00Z\",\"recorded_by\":\"Dr Amira Shah\"},"
+    "\"resuscitation\":{\"decision\":\"dnacpr\",\"decided_at\":\"2026-02-11\",\"decided_by\":\"Dr Amira Shah\","
+    "\"form_location\":\"Purple folder\",\"review_date\":\"2027-02-11\",\"patient_aware\":true,\"family_aware\":true},"
+    "\"ceiling_of_treatment\":\"Prioritise comfort.\",\"hospital_admission_wanted\":false,"
+    "\"adrt\":{\"exists\":true,\"location\":\"Copy with GP\"},"
+    "\"preferred_place_of_care\":[\"home\",\"hospice\"],\"preferred_place_of_death\":[\"home\",\"hospice\"],"
+    "\"prognosis\":\"weeks to months\","
+    "\"diagnoses\":[{\"id\":\"d1\",\"text\":\"Metastatic breast cancer\",\"primary\":true},"
+    "{\"id\":\"d2\",\"text\":\"Type 2 diabetes\",\"primary\":false}],"
+    "\"medications\":[{\"id\":\"m1\",\"name\":\"Morphine sulfate oral solution\",\"dose\":\"2.5 mg\",\"anticipatory\":false},"
+    "{\"id\":\"m2\",\"name\":\"Midazolam injection\",\"dose\":\"2.5 mg s/c\",\"anticipatory\":true}],"
+    "\"anticipatory_medicines_location\":\"Just-in-case box\","
+    "\"allergies\":[{\"id\":\"a1\",\"substance\":\"Penicillin\",\"reaction\":\"Anaphylaxis\",\"severity\":\"severe\"},"
+    "{\"id\":\"a2\",\"substance\":\"Latex\",\"reaction\":\"Rash\",\"severity\":\"mild\"}],"
+    "\"contacts\":[{\"id\":\"c1\",\"role\":\"gp\",\"name\":\"Dr Amira Shah\",\"phone\":\"020 7946 0100\",\"available\":\"weekdays\"},"
+    "{\"id\":\"c3\",\"role\":\"lpa\",\"name\":\"Chidi Okafor\",\"phone\":\"07700 900123\",\"available\":\"any time\"}],"
+    "\"social_support\":\"Son visits daily.\",\"what_matters_to_me\":\"Staying at home.\","
+    "\"anticipated_problems\":[{\"id\":\"p1\",\"problem\":\"Breathlessness\",\"guidance\":\"Sit upright.\"}],"
+    "\"organ_donation\":null,\"status\":\"published\",\"version\":4,\"approved_by\":\"Dr Amira Shah\","
+    "\"approved_at\":\"2026-02-11T15:02:00Z\",\"review_due\":\"2027-02-11\",\"updated_at\":\"2026-02-11T15:02:00Z\"}";
+
+static void load_base(struct plan *p)
+{
+    plan_init(p);
+    assert_int_equal(plan_from_json(base_json, strlen(base_json), p), CMC_OK);
+}
+
+static void apply_doc(struct plan *p, const char *doc)
+{
+    struct plan_change c;
+    plan_change_init(&c);
+    int rc = plan_change_from_json(doc, strlen(doc), &c);
+    if (rc != CMC_OK)
+        fail_msg("change document refused: %s (%s)", cmc_errmsg(), doc);
+    rc = plan_change_apply(p, &c);
+    if (rc != CMC_OK)
+        fail_msg("change not applied: %s (%s)", cmc_errmsg(), doc);
+    plan_change_free(&c);
+}
+
+static void bump_remote(struct plan *remote)
+{
+    remote->version = 5;
+}
+
+static int has_conflict(const struct merge_conflict *c, size_t n, const char *path)
+{
+    return plan_merge_find(c, n, path) != NULL;
+}
+
+static void test_different_fields_merge_without_conflict(void **state)
+{
+    (void)state;
+    struct plan base, local, remote, merged;
+    load_base(&base);
+    load_base(&local);
+    load_base(&remote);
+    apply_doc(&local, "{\"set\":{\"prognosis\":\"days\"},\"update\":{\"allergies\":[{\"id\":\"a2\",\"reaction\":\"Hives\"}]}}");
+    apply_doc(&remote, "{\"set\":{\"adrt.location\":\"In the purple folder\"},"
+                       "\"update\":{\"allergies\":[{\"id\":\"a1\",\"severity\":\"moderate\"}]}}");
+    bump_remote(&remote);
+    struct merge_conflict *c;
+    size_t n;
+    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
+    assert_int_equal(n, 0);
+    assert_string_equal(merged.prognosis, "days");
+    assert_string_equal(merged.adrt.location, "In the purple folder");
+    assert_string_equal(merged.allergies[1].reaction, "Hives");
+    assert_int_equal(merged.allergies[0].severity, PLAN_SEVERITY_MODERATE);
+    assert_int_equal(merged.version, 5); /* metadata is the hub's */
+    cmc_free(c);
+    plan_free(&merged);
+    plan_free(&base);
+    plan_free(&local);
+    plan_free(&remote);
+}
+
+static void test_same_field_changed_differently_is_a_conflict(void **state)
+{
+    (void)state;
+    struct plan base, local, remote, merged;
+    load_base(&base);
+    load_base(&local);
+    load_base(&remote);
+    apply_doc(&local, "{\"set\":{\"resuscitation.decision\":\"for_cpr\"}}");
+    apply_doc(&remote, "{\"set\":{\"resuscitation.decision\":\"not_yet_discussed\"}}");
+    bump_remote(&remote);
+    struct merge_conflict *c;
+    size_t n;
+    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].path, "resuscitation.decision");
+    /* the merged plan holds the hub's value until the clinician decides */
+    assert_int_equal(merged.resuscitation.decision, PLAN_CPR_NOT_DISCUSSED);
+    char text[64];
+    plan_merge_value_text(&local, &c[0], text, sizeof text);
+    assert_string_equal(text, "for_cpr");
+    assert_int_equal(plan_merge_take(&merged, &local, &c[0]), CMC_OK);
+    assert_int_equal(merged.resuscitation.decision, PLAN_CPR_FOR_CPR);
+    cmc_free(c);
+    plan_free(&merged);
+    /* the same change on both sides is no conflict */
+    apply_doc(&remote, "{\"set\":{\"resuscitation.decision\":\"for_cpr\"}}");
+    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
+    assert_int_equal(n, 0);
+    cmc_free(c);
+    plan_free(&merged);
+    plan_free(&base);
+    plan_free(&local);
+    plan_free(&remote);
+}
+
+static void test_item_removed_one_side_changed_other_is_a_conflict(void **state)
+{
+    (void)state;
+    struct plan base, local, remote, merged;
+    load_base(&base);
+    load_base(&local);
+    load_base(&remote);
+    apply_doc(&local, "{\"remove\":{\"allergies\":[\"a2\"]},\"update\":{\"medications\":[{\"id\":\"m2\",\"dose\":\"5 mg s/c\"}]}}");
+    apply_doc(&remote, "{\"update\":{\"allergies\":[{\"id\":\"a2\",\"severity\":\"severe\"}]},"
+                       "\"remove\":{\"medications\":[\"m2\"]}}");
+    bump_remote(&remote);
+    struct merge_conflict *c;
+    size_t n;
+    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
+    assert_int_equal(n, 2);
+    assert_true(has_conflict(c, n, "allergies[a2]"));
+    assert_true(has_conflict(c, n, "medications[m2]"));
+    /* keep local for the allergy: removed; keep local for the medicine: restored with the new dose */
+    assert_int_equal(plan_merge_take(&merged, &local, plan_merge_find(c, n, "allergies[a2]")), CMC_OK);
+    assert_int_equal(plan_merge_take(&merged, &local, plan_merge_find(c, n, "medications[m2]")), CMC_OK);
+    assert_int_equal(merged.n_allergies, 1);
+    assert_int_equal(merged.n_medications, 2);
+    assert_string_equal(merged.medications[1].dose, "5 mg s/c");
+    cmc_free(c);
+    plan_free(&merged);
+    plan_free(&base);
+    plan_free(&local);
+    plan_free(&remote);
+}
+
+static void test_items_added_on_both_sides_are_kept(void **state)
+{
+    (void)state;
+    struct plan base, local, remote, merged;
+    load_base(&base);
+    load_base(&local);
+    load_base(&remote);
+    apply_doc(&local, "{\"add\":{\"allergies\":[{\"id\":\"a9\",\"substance\":\"Codeine\",\"reaction\":\"Vomiting\",\"severity\":\"moderate\"}]}}");
+    apply_doc(&remote, "{\"add\":{\"allergies\":[{\"id\":\"a8\",\"substance\":\"Aspirin\",\"reaction\":\"Wheeze\",\"severity\":\"severe\"}]}}");
+    struct merge_conflict *c;
+    size_t n;
+    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(merged.n_allergies, 4);
+    assert_string_equal(merged.allergies[2].id, "a8");
+    assert_string_equal(merged.allergies[3].id, "a9");
+    cmc_free(c);
+    plan_free(&merged);
+    plan_free(&base);
+    plan_free(&local);
+    plan_free(&remote);
+}
+
+/* ---- property test ---------------------------------------------------------------------- */
+
+static uint64_t rng_state;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state % n);
+}
+
+static const char *cprs[] = { "for_cpr", "dnacpr", "not_yet_discussed" };
+static const char *texts[] = { "days", "weeks", "months", "A", "B" };
+static const char *sev[] = { "mild", "moderate", "severe" };
+
+/* A random edit applied as a change document. Small value sets make both sides often touch the
+ * same field, sometimes with the same value. */
+static void random_edit(struct plan *p, int side)
+{
+    char doc[512];
+    switch (rnd(9)) {
+    case 0:
+        snprintf(doc, sizeof doc, "{\"set\":{\"resuscitation.decision\":\"%s\"}}", cprs[rnd(3)]);
+        break;
+    case 1:
+        snprintf(doc, sizeof doc, "{\"set\":{\"adrt.exists\":%s}}", rnd(2) ? "true" : "false");
+        break;
+    case 2:
+        snprintf(doc, sizeof doc, "{\"set\":{\"prognosis\":\"%s\"}}", texts[rnd(5)]);
+        break;
+    case 3:
+        snprintf(doc, sizeof doc, "{\"set\":{\"adrt.location\":\"%s\"}}", texts[rnd(5)]);
+        break;
+    case 4: {
+        size_t idx;
+        const char *id = rnd(2) ? "a1" : "a2";
+        if (!plan_list_find(plan_field_by_path("allergies"), p, id, &idx))
+            return;
+        snprintf(doc, sizeof doc, "{\"update\":{\"allergies\":[{\"id\":\"%s\",\"%s\":\"%s\"}]}}", id,
+                 rnd(2) ? "reaction" : "severity", rnd(2) ? sev[rnd(3)] : "moderate");
+        if (strstr(doc, "\"reaction\"") != NULL)
+            snprintf(doc, sizeof doc, "{\"update\":{\"allergies\":[{\"id\":\"%s\",\"reaction\":\"%s\"}]}}", id,
+                     texts[rnd(5)]);
+        break;
+    }
+    case 5: {
+        size_t idx;
+        const char *id = rnd(2) ? "a1" : "a2";
+        if (!plan_list_find(plan_field_by_path("allergies"), p, id, &idx))
+            return;
+        snprintf(doc, sizeof doc, "{\"remove\":{\"allergies\":[\"%s\"]}}", id);
+        break;
+    }
+    case 6: {
+        char id[8];
+        snprintf(id, sizeof id, "x%d%u", side, rnd(3));
+        size_t idx;
+        if (plan_list_find(plan_field_by_path("allergies"), p, id, &idx))
+            return;
+        snprintf(doc, sizeof doc,
+                 "{\"add\":{\"allergies\":[{\"id\":\"%s\",\"substance\":\"%s\",\"reaction\":\"R\",\"severity\":\"%s\"}]}}",
+                 id, texts[rnd(5)], sev[rnd(3)]);
+        break;
+    }
+    case 7: {
+        size_t idx;
+        if (!plan_list_find(plan_field_by_path("medications"), p, "m2", &idx))
+            return;
+        if (rnd(3) == 0)
+            snprintf(doc, sizeof doc, "{\"remove\":{\"medications\":[\"m2\"]}}");
+        else
+            snprintf(doc, sizeof doc, "{\"update\":{\"medications\":[{\"id\":\"m2\",\"dose\":\"%s\"}]}}", texts[rnd(5)]);
+        break;
+    }
+    default:
+        snprintf(doc, sizeof doc, "{\"set\":{\"preferred_place_of_death\":[\"%s\"]}}", rnd(2) ? "home" : "hospice");
+        break;
+    }
+    apply_doc(p, doc);
+}
+
+/* A change on `side` (vs base) that the merged plan does not carry must be covered by a
+ * conflict at that path, at the whole item, or at "plan". */
+static void check_side_kept(const struct plan *base, const struct plan *side, const struct plan *merged,
+                            const struct merge_conflict *c, size_t n, const char *who)
+{
+    if (has_conflict(c, n, "plan"))
+        return;
+    for (size_t i = 0; i < plan_n_fields; i++) {
+        const struct plan_field *f = &plan_fields[i];
+        if (f->flags & (PLAN_FF_META | PLAN_FF_KEY))
+            continue;
+        if (f->type != PLAN_F_LIST) {
+            if (!plan_field_equal(f, base, side) && !plan_field_equal(f, side, merged) &&
+                !has_conflict(c, n, f->path))
+                fail_msg("%s change to %s lost without a conflict", who, f->path);
+            continue;
+        }
+        const struct plan_list_desc *list = f->list;
+        /* every item id on either the base or this side */
+        const struct plan *owners[2] = { base, side };
+        for (int o = 0; o < 2; o++) {
+            size_t cnt;
+            const char *items = plan_list_items(f, owners[o], &cnt);
+            for (size_t k = 0; k < cnt; k++) {
+                const char *id = plan_item_id(list, items + k * list->item_size);
+                size_t bi, si, mi;
+                int in_b = plan_list_find(f, base, id, &bi);
+                int in_s = plan_list_find(f, side, id, &si);
+                int in_m = plan_list_find(f, merged, id, &mi);
+                char whole[MERGE_PATH_MAX];
+                snprintf(whole, sizeof whole, "%s[%s]", f->path, id);
+                size_t nb, ns, nm;
+                const char *bi_items = plan_list_items(f, base, &nb);
+                const char *si_items = plan_list_items(f, side, &ns);
+                const char *mi_items = plan_list_items(f, merged, &nm);
+                if (in_b != in_s || in_s != in_m) {
+                    /* presence changed on this side but merged differs from it */
+                    if (in_b != in_s && in_s != in_m && !has_conflict(c, n, whole))
+                        fail_msg("%s %s of %s lost without a conflict", who, in_s ? "addition" : "removal", whole);
+                    continue;
+                }
+                if (!in_s)
+                    continue;
+                for (size_t q = 1; q < list->n_fields; q++) {
+                    const struct plan_field *itf = &list->fields[q];
+                    const void *bv = bi_items + bi * list->item_size;
+                    const void *sv = si_items + si * list->item_size;
+                    const void *mv = mi_items + mi * list->item_size;
+                    char p[MERGE_PATH_MAX];
+                    snprintf(p, sizeof p, "%s[%s].%s", f->path, id, itf->path);
+                    if (in_b && !plan_field_equal(itf, bv, sv) && !plan_field_equal(itf, sv, mv) &&
+                        !has_conflict(c, n, p) && !has_conflict(c, n, whole))
+                        fail_msg("%s change to %s lost without a conflict", who, p);
+                }
+            }
+        }
+    }
+}
+
+static void test_property_no_change_lost_without_conflict(void **state)
+{
+    (void)state;
+    rng_state = 0x9e3779b97f4a7c15ull;
+    int conflicts_seen = 0, clean_merges = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        struct plan base, local, remote, merged, merged2;
+        load_base(&base);
+        load_base(&local);
+        load_base(&remote);
+        int nl = 1 + (int)rnd(3), nr = 1 + (int)rnd(3);
+        for (int i = 0; i < nl; i++)
+            random_edit(&local, 1);
+        for (int i = 0; i < nr; i++)
+            random_edit(&remote, 2);
+        bump_remote(&remote);
+        struct merge_conflict *c, *c2;
+        size_t n, n2;
+        assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
+        check_side_kept(&base, &local, &merged, c, n, "local");
+        check_side_kept(&base, &remote, &merged, c, n, "remote");
+        /* deterministic */
+        assert_int_equal(plan_merge3(&base, &local, &remote, &merged2, &c2, &n2), CMC_OK);
+        assert_true(plan_equal(&merged, &merged2));
+        assert_int_equal(n, n2);
+        for (size_t i = 0; i < n; i++)
+            assert_string_equal(c[i].path, c2[i].path);
+        /* settling every conflict with "local" yields a valid plan that keeps local's values */
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(plan_merge_take(&merged2, &local, &c[i]), CMC_OK);
+        if (n > 0)
+            conflicts_seen++;
+        else
+            clean_merges++;
+        cmc_free(c);
+        cmc_free(c2);
+        plan_free(&merged);
+        plan_free(&merged2);
+        plan_free(&base);
+        plan_free(&local);
+        plan_free(&remote);
+    }
+    /* the generator must exercise both outcomes, or the property says nothing */
+    assert_true(conflicts_seen > 100);
+    assert_true(clean_merges > 100);
+}
+
+static void test_merge_out_of_memory_is_clean(void **state)
+{
+    (void)state;
+    struct plan base, local, remote, merged;
+    load_base(&base);
+    load_base(&local);
+    load_base(&remote);
+    apply_doc(&local, "{\"remove\":{\"allergies\":[\"a2\"]},\"set\":{\"prognosis\":\"days\"}}");
+    apply_doc(&remote, "{\"update\":{\"allergies\":[{\"id\":\"a2\",\"severity\":\"severe\"}]}}");
+    for (long i = 0;; i++) {
+        struct merge_conflict *c = NULL;
+        size_t n = 0;
+        cmc_alloc_fail_after(i, 1);
+        int rc = plan_merge3(&base, &local, &remote, &merged, &c, &n);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK) {
+            assert_int_equal(n, 1);
+            cmc_free(c);
+            plan_free(&merged);
+            break;
+        }
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(c);
+        assert_true(i < 10000);
+    }
+    plan_free(&base);
+    plan_free(&local);
+    plan_free(&remote);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_different_fields_merge_without_conflict),
+        cmocka_unit_test(test_same_field_changed_differently_is_a_conflict),
+        cmocka_unit_test(test_item_removed_one_side_changed_other_is_a_conflict),
+        cmocka_unit_test(test_items_added_on_both_sides_are_kept),
+        cmocka_unit_test(test_property_no_change_lost_without_conflict),
+        cmocka_unit_test(test_merge_out_of_memory_is_clean),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
