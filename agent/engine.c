@@ -384,7 +384,7 @@ static int merge_pending(store *s, const struct plan *remote, struct engine_repo
     size_t n = 0;
     int rc = store_pending_settle(s, remote->plan_id, remote->version, NULL);
     if (rc == CMC_OK)
-        rc = store_pending_list(s, remote->plan_id, &pend, &n);
+        rc = store_sync_pending_list(s, remote->plan_id, &pend, &n);
     if (rc != CMC_OK || n == 0)
         goto out;
     /* edits already with the hub, or already held by a conflict, wait for the hub's answer
@@ -535,9 +535,10 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
         rc = store_state_set_int(s, ST_CURSOR, (int64_t)hdr.to_cursor);
     if (rc == CMC_OK)
         rc = store_state_set_int(s, ST_HUB_TIME, hdr.hub_time);
-    if (rc == CMC_OK)
+    if (rc == CMC_OK) {
         rc = store_batch_commit(s);
-    in_batch = 0;
+        in_batch = 0;
+    }
     if (rc == CMC_OK && purged)
         rc = store_checkpoint(s); /* purged pages leave the WAL too (promise 3) */
     if (rc == CMC_OK) {
@@ -583,7 +584,7 @@ static int squash_pending(store *s, const char *plan_id)
 {
     struct store_pending *pend = NULL;
     size_t n = 0;
-    int rc = store_pending_list(s, plan_id, &pend, &n);
+    int rc = store_sync_pending_list(s, plan_id, &pend, &n);
     if (rc != CMC_OK || n < 2)
         goto out;
     for (size_t i = 0; i < n; i++)
@@ -697,7 +698,7 @@ static int push_all(store *s, http_client *client, struct engine_report *rep)
     for (int round = 0; round < 3; round++) {
         struct store_pending *pend = NULL;
         size_t n = 0;
-        int rc = store_pending_list(s, NULL, &pend, &n);
+        int rc = store_sync_pending_list(s, NULL, &pend, &n);
         if (rc != CMC_OK)
             return rc;
         for (size_t i = 0; rc == CMC_OK && i < n; i++)
@@ -706,7 +707,7 @@ static int push_all(store *s, http_client *client, struct engine_report *rep)
         store_pending_free(pend, n);
         if (rc != CMC_OK)
             return rc;
-        if ((rc = store_pending_list(s, NULL, &pend, &n)) != CMC_OK)
+        if ((rc = store_sync_pending_list(s, NULL, &pend, &n)) != CMC_OK)
             return rc;
         int sent = 0;
         for (size_t i = 0; rc == CMC_OK && i < n; i++) {

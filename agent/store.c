@@ -1455,6 +1455,16 @@ void store_pending_free(struct store_pending *p, size_t n)
 
 int store_pending_list(store *s, const char *plan_id, struct store_pending **out, size_t *n)
 {
+    *out = NULL;
+    *n = 0;
+    int rc = require_clinician(s, "pending edits");
+    if (rc != CMC_OK)
+        return rc;
+    return store_sync_pending_list(s, plan_id, out, n);
+}
+
+int store_sync_pending_list(store *s, const char *plan_id, struct store_pending **out, size_t *n)
+{
     sqlite3_stmt *st = NULL;
     struct store_pending *items = NULL;
     size_t count = 0, cap = 0;
@@ -1462,8 +1472,6 @@ int store_pending_list(store *s, const char *plan_id, struct store_pending **out
 
     *out = NULL;
     *n = 0;
-    if ((rc = require_clinician(s, "pending edits")) != CMC_OK)
-        return rc;
     if ((rc = db_prepare(s->db,
                          "SELECT id, plan_id, base_version, idempotency_id, user, created_at,"
                          " change, state FROM pending_edits"

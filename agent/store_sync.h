@@ -29,6 +29,10 @@ int store_sync_newest_version(store *s, const char *plan_id, int64_t *version);
  * one: nothing reads them (a pending edit keeps its own base). */
 int store_sync_prune(store *s, const char *plan_id);
 
+/* Pending edits whatever the session's role: a shared clinician laptop may sync under an
+ * urgent-care user, and the engine must still push and merge the clinicians' edits. */
+int store_sync_pending_list(store *s, const char *plan_id, struct store_pending **out, size_t *n);
+
 /* The plan a pending edit was made on (kept with the edit, so a newer version arriving
  * cannot take it away). */
 int store_pending_base(store *s, int64_t pending_id, struct plan *out);

@@ -1,0 +1,381 @@
+/*
+ * devices.c - devices, their scopes and roles, enrollment codes, and the check of every
+ * signed request (docs/PROTOCOL.md "Request signatures").
+ *
+ * Enrollment codes are 16 characters of the RFC 4648 base32 alphabet (80 random bits),
+ * shown as four groups of four; the hub keeps only their BLAKE2b-256 hash, so a copy of
+ * the store does not let anyone enroll. A code is accepted once and until it expires.
+ */
+#include "hub/internal.h"
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+#include "sync/reqsig.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HUB_CODE_CHARS 16
+static const char hub_b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+static int hub_device_role_ok(const char *role)
+{
+    return role != NULL && (strcmp(role, "urgent_care") == 0 || strcmp(role, "clinician") == 0);
+}
+
+/* Upper-cases and strips separators; CMC_ERR_UNAUTHORIZED for anything not a code, so a
+ * malformed code is refused the same way as a wrong one. */
+static int hub_code_normalise(const char *in, char out[HUB_CODE_CHARS + 1])
+{
+    size_t n = 0;
+    if (in == NULL)
+        return cmc_fail(CMC_ERR_UNAUTHORIZED, "enrollment code is unknown, used or expired");
+    for (; *in != '\0'; in++) {
+        char c = (char)toupper((unsigned char)*in);
+        if (c == '-' || c == ' ')
+            continue;
+        if (n == HUB_CODE_CHARS || strchr(hub_b32, c) == NULL || c == '\0')
+            return cmc_fail(CMC_ERR_UNAUTHORIZED, "enrollment code is unknown, used or expired");
+        out[n++] = c;
+    }
+    if (n != HUB_CODE_CHARS)
+        return cmc_fail(CMC_ERR_UNAUTHORIZED, "enrollment code is unknown, used or expired");
+    out[n] = '\0';
+    return CMC_OK;
+}
+
+int hub_device_add(hub *h, const char *name, const char *scope, const char *role,
+                   char device_id[PLAN_ID_LEN + 1], char code[HUB_CODE_LEN + 1])
+{
+    char kind[16];
+    const char *value;
+    uint8_t rnd[HUB_CODE_CHARS];
+    char norm[HUB_CODE_CHARS + 1];
+    uint8_t hash[CRY_HASH_BYTES];
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    int64_t now = plat_wall_now();
+
+    if (name == NULL || name[0] == '\0' || strlen(name) > HUB_NAME_MAX)
+        return cmc_fail(CMC_ERR_USAGE, "device name: must be 1 to %d bytes", HUB_NAME_MAX);
+    if ((rc = hub_scope_parse(scope, kind, &value)) != CMC_OK)
+        return rc;
+    if (!hub_device_role_ok(role))
+        return cmc_fail(CMC_ERR_USAGE, "--role: must be urgent_care or clinician");
+    hub_new_uuid(device_id);
+    cry_random(rnd, sizeof rnd);
+    for (size_t i = 0; i < HUB_CODE_CHARS; i++)
+        norm[i] = hub_b32[rnd[i] & 31];
+    norm[HUB_CODE_CHARS] = '\0';
+    cry_hash(hash, norm, HUB_CODE_CHARS);
+    snprintf(code, HUB_CODE_LEN + 1, "%.4s-%.4s-%.4s-%.4s", norm, norm + 4, norm + 8, norm + 12);
+    cry_memzero(norm, sizeof norm);
+    cry_memzero(rnd, sizeof rnd);
+
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        return rc;
+    if ((rc = hub_db_prepare(h, "INSERT INTO devices(device_id, name, scope, role, state, created)"
+                                " VALUES(?1, ?2, ?3, ?4, 'pending', ?5)", &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, role, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (src != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "device add");
+        goto out;
+    }
+    if ((rc = hub_db_prepare(h, "INSERT INTO enroll_codes(code_hash, device_id, expires)"
+                                " VALUES(?1, ?2, ?3)", &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now + HUB_CODE_TTL);
+    src = sqlite3_step(st);
+    if (src != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "enrollment code");
+        goto out;
+    }
+    rc = hub_tx_commit(h);
+out:
+    sqlite3_finalize(st);
+    if (rc != CMC_OK) {
+        hub_tx_rollback(h);
+        cry_memzero(code, HUB_CODE_LEN + 1);
+    }
+    return rc;
+}
+
+#define HUB_DEVICE_COLS "device_id, name, scope, role, state, wipe, cursor, created, last_seen"
+
+static void hub_device_from_row(sqlite3_stmt *st, struct hub_device_info *d)
+{
+    memset(d, 0, sizeof *d);
+    hub_col_copy(st, 0, d->device_id, sizeof d->device_id);
+    hub_col_copy(st, 1, d->name, sizeof d->name);
+    hub_col_copy(st, 2, d->scope, sizeof d->scope);
+    hub_col_copy(st, 3, d->role, sizeof d->role);
+    hub_col_copy(st, 4, d->state, sizeof d->state);
+    d->wipe = sqlite3_column_int(st, 5);
+    d->cursor = (uint64_t)sqlite3_column_int64(st, 6);
+    d->created = sqlite3_column_int64(st, 7);
+    d->last_seen = sqlite3_column_int64(st, 8);
+}
+
+int hub_device_list(hub *h, int (*cb)(const struct hub_device_info *, void *), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    struct hub_device_info d;
+    int rc = hub_db_prepare(h, "SELECT " HUB_DEVICE_COLS " FROM devices ORDER BY created, name",
+                            &st);
+    int src;
+    if (rc != CMC_OK)
+        return rc;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        hub_device_from_row(st, &d);
+        if ((rc = cb(&d, ctx)) != 0)
+            goto out;
+    }
+    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "device list");
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT " HUB_DEVICE_COLS " FROM devices WHERE device_id = ?1", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        hub_device_from_row(st, out);
+        rc = CMC_OK;
+    } else {
+        rc = src == SQLITE_DONE ? cmc_fail(CMC_ERR_NOT_FOUND, "no device %s", device_id)
+                                : hub_db_fail(h, src, "device");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int hub_device_update(hub *h, const char *device_id, const char *sql, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, sql, &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = hub_db_fail(h, src, what);
+    else if (sqlite3_changes(h->db) == 0)
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no device %s", device_id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_device_revoke(hub *h, const char *device_id)
+{
+    int rc = hub_device_update(h, device_id,
+                               "UPDATE devices SET state = 'revoked' WHERE device_id = ?1",
+                               "device revoke");
+    if (rc == CMC_OK)
+        plat_log(PLAT_LOG_INFO, "device %s revoked", device_id);
+    return rc;
+}
+
+int hub_device_wipe(hub *h, const char *device_id)
+{
+    struct hub_device_info d;
+    int rc = hub_device_get(h, device_id, &d);
+    if (rc != CMC_OK)
+        return rc;
+    if (strcmp(d.state, "revoked") == 0)
+        return cmc_fail(CMC_ERR_STATE, "device %s is revoked: it can no longer fetch a wipe order",
+                        device_id);
+    rc = hub_device_update(h, device_id, "UPDATE devices SET wipe = 1 WHERE device_id = ?1",
+                           "device wipe");
+    if (rc == CMC_OK)
+        plat_log(PLAT_LOG_INFO, "device %s marked for wiping", device_id);
+    return rc;
+}
+
+int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYTES],
+               const char *name, struct hub_enrollment *out)
+{
+    char norm[HUB_CODE_CHARS + 1];
+    uint8_t hash[CRY_HASH_BYTES];
+    struct hub_device_info d;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    int64_t now = plat_wall_now();
+
+    memset(out, 0, sizeof *out);
+    if (name != NULL && strlen(name) > HUB_NAME_MAX)
+        return cmc_fail(CMC_ERR_INVALID, "name: longer than %d bytes", HUB_NAME_MAX);
+    if ((rc = hub_code_normalise(code, norm)) != CMC_OK)
+        return rc;
+    cry_hash(hash, norm, HUB_CODE_CHARS);
+    cry_memzero(norm, sizeof norm);
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        return rc;
+    if ((rc = hub_db_prepare(h, "SELECT device_id FROM enroll_codes WHERE code_hash = ?1"
+                                " AND used = 0 AND expires > ?2", &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE
+                 ? cmc_fail(CMC_ERR_UNAUTHORIZED, "enrollment code is unknown, used or expired")
+                 : hub_db_fail(h, src, "enrollment");
+        goto out;
+    }
+    hub_col_copy(st, 0, out->device_id, sizeof out->device_id);
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = hub_device_get(h, out->device_id, &d)) != CMC_OK)
+        goto out;
+    if (strcmp(d.state, "pending") != 0) {
+        rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "enrollment code is unknown, used or expired");
+        goto out;
+    }
+    if ((rc = hub_db_prepare(h, "UPDATE enroll_codes SET used = 1 WHERE code_hash = ?1", &st)) !=
+        CMC_OK)
+        goto out;
+    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (src != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "enrollment");
+        goto out;
+    }
+    if ((rc = hub_db_prepare(h, "UPDATE devices SET pk = ?2, state = 'active', enrolled = ?3,"
+                                " last_seen = ?3 WHERE device_id = ?1", &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, out->device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, device_pk, CRY_SIGN_PK_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    src = sqlite3_step(st);
+    if (src != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "enrollment");
+        goto out;
+    }
+    if ((rc = hub_tx_commit(h)) != CMC_OK)
+        goto out;
+    memcpy(out->hub_pk, h->pk, CRY_SIGN_PK_BYTES);
+    snprintf(out->scope, sizeof out->scope, "%s", d.scope);
+    snprintf(out->role, sizeof out->role, "%s", d.role);
+    out->lease_days = HUB_LEASE_DAYS;
+    out->hub_time = now;
+    plat_log(PLAT_LOG_INFO, "device %s enrolled", out->device_id);
+out:
+    sqlite3_finalize(st);
+    if (rc != CMC_OK) {
+        hub_tx_rollback(h);
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+
+/* ---- signed requests ------------------------------------------------------------------- */
+
+int hub_auth_request(hub *h, const struct hub_signed_request *req,
+                     char device_id[PLAN_ID_LEN + 1], int *replay)
+{
+    struct reqsig_request parsed;
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+    sqlite3_stmt *st = NULL;
+    int64_t now = plat_wall_now();
+    int rc, src;
+
+    *replay = 0;
+    device_id[0] = '\0';
+    if (req->device == NULL && req->time == NULL && req->nonce == NULL && req->signature == NULL)
+        return cmc_fail(CMC_ERR_UNAUTHORIZED, "request is not signed (X-CMC-Device, X-CMC-Time,"
+                                              " X-CMC-Nonce and X-CMC-Signature are required)");
+    if ((rc = reqsig_parse(req->device, req->time, req->nonce, req->signature, &parsed)) != CMC_OK)
+        return rc == CMC_ERR_NOMEM ? rc : hub_fail_wrap(CMC_ERR_UNAUTHORIZED, "request signature headers");
+
+    if ((rc = hub_db_prepare(h, "SELECT pk, state FROM devices WHERE device_id = ?1", &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, parsed.device_id, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? cmc_fail(CMC_ERR_UNAUTHORIZED, "unknown device")
+                                : hub_db_fail(h, src, "device");
+        goto out;
+    }
+    if (strcmp(hub_col_text(st, 1), "active") != 0 ||
+        sqlite3_column_bytes(st, 0) != CRY_SIGN_PK_BYTES) {
+        rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "device %s is %s", parsed.device_id,
+                      strcmp(hub_col_text(st, 1), "revoked") == 0 ? "revoked" : "not enrolled");
+        goto out;
+    }
+    memcpy(pk, sqlite3_column_blob(st, 0), CRY_SIGN_PK_BYTES);
+    sqlite3_finalize(st);
+    st = NULL;
+
+    if (reqsig_verify(&parsed, pk, req->method, req->path, req->body, req->body_len) != CMC_OK) {
+        rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "request signature does not verify");
+        goto out;
+    }
+    /* The time is checked only once the signature holds, so nobody learns the hub's
+     * clock without a device key. */
+    if ((rc = reqsig_check_time(&parsed, now, NULL)) != CMC_OK)
+        goto out;
+    /* Nonces older than the window can go: a request that old fails the time check. */
+    if ((rc = hub_db_prepare(h, "DELETE FROM nonces WHERE at < ?1", &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, now - HUB_NONCE_KEEP);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (src != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "nonces");
+        goto out;
+    }
+    if ((rc = hub_db_prepare(h, "INSERT INTO nonces(device_id, nonce, at) VALUES(?1, ?2, ?3)",
+                             &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, parsed.device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, parsed.nonce, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    src = sqlite3_step(st);
+    if (src != SQLITE_DONE) {
+        if ((src & 0xff) == SQLITE_CONSTRAINT) {
+            *replay = 1;
+            rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "request replayed (nonce already used)");
+        } else {
+            rc = hub_db_fail(h, src, "nonces");
+        }
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = hub_db_prepare(h, "UPDATE devices SET last_seen = ?2 WHERE device_id = ?1", &st)) !=
+        CMC_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, parsed.device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    src = sqlite3_step(st);
+    if (src != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "device");
+        goto out;
+    }
+    snprintf(device_id, PLAN_ID_LEN + 1, "%s", parsed.device_id);
+    rc = CMC_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}

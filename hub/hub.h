@@ -1,0 +1,276 @@
+/*
+ * hub.h - the central service's core: the hub store, the plan lifecycle, devices and
+ * scopes, the change log, bundle pages, edit intake and audit intake.
+ *
+ * The store is a SQLCipher database DIR/hub.db keyed with the raw 256-bit key kept in
+ * DIR/hub.key (0600, 64 lower-case hex digits and a newline); the hub's Ed25519 signing key
+ * lives inside the encrypted store (docs/STORAGE.md "## Hub store"). The database runs in
+ * WAL mode with a busy timeout, so the CLI and a running server work on it at once.
+ *
+ * Lifecycle (DOMAIN.md): every state change of a plan makes a new numbered version, so
+ * version numbers alone tell a device whether its copy is current; every version is kept
+ * with who made it, how and when. Published versions stay what devices see until a newer
+ * version is approved. Only the gp role approves.
+ *
+ * Change log: every change that can alter what some device should hold takes the next
+ * sequence number (seq) and stamps the plan with it. A pull from cursor C walks the plans
+ * stamped after C, in seq order, and decides per device what to send (hub_pull).
+ *
+ * Device-facing requests are handled as pure functions (hub_api_handle: request in, status
+ * and body out) so they can be tested and fuzzed without a socket; hub/server.h serves them
+ * over HTTP(S).
+ *
+ * Errors: every function returns a cmc_err with a one-line detail (cmc_errmsg) naming the
+ * field, file or id involved, never patient data. Library errors are translated here.
+ * Memory: buffers handed out are cmc_malloc'd and freed by the caller with cmc_free.
+ * Thread-safety: a hub handle is used by one thread at a time (the server serialises its
+ * threads on one handle); several processes may open the same directory at once.
+ */
+#ifndef CMC_HUB_H
+#define CMC_HUB_H
+
+#include "crypto/cry.h"
+#include "sync/plan.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hub hub;
+
+#define HUB_NAME_MAX 64          /* user and device names, bytes */
+#define HUB_SCOPE_MAX 96         /* "region:R", "team:T", "care_home:H", "all" */
+#define HUB_CODE_LEN 19          /* enrollment code "XXXX-XXXX-XXXX-XXXX" */
+#define HUB_CODE_TTL (24 * 3600) /* seconds an enrollment code stays valid */
+#define HUB_LEASE_DAYS 14        /* how long a device may go without syncing (policy hint) */
+#define HUB_CLOCK_SKEW 300       /* seconds a request's time may differ from the hub's */
+#define HUB_NONCE_KEEP 600       /* seconds a request nonce is remembered */
+#define HUB_BUDGET_DEFAULT (1024u * 1024u)
+#define HUB_BUDGET_MAX (8u * 1024u * 1024u)
+#define HUB_BUDGET_MIN 1024u
+#define HUB_MAX_REQUEST (1024u * 1024u) /* request bodies above this are refused (413) */
+
+/* Hub-side user roles. A patient may start a plan; only a gp approves. */
+enum hub_role {
+    HUB_ROLE_NONE = 0,
+    HUB_ROLE_GP,        /* "gp" */
+    HUB_ROLE_CLINICIAN, /* "clinician" */
+    HUB_ROLE_ADMIN,     /* "admin" */
+    HUB_ROLE_PATIENT,   /* "patient" */
+};
+int hub_role_from_name(const char *name); /* HUB_ROLE_NONE if unknown */
+const char *hub_role_name(int role);
+
+/* ---- the store ------------------------------------------------------------------------- */
+
+/* Creates DIR (0700), the store key file, the store and the hub's signing key.
+ * CMC_ERR_EXISTS when DIR already holds a hub. */
+int hub_init(const char *dir);
+/* Opens an initialised hub. CMC_ERR_NOT_FOUND when there is none (run `cmc-hub init`),
+ * CMC_ERR_TAMPERED when the key does not open the store. *out is NULL on failure. */
+int hub_open(const char *dir, hub **out);
+void hub_close(hub *h); /* NULL is a no-op */
+/* The hub's Ed25519 public key (devices pin it at enrollment). */
+void hub_public_key(const hub *h, uint8_t pk[CRY_SIGN_PK_BYTES]);
+/* The change log's head (the highest seq handed out; 0 when empty). */
+int hub_head_seq(hub *h, uint64_t *out);
+
+/* ---- users ----------------------------------------------------------------------------- */
+
+int hub_user_add(hub *h, const char *name, const char *role);
+/* The role of a user; CMC_ERR_NOT_FOUND when unknown. */
+int hub_user_role(hub *h, const char *name, int *role);
+
+/* ---- plans ----------------------------------------------------------------------------- */
+
+/* Imports a plan in the JSON form of examples/plan.json as a new plan (status, version and
+ * approval fields in the file are ignored). A plan imported by an admin is
+ * "needs_finalisation", by anyone else "draft". CMC_ERR_EXISTS when the plan id or NHS
+ * number is already on the hub. */
+int hub_plan_import(hub *h, const char *as_user, const char *json, size_t len,
+                    char plan_id[PLAN_ID_LEN + 1]);
+/* Applies a change document (CHANGES.json) to the newest version, as a new version
+ * ("needs_finalisation" when an admin edits, else "draft"). */
+int hub_plan_edit(hub *h, const char *as_user, const char *plan_ref, const char *json,
+                  size_t len, int64_t *version_out);
+/* draft / needs_finalisation -> awaiting_approval: a clinician or gp, a complete plan. */
+int hub_plan_submit(hub *h, const char *as_user, const char *plan_ref);
+/* awaiting_approval -> published: gp only (CMC_ERR_DENIED for anyone else). Sets approved_by
+ * and approved_at, keeps review_due (one year after approval when absent). */
+int hub_plan_approve(hub *h, const char *as_user, const char *plan_ref);
+/* Stops all sharing: every device that holds the plan is sent a purge. */
+int hub_plan_withdraw_consent(hub *h, const char *as_user, const char *plan_ref);
+
+/* A plan id from a plan id or an NHS number (spaces allowed). */
+int hub_plan_resolve(hub *h, const char *plan_ref, char plan_id[PLAN_ID_LEN + 1]);
+/* A version of a plan (0 = the newest). */
+int hub_plan_get(hub *h, const char *plan_ref, int64_t version, struct plan *out);
+
+struct hub_plan_info {
+    char plan_id[PLAN_ID_LEN + 1];
+    char nhs_number[PLAN_NHS_LEN + 1];
+    int status;                /* of the newest version */
+    int64_t version;           /* newest version */
+    int64_t published_version; /* 0 when never published */
+    int consent_withdrawn;
+    uint64_t seq;
+};
+/* Calls cb for every plan whose newest version has `status` (0: every plan), in plan id
+ * order; a non-zero return from cb stops the walk and is returned. */
+int hub_plan_list(hub *h, int status, int (*cb)(const struct hub_plan_info *, void *), void *ctx);
+int hub_plan_info(hub *h, const char *plan_ref, struct hub_plan_info *out);
+
+struct hub_plan_event {
+    int64_t version;
+    const char *actor;
+    const char *action; /* "import", "edit", "submit", "approve", "withdraw_consent", "push" */
+    int64_t at;
+};
+int hub_plan_history(hub *h, const char *plan_ref,
+                     int (*cb)(const struct hub_plan_event *, void *), void *ctx);
+
+/* ---- caseloads ------------------------------------------------------------------------- */
+
+/* Team caseload membership by NHS number; the caseload decides what team:T devices hold. */
+int hub_caseload_add(hub *h, const char *team, const char *nhs);
+int hub_caseload_remove(hub *h, const char *team, const char *nhs);
+
+/* ---- devices --------------------------------------------------------------------------- */
+
+enum hub_device_role {
+    HUB_DEVICE_NONE = 0,
+    HUB_DEVICE_URGENT_CARE, /* "urgent_care": published versions only */
+    HUB_DEVICE_CLINICIAN,   /* "clinician": team scope also gets drafts of its caseload */
+};
+
+/* Registers a device and makes its one-time enrollment code (valid HUB_CODE_TTL seconds;
+ * only its hash is stored). scope: "all", "region:R", "team:T" or "care_home:H". */
+int hub_device_add(hub *h, const char *name, const char *scope, const char *role,
+                   char device_id[PLAN_ID_LEN + 1], char code[HUB_CODE_LEN + 1]);
+
+struct hub_device_info {
+    char device_id[PLAN_ID_LEN + 1];
+    char name[HUB_NAME_MAX + 1];
+    char scope[HUB_SCOPE_MAX + 1];
+    char role[16];
+    char state[16]; /* "pending", "active", "revoked", "wiped" */
+    int wipe;       /* a wipe order is pending */
+    uint64_t cursor;
+    int64_t created;
+    int64_t last_seen; /* 0 = never */
+};
+int hub_device_list(hub *h, int (*cb)(const struct hub_device_info *, void *), void *ctx);
+int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out);
+/* A revoked device is refused on every request. */
+int hub_device_revoke(hub *h, const char *device_id);
+/* The device's next pull answers with a signed wipe order. */
+int hub_device_wipe(hub *h, const char *device_id);
+
+struct hub_enrollment {
+    char device_id[PLAN_ID_LEN + 1];
+    uint8_t hub_pk[CRY_SIGN_PK_BYTES];
+    char scope[HUB_SCOPE_MAX + 1];
+    char role[16];
+    int lease_days;
+    int64_t hub_time;
+};
+/* Redeems an enrollment code: registers the device's public key. A code works once and
+ * only until it expires (CMC_ERR_UNAUTHORIZED otherwise, without saying which). */
+int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYTES],
+               const char *name, struct hub_enrollment *out);
+
+/* Checks a signed request (headers of docs/PROTOCOL.md): a known, enrolled, unrevoked
+ * device, a valid signature, a time within HUB_CLOCK_SKEW and a nonce not seen within
+ * HUB_NONCE_KEEP. Errors: CMC_ERR_UNAUTHORIZED (unknown, revoked, bad signature, replay:
+ * *replay is set to 1 for the latter), CMC_ERR_CLOCK (the detail says by how much).
+ * device_id is the authenticated device. */
+struct hub_signed_request {
+    const char *method;
+    const char *path; /* with query */
+    const char *device;
+    const char *time;
+    const char *nonce;
+    const char *signature;
+    const uint8_t *body;
+    size_t body_len;
+};
+int hub_auth_request(hub *h, const struct hub_signed_request *req,
+                     char device_id[PLAN_ID_LEN + 1], int *replay);
+
+/* ---- sync ------------------------------------------------------------------------------ */
+
+/* The next bundle page for a device that has committed `cursor` (docs/PROTOCOL.md cursor
+ * semantics). budget 0 = HUB_BUDGET_DEFAULT; capped at HUB_BUDGET_MAX. */
+int hub_pull(hub *h, const char *device_id, uint64_t cursor, size_t budget, uint8_t **out,
+             size_t *len);
+
+enum hub_push_result { HUB_PUSH_ACCEPTED = 1, HUB_PUSH_DUPLICATE, HUB_PUSH_CONFLICT };
+struct hub_push_reply {
+    int result;      /* enum hub_push_result */
+    int64_t version; /* the new draft's, or the current one on conflict */
+    uint8_t *current; /* conflict: plan_pack of the version the device may see (cmc_free) */
+    size_t current_len;
+};
+/* A device's edit: becomes a new version (awaiting approval when complete, else draft),
+ * never a published one, when base_version is the newest; else a conflict. The same
+ * idempotency id from the same device makes one version. Clinician devices only. */
+int hub_push(hub *h, const char *device_id, const char *idempotency_id, const char *plan_id,
+             int64_t base_version, const uint8_t *change, size_t change_len,
+             struct hub_push_reply *out);
+
+/* Audit intake: `body` is the request body, a msgpack map {"entries": [...]}
+ * (docs/PROTOCOL.md); each entry must hash correctly and continue the device's chain.
+ * Entries already stored are accepted again unchanged; all or nothing. *acked_seq is the
+ * highest seq now stored for the device. */
+int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t len,
+                     uint64_t *acked_seq);
+
+struct hub_audit_entry {
+    const char *device_id;
+    const char *device_name;
+    uint64_t seq;
+    const char *user;
+    const char *role;
+    const char *identifier;
+    const char *action;
+    int64_t wall;
+};
+/* Entries received for a plan, oldest first. */
+int hub_audit_list(hub *h, const char *plan_ref,
+                   int (*cb)(const struct hub_audit_entry *, void *), void *ctx);
+
+/* A device's acknowledgement of purges (plan ids) and of a wipe. */
+int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_purged,
+            int wiped);
+
+/* ---- device-facing requests ------------------------------------------------------------ */
+
+struct hub_request {
+    const char *method;
+    const char *path; /* with query, as sent */
+    const char *device, *time, *nonce, *signature; /* X-CMC-* headers, NULL if absent */
+    const uint8_t *body;
+    size_t body_len;
+};
+struct hub_response {
+    int status;
+    const char *content_type; /* static string */
+    uint8_t *body;            /* cmc_malloc'd */
+    size_t body_len;
+    int retry_after; /* seconds, 0 = none */
+};
+/* Handles one request; never fails: every error becomes a JSON error response. */
+void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *resp);
+void hub_response_free(struct hub_response *resp);
+
+/* ---- synthetic data -------------------------------------------------------------------- */
+
+/* Adds n synthetic London plans generated from `seed` (same seed, same plans), in one
+ * transaction; caseloads of their teams follow. progress (may be NULL) is called now and
+ * then with the count done. */
+int hub_seed(hub *h, long n, uint64_t seed, void (*progress)(long done, long total, void *ctx),
+             void *ctx);
+
+/* Test hook: generate plan i of a seeded set without storing it. */
+int hub_seed_plan(uint64_t seed, long i, struct plan *out, int *status, int *extra_draft);
+
+#endif

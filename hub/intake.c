@@ -1,0 +1,488 @@
+/*
+ * intake.c - what devices send the hub: edits (push), audit entries and acknowledgements.
+ *
+ * A pushed edit never publishes anything: it becomes a new version that a gp must approve.
+ * It may not touch record metadata (status, version, approval, review date): those ops are
+ * refused outright, so a device cannot mark its own edit published.
+ */
+#include "hub/internal.h"
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+#include "sync/change.h"
+#include "sync/mp.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HUB_IDEM_MAX 64
+#define HUB_AUDIT_MAX_ENTRIES 10000
+#define HUB_AUDIT_STR_MAX 200
+
+static int hub_set_text(char **member, const char *s)
+{
+    char *copy = NULL;
+    if (s != NULL && (copy = cmc_strdup(s)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "plan field");
+    cmc_free(*member);
+    *member = copy;
+    return CMC_OK;
+}
+
+static int hub_push_lookup(hub *h, const char *device_id, const char *idem, int64_t *version,
+                           int *found)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT version FROM pushes WHERE device_id = ?1 AND idem = ?2", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, idem, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    *found = src == SQLITE_ROW;
+    if (*found)
+        *version = sqlite3_column_int64(st, 0);
+    rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "push");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_push(hub *h, const char *device_id, const char *idempotency_id, const char *plan_id,
+             int64_t base_version, const uint8_t *change, size_t change_len,
+             struct hub_push_reply *out)
+{
+    struct hub_device_info dev;
+    struct hub_plan_info info;
+    struct plan_change c;
+    struct plan p;
+    sqlite3_stmt *st = NULL;
+    char actor[HUB_NAME_MAX + 16];
+    char now[21];
+    const char *reason = NULL;
+    int64_t target = 0;
+    int rc, found = 0, src;
+
+    memset(out, 0, sizeof *out);
+    plan_init(&p);
+    plan_change_init(&c);
+    if (idempotency_id == NULL || idempotency_id[0] == '\0' ||
+        strlen(idempotency_id) > HUB_IDEM_MAX)
+        return cmc_fail(CMC_ERR_INVALID, "idempotency_id: 1 to %d bytes", HUB_IDEM_MAX);
+    if (!hub_uuid_valid(plan_id))
+        return cmc_fail(CMC_ERR_INVALID, "plan_id: not a plan id");
+    if ((rc = hub_device_get(h, device_id, &dev)) != CMC_OK)
+        return rc;
+    if (strcmp(dev.role, "clinician") != 0)
+        return cmc_fail(CMC_ERR_DENIED, "only clinician devices may send edits");
+    if ((rc = plan_change_unpack(change, change_len, &c)) != CMC_OK)
+        return rc;
+    for (size_t i = 0; i < c.n_ops; i++) {
+        if (c.ops[i].field == NULL || (c.ops[i].field->flags & PLAN_FF_META)) {
+            rc = cmc_fail(CMC_ERR_INVALID, "change: record metadata (%s) is the hub's to set",
+                          c.ops[i].field != NULL ? c.ops[i].field->path : "?");
+            goto out;
+        }
+    }
+
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        goto out;
+    if ((rc = hub_push_lookup(h, device_id, idempotency_id, &out->version, &found)) != CMC_OK)
+        goto out;
+    if (found) {
+        out->result = HUB_PUSH_DUPLICATE;
+        rc = hub_tx_commit(h);
+        goto out;
+    }
+    if ((rc = hub_plan_info(h, plan_id, &info)) != CMC_OK)
+        goto out;
+    if ((rc = hub_device_target(h, &dev, plan_id, &target, &reason)) != CMC_OK)
+        goto out;
+    if (info.consent_withdrawn) {
+        rc = cmc_fail(CMC_ERR_STATE, "plan %s: consent was withdrawn; the edit is discarded",
+                      plan_id);
+        goto out;
+    }
+    if (target == 0) {
+        rc = cmc_fail(CMC_ERR_DENIED, "plan %s is not shared with this device", plan_id);
+        goto out;
+    }
+    if (base_version != info.version) {
+        out->result = HUB_PUSH_CONFLICT;
+        out->version = target;
+        if ((rc = hub_load_version_raw(h, plan_id, target, &out->current, &out->current_len)) !=
+            CMC_OK)
+            goto out;
+        rc = hub_tx_commit(h);
+        goto out;
+    }
+    if ((rc = hub_load_version(h, plan_id, info.version, &p)) != CMC_OK)
+        goto out;
+    if ((rc = plan_change_apply(&p, &c)) != CMC_OK)
+        goto out;
+    plat_format_time(plat_wall_now(), now);
+    if ((rc = hub_set_text(&p.approved_by, NULL)) != CMC_OK ||
+        (rc = hub_set_text(&p.approved_at, NULL)) != CMC_OK ||
+        (rc = hub_set_text(&p.updated_at, now)) != CMC_OK)
+        goto out;
+    p.version = info.version + 1;
+    p.status = PLAN_STATUS_AWAITING_APPROVAL;
+    if (plan_validate(&p, PLAN_CHECK_COMPLETE) != CMC_OK)
+        p.status = PLAN_STATUS_DRAFT; /* a clinician completes it at the hub first */
+    cmc_err_clear();
+    snprintf(actor, sizeof actor, "device:%s", dev.name);
+    if ((rc = hub_store_version(h, &p, actor, "push")) != CMC_OK)
+        goto out;
+    if ((rc = hub_db_prepare(h, "INSERT INTO pushes(device_id, idem, plan_id, version, at)"
+                                " VALUES(?1, ?2, ?3, ?4, ?5)", &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, idempotency_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, p.version);
+    sqlite3_bind_int64(st, 5, plat_wall_now());
+    src = sqlite3_step(st);
+    if (src != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "push");
+        goto out;
+    }
+    if ((rc = hub_tx_commit(h)) != CMC_OK)
+        goto out;
+    out->result = HUB_PUSH_ACCEPTED;
+    out->version = p.version;
+    plat_log(PLAT_LOG_INFO, "plan %s: edit from device %s stored as version %lld", plan_id,
+             device_id, (long long)p.version);
+out:
+    sqlite3_finalize(st);
+    if (rc != CMC_OK) {
+        hub_tx_rollback(h);
+        cmc_free(out->current);
+        memset(out, 0, sizeof *out);
+    }
+    plan_change_free(&c);
+    plan_free(&p);
+    return rc;
+}
+
+/* ---- audit intake ---------------------------------------------------------------------- */
+
+struct hub_audit_in {
+    uint64_t seq;
+    const uint8_t *prev, *hash;
+    char user[HUB_AUDIT_STR_MAX + 1];
+    char role[HUB_AUDIT_STR_MAX + 1];
+    char plan_id[HUB_AUDIT_STR_MAX + 1];
+    char identifier[HUB_AUDIT_STR_MAX + 1];
+    char action[HUB_AUDIT_STR_MAX + 1];
+    int64_t wall, mono;
+    uint8_t computed[CRY_HASH_BYTES];
+};
+
+static int hub_read_cstr(struct mp_reader *r, const char *key, char *out, size_t cap)
+{
+    const char *s;
+    uint32_t n;
+    int rc = mp_read_str(r, (uint32_t)(cap - 1), &s, &n);
+    if (rc != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: %s must be a string of at most %zu bytes",
+                        key, cap - 1);
+    if (memchr(s, '\0', n) != NULL)
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: %s holds a NUL byte", key);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return CMC_OK;
+}
+
+/* Reads one entry and computes its hash: BLAKE2b-256(prev || the entry map re-encoded
+ * without its "hash" pair, the other pairs' bytes in the order sent). */
+static int hub_read_audit_entry(struct mp_reader *r, struct hub_audit_in *e)
+{
+    uint32_t n, klen, blen;
+    const char *key;
+    const uint8_t *pair_start[16];
+    size_t pair_len[16];
+    unsigned seen = 0;
+    struct cry_hash_state hs;
+    int rc;
+
+    memset(e, 0, sizeof *e);
+    if ((rc = mp_read_map(r, 16, &n)) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: not a map of at most 16 pairs");
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *start = r->p;
+        unsigned bit;
+        if ((rc = mp_read_str(r, 16, &key, &klen)) != CMC_OK)
+            return cmc_fail(CMC_ERR_INVALID, "audit entry: keys must be short strings");
+#define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
+        if (KEY_IS("seq")) {
+            bit = 1u << 0;
+            rc = mp_read_uint(r, &e->seq);
+        } else if (KEY_IS("prev")) {
+            bit = 1u << 1;
+            rc = mp_read_bin(r, CRY_HASH_BYTES, &e->prev, &blen);
+            if (rc == CMC_OK && blen != CRY_HASH_BYTES)
+                rc = CMC_ERR_INVALID;
+        } else if (KEY_IS("hash")) {
+            bit = 1u << 2;
+            rc = mp_read_bin(r, CRY_HASH_BYTES, &e->hash, &blen);
+            if (rc == CMC_OK && blen != CRY_HASH_BYTES)
+                rc = CMC_ERR_INVALID;
+        } else if (KEY_IS("user")) {
+            bit = 1u << 3;
+            rc = hub_read_cstr(r, "user", e->user, sizeof e->user);
+        } else if (KEY_IS("role")) {
+            bit = 1u << 4;
+            rc = hub_read_cstr(r, "role", e->role, sizeof e->role);
+        } else if (KEY_IS("plan_id")) {
+            bit = 1u << 5;
+            rc = hub_read_cstr(r, "plan_id", e->plan_id, sizeof e->plan_id);
+        } else if (KEY_IS("identifier")) {
+            bit = 1u << 6;
+            rc = hub_read_cstr(r, "identifier", e->identifier, sizeof e->identifier);
+        } else if (KEY_IS("action")) {
+            bit = 1u << 7;
+            rc = hub_read_cstr(r, "action", e->action, sizeof e->action);
+        } else if (KEY_IS("wall")) {
+            bit = 1u << 8;
+            rc = mp_read_int(r, &e->wall);
+        } else if (KEY_IS("mono")) {
+            bit = 1u << 9;
+            rc = mp_read_int(r, &e->mono);
+        } else {
+            return cmc_fail(CMC_ERR_INVALID, "audit entry: unknown key");
+        }
+#undef KEY_IS
+        if (rc != CMC_OK || (seen & bit))
+            return cmc_fail(CMC_ERR_INVALID, "audit entry: a key is repeated or has the wrong type");
+        seen |= bit;
+        pair_start[i] = start;
+        pair_len[i] = (size_t)(r->p - start);
+    }
+    mp_leave(r);
+    if (seen != 0x3ffu)
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: seq, prev, hash, user, role, plan_id,"
+                                         " identifier, action, wall and mono are all required");
+    uint8_t map_hdr = (uint8_t)(0x80u | (n - 1));
+    cry_hash_init(&hs);
+    cry_hash_update(&hs, e->prev, CRY_HASH_BYTES);
+    cry_hash_update(&hs, &map_hdr, 1);
+    for (uint32_t i = 0; i < n; i++) {
+        /* skip the "hash" pair: its key is the fixstr 0xa4 "hash" */
+        if (pair_len[i] > 5 && pair_start[i][0] == 0xa4 && memcmp(pair_start[i] + 1, "hash", 4) == 0)
+            continue;
+        cry_hash_update(&hs, pair_start[i], pair_len[i]);
+    }
+    cry_hash_final(&hs, e->computed);
+    return CMC_OK;
+}
+
+static int hub_audit_last(hub *h, const char *device_id, uint64_t *seq, uint8_t hash[CRY_HASH_BYTES],
+                          int *have)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT seq, hash FROM audit WHERE device_id = ?1"
+                               " ORDER BY seq DESC LIMIT 1", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    *have = 0;
+    *seq = 0;
+    if (src == SQLITE_ROW && sqlite3_column_bytes(st, 1) == CRY_HASH_BYTES) {
+        *have = 1;
+        *seq = (uint64_t)sqlite3_column_int64(st, 0);
+        memcpy(hash, sqlite3_column_blob(st, 1), CRY_HASH_BYTES);
+    }
+    rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int hub_audit_stored_hash(hub *h, const char *device_id, uint64_t seq,
+                                 uint8_t hash[CRY_HASH_BYTES], int *found)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT hash FROM audit WHERE device_id = ?1 AND seq = ?2", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+    int src = sqlite3_step(st);
+    *found = src == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CRY_HASH_BYTES;
+    if (*found)
+        memcpy(hash, sqlite3_column_blob(st, 0), CRY_HASH_BYTES);
+    rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t len,
+                     uint64_t *acked_seq)
+{
+    struct mp_reader r;
+    struct hub_audit_in e;
+    sqlite3_stmt *ins = NULL;
+    uint8_t last_hash[CRY_HASH_BYTES], stored[CRY_HASH_BYTES];
+    uint64_t last_seq = 0;
+    uint32_t n_keys, n_entries, klen;
+    const char *key;
+    int have = 0, found, rc, src;
+
+    *acked_seq = 0;
+    mp_reader_init(&r, body, len, 8);
+    if (mp_read_map(&r, 4, &n_keys) != CMC_OK || n_keys != 1 ||
+        mp_read_str(&r, 16, &key, &klen) != CMC_OK || klen != 7 ||
+        memcmp(key, "entries", 7) != 0)
+        return cmc_fail(CMC_ERR_INVALID, "audit: body must be a map {\"entries\": [...]}");
+    if ((rc = mp_read_array(&r, HUB_AUDIT_MAX_ENTRIES, &n_entries)) != CMC_OK)
+        return cmc_fail(rc == CMC_ERR_TOO_LARGE ? CMC_ERR_TOO_LARGE : CMC_ERR_INVALID,
+                        "audit: entries must be an array of at most %d", HUB_AUDIT_MAX_ENTRIES);
+
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        return rc;
+    if ((rc = hub_audit_last(h, device_id, &last_seq, last_hash, &have)) != CMC_OK)
+        goto out;
+    if ((rc = hub_db_prepare(h, "INSERT INTO audit(device_id, seq, prev, hash, user, role, plan_id,"
+                                " identifier, action, wall, mono, received)"
+                                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                             &ins)) != CMC_OK)
+        goto out;
+    for (uint32_t i = 0; i < n_entries; i++) {
+        if ((rc = hub_read_audit_entry(&r, &e)) != CMC_OK)
+            goto out;
+        if (!cry_memeq(e.computed, e.hash, CRY_HASH_BYTES)) {
+            rc = cmc_fail(CMC_ERR_INVALID, "audit entry %llu: hash does not match its contents",
+                          (unsigned long long)e.seq);
+            goto out;
+        }
+        if (have && e.seq <= last_seq) {
+            /* Sent again after a lost acknowledgement: must be the very same entry. */
+            if ((rc = hub_audit_stored_hash(h, device_id, e.seq, stored, &found)) != CMC_OK)
+                goto out;
+            if (found && cry_memeq(stored, e.hash, CRY_HASH_BYTES))
+                continue;
+            rc = cmc_fail(CMC_ERR_CONFLICT, "audit entry %llu differs from the one received before",
+                          (unsigned long long)e.seq);
+            goto out;
+        }
+        if (have && (e.seq != last_seq + 1 || !cry_memeq(e.prev, last_hash, CRY_HASH_BYTES))) {
+            rc = cmc_fail(CMC_ERR_INVALID, "audit entry %llu does not continue the chain at %llu",
+                          (unsigned long long)e.seq, (unsigned long long)last_seq);
+            goto out;
+        }
+        sqlite3_reset(ins);
+        sqlite3_bind_text(ins, 1, device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, (sqlite3_int64)e.seq);
+        sqlite3_bind_blob(ins, 3, e.prev, CRY_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(ins, 4, e.hash, CRY_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5, e.user, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 6, e.role, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 7, e.plan_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 8, e.identifier, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 9, e.action, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 10, e.wall);
+        sqlite3_bind_int64(ins, 11, e.mono);
+        sqlite3_bind_int64(ins, 12, plat_wall_now());
+        src = sqlite3_step(ins);
+        if (src != SQLITE_DONE) {
+            rc = hub_db_fail(h, src, "audit");
+            goto out;
+        }
+        have = 1;
+        last_seq = e.seq;
+        memcpy(last_hash, e.hash, CRY_HASH_BYTES);
+    }
+    mp_leave(&r);
+    mp_leave(&r);
+    if (mp_expect_end(&r) != CMC_OK) {
+        rc = cmc_fail(CMC_ERR_INVALID, "audit: trailing bytes after the body");
+        goto out;
+    }
+    if ((rc = hub_tx_commit(h)) != CMC_OK)
+        goto out;
+    *acked_seq = last_seq;
+out:
+    sqlite3_finalize(ins);
+    if (rc != CMC_OK)
+        hub_tx_rollback(h);
+    return rc;
+}
+
+int hub_audit_list(hub *h, const char *plan_ref,
+                   int (*cb)(const struct hub_audit_entry *, void *), void *ctx)
+{
+    struct hub_plan_info info;
+    struct hub_audit_entry e;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+        return rc;
+    /* Look-ups by NHS number that found nothing on the device are the patient's too. */
+    if ((rc = hub_db_prepare(h, "SELECT a.device_id, coalesce(d.name, ''), a.seq, a.user, a.role,"
+                                " a.identifier, a.action, a.wall FROM audit a LEFT JOIN devices d"
+                                " ON d.device_id = a.device_id WHERE a.plan_id = ?1"
+                                " OR a.identifier = ?2 ORDER BY a.wall, a.device_id, a.seq",
+                             &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, info.plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, info.nhs_number, -1, SQLITE_STATIC);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        e.device_id = hub_col_text(st, 0);
+        e.device_name = hub_col_text(st, 1);
+        e.seq = (uint64_t)sqlite3_column_int64(st, 2);
+        e.user = hub_col_text(st, 3);
+        e.role = hub_col_text(st, 4);
+        e.identifier = hub_col_text(st, 5);
+        e.action = hub_col_text(st, 6);
+        e.wall = sqlite3_column_int64(st, 7);
+        if ((rc = cb(&e, ctx)) != 0)
+            goto out;
+    }
+    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit list");
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_purged, int wiped)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        return rc;
+    if ((rc = hub_db_prepare(h, "INSERT OR REPLACE INTO acks(device_id, plan_id, at)"
+                                " VALUES(?1, ?2, ?3)", &st)) != CMC_OK)
+        goto out;
+    for (size_t i = 0; i < n_purged; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, purged[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, plat_wall_now());
+        if ((src = sqlite3_step(st)) != SQLITE_DONE) {
+            rc = hub_db_fail(h, src, "ack");
+            goto out;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (wiped) {
+        if ((rc = hub_db_prepare(h, "UPDATE devices SET state = 'wiped', wipe = 0"
+                                    " WHERE device_id = ?1 AND wipe = 1", &st)) != CMC_OK)
+            goto out;
+        sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+        if ((src = sqlite3_step(st)) != SQLITE_DONE) {
+            rc = hub_db_fail(h, src, "ack");
+            goto out;
+        }
+        if (sqlite3_changes(h->db) > 0)
+            plat_log(PLAT_LOG_INFO, "device %s confirmed its wipe", device_id);
+    }
+    rc = hub_tx_commit(h);
+out:
+    sqlite3_finalize(st);
+    if (rc != CMC_OK)
+        hub_tx_rollback(h);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * internal.h - what the hub's own .c files share: the handle, SQL helpers, the change log
+ * and small text helpers. Not for use outside hub/.
+ *
+ * SQL helpers translate SQLite's result codes to cmc_err at the boundary (busy -> BUSY,
+ * full -> DISK_FULL, constraint -> EXISTS, not-a-database -> TAMPERED) and keep SQLite's
+ * text in the detail. Transactions are BEGIN IMMEDIATE so two writers queue on the busy
+ * timeout instead of failing halfway.
+ */
+#ifndef CMC_HUB_INTERNAL_H
+#define CMC_HUB_INTERNAL_H
+
+#include "hub/hub.h"
+
+#include <sqlite3.h>
+
+struct hub {
+    sqlite3 *db;
+    struct cry_secret *sk; /* Ed25519 secret key */
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+};
+
+/* SQLite result -> cmc_err with a detail naming `what`. */
+int hub_db_fail(hub *h, int rc, const char *what);
+int hub_db_exec(hub *h, const char *sql);
+int hub_db_prepare(hub *h, const char *sql, sqlite3_stmt **out);
+int hub_tx_begin(hub *h);
+int hub_tx_commit(hub *h);
+void hub_tx_rollback(hub *h);
+
+/* Records a new detail that wraps the current one ("<prefix>: <current detail>"); the
+ * current detail is copied first because cmc_fail writes into the same buffer. */
+int hub_fail_wrap(int code, const char *prefix);
+
+/* Text column as a C string ("" for NULL). */
+const char *hub_col_text(sqlite3_stmt *st, int col);
+/* Copies a text column into out (cap bytes, truncating). */
+void hub_col_copy(sqlite3_stmt *st, int col, char *out, size_t cap);
+
+/* Appends an entry to the change log for a plan and stamps the plan with its seq. */
+int hub_log_change(hub *h, const char *plan_id, const char *what, uint64_t *seq_out);
+/* Records who did what to which version. */
+int hub_log_event(hub *h, const char *plan_id, int64_t version, const char *actor,
+                  const char *action);
+
+/* Stores a new version of a plan (p->version and p->status set by the caller) and updates
+ * the plan row: newest version and status, published version and scope columns when the
+ * version is published (or when nothing is published yet). Creates the row for version 1. */
+int hub_store_version(hub *h, const struct plan *p, const char *actor, const char *action);
+/* Loads a stored version's packed body (cmc_free) and/or its decoded plan. */
+int hub_load_version_raw(hub *h, const char *plan_id, int64_t version, uint8_t **body,
+                         size_t *len);
+int hub_load_version(hub *h, const char *plan_id, int64_t version, struct plan *out);
+
+/* A fresh random UUID (version 4), lower-case text. */
+void hub_new_uuid(char out[PLAN_ID_LEN + 1]);
+/* 1 if s is a canonical lower-case UUID. */
+int hub_uuid_valid(const char *s);
+/* The 16 bytes of a canonical UUID. */
+int hub_uuid_bytes(const char *s, uint8_t out[16]);
+
+/* The version of a plan a device may see (0: none; *reason then says why: "left_scope",
+ * "consent_withdrawn" or "not_shared"). */
+int hub_device_target(hub *h, const struct hub_device_info *dev, const char *plan_id,
+                      int64_t *target, const char **reason);
+
+/* Scope parsing: kind "all", "region", "team", "care_home"; value points into `scope`. */
+int hub_scope_parse(const char *scope, char kind[16], const char **value);
+
+#endif

@@ -1,0 +1,299 @@
+/*
+ * server.c - libmicrohttpd glue: collects a request (raw target, X-CMC-* headers, a
+ * bounded body), hands it to hub_api_handle under the hub mutex, and sends the answer.
+ */
+#include "hub/server.h"
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct hub_server {
+    struct MHD_Daemon *daemon;
+    hub *h;
+    pthread_mutex_t mu;
+    uint8_t *cert, *key;
+    size_t key_len;
+    uint16_t port;
+};
+
+/* Per-request state, made when the request line arrives. */
+struct hub_conn {
+    char *target; /* path with query, exactly as sent */
+    uint8_t *body;
+    size_t len, cap;
+    int started;
+    int too_large;
+};
+
+static void *hub_conn_begin(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct hub_conn *st;
+    (void)cls;
+    (void)c;
+    st = cmc_calloc(1, sizeof *st);
+    if (st != NULL && uri != NULL && strlen(uri) <= 4096)
+        st->target = cmc_strdup(uri);
+    return st;
+}
+
+static void hub_conn_end(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct hub_conn *st = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (st == NULL)
+        return;
+    cmc_free(st->target);
+    cmc_free(st->body);
+    cmc_free(st);
+    *con_cls = NULL;
+}
+
+static enum MHD_Result hub_send(struct MHD_Connection *conn, int status, const char *ctype,
+                                const void *body, size_t len, int retry_after)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+    char ra[16];
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (retry_after > 0) {
+        snprintf(ra, sizeof ra, "%d", retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result hub_send_error(struct MHD_Connection *conn, int status, const char *error,
+                                      const char *message)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "{\"error\":\"%s\",\"message\":\"%s\"}", error, message);
+    return hub_send(conn, status, "application/json", buf, (size_t)n, 0);
+}
+
+static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    hub_server *s = cls;
+    struct hub_conn *st = *con_cls;
+    struct hub_request req;
+    struct hub_response resp;
+    enum MHD_Result ret;
+    (void)url;
+    (void)version;
+
+    if (st == NULL || st->target == NULL)
+        return hub_send_error(conn, st == NULL ? 500 : 414, st == NULL ? "nomem" : "too_large",
+                              st == NULL ? "out of memory" : "request target too long");
+    if (!st->started) {
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        st->started = 1;
+        if (cl != NULL && strtoull(cl, NULL, 10) > HUB_MAX_REQUEST)
+            return hub_send_error(conn, 413, "too_large", "request body is too large");
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (st->too_large || st->len + n > HUB_MAX_REQUEST) {
+            st->too_large = 1; /* keep reading, drop the bytes, answer 413 at the end */
+            return MHD_YES;
+        }
+        if (st->len + n > st->cap) {
+            size_t ncap = st->cap ? st->cap : 4096;
+            while (ncap < st->len + n)
+                ncap *= 2;
+            uint8_t *nb = cmc_realloc(st->body, ncap);
+            if (nb == NULL)
+                return MHD_NO;
+            st->body = nb;
+            st->cap = ncap;
+        }
+        memcpy(st->body + st->len, upload_data, n);
+        st->len += n;
+        return MHD_YES;
+    }
+    if (st->too_large)
+        return hub_send_error(conn, 413, "too_large", "request body is too large");
+
+    memset(&req, 0, sizeof req);
+    req.method = method;
+    req.path = st->target;
+    req.device = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Device");
+    req.time = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Time");
+    req.nonce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Nonce");
+    req.signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Signature");
+    req.body = st->body;
+    req.body_len = st->len;
+    pthread_mutex_lock(&s->mu);
+    hub_api_handle(s->h, &req, &resp);
+    pthread_mutex_unlock(&s->mu);
+    {
+        /* the endpoint only: a query could carry more than a cursor one day */
+        size_t plen = strcspn(st->target, "?");
+        plat_log(PLAT_LOG_INFO, "%s %.*s -> %d%s%s", method, (int)(plen > 64 ? 64 : plen),
+                 st->target, resp.status, req.device != NULL ? " device " : "",
+                 req.device != NULL && strlen(req.device) == 36 ? req.device : "");
+    }
+    ret = hub_send(conn, resp.status, resp.content_type != NULL ? resp.content_type : "application/json",
+                   resp.body != NULL ? resp.body : (const uint8_t *)"", resp.body_len,
+                   resp.retry_after);
+    hub_response_free(&resp);
+    return ret;
+}
+
+int hub_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port)
+{
+    const char *colon;
+    const char *hs = listen, *he;
+    char *end = NULL;
+    unsigned long p;
+
+    if (listen == NULL || listen[0] == '\0')
+        return cmc_fail(CMC_ERR_USAGE, "--listen: HOST:PORT");
+    if (listen[0] == '[') {
+        he = strchr(listen, ']');
+        if (he == NULL || he[1] != ':')
+            return cmc_fail(CMC_ERR_USAGE, "--listen: [IPv6]:PORT");
+        hs = listen + 1;
+        colon = he + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (colon == NULL)
+            return cmc_fail(CMC_ERR_USAGE, "--listen: HOST:PORT");
+        he = colon;
+    }
+    if ((size_t)(he - hs) + 1 > cap || he == hs)
+        return cmc_fail(CMC_ERR_USAGE, "--listen: bad host");
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    p = strtoul(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || p > 65535)
+        return cmc_fail(CMC_ERR_USAGE, "--listen: port must be 0 to 65535");
+    *port = (uint16_t)p;
+    return CMC_OK;
+}
+
+int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **out)
+{
+    hub_server *s = NULL;
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    struct sockaddr *sa;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    const char *host = opts->host != NULL ? opts->host : "127.0.0.1";
+    size_t len;
+    int rc;
+
+    *out = NULL;
+    if ((opts->tls_cert_path == NULL) != (opts->tls_key_path == NULL))
+        return cmc_fail(CMC_ERR_USAGE, "--tls-cert and --tls-key go together");
+    if ((s = cmc_calloc(1, sizeof *s)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "server");
+    s->h = h;
+    pthread_mutex_init(&s->mu, NULL);
+
+    memset(&sin, 0, sizeof sin);
+    memset(&sin6, 0, sizeof sin6);
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(opts->port);
+        sa = (struct sockaddr *)&sin;
+    } else if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons(opts->port);
+        sa = (struct sockaddr *)&sin6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        rc = cmc_fail(CMC_ERR_USAGE, "--listen: %s is not an IP address", host);
+        goto out;
+    }
+    if (opts->tls_cert_path != NULL) {
+        if ((rc = plat_read_file(opts->tls_cert_path, 1024 * 1024, &s->cert, &len)) != CMC_OK)
+            goto out;
+        if ((rc = plat_read_file(opts->tls_key_path, 1024 * 1024, &s->key, &s->key_len)) != CMC_OK)
+            goto out;
+        flags |= MHD_USE_TLS;
+    }
+    if (flags & MHD_USE_TLS) {
+        s->daemon = MHD_start_daemon(
+            flags, opts->port, NULL, NULL, hub_handle, s, MHD_OPTION_SOCK_ADDR, sa,
+            MHD_OPTION_URI_LOG_CALLBACK, hub_conn_begin, (void *)s,
+            MHD_OPTION_NOTIFY_COMPLETED, hub_conn_end, (void *)s,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(opts->timeout_s ? opts->timeout_s : 30),
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(opts->threads ? opts->threads : 4),
+            MHD_OPTION_HTTPS_MEM_KEY, (const char *)s->key,
+            MHD_OPTION_HTTPS_MEM_CERT, (const char *)s->cert, MHD_OPTION_END);
+    } else {
+        s->daemon = MHD_start_daemon(
+            flags, opts->port, NULL, NULL, hub_handle, s, MHD_OPTION_SOCK_ADDR, sa,
+            MHD_OPTION_URI_LOG_CALLBACK, hub_conn_begin, (void *)s,
+            MHD_OPTION_NOTIFY_COMPLETED, hub_conn_end, (void *)s,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(opts->timeout_s ? opts->timeout_s : 30),
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(opts->threads ? opts->threads : 4),
+            MHD_OPTION_END);
+    }
+    if (s->daemon == NULL) {
+        rc = cmc_fail(CMC_ERR_NET, "cannot listen on %s port %u (in use, not permitted, or a bad"
+                                   " certificate or key)", host, (unsigned)opts->port);
+        goto out;
+    }
+    {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+        s->port = info != NULL ? info->port : opts->port;
+    }
+    plat_log(PLAT_LOG_INFO, "serving on %s port %u (%s)", host, (unsigned)s->port,
+             (flags & MHD_USE_TLS) ? "https" : "http");
+    *out = s;
+    s = NULL;
+    rc = CMC_OK;
+out:
+    hub_server_stop(s);
+    return rc;
+}
+
+uint16_t hub_server_port(const hub_server *s)
+{
+    return s->port;
+}
+
+void hub_server_stop(hub_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->daemon != NULL)
+        MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->mu);
+    cmc_free(s->cert);
+    if (s->key != NULL) {
+        cry_memzero(s->key, s->key_len);
+        cmc_free(s->key);
+    }
+    cmc_free(s);
+}

@@ -1,0 +1,671 @@
+/*
+ * store.c - the hub store: the key file, opening SQLCipher, the schema, the change log,
+ * plan versions, users and small shared helpers.
+ */
+#include "hub/internal.h"
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+#include "sync/db.h"
+#include "sync/plan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HUB_DB_FILE "hub.db"
+#define HUB_KEY_FILE "hub.key"
+
+static const char hub_schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS users(name TEXT PRIMARY KEY, role TEXT NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS plans(plan_id TEXT PRIMARY KEY, nhs TEXT NOT NULL UNIQUE,"
+    " latest INTEGER NOT NULL, latest_status INTEGER NOT NULL,"
+    " published INTEGER NOT NULL DEFAULT 0, region TEXT, team TEXT, care_home TEXT,"
+    " withdrawn INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS plans_seq ON plans(seq);"
+    "CREATE INDEX IF NOT EXISTS plans_region ON plans(region, seq);"
+    "CREATE INDEX IF NOT EXISTS plans_home ON plans(care_home, seq);"
+    /* a rowid table: bodies are appended in insertion order, the key index stays small */
+    "CREATE TABLE IF NOT EXISTS versions(plan_id TEXT NOT NULL, version INTEGER NOT NULL,"
+    " status INTEGER NOT NULL, body BLOB NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    " at INTEGER NOT NULL, UNIQUE(plan_id, version));"
+    "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, plan_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS events_plan ON events(plan_id, id);"
+    "CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " plan_id TEXT NOT NULL, what TEXT NOT NULL, at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS caseload(team TEXT NOT NULL, nhs TEXT NOT NULL,"
+    " PRIMARY KEY(team, nhs)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS caseload_nhs ON caseload(nhs);"
+    "CREATE TABLE IF NOT EXISTS devices(device_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " scope TEXT NOT NULL, role TEXT NOT NULL, pk BLOB, state TEXT NOT NULL,"
+    " wipe INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL, enrolled INTEGER, last_seen INTEGER);"
+    "CREATE TABLE IF NOT EXISTS enroll_codes(code_hash BLOB PRIMARY KEY,"
+    " device_id TEXT NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS held(device_id TEXT NOT NULL, plan_id TEXT NOT NULL,"
+    " to_cursor INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " PRIMARY KEY(device_id, plan_id, to_cursor)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS held_cursor ON held(device_id, to_cursor);"
+    "CREATE TABLE IF NOT EXISTS nonces(device_id TEXT NOT NULL, nonce TEXT NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY(device_id, nonce)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS nonces_at ON nonces(at);"
+    "CREATE TABLE IF NOT EXISTS pushes(device_id TEXT NOT NULL, idem TEXT NOT NULL,"
+    " plan_id TEXT NOT NULL, version INTEGER NOT NULL, at INTEGER NOT NULL,"
+    " PRIMARY KEY(device_id, idem)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS audit(device_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " prev BLOB NOT NULL, hash BLOB NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL,"
+    " plan_id TEXT NOT NULL, identifier TEXT NOT NULL, action TEXT NOT NULL,"
+    " wall INTEGER NOT NULL, mono INTEGER NOT NULL, received INTEGER NOT NULL,"
+    " PRIMARY KEY(device_id, seq)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS audit_plan ON audit(plan_id);"
+    "CREATE TABLE IF NOT EXISTS acks(device_id TEXT NOT NULL, plan_id TEXT NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY(device_id, plan_id)) WITHOUT ROWID;"
+    "";
+
+/* ---- roles ----------------------------------------------------------------------------- */
+
+static const char *const hub_role_names[] = {"", "gp", "clinician", "admin", "patient"};
+
+int hub_role_from_name(const char *name)
+{
+    if (name == NULL)
+        return HUB_ROLE_NONE;
+    for (int i = 1; i < (int)(sizeof hub_role_names / sizeof hub_role_names[0]); i++)
+        if (strcmp(name, hub_role_names[i]) == 0)
+            return i;
+    return HUB_ROLE_NONE;
+}
+
+const char *hub_role_name(int role)
+{
+    if (role <= 0 || role >= (int)(sizeof hub_role_names / sizeof hub_role_names[0]))
+        return NULL;
+    return hub_role_names[role];
+}
+
+/* ---- SQL helpers ----------------------------------------------------------------------- */
+
+int hub_db_fail(hub *h, int rc, const char *what)
+{
+    const char *msg = h != NULL && h->db != NULL ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc);
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return cmc_fail(CMC_ERR_BUSY, "hub store busy (%s): %s", what, msg);
+    case SQLITE_FULL:
+        return cmc_fail(CMC_ERR_DISK_FULL, "hub store: disk full (%s)", what);
+    case SQLITE_NOMEM:
+        return cmc_fail(CMC_ERR_NOMEM, "hub store: out of memory (%s)", what);
+    case SQLITE_NOTADB:
+        return cmc_fail(CMC_ERR_TAMPERED, "hub store: the key does not open it, or it was altered (%s)", what);
+    case SQLITE_CORRUPT:
+        return cmc_fail(CMC_ERR_TAMPERED, "hub store: damaged (%s): %s", what, msg);
+    case SQLITE_CONSTRAINT:
+        return cmc_fail(CMC_ERR_EXISTS, "hub store: already exists (%s)", what);
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+        return cmc_fail(CMC_ERR_IO, "hub store: I/O failed (%s): %s", what, msg);
+    default:
+        return cmc_fail(CMC_ERR_DB, "hub store (%s): %s", what, msg);
+    }
+}
+
+int hub_db_exec(hub *h, const char *sql)
+{
+    int rc = sqlite3_exec(h->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return hub_db_fail(h, rc, "statement");
+    return CMC_OK;
+}
+
+int hub_db_prepare(hub *h, const char *sql, sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v2(h->db, sql, -1, out, NULL);
+    if (rc != SQLITE_OK) {
+        *out = NULL;
+        return hub_db_fail(h, rc, "prepare");
+    }
+    return CMC_OK;
+}
+
+int hub_tx_begin(hub *h)
+{
+    return hub_db_exec(h, "BEGIN IMMEDIATE");
+}
+
+int hub_tx_commit(hub *h)
+{
+    return hub_db_exec(h, "COMMIT");
+}
+
+void hub_tx_rollback(hub *h)
+{
+    if (!sqlite3_get_autocommit(h->db))
+        sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int hub_fail_wrap(int code, const char *prefix)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", cmc_errmsg());
+    return cmc_fail(code, "%s: %s", prefix, detail);
+}
+
+const char *hub_col_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t != NULL ? (const char *)t : "";
+}
+
+void hub_col_copy(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", hub_col_text(st, col));
+}
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+void hub_new_uuid(char out[PLAN_ID_LEN + 1])
+{
+    uint8_t b[16];
+    cry_random(b, sizeof b);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, PLAN_ID_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+int hub_uuid_valid(const char *s)
+{
+    if (s == NULL || strlen(s) != PLAN_ID_LEN)
+        return 0;
+    for (int i = 0; i < PLAN_ID_LEN; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int hub_uuid_bytes(const char *s, uint8_t out[16])
+{
+    char hex[33];
+    size_t n = 0;
+    if (!hub_uuid_valid(s))
+        return cmc_fail(CMC_ERR_INVALID, "device id: not a UUID");
+    for (size_t i = 0; s[i] != '\0'; i++)
+        if (s[i] != '-')
+            hex[n++] = s[i];
+    hex[n] = '\0';
+    return cry_unhex(out, 16, hex);
+}
+
+int hub_scope_parse(const char *scope, char kind[16], const char **value)
+{
+    static const char *const kinds[] = {"region", "team", "care_home"};
+    if (scope == NULL)
+        return cmc_fail(CMC_ERR_USAGE, "scope: missing (all, region:R, team:T or care_home:H)");
+    if (strcmp(scope, "all") == 0) {
+        snprintf(kind, 16, "all");
+        *value = "";
+        return CMC_OK;
+    }
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t n = strlen(kinds[i]);
+        if (strncmp(scope, kinds[i], n) == 0 && scope[n] == ':' && scope[n + 1] != '\0' &&
+            strlen(scope) <= HUB_SCOPE_MAX) {
+            snprintf(kind, 16, "%s", kinds[i]);
+            *value = scope + n + 1;
+            return CMC_OK;
+        }
+    }
+    return cmc_fail(CMC_ERR_USAGE, "scope: must be all, region:R, team:T or care_home:H");
+}
+
+/* ---- opening --------------------------------------------------------------------------- */
+
+static int hub_read_key(const char *dir, struct cry_secret **key_out)
+{
+    char path[4096];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct cry_secret *key = NULL;
+    int rc;
+
+    *key_out = NULL;
+    if ((rc = plat_path_join(path, sizeof path, dir, HUB_KEY_FILE)) != CMC_OK)
+        return rc;
+    if ((rc = plat_read_file(path, 256, &buf, &len)) != CMC_OK)
+        goto out;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    if ((rc = cry_secret_new(CRY_KEY_BYTES, &key)) != CMC_OK)
+        goto out;
+    if (len == 2 * CRY_KEY_BYTES) {
+        if (cry_unhex(key->buf, CRY_KEY_BYTES, (const char *)buf) != CMC_OK) {
+            rc = cmc_fail(CMC_ERR_CORRUPT, "%s: not 64 hex digits", path);
+            goto out;
+        }
+    } else if (len == CRY_KEY_BYTES) {
+        memcpy(key->buf, buf, CRY_KEY_BYTES); /* raw 32 bytes are accepted too */
+    } else {
+        rc = cmc_fail(CMC_ERR_CORRUPT, "%s: not a hub key (64 hex digits)", path);
+        goto out;
+    }
+    *key_out = key;
+    key = NULL;
+    rc = CMC_OK;
+out:
+    if (buf != NULL) {
+        cry_memzero(buf, len);
+        cmc_free(buf);
+    }
+    cry_secret_free(key);
+    return rc;
+}
+
+/* Opens and keys the database (sync/db.h: raw key, WAL, busy timeout) and migrates it. */
+static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
+{
+    static const char *const steps[] = {hub_schema};
+    char path[4096];
+    int rc;
+
+    if ((rc = plat_path_join(path, sizeof path, dir, HUB_DB_FILE)) != CMC_OK)
+        return rc;
+    if ((rc = db_open(path, key, &h->db)) != CMC_OK)
+        return rc;
+    return db_migrate(h->db, steps, sizeof steps / sizeof steps[0], NULL);
+}
+
+static int hub_meta_put(hub *h, const char *k, const void *v, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, v, (int)len, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "meta");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Loads the signing key from the store into secure memory. */
+static int hub_load_signing_key(hub *h)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT v FROM meta WHERE k = 'sign_sk'", &st);
+    if (rc != CMC_OK)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? cmc_fail(CMC_ERR_CORRUPT, "hub store: no signing key")
+                                : hub_db_fail(h, src, "signing key");
+        goto out;
+    }
+    if (sqlite3_column_bytes(st, 0) != CRY_SIGN_SK_BYTES) {
+        rc = cmc_fail(CMC_ERR_CORRUPT, "hub store: signing key has the wrong size");
+        goto out;
+    }
+    if ((rc = cry_secret_new(CRY_SIGN_SK_BYTES, &h->sk)) != CMC_OK)
+        goto out;
+    memcpy(h->sk->buf, sqlite3_column_blob(st, 0), CRY_SIGN_SK_BYTES);
+    cry_sign_public(h->sk, h->pk);
+    rc = CMC_OK;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void hub_close(hub *h)
+{
+    if (h == NULL)
+        return;
+    db_close(h->db);
+    cry_secret_free(h->sk);
+    cmc_free(h);
+}
+
+int hub_init(const char *dir)
+{
+    char path[4096];
+    char hex[2 * CRY_KEY_BYTES + 2];
+    struct cry_secret *key = NULL, *sk = NULL;
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+    hub *h = NULL;
+    int rc;
+
+    if ((rc = cry_init()) != CMC_OK)
+        return rc;
+    if ((rc = plat_mkdir_private(dir)) != CMC_OK)
+        return rc;
+    if ((rc = plat_path_join(path, sizeof path, dir, HUB_DB_FILE)) != CMC_OK)
+        return rc;
+    if (plat_exists(path))
+        return cmc_fail(CMC_ERR_EXISTS, "%s: a hub store already exists", path);
+    if ((rc = cry_secret_new(CRY_KEY_BYTES, &key)) != CMC_OK)
+        goto out;
+    cry_random(key->buf, CRY_KEY_BYTES);
+    cry_hex(hex, key->buf, CRY_KEY_BYTES);
+    hex[2 * CRY_KEY_BYTES] = '\n';
+    hex[2 * CRY_KEY_BYTES + 1] = '\0';
+    if ((rc = plat_path_join(path, sizeof path, dir, HUB_KEY_FILE)) != CMC_OK)
+        goto out;
+    if ((rc = plat_write_atomic(path, hex, 2 * CRY_KEY_BYTES + 1)) != CMC_OK)
+        goto out;
+    if ((h = cmc_calloc(1, sizeof *h)) == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "hub handle");
+        goto out;
+    }
+    if ((rc = hub_db_open(h, dir, key)) != CMC_OK)
+        goto out;
+    if ((rc = cry_sign_keypair(pk, &sk)) != CMC_OK)
+        goto out;
+    if ((rc = hub_meta_put(h, "sign_sk", sk->buf, CRY_SIGN_SK_BYTES)) != CMC_OK)
+        goto out;
+    if ((rc = hub_meta_put(h, "sign_pk", pk, CRY_SIGN_PK_BYTES)) != CMC_OK)
+        goto out;
+    rc = CMC_OK;
+out:
+    cry_memzero(hex, sizeof hex);
+    cry_secret_free(key);
+    cry_secret_free(sk);
+    hub_close(h);
+    return rc;
+}
+
+int hub_open(const char *dir, hub **out)
+{
+    char path[4096];
+    struct cry_secret *key = NULL;
+    hub *h = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = cry_init()) != CMC_OK)
+        return rc;
+    if ((rc = plat_path_join(path, sizeof path, dir, HUB_DB_FILE)) != CMC_OK)
+        return rc;
+    if (!plat_exists(path))
+        return cmc_fail(CMC_ERR_NOT_FOUND, "%s: no hub store here (run cmc-hub init)", dir);
+    if ((rc = hub_read_key(dir, &key)) != CMC_OK)
+        goto out;
+    if ((h = cmc_calloc(1, sizeof *h)) == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "hub handle");
+        goto out;
+    }
+    if ((rc = hub_db_open(h, dir, key)) != CMC_OK)
+        goto out;
+    if ((rc = hub_load_signing_key(h)) != CMC_OK)
+        goto out;
+    *out = h;
+    h = NULL;
+    rc = CMC_OK;
+out:
+    cry_secret_free(key);
+    hub_close(h);
+    return rc;
+}
+
+void hub_public_key(const hub *h, uint8_t pk[CRY_SIGN_PK_BYTES])
+{
+    memcpy(pk, h->pk, CRY_SIGN_PK_BYTES);
+}
+
+int hub_head_seq(hub *h, uint64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT coalesce(max(seq), 0) FROM changes", &st);
+    if (rc != CMC_OK)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = CMC_OK;
+    } else {
+        rc = hub_db_fail(h, src, "head");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- users ----------------------------------------------------------------------------- */
+
+static int hub_name_ok(const char *name, const char *what)
+{
+    size_t n = name != NULL ? strlen(name) : 0;
+    if (n == 0 || n > HUB_NAME_MAX)
+        return cmc_fail(CMC_ERR_USAGE, "%s: must be 1 to %d bytes", what, HUB_NAME_MAX);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20)
+            return cmc_fail(CMC_ERR_USAGE, "%s: control characters are not allowed", what);
+    return CMC_OK;
+}
+
+int hub_user_add(hub *h, const char *name, const char *role)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if ((rc = hub_name_ok(name, "user name")) != CMC_OK)
+        return rc;
+    if (hub_role_from_name(role) == HUB_ROLE_NONE)
+        return cmc_fail(CMC_ERR_USAGE, "role: must be gp, clinician, admin or patient");
+    if ((rc = hub_db_prepare(h, "INSERT INTO users(name, role, created) VALUES(?1, ?2, ?3)",
+                             &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, plat_wall_now());
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        rc = CMC_OK;
+    else if ((src & 0xff) == SQLITE_CONSTRAINT)
+        rc = cmc_fail(CMC_ERR_EXISTS, "user %s already exists", name);
+    else
+        rc = hub_db_fail(h, src, "user add");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_user_role(hub *h, const char *name, int *role)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (name == NULL || name[0] == '\0')
+        return cmc_fail(CMC_ERR_USAGE, "--as USER: which hub user is acting");
+    if ((rc = hub_db_prepare(h, "SELECT role FROM users WHERE name = ?1", &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *role = hub_role_from_name(hub_col_text(st, 0));
+        rc = CMC_OK;
+    } else if (src == SQLITE_DONE) {
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no hub user named %s (add one with cmc-hub user add)", name);
+    } else {
+        rc = hub_db_fail(h, src, "user");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- change log and versions ----------------------------------------------------------- */
+
+int hub_log_change(hub *h, const char *plan_id, const char *what, uint64_t *seq_out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    uint64_t seq;
+    if ((rc = hub_db_prepare(h, "INSERT INTO changes(plan_id, what, at) VALUES(?1, ?2, ?3)",
+                             &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, what, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, plat_wall_now());
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return hub_db_fail(h, src, "change log");
+    seq = (uint64_t)sqlite3_last_insert_rowid(h->db);
+    if ((rc = hub_db_prepare(h, "UPDATE plans SET seq = ?2 WHERE plan_id = ?1", &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return hub_db_fail(h, src, "change log");
+    if (seq_out != NULL)
+        *seq_out = seq;
+    return CMC_OK;
+}
+
+int hub_log_event(hub *h, const char *plan_id, int64_t version, const char *actor,
+                  const char *action)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(
+        h, "INSERT INTO events(plan_id, version, actor, action, at) VALUES(?1, ?2, ?3, ?4, ?5)",
+        &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, version);
+    sqlite3_bind_text(st, 3, actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, action, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, plat_wall_now());
+    int src = sqlite3_step(st);
+    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "event");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_store_version(hub *h, const struct plan *p, const char *actor, const char *action)
+{
+    sqlite3_stmt *st = NULL;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int rc, src;
+    int64_t now = plat_wall_now();
+
+    if ((rc = plan_pack(p, &body, &len)) != CMC_OK)
+        goto out;
+    if ((rc = hub_db_prepare(h, "INSERT INTO versions(plan_id, version, status, body, actor,"
+                                " action, at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                             &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, p->plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, p->version);
+    sqlite3_bind_int(st, 3, p->status);
+    sqlite3_bind_blob(st, 4, body, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, action, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, now);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (src != SQLITE_DONE) {
+        rc = (src & 0xff) == SQLITE_CONSTRAINT
+                 ? cmc_fail(CMC_ERR_EXISTS, "plan %s version %lld already exists", p->plan_id,
+                            (long long)p->version)
+                 : hub_db_fail(h, src, "version");
+        goto out;
+    }
+    if (p->version == 1) {
+        rc = hub_db_prepare(h, "INSERT INTO plans(plan_id, nhs, latest, latest_status, published,"
+                               " region, team, care_home, seq, created)"
+                               " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9)",
+                            &st);
+    } else {
+        /* Scope columns follow the published version: an unapproved draft that moves a
+         * patient does not move what urgent care sees. */
+        rc = hub_db_prepare(h, "UPDATE plans SET latest = ?3, latest_status = ?4,"
+                               " published = CASE WHEN ?4 = 4 THEN ?3 ELSE published END,"
+                               " region = CASE WHEN ?4 = 4 OR published = 0 THEN ?6 ELSE region END,"
+                               " team = CASE WHEN ?4 = 4 OR published = 0 THEN ?7 ELSE team END,"
+                               " care_home = CASE WHEN ?4 = 4 OR published = 0 THEN ?8 ELSE care_home END"
+                               " WHERE plan_id = ?1",
+                            &st);
+    }
+    if (rc != CMC_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, p->plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->nhs_number, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, p->version);
+    sqlite3_bind_int(st, 4, p->status);
+    sqlite3_bind_int64(st, 5, p->status == PLAN_STATUS_PUBLISHED ? p->version : 0);
+    sqlite3_bind_text(st, 6, p->region, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, p->team, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, p->care_home, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, now);
+    src = sqlite3_step(st);
+    if (src != SQLITE_DONE) {
+        rc = (src & 0xff) == SQLITE_CONSTRAINT
+                 ? cmc_fail(CMC_ERR_EXISTS, "a plan for that NHS number or plan id already exists")
+                 : hub_db_fail(h, src, "plan");
+        goto out;
+    }
+    if ((rc = hub_log_event(h, p->plan_id, p->version, actor, action)) != CMC_OK)
+        goto out;
+    rc = hub_log_change(h, p->plan_id, action, NULL);
+out:
+    sqlite3_finalize(st);
+    cmc_free(body);
+    return rc;
+}
+
+int hub_load_version_raw(hub *h, const char *plan_id, int64_t version, uint8_t **body,
+                         size_t *len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT body FROM versions WHERE plan_id = ?1 AND version = ?2",
+                            &st);
+    *body = NULL;
+    *len = 0;
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, version);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        uint8_t *b = cmc_malloc(n > 0 ? n : 1);
+        if (b == NULL) {
+            rc = cmc_fail(CMC_ERR_NOMEM, "plan version");
+        } else {
+            if (n > 0)
+                memcpy(b, sqlite3_column_blob(st, 0), n);
+            *body = b;
+            *len = n;
+            rc = CMC_OK;
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "plan %s has no version %lld", plan_id, (long long)version);
+    } else {
+        rc = hub_db_fail(h, src, "plan version");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_load_version(hub *h, const char *plan_id, int64_t version, struct plan *out)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int rc = hub_load_version_raw(h, plan_id, version, &body, &len);
+    if (rc == CMC_OK)
+        rc = plan_unpack(body, len, out);
+    cmc_free(body);
+    return rc;
+}

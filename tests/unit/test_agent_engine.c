@@ -1,0 +1,417 @@
+/* The sync engine's apply side, without a network: signed bundles built here are applied to a
+ * real replica. All-or-nothing per bundle, cursor continuity, replays, tombstones, deltas,
+ * purges that discard pending edits, merges that rebase or hold conflicts, and wipe orders. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "agent/engine.h"
+#include "agent/store.h"
+#include "agent/store_sync.h"
+#include "crypto/cry.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+#include "sync/bundle.h"
+#include "sync/change.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *plan_fmt =
+    "{\"plan_id\":\"%s\",\"nhs_number\":\"%s\","
+    "\"patient\":{\"given_name\":\"Margaret\",\"family_name\":\"Okafor\",\"date_of_birth\":\"1938-04-17\","
+    "\"postcode\":\"SE15 4QT\",\"address\":\"Flat 3, 12 Larkspur Road\"},"
+    "\"consent\":{\"basis\":\"patient\",\"recorded_at\":\"2026-02-11T10:20:00Z\",\"recorded_by\":\"Dr Shah\"},"
+    "\"resuscitation\":{\"decision\":\"dnacpr\"},\"prognosis\":\"%s\","
+    "\"allergies\":[{\"id\":\"a1\",\"substance\":\"Penicillin\",\"reaction\":\"Anaphylaxis\",\"severity\":\"severe\"}],"
+    "\"status\":\"%s\",\"version\":%d,\"approved_by\":%s,\"approved_at\":%s,"
+    "\"updated_at\":\"2026-02-11T15:02:00Z\"}";
+
+#define ID_A "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11"
+#define NHS_A "9434765919"
+#define ID_B "11111111-2222-4333-8444-555555555555"
+#define NHS_B "4010232137"
+
+static char dir[64], slots_path[128], replica_path[128];
+static struct cry_secret *hub_sk, *key;
+static uint8_t hub_pk[CRY_SIGN_PK_BYTES];
+static const uint8_t device_uuid[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+static store *st;
+static struct engine_config cfg;
+
+static void make_plan(struct plan *p, const char *id, const char *nhs, const char *prognosis, const char *status,
+                      int version)
+{
+    char json[4096];
+    int pub = strcmp(status, "published") == 0;
+    snprintf(json, sizeof json, plan_fmt, id, nhs, prognosis, status, version, pub ? "\"Dr Shah\"" : "null",
+             pub ? "\"2026-02-11T15:02:00Z\"" : "null");
+    plan_init(p);
+    if (plan_from_json(json, strlen(json), p) != CMC_OK)
+        fail_msg("test plan refused: %s", cmc_errmsg());
+}
+
+static void op_put(struct bundle_op *op, const char *id, const char *nhs, const char *prognosis, const char *status,
+                   int version, uint64_t seq)
+{
+    bundle_op_init(op);
+    op->kind = BUNDLE_OP_PUT;
+    snprintf(op->plan_id, sizeof op->plan_id, "%s", id);
+    op->seq = seq;
+    make_plan(&op->plan, id, nhs, prognosis, status, version);
+}
+
+static void op_purge(struct bundle_op *op, const char *id, uint64_t seq)
+{
+    bundle_op_init(op);
+    op->kind = BUNDLE_OP_PURGE;
+    snprintf(op->plan_id, sizeof op->plan_id, "%s", id);
+    snprintf(op->reason, sizeof op->reason, "consent_withdrawn");
+    op->seq = seq;
+}
+
+/* Builds and signs a bundle from `from` to `to` carrying the ops (which it then frees). */
+static void build(uint64_t from, uint64_t to, struct bundle_op *ops, size_t n, uint8_t **out, size_t *len)
+{
+    struct bundle_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.device_id, device_uuid, sizeof device_uuid);
+    h.from_cursor = from;
+    h.to_cursor = to;
+    h.hub_time = 1790000000;
+    assert_int_equal(bundle_build(&h, ops, n, hub_sk, out, len), CMC_OK);
+    for (size_t i = 0; i < n; i++)
+        bundle_op_clear(&ops[i]);
+}
+
+static int apply(const uint8_t *b, size_t len, struct engine_report *rep)
+{
+    int more = 0;
+    memset(rep, 0, sizeof *rep);
+    return engine_apply_bundle(st, &cfg, hub_pk, device_uuid, b, len, &more, rep);
+}
+
+static int64_t cursor(void)
+{
+    int64_t c = -1;
+    assert_int_equal(store_state_get_int(st, "cursor", &c), CMC_OK);
+    return c;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/cmc-engine-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(slots_path, sizeof slots_path, "%s/keyslots", dir);
+    snprintf(replica_path, sizeof replica_path, "%s/replica.db", dir);
+    cry_kdf_set_test_limits(1);
+    if (cry_slots_create(slots_path, "nurse1", "clinician", "1234-pin", &key) != CMC_OK)
+        return -1;
+    struct store_session who = { .user = "nurse1", .role = STORE_ROLE_CLINICIAN };
+    if (store_open(replica_path, key, &who, &st) != CMC_OK)
+        return -1;
+    store_state_set(st, "device_role", "clinician");
+    store_state_set_int(st, "cursor", 0);
+    if (cry_sign_keypair(hub_pk, &hub_sk) != CMC_OK)
+        return -1;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.dir = dir;
+    cfg.slots_path = slots_path;
+    cfg.replica_path = replica_path;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    store_close(st);
+    st = NULL;
+    cry_secret_free(key);
+    cry_secret_free(hub_sk);
+    key = hub_sk = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static void test_bundle_applies_with_cursor_and_twice_changes_nothing(void **state)
+{
+    (void)state;
+    struct bundle_op ops[2];
+    uint8_t *b;
+    size_t len;
+    op_put(&ops[0], ID_A, NHS_A, "weeks", "published", 1, 5);
+    op_put(&ops[1], ID_B, NHS_B, "months", "published", 1, 7);
+    build(0, 7, ops, 2, &b, &len);
+    struct engine_report rep;
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    assert_int_equal(rep.puts, 2);
+    assert_int_equal(cursor(), 7);
+    /* the same bundle again does not continue from cursor 7: refused, nothing changes */
+    assert_int_equal(apply(b, len, &rep), CMC_ERR_PROTOCOL);
+    assert_int_equal(cursor(), 7);
+    struct store_counts c;
+    assert_int_equal(store_counts_get(st, &c), CMC_OK);
+    assert_int_equal(c.visible, 2);
+    cmc_free(b);
+}
+
+static void test_tampered_or_misaddressed_bundle_changes_nothing(void **state)
+{
+    (void)state;
+    struct bundle_op op;
+    uint8_t *b;
+    size_t len;
+    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
+    build(0, 5, &op, 1, &b, &len);
+    struct engine_report rep;
+    b[len - 3] ^= 0x10; /* a flipped body byte */
+    assert_int_equal(apply(b, len, &rep), CMC_ERR_TAMPERED);
+    b[len - 3] ^= 0x10;
+    assert_int_equal(apply(b, len - 1, &rep), CMC_ERR_CORRUPT); /* truncated */
+    uint8_t other[16];
+    memcpy(other, device_uuid, 16);
+    other[0] ^= 1;
+    int more;
+    assert_int_not_equal(engine_apply_bundle(st, &cfg, hub_pk, other, b, len, &more, &rep), CMC_OK);
+    uint8_t wrong_pk[CRY_SIGN_PK_BYTES];
+    memcpy(wrong_pk, hub_pk, sizeof wrong_pk);
+    wrong_pk[5] ^= 1;
+    assert_int_not_equal(engine_apply_bundle(st, &cfg, wrong_pk, device_uuid, b, len, &more, &rep), CMC_OK);
+    assert_int_equal(cursor(), 0);
+    struct plan p;
+    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+    cmc_free(b);
+}
+
+/* A bundle that fails part-way leaves nothing of itself: not its first ops, not its cursor. */
+static void test_failure_mid_bundle_rolls_back_whole_bundle(void **state)
+{
+    (void)state;
+    struct bundle_op ops[2];
+    op_put(&ops[0], ID_A, NHS_A, "weeks", "published", 1, 5);
+    bundle_op_init(&ops[1]);
+    ops[1].kind = BUNDLE_OP_DELTA; /* against a version this device does not hold */
+    snprintf(ops[1].plan_id, sizeof ops[1].plan_id, "%s", ID_B);
+    ops[1].seq = 6;
+    ops[1].base_version = 3;
+    const char *doc = "{\"set\":{\"prognosis\":\"days\"}}";
+    assert_int_equal(plan_change_from_json(doc, strlen(doc), &ops[1].change), CMC_OK);
+    uint8_t *b;
+    size_t len;
+    build(0, 6, ops, 2, &b, &len);
+    struct engine_report rep;
+    assert_int_equal(apply(b, len, &rep), CMC_ERR_PROTOCOL);
+    assert_int_equal(cursor(), 0);
+    struct plan p;
+    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+    cmc_free(b);
+}
+
+static void test_delta_reproduces_version(void **state)
+{
+    (void)state;
+    struct bundle_op op;
+    uint8_t *b;
+    size_t len;
+    struct engine_report rep;
+    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
+    build(0, 5, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    cmc_free(b);
+    struct plan v1, v2;
+    make_plan(&v1, ID_A, NHS_A, "weeks", "published", 1);
+    make_plan(&v2, ID_A, NHS_A, "days", "published", 2);
+    bundle_op_init(&op);
+    op.kind = BUNDLE_OP_DELTA;
+    snprintf(op.plan_id, sizeof op.plan_id, "%s", ID_A);
+    op.seq = 9;
+    op.base_version = 1;
+    assert_int_equal(plan_change_diff(&v1, &v2, &op.change), CMC_OK);
+    build(5, 9, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    assert_int_equal(rep.deltas, 1);
+    struct plan got;
+    assert_int_equal(store_plan_get(st, NHS_A, &got), CMC_OK);
+    assert_true(plan_equal(&got, &v2));
+    plan_free(&got);
+    plan_free(&v1);
+    plan_free(&v2);
+    cmc_free(b);
+}
+
+static void test_purge_tombstone_stops_replayed_put_and_discards_edits(void **state)
+{
+    (void)state;
+    struct bundle_op op;
+    uint8_t *b;
+    size_t len;
+    struct engine_report rep;
+    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
+    build(0, 5, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    cmc_free(b);
+    /* a clinician's pending edit on that plan */
+    struct plan_change c;
+    const char *doc = "{\"set\":{\"prognosis\":\"days\"}}";
+    assert_int_equal(plan_change_from_json(doc, strlen(doc), &c), CMC_OK);
+    uint8_t *packed;
+    size_t plen;
+    assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
+    assert_int_equal(store_pending_add(st, ID_A, 1, packed, plen, NULL), CMC_OK);
+    plan_change_free(&c);
+    cmc_free(packed);
+    op_purge(&op, ID_A, 8);
+    build(5, 8, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    assert_int_equal(rep.purges, 1);
+    assert_int_equal(rep.discarded_edits, 1);
+    cmc_free(b);
+    struct plan p;
+    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+    /* an old put, replayed inside a correctly signed bundle from the current cursor */
+    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
+    build(8, 9, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    assert_int_equal(rep.skipped_replays, 1);
+    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+    assert_int_equal(cursor(), 9);
+    cmc_free(b);
+}
+
+static void add_pending(const char *doc, int64_t base_version)
+{
+    struct plan_change c;
+    assert_int_equal(plan_change_from_json(doc, strlen(doc), &c), CMC_OK);
+    uint8_t *packed;
+    size_t plen;
+    assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
+    assert_int_equal(store_pending_add(st, ID_A, base_version, packed, plen, NULL), CMC_OK);
+    plan_change_free(&c);
+    cmc_free(packed);
+}
+
+static void test_newer_version_rebases_or_holds_conflict(void **state)
+{
+    (void)state;
+    struct bundle_op op;
+    uint8_t *b;
+    size_t len;
+    struct engine_report rep;
+    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
+    build(0, 5, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    cmc_free(b);
+    /* a local edit to another field than the hub's next version changes: rebased */
+    add_pending("{\"update\":{\"allergies\":[{\"id\":\"a1\",\"reaction\":\"Rash\"}]}}", 1);
+    op_put(&op, ID_A, NHS_A, "months", "published", 2, 6);
+    build(5, 6, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    assert_int_equal(rep.rebased, 1);
+    assert_int_equal(rep.conflicts, 0);
+    cmc_free(b);
+    struct store_pending *pend;
+    size_t n;
+    assert_int_equal(store_pending_list(st, ID_A, &pend, &n), CMC_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(pend[0].base_version, 2);
+    assert_int_equal(pend[0].state, 0);
+    store_pending_free(pend, n);
+    /* now the same field on both sides: held as a conflict, visible, then settled */
+    add_pending("{\"set\":{\"prognosis\":\"days\"}}", 2);
+    op_put(&op, ID_A, NHS_A, "hours", "published", 3, 7);
+    build(6, 7, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    assert_int_equal(rep.conflicts, 1);
+    cmc_free(b);
+    struct engine_conflict *ec;
+    assert_int_equal(engine_conflicts(st, &ec, &n), CMC_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(ec[0].path, "prognosis");
+    assert_string_equal(ec[0].local, "days");
+    assert_string_equal(ec[0].remote, "hours");
+    cmc_free(ec);
+    assert_int_equal(store_pending_list(st, ID_A, &pend, &n), CMC_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(pend[i].state, 2); /* held: nothing is pushed */
+    store_pending_free(pend, n);
+    assert_int_equal(engine_resolve(st, ID_A, "prognosis", "sideways"), CMC_ERR_USAGE);
+    assert_int_equal(engine_resolve(st, ID_A, "allergies[a1].reaction", "local"), CMC_ERR_NOT_FOUND);
+    if (engine_resolve(st, NHS_A, "prognosis", "local") != CMC_OK)
+        fail_msg("resolve: %s", cmc_errmsg());
+    assert_int_equal(engine_conflicts(st, &ec, &n), CMC_OK);
+    assert_int_equal(n, 0);
+    cmc_free(ec);
+    /* one pending edit on version 3 carrying both local changes */
+    assert_int_equal(store_pending_list(st, ID_A, &pend, &n), CMC_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(pend[0].base_version, 3);
+    assert_int_equal(pend[0].state, 0);
+    struct plan_change c;
+    assert_int_equal(plan_change_unpack(pend[0].change, pend[0].change_len, &c), CMC_OK);
+    struct plan v3;
+    make_plan(&v3, ID_A, NHS_A, "hours", "published", 3);
+    assert_int_equal(plan_change_apply(&v3, &c), CMC_OK);
+    assert_string_equal(v3.prognosis, "days");
+    assert_string_equal(v3.allergies[0].reaction, "Rash");
+    plan_free(&v3);
+    plan_change_free(&c);
+    store_pending_free(pend, n);
+}
+
+static void test_wipe_order_erases_keys(void **state)
+{
+    (void)state;
+    struct bundle_op op;
+    uint8_t *b;
+    size_t len;
+    struct engine_report rep;
+    bundle_op_init(&op);
+    op.kind = BUNDLE_OP_WIPE;
+    op.seq = 3;
+    build(0, 3, &op, 1, &b, &len);
+    /* a forged order (signed by another key) is ignored */
+    struct cry_secret *real = hub_sk;
+    uint8_t forged_pk[CRY_SIGN_PK_BYTES];
+    assert_int_equal(cry_sign_keypair(forged_pk, &hub_sk), CMC_OK);
+    uint8_t *fb;
+    size_t flen;
+    bundle_op_init(&op);
+    op.kind = BUNDLE_OP_WIPE;
+    op.seq = 3;
+    build(0, 3, &op, 1, &fb, &flen);
+    cry_secret_free(hub_sk);
+    hub_sk = real;
+    assert_int_equal(apply(fb, flen, &rep), CMC_ERR_TAMPERED);
+    assert_int_equal(rep.wiped, 0);
+    assert_true(plat_exists(slots_path));
+    cmc_free(fb);
+    assert_int_equal(apply(b, len, &rep), CMC_ERR_WIPED);
+    assert_int_equal(rep.wiped, 1);
+    assert_false(plat_exists(slots_path));
+    char marker[160];
+    snprintf(marker, sizeof marker, "%s/WIPED", dir);
+    assert_true(plat_exists(marker));
+    cmc_free(b);
+}
+
+int main(void)
+{
+    assert_int_equal(cry_init(), CMC_OK);
+    plat_log_set_level(PLAT_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bundle_applies_with_cursor_and_twice_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_or_misaddressed_bundle_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_mid_bundle_rolls_back_whole_bundle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_reproduces_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_tombstone_stops_replayed_put_and_discards_edits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_version_rebases_or_holds_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wipe_order_erases_keys, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
