@@ -2,6 +2,7 @@
 
 #include "agent/card.h"
 #include "agent/engine.h"
+#include "agent/web.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -973,6 +974,13 @@ static int cmd_resolve(struct cli_opts *o)
     return rc;
 }
 
+static int cmd_serve(struct cli_opts *o)
+{
+    if (o->listen == NULL || o->n_positional != 0)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent serve --listen 127.0.0.1:PORT");
+    return web_serve(o);
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: cmc-agent COMMAND [options]\n"
@@ -991,6 +999,7 @@ static void usage(FILE *f)
           "  sync [--watch]             pull, apply, push pending edits; --watch keeps going\n"
           "  conflicts                  edits held because the hub's version changed the same field\n"
           "  resolve PLAN FIELD --keep local|remote   settle one conflict\n"
+          "  serve --listen 127.0.0.1:PORT   the crew's web page on this device (loopback only)\n"
           "\n"
           "Options:\n"
           "  --dir DIR        data directory (default $CMC_AGENT_DIR, else ~/.local/share/cmc-agent)\n"
@@ -1014,7 +1023,7 @@ static const struct command commands[] = {
     { "init", cmd_init },     { "user", cmd_user },     { "lookup", cmd_lookup }, { "search", cmd_search },
     { "show", cmd_show },     { "list", cmd_list },     { "status", cmd_status }, { "verify", cmd_verify },
     { "edit", cmd_edit },     { "enroll", cmd_enroll }, { "sync", cmd_sync },   { "conflicts", cmd_conflicts },
-    { "resolve", cmd_resolve },
+    { "resolve", cmd_resolve }, { "serve", cmd_serve },
 };
 
 int cli_main(int argc, char **argv)

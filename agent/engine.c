@@ -506,8 +506,11 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
     if ((rc = store_batch_begin(s)) != CMC_OK)
         goto out;
     in_batch = 1;
+    plat_crash_point("apply:begin");
     for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
         const struct bundle_op *op = &ops[i];
+        if (i == n_ops / 2)
+            plat_crash_point("apply:mid-ops");
         switch (op->kind) {
         case BUNDLE_OP_PUT:
             rc = apply_put(s, &op->plan, op->seq, rep);
@@ -535,10 +538,12 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
         rc = store_state_set_int(s, ST_CURSOR, (int64_t)hdr.to_cursor);
     if (rc == CMC_OK)
         rc = store_state_set_int(s, ST_HUB_TIME, hdr.hub_time);
+    plat_crash_point("apply:before-commit");
     if (rc == CMC_OK) {
         rc = store_batch_commit(s);
         in_batch = 0;
     }
+    plat_crash_point("apply:after-commit");
     if (rc == CMC_OK && purged)
         rc = store_checkpoint(s); /* purged pages leave the WAL too (promise 3) */
     if (rc == CMC_OK) {
@@ -665,6 +670,7 @@ static int push_one(store *s, http_client *client, const struct store_pending *p
         goto out;
     /* the idempotency id makes a retried push harmless */
     rc = http_request(client, "POST", "/v1/push", NULL, body, len, 0, &resp);
+    plat_crash_point("push:after-send");
     if (rc == CMC_ERR_CONFLICT && resp.status == 409)
         rc = CMC_OK; /* a conflict is an answer, carried in the body */
     if (rc != CMC_OK)

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,15 @@ int plat_harden_process(void)
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         return cmc_fail(CMC_ERR_IO, "cannot mark process undumpable: %s", strerror(errno));
     return CMC_OK;
+}
+
+/* ---- crash points ---------------------------------------------------------------------- */
+
+void plat_crash_point(const char *name)
+{
+    const char *want = getenv("CMC_TEST_CRASH_POINT");
+    if (want != NULL && strcmp(want, name) == 0)
+        kill(getpid(), SIGKILL);
 }
 
 /* ---- logging --------------------------------------------------------------------------- */

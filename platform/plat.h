@@ -97,6 +97,11 @@ void plat_log_set_sink(void (*sink)(enum plat_log_level, const char *line, void 
 
 /* ---- test hooks ------------------------------------------------------------------------ */
 
+/* Named crash points for the kill -9 loops (docs/TESTING.md): when the environment variable
+ * CMC_TEST_CRASH_POINT equals `name`, the process kills itself with SIGKILL right there, as
+ * a power cut or an OOM kill would. Costs one getenv when unset. */
+void plat_crash_point(const char *name);
+
 /* Fake clock: when enabled, plat_wall_now() returns `wall` and plat_mono_now_ns()/boot
  * return `mono_ns`; plat_fake_clock_advance() moves both forward (wall may be set back
  * independently with plat_fake_clock_set_wall to model a user winding the clock). */
