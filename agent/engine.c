@@ -747,6 +747,8 @@ int engine_sync(store *s, const struct engine_config *cfg, engine_progress_fn pr
         more = 0;
         rc = pull_once(s, cfg, &e, client, &more, rep);
         add_stats(rep, client);
+        if (more)
+            plat_test_delay();
         if (rc == CMC_OK && progress != NULL)
             progress(ctx, rep, more);
     }

@@ -497,6 +497,13 @@ void plat_crash_point(const char *name)
         kill(getpid(), SIGKILL);
 }
 
+void plat_test_delay(void)
+{
+    const char *ms = getenv("CMC_TEST_PAGE_DELAY_MS");
+    if (ms != NULL)
+        plat_sleep_ms((uint32_t)strtoul(ms, NULL, 10));
+}
+
 /* ---- logging --------------------------------------------------------------------------- */
 
 static int log_level = -1;

@@ -101,6 +101,9 @@ void plat_log_set_sink(void (*sink)(enum plat_log_level, const char *line, void 
  * CMC_TEST_CRASH_POINT equals `name`, the process kills itself with SIGKILL right there, as
  * a power cut or an OOM kill would. Costs one getenv when unset. */
 void plat_crash_point(const char *name);
+/* Test hook: sleeps CMC_TEST_PAGE_DELAY_MS milliseconds when that variable is set, so a test
+ * can cut the hub off between two pages of a sync. A no-op otherwise. */
+void plat_test_delay(void);
 
 /* Fake clock: when enabled, plat_wall_now() returns `wall` and plat_mono_now_ns()/boot
  * return `mono_ns`; plat_fake_clock_advance() moves both forward (wall may be set back

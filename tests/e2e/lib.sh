@@ -21,6 +21,8 @@ export CMC_PIN=4711-e2e-pin
 unset CMC_USER CMC_AGENT_DIR CMC_HUB_DIR
 
 e2e_cleanup() {
+  local j
+  for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
   if [ -n "$HUB_PID" ]; then kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; fi
   if [ -n "${E2E_KEEP:-}" ]; then echo "kept $E2E_TMP" >&2; else rm -rf "$E2E_TMP"; fi
 }
@@ -66,13 +68,15 @@ hub_init() {
   hub init >/dev/null || fail "cmc-hub init"
 }
 
-# start_hub: serves HTTPS on a free port of 127.0.0.1; sets HUB_PORT and HUB_URL.
+# start_hub [PORT]: serves HTTPS on 127.0.0.1 (a free port, or PORT again after a restart:
+# enrolled devices know the hub by its URL); sets HUB_PORT and HUB_URL.
 start_hub() {
-  local tries=0
+  local tries=0 fixed=${1:-}
   while :; do
-    HUB_PORT=$(( 20000 + RANDOM % 40000 ))
-    hub serve --listen "127.0.0.1:$HUB_PORT" --tls-cert "$E2E_TMP/certs/server.pem" \
-      --tls-key "$E2E_TMP/certs/server.key" >"$E2E_TMP/hub.log" 2>&1 &
+    HUB_PORT=${fixed:-$(( 20000 + RANDOM % 40000 ))}
+    # the binary itself, not a shell function, so that $! is the hub's own pid
+    "$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$HUB_PORT" --tls-cert "$E2E_TMP/certs/server.pem" \
+      --tls-key "$E2E_TMP/certs/server.key" >>"$E2E_TMP/hub.log" 2>&1 &
     HUB_PID=$!
     local i
     for i in $(seq 1 100); do
@@ -87,6 +91,14 @@ start_hub() {
     tries=$((tries + 1))
     [ $tries -lt 5 ] || { cat "$E2E_TMP/hub.log" >&2; fail "the hub did not start"; }
   done
+}
+
+# kill_hub: the hub vanishes at once (SIGKILL), as in a crash or a cut cable.
+kill_hub() {
+  [ -n "$HUB_PID" ] || return 0
+  kill -9 "$HUB_PID" 2>/dev/null || true
+  wait "$HUB_PID" 2>/dev/null || true
+  HUB_PID=
 }
 
 stop_hub() {
