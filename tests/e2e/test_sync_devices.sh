@@ -47,6 +47,7 @@ hub caseload add $TEAM $NHS_B >/dev/null
 pass "hub: plans imported, admin refused at approval, two published"
 
 start_hub
+PORT=$HUB_PORT
 TABLET="$E2E_TMP/tablet"
 LAPTOP="$E2E_TMP/laptop"
 new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
@@ -78,7 +79,7 @@ expect_exit 0 agent "$LAPTOP" edit $NHS_A --file "$E2E_TMP/edit1.json"
 expect_exit 2 agent "$TABLET" edit $NHS_A --file "$E2E_TMP/edit1.json"
 expect_exit 0 agent "$LAPTOP" lookup $NHS_A --json
 [ "$(jget .plan.prognosis)" = "days to weeks" ] || fail "the laptop should show its pending edit"
-start_hub
+start_hub "$PORT"
 expect_exit 0 agent "$LAPTOP" sync --json
 [ "$(jget .pushed)" -eq 1 ] || fail "the laptop should push one edit"
 expect_exit 0 hub plan show "$A" --json
