@@ -57,4 +57,12 @@ int audit_list(store *s, size_t max, struct audit_entry **out, size_t *n);
  * hash or link does not hold (cmc_errmsg says which). */
 int audit_verify(store *s, int64_t *broken_seq);
 
+/* Entries not yet acknowledged by the hub, oldest first, at most `max`. */
+int audit_unsent(store *s, size_t max, struct audit_entry **out, size_t *n);
+/* The upload form of an entry: the ten-key map of docs/PROTOCOL.md (hash last). */
+int audit_entry_pack(const struct audit_entry *e, uint8_t **out, size_t *len);
+/* The hub acknowledged every entry up to acked_seq: drop them, keeping the last one's hash as
+ * the anchor the rest of the chain hangs from. Call inside a batch. */
+int audit_prune(store *s, int64_t acked_seq);
+
 #endif

@@ -1,7 +1,9 @@
 #include "agent/cli.h"
 
+#include "agent/audit.h"
 #include "agent/card.h"
 #include "agent/engine.h"
+#include "agent/lease.h"
 #include "agent/web.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -246,6 +248,15 @@ out:
     return rc;
 }
 
+/* Unlock for reading plans: the offline lease must not have run out. */
+static int unlock_for_reading(const struct cli_opts *o, struct cli_session *s)
+{
+    int rc = cli_unlock(o, s);
+    if (rc == CMC_OK && (rc = lease_check(s->store)) != CMC_OK)
+        cli_session_close(s);
+    return rc;
+}
+
 void cli_session_close(struct cli_session *s)
 {
     store_close(s->store);
@@ -482,17 +493,22 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     plan_init(&p);
     json_t *changed = json_array();
     int pending = 0;
-    int rc = cli_unlock(o, &s);
+    int rc = unlock_for_reading(o, &s);
     if (rc != CMC_OK)
         goto out;
     rc = load_view(&s, key, &p, &pending, changed);
     if (rc == CMC_ERR_NOT_FOUND) {
+        /* a miss is audited too: someone looked for this patient here */
+        if ((rc = audit_record(s.store, AUDIT_LOOKUP_MISS, NULL, key)) != CMC_OK)
+            goto out;
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "no plan on this device for that %s", full ? "plan" : "NHS number");
         if (o->json)
             print_json(json_pack("{s:b, s:s}", "found", 0, "message", cmc_errmsg()));
         goto out;
     }
     if (rc != CMC_OK)
+        goto out;
+    if ((rc = audit_record(s.store, full ? AUDIT_SHOW : AUDIT_LOOKUP, p.plan_id, NULL)) != CMC_OK)
         goto out;
     struct card_context ctx;
     card_context_for(&s, pending, full, &ctx);
@@ -574,9 +590,16 @@ static int cmd_search(struct cli_opts *o)
     if (o->dob != NULL && (strlen(o->dob) != 10 || plat_parse_time(o->dob, &t) != CMC_OK))
         return cmc_fail(CMC_ERR_INVALID, "--dob must be a date as YYYY-MM-DD");
     struct cli_session s;
-    int rc = cli_unlock(o, &s);
+    int rc = unlock_for_reading(o, &s);
     if (rc != CMC_OK)
         return rc;
+    char criteria[200];
+    snprintf(criteria, sizeof criteria, "name=%s;dob=%s;postcode=%s", o->name ? o->name : "", o->dob ? o->dob : "",
+             o->postcode ? o->postcode : "");
+    if ((rc = audit_record(s.store, AUDIT_SEARCH, NULL, criteria)) != CMC_OK) {
+        cli_session_close(&s);
+        return rc;
+    }
     struct store_query q = { .name = o->name, .date_of_birth = o->dob, .postcode = o->postcode };
     struct store_hit *hits = NULL;
     size_t n = 0;
@@ -593,9 +616,13 @@ static int cmd_search(struct cli_opts *o)
 static int cmd_list(struct cli_opts *o)
 {
     struct cli_session s;
-    int rc = cli_unlock(o, &s);
+    int rc = unlock_for_reading(o, &s);
     if (rc != CMC_OK)
         return rc;
+    if ((rc = audit_record(s.store, AUDIT_LIST, NULL, NULL)) != CMC_OK) {
+        cli_session_close(&s);
+        return rc;
+    }
     struct store_hit *hits = NULL;
     size_t n = 0;
     rc = store_list(s.store, &hits, &n);
@@ -626,14 +653,24 @@ static int cmd_status(struct cli_opts *o)
     card_context_for(&s, 0, 0, &ctx);
     char age[96];
     card_copy_age(&ctx, age, sizeof age);
+    struct lease_info li;
+    if ((rc = lease_info_get(s.store, &li)) != CMC_OK)
+        goto out;
+    char policy[160];
+    if (li.lease_days <= 0)
+        snprintf(policy, sizeof policy, "no offline lease");
+    else
+        snprintf(policy, sizeof policy, "locks after %lld days without a sync%s", (long long)li.lease_days,
+                 li.locked ? " - LOCKED now: sync to unlock" : "");
     if (o->json) {
-        rc = print_json(json_pack("{s:s, s:s, s:s?, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "user",
+        rc = print_json(json_pack("{s:s, s:s, s:s?, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "user",
                                   s.who.user, "role", store_role_name(s.who.role), "hub", hub, "last_sync",
                                   ctx.last_sync < 0 ? json_null() : json_integer(ctx.last_sync), "copy_age", age,
                                   "cursor", (json_int_t)cursor, "plans_visible", (json_int_t)c.visible,
                                   "plans_published", (json_int_t)c.published, "plans_draft", (json_int_t)c.drafts,
                                   "pending_edits", (json_int_t)c.pending, "conflicts", (json_int_t)c.conflicts,
-                                  "tombstones", (json_int_t)c.tombstones));
+                                  "tombstones", (json_int_t)c.tombstones, "lease_days",
+                                  (json_int_t)li.lease_days, "locked", li.locked));
     } else {
         printf("user:          %s (%s)\n", s.who.user, store_role_name(s.who.role));
         printf("hub:           %s\n", hub ? hub : "not enrolled");
@@ -643,6 +680,7 @@ static int cmd_status(struct cli_opts *o)
                (long long)c.published, (long long)c.drafts);
         printf("pending edits: %lld\n", (long long)c.pending);
         printf("conflicts:     %lld\n", (long long)c.conflicts);
+        printf("policy:        %s\n", policy);
     }
 out:
     cmc_free(hub);
@@ -696,7 +734,7 @@ static int cmd_edit(struct cli_opts *o)
         goto out;
     if ((rc = plat_lock_acquire(o->lock_path, 0, &lock)) != CMC_OK)
         goto out;
-    if ((rc = cli_unlock(o, &s)) != CMC_OK)
+    if ((rc = unlock_for_reading(o, &s)) != CMC_OK)
         goto out;
     if (s.who.role != STORE_ROLE_CLINICIAN) {
         rc = cmc_fail(CMC_ERR_DENIED, "only a clinician can edit a plan; urgent-care users can read published plans");
@@ -712,6 +750,8 @@ static int cmd_edit(struct cli_opts *o)
         goto out;
     struct store_pending meta;
     if ((rc = store_pending_add(s.store, view.plan_id, view.version, packed, packed_len, &meta)) != CMC_OK)
+        goto out;
+    if ((rc = audit_record(s.store, AUDIT_EDIT, view.plan_id, NULL)) != CMC_OK)
         goto out;
     if (o->json)
         rc = print_json(json_pack("{s:b, s:s, s:I, s:s, s:s}", "ok", 1, "plan_id", view.plan_id, "base_version",
@@ -784,32 +824,15 @@ static void show_progress(void *ctx, const struct engine_report *r, int more)
     fflush(stderr);
 }
 
-/* After a wipe order: the key slots are already destroyed; remove the replica's files too. */
-static void remove_replica_files(const struct cli_opts *o)
-{
-    static const char *const suffixes[] = { "", "-wal", "-shm" };
-    for (size_t i = 0; i < 3; i++) {
-        char p[4300];
-        snprintf(p, sizeof p, "%s%s", o->replica_path, suffixes[i]);
-        plat_shred(p);
-    }
-    char ca[4300];
-    if (plat_path_join(ca, sizeof ca, o->dir, "hub-ca.pem") == CMC_OK)
-        plat_remove(ca);
-}
-
 static int sync_round(struct cli_opts *o, struct cli_session *s, int quiet)
 {
     struct engine_config cfg;
     engine_config_for(o, &cfg);
     struct engine_report rep;
     struct progress_ctx pc = { .tty = !o->json && !quiet && isatty(STDERR_FILENO), .start_ns = plat_mono_now_ns() };
-    int rc = engine_sync(s->store, &cfg, show_progress, &pc, &rep);
-    if (rep.wiped) {
-        cli_session_close(s);
-        remove_replica_files(o);
-        return rc != CMC_OK ? rc : cmc_fail(CMC_ERR_WIPED, "this device has been wiped by order of the hub");
-    }
+    int rc = engine_sync(&s->store, &cfg, show_progress, &pc, &rep);
+    if (rep.wiped)
+        return rc;
     if (rc != CMC_OK)
         return rc;
     if (o->json) {
@@ -974,6 +997,60 @@ static int cmd_resolve(struct cli_opts *o)
     return rc;
 }
 
+static int cmd_audit(struct cli_opts *o)
+{
+    if (o->n_positional != 0)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent audit [--verify]");
+    struct cli_session s;
+    int rc = cli_unlock(o, &s);
+    if (rc != CMC_OK)
+        return rc;
+    if (o->verify) {
+        int64_t broken = 0;
+        struct audit_entry *v = NULL;
+        size_t n = 0;
+        rc = audit_verify(s.store, &broken);
+        if (rc == CMC_OK)
+            rc = audit_list(s.store, 0, &v, &n);
+        if (rc == CMC_OK && o->json)
+            rc = print_json(json_pack("{s:b, s:I}", "ok", 1, "entries", (json_int_t)n));
+        else if (rc == CMC_OK)
+            printf("Audit chain intact: %zu entries on this device verify.\n", n);
+        else if (o->json && broken > 0)
+            print_json(json_pack("{s:b, s:I, s:s}", "ok", 0, "broken_at", (json_int_t)broken, "message", cmc_errmsg()));
+        cmc_free(v);
+        cli_session_close(&s);
+        return rc;
+    }
+    struct audit_entry *v = NULL;
+    size_t n = 0;
+    rc = audit_list(s.store, 0, &v, &n);
+    /* A clinician sees the whole device's log; an urgent-care user their own entries. */
+    int all = s.who.role == STORE_ROLE_CLINICIAN;
+    json_t *arr = o->json ? json_array() : NULL;
+    for (size_t i = 0; rc == CMC_OK && i < n; i++) {
+        const struct audit_entry *e = &v[i];
+        if (!all && strcmp(e->user, s.who.user) != 0)
+            continue;
+        char when[21];
+        plat_format_time(e->wall, when);
+        if (arr != NULL)
+            json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "seq", (json_int_t)e->seq,
+                                                 "time", when, "user", e->user, "role", e->role, "action", e->action,
+                                                 "plan_id", e->plan_id, "identifier", e->identifier));
+        else
+            printf("%6lld  %s  %-16s %-12s %-12s %s%s\n", (long long)e->seq, when, e->user, e->role, e->action,
+                   e->plan_id, e->identifier);
+    }
+    if (rc == CMC_OK && arr != NULL)
+        rc = print_json(json_pack("{s:o}", "entries", arr));
+    else
+        json_decref(arr);
+    cmc_free(v);
+    cli_session_close(&s);
+    return rc;
+}
+
 static int cmd_serve(struct cli_opts *o)
 {
     if (o->listen == NULL || o->n_positional != 0)
@@ -1000,6 +1077,7 @@ static void usage(FILE *f)
           "  conflicts                  edits held because the hub's version changed the same field\n"
           "  resolve PLAN FIELD --keep local|remote   settle one conflict\n"
           "  serve --listen 127.0.0.1:PORT   the crew's web page on this device (loopback only)\n"
+          "  audit [--verify]           this device's view log; --verify checks its hash chain\n"
           "\n"
           "Options:\n"
           "  --dir DIR        data directory (default $CMC_AGENT_DIR, else ~/.local/share/cmc-agent)\n"
@@ -1023,7 +1101,7 @@ static const struct command commands[] = {
     { "init", cmd_init },     { "user", cmd_user },     { "lookup", cmd_lookup }, { "search", cmd_search },
     { "show", cmd_show },     { "list", cmd_list },     { "status", cmd_status }, { "verify", cmd_verify },
     { "edit", cmd_edit },     { "enroll", cmd_enroll }, { "sync", cmd_sync },   { "conflicts", cmd_conflicts },
-    { "resolve", cmd_resolve }, { "serve", cmd_serve },
+    { "resolve", cmd_resolve }, { "serve", cmd_serve },     { "audit", cmd_audit },
 };
 
 int cli_main(int argc, char **argv)

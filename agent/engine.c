@@ -1,5 +1,7 @@
 #include "agent/engine.h"
 
+#include "agent/audit.h"
+#include "agent/lease.h"
 #include "agent/store_sync.h"
 #include "crypto/cry.h"
 #include "platform/alloc.h"
@@ -11,6 +13,7 @@
 #include "sync/merge.h"
 #include "sync/mp.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,7 @@
 #define ST_CURSOR "cursor"
 #define ST_LAST_SYNC "last_sync_at"
 #define ST_HUB_TIME "hub_time"
+#define ST_PURGE_ACKS "purge_acks" /* JSON array of plan ids purged here, not yet acknowledged */
 
 /* What a sync needs from the enrollment, loaded from the replica's sync state. */
 struct enrollment {
@@ -297,7 +301,8 @@ int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url
         (rc = store_state_set(s, ST_TLS_PIN, pin)) != CMC_OK || (rc = store_state_set(s, ST_CA_FILE, ca_copy)) != CMC_OK ||
         (rc = store_state_set(s, ST_SCOPE, scope)) != CMC_OK || (rc = store_state_set(s, ST_DEVICE_ROLE, role)) != CMC_OK ||
         (rc = store_state_set_int(s, ST_LEASE_DAYS, lease_days)) != CMC_OK ||
-        (rc = store_state_set_int(s, ST_HUB_TIME, hub_time)) != CMC_OK || (rc = store_state_set_int(s, ST_CURSOR, 0)) != CMC_OK) {
+        (rc = store_state_set_int(s, ST_HUB_TIME, hub_time)) != CMC_OK || (rc = store_state_set_int(s, ST_CURSOR, 0)) != CMC_OK ||
+        (rc = lease_note_sync(s, hub_time > 0 ? hub_time : plat_wall_now())) != CMC_OK) {
         store_batch_rollback(s);
         goto out;
     }
@@ -418,6 +423,139 @@ out:
     return rc;
 }
 
+/* ---- purge acknowledgements ------------------------------------------------------------ */
+
+/* Notes a purge for acknowledgement, in the purge's own transaction: the hub hears of it
+ * only once it is durable. */
+static int note_purge(store *s, const char *plan_id)
+{
+    char *text = NULL;
+    json_t *arr = NULL;
+    if (store_state_get(s, ST_PURGE_ACKS, &text) == CMC_OK)
+        arr = json_loads(text, 0, NULL);
+    cmc_err_clear();
+    cmc_free(text);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        arr = json_array();
+    }
+    int rc = CMC_OK;
+    char *out = NULL;
+    if (arr == NULL || json_array_append_new(arr, json_string(plan_id)) != 0 || (out = json_dumps(arr, JSON_COMPACT)) == NULL)
+        rc = cmc_fail(CMC_ERR_NOMEM, "out of memory");
+    if (rc == CMC_OK)
+        rc = store_state_set(s, ST_PURGE_ACKS, out);
+    free(out);
+    json_decref(arr);
+    return rc;
+}
+
+static int send_purge_acks(store *s, http_client *client)
+{
+    char *text = NULL;
+    if (store_state_get(s, ST_PURGE_ACKS, &text) != CMC_OK) {
+        cmc_err_clear();
+        return CMC_OK;
+    }
+    json_t *arr = json_loads(text, 0, NULL);
+    cmc_free(text);
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+    if (n == 0) {
+        json_decref(arr);
+        return CMC_OK;
+    }
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "purges");
+    mp_write_array(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        mp_write_cstr(&w, json_string_value(json_array_get(arr, i)));
+    json_decref(arr);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    struct http_response resp;
+    http_response_init(&resp);
+    int rc = mp_writer_finish(&w, &body, &len);
+    if (rc == CMC_OK)
+        rc = http_request(client, "POST", "/v1/ack", NULL, body, len, 0, &resp);
+    if (rc == CMC_OK)
+        rc = store_state_set(s, ST_PURGE_ACKS, "[]");
+    cmc_free(body);
+    http_response_free(&resp);
+    return rc;
+}
+
+/* ---- audit upload -------------------------------------------------------------------------- */
+
+static int upload_audit(store *s, http_client *client)
+{
+    for (int round = 0; round < 100; round++) {
+        struct audit_entry *v = NULL;
+        size_t n = 0;
+        int rc = audit_unsent(s, 1000, &v, &n);
+        if (rc != CMC_OK || n == 0) {
+            cmc_free(v);
+            return rc;
+        }
+        struct mp_writer w;
+        mp_writer_init(&w);
+        mp_write_map(&w, 1);
+        mp_write_cstr(&w, "entries");
+        mp_write_array(&w, (uint32_t)n);
+        for (size_t i = 0; i < n && rc == CMC_OK; i++) {
+            uint8_t *e = NULL;
+            size_t elen = 0;
+            if ((rc = audit_entry_pack(&v[i], &e, &elen)) == CMC_OK)
+                mp_write_raw(&w, e, elen);
+            cmc_free(e);
+        }
+        cmc_free(v);
+        uint8_t *body = NULL;
+        size_t len = 0;
+        struct http_response resp;
+        http_response_init(&resp);
+        if (rc == CMC_OK)
+            rc = mp_writer_finish(&w, &body, &len);
+        else
+            mp_writer_discard(&w);
+        if (rc == CMC_OK)
+            rc = http_request(client, "POST", "/v1/audit", NULL, body, len, 0, &resp);
+        if (rc != CMC_OK && resp.status == 400)
+            rc = cmc_fail(CMC_ERR_REFUSED, "the hub refused this device's audit log: %s", resp.hub_message);
+        int64_t acked = -1;
+        if (rc == CMC_OK) {
+            struct mp_reader r;
+            uint32_t nk;
+            mp_reader_init(&r, resp.body, resp.body_len, 4);
+            rc = mp_read_map(&r, 8, &nk);
+            for (uint32_t i = 0; rc == CMC_OK && i < nk; i++) {
+                char key[32];
+                if ((rc = read_key(&r, key, sizeof key)) != CMC_OK)
+                    break;
+                if (strcmp(key, "acked_seq") == 0)
+                    rc = mp_read_int(&r, &acked);
+                else
+                    rc = mp_skip(&r);
+            }
+            if (rc != CMC_OK || acked < 0)
+                rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub's answer to the audit upload is malformed");
+        }
+        cmc_free(body);
+        http_response_free(&resp);
+        if (rc == CMC_OK && (rc = store_batch_begin(s)) == CMC_OK) {
+            rc = audit_prune(s, acked);
+            if (rc == CMC_OK)
+                rc = store_batch_commit(s);
+            else
+                store_batch_rollback(s);
+        }
+        if (rc != CMC_OK)
+            return rc;
+    }
+    return CMC_OK;
+}
+
 /* ---- pull ---------------------------------------------------------------------------------- */
 
 static int apply_put(store *s, const struct plan *p, uint64_t seq, struct engine_report *rep)
@@ -525,6 +663,8 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
             rc = store_purge(s, op->plan_id, op->reason, (int64_t)op->seq, &discarded);
             if (rc == CMC_OK)
                 rc = store_merge_delete(s, op->plan_id);
+            if (rc == CMC_OK)
+                rc = note_purge(s, op->plan_id);
             rep->purges++;
             rep->discarded_edits += (uint64_t)discarded;
             purged = 1;
@@ -731,9 +871,44 @@ static int push_all(store *s, http_client *client, struct engine_report *rep)
     return CMC_OK;
 }
 
-int engine_sync(store *s, const struct engine_config *cfg, engine_progress_fn progress, void *ctx,
+/* After a verified wipe order: the key slots are already destroyed (crypto-erase); now the
+ * replica's files go, then the hub hears that the order was carried out. */
+static int finish_wipe(store **sp, const struct engine_config *cfg, http_client *client)
+{
+    static const char *const suffixes[] = { "", "-wal", "-shm" };
+    store_close(*sp);
+    *sp = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        char p[4300];
+        snprintf(p, sizeof p, "%s%s", cfg->replica_path, suffixes[i]);
+        plat_shred(p);
+    }
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "wipe");
+    mp_write_bool(&w, 1);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    struct http_response resp;
+    http_response_init(&resp);
+    int rc = mp_writer_finish(&w, &body, &len);
+    if (rc == CMC_OK)
+        rc = http_request(client, "POST", "/v1/ack", NULL, body, len, 0, &resp);
+    if (rc != CMC_OK)
+        plat_log(PLAT_LOG_WARN, "wipe: done, but the hub could not be told (%s)", cmc_errmsg());
+    cmc_free(body);
+    http_response_free(&resp);
+    char ca[4300];
+    if (plat_path_join(ca, sizeof ca, cfg->dir, "hub-ca.pem") == CMC_OK)
+        plat_remove(ca);
+    return cmc_fail(CMC_ERR_WIPED, "the hub ordered this device wiped: its keys and plans are destroyed");
+}
+
+int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn progress, void *ctx,
                 struct engine_report *rep)
 {
+    store *s = *sp;
     memset(rep, 0, sizeof *rep);
     struct enrollment e;
     http_client *client = NULL;
@@ -752,10 +927,20 @@ int engine_sync(store *s, const struct engine_config *cfg, engine_progress_fn pr
         if (rc == CMC_OK && progress != NULL)
             progress(ctx, rep, more);
     }
+    if (rep->wiped) {
+        rc = finish_wipe(sp, cfg, client);
+        goto out;
+    }
     if (rc == CMC_OK)
         rc = push_all(s, client, rep);
     if (rc == CMC_OK)
+        rc = upload_audit(s, client);
+    if (rc == CMC_OK)
+        rc = send_purge_acks(s, client);
+    if (rc == CMC_OK)
         rc = store_state_set_int(s, ST_LAST_SYNC, plat_wall_now());
+    if (rc == CMC_OK)
+        rc = lease_note_sync(s, rep->hub_time);
     add_stats(rep, client);
 out:
     http_client_free(client);

@@ -62,8 +62,9 @@ typedef void (*engine_progress_fn)(void *ctx, const struct engine_report *so_far
 int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url, const char *code,
                   const char *ca_file, const char *device_name);
 
-/* One full sync round. */
-int engine_sync(store *s, const struct engine_config *cfg, engine_progress_fn progress, void *ctx,
+/* One full sync round. A verified wipe order closes the store (*sp becomes NULL), destroys
+ * the key slots and the replica's files, tells the hub, and returns CMC_ERR_WIPED. */
+int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn progress, void *ctx,
                 struct engine_report *report);
 
 /* Verifies one bundle (length, hash, signature with hub_pk, device id, cursor continuity)

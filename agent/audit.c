@@ -1,0 +1,326 @@
+#include "agent/audit.h"
+
+#include "agent/store_sync.h"
+#include "crypto/cry.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+#include "sync/db.h"
+#include "sync/mp.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ANCHOR_KEY "audit_anchor"         /* hex hash of the last pruned entry */
+#define ANCHOR_SEQ_KEY "audit_anchor_seq" /* its seq */
+
+static void copy_text(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src != NULL ? src : "");
+}
+
+/* M: the entry without its hash, keys in the documented order. */
+static int entry_core(const struct audit_entry *e, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 9);
+    mp_write_cstr(&w, "seq");
+    mp_write_uint(&w, (uint64_t)e->seq);
+    mp_write_cstr(&w, "prev");
+    mp_write_bin(&w, e->prev, sizeof e->prev);
+    mp_write_cstr(&w, "user");
+    mp_write_cstr(&w, e->user);
+    mp_write_cstr(&w, "role");
+    mp_write_cstr(&w, e->role);
+    mp_write_cstr(&w, "plan_id");
+    mp_write_cstr(&w, e->plan_id);
+    mp_write_cstr(&w, "identifier");
+    mp_write_cstr(&w, e->identifier);
+    mp_write_cstr(&w, "action");
+    mp_write_cstr(&w, e->action);
+    mp_write_cstr(&w, "wall");
+    mp_write_int(&w, e->wall);
+    mp_write_cstr(&w, "mono");
+    mp_write_int(&w, e->mono);
+    return mp_writer_finish(&w, out, len);
+}
+
+static int entry_hash(const struct audit_entry *e, uint8_t out[32])
+{
+    uint8_t *m = NULL;
+    size_t len = 0;
+    int rc = entry_core(e, &m, &len);
+    if (rc != CMC_OK)
+        return rc;
+    struct cry_hash_state st;
+    cry_hash_init(&st);
+    cry_hash_update(&st, e->prev, sizeof e->prev);
+    cry_hash_update(&st, m, len);
+    cry_hash_final(&st, out);
+    cmc_free(m);
+    return CMC_OK;
+}
+
+int audit_entry_pack(const struct audit_entry *e, uint8_t **out, size_t *len)
+{
+    uint8_t *m = NULL;
+    size_t mlen = 0;
+    int rc = entry_core(e, &m, &mlen);
+    if (rc != CMC_OK)
+        return rc;
+    /* the same pairs under a fixmap of ten, then "hash" */
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 10);
+    mp_write_raw(&w, m + 1, mlen - 1);
+    mp_write_cstr(&w, "hash");
+    mp_write_bin(&w, e->hash, sizeof e->hash);
+    cmc_free(m);
+    return mp_writer_finish(&w, out, len);
+}
+
+/* The hash the chain continues from: the newest entry's, else the anchor, else zeros. */
+static int chain_tail(store *s, int64_t *seq, uint8_t hash[32])
+{
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    memset(hash, 0, 32);
+    *seq = 0;
+    int rc = db_prepare(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &st);
+    if (rc == CMC_OK)
+        rc = db_step(db, st, &row);
+    if (rc == CMC_OK && row) {
+        *seq = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_bytes(st, 1) != 32)
+            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log: entry %lld has a damaged hash", (long long)*seq);
+        else
+            memcpy(hash, sqlite3_column_blob(st, 1), 32);
+    }
+    sqlite3_finalize(st);
+    if (rc != CMC_OK || row)
+        return rc;
+    char *anchor = NULL;
+    if (store_state_get(s, ANCHOR_KEY, &anchor) == CMC_OK) {
+        rc = cry_unhex(hash, 32, anchor);
+        if (rc == CMC_OK)
+            rc = store_state_get_int(s, ANCHOR_SEQ_KEY, seq);
+        if (rc != CMC_OK)
+            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log: the anchor of the pruned log is damaged");
+    }
+    cmc_free(anchor);
+    cmc_err_clear();
+    return rc;
+}
+
+int audit_record(store *s, const char *action, const char *plan_id, const char *identifier)
+{
+    const struct store_session *who = store_session_of(s);
+    struct audit_entry e;
+    memset(&e, 0, sizeof e);
+    char *device = NULL;
+    if (store_state_get(s, "device_id", &device) == CMC_OK)
+        copy_text(e.device, sizeof e.device, device);
+    cmc_free(device);
+    cmc_err_clear();
+    copy_text(e.user, sizeof e.user, who->user);
+    copy_text(e.role, sizeof e.role, store_role_name(who->role));
+    copy_text(e.plan_id, sizeof e.plan_id, plan_id);
+    copy_text(e.identifier, sizeof e.identifier, identifier);
+    copy_text(e.action, sizeof e.action, action);
+    e.wall = plat_wall_now();
+    e.mono = (int64_t)(plat_mono_now_ns() / 1000000u);
+
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    int rc = store_batch_begin(s);
+    if (rc != CMC_OK)
+        return rc;
+    int64_t last = 0;
+    if ((rc = chain_tail(s, &last, e.prev)) != CMC_OK)
+        goto out;
+    e.seq = last + 1;
+    if ((rc = entry_hash(&e, e.hash)) != CMC_OK)
+        goto out;
+    rc = db_prepare(db,
+                    "INSERT INTO audit (seq, prev_hash, hash, device, user, role, plan_id, identifier, action,"
+                    " wall_time, mono) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    &st);
+    if (rc != CMC_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, e.seq);
+    sqlite3_bind_blob(st, 2, e.prev, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, e.hash, 32, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e.device, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, e.user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, e.role, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, e.plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, e.identifier, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, e.action, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, e.wall);
+    sqlite3_bind_int64(st, 11, e.mono);
+    rc = db_step(db, st, &row);
+out:
+    sqlite3_finalize(st);
+    if (rc == CMC_OK)
+        rc = store_batch_commit(s);
+    else
+        store_batch_rollback(s);
+    if (rc != CMC_OK)
+        rc = cmc_fail(rc, "cannot record this view in the audit log (%s); nothing is shown", cmc_errmsg());
+    return rc;
+}
+
+static int read_entries(store *s, int64_t after_seq, size_t max, struct audit_entry **out, size_t *n)
+{
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    struct audit_entry *v = NULL;
+    size_t count = 0, cap = 0;
+    int row = 0;
+    *out = NULL;
+    *n = 0;
+    int rc = db_prepare(db,
+                        "SELECT seq, prev_hash, hash, device, user, role, plan_id, identifier, action, wall_time,"
+                        " mono FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                        &st);
+    if (rc == CMC_OK) {
+        sqlite3_bind_int64(st, 1, after_seq);
+        sqlite3_bind_int64(st, 2, max == 0 ? -1 : (int64_t)max);
+    }
+    while (rc == CMC_OK && (rc = db_step(db, st, &row)) == CMC_OK && row) {
+        if (count == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct audit_entry *grown = cmc_realloc(v, ncap * sizeof *v);
+            if (grown == NULL) {
+                rc = cmc_fail(CMC_ERR_NOMEM, "out of memory reading the audit log");
+                break;
+            }
+            v = grown;
+            cap = ncap;
+        }
+        struct audit_entry *e = &v[count++];
+        memset(e, 0, sizeof *e);
+        e->seq = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_bytes(st, 1) == 32)
+            memcpy(e->prev, sqlite3_column_blob(st, 1), 32);
+        if (sqlite3_column_bytes(st, 2) == 32)
+            memcpy(e->hash, sqlite3_column_blob(st, 2), 32);
+        copy_text(e->device, sizeof e->device, (const char *)sqlite3_column_text(st, 3));
+        copy_text(e->user, sizeof e->user, (const char *)sqlite3_column_text(st, 4));
+        copy_text(e->role, sizeof e->role, (const char *)sqlite3_column_text(st, 5));
+        copy_text(e->plan_id, sizeof e->plan_id, (const char *)sqlite3_column_text(st, 6));
+        copy_text(e->identifier, sizeof e->identifier, (const char *)sqlite3_column_text(st, 7));
+        copy_text(e->action, sizeof e->action, (const char *)sqlite3_column_text(st, 8));
+        e->wall = sqlite3_column_int64(st, 9);
+        e->mono = sqlite3_column_int64(st, 10);
+    }
+    sqlite3_finalize(st);
+    if (rc != CMC_OK) {
+        cmc_free(v);
+        return rc;
+    }
+    *out = v;
+    *n = count;
+    return CMC_OK;
+}
+
+int audit_list(store *s, size_t max, struct audit_entry **out, size_t *n)
+{
+    return read_entries(s, 0, max, out, n);
+}
+
+int audit_unsent(store *s, size_t max, struct audit_entry **out, size_t *n)
+{
+    int64_t acked = 0;
+    if (store_state_get_int(s, "audit_acked_seq", &acked) != CMC_OK) {
+        acked = 0;
+        cmc_err_clear();
+    }
+    return read_entries(s, acked, max, out, n);
+}
+
+int audit_verify(store *s, int64_t *broken_seq)
+{
+    *broken_seq = 0;
+    struct audit_entry *v = NULL;
+    size_t n = 0;
+    uint8_t expect_prev[32];
+    int64_t anchor_seq = 0;
+    memset(expect_prev, 0, sizeof expect_prev);
+    char *anchor = NULL;
+    int rc = CMC_OK;
+    if (store_state_get(s, ANCHOR_KEY, &anchor) == CMC_OK) {
+        if (cry_unhex(expect_prev, 32, anchor) != CMC_OK || store_state_get_int(s, ANCHOR_SEQ_KEY, &anchor_seq) != CMC_OK)
+            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log: the anchor of the pruned log is damaged");
+    }
+    cmc_free(anchor);
+    if (rc != CMC_OK)
+        return rc;
+    cmc_err_clear();
+    if ((rc = audit_list(s, 0, &v, &n)) != CMC_OK)
+        return rc;
+    int64_t expect_seq = anchor_seq + 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t h[32];
+        const struct audit_entry *e = &v[i];
+        if (e->seq != expect_seq) {
+            *broken_seq = e->seq;
+            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log broken at entry %lld: entry %lld is missing",
+                          (long long)e->seq, (long long)expect_seq);
+            break;
+        }
+        if (!cry_memeq(e->prev, expect_prev, 32)) {
+            *broken_seq = e->seq;
+            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log broken at entry %lld: it does not follow the entry before",
+                          (long long)e->seq);
+            break;
+        }
+        if ((rc = entry_hash(e, h)) != CMC_OK)
+            break;
+        if (!cry_memeq(h, e->hash, 32)) {
+            *broken_seq = e->seq;
+            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log broken at entry %lld: its contents were altered",
+                          (long long)e->seq);
+            break;
+        }
+        memcpy(expect_prev, e->hash, 32);
+        expect_seq++;
+    }
+    cmc_free(v);
+    return rc;
+}
+
+int audit_prune(store *s, int64_t acked_seq)
+{
+    /* Keep the acknowledged tail's hash as the anchor, so what remains still verifies. */
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    int rc = db_prepare(db, "SELECT hash FROM audit WHERE seq = ?1", &st);
+    if (rc == CMC_OK) {
+        sqlite3_bind_int64(st, 1, acked_seq);
+        rc = db_step(db, st, &row);
+    }
+    char hex[65] = "";
+    if (rc == CMC_OK && row && sqlite3_column_bytes(st, 0) == 32)
+        cry_hex(hex, sqlite3_column_blob(st, 0), 32);
+    sqlite3_finalize(st);
+    if (rc != CMC_OK)
+        return rc;
+    if (!row)
+        return store_state_set_int(s, "audit_acked_seq", acked_seq);
+    if ((rc = store_state_set(s, ANCHOR_KEY, hex)) != CMC_OK || (rc = store_state_set_int(s, ANCHOR_SEQ_KEY, acked_seq)) != CMC_OK ||
+        (rc = store_state_set_int(s, "audit_acked_seq", acked_seq)) != CMC_OK)
+        return rc;
+    st = NULL;
+    rc = db_prepare(db, "DELETE FROM audit WHERE seq <= ?1", &st);
+    if (rc == CMC_OK) {
+        sqlite3_bind_int64(st, 1, acked_seq);
+        rc = db_step(db, st, &row);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
