@@ -4,6 +4,7 @@
 #include "agent/card.h"
 #include "agent/engine.h"
 #include "agent/lease.h"
+#include "agent/view.h"
 #include "agent/web.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -314,33 +315,7 @@ static void print_hits_text(const struct store_hit *hits, size_t n)
 static int load_view(struct cli_session *s, const char *key, struct plan *out, int *n_pending,
                      json_t *changed_paths)
 {
-    *n_pending = 0;
-    int rc = store_plan_get(s->store, key, out);
-    if (rc != CMC_OK || s->who.role != STORE_ROLE_CLINICIAN)
-        return rc;
-    struct store_pending *pend = NULL;
-    size_t n = 0;
-    if ((rc = store_pending_list(s->store, out->plan_id, &pend, &n)) != CMC_OK)
-        goto fail;
-    for (size_t i = 0; i < n; i++) {
-        struct plan_change c;
-        plan_change_init(&c);
-        rc = plan_change_unpack(pend[i].change, pend[i].change_len, &c);
-        if (rc == CMC_OK)
-            rc = plan_change_apply(out, &c);
-        for (size_t k = 0; rc == CMC_OK && changed_paths != NULL && k < c.n_ops; k++)
-            json_array_append_new(changed_paths, json_string(c.ops[k].field->path));
-        plan_change_free(&c);
-        if (rc != CMC_OK)
-            break;
-        (*n_pending)++;
-    }
-    store_pending_free(pend, n);
-    if (rc == CMC_OK)
-        return CMC_OK;
-fail:
-    plan_free(out);
-    return rc;
+    return view_load(s->store, key, out, n_pending, changed_paths);
 }
 
 /* ---- commands -------------------------------------------------------------------------- */
@@ -836,7 +811,8 @@ static int sync_round(struct cli_opts *o, struct cli_session *s, int quiet)
     if (rc != CMC_OK)
         return rc;
     if (o->json) {
-        return print_json(json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1,
+        return print_json(json_pack("{s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1,
+                                    "rollback", rep.rollback,
                                     "cursor", (json_int_t)rep.cursor, "pages", (json_int_t)rep.pages, "puts",
                                     (json_int_t)rep.puts, "deltas", (json_int_t)rep.deltas, "purges",
                                     (json_int_t)rep.purges, "pushed", (json_int_t)rep.pushed, "conflicts",
@@ -853,6 +829,9 @@ static int sync_round(struct cli_opts *o, struct cli_session *s, int quiet)
         printf("Note: %llu pending edit(s) were discarded because their plan was withdrawn from this device "
                "(consent withdrawn or left scope).\n",
                (unsigned long long)rep.discarded_edits);
+    if (rep.rollback)
+        printf("Warning: this replica had been restored from an older copy. The hub noticed and sent what "
+               "repairs it (withdrawn plans removed again, newer versions).\n");
     if (rep.conflicts > 0)
         printf("Some edits conflict with newer versions from the hub: see 'cmc-agent conflicts'.\n");
     fflush(stdout);

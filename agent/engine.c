@@ -633,6 +633,10 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
     }
     if ((rc = bundle_decode(buf, len, &hdr, &ops, &n_ops)) != CMC_OK)
         goto out;
+    if (hdr.flags & BUNDLE_FLAG_ROLLBACK) {
+        rep->rollback = 1;
+        plat_log(PLAT_LOG_WARN, "sync: the hub reports this replica was restored from an older copy; repairing");
+    }
     for (size_t i = 0; i < n_ops; i++)
         if (ops[i].kind == BUNDLE_OP_WIPE) {
             rc = wipe_now(cfg);
@@ -670,6 +674,10 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
             purged = 1;
             break;
         }
+        case BUNDLE_OP_POLICY:
+            /* the hub's current offline lease, signed like everything else in the bundle */
+            rc = store_state_set_int(s, "lease_days", op->lease_days);
+            break;
         case BUNDLE_OP_WIPE:
             break;
         }

@@ -51,6 +51,8 @@ struct engine_report {
     int64_t cursor;
     int64_t hub_time;
     int wiped;                   /* the hub ordered a wipe and it was carried out */
+    int rollback;                /* the hub saw this replica restored from an older copy and
+                                    sent what repairs it (purges again, newer versions) */
     uint64_t bytes_received;
     uint64_t bytes_sent;
     uint64_t requests;
