@@ -942,13 +942,27 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
     if (rc == CMC_OK)
         rc = push_all(s, client, rep);
     if (rc == CMC_OK)
-        rc = upload_audit(s, client);
-    if (rc == CMC_OK)
         rc = send_purge_acks(s, client);
+    /* One more pull after a sync that changed anything: it proves to the hub that this
+     * device committed everything up to its cursor (what lets the hub catch a replica
+     * restored from an older copy later), and picks up the drafts our pushes made. */
+    if (rc == CMC_OK && !rep->wiped && rep->puts + rep->deltas + rep->purges + rep->pushed > 0) {
+        more = 1;
+        for (int extra = 0; rc == CMC_OK && more && extra < 64; extra++)
+            rc = pull_once(s, cfg, &e, client, &more, rep);
+        if (rep->wiped) {
+            rc = finish_wipe(sp, cfg, client);
+            goto out;
+        }
+    }
+    /* The plans are now as fresh as the hub's: that is what the copy's age and the lease
+     * measure, whatever happens to the audit upload below. */
     if (rc == CMC_OK)
         rc = store_state_set_int(s, ST_LAST_SYNC, plat_wall_now());
     if (rc == CMC_OK)
         rc = lease_note_sync(s, rep->hub_time);
+    if (rc == CMC_OK)
+        rc = upload_audit(s, client);
     add_stats(rep, client);
 out:
     http_client_free(client);

@@ -32,10 +32,10 @@ int lease_note_sync(store *s, int64_t hub_time)
         (rc = store_state_set_int(s, K_REF_BOOT, plat_boot_now())) != CMC_OK ||
         (rc = store_state_set(s, K_REF_BOOT_ID, boot_id)) != CMC_OK)
         return rc;
+    /* The hub's time is the authority now: a high-water mark left by a clock that was set
+     * forward must not keep the lease running out. */
     int64_t now = plat_wall_now();
-    if (now > state_int(s, K_HIGH_WATER, 0))
-        rc = store_state_set_int(s, K_HIGH_WATER, now);
-    return rc;
+    return store_state_set_int(s, K_HIGH_WATER, now > hub_time ? now : hub_time);
 }
 
 int lease_info_get(store *s, struct lease_info *out)

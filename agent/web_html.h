@@ -1,0 +1,114 @@
+/*
+ * web_html.h - the crew's page as HTML: a growable output buffer with escaping, and one
+ * renderer per page (unlock, find a patient, candidates, the summary card, the full plan,
+ * the print view, messages) plus the page's one stylesheet.
+ *
+ * The pages are server-rendered and need no JavaScript: forms POST to the device's own
+ * server, so nothing about a patient ever goes into a URL. The card follows the order of
+ * shared/DOMAIN.md (agent/card.h): a banner (status, approver, review due, the age of this
+ * device's copy, each flagged in words when it needs attention), then 1 identity, 2 the CPR
+ * decision (large; DNACPR, FOR CPR and NOT YET DISCUSSED differ in words, fill and border,
+ * never by colour alone), 3 ceiling of treatment, 4 ADRT, 5 preferred places, 6 key
+ * contacts with tel: links, 7 diagnosis and prognosis, 8 anticipatory medicines and where
+ * they are kept, 9 allergies, 10 anticipated problems with their guidance. Headings are
+ * numbered h2s in that order, so a screen reader reads the card in clinical order.
+ *
+ * Every string that comes from a plan, a form or a user name is HTML-escaped by
+ * web_buf_text(); web_buf_raw() is for the renderer's own markup only.
+ *
+ * Memory: a web_buf owns its bytes; web_buf_free() zeroes them (a page holds patient data
+ * and form tokens) and frees. Allocation failure is sticky: later appends do nothing and
+ * web_buf_status() returns CMC_ERR_NOMEM. Thread-safety: renderers touch their arguments only.
+ */
+#ifndef CMC_WEB_HTML_H
+#define CMC_WEB_HTML_H
+
+#include "agent/card.h"
+#include "agent/engine.h"
+#include "agent/store.h"
+#include "sync/plan.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct web_buf {
+    char *p;
+    size_t len, cap;
+    int nomem;
+};
+
+void web_buf_init(struct web_buf *b);
+void web_buf_free(struct web_buf *b);
+/* Appends markup as it is. */
+void web_buf_raw(struct web_buf *b, const char *s);
+void web_buf_rawf(struct web_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends text HTML-escaped (& < > " '); NULL or "" appends "-" so an absent value is
+ * visibly absent. Safe in element content and in quoted attribute values. */
+void web_buf_text(struct web_buf *b, const char *s);
+/* CMC_OK, or CMC_ERR_NOMEM if any append failed. */
+int web_buf_status(const struct web_buf *b);
+
+/* What every page's frame needs. */
+struct web_chrome {
+    const char *title;    /* the <title> and the page's h1 */
+    const char *user;     /* NULL when locked */
+    const char *role;     /* "urgent care" / "clinician" */
+    const char *csrf;     /* the session's form token; NULL when locked */
+    int idle_seconds;     /* > 0 on unlocked pages: they reload "/" (the unlock page) once the
+                             session has locked itself after that long idle */
+    int night;            /* 1 night colours, 0 day colours, -1 follow the device setting */
+    int print;            /* the print view: no controls */
+};
+
+/* The unlock page. `pre` is the pre-session form token (also sent as a cookie); message
+ * (may be NULL) is shown as an alert; user_value refills the user field. */
+void web_render_unlock(struct web_buf *b, const struct web_chrome *c, const char *pre,
+                       const char *message, const char *user_value);
+
+/* The find-a-patient page, shown after unlocking; with the search results when hits is
+ * non-NULL (n may be 0: "no matching plan"). */
+struct web_home {
+    const char *message;      /* an alert (e.g. "NHS number check digit is wrong"), or NULL */
+    const char *nhs_value;    /* refills of the forms, or NULL */
+    const char *name_value;
+    const char *dob_value;
+    const char *postcode_value;
+    const char *copy_age;     /* card_copy_age() of the device */
+    int stale;                /* the device's copy is older than CARD_STALE_AFTER_SECONDS */
+    int clinician;
+    int64_t pending;          /* clinician: pending local edits */
+    int64_t conflicts;        /* clinician: open conflicts */
+    const struct store_hit *hits;
+    size_t n_hits;
+    int searched;             /* show the results block (hits may be empty) */
+};
+void web_render_home(struct web_buf *b, const struct web_chrome *c, const struct web_home *h);
+
+enum web_view {
+    WEB_VIEW_CARD,  /* the summary card */
+    WEB_VIEW_FULL,  /* every field */
+    WEB_VIEW_PRINT, /* every field, laid out for paper, no controls */
+};
+
+struct web_card {
+    const struct plan *p;
+    const struct card_context *ctx;
+    const json_t *changed;                    /* paths of a clinician's pending edits, or NULL */
+    const struct engine_conflict *conflicts;  /* this plan's open conflicts (clinician) */
+    size_t n_conflicts;
+    enum web_view view;
+};
+void web_render_card(struct web_buf *b, const struct web_chrome *c, const struct web_card *card);
+
+/* A page with one heading and one message (errors, "no plan on this device"). */
+void web_render_message(struct web_buf *b, const struct web_chrome *c, const char *heading,
+                        const char *message);
+
+/* The stylesheet (served as /style.css). */
+void web_render_css(struct web_buf *b);
+
+/* The CPR decision's CSS class: "cpr-dnacpr", "cpr-for", "cpr-undiscussed" or "cpr-none". */
+const char *web_cpr_class(int decision);
+
+#endif

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The crew's page in a real browser: Debian's Chromium driven by playwright-core (tests/web),
+# against real `cmc-agent serve` processes on 127.0.0.1 whose replicas were filled by a real
+# sync with a real hub over HTTPS.
+#   - an ambulance tablet (urgent care) and a nurse's laptop (clinician, with a pending edit
+#     and a draft of the team's caseload), each serving its page;
+#   - the tablet's page again under faketime two days later (the stale-copy banner), and once
+#     more with a 3-second idle lock;
+#   - the browser tests (tests/web/crew_page.test.mjs): unlock, wrong PIN, search both ways,
+#     the card's content and order, drafts invisible to urgent care, the stale banner, the
+#     idle lock, security headers, nothing patient-identifying in URLs; screenshots saved;
+#   - then here: every view is in the device's audit log, and no log line names a patient.
+. "$(dirname "$0")/lib.sh"
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared}
+EXAMPLE="$SHARED/examples/plan.json"
+[ -f "$EXAMPLE" ] || fail "no example plan at $EXAMPLE"
+
+# The browser and playwright-core: installed when missing; a failure here fails the test.
+"$ROOT/tests/web/setup.sh" || fail "the browser test tools (chromium, node, playwright-core) are not installed"
+# libfaketime, preloaded straight into the agent (not through the `faketime` wrapper, which
+# would stand between the test and the server's pid)
+FAKETIME_LIB=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -n 1)
+[ -n "$FAKETIME_LIB" ] || fail "libfaketime is not installed (apt: faketime; scripts/install-deps.sh)"
+
+REGION=south-east-london
+TEAM=peckham-district-nursing
+NHS_A=9434765919   # Margaret Okafor: published, DNACPR, on the team's caseload
+NHS_B=4010232137   # Eleanor Whitfield: a draft of the team's caseload
+NHS_D=4857773007   # Arthur Pennington: published, FOR CPR, review overdue, region only
+NHS_E=4010232153   # Doris Achterberg: published, CPR not yet discussed, region only
+
+# plan_file NHS ID JQ-EDIT: the example plan with its own identity.
+plan_file() {
+  local f="$E2E_TMP/plan-$1.json"
+  jq --arg nhs "$1" --arg id "$2" ".nhs_number = \$nhs | .plan_id = \$id | $3" "$EXAMPLE" >"$f"
+  echo "$f"
+}
+
+hub_init
+hub user add gp1 --role gp >/dev/null
+hub user add nurse1 --role clinician >/dev/null
+A=$(hub plan import "$(plan_file $NHS_A 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11 '.')" --as nurse1 | tail -n 1)
+B=$(hub plan import "$(plan_file $NHS_B 11111111-2222-4333-8444-555555555555 \
+  '.patient.given_name = "Eleanor" | .patient.family_name = "Whitfield" | .patient.date_of_birth = "1941-09-02" | .patient.postcode = "SE15 5RS"')" \
+  --as nurse1 | tail -n 1)
+D=$(hub plan import "$(plan_file $NHS_D 33333333-4444-4555-8666-777777777777 \
+  '.patient.given_name = "Arthur" | .patient.family_name = "Pennington" | .patient.preferred_name = null | .patient.gender = "male" | .patient.date_of_birth = "1932-11-30" | .patient.postcode = "SE22 8HU" | .patient.address = "4 Grove Vale, London" | .resuscitation.decision = "for_cpr" | .review_due = "2025-01-15"')" \
+  --as nurse1 | tail -n 1)
+E=$(hub plan import "$(plan_file $NHS_E 44444444-5555-4666-8777-888888888888 \
+  '.patient.given_name = "Doris" | .patient.family_name = "Achterberg" | .patient.preferred_name = null | .patient.date_of_birth = "1929-06-05" | .patient.postcode = "SE5 9RW" | .resuscitation.decision = "not_yet_discussed"')" \
+  --as nurse1 | tail -n 1)
+for p in "$A" "$D" "$E"; do
+  hub plan submit "$p" --as nurse1 >/dev/null
+  hub plan approve "$p" --as gp1 >/dev/null
+done
+hub caseload add $TEAM $NHS_A >/dev/null
+hub caseload add $TEAM $NHS_B >/dev/null
+
+start_hub
+TABLET="$E2E_TMP/tablet"
+LAPTOP="$E2E_TMP/laptop"
+new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
+new_device "$LAPTOP" laptop "team:$TEAM" clinician clinician
+expect_exit 0 agent "$TABLET" sync --json
+[ "$(jget .puts)" -eq 3 ] || fail "the tablet should hold the three published plans, got $(jget .puts)"
+expect_exit 0 agent "$LAPTOP" sync
+# a clinician's offline edit, not yet pushed: the laptop's card must mark it
+echo '{"set": {"prognosis": "days to weeks"}}' >"$E2E_TMP/edit.json"
+expect_exit 0 agent "$LAPTOP" edit $NHS_A --file "$E2E_TMP/edit.json"
+stop_hub   # the page works with no network at all
+pass "hub, tablet and laptop ready; the hub is stopped"
+
+# start_page NAME DIR [ENV=VALUE...]: runs `cmc-agent serve` on a free port; sets
+# PAGE_URL and PAGE_PID. The server's stderr (debug level) goes to $E2E_TMP/NAME.log.
+PAGE_PIDS=()
+start_page() {
+  local name=$1 dir=$2; shift 2
+  local tries=0 port pid i
+  while :; do
+    port=$(( 20000 + RANDOM % 40000 ))
+    env CMC_LOG=debug "$@" "$AGENT" --dir "$dir" serve --listen "127.0.0.1:$port" \
+      >"$E2E_TMP/$name.out" 2>>"$E2E_TMP/$name.log" &
+    pid=$!
+    for i in $(seq 1 100); do
+      if curl -s -o /dev/null "http://127.0.0.1:$port/style.css" 2>/dev/null; then
+        PAGE_URL="http://127.0.0.1:$port"
+        PAGE_PIDS+=("$pid")
+        return 0
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    tries=$((tries + 1))
+    [ $tries -lt 5 ] || { cat "$E2E_TMP/$name.log" >&2; fail "the page $name did not start"; }
+  done
+}
+# stop_pages: SIGTERM to each page; each must lock, close and exit 0 (under a sanitizer,
+# with nothing reported).
+stop_pages() {
+  local p rc
+  for p in "${PAGE_PIDS[@]}"; do
+    kill "$p" 2>/dev/null || true
+    rc=0; wait "$p" 2>/dev/null || rc=$?
+    [ $rc -eq 0 ] || fail "a page server exited with status $rc on SIGTERM"
+  done
+  PAGE_PIDS=()
+  if grep -l "Sanitizer\|runtime error" "$E2E_TMP"/*.log >/dev/null 2>&1; then
+    grep -h -A20 "Sanitizer\|runtime error" "$E2E_TMP"/*.log | head -n 40 >&2
+    fail "a sanitizer reported an error in a page server"
+  fi
+}
+
+# the listener refuses anything but loopback, before touching the replica
+expect_exit 2 agent "$TABLET" serve --listen 0.0.0.0:8080
+last_err | grep -q "not a loopback address" || fail "serve should say why 0.0.0.0 is refused"
+expect_exit 2 agent "$TABLET" serve --listen 192.168.1.10:8080
+
+start_page tablet "$TABLET"
+TABLET_URL=$PAGE_URL
+start_page laptop "$LAPTOP"
+LAPTOP_URL=$PAGE_URL
+# two days on, with no sync since: the copy is stale. Only the wall clock moves (the boot
+# clock the offline lease also reads would otherwise jump by decades under libfaketime).
+# Under `make check SANITIZE=...` the preload would come before the sanitizer's runtime.
+start_page stale "$TABLET" LD_PRELOAD="$FAKETIME_LIB" FAKETIME="+2d" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+STALE_URL=$PAGE_URL
+start_page idle "$TABLET" CMC_WEB_IDLE_SECONDS=3
+IDLE_URL=$PAGE_URL
+curl -s -D "$E2E_TMP/headers" -o /dev/null "$TABLET_URL/"
+grep -qi '^cache-control: no-store' "$E2E_TMP/headers" || fail "the unlock page should be sent with no-store"
+pass "four pages serving (tablet, laptop, tablet two days on, tablet with a short idle lock)"
+
+SHOTS="$BUILD/web-screenshots"
+mkdir -p "$SHOTS"
+set +e
+( cd "$ROOT/tests/web" && \
+  TABLET_URL=$TABLET_URL LAPTOP_URL=$LAPTOP_URL STALE_URL=$STALE_URL IDLE_URL=$IDLE_URL \
+  TABLET_USER=tablet-user LAPTOP_USER=laptop-user PIN=$CMC_PIN \
+  NHS_A=$NHS_A NHS_B=$NHS_B NHS_D=$NHS_D NHS_E=$NHS_E \
+  SHOTS=$SHOTS DOCS="$ROOT/docs" \
+  timeout 300 node --test --test-reporter=spec crew_page.test.mjs ) >"$E2E_TMP/browser.out" 2>&1
+rc=$?
+set -e
+cat "$E2E_TMP/browser.out"
+[ $rc -eq 0 ] || fail "the browser tests failed (exit $rc)"
+pass "browser tests passed; screenshots in $SHOTS"
+
+stop_pages
+# every view went through the audit log of the device that showed it
+expect_exit 0 agent "$TABLET" audit --json
+[ "$(jget '[.entries[] | select(.action == "page_view" and .plan_id == "'"$A"'")] | length')" -ge 1 ] ||
+  fail "the tablet's audit log should hold page views of the plan shown"
+[ "$(jget '[.entries[] | select(.action == "lookup_miss" and .identifier == "'$NHS_B'")] | length')" -ge 1 ] ||
+  fail "the tablet's audit log should hold the miss for the draft's NHS number"
+[ "$(jget '[.entries[] | select(.action == "search")] | length')" -ge 1 ] ||
+  fail "the tablet's audit log should hold the searches"
+expect_exit 0 agent "$TABLET" audit --verify
+expect_exit 0 agent "$LAPTOP" audit --json
+[ "$(jget '[.entries[] | select(.action == "page_view" and .plan_id == "'"$B"'")] | length')" -ge 1 ] ||
+  fail "the laptop's audit log should hold the view of the draft"
+pass "every page view, miss and search is in the device's audit log"
+
+# the servers' logs (debug level) name no patient
+for log in tablet laptop stale idle; do
+  for needle in $NHS_A $NHS_B $NHS_D Okafor Whitfield Pennington Achterberg "SE15" "$CMC_PIN"; do
+    if grep -qF -- "$needle" "$E2E_TMP/$log.log"; then
+      fail "the $log page's log holds patient data or a PIN ($needle)"
+    fi
+  done
+done
+pass "the page's logs hold no patient data and no PIN"
