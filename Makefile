@@ -124,3 +124,67 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fault, attack and fuzz tests (docs/TESTING.md) -----------------------------------------
+# tests/fault/*.c are test programs (fault proxy, hostile hub, power-loss and out-of-memory
+# harnesses) linked like the tools; the e2e drivers tests/e2e/test_fault_*.sh run them, so
+# `make e2e` builds them first. tests/fuzz/fuzz_*.c are libFuzzer targets: `make fuzz` builds
+# them with clang into $(FUZZ_BUILD) and runs each for FUZZ_SECONDS; the same targets, linked
+# with tests/fuzz/replay.c instead of libFuzzer, replay the seed corpora and every crash kept
+# as a regression in `make check` (the fuzz_replay e2e driver).
+FAULT_SRCS := $(wildcard tests/fault/*.c)
+FAULT_BINS := $(patsubst tests/fault/%.c,$(BUILD)/tests/fault/%,$(FAULT_SRCS))
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_SRCS))
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+ifneq ($(FUZZ_WARNINGS_NOT_ERRORS),)
+CFLAGS += -Wno-error
+endif
+
+$(BUILD)/tests/fault/%: tests/fault/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+
+$(BUILD)/tests/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+
+# libFuzzer binaries: only inside the fuzz build (CC=clang, SANITIZE=fuzzer-no-link,...).
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+
+e2e: $(FAULT_BINS) $(FUZZ_REPLAY_BINS)
+
+.PHONY: fault-bins fuzz-bins
+fault-bins: $(FAULT_BINS) $(FUZZ_REPLAY_BINS) $(PROGS) $(TOOLS)
+fuzz-bins: $(patsubst tests/fuzz/%.c,$(BUILD)/tests/fuzz/%,$(FUZZ_SRCS))
+
+# make fuzz [FUZZ_SECONDS=60]: every target for FUZZ_SECONDS, from a copy of its seed corpus;
+# crashes land in $(FUZZ_BUILD)/crashes/<target>/ (copy each into tests/fuzz/corpus/<target>/
+# once fixed: the replay in `make check` then keeps it fixed). Warnings are not errors here:
+# clang warns about things gcc does not, and the gcc build already enforces -Werror.
+fuzz:
+	@scripts/install-deps.sh
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) FUZZ_WARNINGS_NOT_ERRORS=1 \
+	  SANITIZE=fuzzer-no-link,address,undefined fuzz-bins
+	@BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(basename $(notdir $(FUZZ_SRCS)))
+
+# make torture: the fault families with long iteration counts (CMC_TORTURE=1), then fuzzing.
+torture:
+	@scripts/install-deps.sh
+	@$(MAKE) --no-print-directory all fault-bins
+	@rm -f $(BUILD)/test-logs/summary-*
+	@CMC_TORTURE=1 BUILD=$(BUILD) scripts/run-tests.sh e2e $(wildcard tests/e2e/test_fault_*.sh)
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(if $(TORTURE_FUZZ_SECONDS),$(TORTURE_FUZZ_SECONDS),300)
+
+# Benchmark drivers (bench/*.c) link every library, like the test tools; bench/run.sh builds
+# them with `make bench-bins`.
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+.PHONY: bench-bins
+bench-bins: $(PROGS) $(BENCH_BINS)
+$(BUILD)/bench/%: bench/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)

@@ -558,7 +558,14 @@ static int upload_audit(store *s, http_client *client)
 
 /* ---- pull ---------------------------------------------------------------------------------- */
 
-static int apply_put(store *s, const struct plan *p, uint64_t seq, struct engine_report *rep)
+/* What applying one bundle needs to know once, not per op. */
+struct apply_ctx {
+    int has_pending; /* the replica holds pending edits: puts may need a merge */
+    int snapshot;    /* a snapshot page: the plans are new here, nothing older to prune */
+};
+
+static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p, uint64_t seq,
+                     struct engine_report *rep)
 {
     int rc = store_put_version(s, p, (int64_t)seq);
     if (rc == CMC_ERR_STATE) {
@@ -566,14 +573,15 @@ static int apply_put(store *s, const struct plan *p, uint64_t seq, struct engine
         rep->skipped_replays++;
         return CMC_OK;
     }
-    if (rc == CMC_OK)
+    if (rc == CMC_OK && ax->has_pending)
         rc = merge_pending(s, p, rep);
-    if (rc == CMC_OK)
+    if (rc == CMC_OK && !ax->snapshot)
         rc = store_sync_prune(s, p->plan_id);
     return rc;
 }
 
-static int apply_delta(store *s, const struct bundle_op *op, struct engine_report *rep)
+static int apply_delta(store *s, const struct apply_ctx *ax, const struct bundle_op *op,
+                       struct engine_report *rep)
 {
     struct plan p;
     int rc = store_sync_version_get(s, op->plan_id, op->base_version, &p);
@@ -585,7 +593,7 @@ static int apply_delta(store *s, const struct bundle_op *op, struct engine_repor
     if (rc == CMC_OK && strcmp(p.plan_id, op->plan_id) != 0)
         rc = cmc_fail(CMC_ERR_PROTOCOL, "a change names another plan");
     if (rc == CMC_OK)
-        rc = apply_put(s, &p, op->seq, rep);
+        rc = apply_put(s, ax, &p, op->seq, rep);
     plan_free(&p);
     return rc;
 }
@@ -648,6 +656,9 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
     if ((rc = store_batch_begin(s)) != CMC_OK)
         goto out;
     in_batch = 1;
+    struct apply_ctx ax = { .snapshot = (hdr.flags & BUNDLE_FLAG_SNAPSHOT) != 0 };
+    if ((rc = store_sync_has_pending(s, &ax.has_pending)) != CMC_OK)
+        goto out;
     plat_crash_point("apply:begin");
     for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
         const struct bundle_op *op = &ops[i];
@@ -655,11 +666,11 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
             plat_crash_point("apply:mid-ops");
         switch (op->kind) {
         case BUNDLE_OP_PUT:
-            rc = apply_put(s, &op->plan, op->seq, rep);
+            rc = apply_put(s, &ax, &op->plan, op->seq, rep);
             rep->puts++;
             break;
         case BUNDLE_OP_DELTA:
-            rc = apply_delta(s, op, rep);
+            rc = apply_delta(s, &ax, op, rep);
             rep->deltas++;
             break;
         case BUNDLE_OP_PURGE: {

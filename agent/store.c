@@ -26,10 +26,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Statements prepared once per handle: a lookup then costs a reset and a bind instead of
+ * a parse and plan. Slots are keyed by the statement's SQL text and filled in order. */
+#define STORE_STMT_CACHE 48
+
 struct store {
     sqlite3 *db;
     struct store_session session;
     int in_batch;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } stmts[STORE_STMT_CACHE];
 };
 
 /* ---- schema ------------------------------------------------------------------------------ */
@@ -151,7 +159,7 @@ enum { Q_PUBLISHED = 0, Q_CLINICIAN = 1 };
 #define PLAN_COLS "v.plan_id, v.version, v.status, v.nhs_number, v.body"
 #define ID_COLS "i.family_name, i.given_name, i.date_of_birth, i.postcode"
 #define FROM_PUBLISHED "urgent_care_plans v"
-#define WHERE_PUBLISHED "v.status = 'published'"
+#define WHERE_PUBLISHED "+v.status = 'published'" /* unary +: let the planner use the NHS or id index */
 #define FROM_CLINICIAN "clinician_plans v"
 #define WHERE_CLINICIAN "1"
 
@@ -250,6 +258,53 @@ static const char *safe_id(const char *id)
     return is_uuid(id) ? id : "(malformed id)";
 }
 
+/* A ready statement for `sql` (a static string): from the handle's cache, reset, or newly
+ * prepared. Give it back with stmt_put. */
+static int stmt_get(store *s, const char *sql, sqlite3_stmt **out)
+{
+    *out = NULL;
+    for (size_t i = 0; i < STORE_STMT_CACHE && s->stmts[i].sql != NULL; i++) {
+        if (s->stmts[i].st != NULL && strcmp(s->stmts[i].sql, sql) == 0) {
+            *out = s->stmts[i].st;
+            s->stmts[i].st = NULL; /* in use: a nested use prepares its own */
+            return CMC_OK;
+        }
+    }
+    return db_prepare(s->db, sql, out);
+}
+
+/* Resets a statement and keeps it for the next stmt_get of the same SQL. */
+static void stmt_put(store *s, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    const char *sql = sqlite3_sql(st);
+    for (size_t i = 0; i < STORE_STMT_CACHE; i++) {
+        if (s->stmts[i].sql == NULL) {
+            s->stmts[i].sql = sql;
+            s->stmts[i].st = st;
+            return;
+        }
+        if (s->stmts[i].st == NULL && strcmp(s->stmts[i].sql, sql) == 0) {
+            s->stmts[i].sql = sql; /* the text now lives in this statement */
+            s->stmts[i].st = st;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+static void stmt_cache_clear(store *s)
+{
+    for (size_t i = 0; i < STORE_STMT_CACHE; i++) {
+        sqlite3_finalize(s->stmts[i].st);
+        s->stmts[i].st = NULL;
+        s->stmts[i].sql = NULL;
+    }
+}
+
 static const char *col_text(sqlite3_stmt *st, int i)
 {
     return (const char *)sqlite3_column_text(st, i);
@@ -291,7 +346,7 @@ static int query_int(store *s, const char *sql, const char *param, int64_t *out,
 {
     sqlite3_stmt *st = NULL;
     int has_row = 0;
-    int rc = db_prepare(s->db, sql, &st);
+    int rc = stmt_get(s, sql, &st);
     *out = 0;
     if (found != NULL)
         *found = 0;
@@ -307,7 +362,7 @@ static int query_int(store *s, const char *sql, const char *param, int64_t *out,
             *found = 1;
     }
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -617,6 +672,7 @@ void store_close(store *s)
         return;
     if (s->in_batch)
         db_rollback(s->db);
+    stmt_cache_clear(s);
     db_close(s->db);
     cmc_free(s);
 }
@@ -714,7 +770,7 @@ int store_verify(store *s)
     plan_init(&p);
     if ((rc = db_cipher_integrity_check(s->db)) != CMC_OK)
         goto out;
-    if ((rc = db_prepare(s->db, "PRAGMA foreign_key_check", &st)) != CMC_OK)
+    if ((rc = stmt_get(s, "PRAGMA foreign_key_check", &st)) != CMC_OK)
         goto out;
     if ((rc = db_step(s->db, st, &has_row)) != CMC_OK)
         goto out;
@@ -723,7 +779,7 @@ int store_verify(store *s)
                       col_text(st, 0) != NULL ? col_text(st, 0) : "?");
         goto out;
     }
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     st = NULL;
     if ((rc = db_prepare(s->db,
                          "SELECT " PLAN_COLS ", " ID_COLS " FROM plan_versions v"
@@ -750,7 +806,7 @@ int store_verify(store *s)
     }
     if (rc != CMC_OK)
         goto out;
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     st = NULL;
     /* Index rows must each belong to a version of the same plan. */
     int64_t orphans = 0;
@@ -765,7 +821,7 @@ int store_verify(store *s)
     if (rc == CMC_OK)
         plat_log(PLAT_LOG_DEBUG, "replica verified: %" PRId64 " plan versions", rows);
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     plan_free(&p);
     return rc;
 }
@@ -797,7 +853,7 @@ static int get_with(store *s, int q, const char *key, struct plan *out)
     plan_init(out);
     if ((rc = parse_key(key, &is_plan_id, nhs)) != CMC_OK)
         return rc;
-    if ((rc = db_prepare(s->db, is_plan_id ? sql_get_by_id[q] : sql_get_by_nhs[q], &st)) != CMC_OK)
+    if ((rc = stmt_get(s, is_plan_id ? sql_get_by_id[q] : sql_get_by_nhs[q], &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, is_plan_id ? key : nhs)) != CMC_OK)
         goto out;
@@ -810,7 +866,7 @@ static int get_with(store *s, int q, const char *key, struct plan *out)
     }
     rc = row_plan(st, q == Q_PUBLISHED, out);
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -972,7 +1028,7 @@ int store_search(store *s, const struct store_query *q, size_t limit, struct sto
             goto out;
         }
     }
-    if ((rc = db_prepare(s->db, sql_search[qi], &st)) != CMC_OK)
+    if ((rc = stmt_get(s, sql_search[qi], &st)) != CMC_OK)
         goto out;
     int two_words = first != NULL && first[0] != '\0' && rest[0] != '\0';
     if ((rc = bind_text(s, st, 1, q->date_of_birth)) != CMC_OK ||
@@ -983,7 +1039,7 @@ int store_search(store *s, const struct store_query *q, size_t limit, struct sto
         goto out;
     rc = collect_hits(s, st, qi, limit, out, n);
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     cmc_free(whole);
     cmc_free(first);
     cmc_free(rest);
@@ -997,10 +1053,10 @@ int store_list(store *s, struct store_hit **out, size_t *n)
     int qi = query_index(s);
     *out = NULL;
     *n = 0;
-    int rc = db_prepare(s->db, sql_list[qi], &st);
+    int rc = stmt_get(s, sql_list[qi], &st);
     if (rc == CMC_OK)
         rc = collect_hits(s, st, qi, SIZE_MAX, out, n);
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1017,7 +1073,7 @@ static int count_checked(store *s, const char *sql, int require_published, int64
     *ok = 0;
     if (not_published != NULL)
         *not_published = 0;
-    if ((rc = db_prepare(s->db, sql, &st)) != CMC_OK)
+    if ((rc = stmt_get(s, sql, &st)) != CMC_OK)
         goto out;
     for (;;) {
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
@@ -1037,7 +1093,7 @@ static int count_checked(store *s, const char *sql, int require_published, int64
     }
 out:
     plan_free(&p);
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1095,7 +1151,7 @@ int store_plan_received_at(store *s, const char *plan_id, int64_t version, int64
     int64_t age = plat_wall_now() - sqlite3_column_int64(st, 0);
     *out = age > 0 ? age : 0; /* a clock set back must not show a copy from the future */
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1109,7 +1165,7 @@ int store_state_get(store *s, const char *key, char **out)
     *out = NULL;
     if (key == NULL)
         return cmc_fail(CMC_ERR_USAGE, "replica: no state key");
-    if ((rc = db_prepare(s->db, "SELECT value FROM sync_state WHERE key = ?1", &st)) != CMC_OK)
+    if ((rc = stmt_get(s, "SELECT value FROM sync_state WHERE key = ?1", &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, key)) != CMC_OK)
         goto out;
@@ -1122,7 +1178,7 @@ int store_state_get(store *s, const char *key, char **out)
     const char *v = col_text(st, 0);
     rc = dup_opt(v != NULL ? v : "", out);
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1157,7 +1213,7 @@ int store_state_set(store *s, const char *key, const char *value)
         goto out;
     rc = step_done(s, st);
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1244,13 +1300,13 @@ int store_put_version(store *s, const struct plan *p, int64_t change_seq)
     if ((rc = check_tombstone(s, p->plan_id, change_seq)) != CMC_OK)
         goto out;
     /* Replacing a version: the cascade removes its index row with it. */
-    if ((rc = db_prepare(s->db, "DELETE FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+    if ((rc = stmt_get(s, "DELETE FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
                          &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
         (rc = bind_int(s, st, 2, p->version)) != CMC_OK || (rc = step_done(s, st)) != CMC_OK)
         goto out;
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     st = NULL;
     if ((rc = db_prepare(s->db,
                          "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
@@ -1266,7 +1322,7 @@ int store_put_version(store *s, const struct plan *p, int64_t change_seq)
         (rc = bind_blob(s, st, 7, body, body_len)) != CMC_OK || (rc = step_done(s, st)) != CMC_OK)
         goto out;
     int64_t version_id = sqlite3_last_insert_rowid(s->db);
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     st = NULL;
     if ((rc = db_prepare(s->db,
                          "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
@@ -1284,7 +1340,7 @@ int store_put_version(store *s, const struct plan *p, int64_t change_seq)
         (rc = bind_text(s, st, 8, id.outward)) != CMC_OK || (rc = step_done(s, st)) != CMC_OK)
         goto out;
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     if (in_op)
         rc = op_end(s, rc);
     identity_free(&id);
@@ -1296,10 +1352,10 @@ out:
 static int exec_for_plan(store *s, const char *sql, const char *plan_id)
 {
     sqlite3_stmt *st = NULL;
-    int rc = db_prepare(s->db, sql, &st);
+    int rc = stmt_get(s, sql, &st);
     if (rc == CMC_OK && (rc = bind_text(s, st, 1, plan_id)) == CMC_OK)
         rc = step_done(s, st);
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1322,7 +1378,7 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
         return rc;
     in_op = 1;
     /* The tombstone keeps a hash of the NHS number, never the number. */
-    if ((rc = db_prepare(s->db, "SELECT nhs_number FROM plan_versions WHERE plan_id = ?1 LIMIT 1",
+    if ((rc = stmt_get(s, "SELECT nhs_number FROM plan_versions WHERE plan_id = ?1 LIMIT 1",
                          &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, plan_id)) != CMC_OK ||
@@ -1333,7 +1389,7 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
         cry_hash(nhs_hash, nhs, strlen(nhs));
         have_hash = 1;
     }
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     st = NULL;
     if ((rc = query_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?1", plan_id,
                         &pending, NULL)) != CMC_OK)
@@ -1363,7 +1419,7 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
         (rc = bind_int(s, st, 5, plat_wall_now())) != CMC_OK || (rc = step_done(s, st)) != CMC_OK)
         goto out;
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     if (in_op)
         rc = op_end(s, rc);
     if (rc == CMC_OK) {
@@ -1402,7 +1458,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     if (change_len > PLAN_MAX_ENCODED)
         return cmc_fail(CMC_ERR_TOO_LARGE, "pending edit: the change is larger than %d bytes",
                         PLAN_MAX_ENCODED);
-    if ((rc = db_prepare(s->db, "SELECT 1 FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+    if ((rc = stmt_get(s, "SELECT 1 FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
                          &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, plan_id)) != CMC_OK ||
@@ -1414,7 +1470,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
                       plan_id, base_version);
         goto out;
     }
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     st = NULL;
     new_uuid(meta.idempotency_id);
     copy_bounded(meta.plan_id, sizeof meta.plan_id, plan_id);
@@ -1440,7 +1496,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     if (out_meta != NULL)
         *out_meta = meta;
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1509,7 +1565,7 @@ int store_sync_pending_list(store *s, const char *plan_id, struct store_pending 
             break;
     }
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     if (rc != CMC_OK) {
         store_pending_free(items, count);
         return rc;
@@ -1524,7 +1580,7 @@ static int change_by_id(store *s, const char *sql, int64_t id, int has_second, i
                         const char *what)
 {
     sqlite3_stmt *st = NULL;
-    int rc = db_prepare(s->db, sql, &st);
+    int rc = stmt_get(s, sql, &st);
     if (rc != CMC_OK)
         goto out;
     if ((rc = bind_int(s, st, 1, id)) != CMC_OK)
@@ -1536,7 +1592,7 @@ static int change_by_id(store *s, const char *sql, int64_t id, int has_second, i
     if (sqlite3_changes(s->db) == 0)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "%s %" PRId64 " does not exist", what, id);
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1586,7 +1642,7 @@ int store_conflict_add(store *s, const struct store_conflict *c, int64_t *id_out
         (rc = bind_int(s, st, 7, c->created_at > 0 ? c->created_at : plat_wall_now())) != CMC_OK ||
         (rc = step_done(s, st)) != CMC_OK)
         goto out;
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     st = NULL;
     if (id_out != NULL) {
         /* An upsert that updated reports no new rowid: look the row up. */
@@ -1602,7 +1658,7 @@ int store_conflict_add(store *s, const struct store_conflict *c, int64_t *id_out
         sqlite3_finalize(q);
     }
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     return rc;
 }
 
@@ -1673,7 +1729,7 @@ int store_conflict_list(store *s, const char *plan_id, struct store_conflict **o
             break;
     }
 out:
-    sqlite3_finalize(st);
+    stmt_put(s, st);
     if (rc != CMC_OK) {
         store_conflicts_free(items, count);
         return rc;

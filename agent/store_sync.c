@@ -350,3 +350,18 @@ int store_merge_delete(store *s, const char *plan_id)
     sqlite3_finalize(st);
     return rc;
 }
+
+int store_sync_has_pending(store *s, int *yes)
+{
+    sqlite3 *db = store_db(s);
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    *yes = 0;
+    int rc = db_prepare(db, "SELECT EXISTS (SELECT 1 FROM pending_edits)", &st);
+    if (rc == CMC_OK)
+        rc = db_step(db, st, &row);
+    if (rc == CMC_OK && row)
+        *yes = sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -33,6 +33,9 @@ int store_sync_prune(store *s, const char *plan_id);
  * urgent-care user, and the engine must still push and merge the clinicians' edits. */
 int store_sync_pending_list(store *s, const char *plan_id, struct store_pending **out, size_t *n);
 
+/* 1 in *yes when the replica holds any pending edit (most bundles then skip merging). */
+int store_sync_has_pending(store *s, int *yes);
+
 /* The plan a pending edit was made on (kept with the edit, so a newer version arriving
  * cannot take it away). */
 int store_pending_base(store *s, int64_t pending_id, struct plan *out);

@@ -112,7 +112,10 @@ out:
     return rc;
 }
 
-#define HUB_DEVICE_COLS "device_id, name, scope, role, state, wipe, cursor, created, last_seen"
+#define HUB_DEVICE_COLS                                                                  \
+    "d.device_id, d.name, d.scope, d.role, d.state, d.wipe, d.cursor, d.created,"         \
+    " d.last_seen, d.lease_days, (SELECT days FROM scope_leases s WHERE s.scope = d.scope)," \
+    " d.last_rollback, d.rollbacks, d.wiped_at, d.proven"
 
 static void hub_device_from_row(sqlite3_stmt *st, struct hub_device_info *d)
 {
@@ -126,13 +129,37 @@ static void hub_device_from_row(sqlite3_stmt *st, struct hub_device_info *d)
     d->cursor = (uint64_t)sqlite3_column_int64(st, 6);
     d->created = sqlite3_column_int64(st, 7);
     d->last_seen = sqlite3_column_int64(st, 8);
+    /* The device's own setting wins over its scope's, which wins over the default. */
+    if (sqlite3_column_type(st, 9) != SQLITE_NULL) {
+        d->lease_days = sqlite3_column_int64(st, 9);
+        snprintf(d->lease_from, sizeof d->lease_from, "device");
+    } else if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
+        d->lease_days = sqlite3_column_int64(st, 10);
+        snprintf(d->lease_from, sizeof d->lease_from, "scope");
+    } else {
+        d->lease_days = HUB_LEASE_DAYS;
+        snprintf(d->lease_from, sizeof d->lease_from, "default");
+    }
+    d->last_rollback = sqlite3_column_int64(st, 11);
+    d->rollbacks = sqlite3_column_int64(st, 12);
+    d->wiped_at = sqlite3_column_int64(st, 13);
+    d->proven = (uint64_t)sqlite3_column_int64(st, 14);
+    if (d->proven < d->cursor)
+        d->proven = d->cursor;
+}
+
+const char *hub_device_state_label(const struct hub_device_info *d)
+{
+    if (d->wipe && strcmp(d->state, "active") == 0)
+        return "wipe ordered";
+    return d->state;
 }
 
 int hub_device_list(hub *h, int (*cb)(const struct hub_device_info *, void *), void *ctx)
 {
     sqlite3_stmt *st = NULL;
     struct hub_device_info d;
-    int rc = hub_db_prepare(h, "SELECT " HUB_DEVICE_COLS " FROM devices ORDER BY created, name",
+    int rc = hub_db_prepare(h, "SELECT " HUB_DEVICE_COLS " FROM devices d ORDER BY d.created, d.name",
                             &st);
     int src;
     if (rc != CMC_OK)
@@ -151,7 +178,7 @@ out:
 int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT " HUB_DEVICE_COLS " FROM devices WHERE device_id = ?1", &st);
+    int rc = hub_db_prepare(h, "SELECT " HUB_DEVICE_COLS " FROM devices d WHERE d.device_id = ?1", &st);
     if (rc != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
@@ -202,11 +229,84 @@ int hub_device_wipe(hub *h, const char *device_id)
     if (strcmp(d.state, "revoked") == 0)
         return cmc_fail(CMC_ERR_STATE, "device %s is revoked: it can no longer fetch a wipe order",
                         device_id);
+    if (strcmp(d.state, "wiped") == 0)
+        return cmc_fail(CMC_ERR_STATE, "device %s has already confirmed its wipe", device_id);
     rc = hub_device_update(h, device_id, "UPDATE devices SET wipe = 1 WHERE device_id = ?1",
                            "device wipe");
     if (rc == CMC_OK)
         plat_log(PLAT_LOG_INFO, "device %s marked for wiping", device_id);
     return rc;
+}
+
+static int hub_lease_days_ok(int64_t days)
+{
+    if (days > HUB_LEASE_MAX)
+        return cmc_fail(CMC_ERR_USAGE, "lease: at most %d days (0 = no lease)", HUB_LEASE_MAX);
+    return CMC_OK;
+}
+
+int hub_device_lease_set(hub *h, const char *device_id, int64_t days)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    if ((rc = hub_lease_days_ok(days)) != CMC_OK)
+        return rc;
+    if ((rc = hub_db_prepare(h, "UPDATE devices SET lease_days = ?2 WHERE device_id = ?1", &st)) !=
+        CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    if (days < 0)
+        sqlite3_bind_null(st, 2);
+    else
+        sqlite3_bind_int64(st, 2, days);
+    src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = hub_db_fail(h, src, "device lease");
+    else if (sqlite3_changes(h->db) == 0)
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no device %s", device_id);
+    sqlite3_finalize(st);
+    if (rc == CMC_OK)
+        plat_log(PLAT_LOG_INFO, "device %s: lease %s", device_id,
+                 days < 0 ? "setting removed" : "set");
+    return rc;
+}
+
+int hub_scope_lease_set(hub *h, const char *scope, int64_t days)
+{
+    char kind[16];
+    const char *value;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    if ((rc = hub_scope_parse(scope, kind, &value)) != CMC_OK)
+        return rc;
+    if ((rc = hub_lease_days_ok(days)) != CMC_OK)
+        return rc;
+    if ((rc = hub_db_prepare(h, days < 0 ? "DELETE FROM scope_leases WHERE scope = ?1"
+                                         : "INSERT OR REPLACE INTO scope_leases(scope, days)"
+                                           " VALUES(?1, ?2)",
+                             &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    if (days >= 0)
+        sqlite3_bind_int64(st, 2, days);
+    src = sqlite3_step(st);
+    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "scope lease");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_lease_days(hub *h, const char *device_id, int64_t *days, const char **from)
+{
+    struct hub_device_info d;
+    int rc = hub_device_get(h, device_id, &d);
+    if (rc != CMC_OK)
+        return rc;
+    *days = d.lease_days;
+    if (from != NULL)
+        *from = strcmp(d.lease_from, "device") == 0  ? "device"
+                : strcmp(d.lease_from, "scope") == 0 ? "scope"
+                                                     : "default";
+    return CMC_OK;
 }
 
 int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYTES],
@@ -216,7 +316,7 @@ int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYT
     uint8_t hash[CRY_HASH_BYTES];
     struct hub_device_info d;
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc, src, repeat = 0;
     int64_t now = plat_wall_now();
 
     memset(out, 0, sizeof *out);
@@ -228,8 +328,9 @@ int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYT
     cry_memzero(norm, sizeof norm);
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, "SELECT device_id FROM enroll_codes WHERE code_hash = ?1"
-                                " AND used = 0 AND expires > ?2", &st)) != CMC_OK)
+    if ((rc = hub_db_prepare(h, "SELECT e.device_id, e.used, d.pk FROM enroll_codes e"
+                                " JOIN devices d ON d.device_id = e.device_id"
+                                " WHERE e.code_hash = ?1 AND e.expires > ?2", &st)) != CMC_OK)
         goto out;
     sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, now);
@@ -241,13 +342,27 @@ int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYT
         goto out;
     }
     hub_col_copy(st, 0, out->device_id, sizeof out->device_id);
+    /* The same device key presenting its own, already redeemed code again within the code's
+     * life: its answer was lost (network, hub out of memory), so it gets the answer again
+     * rather than a code it can never use. Nothing changes; any other key is refused. */
+    repeat = sqlite3_column_int(st, 1) != 0;
+    if (repeat && !(sqlite3_column_bytes(st, 2) == CRY_SIGN_PK_BYTES &&
+                    cry_memeq(sqlite3_column_blob(st, 2), device_pk, CRY_SIGN_PK_BYTES))) {
+        rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "enrollment code is unknown, used or expired");
+        goto out;
+    }
     sqlite3_finalize(st);
     st = NULL;
     if ((rc = hub_device_get(h, out->device_id, &d)) != CMC_OK)
         goto out;
-    if (strcmp(d.state, "pending") != 0) {
+    if (strcmp(d.state, repeat ? "active" : "pending") != 0) {
         rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "enrollment code is unknown, used or expired");
         goto out;
+    }
+    if (repeat) {
+        if ((rc = hub_tx_commit(h)) != CMC_OK)
+            goto out;
+        goto answer;
     }
     if ((rc = hub_db_prepare(h, "UPDATE enroll_codes SET used = 1 WHERE code_hash = ?1", &st)) !=
         CMC_OK)
@@ -273,12 +388,13 @@ int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYT
     }
     if ((rc = hub_tx_commit(h)) != CMC_OK)
         goto out;
+    plat_log(PLAT_LOG_INFO, "device %s enrolled", out->device_id);
+answer:
     memcpy(out->hub_pk, h->pk, CRY_SIGN_PK_BYTES);
     snprintf(out->scope, sizeof out->scope, "%s", d.scope);
     snprintf(out->role, sizeof out->role, "%s", d.role);
-    out->lease_days = HUB_LEASE_DAYS;
+    out->lease_days = (int)d.lease_days;
     out->hub_time = now;
-    plat_log(PLAT_LOG_INFO, "device %s enrolled", out->device_id);
 out:
     sqlite3_finalize(st);
     if (rc != CMC_OK) {
@@ -326,8 +442,12 @@ int hub_auth_request(hub *h, const struct hub_signed_request *req,
     sqlite3_finalize(st);
     st = NULL;
 
-    if (reqsig_verify(&parsed, pk, req->method, req->path, req->body, req->body_len) != CMC_OK) {
-        rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "request signature does not verify");
+    if ((rc = reqsig_verify(&parsed, pk, req->method, req->path, req->body, req->body_len)) !=
+        CMC_OK) {
+        /* Out of memory is the hub's trouble (5xx, the device retries); a 401 would stop
+         * the device for good. */
+        if (rc != CMC_ERR_NOMEM)
+            rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "request signature does not verify");
         goto out;
     }
     /* The time is checked only once the signature holds, so nobody learns the hub's
@@ -363,7 +483,9 @@ int hub_auth_request(hub *h, const struct hub_signed_request *req,
     }
     sqlite3_finalize(st);
     st = NULL;
-    if ((rc = hub_db_prepare(h, "UPDATE devices SET last_seen = ?2 WHERE device_id = ?1", &st)) !=
+    /* last seen to the minute: a poll every few seconds need not write the store */
+    if ((rc = hub_db_prepare(h, "UPDATE devices SET last_seen = ?2 WHERE device_id = ?1"
+                                " AND (last_seen IS NULL OR last_seen < ?2 - 60)", &st)) !=
         CMC_OK)
         goto out;
     sqlite3_bind_text(st, 1, parsed.device_id, -1, SQLITE_STATIC);

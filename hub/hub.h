@@ -16,6 +16,11 @@
  * sequence number (seq) and stamps the plan with it. A pull from cursor C walks the plans
  * stamped after C, in seq order, and decides per device what to send (hub_pull).
  *
+ * Lost devices and accountability: every bundle opens with the device's lease policy; a purge
+ * is repeated in a device's bundles until the device acknowledges it; a pull from a cursor
+ * older than one the device already proved means its replica was restored from an older copy,
+ * and the answer (flag ROLLBACK) repairs it; a wipe order stays until the device confirms it.
+ *
  * Device-facing requests are handled as pure functions (hub_api_handle: request in, status
  * and body out) so they can be tested and fuzzed without a socket; hub/server.h serves them
  * over HTTP(S).
@@ -41,7 +46,9 @@ typedef struct hub hub;
 #define HUB_SCOPE_MAX 96         /* "region:R", "team:T", "care_home:H", "all" */
 #define HUB_CODE_LEN 19          /* enrollment code "XXXX-XXXX-XXXX-XXXX" */
 #define HUB_CODE_TTL (24 * 3600) /* seconds an enrollment code stays valid */
-#define HUB_LEASE_DAYS 14        /* how long a device may go without syncing (policy hint) */
+#define HUB_LEASE_DAYS 14        /* default days a replica may go without a successful sync */
+#define HUB_LEASE_MAX 3650       /* the most a lease setting may say (BUNDLE_MAX_LEASE_DAYS) */
+#define HUB_NAG_MAX 1000         /* unacknowledged purges repeated per bundle, oldest first */
 #define HUB_CLOCK_SKEW 300       /* seconds a request's time may differ from the hub's */
 #define HUB_NONCE_KEEP 600       /* seconds a request nonce is remembered */
 #define HUB_BUDGET_DEFAULT (1024u * 1024u)
@@ -154,16 +161,51 @@ struct hub_device_info {
     char role[16];
     char state[16]; /* "pending", "active", "revoked", "wiped" */
     int wipe;       /* a wipe order is pending */
-    uint64_t cursor;
+    uint64_t cursor; /* the cursor of its last pull */
+    uint64_t proven; /* the highest cursor it has proven it committed: a pull from C proves C,
+                      * an acknowledged purge proves the page that carried it */
     int64_t created;
     int64_t last_seen; /* 0 = never */
+    int64_t lease_days;   /* the lease in force: device setting, else scope's, else default */
+    char lease_from[16];  /* "device", "scope" or "default" */
+    int64_t last_rollback; /* 0 = never caught pulling from an older cursor */
+    int64_t rollbacks;     /* how many times */
+    int64_t wiped_at;      /* when the device confirmed its wipe; 0 = not wiped */
 };
 int hub_device_list(hub *h, int (*cb)(const struct hub_device_info *, void *), void *ctx);
 int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out);
+/* What `device list` shows: "pending", "active", "revoked", "wipe ordered" or "wiped". */
+const char *hub_device_state_label(const struct hub_device_info *d);
 /* A revoked device is refused on every request. */
 int hub_device_revoke(hub *h, const char *device_id);
-/* The device's next pull answers with a signed wipe order. */
+/* The device's next pull answers with a signed wipe order; its acknowledgement (POST /v1/ack
+ * {"wipe": true}) is still accepted while the order stands, then the device is "wiped" and
+ * refused from then on. */
 int hub_device_wipe(hub *h, const char *device_id);
+
+/* Lease policy: the most days a replica may go without a successful sync before it locks
+ * (0 = no lease; at most HUB_LEASE_MAX). A device's own setting wins over its scope's, which
+ * wins over HUB_LEASE_DAYS. days < 0 removes the setting. The policy reaches the device in
+ * every bundle (op POLICY). CMC_ERR_USAGE for days past HUB_LEASE_MAX or a bad scope,
+ * CMC_ERR_NOT_FOUND for an unknown device. */
+int hub_device_lease_set(hub *h, const char *device_id, int64_t days);
+int hub_scope_lease_set(hub *h, const char *scope, int64_t days);
+/* The lease in force for a device and where it comes from (from may be NULL). */
+int hub_lease_days(hub *h, const char *device_id, int64_t *days, const char **from);
+
+/* Devices that still hold a plan, or were sent its purge and have not acknowledged it
+ * (wiped devices excluded): for a withdrawn plan, where it has not yet been destroyed. */
+struct hub_plan_holder {
+    const char *device_id;
+    const char *device_name;
+    const char *state;   /* hub_device_state_label */
+    int64_t version;     /* the version the hub last sent it (0 = a purge) */
+    int purge_sent;      /* a purge was sent and is not yet acknowledged */
+    int64_t purge_sent_at; /* when first sent (0 if not sent) */
+    int64_t last_seen;
+};
+int hub_plan_holders(hub *h, const char *plan_ref,
+                     int (*cb)(const struct hub_plan_holder *, void *), void *ctx);
 
 struct hub_enrollment {
     char device_id[PLAN_ID_LEN + 1];
@@ -173,8 +215,10 @@ struct hub_enrollment {
     int lease_days;
     int64_t hub_time;
 };
-/* Redeems an enrollment code: registers the device's public key. A code works once and
- * only until it expires (CMC_ERR_UNAUTHORIZED otherwise, without saying which). */
+/* Redeems an enrollment code: registers the device's public key. A code enrolls one device
+ * key, only until it expires (CMC_ERR_UNAUTHORIZED otherwise, without saying which); the same
+ * key presenting it again before then gets the same answer (its first answer was lost), and
+ * nothing changes. */
 int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYTES],
                const char *name, struct hub_enrollment *out);
 
@@ -199,7 +243,9 @@ int hub_auth_request(hub *h, const struct hub_signed_request *req,
 /* ---- sync ------------------------------------------------------------------------------ */
 
 /* The next bundle page for a device that has committed `cursor` (docs/PROTOCOL.md cursor
- * semantics). budget 0 = HUB_BUDGET_DEFAULT; capped at HUB_BUDGET_MAX. */
+ * semantics). budget 0 = HUB_BUDGET_DEFAULT; capped at HUB_BUDGET_MAX. Every page opens with
+ * a POLICY op, carries the device's unacknowledged purges again, and is flagged ROLLBACK
+ * (and repairs the replica) when `cursor` is older than the device's proven cursor. */
 int hub_pull(hub *h, const char *device_id, uint64_t cursor, size_t budget, uint8_t **out,
              size_t *len);
 
@@ -219,8 +265,11 @@ int hub_push(hub *h, const char *device_id, const char *idempotency_id, const ch
 
 /* Audit intake: `body` is the request body, a msgpack map {"entries": [...]}
  * (docs/PROTOCOL.md); each entry must hash correctly and continue the device's chain.
- * Entries already stored are accepted again unchanged; all or nothing. *acked_seq is the
- * highest seq now stored for the device. */
+ * Entries already stored are accepted again unchanged. A different entry that continues an
+ * entry the hub holds (a device restored from an older copy) starts a new line kept beside
+ * the old one, and is recorded as a rollback; any other break is CMC_ERR_CONFLICT (an entry
+ * already stored differs) or CMC_ERR_INVALID. All or nothing. *acked_seq is the highest seq
+ * of the device's current line. */
 int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t len,
                      uint64_t *acked_seq);
 
@@ -230,15 +279,20 @@ struct hub_audit_entry {
     uint64_t seq;
     const char *user;
     const char *role;
+    const char *plan_id;    /* "" for a look-up that found nothing */
     const char *identifier;
     const char *action;
-    int64_t wall;
+    int64_t wall;     /* the device's wall clock when it happened */
+    int64_t received; /* the hub's clock when the entry arrived */
 };
-/* Entries received for a plan, oldest first. */
+/* Entries for a patient, oldest first: those naming the plan's id or its NHS number. PLAN is
+ * a plan id or an NHS number; an NHS number with no plan on the hub still finds the look-ups
+ * that missed. CMC_ERR_NOT_FOUND when the hub knows neither a plan nor an entry for it. */
 int hub_audit_list(hub *h, const char *plan_ref,
                    int (*cb)(const struct hub_audit_entry *, void *), void *ctx);
 
-/* A device's acknowledgement of purges (plan ids) and of a wipe. */
+/* A device's acknowledgement of purges (plan ids; each stops that purge being repeated in
+ * the device's bundles) and of a wipe (accepted only while a wipe order stands). */
 int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_purged,
             int wiped);
 

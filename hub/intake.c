@@ -276,55 +276,82 @@ static int hub_read_audit_entry(struct mp_reader *r, struct hub_audit_in *e)
     return CMC_OK;
 }
 
-static int hub_audit_last(hub *h, const char *device_id, uint64_t *seq, uint8_t hash[CRY_HASH_BYTES],
-                          int *have)
+/* The end of the device's current line (its newest fork): seq, hash and fork number. */
+static int hub_audit_last(hub *h, const char *device_id, uint64_t *seq,
+                          uint8_t hash[CRY_HASH_BYTES], int64_t *fork, int *have)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT seq, hash FROM audit WHERE device_id = ?1"
-                               " ORDER BY seq DESC LIMIT 1", &st);
+    int rc = hub_db_prepare(h, "SELECT seq, hash, fork FROM audit WHERE device_id = ?1"
+                               " ORDER BY fork DESC, seq DESC LIMIT 1", &st);
     if (rc != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
     *have = 0;
     *seq = 0;
+    *fork = 0;
     if (src == SQLITE_ROW && sqlite3_column_bytes(st, 1) == CRY_HASH_BYTES) {
         *have = 1;
         *seq = (uint64_t)sqlite3_column_int64(st, 0);
         memcpy(hash, sqlite3_column_blob(st, 1), CRY_HASH_BYTES);
+        *fork = sqlite3_column_int64(st, 2);
     }
     rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit");
     sqlite3_finalize(st);
     return rc;
 }
 
-static int hub_audit_stored_hash(hub *h, const char *device_id, uint64_t seq,
-                                 uint8_t hash[CRY_HASH_BYTES], int *found)
+/* 1 if the device has an entry at `seq` with exactly this hash, in any of its lines. */
+static int hub_audit_has(hub *h, const char *device_id, uint64_t seq,
+                         const uint8_t hash[CRY_HASH_BYTES], int *found)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT hash FROM audit WHERE device_id = ?1 AND seq = ?2", &st);
+    int rc = hub_db_prepare(h, "SELECT 1 FROM audit WHERE device_id = ?1 AND seq = ?2"
+                               " AND hash = ?3", &st);
     if (rc != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+    sqlite3_bind_blob(st, 3, hash, CRY_HASH_BYTES, SQLITE_STATIC);
     int src = sqlite3_step(st);
-    *found = src == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CRY_HASH_BYTES;
-    if (*found)
-        memcpy(hash, sqlite3_column_blob(st, 0), CRY_HASH_BYTES);
+    *found = src == SQLITE_ROW;
     rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit");
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* A restored device: its view log goes on from an entry the hub already has, so the new
+ * line is kept as a fork and the device's rollback is recorded. Logged by device id only. */
+static int hub_audit_fork(hub *h, const char *device_id, uint64_t at_seq)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "UPDATE devices SET last_rollback = ?2, rollbacks = rollbacks + 1"
+                               " WHERE device_id = ?1", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, plat_wall_now());
+    int src = sqlite3_step(st);
+    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit fork");
+    sqlite3_finalize(st);
+    if (rc == CMC_OK)
+        plat_log(PLAT_LOG_WARN, "device %s: its view log starts again at entry %llu: the device"
+                 " was restored from an older copy; both lines are kept", device_id,
+                 (unsigned long long)at_seq);
     return rc;
 }
 
 int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t len,
                      uint64_t *acked_seq)
 {
+    static const uint8_t zero[CRY_HASH_BYTES] = {0};
     struct mp_reader r;
     struct hub_audit_in e;
     sqlite3_stmt *ins = NULL;
-    uint8_t last_hash[CRY_HASH_BYTES], stored[CRY_HASH_BYTES];
+    uint8_t last_hash[CRY_HASH_BYTES];
     uint64_t last_seq = 0;
     uint32_t n_keys, n_entries, klen;
+    int64_t fork = 0;
     const char *key;
     int have = 0, found, rc, src;
 
@@ -340,11 +367,11 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
 
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_audit_last(h, device_id, &last_seq, last_hash, &have)) != CMC_OK)
+    if ((rc = hub_audit_last(h, device_id, &last_seq, last_hash, &fork, &have)) != CMC_OK)
         goto out;
-    if ((rc = hub_db_prepare(h, "INSERT INTO audit(device_id, seq, prev, hash, user, role, plan_id,"
-                                " identifier, action, wall, mono, received)"
-                                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    if ((rc = hub_db_prepare(h, "INSERT INTO audit(device_id, fork, seq, prev, hash, user, role,"
+                                " plan_id, identifier, action, wall, mono, received)"
+                                " VALUES(?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                              &ins)) != CMC_OK)
         goto out;
     for (uint32_t i = 0; i < n_entries; i++) {
@@ -356,16 +383,27 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
             goto out;
         }
         if (have && e.seq <= last_seq) {
-            /* Sent again after a lost acknowledgement: must be the very same entry. */
-            if ((rc = hub_audit_stored_hash(h, device_id, e.seq, stored, &found)) != CMC_OK)
+            /* Sent again after a lost acknowledgement: the very same entry is skipped. */
+            if ((rc = hub_audit_has(h, device_id, e.seq, e.hash, &found)) != CMC_OK)
                 goto out;
-            if (found && cry_memeq(stored, e.hash, CRY_HASH_BYTES))
+            if (found)
                 continue;
-            rc = cmc_fail(CMC_ERR_CONFLICT, "audit entry %llu differs from the one received before",
-                          (unsigned long long)e.seq);
-            goto out;
-        }
-        if (have && (e.seq != last_seq + 1 || !cry_memeq(e.prev, last_hash, CRY_HASH_BYTES))) {
+            /* A different entry that continues an entry the hub holds (or starts the log):
+             * the device was restored and its log goes on from there. Kept as a new line.
+             * Anything else is a log the device never had. */
+            if (e.seq == 1)
+                found = cry_memeq(e.prev, zero, CRY_HASH_BYTES);
+            else if ((rc = hub_audit_has(h, device_id, e.seq - 1, e.prev, &found)) != CMC_OK)
+                goto out;
+            if (!found) {
+                rc = cmc_fail(CMC_ERR_CONFLICT, "audit entry %llu differs from the one received"
+                              " before", (unsigned long long)e.seq);
+                goto out;
+            }
+            if ((rc = hub_audit_fork(h, device_id, e.seq)) != CMC_OK)
+                goto out;
+            fork++;
+        } else if (have && (e.seq != last_seq + 1 || !cry_memeq(e.prev, last_hash, CRY_HASH_BYTES))) {
             rc = cmc_fail(CMC_ERR_INVALID, "audit entry %llu does not continue the chain at %llu",
                           (unsigned long long)e.seq, (unsigned long long)last_seq);
             goto out;
@@ -383,6 +421,7 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
         sqlite3_bind_int64(ins, 10, e.wall);
         sqlite3_bind_int64(ins, 11, e.mono);
         sqlite3_bind_int64(ins, 12, plat_wall_now());
+        sqlite3_bind_int64(ins, 13, fork);
         src = sqlite3_step(ins);
         if (src != SQLITE_DONE) {
             rc = hub_db_fail(h, src, "audit");
@@ -414,32 +453,55 @@ int hub_audit_list(hub *h, const char *plan_ref,
     struct hub_plan_info info;
     struct hub_audit_entry e;
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    char plan_id[PLAN_ID_LEN + 1] = "", nhs[PLAN_NHS_LEN + 1] = "";
+    int rc, src, have_plan = 1, found = 0;
 
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+    if ((rc = hub_plan_info(h, plan_ref, &info)) == CMC_OK) {
+        snprintf(plan_id, sizeof plan_id, "%s", info.plan_id);
+        snprintf(nhs, sizeof nhs, "%s", info.nhs_number);
+    } else if (rc == CMC_ERR_NOT_FOUND) {
+        /* No plan on the hub: a device may still have looked the patient up and missed. */
+        have_plan = 0;
+        if (hub_uuid_valid(plan_ref))
+            snprintf(plan_id, sizeof plan_id, "%s", plan_ref);
+        else if (plan_nhs_normalise(plan_ref, nhs) != CMC_OK)
+            return rc;
+        cmc_err_clear();
+    } else {
         return rc;
+    }
     /* Look-ups by NHS number that found nothing on the device are the patient's too. */
     if ((rc = hub_db_prepare(h, "SELECT a.device_id, coalesce(d.name, ''), a.seq, a.user, a.role,"
-                                " a.identifier, a.action, a.wall FROM audit a LEFT JOIN devices d"
-                                " ON d.device_id = a.device_id WHERE a.plan_id = ?1"
-                                " OR a.identifier = ?2 ORDER BY a.wall, a.device_id, a.seq",
+                                " a.plan_id, a.identifier, a.action, a.wall, a.received"
+                                " FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id"
+                                " WHERE (?1 <> '' AND a.plan_id = ?1) OR (?2 <> '' AND"
+                                " a.identifier = ?2) ORDER BY a.wall, a.device_id, a.seq",
                              &st)) != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, info.plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, info.nhs_number, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, nhs, -1, SQLITE_STATIC);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         e.device_id = hub_col_text(st, 0);
         e.device_name = hub_col_text(st, 1);
         e.seq = (uint64_t)sqlite3_column_int64(st, 2);
         e.user = hub_col_text(st, 3);
         e.role = hub_col_text(st, 4);
-        e.identifier = hub_col_text(st, 5);
-        e.action = hub_col_text(st, 6);
-        e.wall = sqlite3_column_int64(st, 7);
+        e.plan_id = hub_col_text(st, 5);
+        e.identifier = hub_col_text(st, 6);
+        e.action = hub_col_text(st, 7);
+        e.wall = sqlite3_column_int64(st, 8);
+        e.received = sqlite3_column_int64(st, 9);
+        found = 1;
         if ((rc = cb(&e, ctx)) != 0)
             goto out;
     }
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit list");
+    if (src != SQLITE_DONE)
+        rc = hub_db_fail(h, src, "audit list");
+    else if (!have_plan && !found)
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no plan and no audit entries on the hub for that plan"
+                                         " id or NHS number");
+    else
+        rc = CMC_OK;
 out:
     sqlite3_finalize(st);
     return rc;
@@ -452,26 +514,39 @@ int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_p
 
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, "INSERT OR REPLACE INTO acks(device_id, plan_id, at)"
-                                " VALUES(?1, ?2, ?3)", &st)) != CMC_OK)
-        goto out;
-    for (size_t i = 0; i < n_purged; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, purged[i], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, plat_wall_now());
-        if ((src = sqlite3_step(st)) != SQLITE_DONE) {
-            rc = hub_db_fail(h, src, "ack");
+    /* The acknowledgement log; the page that carried the purge is now proven committed
+     * (the device acknowledges only what it has made durable); and the open purge record
+     * stops being repeated. */
+    static const char *const ack_sql[] = {
+        "INSERT OR REPLACE INTO acks(device_id, plan_id, at) VALUES(?1, ?2, ?3)",
+        "UPDATE devices SET proven = max(proven, coalesce((SELECT cursor FROM purges"
+        " WHERE device_id = ?1 AND plan_id = ?2), 0)) WHERE device_id = ?1",
+        "UPDATE purges SET acked = ?3 WHERE device_id = ?1 AND plan_id = ?2 AND acked IS NULL",
+    };
+    for (size_t k = 0; k < sizeof ack_sql / sizeof ack_sql[0]; k++) {
+        if ((rc = hub_db_prepare(h, ack_sql[k], &st)) != CMC_OK)
             goto out;
+        for (size_t i = 0; i < n_purged; i++) {
+            sqlite3_reset(st);
+            sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, purged[i], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, plat_wall_now());
+            if ((src = sqlite3_step(st)) != SQLITE_DONE) {
+                rc = hub_db_fail(h, src, "ack");
+                goto out;
+            }
         }
+        sqlite3_finalize(st);
+        st = NULL;
     }
-    sqlite3_finalize(st);
-    st = NULL;
     if (wiped) {
-        if ((rc = hub_db_prepare(h, "UPDATE devices SET state = 'wiped', wipe = 0"
+        /* Only while a wipe order stands: a device cannot declare itself wiped to slip out
+         * of view. */
+        if ((rc = hub_db_prepare(h, "UPDATE devices SET state = 'wiped', wipe = 0, wiped_at = ?2"
                                     " WHERE device_id = ?1 AND wipe = 1", &st)) != CMC_OK)
             goto out;
         sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, plat_wall_now());
         if ((src = sqlite3_step(st)) != SQLITE_DONE) {
             rc = hub_db_fail(h, src, "ack");
             goto out;

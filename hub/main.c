@@ -35,12 +35,17 @@ static const char usage_text[] =
     "  plan withdraw-consent PLAN --as USER    stop all sharing; devices purge the plan\n"
     "  plan list [--status S]                  S: draft, needs_finalisation,\n"
     "                                          awaiting_approval, published\n"
-    "  plan show PLAN [--version N]            a version of a plan (default the newest)\n"
+    "  plan show PLAN [--version N]            a version of a plan (default the newest); for a\n"
+    "                                          withdrawn plan, the devices not yet purged\n"
     "  plan history PLAN                       every version: who did what, when\n"
     "  caseload add TEAM NHS_NUMBER / caseload remove TEAM NHS_NUMBER\n"
     "  device add NAME --scope all|region:R|team:T|care_home:H --role urgent_care|clinician\n"
     "                                          prints a one-time enrollment code on its last line\n"
-    "  device list / device revoke DEVICE / device wipe DEVICE\n"
+    "  device list                             state, last seen, cursor, lease, last rollback\n"
+    "  device revoke DEVICE / device wipe DEVICE\n"
+    "  device lease DEVICE DAYS|default        most days DEVICE may go without a sync\n"
+    "  device lease --scope SCOPE DAYS|default the same for every device of a scope\n"
+    "                                          (device wins over scope; default 14; 0 = none)\n"
     "  audit PLAN                              who viewed that patient's plan, where, when\n"
     "  key                                     the hub's public signing key (hex)\n"
     "\n"
@@ -208,6 +213,85 @@ static int history_cb(const struct hub_plan_event *ev, void *ctx)
     return 0;
 }
 
+struct holders {
+    json_t *arr; /* --json: one object per device; else printed as found */
+    int n;
+};
+
+static int holder_cb(const struct hub_plan_holder *ph, void *ctx)
+{
+    struct holders *hs = ctx;
+    char sent[21] = "", seen[21] = "never";
+    if (ph->purge_sent_at > 0)
+        plat_format_time(ph->purge_sent_at, sent);
+    if (ph->last_seen > 0)
+        plat_format_time(ph->last_seen, seen);
+    if (hs->arr != NULL) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "device_id", ph->device_id, "name",
+                              ph->device_name, "state",
+                              strcmp(ph->state, "wipe ordered") == 0 ? "wipe_ordered" : ph->state,
+                              "purge", ph->purge_sent ? "sent_not_acknowledged" : "not_fetched",
+                              "last_seen", seen);
+        if (o == NULL)
+            return cmc_fail(CMC_ERR_NOMEM, "plan show");
+        json_object_set_new(o, "purge_sent", ph->purge_sent ? json_string(sent) : json_null());
+        json_array_append_new(hs->arr, o);
+    } else {
+        if (hs->n == 0)
+            printf("# not yet purged from these devices (they are asked again at every sync):\n");
+        if (ph->purge_sent)
+            printf("#   %s (%s, %s): purge sent %s, not yet acknowledged; last seen %s\n",
+                   ph->device_name, ph->device_id, ph->state, sent, seen);
+        else
+            printf("#   %s (%s, %s): holds version %lld, has not fetched the purge; last seen"
+                   " %s\n", ph->device_name, ph->device_id, ph->state, (long long)ph->version,
+                   seen);
+    }
+    hs->n++;
+    return 0;
+}
+
+/* A withdrawn plan: the plan, and the devices where it has not yet been destroyed (they keep
+ * being sent its purge until they acknowledge it). --json adds "consent_withdrawn" and
+ * "devices_not_purged" to the plan object. Takes `text`. */
+static int show_withdrawn(struct cli *c, hub *h, const struct hub_plan_info *info, char *text,
+                          size_t tlen)
+{
+    struct holders hs = {NULL, 0};
+    json_t *obj = NULL;
+    int rc;
+
+    if (c->json) {
+        if ((hs.arr = json_array()) == NULL) {
+            cmc_free(text);
+            return cmc_fail(CMC_ERR_NOMEM, "plan show");
+        }
+        rc = hub_plan_holders(h, info->plan_id, holder_cb, &hs);
+        if (rc == CMC_OK && (obj = json_loadb(text, tlen, 0, NULL)) == NULL)
+            rc = cmc_fail(CMC_ERR_NOMEM, "plan show");
+        if (rc == CMC_OK) {
+            json_object_set_new(obj, "consent_withdrawn", json_true());
+            json_object_set_new(obj, "devices_not_purged", hs.arr);
+            hs.arr = NULL;
+            print_json(obj);
+        }
+        json_decref(hs.arr);
+    } else {
+        printf("# plan %s: newest version %lld (%s), published version %lld, CONSENT WITHDRAWN"
+               " (not shared)\n", info->plan_id, (long long)info->version,
+               plan_status_name(info->status), (long long)info->published_version);
+        rc = hub_plan_holders(h, info->plan_id, holder_cb, &hs);
+        if (rc == CMC_OK && hs.n == 0)
+            printf("# purged from every device that held it\n");
+        if (rc == CMC_OK) {
+            fwrite(text, 1, tlen, stdout);
+            fputc('\n', stdout);
+        }
+    }
+    cmc_free(text);
+    return rc;
+}
+
 static int cmd_plan(struct cli *c, hub *h)
 {
     int rc = CMC_OK;
@@ -264,11 +348,12 @@ static int cmd_plan(struct cli *c, hub *h)
         plan_free(&p);
         if (rc != CMC_OK)
             return rc;
+        if (info.consent_withdrawn)
+            return show_withdrawn(c, h, &info, text, tlen);
         if (!c->json)
-            printf("# plan %s: newest version %lld (%s), published version %lld%s\n", info.plan_id,
+            printf("# plan %s: newest version %lld (%s), published version %lld\n", info.plan_id,
                    (long long)info.version, plan_status_name(info.status),
-                   (long long)info.published_version,
-                   info.consent_withdrawn ? ", CONSENT WITHDRAWN (not shared)" : "");
+                   (long long)info.published_version);
         fwrite(text, 1, tlen, stdout);
         fputc('\n', stdout);
         cmc_free(text);
@@ -372,22 +457,91 @@ static int cmd_caseload(struct cli *c, hub *h)
 static int list_device_cb(const struct hub_device_info *d, void *ctx)
 {
     json_t *arr = ctx;
-    char created[21], seen[21] = "never";
+    char created[21], seen[21] = "never", rolled[21] = "never";
+    const char *state = hub_device_state_label(d);
     plat_format_time(d->created, created);
     if (d->last_seen > 0)
         plat_format_time(d->last_seen, seen);
-    if (arr != NULL)
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:s}",
-                                             "device_id", d->device_id, "name", d->name, "scope",
-                                             d->scope, "role", d->role, "state", d->state,
-                                             "wipe_pending", d->wipe, "cursor",
-                                             (json_int_t)d->cursor, "created", created,
-                                             "last_seen", seen));
-    else
-        printf("%s  %-20s %-30s %-12s %-8s%s cursor %llu, last seen %s\n", d->device_id, d->name,
-               d->scope, d->role, d->state, d->wipe ? " WIPE PENDING," : "",
-               (unsigned long long)d->cursor, seen);
+    if (d->last_rollback > 0)
+        plat_format_time(d->last_rollback, rolled);
+    if (arr != NULL) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:s, s:I, s:s, s:I}",
+                              "device_id", d->device_id, "name", d->name, "scope", d->scope,
+                              "role", d->role, "state",
+                              strcmp(state, "wipe ordered") == 0 ? "wipe_ordered" : state,
+                              "wipe_pending", d->wipe, "cursor", (json_int_t)d->proven,
+                              "created", created, "last_seen", seen, "lease_days",
+                              (json_int_t)d->lease_days, "lease_from", d->lease_from,
+                              "rollbacks", (json_int_t)d->rollbacks);
+        if (o != NULL) {
+            json_object_set_new(o, "last_rollback",
+                                d->last_rollback > 0 ? json_string(rolled) : json_null());
+            json_array_append_new(arr, o);
+        }
+    } else {
+        char lease[32];
+        if (d->lease_days > 0)
+            snprintf(lease, sizeof lease, "%lld days", (long long)d->lease_days);
+        else
+            snprintf(lease, sizeof lease, "none");
+        printf("%s  %-20s %-30s %-12s %-13s cursor %llu, last seen %s, lease %s (%s),"
+               " last rollback %s\n",
+               d->device_id, d->name, d->scope, d->role, state, (unsigned long long)d->proven,
+               seen, lease, d->lease_from, rolled);
+    }
     return 0;
+}
+
+/* DAYS for `device lease`: 0..HUB_LEASE_MAX, or "default" to remove the setting (-1). */
+static int parse_lease_days(const char *text, int64_t *days)
+{
+    char *end = NULL;
+    long long v;
+    if (strcmp(text, "default") == 0) {
+        *days = -1;
+        return CMC_OK;
+    }
+    v = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || v < 0 || v > HUB_LEASE_MAX)
+        return cmc_fail(CMC_ERR_USAGE, "DAYS: 0 to %d (0 = no lease), or default", HUB_LEASE_MAX);
+    *days = v;
+    return CMC_OK;
+}
+
+static int cmd_device_lease(struct cli *c, hub *h, const char *scope)
+{
+    int64_t days = 0;
+    int rc;
+    if (scope != NULL) {
+        if ((rc = want_args(c, 2, "device lease --scope SCOPE DAYS|default")) != CMC_OK)
+            return rc;
+        if ((rc = parse_lease_days(c->argv[1], &days)) != CMC_OK)
+            return rc;
+        if ((rc = hub_scope_lease_set(h, scope, days)) != CMC_OK)
+            return rc;
+    } else {
+        if ((rc = want_args(c, 3, "device lease DEVICE DAYS|default")) != CMC_OK)
+            return rc;
+        if ((rc = parse_lease_days(c->argv[2], &days)) != CMC_OK)
+            return rc;
+        if ((rc = hub_device_lease_set(h, c->argv[1], days)) != CMC_OK)
+            return rc;
+    }
+    if (c->json) {
+        json_t *o = json_pack("{s:s, s:s}", scope != NULL ? "scope" : "device_id",
+                              scope != NULL ? scope : c->argv[1], "change", "lease");
+        if (o != NULL)
+            json_object_set_new(o, "lease_days", days < 0 ? json_null() : json_integer(days));
+        print_json(o);
+    } else if (days < 0) {
+        printf("%s %s: lease setting removed\n", scope != NULL ? "scope" : "device",
+               scope != NULL ? scope : c->argv[1]);
+    } else {
+        printf("%s %s: lease %lld days%s (reaches devices at their next sync)\n",
+               scope != NULL ? "scope" : "device", scope != NULL ? scope : c->argv[1],
+               (long long)days, days == 0 ? " (no lease)" : "");
+    }
+    return CMC_OK;
 }
 
 static int cmd_device(struct cli *c, hub *h)
@@ -400,7 +554,7 @@ static int cmd_device(struct cli *c, hub *h)
     if (rc != CMC_OK)
         return rc;
     if (c->argc < 1)
-        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-hub device add|list|revoke|wipe ...");
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-hub device add|list|revoke|wipe|lease ...");
     if (strcmp(c->argv[0], "list") == 0) {
         json_t *arr = c->json ? json_array() : NULL;
         if ((rc = want_args(c, 1, "device list")) != CMC_OK)
@@ -412,6 +566,11 @@ static int cmd_device(struct cli *c, hub *h)
         }
         json_decref(arr);
         return rc;
+    }
+    if (strcmp(c->argv[0], "lease") == 0) {
+        if (role != NULL)
+            return cmc_fail(CMC_ERR_USAGE, "device lease: --role does not apply");
+        return cmd_device_lease(c, h, scope);
     }
     if (strcmp(c->argv[0], "add") == 0) {
         if ((rc = want_args(c, 2, "device add NAME --scope S --role R")) != CMC_OK)
@@ -454,17 +613,19 @@ static int cmd_device(struct cli *c, hub *h)
 static int audit_cb(const struct hub_audit_entry *e, void *ctx)
 {
     json_t *arr = ctx;
-    char when[21];
+    char when[21], received[21];
     plat_format_time(e->wall, when);
+    plat_format_time(e->received, received);
     if (arr != NULL)
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "when",
-                                             when, "device_id", e->device_id, "device",
-                                             e->device_name, "seq", (json_int_t)e->seq, "user",
-                                             e->user, "role", e->role, "action", e->action,
-                                             "identifier", e->identifier));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "when", when,
+                           "received", received, "device_id", e->device_id, "device",
+                           e->device_name, "seq", (json_int_t)e->seq, "user", e->user, "role",
+                           e->role, "action", e->action, "plan_id", e->plan_id, "identifier",
+                           e->identifier));
     else
-        printf("%s  %-10s by %s (%s) on device %s (%s)\n", when, e->action, e->user, e->role,
-               e->device_name, e->device_id);
+        printf("%s  %-12s by %s (%s) on device %s (%s), received %s\n", when, e->action, e->user,
+               e->role, e->device_name[0] != '\0' ? e->device_name : "?", e->device_id, received);
     return 0;
 }
 

@@ -65,6 +65,37 @@ static const char hub_schema[] =
     " at INTEGER NOT NULL, PRIMARY KEY(device_id, plan_id)) WITHOUT ROWID;"
     "";
 
+/* Migration 2: accountability and lost devices. A device's own lease setting (NULL: its
+ * scope's, else the default) and its rollbacks; per-scope lease settings; every purge a
+ * device was sent, kept until the device acknowledges it (and reopened when the device turns
+ * out to have been restored from an older copy); and view-log forks. */
+static const char hub_schema_2[] =
+    "ALTER TABLE devices ADD COLUMN lease_days INTEGER;"
+    "ALTER TABLE devices ADD COLUMN last_rollback INTEGER;"
+    "ALTER TABLE devices ADD COLUMN rollbacks INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN wiped_at INTEGER;"
+    "ALTER TABLE devices ADD COLUMN proven INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE scope_leases(scope TEXT PRIMARY KEY, days INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE purges(device_id TEXT NOT NULL, plan_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " reason TEXT NOT NULL, cursor INTEGER NOT NULL, sent INTEGER NOT NULL, acked INTEGER,"
+    " PRIMARY KEY(device_id, plan_id)) WITHOUT ROWID;"
+    "CREATE INDEX purges_plan ON purges(plan_id);"
+    "CREATE INDEX purges_open ON purges(device_id, acked, seq);"
+    /* A device restored from an older copy continues its view log from an earlier entry:
+     * the new line is kept as a fork beside the old one, so both are evidence. */
+    "CREATE TABLE audit_forked(device_id TEXT NOT NULL, fork INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " prev BLOB NOT NULL, hash BLOB NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL,"
+    " plan_id TEXT NOT NULL, identifier TEXT NOT NULL, action TEXT NOT NULL,"
+    " wall INTEGER NOT NULL, mono INTEGER NOT NULL, received INTEGER NOT NULL,"
+    " PRIMARY KEY(device_id, fork, seq)) WITHOUT ROWID;"
+    "INSERT INTO audit_forked SELECT device_id, 0, seq, prev, hash, user, role, plan_id,"
+    " identifier, action, wall, mono, received FROM audit;"
+    "DROP TABLE audit;"
+    "ALTER TABLE audit_forked RENAME TO audit;"
+    "CREATE INDEX audit_plan ON audit(plan_id);"
+    "CREATE INDEX audit_identifier ON audit(identifier);"
+    "CREATE INDEX audit_seq ON audit(device_id, seq);";
+
 /* ---- roles ----------------------------------------------------------------------------- */
 
 static const char *const hub_role_names[] = {"", "gp", "clinician", "admin", "patient"};
@@ -276,7 +307,7 @@ out:
 /* Opens and keys the database (sync/db.h: raw key, WAL, busy timeout) and migrates it. */
 static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
 {
-    static const char *const steps[] = {hub_schema};
+    static const char *const steps[] = {hub_schema, hub_schema_2};
     char path[4096];
     int rc;
 
@@ -406,6 +437,15 @@ int hub_open(const char *dir, hub **out)
         goto out;
     }
     if ((rc = hub_db_open(h, dir, key)) != CMC_OK)
+        goto out;
+    /* Seen nonces live in memory, in a TEMP table of this connection that shadows the
+     * on-disk one: remembering a nonce must not cost an fsync on every request (an idle
+     * poll would otherwise commit to disk several times). A restart forgets them; the
+     * +-300 s time check still bounds any replay, and device requests are idempotent. */
+    if ((rc = db_exec(h->db, "CREATE TEMP TABLE IF NOT EXISTS nonces(device_id TEXT NOT NULL,"
+                             " nonce TEXT NOT NULL, at INTEGER NOT NULL,"
+                             " PRIMARY KEY(device_id, nonce)) WITHOUT ROWID;"
+                             "CREATE INDEX IF NOT EXISTS temp.nonces_at ON nonces(at);")) != CMC_OK)
         goto out;
     if ((rc = hub_load_signing_key(h)) != CMC_OK)
         goto out;

@@ -11,7 +11,12 @@ apt_packages=(
   libsodium-dev libmsgpack-dev libcurl4-openssl-dev zlib1g-dev
   libmicrohttpd-dev libgnutls28-dev libjansson-dev libcmocka-dev
   openssl libssl-dev valgrind curl jq
+  stunnel4 faketime fiu-utils libfiu-dev clang libclang-rt-14-dev llvm
+  chromium nodejs
 )
+# the crew's page tests (tests/web) drive Chromium from node; NodeSource's nodejs carries its
+# own npm and conflicts with Debian's npm package, so npm is added only when it is missing
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 
 have_all() {
   local pc
@@ -22,6 +27,15 @@ have_all() {
   command -v valgrind >/dev/null || return 1
   command -v curl >/dev/null || return 1
   command -v jq >/dev/null || return 1
+  command -v chromium >/dev/null || return 1
+  command -v node >/dev/null || return 1
+  command -v npm >/dev/null || return 1
+  # fault and fuzz tests (docs/TESTING.md)
+  local tool
+  for tool in stunnel4 faketime fiu-run clang llvm-profdata; do
+    command -v "$tool" >/dev/null || return 1
+  done
+  dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || return 1
   # libcurl must be the OpenSSL flavour (libcurl4-openssl-dev).
   dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || return 1
   dpkg -s libmsgpack-dev >/dev/null 2>&1 || return 1

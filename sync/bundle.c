@@ -25,7 +25,7 @@ static const uint8_t bundle_magic[4] = { 'C', 'M', 'C', 'B' };
  * and places array sit well inside this. */
 #define BUNDLE_MP_DEPTH 16
 
-#define BUNDLE_KNOWN_FLAGS (BUNDLE_FLAG_MORE | BUNDLE_FLAG_SNAPSHOT)
+#define BUNDLE_KNOWN_FLAGS (BUNDLE_FLAG_MORE | BUNDLE_FLAG_SNAPSHOT | BUNDLE_FLAG_ROLLBACK)
 
 static const char *const purge_reasons[] = { "consent_withdrawn", "left_scope", "not_shared" };
 
@@ -237,6 +237,13 @@ static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
         break;
     case BUNDLE_OP_WIPE:
         break;
+    case BUNDLE_OP_POLICY:
+        if (op->lease_days < 0 || op->lease_days > BUNDLE_MAX_LEASE_DAYS) {
+            rc = cmc_fail(CMC_ERR_INVALID, "bundle op: lease_days must be 0 to %d",
+                          BUNDLE_MAX_LEASE_DAYS);
+            goto out;
+        }
+        break;
     default:
         rc = cmc_fail(CMC_ERR_INVALID, "bundle op: unknown kind %d", (int)op->kind);
         goto out;
@@ -287,6 +294,12 @@ static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
         mp_write_array(&w, 2);
         mp_write_uint(&w, BUNDLE_OP_WIPE);
         mp_write_uint(&w, op->seq);
+        break;
+    case BUNDLE_OP_POLICY:
+        mp_write_array(&w, 3);
+        mp_write_uint(&w, BUNDLE_OP_POLICY);
+        mp_write_uint(&w, op->seq);
+        mp_write_int(&w, op->lease_days);
         break;
     }
     written = 1;
@@ -444,7 +457,10 @@ int bundle_writer_finish(bundle_writer *w, const struct bundle_header *hdr,
     memset(&zs, 0, sizeof zs);
     zs.zalloc = zalloc_cmc;
     zs.zfree = zfree_cmc;
-    int zrc = deflateInit(&zs, 6);
+    /* A small body (an idle poll, a few deltas) gets a small window: zlib then allocates a
+     * few KiB instead of a quarter of a MiB per bundle. Any zlib stream inflates the same. */
+    int window = raw_len <= 4096 ? 12 : 15;
+    int zrc = deflateInit2(&zs, 6, Z_DEFLATED, window, raw_len <= 4096 ? 4 : 8, Z_DEFAULT_STRATEGY);
     if (zrc != Z_OK) {
         rc = zrc == Z_MEM_ERROR ? cmc_fail(CMC_ERR_NOMEM, "bundle: out of memory (zlib)")
                                 : cmc_fail(CMC_ERR_INVALID, "bundle: zlib: %s",
@@ -709,6 +725,17 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
         op->kind = BUNDLE_OP_WIPE;
         if ((rc = mp_read_uint(r, &op->seq)) != CMC_OK)
             return rc;
+        break;
+    case BUNDLE_OP_POLICY:
+        if (n != 3)
+            return cmc_fail(CMC_ERR_CORRUPT, "policy has %u elements, expected 3", (unsigned)n);
+        op->kind = BUNDLE_OP_POLICY;
+        if ((rc = mp_read_uint(r, &op->seq)) != CMC_OK ||
+            (rc = mp_read_int(r, &op->lease_days)) != CMC_OK)
+            return rc;
+        if (op->lease_days < 0 || op->lease_days > BUNDLE_MAX_LEASE_DAYS)
+            return cmc_fail(CMC_ERR_CORRUPT, "policy lease_days out of range 0..%d",
+                            BUNDLE_MAX_LEASE_DAYS);
         break;
     default:
         return cmc_fail(CMC_ERR_CORRUPT, "unknown op kind %llu", (unsigned long long)kind);

@@ -6,7 +6,9 @@
  *   off len  field
  *     0   4  magic "CMCB"
  *     4   2  protocol version (big-endian, = BUNDLE_PROTOCOL)
- *     6   2  flags: bit 0 "more" (another page follows), bit 1 "snapshot page"
+ *     6   2  flags: bit 0 "more" (another page follows), bit 1 "snapshot page",
+ *               bit 2 "rollback" (the device pulled from a cursor older than one it had
+ *               proven; this answer repairs the restored replica)
  *     8  16  device id (the UUID's 16 bytes)
  *    24   8  from cursor (big-endian u64): the device's cursor this answers
  *    32   8  to cursor: the device's cursor once this bundle is applied
@@ -24,6 +26,9 @@
  *   [3, plan_id, seq, reason]                    purge; reason "consent_withdrawn",
  *                                                "left_scope" or "not_shared"
  *   [4, seq]                                     wipe this device
+ *   [5, seq, lease_days]                         policy: the most days the replica may go
+ *                                                without a successful sync (0 = no lease,
+ *                                                at most BUNDLE_MAX_LEASE_DAYS)
  *
  * Verification order (agent): total length >= header; magic, version; body length equals
  * the bytes that follow (HTTP framing is not trusted); raw length and op count under the
@@ -33,7 +38,8 @@
  * strictly.
  *
  * Caps on the decoded body: every op is one msgpack array of the shape above, plan ids are
- * canonical UUIDs, purge reasons one of the three names, base_version >= 1; the array's
+ * canonical UUIDs, purge reasons one of the three names, base_version >= 1, lease_days
+ * 0..BUNDLE_MAX_LEASE_DAYS; the array's
  * length must equal the header's op count and no byte may follow it. Plans and deltas are
  * decoded by plan_unpack / plan_change_unpack (their own caps apply); a PUT's plan must carry
  * the op's plan id.
@@ -61,10 +67,12 @@
 #define BUNDLE_SIGNED_BYTES 92
 #define BUNDLE_FLAG_MORE 0x1u
 #define BUNDLE_FLAG_SNAPSHOT 0x2u
+#define BUNDLE_FLAG_ROLLBACK 0x4u
 #define BUNDLE_MAX_BODY (8u * 1024 * 1024)  /* compressed */
 #define BUNDLE_MAX_RAW (32u * 1024 * 1024)  /* inflated */
 #define BUNDLE_MAX_OPS 100000u
 #define BUNDLE_DEVICE_ID_BYTES 16
+#define BUNDLE_MAX_LEASE_DAYS 3650 /* ten years; a POLICY op past it is refused */
 
 struct bundle_header {
     uint16_t protocol;
@@ -84,16 +92,18 @@ enum bundle_op_kind {
     BUNDLE_OP_DELTA = 2,
     BUNDLE_OP_PURGE = 3,
     BUNDLE_OP_WIPE = 4,
+    BUNDLE_OP_POLICY = 5,
 };
 
 struct bundle_op {
     enum bundle_op_kind kind;
-    char plan_id[PLAN_ID_LEN + 1]; /* empty for WIPE */
+    char plan_id[PLAN_ID_LEN + 1]; /* empty for WIPE and POLICY */
     uint64_t seq;                  /* change-log sequence of this op */
     struct plan plan;              /* PUT */
     int64_t base_version;          /* DELTA */
     struct plan_change change;     /* DELTA */
     char reason[32];               /* PURGE */
+    int64_t lease_days;            /* POLICY: 0..BUNDLE_MAX_LEASE_DAYS, 0 = no lease */
 };
 
 void bundle_op_init(struct bundle_op *op);

@@ -670,7 +670,10 @@ static int attempt(http_client *c, const char *method, const char *url, const ch
     if (status >= 200 && status < 300)
         goto out;
     parse_hub_error(resp);
-    *retry = retryable_status(status);
+    /* A "replay" 401 answers a nonce this client made fresh for this attempt: the hub saw the
+     * same request twice, which only happens when libcurl re-sent it on a connection that
+     * died under it (a reset mid-sync). Another attempt, signed afresh, is safe. */
+    *retry = retryable_status(status) || (status == 401 && strcmp(resp->hub_error, "replay") == 0);
     rc = status_error(status, method, log_path, resp);
 out:
     curl_slist_free_all(headers);

@@ -48,6 +48,13 @@ struct device {
     size_t puts, deltas, purges, wipes;
     char last_reason[32];
     char purged[8][PLAN_ID_LEN + 1];
+    /* the policy and flags of the last bundle, and acknowledgements */
+    int64_t lease_days;
+    uint16_t last_flags;
+    int rollback_pages; /* pages of the last sync flagged ROLLBACK */
+    int no_ack; /* models a device that never acknowledges its purges */
+    char (*page_purged)[PLAN_ID_LEN + 1]; /* MAX_HELD: purges of the last committed page */
+    size_t n_page_purged;
 };
 
 /* ---- fixtures -------------------------------------------------------------------------- */
@@ -136,6 +143,9 @@ static void new_device(struct env *e, struct device *d, const char *scope, const
     memset(d, 0, sizeof *d);
     d->held = calloc(MAX_HELD, sizeof *d->held);
     assert_non_null(d->held);
+    d->page_purged = calloc(MAX_HELD, sizeof *d->page_purged);
+    assert_non_null(d->page_purged);
+    d->lease_days = -1;
     assert_int_equal(hub_device_add(e->h, "dev", scope, role, d->id, code), CMC_OK);
     assert_int_equal(cry_sign_keypair(pk, &d->sk), CMC_OK);
     assert_int_equal(hub_enroll(e->h, code, pk, "dev", &en), CMC_OK);
@@ -148,6 +158,7 @@ static void device_free(struct device *d)
     for (size_t i = 0; i < d->n_held; i++)
         plan_free(&d->held[i]);
     free(d->held);
+    free(d->page_purged);
     cry_secret_free(d->sk);
 }
 
@@ -194,7 +205,16 @@ static struct bundle_header apply_bundle(struct env *e, struct device *d, const 
     }
     assert_int_equal(bundle_decode(buf, len, &hdr, &ops, &n), CMC_OK);
     assert_int_equal(n, hdr.op_count);
+    /* every bundle opens with exactly one policy op */
+    assert_true(n >= 1);
+    assert_int_equal(ops[0].kind, BUNDLE_OP_POLICY);
+    for (size_t i = 1; i < n; i++)
+        assert_int_not_equal(ops[i].kind, BUNDLE_OP_POLICY);
     if (commit) {
+        d->n_page_purged = 0;
+        d->last_flags = hdr.flags;
+        if (hdr.flags & BUNDLE_FLAG_ROLLBACK)
+            d->rollback_pages++;
         for (size_t i = 0; i < n; i++) {
             struct bundle_op *op = &ops[i];
             struct plan *p;
@@ -219,9 +239,14 @@ static struct bundle_header apply_bundle(struct env *e, struct device *d, const 
                 d->purges++;
                 snprintf(d->last_reason, sizeof d->last_reason, "%s", op->reason);
                 drop_plan(d, op->plan_id);
+                assert_true(d->n_page_purged < MAX_HELD);
+                snprintf(d->page_purged[d->n_page_purged++], PLAN_ID_LEN + 1, "%s", op->plan_id);
                 break;
             case BUNDLE_OP_WIPE:
                 d->wipes++;
+                break;
+            case BUNDLE_OP_POLICY:
+                d->lease_days = op->lease_days;
                 break;
             }
         }
@@ -236,6 +261,7 @@ static int sync_device(struct env *e, struct device *d, size_t budget)
 {
     int pages = 0;
     d->puts = d->deltas = d->purges = d->wipes = 0;
+    d->rollback_pages = 0;
     d->last_reason[0] = '\0';
     for (;;) {
         uint8_t *buf = NULL;
@@ -243,6 +269,13 @@ static int sync_device(struct env *e, struct device *d, size_t budget)
         assert_int_equal(hub_pull(e->h, d->id, d->cursor, budget, &buf, &len), CMC_OK);
         struct bundle_header hdr = apply_bundle(e, d, buf, len, 1);
         cmc_free(buf);
+        /* like the agent: purges made durable are acknowledged */
+        if (!d->no_ack && d->n_page_purged > 0) {
+            const char *ids[MAX_HELD];
+            for (size_t i = 0; i < d->n_page_purged; i++)
+                ids[i] = d->page_purged[i];
+            assert_int_equal(hub_ack(e->h, d->id, ids, d->n_page_purged, 0), CMC_OK);
+        }
         pages++;
         assert_true(pages < 10000);
         if (!(hdr.flags & BUNDLE_FLAG_MORE))
@@ -456,7 +489,7 @@ static void test_bundle_verifies_and_flipped_byte_fails(void **state)
     new_device(e, &amb, "region:" REGION, "urgent_care");
     assert_int_equal(hub_pull(e->h, amb.id, 0, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_int_equal(hdr.op_count, 1);
+    assert_int_equal(hdr.op_count, 2); /* the policy and the plan */
     assert_true(hdr.flags & BUNDLE_FLAG_SNAPSHOT);
     /* every single flipped byte, header or body, fails verification */
     for (size_t i = 0; i < len; i++) {
@@ -635,10 +668,10 @@ static void test_idle_poll_is_tiny_and_paging_resumes(void **state)
     assert_int_equal(amb.cursor, head);
     size_t n = amb.n_held;
     assert_true(n > 0);
-    /* nothing new: a header and an empty body */
+    /* nothing new: a header and the policy op alone */
     assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_int_equal(hdr.op_count, 0);
+    assert_int_equal(hdr.op_count, 1);
     assert_int_equal(hdr.to_cursor, head);
     assert_int_equal(hdr.flags, 0);
     assert_true(len < BUNDLE_HEADER_BYTES + 32);
@@ -688,8 +721,20 @@ static void test_enrollment_code_once_and_expiry(void **state)
     assert_int_equal(en.hub_time, T0);
     assert_int_equal(hub_device_get(e->h, id, &d), CMC_OK);
     assert_string_equal(d.state, "active");
-    /* the code works once */
-    assert_int_equal(hub_enroll(e->h, code, pk, "x", &en), CMC_ERR_UNAUTHORIZED);
+    /* the code enrolls one key: another key is refused; the same key (its answer was lost)
+     * gets the same answer again, and nothing changes */
+    {
+        uint8_t pk2[CRY_SIGN_PK_BYTES] = {2};
+        assert_int_equal(hub_enroll(e->h, code, pk2, "x", &en), CMC_ERR_UNAUTHORIZED);
+        assert_int_equal(hub_enroll(e->h, code, pk, "x", &en), CMC_OK);
+        assert_string_equal(en.device_id, id);
+        assert_memory_equal(en.hub_pk, e->hub_pk, CRY_SIGN_PK_BYTES);
+        assert_int_equal(hub_device_get(e->h, id, &d), CMC_OK);
+        assert_string_equal(d.state, "active");
+        /* a revoked device's code does not bring it back */
+        assert_int_equal(hub_device_revoke(e->h, id), CMC_OK);
+        assert_int_equal(hub_enroll(e->h, code, pk, "x", &en), CMC_ERR_UNAUTHORIZED);
+    }
 
     /* and only for 24 hours */
     assert_int_equal(hub_device_add(e->h, "amb-8", "all", "urgent_care", id2, code2), CMC_OK);
@@ -1085,6 +1130,689 @@ static void test_audit_intake_chain(void **state)
     device_free(&d);
 }
 
+/* ---- lost devices and accountability --------------------------------------------------- */
+
+/* The lease in the POLICY op (the first op) of a pull for the device; nothing applied. */
+static int64_t pulled_lease(struct env *e, struct device *d)
+{
+    struct bundle_header hdr;
+    struct bundle_op *ops = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0, n = 0;
+    int64_t days;
+    assert_int_equal(hub_pull(e->h, d->id, d->cursor, 0, &buf, &len), CMC_OK);
+    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
+    assert_int_equal(bundle_decode(buf, len, &hdr, &ops, &n), CMC_OK);
+    assert_true(n >= 1);
+    assert_int_equal(ops[0].kind, BUNDLE_OP_POLICY);
+    days = ops[0].lease_days;
+    bundle_ops_free(ops, n);
+    cmc_free(buf);
+    return days;
+}
+
+static void test_policy_in_every_bundle_and_lease_precedence(void **state)
+{
+    struct env *e = *state;
+    struct device amb, amb2, other;
+    struct hub_device_info info;
+    struct hub_enrollment en;
+    char id[PLAN_ID_LEN + 1], code[HUB_CODE_LEN + 1];
+    uint8_t pk[CRY_SIGN_PK_BYTES] = {7};
+    int64_t days = 0;
+    const char *from = NULL;
+
+    assert_int_equal(hub_seed(e->h, 60, 4, NULL, NULL), CMC_OK);
+    new_device(e, &amb, "all", "urgent_care");
+    new_device(e, &amb2, "all", "urgent_care");
+    new_device(e, &other, "region:" REGION, "urgent_care");
+    /* paged snapshot: every page opens with the policy (apply_bundle checks it) */
+    assert_true(sync_device(e, &amb, 2048) > 2);
+    assert_int_equal(amb.lease_days, HUB_LEASE_DAYS);
+    assert_int_equal(hub_lease_days(e->h, amb.id, &days, &from), CMC_OK);
+    assert_int_equal(days, HUB_LEASE_DAYS);
+    assert_string_equal(from, "default");
+    /* idle poll: the policy alone */
+    assert_int_equal(pulled_lease(e, &amb), HUB_LEASE_DAYS);
+
+    /* a scope setting reaches every device of that scope, and only those */
+    assert_int_equal(hub_scope_lease_set(e->h, "all", 30), CMC_OK);
+    assert_int_equal(pulled_lease(e, &amb), 30);
+    assert_int_equal(pulled_lease(e, &amb2), 30);
+    assert_int_equal(pulled_lease(e, &other), HUB_LEASE_DAYS);
+    /* the device's own setting wins over its scope's */
+    assert_int_equal(hub_device_lease_set(e->h, amb.id, 7), CMC_OK);
+    assert_int_equal(pulled_lease(e, &amb), 7);
+    assert_int_equal(pulled_lease(e, &amb2), 30);
+    assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
+    assert_int_equal(info.lease_days, 7);
+    assert_string_equal(info.lease_from, "device");
+    /* 0 = no lease, and it still wins over the scope */
+    assert_int_equal(hub_device_lease_set(e->h, amb.id, 0), CMC_OK);
+    assert_int_equal(pulled_lease(e, &amb), 0);
+    /* removing the device's setting falls back to the scope, then to the default */
+    assert_int_equal(hub_device_lease_set(e->h, amb.id, -1), CMC_OK);
+    assert_int_equal(pulled_lease(e, &amb), 30);
+    assert_int_equal(hub_scope_lease_set(e->h, "all", -1), CMC_OK);
+    assert_int_equal(pulled_lease(e, &amb), HUB_LEASE_DAYS);
+    /* refused settings change nothing */
+    assert_int_equal(hub_device_lease_set(e->h, amb.id, HUB_LEASE_MAX + 1), CMC_ERR_USAGE);
+    assert_int_equal(hub_scope_lease_set(e->h, "planet:mars", 3), CMC_ERR_USAGE);
+    assert_int_equal(hub_device_lease_set(e->h, "00000000-0000-4000-8000-000000000000", 3),
+                     CMC_ERR_NOT_FOUND);
+    assert_int_equal(hub_device_lease_set(e->h, amb.id, HUB_LEASE_MAX), CMC_OK);
+    assert_int_equal(pulled_lease(e, &amb), HUB_LEASE_MAX);
+
+    /* the enrollment answer carries the lease in force */
+    assert_int_equal(hub_scope_lease_set(e->h, "region:" REGION, 3), CMC_OK);
+    assert_int_equal(hub_device_add(e->h, "amb-9", "region:" REGION, "urgent_care", id, code),
+                     CMC_OK);
+    assert_int_equal(hub_enroll(e->h, code, pk, "amb-9", &en), CMC_OK);
+    assert_int_equal(en.lease_days, 3);
+    assert_int_equal(pulled_lease(e, &other), 3);
+
+    /* a wipe order carries the policy too, first */
+    assert_int_equal(hub_device_wipe(e->h, amb2.id), CMC_OK);
+    sync_device(e, &amb2, 0);
+    assert_int_equal(amb2.wipes, 1);
+    assert_int_equal(amb2.lease_days, HUB_LEASE_DAYS);
+    device_free(&amb);
+    device_free(&amb2);
+    device_free(&other);
+}
+
+struct holder_list {
+    int n;
+    char ids[8][PLAN_ID_LEN + 1];
+    int purge_sent[8];
+    int64_t version[8];
+};
+
+static int holder_cb(const struct hub_plan_holder *ph, void *ctx)
+{
+    struct holder_list *l = ctx;
+    if (l->n < 8) {
+        snprintf(l->ids[l->n], PLAN_ID_LEN + 1, "%s", ph->device_id);
+        l->purge_sent[l->n] = ph->purge_sent;
+        l->version[l->n] = ph->version;
+    }
+    l->n++;
+    return 0;
+}
+
+static int holder_index(const struct holder_list *l, const char *device_id)
+{
+    for (int i = 0; i < l->n && i < 8; i++)
+        if (strcmp(l->ids[i], device_id) == 0)
+            return i;
+    return -1;
+}
+
+static void ack_purge_api(struct env *e, struct device *d, const char *plan_id)
+{
+    struct mp_writer w;
+    struct reqsig_headers h;
+    struct hub_response resp;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "purges");
+    mp_write_array(&w, 1);
+    mp_write_cstr(&w, plan_id);
+    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+    memset(&h, 0, sizeof h);
+    signed_call(e, d, "POST", "/v1/ack", body, len, &h, &resp);
+    assert_int_equal(resp.status, 200);
+    hub_response_free(&resp);
+    cmc_free(body);
+}
+
+static void test_purge_repeated_until_acknowledged(void **state)
+{
+    struct env *e = *state;
+    char id[PLAN_ID_LEN + 1], other[PLAN_ID_LEN + 1];
+    struct device quiet, acker, away, gone;
+    struct holder_list l;
+
+    import_plan(e, 0, "9434765919", REGION, TEAM, "nurse1", id);
+    publish(e, id);
+    import_plan(e, 1, "4010232137", REGION, NULL, "nurse1", other);
+    publish(e, other);
+    new_device(e, &quiet, "region:" REGION, "urgent_care");
+    new_device(e, &acker, "region:" REGION, "urgent_care");
+    new_device(e, &away, "all", "urgent_care");
+    new_device(e, &gone, "all", "urgent_care");
+    quiet.no_ack = 1;
+    sync_device(e, &quiet, 0);
+    sync_device(e, &acker, 0);
+    sync_device(e, &away, 0);
+    sync_device(e, &gone, 0);
+    assert_int_equal(quiet.n_held, 2);
+
+    /* before the withdrawal, the holders are the devices that hold it */
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hub_plan_holders(e->h, id, holder_cb, &l), CMC_OK);
+    assert_int_equal(l.n, 4);
+
+    /* `gone` is wiped: its copy no longer exists and it is not listed */
+    assert_int_equal(hub_device_wipe(e->h, gone.id), CMC_OK);
+    assert_int_equal(hub_ack(e->h, gone.id, NULL, 0, 1), CMC_OK);
+
+    assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", id), CMC_OK);
+    sync_device(e, &quiet, 0);
+    sync_device(e, &acker, 0);
+    assert_int_equal(quiet.purges, 1);
+    assert_int_equal(acker.purges, 1);
+    assert_null(held_plan(&quiet, id));
+
+    /* `quiet` never acknowledged: listed as sent-not-acknowledged; `away` has not synced
+     * since, so it still holds the published version; `acker` is done */
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hub_plan_holders(e->h, "943 476 5919", holder_cb, &l), CMC_OK);
+    assert_int_equal(l.n, 2);
+    int qi = holder_index(&l, quiet.id), ai = holder_index(&l, away.id);
+    assert_true(qi >= 0 && ai >= 0);
+    assert_int_equal(l.purge_sent[qi], 1);
+    assert_int_equal(l.purge_sent[ai], 0);
+    assert_true(l.version[ai] >= 1);
+    assert_int_equal(holder_index(&l, acker.id), -1);
+    assert_int_equal(holder_index(&l, gone.id), -1);
+
+    /* the purge goes again in each of quiet's bundles, idle polls included, once per page;
+     * the acknowledging device gets nothing more */
+    for (int round = 0; round < 3; round++) {
+        sync_device(e, &quiet, 0);
+        assert_int_equal(quiet.purges, 1);
+        assert_string_equal(quiet.purged[0], id);
+        assert_string_equal(quiet.last_reason, "consent_withdrawn");
+        assert_non_null(held_plan(&quiet, other));
+        sync_device(e, &acker, 0);
+        assert_int_equal(acker.purges + acker.puts + acker.deltas, 0);
+    }
+    /* a change elsewhere arrives alongside the repeated purge, without a second copy */
+    {
+        const char *change = "{\"set\": {\"prognosis\": \"days\"}}";
+        assert_int_equal(hub_plan_edit(e->h, "nurse1", other, change, strlen(change), NULL),
+                         CMC_OK);
+        publish(e, other);
+        sync_device(e, &quiet, 0);
+        assert_int_equal(quiet.purges, 1);
+        assert_int_equal(quiet.puts + quiet.deltas, 1);
+        assert_string_equal(held_plan(&quiet, other)->prognosis, "days");
+    }
+
+    /* the acknowledgement (POST /v1/ack) stops it */
+    ack_purge_api(e, &quiet, id);
+    sync_device(e, &quiet, 0);
+    assert_int_equal(quiet.purges, 0);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hub_plan_holders(e->h, id, holder_cb, &l), CMC_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.ids[0], away.id);
+
+    /* the late device gets the purge on its next sync, acknowledges it, and the plan is
+     * gone everywhere */
+    sync_device(e, &away, 0);
+    assert_int_equal(away.purges, 1);
+    assert_null(held_plan(&away, id));
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hub_plan_holders(e->h, id, holder_cb, &l), CMC_OK);
+    assert_int_equal(l.n, 0);
+    device_free(&quiet);
+    device_free(&acker);
+    device_free(&away);
+    device_free(&gone);
+}
+
+/* A deep copy of a device's replica (what a backup of the tablet would hold). */
+static void device_snapshot(const struct device *from, struct device *to)
+{
+    *to = *from;
+    to->held = calloc(MAX_HELD, sizeof *to->held);
+    to->page_purged = calloc(MAX_HELD, sizeof *to->page_purged);
+    assert_non_null(to->held);
+    assert_non_null(to->page_purged);
+    for (size_t i = 0; i < from->n_held; i++)
+        assert_int_equal(plan_copy(&to->held[i], &from->held[i]), CMC_OK);
+    to->sk = NULL; /* the key stays with the original */
+}
+
+static void snapshot_free(struct device *d)
+{
+    for (size_t i = 0; i < d->n_held; i++)
+        plan_free(&d->held[i]);
+    free(d->held);
+    free(d->page_purged);
+}
+
+static void test_rollback_detected_and_repaired(void **state)
+{
+    struct env *e = *state;
+    char kept[PLAN_ID_LEN + 1], withdrawn[PLAN_ID_LEN + 1], edited[PLAN_ID_LEN + 1];
+    char added[PLAN_ID_LEN + 1], moved[PLAN_ID_LEN + 1];
+    struct device amb, backup, fresh;
+    struct hub_device_info info;
+    struct holder_list l;
+    uint64_t c1, c2;
+    int64_t edited_v1;
+
+    import_plan(e, 0, "9434765919", REGION, TEAM, "nurse1", kept);
+    publish(e, kept);
+    import_plan(e, 1, "4010232137", REGION, NULL, "nurse1", withdrawn);
+    publish(e, withdrawn);
+    import_plan(e, 2, "9990001111", REGION, NULL, "nurse1", edited);
+    publish(e, edited);
+    import_plan(e, 3, "9990002223", REGION, TEAM, "nurse1", moved);
+    publish(e, moved);
+    new_device(e, &amb, "region:" REGION, "urgent_care");
+    sync_device(e, &amb, 0);
+    c1 = amb.cursor;
+    assert_int_equal(amb.n_held, 4);
+    edited_v1 = held_plan(&amb, edited)->version;
+    device_snapshot(&amb, &backup); /* the tablet is backed up at C1 */
+
+    /* between C1 and C2: a withdrawal, an approved edit, a new plan, a plan leaving */
+    assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", withdrawn), CMC_OK);
+    {
+        const char *change = "{\"set\": {\"prognosis\": \"days\"}}";
+        assert_int_equal(hub_plan_edit(e->h, "nurse1", edited, change, strlen(change), NULL),
+                         CMC_OK);
+        publish(e, edited);
+    }
+    import_plan(e, 4, "9990003335", REGION, NULL, "nurse1", added);
+    publish(e, added);
+    {
+        const char *change = "{\"set\": {\"region\": \"north-central-london\"}}";
+        assert_int_equal(hub_plan_edit(e->h, "nurse1", moved, change, strlen(change), NULL),
+                         CMC_OK);
+        publish(e, moved);
+    }
+    sync_device(e, &amb, 0);
+    c2 = amb.cursor;
+    assert_true(c2 > c1);
+    assert_int_equal(amb.rollback_pages, 0);
+    assert_int_equal(amb.purges, 2); /* withdrawn and moved, both acknowledged */
+    assert_false(amb.last_flags & BUNDLE_FLAG_ROLLBACK);
+    /* a poll from C2 proves C2 */
+    sync_device(e, &amb, 0);
+    assert_false(amb.last_flags & BUNDLE_FLAG_ROLLBACK);
+    assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
+    assert_int_equal(info.cursor, c2);
+    assert_int_equal(info.last_rollback, 0);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(hub_plan_holders(e->h, withdrawn, holder_cb, &l), CMC_OK);
+    assert_int_equal(l.n, 0);
+
+    /* the old copy is restored onto the tablet: it pulls from C1 again */
+    snapshot_free(&amb);
+    amb.held = backup.held;
+    amb.n_held = backup.n_held;
+    amb.page_purged = backup.page_purged;
+    amb.cursor = backup.cursor;
+    assert_non_null(held_plan(&amb, withdrawn)); /* the withdrawn plan is back on the tablet */
+    plat_fake_clock_advance(60ull * 1000000000ull);
+    sync_device(e, &amb, 0);
+    /* caught: the answer is flagged, and it repairs the replica */
+    assert_int_equal(amb.rollback_pages, 1);
+    assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
+    assert_int_equal(info.rollbacks, 1);
+    assert_int_equal(info.last_rollback, T0 + 60);
+    assert_null(held_plan(&amb, withdrawn));
+    assert_null(held_plan(&amb, moved));
+    assert_non_null(held_plan(&amb, added));
+    assert_non_null(held_plan(&amb, kept));
+    assert_true(held_plan(&amb, edited)->version > edited_v1);
+    assert_string_equal(held_plan(&amb, edited)->prognosis, "days");
+    assert_int_equal(amb.cursor, c2);
+    /* the restored tablet now holds exactly what a new device of its scope holds */
+    new_device(e, &fresh, "region:" REGION, "urgent_care");
+    sync_device(e, &fresh, 0);
+    assert_int_equal(fresh.n_held, amb.n_held);
+    for (size_t i = 0; i < fresh.n_held; i++) {
+        struct plan *p = held_plan(&amb, fresh.held[i].plan_id);
+        assert_non_null(p);
+        assert_true(plan_equal(p, &fresh.held[i]));
+    }
+    /* the next sync is ordinary again */
+    sync_device(e, &amb, 0);
+    assert_false(amb.last_flags & BUNDLE_FLAG_ROLLBACK);
+    assert_int_equal(amb.purges + amb.puts + amb.deltas, 0);
+    assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
+    assert_int_equal(info.rollbacks, 1);
+    device_free(&amb);
+    device_free(&fresh);
+}
+
+/* The flag itself, page by page: set on the answer to the older cursor only. */
+static void test_rollback_flag_on_the_answer(void **state)
+{
+    struct env *e = *state;
+    char id[PLAN_ID_LEN + 1];
+    struct device amb;
+    struct bundle_header hdr;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    uint64_t c1;
+
+    import_plan(e, 0, "9434765919", REGION, TEAM, "nurse1", id);
+    publish(e, id);
+    new_device(e, &amb, "region:" REGION, "urgent_care");
+    sync_device(e, &amb, 0);
+    c1 = amb.cursor;
+    assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", id), CMC_OK);
+    sync_device(e, &amb, 0);
+    assert_true(amb.cursor > c1);
+    /* a pull repeated from the same cursor (a lost answer) is not a rollback */
+    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, 0, &buf, &len), CMC_OK);
+    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
+    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
+    cmc_free(buf);
+    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, 0, &buf, &len), CMC_OK);
+    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
+    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
+    cmc_free(buf);
+    /* from C1, after C2 was proven: flagged, with the purge again */
+    amb.cursor = c1;
+    assert_int_equal(hub_pull(e->h, amb.id, c1, 0, &buf, &len), CMC_OK);
+    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
+    assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
+    assert_int_equal(hdr.from_cursor, c1);
+    amb.purges = 0;
+    apply_bundle(e, &amb, buf, len, 1);
+    assert_int_equal(amb.purges, 1);
+    assert_string_equal(amb.purged[0], id);
+    cmc_free(buf);
+    device_free(&amb);
+}
+
+/* A device that pulled the page with a purge, committed it and acknowledged the purge has
+ * proven that page even before its next pull: a copy restored from before it is caught. */
+static void test_rollback_proven_by_acknowledgement(void **state)
+{
+    struct env *e = *state;
+    char id[PLAN_ID_LEN + 1];
+    struct device amb, quiet;
+    struct hub_device_info info;
+    struct bundle_header hdr;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    uint64_t c1, q1;
+
+    import_plan(e, 0, "9434765919", REGION, TEAM, "nurse1", id);
+    publish(e, id);
+    new_device(e, &amb, "region:" REGION, "urgent_care");
+    new_device(e, &quiet, "region:" REGION, "urgent_care");
+    quiet.no_ack = 1;
+    sync_device(e, &amb, 0);
+    sync_device(e, &quiet, 0);
+    sync_device(e, &amb, 0); /* proves C1 */
+    sync_device(e, &quiet, 0);
+    c1 = amb.cursor;
+    q1 = quiet.cursor;
+    assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", id), CMC_OK);
+    sync_device(e, &amb, 0);   /* one pull: the purge page, committed and acknowledged */
+    sync_device(e, &quiet, 0); /* the same, never acknowledged */
+    assert_int_equal(amb.purges, 1);
+    assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
+    assert_int_equal(info.proven, amb.cursor);
+    assert_true(info.proven > c1);
+    /* the copy from C1 comes back: caught although no pull ever came from the newer cursor */
+    assert_int_equal(hub_pull(e->h, amb.id, c1, 0, &buf, &len), CMC_OK);
+    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
+    assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
+    cmc_free(buf);
+    /* without an acknowledgement nothing proves the newer page: an ordinary repeat */
+    assert_int_equal(hub_pull(e->h, quiet.id, q1, 0, &buf, &len), CMC_OK);
+    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
+    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
+    cmc_free(buf);
+    device_free(&amb);
+    device_free(&quiet);
+}
+
+static void test_wipe_states_and_ack(void **state)
+{
+    struct env *e = *state;
+    struct device d, other;
+    struct hub_device_info info;
+
+    new_device(e, &d, "all", "urgent_care");
+    new_device(e, &other, "all", "urgent_care");
+    assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
+    assert_string_equal(hub_device_state_label(&info), "active");
+    /* a wipe acknowledgement without an order changes nothing */
+    assert_int_equal(hub_ack(e->h, other.id, NULL, 0, 1), CMC_OK);
+    assert_int_equal(hub_device_get(e->h, other.id, &info), CMC_OK);
+    assert_string_equal(hub_device_state_label(&info), "active");
+    assert_int_equal(info.wiped_at, 0);
+
+    assert_int_equal(hub_device_wipe(e->h, d.id), CMC_OK);
+    assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
+    assert_string_equal(hub_device_state_label(&info), "wipe ordered");
+    /* the device, wipe-ordered, can still fetch the order and acknowledge it (signed) */
+    sync_device(e, &d, 0);
+    assert_int_equal(d.wipes, 1);
+    {
+        struct mp_writer w;
+        struct reqsig_headers h;
+        struct hub_response resp;
+        uint8_t *body = NULL;
+        size_t len = 0;
+        mp_writer_init(&w);
+        mp_write_map(&w, 1);
+        mp_write_cstr(&w, "wipe");
+        mp_write_bool(&w, 1);
+        assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+        memset(&h, 0, sizeof h);
+        plat_fake_clock_advance(5ull * 1000000000ull);
+        signed_call(e, &d, "POST", "/v1/ack", body, len, &h, &resp);
+        assert_int_equal(resp.status, 200);
+        hub_response_free(&resp);
+        cmc_free(body);
+    }
+    assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
+    assert_string_equal(hub_device_state_label(&info), "wiped");
+    assert_int_equal(info.wiped_at, T0 + 5);
+    assert_int_equal(info.wipe, 0);
+    /* wiped is final: refused from then on, and no second order */
+    {
+        struct reqsig_headers h;
+        struct hub_response resp;
+        memset(&h, 0, sizeof h);
+        signed_call(e, &d, "GET", "/v1/pull?cursor=0", NULL, 0, &h, &resp);
+        assert_int_equal(resp.status, 401);
+        hub_response_free(&resp);
+    }
+    assert_int_equal(hub_device_wipe(e->h, d.id), CMC_ERR_STATE);
+    /* a revoked device shows as revoked */
+    assert_int_equal(hub_device_revoke(e->h, other.id), CMC_OK);
+    assert_int_equal(hub_device_get(e->h, other.id, &info), CMC_OK);
+    assert_string_equal(hub_device_state_label(&info), "revoked");
+    device_free(&d);
+    device_free(&other);
+}
+
+struct audit_rows {
+    int n;
+    char action[8][16];
+    char device_name[8][HUB_NAME_MAX + 1];
+    char plan_id[8][PLAN_ID_LEN + 1];
+    int64_t wall[8], received[8];
+};
+
+static int audit_rows_cb(const struct hub_audit_entry *en, void *ctx)
+{
+    struct audit_rows *a = ctx;
+    if (a->n < 8) {
+        snprintf(a->action[a->n], sizeof a->action[0], "%s", en->action);
+        snprintf(a->device_name[a->n], sizeof a->device_name[0], "%s", en->device_name);
+        snprintf(a->plan_id[a->n], sizeof a->plan_id[0], "%s", en->plan_id);
+        a->wall[a->n] = en->wall;
+        a->received[a->n] = en->received;
+        assert_string_equal(en->user, "crew1");
+        assert_string_equal(en->role, "urgent_care");
+    }
+    a->n++;
+    return 0;
+}
+
+/* A device restored from an older copy goes on logging from an earlier entry: its new line
+ * is kept beside the old one (both are evidence), the restore is recorded, and a log that
+ * continues nothing the hub holds is still refused. */
+static void test_audit_fork_after_restore(void **state)
+{
+    struct env *e = *state;
+    char id[PLAN_ID_LEN + 1];
+    struct device d;
+    struct hub_device_info info;
+    uint8_t prev[CRY_HASH_BYTES] = {0}, at2[CRY_HASH_BYTES], stray[CRY_HASH_BYTES];
+    struct mp_writer w;
+    uint8_t *body = NULL, *old3 = NULL;
+    size_t len = 0, old3_len = 0;
+    uint64_t acked = 0;
+    int n = 0;
+
+    import_plan(e, 0, "9434765919", REGION, TEAM, "nurse1", id);
+    new_device(e, &d, "all", "urgent_care");
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "entries");
+    mp_write_array(&w, 2);
+    audit_entry(&w, 1, prev, id, "");
+    audit_entry(&w, 2, prev, id, "");
+    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
+    cmc_free(body);
+    memcpy(at2, prev, sizeof at2); /* the backup was taken here */
+    /* entry 3 on the original line */
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "entries");
+    mp_write_array(&w, 1);
+    audit_entry(&w, 3, prev, id, "");
+    assert_int_equal(mp_writer_finish(&w, &old3, &old3_len), CMC_OK);
+    assert_int_equal(hub_audit_intake(e->h, d.id, old3, old3_len, &acked), CMC_OK);
+    assert_int_equal(acked, 3);
+    assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
+    assert_int_equal(info.rollbacks, 0);
+
+    /* a different entry 3 that continues nothing the hub holds: refused */
+    memset(stray, 0x5a, sizeof stray);
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "entries");
+    mp_write_array(&w, 1);
+    audit_entry(&w, 3, stray, "", "4010232137");
+    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_ERR_CONFLICT);
+    cmc_free(body);
+
+    /* the restored copy logs a different entry 3 after entry 2, then entry 4 */
+    memcpy(prev, at2, sizeof prev);
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "entries");
+    mp_write_array(&w, 2);
+    audit_entry(&w, 3, prev, "", "4010232137");
+    audit_entry(&w, 4, prev, id, "");
+    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
+    assert_int_equal(acked, 4);
+    /* the same batch again is harmless, and so is the old line's entry 3 */
+    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
+    assert_int_equal(acked, 4);
+    assert_int_equal(hub_audit_intake(e->h, d.id, old3, old3_len, &acked), CMC_OK);
+    cmc_free(body);
+    cmc_free(old3);
+    assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
+    assert_int_equal(info.rollbacks, 1);
+    assert_true(info.last_rollback > 0);
+    /* every view is there: entries 1, 2, 3 (old), 4 (new) name the plan; the new 3 missed */
+    n = 0;
+    assert_int_equal(hub_audit_list(e->h, id, count_cb, &n), CMC_OK);
+    assert_int_equal(n, 4);
+    n = 0;
+    assert_int_equal(hub_audit_list(e->h, "4010232137", count_cb, &n), CMC_OK);
+    assert_int_equal(n, 1);
+    /* the new line goes on */
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "entries");
+    mp_write_array(&w, 1);
+    audit_entry(&w, 5, prev, id, "");
+    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
+    assert_int_equal(acked, 5);
+    cmc_free(body);
+    device_free(&d);
+}
+
+static void test_audit_answers_who_viewed(void **state)
+{
+    struct env *e = *state;
+    char id[PLAN_ID_LEN + 1];
+    struct device d;
+    uint8_t prev[CRY_HASH_BYTES] = {0};
+    struct mp_writer w;
+    struct audit_rows a;
+    struct reqsig_headers h;
+    struct hub_response resp;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int n = 0;
+
+    import_plan(e, 0, "9434765919", REGION, TEAM, "nurse1", id);
+    new_device(e, &d, "all", "urgent_care");
+    plat_fake_clock_advance(100ull * 1000000000ull);
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "entries");
+    mp_write_array(&w, 3);
+    audit_entry(&w, 1, prev, id, "9434765919");   /* a hit */
+    audit_entry(&w, 2, prev, "", "9434765919");   /* a miss for the same patient */
+    audit_entry(&w, 3, prev, "", "4010232137");   /* a miss for a patient with no plan */
+    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+    /* one altered byte in the last entry: the whole request is refused, nothing stored */
+    body[len - 40] ^= 1;
+    memset(&h, 0, sizeof h);
+    signed_call(e, &d, "POST", "/v1/audit", body, len, &h, &resp);
+    assert_int_equal(resp.status, 400);
+    assert_true(body_has(&resp, "hash"));
+    hub_response_free(&resp);
+    n = 0;
+    assert_int_equal(hub_audit_list(e->h, id, count_cb, &n), CMC_OK);
+    assert_int_equal(n, 0);
+    body[len - 40] ^= 1;
+    memset(&h, 0, sizeof h);
+    signed_call(e, &d, "POST", "/v1/audit", body, len, &h, &resp);
+    assert_int_equal(resp.status, 200);
+    hub_response_free(&resp);
+    cmc_free(body);
+
+    /* by plan id and by NHS number (spaces allowed): the hit and the miss, oldest first */
+    const char *refs[] = {id, "943 476 5919"};
+    for (size_t k = 0; k < 2; k++) {
+        memset(&a, 0, sizeof a);
+        assert_int_equal(hub_audit_list(e->h, refs[k], audit_rows_cb, &a), CMC_OK);
+        assert_int_equal(a.n, 2);
+        assert_string_equal(a.plan_id[0], id);
+        assert_string_equal(a.plan_id[1], "");
+        assert_string_equal(a.device_name[0], "dev");
+        assert_int_equal(a.wall[0], T0 + 1);
+        assert_int_equal(a.received[0], T0 + 100);
+        assert_string_equal(a.action[0], "lookup");
+    }
+    /* an NHS number with no plan on the hub still finds the look-up that missed */
+    memset(&a, 0, sizeof a);
+    assert_int_equal(hub_audit_list(e->h, "4010232137", audit_rows_cb, &a), CMC_OK);
+    assert_int_equal(a.n, 1);
+    /* nothing at all known: not found; a bad check digit: invalid */
+    assert_int_equal(hub_audit_list(e->h, "9990001111", count_cb, &n), CMC_ERR_NOT_FOUND);
+    assert_int_equal(hub_audit_list(e->h, "9434765918", count_cb, &n), CMC_ERR_INVALID);
+    device_free(&d);
+}
+
 /* ---- bad input ------------------------------------------------------------------------- */
 
 static void test_api_bad_input(void **state)
@@ -1281,6 +2009,46 @@ static void test_allocation_failure_is_clean(void **state)
         failures++;
     }
     assert_true(failures > 3);
+
+    /* a rollback answer carrying a repeated purge: a failed attempt records nothing, so the
+     * rollback is counted once, by the answer that got through */
+    {
+        char gone[PLAN_ID_LEN + 1];
+        struct hub_device_info info;
+        uint64_t old_cursor;
+        import_plan(e, 1, "4010232137", REGION, NULL, "nurse1", gone);
+        publish(e, gone);
+        amb.no_ack = 1;
+        sync_device(e, &amb, 0);
+        old_cursor = amb.cursor;
+        assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", gone), CMC_OK);
+        sync_device(e, &amb, 0);
+        sync_device(e, &amb, 0); /* proves the newer cursor */
+        assert_int_equal(amb.purges, 1); /* repeated: never acknowledged */
+        failures = 0;
+        for (long n = 0; n < 10000; n++) {
+            struct bundle_header hdr;
+            uint8_t *buf = NULL;
+            size_t len = 0;
+            cmc_alloc_fail_after(n, 1);
+            int rc = hub_pull(e->h, amb.id, old_cursor, 0, &buf, &len);
+            cmc_alloc_fail_after(-1, 0);
+            if (rc == CMC_OK) {
+                assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
+                assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
+                cmc_free(buf);
+                break;
+            }
+            assert_int_equal(rc, CMC_ERR_NOMEM);
+            assert_null(buf);
+            assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
+            assert_int_equal(info.rollbacks, 0);
+            failures++;
+        }
+        assert_true(failures > 3);
+        assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
+        assert_int_equal(info.rollbacks, 1);
+    }
     device_free(&amb);
 }
 
@@ -1302,6 +2070,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wipe_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_idempotency_and_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_intake_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_in_every_bundle_and_lease_precedence, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_purge_repeated_until_acknowledged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_detected_and_repaired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_flag_on_the_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_proven_by_acknowledgement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wipe_states_and_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_answers_who_viewed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_fork_after_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_determinism, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_store_same_plans, setup, teardown),

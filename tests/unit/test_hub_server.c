@@ -269,10 +269,27 @@ static void test_https_enroll_pull_push_refusals(void **state)
     hub_public_key(e->h, expect_pk);
     assert_memory_equal(hub_pk, expect_pk, 32);
     reply_free(&r);
+    /* the same key again (its answer lost): the same answer; another key: refused */
     assert_int_equal(request(e, "POST", "/v1/enroll", body, len, NULL, &r), CURLE_OK);
-    assert_int_equal(r.status, 401);
+    assert_int_equal(r.status, 200);
+    {
+        char again[PLAN_ID_LEN + 1];
+        uint8_t again_pk[32];
+        parse_enrollment(&r, again, again_pk);
+        assert_string_equal(again, id);
+    }
     reply_free(&r);
     cmc_free(body);
+    {
+        uint8_t other_pk[32];
+        memcpy(other_pk, dev_pk, 32);
+        other_pk[0] ^= 1;
+        body = enroll_body(e->code, other_pk, &len);
+        assert_int_equal(request(e, "POST", "/v1/enroll", body, len, NULL, &r), CURLE_OK);
+        assert_int_equal(r.status, 401);
+        reply_free(&r);
+        cmc_free(body);
+    }
 
     /* an unsigned pull */
     assert_int_equal(request(e, "GET", "/v1/pull?cursor=0", NULL, 0, NULL, &r), CURLE_OK);
@@ -284,11 +301,13 @@ static void test_https_enroll_pull_push_refusals(void **state)
     assert_int_equal(request(e, "GET", "/v1/pull?cursor=0", NULL, 0, &sig, &r), CURLE_OK);
     assert_int_equal(r.status, 200);
     assert_int_equal(bundle_verify(r.body, r.len, hub_pk, &hdr), CMC_OK);
-    assert_int_equal(hdr.op_count, 1);
+    assert_int_equal(hdr.op_count, 2);
     assert_int_equal(bundle_decode(r.body, r.len, &hdr, &ops, &n_ops), CMC_OK);
-    assert_int_equal(ops[0].kind, BUNDLE_OP_PUT);
-    assert_string_equal(ops[0].plan_id, e->plan_id);
-    int64_t version = ops[0].plan.version;
+    assert_int_equal(ops[0].kind, BUNDLE_OP_POLICY);
+    assert_int_equal(ops[0].lease_days, HUB_LEASE_DAYS);
+    assert_int_equal(ops[1].kind, BUNDLE_OP_PUT);
+    assert_string_equal(ops[1].plan_id, e->plan_id);
+    int64_t version = ops[1].plan.version;
     bundle_ops_free(ops, n_ops);
     uint64_t cursor = hdr.to_cursor;
     r.body[r.len / 2] ^= 0x40;
@@ -362,7 +381,7 @@ static void test_https_enroll_pull_push_refusals(void **state)
         assert_int_equal(r.status, 200);
         assert_int_equal(bundle_verify(r.body, r.len, hub_pk, &hdr), CMC_OK);
         assert_int_equal(hdr.from_cursor, cursor);
-        assert_int_equal(hdr.op_count, 1); /* the pushed draft, for this clinician device */
+        assert_int_equal(hdr.op_count, 2); /* the policy; the pushed draft for this clinician */
         reply_free(&r);
         assert_int_equal(hub_device_revoke(e->h, id), CMC_OK);
         assert_int_equal(reqsig_sign(sk, id, "GET", path, NULL, 0, &sig), CMC_OK);

@@ -1,0 +1,727 @@
+/*
+ * cmc_bench - the benchmark driver behind `make bench` (bench/run.sh).
+ *
+ * It drives the libraries directly where a measurement must not include process start-up or
+ * the PIN unlock (a long-running agent), and stays out of the way where the whole process is
+ * what a user waits for (run.sh times `cmc-agent` itself for those). Every subcommand prints
+ * one JSON object on stdout; run.sh collects them into results.json.
+ *
+ *   cmc_bench export HUBDIR                 every plan a scope-"all" urgent-care device holds
+ *                                           (published, consent not withdrawn), as JSON lines
+ *                                           in the form of examples/plan.json (for the peer)
+ *   cmc_bench initial AGENTDIR              PIN unlock, then one engine_sync from nothing
+ *   cmc_bench rounds AGENTDIR HUBDIR R C    R rounds: C published plans changed on the hub,
+ *                                           then one timed engine_sync in the same process;
+ *                                           then R idle polls (nothing new)
+ *   cmc_bench change HUBDIR C ROUND         only the hub side of one round (whole-process
+ *                                           rounds are timed by run.sh around cmc-agent sync)
+ *   cmc_bench lookup AGENTDIR HUBDIR N      PIN unlock, store open, first lookup straight
+ *                                           after opening, then N warm lookups by NHS number
+ *   cmc_bench load HUBDIR URL D T SECONDS   D enrolled devices on T threads, each device on
+ *                                           its own kept-alive connection, sending signed
+ *                                           idle polls (GET /v1/pull?cursor=<head>) for a
+ *                                           fixed time; the hub's rate
+ *
+ * The agent's PIN comes from CMC_PIN, as for cmc-agent. Timings use the monotonic clock.
+ * Only loopback URLs are used (sync/http.h refuses plain http elsewhere).
+ *
+ * Exit status: 0 when the measurement ran, 1 when something failed (one line on stderr).
+ */
+#include "agent/cli.h"
+#include "agent/engine.h"
+#include "agent/store.h"
+#include "crypto/cry.h"
+#include "hub/hub.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+#include "sync/http.h"
+#include "sync/plan.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define BENCH_GP "bench-gp"
+#define BENCH_MAX_DEVICES 250 /* the hub serves at most 256 connections */
+#define BENCH_MAX_THREADS 64
+#define BENCH_MAX_SECONDS 60
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static double ms_since(uint64_t t0)
+{
+    return (double)(plat_mono_now_ns() - t0) / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static double pct(const double *sorted, size_t n, double p)
+{
+    if (n == 0)
+        return 0.0;
+    size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (k < 1)
+        k = 1;
+    if (k > n)
+        k = n;
+    return sorted[k - 1];
+}
+
+static void print_dist(const char *name, double *v, size_t n, int last)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += v[i];
+    printf("\"%s\": {\"n\": %zu, \"p50\": %.4f, \"p99\": %.4f, \"p999\": %.4f, \"min\": %.4f, "
+           "\"max\": %.4f, \"mean\": %.4f}%s\n",
+           name, n, pct(v, n, 50), pct(v, n, 99), pct(v, n, 99.9), n ? v[0] : 0.0, n ? v[n - 1] : 0.0,
+           n ? sum / (double)n : 0.0, last ? "" : ",");
+}
+
+/* A small deterministic generator (splitmix64), so every run picks the same plans. */
+static uint64_t next_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < lo || v > hi)
+        return cmc_fail(CMC_ERR_USAGE, "bad number '%s' (expected %ld..%ld)", s, lo, hi);
+    *out = v;
+    return CMC_OK;
+}
+
+/* The process's peak resident set size so far, in KiB (getrusage: Linux reports ru_maxrss
+ * in KiB). */
+static long peak_rss_kib(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return ru.ru_maxrss;
+}
+
+/* ---- the agent side ----------------------------------------------------------------------- */
+
+struct agent {
+    struct cli_opts opts;
+    struct cli_session session;
+    struct engine_config cfg;
+    double unlock_ms; /* key-slot load + Argon2id + store open */
+};
+
+static int agent_open(const char *dir, struct agent *a)
+{
+    memset(a, 0, sizeof *a);
+    a->opts.dir = dir;
+    if (plat_path_join(a->opts.slots_path, sizeof a->opts.slots_path, dir, "keyslots") != CMC_OK ||
+        plat_path_join(a->opts.replica_path, sizeof a->opts.replica_path, dir, "replica.db") != CMC_OK ||
+        plat_path_join(a->opts.lock_path, sizeof a->opts.lock_path, dir, "lock") != CMC_OK)
+        return cmc_fail(CMC_ERR_USAGE, "agent directory name too long");
+    a->cfg.dir = dir;
+    a->cfg.slots_path = a->opts.slots_path;
+    a->cfg.replica_path = a->opts.replica_path;
+    uint64_t t0 = plat_mono_now_ns();
+    int rc = cli_unlock(&a->opts, &a->session);
+    a->unlock_ms = ms_since(t0);
+    return rc;
+}
+
+static void agent_close(struct agent *a)
+{
+    cli_session_close(&a->session);
+}
+
+static void print_report(const char *name, const struct engine_report *r, int last)
+{
+    printf("\"%s\": {\"pages\": %" PRIu64 ", \"puts\": %" PRIu64 ", \"deltas\": %" PRIu64
+           ", \"purges\": %" PRIu64 ", \"bytes_received\": %" PRIu64 ", \"bytes_sent\": %" PRIu64
+           ", \"requests\": %" PRIu64 ", \"connections\": %" PRIu64 ", \"cursor\": %" PRId64 "}%s\n",
+           name, r->pages, r->puts, r->deltas, r->purges, r->bytes_received, r->bytes_sent, r->requests,
+           r->connections, r->cursor, last ? "" : ",");
+}
+
+static int cmd_initial(int argc, char **argv)
+{
+    if (argc != 1)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench initial AGENTDIR");
+    struct agent a;
+    struct engine_report rep;
+    memset(&rep, 0, sizeof rep);
+    int rc = agent_open(argv[0], &a);
+    if (rc != CMC_OK)
+        goto out;
+    long peak_before = peak_rss_kib();
+    uint64_t t0 = plat_mono_now_ns();
+    rc = engine_sync(&a.session.store, &a.cfg, NULL, NULL, &rep);
+    double sync_ms = ms_since(t0);
+    long peak_after = peak_rss_kib();
+    if (rc != CMC_OK)
+        goto out;
+    uint64_t plans = rep.puts + rep.deltas;
+    printf("{\"unlock_ms\": %.3f, \"sync_ms\": %.3f, \"plans\": %" PRIu64 ", \"plans_per_s\": %.1f,\n",
+           a.unlock_ms, sync_ms, plans, sync_ms > 0 ? (double)plans / (sync_ms / 1000.0) : 0.0);
+    /* the peak before the sync is the unlock's (Argon2id's 64 MiB); a larger peak after it
+     * is the sync's own */
+    printf("\"peak_rss_after_unlock_kib\": %ld, \"peak_rss_after_sync_kib\": %ld,\n", peak_before,
+           peak_after);
+    print_report("report", &rep, 1);
+    printf("}\n");
+out:
+    agent_close(&a);
+    return rc;
+}
+
+/* ---- the hub side of a round -------------------------------------------------------------- */
+
+struct pick {
+    char (*ids)[PLAN_ID_LEN + 1];
+    size_t n, cap;
+};
+
+static int collect_published(const struct hub_plan_info *info, void *ctx)
+{
+    struct pick *p = ctx;
+    if (info->published_version <= 0 || info->consent_withdrawn ||
+        info->version != info->published_version)
+        return 0;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        void *grown = cmc_realloc(p->ids, cap * sizeof *p->ids);
+        if (grown == NULL)
+            return cmc_fail(CMC_ERR_NOMEM, "plan list");
+        p->ids = grown;
+        p->cap = cap;
+    }
+    memcpy(p->ids[p->n++], info->plan_id, PLAN_ID_LEN + 1);
+    return 0;
+}
+
+static int ensure_gp(hub *h)
+{
+    int role = 0;
+    int rc = hub_user_role(h, BENCH_GP, &role);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
+        rc = hub_user_add(h, BENCH_GP, "gp");
+    }
+    return rc;
+}
+
+/* Changes `count` distinct published plans (picked from `round`) by one field each, as a
+ * clinician would: a new version edited, submitted and approved. */
+static int hub_changes(hub *h, long count, long round, double *ms_out)
+{
+    struct pick p = { 0 };
+    uint64_t t0 = plat_mono_now_ns();
+    int rc = ensure_gp(h);
+    if (rc == CMC_OK)
+        rc = hub_plan_list(h, 0, collect_published, &p);
+    if (rc != CMC_OK)
+        goto out;
+    if ((size_t)count > p.n) {
+        rc = cmc_fail(CMC_ERR_STATE, "only %zu published plans to change", p.n);
+        goto out;
+    }
+    uint64_t state = 0x5eed0000ull + (uint64_t)round;
+    /* a partial Fisher-Yates shuffle picks `count` distinct plans */
+    for (long i = 0; rc == CMC_OK && i < count; i++) {
+        size_t j = (size_t)i + (size_t)(next_rand(&state) % (p.n - (size_t)i));
+        char tmp[PLAN_ID_LEN + 1];
+        memcpy(tmp, p.ids[i], sizeof tmp);
+        memcpy(p.ids[i], p.ids[j], sizeof tmp);
+        memcpy(p.ids[j], tmp, sizeof tmp);
+        char doc[160];
+        int n = snprintf(doc, sizeof doc, "{\"set\": {\"prognosis\": \"weeks (reviewed, round %ld)\"}}", round);
+        int64_t version = 0;
+        rc = hub_plan_edit(h, BENCH_GP, p.ids[i], doc, (size_t)n, &version);
+        if (rc == CMC_OK)
+            rc = hub_plan_submit(h, BENCH_GP, p.ids[i]);
+        if (rc == CMC_OK)
+            rc = hub_plan_approve(h, BENCH_GP, p.ids[i]);
+    }
+out:
+    cmc_free(p.ids);
+    *ms_out = ms_since(t0);
+    return rc;
+}
+
+static int cmd_change(int argc, char **argv)
+{
+    long count = 0, round = 0;
+    hub *h = NULL;
+    double ms = 0;
+    if (argc != 3)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench change HUBDIR COUNT ROUND");
+    int rc = parse_long(argv[1], 1, 100000, &count);
+    if (rc == CMC_OK)
+        rc = parse_long(argv[2], 0, 1000000, &round);
+    if (rc == CMC_OK)
+        rc = hub_open(argv[0], &h);
+    if (rc == CMC_OK)
+        rc = hub_changes(h, count, round, &ms);
+    if (rc == CMC_OK)
+        printf("{\"changed\": %ld, \"hub_ms\": %.3f}\n", count, ms);
+    hub_close(h);
+    return rc;
+}
+
+static int cmd_rounds(int argc, char **argv)
+{
+    long rounds = 0, count = 0;
+    hub *h = NULL;
+    struct agent a;
+    double *delta = NULL, *idle = NULL, *hub_ms = NULL;
+    struct engine_report last_delta, last_idle;
+    memset(&a, 0, sizeof a);
+    memset(&last_delta, 0, sizeof last_delta);
+    memset(&last_idle, 0, sizeof last_idle);
+    if (argc != 4)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench rounds AGENTDIR HUBDIR ROUNDS CHANGES");
+    int rc = parse_long(argv[2], 1, 10000, &rounds);
+    if (rc == CMC_OK)
+        rc = parse_long(argv[3], 1, 100000, &count);
+    if (rc != CMC_OK)
+        return rc;
+    delta = cmc_calloc((size_t)rounds, sizeof *delta);
+    idle = cmc_calloc((size_t)rounds, sizeof *idle);
+    hub_ms = cmc_calloc((size_t)rounds, sizeof *hub_ms);
+    if (delta == NULL || idle == NULL || hub_ms == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "samples");
+        goto out;
+    }
+    if ((rc = agent_open(argv[0], &a)) != CMC_OK || (rc = hub_open(argv[1], &h)) != CMC_OK)
+        goto out;
+    uint64_t changed_total = 0;
+    for (long r = 0; rc == CMC_OK && r < rounds; r++) {
+        /* round numbers above those of the whole-process rounds keep every edit a change */
+        if ((rc = hub_changes(h, count, 1000 + r, &hub_ms[r])) != CMC_OK)
+            break;
+        struct engine_report rep;
+        uint64_t t0 = plat_mono_now_ns();
+        rc = engine_sync(&a.session.store, &a.cfg, NULL, NULL, &rep);
+        delta[r] = ms_since(t0);
+        changed_total += rep.puts + rep.deltas;
+        last_delta = rep;
+    }
+    for (long r = 0; rc == CMC_OK && r < rounds; r++) {
+        struct engine_report rep;
+        uint64_t t0 = plat_mono_now_ns();
+        rc = engine_sync(&a.session.store, &a.cfg, NULL, NULL, &rep);
+        idle[r] = ms_since(t0);
+        last_idle = rep;
+    }
+    if (rc != CMC_OK)
+        goto out;
+    printf("{\"rounds\": %ld, \"changes_per_round\": %ld, \"plans_received\": %" PRIu64 ",\n", rounds, count,
+           changed_total);
+    print_dist("delta_ms", delta, (size_t)rounds, 0);
+    print_dist("idle_ms", idle, (size_t)rounds, 0);
+    print_dist("hub_change_ms", hub_ms, (size_t)rounds, 0);
+    print_report("last_delta", &last_delta, 0);
+    print_report("last_idle", &last_idle, 1);
+    printf("}\n");
+out:
+    hub_close(h);
+    agent_close(&a);
+    cmc_free(delta);
+    cmc_free(idle);
+    cmc_free(hub_ms);
+    return rc;
+}
+
+/* ---- lookups ------------------------------------------------------------------------------ */
+
+struct nhs_list {
+    char (*nhs)[PLAN_NHS_LEN + 1];
+    size_t n, cap;
+};
+
+static int collect_nhs(const struct hub_plan_info *info, void *ctx)
+{
+    struct nhs_list *l = ctx;
+    if (info->published_version <= 0 || info->consent_withdrawn)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        void *grown = cmc_realloc(l->nhs, cap * sizeof *l->nhs);
+        if (grown == NULL)
+            return cmc_fail(CMC_ERR_NOMEM, "NHS number list");
+        l->nhs = grown;
+        l->cap = cap;
+    }
+    memcpy(l->nhs[l->n++], info->nhs_number, PLAN_NHS_LEN + 1);
+    return 0;
+}
+
+static int cmd_lookup(int argc, char **argv)
+{
+    long n = 0;
+    hub *h = NULL;
+    struct agent a;
+    struct nhs_list list = { 0 };
+    double *warm = NULL, *first = NULL, *open_ms = NULL;
+    struct cry_secret *key = NULL;
+    memset(&a, 0, sizeof a);
+    if (argc != 3)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench lookup AGENTDIR HUBDIR N");
+    int rc = parse_long(argv[2], 100, 10000000, &n);
+    if (rc != CMC_OK)
+        return rc;
+    /* the NHS numbers a scope-"all" device holds, from the hub (not timed) */
+    if ((rc = hub_open(argv[1], &h)) != CMC_OK || (rc = hub_plan_list(h, 0, collect_nhs, &list)) != CMC_OK)
+        goto out;
+    hub_close(h);
+    h = NULL;
+    if (list.n == 0) {
+        rc = cmc_fail(CMC_ERR_STATE, "no published plans on the hub");
+        goto out;
+    }
+    enum { COLD = 10 };
+    warm = cmc_calloc((size_t)n, sizeof *warm);
+    first = cmc_calloc(COLD, sizeof *first);
+    open_ms = cmc_calloc(COLD, sizeof *open_ms);
+    if (warm == NULL || first == NULL || open_ms == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "samples");
+        goto out;
+    }
+    if ((rc = agent_open(argv[0], &a)) != CMC_OK)
+        goto out;
+    /* a copy of the replica key, to reopen the store without another Argon2id */
+    if ((rc = cry_secret_new(a.session.key->len, &key)) != CMC_OK)
+        goto out;
+    memcpy(key->buf, a.session.key->buf, key->len);
+    uint64_t state = 0x100c0000ull;
+    /* straight after opening: a fresh handle, nothing of the replica in SQLite's cache */
+    for (int i = 0; rc == CMC_OK && i < COLD; i++) {
+        store_close(a.session.store);
+        a.session.store = NULL;
+        uint64_t t0 = plat_mono_now_ns();
+        if ((rc = store_open(a.opts.replica_path, key, &a.session.who, &a.session.store)) != CMC_OK)
+            break;
+        open_ms[i] = ms_since(t0);
+        struct plan p;
+        const char *nhs = list.nhs[next_rand(&state) % list.n];
+        t0 = plat_mono_now_ns();
+        rc = store_plan_get(a.session.store, nhs, &p);
+        first[i] = ms_since(t0) * 1000.0;
+        if (rc == CMC_OK)
+            plan_free(&p);
+    }
+    size_t missing = 0;
+    /* bounded in time as well as in count: a slow lookup path must not stall the run */
+    uint64_t stop = plat_mono_now_ns() + 15ull * 1000000000ull;
+    long done = 0;
+    for (long i = 0; rc == CMC_OK && i < n && plat_mono_now_ns() < stop; i++, done++) {
+        struct plan p;
+        const char *nhs = list.nhs[next_rand(&state) % list.n];
+        uint64_t t0 = plat_mono_now_ns();
+        int got = store_plan_get(a.session.store, nhs, &p);
+        warm[i] = ms_since(t0) * 1000.0;
+        if (got == CMC_OK)
+            plan_free(&p);
+        else if (got == CMC_ERR_NOT_FOUND)
+            missing++;
+        else
+            rc = got;
+    }
+    if (rc != CMC_OK)
+        goto out;
+    printf("{\"unlock_ms\": %.3f, \"plans_on_hub\": %zu, \"missing\": %zu,\n", a.unlock_ms, list.n, missing);
+    print_dist("open_ms", open_ms, COLD, 0);
+    print_dist("first_lookup_us", first, COLD, 0);
+    print_dist("warm_lookup_us", warm, (size_t)done, 1);
+    printf("}\n");
+out:
+    cry_secret_free(key);
+    hub_close(h);
+    agent_close(&a);
+    cmc_free(list.nhs);
+    cmc_free(warm);
+    cmc_free(first);
+    cmc_free(open_ms);
+    return rc;
+}
+
+/* ---- export for the peer ------------------------------------------------------------------ */
+
+struct export_ctx {
+    hub *h;
+    long written;
+};
+
+static int export_one(const struct hub_plan_info *info, void *ctx)
+{
+    struct export_ctx *e = ctx;
+    if (info->published_version <= 0 || info->consent_withdrawn)
+        return 0;
+    struct plan p;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = hub_plan_get(e->h, info->plan_id, info->published_version, &p);
+    if (rc != CMC_OK)
+        return rc;
+    rc = plan_to_json(&p, 0, &text, &len);
+    plan_free(&p);
+    if (rc != CMC_OK)
+        return rc;
+    if (fwrite(text, 1, len, stdout) != len || fputc('\n', stdout) == EOF)
+        rc = cmc_fail(CMC_ERR_IO, "export: cannot write to stdout");
+    cmc_free(text);
+    e->written++;
+    return rc;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    if (argc != 1)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench export HUBDIR");
+    struct export_ctx e = { NULL, 0 };
+    int rc = hub_open(argv[0], &e.h);
+    if (rc == CMC_OK)
+        rc = hub_plan_list(e.h, 0, export_one, &e);
+    if (rc == CMC_OK && fflush(stdout) != 0)
+        rc = cmc_fail(CMC_ERR_IO, "export: cannot write to stdout");
+    if (rc == CMC_OK)
+        fprintf(stderr, "exported %ld plans\n", e.written);
+    hub_close(e.h);
+    return rc;
+}
+
+/* ---- many devices polling ----------------------------------------------------------------- */
+
+struct device {
+    char id[PLAN_ID_LEN + 1];
+    struct cry_secret *sk;
+    http_client *client;
+};
+
+struct worker {
+    pthread_t thread;
+    struct device *devices;
+    size_t n_devices;
+    const char *path;
+    uint64_t deadline_ns;
+    uint64_t ok, failed, bytes_received, bytes_sent;
+    double *lat_us; /* one sample per request, up to cap */
+    size_t n_lat, cap_lat;
+    int first_error;
+};
+
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    /* Bounded: stops at the deadline, and after cap_lat requests at most. */
+    for (size_t i = 0; plat_mono_now_ns() < w->deadline_ns && w->n_lat < w->cap_lat; i++) {
+        struct device *d = &w->devices[i % w->n_devices];
+        struct http_response resp;
+        http_response_init(&resp);
+        uint64_t t0 = plat_mono_now_ns();
+        int rc = http_request(d->client, "GET", w->path, NULL, NULL, 0, 0, &resp);
+        w->lat_us[w->n_lat++] = ms_since(t0) * 1000.0;
+        if (rc == CMC_OK && resp.status == 200) {
+            w->ok++;
+        } else {
+            if (w->failed == 0)
+                w->first_error = rc;
+            w->failed++;
+        }
+        http_response_free(&resp);
+    }
+    for (size_t i = 0; i < w->n_devices; i++) {
+        struct http_stats st;
+        http_client_stats(w->devices[i].client, &st);
+        w->bytes_received += st.bytes_received;
+        w->bytes_sent += st.bytes_sent;
+    }
+    return NULL;
+}
+
+static int enroll_device(hub *h, const char *url, long i, struct device *d)
+{
+    char name[HUB_NAME_MAX + 1], code[HUB_CODE_LEN + 1];
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+    struct hub_enrollment en;
+    snprintf(name, sizeof name, "bench-poller-%ld", i);
+    int rc = hub_device_add(h, name, "all", "urgent_care", d->id, code);
+    if (rc == CMC_OK)
+        rc = cry_sign_keypair(pk, &d->sk);
+    /* the hub's enrollment, as POST /v1/enroll runs it */
+    if (rc == CMC_OK)
+        rc = hub_enroll(h, code, pk, name, &en);
+    struct http_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.base_url = url;
+    opt.max_attempts = 1; /* a failure is counted, never hidden by a retry */
+    opt.user_agent = "cmc-bench";
+    if (rc == CMC_OK)
+        rc = http_client_new(&opt, &d->client);
+    if (rc == CMC_OK)
+        rc = http_client_set_device(d->client, d->id, d->sk);
+    return rc;
+}
+
+static int cmd_load(int argc, char **argv)
+{
+    long n_dev = 0, n_thr = 0, secs = 0;
+    hub *h = NULL;
+    struct device *devs = NULL;
+    struct worker *w = NULL;
+    double *all = NULL;
+    long started = 0;
+    if (argc != 5)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench load HUBDIR URL DEVICES THREADS SECONDS");
+    int rc = parse_long(argv[2], 1, BENCH_MAX_DEVICES, &n_dev);
+    if (rc == CMC_OK)
+        rc = parse_long(argv[3], 1, BENCH_MAX_THREADS, &n_thr);
+    if (rc == CMC_OK)
+        rc = parse_long(argv[4], 1, BENCH_MAX_SECONDS, &secs);
+    if (rc == CMC_OK && n_thr > n_dev)
+        rc = cmc_fail(CMC_ERR_USAGE, "more threads than devices");
+    if (rc != CMC_OK)
+        return rc;
+    devs = cmc_calloc((size_t)n_dev, sizeof *devs);
+    w = cmc_calloc((size_t)n_thr, sizeof *w);
+    if (devs == NULL || w == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "devices");
+        goto out;
+    }
+    uint64_t head = 0;
+    if ((rc = hub_open(argv[0], &h)) != CMC_OK || (rc = hub_head_seq(h, &head)) != CMC_OK)
+        goto out;
+    for (long i = 0; rc == CMC_OK && i < n_dev; i++)
+        rc = enroll_device(h, argv[1], i, &devs[i]);
+    hub_close(h);
+    h = NULL;
+    if (rc != CMC_OK)
+        goto out;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/pull?cursor=%" PRIu64, head);
+    /* one poll per device first, so every connection is open before the clock starts */
+    for (long i = 0; rc == CMC_OK && i < n_dev; i++) {
+        struct http_response resp;
+        http_response_init(&resp);
+        rc = http_request(devs[i].client, "GET", path, NULL, NULL, 0, 0, &resp);
+        http_response_free(&resp);
+    }
+    if (rc != CMC_OK)
+        goto out;
+    size_t cap = (size_t)secs * 200000u / (size_t)n_thr + 1;
+    uint64_t deadline = plat_mono_now_ns() + (uint64_t)secs * 1000000000ull;
+    size_t per = (size_t)n_dev / (size_t)n_thr;
+    for (long t = 0; t < n_thr; t++) {
+        w[t].devices = devs + (size_t)t * per;
+        w[t].n_devices = t == n_thr - 1 ? (size_t)n_dev - (size_t)t * per : per;
+        w[t].path = path;
+        w[t].deadline_ns = deadline;
+        w[t].cap_lat = cap;
+        if ((w[t].lat_us = cmc_calloc(cap, sizeof *w[t].lat_us)) == NULL) {
+            rc = cmc_fail(CMC_ERR_NOMEM, "samples");
+            break;
+        }
+    }
+    /* the warm-up polls are not counted: take each client's counters afresh */
+    uint64_t t0 = plat_mono_now_ns();
+    for (long t = 0; rc == CMC_OK && t < n_thr; t++) {
+        if (pthread_create(&w[t].thread, NULL, worker_run, &w[t]) != 0) {
+            rc = cmc_fail(CMC_ERR_IO, "cannot start a load thread");
+            break;
+        }
+        started++;
+    }
+    for (long t = 0; t < started; t++)
+        pthread_join(w[t].thread, NULL);
+    double elapsed_s = ms_since(t0) / 1000.0;
+    if (rc != CMC_OK)
+        goto out;
+    uint64_t ok = 0, failed = 0, rx = 0, tx = 0;
+    size_t n_all = 0;
+    int first_error = CMC_OK;
+    for (long t = 0; t < n_thr; t++) {
+        ok += w[t].ok;
+        failed += w[t].failed;
+        rx += w[t].bytes_received;
+        tx += w[t].bytes_sent;
+        n_all += w[t].n_lat;
+        if (first_error == CMC_OK)
+            first_error = w[t].first_error;
+    }
+    if ((all = cmc_calloc(n_all + 1, sizeof *all)) == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "samples");
+        goto out;
+    }
+    size_t k = 0;
+    for (long t = 0; t < n_thr; t++)
+        for (size_t i = 0; i < w[t].n_lat; i++)
+            all[k++] = w[t].lat_us[i];
+    printf("{\"devices\": %ld, \"threads\": %ld, \"seconds\": %.3f, \"ok\": %" PRIu64 ", \"failed\": %" PRIu64
+           ", \"first_error\": \"%s\", \"polls_per_s\": %.1f, \"bytes_received_total\": %" PRIu64
+           ", \"bytes_sent_total\": %" PRIu64 ",\n",
+           n_dev, n_thr, elapsed_s, ok, failed, first_error == CMC_OK ? "" : cmc_errname(first_error),
+           elapsed_s > 0 ? (double)ok / elapsed_s : 0.0, rx, tx);
+    print_dist("latency_us", all, n_all, 1);
+    printf("}\n");
+out:
+    hub_close(h);
+    for (long i = 0; devs != NULL && i < n_dev; i++) {
+        http_client_free(devs[i].client);
+        cry_secret_free(devs[i].sk);
+    }
+    for (long t = 0; w != NULL && t < n_thr; t++)
+        cmc_free(w[t].lat_us);
+    cmc_free(devs);
+    cmc_free(w);
+    cmc_free(all);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: cmc_bench export|initial|rounds|change|lookup|load ...\n");
+        return 1;
+    }
+    int rc = cry_init();
+    if (rc != CMC_OK) {
+        fprintf(stderr, "cmc_bench: %s\n", cmc_errmsg());
+        return 1;
+    }
+    const char *cmd = argv[1];
+    argc -= 2;
+    argv += 2;
+    if (strcmp(cmd, "export") == 0)
+        rc = cmd_export(argc, argv);
+    else if (strcmp(cmd, "initial") == 0)
+        rc = cmd_initial(argc, argv);
+    else if (strcmp(cmd, "rounds") == 0)
+        rc = cmd_rounds(argc, argv);
+    else if (strcmp(cmd, "change") == 0)
+        rc = cmd_change(argc, argv);
+    else if (strcmp(cmd, "lookup") == 0)
+        rc = cmd_lookup(argc, argv);
+    else if (strcmp(cmd, "load") == 0)
+        rc = cmd_load(argc, argv);
+    else
+        rc = cmc_fail(CMC_ERR_USAGE, "unknown subcommand '%s'", cmd);
+    if (rc != CMC_OK) {
+        fprintf(stderr, "cmc_bench %s: %s\n", cmd, cmc_errmsg());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,84 @@
+# The benchmark table from results.json (bench/report.sh runs it with jq -r).
+def r(d): if . == null then null else (. * pow(10; d) | round) / pow(10; d) end;
+def s: if . == null then "-" else tostring end;
+def pad(w): s | if length >= w then . else . + (" " * (w - length)) end;
+def lpad(w): s | if length >= w then . else (" " * (w - length)) + . end;
+def mb: if . == null then null else . / 1000000 | r(2) end;
+def row(name; ours; dflt; tuned; ratio):
+  (name | pad(44)) + (ours | lpad(14)) + (dflt | lpad(14)) + (tuned | lpad(14)) + (ratio | lpad(10));
+def ratio(a; b): if a == null or b == null or a == 0 then null else (b / a | if . < 1 then r(2) else r(1) end | tostring) + "x" end;
+
+.machine as $m
+| (.scales | (map(select(.plans_seeded >= 100000)) | first) // last) as $main
+| (
+  "machine: \($m.cpu), \($m.cores) cores, \($m.mem_kib / 1048576 | r(1)) GiB; load average at the end \($m.loadavg_at_end)",
+  (.scales[] as $x
+   | $x.peer as $p
+   | ($x.initial.plans // 0) as $plans
+   | "",
+     "== \($x.plans_seeded) plans seeded; \($plans) published plans reach a scope-\"all\" device (HTTP, 127.0.0.1)",
+     row("measure"; "cmc"; "PouchDB"; "PouchDB 1000"; "tuned/cmc"),
+     row("initial sync, s"; ($x.initial.sync_ms / 1000 | r(2)); ($p.pull_default.ms / 1000 | r(2));
+         ($p.pull_1000.ms / 1000 | r(2)); ratio($x.initial.sync_ms; $p.pull_1000.ms)),
+     row("  plans per second"; ($x.initial.plans_per_s | r(0)); ($p.pull_default.docs_per_s | r(0));
+         ($p.pull_1000.docs_per_s | r(0)); null),
+     row("  MB down"; ($x.initial.report.bytes_received | mb); ($p.pull_default.bytes_received | mb);
+         ($p.pull_1000.bytes_received | mb); ratio($x.initial.report.bytes_received; $p.pull_1000.bytes_received)),
+     row("  MB up"; ($x.initial.report.bytes_sent | mb); ($p.pull_default.bytes_sent | mb);
+         ($p.pull_1000.bytes_sent | mb); null),
+     row("  requests / connections"; "\($x.initial.report.requests) / \($x.initial.report.connections)";
+         "- / \($p.pull_default.connections // "-")"; "- / \($p.pull_1000.connections // "-")"; null),
+     row("  peak RSS of the process, MB"; ($x.initial_process.max_rss_kib * 1024 | mb);
+         ($p.pull_default.process.max_rss_kib * 1024 | mb); ($p.pull_1000.process.max_rss_kib * 1024 | mb); null),
+     row("  the same less Argon2id's 64 MiB, MB"; (($x.initial_process.max_rss_kib - 65536) * 1024 | mb); null; null; null),
+     row("  replica on disk, MB"; ($x.replica.replica_bytes | mb); ($p.pull_default.local_bytes | mb);
+         ($p.pull_1000.local_bytes | mb); null),
+     row("100 changed plans, in-process p50 ms"; ($x.rounds.delta_ms.p50 | r(1)); null;
+         ($p.rounds.delta_ms.p50 | r(1)); ratio($x.rounds.delta_ms.p50; $p.rounds.delta_ms.p50)),
+     row("100 changed plans, in-process p99 ms"; ($x.rounds.delta_ms.p99 | r(1)); null;
+         ($p.rounds.delta_ms.p99 | r(1)); ratio($x.rounds.delta_ms.p99; $p.rounds.delta_ms.p99)),
+     row("  bytes down / up"; "\($x.rounds.last_delta.bytes_received)/\($x.rounds.last_delta.bytes_sent)"; null;
+         "\($p.rounds.last_delta.bytes_received // "-")/\($p.rounds.last_delta.bytes_sent // "-")"; null),
+     row("100 changed plans, whole process p50 ms"; ($x.process_rounds.p50 | r(1)); null; null; null),
+     row("100 changed plans, whole process p99 ms"; ($x.process_rounds.p99 | r(1)); null; null; null),
+     row("idle poll p50 ms"; ($x.rounds.idle_ms.p50 | r(2)); null; ($p.rounds.idle_ms.p50 | r(2));
+         ratio($x.rounds.idle_ms.p50; $p.rounds.idle_ms.p50)),
+     row("  bytes down / up"; "\($x.rounds.last_idle.bytes_received)/\($x.rounds.last_idle.bytes_sent)"; null;
+         "\($p.rounds.last_idle.bytes_received // "-")/\($p.rounds.last_idle.bytes_sent // "-")"; null),
+     row("lookup by NHS number, warm p50 us"; ($x.lookup.warm_lookup_us.p50 | r(1)); null;
+         ($p.rounds.warm_get_us.p50 | r(1)); ratio($x.lookup.warm_lookup_us.p50; $p.rounds.warm_get_us.p50)),
+     row("  warm p99 us"; ($x.lookup.warm_lookup_us.p99 | r(1)); null; ($p.rounds.warm_get_us.p99 | r(1));
+         ratio($x.lookup.warm_lookup_us.p99; $p.rounds.warm_get_us.p99)),
+     row("  warm p99.9 us"; ($x.lookup.warm_lookup_us.p999 | r(1)); null; ($p.rounds.warm_get_us.p999 | r(1)); null),
+     row("  lookups measured"; $x.lookup.warm_lookup_us.n; null; $p.rounds.warm_get_us.n; null),
+     row("  straight after opening p50 us"; ($x.lookup.first_lookup_us.p50 | r(1)); null;
+         ($p.rounds.first_get_us.p50 | r(1)); null),
+     row("  straight after opening p99 us"; ($x.lookup.first_lookup_us.p99 | r(1)); null;
+         ($p.rounds.first_get_us.p99 | r(1)); null),
+     row("open the replica (key known) p50 ms"; ($x.lookup.open_ms.p50 | r(2)); null; ($p.rounds.open_ms.p50 | r(2)); null),
+     row("PIN unlock (Argon2id) + open, ms"; ($x.lookup.unlock_ms | r(1)); null; null; null),
+     row("hub: idle polls per second, 64 devices"; ($x.load.polls_per_s | r(0)); null; null; null),
+     row("  poll latency p50 / p99 ms"; "\($x.load.latency_us.p50 / 1000 | r(1)) / \($x.load.latency_us.p99 / 1000 | r(1))";
+         null; null; null),
+     row("  failed polls"; $x.load.failed; null; null; null)
+  ),
+  "",
+  "== targets, at \($main.plans_seeded) plans (checked and reported, never asserted)",
+  ( [ ["initial sync <= 3 s", ($main.initial.sync_ms / 1000 | r(2)), ($main.initial.sync_ms <= 3000)],
+      ["initial sync >= 6x faster than PouchDB batch_size 1000",
+        (if $main.peer == null then null else ($main.peer.pull_1000.ms / $main.initial.sync_ms | r(1)) end),
+        (if $main.peer == null then null else ($main.peer.pull_1000.ms / $main.initial.sync_ms >= 6) end)],
+      ["initial sync <= 25 MB down", ($main.initial.report.bytes_received | mb), ($main.initial.report.bytes_received <= 25000000)],
+      ["100-change delta p50 <= 20 ms", ($main.rounds.delta_ms.p50 | r(1)), ($main.rounds.delta_ms.p50 <= 20)],
+      ["100-change delta p99 <= 50 ms", ($main.rounds.delta_ms.p99 | r(1)), ($main.rounds.delta_ms.p99 <= 50)],
+      ["idle poll <= 5 ms", ($main.rounds.idle_ms.p50 | r(2)), ($main.rounds.idle_ms.p50 <= 5)],
+      ["idle poll <= 1 KB (both ways)", ($main.rounds.last_idle.bytes_received + $main.rounds.last_idle.bytes_sent),
+        (($main.rounds.last_idle.bytes_received + $main.rounds.last_idle.bytes_sent) <= 1024)],
+      ["lookup p50 <= 30 us", ($main.lookup.warm_lookup_us.p50 | r(1)), ($main.lookup.warm_lookup_us.p50 <= 30)],
+      ["lookup p99 <= 100 us", ($main.lookup.warm_lookup_us.p99 | r(1)), ($main.lookup.warm_lookup_us.p99 <= 100)],
+      ["sync peak memory <= 32 MiB above Argon2id's 64 MiB", (($main.initial_process.max_rss_kib - 65536) / 1024 | r(1)),
+        (($main.initial_process.max_rss_kib - 65536) <= 32768)],
+      ["hub >= 5000 idle polls per second", ($main.load.polls_per_s | r(0)), ($main.load.polls_per_s >= 5000)]
+    ][]
+    | (if .[2] == null then "n/a " elif .[2] then "MET " else "MISS" end) + "  " + (.[0] | pad(56)) + (.[1] | s) )
+)
