@@ -22,48 +22,35 @@ const char *card_cpr_words(int decision)
     return "CPR DECISION NOT RECORDED";
 }
 
-static const char *place_words(int place)
+const char *card_place_words(int place)
 {
     switch ((enum plan_place)place) {
-    case PLAN_PLACE_HOME: return "home";
-    case PLAN_PLACE_HOSPICE: return "hospice";
-    case PLAN_PLACE_HOSPITAL: return "hospital";
-    case PLAN_PLACE_CARE_HOME: return "care home";
-    case PLAN_PLACE_OTHER: return "other";
+    case PLAN_PLACE_HOME: return "Home";
+    case PLAN_PLACE_HOSPICE: return "Hospice";
+    case PLAN_PLACE_HOSPITAL: return "Hospital";
+    case PLAN_PLACE_CARE_HOME: return "Care home";
+    case PLAN_PLACE_OTHER: return "Other";
     case PLAN_PLACE_NONE: break;
     }
     return "not recorded";
 }
 
-static const char *status_words(int status)
-{
-    switch ((enum plan_status)status) {
-    case PLAN_STATUS_PUBLISHED: return "PUBLISHED";
-    case PLAN_STATUS_DRAFT: return "DRAFT - not approved";
-    case PLAN_STATUS_NEEDS_FINALISATION: return "DRAFT (needs finalisation) - not approved";
-    case PLAN_STATUS_AWAITING_APPROVAL: return "AWAITING APPROVAL - not approved";
-    case PLAN_STATUS_NONE: break;
-    }
-    return "UNKNOWN STATUS";
-}
-
-static const char *contact_role_words(int role)
+const char *card_contact_role_words(int role)
 {
     switch ((enum plan_contact_role)role) {
     case PLAN_CONTACT_GP: return "GP";
-    case PLAN_CONTACT_PALLIATIVE_TEAM: return "Palliative care (24/7)";
-    case PLAN_CONTACT_LPA: return "LPA";
+    case PLAN_CONTACT_PALLIATIVE_TEAM: return "Palliative care 24/7";
+    case PLAN_CONTACT_LPA: return "LPA (health and welfare)";
     case PLAN_CONTACT_NEXT_OF_KIN: return "Next of kin";
     case PLAN_CONTACT_MAIN_CARER: return "Main carer";
     case PLAN_CONTACT_KEY_WORKER: return "Key worker";
-    case PLAN_CONTACT_OTHER: return "Other";
+    case PLAN_CONTACT_OTHER: return "Other professional";
     case PLAN_CONTACT_NONE: break;
     }
     return "Contact";
 }
 
-/* Key contacts first in the order a crew rings them. */
-static int contact_rank(int role)
+int card_contact_rank(int role)
 {
     switch ((enum plan_contact_role)role) {
     case PLAN_CONTACT_GP: return 0;
@@ -78,7 +65,7 @@ static int contact_rank(int role)
     return 7;
 }
 
-static const char *severity_words(int s)
+const char *card_severity_words(int s)
 {
     switch ((enum plan_severity)s) {
     case PLAN_SEVERITY_MILD: return "mild";
@@ -89,6 +76,46 @@ static const char *severity_words(int s)
     }
     return "severity not recorded";
 }
+
+int card_age_years(const char *dob, int64_t now)
+{
+    int64_t born;
+    if (dob == NULL || plat_parse_time(dob, &born) != CMC_OK)
+        return -1;
+    char today[21];
+    plat_format_time(now, today);
+    int y = atoi(today), m = atoi(today + 5), d = atoi(today + 8);
+    int by = atoi(dob), bm = atoi(dob + 5), bd = atoi(dob + 8);
+    int age = y - by;
+    if (m < bm || (m == bm && d < bd))
+        age--;
+    return age;
+}
+
+int card_review_overdue(const char *review_due, int64_t now)
+{
+    int64_t due;
+    if (review_due == NULL || plat_parse_time(review_due, &due) != CMC_OK)
+        return 0;
+    return now >= due + 86400;
+}
+
+
+
+static const char *status_words(int status)
+{
+    switch ((enum plan_status)status) {
+    case PLAN_STATUS_PUBLISHED: return "PUBLISHED";
+    case PLAN_STATUS_DRAFT: return "DRAFT - not approved";
+    case PLAN_STATUS_NEEDS_FINALISATION: return "DRAFT (needs finalisation) - not approved";
+    case PLAN_STATUS_AWAITING_APPROVAL: return "AWAITING APPROVAL - not approved";
+    case PLAN_STATUS_NONE: break;
+    }
+    return "UNKNOWN STATUS";
+}
+
+
+
 
 static const char *yes_no(int tri)
 {
@@ -133,29 +160,7 @@ static int copy_is_stale(const struct card_context *ctx)
     return ctx->last_sync < 0 || ctx->now - ctx->last_sync > CARD_STALE_AFTER_SECONDS;
 }
 
-/* 1 if the review date has passed, 0 if not or unknown. */
-static int review_overdue(const struct plan *p, int64_t now)
-{
-    int64_t due;
-    if (p->review_due == NULL || plat_parse_time(p->review_due, &due) != CMC_OK)
-        return 0;
-    return now >= due + 86400;
-}
 
-static int age_years(const char *dob, int64_t now)
-{
-    int64_t born;
-    if (dob == NULL || plat_parse_time(dob, &born) != CMC_OK)
-        return -1;
-    char today[21];
-    plat_format_time(now, today);
-    int y = atoi(today), m = atoi(today + 5), d = atoi(today + 8);
-    int by = atoi(dob), bm = atoi(dob + 5), bd = atoi(dob + 8);
-    int age = y - by;
-    if (m < bm || (m == bm && d < bd))
-        age--;
-    return age;
-}
 
 static void print_nhs(FILE *f, const char *nhs)
 {
@@ -172,7 +177,7 @@ static void print_places(FILE *f, const struct plan_places *pl)
         return;
     }
     for (size_t i = 0; i < pl->n; i++)
-        fprintf(f, "%s%s", i == 0 ? "" : ", then ", place_words(pl->v[i]));
+        fprintf(f, "%s%s", i == 0 ? "" : ", then ", card_place_words(pl->v[i]));
 }
 
 static void print_banner(FILE *f, const struct plan *p, const struct card_context *ctx)
@@ -186,7 +191,7 @@ static void print_banner(FILE *f, const struct plan *p, const struct card_contex
     fprintf(f, " (version %lld)\n", (long long)p->version);
     if (p->review_due != NULL)
         fprintf(f, " REVIEW DUE: %s%s\n", p->review_due,
-                review_overdue(p, ctx->now) ? "  ** REVIEW OVERDUE **" : "");
+                card_review_overdue(p->review_due, ctx->now) ? "  ** REVIEW OVERDUE **" : "");
     else
         fprintf(f, " REVIEW DUE: not recorded\n");
     fprintf(f, " COPY ON THIS DEVICE: %s%s\n", age,
@@ -206,9 +211,9 @@ static void print_contacts(FILE *f, const struct plan *p)
     for (int rank = 0; rank <= 7; rank++) {
         for (size_t i = 0; i < p->n_contacts; i++) {
             const struct plan_contact *c = &p->contacts[i];
-            if (contact_rank(c->role) != rank)
+            if (card_contact_rank(c->role) != rank)
                 continue;
-            fprintf(f, "    %-24s %s  tel %s", contact_role_words(c->role), or_dash(c->name),
+            fprintf(f, "    %-24s %s  tel %s", card_contact_role_words(c->role), or_dash(c->name),
                     or_dash(c->phone));
             if (c->available != NULL)
                 fprintf(f, "  (%s)", c->available);
@@ -225,7 +230,7 @@ void card_print(FILE *f, const struct plan *p, const struct card_context *ctx)
     if (p->patient.preferred_name != NULL)
         fprintf(f, " (known as %s)", p->patient.preferred_name);
     fputc('\n', f);
-    int age = age_years(p->patient.date_of_birth, ctx->now);
+    int age = card_age_years(p->patient.date_of_birth, ctx->now);
     fprintf(f, "                born %s", or_dash(p->patient.date_of_birth));
     if (age >= 0)
         fprintf(f, " (age %d)", age);
@@ -294,7 +299,7 @@ void card_print(FILE *f, const struct plan *p, const struct card_context *ctx)
         fputs("    none recorded\n", f);
     for (size_t i = 0; i < p->n_allergies; i++) {
         const struct plan_allergy *a = &p->allergies[i];
-        fprintf(f, "    %s - %s (%s)\n", or_dash(a->substance), or_dash(a->reaction), severity_words(a->severity));
+        fprintf(f, "    %s - %s (%s)\n", or_dash(a->substance), or_dash(a->reaction), card_severity_words(a->severity));
     }
 
     fputs("\n10 ANTICIPATED PROBLEMS\n", f);
@@ -342,7 +347,7 @@ json_t *card_to_json(const struct plan *p, const struct card_context *ctx)
                                "status", plan_status_name(p->status) ? plan_status_name(p->status) : "unknown",
                                "approved_by", jstr(p->approved_by), "approved_at", jstr(p->approved_at),
                                "review_due", jstr(p->review_due), "review_overdue",
-                               review_overdue(p, ctx->now), "version", (json_int_t)p->version,
+                               card_review_overdue(p->review_due, ctx->now), "version", (json_int_t)p->version,
                                "never_synced", ctx->last_sync < 0, "last_sync",
                                ctx->last_sync < 0 ? json_null() : json_integer(ctx->last_sync),
                                "copy_age", age, "stale", copy_is_stale(ctx), "pending_edits",

@@ -39,6 +39,14 @@ void card_copy_age(const struct card_context *ctx, char *out, size_t cap);
 /* The CPR decision in words for the card ("DNACPR - do NOT attempt CPR", ...). */
 const char *card_cpr_words(int decision);
 
+/* Words shared by the terminal card and the crew's page, so both say the same thing. */
+const char *card_place_words(int place);         /* "Home", "Hospice", ... */
+const char *card_contact_role_words(int role);   /* "GP", "Palliative care 24/7", ... */
+int card_contact_rank(int role);                 /* the order a crew rings contacts in */
+const char *card_severity_words(int severity);   /* "mild", "SEVERE", ... */
+int card_age_years(const char *dob, int64_t now); /* -1 when unknown */
+int card_review_overdue(const char *review_due, int64_t now);
+
 void card_print(FILE *f, const struct plan *p, const struct card_context *ctx);
 
 /* {"banner": {...}, "sections": [{"n": 1, "title": "...", ...}, ...], "plan": {...}}.

@@ -156,61 +156,9 @@ static const char *status_words(int status)
     return "Unknown status";
 }
 
-static const char *place_words(int place)
-{
-    switch ((enum plan_place)place) {
-    case PLAN_PLACE_HOME: return "Home";
-    case PLAN_PLACE_HOSPICE: return "Hospice";
-    case PLAN_PLACE_HOSPITAL: return "Hospital";
-    case PLAN_PLACE_CARE_HOME: return "Care home";
-    case PLAN_PLACE_OTHER: return "Other";
-    case PLAN_PLACE_NONE: break;
-    }
-    return "not recorded";
-}
 
-static const char *contact_role_words(int role)
-{
-    switch ((enum plan_contact_role)role) {
-    case PLAN_CONTACT_GP: return "GP";
-    case PLAN_CONTACT_PALLIATIVE_TEAM: return "Palliative care 24/7";
-    case PLAN_CONTACT_LPA: return "LPA (health and welfare)";
-    case PLAN_CONTACT_NEXT_OF_KIN: return "Next of kin";
-    case PLAN_CONTACT_MAIN_CARER: return "Main carer";
-    case PLAN_CONTACT_KEY_WORKER: return "Key worker";
-    case PLAN_CONTACT_OTHER: return "Other professional";
-    case PLAN_CONTACT_NONE: break;
-    }
-    return "Contact";
-}
 
-/* Contacts in the order a crew rings them: GP and the 24/7 palliative line first. */
-static int contact_rank(int role)
-{
-    switch ((enum plan_contact_role)role) {
-    case PLAN_CONTACT_GP: return 0;
-    case PLAN_CONTACT_PALLIATIVE_TEAM: return 1;
-    case PLAN_CONTACT_LPA: return 2;
-    case PLAN_CONTACT_NEXT_OF_KIN: return 3;
-    case PLAN_CONTACT_MAIN_CARER: return 4;
-    case PLAN_CONTACT_KEY_WORKER: return 5;
-    case PLAN_CONTACT_OTHER: return 6;
-    case PLAN_CONTACT_NONE: break;
-    }
-    return 7;
-}
 
-static const char *severity_words(int s)
-{
-    switch ((enum plan_severity)s) {
-    case PLAN_SEVERITY_MILD: return "mild";
-    case PLAN_SEVERITY_MODERATE: return "moderate";
-    case PLAN_SEVERITY_SEVERE: return "SEVERE";
-    case PLAN_SEVERITY_UNKNOWN: return "severity unknown";
-    case PLAN_SEVERITY_NONE: break;
-    }
-    return "severity not recorded";
-}
 
 static const char *gender_words(int g)
 {
@@ -240,28 +188,7 @@ static const char *yes_no(int tri)
     return tri == PLAN_UNSET ? "not recorded" : tri ? "Yes" : "No";
 }
 
-static int age_years(const char *dob, int64_t now)
-{
-    int64_t born;
-    if (dob == NULL || plat_parse_time(dob, &born) != CMC_OK)
-        return -1;
-    char today[21];
-    plat_format_time(now, today);
-    int y = atoi(today), m = atoi(today + 5), d = atoi(today + 8);
-    int by = atoi(dob), bm = atoi(dob + 5), bd = atoi(dob + 8);
-    int age = y - by;
-    if (m < bm || (m == bm && d < bd))
-        age--;
-    return age;
-}
 
-static int review_overdue(const char *review_due, int64_t now)
-{
-    int64_t due;
-    if (review_due == NULL || plat_parse_time(review_due, &due) != CMC_OK)
-        return 0;
-    return now >= due + 86400;
-}
 
 static void nhs_text(struct web_buf *b, const char *nhs)
 {
@@ -390,7 +317,7 @@ static void hit_row(struct web_buf *b, const struct web_chrome *c, const struct 
     }
     web_buf_raw(b, "</p><dl class=\"facts\"><dt>Born</dt><dd>");
     web_buf_text(b, h->date_of_birth);
-    int age = age_years(h->date_of_birth, now);
+    int age = card_age_years(h->date_of_birth, now);
     if (age >= 0)
         web_buf_rawf(b, " (age %d)", age);
     web_buf_raw(b, "</dd><dt>NHS number</dt><dd>");
@@ -582,7 +509,7 @@ static void places(struct web_buf *b, const struct plan_places *pl)
     for (size_t i = 0; i < pl->n; i++) {
         web_buf_rawf(b, "%s%s choice: ", i == 0 ? "" : "; ", i == 0 ? "1st" : i == 1 ? "2nd" : "3rd");
         web_buf_raw(b, "<strong>");
-        web_buf_text(b, place_words(pl->v[i]));
+        web_buf_text(b, card_place_words(pl->v[i]));
         web_buf_raw(b, "</strong>");
     }
 }
@@ -614,7 +541,7 @@ static void banner(struct web_buf *b, const struct web_card *card)
     char age[96];
     card_copy_age(ctx, age, sizeof age);
     int stale = ctx->last_sync < 0 || ctx->now - ctx->last_sync > CARD_STALE_AFTER_SECONDS;
-    int overdue = review_overdue(p->review_due, ctx->now);
+    int overdue = card_review_overdue(p->review_due, ctx->now);
     int published = p->status == PLAN_STATUS_PUBLISHED;
 
     web_buf_raw(b, "<section class=\"banner\" id=\"banner\" aria-labelledby=\"h-banner\">"
@@ -710,7 +637,7 @@ static void identity(struct web_buf *b, const struct web_card *card)
     web_buf_raw(b, "</p><dl class=\"facts\">");
     dt(b, "Born");
     text_or_unrecorded(b, p->patient.date_of_birth);
-    int age = age_years(p->patient.date_of_birth, card->ctx->now);
+    int age = card_age_years(p->patient.date_of_birth, card->ctx->now);
     if (age >= 0)
         web_buf_rawf(b, " (age %d)", age);
     web_buf_raw(b, "</dd>");
@@ -902,10 +829,10 @@ void web_render_card(struct web_buf *b, const struct web_chrome *c, const struct
     for (int rank = 0; rank <= 7; rank++)
         for (size_t i = 0; i < p->n_contacts; i++) {
             const struct plan_contact *ct = &p->contacts[i];
-            if (contact_rank(ct->role) != rank)
+            if (card_contact_rank(ct->role) != rank)
                 continue;
             web_buf_raw(b, "<li><span class=\"role\">");
-            web_buf_text(b, contact_role_words(ct->role));
+            web_buf_text(b, card_contact_role_words(ct->role));
             web_buf_raw(b, "</span> <span class=\"cname\">");
             web_buf_text(b, ct->name);
             web_buf_raw(b, "</span> ");
@@ -963,7 +890,7 @@ void web_render_card(struct web_buf *b, const struct web_chrome *c, const struct
         web_buf_raw(b, "</strong> - ");
         web_buf_text(b, a->reaction);
         web_buf_raw(b, a->severity == PLAN_SEVERITY_SEVERE ? " (<strong>" : " (");
-        web_buf_text(b, severity_words(a->severity));
+        web_buf_text(b, card_severity_words(a->severity));
         web_buf_raw(b, a->severity == PLAN_SEVERITY_SEVERE ? "</strong>)</li>" : ")</li>");
     }
     web_buf_raw(b, "</ul></section>\n");
