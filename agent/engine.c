@@ -52,23 +52,6 @@ static void enrollment_free(struct enrollment *e)
     memset(e, 0, sizeof *e);
 }
 
-static int uuid_to_bytes(const char *s, uint8_t out[16])
-{
-    char hex[33];
-    size_t k = 0;
-    if (strlen(s) != 36)
-        return cmc_fail(CMC_ERR_INVALID, "device id is not a UUID");
-    for (size_t i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return cmc_fail(CMC_ERR_INVALID, "device id is not a UUID");
-            continue;
-        }
-        hex[k++] = s[i];
-    }
-    hex[32] = '\0';
-    return cry_unhex(out, 16, hex);
-}
 
 static int state_hex(store *s, const char *key, uint8_t *out, size_t len)
 {
@@ -95,7 +78,7 @@ static int load_enrollment(store *s, struct enrollment *e)
     if ((rc = store_state_get(s, ST_DEVICE_ID, &id)) != CMC_OK)
         goto out;
     snprintf(e->device_id, sizeof e->device_id, "%s", id);
-    if ((rc = uuid_to_bytes(e->device_id, e->device_uuid)) != CMC_OK)
+    if ((rc = plan_uuid_bytes(e->device_id, e->device_uuid)) != CMC_OK)
         goto out;
     if ((rc = cry_secret_new(CRY_SIGN_SK_BYTES, &e->device_sk)) != CMC_OK)
         goto out;
@@ -285,7 +268,7 @@ int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url
     }
     mp_leave(&r);
     uint8_t check[16];
-    if (!have_pk || uuid_to_bytes(device_id, check) != CMC_OK)
+    if (!have_pk || plan_uuid_bytes(device_id, check) != CMC_OK)
         goto bad_answer;
 
     char pin[HTTP_PIN_MAX] = "";

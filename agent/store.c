@@ -237,25 +237,10 @@ const char *store_role_name(int role)
 
 /* A canonical lower-case UUID. Used before putting an id from the replica into a detail or
  * a log line: a tampered row could hold anything there, patient data included. */
-static int is_uuid(const char *id)
-{
-    if (id == NULL || strlen(id) != PLAN_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < PLAN_ID_LEN; i++) {
-        char c = id[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 static const char *safe_id(const char *id)
 {
-    return is_uuid(id) ? id : "(malformed id)";
+    return plan_uuid_valid(id) ? id : "(malformed id)";
 }
 
 /* A ready statement for `sql` (a static string): from the handle's cache, reset, or newly
@@ -396,17 +381,6 @@ static void copy_bounded(char *dst, size_t cap, const char *src)
 }
 
 /* A random (version 4) UUID, for idempotency ids. */
-static void new_uuid(char out[PLAN_ID_LEN + 1])
-{
-    uint8_t b[16];
-    char hex[33];
-    cry_random(b, sizeof b);
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    cry_hex(hex, b, sizeof b);
-    snprintf(out, PLAN_ID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-             hex + 20);
-}
 
 /* ---- identity normalisation ------------------------------------------------------------ */
 
@@ -834,7 +808,7 @@ static int parse_key(const char *key, int *is_plan_id, char nhs[PLAN_NHS_LEN + 1
     if (key == NULL)
         return cmc_fail(CMC_ERR_USAGE, "replica: no plan id or NHS number given");
     if (strlen(key) == PLAN_ID_LEN) {
-        if (!is_uuid(key))
+        if (!plan_uuid_valid(key))
             return cmc_fail(CMC_ERR_INVALID, "plan id: not a lower-case UUID");
         *is_plan_id = 1;
         return CMC_OK;
@@ -1278,7 +1252,7 @@ int store_put_version(store *s, const struct plan *p, int64_t change_seq)
     if ((rc = plan_validate(p, PLAN_CHECK_DRAFT)) != CMC_OK)
         return rc;
     status = plan_status_name(p->status);
-    if (status == NULL || p->version <= 0 || !is_uuid(p->plan_id))
+    if (status == NULL || p->version <= 0 || !plan_uuid_valid(p->plan_id))
         return cmc_fail(CMC_ERR_INVALID,
                         "replica: a stored plan needs a plan id, a status and a version");
     if (p->status != PLAN_STATUS_PUBLISHED) {
@@ -1370,7 +1344,7 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
 
     if (discarded != NULL)
         *discarded = 0;
-    if (!is_uuid(plan_id))
+    if (!plan_uuid_valid(plan_id))
         return cmc_fail(CMC_ERR_INVALID, "purge: plan id is not a lower-case UUID");
     if (reason == NULL || reason[0] == '\0' || strlen(reason) > 64)
         return cmc_fail(CMC_ERR_INVALID, "purge: a reason of 1 to 64 bytes is required");
@@ -1451,7 +1425,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     memset(&meta, 0, sizeof meta);
     if ((rc = require_clinician(s, "pending edit")) != CMC_OK)
         return rc;
-    if (!is_uuid(plan_id))
+    if (!plan_uuid_valid(plan_id))
         return cmc_fail(CMC_ERR_INVALID, "pending edit: plan id is not a lower-case UUID");
     if (change == NULL || change_len == 0)
         return cmc_fail(CMC_ERR_INVALID, "pending edit: the change is empty");
@@ -1472,7 +1446,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     }
     stmt_put(s, st);
     st = NULL;
-    new_uuid(meta.idempotency_id);
+    plan_uuid_new(meta.idempotency_id);
     copy_bounded(meta.plan_id, sizeof meta.plan_id, plan_id);
     copy_bounded(meta.user, sizeof meta.user, s->session.user);
     meta.base_version = base_version;
@@ -1620,7 +1594,7 @@ int store_conflict_add(store *s, const struct store_conflict *c, int64_t *id_out
     int rc;
     if (id_out != NULL)
         *id_out = 0;
-    if (c == NULL || !is_uuid(c->plan_id) || c->field_path == NULL || c->field_path[0] == '\0' ||
+    if (c == NULL || !plan_uuid_valid(c->plan_id) || c->field_path == NULL || c->field_path[0] == '\0' ||
         strlen(c->field_path) > PLAN_MAX_SHORT)
         return cmc_fail(CMC_ERR_INVALID, "conflict: a plan id and a field path are required");
     if ((rc = db_prepare(s->db,

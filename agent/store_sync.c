@@ -169,14 +169,8 @@ int store_pending_replace(store *s, const char *plan_id, const struct plan *base
     st = NULL;
     if (rc != CMC_OK || change == NULL || change_len == 0)
         return rc;
-    uint8_t rnd[16];
     char idem[PLAN_ID_LEN + 1];
-    cry_random(rnd, sizeof rnd);
-    rnd[6] = (uint8_t)((rnd[6] & 0x0f) | 0x40);
-    rnd[8] = (uint8_t)((rnd[8] & 0x3f) | 0x80);
-    snprintf(idem, sizeof idem, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10], rnd[11], rnd[12], rnd[13],
-             rnd[14], rnd[15]);
+    plan_uuid_new(idem);
     if ((rc = plan_pack(base, &body, &body_len)) != CMC_OK)
         return rc;
     rc = db_prepare(db,

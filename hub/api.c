@@ -395,7 +395,7 @@ static void hub_api_ack(hub *h, const char *device_id, const struct hub_request 
             }
             for (uint32_t j = 0; j < n_ids && rc == CMC_OK; j++) {
                 rc = hub_mp_cstr(&r, "purges[]", ids[j], sizeof ids[j]);
-                if (rc == CMC_OK && !hub_uuid_valid(ids[j]))
+                if (rc == CMC_OK && !plan_uuid_valid(ids[j]))
                     rc = cmc_fail(CMC_ERR_INVALID, "purges[]: not a plan id");
                 ptrs[j] = ids[j];
             }

@@ -64,7 +64,7 @@ int hub_device_add(hub *h, const char *name, const char *scope, const char *role
         return rc;
     if (!hub_device_role_ok(role))
         return cmc_fail(CMC_ERR_USAGE, "--role: must be urgent_care or clinician");
-    hub_new_uuid(device_id);
+    plan_uuid_new(device_id);
     cry_random(rnd, sizeof rnd);
     for (size_t i = 0; i < HUB_CODE_CHARS; i++)
         norm[i] = hub_b32[rnd[i] & 31];

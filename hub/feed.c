@@ -476,7 +476,7 @@ int hub_pull(hub *h, const char *device_id, uint64_t cursor, size_t budget, uint
     snprintf(v.value, sizeof v.value, "%s", value);
     v.clinician = strcmp(dev.role, "clinician") == 0;
     v.device_id = device_id;
-    if ((rc = hub_uuid_bytes(device_id, hdr.device_id)) != CMC_OK)
+    if ((rc = plan_uuid_bytes(device_id, hdr.device_id)) != CMC_OK)
         goto out;
     if ((rc = hub_head_seq(h, &head)) != CMC_OK)
         goto out;

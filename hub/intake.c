@@ -69,7 +69,7 @@ int hub_push(hub *h, const char *device_id, const char *idempotency_id, const ch
     if (idempotency_id == NULL || idempotency_id[0] == '\0' ||
         strlen(idempotency_id) > HUB_IDEM_MAX)
         return cmc_fail(CMC_ERR_INVALID, "idempotency_id: 1 to %d bytes", HUB_IDEM_MAX);
-    if (!hub_uuid_valid(plan_id))
+    if (!plan_uuid_valid(plan_id))
         return cmc_fail(CMC_ERR_INVALID, "plan_id: not a plan id");
     if ((rc = hub_device_get(h, device_id, &dev)) != CMC_OK)
         return rc;
@@ -462,7 +462,7 @@ int hub_audit_list(hub *h, const char *plan_ref,
     } else if (rc == CMC_ERR_NOT_FOUND) {
         /* No plan on the hub: a device may still have looked the patient up and missed. */
         have_plan = 0;
-        if (hub_uuid_valid(plan_ref))
+        if (plan_uuid_valid(plan_ref))
             snprintf(plan_id, sizeof plan_id, "%s", plan_ref);
         else if (plan_nhs_normalise(plan_ref, nhs) != CMC_OK)
             return rc;

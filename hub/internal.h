@@ -52,12 +52,6 @@ int hub_load_version_raw(hub *h, const char *plan_id, int64_t version, uint8_t *
                          size_t *len);
 int hub_load_version(hub *h, const char *plan_id, int64_t version, struct plan *out);
 
-/* A fresh random UUID (version 4), lower-case text. */
-void hub_new_uuid(char out[PLAN_ID_LEN + 1]);
-/* 1 if s is a canonical lower-case UUID. */
-int hub_uuid_valid(const char *s);
-/* The 16 bytes of a canonical UUID. */
-int hub_uuid_bytes(const char *s, uint8_t out[16]);
 
 /* The version of a plan a device may see (0: none; *reason then says why: "left_scope",
  * "consent_withdrawn" or "not_shared"). */

@@ -39,7 +39,7 @@ int hub_plan_resolve(hub *h, const char *plan_ref, char plan_id[PLAN_ID_LEN + 1]
 
     if (plan_ref == NULL || plan_ref[0] == '\0')
         return cmc_fail(CMC_ERR_USAGE, "PLAN: a plan id or an NHS number");
-    if (hub_uuid_valid(plan_ref)) {
+    if (plan_uuid_valid(plan_ref)) {
         rc = hub_db_prepare(h, "SELECT plan_id FROM plans WHERE plan_id = ?1", &st);
         if (rc != CMC_OK)
             return rc;

@@ -199,47 +199,6 @@ void hub_col_copy(sqlite3_stmt *st, int col, char *out, size_t cap)
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-void hub_new_uuid(char out[PLAN_ID_LEN + 1])
-{
-    uint8_t b[16];
-    cry_random(b, sizeof b);
-    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, PLAN_ID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-}
-
-int hub_uuid_valid(const char *s)
-{
-    if (s == NULL || strlen(s) != PLAN_ID_LEN)
-        return 0;
-    for (int i = 0; i < PLAN_ID_LEN; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-int hub_uuid_bytes(const char *s, uint8_t out[16])
-{
-    char hex[33];
-    size_t n = 0;
-    if (!hub_uuid_valid(s))
-        return cmc_fail(CMC_ERR_INVALID, "device id: not a UUID");
-    for (size_t i = 0; s[i] != '\0'; i++)
-        if (s[i] != '-')
-            hex[n++] = s[i];
-    hex[n] = '\0';
-    return cry_unhex(out, 16, hex);
-}
-
 int hub_scope_parse(const char *scope, char kind[16], const char **value)
 {
     static const char *const kinds[] = {"region", "team", "care_home"};

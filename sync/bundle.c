@@ -189,21 +189,6 @@ void bundle_ops_free(struct bundle_op *ops, size_t n)
     cmc_free(ops);
 }
 
-static int uuid_valid(const char *s, size_t len)
-{
-    if (len != PLAN_ID_LEN)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
 
 static int reason_valid(const char *s, size_t len)
 {
@@ -230,7 +215,7 @@ static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
     case BUNDLE_OP_PUT:
     case BUNDLE_OP_DELTA:
     case BUNDLE_OP_PURGE:
-        if (!uuid_valid(op->plan_id, id_len)) {
+        if (!plan_uuid_valid_n(op->plan_id, id_len)) {
             rc = cmc_fail(CMC_ERR_INVALID, "bundle op: plan_id is not a canonical UUID");
             goto out;
         }
@@ -637,7 +622,7 @@ static int read_plan_id(struct mp_reader *r, struct bundle_op *op)
     int rc = mp_read_str(r, 64, &s, &n);
     if (rc != CMC_OK)
         return rc;
-    if (!uuid_valid(s, n))
+    if (!plan_uuid_valid_n(s, n))
         return cmc_fail(CMC_ERR_CORRUPT, "plan_id is not a canonical UUID");
     memcpy(op->plan_id, s, n);
     op->plan_id[n] = '\0';

@@ -6,6 +6,8 @@
  * docs/PROTOCOL.md lists them.
  */
 #include "sync/plan.h"
+
+#include "crypto/cry.h"
 #include "sync/plan_internal.h"
 
 #include "platform/alloc.h"
@@ -597,11 +599,11 @@ static int utf8_valid(const unsigned char *s, size_t n)
     return 1;
 }
 
-static int uuid_valid(const char *s)
+int plan_uuid_valid_n(const char *s, size_t len)
 {
-    if (strlen(s) != PLAN_ID_LEN)
+    if (s == NULL || len != PLAN_ID_LEN)
         return 0;
-    for (int i = 0; i < PLAN_ID_LEN; i++) {
+    for (size_t i = 0; i < PLAN_ID_LEN; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return 0;
@@ -609,6 +611,35 @@ static int uuid_valid(const char *s)
             return 0;
     }
     return 1;
+}
+
+int plan_uuid_valid(const char *s)
+{
+    return s != NULL && plan_uuid_valid_n(s, strlen(s));
+}
+
+void plan_uuid_new(char out[PLAN_ID_LEN + 1])
+{
+    uint8_t b[16];
+    char hex[33];
+    cry_random(b, sizeof b);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    cry_hex(hex, b, sizeof b);
+    snprintf(out, PLAN_ID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+int plan_uuid_bytes(const char *s, uint8_t out[16])
+{
+    char hex[33];
+    size_t n = 0;
+    if (!plan_uuid_valid(s))
+        return cmc_fail(CMC_ERR_INVALID, "not a UUID");
+    for (size_t i = 0; s[i] != '\0'; i++)
+        if (s[i] != '-')
+            hex[n++] = s[i];
+    hex[n] = '\0';
+    return cry_unhex(out, 16, hex);
 }
 
 void plan_enum_list(const struct plan_field *f, char *buf, size_t cap)
@@ -691,7 +722,7 @@ int plan_field_check(const struct plan_field *f, const void *base, const char *p
             return cmc_fail(CMC_ERR_INVALID, "%s: not a calendar date (YYYY-MM-DD)", path);
         if (f->type == PLAN_F_DATETIME && (len != 20 || plat_parse_time(s, &t) != CMC_OK))
             return cmc_fail(CMC_ERR_INVALID, "%s: not a UTC time (YYYY-MM-DDTHH:MM:SSZ)", path);
-        if (f->type == PLAN_F_UUID && !uuid_valid(s))
+        if (f->type == PLAN_F_UUID && !plan_uuid_valid(s))
             return cmc_fail(CMC_ERR_INVALID, "%s: not a lower-case UUID", path);
         if (f->type == PLAN_F_NHS) {
             int digits = len == PLAN_NHS_LEN;

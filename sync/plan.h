@@ -295,6 +295,16 @@ int plan_list_find(const struct plan_field *f, const struct plan *p, const char 
  * carry no patient data, so details may name them. */
 int plan_item_id_valid(const char *s);
 
+/* ---- UUIDs (plan ids, device ids, idempotency ids) ------------------------------------ */
+
+/* 1 if `s` is a canonical lower-case UUID (8-4-4-4-12 hex digits). */
+int plan_uuid_valid(const char *s);
+int plan_uuid_valid_n(const char *s, size_t len);
+/* A new random (version 4) UUID. */
+void plan_uuid_new(char out[PLAN_ID_LEN + 1]);
+/* The 16 bytes of a UUID; CMC_ERR_INVALID if `s` is not one. */
+int plan_uuid_bytes(const char *s, uint8_t out[16]);
+
 /* ---- lifetime -------------------------------------------------------------------------- */
 
 void plan_init(struct plan *p);
