@@ -96,13 +96,21 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l)
 
 # `make check` installs what is missing (the script is a no-op when all is present),
 # then builds and runs every unit test and every end-to-end test.
+# Without SANITIZE it then runs the hardened pass (scripts/check-hardened.sh: everything again
+# under AddressSanitizer and UndefinedBehaviorSanitizer in build-asan, valgrind over the unit
+# tests) and a short libFuzzer pass over every target (CHECK_FUZZ_SECONDS each).
+CHECK_FUZZ_SECONDS ?= 10
 check:
 	@scripts/install-deps.sh
-	@rm -f $(BUILD)/test-logs/summary-*
-	@$(MAKE) --no-print-directory unit; u=$$?; $(MAKE) --no-print-directory e2e; e=$$?; \
-	  cat $(BUILD)/test-logs/summary-* 2>/dev/null | \
+	@rm -f $(BUILD)/test-logs/summary-* $(FUZZ_BUILD)/test-logs/summary-*
+	@$(MAKE) --no-print-directory unit; u=$$?; $(MAKE) --no-print-directory e2e; e=$$?; h=0; z=0; \
+	  if [ -z "$(SANITIZE)" ]; then \
+	    BUILD=$(BUILD) scripts/check-hardened.sh; h=$$?; \
+	    $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS); z=$$?; \
+	  fi; \
+	  cat $(BUILD)/test-logs/summary-* $(FUZZ_BUILD)/test-logs/summary-* 2>/dev/null | \
 	    awk '{p+=$$1; f+=$$2} END {printf "check: %d passed, %d failed\n", p, f}'; \
-	  test $$u -eq 0 -a $$e -eq 0
+	  test $$u -eq 0 -a $$e -eq 0 -a $$h -eq 0 -a $$z -eq 0
 
 unit: $(UNIT_BINS) $(PROGS)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_BINS)

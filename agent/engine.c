@@ -551,6 +551,9 @@ static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p,
                      struct engine_report *rep)
 {
     int rc = store_put_version(s, p, (int64_t)seq);
+    if (rc == CMC_ERR_DENIED)
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a plan that is not approved to a device that holds "
+                                          "published plans only; the bundle was refused");
     if (rc == CMC_ERR_STATE) {
         /* a tombstone: this plan was purged here after that change; an old bundle replayed */
         rep->skipped_replays++;

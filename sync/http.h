@@ -30,8 +30,10 @@
  *     of base_url) and the body.
  *
  * Results: CMC_OK means a 2xx status; the body is in resp. Otherwise:
- *   401                    CMC_ERR_UNAUTHORIZED (not retried); a 401 whose hub error is
- *                          "clock" is CMC_ERR_CLOCK. resp->hub_error / hub_message keep what
+ *   401                    CMC_ERR_UNAUTHORIZED (not retried, except a "replay" 401: the
+ *                          request was re-sent by libcurl on a dying connection, so it is
+ *                          sent again, signed afresh); a 401 whose hub error is "clock" is
+ *                          CMC_ERR_CLOCK. resp->hub_error / hub_message keep what
  *                          the hub said ({"error": ..., "message": ...}), also in the detail.
  *   400 INVALID, 403 DENIED, 404 NOT_FOUND, 409 CONFLICT, 413 TOO_LARGE, other statuses
  *                          (after retries for the retryable ones) CMC_ERR_REFUSED.

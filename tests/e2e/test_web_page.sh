@@ -141,7 +141,7 @@ set +e
   TABLET_URL=$TABLET_URL LAPTOP_URL=$LAPTOP_URL STALE_URL=$STALE_URL IDLE_URL=$IDLE_URL \
   TABLET_USER=tablet-user LAPTOP_USER=laptop-user PIN=$CMC_PIN \
   NHS_A=$NHS_A NHS_B=$NHS_B NHS_D=$NHS_D NHS_E=$NHS_E \
-  SHOTS=$SHOTS DOCS="$ROOT/docs" \
+  SHOTS=$SHOTS DOCS="${UPDATE_DOCS_SCREENSHOTS:+$ROOT/docs}" \
   timeout 300 node --test --test-reporter=spec crew_page.test.mjs ) >"$E2E_TMP/browser.out" 2>&1
 rc=$?
 set -e
