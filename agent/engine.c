@@ -30,6 +30,7 @@
 #define ST_CURSOR "cursor"
 #define ST_LAST_SYNC "last_sync_at"
 #define ST_HUB_TIME "hub_time"
+#define ST_BULK_LOAD "bulk_load"   /* 1 while a multi-page snapshot loads without indexes */
 #define ST_PURGE_ACKS "purge_acks" /* JSON array of plan ids purged here, not yet acknowledged */
 
 /* What a sync needs from the enrollment, loaded from the replica's sync state. */
@@ -642,8 +643,21 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
     if ((rc = store_batch_begin(s)) != CMC_OK)
         goto out;
     in_batch = 1;
-    struct apply_ctx ax = { .snapshot = (hdr.flags & BUNDLE_FLAG_SNAPSHOT) != 0 };
+    /* A snapshot (the hub marks its first page) that spans pages loads without secondary
+     * indexes until its last page, which builds them again in its own transaction. The
+     * state survives an interruption; store_open rebuilds the indexes meanwhile. */
+    int64_t bulk = 0;
+    if (store_state_get_int(s, ST_BULK_LOAD, &bulk) != CMC_OK) {
+        bulk = 0;
+        cmc_err_clear();
+    }
+    struct apply_ctx ax = { .snapshot = (hdr.flags & BUNDLE_FLAG_SNAPSHOT) != 0 || bulk };
+    int bulk_continues = ax.snapshot && (hdr.flags & BUNDLE_FLAG_MORE);
     if ((rc = store_sync_has_pending(s, &ax.has_pending)) != CMC_OK)
+        goto out;
+    if (bulk_continues && (rc = store_bulk_begin(s)) == CMC_OK)
+        rc = store_state_set_int(s, ST_BULK_LOAD, 1);
+    if (rc != CMC_OK)
         goto out;
     plat_crash_point("apply:begin");
     for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
@@ -678,6 +692,11 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
         case BUNDLE_OP_WIPE:
             break;
         }
+    }
+    if (rc == CMC_OK && !bulk_continues && bulk) {
+        rc = store_bulk_end(s);
+        if (rc == CMC_OK)
+            rc = store_state_set_int(s, ST_BULK_LOAD, 0);
     }
     if (rc == CMC_OK)
         rc = store_state_set_int(s, ST_CURSOR, (int64_t)hdr.to_cursor);

@@ -151,6 +151,13 @@ void store_batch_rollback(store *s);
  * skip a refused op and go on. */
 int store_put_version(store *s, const struct plan *p, int64_t change_seq);
 
+/* Bulk loading, inside a batch: store_bulk_begin sets the secondary indexes aside (a large
+ * snapshot then inserts in linear time), store_bulk_end builds them again (a no-op when they
+ * exist). Reads stay correct in between, only slower; store_open rebuilds any that a crash
+ * left missing. */
+int store_bulk_begin(store *s);
+int store_bulk_end(store *s);
+
 /* Removes every version, index row, pending edit, conflict and merge state of the plan,
  * writes a tombstone
  * (plan_id, NHS number hash, reason, change_seq), and counts the discarded pending edits in

@@ -777,21 +777,31 @@ int plan_field_check(const struct plan_field *f, const void *base, const char *p
     return cmc_fail(CMC_ERR_INVALID, "%s: unknown field type", path);
 }
 
-/* Checks one item's fields; `label` is how the item is named in details. */
-static int check_item(const struct plan_field *lf, const void *item, const char *label,
-                      enum plan_check level)
+/* Checks one item's fields. The item is named in details by its id once the id is known to
+ * be safe to print, else by its index; the name is built only when a check fails (a valid
+ * plan, the common case, formats nothing). */
+static int check_item(const struct plan_field *lf, const void *item, size_t index, enum plan_check level)
 {
-    char path[PLAN_ITEM_ID_MAX + 96];
+    char path[PLAN_ITEM_ID_MAX + 96], label[PLAN_ITEM_ID_MAX + 1];
     int rc;
     for (size_t k = 0; k < lf->list->n_fields; k++) {
         const struct plan_field *itf = &lf->list->fields[k];
-        snprintf(path, sizeof path, "%s[%s].%s", lf->path, label, itf->path);
         int required = (itf->flags & PLAN_FF_DRAFT) ||
                        (level == PLAN_CHECK_COMPLETE && (itf->flags & PLAN_FF_REQUIRED));
-        if (required && !is_present(itf, item))
-            return cmc_fail(CMC_ERR_INVALID, "%s: required", path);
-        if ((rc = plan_field_check(itf, item, path)) != CMC_OK)
+        int missing = required && !is_present(itf, item);
+        if (!missing && (rc = plan_field_check(itf, item, "")) == CMC_OK)
+            continue;
+        if (!missing && rc == CMC_ERR_NOMEM)
             return rc;
+        const char *id = plan_item_id(lf->list, item);
+        if (plan_item_id_valid(id))
+            snprintf(label, sizeof label, "%s", id);
+        else
+            snprintf(label, sizeof label, "%zu", index);
+        snprintf(path, sizeof path, "%s[%s].%s", lf->path, label, itf->path);
+        if (missing)
+            return cmc_fail(CMC_ERR_INVALID, "%s: required", path);
+        return plan_field_check(itf, item, path);
     }
     return CMC_OK;
 }
@@ -800,27 +810,21 @@ static int check_items(const struct plan_field *f, const void *p, enum plan_chec
 {
     size_t n = 0, size = f->list->item_size;
     const char *items = list_get(f, p, &n);
-    char label[PLAN_ITEM_ID_MAX + 1];
     int rc, primaries = 0;
     if (n > f->list->max_items)
         return cmc_fail(CMC_ERR_INVALID, "%s: more than %zu items", f->path, f->list->max_items);
     for (size_t i = 0; i < n; i++) {
         const void *item = items + i * size;
         const char *id = plan_item_id(f->list, item);
-        /* Name the item by its id once the id is known to be safe to print, else by index. */
-        if (plan_item_id_valid(id))
-            snprintf(label, sizeof label, "%s", id);
-        else
-            snprintf(label, sizeof label, "%zu", i);
-        if ((rc = check_item(f, item, label, level)) != CMC_OK)
+        if ((rc = check_item(f, item, i, level)) != CMC_OK)
             return rc;
         for (size_t j = 0; j < i; j++)
             if (strcmp(plan_item_id(f->list, items + j * size), id) == 0)
-                return cmc_fail(CMC_ERR_INVALID, "%s[%s].id: duplicate id", f->path, label);
+                return cmc_fail(CMC_ERR_INVALID, "%s[%s].id: duplicate id", f->path, id);
         if (f->list == &diagnoses_list && ((const struct plan_diagnosis *)item)->primary == 1 &&
             ++primaries > 1)
             return cmc_fail(CMC_ERR_INVALID, "%s[%s].primary: more than one primary diagnosis",
-                            f->path, label);
+                            f->path, id); /* checked by check_item: safe to print */
     }
     return CMC_OK;
 }
