@@ -109,7 +109,7 @@ check:
 	    $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS); z=$$?; \
 	  fi; \
 	  cat $(BUILD)/test-logs/summary-* $(FUZZ_BUILD)/test-logs/summary-* 2>/dev/null | \
-	    awk '{p+=$$1; f+=$$2} END {printf "check: %d passed, %d failed\n", p, f}'; \
+	    awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "check: %d passed, %d failed, %d skipped\n", p, f, s}'; \
 	  test $$u -eq 0 -a $$e -eq 0 -a $$h -eq 0 -a $$z -eq 0
 
 unit: $(UNIT_BINS) $(PROGS)

@@ -25,7 +25,7 @@ make --no-print-directory -j"$jobs" BUILD="$ASAN_BUILD" SANITIZE=address,undefin
 make --no-print-directory BUILD="$ASAN_BUILD" SANITIZE=address,undefined unit
 make --no-print-directory BUILD="$ASAN_BUILD" SANITIZE=address,undefined e2e
 for s in "$ASAN_BUILD"/test-logs/summary-*; do
-  read -r p f <"$s"; passed=$((passed + p)); failed=$((failed + f))
+  read -r p f _ <"$s"; passed=$((passed + p)); failed=$((failed + f))
 done
 
 # valgrind over the normal build's unit tests and the out-of-memory loop

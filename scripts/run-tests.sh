@@ -7,7 +7,7 @@ kind=$1; shift
 build=${BUILD:-build}
 logs="$build/test-logs"
 mkdir -p "$logs"
-passed=0 failed=0 failed_names=()
+passed=0 failed=0 skipped=0 failed_names=()
 if [ $# -eq 0 ]; then
   echo "$kind: no tests found" >&2
   exit 1
@@ -25,12 +25,15 @@ for t in "$@"; do
   secs=$(( $(date +%s) - start ))
   if [ $rc -eq 0 ]; then
     passed=$((passed + 1)); printf '  ok    %-40s %3ss\n' "$name" "$secs"
+  elif [ $rc -eq 77 ]; then
+    # exit 77: the test could not run here (it says why); never counted as a pass
+    skipped=$((skipped + 1)); printf '  skip  %-40s %3ss  %s\n' "$name" "$secs" "$(grep -m1 '^skip:' "$log")"
   else
     failed=$((failed + 1)); failed_names+=("$name")
     printf '  FAIL  %-40s %3ss (exit %s)\n' "$name" "$secs" "$rc"
     sed 's/^/      | /' "$log" | tail -n 60
   fi
 done
-echo "$passed $failed" > "$logs/summary-$kind"
-echo "$kind: $passed passed, $failed failed"
+echo "$passed $failed $skipped" > "$logs/summary-$kind"
+echo "$kind: $passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ]
