@@ -168,9 +168,14 @@ out:
         rc = store_batch_commit(s);
     else
         store_batch_rollback(s);
-    if (rc != CMC_OK)
-        rc = cmc_fail(rc, "cannot record this view in the audit log (%s); nothing is shown", cmc_errmsg());
-    return rc;
+    if (rc != CMC_OK) {
+        /* A full disk or a damaged log must never hide a plan from a crew: the view goes
+         * ahead, and the gap is said out loud (H-03 outweighs H-12; docs/HAZARDS.md). */
+        plat_log(PLAT_LOG_WARN, "audit: this %s could not be recorded in the audit log (%s)", action,
+                 cmc_strerror(rc));
+        cmc_err_clear();
+    }
+    return CMC_OK;
 }
 
 static int read_entries(store *s, int64_t after_seq, size_t max, struct audit_entry **out, size_t *n)

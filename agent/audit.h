@@ -13,8 +13,9 @@
  * `sync` uploads entries not yet acknowledged; the device prunes only entries the hub has
  * acknowledged, keeping the last pruned hash as the anchor of what remains.
  *
- * Recording is part of showing: if an entry cannot be written (disk full), the view is not
- * shown and the caller reports the error.
+ * A view is shown even when its entry cannot be written (a full disk, a damaged log): a
+ * crew must never be kept from a CPR decision by the audit trail. The gap is logged as a
+ * warning (no patient data) and audit --verify reports any break in the chain.
  */
 #ifndef CMC_AUDIT_H
 #define CMC_AUDIT_H
@@ -33,7 +34,8 @@
 #define AUDIT_PAGE_VIEW "page_view"    /* the crew's web page showed a plan */
 #define AUDIT_EDIT "edit"              /* a pending edit was made */
 
-/* Appends one entry for the store's session. plan_id and identifier may be NULL. */
+/* Appends one entry for the store's session. plan_id and identifier may be NULL. Always
+ * CMC_OK: a failure to record is logged, never allowed to block the view. */
 int audit_record(store *s, const char *action, const char *plan_id, const char *identifier);
 
 struct audit_entry {

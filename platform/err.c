@@ -59,7 +59,10 @@ int cmc_failv(int code, const char *fmt, va_list ap)
         err_detail[0] = '\0';
         return code;
     }
-    vsnprintf(err_detail, sizeof err_detail, fmt, ap);
+    /* Format aside first: callers may pass cmc_errmsg() (this very buffer) as an argument. */
+    char buf[sizeof err_detail];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    memcpy(err_detail, buf, sizeof err_detail);
     return code;
 }
 
