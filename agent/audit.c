@@ -114,7 +114,7 @@ static int chain_tail(store *s, int64_t *seq, uint8_t hash[32])
     return rc;
 }
 
-int audit_record(store *s, const char *action, const char *plan_id, const char *identifier)
+void audit_record(store *s, const char *action, const char *plan_id, const char *identifier)
 {
     const struct store_session *who = store_session_of(s);
     struct audit_entry e;
@@ -136,8 +136,9 @@ int audit_record(store *s, const char *action, const char *plan_id, const char *
     sqlite3_stmt *st = NULL;
     int row = 0;
     int rc = store_batch_begin(s);
+    int begun = rc == CMC_OK;
     if (rc != CMC_OK)
-        return rc;
+        goto out;
     int64_t last = 0;
     if ((rc = chain_tail(s, &last, e.prev)) != CMC_OK)
         goto out;
@@ -164,9 +165,9 @@ int audit_record(store *s, const char *action, const char *plan_id, const char *
     rc = db_step(db, st, &row);
 out:
     sqlite3_finalize(st);
-    if (rc == CMC_OK)
-        rc = store_batch_commit(s);
-    else
+    if (rc == CMC_OK && (rc = store_batch_commit(s)) != CMC_OK)
+        store_batch_rollback(s); /* a no-op unless the commit left the batch open */
+    else if (rc != CMC_OK && begun)
         store_batch_rollback(s);
     if (rc != CMC_OK) {
         /* A full disk or a damaged log must never hide a plan from a crew: the view goes
@@ -175,7 +176,6 @@ out:
                  cmc_strerror(rc));
         cmc_err_clear();
     }
-    return CMC_OK;
 }
 
 static int read_entries(store *s, int64_t after_seq, size_t max, struct audit_entry **out, size_t *n)

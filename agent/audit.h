@@ -34,9 +34,9 @@
 #define AUDIT_PAGE_VIEW "page_view"    /* the crew's web page showed a plan */
 #define AUDIT_EDIT "edit"              /* a pending edit was made */
 
-/* Appends one entry for the store's session. plan_id and identifier may be NULL. Always
- * CMC_OK: a failure to record is logged, never allowed to block the view. */
-int audit_record(store *s, const char *action, const char *plan_id, const char *identifier);
+/* Appends one entry for the store's session. plan_id and identifier may be NULL. A failure
+ * to record is logged, never allowed to block the view. */
+void audit_record(store *s, const char *action, const char *plan_id, const char *identifier);
 
 struct audit_entry {
     int64_t seq;

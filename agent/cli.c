@@ -474,8 +474,7 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     rc = load_view(&s, key, &p, &pending, changed);
     if (rc == CMC_ERR_NOT_FOUND) {
         /* a miss is audited too: someone looked for this patient here */
-        if ((rc = audit_record(s.store, AUDIT_LOOKUP_MISS, NULL, key)) != CMC_OK)
-            goto out;
+        audit_record(s.store, AUDIT_LOOKUP_MISS, NULL, key);
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "no plan on this device for that %s", full ? "plan" : "NHS number");
         if (o->json)
             print_json(json_pack("{s:b, s:s}", "found", 0, "message", cmc_errmsg()));
@@ -483,8 +482,7 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     }
     if (rc != CMC_OK)
         goto out;
-    if ((rc = audit_record(s.store, full ? AUDIT_SHOW : AUDIT_LOOKUP, p.plan_id, NULL)) != CMC_OK)
-        goto out;
+    audit_record(s.store, full ? AUDIT_SHOW : AUDIT_LOOKUP, p.plan_id, NULL);
     struct card_context ctx;
     card_context_for(&s, pending, full, &ctx);
     if (o->json) {
@@ -571,10 +569,7 @@ static int cmd_search(struct cli_opts *o)
     char criteria[200];
     snprintf(criteria, sizeof criteria, "name=%s;dob=%s;postcode=%s", o->name ? o->name : "", o->dob ? o->dob : "",
              o->postcode ? o->postcode : "");
-    if ((rc = audit_record(s.store, AUDIT_SEARCH, NULL, criteria)) != CMC_OK) {
-        cli_session_close(&s);
-        return rc;
-    }
+    audit_record(s.store, AUDIT_SEARCH, NULL, criteria);
     struct store_query q = { .name = o->name, .date_of_birth = o->dob, .postcode = o->postcode };
     struct store_hit *hits = NULL;
     size_t n = 0;
@@ -594,10 +589,7 @@ static int cmd_list(struct cli_opts *o)
     int rc = unlock_for_reading(o, &s);
     if (rc != CMC_OK)
         return rc;
-    if ((rc = audit_record(s.store, AUDIT_LIST, NULL, NULL)) != CMC_OK) {
-        cli_session_close(&s);
-        return rc;
-    }
+    audit_record(s.store, AUDIT_LIST, NULL, NULL);
     struct store_hit *hits = NULL;
     size_t n = 0;
     rc = store_list(s.store, &hits, &n);
@@ -726,8 +718,7 @@ static int cmd_edit(struct cli_opts *o)
     struct store_pending meta;
     if ((rc = store_pending_add(s.store, view.plan_id, view.version, packed, packed_len, &meta)) != CMC_OK)
         goto out;
-    if ((rc = audit_record(s.store, AUDIT_EDIT, view.plan_id, NULL)) != CMC_OK)
-        goto out;
+    audit_record(s.store, AUDIT_EDIT, view.plan_id, NULL);
     if (o->json)
         rc = print_json(json_pack("{s:b, s:s, s:I, s:s, s:s}", "ok", 1, "plan_id", view.plan_id, "base_version",
                                   (json_int_t)view.version, "idempotency_id", meta.idempotency_id, "state",

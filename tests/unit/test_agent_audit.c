@@ -47,9 +47,8 @@ static int teardown(void **state)
 static void record_some(int n)
 {
     for (int i = 0; i < n; i++)
-        assert_int_equal(audit_record(st, i % 2 ? AUDIT_LOOKUP_MISS : AUDIT_LOOKUP,
-                                      i % 2 ? NULL : "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11", i % 2 ? "9434765919" : NULL),
-                         CMC_OK);
+        audit_record(st, i % 2 ? AUDIT_LOOKUP_MISS : AUDIT_LOOKUP,
+                     i % 2 ? NULL : "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11", i % 2 ? "9434765919" : NULL);
 }
 
 static void test_chain_records_and_verifies(void **state)
