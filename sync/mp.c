@@ -13,6 +13,29 @@ void mp_reader_init(struct mp_reader *r, const uint8_t *buf, size_t len, unsigne
     r->left = buf != NULL ? len : 0;
     r->depth = 0;
     r->max_depth = max_depth;
+    r->canonical = 0;
+}
+
+void mp_reader_canonical(struct mp_reader *r)
+{
+    r->canonical = 1;
+}
+
+/* Header bytes msgpack-c uses for a length or count n: fix form (limit), then 1/2/4-byte forms. */
+static size_t shortest_header(uint64_t n, uint64_t fix_limit, int has_8bit)
+{
+    if (n <= fix_limit)
+        return 1;
+    if (has_8bit && n <= 0xff)
+        return 2;
+    if (n <= 0xffff)
+        return 3;
+    return 5;
+}
+
+static int not_canonical(void)
+{
+    return cmc_fail(CMC_ERR_CORRUPT, "msgpack: a value is not in its shortest form");
 }
 
 enum mp_type mp_peek(const struct mp_reader *r)
@@ -104,6 +127,8 @@ static int read_container(struct mp_reader *r, int is_map, uint32_t cap, uint32_
     if (count > cap)
         return cmc_fail(CMC_ERR_TOO_LARGE, "msgpack: %s of %llu elements (at most %u)",
                         is_map ? "map" : "array", (unsigned long long)count, cap);
+    if (r->canonical && hdr != shortest_header(count, 15, 0))
+        return not_canonical();
     advance(r, hdr);
     r->depth++;
     *n = (uint32_t)count;
@@ -152,6 +177,10 @@ static int read_blob(struct mp_reader *r, int is_str, uint32_t cap, const uint8_
     if (n > cap)
         return cmc_fail(CMC_ERR_TOO_LARGE, "msgpack: %s of %llu bytes (at most %u)",
                         is_str ? "string" : "bytes", (unsigned long long)n, cap);
+    /* bin has no fix form: bin8 up to 255 bytes (empty included), then bin16, bin32 */
+    size_t want = is_str ? shortest_header(n, 31, 1) : (n <= 0xff ? 2 : n <= 0xffff ? 3 : 5);
+    if (r->canonical && hdr != want)
+        return not_canonical();
     *b = r->p + hdr;
     *len = (uint32_t)n;
     advance(r, hdr + (size_t)n);
@@ -220,12 +249,34 @@ static int peek_int(const struct mp_reader *r, int *negative, uint64_t *mag, siz
     return CMC_OK;
 }
 
+/* Bytes msgpack-c's packer uses for an integer: fixints, then the smallest of the unsigned
+ * forms for non-negative values and of the signed forms for negative ones. */
+static size_t shortest_int(int negative, uint64_t mag)
+{
+    if (!negative)
+        return mag <= 0x7f ? 1 : mag <= 0xff ? 2 : mag <= 0xffff ? 3 : mag <= 0xffffffffu ? 5 : 9;
+    return mag <= 32 ? 1 : mag <= 0x80 ? 2 : mag <= 0x8000 ? 3 : mag <= 0x80000000u ? 5 : 9;
+}
+
+static int check_int_form(const struct mp_reader *r, int negative, uint64_t mag, size_t size)
+{
+    if (!r->canonical)
+        return CMC_OK;
+    uint8_t b = r->p[0];
+    int signed_form = b >= 0xd0 && b <= 0xd3;
+    if (size != shortest_int(negative, mag) || (!negative && signed_form))
+        return not_canonical();
+    return CMC_OK;
+}
+
 int mp_read_uint(struct mp_reader *r, uint64_t *v)
 {
     int neg = 0, rc;
     uint64_t mag = 0;
     size_t size = 0;
     if ((rc = peek_int(r, &neg, &mag, &size)) != CMC_OK)
+        return rc;
+    if ((rc = check_int_form(r, neg, mag, size)) != CMC_OK)
         return rc;
     if (neg)
         return cmc_fail(CMC_ERR_CORRUPT, "msgpack: negative where an unsigned integer is expected");
@@ -240,6 +291,8 @@ int mp_read_int(struct mp_reader *r, int64_t *v)
     uint64_t mag = 0;
     size_t size = 0;
     if ((rc = peek_int(r, &neg, &mag, &size)) != CMC_OK)
+        return rc;
+    if ((rc = check_int_form(r, neg, mag, size)) != CMC_OK)
         return rc;
     if (!neg && mag > (uint64_t)INT64_MAX)
         return cmc_fail(CMC_ERR_CORRUPT, "msgpack: integer out of range");

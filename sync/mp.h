@@ -42,9 +42,14 @@ struct mp_reader {
     size_t left;
     unsigned depth;
     unsigned max_depth;
+    int canonical; /* refuse non-minimal headers (mp_reader_canonical) */
 };
 
 void mp_reader_init(struct mp_reader *r, const uint8_t *buf, size_t len, unsigned max_depth);
+/* From now on refuse any value not in its shortest form (an integer, string, bin, array or
+ * map header longer than needed), as msgpack-c's packer writes them: a plan then has exactly
+ * one encoding, so equal plans are equal bytes. */
+void mp_reader_canonical(struct mp_reader *r);
 enum mp_type mp_peek(const struct mp_reader *r);
 /* Array/map headers: *n is checked against the bytes left (n <= left; 2n <= left for maps)
  * and against `cap` (CMC_ERR_TOO_LARGE). They increase depth (CMC_ERR_CORRUPT past

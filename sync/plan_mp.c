@@ -246,6 +246,7 @@ int plan_unpack(const uint8_t *buf, size_t len, struct plan *out)
         return cmc_fail(CMC_ERR_TOO_LARGE, "plan: encoding of %zu bytes (at most %d)", len,
                         PLAN_MAX_ENCODED);
     mp_reader_init(&r, buf, len, PLAN_MP_DEPTH);
+    mp_reader_canonical(&r); /* one plan, one encoding (docs/PROTOCOL.md) */
     if ((rc = mp_read_map(&r, (uint32_t)plan_n_fields, &n)) != CMC_OK)
         return plan_fail_at(rc, "plan");
     for (uint32_t i = 0; i < n; i++) {

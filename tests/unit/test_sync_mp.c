@@ -245,6 +245,57 @@ static void test_writer_out_of_memory_is_sticky(void **state)
     assert_null(w.buf);
 }
 
+/* Canonical mode: every value in its shortest form, as msgpack-c writes it, so one plan has
+ * one encoding. Each longer form of a value the packer writes shorter is refused; the
+ * packer's own forms are accepted. (Found by fuzzing: int8 0x01 for an enum value.) */
+static void test_canonical_mode_refuses_longer_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        uint8_t bytes[8];
+        size_t len;
+        int ok;
+    } cases[] = {
+        { { 0x01 }, 1, 1 },                   /* positive fixint */
+        { { 0xd0, 0x01 }, 2, 0 },             /* int8 for 1 */
+        { { 0xcc, 0x01 }, 2, 0 },             /* uint8 for 1 */
+        { { 0xcc, 0x80 }, 2, 1 },             /* uint8 for 128 */
+        { { 0xcd, 0x00, 0x80 }, 3, 0 },       /* uint16 for 128 */
+        { { 0xd0, 0x7f }, 2, 0 },             /* int8 for a positive value */
+        { { 0xff }, 1, 1 },                   /* -1 */
+        { { 0xd0, 0xff }, 2, 0 },             /* int8 for -1 */
+        { { 0xd0, 0x80 }, 2, 1 },             /* -128 */
+        { { 0xa1, 'x' }, 2, 1 },              /* fixstr */
+        { { 0xd9, 0x01, 'x' }, 3, 0 },        /* str8 for one byte */
+        { { 0x91, 0x01 }, 2, 1 },             /* fixarray */
+        { { 0xdc, 0x00, 0x01, 0x01 }, 4, 0 }, /* array16 for one element */
+        { { 0xc4, 0x00 }, 2, 1 },             /* bin8, empty */
+        { { 0xc5, 0x00, 0x00 }, 3, 0 },       /* bin16, empty */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct mp_reader r;
+        int rc;
+        mp_reader_init(&r, cases[i].bytes, cases[i].len, 4);
+        mp_reader_canonical(&r);
+        uint64_t u;
+        int64_t v;
+        uint32_t n;
+        const char *str;
+        const uint8_t *bin;
+        switch (cases[i].bytes[0]) {
+        case 0xa1: case 0xd9: rc = mp_read_str(&r, 16, &str, &n); break;
+        case 0x91: case 0xdc: rc = mp_read_array(&r, 16, &n); break;
+        case 0xc4: case 0xc5: rc = mp_read_bin(&r, 16, &bin, &n); break;
+        case 0xff: case 0xd0: rc = mp_read_int(&r, &v); break;
+        default: rc = mp_read_uint(&r, &u); break;
+        }
+        if (cases[i].ok && rc != CMC_OK)
+            fail_msg("case %zu: the shortest form was refused", i);
+        if (!cases[i].ok && rc != CMC_ERR_CORRUPT)
+            fail_msg("case %zu: a longer form was accepted", i);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_deep_nesting_refused),
         cmocka_unit_test(test_skip_every_type),
         cmocka_unit_test(test_writer_out_of_memory_is_sticky),
+        cmocka_unit_test(test_canonical_mode_refuses_longer_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
