@@ -1143,7 +1143,10 @@ int store_counts_get(store *s, struct store_counts *out)
     }
     if ((rc = query_int(s, "SELECT count(*) FROM pending_edits", NULL, &out->pending, NULL)) !=
             CMC_OK ||
-        (rc = query_int(s, "SELECT count(*) FROM conflicts", NULL, &out->conflicts, NULL)) !=
+        /* plans whose edits the sync engine holds for a three-way merge decision, plus
+         * field conflicts recorded through store_conflict_add */
+        (rc = query_int(s, "SELECT (SELECT count(*) FROM merges) + (SELECT count(*) FROM conflicts)", NULL,
+                        &out->conflicts, NULL)) !=
             CMC_OK ||
         (rc = query_int(s, "SELECT count(*) FROM tombstones", NULL, &out->tombstones, NULL)) !=
             CMC_OK)

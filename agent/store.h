@@ -116,7 +116,7 @@ struct store_counts {
     int64_t drafts;       /* plans whose newest version is not published (clinician sessions;
                              always 0 for urgent care, which is not told drafts exist) */
     int64_t pending;      /* pending local edits */
-    int64_t conflicts;    /* open conflicts */
+    int64_t conflicts;    /* plans held by open conflicts (merge state), plus recorded field conflicts */
     int64_t tombstones;
 };
 /* Plan counts decode and check every row like the reads do: a row that fails its check is

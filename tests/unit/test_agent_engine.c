@@ -336,6 +336,9 @@ static void test_newer_version_rebases_or_holds_conflict(void **state)
     assert_string_equal(ec[0].local, "days");
     assert_string_equal(ec[0].remote, "hours");
     cmc_free(ec);
+    struct store_counts counts;
+    assert_int_equal(store_counts_get(st, &counts), CMC_OK);
+    assert_int_equal(counts.conflicts, 1); /* `status` and the page show the held conflict */
     assert_int_equal(store_pending_list(st, ID_A, &pend, &n), CMC_OK);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(pend[i].state, 2); /* held: nothing is pushed */
