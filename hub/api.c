@@ -224,8 +224,8 @@ static int hub_query_u64(const char *v, size_t len, const char *name, uint64_t *
 static void hub_api_pull(hub *h, const char *device_id, const char *query,
                          struct hub_response *resp)
 {
-    uint64_t cursor = 0, budget = 0;
-    int have_cursor = 0, rc;
+    uint64_t cursor = 0, applied = 0, budget = 0;
+    int have_cursor = 0, have_applied = 0, rc;
     const char *p = query;
     uint8_t *bundle = NULL;
     size_t len = 0;
@@ -247,6 +247,12 @@ static void hub_api_pull(hub *h, const char *device_id, const char *query,
                     hub_respond_code(resp, rc);
                     return;
                 }
+            } else if (klen == 7 && memcmp(p, "applied", 7) == 0) {
+                if ((rc = hub_query_u64(eq + 1, vlen, "applied", &applied)) != CMC_OK) {
+                    hub_respond_code(resp, rc);
+                    return;
+                }
+                have_applied = 1;
             }
         }
         p = amp != NULL ? amp + 1 : NULL;
@@ -257,7 +263,9 @@ static void hub_api_pull(hub *h, const char *device_id, const char *query,
     }
     if (budget > HUB_BUDGET_MAX)
         budget = HUB_BUDGET_MAX;
-    if ((rc = hub_pull(h, device_id, cursor, (size_t)budget, &bundle, &len)) != CMC_OK) {
+    if (!have_applied)
+        applied = cursor; /* the device has committed what it continues from */
+    if ((rc = hub_pull(h, device_id, cursor, applied, (size_t)budget, &bundle, &len)) != CMC_OK) {
         hub_respond_code(resp, rc);
         return;
     }
@@ -479,6 +487,8 @@ void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *
         .signature = req->signature,
         .body = req->body,
         .body_len = req->body_len,
+        .checked_pk = req->checked_pk,
+        .checked_ok = req->checked_ok,
     };
     if ((rc = hub_auth_request(h, &sreq, device_id, &replay)) != CMC_OK) {
         if (replay)

@@ -178,7 +178,8 @@ out:
 int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT " HUB_DEVICE_COLS " FROM devices d WHERE d.device_id = ?1", &st);
+    int rc = hub_stmt(h, HUB_STMT_DEVICE,
+                      "SELECT " HUB_DEVICE_COLS " FROM devices d WHERE d.device_id = ?1", &st);
     if (rc != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
@@ -190,7 +191,7 @@ int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out)
         rc = src == SQLITE_DONE ? cmc_fail(CMC_ERR_NOT_FOUND, "no device %s", device_id)
                                 : hub_db_fail(h, src, "device");
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st); /* kept by the handle */
     return rc;
 }
 
@@ -406,14 +407,173 @@ out:
 
 /* ---- signed requests ------------------------------------------------------------------- */
 
+/* Seen nonces, in memory and per store connection: remembering one must not cost a store
+ * write, and a restart forgets them (the +-HUB_CLOCK_SKEW time check still bounds any
+ * replay, and device requests are idempotent). Two generations: a nonce goes into the
+ * current one, which becomes the previous one once it is HUB_NONCE_KEEP seconds old and is
+ * dropped, whole, at the next turn; so every nonce is remembered for at least
+ * HUB_NONCE_KEEP seconds, and at most about twice that.
+ *
+ * An entry is the first HUB_NONCE_DIGEST bytes of BLAKE2b-256(salt || device id || nonce),
+ * with a random salt per connection: fixed-size entries, and a device cannot choose nonces
+ * that pile up on one slot of the table, since it does not know the salt. Two different
+ * (device, nonce) pairs share an entry with probability about n^2 / 2^129 for n entries.
+ * Open addressing, linear probing, at most half full; an all-zero entry is an empty slot. */
+#define HUB_NONCE_DIGEST 16
+#define HUB_NONCE_MIN_SLOTS 1024 /* power of two */
+#define HUB_NONCES_NAME "cmc-hub-nonces" /* the connection's client data */
+
+struct hub_nonce_gen {
+    uint8_t (*slots)[HUB_NONCE_DIGEST];
+    size_t cap, used;
+};
+
+struct hub_nonces {
+    uint8_t salt[CRY_HASH_BYTES];
+    struct hub_nonce_gen cur, prev;
+    int64_t cur_started;
+};
+
+static void hub_nonce_gen_free(struct hub_nonce_gen *g)
+{
+    cmc_free(g->slots);
+    memset(g, 0, sizeof *g);
+}
+
+static void hub_nonces_free(void *p)
+{
+    struct hub_nonces *n = p;
+    if (n == NULL)
+        return;
+    hub_nonce_gen_free(&n->cur);
+    hub_nonce_gen_free(&n->prev);
+    cry_memzero(n->salt, sizeof n->salt);
+    cmc_free(n);
+}
+
+static size_t hub_nonce_slot(const struct hub_nonce_gen *g, const uint8_t d[HUB_NONCE_DIGEST])
+{
+    uint64_t x;
+    memcpy(&x, d, sizeof x);
+    return (size_t)x & (g->cap - 1);
+}
+
+static int hub_nonce_empty(const uint8_t d[HUB_NONCE_DIGEST])
+{
+    static const uint8_t zero[HUB_NONCE_DIGEST];
+    return memcmp(d, zero, HUB_NONCE_DIGEST) == 0;
+}
+
+static int hub_nonce_gen_has(const struct hub_nonce_gen *g, const uint8_t d[HUB_NONCE_DIGEST])
+{
+    if (g->cap == 0)
+        return 0;
+    for (size_t i = hub_nonce_slot(g, d); !hub_nonce_empty(g->slots[i]); i = (i + 1) & (g->cap - 1))
+        if (memcmp(g->slots[i], d, HUB_NONCE_DIGEST) == 0)
+            return 1;
+    return 0;
+}
+
+/* Adds d, which is not there yet, to a generation with room for it. */
+static void hub_nonce_gen_put(struct hub_nonce_gen *g, const uint8_t d[HUB_NONCE_DIGEST])
+{
+    size_t i = hub_nonce_slot(g, d);
+    while (!hub_nonce_empty(g->slots[i]))
+        i = (i + 1) & (g->cap - 1);
+    memcpy(g->slots[i], d, HUB_NONCE_DIGEST);
+    g->used++;
+}
+
+/* Makes room for one more entry, keeping the table at most half full. */
+static int hub_nonce_gen_reserve(struct hub_nonce_gen *g)
+{
+    struct hub_nonce_gen bigger;
+    if ((g->used + 1) * 2 <= g->cap)
+        return CMC_OK;
+    bigger.cap = g->cap != 0 ? g->cap * 2 : HUB_NONCE_MIN_SLOTS;
+    bigger.used = 0;
+    if (bigger.cap < g->cap || (bigger.slots = cmc_calloc(bigger.cap, HUB_NONCE_DIGEST)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "request nonces");
+    for (size_t i = 0; i < g->cap; i++)
+        if (!hub_nonce_empty(g->slots[i]))
+            hub_nonce_gen_put(&bigger, g->slots[i]);
+    cmc_free(g->slots);
+    *g = bigger;
+    return CMC_OK;
+}
+
+/* Records a device's nonce as seen at `now`; *seen is set (and nothing recorded) when it
+ * was seen already. */
+static int hub_nonce_record(hub *h, const char *device_id, const char *nonce, int64_t now,
+                            int *seen)
+{
+    struct hub_nonces *n = sqlite3_get_clientdata(h->db, HUB_NONCES_NAME);
+    uint8_t in[CRY_HASH_BYTES + REQSIG_DEVICE_ID_LEN + REQSIG_NONCE_HEX_LEN];
+    uint8_t digest[CRY_HASH_BYTES];
+    int rc;
+
+    *seen = 0;
+    if (n == NULL) {
+        if ((n = cmc_calloc(1, sizeof *n)) == NULL)
+            return cmc_fail(CMC_ERR_NOMEM, "request nonces");
+        cry_random(n->salt, sizeof n->salt);
+        n->cur_started = now;
+        /* on failure SQLite has already called the destructor */
+        if (sqlite3_set_clientdata(h->db, HUB_NONCES_NAME, n, hub_nonces_free) != SQLITE_OK)
+            return cmc_fail(CMC_ERR_NOMEM, "request nonces");
+    }
+    /* A clock set back leaves the generations alone; nonces are then kept longer. */
+    if (now - n->cur_started >= HUB_NONCE_KEEP) {
+        hub_nonce_gen_free(&n->prev);
+        if (now - n->cur_started >= 2 * HUB_NONCE_KEEP)
+            hub_nonce_gen_free(&n->cur); /* idle for two windows: all of it is older */
+        n->prev = n->cur;
+        memset(&n->cur, 0, sizeof n->cur);
+        n->cur_started = now;
+    }
+    memcpy(in, n->salt, CRY_HASH_BYTES);
+    memcpy(in + CRY_HASH_BYTES, device_id, REQSIG_DEVICE_ID_LEN);
+    memcpy(in + CRY_HASH_BYTES + REQSIG_DEVICE_ID_LEN, nonce, REQSIG_NONCE_HEX_LEN);
+    cry_hash(digest, in, sizeof in);
+    cry_memzero(in, CRY_HASH_BYTES);
+    if (hub_nonce_empty(digest))
+        digest[0] = 1;
+    if (hub_nonce_gen_has(&n->cur, digest) || hub_nonce_gen_has(&n->prev, digest)) {
+        *seen = 1;
+        return CMC_OK;
+    }
+    if ((rc = hub_nonce_gen_reserve(&n->cur)) != CMC_OK)
+        return rc;
+    hub_nonce_gen_put(&n->cur, digest);
+    return CMC_OK;
+}
+
+int hub_device_key(hub *h, const char *device_id, uint8_t pk[CRY_SIGN_PK_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT pk FROM devices WHERE device_id = ?1", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CRY_SIGN_PK_BYTES)
+        memcpy(pk, sqlite3_column_blob(st, 0), CRY_SIGN_PK_BYTES);
+    else if (src == SQLITE_ROW || src == SQLITE_DONE)
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no enrolled device %s", device_id);
+    else
+        rc = hub_db_fail(h, src, "device key");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int hub_auth_request(hub *h, const struct hub_signed_request *req,
                      char device_id[PLAN_ID_LEN + 1], int *replay)
 {
     struct reqsig_request parsed;
     uint8_t pk[CRY_SIGN_PK_BYTES];
-    sqlite3_stmt *st = NULL;
-    int64_t now = plat_wall_now();
-    int rc, src;
+    sqlite3_stmt *dev = NULL, *st = NULL;
+    int64_t now = plat_wall_now(), last_seen = INT64_MIN;
+    int rc, src, seen;
 
     *replay = 0;
     device_id[0] = '\0';
@@ -423,27 +583,36 @@ int hub_auth_request(hub *h, const struct hub_signed_request *req,
     if ((rc = reqsig_parse(req->device, req->time, req->nonce, req->signature, &parsed)) != CMC_OK)
         return rc == CMC_ERR_NOMEM ? rc : hub_fail_wrap(CMC_ERR_UNAUTHORIZED, "request signature headers");
 
-    if ((rc = hub_db_prepare(h, "SELECT pk, state FROM devices WHERE device_id = ?1", &st)) != CMC_OK)
+    if ((rc = hub_stmt(h, HUB_STMT_DEVICE_AUTH,
+                       "SELECT pk, state, last_seen FROM devices WHERE device_id = ?1", &dev)) !=
+        CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, parsed.device_id, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
+    sqlite3_bind_text(dev, 1, parsed.device_id, -1, SQLITE_STATIC);
+    src = sqlite3_step(dev);
     if (src != SQLITE_ROW) {
         rc = src == SQLITE_DONE ? cmc_fail(CMC_ERR_UNAUTHORIZED, "unknown device")
                                 : hub_db_fail(h, src, "device");
-        goto out;
-    }
-    if (strcmp(hub_col_text(st, 1), "active") != 0 ||
-        sqlite3_column_bytes(st, 0) != CRY_SIGN_PK_BYTES) {
+    } else if (strcmp(hub_col_text(dev, 1), "active") != 0 ||
+               sqlite3_column_bytes(dev, 0) != CRY_SIGN_PK_BYTES) {
         rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "device %s is %s", parsed.device_id,
-                      strcmp(hub_col_text(st, 1), "revoked") == 0 ? "revoked" : "not enrolled");
-        goto out;
+                      strcmp(hub_col_text(dev, 1), "revoked") == 0 ? "revoked" : "not enrolled");
+    } else {
+        memcpy(pk, sqlite3_column_blob(dev, 0), CRY_SIGN_PK_BYTES);
+        last_seen = sqlite3_column_type(dev, 2) == SQLITE_NULL ? INT64_MIN
+                                                               : sqlite3_column_int64(dev, 2);
     }
-    memcpy(pk, sqlite3_column_blob(st, 0), CRY_SIGN_PK_BYTES);
-    sqlite3_finalize(st);
-    st = NULL;
+    sqlite3_reset(dev); /* kept by the handle */
+    if (rc != CMC_OK)
+        return rc;
 
-    if ((rc = reqsig_verify(&parsed, pk, req->method, req->path, req->body, req->body_len)) !=
-        CMC_OK) {
+    if (req->checked_pk != NULL && cry_memeq(req->checked_pk, pk, CRY_SIGN_PK_BYTES)) {
+        /* checked by the caller against this very key, outside the hub's lock */
+        if (!req->checked_ok) {
+            rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "request signature does not verify");
+            goto out;
+        }
+    } else if ((rc = reqsig_verify(&parsed, pk, req->method, req->path, req->body,
+                                   req->body_len)) != CMC_OK) {
         /* Out of memory is the hub's trouble (5xx, the device retries); a 401 would stop
          * the device for good. */
         if (rc != CMC_ERR_NOMEM)
@@ -454,46 +623,26 @@ int hub_auth_request(hub *h, const struct hub_signed_request *req,
      * clock without a device key. */
     if ((rc = reqsig_check_time(&parsed, now, NULL)) != CMC_OK)
         goto out;
-    /* Nonces older than the window can go: a request that old fails the time check. */
-    if ((rc = hub_db_prepare(h, "DELETE FROM nonces WHERE at < ?1", &st)) != CMC_OK)
+    if ((rc = hub_nonce_record(h, parsed.device_id, parsed.nonce, now, &seen)) != CMC_OK)
         goto out;
-    sqlite3_bind_int64(st, 1, now - HUB_NONCE_KEEP);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "nonces");
+    if (seen) {
+        *replay = 1;
+        rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "request replayed (nonce already used)");
         goto out;
     }
-    if ((rc = hub_db_prepare(h, "INSERT INTO nonces(device_id, nonce, at) VALUES(?1, ?2, ?3)",
-                             &st)) != CMC_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, parsed.device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, parsed.nonce, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        if ((src & 0xff) == SQLITE_CONSTRAINT) {
-            *replay = 1;
-            rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "request replayed (nonce already used)");
-        } else {
-            rc = hub_db_fail(h, src, "nonces");
-        }
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
     /* last seen to the minute: a poll every few seconds need not write the store */
-    if ((rc = hub_db_prepare(h, "UPDATE devices SET last_seen = ?2 WHERE device_id = ?1"
-                                " AND (last_seen IS NULL OR last_seen < ?2 - 60)", &st)) !=
-        CMC_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, parsed.device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, now);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "device");
-        goto out;
+    if (last_seen == INT64_MIN || last_seen < now - 60) {
+        if ((rc = hub_db_prepare(h, "UPDATE devices SET last_seen = ?2 WHERE device_id = ?1"
+                                    " AND (last_seen IS NULL OR last_seen < ?2 - 60)", &st)) !=
+            CMC_OK)
+            goto out;
+        sqlite3_bind_text(st, 1, parsed.device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        src = sqlite3_step(st);
+        if (src != SQLITE_DONE) {
+            rc = hub_db_fail(h, src, "device");
+            goto out;
+        }
     }
     snprintf(device_id, PLAN_ID_LEN + 1, "%s", parsed.device_id);
     rc = CMC_OK;

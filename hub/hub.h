@@ -236,18 +236,28 @@ struct hub_signed_request {
     const char *signature;
     const uint8_t *body;
     size_t body_len;
+    /* Optional, for a server that checks signatures before taking the hub's lock: the key
+     * the signature was checked against with reqsig_verify (NULL: not checked) and whether
+     * it verified. The outcome stands in for the check only when that key is the device's
+     * stored key; the device's state, the time and the nonce are checked here as always. */
+    const uint8_t *checked_pk;
+    int checked_ok;
 };
 int hub_auth_request(hub *h, const struct hub_signed_request *req,
                      char device_id[PLAN_ID_LEN + 1], int *replay);
+/* The stored public key of an enrolled device (whatever its state now); CMC_ERR_NOT_FOUND
+ * for an unknown or never enrolled device. */
+int hub_device_key(hub *h, const char *device_id, uint8_t pk[CRY_SIGN_PK_BYTES]);
 
 /* ---- sync ------------------------------------------------------------------------------ */
 
-/* The next bundle page for a device that has committed `cursor` (docs/PROTOCOL.md cursor
+/* The next bundle page from `cursor` for a device that has committed `applied` (<= cursor;
+ * the same unless the device fetches ahead of its commits; docs/PROTOCOL.md cursor
  * semantics). budget 0 = HUB_BUDGET_DEFAULT; capped at HUB_BUDGET_MAX. Every page opens with
  * a POLICY op, carries the device's unacknowledged purges again, and is flagged ROLLBACK
- * (and repairs the replica) when `cursor` is older than the device's proven cursor. */
-int hub_pull(hub *h, const char *device_id, uint64_t cursor, size_t budget, uint8_t **out,
-             size_t *len);
+ * (and repairs the replica) when `applied` is older than the device's proven cursor. */
+int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, size_t budget,
+             uint8_t **out, size_t *len);
 
 enum hub_push_result { HUB_PUSH_ACCEPTED = 1, HUB_PUSH_DUPLICATE, HUB_PUSH_CONFLICT };
 struct hub_push_reply {
@@ -304,6 +314,8 @@ struct hub_request {
     const char *device, *time, *nonce, *signature; /* X-CMC-* headers, NULL if absent */
     const uint8_t *body;
     size_t body_len;
+    const uint8_t *checked_pk; /* optional: see struct hub_signed_request */
+    int checked_ok;
 };
 struct hub_response {
     int status;

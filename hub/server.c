@@ -1,12 +1,21 @@
 /*
  * server.c - libmicrohttpd glue: collects a request (raw target, X-CMC-* headers, a
  * bounded body), hands it to hub_api_handle under the hub mutex, and sends the answer.
+ *
+ * The Ed25519 check of a request's signature is the costliest step of an idle poll, and it
+ * needs no store: it runs before the hub mutex is taken, against the device's key as this
+ * server last read it from the store (a small table keyed by device id). The hub compares
+ * that key with the stored one under the mutex and checks the signature itself when they
+ * differ or nothing was checked, so the table is only ever a hint: the device's state
+ * (revoked, wiped), the clock window and the nonce are still decided under the mutex on
+ * every request.
  */
 #include "hub/server.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "sync/reqsig.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -17,14 +26,74 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* Device keys by device id, direct-mapped: a device whose slot another device took is
+ * checked under the mutex until it takes the slot back. A key never changes once a device
+ * is enrolled, so an entry stays right for as long as the device id exists. */
+#define HUB_KEY_SLOTS 16384 /* power of two; 69 bytes each */
+
+struct hub_key_slot {
+    char device_id[REQSIG_DEVICE_ID_LEN + 1]; /* "" = empty */
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+};
+
 struct hub_server {
     struct MHD_Daemon *daemon;
     hub *h;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* the hub handle: one request at a time */
+    pthread_mutex_t keys_mu;
+    struct hub_key_slot *keys; /* HUB_KEY_SLOTS, under keys_mu */
     uint8_t *cert, *key;
     size_t key_len;
     uint16_t port;
 };
+
+static size_t hub_key_slot_of(const char *device_id)
+{
+    uint32_t x = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < REQSIG_DEVICE_ID_LEN; i++)
+        x = (x ^ (uint8_t)device_id[i]) * 16777619u;
+    return x & (HUB_KEY_SLOTS - 1);
+}
+
+static int hub_key_get(hub_server *s, const char *device_id, uint8_t pk[CRY_SIGN_PK_BYTES])
+{
+    struct hub_key_slot *k = &s->keys[hub_key_slot_of(device_id)];
+    int found;
+    pthread_mutex_lock(&s->keys_mu);
+    found = strcmp(k->device_id, device_id) == 0;
+    if (found)
+        memcpy(pk, k->pk, CRY_SIGN_PK_BYTES);
+    pthread_mutex_unlock(&s->keys_mu);
+    return found;
+}
+
+static void hub_key_put(hub_server *s, const char *device_id, const uint8_t pk[CRY_SIGN_PK_BYTES])
+{
+    struct hub_key_slot *k = &s->keys[hub_key_slot_of(device_id)];
+    pthread_mutex_lock(&s->keys_mu);
+    memcpy(k->device_id, device_id, REQSIG_DEVICE_ID_LEN + 1);
+    memcpy(k->pk, pk, CRY_SIGN_PK_BYTES);
+    pthread_mutex_unlock(&s->keys_mu);
+}
+
+/* Checks the request's signature against the device's known key, without the hub mutex.
+ * 1 with *ok set when it could (a well-formed request from a device whose key is known),
+ * 0 when the hub must check it itself. */
+static int hub_precheck(hub_server *s, const struct hub_request *req,
+                        uint8_t pk[CRY_SIGN_PK_BYTES], int *ok)
+{
+    struct reqsig_request parsed;
+    int rc;
+    if (reqsig_parse(req->device, req->time, req->nonce, req->signature, &parsed) != CMC_OK)
+        return 0;
+    if (!hub_key_get(s, parsed.device_id, pk))
+        return 0;
+    rc = reqsig_verify(&parsed, pk, req->method, req->path, req->body, req->body_len);
+    if (rc == CMC_ERR_NOMEM)
+        return 0;
+    *ok = rc == CMC_OK;
+    return 1;
+}
 
 /* Per-request state, made when the request line arrives. */
 struct hub_conn {
@@ -97,6 +166,8 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     struct hub_conn *st = *con_cls;
     struct hub_request req;
     struct hub_response resp;
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+    int checked_ok = 0;
     enum MHD_Result ret;
     (void)url;
     (void)version;
@@ -145,8 +216,18 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     req.signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Signature");
     req.body = st->body;
     req.body_len = st->len;
+    if (hub_precheck(s, &req, pk, &checked_ok)) {
+        req.checked_pk = pk;
+        req.checked_ok = checked_ok;
+    }
     pthread_mutex_lock(&s->mu);
     hub_api_handle(s->h, &req, &resp);
+    /* The hub just checked the signature itself and it held: learn (or, if the key known
+     * here was refused, relearn) the device's key, so its next request is checked before
+     * the mutex. A forged request never gets here, so it cannot fill the table. */
+    if ((req.checked_pk == NULL || !req.checked_ok) && resp.status == 200 && req.device != NULL &&
+        strlen(req.device) == REQSIG_DEVICE_ID_LEN && hub_device_key(s->h, req.device, pk) == CMC_OK)
+        hub_key_put(s, req.device, pk);
     pthread_mutex_unlock(&s->mu);
     {
         /* the endpoint only: a query could carry more than a cursor one day */
@@ -212,6 +293,11 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
         return cmc_fail(CMC_ERR_NOMEM, "server");
     s->h = h;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->keys_mu, NULL);
+    if ((s->keys = cmc_calloc(HUB_KEY_SLOTS, sizeof *s->keys)) == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "server");
+        goto out;
+    }
 
     memset(&sin, 0, sizeof sin);
     memset(&sin6, 0, sizeof sin6);
@@ -290,6 +376,8 @@ void hub_server_stop(hub_server *s)
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->keys_mu);
+    cmc_free(s->keys);
     cmc_free(s->cert);
     if (s->key != NULL) {
         cry_memzero(s->key, s->key_len);

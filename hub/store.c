@@ -96,6 +96,57 @@ static const char hub_schema_2[] =
     "CREATE INDEX audit_identifier ON audit(identifier);"
     "CREATE INDEX audit_seq ON audit(device_id, seq);";
 
+/* Migration 3: holdings keyed by small integers. Plans get a stable number (`num`, the rowid
+ * made explicit, so VACUUM cannot renumber it); devices get one in `holders` when first sent
+ * something. `holdings` keeps one row per device and plan: the version the newest page gave
+ * it and that page's to_cursor; while that page is unproven, the holding it replaced
+ * (prev_version, prev_cursor; NULL: none), which is always a proven one (a page never
+ * carries a plan an unproven page carries). `unproven` names each page the device has not
+ * yet proven by its to_cursor, with the plan numbers it carried (a JSON array), so a pull
+ * that shows a page was not applied restores exactly its rows (docs/STORAGE.md, "Hub
+ * store"). The old `held` rows carry over: each device's newest row per plan, and the rows
+ * beyond its cursor as its unproven pages with the row they replaced. */
+static const char hub_schema_3[] =
+    "CREATE TABLE plans_numbered(num INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " plan_id TEXT NOT NULL UNIQUE, nhs TEXT NOT NULL UNIQUE,"
+    " latest INTEGER NOT NULL, latest_status INTEGER NOT NULL,"
+    " published INTEGER NOT NULL DEFAULT 0, region TEXT, team TEXT, care_home TEXT,"
+    " withdrawn INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "INSERT INTO plans_numbered(num, plan_id, nhs, latest, latest_status, published, region,"
+    " team, care_home, withdrawn, seq, created) SELECT rowid, plan_id, nhs, latest,"
+    " latest_status, published, region, team, care_home, withdrawn, seq, created FROM plans"
+    " ORDER BY rowid;"
+    "DROP TABLE plans;"
+    "ALTER TABLE plans_numbered RENAME TO plans;"
+    "CREATE INDEX plans_seq ON plans(seq);"
+    "CREATE INDEX plans_region ON plans(region, seq);"
+    "CREATE INDEX plans_home ON plans(care_home, seq);"
+    "CREATE TABLE holders(num INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE unproven(dev INTEGER NOT NULL, to_cursor INTEGER NOT NULL, plans TEXT NOT NULL,"
+    " PRIMARY KEY(dev, to_cursor)) WITHOUT ROWID;"
+    "CREATE TABLE holdings(dev INTEGER NOT NULL, plan INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " to_cursor INTEGER NOT NULL, prev_version INTEGER, prev_cursor INTEGER,"
+    " PRIMARY KEY(dev, plan)) WITHOUT ROWID;"
+    "INSERT INTO holders(device_id) SELECT device_id FROM devices"
+    " WHERE device_id IN (SELECT device_id FROM held) ORDER BY created, device_id;"
+    "INSERT INTO holdings(dev, plan, version, to_cursor, prev_version, prev_cursor)"
+    " SELECT hd.num, p.num, n.version, n.to_cursor, pr.version, pr.to_cursor FROM held n"
+    " JOIN holders hd ON hd.device_id = n.device_id"
+    " JOIN devices d ON d.device_id = n.device_id"
+    " JOIN plans p ON p.plan_id = n.plan_id"
+    " LEFT JOIN held pr ON n.to_cursor > d.cursor AND pr.device_id = n.device_id"
+    "  AND pr.plan_id = n.plan_id AND pr.to_cursor = (SELECT max(x.to_cursor) FROM held x"
+    "  WHERE x.device_id = n.device_id AND x.plan_id = n.plan_id AND x.to_cursor <= d.cursor)"
+    " WHERE n.to_cursor = (SELECT max(y.to_cursor) FROM held y"
+    "  WHERE y.device_id = n.device_id AND y.plan_id = n.plan_id);"
+    "INSERT INTO unproven(dev, to_cursor, plans)"
+    " SELECT h.dev, h.to_cursor, json_group_array(h.plan) FROM holdings h"
+    " JOIN holders hd ON hd.num = h.dev JOIN devices d ON d.device_id = hd.device_id"
+    " WHERE h.to_cursor > d.cursor GROUP BY h.dev, h.to_cursor;"
+    "DROP TABLE held;"
+    /* seen request nonces are kept in memory (hub/devices.c) */
+    "DROP TABLE nonces;";
+
 /* ---- roles ----------------------------------------------------------------------------- */
 
 static const char *const hub_role_names[] = {"", "gp", "clinician", "admin", "patient"};
@@ -163,18 +214,58 @@ int hub_db_prepare(hub *h, const char *sql, sqlite3_stmt **out)
     return CMC_OK;
 }
 
+int hub_stmt(hub *h, enum hub_stmt_slot slot, const char *sql, sqlite3_stmt **out)
+{
+    sqlite3_stmt *st = h->stmt[slot];
+    int rc;
+    *out = NULL;
+    if (st == NULL) {
+        if ((rc = hub_db_prepare(h, sql, &st)) != CMC_OK)
+            return rc;
+        h->stmt[slot] = st;
+    } else {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    *out = st;
+    return CMC_OK;
+}
+
+void hub_stmt_reset_all(hub *h)
+{
+    for (size_t i = 0; i < HUB_STMT_COUNT; i++)
+        if (h->stmt[i] != NULL)
+            sqlite3_reset(h->stmt[i]);
+}
+
+/* Runs a kept statement that returns no rows (transaction control). */
+static int hub_stmt_run(hub *h, enum hub_stmt_slot slot, const char *sql, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_stmt(h, slot, sql, &st);
+    if (rc != CMC_OK)
+        return rc;
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    return src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, what);
+}
+
 int hub_tx_begin(hub *h)
 {
-    return hub_db_exec(h, "BEGIN IMMEDIATE");
+    return hub_stmt_run(h, HUB_STMT_BEGIN, "BEGIN IMMEDIATE", "begin");
 }
 
 int hub_tx_commit(hub *h)
 {
-    return hub_db_exec(h, "COMMIT");
+    /* No kept statement may still be stepping when the transaction ends. */
+    hub_stmt_reset_all(h);
+    return hub_stmt_run(h, HUB_STMT_COMMIT, "COMMIT", "commit");
 }
 
 void hub_tx_rollback(hub *h)
 {
+    /* An error path: the caller's detail stays, so nothing here may record another. */
+    hub_stmt_reset_all(h);
     if (!sqlite3_get_autocommit(h->db))
         sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
 }
@@ -266,7 +357,7 @@ out:
 /* Opens and keys the database (sync/db.h: raw key, WAL, busy timeout) and migrates it. */
 static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
 {
-    static const char *const steps[] = {hub_schema, hub_schema_2};
+    static const char *const steps[] = {hub_schema, hub_schema_2, hub_schema_3};
     char path[4096];
     int rc;
 
@@ -274,7 +365,23 @@ static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
         return rc;
     if ((rc = db_open(path, key, &h->db)) != CMC_OK)
         return rc;
-    return db_migrate(h->db, steps, sizeof steps / sizeof steps[0], NULL);
+    /* db_migrate reads the schema version before it takes the write lock, so two processes
+     * opening a store that needs migrating (a server starting while a command runs) can both
+     * set out to run the same step, and the second then fails on what the first created. A
+     * failure after which another process has moved the version on is that race: start again
+     * from the version now stored. Every retry needs progress, so this ends. */
+    for (;;) {
+        int64_t before = 0, after = 0;
+        char detail[512];
+        if ((rc = db_user_version(h->db, &before)) != CMC_OK)
+            return rc;
+        if ((rc = db_migrate(h->db, steps, sizeof steps / sizeof steps[0], NULL)) == CMC_OK)
+            return CMC_OK;
+        snprintf(detail, sizeof detail, "%s", cmc_errmsg());
+        if (db_user_version(h->db, &after) != CMC_OK || after <= before)
+            return cmc_fail(rc, "%s", detail);
+        cmc_err_clear();
+    }
 }
 
 static int hub_meta_put(hub *h, const char *k, const void *v, size_t len)
@@ -322,6 +429,9 @@ void hub_close(hub *h)
 {
     if (h == NULL)
         return;
+    for (size_t i = 0; i < HUB_STMT_COUNT; i++)
+        sqlite3_finalize(h->stmt[i]);
+    hub_feed_cache_free(h);
     db_close(h->db);
     cry_secret_free(h->sk);
     cmc_free(h);
@@ -397,15 +507,6 @@ int hub_open(const char *dir, hub **out)
     }
     if ((rc = hub_db_open(h, dir, key)) != CMC_OK)
         goto out;
-    /* Seen nonces live in memory, in a TEMP table of this connection that shadows the
-     * on-disk one: remembering a nonce must not cost an fsync on every request (an idle
-     * poll would otherwise commit to disk several times). A restart forgets them; the
-     * +-300 s time check still bounds any replay, and device requests are idempotent. */
-    if ((rc = db_exec(h->db, "CREATE TEMP TABLE IF NOT EXISTS nonces(device_id TEXT NOT NULL,"
-                             " nonce TEXT NOT NULL, at INTEGER NOT NULL,"
-                             " PRIMARY KEY(device_id, nonce)) WITHOUT ROWID;"
-                             "CREATE INDEX IF NOT EXISTS temp.nonces_at ON nonces(at);")) != CMC_OK)
-        goto out;
     if ((rc = hub_load_signing_key(h)) != CMC_OK)
         goto out;
     *out = h;
@@ -425,7 +526,7 @@ void hub_public_key(const hub *h, uint8_t pk[CRY_SIGN_PK_BYTES])
 int hub_head_seq(hub *h, uint64_t *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT coalesce(max(seq), 0) FROM changes", &st);
+    int rc = hub_stmt(h, HUB_STMT_HEAD, "SELECT coalesce(max(seq), 0) FROM changes", &st);
     if (rc != CMC_OK)
         return rc;
     int src = sqlite3_step(st);
@@ -435,7 +536,7 @@ int hub_head_seq(hub *h, uint64_t *out)
     } else {
         rc = hub_db_fail(h, src, "head");
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     return rc;
 }
 

@@ -100,6 +100,9 @@ struct bundle_op {
     char plan_id[PLAN_ID_LEN + 1]; /* empty for WIPE and POLICY */
     uint64_t seq;                  /* change-log sequence of this op */
     struct plan plan;              /* PUT */
+    uint8_t *packed;               /* PUT, decoded ops only: the plan's bytes as received, which
+                                    * the strict decoder proved are plan_pack(&plan) */
+    size_t packed_len;
     int64_t base_version;          /* DELTA */
     struct plan_change change;     /* DELTA */
     char reason[32];               /* PURGE */

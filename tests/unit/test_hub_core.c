@@ -266,7 +266,7 @@ static int sync_device(struct env *e, struct device *d, size_t budget)
     for (;;) {
         uint8_t *buf = NULL;
         size_t len = 0;
-        assert_int_equal(hub_pull(e->h, d->id, d->cursor, budget, &buf, &len), CMC_OK);
+        assert_int_equal(hub_pull(e->h, d->id, d->cursor, d->cursor, budget, &buf, &len), CMC_OK);
         struct bundle_header hdr = apply_bundle(e, d, buf, len, 1);
         cmc_free(buf);
         /* like the agent: purges made durable are acknowledged */
@@ -487,7 +487,7 @@ static void test_bundle_verifies_and_flipped_byte_fails(void **state)
     import_plan(e, 0, "9434765919", REGION, TEAM, "nurse1", id);
     publish(e, id);
     new_device(e, &amb, "region:" REGION, "urgent_care");
-    assert_int_equal(hub_pull(e->h, amb.id, 0, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, amb.id, 0, 0, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_int_equal(hdr.op_count, 2); /* the policy and the plan */
     assert_true(hdr.flags & BUNDLE_FLAG_SNAPSHOT);
@@ -577,7 +577,7 @@ static void test_consent_withdrawal_purges_holders_only(void **state)
     assert_non_null(held_plan(&b, id));
     assert_null(held_plan(&c, id));
     /* `crashed` received the plan but never committed that bundle */
-    assert_int_equal(hub_pull(e->h, crashed.id, 0, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, crashed.id, 0, 0, 0, &buf, &len), CMC_OK);
     apply_bundle(e, &crashed, buf, len, 0);
     cmc_free(buf);
 
@@ -669,7 +669,7 @@ static void test_idle_poll_is_tiny_and_paging_resumes(void **state)
     size_t n = amb.n_held;
     assert_true(n > 0);
     /* nothing new: a header and the policy op alone */
-    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_int_equal(hdr.op_count, 1);
     assert_int_equal(hdr.to_cursor, head);
@@ -677,7 +677,7 @@ static void test_idle_poll_is_tiny_and_paging_resumes(void **state)
     assert_true(len < BUNDLE_HEADER_BYTES + 32);
     cmc_free(buf);
     /* a cursor past the head is refused */
-    assert_int_equal(hub_pull(e->h, amb.id, head + 5, 0, &buf, &len), CMC_ERR_INVALID);
+    assert_int_equal(hub_pull(e->h, amb.id, head + 5, head + 5, 0, &buf, &len), CMC_ERR_INVALID);
     /* a fresh snapshot in one page gives the same set */
     {
         struct device again;
@@ -1140,7 +1140,7 @@ static int64_t pulled_lease(struct env *e, struct device *d)
     uint8_t *buf = NULL;
     size_t len = 0, n = 0;
     int64_t days;
-    assert_int_equal(hub_pull(e->h, d->id, d->cursor, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, d->id, d->cursor, d->cursor, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_int_equal(bundle_decode(buf, len, &hdr, &ops, &n), CMC_OK);
     assert_true(n >= 1);
@@ -1504,17 +1504,17 @@ static void test_rollback_flag_on_the_answer(void **state)
     sync_device(e, &amb, 0);
     assert_true(amb.cursor > c1);
     /* a pull repeated from the same cursor (a lost answer) is not a rollback */
-    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
     cmc_free(buf);
-    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
     cmc_free(buf);
     /* from C1, after C2 was proven: flagged, with the purge again */
     amb.cursor = c1;
-    assert_int_equal(hub_pull(e->h, amb.id, c1, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, amb.id, c1, c1, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
     assert_int_equal(hdr.from_cursor, c1);
@@ -1558,12 +1558,12 @@ static void test_rollback_proven_by_acknowledgement(void **state)
     assert_int_equal(info.proven, amb.cursor);
     assert_true(info.proven > c1);
     /* the copy from C1 comes back: caught although no pull ever came from the newer cursor */
-    assert_int_equal(hub_pull(e->h, amb.id, c1, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, amb.id, c1, c1, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
     cmc_free(buf);
     /* without an acknowledgement nothing proves the newer page: an ordinary repeat */
-    assert_int_equal(hub_pull(e->h, quiet.id, q1, 0, &buf, &len), CMC_OK);
+    assert_int_equal(hub_pull(e->h, quiet.id, q1, q1, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
     cmc_free(buf);
@@ -1980,7 +1980,7 @@ static void test_allocation_failure_is_clean(void **state)
         uint8_t *buf = NULL;
         size_t len = 0;
         cmc_alloc_fail_after(n, 1);
-        int rc = hub_pull(e->h, amb.id, amb.cursor, 0, &buf, &len);
+        int rc = hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len);
         cmc_alloc_fail_after(-1, 0);
         if (rc == CMC_OK) {
             cmc_free(buf);
@@ -2031,7 +2031,7 @@ static void test_allocation_failure_is_clean(void **state)
             uint8_t *buf = NULL;
             size_t len = 0;
             cmc_alloc_fail_after(n, 1);
-            int rc = hub_pull(e->h, amb.id, old_cursor, 0, &buf, &len);
+            int rc = hub_pull(e->h, amb.id, old_cursor, old_cursor, 0, &buf, &len);
             cmc_alloc_fail_after(-1, 0);
             if (rc == CMC_OK) {
                 assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);

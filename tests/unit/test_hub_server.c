@@ -21,6 +21,7 @@
 #include "sync/reqsig.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,6 +394,114 @@ static void test_https_enroll_pull_push_refusals(void **state)
     cry_secret_free(sk);
 }
 
+/* The server checks a known device's signature before it takes the hub's lock; what it
+ * concluded never lets through a request the hub itself would refuse. */
+struct poller {
+    struct env *e;
+    const struct cry_secret *sk;
+    const char *id;
+    int ok;
+};
+
+static void *poll_ten(void *arg)
+{
+    struct poller *p = arg;
+    for (int i = 0; i < 10; i++) {
+        struct reqsig_headers sig;
+        struct reply r;
+        if (reqsig_sign(p->sk, p->id, "GET", "/v1/pull?cursor=0", NULL, 0, &sig) != CMC_OK)
+            return NULL;
+        if (request(p->e, "GET", "/v1/pull?cursor=0", NULL, 0, &sig, &r) == CURLE_OK &&
+            r.status == 200)
+            p->ok++;
+        reply_free(&r);
+    }
+    return NULL;
+}
+
+static void test_signature_checked_before_the_lock(void **state)
+{
+    struct env *e = *state;
+    uint8_t pk[32], other_pk[32];
+    struct cry_secret *sk = NULL, *other = NULL;
+    struct hub_enrollment en;
+    struct reqsig_headers sig;
+    struct reply r;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    const char *id;
+
+    assert_int_equal(cry_sign_keypair(pk, &sk), CMC_OK);
+    assert_int_equal(cry_sign_keypair(other_pk, &other), CMC_OK);
+    assert_int_equal(hub_enroll(e->h, e->code, pk, "laptop", &en), CMC_OK);
+    id = en.device_id;
+
+    /* the first request: the hub checks it, and the server learns the device's key */
+    assert_int_equal(reqsig_sign(sk, id, "GET", "/v1/pull?cursor=0", NULL, 0, &sig), CMC_OK);
+    assert_int_equal(request(e, "GET", "/v1/pull?cursor=0", NULL, 0, &sig, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+
+    /* a damaged signature, another key's signature, a body changed after signing */
+    assert_int_equal(reqsig_sign(sk, id, "GET", "/v1/pull?cursor=0", NULL, 0, &sig), CMC_OK);
+    sig.signature[10] = sig.signature[10] == '0' ? '1' : '0';
+    assert_int_equal(request(e, "GET", "/v1/pull?cursor=0", NULL, 0, &sig, &r), CURLE_OK);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr((char *)r.body, "\"error\":\"unauthorized\""));
+    reply_free(&r);
+    assert_int_equal(reqsig_sign(other, id, "GET", "/v1/pull?cursor=0", NULL, 0, &sig), CMC_OK);
+    assert_int_equal(request(e, "GET", "/v1/pull?cursor=0", NULL, 0, &sig, &r), CURLE_OK);
+    assert_int_equal(r.status, 401);
+    reply_free(&r);
+    {
+        struct mp_writer w;
+        mp_writer_init(&w);
+        mp_write_map(&w, 1);
+        mp_write_cstr(&w, "wipe");
+        mp_write_bool(&w, 1);
+        assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+    }
+    assert_int_equal(reqsig_sign(sk, id, "POST", "/v1/ack", body, len, &sig), CMC_OK);
+    body[len - 1] ^= 1; /* true -> false */
+    assert_int_equal(request(e, "POST", "/v1/ack", body, len, &sig, &r), CURLE_OK);
+    assert_int_equal(r.status, 401);
+    reply_free(&r);
+    body[len - 1] ^= 1;
+
+    /* several connections at once, all served */
+    {
+        pthread_t t[4];
+        struct poller p[4];
+        for (int i = 0; i < 4; i++) {
+            p[i] = (struct poller){e, sk, id, 0};
+            assert_int_equal(pthread_create(&t[i], NULL, poll_ten, &p[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(p[i].ok, 10);
+        }
+    }
+
+    /* a wipe order is served; once the wipe is confirmed the device is refused */
+    assert_int_equal(hub_device_wipe(e->h, id), CMC_OK);
+    assert_int_equal(reqsig_sign(sk, id, "GET", "/v1/pull?cursor=0", NULL, 0, &sig), CMC_OK);
+    assert_int_equal(request(e, "GET", "/v1/pull?cursor=0", NULL, 0, &sig, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    assert_int_equal(reqsig_sign(sk, id, "POST", "/v1/ack", body, len, &sig), CMC_OK);
+    assert_int_equal(request(e, "POST", "/v1/ack", body, len, &sig, &r), CURLE_OK);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    assert_int_equal(reqsig_sign(sk, id, "GET", "/v1/pull?cursor=0", NULL, 0, &sig), CMC_OK);
+    assert_int_equal(request(e, "GET", "/v1/pull?cursor=0", NULL, 0, &sig, &r), CURLE_OK);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr((char *)r.body, "not enrolled"));
+    reply_free(&r);
+    cmc_free(body);
+    cry_secret_free(sk);
+    cry_secret_free(other);
+}
+
 static void test_plain_http_to_tls_port_fails(void **state)
 {
     struct env *e = *state;
@@ -433,6 +542,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_https_enroll_pull_push_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signature_checked_before_the_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_http_to_tls_port_fails, setup, teardown),
         cmocka_unit_test(test_parse_listen),
     };
