@@ -14,6 +14,7 @@
 #include "sync/mp.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -548,10 +549,13 @@ struct apply_ctx {
     int snapshot;    /* a snapshot page: the plans are new here, nothing older to prune */
 };
 
-static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p, uint64_t seq,
+/* `packed`: the plan's bytes as received (a put op), or NULL (a plan rebuilt from a delta). */
+static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p,
+                     const uint8_t *packed, size_t packed_len, uint64_t seq,
                      struct engine_report *rep)
 {
-    int rc = store_put_version(s, p, (int64_t)seq);
+    int rc = packed != NULL ? store_put_packed(s, p, packed, packed_len, (int64_t)seq)
+                            : store_put_version(s, p, (int64_t)seq);
     if (rc == CMC_ERR_DENIED)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a plan that is not approved to a device that holds "
                                           "published plans only; the bundle was refused");
@@ -580,7 +584,7 @@ static int apply_delta(store *s, const struct apply_ctx *ax, const struct bundle
     if (rc == CMC_OK && strcmp(p.plan_id, op->plan_id) != 0)
         rc = cmc_fail(CMC_ERR_PROTOCOL, "a change names another plan");
     if (rc == CMC_OK)
-        rc = apply_put(s, ax, &p, op->seq, rep);
+        rc = apply_put(s, ax, &p, NULL, 0, op->seq, rep);
     plan_free(&p);
     return rc;
 }
@@ -599,36 +603,29 @@ static int wipe_now(const struct engine_config *cfg)
     return rc;
 }
 
-int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t hub_pk[CRY_SIGN_PK_BYTES],
-                        const uint8_t device_uuid[16], const uint8_t *buf, size_t len, int *more,
-                        struct engine_report *rep)
+/* Applies one verified, decoded page that continues from the replica's cursor. The page's
+ * ops and the new cursor go into the open batch (begun here when *in_batch is 0); the batch
+ * is committed unless `keep_open` and the page carried no purge, in which case it stays open
+ * for the next page (*in_batch 1). On an error the batch is rolled back. */
+static int apply_page(store *s, const struct engine_config *cfg, const struct bundle_header *hdr,
+                      const struct bundle_op *ops, size_t n_ops, int keep_open, int *in_batch,
+                      struct engine_report *rep)
 {
     int64_t cursor = 0;
-    struct bundle_op *ops = NULL;
-    size_t n_ops = 0;
-    struct bundle_header hdr;
-    int in_batch = 0, purged = 0;
-    *more = 0;
+    int purged = 0;
     int rc = store_state_get_int(s, ST_CURSOR, &cursor);
-    if (rc == CMC_ERR_NOT_FOUND)
+    if (rc == CMC_ERR_NOT_FOUND) {
         cursor = 0;
-    else if (rc != CMC_OK)
-        return rc;
-    /* Verified before anything is inflated or decoded (promise 4). */
-    if ((rc = bundle_verify(buf, len, hub_pk, &hdr)) != CMC_OK)
-        goto out;
-    if (memcmp(hdr.device_id, device_uuid, BUNDLE_DEVICE_ID_BYTES) != 0) {
-        rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a bundle addressed to another device");
+        cmc_err_clear();
+    } else if (rc != CMC_OK) {
         goto out;
     }
-    if (hdr.from_cursor != (uint64_t)cursor || hdr.to_cursor < hdr.from_cursor) {
+    if (hdr->from_cursor != (uint64_t)cursor || hdr->to_cursor < hdr->from_cursor) {
         rc = cmc_fail(CMC_ERR_PROTOCOL, "the bundle does not continue from this device's cursor (%lld)",
                       (long long)cursor);
         goto out;
     }
-    if ((rc = bundle_decode(buf, len, &hdr, &ops, &n_ops)) != CMC_OK)
-        goto out;
-    if (hdr.flags & BUNDLE_FLAG_ROLLBACK) {
+    if (hdr->flags & BUNDLE_FLAG_ROLLBACK) {
         rep->rollback = 1;
         plat_log(PLAT_LOG_WARN, "sync: the hub reports this replica was restored from an older copy; repairing");
     }
@@ -640,19 +637,21 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
                 rc = cmc_fail(CMC_ERR_WIPED, "the hub ordered this device wiped: its keys are destroyed");
             goto out;
         }
-    if ((rc = store_batch_begin(s)) != CMC_OK)
-        goto out;
-    in_batch = 1;
+    if (!*in_batch) {
+        if ((rc = store_batch_begin(s)) != CMC_OK)
+            goto out;
+        *in_batch = 1;
+    }
     /* A snapshot (the hub marks its first page) that spans pages loads without secondary
-     * indexes until its last page, which builds them again in its own transaction. The
-     * state survives an interruption; store_open rebuilds the indexes meanwhile. */
+     * indexes until its last page, which builds them again. The state survives an
+     * interruption; store_open rebuilds the indexes meanwhile. */
     int64_t bulk = 0;
     if (store_state_get_int(s, ST_BULK_LOAD, &bulk) != CMC_OK) {
         bulk = 0;
         cmc_err_clear();
     }
-    struct apply_ctx ax = { .snapshot = (hdr.flags & BUNDLE_FLAG_SNAPSHOT) != 0 || bulk };
-    int bulk_continues = ax.snapshot && (hdr.flags & BUNDLE_FLAG_MORE);
+    struct apply_ctx ax = { .snapshot = (hdr->flags & BUNDLE_FLAG_SNAPSHOT) != 0 || bulk };
+    int bulk_continues = ax.snapshot && (hdr->flags & BUNDLE_FLAG_MORE);
     if ((rc = store_sync_has_pending(s, &ax.has_pending)) != CMC_OK)
         goto out;
     if (bulk_continues && (rc = store_bulk_begin(s)) == CMC_OK)
@@ -666,7 +665,7 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
             plat_crash_point("apply:mid-ops");
         switch (op->kind) {
         case BUNDLE_OP_PUT:
-            rc = apply_put(s, &ax, &op->plan, op->seq, rep);
+            rc = apply_put(s, &ax, &op->plan, op->packed, op->packed_len, op->seq, rep);
             rep->puts++;
             break;
         case BUNDLE_OP_DELTA:
@@ -699,50 +698,348 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
             rc = store_state_set_int(s, ST_BULK_LOAD, 0);
     }
     if (rc == CMC_OK)
-        rc = store_state_set_int(s, ST_CURSOR, (int64_t)hdr.to_cursor);
+        rc = store_state_set_int(s, ST_CURSOR, (int64_t)hdr->to_cursor);
     if (rc == CMC_OK)
-        rc = store_state_set_int(s, ST_HUB_TIME, hdr.hub_time);
+        rc = store_state_set_int(s, ST_HUB_TIME, hdr->hub_time);
+    if (rc == CMC_OK && keep_open && !purged)
+        goto done;
     plat_crash_point("apply:before-commit");
     if (rc == CMC_OK) {
         rc = store_batch_commit(s);
-        in_batch = 0;
+        *in_batch = 0;
     }
     plat_crash_point("apply:after-commit");
     if (rc == CMC_OK && purged)
         rc = store_checkpoint(s); /* purged pages leave the WAL too (promise 3) */
+done:
     if (rc == CMC_OK) {
         rep->pages++;
-        rep->cursor = (int64_t)hdr.to_cursor;
-        rep->hub_time = hdr.hub_time;
-        *more = (hdr.flags & BUNDLE_FLAG_MORE) != 0;
+        rep->cursor = (int64_t)hdr->to_cursor;
+        rep->hub_time = hdr->hub_time;
     }
 out:
-    if (in_batch)
+    if (rc != CMC_OK && *in_batch) {
         store_batch_rollback(s);
+        *in_batch = 0;
+    }
+    return rc;
+}
+
+/* Verified before anything is inflated or decoded (promise 4), then decoded. */
+static int open_bundle(const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const uint8_t device_uuid[16],
+                       const uint8_t *buf, size_t len, struct bundle_header *hdr,
+                       struct bundle_op **ops, size_t *n_ops)
+{
+    int rc = bundle_verify(buf, len, hub_pk, hdr);
+    if (rc != CMC_OK)
+        return rc;
+    if (memcmp(hdr->device_id, device_uuid, BUNDLE_DEVICE_ID_BYTES) != 0)
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a bundle addressed to another device");
+    return bundle_decode(buf, len, hdr, ops, n_ops);
+}
+
+int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t hub_pk[CRY_SIGN_PK_BYTES],
+                        const uint8_t device_uuid[16], const uint8_t *buf, size_t len, int *more,
+                        struct engine_report *rep)
+{
+    struct bundle_op *ops = NULL;
+    size_t n_ops = 0;
+    struct bundle_header hdr;
+    int in_batch = 0;
+    *more = 0;
+    int rc = open_bundle(hub_pk, device_uuid, buf, len, &hdr, &ops, &n_ops);
+    if (rc == CMC_OK)
+        rc = apply_page(s, cfg, &hdr, ops, n_ops, 0, &in_batch, rep);
+    if (rc == CMC_OK)
+        *more = (hdr.flags & BUNDLE_FLAG_MORE) != 0;
     bundle_ops_free(ops, n_ops);
     return rc;
 }
 
-static int pull_once(store *s, const struct engine_config *cfg, const struct enrollment *e, http_client *client,
-                     int *more, struct engine_report *rep)
+/* ---- the pull pipeline ------------------------------------------------------------------ */
+
+/* A page on its way through the pipeline: downloaded and verified (body), then decoded
+ * (ops). Errors travel with it; the detail is copied because it is kept per thread. */
+struct page {
+    int rc;
+    char err[512];
+    struct bundle_header hdr;
+    uint8_t *body;
+    size_t len;
+    struct bundle_op *ops;
+    size_t n_ops;
+};
+
+static void page_free(struct page *pg)
 {
-    int64_t cursor = 0;
-    struct http_response resp;
-    http_response_init(&resp);
-    int rc = store_state_get_int(s, ST_CURSOR, &cursor);
-    if (rc == CMC_ERR_NOT_FOUND)
-        cursor = 0;
-    else if (rc != CMC_OK)
+    cmc_free(pg->body);
+    bundle_ops_free(pg->ops, pg->n_ops);
+    memset(pg, 0, sizeof *pg);
+}
+
+static void page_fail(struct page *pg, int rc)
+{
+    pg->rc = rc;
+    snprintf(pg->err, sizeof pg->err, "%s", cmc_errmsg());
+}
+
+/* Three stages, each on its own thread, with room for one page between them: the download
+ * (the hub builds the next page while this device decodes one and writes another), the
+ * decode, and the apply on the calling thread. The hub takes only `applied`, the cursor this
+ * replica has committed, as proof of what it holds; pages fetched ahead are unproven until
+ * a later request names them (docs/PROTOCOL.md). */
+struct pipeline {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    http_client *client;
+    const struct enrollment *e;
+    const struct engine_config *cfg;
+    int64_t cursor;      /* where the download starts */
+    unsigned max_pages;  /* 0: until the hub has no more */
+    int64_t applied;     /* the committed cursor, named in each request */
+    struct page raw, dec, spent;
+    int has_raw, has_dec, has_spent;
+    int stop, dl_done, dec_done;
+};
+
+/* GET /v1/pull from `cursor` for a replica that has committed `applied`. */
+static void pull_path(char *out, size_t cap, const struct engine_config *cfg, int64_t cursor,
+                      int64_t applied)
+{
+    int n = snprintf(out, cap, "/v1/pull?cursor=%lld", (long long)cursor);
+    if (applied != cursor && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "&applied=%lld", (long long)applied);
+    if (cfg->page_budget > 0 && n > 0 && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, "&budget=%u", cfg->page_budget);
+}
+
+/* Waits until the slot is free (or the pipeline stops), then fills it. 0: stopped, the page
+ * was not taken. */
+static int pipe_put(struct pipeline *pp, struct page *slot, int *full, struct page *pg)
+{
+    pthread_mutex_lock(&pp->mu);
+    while (*full && !pp->stop)
+        pthread_cond_wait(&pp->cv, &pp->mu);
+    int taken = !pp->stop;
+    if (taken) {
+        *slot = *pg;
+        *full = 1;
+        pthread_cond_broadcast(&pp->cv);
+    }
+    pthread_mutex_unlock(&pp->mu);
+    return taken;
+}
+
+/* Waits for a page in the slot. 0: none will come (the stage before is done, or stopped). */
+static int pipe_take(struct pipeline *pp, struct page *slot, int *full, const int *before_done,
+                     struct page *out)
+{
+    pthread_mutex_lock(&pp->mu);
+    while (!*full && !*before_done && !pp->stop)
+        pthread_cond_wait(&pp->cv, &pp->mu);
+    int got = *full && !pp->stop;
+    if (got) {
+        *out = *slot;
+        memset(slot, 0, sizeof *slot);
+        *full = 0;
+        pthread_cond_broadcast(&pp->cv);
+    }
+    pthread_mutex_unlock(&pp->mu);
+    return got;
+}
+
+static void pipe_done(struct pipeline *pp, int *flag)
+{
+    pthread_mutex_lock(&pp->mu);
+    *flag = 1;
+    pthread_cond_broadcast(&pp->cv);
+    pthread_mutex_unlock(&pp->mu);
+}
+
+static void *download_thread(void *arg)
+{
+    struct pipeline *pp = arg;
+    int64_t cursor = pp->cursor;
+    for (unsigned pages = 1;; pages++) {
+        struct http_response resp;
+        struct page pg;
+        char path[128];
+        memset(&pg, 0, sizeof pg);
+        http_response_init(&resp);
+        pthread_mutex_lock(&pp->mu);
+        int64_t applied = pp->applied;
+        int stop = pp->stop;
+        pthread_mutex_unlock(&pp->mu);
+        if (stop)
+            break;
+        pull_path(path, sizeof path, pp->cfg, cursor, applied);
+        int rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);
+        /* Verified before anything is inflated or decoded (promise 4). */
+        if (rc == CMC_OK)
+            rc = bundle_verify(resp.body, resp.body_len, pp->e->hub_pk, &pg.hdr);
+        if (rc == CMC_OK &&
+            memcmp(pg.hdr.device_id, pp->e->device_uuid, BUNDLE_DEVICE_ID_BYTES) != 0)
+            rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a bundle addressed to another device");
+        if (rc == CMC_OK) {
+            pg.body = resp.body;
+            pg.len = resp.body_len;
+            resp.body = NULL;
+        } else {
+            page_fail(&pg, rc);
+        }
+        http_response_free(&resp);
+        int more = rc == CMC_OK && (pg.hdr.flags & BUNDLE_FLAG_MORE) &&
+                   (pp->max_pages == 0 || pages < pp->max_pages);
+        cursor = (int64_t)pg.hdr.to_cursor;
+        if (!pipe_put(pp, &pp->raw, &pp->has_raw, &pg)) {
+            page_free(&pg);
+            break;
+        }
+        if (!more)
+            break;
+    }
+    pipe_done(pp, &pp->dl_done);
+    return NULL;
+}
+
+static void *decode_thread(void *arg)
+{
+    struct pipeline *pp = arg;
+    struct page pg;
+    while (pipe_take(pp, &pp->raw, &pp->has_raw, &pp->dl_done, &pg)) {
+        if (pg.rc == CMC_OK) {
+            int rc = bundle_decode(pg.body, pg.len, &pg.hdr, &pg.ops, &pg.n_ops);
+            if (rc != CMC_OK)
+                page_fail(&pg, rc);
+        }
+        cmc_free(pg.body);
+        pg.body = NULL;
+        int failed = pg.rc != CMC_OK;
+        /* the page the applier is done with is freed here, off its thread */
+        struct page spent;
+        memset(&spent, 0, sizeof spent);
+        pthread_mutex_lock(&pp->mu);
+        if (pp->has_spent) {
+            spent = pp->spent;
+            memset(&pp->spent, 0, sizeof pp->spent);
+            pp->has_spent = 0;
+        }
+        pthread_mutex_unlock(&pp->mu);
+        page_free(&spent);
+        if (!pipe_put(pp, &pp->dec, &pp->has_dec, &pg)) {
+            page_free(&pg);
+            break;
+        }
+        if (failed)
+            break;
+    }
+    pipe_done(pp, &pp->dec_done);
+    return NULL;
+}
+
+/* Several pages may share one transaction (fewer commits, and each index page is written
+ * once per transaction instead of once per page), up to this many decoded bytes or this
+ * long, so an interrupted sync still keeps most of what it fetched. A page with a purge
+ * always commits at once, and so does the last page. (engine_config can set both.) */
+#define GROUP_RAW_BYTES (16u * 1024u * 1024u)
+#define GROUP_MS 1000u
+
+/* Pulls pages until the hub has no more (at most max_pages when nonzero), through the
+ * pipeline. */
+static int pull_pages(store *s, const struct engine_config *cfg, const struct enrollment *e,
+                      http_client *client, unsigned max_pages, engine_progress_fn progress,
+                      void *ctx, struct engine_report *rep)
+{
+    struct pipeline pp;
+    pthread_t dl, dec;
+    int in_batch = 0, started = 0;
+    size_t group = 0;
+    size_t group_max = cfg->group_bytes ? cfg->group_bytes : GROUP_RAW_BYTES;
+    uint64_t group_ns = (uint64_t)(cfg->group_ms ? cfg->group_ms : GROUP_MS) * 1000000u;
+    uint64_t group_start = plat_mono_now_ns();
+    unsigned pages = 0;
+    struct page cur;
+
+    memset(&pp, 0, sizeof pp);
+    memset(&cur, 0, sizeof cur);
+    int rc = store_state_get_int(s, ST_CURSOR, &pp.cursor);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        pp.cursor = 0;
+        cmc_err_clear();
+    } else if (rc != CMC_OK) {
         return rc;
-    char path[96];
-    if (cfg->page_budget > 0)
-        snprintf(path, sizeof path, "/v1/pull?cursor=%lld&budget=%u", (long long)cursor, cfg->page_budget);
-    else
-        snprintf(path, sizeof path, "/v1/pull?cursor=%lld", (long long)cursor);
-    rc = http_request(client, "GET", path, NULL, NULL, 0, 0, &resp);
-    if (rc == CMC_OK)
-        rc = engine_apply_bundle(s, cfg, e->hub_pk, e->device_uuid, resp.body, resp.body_len, more, rep);
-    http_response_free(&resp);
+    }
+    pp.applied = pp.cursor;
+    pp.client = client;
+    pp.e = e;
+    pp.cfg = cfg;
+    pp.max_pages = max_pages;
+    pthread_mutex_init(&pp.mu, NULL);
+    pthread_cond_init(&pp.cv, NULL);
+    if (pthread_create(&dl, NULL, download_thread, &pp) != 0) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "sync: cannot start the download thread");
+        goto out;
+    }
+    started = 1;
+    if (pthread_create(&dec, NULL, decode_thread, &pp) != 0) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "sync: cannot start the decoding thread");
+        goto out;
+    }
+    started = 2;
+    while (pipe_take(&pp, &pp.dec, &pp.has_dec, &pp.dec_done, &cur)) {
+        if (cur.rc != CMC_OK) {
+            rc = cmc_fail(cur.rc, "%s", cur.err);
+            break;
+        }
+        pages++;
+        int more = (cur.hdr.flags & BUNDLE_FLAG_MORE) && (max_pages == 0 || pages < max_pages);
+        group += cur.hdr.raw_len;
+        /* A page that moved nothing waits for this device to prove an earlier one (the hub
+         * sends a plan again only after the page that last carried it is proven): commit. */
+        int keep_open = more && cur.hdr.to_cursor > cur.hdr.from_cursor && group < group_max &&
+                        (cfg->group_ms == UINT32_MAX ||
+                         plat_mono_now_ns() - group_start < group_ns);
+        rc = apply_page(s, cfg, &cur.hdr, cur.ops, cur.n_ops, keep_open, &in_batch, rep);
+        if (rc == CMC_OK && !in_batch) {
+            group = 0;
+            group_start = plat_mono_now_ns();
+            pthread_mutex_lock(&pp.mu);
+            pp.applied = (int64_t)cur.hdr.to_cursor;
+            pthread_mutex_unlock(&pp.mu);
+        }
+        /* freed by the decoding thread, unless it already has one to free */
+        pthread_mutex_lock(&pp.mu);
+        if (!pp.has_spent) {
+            pp.spent = cur;
+            pp.has_spent = 1;
+            memset(&cur, 0, sizeof cur);
+        }
+        pthread_mutex_unlock(&pp.mu);
+        page_free(&cur);
+        if (rc == CMC_OK && progress != NULL)
+            progress(ctx, rep, more);
+        if (rc != CMC_OK || !more)
+            break;
+        plat_test_delay();
+    }
+out:
+    pthread_mutex_lock(&pp.mu);
+    pp.stop = 1;
+    pthread_cond_broadcast(&pp.cv);
+    pthread_mutex_unlock(&pp.mu);
+    if (started >= 1)
+        pthread_join(dl, NULL);
+    if (started >= 2)
+        pthread_join(dec, NULL);
+    page_free(&cur);
+    page_free(&pp.raw);
+    page_free(&pp.dec);
+    page_free(&pp.spent);
+    pthread_cond_destroy(&pp.cv);
+    pthread_mutex_destroy(&pp.mu);
+    add_stats(rep, client);
+    if (in_batch)
+        store_batch_rollback(s);
     return rc;
 }
 
@@ -941,16 +1238,7 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
         return rc;
     if ((rc = client_for(&e, cfg, &client)) != CMC_OK)
         goto out;
-    int more = 1;
-    while (rc == CMC_OK && more) {
-        more = 0;
-        rc = pull_once(s, cfg, &e, client, &more, rep);
-        add_stats(rep, client);
-        if (more)
-            plat_test_delay();
-        if (rc == CMC_OK && progress != NULL)
-            progress(ctx, rep, more);
-    }
+    rc = pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
     if (rep->wiped) {
         rc = finish_wipe(sp, cfg, client);
         goto out;
@@ -963,9 +1251,7 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
      * device committed everything up to its cursor (what lets the hub catch a replica
      * restored from an older copy later), and picks up the drafts our pushes made. */
     if (rc == CMC_OK && !rep->wiped && rep->puts + rep->deltas + rep->purges + rep->pushed > 0) {
-        more = 1;
-        for (int extra = 0; rc == CMC_OK && more && extra < 64; extra++)
-            rc = pull_once(s, cfg, &e, client, &more, rep);
+        rc = pull_pages(s, cfg, &e, client, 64, NULL, NULL, rep);
         if (rep->wiped) {
             rc = finish_wipe(sp, cfg, client);
             goto out;

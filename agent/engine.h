@@ -35,6 +35,9 @@ struct engine_config {
     const char *slots_path;      /* key-slot file, destroyed by a wipe */
     const char *replica_path;
     uint32_t page_budget;        /* requested bytes per page; 0 = hub default */
+    uint32_t group_bytes;        /* pages share a transaction up to this many decoded bytes;
+                                    0 = 16 MiB */
+    uint32_t group_ms;           /* ... and this long; 0 = 1000 ms, UINT32_MAX = no limit */
     unsigned max_attempts;       /* HTTP attempts per request; 0 = default */
 };
 

@@ -145,6 +145,20 @@ static const char *const schema_steps[] = {
     "  wall_time INTEGER NOT NULL,"
     "  mono INTEGER NOT NULL"
     ");",
+
+    /* 3: fewer indexes, each of them used. None on plan_versions itself: a lookup by NHS
+     * number goes through plan_identity's index to the version's row, a search scans
+     * plan_identity's small rows and reads the versions it matches, and "the newest
+     * version" uses the (plan_id, version) key. (Building an index over plan_versions
+     * reads and decrypts every plan body; every index costs each stored version a random
+     * insert.) The name, date-of-birth and postcode indexes served no query: a search
+     * matches name prefixes and optional terms, which no such index answers. */
+    "DROP INDEX IF EXISTS plan_versions_nhs;"
+    "DROP INDEX IF EXISTS plan_versions_status;"
+    "DROP INDEX IF EXISTS plan_identity_family;"
+    "DROP INDEX IF EXISTS plan_identity_given;"
+    "DROP INDEX IF EXISTS plan_identity_dob;"
+    "DROP INDEX IF EXISTS plan_identity_postcode;",
 };
 
 _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,
@@ -152,30 +166,18 @@ _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERS
 
 /* ---- bulk loading ---------------------------------------------------------------------- */
 
-/* The secondary indexes (the same as migration 1 makes). A snapshot of tens of thousands of
+/* The secondary indexes (those migration 1 makes that migration 3 keeps). A snapshot of tens of thousands of
  * plans inserts rows in rowid order, but every secondary index receives them in random key
  * order: once the indexes outgrow the page cache, each insert reads and decrypts pages again.
  * Setting the indexes aside for a multi-page snapshot and building them once at its end
  * (a sort) makes the load linear. */
 static const char secondary_indexes_sql[] =
-    "CREATE INDEX IF NOT EXISTS plan_versions_nhs ON plan_versions (nhs_number);"
-    "CREATE INDEX IF NOT EXISTS plan_versions_status ON plan_versions (status, plan_id, version);"
     "CREATE INDEX IF NOT EXISTS plan_identity_plan ON plan_identity (plan_id);"
-    "CREATE INDEX IF NOT EXISTS plan_identity_nhs ON plan_identity (nhs_number);"
-    "CREATE INDEX IF NOT EXISTS plan_identity_family ON plan_identity (family_name);"
-    "CREATE INDEX IF NOT EXISTS plan_identity_given ON plan_identity (given_name);"
-    "CREATE INDEX IF NOT EXISTS plan_identity_dob ON plan_identity (date_of_birth);"
-    "CREATE INDEX IF NOT EXISTS plan_identity_postcode ON plan_identity (postcode);";
+    "CREATE INDEX IF NOT EXISTS plan_identity_nhs ON plan_identity (nhs_number);";
 
 static const char drop_secondary_indexes_sql[] =
-    "DROP INDEX IF EXISTS plan_versions_nhs;"
-    "DROP INDEX IF EXISTS plan_versions_status;"
     "DROP INDEX IF EXISTS plan_identity_plan;"
-    "DROP INDEX IF EXISTS plan_identity_nhs;"
-    "DROP INDEX IF EXISTS plan_identity_family;"
-    "DROP INDEX IF EXISTS plan_identity_given;"
-    "DROP INDEX IF EXISTS plan_identity_dob;"
-    "DROP INDEX IF EXISTS plan_identity_postcode;";
+    "DROP INDEX IF EXISTS plan_identity_nhs;";
 
 static void stmt_cache_clear(store *s);
 
@@ -209,14 +211,17 @@ enum { Q_PUBLISHED = 0, Q_CLINICIAN = 1 };
 
 #define SQL_GET_BY_ID(from, where) \
     "SELECT " PLAN_COLS " FROM " from " WHERE " where " AND v.plan_id = ?1"
-#define SQL_GET_BY_NHS(from, where)                                          \
-    "SELECT " PLAN_COLS " FROM " from " WHERE " where " AND v.nhs_number = ?1" \
+/* Through the identity index to the version row (its rowid); the row's own NHS number must
+ * agree too. */
+#define SQL_GET_BY_NHS(from, where)                                                   \
+    "SELECT " PLAN_COLS " FROM plan_identity i CROSS JOIN " from                      \
+    " ON v.id = i.version_id WHERE " where " AND i.nhs_number = ?1 AND v.nhs_number = ?1" \
     " ORDER BY v.received_at DESC, v.plan_id LIMIT 1"
 /* ?1 date of birth, ?2 normalised postcode, ?3 the whole normalised name, ?4 its first
  * word and ?5 the rest (for "given family" or "family given"). */
 #define SQL_SEARCH(from, where)                                                           \
-    "SELECT " PLAN_COLS ", " ID_COLS " FROM " from                                      \
-    " JOIN plan_identity i ON i.version_id = v.id WHERE " where                         \
+    "SELECT " PLAN_COLS ", " ID_COLS " FROM plan_identity i CROSS JOIN " from           \
+    " ON v.id = i.version_id WHERE " where                                              \
     " AND (?1 IS NULL OR i.date_of_birth = ?1)"                                          \
     " AND (?2 IS NULL OR i.postcode = ?2 OR (length(?2) >= length(i.postcode_outward)"  \
     "      AND substr(i.postcode, 1, length(?2)) = ?2))"                                 \
@@ -704,6 +709,16 @@ const struct store_session *store_session_of(const store *s)
     return &s->session;
 }
 
+int store_stmt_get(store *s, const char *sql, sqlite3_stmt **out)
+{
+    return stmt_get(s, sql, out);
+}
+
+void store_stmt_put(store *s, sqlite3_stmt *st)
+{
+    stmt_put(s, st);
+}
+
 sqlite3 *store_test_db(store *s)
 {
     return s->db;
@@ -719,10 +734,22 @@ sqlite3 *store_db(store *s)
 
 /* Every multi-statement write is one unit: its own transaction outside a batch, a savepoint
  * inside one (so a refused op leaves the batch as it was). */
+/* A statement without bindings or rows, prepared once per handle (savepoints are run for
+ * every op of a bundle). */
+static int exec_cached(store *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, sql, &st);
+    if (rc == CMC_OK)
+        rc = step_done(s, st);
+    stmt_put(s, st);
+    return rc;
+}
+
 static int op_begin(store *s)
 {
     if (s->in_batch)
-        return db_exec(s->db, "SAVEPOINT store_op");
+        return exec_cached(s, "SAVEPOINT store_op");
     return db_begin(s->db);
 }
 
@@ -730,7 +757,7 @@ static int op_end(store *s, int rc)
 {
     if (rc == CMC_OK) {
         if (s->in_batch)
-            return db_exec(s->db, "RELEASE store_op");
+            return exec_cached(s, "RELEASE store_op");
         return db_commit(s->db);
     }
     /* Keep the op's error detail, not the cleanup's. */
@@ -803,10 +830,10 @@ int store_verify(store *s)
     }
     stmt_put(s, st);
     st = NULL;
-    if ((rc = db_prepare(s->db,
-                         "SELECT " PLAN_COLS ", " ID_COLS " FROM plan_versions v"
-                         " LEFT JOIN plan_identity i ON i.version_id = v.id ORDER BY v.id",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "SELECT " PLAN_COLS ", " ID_COLS " FROM plan_versions v"
+                       " LEFT JOIN plan_identity i ON i.version_id = v.id ORDER BY v.id",
+                       &st)) != CMC_OK)
         goto out;
     for (;;) {
         int match = 0;
@@ -1158,9 +1185,9 @@ int store_plan_received_at(store *s, const char *plan_id, int64_t version, int64
 {
     sqlite3_stmt *st = NULL;
     int has_row = 0;
-    int rc = db_prepare(s->db,
-                        "SELECT received_at FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
-                        &st);
+    int rc = stmt_get(s,
+                      "SELECT received_at FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+                      &st);
     *out = 0;
     if (rc != CMC_OK)
         goto out;
@@ -1229,10 +1256,10 @@ int store_state_set(store *s, const char *key, const char *value)
     int rc;
     if (key == NULL || key[0] == '\0' || value == NULL)
         return cmc_fail(CMC_ERR_USAGE, "replica: state key and value are required");
-    if ((rc = db_prepare(s->db,
-                         "INSERT INTO sync_state (key, value) VALUES (?1, ?2)"
-                         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "INSERT INTO sync_state (key, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, key)) != CMC_OK || (rc = bind_text(s, st, 2, value)) != CMC_OK)
         goto out;
@@ -1288,7 +1315,10 @@ static int check_tombstone(store *s, const char *plan_id, int64_t change_seq)
     return CMC_OK;
 }
 
-int store_put_version(store *s, const struct plan *p, int64_t change_seq)
+/* `packed`: the plan's encoding when the caller has it (and plan_unpack validated the plan
+ * from it); NULL: validate the plan and encode it here. */
+static int put_version(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                       int64_t change_seq)
 {
     sqlite3_stmt *st = NULL;
     uint8_t *body = NULL;
@@ -1300,7 +1330,7 @@ int store_put_version(store *s, const struct plan *p, int64_t change_seq)
     memset(&id, 0, sizeof id);
     if (p == NULL)
         return cmc_fail(CMC_ERR_USAGE, "replica: no plan to store");
-    if ((rc = plan_validate(p, PLAN_CHECK_DRAFT)) != CMC_OK)
+    if (packed == NULL && (rc = plan_validate(p, PLAN_CHECK_DRAFT)) != CMC_OK)
         return rc;
     status = plan_status_name(p->status);
     if (status == NULL || p->version <= 0 || !plan_uuid_valid(p->plan_id))
@@ -1315,7 +1345,7 @@ int store_put_version(store *s, const struct plan *p, int64_t change_seq)
                             "plans only",
                             p->plan_id);
     }
-    if ((rc = plan_pack(p, &body, &body_len)) != CMC_OK)
+    if (packed == NULL && (rc = plan_pack(p, &body, &body_len)) != CMC_OK)
         goto out;
     if ((rc = identity_of(p, &id)) != CMC_OK)
         goto out;
@@ -1333,10 +1363,10 @@ int store_put_version(store *s, const struct plan *p, int64_t change_seq)
         goto out;
     stmt_put(s, st);
     st = NULL;
-    if ((rc = db_prepare(s->db,
-                         "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
-                         " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
+                       " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                       &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
         (rc = bind_int(s, st, 2, p->version)) != CMC_OK ||
@@ -1344,16 +1374,18 @@ int store_put_version(store *s, const struct plan *p, int64_t change_seq)
         (rc = bind_text(s, st, 4, p->nhs_number)) != CMC_OK ||
         (rc = bind_int(s, st, 5, change_seq)) != CMC_OK ||
         (rc = bind_int(s, st, 6, plat_wall_now())) != CMC_OK ||
-        (rc = bind_blob(s, st, 7, body, body_len)) != CMC_OK || (rc = step_done(s, st)) != CMC_OK)
+        (rc = bind_blob(s, st, 7, packed != NULL ? packed : body,
+                        packed != NULL ? packed_len : body_len)) != CMC_OK ||
+        (rc = step_done(s, st)) != CMC_OK)
         goto out;
     int64_t version_id = sqlite3_last_insert_rowid(s->db);
     stmt_put(s, st);
     st = NULL;
-    if ((rc = db_prepare(s->db,
-                         "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
-                         " given_name, date_of_birth, postcode, postcode_outward)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
+                       " given_name, date_of_birth, postcode, postcode_outward)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       &st)) != CMC_OK)
         goto out;
     if ((rc = bind_int(s, st, 1, version_id)) != CMC_OK ||
         (rc = bind_text(s, st, 2, p->plan_id)) != CMC_OK ||
@@ -1371,6 +1403,19 @@ out:
     identity_free(&id);
     cmc_free(body);
     return rc;
+}
+
+int store_put_version(store *s, const struct plan *p, int64_t change_seq)
+{
+    return put_version(s, p, NULL, 0, change_seq);
+}
+
+int store_put_packed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                     int64_t change_seq)
+{
+    if (packed == NULL || packed_len == 0)
+        return cmc_fail(CMC_ERR_USAGE, "replica: no encoding to store");
+    return put_version(s, p, packed, packed_len, change_seq);
 }
 
 /* Runs `sql` with the plan id as ?1. */
@@ -1426,16 +1471,16 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
         (rc = exec_for_plan(s, "DELETE FROM plan_versions WHERE plan_id = ?1", plan_id)) != CMC_OK)
         goto out;
     /* A later purge of the same plan moves the tombstone forward; an older one leaves it. */
-    if ((rc = db_prepare(s->db,
-                         "INSERT INTO tombstones (plan_id, nhs_hash, reason, change_seq, purged_at)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plan_id) DO UPDATE SET"
-                         " nhs_hash = coalesce(excluded.nhs_hash, nhs_hash),"
-                         " reason = CASE WHEN excluded.change_seq >= change_seq"
-                         "   THEN excluded.reason ELSE reason END,"
-                         " purged_at = CASE WHEN excluded.change_seq >= change_seq"
-                         "   THEN excluded.purged_at ELSE purged_at END,"
-                         " change_seq = max(change_seq, excluded.change_seq)",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "INSERT INTO tombstones (plan_id, nhs_hash, reason, change_seq, purged_at)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plan_id) DO UPDATE SET"
+                       " nhs_hash = coalesce(excluded.nhs_hash, nhs_hash),"
+                       " reason = CASE WHEN excluded.change_seq >= change_seq"
+                       "   THEN excluded.reason ELSE reason END,"
+                       " purged_at = CASE WHEN excluded.change_seq >= change_seq"
+                       "   THEN excluded.purged_at ELSE purged_at END,"
+                       " change_seq = max(change_seq, excluded.change_seq)",
+                       &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, plan_id)) != CMC_OK ||
         (rc = bind_blob(s, st, 2, have_hash ? nhs_hash : NULL, sizeof nhs_hash)) != CMC_OK ||
@@ -1503,12 +1548,12 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     meta.base_version = base_version;
     meta.created_at = plat_wall_now();
     meta.state = 0;
-    if ((rc = db_prepare(s->db,
-                         "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user,"
-                         " created_at, change, state, base)"
-                         " SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, body FROM plan_versions"
-                         " WHERE plan_id = ?1 AND version = ?2",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user,"
+                       " created_at, change, state, base)"
+                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, body FROM plan_versions"
+                       " WHERE plan_id = ?1 AND version = ?2",
+                       &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, meta.plan_id)) != CMC_OK ||
         (rc = bind_int(s, st, 2, base_version)) != CMC_OK ||
@@ -1553,11 +1598,11 @@ int store_sync_pending_list(store *s, const char *plan_id, struct store_pending 
 
     *out = NULL;
     *n = 0;
-    if ((rc = db_prepare(s->db,
-                         "SELECT id, plan_id, base_version, idempotency_id, user, created_at,"
-                         " change, state FROM pending_edits"
-                         " WHERE ?1 IS NULL OR plan_id = ?1 ORDER BY id",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "SELECT id, plan_id, base_version, idempotency_id, user, created_at,"
+                       " change, state FROM pending_edits"
+                       " WHERE ?1 IS NULL OR plan_id = ?1 ORDER BY id",
+                       &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, plan_id)) != CMC_OK)
         goto out;
@@ -1648,14 +1693,14 @@ int store_conflict_add(store *s, const struct store_conflict *c, int64_t *id_out
     if (c == NULL || !plan_uuid_valid(c->plan_id) || c->field_path == NULL || c->field_path[0] == '\0' ||
         strlen(c->field_path) > PLAN_MAX_SHORT)
         return cmc_fail(CMC_ERR_INVALID, "conflict: a plan id and a field path are required");
-    if ((rc = db_prepare(s->db,
-                         "INSERT INTO conflicts (plan_id, field_path, pending_id, base_value,"
-                         " local_value, remote_value, created_at)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (plan_id, field_path)"
-                         " DO UPDATE SET pending_id = excluded.pending_id,"
-                         " base_value = excluded.base_value, local_value = excluded.local_value,"
-                         " remote_value = excluded.remote_value, created_at = excluded.created_at",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "INSERT INTO conflicts (plan_id, field_path, pending_id, base_value,"
+                       " local_value, remote_value, created_at)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (plan_id, field_path)"
+                       " DO UPDATE SET pending_id = excluded.pending_id,"
+                       " base_value = excluded.base_value, local_value = excluded.local_value,"
+                       " remote_value = excluded.remote_value, created_at = excluded.created_at",
+                       &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, c->plan_id)) != CMC_OK ||
         (rc = bind_text(s, st, 2, c->field_path)) != CMC_OK ||
@@ -1673,9 +1718,9 @@ int store_conflict_add(store *s, const struct store_conflict *c, int64_t *id_out
         /* An upsert that updated reports no new rowid: look the row up. */
         sqlite3_stmt *q = NULL;
         int has_row = 0;
-        if ((rc = db_prepare(s->db,
-                             "SELECT id FROM conflicts WHERE plan_id = ?1 AND field_path = ?2",
-                             &q)) == CMC_OK &&
+        if ((rc = stmt_get(s,
+                           "SELECT id FROM conflicts WHERE plan_id = ?1 AND field_path = ?2",
+                           &q)) == CMC_OK &&
             (rc = bind_text(s, q, 1, c->plan_id)) == CMC_OK &&
             (rc = bind_text(s, q, 2, c->field_path)) == CMC_OK &&
             (rc = db_step(s->db, q, &has_row)) == CMC_OK && has_row)
@@ -1711,11 +1756,11 @@ int store_conflict_list(store *s, const char *plan_id, struct store_conflict **o
     *n = 0;
     if ((rc = require_clinician(s, "conflicts")) != CMC_OK)
         return rc;
-    if ((rc = db_prepare(s->db,
-                         "SELECT id, plan_id, field_path, coalesce(pending_id, 0), base_value,"
-                         " local_value, remote_value, created_at FROM conflicts"
-                         " WHERE ?1 IS NULL OR plan_id = ?1 ORDER BY id",
-                         &st)) != CMC_OK)
+    if ((rc = stmt_get(s,
+                       "SELECT id, plan_id, field_path, coalesce(pending_id, 0), base_value,"
+                       " local_value, remote_value, created_at FROM conflicts"
+                       " WHERE ?1 IS NULL OR plan_id = ?1 ORDER BY id",
+                       &st)) != CMC_OK)
         goto out;
     if ((rc = bind_text(s, st, 1, plan_id)) != CMC_OK)
         goto out;

@@ -38,7 +38,7 @@
 #include <stdint.h>
 
 /* The newest schema version (PRAGMA user_version after store_open). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
  * "clinician"); an urgent-care device refuses drafts (store_put_version). */
@@ -150,6 +150,11 @@ void store_batch_rollback(store *s);
  * Inside a batch each write is all or nothing on its own (a savepoint), so the caller may
  * skip a refused op and go on. */
 int store_put_version(store *s, const struct plan *p, int64_t change_seq);
+
+/* The same for a plan just decoded by plan_unpack() from `packed` (which validated it):
+ * stores those bytes as the body instead of encoding the plan again. */
+int store_put_packed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                     int64_t change_seq);
 
 /* Bulk loading, inside a batch: store_bulk_begin sets the secondary indexes aside (a large
  * snapshot then inserts in linear time), store_bulk_end builds them again (a no-op when they

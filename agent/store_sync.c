@@ -50,7 +50,7 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
     sqlite3_stmt *st = NULL;
     int row = 0;
     plan_init(out);
-    int rc = db_prepare(db, "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2", &st);
+    int rc = store_stmt_get(s, "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2", &st);
     if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK && (rc = bind_int(db, st, 2, version)) == CMC_OK)
         rc = db_step(db, st, &row);
     if (rc == CMC_OK && !row)
@@ -62,7 +62,7 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
             rc = cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body has another version");
         }
     }
-    sqlite3_finalize(st);
+    store_stmt_put(s, st);
     return rc;
 }
 
@@ -71,14 +71,14 @@ int store_sync_newest_version(store *s, const char *plan_id, int64_t *version)
     sqlite3 *db = store_db(s);
     sqlite3_stmt *st = NULL;
     int row = 0;
-    int rc = db_prepare(db, "SELECT max(version) FROM plan_versions WHERE plan_id = ?1", &st);
+    int rc = store_stmt_get(s, "SELECT max(version) FROM plan_versions WHERE plan_id = ?1", &st);
     if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK)
         rc = db_step(db, st, &row);
     if (rc == CMC_OK && (!row || sqlite3_column_type(st, 0) == SQLITE_NULL))
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no version of that plan is held");
     if (rc == CMC_OK)
         *version = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    store_stmt_put(s, st);
     return rc;
 }
 
@@ -89,15 +89,15 @@ int store_sync_prune(store *s, const char *plan_id)
     sqlite3 *db = store_db(s);
     sqlite3_stmt *st = NULL;
     int row = 0;
-    int rc = db_prepare(db,
-                        "DELETE FROM plan_versions WHERE plan_id = ?1"
-                        " AND version < (SELECT max(version) FROM plan_versions WHERE plan_id = ?1)"
-                        " AND version < coalesce((SELECT max(version) FROM plan_versions"
-                        "                         WHERE plan_id = ?1 AND status = 'published'), 0)",
-                        &st);
+    int rc = store_stmt_get(s,
+                            "DELETE FROM plan_versions WHERE plan_id = ?1"
+                            " AND version < (SELECT max(version) FROM plan_versions WHERE plan_id = ?1)"
+                            " AND version < coalesce((SELECT max(version) FROM plan_versions"
+                            "                         WHERE plan_id = ?1 AND status = 'published'), 0)",
+                            &st);
     if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK)
         rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
+    store_stmt_put(s, st);
     return rc;
 }
 
@@ -351,11 +351,11 @@ int store_sync_has_pending(store *s, int *yes)
     sqlite3_stmt *st = NULL;
     int row = 0;
     *yes = 0;
-    int rc = db_prepare(db, "SELECT EXISTS (SELECT 1 FROM pending_edits)", &st);
+    int rc = store_stmt_get(s, "SELECT EXISTS (SELECT 1 FROM pending_edits)", &st);
     if (rc == CMC_OK)
         rc = db_step(db, st, &row);
     if (rc == CMC_OK && row)
         *yes = sqlite3_column_int(st, 0) != 0;
-    sqlite3_finalize(st);
+    store_stmt_put(s, st);
     return rc;
 }

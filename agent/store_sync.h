@@ -19,6 +19,10 @@
 
 /* The replica's connection (store.c), used by these calls inside the caller's batch. */
 sqlite3 *store_db(store *s);
+/* A prepared statement for a constant SQL text from the handle's cache (store_stmt_put
+ * resets it and returns it there): statements run once per op of a bundle. */
+int store_stmt_get(store *s, const char *sql, sqlite3_stmt **out);
+void store_stmt_put(store *s, sqlite3_stmt *st);
 
 /* A stored version of any status. CMC_ERR_NOT_FOUND if the replica does not hold it. */
 int store_sync_version_get(store *s, const char *plan_id, int64_t version, struct plan *out);

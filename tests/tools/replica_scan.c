@@ -6,7 +6,8 @@
  * nothing in free pages or old WAL frames, which only shows once the pages are decrypted:
  * this tool unwraps the replica key from the key slots (the PIN from CMC_PIN, the user from
  * CMC_USER or the only slot) and decrypts SQLCipher 4 pages itself (AES-256-CBC with the raw
- * key; the per-page IV in the reserved bytes at the end of each page).
+ * key; the per-page IV first in the reserved bytes at the end of each page, which also hold
+ * the page's HMAC: 48 bytes with HMAC-SHA256, 80 with SQLCipher's default HMAC-SHA512).
  *
  *   replica_scan DIR STRING...     exit 0: none found; 1: found (names file and page);
  *                                  2: usage or cannot read
@@ -22,14 +23,16 @@
 #include <string.h>
 
 #define PAGE 4096
-#define RESERVE 80 /* 16-byte IV + 64-byte HMAC-SHA512, SQLCipher 4 defaults */
 #define SALT 16
+
+/* 16-byte IV + the HMAC: 32 bytes (HMAC-SHA256) or 64 (HMAC-SHA512); found from page 1. */
+static int reserve = 80;
 
 static int decrypt_page(const uint8_t *key, const uint8_t *page, int first, uint8_t *out)
 {
-    const uint8_t *iv = page + PAGE - RESERVE;
+    const uint8_t *iv = page + PAGE - reserve;
     int off = first ? SALT : 0;
-    int len = PAGE - RESERVE - off, n1 = 0, n2 = 0;
+    int len = PAGE - reserve - off, n1 = 0, n2 = 0;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int ok = ctx != NULL && EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, iv) == 1 &&
              EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 && EVP_DecryptUpdate(ctx, out, &n1, page + off, len) == 1 &&
@@ -109,6 +112,15 @@ int main(int argc, char **argv)
     uint8_t *buf = NULL;
     size_t len = 0;
     if (plat_read_file(db_path, (size_t)1 << 31, &buf, &len) == CMC_OK) {
+        /* Page 1's header, decrypted, names the reserve it was written with (byte 20 of the
+         * file; 4 of the decrypted bytes after the salt), followed by the constant 64. */
+        static const int reserves[] = { 48, 80 };
+        uint8_t plain[PAGE];
+        for (size_t i = 0; len >= PAGE && i < sizeof reserves / sizeof reserves[0]; i++) {
+            reserve = reserves[i];
+            if (decrypt_page(key->buf, buf, 1, plain) > 5 && plain[4] == reserve && plain[5] == 64)
+                break;
+        }
         found |= scan("replica.db", key->buf, buf, len, 0, PAGE, 0, 1, argv + 2, argc - 2, &pages);
         cmc_free(buf);
     }

@@ -2,6 +2,7 @@
  * test_sync_db.c - the SQLCipher helper: keying, pragmas, tamper and wrong-key detection,
  * nothing readable at rest, migrations, transactions, checkpoints, error translation.
  */
+#define SQLITE_HAS_CODEC 1 /* declares sqlite3_key_v2 (SQLCipher) */
 #include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -189,6 +190,69 @@ static void test_wrong_key_is_tampered(void **state)
     assert_int_equal(db_open(f->path, f->key, &db), CMC_OK);
     assert_int_equal(count_rows(db), 3);
     db_close(db);
+}
+
+/* A raw sqlite3 connection keyed like db_open, with SQLCipher's default page HMAC or the one
+ * named; returns the result of reading page 1. */
+static int raw_open(struct fixture *f, const char *hmac, sqlite3 **out)
+{
+    char text[2 + 2 * CRY_KEY_BYTES + 2];
+    text[0] = 'x';
+    text[1] = '\'';
+    cry_hex(text + 2, f->key->buf, CRY_KEY_BYTES);
+    text[2 + 2 * CRY_KEY_BYTES] = '\'';
+    text[sizeof text - 1] = '\0';
+    assert_int_equal(sqlite3_open(f->path, out), SQLITE_OK);
+    assert_int_equal(sqlite3_key_v2(*out, "main", text, (int)strlen(text)), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(*out, "PRAGMA cipher_log_level = NONE; PRAGMA cipher_page_size = 4096",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    if (hmac != NULL) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA cipher_hmac_algorithm = %s", hmac);
+        assert_int_equal(sqlite3_exec(*out, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    return sqlite3_exec(*out, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+}
+
+/* New files authenticate pages with HMAC-SHA256 (cheaper per page written or read); files
+ * made with SQLCipher's default HMAC-SHA512 still open, read and write. */
+static void test_page_hmac_new_and_legacy(void **state)
+{
+    struct fixture *f = *state;
+    sqlite3 *raw = NULL;
+    make_db_with_rows(f, 50);
+    assert_int_equal(raw_open(f, "HMAC_SHA256", &raw), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_not_equal(raw_open(f, NULL, &raw), SQLITE_OK); /* not the SHA-512 default */
+    sqlite3_close(raw);
+
+    /* A file made with the default (SHA-512) */
+    remove(f->path);
+    assert_int_equal(raw_open(f, NULL, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "CREATE TABLE t (id INTEGER PRIMARY KEY, txt TEXT);"
+                                       "INSERT INTO t (txt) VALUES ('a'), ('b')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    sqlite3 *db = NULL;
+    assert_int_equal(db_open(f->path, f->key, &db), CMC_OK);
+    assert_int_equal(count_rows(db), 2);
+    assert_int_equal(db_exec(db, "INSERT INTO t (txt) VALUES ('c')"), CMC_OK);
+    db_close(db);
+    assert_int_equal(raw_open(f, NULL, &raw), SQLITE_OK); /* still SHA-512 */
+    sqlite3_close(raw);
+    assert_int_equal(db_open(f->path, f->key, &db), CMC_OK);
+    assert_int_equal(count_rows(db), 3);
+    db_close(db);
+
+    /* A wrong key fails under both, with the usual message. */
+    struct cry_secret *other = NULL;
+    assert_int_equal(cry_secret_new(CRY_KEY_BYTES, &other), CMC_OK);
+    cry_random(other->buf, other->len);
+    assert_int_equal(db_open(f->path, other, &db), CMC_ERR_TAMPERED);
+    assert_non_null(strstr(cmc_errmsg(), "wrong key"));
+    cry_secret_free(other);
 }
 
 static void test_bad_key_size_refused(void **state)
@@ -472,6 +536,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_same_key_reads_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key_is_tampered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_size_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_hmac_new_and_legacy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_plaintext_at_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_is_detected_on_every_page, setup,
                                         teardown),
