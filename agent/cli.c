@@ -744,10 +744,8 @@ static void engine_config_for(const struct cli_opts *o, struct engine_config *cf
     cfg->dir = o->dir;
     cfg->slots_path = o->slots_path;
     cfg->replica_path = o->replica_path;
-    /* Pages of 2 MiB: a snapshot commits in fewer, larger transactions (index pages are
-     * rewritten once per commit) while a page's decoded plans stay well inside the memory
-     * budget. CMC_PAGE_BUDGET overrides it (tests use tiny pages). */
-    cfg->page_budget = 2u * 1024 * 1024;
+    /* CMC_PAGE_BUDGET overrides the page size (tests use tiny pages). */
+    cfg->page_budget = ENGINE_PAGE_BUDGET;
     const char *budget = getenv("CMC_PAGE_BUDGET");
     if (budget != NULL)
         cfg->page_budget = (uint32_t)strtoul(budget, NULL, 10);

@@ -30,6 +30,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The page size a device asks for: a snapshot commits in fewer, larger transactions while
+ * a page's decoded plans stay well inside the memory budget. */
+#define ENGINE_PAGE_BUDGET (2u * 1024u * 1024u)
+
 struct engine_config {
     const char *dir;             /* data directory (for the CA copy and the wipe) */
     const char *slots_path;      /* key-slot file, destroyed by a wipe */
