@@ -744,19 +744,7 @@ static void engine_config_for(const struct cli_opts *o, struct engine_config *cf
     cfg->dir = o->dir;
     cfg->slots_path = o->slots_path;
     cfg->replica_path = o->replica_path;
-    /* CMC_PAGE_BUDGET overrides the page size (tests use tiny pages). */
-    cfg->page_budget = ENGINE_PAGE_BUDGET;
-    const char *budget = getenv("CMC_PAGE_BUDGET");
-    if (budget != NULL)
-        cfg->page_budget = (uint32_t)strtoul(budget, NULL, 10);
-    /* Tests that stop a sync at each commit set how pages share a transaction (bytes; ms,
-     * "none" for no time limit), so every run commits at the same cursors. */
-    const char *group = getenv("CMC_GROUP_BYTES");
-    if (group != NULL)
-        cfg->group_bytes = (uint32_t)strtoul(group, NULL, 10);
-    const char *group_ms = getenv("CMC_GROUP_MS");
-    if (group_ms != NULL)
-        cfg->group_ms = strcmp(group_ms, "none") == 0 ? UINT32_MAX : (uint32_t)strtoul(group_ms, NULL, 10);
+    engine_config_paging(cfg);
 }
 
 static int cmd_enroll(struct cli_opts *o)

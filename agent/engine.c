@@ -603,6 +603,18 @@ static int wipe_now(const struct engine_config *cfg)
     return rc;
 }
 
+/* The replica's committed cursor: 0 before its first bundle. */
+static int stored_cursor(store *s, int64_t *cursor)
+{
+    int rc = store_state_get_int(s, ST_CURSOR, cursor);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        *cursor = 0;
+        cmc_err_clear();
+        rc = CMC_OK;
+    }
+    return rc;
+}
+
 /* Applies one verified, decoded page that continues from the replica's cursor. The page's
  * ops and the new cursor go into the open batch (begun here when *in_batch is 0); the batch
  * is committed unless `keep_open` and the page carried no purge, in which case it stays open
@@ -613,13 +625,9 @@ static int apply_page(store *s, const struct engine_config *cfg, const struct bu
 {
     int64_t cursor = 0;
     int purged = 0;
-    int rc = store_state_get_int(s, ST_CURSOR, &cursor);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cursor = 0;
-        cmc_err_clear();
-    } else if (rc != CMC_OK) {
+    int rc = stored_cursor(s, &cursor);
+    if (rc != CMC_OK)
         goto out;
-    }
     if (hdr->from_cursor != (uint64_t)cursor || hdr->to_cursor < hdr->from_cursor) {
         rc = cmc_fail(CMC_ERR_PROTOCOL, "the bundle does not continue from this device's cursor (%lld)",
                       (long long)cursor);
@@ -725,17 +733,15 @@ out:
     return rc;
 }
 
-/* Verified before anything is inflated or decoded (promise 4), then decoded. */
-static int open_bundle(const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const uint8_t device_uuid[16],
-                       const uint8_t *buf, size_t len, struct bundle_header *hdr,
-                       struct bundle_op **ops, size_t *n_ops)
+/* The hub's signature and this device's id, checked before anything is inflated or
+ * decoded (promise 4). */
+static int check_bundle(const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const uint8_t device_uuid[16],
+                        const uint8_t *buf, size_t len, struct bundle_header *hdr)
 {
     int rc = bundle_verify(buf, len, hub_pk, hdr);
-    if (rc != CMC_OK)
-        return rc;
-    if (memcmp(hdr->device_id, device_uuid, BUNDLE_DEVICE_ID_BYTES) != 0)
-        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a bundle addressed to another device");
-    return bundle_decode(buf, len, hdr, ops, n_ops);
+    if (rc == CMC_OK && memcmp(hdr->device_id, device_uuid, BUNDLE_DEVICE_ID_BYTES) != 0)
+        rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a bundle addressed to another device");
+    return rc;
 }
 
 int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t hub_pk[CRY_SIGN_PK_BYTES],
@@ -747,7 +753,9 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
     struct bundle_header hdr;
     int in_batch = 0;
     *more = 0;
-    int rc = open_bundle(hub_pk, device_uuid, buf, len, &hdr, &ops, &n_ops);
+    int rc = check_bundle(hub_pk, device_uuid, buf, len, &hdr);
+    if (rc == CMC_OK)
+        rc = bundle_decode(buf, len, &hdr, &ops, &n_ops);
     if (rc == CMC_OK)
         rc = apply_page(s, cfg, &hdr, ops, n_ops, 0, &in_batch, rep);
     if (rc == CMC_OK)
@@ -874,12 +882,9 @@ static void *download_thread(void *arg)
             break;
         pull_path(path, sizeof path, pp->cfg, cursor, applied);
         int rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);
-        /* Verified before anything is inflated or decoded (promise 4). */
         if (rc == CMC_OK)
-            rc = bundle_verify(resp.body, resp.body_len, pp->e->hub_pk, &pg.hdr);
-        if (rc == CMC_OK &&
-            memcmp(pg.hdr.device_id, pp->e->device_uuid, BUNDLE_DEVICE_ID_BYTES) != 0)
-            rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a bundle addressed to another device");
+            rc = check_bundle(pp->e->hub_pk, pp->e->device_uuid, resp.body, resp.body_len,
+                              &pg.hdr);
         if (rc == CMC_OK) {
             pg.body = resp.body;
             pg.len = resp.body_len;
@@ -944,6 +949,19 @@ static void *decode_thread(void *arg)
 #define GROUP_RAW_BYTES (16u * 1024u * 1024u)
 #define GROUP_MS 1000u
 
+void engine_config_paging(struct engine_config *cfg)
+{
+    const char *budget = getenv("CMC_PAGE_BUDGET");
+    const char *group = getenv("CMC_GROUP_BYTES");
+    const char *group_ms = getenv("CMC_GROUP_MS");
+    cfg->page_budget = budget != NULL ? (uint32_t)strtoul(budget, NULL, 10) : ENGINE_PAGE_BUDGET;
+    if (group != NULL)
+        cfg->group_bytes = (uint32_t)strtoul(group, NULL, 10);
+    if (group_ms != NULL)
+        cfg->group_ms =
+            strcmp(group_ms, "none") == 0 ? UINT32_MAX : (uint32_t)strtoul(group_ms, NULL, 10);
+}
+
 /* Pulls pages until the hub has no more (at most max_pages when nonzero), through the
  * pipeline. */
 static int pull_pages(store *s, const struct engine_config *cfg, const struct enrollment *e,
@@ -962,13 +980,9 @@ static int pull_pages(store *s, const struct engine_config *cfg, const struct en
 
     memset(&pp, 0, sizeof pp);
     memset(&cur, 0, sizeof cur);
-    int rc = store_state_get_int(s, ST_CURSOR, &pp.cursor);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        pp.cursor = 0;
-        cmc_err_clear();
-    } else if (rc != CMC_OK) {
+    int rc = stored_cursor(s, &pp.cursor);
+    if (rc != CMC_OK)
         return rc;
-    }
     pp.applied = pp.cursor;
     pp.client = client;
     pp.e = e;

@@ -68,6 +68,12 @@ struct engine_report {
 
 typedef void (*engine_progress_fn)(void *ctx, const struct engine_report *so_far, int more);
 
+/* Sets the paging of a sync: ENGINE_PAGE_BUDGET, and the test overrides from the
+ * environment: CMC_PAGE_BUDGET (bytes per page; tests use tiny pages), CMC_GROUP_BYTES and
+ * CMC_GROUP_MS (how pages share a transaction; "none" for no time limit, so every run
+ * commits at the same cursors). */
+void engine_config_paging(struct engine_config *cfg);
+
 int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url, const char *code,
                   const char *ca_file, const char *device_name);
 

@@ -137,9 +137,7 @@ static int agent_open(const char *dir, struct agent *a)
     a->cfg.dir = dir;
     a->cfg.slots_path = a->opts.slots_path;
     a->cfg.replica_path = a->opts.replica_path;
-    /* the page size `cmc-agent sync` asks for (CMC_PAGE_BUDGET overrides it, as there) */
-    const char *budget = getenv("CMC_PAGE_BUDGET");
-    a->cfg.page_budget = budget != NULL ? (uint32_t)strtoul(budget, NULL, 10) : ENGINE_PAGE_BUDGET;
+    engine_config_paging(&a->cfg); /* the paging `cmc-agent sync` uses */
     uint64_t t0 = plat_mono_now_ns();
     int rc = cli_unlock(&a->opts, &a->session);
     a->unlock_ms = ms_since(t0);

@@ -365,23 +365,7 @@ static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
         return rc;
     if ((rc = db_open(path, key, &h->db)) != CMC_OK)
         return rc;
-    /* db_migrate reads the schema version before it takes the write lock, so two processes
-     * opening a store that needs migrating (a server starting while a command runs) can both
-     * set out to run the same step, and the second then fails on what the first created. A
-     * failure after which another process has moved the version on is that race: start again
-     * from the version now stored. Every retry needs progress, so this ends. */
-    for (;;) {
-        int64_t before = 0, after = 0;
-        char detail[512];
-        if ((rc = db_user_version(h->db, &before)) != CMC_OK)
-            return rc;
-        if ((rc = db_migrate(h->db, steps, sizeof steps / sizeof steps[0], NULL)) == CMC_OK)
-            return CMC_OK;
-        snprintf(detail, sizeof detail, "%s", cmc_errmsg());
-        if (db_user_version(h->db, &after) != CMC_OK || after <= before)
-            return cmc_fail(rc, "%s", detail);
-        cmc_err_clear();
-    }
+    return db_migrate(h->db, steps, sizeof steps / sizeof steps[0], NULL);
 }
 
 static int hub_meta_put(hub *h, const char *k, const void *v, size_t len)

@@ -303,11 +303,29 @@ int db_migrate(sqlite3 *db, const char *const *steps, size_t n_steps, size_t *ap
         return cmc_fail(CMC_ERR_STATE,
                         "database schema version %lld is newer than this program knows (%zu)",
                         (long long)version, n_steps);
-    for (size_t i = (size_t)version; i < n_steps; i++) {
+    while ((size_t)version < n_steps) {
         char set_version[64];
-        snprintf(set_version, sizeof set_version, "PRAGMA user_version = %zu", i + 1);
         if ((rc = db_begin(db)) != CMC_OK)
             break;
+        /* Read again under the write lock: another process opening the same file may have
+         * run steps since the last read, and a step must not run twice. */
+        int64_t locked = 0;
+        if ((rc = db_user_version(db, &locked)) != CMC_OK) {
+            db_rollback(db);
+            break;
+        }
+        if (locked != version) {
+            db_rollback(db);
+            if (locked < version || (uint64_t)locked > n_steps) {
+                rc = cmc_fail(CMC_ERR_STATE, "database schema version changed from %lld to %lld"
+                              " while it was being migrated", (long long)version, (long long)locked);
+                break;
+            }
+            version = locked;
+            continue;
+        }
+        size_t i = (size_t)version;
+        snprintf(set_version, sizeof set_version, "PRAGMA user_version = %zu", i + 1);
         rc = db_exec(db, steps[i]);
         if (rc != CMC_OK) {
             /* Keep SQLite's text but say which step failed. */
@@ -323,6 +341,7 @@ int db_migrate(sqlite3 *db, const char *const *steps, size_t n_steps, size_t *ap
         }
         if ((rc = db_commit(db)) != CMC_OK)
             break;
+        version++;
         done++;
     }
     if (applied != NULL)
