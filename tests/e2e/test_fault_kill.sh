@@ -73,4 +73,8 @@ for i in $(seq 1 "$ITER"); do
 done
 expect_exit 0 agent "$DEV" sync
 [ "$(snaphash "$DEV")" = "$(awk -v c="$FINAL" '$1 == c { print $2 }' "$MAP")" ] || fail "the last device did not complete"
+# A device killed while pages it fetched ahead were unproven names only its committed cursor
+# as proof: the hub must never take such a kill for a replica restored from an older copy.
+rollbacks=$(hub device list --json | jq '[.[].rollbacks] | add')
+[ "$rollbacks" -eq 0 ] || fail "the hub counted $rollbacks kills as restored replicas"
 pass "$n kill -9 iterations ($kills killed, ${#seen[@]} kinds, $dev_n devices, $PAGES page boundaries): every replica verified at a page boundary"
