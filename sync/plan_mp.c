@@ -3,7 +3,8 @@
  *
  * A map from wire id to value in ascending id order, absent fields omitted, so equal plans
  * give equal bytes. Decoding is strict: keys must ascend (no duplicates, one canonical
- * form), unknown ids and wrong types are refused, counts are checked against the bytes
+ * form), a value that means absent (0, an empty list, nil) is refused rather than read as
+ * absent, unknown ids and wrong types are refused, counts are checked against the bytes
  * left and the table's caps before anything is allocated.
  */
 #include "sync/plan.h"
@@ -227,6 +228,9 @@ int plan_mp_read_item(struct mp_reader *r, const struct plan_field *lf, void *it
         /* An id may never be nil: it is how the item is found. */
         if ((rc = plan_mp_read_value(r, itf, item, allow_nil && itf != &list->fields[0])) != CMC_OK)
             return plan_fail_at(rc, lf->path);
+        /* one plan, one encoding: an absent value is left out, never written */
+        if (!allow_nil && !plan_value_present(itf, item))
+            return cmc_fail(CMC_ERR_CORRUPT, "%s: an absent value written out", lf->path);
         *mask |= 1u << (size_t)(itf - list->fields);
     }
     mp_leave(r);
@@ -267,6 +271,10 @@ int plan_unpack(const uint8_t *buf, size_t len, struct plan *out)
         }
         if ((rc = plan_mp_read_value(&r, f, out, 0)) != CMC_OK)
             goto out;
+        if (!plan_value_present(f, out)) {
+            rc = cmc_fail(CMC_ERR_CORRUPT, "%s: an absent value written out", f->path);
+            goto out;
+        }
     }
     mp_leave(&r);
     if ((rc = mp_expect_end(&r)) != CMC_OK) {
