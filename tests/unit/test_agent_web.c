@@ -160,10 +160,11 @@ static void test_text_is_escaped(void **state)
 static char *render_card(const struct plan *p, int64_t age, const json_t *changed, enum web_view view)
 {
     struct card_context ctx = { .now = 1800000000, .last_sync = age < 0 ? -1 : 1800000000 - age,
-                                .pending_edits = changed ? (int)json_array_size(changed) : 0 };
+                                .pending_edits = changed ? (int)json_array_size(changed) : 0,
+                                .changed_paths = changed };
     struct web_chrome c = { .title = "Summary card", .user = USER, .role = "urgent care", .csrf = "tok",
                             .idle_seconds = 180, .night = -1, .print = view == WEB_VIEW_PRINT };
-    struct web_card card = { .p = p, .ctx = &ctx, .changed = changed, .view = view };
+    struct web_card card = { .p = p, .ctx = &ctx, .view = view };
     struct web_buf b;
     web_buf_init(&b);
     web_render_card(&b, &c, &card);
