@@ -10,7 +10,7 @@
 
 /* ---- words ------------------------------------------------------------------------------ */
 
-const char *card_cpr_words(int decision)
+static const char *card_cpr_words(int decision)
 {
     switch ((enum plan_cpr)decision) {
     case PLAN_CPR_DNACPR: return "DNACPR - do NOT attempt CPR";
@@ -168,7 +168,7 @@ static int review_overdue(const char *review_due, int64_t now)
     return now >= due + 86400;
 }
 
-int64_t card_last_sync(store *st)
+static int64_t card_last_sync(store *st)
 {
     int64_t t;
     if (st == NULL || store_state_get_int(st, "last_sync_at", &t) != CMC_OK)

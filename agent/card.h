@@ -178,8 +178,6 @@ struct card_model {
 /* Fills *out from the plan and the context (see the memory rule above). */
 void card_build(const struct plan *p, const struct card_context *ctx, struct card_model *out);
 
-/* The CPR decision in words ("DNACPR - do NOT attempt CPR", ...). */
-const char *card_cpr_words(int decision);
 /* The plan's status in words ("PUBLISHED", "DRAFT - not approved", ...). */
 const char *card_status_words(int status);
 /* An NHS number spaced 3-3-4 as a crew reads it aloud ("" for NULL; as given when not 10
@@ -187,9 +185,8 @@ const char *card_status_words(int status);
 void card_nhs_spaced(const char *nhs, char out[CARD_NHS_SPACED]);
 /* Age in whole years on `now`'s date; -1 when unknown. */
 int card_age_years(const char *dob, int64_t now);
-/* The last successful sync of the replica (Unix seconds), or -1 when it never synced. */
-int64_t card_last_sync(store *st);
-/* A context for `now` with this replica's last sync (the rest zero). */
+/* A context for `now` with this replica's last successful sync (-1 when it never synced;
+ * the one place that reads it), the rest zero. */
 void card_context_init(struct card_context *ctx, store *st, int64_t now);
 /* Age of this device's copy in words, e.g. "never synced", "synced 3 h 10 min ago (...)". */
 void card_copy_age(const struct card_context *ctx, char *out, size_t cap);

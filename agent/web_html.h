@@ -69,8 +69,6 @@ struct web_chrome {
  * the closing tags. */
 void web_page_begin(struct web_buf *b, const struct web_chrome *c);
 void web_page_end(struct web_buf *b);
-/* An alert paragraph (nothing when message is NULL). */
-void web_alert(struct web_buf *b, const char *message);
 /* A hidden form field; the value is escaped. */
 void web_hidden(struct web_buf *b, const char *name, const char *value);
 /* Escaped text, or a muted "not recorded" when s is NULL or "": absence must look like it. */

@@ -66,7 +66,8 @@ void web_page_end(struct web_buf *b)
     web_buf_raw(b, "</main>\n</body></html>\n");
 }
 
-void web_alert(struct web_buf *b, const char *message)
+/* An alert paragraph (nothing when message is NULL). */
+static void alert(struct web_buf *b, const char *message)
 {
     if (message == NULL)
         return;
@@ -101,7 +102,7 @@ void web_render_unlock(struct web_buf *b, const struct web_chrome *c, const char
     web_page_begin(b, c);
     web_buf_raw(b, "<h1>Unlock</h1>\n<p>Care plans on this device are encrypted. Unlock with your user name "
                    "and PIN.</p>\n");
-    web_alert(b, message);
+    alert(b, message);
     web_buf_raw(b, "<form method=\"post\" action=\"/unlock\" class=\"panel\" autocomplete=\"off\">");
     web_hidden(b, "pre", pre);
     web_buf_raw(b, "<p><label for=\"user\">User</label><input id=\"user\" name=\"user\" type=\"text\" required "
@@ -162,7 +163,7 @@ void web_render_home(struct web_buf *b, const struct web_chrome *c, const struct
     if (h->clinician && (h->pending > 0 || h->conflicts > 0))
         web_buf_rawf(b, "<p class=\"pending\">%lld pending edit(s) not yet approved; %lld open conflict(s).</p>\n",
                      (long long)h->pending, (long long)h->conflicts);
-    web_alert(b, h->message);
+    alert(b, h->message);
 
     web_buf_raw(b, "<section aria-labelledby=\"h-nhs\" class=\"panel\"><h2 id=\"h-nhs\">By NHS number</h2>"
                    "<form method=\"post\" action=\"/lookup\" autocomplete=\"off\">");
@@ -216,7 +217,7 @@ void web_render_message(struct web_buf *b, const struct web_chrome *c, const cha
     web_buf_raw(b, "<h1>");
     web_buf_text(b, heading);
     web_buf_raw(b, "</h1>\n");
-    web_alert(b, message);
+    alert(b, message);
     web_buf_raw(b, "<p><a class=\"button\" href=\"/\">Back</a></p>\n");
     web_page_end(b);
 }
