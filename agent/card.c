@@ -220,19 +220,21 @@ int card_copy_stale(const struct card_context *ctx)
 
 static const struct {
     int number;
-    const char *anchor, *title, *label;
+    const char *anchor, *key, *title, *label;
 } section_table[CARD_N_SECTIONS] = {
-    [CARD_SEC_IDENTITY] = { 1, "identity", "Patient", "PATIENT" },
-    [CARD_SEC_CPR] = { 2, "cpr", "CPR decision", "CPR" },
-    [CARD_SEC_CEILING] = { 3, "ceiling", "Ceiling of treatment", "CEILING" },
-    [CARD_SEC_ADRT] = { 4, "adrt", "Advance decision to refuse treatment (ADRT)", "ADRT" },
-    [CARD_SEC_PLACES] = { 5, "places", "Preferred places", "PREFERRED" },
-    [CARD_SEC_CONTACTS] = { 6, "contacts", "Key contacts", "CONTACTS" },
-    [CARD_SEC_DIAGNOSIS] = { 7, "diagnosis", "Diagnosis and prognosis", "DIAGNOSIS" },
-    [CARD_SEC_MEDICINES] = { 8, "medicines", "Anticipatory medicines", "ANTICIPATORY MEDICINES (just in case)" },
-    [CARD_SEC_ALLERGIES] = { 9, "allergies", "Allergies", "ALLERGIES" },
-    [CARD_SEC_PROBLEMS] = { 10, "problems", "Anticipated problems and what to do", "ANTICIPATED PROBLEMS" },
-    [CARD_SEC_MORE] = { 0, "more", "More from the plan", "MORE" },
+    [CARD_SEC_IDENTITY] = { 1, "identity", "identity", "Patient", "PATIENT" },
+    [CARD_SEC_CPR] = { 2, "cpr", "cpr", "CPR decision", "CPR" },
+    [CARD_SEC_CEILING] = { 3, "ceiling", "ceiling_of_treatment", "Ceiling of treatment", "CEILING" },
+    [CARD_SEC_ADRT] = { 4, "adrt", "adrt", "Advance decision to refuse treatment (ADRT)", "ADRT" },
+    [CARD_SEC_PLACES] = { 5, "places", "preferred_places", "Preferred places", "PREFERRED" },
+    [CARD_SEC_CONTACTS] = { 6, "contacts", "contacts", "Key contacts", "CONTACTS" },
+    [CARD_SEC_DIAGNOSIS] = { 7, "diagnosis", "diagnosis_prognosis", "Diagnosis and prognosis", "DIAGNOSIS" },
+    [CARD_SEC_MEDICINES] = { 8, "medicines", "anticipatory_medicines", "Anticipatory medicines",
+                             "ANTICIPATORY MEDICINES (just in case)" },
+    [CARD_SEC_ALLERGIES] = { 9, "allergies", "allergies", "Allergies", "ALLERGIES" },
+    [CARD_SEC_PROBLEMS] = { 10, "problems", "anticipated_problems", "Anticipated problems and what to do",
+                            "ANTICIPATED PROBLEMS" },
+    [CARD_SEC_MORE] = { 0, "more", "more", "More from the plan", "MORE" },
 };
 
 static int starts_with(const char *s, const char *prefix)
@@ -273,6 +275,7 @@ static void build_sections(const struct card_context *ctx, struct card_model *m)
         memset(s, 0, sizeof *s);
         s->number = section_table[i].number;
         s->anchor = section_table[i].anchor;
+        s->key = section_table[i].key;
         s->title = section_table[i].title;
         s->label = section_table[i].label;
     }

@@ -80,7 +80,8 @@ enum card_section_id {
 
 struct card_section {
     int number;           /* 1..10 in clinical order; 0 for "more" */
-    const char *anchor;   /* a stable id: "identity", "cpr", ... (HTML ids, JSON order) */
+    const char *anchor;   /* a short stable id: "identity", "cpr", ... (the page's HTML ids) */
+    const char *key;      /* its name in the --json "order": "identity", "ceiling_of_treatment", ... */
     const char *title;    /* the heading: "Patient", "CPR decision", ... */
     const char *label;    /* the terminal's short column label: "PATIENT", "CPR", ... */
     /* the distinct paths of pending local changes shown in this section */

@@ -31,10 +31,12 @@ static void print_places(FILE *f, const struct card_place_list *pl)
 static void print_heading(FILE *f, const struct card_model *m, enum card_section_id id, int inline_value)
 {
     const struct card_section *s = &m->sections[id];
+    if (id != CARD_SEC_IDENTITY) /* the first section sits right under the banner */
+        fputc('\n', f);
     if (inline_value)
-        fprintf(f, "\n%2d %-13s", s->number, s->label);
+        fprintf(f, "%2d %-13s", s->number, s->label);
     else
-        fprintf(f, "\n%2d %s\n", s->number, s->label);
+        fprintf(f, "%2d %s\n", s->number, s->label);
 }
 
 static void print_banner(FILE *f, const struct card_banner *b)
@@ -177,18 +179,20 @@ static json_t *sections_json(const struct card_model *m)
         json_t *paths = json_array();
         for (size_t k = 0; paths != NULL && k < s->n_pending_paths; k++)
             json_array_append_new(paths, json_string(s->pending_paths[k]));
-        json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:o}", "n", s->number, "section", s->anchor, "title",
+        json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:o}", "n", s->number, "section", s->key, "title",
                                              s->title, "not_yet_approved", paths ? paths : json_array()));
     }
     return arr;
 }
 
+/* The ten sections' keys in clinical order (the full view's "more" is not part of it). */
 static json_t *order_json(const struct card_model *m)
 {
-    (void)m;
-    return json_pack("[s,s,s,s,s,s,s,s,s,s]", "identity", "cpr", "ceiling_of_treatment", "adrt",
-                     "preferred_places", "contacts", "diagnosis_prognosis", "anticipatory_medicines",
-                     "allergies", "anticipated_problems");
+    json_t *arr = json_array();
+    for (int i = 0; arr != NULL && i < CARD_N_SECTIONS; i++)
+        if (i != CARD_SEC_MORE)
+            json_array_append_new(arr, json_string(m->sections[i].key));
+    return arr;
 }
 
 json_t *card_to_json(const struct plan *p, const struct card_model *m)

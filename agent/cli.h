@@ -2,7 +2,10 @@
  * cli.h - the cmc-agent command line (shared/CLI.md).
  *
  * cli_main() parses options, picks the data directory, unlocks the replica for the acting
- * user and runs one command. It returns the process exit status (0 success, 1 runtime
+ * user and runs one command from its table (cli.c). The commands live by concept:
+ * cli_user.c (init, user), cli_read.c (lookup, show, search, list, status, verify, audit),
+ * cli_edit.c (edit, conflicts, resolve), cli_sync.c (enroll, sync); unlocking and secrets
+ * in cli_unlock.c; `serve` hands over to agent/web.h. It returns the process exit status (0 success, 1 runtime
  * error, 2 bad usage or invalid input, 3 not found, 4 locked) and prints at most one error
  * line on stderr, which never carries patient data or a PIN.
  *

@@ -300,6 +300,12 @@ static void test_card_model(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "banner"), "status_words")),
                         m.banner.status_words);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "cpr"), "words")), m.cpr.words);
+    json_t *order = json_object_get(j, "order");
+    assert_int_equal(json_array_size(order), 10);
+    assert_string_equal(json_string_value(json_array_get(order, 1)), "cpr");
+    assert_string_equal(json_string_value(json_array_get(order, 9)), "anticipated_problems");
+    json_t *diag = json_array_get(json_object_get(j, "sections"), CARD_SEC_DIAGNOSIS);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(diag, "not_yet_approved"), 0)), "prognosis");
     json_decref(j);
 
     char *html = render_card(&p, -1, changed, WEB_VIEW_CARD);
