@@ -6,6 +6,7 @@
 #include "agent/card.h"
 #include "agent/lease.h"
 #include "agent/view.h"
+#include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -84,6 +85,7 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
             printf("\n");
         }
     }
+    cry_memzero(&model, sizeof model); /* it holds a copy of the NHS number */
 out:
     json_decref(changed);
     plan_free(&p);
