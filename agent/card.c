@@ -1,28 +1,51 @@
+/* card.c - the card model: the words chosen once, and the plan laid out in clinical order. */
 #include "agent/card.h"
 
-#include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *card_cpr_words(int decision)
+/* ---- words ------------------------------------------------------------------------------ */
+
+static const char *card_cpr_words(int decision)
 {
     switch ((enum plan_cpr)decision) {
-    case PLAN_CPR_DNACPR:
-        return "DNACPR - do NOT attempt CPR";
-    case PLAN_CPR_FOR_CPR:
-        return "FOR CPR - attempt CPR";
-    case PLAN_CPR_NOT_DISCUSSED:
-        return "CPR NOT YET DISCUSSED - no decision recorded";
-    case PLAN_CPR_NONE:
-        break;
+    case PLAN_CPR_DNACPR: return "DNACPR - do NOT attempt CPR";
+    case PLAN_CPR_FOR_CPR: return "FOR CPR - attempt CPR";
+    case PLAN_CPR_NOT_DISCUSSED: return "CPR NOT YET DISCUSSED - no decision recorded";
+    case PLAN_CPR_NONE: break;
     }
     return "CPR DECISION NOT RECORDED";
 }
 
-const char *card_place_words(int place)
+/* The headline of the CPR block: the few words a crew reads across a room. */
+static const char *cpr_headline(int decision)
+{
+    switch ((enum plan_cpr)decision) {
+    case PLAN_CPR_DNACPR: return "DNACPR";
+    case PLAN_CPR_FOR_CPR: return "FOR CPR";
+    case PLAN_CPR_NOT_DISCUSSED: return "CPR NOT YET DISCUSSED";
+    case PLAN_CPR_NONE: break;
+    }
+    return "NO CPR DECISION RECORDED";
+}
+
+const char *card_status_words(int status)
+{
+    switch ((enum plan_status)status) {
+    case PLAN_STATUS_PUBLISHED: return "PUBLISHED";
+    case PLAN_STATUS_DRAFT: return "DRAFT - not approved";
+    case PLAN_STATUS_NEEDS_FINALISATION: return "DRAFT (needs finalisation) - not approved";
+    case PLAN_STATUS_AWAITING_APPROVAL: return "AWAITING APPROVAL - not approved";
+    case PLAN_STATUS_NONE: break;
+    }
+    return "UNKNOWN STATUS";
+}
+
+static const char *place_words(int place)
 {
     switch ((enum plan_place)place) {
     case PLAN_PLACE_HOME: return "Home";
@@ -35,7 +58,7 @@ const char *card_place_words(int place)
     return "not recorded";
 }
 
-const char *card_contact_role_words(int role)
+static const char *contact_role_words(int role)
 {
     switch ((enum plan_contact_role)role) {
     case PLAN_CONTACT_GP: return "GP";
@@ -50,7 +73,8 @@ const char *card_contact_role_words(int role)
     return "Contact";
 }
 
-int card_contact_rank(int role)
+/* The order a crew rings contacts in. */
+static int contact_rank(int role)
 {
     switch ((enum plan_contact_role)role) {
     case PLAN_CONTACT_GP: return 0;
@@ -65,7 +89,7 @@ int card_contact_rank(int role)
     return 7;
 }
 
-const char *card_severity_words(int s)
+static const char *severity_words(int s)
 {
     switch ((enum plan_severity)s) {
     case PLAN_SEVERITY_MILD: return "mild";
@@ -76,6 +100,50 @@ const char *card_severity_words(int s)
     }
     return "severity not recorded";
 }
+
+static const char *gender_words(int g)
+{
+    switch ((enum plan_gender)g) {
+    case PLAN_GENDER_FEMALE: return "Female";
+    case PLAN_GENDER_MALE: return "Male";
+    case PLAN_GENDER_OTHER: return "Other";
+    case PLAN_GENDER_UNKNOWN: return "Unknown";
+    case PLAN_GENDER_NONE: break;
+    }
+    return NULL;
+}
+
+static const char *consent_words(int basis)
+{
+    switch ((enum plan_consent_basis)basis) {
+    case PLAN_CONSENT_PATIENT: return "the patient";
+    case PLAN_CONSENT_LPA: return "health and welfare LPA";
+    case PLAN_CONSENT_BEST_INTEREST: return "clinical team, best interest";
+    case PLAN_CONSENT_NONE: break;
+    }
+    return NULL;
+}
+
+static const char *yes_no(int tri)
+{
+    return tri == PLAN_UNSET ? NULL : tri ? "Yes" : "No";
+}
+
+static const char *adrt_words(int exists)
+{
+    return exists == 1 ? "YES - an ADRT exists (legally binding)"
+                       : exists == 0 ? "No ADRT" : NULL;
+}
+
+void card_nhs_spaced(const char *nhs, char out[CARD_NHS_SPACED])
+{
+    if (nhs != NULL && strlen(nhs) == PLAN_NHS_LEN)
+        snprintf(out, CARD_NHS_SPACED, "%.3s %.3s %.4s", nhs, nhs + 3, nhs + 6);
+    else
+        snprintf(out, CARD_NHS_SPACED, "%.15s", nhs != NULL ? nhs : "");
+}
+
+/* ---- time ------------------------------------------------------------------------------- */
 
 int card_age_years(const char *dob, int64_t now)
 {
@@ -92,7 +160,7 @@ int card_age_years(const char *dob, int64_t now)
     return age;
 }
 
-int card_review_overdue(const char *review_due, int64_t now)
+static int review_overdue(const char *review_due, int64_t now)
 {
     int64_t due;
     if (review_due == NULL || plat_parse_time(review_due, &due) != CMC_OK)
@@ -100,31 +168,19 @@ int card_review_overdue(const char *review_due, int64_t now)
     return now >= due + 86400;
 }
 
-
-
-static const char *status_words(int status)
+static int64_t card_last_sync(store *st)
 {
-    switch ((enum plan_status)status) {
-    case PLAN_STATUS_PUBLISHED: return "PUBLISHED";
-    case PLAN_STATUS_DRAFT: return "DRAFT - not approved";
-    case PLAN_STATUS_NEEDS_FINALISATION: return "DRAFT (needs finalisation) - not approved";
-    case PLAN_STATUS_AWAITING_APPROVAL: return "AWAITING APPROVAL - not approved";
-    case PLAN_STATUS_NONE: break;
-    }
-    return "UNKNOWN STATUS";
+    int64_t t;
+    if (st == NULL || store_state_get_int(st, "last_sync_at", &t) != CMC_OK)
+        return -1;
+    return t;
 }
 
-
-
-
-static const char *yes_no(int tri)
+void card_context_init(struct card_context *ctx, store *st, int64_t now)
 {
-    return tri == PLAN_UNSET ? "not recorded" : tri ? "yes" : "no";
-}
-
-static const char *or_dash(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? s : "-";
+    memset(ctx, 0, sizeof *ctx);
+    ctx->now = now;
+    ctx->last_sync = card_last_sync(st);
 }
 
 static void format_duration(int64_t secs, char *out, size_t cap)
@@ -155,213 +211,256 @@ void card_copy_age(const struct card_context *ctx, char *out, size_t cap)
     snprintf(out, cap, "synced %s ago (%s)", dur, when);
 }
 
-static int copy_is_stale(const struct card_context *ctx)
+int card_copy_stale(const struct card_context *ctx)
 {
     return ctx->last_sync < 0 || ctx->now - ctx->last_sync > CARD_STALE_AFTER_SECONDS;
 }
 
+/* ---- sections and pending changes ------------------------------------------------------- */
 
+static const struct {
+    int number;
+    const char *anchor, *key, *title, *label;
+} section_table[CARD_N_SECTIONS] = {
+    [CARD_SEC_IDENTITY] = { 1, "identity", "identity", "Patient", "PATIENT" },
+    [CARD_SEC_CPR] = { 2, "cpr", "cpr", "CPR decision", "CPR" },
+    [CARD_SEC_CEILING] = { 3, "ceiling", "ceiling_of_treatment", "Ceiling of treatment", "CEILING" },
+    [CARD_SEC_ADRT] = { 4, "adrt", "adrt", "Advance decision to refuse treatment (ADRT)", "ADRT" },
+    [CARD_SEC_PLACES] = { 5, "places", "preferred_places", "Preferred places", "PREFERRED" },
+    [CARD_SEC_CONTACTS] = { 6, "contacts", "contacts", "Key contacts", "CONTACTS" },
+    [CARD_SEC_DIAGNOSIS] = { 7, "diagnosis", "diagnosis_prognosis", "Diagnosis and prognosis", "DIAGNOSIS" },
+    [CARD_SEC_MEDICINES] = { 8, "medicines", "anticipatory_medicines", "Anticipatory medicines",
+                             "ANTICIPATORY MEDICINES (just in case)" },
+    [CARD_SEC_ALLERGIES] = { 9, "allergies", "allergies", "Allergies", "ALLERGIES" },
+    [CARD_SEC_PROBLEMS] = { 10, "problems", "anticipated_problems", "Anticipated problems and what to do",
+                            "ANTICIPATED PROBLEMS" },
+    [CARD_SEC_MORE] = { 0, "more", "more", "More from the plan", "MORE" },
+};
 
-static void print_nhs(FILE *f, const char *nhs)
+static int starts_with(const char *s, const char *prefix)
 {
-    if (nhs != NULL && strlen(nhs) == 10)
-        fprintf(f, "%.3s %.3s %.4s", nhs, nhs + 3, nhs + 6);
-    else
-        fprintf(f, "%s", or_dash(nhs));
+    return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static void print_places(FILE *f, const struct plan_places *pl)
+/* Which section shows a field (by its dotted path). */
+static enum card_section_id section_of(const char *path)
 {
-    if (pl->n == 0) {
-        fputs("not recorded", f);
+    if (starts_with(path, "patient.") || strcmp(path, "nhs_number") == 0)
+        return CARD_SEC_IDENTITY;
+    if (starts_with(path, "resuscitation."))
+        return CARD_SEC_CPR;
+    if (strcmp(path, "ceiling_of_treatment") == 0 || strcmp(path, "hospital_admission_wanted") == 0)
+        return CARD_SEC_CEILING;
+    if (starts_with(path, "adrt."))
+        return CARD_SEC_ADRT;
+    if (starts_with(path, "preferred_place_"))
+        return CARD_SEC_PLACES;
+    if (strcmp(path, "contacts") == 0)
+        return CARD_SEC_CONTACTS;
+    if (strcmp(path, "diagnoses") == 0 || strcmp(path, "prognosis") == 0)
+        return CARD_SEC_DIAGNOSIS;
+    if (strcmp(path, "medications") == 0 || strcmp(path, "anticipatory_medicines_location") == 0)
+        return CARD_SEC_MEDICINES;
+    if (strcmp(path, "allergies") == 0)
+        return CARD_SEC_ALLERGIES;
+    if (strcmp(path, "anticipated_problems") == 0)
+        return CARD_SEC_PROBLEMS;
+    return CARD_SEC_MORE;
+}
+
+static void build_sections(const struct card_context *ctx, struct card_model *m)
+{
+    for (int i = 0; i < CARD_N_SECTIONS; i++) {
+        struct card_section *s = &m->sections[i];
+        memset(s, 0, sizeof *s);
+        s->number = section_table[i].number;
+        s->anchor = section_table[i].anchor;
+        s->key = section_table[i].key;
+        s->title = section_table[i].title;
+        s->label = section_table[i].label;
+    }
+    if (m->full)
+        m->sections[CARD_SEC_MEDICINES].title = "Medicines (anticipatory first)";
+    if (ctx->changed_paths == NULL)
         return;
-    }
-    for (size_t i = 0; i < pl->n; i++)
-        fprintf(f, "%s%s", i == 0 ? "" : ", then ", card_place_words(pl->v[i]));
-}
-
-static void print_banner(FILE *f, const struct plan *p, const struct card_context *ctx)
-{
-    char age[96];
-    card_copy_age(ctx, age, sizeof age);
-    fputs("==============================================================================\n", f);
-    fprintf(f, " PLAN STATUS: %s", status_words(p->status));
-    if (p->status == PLAN_STATUS_PUBLISHED)
-        fprintf(f, " - approved by %s on %.10s", or_dash(p->approved_by), or_dash(p->approved_at));
-    fprintf(f, " (version %lld)\n", (long long)p->version);
-    if (p->review_due != NULL)
-        fprintf(f, " REVIEW DUE: %s%s\n", p->review_due,
-                card_review_overdue(p->review_due, ctx->now) ? "  ** REVIEW OVERDUE **" : "");
-    else
-        fprintf(f, " REVIEW DUE: not recorded\n");
-    fprintf(f, " COPY ON THIS DEVICE: %s%s\n", age,
-            copy_is_stale(ctx) ? "  ** STALE COPY - check for a newer plan if you can **" : "");
-    if (ctx->pending_edits > 0)
-        fprintf(f, " LOCAL CHANGES NOT YET APPROVED: %d pending edit(s) are shown, marked\n",
-                ctx->pending_edits);
-    fputs("==============================================================================\n", f);
-}
-
-static void print_contacts(FILE *f, const struct plan *p)
-{
-    if (p->n_contacts == 0) {
-        fputs("    none recorded\n", f);
-        return;
-    }
-    for (int rank = 0; rank <= 7; rank++) {
-        for (size_t i = 0; i < p->n_contacts; i++) {
-            const struct plan_contact *c = &p->contacts[i];
-            if (card_contact_rank(c->role) != rank)
-                continue;
-            fprintf(f, "    %-24s %s  tel %s", card_contact_role_words(c->role), or_dash(c->name),
-                    or_dash(c->phone));
-            if (c->available != NULL)
-                fprintf(f, "  (%s)", c->available);
-            fputc('\n', f);
-        }
-    }
-}
-
-void card_print(FILE *f, const struct plan *p, const struct card_context *ctx)
-{
-    print_banner(f, p, ctx);
-
-    fprintf(f, " 1 PATIENT      %s %s", or_dash(p->patient.given_name), or_dash(p->patient.family_name));
-    if (p->patient.preferred_name != NULL)
-        fprintf(f, " (known as %s)", p->patient.preferred_name);
-    fputc('\n', f);
-    int age = card_age_years(p->patient.date_of_birth, ctx->now);
-    fprintf(f, "                born %s", or_dash(p->patient.date_of_birth));
-    if (age >= 0)
-        fprintf(f, " (age %d)", age);
-    fputs("   NHS ", f);
-    print_nhs(f, p->nhs_number);
-    fputc('\n', f);
-    fprintf(f, "                %s %s\n", or_dash(p->patient.address), or_dash(p->patient.postcode));
-
-    fprintf(f, "\n 2 CPR          %s\n", card_cpr_words(p->resuscitation.decision));
-    fprintf(f, "                decided %s by %s; review %s\n", or_dash(p->resuscitation.decided_at),
-            or_dash(p->resuscitation.decided_by), or_dash(p->resuscitation.review_date));
-    fprintf(f, "                paper form: %s\n", or_dash(p->resuscitation.form_location));
-    fprintf(f, "                patient aware: %s; family aware: %s\n", yes_no(p->resuscitation.patient_aware),
-            yes_no(p->resuscitation.family_aware));
-
-    fprintf(f, "\n 3 CEILING      %s\n", or_dash(p->ceiling_of_treatment));
-    fprintf(f, "                hospital admission wanted: %s\n", yes_no(p->hospital_admission_wanted));
-
-    fprintf(f, "\n 4 ADRT         %s", p->adrt.exists == 1 ? "YES - an advance decision to refuse treatment exists"
-                                       : p->adrt.exists == 0 ? "no ADRT" : "not recorded");
-    if (p->adrt.exists == 1)
-        fprintf(f, "\n                kept: %s", or_dash(p->adrt.location));
-    fputc('\n', f);
-
-    fputs("\n 5 PREFERRED    place of care: ", f);
-    print_places(f, &p->preferred_place_of_care);
-    fputs("\n                place of death: ", f);
-    print_places(f, &p->preferred_place_of_death);
-    fputc('\n', f);
-
-    fputs("\n 6 CONTACTS\n", f);
-    print_contacts(f, p);
-
-    fputs("\n 7 DIAGNOSIS    ", f);
-    int any = 0;
-    for (size_t i = 0; i < p->n_diagnoses; i++)
-        if (p->diagnoses[i].primary == 1) {
-            fprintf(f, "%s (primary)", or_dash(p->diagnoses[i].text));
-            any = 1;
-        }
-    for (size_t i = 0; i < p->n_diagnoses; i++)
-        if (p->diagnoses[i].primary != 1) {
-            fprintf(f, "%s%s", any ? "; " : "", or_dash(p->diagnoses[i].text));
-            any = 1;
-        }
-    if (!any)
-        fputs("none recorded", f);
-    fprintf(f, "\n                prognosis: %s\n", or_dash(p->prognosis));
-
-    fputs("\n 8 ANTICIPATORY MEDICINES (just in case)\n", f);
-    any = 0;
-    for (size_t i = 0; i < p->n_medications; i++) {
-        const struct plan_medication *m = &p->medications[i];
-        if (m->anticipatory != 1 && !ctx->show_full)
+    size_t i;
+    json_t *v;
+    json_array_foreach(ctx->changed_paths, i, v)
+    {
+        const char *path = json_string_value(v);
+        if (path == NULL)
             continue;
-        fprintf(f, "    %s %s%s\n", or_dash(m->name), or_dash(m->dose),
-                m->anticipatory == 1 ? "" : "  [regular]");
-        any = 1;
+        struct card_section *s = &m->sections[section_of(path)];
+        int seen = 0; /* each path once, though several edits may touch it */
+        for (size_t k = 0; k < s->n_pending_paths && !seen; k++)
+            seen = strcmp(s->pending_paths[k], path) == 0;
+        if (!seen && s->n_pending_paths < CARD_MAX_SECTION_PATHS)
+            s->pending_paths[s->n_pending_paths++] = path;
     }
-    if (!any)
-        fputs("    none recorded\n", f);
-    fprintf(f, "    kept: %s\n", or_dash(p->anticipatory_medicines_location));
+}
 
-    fputs("\n 9 ALLERGIES\n", f);
-    if (p->n_allergies == 0)
-        fputs("    none recorded\n", f);
-    for (size_t i = 0; i < p->n_allergies; i++) {
+/* A value with its state: pending when a local change touches its field (or the list or
+ * object holding it). */
+static struct card_value val(const struct card_context *ctx, const char *text, const char *path)
+{
+    struct card_value v = { .text = text != NULL && text[0] != '\0' ? text : NULL, .path = path,
+                            .state = CARD_VALUE_APPROVED };
+    if (ctx->changed_paths == NULL || path == NULL)
+        return v;
+    size_t i;
+    json_t *c;
+    json_array_foreach(ctx->changed_paths, i, c)
+    {
+        const char *cp = json_string_value(c);
+        size_t n = cp != NULL ? strlen(cp) : 0;
+        if (n > 0 && strncmp(path, cp, n) == 0 && (path[n] == '\0' || path[n] == '.'))
+            v.state = CARD_VALUE_PENDING;
+    }
+    return v;
+}
+
+/* ---- the model -------------------------------------------------------------------------- */
+
+static void build_banner(const struct plan *p, const struct card_context *ctx, struct card_banner *b)
+{
+    b->status = p->status;
+    b->status_words = card_status_words(p->status);
+    b->published = p->status == PLAN_STATUS_PUBLISHED;
+    b->approved_by = val(ctx, p->approved_by, "approved_by");
+    b->approved_on[0] = '\0';
+    if (p->approved_at != NULL)
+        snprintf(b->approved_on, sizeof b->approved_on, "%.10s", p->approved_at);
+    b->version = p->version;
+    b->review_due = val(ctx, p->review_due, "review_due");
+    b->review_overdue = review_overdue(p->review_due, ctx->now);
+    card_copy_age(ctx, b->copy_age, sizeof b->copy_age);
+    b->last_sync = ctx->last_sync;
+    b->stale = card_copy_stale(ctx);
+    b->pending_edits = ctx->pending_edits;
+}
+
+static void build_identity(const struct plan *p, const struct card_context *ctx, struct card_model *m)
+{
+    m->identity.given_name = val(ctx, p->patient.given_name, "patient.given_name");
+    m->identity.family_name = val(ctx, p->patient.family_name, "patient.family_name");
+    m->identity.preferred_name = val(ctx, p->patient.preferred_name, "patient.preferred_name");
+    m->identity.date_of_birth = val(ctx, p->patient.date_of_birth, "patient.date_of_birth");
+    m->identity.age = card_age_years(p->patient.date_of_birth, ctx->now);
+    m->identity.address = val(ctx, p->patient.address, "patient.address");
+    m->identity.postcode = val(ctx, p->patient.postcode, "patient.postcode");
+    m->identity.gender = val(ctx, gender_words(p->patient.gender), "patient.gender");
+    card_nhs_spaced(p->nhs_number, m->identity.nhs_spaced);
+    m->identity.nhs_number = val(ctx, m->identity.nhs_spaced, "nhs_number");
+}
+
+static void build_decisions(const struct plan *p, const struct card_context *ctx, struct card_model *m)
+{
+    int d = p->resuscitation.decision;
+    m->cpr.decision = d;
+    m->cpr.headline = cpr_headline(d);
+    m->cpr.words = card_cpr_words(d);
+    m->cpr.decided_at = val(ctx, p->resuscitation.decided_at, "resuscitation.decided_at");
+    m->cpr.decided_by = val(ctx, p->resuscitation.decided_by, "resuscitation.decided_by");
+    m->cpr.review_date = val(ctx, p->resuscitation.review_date, "resuscitation.review_date");
+    m->cpr.form_location = val(ctx, p->resuscitation.form_location, "resuscitation.form_location");
+    m->cpr.patient_aware = val(ctx, yes_no(p->resuscitation.patient_aware), "resuscitation.patient_aware");
+    m->cpr.family_aware = val(ctx, yes_no(p->resuscitation.family_aware), "resuscitation.family_aware");
+    m->ceiling.ceiling = val(ctx, p->ceiling_of_treatment, "ceiling_of_treatment");
+    m->ceiling.admission_wanted = val(ctx, yes_no(p->hospital_admission_wanted), "hospital_admission_wanted");
+    m->adrt.exists = p->adrt.exists;
+    m->adrt.words = adrt_words(p->adrt.exists);
+    m->adrt.location = val(ctx, p->adrt.location, "adrt.location");
+    m->place_of_care.n = p->preferred_place_of_care.n;
+    for (size_t i = 0; i < m->place_of_care.n && i < PLAN_MAX_PLACES; i++)
+        m->place_of_care.words[i] = place_words(p->preferred_place_of_care.v[i]);
+    m->place_of_death.n = p->preferred_place_of_death.n;
+    for (size_t i = 0; i < m->place_of_death.n && i < PLAN_MAX_PLACES; i++)
+        m->place_of_death.words[i] = place_words(p->preferred_place_of_death.v[i]);
+}
+
+static void build_contacts(const struct plan *p, const struct card_context *ctx, struct card_model *m)
+{
+    m->n_contacts = 0;
+    for (int rank = 0; rank <= 7; rank++)
+        for (size_t i = 0; i < p->n_contacts && m->n_contacts < PLAN_MAX_ITEMS; i++) {
+            const struct plan_contact *c = &p->contacts[i];
+            if (contact_rank(c->role) != rank)
+                continue;
+            struct card_contact *o = &m->contacts[m->n_contacts++];
+            o->role = val(ctx, contact_role_words(c->role), "contacts");
+            o->name = val(ctx, c->name, "contacts");
+            o->phone = val(ctx, c->phone, "contacts");
+            o->available = val(ctx, c->available, "contacts");
+        }
+}
+
+static void build_clinical(const struct plan *p, const struct card_context *ctx, struct card_model *m)
+{
+    m->n_diagnoses = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < p->n_diagnoses && m->n_diagnoses < PLAN_MAX_ITEMS; i++) {
+            int primary = p->diagnoses[i].primary == 1;
+            if (primary != (pass == 0))
+                continue;
+            m->diagnoses[m->n_diagnoses].text = val(ctx, p->diagnoses[i].text, "diagnoses");
+            m->diagnoses[m->n_diagnoses++].primary = primary;
+        }
+    m->prognosis = val(ctx, p->prognosis, "prognosis");
+    m->n_medicines = 0;
+    for (int pass = 0; pass < (m->full ? 2 : 1); pass++)
+        for (size_t i = 0; i < p->n_medications && m->n_medicines < PLAN_MAX_ITEMS; i++) {
+            const struct plan_medication *md = &p->medications[i];
+            if ((md->anticipatory == 1) != (pass == 0))
+                continue;
+            struct card_medicine *o = &m->medicines[m->n_medicines++];
+            o->name = val(ctx, md->name, "medications");
+            o->dose = val(ctx, md->dose, "medications");
+            o->anticipatory = md->anticipatory == 1;
+        }
+    m->medicines_kept = val(ctx, p->anticipatory_medicines_location, "anticipatory_medicines_location");
+    m->n_allergies = 0;
+    for (size_t i = 0; i < p->n_allergies && i < PLAN_MAX_ITEMS; i++) {
         const struct plan_allergy *a = &p->allergies[i];
-        fprintf(f, "    %s - %s (%s)\n", or_dash(a->substance), or_dash(a->reaction), card_severity_words(a->severity));
+        struct card_allergy *o = &m->allergies[m->n_allergies++];
+        o->substance = val(ctx, a->substance, "allergies");
+        o->reaction = val(ctx, a->reaction, "allergies");
+        o->severity = val(ctx, severity_words(a->severity), "allergies");
+        o->severe = a->severity == PLAN_SEVERITY_SEVERE;
     }
-
-    fputs("\n10 ANTICIPATED PROBLEMS\n", f);
-    if (p->n_anticipated_problems == 0)
-        fputs("    none recorded\n", f);
-    for (size_t i = 0; i < p->n_anticipated_problems; i++)
-        fprintf(f, "    %s: %s\n", or_dash(p->anticipated_problems[i].problem),
-                or_dash(p->anticipated_problems[i].guidance));
-
-    if (ctx->show_full) {
-        fputs("\n   MORE\n", f);
-        fprintf(f, "    consent: %s, recorded %s by %s\n",
-                or_dash(plan_enum_name(plan_field_by_path("consent.basis"), p->consent.basis)),
-                or_dash(p->consent.recorded_at), or_dash(p->consent.recorded_by));
-        fprintf(f, "    language: %s; interpreter needed: %s; phone %s\n", or_dash(p->patient.language),
-                yes_no(p->patient.interpreter_needed), or_dash(p->patient.phone));
-        fprintf(f, "    social support: %s\n", or_dash(p->social_support));
-        fprintf(f, "    what matters to me: %s\n", or_dash(p->what_matters_to_me));
-        fprintf(f, "    organ donation: %s\n", or_dash(p->organ_donation));
-        fprintf(f, "    region %s, team %s, care home %s\n", or_dash(p->region), or_dash(p->team),
-                or_dash(p->care_home));
-        fprintf(f, "    plan id %s, updated %s\n", or_dash(p->plan_id), or_dash(p->updated_at));
+    m->n_problems = 0;
+    for (size_t i = 0; i < p->n_anticipated_problems && i < PLAN_MAX_ITEMS; i++) {
+        m->problems[m->n_problems].problem = val(ctx, p->anticipated_problems[i].problem, "anticipated_problems");
+        m->problems[m->n_problems++].guidance = val(ctx, p->anticipated_problems[i].guidance, "anticipated_problems");
     }
 }
 
-static json_t *jstr(const char *s)
+static void build_more(const struct plan *p, const struct card_context *ctx, struct card_model *m)
 {
-    return s != NULL ? json_string(s) : json_null();
+    m->more.consent = val(ctx, consent_words(p->consent.basis), "consent.basis");
+    m->more.consent_recorded_at = val(ctx, p->consent.recorded_at, "consent.recorded_at");
+    m->more.consent_recorded_by = val(ctx, p->consent.recorded_by, "consent.recorded_by");
+    m->more.language = val(ctx, p->patient.language, "patient.language");
+    m->more.interpreter_needed = val(ctx, yes_no(p->patient.interpreter_needed), "patient.interpreter_needed");
+    m->more.phone = val(ctx, p->patient.phone, "patient.phone");
+    m->more.what_matters = val(ctx, p->what_matters_to_me, "what_matters_to_me");
+    m->more.social_support = val(ctx, p->social_support, "social_support");
+    m->more.organ_donation = val(ctx, p->organ_donation, "organ_donation");
+    m->more.region = val(ctx, p->region, "region");
+    m->more.team = val(ctx, p->team, "team");
+    m->more.care_home = val(ctx, p->care_home, "care_home");
+    m->more.plan_id = val(ctx, p->plan_id, "plan_id");
+    m->more.updated_at = val(ctx, p->updated_at, "updated_at");
 }
 
-json_t *card_to_json(const struct plan *p, const struct card_context *ctx)
+void card_build(const struct plan *p, const struct card_context *ctx, struct card_model *out)
 {
-    char age[96];
-    card_copy_age(ctx, age, sizeof age);
-    char *plan_text = NULL;
-    size_t plan_len = 0;
-    json_t *plan_json = NULL;
-    if (plan_to_json(p, 0, &plan_text, &plan_len) == CMC_OK) {
-        plan_json = json_loadb(plan_text, plan_len, 0, NULL);
-        cmc_free(plan_text);
-    }
-    if (plan_json == NULL)
-        return NULL;
-    json_t *banner = json_pack("{s:s, s:o, s:o, s:o, s:b, s:I, s:b, s:o, s:s, s:b, s:i}",
-                               "status", plan_status_name(p->status) ? plan_status_name(p->status) : "unknown",
-                               "approved_by", jstr(p->approved_by), "approved_at", jstr(p->approved_at),
-                               "review_due", jstr(p->review_due), "review_overdue",
-                               card_review_overdue(p->review_due, ctx->now), "version", (json_int_t)p->version,
-                               "never_synced", ctx->last_sync < 0, "last_sync",
-                               ctx->last_sync < 0 ? json_null() : json_integer(ctx->last_sync),
-                               "copy_age", age, "stale", copy_is_stale(ctx), "pending_edits",
-                               ctx->pending_edits);
-    json_t *cpr = json_pack("{s:s, s:o, s:s, s:o, s:o, s:o}", "section", "cpr", "decision",
-                            jstr(plan_cpr_name(p->resuscitation.decision)), "words",
-                            card_cpr_words(p->resuscitation.decision), "decided_at",
-                            jstr(p->resuscitation.decided_at), "review_date",
-                            jstr(p->resuscitation.review_date), "form_location",
-                            jstr(p->resuscitation.form_location));
-    json_t *order = json_pack("[s,s,s,s,s,s,s,s,s,s]", "identity", "cpr", "ceiling_of_treatment", "adrt",
-                              "preferred_places", "contacts", "diagnosis_prognosis",
-                              "anticipatory_medicines", "allergies", "anticipated_problems");
-    json_t *out = json_pack("{s:o, s:o, s:o, s:o}", "banner", banner, "cpr", cpr, "order", order,
-                            "plan", plan_json);
-    return out;
+    memset(out, 0, sizeof *out);
+    out->full = ctx->show_full;
+    build_sections(ctx, out);
+    build_banner(p, ctx, &out->banner);
+    build_identity(p, ctx, out);
+    build_decisions(p, ctx, out);
+    build_contacts(p, ctx, out);
+    build_clinical(p, ctx, out);
+    build_more(p, ctx, out);
 }

@@ -1,22 +1,34 @@
 /*
- * card.h - the crew's summary card: what a paramedic needs first, in clinical order.
+ * card.h - the crew's summary card as one model: what a paramedic needs first, in clinical
+ * order, with its words already chosen. The terminal printer (card_print), the --json output
+ * (card_to_json) and the crew's page (agent/web_card.c) only format this model, so every
+ * output says the same thing in the same order.
  *
  * Order (shared/DOMAIN.md): a banner (plan status, approved by and when, review due with an
- * overdue flag, and how old this device's copy is) then 1 identity, 2 CPR decision, 3 ceiling
- * of treatment and admission wishes, 4 ADRT, 5 preferred places of care and death, 6 key
- * contacts with phone numbers, 7 primary diagnosis and prognosis, 8 anticipatory medicines and
- * where they are kept, 9 allergies, 10 anticipated problems with their guidance.
+ * overdue flag, how old this device's copy is and whether it is stale, pending local edits)
+ * then 1 identity, 2 CPR decision, 3 ceiling of treatment and admission wishes, 4 ADRT,
+ * 5 preferred places of care and death, 6 key contacts with phone numbers (in the order a crew
+ * rings them), 7 primary diagnosis and prognosis, 8 anticipatory medicines and where they are
+ * kept, 9 allergies, 10 anticipated problems with their guidance; the full view adds "more".
  *
- * The banner comes first on screen because a crew must judge how far to trust the card
- * (status, review, age of copy) before reading it. The CPR decision is always spelt out in
- * words ("DNACPR - do NOT attempt CPR", "FOR CPR - attempt CPR", "CPR NOT YET DISCUSSED"),
- * never a code or a colour alone.
+ * The banner comes first because a crew must judge how far to trust the card (status, review,
+ * age of copy) before reading it. The CPR decision is always spelt out in words ("DNACPR - do
+ * NOT attempt CPR", "FOR CPR - attempt CPR", "CPR NOT YET DISCUSSED"), never a code or a
+ * colour alone.
  *
- * Rendering writes to a FILE* (text) or builds a jansson object (--json); it never logs.
+ * Every shown value is a struct card_value: its words, the plan field it comes from and its
+ * state (today: whether a clinician's unapproved local change touches it). A value the plan
+ * does not record has text NULL; each output shows that absence its own way ("-" on the
+ * terminal, a muted "not recorded" on the page) but never hides it.
+ *
+ * Memory: a card_model borrows the plan's strings and the changed-paths array; both must
+ * outlive it. It owns nothing else (its lists are bounded by PLAN_MAX_ITEMS), so there is
+ * nothing to free. card_build never fails and never logs. Thread-safety: pure functions.
  */
 #ifndef CMC_CARD_H
 #define CMC_CARD_H
 
+#include "agent/store.h"
 #include "sync/plan.h"
 
 #include <jansson.h>
@@ -25,32 +37,168 @@
 
 /* A copy older than this is flagged as stale on the card. */
 #define CARD_STALE_AFTER_SECONDS (24 * 3600)
+/* Pending-change paths named per section (more are counted, not named). */
+#define CARD_MAX_SECTION_PATHS 16
+/* "943 476 5919" and its NUL. */
+#define CARD_NHS_SPACED 16
 
 struct card_context {
-    int64_t now;          /* wall clock, Unix seconds */
-    int64_t last_sync;    /* last successful sync, Unix seconds; -1 = never synced */
-    int pending_edits;    /* >0: the clinician's view includes unapproved local changes */
-    int show_full;        /* print every field (`show`) rather than the summary card */
+    int64_t now;                 /* wall clock, Unix seconds */
+    int64_t last_sync;           /* last successful sync, Unix seconds; -1 = never synced */
+    int pending_edits;           /* >0: the clinician's view includes unapproved local changes */
+    int show_full;               /* every field (`show`, the full plan) rather than the summary */
+    const json_t *changed_paths; /* dotted paths of those changes (array of strings), or NULL */
 };
 
-/* Age of this device's copy in words, e.g. "never synced", "synced 3 h 10 min ago". */
+/* What a value is, beside its words. Later states (a proposal beside the published value,
+ * where the value came from) extend this, so every output learns them at once. */
+enum card_value_state {
+    CARD_VALUE_APPROVED, /* as in the plan's approved version (or the plan's own status) */
+    CARD_VALUE_PENDING,  /* a clinician's local change, not yet approved */
+};
+
+struct card_value {
+    const char *text;            /* the words to show; NULL when the plan records nothing */
+    const char *path;            /* the plan field it comes from, e.g. "patient.date_of_birth" */
+    enum card_value_state state;
+};
+
+enum card_section_id {
+    CARD_SEC_IDENTITY,
+    CARD_SEC_CPR,
+    CARD_SEC_CEILING,
+    CARD_SEC_ADRT,
+    CARD_SEC_PLACES,
+    CARD_SEC_CONTACTS,
+    CARD_SEC_DIAGNOSIS,
+    CARD_SEC_MEDICINES,
+    CARD_SEC_ALLERGIES,
+    CARD_SEC_PROBLEMS,
+    CARD_SEC_MORE,
+    CARD_N_SECTIONS
+};
+
+struct card_section {
+    int number;           /* 1..10 in clinical order; 0 for "more" */
+    const char *anchor;   /* a short stable id: "identity", "cpr", ... (the page's HTML ids) */
+    const char *key;      /* its name in the --json "order": "identity", "ceiling_of_treatment", ... */
+    const char *title;    /* the heading: "Patient", "CPR decision", ... */
+    const char *label;    /* the terminal's short column label: "PATIENT", "CPR", ... */
+    /* the distinct paths of pending local changes shown in this section */
+    const char *pending_paths[CARD_MAX_SECTION_PATHS];
+    size_t n_pending_paths;
+};
+
+struct card_banner {
+    int status;                  /* enum plan_status */
+    const char *status_words;    /* "PUBLISHED", "DRAFT - not approved", ... */
+    int published;
+    struct card_value approved_by;
+    char approved_on[11];        /* YYYY-MM-DD, "" when not recorded */
+    int64_t version;
+    struct card_value review_due;
+    int review_overdue;
+    char copy_age[96];           /* "synced 3 h 10 min ago (...)", "never synced" */
+    int64_t last_sync;           /* -1 = never synced */
+    int stale;                   /* older than CARD_STALE_AFTER_SECONDS, or never synced */
+    int pending_edits;
+};
+
+struct card_place_list {
+    const char *words[PLAN_MAX_PLACES]; /* first choice first */
+    size_t n;
+};
+
+struct card_contact {
+    struct card_value role, name, phone, available;
+};
+
+struct card_diagnosis {
+    struct card_value text;
+    int primary;
+};
+
+struct card_medicine {
+    struct card_value name, dose;
+    int anticipatory;
+};
+
+struct card_allergy {
+    struct card_value substance, reaction, severity;
+    int severe;
+};
+
+struct card_problem {
+    struct card_value problem, guidance;
+};
+
+struct card_model {
+    int full;                    /* the full plan rather than the summary card */
+    struct card_banner banner;
+    struct card_section sections[CARD_N_SECTIONS];
+    struct {
+        struct card_value given_name, family_name, preferred_name, date_of_birth, nhs_number, address,
+            postcode, gender;
+        int age;                 /* years; -1 when unknown */
+        char nhs_spaced[CARD_NHS_SPACED];     /* "943 476 5919" (the number as written when not 10 digits) */
+    } identity;
+    struct {
+        int decision;            /* enum plan_cpr */
+        const char *headline;    /* "DNACPR", "FOR CPR", ...: read across a room */
+        const char *words;       /* "DNACPR - do NOT attempt CPR", ... */
+        struct card_value decided_at, decided_by, review_date, form_location, patient_aware, family_aware;
+    } cpr;
+    struct {
+        struct card_value ceiling, admission_wanted;
+    } ceiling;
+    struct {
+        int exists;              /* 1, 0, or PLAN_UNSET */
+        const char *words;       /* "YES - an ADRT exists (legally binding)", ... */
+        struct card_value location;
+    } adrt;
+    struct card_place_list place_of_care, place_of_death;
+    struct card_contact contacts[PLAN_MAX_ITEMS];      /* in the order a crew rings them */
+    size_t n_contacts;
+    struct card_diagnosis diagnoses[PLAN_MAX_ITEMS];   /* primary first */
+    size_t n_diagnoses;
+    struct card_value prognosis;
+    struct card_medicine medicines[PLAN_MAX_ITEMS];    /* anticipatory first; regular ones only
+                                                          when full */
+    size_t n_medicines;
+    struct card_value medicines_kept;
+    struct card_allergy allergies[PLAN_MAX_ITEMS];
+    size_t n_allergies;
+    struct card_problem problems[PLAN_MAX_ITEMS];
+    size_t n_problems;
+    struct {
+        struct card_value consent, consent_recorded_at, consent_recorded_by, language, interpreter_needed,
+            phone, what_matters, social_support, organ_donation, region, team, care_home, plan_id, updated_at;
+    } more;
+};
+
+/* Fills *out from the plan and the context (see the memory rule above). */
+void card_build(const struct plan *p, const struct card_context *ctx, struct card_model *out);
+
+/* The plan's status in words ("PUBLISHED", "DRAFT - not approved", ...). */
+const char *card_status_words(int status);
+/* An NHS number spaced 3-3-4 as a crew reads it aloud ("" for NULL; as given when not 10
+ * characters). */
+void card_nhs_spaced(const char *nhs, char out[CARD_NHS_SPACED]);
+/* Age in whole years on `now`'s date; -1 when unknown. */
+int card_age_years(const char *dob, int64_t now);
+/* A context for `now` with this replica's last successful sync (-1 when it never synced;
+ * the one place that reads it), the rest zero. */
+void card_context_init(struct card_context *ctx, store *st, int64_t now);
+/* Age of this device's copy in words, e.g. "never synced", "synced 3 h 10 min ago (...)". */
 void card_copy_age(const struct card_context *ctx, char *out, size_t cap);
+/* 1 when the copy is older than CARD_STALE_AFTER_SECONDS or never synced. */
+int card_copy_stale(const struct card_context *ctx);
 
-/* The CPR decision in words for the card ("DNACPR - do NOT attempt CPR", ...). */
-const char *card_cpr_words(int decision);
+/* The terminal card. */
+void card_print(FILE *f, const struct card_model *m);
 
-/* Words shared by the terminal card and the crew's page, so both say the same thing. */
-const char *card_place_words(int place);         /* "Home", "Hospice", ... */
-const char *card_contact_role_words(int role);   /* "GP", "Palliative care 24/7", ... */
-int card_contact_rank(int role);                 /* the order a crew rings contacts in */
-const char *card_severity_words(int severity);   /* "mild", "SEVERE", ... */
-int card_age_years(const char *dob, int64_t now); /* -1 when unknown */
-int card_review_overdue(const char *review_due, int64_t now);
-
-void card_print(FILE *f, const struct plan *p, const struct card_context *ctx);
-
-/* {"banner": {...}, "sections": [{"n": 1, "title": "...", ...}, ...], "plan": {...}}.
+/* {"banner": {...}, "cpr": {...}, "order": [...], "sections": [...], "plan": {...}}.
  * Returns a new reference or NULL on allocation failure. */
-json_t *card_to_json(const struct plan *p, const struct card_context *ctx);
+json_t *card_to_json(const struct plan *p, const struct card_model *m);
 
 #endif

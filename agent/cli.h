@@ -2,7 +2,10 @@
  * cli.h - the cmc-agent command line (shared/CLI.md).
  *
  * cli_main() parses options, picks the data directory, unlocks the replica for the acting
- * user and runs one command. It returns the process exit status (0 success, 1 runtime
+ * user and runs one command from its table (cli.c). The commands live by concept:
+ * cli_user.c (init, user), cli_read.c (lookup, show, search, list, status, verify, audit),
+ * cli_edit.c (edit, conflicts, resolve), cli_sync.c (enroll, sync); unlocking and secrets
+ * in cli_unlock.c; `serve` hands over to agent/web.h. It returns the process exit status (0 success, 1 runtime
  * error, 2 bad usage or invalid input, 3 not found, 4 locked) and prints at most one error
  * line on stderr, which never carries patient data or a PIN.
  *
@@ -19,9 +22,11 @@
 #include "agent/store.h"
 #include "crypto/cry.h"
 
+#include <jansson.h>
 #include <stddef.h>
 
 #define CLI_MAX_POSITIONAL 8
+#define CLI_PIN_BUF 160
 
 struct cli_opts {
     const char *command;
@@ -68,6 +73,33 @@ int cli_read_secret(const char *file, const char *env, const char *prompt, int c
 
 /* Unlocks the replica in opts' directory for the acting user. */
 int cli_unlock(const struct cli_opts *o, struct cli_session *s);
+/* As cli_unlock, for reading plans: also refuses when the offline lease has run out. */
+int cli_unlock_for_reading(const struct cli_opts *o, struct cli_session *s);
 void cli_session_close(struct cli_session *s);
+
+/* ---- shared by the command files (cli_*.c) ------------------------------------------------ */
+
+/* Prints doc (stolen) on stdout, indented; CMC_ERR_NOMEM when doc is NULL. */
+int cli_print_json(json_t *doc);
+/* CMC_ERR_USAGE ("usage: cmc-agent USAGE") unless there are exactly n positional arguments. */
+int cli_need_positional(const struct cli_opts *o, size_t n, const char *usage);
+/* A PLAN argument: a plan id as given, or an NHS number normalised into nhs (11 bytes). */
+int cli_plan_key(const char *arg, char *nhs, const char **key);
+
+/* The commands: each returns a cmc_err (cli_main turns it into the exit status). */
+int cli_cmd_init(struct cli_opts *o);     /* cli_user.c */
+int cli_cmd_user(struct cli_opts *o);
+int cli_cmd_lookup(struct cli_opts *o);   /* cli_read.c */
+int cli_cmd_show(struct cli_opts *o);
+int cli_cmd_search(struct cli_opts *o);
+int cli_cmd_list(struct cli_opts *o);
+int cli_cmd_status(struct cli_opts *o);
+int cli_cmd_verify(struct cli_opts *o);
+int cli_cmd_audit(struct cli_opts *o);
+int cli_cmd_edit(struct cli_opts *o);     /* cli_edit.c */
+int cli_cmd_conflicts(struct cli_opts *o);
+int cli_cmd_resolve(struct cli_opts *o);
+int cli_cmd_enroll(struct cli_opts *o);   /* cli_sync.c */
+int cli_cmd_sync(struct cli_opts *o);
 
 #endif

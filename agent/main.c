@@ -1,4 +1,4 @@
-/* cmc-agent: the device program. Everything lives in agent/cli.c so tests can drive it. */
+/* cmc-agent: the device program. The command line lives in agent/cli*.c so tests can drive it. */
 #include "agent/cli.h"
 
 int main(int argc, char **argv)

@@ -234,23 +234,16 @@ static void page_message(const struct web_request *q, struct web_reply *r, int s
     web_render_message(&r->body, &c, heading, message);
 }
 
-static int64_t last_sync_of(store *st)
-{
-    int64_t t;
-    if (store_state_get_int(st, "last_sync_at", &t) != CMC_OK)
-        return -1;
-    return t;
-}
-
 /* The find-a-patient page, with the device's copy age and (clinicians) pending work. */
 static void page_home(const struct web_request *q, struct web_reply *r, int status, struct web_home *h)
 {
     struct web_session *ss = &q->s->sess;
-    struct card_context ctx = { .now = plat_wall_now(), .last_sync = last_sync_of(ss->st) };
+    struct card_context ctx;
+    card_context_init(&ctx, ss->st, plat_wall_now());
     char age[96];
     card_copy_age(&ctx, age, sizeof age);
     h->copy_age = age;
-    h->stale = ctx.last_sync < 0 || ctx.now - ctx.last_sync > CARD_STALE_AFTER_SECONDS;
+    h->stale = card_copy_stale(&ctx);
     h->clinician = ss->who.role == STORE_ROLE_CLINICIAN;
     struct store_counts counts;
     if (h->clinician && store_counts_get(ss->st, &counts) == CMC_OK) {
@@ -392,10 +385,11 @@ static void show_plan(const struct web_request *q, struct web_reply *r, struct p
             if (strcmp(all[i].plan_id, p->plan_id) == 0)
                 mine[n_mine++] = all[i];
     }
-    struct card_context ctx = { .now = plat_wall_now(), .last_sync = last_sync_of(ss->st),
-                                .pending_edits = pending, .show_full = view != WEB_VIEW_CARD };
-    struct web_card card = { .p = p, .ctx = &ctx, .changed = changed, .conflicts = mine,
-                             .n_conflicts = n_mine, .view = view };
+    struct card_context ctx;
+    card_context_init(&ctx, ss->st, plat_wall_now());
+    ctx.pending_edits = pending;
+    ctx.changed_paths = changed;
+    struct web_card card = { .p = p, .ctx = &ctx, .conflicts = mine, .n_conflicts = n_mine, .view = view };
     struct web_chrome c;
     chrome_for(q, view == WEB_VIEW_CARD ? "Summary card" : view == WEB_VIEW_FULL ? "Full plan" : "Print view", &c);
     c.print = view == WEB_VIEW_PRINT;
@@ -833,7 +827,7 @@ static int idle_seconds_from_env(int *out)
     return CMC_OK;
 }
 
-int web_serve(const struct cli_opts *o)
+int web_serve(const struct web_serve_opts *o)
 {
     char host[64];
     struct web_config cfg;

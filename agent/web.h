@@ -27,8 +27,6 @@
 #ifndef CMC_WEB_H
 #define CMC_WEB_H
 
-#include "agent/cli.h"
-
 #include <stdint.h>
 
 /* Default idle time before an unlocked session locks itself (CMC_WEB_IDLE_SECONDS). */
@@ -56,8 +54,16 @@ void web_server_tick(web_server *s);
 /* Stops serving, locks the session (closing the store, zeroing the key) and frees. */
 void web_server_stop(web_server *s);
 
+/* What `cmc-agent serve` needs from the command line. */
+struct web_serve_opts {
+    const char *listen;       /* "HOST:PORT", a loopback address */
+    const char *dir;          /* the agent's data directory */
+    const char *slots_path;   /* DIR/keyslots */
+    const char *replica_path; /* DIR/replica.db */
+};
+
 /* `cmc-agent serve`: parses o->listen (loopback only), reads CMC_WEB_IDLE_SECONDS, prints
  * the page's address on stdout and serves until SIGINT/SIGTERM. Returns a cmc_err. */
-int web_serve(const struct cli_opts *o);
+int web_serve(const struct web_serve_opts *o);
 
 #endif

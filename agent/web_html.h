@@ -1,7 +1,9 @@
 /*
- * web_html.h - the crew's page as HTML: a growable output buffer with escaping, and one
- * renderer per page (unlock, find a patient, candidates, the summary card, the full plan,
- * the print view, messages) plus the page's one stylesheet.
+ * web_html.h - the crew's page as HTML: a growable output buffer with escaping (web_buf.c),
+ * the page frame and the pages around the card (web_pages.c: unlock, find a patient,
+ * candidates, messages), the card itself (web_card.c: the summary card, the full plan, the
+ * print view, formatted from the card model of agent/card.h) and the one stylesheet
+ * (web_css.c).
  *
  * The pages are server-rendered and need no JavaScript: forms POST to the device's own
  * server, so nothing about a patient ever goes into a URL. The card follows the order of
@@ -48,6 +50,8 @@ void web_buf_rawf(struct web_buf *b, const char *fmt, ...) __attribute__((format
 void web_buf_text(struct web_buf *b, const char *s);
 /* CMC_OK, or CMC_ERR_NOMEM if any append failed. */
 int web_buf_status(const struct web_buf *b);
+/* Records an allocation failure outside the buffer (the page cannot be complete). */
+void web_buf_nomem(struct web_buf *b);
 
 /* What every page's frame needs. */
 struct web_chrome {
@@ -60,6 +64,15 @@ struct web_chrome {
     int night;            /* 1 night colours, 0 day colours, -1 follow the device setting */
     int print;            /* the print view: no controls */
 };
+
+/* The frame shared by every page: the head, the header with the session's controls, and
+ * the closing tags. */
+void web_page_begin(struct web_buf *b, const struct web_chrome *c);
+void web_page_end(struct web_buf *b);
+/* A hidden form field; the value is escaped. */
+void web_hidden(struct web_buf *b, const char *name, const char *value);
+/* Escaped text, or a muted "not recorded" when s is NULL or "": absence must look like it. */
+void web_text_or_unrecorded(struct web_buf *b, const char *s);
 
 /* The unlock page. `pre` is the pre-session form token (also sent as a cookie); message
  * (may be NULL) is shown as an alert; user_value refills the user field. */
@@ -93,12 +106,12 @@ enum web_view {
 
 struct web_card {
     const struct plan *p;
-    const struct card_context *ctx;
-    const json_t *changed;                    /* paths of a clinician's pending edits, or NULL */
+    const struct card_context *ctx;           /* with the paths of a clinician's pending edits */
     const struct engine_conflict *conflicts;  /* this plan's open conflicts (clinician) */
     size_t n_conflicts;
     enum web_view view;
 };
+/* The card of card->p in clinical order; an allocation failure leaves the buffer failed. */
 void web_render_card(struct web_buf *b, const struct web_chrome *c, const struct web_card *card);
 
 /* A page with one heading and one message (errors, "no plan on this device"). */
@@ -107,8 +120,5 @@ void web_render_message(struct web_buf *b, const struct web_chrome *c, const cha
 
 /* The stylesheet (served as /style.css). */
 void web_render_css(struct web_buf *b);
-
-/* The CPR decision's CSS class: "cpr-dnacpr", "cpr-for", "cpr-undiscussed" or "cpr-none". */
-const char *web_cpr_class(int decision);
 
 #endif

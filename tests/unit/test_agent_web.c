@@ -160,10 +160,11 @@ static void test_text_is_escaped(void **state)
 static char *render_card(const struct plan *p, int64_t age, const json_t *changed, enum web_view view)
 {
     struct card_context ctx = { .now = 1800000000, .last_sync = age < 0 ? -1 : 1800000000 - age,
-                                .pending_edits = changed ? (int)json_array_size(changed) : 0 };
+                                .pending_edits = changed ? (int)json_array_size(changed) : 0,
+                                .changed_paths = changed };
     struct web_chrome c = { .title = "Summary card", .user = USER, .role = "urgent care", .csrf = "tok",
                             .idle_seconds = 180, .night = -1, .print = view == WEB_VIEW_PRINT };
-    struct web_card card = { .p = p, .ctx = &ctx, .changed = changed, .view = view };
+    struct web_card card = { .p = p, .ctx = &ctx, .view = view };
     struct web_buf b;
     web_buf_init(&b);
     web_render_card(&b, &c, &card);
@@ -259,6 +260,59 @@ static void test_card_flags(void **state)
     html = render_card(&p, 60, NULL, WEB_VIEW_CARD);
     assert_non_null(strstr(html, "NOT APPROVED</strong> - this version is DRAFT - not approved"));
     cmc_free(html);
+    plan_free(&p);
+}
+
+/* One model for every output: per-value pending state, section marks once per path, the
+ * contact order, and the terminal card saying the model's words. */
+static void test_card_model(void **state)
+{
+    (void)state;
+    struct plan p;
+    make_plan(&p, "dnacpr", "2027-02-11");
+    p.status = PLAN_STATUS_AWAITING_APPROVAL;
+    json_t *changed = json_pack("[s,s,s]", "prognosis", "resuscitation", "prognosis");
+    struct card_context ctx = { .now = 1800000000, .last_sync = -1, .pending_edits = 2, .changed_paths = changed };
+    static struct card_model m;
+    card_build(&p, &ctx, &m);
+    assert_int_equal(m.prognosis.state, CARD_VALUE_PENDING);
+    assert_int_equal(m.cpr.form_location.state, CARD_VALUE_PENDING); /* inside a changed object */
+    assert_int_equal(m.identity.given_name.state, CARD_VALUE_APPROVED);
+    assert_int_equal(m.sections[CARD_SEC_DIAGNOSIS].n_pending_paths, 1);
+    assert_int_equal(m.sections[CARD_SEC_IDENTITY].n_pending_paths, 0);
+    assert_string_equal(m.contacts[0].role.text, "GP");
+    assert_int_equal(m.n_medicines, 1); /* the summary: anticipatory only */
+    assert_true(m.banner.stale);
+    assert_string_equal(m.banner.status_words, "AWAITING APPROVAL - not approved");
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    card_print(f, &m);
+    fclose(f);
+    assert_non_null(strstr(text, "PLAN STATUS: AWAITING APPROVAL - not approved"));
+    assert_non_null(strstr(text, m.cpr.words));
+    assert_non_null(strstr(text, "never synced  ** STALE COPY"));
+    free(text);
+    json_t *j = card_to_json(&p, &m);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "banner"), "status_words")),
+                        m.banner.status_words);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "cpr"), "words")), m.cpr.words);
+    json_t *order = json_object_get(j, "order");
+    assert_int_equal(json_array_size(order), 10);
+    assert_string_equal(json_string_value(json_array_get(order, 1)), "cpr");
+    assert_string_equal(json_string_value(json_array_get(order, 9)), "anticipated_problems");
+    json_t *diag = json_array_get(json_object_get(j, "sections"), CARD_SEC_DIAGNOSIS);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(diag, "not_yet_approved"), 0)), "prognosis");
+    json_decref(j);
+
+    char *html = render_card(&p, -1, changed, WEB_VIEW_CARD);
+    assert_non_null(strstr(html, m.banner.status_words));
+    assert_non_null(strstr(html, m.cpr.words));
+    cmc_free(html);
+    json_decref(changed);
     plan_free(&p);
 }
 
@@ -632,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_text_is_escaped),
         cmocka_unit_test(test_card_order_and_content),
         cmocka_unit_test(test_card_flags),
+        cmocka_unit_test(test_card_model),
         cmocka_unit_test(test_render_out_of_memory),
         cmocka_unit_test_setup_teardown(test_server_session, server_setup, server_teardown),
         cmocka_unit_test_setup_teardown(test_server_idle_lock, server_setup, server_teardown),

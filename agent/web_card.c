@@ -1,0 +1,504 @@
+/* web_card.c - the card model (agent/card.h) as the crew's page: the summary card, the full
+ * plan and the print view. Words come from the model; this file adds markup and style only. */
+#include "agent/web_html.h"
+
+#include "crypto/cry.h"
+#include "platform/alloc.h"
+#include "platform/plat.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The CPR decision's CSS class: fill and border differ as well as the words. */
+static const char *cpr_class(int decision)
+{
+    switch ((enum plan_cpr)decision) {
+    case PLAN_CPR_DNACPR: return "cpr-dnacpr";
+    case PLAN_CPR_FOR_CPR: return "cpr-for";
+    case PLAN_CPR_NOT_DISCUSSED: return "cpr-undiscussed";
+    case PLAN_CPR_NONE: break;
+    }
+    return "cpr-none";
+}
+
+static void value(struct web_buf *b, const struct card_value *v)
+{
+    web_text_or_unrecorded(b, v->text);
+}
+
+/* Sentence case by style: the first letter as written, the rest lowered by CSS. */
+static void sentence_case(struct web_buf *b, const char *words)
+{
+    char first[2] = { words[0], '\0' };
+    web_buf_text(b, first);
+    web_buf_raw(b, "<span class=\"lc\">");
+    web_buf_text(b, words + 1);
+    web_buf_raw(b, "</span>");
+}
+
+/* Marks a section that shows a clinician's pending (unapproved) local change. */
+static void pending_mark(struct web_buf *b, const struct card_section *s)
+{
+    for (size_t i = 0; i < s->n_pending_paths; i++) {
+        web_buf_raw(b, i > 0 ? ", " : "<p class=\"pending\"><strong>NOT YET APPROVED:</strong> local change to ");
+        web_buf_text(b, s->pending_paths[i]);
+    }
+    if (s->n_pending_paths > 0)
+        web_buf_raw(b, " (shown here; waiting to sync for approval)</p>");
+}
+
+static void section_open(struct web_buf *b, const struct card_model *m, enum card_section_id id,
+                         const char *extra_class)
+{
+    const struct card_section *s = &m->sections[id];
+    web_buf_rawf(b, "<section class=\"card-section%s%s\" id=\"%s\" aria-labelledby=\"h-%s\"><h2 id=\"h-%s\">",
+                 extra_class ? " " : "", extra_class ? extra_class : "", s->anchor, s->anchor, s->anchor);
+    if (s->number > 0)
+        web_buf_rawf(b, "<span class=\"n\">%d</span> ", s->number);
+    web_buf_text(b, s->title);
+    web_buf_raw(b, "</h2>");
+    pending_mark(b, s);
+}
+
+static void dt(struct web_buf *b, const char *label)
+{
+    web_buf_raw(b, "<dt>");
+    web_buf_raw(b, label);
+    web_buf_raw(b, "</dt><dd>");
+}
+
+static void none_item(struct web_buf *b, const char *tag)
+{
+    web_buf_rawf(b, "<%s><span class=\"none\">none recorded</span></%s>", tag, tag);
+}
+
+static void places(struct web_buf *b, const struct card_place_list *pl)
+{
+    if (pl->n == 0) {
+        web_buf_raw(b, "<span class=\"none\">not recorded</span>");
+        return;
+    }
+    for (size_t i = 0; i < pl->n; i++) {
+        web_buf_rawf(b, "%s%s choice: ", i == 0 ? "" : "; ", i == 0 ? "1st" : i == 1 ? "2nd" : "3rd");
+        web_buf_raw(b, "<strong>");
+        web_buf_text(b, pl->words[i]);
+        web_buf_raw(b, "</strong>");
+    }
+}
+
+/* A tel: link: digits and a leading + only, whatever the plan's spacing. */
+static void tel_link(struct web_buf *b, const char *phone)
+{
+    char dial[40];
+    size_t o = 0;
+    for (const char *q = phone; q != NULL && *q != '\0' && o + 1 < sizeof dial; q++)
+        if ((*q >= '0' && *q <= '9') || (*q == '+' && o == 0))
+            dial[o++] = *q;
+    dial[o] = '\0';
+    if (o < 3) {
+        web_text_or_unrecorded(b, phone);
+        return;
+    }
+    web_buf_raw(b, "<a class=\"tel\" href=\"tel:");
+    web_buf_text(b, dial);
+    web_buf_raw(b, "\">");
+    web_buf_text(b, phone);
+    web_buf_raw(b, "</a>");
+}
+
+/* ---- the banner ------------------------------------------------------------------------- */
+
+static void banner_flags(struct web_buf *b, const struct card_banner *bn)
+{
+    if (bn->stale) {
+        web_buf_raw(b, "<p class=\"flag stale\" role=\"alert\"><strong>STALE COPY</strong> - this device ");
+        if (bn->last_sync < 0) {
+            web_buf_raw(b, "has never synced");
+        } else {
+            web_buf_raw(b, "last synced ");
+            web_buf_text(b, strncmp(bn->copy_age, "synced ", 7) == 0 ? bn->copy_age + 7 : bn->copy_age);
+        }
+        web_buf_raw(b, ". A newer version of this plan may exist: check with the service if you can.</p>");
+    }
+    if (!bn->published) {
+        web_buf_raw(b, "<p class=\"flag draft\"><strong>NOT APPROVED</strong> - this version is ");
+        web_buf_text(b, bn->status_words);
+        web_buf_raw(b, ". Urgent care sees the published version only.</p>");
+    }
+    if (bn->pending_edits > 0)
+        web_buf_rawf(b, "<p class=\"flag pending\"><strong>LOCAL CHANGES NOT YET APPROVED</strong> - %d pending "
+                        "edit(s) from this device are shown, marked in their sections.</p>",
+                     bn->pending_edits);
+}
+
+static void banner(struct web_buf *b, const struct card_banner *bn)
+{
+    web_buf_raw(b, "<section class=\"banner\" id=\"banner\" aria-labelledby=\"h-banner\">"
+                   "<h2 id=\"h-banner\" class=\"sr\">Plan status</h2>");
+    banner_flags(b, bn);
+    web_buf_raw(b, "<dl class=\"facts\">");
+    dt(b, "Status");
+    if (bn->published) {
+        web_buf_raw(b, "<strong>");
+        sentence_case(b, bn->status_words);
+    } else {
+        web_buf_raw(b, "<strong class=\"warn\">");
+        web_buf_text(b, bn->status_words);
+    }
+    web_buf_rawf(b, "</strong> (version %lld)</dd>", (long long)bn->version);
+    dt(b, "Approved by");
+    if (bn->published) {
+        value(b, &bn->approved_by);
+        web_buf_raw(b, " on ");
+        web_text_or_unrecorded(b, bn->approved_on);
+    } else {
+        web_buf_raw(b, "<strong class=\"warn\">not approved</strong>");
+    }
+    web_buf_raw(b, "</dd>");
+    dt(b, "Review due");
+    if (bn->review_overdue) {
+        web_buf_raw(b, "<span class=\"flag overdue\"><strong>REVIEW OVERDUE</strong> - was due ");
+        web_buf_text(b, bn->review_due.text);
+        web_buf_raw(b, "</span>");
+    } else {
+        value(b, &bn->review_due);
+    }
+    web_buf_raw(b, "</dd>");
+    dt(b, "Copy on this device");
+    web_buf_raw(b, bn->stale ? "<strong class=\"warn\">" : "<span>");
+    web_buf_text(b, bn->copy_age);
+    web_buf_raw(b, bn->stale ? "</strong>" : "</span>");
+    web_buf_raw(b, "</dd></dl></section>\n");
+}
+
+static void conflicts_block(struct web_buf *b, const struct web_card *card)
+{
+    if (card->n_conflicts == 0)
+        return;
+    web_buf_raw(b, "<section class=\"conflicts\" aria-labelledby=\"h-conflicts\"><h2 id=\"h-conflicts\">");
+    web_buf_rawf(b, "Open conflicts (%zu): your edit and the service both changed these</h2>", card->n_conflicts);
+    web_buf_raw(b, "<table><thead><tr><th scope=\"col\">Field</th><th scope=\"col\">Yours (not approved)</th>"
+                   "<th scope=\"col\">The service's</th></tr></thead><tbody>");
+    for (size_t i = 0; i < card->n_conflicts; i++) {
+        const struct engine_conflict *c = &card->conflicts[i];
+        web_buf_raw(b, "<tr><th scope=\"row\">");
+        web_buf_text(b, c->path);
+        web_buf_raw(b, "</th><td>");
+        web_buf_text(b, c->local);
+        web_buf_raw(b, "</td><td>");
+        web_buf_text(b, c->remote);
+        web_buf_rawf(b, " (version %lld)</td></tr>", (long long)c->remote_version);
+    }
+    web_buf_raw(b, "</tbody></table><p class=\"small\">Settle each on this device with "
+                   "<code>cmc-agent resolve</code>; until then the card shows your edit.</p></section>\n");
+}
+
+/* ---- the sections ----------------------------------------------------------------------- */
+
+static void identity(struct web_buf *b, const struct card_model *m)
+{
+    section_open(b, m, CARD_SEC_IDENTITY, NULL);
+    web_buf_raw(b, "<p class=\"patient-name\"><strong>");
+    web_buf_text(b, m->identity.given_name.text);
+    web_buf_raw(b, " ");
+    web_buf_text(b, m->identity.family_name.text);
+    web_buf_raw(b, "</strong>");
+    if (m->identity.preferred_name.text != NULL) {
+        web_buf_raw(b, " (known as ");
+        web_buf_text(b, m->identity.preferred_name.text);
+        web_buf_raw(b, ")");
+    }
+    web_buf_raw(b, "</p><dl class=\"facts\">");
+    dt(b, "Born");
+    value(b, &m->identity.date_of_birth);
+    if (m->identity.age >= 0)
+        web_buf_rawf(b, " (age %d)", m->identity.age);
+    web_buf_raw(b, "</dd>");
+    dt(b, "NHS number");
+    web_buf_text(b, m->identity.nhs_number.text);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Address");
+    value(b, &m->identity.address);
+    web_buf_raw(b, ", ");
+    value(b, &m->identity.postcode);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Gender");
+    value(b, &m->identity.gender);
+    web_buf_raw(b, "</dd></dl></section>\n");
+}
+
+static void cpr(struct web_buf *b, const struct card_model *m)
+{
+    section_open(b, m, CARD_SEC_CPR, "cpr-section");
+    web_buf_raw(b, "<div class=\"cpr ");
+    web_buf_raw(b, cpr_class(m->cpr.decision));
+    web_buf_raw(b, "\"><p class=\"cpr-headline\">");
+    web_buf_text(b, m->cpr.headline);
+    web_buf_raw(b, "</p><p class=\"cpr-words\">");
+    web_buf_text(b, m->cpr.words);
+    web_buf_raw(b, "</p></div><dl class=\"facts\">");
+    dt(b, "Decided");
+    value(b, &m->cpr.decided_at);
+    web_buf_raw(b, " by ");
+    value(b, &m->cpr.decided_by);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Review");
+    value(b, &m->cpr.review_date);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Paper form");
+    value(b, &m->cpr.form_location);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Patient aware");
+    value(b, &m->cpr.patient_aware);
+    web_buf_raw(b, "; family aware: ");
+    value(b, &m->cpr.family_aware);
+    web_buf_raw(b, "</dd></dl></section>\n");
+}
+
+static void decisions(struct web_buf *b, const struct card_model *m)
+{
+    section_open(b, m, CARD_SEC_CEILING, NULL);
+    web_buf_raw(b, "<p class=\"big\">");
+    value(b, &m->ceiling.ceiling);
+    web_buf_raw(b, "</p><dl class=\"facts\">");
+    dt(b, "Hospital admission wanted");
+    web_buf_raw(b, "<strong>");
+    value(b, &m->ceiling.admission_wanted);
+    web_buf_raw(b, "</strong></dd></dl></section>\n");
+
+    section_open(b, m, CARD_SEC_ADRT, NULL);
+    web_buf_raw(b, "<p class=\"big\">");
+    if (m->adrt.exists == 1) {
+        web_buf_raw(b, "<strong>");
+        web_buf_text(b, m->adrt.words);
+        web_buf_raw(b, "</strong>. Kept: ");
+        value(b, &m->adrt.location);
+    } else {
+        web_text_or_unrecorded(b, m->adrt.words);
+    }
+    web_buf_raw(b, "</p></section>\n");
+
+    section_open(b, m, CARD_SEC_PLACES, NULL);
+    web_buf_raw(b, "<dl class=\"facts\">");
+    dt(b, "Place of care");
+    places(b, &m->place_of_care);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Place of death");
+    places(b, &m->place_of_death);
+    web_buf_raw(b, "</dd></dl></section>\n");
+}
+
+static void contacts(struct web_buf *b, const struct card_model *m)
+{
+    section_open(b, m, CARD_SEC_CONTACTS, NULL);
+    web_buf_raw(b, "<ul class=\"contacts\">");
+    if (m->n_contacts == 0)
+        none_item(b, "li");
+    for (size_t i = 0; i < m->n_contacts; i++) {
+        const struct card_contact *ct = &m->contacts[i];
+        web_buf_raw(b, "<li><span class=\"role\">");
+        web_buf_text(b, ct->role.text);
+        web_buf_raw(b, "</span> <span class=\"cname\">");
+        web_buf_text(b, ct->name.text);
+        web_buf_raw(b, "</span> ");
+        tel_link(b, ct->phone.text);
+        if (ct->available.text != NULL) {
+            web_buf_raw(b, " <span class=\"avail\">(");
+            web_buf_text(b, ct->available.text);
+            web_buf_raw(b, ")</span>");
+        }
+        web_buf_raw(b, "</li>");
+    }
+    web_buf_raw(b, "</ul></section>\n");
+}
+
+static void diagnosis_and_medicines(struct web_buf *b, const struct card_model *m)
+{
+    section_open(b, m, CARD_SEC_DIAGNOSIS, NULL);
+    web_buf_raw(b, "<ul>");
+    for (size_t i = 0; i < m->n_diagnoses; i++) {
+        int primary = m->diagnoses[i].primary;
+        web_buf_raw(b, primary ? "<li><strong>" : "<li>");
+        web_buf_text(b, m->diagnoses[i].text.text);
+        web_buf_raw(b, primary ? "</strong> (primary)</li>" : "</li>");
+    }
+    if (m->n_diagnoses == 0)
+        none_item(b, "li");
+    web_buf_raw(b, "</ul><dl class=\"facts\">");
+    dt(b, "Prognosis");
+    value(b, &m->prognosis);
+    web_buf_raw(b, "</dd></dl></section>\n");
+
+    section_open(b, m, CARD_SEC_MEDICINES, NULL);
+    web_buf_raw(b, "<p class=\"big\"><strong>Kept:</strong> ");
+    value(b, &m->medicines_kept);
+    web_buf_raw(b, "</p><ul>");
+    for (size_t i = 0; i < m->n_medicines; i++) {
+        web_buf_raw(b, "<li><strong>");
+        web_buf_text(b, m->medicines[i].name.text);
+        web_buf_raw(b, "</strong> ");
+        web_buf_text(b, m->medicines[i].dose.text);
+        if (!m->medicines[i].anticipatory)
+            web_buf_raw(b, " <span class=\"tag\">regular</span>");
+        web_buf_raw(b, "</li>");
+    }
+    if (m->n_medicines == 0)
+        none_item(b, "li");
+    web_buf_raw(b, "</ul></section>\n");
+}
+
+static void allergies_and_problems(struct web_buf *b, const struct card_model *m)
+{
+    section_open(b, m, CARD_SEC_ALLERGIES, NULL);
+    web_buf_raw(b, "<ul>");
+    if (m->n_allergies == 0)
+        none_item(b, "li");
+    for (size_t i = 0; i < m->n_allergies; i++) {
+        const struct card_allergy *a = &m->allergies[i];
+        web_buf_raw(b, "<li><strong>");
+        web_buf_text(b, a->substance.text);
+        web_buf_raw(b, "</strong> - ");
+        web_buf_text(b, a->reaction.text);
+        web_buf_raw(b, a->severe ? " (<strong>" : " (");
+        web_buf_text(b, a->severity.text);
+        web_buf_raw(b, a->severe ? "</strong>)</li>" : ")</li>");
+    }
+    web_buf_raw(b, "</ul></section>\n");
+
+    section_open(b, m, CARD_SEC_PROBLEMS, NULL);
+    web_buf_raw(b, "<dl class=\"problems\">");
+    if (m->n_problems == 0)
+        none_item(b, "dt");
+    for (size_t i = 0; i < m->n_problems; i++) {
+        web_buf_raw(b, "<dt>");
+        web_buf_text(b, m->problems[i].problem.text);
+        web_buf_raw(b, "</dt><dd>");
+        web_buf_text(b, m->problems[i].guidance.text);
+        web_buf_raw(b, "</dd>");
+    }
+    web_buf_raw(b, "</dl></section>\n");
+}
+
+static void fact(struct web_buf *b, const char *label, const struct card_value *v)
+{
+    dt(b, label);
+    value(b, v);
+    web_buf_raw(b, "</dd>");
+}
+
+static void more(struct web_buf *b, const struct card_model *m)
+{
+    const struct card_section *s = &m->sections[CARD_SEC_MORE];
+    web_buf_raw(b, "<section class=\"card-section\" id=\"more\" aria-labelledby=\"h-more\"><h2 id=\"h-more\">");
+    web_buf_text(b, s->title);
+    web_buf_raw(b, "</h2>");
+    pending_mark(b, s);
+    web_buf_raw(b, "<dl class=\"facts\">");
+    dt(b, "Consent");
+    value(b, &m->more.consent);
+    web_buf_raw(b, ", recorded ");
+    value(b, &m->more.consent_recorded_at);
+    web_buf_raw(b, " by ");
+    value(b, &m->more.consent_recorded_by);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Language");
+    value(b, &m->more.language);
+    web_buf_raw(b, "; interpreter needed: ");
+    value(b, &m->more.interpreter_needed);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Patient's phone");
+    tel_link(b, m->more.phone.text);
+    web_buf_raw(b, "</dd>");
+    fact(b, "What matters to me", &m->more.what_matters);
+    fact(b, "Social support", &m->more.social_support);
+    fact(b, "Organ donation", &m->more.organ_donation);
+    dt(b, "Region, team, care home");
+    value(b, &m->more.region);
+    web_buf_raw(b, "; ");
+    value(b, &m->more.team);
+    web_buf_raw(b, "; ");
+    value(b, &m->more.care_home);
+    web_buf_raw(b, "</dd>");
+    dt(b, "Plan");
+    web_buf_text(b, m->more.plan_id.text);
+    web_buf_rawf(b, ", version %lld, updated ", (long long)m->banner.version);
+    value(b, &m->more.updated_at);
+    web_buf_raw(b, "</dd></dl></section>\n");
+}
+
+/* ---- the page --------------------------------------------------------------------------- */
+
+static void title_and_print_note(struct web_buf *b, const struct web_chrome *c, const struct web_card *card,
+                                 const struct card_model *m)
+{
+    web_buf_raw(b, "<h1 class=\"card-title\">");
+    web_buf_raw(b, card->view == WEB_VIEW_CARD ? "Summary card: " : "Care plan: ");
+    web_buf_text(b, m->identity.given_name.text);
+    web_buf_raw(b, " ");
+    web_buf_text(b, m->identity.family_name.text);
+    web_buf_raw(b, "</h1>\n");
+    if (card->view != WEB_VIEW_PRINT)
+        return;
+    char when[21];
+    plat_format_time(card->ctx->now, when);
+    web_buf_raw(b, "<p class=\"small\">Printed ");
+    web_buf_text(b, when);
+    web_buf_raw(b, " by ");
+    web_buf_text(b, c->user);
+    web_buf_raw(b, " from this device's copy. Use the browser's Print command. A printed plan is a "
+                   "snapshot: it does not change when the plan does. <a href=\"/\" class=\"noprint\">Back to "
+                   "search</a></p>\n");
+}
+
+static void view_button(struct web_buf *b, const struct web_chrome *c, const struct plan *p, const char *view,
+                        const char *label)
+{
+    web_buf_raw(b, "<form method=\"post\" action=\"/plan\" class=\"inline\">");
+    web_hidden(b, "csrf", c->csrf);
+    web_hidden(b, "plan_id", p->plan_id);
+    web_hidden(b, "view", view);
+    web_buf_raw(b, "<button type=\"submit\" class=\"secondary\">");
+    web_buf_raw(b, label);
+    web_buf_raw(b, "</button></form>");
+}
+
+static void actions(struct web_buf *b, const struct web_chrome *c, const struct web_card *card)
+{
+    if (card->view == WEB_VIEW_PRINT)
+        return;
+    web_buf_raw(b, "<nav class=\"actions\" aria-label=\"This plan\">");
+    if (card->view == WEB_VIEW_CARD)
+        view_button(b, c, card->p, "full", "Full plan");
+    else
+        view_button(b, c, card->p, "card", "Summary card");
+    view_button(b, c, card->p, "print", "Print view");
+    web_buf_raw(b, "<a class=\"button secondary\" href=\"/\">New search</a></nav>\n");
+}
+
+void web_render_card(struct web_buf *b, const struct web_chrome *c, const struct web_card *card)
+{
+    struct card_context ctx = *card->ctx;
+    ctx.show_full = card->view != WEB_VIEW_CARD;
+    struct card_model *m = cmc_malloc(sizeof *m);
+    if (m == NULL) {
+        web_buf_nomem(b);
+        return;
+    }
+    card_build(card->p, &ctx, m);
+    web_page_begin(b, c);
+    title_and_print_note(b, c, card, m);
+    banner(b, &m->banner);
+    conflicts_block(b, card);
+    identity(b, m);
+    cpr(b, m);
+    decisions(b, m);
+    contacts(b, m);
+    diagnosis_and_medicines(b, m);
+    allergies_and_problems(b, m);
+    if (m->full)
+        more(b, m);
+    actions(b, c, card);
+    web_page_end(b);
+    cry_memzero(m, sizeof *m); /* it holds an NHS number */
+    cmc_free(m);
+}
