@@ -1,7 +1,7 @@
 /*
  * test_agent_store.c - the device replica: nothing readable at rest, tamper and wrong-key
  * detection, published-only against drafts slipped into the file, identity search, purge
- * and replay protection, batches, migrations, pending edits, conflicts, sync state.
+ * and replay protection, batches, migrations, pending edits, sync state.
  */
 #include "agent/store.h"
 #include "agent/store_test.h"
@@ -618,7 +618,6 @@ static void test_published_only_against_slipped_drafts(void **state)
     assert_null(got.plan_id);
     assert_int_equal(store_plan_get(s, honest.plan_id, &got), CMC_ERR_NOT_FOUND);
     assert_null(got.plan_id);
-    assert_int_equal(store_plan_get_published(s, honest.plan_id, &got), CMC_ERR_NOT_FOUND);
     /* The lying row: never shown. */
     int rc = store_plan_get(s, liar.nhs_number, &got);
     assert_true(rc == CMC_ERR_TAMPERED || rc == CMC_ERR_NOT_FOUND);
@@ -755,10 +754,6 @@ static void test_published_v1_draft_v2(void **state)
     assert_int_equal(got.status, PLAN_STATUS_DRAFT);
     assert_true(plan_equal(&got, &v2));
     plan_free(&got);
-    assert_int_equal(store_plan_get_published(s, v1.nhs_number, &got), CMC_OK);
-    assert_int_equal(got.version, 1);
-    assert_true(plan_equal(&got, &v1));
-    plan_free(&got);
     struct store_hit *hits = NULL;
     size_t n = search_n(s, "margaret", NULL, NULL, &hits);
     assert_int_equal(n, 1);
@@ -777,6 +772,7 @@ static void test_published_v1_draft_v2(void **state)
     assert_int_equal(got.version, 1);
     assert_int_equal(got.status, PLAN_STATUS_PUBLISHED);
     assert_string_equal(got.prognosis, "weeks to months");
+    assert_true(plan_equal(&got, &v1));
     plan_free(&got);
     assert_int_equal(store_plan_get(s, v1.plan_id, &got), CMC_OK);
     assert_int_equal(got.version, 1);
@@ -1004,13 +1000,6 @@ static void test_purge_leaves_no_copy(void **state)
     assert_int_equal(store_pending_add(s, id, 2, change, sizeof change, NULL), CMC_OK);
     assert_int_equal(store_pending_add(s, id, 1, change, sizeof change, NULL), CMC_OK);
     assert_int_equal(store_pending_add(s, other.plan_id, 1, change, sizeof change, NULL), CMC_OK);
-    struct store_conflict c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.plan_id, sizeof c.plan_id, "%s", id);
-    c.field_path = "prognosis";
-    c.local = (uint8_t *)"\xa4" "days";
-    c.local_len = 5;
-    assert_int_equal(store_conflict_add(s, &c, NULL), CMC_OK);
     /* Merge state holds whole plans: it must go too. */
     sqlite3_stmt *ins = NULL;
     assert_int_equal(sqlite3_prepare_v2(store_test_db(s),
@@ -1035,13 +1024,11 @@ static void test_purge_leaves_no_copy(void **state)
     assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity WHERE plan_id = ?", id), 0);
     assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity WHERE nhs_number = ?", nhs), 0);
     assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM conflicts WHERE plan_id = ?", id), 0);
     assert_int_equal(sql_int(s, "SELECT count(*) FROM merges WHERE plan_id = ?", id), 0);
     assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits", NULL), 1); /* other's */
     plan_init(&got);
     assert_int_equal(store_plan_get(s, nhs, &got), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_plan_get(s, id, &got), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_plan_get_published(s, id, &got), CMC_ERR_NOT_FOUND);
     struct store_hit *h = NULL;
     size_t n = search_n(s, NULL, "1938-04-17", NULL, &h);
     assert_int_equal(n, 1); /* only the other plan */
@@ -1188,8 +1175,8 @@ static void test_migrations(void **state)
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
     assert_int_equal(v, STORE_SCHEMA_VERSION);
     static const char *const tables[] = {"plan_versions", "plan_identity", "tombstones",
-                                         "sync_state",    "pending_edits", "conflicts",
-                                         "merges",        "audit"};
+                                         "sync_state",    "pending_edits", "merges",
+                                         "audit"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
                                     " AND name = ?",
@@ -1199,6 +1186,9 @@ static void test_migrations(void **state)
                                 " AND name = 'urgent_care_plans'",
                              NULL),
                      1);
+    /* Step 4 dropped the conflicts table nothing used. */
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
+                     0);
     put(s, &p, 1);
     assert_int_equal(store_state_set(s, "hub", "https://hub.example"), CMC_OK);
     store_close(s);
@@ -1213,7 +1203,7 @@ static void test_migrations(void **state)
 
     /* A replica left at version 1 gets exactly step 2 on the next open. */
     assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DROP TABLE pending_edits; DROP TABLE conflicts; DROP TABLE merges;"
+                                  "DROP TABLE pending_edits; DROP TABLE merges;"
                                   "DROP TABLE audit;"
                                   "PRAGMA user_version = 1;",
                                   NULL, NULL, NULL),
@@ -1229,6 +1219,19 @@ static void test_migrations(void **state)
     assert_int_equal(store_state_get(s, "hub", &hub), CMC_OK);
     assert_string_equal(hub, "https://hub.example");
     cmc_free(hub);
+
+    /* A replica at version 3 still has its conflicts table: step 4 drops it. */
+    assert_int_equal(sqlite3_exec(store_test_db(s),
+                                  "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
+                                  "PRAGMA user_version = 3;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    store_close(s);
+    s = open_as(f, STORE_ROLE_CLINICIAN);
+    assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
+    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
+                     0);
 
     /* A replica from a newer program is refused, not misread. */
     assert_int_equal(sqlite3_exec(store_test_db(s), "PRAGMA user_version = 99", NULL, NULL, NULL),
@@ -1257,7 +1260,6 @@ static void test_pending_edits(void **state)
                      CMC_ERR_DENIED);
     assert_int_equal(store_pending_list(s, NULL, &list, &n), CMC_ERR_DENIED);
     assert_null(list);
-    assert_int_equal(store_pending_delete(s, 1), CMC_ERR_DENIED);
     assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits", NULL), 0);
     store_close(s);
 
@@ -1302,81 +1304,26 @@ static void test_pending_edits(void **state)
 
     assert_int_equal(store_pending_set_state(s, meta2.id, 1), CMC_OK);
     assert_int_equal(store_pending_set_state(s, meta2.id, 5), CMC_ERR_INVALID);
-    assert_int_equal(store_pending_delete(s, meta.id), CMC_OK);
-    assert_int_equal(store_pending_delete(s, meta.id), CMC_ERR_NOT_FOUND);
+    assert_int_equal(store_pending_set_state(s, meta.id + meta2.id, 1), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_pending_list(s, p.plan_id, &list, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(list[0].id, meta2.id);
-    assert_int_equal(list[0].state, 1);
+    assert_int_equal(n, 2);
+    assert_int_equal(list[0].id, meta.id);
+    assert_int_equal(list[0].state, 0);
+    assert_int_equal(list[1].id, meta2.id);
+    assert_int_equal(list[1].state, 1);
     store_pending_free(list, n);
     struct store_counts c;
     assert_int_equal(store_counts_get(s, &c), CMC_OK);
-    assert_int_equal(c.pending, 1);
+    assert_int_equal(c.pending, 2);
     store_close(s);
     plan_free(&p);
 }
 
-static void test_conflicts(void **state)
-{
-    struct fixture *f = *state;
-    struct store_conflict c, *list = NULL;
-    size_t n = 0;
-    int64_t id1 = 0, id2 = 0;
-    char plan_id[PLAN_ID_LEN + 1];
-    make_plan_id(90, plan_id);
-    memset(&c, 0, sizeof c);
-    snprintf(c.plan_id, sizeof c.plan_id, "%s", plan_id);
-    c.field_path = "resuscitation.decision";
-    c.base = (uint8_t *)"\x02";
-    c.base_len = 1;
-    c.local = (uint8_t *)"\x01";
-    c.local_len = 1;
-    c.remote = (uint8_t *)"\x03";
-    c.remote_len = 1;
-    c.pending_id = 4;
-
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(store_conflict_add(s, &c, &id1), CMC_OK); /* the sync engine records */
-    assert_true(id1 > 0);
-    assert_int_equal(store_conflict_list(s, NULL, &list, &n), CMC_ERR_DENIED);
-    assert_int_equal(store_conflict_delete(s, id1), CMC_ERR_DENIED);
-    store_close(s);
-
-    s = open_as(f, STORE_ROLE_CLINICIAN);
-    c.remote = NULL; /* removed on the hub */
-    c.remote_len = 0;
-    assert_int_equal(store_conflict_add(s, &c, &id2), CMC_OK); /* same field: replaced */
-    assert_int_equal(id2, id1);
-    c.field_path = "prognosis";
-    assert_int_equal(store_conflict_add(s, &c, NULL), CMC_OK);
-    assert_int_equal(store_conflict_list(s, plan_id, &list, &n), CMC_OK);
-    assert_int_equal(n, 2);
-    assert_string_equal(list[0].field_path, "resuscitation.decision");
-    assert_int_equal(list[0].pending_id, 4);
-    assert_int_equal(list[0].base_len, 1);
-    assert_memory_equal(list[0].local, "\x01", 1);
-    assert_null(list[0].remote);
-    assert_true(list[0].created_at > 0);
-    store_conflicts_free(list, n);
-    struct store_counts counts;
-    assert_int_equal(store_counts_get(s, &counts), CMC_OK);
-    assert_int_equal(counts.conflicts, 2);
-    assert_int_equal(store_conflict_delete(s, id1), CMC_OK);
-    assert_int_equal(store_conflict_delete(s, id1), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_conflict_list(s, NULL, &list, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    store_conflicts_free(list, n);
-    c.field_path = "";
-    assert_int_equal(store_conflict_add(s, &c, NULL), CMC_ERR_INVALID);
-    store_close(s);
-}
-
-static void test_state_and_copy_age(void **state)
+static void test_sync_state(void **state)
 {
     struct fixture *f = *state;
     char *v = NULL;
     int64_t x = 0;
-    plat_fake_clock_enable(1790000000, 1000);
     store *s = open_as(f, STORE_ROLE_URGENT_CARE);
     assert_int_equal(store_state_get(s, "cursor", &v), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_state_get_int(s, "cursor", &x), CMC_ERR_NOT_FOUND);
@@ -1391,19 +1338,7 @@ static void test_state_and_copy_age(void **state)
     assert_int_equal(x, INT64_C(9007199254740993));
     assert_int_equal(store_state_set(s, "", "x"), CMC_ERR_USAGE);
 
-    struct plan p;
-    make_plan(&p, 95, PLAN_STATUS_PUBLISHED, 2);
-    put(s, &p, 1);
-    plat_fake_clock_advance(90ull * 1000000000ull);
-    int64_t age = -1;
-    assert_int_equal(store_plan_received_at(s, p.plan_id, 2, &age), CMC_OK);
-    assert_int_equal(age, 90);
-    assert_int_equal(store_plan_received_at(s, p.plan_id, 1, &age), CMC_ERR_NOT_FOUND);
-    plat_fake_clock_set_wall(1780000000); /* clock wound back: never negative */
-    assert_int_equal(store_plan_received_at(s, p.plan_id, 2, &age), CMC_OK);
-    assert_int_equal(age, 0);
     store_close(s);
-    plan_free(&p);
 }
 
 static void test_bad_keys_and_lookups(void **state)
@@ -1529,8 +1464,7 @@ int main(void)
         T(test_batch_is_all_or_nothing),
         T(test_migrations),
         T(test_pending_edits),
-        T(test_conflicts),
-        T(test_state_and_copy_age),
+        T(test_sync_state),
         T(test_bad_keys_and_lookups),
         T(test_out_of_memory),
     };
