@@ -94,11 +94,11 @@ int lease_check(store *s)
     struct lease_info li;
     int64_t high = 0;
     int rc = lease_info_get(s, &li);
-    if (rc != CMC_OK)
-        return cmc_fail(CMC_ERR_LOCKED,
-                        "this replica is locked: its offline lease could not be read (%s); run "
-                        "'cmc-agent sync' to renew it",
-                        cmc_strerror(rc));
+    if (rc != CMC_OK) {
+        char why[160]; /* the failure names a state key, never patient data */
+        snprintf(why, sizeof why, "%s", cmc_errmsg());
+        return cmc_fail(CMC_ERR_LOCKED, "this replica is locked: its offline lease could not be read (%s)", why);
+    }
     int64_t now = plat_wall_now();
     if (state_int(s, K_HIGH_WATER, 0, &high) != CMC_OK || now > high)
         store_state_set_int(s, K_HIGH_WATER, now); /* best effort: a read must not fail on it */
