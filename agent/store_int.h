@@ -101,10 +101,6 @@ int store_text_eq(const char *a, const char *b);
 
 /* ---- store_read.c ------------------------------------------------------------------------ */
 
-/* Decodes the body of a row whose first columns are plan_id, version, status, nhs_number,
- * body, and checks it against the row (and, with require_published, that it is published).
- * CMC_ERR_TAMPERED when anything disagrees. */
-int store_row_plan(sqlite3_stmt *st, int require_published, struct plan *out);
 /* Decodes a plan body column and checks it belongs to `plan_id` (when not NULL). */
 int store_column_plan(sqlite3_stmt *st, int col, const char *plan_id, struct plan *out);
 

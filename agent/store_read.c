@@ -92,7 +92,7 @@ static int query_index(const store *s)
 /* Decodes the body of a row whose first columns are PLAN_COLS and checks it against the
  * row. `require_published`: the decoded plan must be published too. CMC_ERR_TAMPERED (the
  * detail names the plan id and what disagreed) when anything does not match. */
-int store_row_plan(sqlite3_stmt *st, int require_published, struct plan *out)
+static int row_plan(sqlite3_stmt *st, int require_published, struct plan *out)
 {
     const char *plan_id = store_col_text(st, 0);
     int64_t version = sqlite3_column_int64(st, 1);
@@ -191,7 +191,7 @@ int store_verify(store *s)
         int match = 0;
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
             break;
-        if ((rc = store_row_plan(st, 0, &p)) != CMC_OK)
+        if ((rc = row_plan(st, 0, &p)) != CMC_OK)
             break;
         rc = store_identity_matches(st, 5, &p, &match);
         plan_free(&p);
@@ -265,7 +265,7 @@ static int get_with(store *s, int q, const char *key, struct plan *out)
                       is_plan_id ? "plan id" : "NHS number");
         goto out;
     }
-    rc = store_row_plan(st, q == Q_PUBLISHED, out);
+    rc = row_plan(st, q == Q_PUBLISHED, out);
 out:
     store_stmt_put(s, st);
     return rc;
@@ -327,7 +327,7 @@ static int collect_hits(store *s, sqlite3_stmt *st, int q, size_t limit, struct 
         int match = 0;
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
             break;
-        rc = store_row_plan(st, q == Q_PUBLISHED, &p);
+        rc = row_plan(st, q == Q_PUBLISHED, &p);
         if (rc == CMC_OK && (rc = store_identity_matches(st, 5, &p, &match)) == CMC_OK && !match)
             rc = cmc_fail(CMC_ERR_TAMPERED, "replica: plan %s: identity index does not match",
                           store_safe_id(p.plan_id));
@@ -474,7 +474,7 @@ static int count_checked(store *s, const char *sql, int require_published, int64
     for (;;) {
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
             break;
-        rc = store_row_plan(st, require_published, &p);
+        rc = row_plan(st, require_published, &p);
         if (rc == CMC_ERR_TAMPERED) {
             log_skipped();
             rc = CMC_OK;
