@@ -23,8 +23,8 @@
  * a batch run in their own transaction.
  *
  * Memory: results are owned by the caller (plan_free, store_hits_free, store_pending_free,
- * cmc_free for audit rows). store_close(NULL) is a no-op; on failure store_open leaves *out NULL
- * and leaks nothing. store_close rolls back a batch left open.
+ * cmc_free for audit rows). store_close(NULL) is a no-op; on failure store_open leaves *out
+ * NULL and leaks nothing. store_close rolls back a batch left open.
  * Thread-safety: one handle per thread. Two processes are kept apart by the caller's
  * process lock (platform/plat.h).
  *
@@ -161,8 +161,8 @@ int store_bulk_begin(store *s);
 int store_bulk_end(store *s);
 
 /* Removes every version, index row, pending edit and merge state of the plan, writes a
- * tombstone (plan_id, NHS number hash, reason, change_seq), and counts the discarded pending edits in
- * *discarded (may be NULL). secure_delete overwrites the freed pages; the caller
+ * tombstone (plan_id, NHS number hash, reason, change_seq), and counts the discarded pending
+ * edits in *discarded (may be NULL). secure_delete overwrites the freed pages; the caller
  * checkpoints the WAL after the commit (store_checkpoint). */
 int store_purge(store *s, const char *plan_id, const char *reason, int64_t change_seq,
                 int *discarded);

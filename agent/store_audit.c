@@ -28,7 +28,8 @@ int store_audit_last(store *s, int64_t *seq, uint8_t hash[32], int *found)
         *found = 1;
         *seq = sqlite3_column_int64(st, 0);
         if (sqlite3_column_bytes(st, 1) != AUDIT_HASH_BYTES)
-            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log: entry %lld has a damaged hash", (long long)*seq);
+            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log: entry %lld has a damaged hash",
+                          (long long)*seq);
         else
             memcpy(hash, sqlite3_column_blob(st, 1), AUDIT_HASH_BYTES);
     }
@@ -90,10 +91,11 @@ int store_audit_range(store *s, int64_t after_seq, size_t max, struct audit_entr
     int row = 0;
     *out = NULL;
     *n = 0;
-    int rc = store_stmt_get(s,
-                            "SELECT seq, prev_hash, hash, device, user, role, plan_id, identifier,"
-                            " action, wall_time, mono FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                            &st);
+    int rc =
+        store_stmt_get(s,
+                       "SELECT seq, prev_hash, hash, device, user, role, plan_id, identifier,"
+                       " action, wall_time, mono FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                       &st);
     if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, after_seq)) == CMC_OK)
         rc = store_bind_int(s, st, 2, max == 0 ? -1 : (int64_t)max);
     while (rc == CMC_OK && (rc = db_step(s->db, st, &row)) == CMC_OK && row) {

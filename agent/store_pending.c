@@ -71,7 +71,8 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
         (rc = store_bind_text(s, st, 3, meta.idempotency_id)) != CMC_OK ||
         (rc = store_bind_text(s, st, 4, meta.user)) != CMC_OK ||
         (rc = store_bind_int(s, st, 5, meta.created_at)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 6, change, change_len)) != CMC_OK || (rc = store_step_done(s, st)) != CMC_OK)
+        (rc = store_bind_blob(s, st, 6, change, change_len)) != CMC_OK ||
+        (rc = store_step_done(s, st)) != CMC_OK)
         goto out;
     meta.id = sqlite3_last_insert_rowid(s->db);
     if (out_meta != NULL)
@@ -210,7 +211,8 @@ static int exec_plan_int(store *s, const char *sql, int64_t a, int64_t b)
     sqlite3_stmt *st = NULL;
     int row = 0;
     int rc = db_prepare(db, sql, &st);
-    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, a)) == CMC_OK && (rc = store_bind_int(s, st, 2, b)) == CMC_OK)
+    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, a)) == CMC_OK &&
+        (rc = store_bind_int(s, st, 2, b)) == CMC_OK)
         rc = db_step(db, st, &row);
     sqlite3_finalize(st);
     return rc;
@@ -218,7 +220,8 @@ static int exec_plan_int(store *s, const char *sql, int64_t a, int64_t b)
 
 int store_pending_mark_pushed(store *s, int64_t id, int64_t hub_version)
 {
-    int rc = exec_plan_int(s, "UPDATE pending_edits SET state = 1, hub_version = ?2 WHERE id = ?1", id, hub_version);
+    int rc = exec_plan_int(s, "UPDATE pending_edits SET state = 1, hub_version = ?2 WHERE id = ?1",
+                           id, hub_version);
     if (rc == CMC_OK && sqlite3_changes(s->db) == 0)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no such pending edit");
     return rc;
@@ -229,8 +232,11 @@ int store_pending_settle(store *s, const char *plan_id, int64_t held_version, in
     sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
     int row = 0;
-    int rc = db_prepare(db, "DELETE FROM pending_edits WHERE plan_id = ?1 AND state = 1 AND hub_version <= ?2", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK && (rc = store_bind_int(s, st, 2, held_version)) == CMC_OK)
+    int rc = db_prepare(
+        db, "DELETE FROM pending_edits WHERE plan_id = ?1 AND state = 1 AND hub_version <= ?2",
+        &st);
+    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
+        (rc = store_bind_int(s, st, 2, held_version)) == CMC_OK)
         rc = db_step(db, st, &row);
     if (rc == CMC_OK && settled != NULL)
         *settled = sqlite3_changes(db);
@@ -238,8 +244,8 @@ int store_pending_settle(store *s, const char *plan_id, int64_t held_version, in
     return rc;
 }
 
-int store_pending_replace(store *s, const char *plan_id, const struct plan *base, const uint8_t *change,
-                          size_t change_len)
+int store_pending_replace(store *s, const char *plan_id, const struct plan *base,
+                          const uint8_t *change, size_t change_len)
 {
     sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
@@ -260,12 +266,16 @@ int store_pending_replace(store *s, const char *plan_id, const struct plan *base
     if ((rc = plan_pack(base, &body, &body_len)) != CMC_OK)
         return rc;
     rc = db_prepare(db,
-                    "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user, created_at, change,"
+                    "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user, "
+                    "created_at, change,"
                     " state, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
                     &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK && (rc = store_bind_int(s, st, 2, base->version)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 3, idem)) == CMC_OK && (rc = store_bind_text(s, st, 4, user)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 5, plat_wall_now())) == CMC_OK && (rc = store_bind_blob(s, st, 6, change, change_len)) == CMC_OK &&
+    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
+        (rc = store_bind_int(s, st, 2, base->version)) == CMC_OK &&
+        (rc = store_bind_text(s, st, 3, idem)) == CMC_OK &&
+        (rc = store_bind_text(s, st, 4, user)) == CMC_OK &&
+        (rc = store_bind_int(s, st, 5, plat_wall_now())) == CMC_OK &&
+        (rc = store_bind_blob(s, st, 6, change, change_len)) == CMC_OK &&
         (rc = store_bind_blob(s, st, 7, body, body_len)) == CMC_OK)
         rc = db_step(db, st, &row);
     sqlite3_finalize(st);
@@ -275,8 +285,8 @@ int store_pending_replace(store *s, const char *plan_id, const struct plan *base
 
 /* ---- merge state -------------------------------------------------------------------------- */
 
-int store_merge_put(store *s, const char *plan_id, const struct plan *base, const struct plan *local,
-                    const struct plan *remote)
+int store_merge_put(store *s, const char *plan_id, const struct plan *base,
+                    const struct plan *local, const struct plan *remote)
 {
     sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
@@ -287,12 +297,15 @@ int store_merge_put(store *s, const char *plan_id, const struct plan *base, cons
     for (int i = 0; rc == CMC_OK && i < 3; i++)
         rc = plan_pack(plans[i], &b[i], &len[i]);
     if (rc == CMC_OK)
-        rc = db_prepare(db,
-                        "INSERT OR REPLACE INTO merges (plan_id, base, local, remote, choices, created_at)"
-                        " VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
-                        &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK && (rc = store_bind_blob(s, st, 2, b[0], len[0])) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 3, b[1], len[1])) == CMC_OK && (rc = store_bind_blob(s, st, 4, b[2], len[2])) == CMC_OK &&
+        rc = db_prepare(
+            db,
+            "INSERT OR REPLACE INTO merges (plan_id, base, local, remote, choices, created_at)"
+            " VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
+            &st);
+    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
+        (rc = store_bind_blob(s, st, 2, b[0], len[0])) == CMC_OK &&
+        (rc = store_bind_blob(s, st, 3, b[1], len[1])) == CMC_OK &&
+        (rc = store_bind_blob(s, st, 4, b[2], len[2])) == CMC_OK &&
         (rc = store_bind_int(s, st, 5, plat_wall_now())) == CMC_OK)
         rc = db_step(db, st, &row);
     sqlite3_finalize(st);
@@ -301,7 +314,8 @@ int store_merge_put(store *s, const char *plan_id, const struct plan *base, cons
     return rc;
 }
 
-int store_merge_get(store *s, const char *plan_id, struct plan *base, struct plan *local, struct plan *remote)
+int store_merge_get(store *s, const char *plan_id, struct plan *base, struct plan *local,
+                    struct plan *remote)
 {
     sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
@@ -389,7 +403,8 @@ int store_merge_choose(store *s, const char *plan_id, const char *path, const ch
     if (rc != CMC_OK)
         return rc;
     char *text = NULL;
-    if (json_object_set_new(choices, path, json_string(keep)) != 0 || (text = json_dumps(choices, JSON_SORT_KEYS)) == NULL)
+    if (json_object_set_new(choices, path, json_string(keep)) != 0 ||
+        (text = json_dumps(choices, JSON_SORT_KEYS)) == NULL)
         rc = cmc_fail(CMC_ERR_NOMEM, "out of memory");
     json_decref(choices);
     if (rc != CMC_OK)
@@ -398,7 +413,8 @@ int store_merge_choose(store *s, const char *plan_id, const char *path, const ch
     sqlite3_stmt *st = NULL;
     int row = 0;
     rc = db_prepare(db, "UPDATE merges SET choices = ?2 WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK && (rc = store_bind_text(s, st, 2, text)) == CMC_OK)
+    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
+        (rc = store_bind_text(s, st, 2, text)) == CMC_OK)
         rc = db_step(db, st, &row);
     sqlite3_finalize(st);
     free(text);

@@ -33,7 +33,8 @@ enum { Q_PUBLISHED = 0, Q_CLINICIAN = 1 };
 #define PLAN_COLS "v.plan_id, v.version, v.status, v.nhs_number, v.body"
 #define ID_COLS "i.family_name, i.given_name, i.date_of_birth, i.postcode"
 #define FROM_PUBLISHED "urgent_care_plans v"
-#define WHERE_PUBLISHED "+v.status = 'published'" /* unary +: let the planner use the NHS or id index */
+/* unary +: let the planner use the NHS or id index */
+#define WHERE_PUBLISHED "+v.status = 'published'"
 #define FROM_CLINICIAN "clinician_plans v"
 #define WHERE_CLINICIAN "1"
 
@@ -515,13 +516,13 @@ int store_counts_get(store *s, struct store_counts *out)
             return rc;
         out->published = out->visible;
     }
-    if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits", NULL, &out->pending, NULL)) !=
-            CMC_OK ||
+    if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits", NULL, &out->pending,
+                              NULL)) != CMC_OK ||
         /* plans whose edits the sync engine holds for a three-way merge decision */
         (rc = store_query_int(s, "SELECT count(*) FROM merges", NULL, &out->conflicts, NULL)) !=
             CMC_OK ||
-        (rc = store_query_int(s, "SELECT count(*) FROM tombstones", NULL, &out->tombstones, NULL)) !=
-            CMC_OK)
+        (rc = store_query_int(s, "SELECT count(*) FROM tombstones", NULL, &out->tombstones,
+                              NULL)) != CMC_OK)
         return rc;
     return CMC_OK;
 }

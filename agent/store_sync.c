@@ -73,7 +73,8 @@ int store_state_set(store *s, const char *key, const char *value)
                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        &st)) != CMC_OK)
         goto out;
-    if ((rc = store_bind_text(s, st, 1, key)) != CMC_OK || (rc = store_bind_text(s, st, 2, value)) != CMC_OK)
+    if ((rc = store_bind_text(s, st, 1, key)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 2, value)) != CMC_OK)
         goto out;
     rc = store_step_done(s, st);
 out:
@@ -171,7 +172,8 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
                          &st)) != CMC_OK)
         goto out;
     if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 2, p->version)) != CMC_OK || (rc = store_step_done(s, st)) != CMC_OK)
+        (rc = store_bind_int(s, st, 2, p->version)) != CMC_OK ||
+        (rc = store_step_done(s, st)) != CMC_OK)
         goto out;
     store_stmt_put(s, st);
     st = NULL;
@@ -206,7 +208,8 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
         (rc = store_bind_text(s, st, 5, id.given)) != CMC_OK ||
         (rc = store_bind_text(s, st, 6, p->patient.date_of_birth)) != CMC_OK ||
         (rc = store_bind_text(s, st, 7, id.postcode)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 8, id.outward)) != CMC_OK || (rc = store_step_done(s, st)) != CMC_OK)
+        (rc = store_bind_text(s, st, 8, id.outward)) != CMC_OK ||
+        (rc = store_step_done(s, st)) != CMC_OK)
         goto out;
 out:
     store_stmt_put(s, st);
@@ -273,12 +276,14 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
     }
     store_stmt_put(s, st);
     st = NULL;
-    if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?1", plan_id,
-                        &pending, NULL)) != CMC_OK)
+    if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?1",
+                              plan_id, &pending, NULL)) != CMC_OK)
         goto out;
-    if ((rc = exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) != CMC_OK ||
+    if ((rc = exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) !=
+            CMC_OK ||
         (rc = exec_for_plan(s, "DELETE FROM merges WHERE plan_id = ?1", plan_id)) != CMC_OK ||
-        (rc = exec_for_plan(s, "DELETE FROM plan_identity WHERE plan_id = ?1", plan_id)) != CMC_OK ||
+        (rc = exec_for_plan(s, "DELETE FROM plan_identity WHERE plan_id = ?1", plan_id)) !=
+            CMC_OK ||
         (rc = exec_for_plan(s, "DELETE FROM plan_versions WHERE plan_id = ?1", plan_id)) != CMC_OK)
         goto out;
     /* A later purge of the same plan moves the tombstone forward; an older one leaves it. */
@@ -297,7 +302,8 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
         (rc = store_bind_blob(s, st, 2, have_hash ? nhs_hash : NULL, sizeof nhs_hash)) != CMC_OK ||
         (rc = store_bind_text(s, st, 3, reason)) != CMC_OK ||
         (rc = store_bind_int(s, st, 4, change_seq)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 5, plat_wall_now())) != CMC_OK || (rc = store_step_done(s, st)) != CMC_OK)
+        (rc = store_bind_int(s, st, 5, plat_wall_now())) != CMC_OK ||
+        (rc = store_step_done(s, st)) != CMC_OK)
         goto out;
 out:
     store_stmt_put(s, st);
@@ -320,8 +326,10 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
     sqlite3_stmt *st = NULL;
     int row = 0;
     plan_init(out);
-    int rc = store_stmt_get(s, "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK && (rc = store_bind_int(s, st, 2, version)) == CMC_OK)
+    int rc = store_stmt_get(s, "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+                            &st);
+    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
+        (rc = store_bind_int(s, st, 2, version)) == CMC_OK)
         rc = db_step(db, st, &row);
     if (rc == CMC_OK && !row)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: that version is not held");
@@ -343,12 +351,13 @@ int store_sync_prune(store *s, const char *plan_id)
     sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
     int row = 0;
-    int rc = store_stmt_get(s,
-                            "DELETE FROM plan_versions WHERE plan_id = ?1"
-                            " AND version < (SELECT max(version) FROM plan_versions WHERE plan_id = ?1)"
-                            " AND version < coalesce((SELECT max(version) FROM plan_versions"
-                            "                         WHERE plan_id = ?1 AND status = 'published'), 0)",
-                            &st);
+    int rc =
+        store_stmt_get(s,
+                       "DELETE FROM plan_versions WHERE plan_id = ?1"
+                       " AND version < (SELECT max(version) FROM plan_versions WHERE plan_id = ?1)"
+                       " AND version < coalesce((SELECT max(version) FROM plan_versions"
+                       "                         WHERE plan_id = ?1 AND status = 'published'), 0)",
+                       &st);
     if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
         rc = db_step(db, st, &row);
     store_stmt_put(s, st);
