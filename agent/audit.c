@@ -1,11 +1,9 @@
 #include "agent/audit.h"
 
-#include "agent/store_sync.h"
 #include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
-#include "sync/db.h"
 #include "sync/mp.h"
 
 #include <stdio.h>
@@ -83,22 +81,8 @@ int audit_entry_pack(const struct audit_entry *e, uint8_t **out, size_t *len)
 /* The hash the chain continues from: the newest entry's, else the anchor, else zeros. */
 static int chain_tail(store *s, int64_t *seq, uint8_t hash[32])
 {
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
     int row = 0;
-    memset(hash, 0, 32);
-    *seq = 0;
-    int rc = db_prepare(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &st);
-    if (rc == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && row) {
-        *seq = sqlite3_column_int64(st, 0);
-        if (sqlite3_column_bytes(st, 1) != 32)
-            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log: entry %lld has a damaged hash", (long long)*seq);
-        else
-            memcpy(hash, sqlite3_column_blob(st, 1), 32);
-    }
-    sqlite3_finalize(st);
+    int rc = store_audit_last(s, seq, hash, &row);
     if (rc != CMC_OK || row)
         return rc;
     char *anchor = NULL;
@@ -132,9 +116,6 @@ void audit_record(store *s, const char *action, const char *plan_id, const char 
     e.wall = plat_wall_now();
     e.mono = (int64_t)(plat_mono_now_ns() / 1000000u);
 
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
     int rc = store_batch_begin(s);
     int begun = rc == CMC_OK;
     if (rc != CMC_OK)
@@ -145,26 +126,8 @@ void audit_record(store *s, const char *action, const char *plan_id, const char 
     e.seq = last + 1;
     if ((rc = entry_hash(&e, e.hash)) != CMC_OK)
         goto out;
-    rc = db_prepare(db,
-                    "INSERT INTO audit (seq, prev_hash, hash, device, user, role, plan_id, identifier, action,"
-                    " wall_time, mono) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    &st);
-    if (rc != CMC_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, e.seq);
-    sqlite3_bind_blob(st, 2, e.prev, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, e.hash, 32, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, e.device, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, e.user, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, e.role, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, e.plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, e.identifier, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 9, e.action, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 10, e.wall);
-    sqlite3_bind_int64(st, 11, e.mono);
-    rc = db_step(db, st, &row);
+    rc = store_audit_append(s, &e);
 out:
-    sqlite3_finalize(st);
     if (rc == CMC_OK && (rc = store_batch_commit(s)) != CMC_OK)
         store_batch_rollback(s); /* a no-op unless the commit left the batch open */
     else if (rc != CMC_OK && begun)
@@ -178,63 +141,9 @@ out:
     }
 }
 
-static int read_entries(store *s, int64_t after_seq, size_t max, struct audit_entry **out, size_t *n)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    struct audit_entry *v = NULL;
-    size_t count = 0, cap = 0;
-    int row = 0;
-    *out = NULL;
-    *n = 0;
-    int rc = db_prepare(db,
-                        "SELECT seq, prev_hash, hash, device, user, role, plan_id, identifier, action, wall_time,"
-                        " mono FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                        &st);
-    if (rc == CMC_OK) {
-        sqlite3_bind_int64(st, 1, after_seq);
-        sqlite3_bind_int64(st, 2, max == 0 ? -1 : (int64_t)max);
-    }
-    while (rc == CMC_OK && (rc = db_step(db, st, &row)) == CMC_OK && row) {
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct audit_entry *grown = cmc_realloc(v, ncap * sizeof *v);
-            if (grown == NULL) {
-                rc = cmc_fail(CMC_ERR_NOMEM, "out of memory reading the audit log");
-                break;
-            }
-            v = grown;
-            cap = ncap;
-        }
-        struct audit_entry *e = &v[count++];
-        memset(e, 0, sizeof *e);
-        e->seq = sqlite3_column_int64(st, 0);
-        if (sqlite3_column_bytes(st, 1) == 32)
-            memcpy(e->prev, sqlite3_column_blob(st, 1), 32);
-        if (sqlite3_column_bytes(st, 2) == 32)
-            memcpy(e->hash, sqlite3_column_blob(st, 2), 32);
-        copy_text(e->device, sizeof e->device, (const char *)sqlite3_column_text(st, 3));
-        copy_text(e->user, sizeof e->user, (const char *)sqlite3_column_text(st, 4));
-        copy_text(e->role, sizeof e->role, (const char *)sqlite3_column_text(st, 5));
-        copy_text(e->plan_id, sizeof e->plan_id, (const char *)sqlite3_column_text(st, 6));
-        copy_text(e->identifier, sizeof e->identifier, (const char *)sqlite3_column_text(st, 7));
-        copy_text(e->action, sizeof e->action, (const char *)sqlite3_column_text(st, 8));
-        e->wall = sqlite3_column_int64(st, 9);
-        e->mono = sqlite3_column_int64(st, 10);
-    }
-    sqlite3_finalize(st);
-    if (rc != CMC_OK) {
-        cmc_free(v);
-        return rc;
-    }
-    *out = v;
-    *n = count;
-    return CMC_OK;
-}
-
 int audit_list(store *s, size_t max, struct audit_entry **out, size_t *n)
 {
-    return read_entries(s, 0, max, out, n);
+    return store_audit_range(s, 0, max, out, n);
 }
 
 int audit_unsent(store *s, size_t max, struct audit_entry **out, size_t *n)
@@ -244,7 +153,7 @@ int audit_unsent(store *s, size_t max, struct audit_entry **out, size_t *n)
         acked = 0;
         cmc_err_clear();
     }
-    return read_entries(s, acked, max, out, n);
+    return store_audit_range(s, acked, max, out, n);
 }
 
 int audit_verify(store *s, int64_t *broken_seq)
@@ -301,31 +210,18 @@ int audit_verify(store *s, int64_t *broken_seq)
 int audit_prune(store *s, int64_t acked_seq)
 {
     /* Keep the acknowledged tail's hash as the anchor, so what remains still verifies. */
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    int rc = db_prepare(db, "SELECT hash FROM audit WHERE seq = ?1", &st);
-    if (rc == CMC_OK) {
-        sqlite3_bind_int64(st, 1, acked_seq);
-        rc = db_step(db, st, &row);
-    }
-    char hex[65] = "";
-    if (rc == CMC_OK && row && sqlite3_column_bytes(st, 0) == 32)
-        cry_hex(hex, sqlite3_column_blob(st, 0), 32);
-    sqlite3_finalize(st);
+    uint8_t hash[32];
+    int row = 0, intact = 0;
+    int rc = store_audit_hash_at(s, acked_seq, hash, &row, &intact);
     if (rc != CMC_OK)
         return rc;
     if (!row)
         return store_state_set_int(s, "audit_acked_seq", acked_seq);
+    char hex[65] = "";
+    if (intact)
+        cry_hex(hex, hash, sizeof hash);
     if ((rc = store_state_set(s, ANCHOR_KEY, hex)) != CMC_OK || (rc = store_state_set_int(s, ANCHOR_SEQ_KEY, acked_seq)) != CMC_OK ||
         (rc = store_state_set_int(s, "audit_acked_seq", acked_seq)) != CMC_OK)
         return rc;
-    st = NULL;
-    rc = db_prepare(db, "DELETE FROM audit WHERE seq <= ?1", &st);
-    if (rc == CMC_OK) {
-        sqlite3_bind_int64(st, 1, acked_seq);
-        rc = db_step(db, st, &row);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return store_audit_prune(s, acked_seq);
 }

@@ -13,14 +13,20 @@
 #define K_REF_BOOT_ID "lease_ref_boot_id"
 #define K_HIGH_WATER "wall_high_water"
 
-static int64_t state_int(store *s, const char *key, int64_t dflt)
+/* A lease value: `dflt` when it was never set. Any other failure (a read error, a value that
+ * is not a number) is returned: the lease fails closed, so a replica whose lease cannot be
+ * read is locked, never left open. */
+static int state_int(store *s, const char *key, int64_t dflt, int64_t *out)
 {
-    int64_t v;
-    if (store_state_get_int(s, key, &v) != CMC_OK) {
+    int rc = store_state_get_int(s, key, out);
+    if (rc == CMC_ERR_NOT_FOUND) {
         cmc_err_clear();
-        return dflt;
+        *out = dflt;
+        return CMC_OK;
     }
-    return v;
+    if (rc != CMC_OK)
+        *out = dflt;
+    return rc;
 }
 
 int lease_note_sync(store *s, int64_t hub_time)
@@ -38,41 +44,65 @@ int lease_note_sync(store *s, int64_t hub_time)
     return store_state_set_int(s, K_HIGH_WATER, now > hub_time ? now : hub_time);
 }
 
-int lease_info_get(store *s, struct lease_info *out)
+/* The time since the last sync by the rules of lease.h, from the stored references. */
+static int lease_elapsed(store *s, int64_t since, int64_t *elapsed)
 {
-    memset(out, 0, sizeof *out);
-    out->lease_days = state_int(s, K_DAYS, 0);
-    out->since = state_int(s, K_REF_HUB, 0);
-    if (out->lease_days <= 0 || out->since <= 0)
-        return CMC_OK;
-    int64_t now = plat_wall_now();
-    int64_t high = state_int(s, K_HIGH_WATER, 0);
-    int64_t wall = (now > high ? now : high) - out->since;
-    int64_t elapsed = wall;
+    int64_t now = plat_wall_now(), high = 0, ref_boot = 0;
+    int rc = state_int(s, K_HIGH_WATER, 0, &high);
+    if (rc != CMC_OK)
+        return rc;
+    *elapsed = (now > high ? now : high) - since;
     char boot_id[37], *ref_boot_id = NULL;
     plat_boot_id(boot_id);
-    if (store_state_get(s, K_REF_BOOT_ID, &ref_boot_id) == CMC_OK && boot_id[0] != '\0' &&
-        strcmp(boot_id, ref_boot_id) == 0) {
-        int64_t boot = plat_boot_now() - state_int(s, K_REF_BOOT, 0);
-        if (boot > elapsed)
-            elapsed = boot;
+    rc = store_state_get(s, K_REF_BOOT_ID, &ref_boot_id);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
+        return CMC_OK;
     }
-    cmc_err_clear();
+    if (rc == CMC_OK && boot_id[0] != '\0' && strcmp(boot_id, ref_boot_id) == 0 &&
+        (rc = state_int(s, K_REF_BOOT, 0, &ref_boot)) == CMC_OK) {
+        int64_t boot = plat_boot_now() - ref_boot;
+        if (boot > *elapsed)
+            *elapsed = boot;
+    }
     cmc_free(ref_boot_id);
+    return rc;
+}
+
+int lease_info_get(store *s, struct lease_info *out)
+{
+    int64_t elapsed = 0;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = state_int(s, K_DAYS, 0, &out->lease_days)) != CMC_OK ||
+        (rc = state_int(s, K_REF_HUB, 0, &out->since)) != CMC_OK)
+        goto fail;
+    if (out->lease_days <= 0 || out->since <= 0)
+        return CMC_OK;
+    if ((rc = lease_elapsed(s, out->since, &elapsed)) != CMC_OK)
+        goto fail;
     out->elapsed = elapsed < 0 ? 0 : elapsed;
     out->locked = out->elapsed > out->lease_days * 86400;
     return CMC_OK;
+fail:
+    out->locked = 1;
+    return rc;
 }
 
 int lease_check(store *s)
 {
     struct lease_info li;
+    int64_t high = 0;
     int rc = lease_info_get(s, &li);
-    if (rc != CMC_OK)
-        return rc;
+    if (rc != CMC_OK) {
+        char why[160]; /* the failure names a state key, never patient data */
+        snprintf(why, sizeof why, "%s", cmc_errmsg());
+        return cmc_fail(CMC_ERR_LOCKED, "this replica is locked: its offline lease could not be read (%s)", why);
+    }
     int64_t now = plat_wall_now();
-    if (now > state_int(s, K_HIGH_WATER, 0))
+    if (state_int(s, K_HIGH_WATER, 0, &high) != CMC_OK || now > high)
         store_state_set_int(s, K_HIGH_WATER, now); /* best effort: a read must not fail on it */
+    cmc_err_clear();
     if (!li.locked)
         return CMC_OK;
     char when[21];

@@ -9,6 +9,9 @@
  *   - within one boot, the boot clock (CLOCK_BOOTTIME, counts suspend, ignores wall changes)
  *     measures the time since the sync directly.
  * The elapsed time is the largest of these. Enrollment starts the lease as a sync would.
+ *
+ * Fails closed: a lease value that is set but cannot be read (a read error, a value that is
+ * not a number) locks the replica; only a lease never set means "no lease".
  */
 #ifndef CMC_LEASE_H
 #define CMC_LEASE_H
@@ -26,9 +29,10 @@ struct lease_info {
 
 /* Records a successful sync (or enrollment) at the hub's signed time `hub_time`. */
 int lease_note_sync(store *s, int64_t hub_time);
+/* The lease as stored. When a value cannot be read: that error, with out->locked 1. */
 int lease_info_get(store *s, struct lease_info *out);
-/* CMC_OK, or CMC_ERR_LOCKED with one line naming the last sync date. Also raises the wall
- * clock high-water mark. */
+/* CMC_OK, or CMC_ERR_LOCKED with one line naming the last sync date (or saying the lease
+ * could not be read). Also raises the wall clock high-water mark. */
 int lease_check(store *s);
 
 #endif

@@ -23,10 +23,13 @@
  * a batch run in their own transaction.
  *
  * Memory: results are owned by the caller (plan_free, store_hits_free, store_pending_free,
- * store_conflicts_free). store_close(NULL) is a no-op; on failure store_open leaves *out NULL
- * and leaks nothing. store_close rolls back a batch left open.
+ * cmc_free for audit rows). store_close(NULL) is a no-op; on failure store_open leaves *out
+ * NULL and leaks nothing. store_close rolls back a batch left open.
  * Thread-safety: one handle per thread. Two processes are kept apart by the caller's
  * process lock (platform/plat.h).
+ *
+ * Ownership: the store is the only owner of the replica's schema and connection; no other
+ * file sees SQL (agent/store*.c share agent/store_int.h among themselves).
  */
 #ifndef CMC_STORE_H
 #define CMC_STORE_H
@@ -38,7 +41,7 @@
 #include <stdint.h>
 
 /* The newest schema version (PRAGMA user_version after store_open). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
  * "clinician"); an urgent-care device refuses drafts (store_put_version). */
@@ -81,9 +84,6 @@ int store_verify(store *s);
  * see no version. */
 int store_plan_get(store *s, const char *key, struct plan *out);
 
-/* The newest published version, for any role (a clinician's card shows it beside drafts). */
-int store_plan_get_published(store *s, const char *key, struct plan *out);
-
 struct store_hit {
     char plan_id[PLAN_ID_LEN + 1];
     char nhs_number[PLAN_NHS_LEN + 1];
@@ -116,15 +116,12 @@ struct store_counts {
     int64_t drafts;       /* plans whose newest version is not published (clinician sessions;
                              always 0 for urgent care, which is not told drafts exist) */
     int64_t pending;      /* pending local edits */
-    int64_t conflicts;    /* plans held by open conflicts (merge state), plus recorded field conflicts */
+    int64_t conflicts;    /* plans whose edits are held by a conflict (three-way merge state) */
     int64_t tombstones;
 };
 /* Plan counts decode and check every row like the reads do: a row that fails its check is
  * not counted (store_verify reports it). */
 int store_counts_get(store *s, struct store_counts *out);
-
-/* Seconds since this device stored the version it shows of that plan (the copy's age). */
-int store_plan_received_at(store *s, const char *plan_id, int64_t version, int64_t *out);
 
 /* ---- sync state (key/value, in the same transaction as a batch) ------------------------ */
 
@@ -163,10 +160,9 @@ int store_put_packed(store *s, const struct plan *p, const uint8_t *packed, size
 int store_bulk_begin(store *s);
 int store_bulk_end(store *s);
 
-/* Removes every version, index row, pending edit, conflict and merge state of the plan,
- * writes a tombstone
- * (plan_id, NHS number hash, reason, change_seq), and counts the discarded pending edits in
- * *discarded (may be NULL). secure_delete overwrites the freed pages; the caller
+/* Removes every version, index row, pending edit and merge state of the plan, writes a
+ * tombstone (plan_id, NHS number hash, reason, change_seq), and counts the discarded pending
+ * edits in *discarded (may be NULL). secure_delete overwrites the freed pages; the caller
  * checkpoints the WAL after the commit (store_checkpoint). */
 int store_purge(store *s, const char *plan_id, const char *reason, int64_t change_seq,
                 int *discarded);
@@ -196,38 +192,27 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
                       size_t change_len, struct store_pending *out_meta);
 int store_pending_list(store *s, const char *plan_id /* NULL = all */, struct store_pending **out,
                        size_t *n);
-int store_pending_delete(store *s, int64_t id);
 void store_pending_free(struct store_pending *p, size_t n);
 /* Moves an edit to state 0 pending, 1 pushed, 2 held by conflict (any session: the sync
  * engine pushes). CMC_ERR_NOT_FOUND when there is no such edit. */
 int store_pending_set_state(store *s, int64_t id, int state);
 
-/* ---- conflicts (three-way merge results awaiting a clinician) -------------------------- */
+/* ---- audit rows (agent/audit.c keeps the hash chain; audit.h defines the entry) -------- */
 
-/* One field where the local edit and the hub both changed the same value differently. The
- * values are msgpack encodings of the field (NULL / 0 when absent on that side). */
-struct store_conflict {
-    int64_t id;
-    char plan_id[PLAN_ID_LEN + 1];
-    char *field_path;     /* dotted path, list items as "medications[m2].dose" */
-    int64_t pending_id;   /* the pending edit it holds, 0 if none */
-    uint8_t *base;
-    size_t base_len;
-    uint8_t *local;
-    size_t local_len;
-    uint8_t *remote;
-    size_t remote_len;
-    int64_t created_at;   /* wall seconds */
-};
+struct audit_entry;
 
-/* Records a conflict (replacing an open one for the same plan and field). Any session:
- * the sync engine records them. *id_out may be NULL. */
-int store_conflict_add(store *s, const struct store_conflict *c, int64_t *id_out);
-/* Clinician sessions only (the values are draft content). plan_id NULL = all, oldest first. */
-int store_conflict_list(store *s, const char *plan_id, struct store_conflict **out, size_t *n);
-/* Clinician sessions only; removes a resolved conflict. CMC_ERR_NOT_FOUND if absent. */
-int store_conflict_delete(store *s, int64_t id);
-void store_conflicts_free(struct store_conflict *c, size_t n);
+/* The newest entry's seq and hash; *found 0 (seq 0, hash zeros) when the table is empty.
+ * CMC_ERR_TAMPERED when the stored hash is not 32 bytes. */
+int store_audit_last(store *s, int64_t *seq, uint8_t hash[32], int *found);
+/* Inserts one entry as given (seq, prev, hash and all). Any session. */
+int store_audit_append(store *s, const struct audit_entry *e);
+/* Entries with seq > after_seq in order, at most `max` (0 = all). Free with cmc_free. */
+int store_audit_range(store *s, int64_t after_seq, size_t max, struct audit_entry **out, size_t *n);
+/* The hash of entry `seq`: *found 0 when there is no such entry; *intact 0 when its stored
+ * hash is not 32 bytes (hash then zeros). */
+int store_audit_hash_at(store *s, int64_t seq, uint8_t hash[32], int *found, int *intact);
+/* Deletes every entry with seq <= through_seq. */
+int store_audit_prune(store *s, int64_t through_seq);
 
 /* ---- identity normalisation (as stored in the index and applied to queries) ----------- */
 

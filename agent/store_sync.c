@@ -1,62 +1,340 @@
+/*
+ * store_sync.c - what the sync engine writes and reads: sync state (key/value), storing plan
+ * versions with their identity index rows, purges with their tombstones, and the engine's
+ * reads of stored versions whatever their status (store.h, store_sync.h).
+ */
+#include "agent/store.h"
+#include "agent/store_int.h"
 #include "agent/store_sync.h"
 
+#include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/db.h"
+#include "sync/plan.h"
 
-#include <jansson.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int bind_text(sqlite3 *db, sqlite3_stmt *st, int i, const char *v)
-{
-    return db_error(db, sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC), "binding a value");
-}
+/* ---- sync state ------------------------------------------------------------------------ */
 
-static int bind_int(sqlite3 *db, sqlite3_stmt *st, int i, int64_t v)
+int store_state_get(store *s, const char *key, char **out)
 {
-    return db_error(db, sqlite3_bind_int64(st, i, v), "binding a value");
-}
-
-static int bind_blob(sqlite3 *db, sqlite3_stmt *st, int i, const void *b, size_t len)
-{
-    if (b == NULL)
-        return db_error(db, sqlite3_bind_null(st, i), "binding a value");
-    return db_error(db, sqlite3_bind_blob(st, i, b, (int)len, SQLITE_STATIC), "binding a value");
-}
-
-/* Decodes a plan body column and checks it belongs to `plan_id`. */
-static int column_plan(sqlite3_stmt *st, int col, const char *plan_id, struct plan *out)
-{
-    const void *b = sqlite3_column_blob(st, col);
-    int len = sqlite3_column_bytes(st, col);
-    if (b == NULL || len <= 0)
-        return cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body is missing");
-    int rc = plan_unpack(b, (size_t)len, out);
-    if (rc != CMC_OK)
-        return cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body does not decode");
-    if (plan_id != NULL && (out->plan_id == NULL || strcmp(out->plan_id, plan_id) != 0)) {
-        plan_free(out);
-        return cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body names another plan");
+    sqlite3_stmt *st = NULL;
+    int has_row = 0;
+    int rc;
+    *out = NULL;
+    if (key == NULL)
+        return cmc_fail(CMC_ERR_USAGE, "replica: no state key");
+    if ((rc = store_stmt_get(s, "SELECT value FROM sync_state WHERE key = ?1", &st)) != CMC_OK)
+        goto out;
+    if ((rc = store_bind_text(s, st, 1, key)) != CMC_OK)
+        goto out;
+    if ((rc = db_step(s->db, st, &has_row)) != CMC_OK)
+        goto out;
+    if (!has_row) {
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: sync state %s is not set", key);
+        goto out;
     }
+    const char *v = store_col_text(st, 0);
+    rc = store_dup_text(v != NULL ? v : "", out);
+out:
+    store_stmt_put(s, st);
+    return rc;
+}
+
+int store_state_get_int(store *s, const char *key, int64_t *out)
+{
+    char *v = NULL, *end = NULL;
+    *out = 0;
+    int rc = store_state_get(s, key, &v);
+    if (rc != CMC_OK)
+        return rc;
+    long long x = strtoll(v, &end, 10);
+    if (v[0] == '\0' || end == NULL || *end != '\0')
+        rc = cmc_fail(CMC_ERR_CORRUPT, "replica: sync state %s is not a number", key);
+    else
+        *out = (int64_t)x;
+    cmc_free(v);
+    return rc;
+}
+
+int store_state_set(store *s, const char *key, const char *value)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (key == NULL || key[0] == '\0' || value == NULL)
+        return cmc_fail(CMC_ERR_USAGE, "replica: state key and value are required");
+    if ((rc = store_stmt_get(s,
+                       "INSERT INTO sync_state (key, value) VALUES (?1, ?2)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                       &st)) != CMC_OK)
+        goto out;
+    if ((rc = store_bind_text(s, st, 1, key)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 2, value)) != CMC_OK)
+        goto out;
+    rc = store_step_done(s, st);
+out:
+    store_stmt_put(s, st);
+    return rc;
+}
+
+int store_state_set_int(store *s, const char *key, int64_t value)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, value);
+    return store_state_set(s, key, buf);
+}
+
+/* ---- writes ---------------------------------------------------------------------------- */
+
+/* May this store hold drafts? Not on a device the hub enrolled for urgent care: the hub
+ * never sends it one, so a draft arriving there is refused rather than kept. Elsewhere
+ * (clinician devices, a replica not yet enrolled) they are stored, and the published-only
+ * rule still holds at read time for every urgent-care session. */
+static int drafts_allowed(store *s, int *allowed)
+{
+    char *role = NULL;
+    *allowed = 1;
+    int rc = store_state_get(s, STORE_STATE_DEVICE_ROLE, &role);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
+        return CMC_OK;
+    }
+    if (rc != CMC_OK)
+        return rc;
+    *allowed = store_role_from_name(role) != STORE_ROLE_URGENT_CARE;
+    cmc_free(role);
     return CMC_OK;
 }
 
+/* CMC_ERR_STATE when a tombstone at or after change_seq forbids bringing the plan back. */
+static int check_tombstone(store *s, const char *plan_id, int64_t change_seq)
+{
+    int64_t purged_seq = 0;
+    int found = 0;
+    int rc = store_query_int(s, "SELECT change_seq FROM tombstones WHERE plan_id = ?1", plan_id,
+                       &purged_seq, &found);
+    if (rc != CMC_OK)
+        return rc;
+    if (found && purged_seq >= change_seq)
+        return cmc_fail(CMC_ERR_STATE,
+                        "replica: plan %s was purged at change %" PRId64
+                        "; refusing change %" PRId64 " (a replayed old update)",
+                        store_safe_id(plan_id), purged_seq, change_seq);
+    return CMC_OK;
+}
+
+/* `packed`: the plan's encoding when the caller has it (and plan_unpack validated the plan
+ * from it); NULL: validate the plan and encode it here. */
+static int put_version(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                       int64_t change_seq)
+{
+    sqlite3_stmt *st = NULL;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
+    struct store_identity id;
+    int rc, allowed = 0, in_op = 0;
+    const char *status;
+
+    memset(&id, 0, sizeof id);
+    if (p == NULL)
+        return cmc_fail(CMC_ERR_USAGE, "replica: no plan to store");
+    if (packed == NULL && (rc = plan_validate(p, PLAN_CHECK_DRAFT)) != CMC_OK)
+        return rc;
+    status = plan_status_name(p->status);
+    if (status == NULL || p->version <= 0 || !plan_uuid_valid(p->plan_id))
+        return cmc_fail(CMC_ERR_INVALID,
+                        "replica: a stored plan needs a plan id, a status and a version");
+    if (p->status != PLAN_STATUS_PUBLISHED) {
+        if ((rc = drafts_allowed(s, &allowed)) != CMC_OK)
+            return rc;
+        if (!allowed)
+            return cmc_fail(CMC_ERR_DENIED,
+                            "replica: plan %s: this urgent-care device holds published "
+                            "plans only",
+                            p->plan_id);
+    }
+    if (packed == NULL && (rc = plan_pack(p, &body, &body_len)) != CMC_OK)
+        goto out;
+    if ((rc = store_identity_of(p, &id)) != CMC_OK)
+        goto out;
+    if ((rc = store_op_begin(s)) != CMC_OK)
+        goto out;
+    in_op = 1;
+    if ((rc = check_tombstone(s, p->plan_id, change_seq)) != CMC_OK)
+        goto out;
+    /* Replacing a version: the cascade removes its index row with it. */
+    if ((rc = store_stmt_get(s, "DELETE FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+                         &st)) != CMC_OK)
+        goto out;
+    if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
+        (rc = store_bind_int(s, st, 2, p->version)) != CMC_OK ||
+        (rc = store_step_done(s, st)) != CMC_OK)
+        goto out;
+    store_stmt_put(s, st);
+    st = NULL;
+    if ((rc = store_stmt_get(s,
+                       "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
+                       " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                       &st)) != CMC_OK)
+        goto out;
+    if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
+        (rc = store_bind_int(s, st, 2, p->version)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 3, status)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 4, p->nhs_number)) != CMC_OK ||
+        (rc = store_bind_int(s, st, 5, change_seq)) != CMC_OK ||
+        (rc = store_bind_int(s, st, 6, plat_wall_now())) != CMC_OK ||
+        (rc = store_bind_blob(s, st, 7, packed != NULL ? packed : body,
+                        packed != NULL ? packed_len : body_len)) != CMC_OK ||
+        (rc = store_step_done(s, st)) != CMC_OK)
+        goto out;
+    int64_t version_id = sqlite3_last_insert_rowid(s->db);
+    store_stmt_put(s, st);
+    st = NULL;
+    if ((rc = store_stmt_get(s,
+                       "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
+                       " given_name, date_of_birth, postcode, postcode_outward)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       &st)) != CMC_OK)
+        goto out;
+    if ((rc = store_bind_int(s, st, 1, version_id)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 2, p->plan_id)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 3, p->nhs_number)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 4, id.family)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 5, id.given)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 6, p->patient.date_of_birth)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 7, id.postcode)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 8, id.outward)) != CMC_OK ||
+        (rc = store_step_done(s, st)) != CMC_OK)
+        goto out;
+out:
+    store_stmt_put(s, st);
+    if (in_op)
+        rc = store_op_end(s, rc);
+    store_identity_free(&id);
+    cmc_free(body);
+    return rc;
+}
+
+int store_put_version(store *s, const struct plan *p, int64_t change_seq)
+{
+    return put_version(s, p, NULL, 0, change_seq);
+}
+
+int store_put_packed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                     int64_t change_seq)
+{
+    if (packed == NULL || packed_len == 0)
+        return cmc_fail(CMC_ERR_USAGE, "replica: no encoding to store");
+    return put_version(s, p, packed, packed_len, change_seq);
+}
+
+/* Runs `sql` with the plan id as ?1. */
+static int exec_for_plan(store *s, const char *sql, const char *plan_id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store_stmt_get(s, sql, &st);
+    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
+        rc = store_step_done(s, st);
+    store_stmt_put(s, st);
+    return rc;
+}
+
+int store_purge(store *s, const char *plan_id, const char *reason, int64_t change_seq,
+                int *discarded)
+{
+    sqlite3_stmt *st = NULL;
+    uint8_t nhs_hash[CRY_HASH_BYTES];
+    int have_hash = 0, in_op = 0, has_row = 0;
+    int64_t pending = 0;
+    int rc;
+
+    if (discarded != NULL)
+        *discarded = 0;
+    if (!plan_uuid_valid(plan_id))
+        return cmc_fail(CMC_ERR_INVALID, "purge: plan id is not a lower-case UUID");
+    if (reason == NULL || reason[0] == '\0' || strlen(reason) > 64)
+        return cmc_fail(CMC_ERR_INVALID, "purge: a reason of 1 to 64 bytes is required");
+    if ((rc = store_op_begin(s)) != CMC_OK)
+        return rc;
+    in_op = 1;
+    /* The tombstone keeps a hash of the NHS number, never the number. */
+    if ((rc = store_stmt_get(s, "SELECT nhs_number FROM plan_versions WHERE plan_id = ?1 LIMIT 1",
+                         &st)) != CMC_OK)
+        goto out;
+    if ((rc = store_bind_text(s, st, 1, plan_id)) != CMC_OK ||
+        (rc = db_step(s->db, st, &has_row)) != CMC_OK)
+        goto out;
+    if (has_row && store_col_text(st, 0) != NULL) {
+        const char *nhs = store_col_text(st, 0);
+        cry_hash(nhs_hash, nhs, strlen(nhs));
+        have_hash = 1;
+    }
+    store_stmt_put(s, st);
+    st = NULL;
+    if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?1",
+                              plan_id, &pending, NULL)) != CMC_OK)
+        goto out;
+    if ((rc = exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) !=
+            CMC_OK ||
+        (rc = exec_for_plan(s, "DELETE FROM merges WHERE plan_id = ?1", plan_id)) != CMC_OK ||
+        (rc = exec_for_plan(s, "DELETE FROM plan_identity WHERE plan_id = ?1", plan_id)) !=
+            CMC_OK ||
+        (rc = exec_for_plan(s, "DELETE FROM plan_versions WHERE plan_id = ?1", plan_id)) != CMC_OK)
+        goto out;
+    /* A later purge of the same plan moves the tombstone forward; an older one leaves it. */
+    if ((rc = store_stmt_get(s,
+                       "INSERT INTO tombstones (plan_id, nhs_hash, reason, change_seq, purged_at)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plan_id) DO UPDATE SET"
+                       " nhs_hash = coalesce(excluded.nhs_hash, nhs_hash),"
+                       " reason = CASE WHEN excluded.change_seq >= change_seq"
+                       "   THEN excluded.reason ELSE reason END,"
+                       " purged_at = CASE WHEN excluded.change_seq >= change_seq"
+                       "   THEN excluded.purged_at ELSE purged_at END,"
+                       " change_seq = max(change_seq, excluded.change_seq)",
+                       &st)) != CMC_OK)
+        goto out;
+    if ((rc = store_bind_text(s, st, 1, plan_id)) != CMC_OK ||
+        (rc = store_bind_blob(s, st, 2, have_hash ? nhs_hash : NULL, sizeof nhs_hash)) != CMC_OK ||
+        (rc = store_bind_text(s, st, 3, reason)) != CMC_OK ||
+        (rc = store_bind_int(s, st, 4, change_seq)) != CMC_OK ||
+        (rc = store_bind_int(s, st, 5, plat_wall_now())) != CMC_OK ||
+        (rc = store_step_done(s, st)) != CMC_OK)
+        goto out;
+out:
+    store_stmt_put(s, st);
+    if (in_op)
+        rc = store_op_end(s, rc);
+    if (rc == CMC_OK) {
+        if (discarded != NULL)
+            *discarded = (int)pending;
+        plat_log(PLAT_LOG_INFO, "replica: purged plan %s (%s), %" PRId64 " pending edits discarded",
+                 plan_id, reason, pending);
+    }
+    return rc;
+}
+
+/* ---- the engine's reads ------------------------------------------------------------------ */
+
 int store_sync_version_get(store *s, const char *plan_id, int64_t version, struct plan *out)
 {
-    sqlite3 *db = store_db(s);
+    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
     int row = 0;
     plan_init(out);
-    int rc = store_stmt_get(s, "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2", &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK && (rc = bind_int(db, st, 2, version)) == CMC_OK)
+    int rc = store_stmt_get(s, "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+                            &st);
+    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
+        (rc = store_bind_int(s, st, 2, version)) == CMC_OK)
         rc = db_step(db, st, &row);
     if (rc == CMC_OK && !row)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: that version is not held");
     if (rc == CMC_OK) {
-        rc = column_plan(st, 0, plan_id, out);
+        rc = store_column_plan(st, 0, plan_id, out);
         if (rc == CMC_OK && out->version != version) {
             plan_free(out);
             rc = cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body has another version");
@@ -66,288 +344,29 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
     return rc;
 }
 
-int store_sync_newest_version(store *s, const char *plan_id, int64_t *version)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    int rc = store_stmt_get(s, "SELECT max(version) FROM plan_versions WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && (!row || sqlite3_column_type(st, 0) == SQLITE_NULL))
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no version of that plan is held");
-    if (rc == CMC_OK)
-        *version = sqlite3_column_int64(st, 0);
-    store_stmt_put(s, st);
-    return rc;
-}
-
 int store_sync_prune(store *s, const char *plan_id)
 {
     /* Keep the newest version and the newest published one; older ones serve nothing (a
      * pending edit keeps its own base). */
-    sqlite3 *db = store_db(s);
+    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
     int row = 0;
-    int rc = store_stmt_get(s,
-                            "DELETE FROM plan_versions WHERE plan_id = ?1"
-                            " AND version < (SELECT max(version) FROM plan_versions WHERE plan_id = ?1)"
-                            " AND version < coalesce((SELECT max(version) FROM plan_versions"
-                            "                         WHERE plan_id = ?1 AND status = 'published'), 0)",
-                            &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK)
+    int rc =
+        store_stmt_get(s,
+                       "DELETE FROM plan_versions WHERE plan_id = ?1"
+                       " AND version < (SELECT max(version) FROM plan_versions WHERE plan_id = ?1)"
+                       " AND version < coalesce((SELECT max(version) FROM plan_versions"
+                       "                         WHERE plan_id = ?1 AND status = 'published'), 0)",
+                       &st);
+    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
         rc = db_step(db, st, &row);
     store_stmt_put(s, st);
-    return rc;
-}
-
-int store_pending_base(store *s, int64_t pending_id, struct plan *out)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    plan_init(out);
-    int rc = db_prepare(db, "SELECT plan_id, base FROM pending_edits WHERE id = ?1", &st);
-    if (rc == CMC_OK && (rc = bind_int(db, st, 1, pending_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no such pending edit");
-    if (rc == CMC_OK)
-        rc = column_plan(st, 1, (const char *)sqlite3_column_text(st, 0), out);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int exec_plan_int(store *s, const char *sql, int64_t a, int64_t b)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    int rc = db_prepare(db, sql, &st);
-    if (rc == CMC_OK && (rc = bind_int(db, st, 1, a)) == CMC_OK && (rc = bind_int(db, st, 2, b)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int store_pending_mark_pushed(store *s, int64_t id, int64_t hub_version)
-{
-    int rc = exec_plan_int(s, "UPDATE pending_edits SET state = 1, hub_version = ?2 WHERE id = ?1", id, hub_version);
-    if (rc == CMC_OK && sqlite3_changes(store_db(s)) == 0)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no such pending edit");
-    return rc;
-}
-
-int store_pending_settle(store *s, const char *plan_id, int64_t held_version, int *settled)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    int rc = db_prepare(db, "DELETE FROM pending_edits WHERE plan_id = ?1 AND state = 1 AND hub_version <= ?2", &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK && (rc = bind_int(db, st, 2, held_version)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && settled != NULL)
-        *settled = sqlite3_changes(db);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int store_pending_replace(store *s, const char *plan_id, const struct plan *base, const uint8_t *change,
-                          size_t change_len)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    uint8_t *body = NULL;
-    size_t body_len = 0;
-    int row = 0;
-    char user[CRY_USER_MAX + 1];
-    snprintf(user, sizeof user, "%s", store_session_of(s)->user);
-    int rc = db_prepare(db, "DELETE FROM pending_edits WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (rc != CMC_OK || change == NULL || change_len == 0)
-        return rc;
-    char idem[PLAN_ID_LEN + 1];
-    plan_uuid_new(idem);
-    if ((rc = plan_pack(base, &body, &body_len)) != CMC_OK)
-        return rc;
-    rc = db_prepare(db,
-                    "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user, created_at, change,"
-                    " state, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
-                    &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK && (rc = bind_int(db, st, 2, base->version)) == CMC_OK &&
-        (rc = bind_text(db, st, 3, idem)) == CMC_OK && (rc = bind_text(db, st, 4, user)) == CMC_OK &&
-        (rc = bind_int(db, st, 5, plat_wall_now())) == CMC_OK && (rc = bind_blob(db, st, 6, change, change_len)) == CMC_OK &&
-        (rc = bind_blob(db, st, 7, body, body_len)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
-    cmc_free(body);
-    return rc;
-}
-
-/* ---- merge state -------------------------------------------------------------------------- */
-
-int store_merge_put(store *s, const char *plan_id, const struct plan *base, const struct plan *local,
-                    const struct plan *remote)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    uint8_t *b[3] = { NULL, NULL, NULL };
-    size_t len[3] = { 0, 0, 0 };
-    const struct plan *plans[3] = { base, local, remote };
-    int row = 0, rc = CMC_OK;
-    for (int i = 0; rc == CMC_OK && i < 3; i++)
-        rc = plan_pack(plans[i], &b[i], &len[i]);
-    if (rc == CMC_OK)
-        rc = db_prepare(db,
-                        "INSERT OR REPLACE INTO merges (plan_id, base, local, remote, choices, created_at)"
-                        " VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
-                        &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK && (rc = bind_blob(db, st, 2, b[0], len[0])) == CMC_OK &&
-        (rc = bind_blob(db, st, 3, b[1], len[1])) == CMC_OK && (rc = bind_blob(db, st, 4, b[2], len[2])) == CMC_OK &&
-        (rc = bind_int(db, st, 5, plat_wall_now())) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
-    for (int i = 0; i < 3; i++)
-        cmc_free(b[i]);
-    return rc;
-}
-
-int store_merge_get(store *s, const char *plan_id, struct plan *base, struct plan *local, struct plan *remote)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    plan_init(base);
-    plan_init(local);
-    plan_init(remote);
-    int rc = db_prepare(db, "SELECT base, local, remote FROM merges WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no merge state for that plan");
-    if (rc == CMC_OK && (rc = column_plan(st, 0, plan_id, base)) == CMC_OK &&
-        (rc = column_plan(st, 1, plan_id, local)) == CMC_OK)
-        rc = column_plan(st, 2, plan_id, remote);
-    sqlite3_finalize(st);
-    if (rc != CMC_OK) {
-        plan_free(base);
-        plan_free(local);
-        plan_free(remote);
-    }
-    return rc;
-}
-
-int store_merge_list(store *s, char ***plan_ids, size_t *n)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    char **ids = NULL;
-    size_t count = 0;
-    int row = 0;
-    *plan_ids = NULL;
-    *n = 0;
-    int rc = db_prepare(db, "SELECT plan_id FROM merges ORDER BY created_at, plan_id", &st);
-    while (rc == CMC_OK && (rc = db_step(db, st, &row)) == CMC_OK && row) {
-        char **grown = cmc_realloc(ids, (count + 1) * sizeof *ids);
-        char *id = grown ? cmc_strdup((const char *)sqlite3_column_text(st, 0)) : NULL;
-        if (grown != NULL)
-            ids = grown;
-        if (id == NULL) {
-            rc = cmc_fail(CMC_ERR_NOMEM, "out of memory");
-            break;
-        }
-        ids[count++] = id;
-    }
-    sqlite3_finalize(st);
-    if (rc != CMC_OK) {
-        for (size_t i = 0; i < count; i++)
-            cmc_free(ids[i]);
-        cmc_free(ids);
-        return rc;
-    }
-    *plan_ids = ids;
-    *n = count;
-    return CMC_OK;
-}
-
-static int load_choices(store *s, const char *plan_id, json_t **out)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    *out = NULL;
-    int rc = db_prepare(db, "SELECT choices FROM merges WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no merge state for that plan");
-    if (rc == CMC_OK) {
-        *out = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-        if (!json_is_object(*out)) {
-            json_decref(*out);
-            *out = NULL;
-            rc = cmc_fail(CMC_ERR_TAMPERED, "replica: merge choices are damaged");
-        }
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int store_merge_choose(store *s, const char *plan_id, const char *path, const char *keep)
-{
-    json_t *choices = NULL;
-    int rc = load_choices(s, plan_id, &choices);
-    if (rc != CMC_OK)
-        return rc;
-    char *text = NULL;
-    if (json_object_set_new(choices, path, json_string(keep)) != 0 || (text = json_dumps(choices, JSON_SORT_KEYS)) == NULL)
-        rc = cmc_fail(CMC_ERR_NOMEM, "out of memory");
-    json_decref(choices);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    rc = db_prepare(db, "UPDATE merges SET choices = ?2 WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK && (rc = bind_text(db, st, 2, text)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
-    free(text);
-    return rc;
-}
-
-int store_merge_choice(store *s, const char *plan_id, const char *path, char out[8])
-{
-    json_t *choices = NULL;
-    out[0] = '\0';
-    int rc = load_choices(s, plan_id, &choices);
-    if (rc != CMC_OK)
-        return rc;
-    const char *v = json_string_value(json_object_get(choices, path));
-    if (v != NULL && (strcmp(v, "local") == 0 || strcmp(v, "remote") == 0))
-        snprintf(out, 8, "%s", v);
-    json_decref(choices);
-    return CMC_OK;
-}
-
-int store_merge_delete(store *s, const char *plan_id)
-{
-    sqlite3 *db = store_db(s);
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    int rc = db_prepare(db, "DELETE FROM merges WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = bind_text(db, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
     return rc;
 }
 
 int store_sync_has_pending(store *s, int *yes)
 {
-    sqlite3 *db = store_db(s);
+    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
     int row = 0;
     *yes = 0;

@@ -13,22 +13,11 @@
 #include "agent/store.h"
 #include "sync/plan.h"
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* The replica's connection (store.c), used by these calls inside the caller's batch. */
-sqlite3 *store_db(store *s);
-/* A prepared statement for a constant SQL text from the handle's cache (store_stmt_put
- * resets it and returns it there): statements run once per op of a bundle. */
-int store_stmt_get(store *s, const char *sql, sqlite3_stmt **out);
-void store_stmt_put(store *s, sqlite3_stmt *st);
-
 /* A stored version of any status. CMC_ERR_NOT_FOUND if the replica does not hold it. */
 int store_sync_version_get(store *s, const char *plan_id, int64_t version, struct plan *out);
-/* The newest version number held for a plan (any status). CMC_ERR_NOT_FOUND if none. */
-int store_sync_newest_version(store *s, const char *plan_id, int64_t *version);
-
 /* Drops versions of a plan older than both its newest version and its newest published
  * one: nothing reads them (a pending edit keeps its own base). */
 int store_sync_prune(store *s, const char *plan_id);

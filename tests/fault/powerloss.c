@@ -31,6 +31,7 @@
 #include "agent/engine.h"
 #include "agent/store.h"
 #include "agent/store_sync.h"
+#include "agent/store_test.h"
 #include "sync/db.h"
 #include "crypto/cry.h"
 #include "hub/hub.h"
@@ -451,7 +452,7 @@ static int run_child(long n, int full)
         int rc = open_replica(&st);
         /* self-test: without syncs a cut must lose committed bundles, and the check must see it */
         if (rc == CMC_OK && getenv("CMC_POWERLOSS_UNSAFE") != NULL)
-            rc = db_exec(store_db(st), "PRAGMA synchronous=OFF");
+            rc = db_exec(store_test_db(st), "PRAGMA synchronous=OFF");
         if (rc == CMC_OK)
             rc = apply_rest(st, &applied);
         store_close(st);

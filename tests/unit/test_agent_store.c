@@ -1,7 +1,8 @@
 /*
- * test_agent_store.c - the device replica: nothing readable at rest, tamper and wrong-key
- * detection, published-only against drafts slipped into the file, identity search, purge
- * and replay protection, batches, migrations, pending edits, conflicts, sync state.
+ * test_agent_store.c - opening the device replica: nothing readable at rest, tamper and
+ * wrong-key detection, migrations, bad keys and lookups, running out of memory. Reads are
+ * tested in test_agent_store_read.c, sync writes in _sync.c, pending edits in _pending.c,
+ * the lease in _lease.c.
  */
 #include "agent/store.h"
 #include "agent/store_test.h"
@@ -164,15 +165,6 @@ static void make_plan(struct plan *p, unsigned n, int status, int64_t version)
     p->version = version;
 }
 
-static void set_identity(struct plan *p, const char *given, const char *family, const char *dob,
-                         const char *postcode)
-{
-    set_str(&p->patient.given_name, given);
-    set_str(&p->patient.family_name, family);
-    set_str(&p->patient.date_of_birth, dob);
-    set_str(&p->patient.postcode, postcode);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
@@ -260,38 +252,6 @@ static int dir_contains(const char *dir, const char *needle)
     return found;
 }
 
-/* Rows (in any table of the replica, any column) whose value contains `needle`. */
-static int64_t logical_occurrences(sqlite3 *db, const char *needle)
-{
-    sqlite3_stmt *tables = NULL;
-    int64_t hits = 0;
-    size_t nlen = strlen(needle);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT name FROM sqlite_master WHERE type = 'table'",
-                                        -1, &tables, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(tables) == SQLITE_ROW) {
-        char sql[256];
-        sqlite3_stmt *rows = NULL;
-        snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"", sqlite3_column_text(tables, 0));
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
-        while (sqlite3_step(rows) == SQLITE_ROW) {
-            for (int c = 0; c < sqlite3_column_count(rows); c++) {
-                const uint8_t *b = sqlite3_column_blob(rows, c);
-                size_t len = (size_t)sqlite3_column_bytes(rows, c);
-                for (size_t i = 0; b != NULL && len >= nlen && i <= len - nlen; i++)
-                    if (memcmp(b + i, needle, nlen) == 0) {
-                        hits++;
-                        break;
-                    }
-            }
-        }
-        sqlite3_finalize(rows);
-    }
-    sqlite3_finalize(tables);
-    return hits;
-}
-
 static int64_t sql_int(store *s, const char *sql, const char *param)
 {
     sqlite3 *db = store_test_db(s);
@@ -303,82 +263,6 @@ static int64_t sql_int(store *s, const char *sql, const char *param)
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
-}
-
-/* Writes a version straight into the replica, as an attacker with the key (or a bug) could,
- * with `status_column` in the status column whatever the body says, and its index row. */
-static void insert_raw(store *s, const struct plan *p, const char *status_column)
-{
-    sqlite3 *db = store_test_db(s);
-    uint8_t *body = NULL;
-    size_t len = 0;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(plan_pack(p, &body, &len), CMC_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "INSERT INTO plan_versions (plan_id, version, status,"
-                                        " nhs_number, change_seq, received_at, body)"
-                                        " VALUES (?, ?, ?, ?, 1, 0, ?)",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(st, 1, p->plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, p->version);
-    sqlite3_bind_text(st, 3, status_column, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, p->nhs_number, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 5, body, (int)len, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
-    int64_t vid = sqlite3_last_insert_rowid(db);
-    char family[256], given[256], postcode[64];
-    store_name_normalise(p->patient.family_name, family);
-    store_name_normalise(p->patient.given_name, given);
-    store_postcode_normalise(p->patient.postcode, postcode);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "INSERT INTO plan_identity (version_id, plan_id,"
-                                        " nhs_number, family_name, given_name, date_of_birth,"
-                                        " postcode, postcode_outward)"
-                                        " VALUES (?, ?, ?, ?, ?, ?, ?, substr(?7, 1, length(?7) - 3))",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(st, 1, vid);
-    sqlite3_bind_text(st, 2, p->plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, p->nhs_number, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, family, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, given, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, p->patient.date_of_birth, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, postcode, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-    sqlite3_finalize(st);
-    cmc_free(body);
-}
-
-/* Log lines captured during a test, to check they never carry patient data. */
-static char captured_log[8192];
-
-static void capture_log(enum plat_log_level level, const char *line, void *ctx)
-{
-    (void)level;
-    (void)ctx;
-    size_t used = strlen(captured_log);
-    snprintf(captured_log + used, sizeof captured_log - used, "%s\n", line);
-}
-
-static int hits_have(const struct store_hit *h, size_t n, const char *plan_id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(h[i].plan_id, plan_id) == 0)
-            return 1;
-    return 0;
-}
-
-static size_t search_n(store *s, const char *name, const char *dob, const char *postcode,
-                       struct store_hit **hits)
-{
-    struct store_query q = {name, dob, postcode};
-    size_t n = 0;
-    int rc = store_search(s, &q, 50, hits, &n);
-    if (rc != CMC_OK)
-        fail_msg("store_search: %s", cmc_errmsg());
-    return n;
 }
 
 /* ---- tests ----------------------------------------------------------------------------- */
@@ -470,48 +354,6 @@ static void test_wrong_key_is_tampered(void **state)
     plan_free(&p);
 }
 
-/* A lookup by NHS number, a lookup by plan id and a search never scan a whole table of
- * plans: each statement the store ran reports no full-scan steps but a search's pass over
- * the small identity rows. Once, the planner chose an index that made every lookup read
- * (and decrypt) every plan. */
-static void test_lookups_use_indexes(void **state)
-{
-    struct fixture *f = *state;
-    for (int role = STORE_ROLE_URGENT_CARE; role <= STORE_ROLE_CLINICIAN; role++) {
-        store *s = open_as(f, role);
-        if (role == STORE_ROLE_URGENT_CARE) {
-            for (unsigned i = 0; i < 40; i++) {
-                struct plan p;
-                make_plan(&p, 300 + i, PLAN_STATUS_PUBLISHED, 1);
-                put(s, &p, i + 1);
-                plan_free(&p);
-            }
-        }
-        for (unsigned i = 0; i < 40; i += 7) {
-            char nhs[PLAN_NHS_LEN + 1], id[PLAN_ID_LEN + 1];
-            struct plan out;
-            make_nhs(300 + i, nhs);
-            make_plan_id(300 + i, id);
-            assert_int_equal(store_plan_get(s, nhs, &out), CMC_OK);
-            plan_free(&out);
-            assert_int_equal(store_plan_get(s, id, &out), CMC_OK);
-            plan_free(&out);
-        }
-        int seen_nhs = 0, seen_id = 0;
-        for (sqlite3_stmt *st = sqlite3_next_stmt(store_test_db(s), NULL); st != NULL;
-             st = sqlite3_next_stmt(store_test_db(s), st)) {
-            const char *sql = sqlite3_sql(st);
-            if (strstr(sql, "nhs_number = ?1") == NULL && strstr(sql, "v.plan_id = ?1") == NULL)
-                continue;
-            seen_nhs |= strstr(sql, "nhs_number = ?1") != NULL;
-            seen_id |= strstr(sql, "v.plan_id = ?1") != NULL;
-            assert_int_equal(sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 0), 0);
-        }
-        assert_true(seen_nhs && seen_id);
-        store_close(s);
-    }
-}
-
 /* A flipped byte anywhere in the file (after close) is found by store_open, store_verify or
  * a read: never silently returned. */
 static void test_flipped_byte_is_detected(void **state)
@@ -592,592 +434,6 @@ static void test_flipped_byte_is_detected(void **state)
     cmc_free(orig);
 }
 
-static void test_published_only_against_slipped_drafts(void **state)
-{
-    struct fixture *f = *state;
-    struct plan pub, honest, liar, got;
-    make_plan(&pub, 1, PLAN_STATUS_PUBLISHED, 1);
-    make_plan(&honest, 2, PLAN_STATUS_DRAFT, 1);
-    make_plan(&liar, 3, PLAN_STATUS_DRAFT, 1);
-    /* All three are "Okafor" so one search could return all of them. */
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    put(s, &pub, 1);
-    insert_raw(s, &honest, "draft");
-    insert_raw(s, &liar, "published");
-    store_close(s);
-
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
-    captured_log[0] = '\0';
-    plat_log_set_sink(capture_log, NULL);
-    plan_init(&got);
-    assert_int_equal(store_plan_get(s, pub.nhs_number, &got), CMC_OK);
-    assert_string_equal(got.plan_id, pub.plan_id);
-    plan_free(&got);
-    /* The honest draft: not there for urgent care, by NHS number or by plan id. */
-    assert_int_equal(store_plan_get(s, honest.nhs_number, &got), CMC_ERR_NOT_FOUND);
-    assert_null(got.plan_id);
-    assert_int_equal(store_plan_get(s, honest.plan_id, &got), CMC_ERR_NOT_FOUND);
-    assert_null(got.plan_id);
-    assert_int_equal(store_plan_get_published(s, honest.plan_id, &got), CMC_ERR_NOT_FOUND);
-    /* The lying row: never shown. */
-    int rc = store_plan_get(s, liar.nhs_number, &got);
-    assert_true(rc == CMC_ERR_TAMPERED || rc == CMC_ERR_NOT_FOUND);
-    assert_null(got.plan_id);
-    rc = store_plan_get(s, liar.plan_id, &got);
-    assert_int_equal(rc, CMC_ERR_TAMPERED);
-    assert_null(got.plan_id);
-    assert_null(strstr(cmc_errmsg(), liar.nhs_number));
-
-    struct store_hit *hits = NULL;
-    size_t n = search_n(s, "okafor", NULL, NULL, &hits);
-    assert_int_equal(n, 1);
-    assert_string_equal(hits[0].plan_id, pub.plan_id);
-    assert_int_equal(hits[0].status, PLAN_STATUS_PUBLISHED);
-    store_hits_free(hits, n);
-    n = search_n(s, NULL, "1938-04-17", "SE15 4QT", &hits);
-    assert_int_equal(n, 1);
-    store_hits_free(hits, n);
-    assert_int_equal(store_list(s, &hits, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    assert_string_equal(hits[0].plan_id, pub.plan_id);
-    store_hits_free(hits, n);
-
-    struct store_counts c;
-    assert_int_equal(store_counts_get(s, &c), CMC_OK);
-    assert_int_equal(c.visible, 1);
-    assert_int_equal(c.published, 1);
-    assert_int_equal(c.drafts, 0);
-    /* The full check names the problem. */
-    assert_int_equal(store_verify(s), CMC_ERR_TAMPERED);
-    assert_non_null(strstr(cmc_errmsg(), liar.plan_id));
-    assert_null(strstr(cmc_errmsg(), liar.nhs_number));
-    store_close(s);
-    /* Skipped rows were logged by plan id, never by NHS number or name. */
-    plat_log_set_sink(NULL, NULL);
-    assert_non_null(strstr(captured_log, liar.plan_id));
-    assert_null(strstr(captured_log, liar.nhs_number));
-    assert_null(strstr(captured_log, "Okafor"));
-
-    /* A clinician sees the honest draft, still never the lying row. */
-    s = open_as(f, STORE_ROLE_CLINICIAN);
-    assert_int_equal(store_plan_get(s, honest.nhs_number, &got), CMC_OK);
-    assert_int_equal(got.status, PLAN_STATUS_DRAFT);
-    assert_string_equal(got.plan_id, honest.plan_id);
-    plan_free(&got);
-    assert_int_equal(store_plan_get(s, liar.plan_id, &got), CMC_ERR_TAMPERED);
-    assert_int_equal(store_list(s, &hits, &n), CMC_OK);
-    assert_int_equal(n, 2);
-    assert_true(hits_have(hits, n, honest.plan_id));
-    assert_true(hits_have(hits, n, pub.plan_id));
-    assert_false(hits_have(hits, n, liar.plan_id));
-    store_hits_free(hits, n);
-    assert_int_equal(store_counts_get(s, &c), CMC_OK);
-    assert_int_equal(c.visible, 2);
-    assert_int_equal(c.published, 1);
-    assert_int_equal(c.drafts, 1);
-    store_close(s);
-
-    /* Even a redefined view does not let a draft through: each urgent-care statement
-     * repeats the status condition itself. */
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DROP VIEW urgent_care_plans;"
-                                  "CREATE VIEW urgent_care_plans AS SELECT * FROM plan_versions;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    assert_int_equal(store_plan_get(s, honest.plan_id, &got), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_plan_get(s, honest.nhs_number, &got), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_list(s, &hits, &n), CMC_OK);
-    assert_false(hits_have(hits, n, honest.plan_id));
-    store_hits_free(hits, n);
-    store_close(s);
-    plan_free(&pub);
-    plan_free(&honest);
-    plan_free(&liar);
-}
-
-/* A body that says "published" under a row that also says "published" but for another
- * patient (plan id, NHS number or version swapped) is refused too. */
-static void test_row_body_mismatch_is_tampered(void **state)
-{
-    struct fixture *f = *state;
-    struct plan a, b, got;
-    make_plan(&a, 11, PLAN_STATUS_PUBLISHED, 1);
-    make_plan(&b, 12, PLAN_STATUS_PUBLISHED, 1);
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    put(s, &a, 1);
-    put(s, &b, 2);
-    /* Swap the bodies: a's row now holds b's plan. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "UPDATE plan_versions SET body = (SELECT body FROM plan_versions"
-                                  " WHERE id = 2) WHERE id = 1",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    plan_init(&got);
-    assert_int_equal(store_plan_get(s, a.nhs_number, &got), CMC_ERR_TAMPERED);
-    assert_null(got.plan_id);
-    assert_int_equal(store_plan_get(s, b.nhs_number, &got), CMC_OK);
-    plan_free(&got);
-    /* A search for a's name no longer offers the wrong patient's plan under a's row. */
-    struct store_hit *hits = NULL;
-    size_t n = 0;
-    assert_int_equal(store_list(s, &hits, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    assert_string_equal(hits[0].plan_id, b.plan_id);
-    store_hits_free(hits, n);
-    assert_int_equal(store_verify(s), CMC_ERR_TAMPERED);
-    /* Garbage in a body: tampered, not a crash. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "UPDATE plan_versions SET body = x'8501020304' WHERE id = 2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    assert_int_equal(store_plan_get(s, b.plan_id, &got), CMC_ERR_TAMPERED);
-    store_close(s);
-    plan_free(&a);
-    plan_free(&b);
-}
-
-static void test_published_v1_draft_v2(void **state)
-{
-    struct fixture *f = *state;
-    struct plan v1, v2, got;
-    make_plan(&v1, 20, PLAN_STATUS_PUBLISHED, 1);
-    make_plan(&v2, 20, PLAN_STATUS_DRAFT, 2);
-    set_str(&v2.prognosis, "days");
-
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
-    put(s, &v1, 1);
-    put(s, &v2, 2);
-    assert_int_equal(store_verify(s), CMC_OK);
-    plan_init(&got);
-    assert_int_equal(store_plan_get(s, v1.plan_id, &got), CMC_OK);
-    assert_int_equal(got.version, 2);
-    assert_int_equal(got.status, PLAN_STATUS_DRAFT);
-    assert_true(plan_equal(&got, &v2));
-    plan_free(&got);
-    assert_int_equal(store_plan_get_published(s, v1.nhs_number, &got), CMC_OK);
-    assert_int_equal(got.version, 1);
-    assert_true(plan_equal(&got, &v1));
-    plan_free(&got);
-    struct store_hit *hits = NULL;
-    size_t n = search_n(s, "margaret", NULL, NULL, &hits);
-    assert_int_equal(n, 1);
-    assert_int_equal(hits[0].version, 2);
-    assert_int_equal(hits[0].status, PLAN_STATUS_DRAFT);
-    store_hits_free(hits, n);
-    struct store_counts c;
-    assert_int_equal(store_counts_get(s, &c), CMC_OK);
-    assert_int_equal(c.visible, 1);
-    assert_int_equal(c.published, 1);
-    assert_int_equal(c.drafts, 1);
-    store_close(s);
-
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(store_plan_get(s, v1.nhs_number, &got), CMC_OK);
-    assert_int_equal(got.version, 1);
-    assert_int_equal(got.status, PLAN_STATUS_PUBLISHED);
-    assert_string_equal(got.prognosis, "weeks to months");
-    plan_free(&got);
-    assert_int_equal(store_plan_get(s, v1.plan_id, &got), CMC_OK);
-    assert_int_equal(got.version, 1);
-    plan_free(&got);
-    n = search_n(s, "margaret", NULL, NULL, &hits);
-    assert_int_equal(n, 1);
-    assert_int_equal(hits[0].version, 1);
-    assert_int_equal(hits[0].status, PLAN_STATUS_PUBLISHED);
-    store_hits_free(hits, n);
-    assert_int_equal(store_list(s, &hits, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(hits[0].version, 1);
-    store_hits_free(hits, n);
-    store_close(s);
-    plan_free(&v1);
-    plan_free(&v2);
-}
-
-static void test_drafts_stored_only_where_allowed(void **state)
-{
-    struct fixture *f = *state;
-    struct plan d, got;
-    make_plan(&d, 30, PLAN_STATUS_AWAITING_APPROVAL, 1);
-    plan_init(&got);
-    /* A device enrolled for urgent care refuses drafts, whoever the session is. */
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
-    assert_int_equal(store_state_set(s, STORE_STATE_DEVICE_ROLE, "urgent_care"), CMC_OK);
-    assert_int_equal(store_put_version(s, &d, 1), CMC_ERR_DENIED);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity", NULL), 0);
-    store_close(s);
-
-    /* A clinician device holds them, even when an urgent-care user syncs... */
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(store_state_set(s, STORE_STATE_DEVICE_ROLE, "clinician"), CMC_OK);
-    put(s, &d, 1);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 1);
-    /* ... and urgent care still cannot read them. */
-    assert_int_equal(store_plan_get(s, d.plan_id, &got), CMC_ERR_NOT_FOUND);
-    /* An invalid plan is refused before anything is written. */
-    d.version = 0;
-    d.status = PLAN_STATUS_PUBLISHED;
-    assert_int_equal(store_put_version(s, &d, 2), CMC_ERR_INVALID);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 1);
-    store_close(s);
-    plan_free(&d);
-}
-
-static void test_identity_search(void **state)
-{
-    struct fixture *f = *state;
-    struct plan p[5];
-    const char *ids[5];
-    make_plan(&p[0], 40, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[0], "Margaret", "Okafor", "1938-04-17", "SE15 4QT");
-    make_plan(&p[1], 41, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[1], "Mark", "Okafor", "1938-04-17", "SE1 7PB");
-    make_plan(&p[2], 42, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[2], "Zo\xc3\xab", "O'Brien-Smith", "1950-01-01", "N1 9GU");
-    make_plan(&p[3], 43, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[3], "Anna", "Smith", "1944-12-01", "se15 5ab");
-    make_plan(&p[4], 44, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[4], "J\xc3\xb3zef", "Wi\xc5\x9bniewski", "1932-06-30", "W1A 1AA");
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    for (int i = 0; i < 5; i++) {
-        put(s, &p[i], i + 1);
-        ids[i] = p[i].plan_id;
-    }
-    struct store_hit *h = NULL;
-    size_t n;
-
-    n = search_n(s, "oka", NULL, NULL, &h);
-    assert_int_equal(n, 2);
-    /* Best first, then by name: Margaret before Mark. */
-    assert_string_equal(h[0].plan_id, ids[0]);
-    assert_string_equal(h[1].plan_id, ids[1]);
-    assert_string_equal(h[0].given_name, "Margaret");
-    assert_string_equal(h[0].postcode, "SE15 4QT");
-    assert_string_equal(h[0].date_of_birth, "1938-04-17");
-    assert_non_null(h[0].address);
-    assert_string_equal(h[0].nhs_number, p[0].nhs_number);
-    store_hits_free(h, n);
-
-    n = search_n(s, "MARG", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, "margaret okafor", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, "Okafor  Mark", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[1]);
-    store_hits_free(h, n);
-    n = search_n(s, "ma oka", NULL, NULL, &h);
-    assert_int_equal(n, 2);
-    store_hits_free(h, n);
-    /* Accents and punctuation: typed without them, or with. */
-    n = search_n(s, "zoe", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[2]);
-    store_hits_free(h, n);
-    n = search_n(s, "O'BRIEN", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[2]);
-    store_hits_free(h, n);
-    n = search_n(s, "obrien-sm", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    store_hits_free(h, n);
-    n = search_n(s, "jozef wisniewski", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[4]);
-    store_hits_free(h, n);
-    n = search_n(s, "smith", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[3]);
-    store_hits_free(h, n);
-    n = search_n(s, "nobody", NULL, NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
-
-    /* Date of birth, exact. */
-    n = search_n(s, NULL, "1938-04-17", NULL, &h);
-    assert_int_equal(n, 2);
-    assert_true(hits_have(h, n, ids[0]) && hits_have(h, n, ids[1]));
-    store_hits_free(h, n);
-    n = search_n(s, NULL, "1938-04-18", NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
-
-    /* Postcode: spaces and case ignored; a full code or an outward code. */
-    n = search_n(s, NULL, NULL, "se154qt", &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, " SE15  4QT ", &h);
-    assert_int_equal(n, 1);
-    store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "SE15", &h);
-    assert_int_equal(n, 2);
-    assert_true(hits_have(h, n, ids[0]) && hits_have(h, n, ids[3]));
-    store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "se1", &h); /* SE1 is not SE15 */
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[1]);
-    store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "SE15 4", &h); /* sector */
-    assert_int_equal(n, 1);
-    store_hits_free(h, n);
-
-    /* Criteria combine. */
-    n = search_n(s, "okafor", "1938-04-17", "SE1", &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[1]);
-    store_hits_free(h, n);
-    n = search_n(s, "okafor", "1950-01-01", NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
-
-    /* Limit and bad queries. */
-    struct store_query q = {"oka", NULL, NULL};
-    assert_int_equal(store_search(s, &q, 1, &h, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    store_hits_free(h, n);
-    struct store_query none = {NULL, NULL, NULL};
-    assert_int_equal(store_search(s, &none, 10, &h, &n), CMC_ERR_USAGE);
-    struct store_query bad_dob = {NULL, "17/04/1938", NULL};
-    assert_int_equal(store_search(s, &bad_dob, 10, &h, &n), CMC_ERR_INVALID);
-    struct store_query punct = {"'-", NULL, NULL};
-    assert_int_equal(store_search(s, &punct, 10, &h, &n), CMC_ERR_INVALID);
-
-    /* store_list: ordered by family, given. */
-    assert_int_equal(store_list(s, &h, &n), CMC_OK);
-    assert_int_equal(n, 5);
-    assert_string_equal(h[0].plan_id, ids[2]); /* obriensmith */
-    assert_string_equal(h[1].plan_id, ids[0]); /* okafor margaret */
-    assert_string_equal(h[2].plan_id, ids[1]); /* okafor mark */
-    assert_string_equal(h[3].plan_id, ids[3]); /* smith */
-    assert_string_equal(h[4].plan_id, ids[4]); /* wisniewski */
-    store_hits_free(h, n);
-    store_close(s);
-    for (int i = 0; i < 5; i++)
-        plan_free(&p[i]);
-}
-
-static void test_normalisation(void **state)
-{
-    (void)state;
-    char out[64];
-    store_name_normalise("O'Brien-Smith", out);
-    assert_string_equal(out, "obriensmith");
-    store_name_normalise("Zo\xc3\xab \xc3\x89lise", out);
-    assert_string_equal(out, "zoeelise");
-    store_name_normalise("Stra\xc3\x9f" "e \xc5\x92uvre \xc3\x86thel", out);
-    assert_string_equal(out, "strasseoeuvreaethel");
-    store_name_normalise("\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd", out); /* Cyrillic kept as typed */
-    assert_string_equal(out, "\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd");
-    store_name_normalise("bad\xff\xc3", out); /* broken UTF-8 is dropped, not copied */
-    assert_string_equal(out, "bad");
-    store_name_normalise(NULL, out);
-    assert_string_equal(out, "");
-    store_postcode_normalise(" se15 4qt\t", out);
-    assert_string_equal(out, "SE154QT");
-}
-
-static void test_purge_leaves_no_copy(void **state)
-{
-    struct fixture *f = *state;
-    struct plan v1, v2, other, got;
-    make_plan(&v1, 50, PLAN_STATUS_PUBLISHED, 1);
-    set_str(&v1.social_support, "Neighbour " MARKER " checks in.");
-    make_plan(&v2, 50, PLAN_STATUS_DRAFT, 2);
-    set_str(&v2.social_support, "Neighbour " MARKER " checks in daily.");
-    make_plan(&other, 51, PLAN_STATUS_PUBLISHED, 1);
-    char nhs[PLAN_NHS_LEN + 1], id[PLAN_ID_LEN + 1];
-    snprintf(nhs, sizeof nhs, "%s", v1.nhs_number);
-    snprintf(id, sizeof id, "%s", v1.plan_id);
-
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
-    put(s, &v1, 3);
-    put(s, &v2, 4);
-    put(s, &other, 5);
-    static const uint8_t change[] = {0x91, 0x93, 0x01, 0x05, 0xa1, 'x'};
-    assert_int_equal(store_pending_add(s, id, 2, change, sizeof change, NULL), CMC_OK);
-    assert_int_equal(store_pending_add(s, id, 1, change, sizeof change, NULL), CMC_OK);
-    assert_int_equal(store_pending_add(s, other.plan_id, 1, change, sizeof change, NULL), CMC_OK);
-    struct store_conflict c;
-    memset(&c, 0, sizeof c);
-    snprintf(c.plan_id, sizeof c.plan_id, "%s", id);
-    c.field_path = "prognosis";
-    c.local = (uint8_t *)"\xa4" "days";
-    c.local_len = 5;
-    assert_int_equal(store_conflict_add(s, &c, NULL), CMC_OK);
-    /* Merge state holds whole plans: it must go too. */
-    sqlite3_stmt *ins = NULL;
-    assert_int_equal(sqlite3_prepare_v2(store_test_db(s),
-                                        "INSERT INTO merges (plan_id, base, local, remote,"
-                                        " created_at) SELECT plan_id, body, body, body, 0"
-                                        " FROM plan_versions WHERE plan_id = ? AND version = 1",
-                                        -1, &ins, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(ins, 1, id, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
-    sqlite3_finalize(ins);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM merges WHERE plan_id = ?", id), 1);
-    assert_int_equal(store_checkpoint(s), CMC_OK);
-    assert_true(logical_occurrences(store_test_db(s), nhs) > 0); /* the scan sees it first */
-
-    int discarded = -1;
-    assert_int_equal(store_purge(s, id, "consent_withdrawn", 10, &discarded), CMC_OK);
-    assert_int_equal(discarded, 2);
-
-    /* Gone from every table and index, for every role. */
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity WHERE nhs_number = ?", nhs), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM conflicts WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM merges WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits", NULL), 1); /* other's */
-    plan_init(&got);
-    assert_int_equal(store_plan_get(s, nhs, &got), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_plan_get(s, id, &got), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_plan_get_published(s, id, &got), CMC_ERR_NOT_FOUND);
-    struct store_hit *h = NULL;
-    size_t n = search_n(s, NULL, "1938-04-17", NULL, &h);
-    assert_int_equal(n, 1); /* only the other plan */
-    assert_string_equal(h[0].plan_id, other.plan_id);
-    store_hits_free(h, n);
-    struct store_counts counts;
-    assert_int_equal(store_counts_get(s, &counts), CMC_OK);
-    assert_int_equal(counts.visible, 1);
-    assert_int_equal(counts.pending, 1);
-    assert_int_equal(counts.conflicts, 0);
-    assert_int_equal(counts.tombstones, 1);
-
-    /* The tombstone: a hash of the NHS number, never the number. */
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(store_test_db(s),
-                                        "SELECT nhs_hash, reason, change_seq FROM tombstones"
-                                        " WHERE plan_id = ?",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    uint8_t want[CRY_HASH_BYTES];
-    cry_hash(want, nhs, strlen(nhs));
-    assert_int_equal(sqlite3_column_bytes(st, 0), CRY_HASH_BYTES);
-    assert_memory_equal(sqlite3_column_blob(st, 0), want, CRY_HASH_BYTES);
-    assert_string_equal((const char *)sqlite3_column_text(st, 1), "consent_withdrawn");
-    assert_int_equal(sqlite3_column_int64(st, 2), 10);
-    sqlite3_finalize(st);
-
-    /* A replayed older bundle cannot bring it back. */
-    assert_int_equal(store_put_version(s, &v1, 3), CMC_ERR_STATE);
-    assert_int_equal(store_put_version(s, &v1, 10), CMC_ERR_STATE);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions WHERE plan_id = ?", id), 0);
-
-    /* After the checkpoint the WAL is empty and nothing holds the data. */
-    assert_int_equal(store_checkpoint(s), CMC_OK);
-    char wal[160];
-    uint64_t wal_size = 1;
-    snprintf(wal, sizeof wal, "%s-wal", f->path);
-    assert_int_equal(plat_file_size(wal, &wal_size), CMC_OK);
-    assert_int_equal(wal_size, 0);
-    assert_int_equal(logical_occurrences(store_test_db(s), nhs), 0);
-    assert_int_equal(logical_occurrences(store_test_db(s), MARKER), 0);
-    /* Control: the other plan is still found (row column, body, index, its pending edit's
-     * copy of the base version). */
-    assert_int_equal(logical_occurrences(store_test_db(s), other.nhs_number), 4);
-    assert_false(dir_contains(f->dir, nhs));
-    assert_false(dir_contains(f->dir, MARKER));
-    assert_int_equal(store_verify(s), CMC_OK);
-    store_close(s);
-    assert_false(dir_contains(f->dir, nhs));
-    assert_false(dir_contains(f->dir, MARKER));
-
-    /* A later change (the plan shared again) is accepted. */
-    s = open_as(f, STORE_ROLE_CLINICIAN);
-    put(s, &v1, 11);
-    assert_int_equal(store_plan_get(s, id, &got), CMC_OK);
-    plan_free(&got);
-    /* Purging twice is harmless; an older purge does not move the tombstone back. */
-    assert_int_equal(store_purge(s, id, "left_scope", 12, NULL), CMC_OK);
-    assert_int_equal(store_purge(s, id, "not_shared", 7, &discarded), CMC_OK);
-    assert_int_equal(discarded, 0);
-    assert_int_equal(sql_int(s, "SELECT change_seq FROM tombstones WHERE plan_id = ?", id), 12);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM tombstones WHERE reason = 'left_scope'", NULL),
-                     1);
-    /* Purging a plan never held still leaves a tombstone (without a hash). */
-    char never[PLAN_ID_LEN + 1];
-    make_plan_id(999, never);
-    assert_int_equal(store_purge(s, never, "left_scope", 13, NULL), CMC_OK);
-    assert_int_equal(
-        sql_int(s, "SELECT count(*) FROM tombstones WHERE plan_id = ? AND nhs_hash IS NULL", never),
-        1);
-    assert_int_equal(store_purge(s, "not-a-uuid", "left_scope", 14, NULL), CMC_ERR_INVALID);
-    store_close(s);
-    plan_free(&v1);
-    plan_free(&v2);
-    plan_free(&other);
-}
-
-static void test_batch_is_all_or_nothing(void **state)
-{
-    struct fixture *f = *state;
-    struct plan a, b, got;
-    char *v = NULL;
-    make_plan(&a, 60, PLAN_STATUS_PUBLISHED, 1);
-    make_plan(&b, 61, PLAN_STATUS_PUBLISHED, 1);
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    plan_init(&got);
-
-    /* Rolled back: nothing. */
-    assert_int_equal(store_batch_begin(s), CMC_OK);
-    assert_int_equal(store_batch_begin(s), CMC_ERR_STATE);
-    put(s, &a, 1);
-    assert_int_equal(store_state_set_int(s, "cursor", 1), CMC_OK);
-    assert_int_equal(store_purge(s, b.plan_id, "left_scope", 1, NULL), CMC_OK);
-    assert_int_equal(store_plan_get(s, a.plan_id, &got), CMC_OK); /* visible inside */
-    plan_free(&got);
-    store_batch_rollback(s);
-    assert_int_equal(store_plan_get(s, a.plan_id, &got), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_state_get(s, "cursor", &v), CMC_ERR_NOT_FOUND);
-    assert_null(v);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM tombstones", NULL), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity", NULL), 0);
-    assert_int_equal(store_batch_commit(s), CMC_ERR_STATE);
-    store_batch_rollback(s); /* nothing open: harmless */
-
-    /* Committed: all of it, the cursor included. A refused op inside the batch leaves the
-     * rest intact (each op is its own savepoint). */
-    assert_int_equal(store_purge(s, b.plan_id, "left_scope", 5, NULL), CMC_OK);
-    assert_int_equal(store_batch_begin(s), CMC_OK);
-    put(s, &a, 6);
-    assert_int_equal(store_put_version(s, &b, 4), CMC_ERR_STATE);
-    assert_int_equal(store_state_set_int(s, "cursor", 6), CMC_OK);
-    assert_int_equal(store_checkpoint(s), CMC_ERR_STATE);
-    assert_int_equal(store_batch_commit(s), CMC_OK);
-    assert_int_equal(store_plan_get(s, a.plan_id, &got), CMC_OK);
-    plan_free(&got);
-    assert_int_equal(store_plan_get(s, b.plan_id, &got), CMC_ERR_NOT_FOUND);
-    int64_t cursor = 0;
-    assert_int_equal(store_state_get_int(s, "cursor", &cursor), CMC_OK);
-    assert_int_equal(cursor, 6);
-
-    /* A batch left open is rolled back by close (as by a crash). */
-    assert_int_equal(store_batch_begin(s), CMC_OK);
-    assert_int_equal(store_state_set_int(s, "cursor", 99), CMC_OK);
-    put(s, &b, 7);
-    store_close(s);
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(store_state_get_int(s, "cursor", &cursor), CMC_OK);
-    assert_int_equal(cursor, 6);
-    assert_int_equal(store_plan_get(s, b.plan_id, &got), CMC_ERR_NOT_FOUND);
-    store_close(s);
-    plan_free(&a);
-    plan_free(&b);
-}
-
 static void test_migrations(void **state)
 {
     struct fixture *f = *state;
@@ -1188,8 +444,8 @@ static void test_migrations(void **state)
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
     assert_int_equal(v, STORE_SCHEMA_VERSION);
     static const char *const tables[] = {"plan_versions", "plan_identity", "tombstones",
-                                         "sync_state",    "pending_edits", "conflicts",
-                                         "merges",        "audit"};
+                                         "sync_state",    "pending_edits", "merges",
+                                         "audit"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
         assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
                                     " AND name = ?",
@@ -1199,6 +455,9 @@ static void test_migrations(void **state)
                                 " AND name = 'urgent_care_plans'",
                              NULL),
                      1);
+    /* Step 4 dropped the conflicts table nothing used. */
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
+                     0);
     put(s, &p, 1);
     assert_int_equal(store_state_set(s, "hub", "https://hub.example"), CMC_OK);
     store_close(s);
@@ -1213,7 +472,7 @@ static void test_migrations(void **state)
 
     /* A replica left at version 1 gets exactly step 2 on the next open. */
     assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DROP TABLE pending_edits; DROP TABLE conflicts; DROP TABLE merges;"
+                                  "DROP TABLE pending_edits; DROP TABLE merges;"
                                   "DROP TABLE audit;"
                                   "PRAGMA user_version = 1;",
                                   NULL, NULL, NULL),
@@ -1230,6 +489,19 @@ static void test_migrations(void **state)
     assert_string_equal(hub, "https://hub.example");
     cmc_free(hub);
 
+    /* A replica at version 3 still has its conflicts table: step 4 drops it. */
+    assert_int_equal(sqlite3_exec(store_test_db(s),
+                                  "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
+                                  "PRAGMA user_version = 3;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    store_close(s);
+    s = open_as(f, STORE_ROLE_CLINICIAN);
+    assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
+    assert_int_equal(v, STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
+                     0);
+
     /* A replica from a newer program is refused, not misread. */
     assert_int_equal(sqlite3_exec(store_test_db(s), "PRAGMA user_version = 99", NULL, NULL, NULL),
                      SQLITE_OK);
@@ -1238,171 +510,6 @@ static void test_migrations(void **state)
     s = (store *)1;
     assert_int_equal(store_open(f->path, f->key, &sess, &s), CMC_ERR_STATE);
     assert_null(s);
-    plan_free(&p);
-}
-
-static void test_pending_edits(void **state)
-{
-    struct fixture *f = *state;
-    struct plan p;
-    static const uint8_t change1[] = {0x91, 0x93, 0x01, 0x05, 0xa3, 'a', 'b', 'c'};
-    static const uint8_t change2[] = {0x90};
-    make_plan(&p, 80, PLAN_STATUS_PUBLISHED, 3);
-    struct store_pending meta, *list = NULL;
-    size_t n = 0;
-
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    put(s, &p, 1);
-    assert_int_equal(store_pending_add(s, p.plan_id, 3, change1, sizeof change1, &meta),
-                     CMC_ERR_DENIED);
-    assert_int_equal(store_pending_list(s, NULL, &list, &n), CMC_ERR_DENIED);
-    assert_null(list);
-    assert_int_equal(store_pending_delete(s, 1), CMC_ERR_DENIED);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits", NULL), 0);
-    store_close(s);
-
-    s = open_as(f, STORE_ROLE_CLINICIAN);
-    char absent[PLAN_ID_LEN + 1];
-    make_plan_id(12345, absent);
-    assert_int_equal(store_pending_add(s, absent, 1, change1, sizeof change1, NULL),
-                     CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_pending_add(s, p.plan_id, 2, change1, sizeof change1, NULL),
-                     CMC_ERR_NOT_FOUND); /* base version not held */
-    assert_int_equal(store_pending_add(s, p.plan_id, 3, NULL, 0, NULL), CMC_ERR_INVALID);
-    assert_int_equal(store_pending_add(s, p.plan_id, 3, change1, sizeof change1, &meta), CMC_OK);
-    assert_true(meta.id > 0);
-    assert_string_equal(meta.plan_id, p.plan_id);
-    assert_int_equal(meta.base_version, 3);
-    assert_string_equal(meta.user, "nurse");
-    assert_int_equal(strlen(meta.idempotency_id), PLAN_ID_LEN);
-    assert_null(meta.change);
-    /* The edit keeps the plan it was made on. */
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits p JOIN plan_versions v"
-                                " ON v.plan_id = p.plan_id AND v.version = 3"
-                                " WHERE p.base = v.body AND p.plan_id = ?",
-                             p.plan_id),
-                     1);
-    struct store_pending meta2;
-    assert_int_equal(store_pending_add(s, p.plan_id, 3, change2, sizeof change2, &meta2), CMC_OK);
-    assert_string_not_equal(meta.idempotency_id, meta2.idempotency_id);
-
-    assert_int_equal(store_pending_list(s, NULL, &list, &n), CMC_OK);
-    assert_int_equal(n, 2);
-    assert_int_equal(list[0].id, meta.id);
-    assert_int_equal(list[0].change_len, sizeof change1);
-    assert_memory_equal(list[0].change, change1, sizeof change1);
-    assert_string_equal(list[0].idempotency_id, meta.idempotency_id);
-    assert_string_equal(list[0].user, "nurse");
-    assert_int_equal(list[0].state, 0);
-    assert_int_equal(list[1].change_len, sizeof change2);
-    store_pending_free(list, n);
-    assert_int_equal(store_pending_list(s, absent, &list, &n), CMC_OK);
-    assert_int_equal(n, 0);
-    store_pending_free(list, n);
-
-    assert_int_equal(store_pending_set_state(s, meta2.id, 1), CMC_OK);
-    assert_int_equal(store_pending_set_state(s, meta2.id, 5), CMC_ERR_INVALID);
-    assert_int_equal(store_pending_delete(s, meta.id), CMC_OK);
-    assert_int_equal(store_pending_delete(s, meta.id), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_pending_list(s, p.plan_id, &list, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(list[0].id, meta2.id);
-    assert_int_equal(list[0].state, 1);
-    store_pending_free(list, n);
-    struct store_counts c;
-    assert_int_equal(store_counts_get(s, &c), CMC_OK);
-    assert_int_equal(c.pending, 1);
-    store_close(s);
-    plan_free(&p);
-}
-
-static void test_conflicts(void **state)
-{
-    struct fixture *f = *state;
-    struct store_conflict c, *list = NULL;
-    size_t n = 0;
-    int64_t id1 = 0, id2 = 0;
-    char plan_id[PLAN_ID_LEN + 1];
-    make_plan_id(90, plan_id);
-    memset(&c, 0, sizeof c);
-    snprintf(c.plan_id, sizeof c.plan_id, "%s", plan_id);
-    c.field_path = "resuscitation.decision";
-    c.base = (uint8_t *)"\x02";
-    c.base_len = 1;
-    c.local = (uint8_t *)"\x01";
-    c.local_len = 1;
-    c.remote = (uint8_t *)"\x03";
-    c.remote_len = 1;
-    c.pending_id = 4;
-
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(store_conflict_add(s, &c, &id1), CMC_OK); /* the sync engine records */
-    assert_true(id1 > 0);
-    assert_int_equal(store_conflict_list(s, NULL, &list, &n), CMC_ERR_DENIED);
-    assert_int_equal(store_conflict_delete(s, id1), CMC_ERR_DENIED);
-    store_close(s);
-
-    s = open_as(f, STORE_ROLE_CLINICIAN);
-    c.remote = NULL; /* removed on the hub */
-    c.remote_len = 0;
-    assert_int_equal(store_conflict_add(s, &c, &id2), CMC_OK); /* same field: replaced */
-    assert_int_equal(id2, id1);
-    c.field_path = "prognosis";
-    assert_int_equal(store_conflict_add(s, &c, NULL), CMC_OK);
-    assert_int_equal(store_conflict_list(s, plan_id, &list, &n), CMC_OK);
-    assert_int_equal(n, 2);
-    assert_string_equal(list[0].field_path, "resuscitation.decision");
-    assert_int_equal(list[0].pending_id, 4);
-    assert_int_equal(list[0].base_len, 1);
-    assert_memory_equal(list[0].local, "\x01", 1);
-    assert_null(list[0].remote);
-    assert_true(list[0].created_at > 0);
-    store_conflicts_free(list, n);
-    struct store_counts counts;
-    assert_int_equal(store_counts_get(s, &counts), CMC_OK);
-    assert_int_equal(counts.conflicts, 2);
-    assert_int_equal(store_conflict_delete(s, id1), CMC_OK);
-    assert_int_equal(store_conflict_delete(s, id1), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_conflict_list(s, NULL, &list, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    store_conflicts_free(list, n);
-    c.field_path = "";
-    assert_int_equal(store_conflict_add(s, &c, NULL), CMC_ERR_INVALID);
-    store_close(s);
-}
-
-static void test_state_and_copy_age(void **state)
-{
-    struct fixture *f = *state;
-    char *v = NULL;
-    int64_t x = 0;
-    plat_fake_clock_enable(1790000000, 1000);
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(store_state_get(s, "cursor", &v), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_state_get_int(s, "cursor", &x), CMC_ERR_NOT_FOUND);
-    assert_int_equal(store_state_set(s, "hub_key", "abc"), CMC_OK);
-    assert_int_equal(store_state_set(s, "hub_key", "def"), CMC_OK);
-    assert_int_equal(store_state_get(s, "hub_key", &v), CMC_OK);
-    assert_string_equal(v, "def");
-    cmc_free(v);
-    assert_int_equal(store_state_get_int(s, "hub_key", &x), CMC_ERR_CORRUPT);
-    assert_int_equal(store_state_set_int(s, "cursor", INT64_C(9007199254740993)), CMC_OK);
-    assert_int_equal(store_state_get_int(s, "cursor", &x), CMC_OK);
-    assert_int_equal(x, INT64_C(9007199254740993));
-    assert_int_equal(store_state_set(s, "", "x"), CMC_ERR_USAGE);
-
-    struct plan p;
-    make_plan(&p, 95, PLAN_STATUS_PUBLISHED, 2);
-    put(s, &p, 1);
-    plat_fake_clock_advance(90ull * 1000000000ull);
-    int64_t age = -1;
-    assert_int_equal(store_plan_received_at(s, p.plan_id, 2, &age), CMC_OK);
-    assert_int_equal(age, 90);
-    assert_int_equal(store_plan_received_at(s, p.plan_id, 1, &age), CMC_ERR_NOT_FOUND);
-    plat_fake_clock_set_wall(1780000000); /* clock wound back: never negative */
-    assert_int_equal(store_plan_received_at(s, p.plan_id, 2, &age), CMC_OK);
-    assert_int_equal(age, 0);
-    store_close(s);
     plan_free(&p);
 }
 
@@ -1518,19 +625,7 @@ int main(void)
         T(test_no_plaintext_at_rest),
         T(test_wrong_key_is_tampered),
         T(test_flipped_byte_is_detected),
-    T(test_lookups_use_indexes),
-        T(test_published_only_against_slipped_drafts),
-        T(test_row_body_mismatch_is_tampered),
-        T(test_published_v1_draft_v2),
-        T(test_drafts_stored_only_where_allowed),
-        T(test_identity_search),
-        T(test_normalisation),
-        T(test_purge_leaves_no_copy),
-        T(test_batch_is_all_or_nothing),
         T(test_migrations),
-        T(test_pending_edits),
-        T(test_conflicts),
-        T(test_state_and_copy_age),
         T(test_bad_keys_and_lookups),
         T(test_out_of_memory),
     };

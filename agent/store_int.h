@@ -1,0 +1,107 @@
+/*
+ * store_int.h - private to agent/store*.c: the replica's connection and the helpers its files
+ * share. Nothing outside agent/store*.c includes this header; every other file asks the store
+ * (store.h, store_sync.h), so the schema has one owner.
+ *
+ * The files, by concept:
+ *   store.c          open/close, the statement cache, bindings, transactions, roles
+ *   store_schema.c   numbered migrations, the secondary indexes, bulk loading
+ *   store_identity.c identity normalisation and the identity index row of a plan
+ *   store_read.c     session-filtered reads and search, counts, the decode-and-check of rows,
+ *                    the integrity check
+ *   store_pending.c  pending local edits and three-way merge state
+ *   store_sync.c     sync state, storing versions, purges, the engine's version reads
+ *   store_audit.c    rows of the audit table (agent/audit.c keeps the chain logic)
+ *
+ * Conventions: statements come from the handle's cache (store_stmt_get, given back with
+ * store_stmt_put, which resets it); helpers return a cmc_err and record the detail; values
+ * bound with the bind helpers must outlive the step (SQLITE_STATIC).
+ */
+#ifndef CMC_STORE_INT_H
+#define CMC_STORE_INT_H
+
+#include "agent/store.h"
+#include "sync/plan.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Statements prepared once per handle: a lookup then costs a reset and a bind instead of
+ * a parse and plan. Slots are keyed by the statement's SQL text and filled in order. */
+#define STORE_STMT_CACHE 48
+
+struct store {
+    sqlite3 *db;
+    struct store_session session;
+    int in_batch;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } stmts[STORE_STMT_CACHE];
+};
+
+/* ---- store.c: statements, bindings, small helpers ---------------------------------------- */
+
+/* A ready statement for `sql` (a static string): from the handle's cache, or newly prepared.
+ * Give it back with store_stmt_put (NULL is a no-op). */
+int store_stmt_get(store *s, const char *sql, sqlite3_stmt **out);
+void store_stmt_put(store *s, sqlite3_stmt *st);
+void store_stmt_cache_clear(store *s);
+
+const char *store_col_text(sqlite3_stmt *st, int i);
+/* Binds text (NULL binds SQL NULL). */
+int store_bind_text(store *s, sqlite3_stmt *st, int i, const char *v);
+/* Binds a blob (NULL binds SQL NULL); CMC_ERR_TOO_LARGE beyond 4 * PLAN_MAX_ENCODED. */
+int store_bind_blob(store *s, sqlite3_stmt *st, int i, const void *b, size_t len);
+int store_bind_int(store *s, sqlite3_stmt *st, int i, int64_t v);
+/* Runs a statement that returns no rows. */
+int store_step_done(store *s, sqlite3_stmt *st);
+/* One integer from `sql` with an optional text parameter; *found (may be NULL) 0 when no row. */
+int store_query_int(store *s, const char *sql, const char *param, int64_t *out, int *found);
+
+int store_dup_text(const char *src, char **out);
+int store_dup_blob(const void *src, size_t len, uint8_t **out, size_t *out_len);
+void store_copy_text(char *dst, size_t cap, const char *src);
+/* The id itself when it is a canonical lower-case UUID, else a placeholder: a tampered row
+ * could hold anything there, patient data included, and ids go into details and logs. */
+const char *store_safe_id(const char *id);
+/* CMC_ERR_DENIED unless the session is a clinician's. */
+int store_require_clinician(const store *s, const char *what);
+
+/* Every multi-statement write is one unit: its own transaction outside a batch, a savepoint
+ * inside one (so a refused op leaves the batch as it was). store_op_end commits on rc ==
+ * CMC_OK, else rolls back and returns rc (keeping the op's error detail). */
+int store_op_begin(store *s);
+int store_op_end(store *s, int rc);
+
+/* ---- store_schema.c ---------------------------------------------------------------------- */
+
+/* Migrates a freshly opened connection to STORE_SCHEMA_VERSION and builds any secondary
+ * index a crash during bulk loading left missing. */
+int store_schema_open(sqlite3 *db);
+
+/* ---- store_identity.c -------------------------------------------------------------------- */
+
+/* The identity index row of a plan, normalised. */
+struct store_identity {
+    char *family;
+    char *given;
+    char *postcode; /* NULL when the plan has none */
+    char *outward;
+};
+
+int store_identity_of(const struct plan *p, struct store_identity *id);
+void store_identity_free(struct store_identity *id);
+/* Does the index row (columns first.. first+3: family, given, dob, postcode) describe the
+ * decoded plan? */
+int store_identity_matches(sqlite3_stmt *st, int first, const struct plan *p, int *match);
+/* Equal strings, or both NULL. */
+int store_text_eq(const char *a, const char *b);
+
+/* ---- store_read.c ------------------------------------------------------------------------ */
+
+/* Decodes a plan body column and checks it belongs to `plan_id` (when not NULL). */
+int store_column_plan(sqlite3_stmt *st, int col, const char *plan_id, struct plan *out);
+
+#endif

@@ -1,0 +1,177 @@
+/*
+ * store_schema.c - the replica's schema: numbered migrations, the secondary indexes and
+ * bulk loading (see store_int.h; docs/STORAGE.md documents every step).
+ */
+#include "agent/store.h"
+#include "agent/store_int.h"
+
+#include "platform/err.h"
+#include "sync/db.h"
+
+/* ---- migrations ------------------------------------------------------------------------------ */
+
+/* Numbered migrations: step i takes user_version i to i + 1. Never edit a released step;
+ * add a new one (and document it in docs/STORAGE.md). */
+static const char *const schema_steps[] = {
+    /* 1: plan versions, the identity index, tombstones, sync state, the role views. */
+    "CREATE TABLE plan_versions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  plan_id TEXT NOT NULL CHECK (length(plan_id) = 36),"
+    "  version INTEGER NOT NULL CHECK (version > 0),"
+    "  status TEXT NOT NULL CHECK (status IN ('draft', 'needs_finalisation',"
+    "                                         'awaiting_approval', 'published')),"
+    "  nhs_number TEXT NOT NULL CHECK (length(nhs_number) = 10),"
+    "  change_seq INTEGER NOT NULL,"
+    "  received_at INTEGER NOT NULL,"
+    "  body BLOB NOT NULL,"
+    "  UNIQUE (plan_id, version)"
+    ");"
+    "CREATE INDEX plan_versions_nhs ON plan_versions (nhs_number);"
+    "CREATE INDEX plan_versions_status ON plan_versions (status, plan_id, version);"
+    "CREATE TABLE plan_identity ("
+    "  version_id INTEGER PRIMARY KEY REFERENCES plan_versions (id) ON DELETE CASCADE,"
+    "  plan_id TEXT NOT NULL,"
+    "  nhs_number TEXT NOT NULL,"
+    "  family_name TEXT NOT NULL,"
+    "  given_name TEXT NOT NULL,"
+    "  date_of_birth TEXT,"
+    "  postcode TEXT,"
+    "  postcode_outward TEXT"
+    ");"
+    "CREATE INDEX plan_identity_plan ON plan_identity (plan_id);"
+    "CREATE INDEX plan_identity_nhs ON plan_identity (nhs_number);"
+    "CREATE INDEX plan_identity_family ON plan_identity (family_name);"
+    "CREATE INDEX plan_identity_given ON plan_identity (given_name);"
+    "CREATE INDEX plan_identity_dob ON plan_identity (date_of_birth);"
+    "CREATE INDEX plan_identity_postcode ON plan_identity (postcode);"
+    "CREATE TABLE tombstones ("
+    "  plan_id TEXT PRIMARY KEY,"
+    "  nhs_hash BLOB CHECK (nhs_hash IS NULL OR length(nhs_hash) = 32),"
+    "  reason TEXT NOT NULL,"
+    "  change_seq INTEGER NOT NULL,"
+    "  purged_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE sync_state ("
+    "  key TEXT PRIMARY KEY,"
+    "  value TEXT NOT NULL"
+    ");"
+    "CREATE VIEW published_versions AS"
+    "  SELECT * FROM plan_versions WHERE status = 'published';"
+    "CREATE VIEW urgent_care_plans AS"
+    "  SELECT * FROM published_versions p"
+    "  WHERE p.version = (SELECT max(q.version) FROM published_versions q"
+    "                     WHERE q.plan_id = p.plan_id);"
+    "CREATE VIEW clinician_plans AS"
+    "  SELECT * FROM plan_versions p"
+    "  WHERE p.version = (SELECT max(q.version) FROM plan_versions q"
+    "                     WHERE q.plan_id = p.plan_id);",
+
+    /* 2: pending local edits (with the plan each was made on), conflicts, three-way merge
+     * state, the audit log. */
+    "CREATE TABLE pending_edits ("
+    "  id INTEGER PRIMARY KEY,"
+    "  plan_id TEXT NOT NULL CHECK (length(plan_id) = 36),"
+    "  base_version INTEGER NOT NULL CHECK (base_version > 0),"
+    "  idempotency_id TEXT NOT NULL UNIQUE,"
+    "  user TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  change BLOB NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
+    "  base BLOB,"
+    "  hub_version INTEGER"
+    ");"
+    "CREATE INDEX pending_edits_plan ON pending_edits (plan_id);"
+    "CREATE TABLE merges ("
+    "  plan_id TEXT PRIMARY KEY CHECK (length(plan_id) = 36),"
+    "  base BLOB NOT NULL,"
+    "  local BLOB NOT NULL,"
+    "  remote BLOB NOT NULL,"
+    "  choices TEXT NOT NULL DEFAULT '{}',"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE conflicts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  plan_id TEXT NOT NULL CHECK (length(plan_id) = 36),"
+    "  field_path TEXT NOT NULL,"
+    "  pending_id INTEGER,"
+    "  base_value BLOB,"
+    "  local_value BLOB,"
+    "  remote_value BLOB,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (plan_id, field_path)"
+    ");"
+    "CREATE TABLE audit ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  prev_hash BLOB NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  device TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  plan_id TEXT,"
+    "  identifier TEXT,"
+    "  action TEXT NOT NULL,"
+    "  wall_time INTEGER NOT NULL,"
+    "  mono INTEGER NOT NULL"
+    ");",
+
+    /* 3: fewer indexes, each of them used. None on plan_versions itself: a lookup by NHS
+     * number goes through plan_identity's index to the version's row, a search scans
+     * plan_identity's small rows and reads the versions it matches, and "the newest
+     * version" uses the (plan_id, version) key. (Building an index over plan_versions
+     * reads and decrypts every plan body; every index costs each stored version a random
+     * insert.) The name, date-of-birth and postcode indexes served no query: a search
+     * matches name prefixes and optional terms, which no such index answers. */
+    "DROP INDEX IF EXISTS plan_versions_nhs;"
+    "DROP INDEX IF EXISTS plan_versions_status;"
+    "DROP INDEX IF EXISTS plan_identity_family;"
+    "DROP INDEX IF EXISTS plan_identity_given;"
+    "DROP INDEX IF EXISTS plan_identity_dob;"
+    "DROP INDEX IF EXISTS plan_identity_postcode;",
+
+    /* 4: the conflicts table goes: edits held by a conflict live in the three-way merge
+     * state (merges), and nothing in the product wrote or read this table. */
+    "DROP TABLE IF EXISTS conflicts;",
+};
+
+_Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,
+               "STORE_SCHEMA_VERSION must be the number of migration steps");
+
+/* ---- bulk loading ---------------------------------------------------------------------- */
+
+/* The secondary indexes (those migration 1 makes that migration 3 keeps). A snapshot of tens of thousands of
+ * plans inserts rows in rowid order, but every secondary index receives them in random key
+ * order: once the indexes outgrow the page cache, each insert reads and decrypts pages again.
+ * Setting the indexes aside for a multi-page snapshot and building them once at its end
+ * (a sort) makes the load linear. */
+static const char secondary_indexes_sql[] =
+    "CREATE INDEX IF NOT EXISTS plan_identity_plan ON plan_identity (plan_id);"
+    "CREATE INDEX IF NOT EXISTS plan_identity_nhs ON plan_identity (nhs_number);";
+
+static const char drop_secondary_indexes_sql[] =
+    "DROP INDEX IF EXISTS plan_identity_plan;"
+    "DROP INDEX IF EXISTS plan_identity_nhs;";
+
+int store_bulk_begin(store *s)
+{
+    if (!s->in_batch)
+        return cmc_fail(CMC_ERR_STATE, "replica: bulk loading needs a batch");
+    store_stmt_cache_clear(s); /* statements that name the indexes are prepared again */
+    return db_exec(s->db, drop_secondary_indexes_sql);
+}
+
+int store_bulk_end(store *s)
+{
+    if (!s->in_batch)
+        return cmc_fail(CMC_ERR_STATE, "replica: bulk loading needs a batch");
+    return db_exec(s->db, secondary_indexes_sql);
+}
+
+int store_schema_open(sqlite3 *db)
+{
+    int rc = db_migrate(db, schema_steps, STORE_SCHEMA_VERSION, NULL);
+    if (rc != CMC_OK)
+        return rc;
+    /* A snapshot interrupted while its indexes were set aside leaves them missing: lookups
+     * must never wait for the next sync to be fast again. */
+    return db_exec(db, secondary_indexes_sql);
+}

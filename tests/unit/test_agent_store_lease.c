@@ -1,0 +1,153 @@
+/*
+ * test_agent_store_lease.c - the offline lease kept in the replica's sync state: a replica
+ * inside its lease opens, one past it locks, and one whose lease cannot be read locks too
+ * (fails closed) instead of being taken for a replica without a lease.
+ */
+#include "agent/lease.h"
+#include "agent/store.h"
+#include "crypto/cry.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define NOW INT64_C(1790000000)
+#define DAY INT64_C(86400)
+
+struct lease_fixture {
+    char dir[64];
+    char path[128];
+    struct cry_secret *key;
+    store *s;
+};
+
+static int setup(void **state)
+{
+    struct lease_fixture *f = calloc(1, sizeof *f);
+    struct store_session sess = {"crew", STORE_ROLE_URGENT_CARE};
+    if (f == NULL || cry_init() != CMC_OK)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/cmc-lease-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/replica.db", f->dir);
+    if (cry_secret_new(CRY_KEY_BYTES, &f->key) != CMC_OK)
+        return -1;
+    cry_random(f->key->buf, f->key->len);
+    plat_fake_clock_enable(NOW, 1000);
+    if (store_open(f->path, f->key, &sess, &f->s) != CMC_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct lease_fixture *f = *state;
+    static const char *const files[] = {"replica.db", "replica.db-wal", "replica.db-shm"};
+    store_close(f->s);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "%s/%s", f->dir, files[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    cry_secret_free(f->key);
+    free(f);
+    plat_fake_clock_disable();
+    return 0;
+}
+
+/* A lease of `days`, last synced `ago` seconds before now. */
+static void lease_set(store *s, int64_t days, int64_t ago)
+{
+    plat_fake_clock_set_wall(NOW - ago);
+    assert_int_equal(lease_note_sync(s, NOW - ago), CMC_OK);
+    plat_fake_clock_set_wall(NOW);
+    assert_int_equal(store_state_set_int(s, "lease_days", days), CMC_OK);
+}
+
+static void test_no_lease_is_open(void **state)
+{
+    struct lease_fixture *f = *state;
+    struct lease_info li;
+    assert_int_equal(lease_info_get(f->s, &li), CMC_OK);
+    assert_int_equal(li.lease_days, 0);
+    assert_false(li.locked);
+    assert_int_equal(lease_check(f->s), CMC_OK);
+}
+
+static void test_inside_and_past_the_lease(void **state)
+{
+    struct lease_fixture *f = *state;
+    struct lease_info li;
+    lease_set(f->s, 7, 2 * DAY);
+    assert_int_equal(lease_check(f->s), CMC_OK);
+    assert_int_equal(lease_info_get(f->s, &li), CMC_OK);
+    assert_false(li.locked);
+    assert_int_equal(li.since, NOW - 2 * DAY);
+
+    lease_set(f->s, 7, 8 * DAY);
+    assert_int_equal(lease_check(f->s), CMC_ERR_LOCKED);
+    assert_int_equal(lease_info_get(f->s, &li), CMC_OK);
+    assert_true(li.locked);
+}
+
+/* A lease value that cannot be read: the replica locks, with an error saying why. */
+static void expect_locked_by_unreadable(store *s)
+{
+    struct lease_info li;
+    memset(&li, 0, sizeof li);
+    assert_int_not_equal(lease_info_get(s, &li), CMC_OK);
+    assert_true(li.locked);
+    assert_int_equal(lease_check(s), CMC_ERR_LOCKED);
+    assert_non_null(strstr(cmc_errmsg(), "lease could not be read"));
+}
+
+static void test_unreadable_lease_days_lock(void **state)
+{
+    struct lease_fixture *f = *state;
+    lease_set(f->s, 7, 8 * DAY);
+    assert_int_equal(store_state_set(f->s, "lease_days", "seven"), CMC_OK);
+    expect_locked_by_unreadable(f->s);
+}
+
+static void test_unreadable_sync_time_locks(void **state)
+{
+    struct lease_fixture *f = *state;
+    lease_set(f->s, 7, DAY);
+    assert_int_equal(lease_check(f->s), CMC_OK);
+    assert_int_equal(store_state_set(f->s, "lease_ref_hub_time", "garbled"), CMC_OK);
+    expect_locked_by_unreadable(f->s);
+}
+
+static void test_unreadable_high_water_locks(void **state)
+{
+    struct lease_fixture *f = *state;
+    lease_set(f->s, 7, DAY);
+    assert_int_equal(store_state_set(f->s, "wall_high_water", "x"), CMC_OK);
+    expect_locked_by_unreadable(f->s);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_no_lease_is_open),
+        T(test_inside_and_past_the_lease),
+        T(test_unreadable_lease_days_lock),
+        T(test_unreadable_sync_time_locks),
+        T(test_unreadable_high_water_locks),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
