@@ -29,6 +29,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/tmpdir.h"
+
 extern char **environ;
 
 struct env {
@@ -134,8 +136,7 @@ static int setup(void **state)
     char dev_id[PLAN_ID_LEN + 1];
 
     assert_non_null(e);
-    snprintf(e->tmp, sizeof e->tmp, "/tmp/cmc-hubsrv-XXXXXX");
-    assert_non_null(mkdtemp(e->tmp));
+    assert_int_equal(tst_tmpdir_make("hubsrv", e->tmp, sizeof e->tmp), 0);
     snprintf(e->dir, sizeof e->dir, "%s/hub", e->tmp);
     snprintf(e->cert, sizeof e->cert, "%s/cert.pem", e->tmp);
     snprintf(e->key, sizeof e->key, "%s/key.pem", e->tmp);
@@ -184,11 +185,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct env *e = *state;
-    char cmd[128];
     hub_server_stop(e->srv);
     hub_close(e->h);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->tmp);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tst_tmpdir_remove(e->tmp), 0);
     free(e);
     return 0;
 }
