@@ -1,11 +1,6 @@
 /* hub_fixture.c - see hub_fixture.h. */
 #include "tests/support/hub_fixture.h"
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -91,4 +86,30 @@ void tst_hub_publish(struct tst_hub *e, const char *id)
 {
     assert_int_equal(hub_plan_submit(e->h, "nurse1", id), CMC_OK);
     assert_int_equal(hub_plan_approve(e->h, "gp1", id), CMC_OK);
+}
+
+int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n)
+{
+    struct CMUnitTest *tests = calloc(n, sizeof *tests);
+    char *list = strdup(names), *save = NULL, *tok;
+    size_t i = 0;
+    int failed;
+    if (tests == NULL || list == NULL || cry_init() != CMC_OK) {
+        fprintf(stderr, "test setup failed\n");
+        free(tests);
+        free(list);
+        return 1;
+    }
+    for (tok = strtok_r(list, ", \t\n", &save); tok != NULL && i < n;
+         tok = strtok_r(NULL, ", \t\n", &save), i++) {
+        tests[i].name = tok;
+        tests[i].test_func = fns[i];
+        tests[i].setup_func = tst_hub_setup;
+        tests[i].teardown_func = tst_hub_teardown;
+    }
+    assert_int_equal(i, n);
+    failed = _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
+    free(tests);
+    free(list);
+    return failed;
 }

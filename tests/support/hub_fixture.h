@@ -8,6 +8,9 @@
  * admin1 (admin) and pat1 (patient); tst_hub_setup_bare() adds no users. Teardown closes the
  * hub, removes the whole directory without a shell and turns the fake clock off.
  *
+ * TST_HUB_MAIN(test_a, test_b, ...) writes a test program's main(): it initialises the crypto
+ * layer and runs each test, in order, with a fresh hub from tst_hub_setup().
+ *
  * Every helper fails the running test (cmocka assertion) instead of returning an error. The
  * plans come from the hub's seed generator, so they are synthetic. This file is archived into
  * the test-support library: it is linked only into tests that call it (those link libhub).
@@ -15,7 +18,11 @@
 #ifndef CMC_TEST_SUPPORT_HUB_FIXTURE_H
 #define CMC_TEST_SUPPORT_HUB_FIXTURE_H
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include "crypto/cry.h"
 #include "hub/hub.h"
@@ -45,5 +52,16 @@ void tst_hub_import(struct tst_hub *e, long i, const char *nhs, const char *regi
                     const char *team, const char *as, char id[PLAN_ID_LEN + 1]);
 /* Submits (nurse1) and approves (gp1) the plan. */
 void tst_hub_publish(struct tst_hub *e, const char *id);
+
+/* The runner behind TST_HUB_MAIN: `names` is the comma-separated list of the n tests' names
+ * (the macro's arguments as written). Returns the number of tests that failed. */
+int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n);
+
+#define TST_HUB_MAIN(...)                                                                   \
+    int main(void)                                                                          \
+    {                                                                                       \
+        static const CMUnitTestFunction tests[] = {__VA_ARGS__};                            \
+        return tst_hub_run(#__VA_ARGS__, tests, sizeof tests / sizeof tests[0]);            \
+    }
 
 #endif

@@ -323,13 +323,4 @@ static void test_audit_answers_who_viewed(void **state)
     tst_device_free(&d);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_audit_intake_chain, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_audit_answers_who_viewed, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_audit_fork_after_restore, tst_hub_setup, tst_hub_teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN(test_audit_intake_chain, test_audit_answers_who_viewed, test_audit_fork_after_restore)

@@ -357,15 +357,5 @@ static void test_api_bad_input(void **state)
     tst_device_free(&d);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_enrollment_code_once_and_expiry, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_replayed_request_refused, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_revoked_device_refused, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_push_idempotency_and_conflict, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_api_bad_input, tst_hub_setup, tst_hub_teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN(test_enrollment_code_once_and_expiry, test_replayed_request_refused,
+             test_revoked_device_refused, test_push_idempotency_and_conflict, test_api_bad_input)

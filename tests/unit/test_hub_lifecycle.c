@@ -214,14 +214,5 @@ static void test_urgent_care_never_gets_drafts(void **state)
     tst_device_free(&nurse);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lifecycle_roles, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_incomplete_plan_cannot_be_submitted, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_published_stays_while_draft_edited, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_urgent_care_never_gets_drafts, tst_hub_setup, tst_hub_teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN(test_lifecycle_roles, test_incomplete_plan_cannot_be_submitted,
+             test_published_stays_while_draft_edited, test_urgent_care_never_gets_drafts)

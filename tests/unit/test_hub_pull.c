@@ -234,14 +234,6 @@ static void test_policy_in_every_bundle_and_lease_precedence(void **state)
     tst_device_free(&other);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bundle_verifies_and_flipped_byte_fails, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_delta_reproduces_hub_version, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_idle_poll_is_tiny_and_paging_resumes, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_policy_in_every_bundle_and_lease_precedence, tst_hub_setup, tst_hub_teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN(test_bundle_verifies_and_flipped_byte_fails, test_delta_reproduces_hub_version,
+             test_idle_poll_is_tiny_and_paging_resumes,
+             test_policy_in_every_bundle_and_lease_precedence)

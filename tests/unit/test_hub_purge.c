@@ -346,15 +346,5 @@ static void test_wipe_states_and_ack(void **state)
     tst_device_free(&other);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_consent_withdrawal_purges_holders_only, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_caseload_removal_purges_team_devices, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_purge_repeated_until_acknowledged, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_wipe_order, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_wipe_states_and_ack, tst_hub_setup, tst_hub_teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN(test_consent_withdrawal_purges_holders_only, test_caseload_removal_purges_team_devices,
+             test_purge_repeated_until_acknowledged, test_wipe_order, test_wipe_states_and_ack)

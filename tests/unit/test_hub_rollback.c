@@ -328,14 +328,5 @@ static void test_allocation_failure_is_clean(void **state)
     tst_device_free(&amb);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rollback_detected_and_repaired, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_rollback_flag_on_the_answer, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_rollback_proven_by_acknowledgement, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_allocation_failure_is_clean, tst_hub_setup, tst_hub_teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN(test_rollback_detected_and_repaired, test_rollback_flag_on_the_answer,
+             test_rollback_proven_by_acknowledgement, test_allocation_failure_is_clean)

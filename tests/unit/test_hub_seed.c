@@ -94,12 +94,4 @@ static void test_seed_store_same_plans(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_seed_determinism, tst_hub_setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_seed_store_same_plans, tst_hub_setup, tst_hub_teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN(test_seed_determinism, test_seed_store_same_plans)
