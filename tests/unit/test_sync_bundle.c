@@ -20,16 +20,8 @@
 #include <string.h>
 #include <zlib.h>
 
-/* A fictional patient (the NHS number is a published test number). */
-static const char plan_json[] =
-    "{\"plan_id\": \"7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11\", \"nhs_number\": \"9434765919\","
-    " \"patient\": {\"given_name\": \"Test\", \"family_name\": \"Patient\","
-    " \"date_of_birth\": \"1938-04-17\", \"postcode\": \"SE15 4QT\"},"
-    " \"region\": \"south-east-london\","
-    " \"resuscitation\": {\"decision\": \"dnacpr\", \"decided_at\": \"2026-02-11\"},"
-    " \"medications\": [{\"id\": \"m1\", \"name\": \"Morphine\", \"dose\": \"2.5 mg\","
-    " \"anticipatory\": true}],"
-    " \"status\": \"published\", \"version\": 4}";
+#include "tests/support/example_plan_model.h"
+
 static const char change_json[] =
     "{\"set\": {\"prognosis\": \"months\"},"
     " \"add\": {\"allergies\": [{\"id\": \"a9\", \"substance\": \"Latex\", \"severity\": \"mild\"}]}}";
@@ -74,7 +66,7 @@ static void make_ops(struct bundle_op ops[4])
     ops[0].kind = BUNDLE_OP_PUT;
     strcpy(ops[0].plan_id, plan_a);
     ops[0].seq = 6;
-    assert_int_equal(plan_from_json(plan_json, sizeof plan_json - 1, &ops[0].plan), CMC_OK);
+    tst_example_plan_parse(&ops[0].plan);
     ops[1].kind = BUNDLE_OP_DELTA;
     strcpy(ops[1].plan_id, plan_a);
     ops[1].seq = 7;
