@@ -8,6 +8,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/change.h"
+#include "sync/mp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,4 +211,30 @@ int tst_holders_index(const struct tst_holders *l, const char *device_id)
         if (strcmp(l->ids[i], device_id) == 0)
             return i;
     return -1;
+}
+
+uint8_t *tst_push_body(const char *idem, const char *plan_id, int64_t base, const char *json,
+                       size_t *len)
+{
+    struct plan_change c;
+    struct mp_writer w;
+    uint8_t *packed = NULL, *out = NULL;
+    size_t plen = 0;
+    plan_change_init(&c);
+    assert_int_equal(plan_change_from_json(json, strlen(json), &c), CMC_OK);
+    assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
+    plan_change_free(&c);
+    mp_writer_init(&w);
+    mp_write_map(&w, 4);
+    mp_write_cstr(&w, "idempotency_id");
+    mp_write_cstr(&w, idem);
+    mp_write_cstr(&w, "plan_id");
+    mp_write_cstr(&w, plan_id);
+    mp_write_cstr(&w, "base_version");
+    mp_write_int(&w, base);
+    mp_write_cstr(&w, "change");
+    mp_write_bin(&w, packed, plen);
+    cmc_free(packed);
+    assert_int_equal(mp_writer_finish(&w, &out, len), CMC_OK);
+    return out;
 }

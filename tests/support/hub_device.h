@@ -57,6 +57,10 @@ int tst_device_sync(struct tst_hub *e, struct tst_device *d, size_t budget);
 void tst_device_call(struct tst_hub *e, struct tst_device *d, const char *method, const char *path,
                      const uint8_t *body, size_t len, struct reqsig_headers *hdrs,
                      struct hub_response *resp);
+/* The body of a push (docs/PROTOCOL.md): the change given as JSON, against base version
+ * `base` of the plan, under an idempotency id; cmc_free() it. */
+uint8_t *tst_push_body(const char *idem, const char *plan_id, int64_t base, const char *json,
+                       size_t *len);
 /* 1 when the answer's body contains s. */
 int tst_body_has(const struct hub_response *r, const char *s);
 

@@ -88,7 +88,8 @@ void tst_hub_publish(struct tst_hub *e, const char *id)
     assert_int_equal(hub_plan_approve(e->h, "gp1", id), CMC_OK);
 }
 
-int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n)
+int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n,
+                CMFixtureFunction setup)
 {
     struct CMUnitTest *tests = calloc(n, sizeof *tests);
     char *list = strdup(names), *save = NULL, *tok;
@@ -104,7 +105,7 @@ int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n)
          tok = strtok_r(NULL, ", \t\n", &save), i++) {
         tests[i].name = tok;
         tests[i].test_func = fns[i];
-        tests[i].setup_func = tst_hub_setup;
+        tests[i].setup_func = setup;
         tests[i].teardown_func = tst_hub_teardown;
     }
     assert_int_equal(i, n);

@@ -9,7 +9,8 @@
  * hub, removes the whole directory without a shell and turns the fake clock off.
  *
  * TST_HUB_MAIN(test_a, test_b, ...) writes a test program's main(): it initialises the crypto
- * layer and runs each test, in order, with a fresh hub from tst_hub_setup().
+ * layer and runs each test, in order, with a fresh hub from tst_hub_setup()
+ * (TST_HUB_MAIN_BARE: from tst_hub_setup_bare()).
  *
  * Every helper fails the running test (cmocka assertion) instead of returning an error. The
  * plans come from the hub's seed generator, so they are synthetic. This file is archived into
@@ -55,13 +56,16 @@ void tst_hub_publish(struct tst_hub *e, const char *id);
 
 /* The runner behind TST_HUB_MAIN: `names` is the comma-separated list of the n tests' names
  * (the macro's arguments as written). Returns the number of tests that failed. */
-int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n);
+int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n,
+                CMFixtureFunction setup);
 
-#define TST_HUB_MAIN(...)                                                                   \
+#define TST_HUB_MAIN_WITH(setup, ...)                                                       \
     int main(void)                                                                          \
     {                                                                                       \
         static const CMUnitTestFunction tests[] = {__VA_ARGS__};                            \
-        return tst_hub_run(#__VA_ARGS__, tests, sizeof tests / sizeof tests[0]);            \
+        return tst_hub_run(#__VA_ARGS__, tests, sizeof tests / sizeof tests[0], setup);     \
     }
+#define TST_HUB_MAIN(...) TST_HUB_MAIN_WITH(tst_hub_setup, __VA_ARGS__)
+#define TST_HUB_MAIN_BARE(...) TST_HUB_MAIN_WITH(tst_hub_setup_bare, __VA_ARGS__)
 
 #endif

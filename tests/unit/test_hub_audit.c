@@ -29,6 +29,15 @@
 #include "tests/support/hub_device.h"
 #include "tests/support/hub_fixture.h"
 
+/* Starts an audit upload body: a map whose "entries" array will hold n entries. */
+static void audit_begin(struct mp_writer *w, uint32_t n)
+{
+    mp_writer_init(w);
+    mp_write_map(w, 1);
+    mp_write_cstr(w, "entries");
+    mp_write_array(w, n);
+}
+
 /* One entry, hashed as docs/PROTOCOL.md says. */
 static void audit_entry(struct mp_writer *w, uint64_t seq, uint8_t prev[CRY_HASH_BYTES],
                         const char *plan_id, const char *identifier)
@@ -94,10 +103,7 @@ static void test_audit_intake_chain(void **state)
 
     tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
     tst_device_new(e, &d, "all", "urgent_care");
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 3);
+    audit_begin(&w, 3);
     audit_entry(&w, 1, prev, id, "9434765919");
     audit_entry(&w, 2, prev, "", "9434765919"); /* a look-up that found nothing */
     memcpy(saved, prev, sizeof saved);
@@ -123,18 +129,12 @@ static void test_audit_intake_chain(void **state)
     cmc_free(body);
 
     /* an entry that does not continue the chain is refused */
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 1);
+    audit_begin(&w, 1);
     audit_entry(&w, 4, saved, "", "1"); /* prev is entry 2's hash, not entry 3's */
     assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
     assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_ERR_INVALID);
     cmc_free(body);
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 1);
+    audit_begin(&w, 1);
     audit_entry(&w, 4, prev, id, "9434765919");
     assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
     assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
@@ -185,10 +185,7 @@ static void test_audit_fork_after_restore(void **state)
 
     tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
     tst_device_new(e, &d, "all", "urgent_care");
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 2);
+    audit_begin(&w, 2);
     audit_entry(&w, 1, prev, id, "");
     audit_entry(&w, 2, prev, id, "");
     assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
@@ -196,10 +193,7 @@ static void test_audit_fork_after_restore(void **state)
     cmc_free(body);
     memcpy(at2, prev, sizeof at2); /* the backup was taken here */
     /* entry 3 on the original line */
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 1);
+    audit_begin(&w, 1);
     audit_entry(&w, 3, prev, id, "");
     assert_int_equal(mp_writer_finish(&w, &old3, &old3_len), CMC_OK);
     assert_int_equal(hub_audit_intake(e->h, d.id, old3, old3_len, &acked), CMC_OK);
@@ -209,10 +203,7 @@ static void test_audit_fork_after_restore(void **state)
 
     /* a different entry 3 that continues nothing the hub holds: refused */
     memset(stray, 0x5a, sizeof stray);
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 1);
+    audit_begin(&w, 1);
     audit_entry(&w, 3, stray, "", "4010232137");
     assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
     assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_ERR_CONFLICT);
@@ -220,10 +211,7 @@ static void test_audit_fork_after_restore(void **state)
 
     /* the restored copy logs a different entry 3 after entry 2, then entry 4 */
     memcpy(prev, at2, sizeof prev);
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 2);
+    audit_begin(&w, 2);
     audit_entry(&w, 3, prev, "", "4010232137");
     audit_entry(&w, 4, prev, id, "");
     assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
@@ -246,10 +234,7 @@ static void test_audit_fork_after_restore(void **state)
     assert_int_equal(hub_audit_list(e->h, "4010232137", count_cb, &n), CMC_OK);
     assert_int_equal(n, 1);
     /* the new line goes on */
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 1);
+    audit_begin(&w, 1);
     audit_entry(&w, 5, prev, id, "");
     assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
     assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
@@ -275,10 +260,7 @@ static void test_audit_answers_who_viewed(void **state)
     tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
     tst_device_new(e, &d, "all", "urgent_care");
     plat_fake_clock_advance(100ull * 1000000000ull);
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 3);
+    audit_begin(&w, 3);
     audit_entry(&w, 1, prev, id, "9434765919");   /* a hit */
     audit_entry(&w, 2, prev, "", "9434765919");   /* a miss for the same patient */
     audit_entry(&w, 3, prev, "", "4010232137");   /* a miss for a patient with no plan */

@@ -316,17 +316,7 @@ static void test_api_passes_the_check_through(void **state)
     cry_secret_free(d.sk);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_checked_signature_stands_only_for_the_stored_key,
-                                        tst_hub_setup_bare, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_device_key, tst_hub_setup_bare, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_nonce_remembered_through_the_window, tst_hub_setup_bare, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_many_nonces_per_device, tst_hub_setup_bare, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_nonce_out_of_memory, tst_hub_setup_bare, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_last_seen_to_the_minute, tst_hub_setup_bare, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_api_passes_the_check_through, tst_hub_setup_bare, tst_hub_teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN_BARE(test_checked_signature_stands_only_for_the_stored_key, test_device_key,
+                  test_nonce_remembered_through_the_window, test_many_nonces_per_device,
+                  test_nonce_out_of_memory, test_last_seen_to_the_minute,
+                  test_api_passes_the_check_through)

@@ -160,32 +160,6 @@ static void test_revoked_device_refused(void **state)
     tst_device_free(&d);
 }
 
-static uint8_t *push_body(const char *idem, const char *plan_id, int64_t base, const char *json,
-                          size_t *len)
-{
-    struct plan_change c;
-    struct mp_writer w;
-    uint8_t *packed = NULL, *out = NULL;
-    size_t plen = 0;
-    plan_change_init(&c);
-    assert_int_equal(plan_change_from_json(json, strlen(json), &c), CMC_OK);
-    assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
-    plan_change_free(&c);
-    mp_writer_init(&w);
-    mp_write_map(&w, 4);
-    mp_write_cstr(&w, "idempotency_id");
-    mp_write_cstr(&w, idem);
-    mp_write_cstr(&w, "plan_id");
-    mp_write_cstr(&w, plan_id);
-    mp_write_cstr(&w, "base_version");
-    mp_write_int(&w, base);
-    mp_write_cstr(&w, "change");
-    mp_write_bin(&w, packed, plen);
-    cmc_free(packed);
-    assert_int_equal(mp_writer_finish(&w, &out, len), CMC_OK);
-    return out;
-}
-
 static void test_push_idempotency_and_conflict(void **state)
 {
     struct tst_hub *e = *state;
@@ -245,7 +219,7 @@ static void test_push_idempotency_and_conflict(void **state)
         struct reqsig_headers h;
         struct hub_response resp;
         size_t blen = 0;
-        uint8_t *body = push_body("k3", id, base + 1, "{\"set\": {\"prognosis\": \"days\"}}", &blen);
+        uint8_t *body = tst_push_body("k3", id, base + 1, "{\"set\": {\"prognosis\": \"days\"}}", &blen);
         memset(&h, 0, sizeof h);
         tst_device_call(e, &nurse, "POST", "/v1/push", body, blen, &h, &resp);
         assert_int_equal(resp.status, 200);
