@@ -88,6 +88,13 @@ void tst_hub_publish(struct tst_hub *e, const char *id)
     assert_int_equal(hub_plan_approve(e->h, "gp1", id), CMC_OK);
 }
 
+void tst_hub_import_published(struct tst_hub *e, long i, const char *nhs,
+                              char id[PLAN_ID_LEN + 1])
+{
+    tst_hub_import(e, i, nhs, TST_REGION, TST_TEAM, "nurse1", id);
+    tst_hub_publish(e, id);
+}
+
 int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n,
                 CMFixtureFunction setup)
 {

@@ -53,6 +53,9 @@ void tst_hub_import(struct tst_hub *e, long i, const char *nhs, const char *regi
                     const char *team, const char *as, char id[PLAN_ID_LEN + 1]);
 /* Submits (nurse1) and approves (gp1) the plan. */
 void tst_hub_publish(struct tst_hub *e, const char *id);
+/* tst_hub_import() by nurse1 into TST_REGION and TST_TEAM, then tst_hub_publish(). */
+void tst_hub_import_published(struct tst_hub *e, long i, const char *nhs,
+                              char id[PLAN_ID_LEN + 1]);
 
 /* The runner behind TST_HUB_MAIN: `names` is the comma-separated list of the n tests' names
  * (the macro's arguments as written). Returns the number of tests that failed. */

@@ -128,8 +128,7 @@ static void test_published_stays_while_draft_edited(void **state)
     const char *change = "{\"set\": {\"prognosis\": \"days\"}}";
     int64_t v = 0;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 0, "9434765919", id);
     assert_int_equal(hub_caseload_add(e->h, TST_TEAM, "9434765919"), CMC_OK);
     tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
     tst_device_new(e, &nurse, "team:" TST_TEAM, "clinician");

@@ -40,8 +40,7 @@ static void test_bundle_verifies_and_flipped_byte_fails(void **state)
     uint8_t other_pk[CRY_SIGN_PK_BYTES];
     struct cry_secret *other_sk = NULL;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 0, "9434765919", id);
     tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
     assert_int_equal(hub_pull(e->h, amb.id, 0, 0, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
@@ -75,8 +74,7 @@ static void test_delta_reproduces_hub_version(void **state)
         " \"update\": {\"contacts\": [{\"id\": \"c1\", \"phone\": \"020 7946 0555\"}]},"
         " \"remove\": {\"anticipated_problems\": [\"p1\"]}}";
 
-    tst_hub_import(e, 3, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 3, "9434765919", id);
     assert_int_equal(hub_caseload_add(e->h, TST_TEAM, "9434765919"), CMC_OK);
     tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
     tst_device_new(e, &nurse, "team:" TST_TEAM, "clinician");

@@ -38,8 +38,7 @@ static void test_consent_withdrawal_purges_holders_only(void **state)
     uint8_t *buf = NULL;
     size_t len = 0;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 0, "9434765919", id);
     tst_hub_import(e, 1, "4010232137", "north-central-london", NULL, "nurse1", other);
     tst_hub_publish(e, other);
     tst_device_new(e, &a, "region:" TST_REGION, "urgent_care");
@@ -92,8 +91,7 @@ static void test_caseload_removal_purges_team_devices(void **state)
     char id[PLAN_ID_LEN + 1];
     struct tst_device nurse, team_urgent, other_team, amb;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 0, "9434765919", id);
     assert_int_equal(hub_caseload_add(e->h, TST_TEAM, "943 476 5919"), CMC_OK);
     assert_int_equal(hub_caseload_add(e->h, "lewisham-community-palliative", "9434765919"), CMC_OK);
     tst_device_new(e, &nurse, "team:" TST_TEAM, "clinician");
@@ -194,8 +192,7 @@ static void test_purge_repeated_until_acknowledged(void **state)
     struct tst_device quiet, acker, away, gone;
     struct tst_holders l;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 0, "9434765919", id);
     tst_hub_import(e, 1, "4010232137", TST_REGION, NULL, "nurse1", other);
     tst_hub_publish(e, other);
     tst_device_new(e, &quiet, "region:" TST_REGION, "urgent_care");

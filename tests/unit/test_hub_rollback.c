@@ -62,14 +62,12 @@ static void test_rollback_detected_and_repaired(void **state)
     uint64_t c1, c2;
     int64_t edited_v1;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", kept);
-    tst_hub_publish(e, kept);
+    tst_hub_import_published(e, 0, "9434765919", kept);
     tst_hub_import(e, 1, "4010232137", TST_REGION, NULL, "nurse1", withdrawn);
     tst_hub_publish(e, withdrawn);
     tst_hub_import(e, 2, "9990001111", TST_REGION, NULL, "nurse1", edited);
     tst_hub_publish(e, edited);
-    tst_hub_import(e, 3, "9990002223", TST_REGION, TST_TEAM, "nurse1", moved);
-    tst_hub_publish(e, moved);
+    tst_hub_import_published(e, 3, "9990002223", moved);
     tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
     tst_device_sync(e, &amb, 0);
     c1 = amb.cursor;
@@ -160,8 +158,7 @@ static void test_rollback_flag_on_the_answer(void **state)
     size_t len = 0;
     uint64_t c1;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 0, "9434765919", id);
     tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
     tst_device_sync(e, &amb, 0);
     c1 = amb.cursor;
@@ -204,8 +201,7 @@ static void test_rollback_proven_by_acknowledgement(void **state)
     size_t len = 0;
     uint64_t c1, q1;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 0, "9434765919", id);
     tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
     tst_device_new(e, &quiet, "region:" TST_REGION, "urgent_care");
     quiet.no_ack = 1;
@@ -244,8 +240,7 @@ static void test_allocation_failure_is_clean(void **state)
     const char *change = "{\"set\": {\"prognosis\": \"days\"}}";
     int failures = 0;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_hub_publish(e, id);
+    tst_hub_import_published(e, 0, "9434765919", id);
     tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
     tst_device_sync(e, &amb, 0);
     assert_int_equal(hub_plan_edit(e->h, "nurse1", id, change, strlen(change), NULL), CMC_OK);
