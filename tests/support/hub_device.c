@@ -3,6 +3,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <cmocka.h>
 
 #include "platform/alloc.h"
@@ -39,6 +40,15 @@ void tst_device_free(struct tst_device *d)
     free(d->held);
     free(d->page_purged);
     cry_secret_free(d->sk);
+}
+
+void tst_device_free_all(struct tst_device *d, ...)
+{
+    va_list ap;
+    va_start(ap, d);
+    for (; d != NULL; d = va_arg(ap, struct tst_device *))
+        tst_device_free(d);
+    va_end(ap);
 }
 
 struct plan *tst_device_held(struct tst_device *d, const char *id)

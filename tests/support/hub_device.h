@@ -46,6 +46,8 @@ struct tst_device {
 
 void tst_device_new(struct tst_hub *e, struct tst_device *d, const char *scope, const char *role);
 void tst_device_free(struct tst_device *d);
+/* tst_device_free() on each device given, up to a NULL. */
+void tst_device_free_all(struct tst_device *d, ...);
 /* The held copy of a plan, or NULL. */
 struct plan *tst_device_held(struct tst_device *d, const char *id);
 void tst_device_drop(struct tst_device *d, const char *id);

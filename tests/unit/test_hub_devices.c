@@ -251,8 +251,7 @@ static void test_push_idempotency_and_conflict(void **state)
         plan_free(&from);
         plan_free(&to);
     }
-    tst_device_free(&nurse);
-    tst_device_free(&amb);
+    tst_device_free_all(&nurse, &amb, NULL);
 }
 
 static void test_api_bad_input(void **state)

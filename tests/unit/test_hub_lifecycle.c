@@ -160,8 +160,7 @@ static void test_published_stays_while_draft_edited(void **state)
     assert_int_equal(amb.puts + amb.deltas, 1);
     assert_int_equal(amb.held[0].status, PLAN_STATUS_PUBLISHED);
     assert_string_equal(amb.held[0].prognosis, "days");
-    tst_device_free(&amb);
-    tst_device_free(&nurse);
+    tst_device_free_all(&amb, &nurse, NULL);
 }
 
 static void test_urgent_care_never_gets_drafts(void **state)
@@ -208,9 +207,7 @@ static void test_urgent_care_never_gets_drafts(void **state)
         if (nurse.held[i].status != PLAN_STATUS_PUBLISHED)
             drafts_seen++;
     assert_true(drafts_seen > 0); /* the clinician device does get drafts */
-    tst_device_free(&amb);
-    tst_device_free(&team_urgent);
-    tst_device_free(&nurse);
+    tst_device_free_all(&amb, &team_urgent, &nurse, NULL);
 }
 
 TST_HUB_MAIN(test_lifecycle_roles, test_incomplete_plan_cannot_be_submitted,

@@ -101,8 +101,7 @@ static void test_delta_reproduces_hub_version(void **state)
     assert_int_equal(hub_copy.status, PLAN_STATUS_PUBLISHED);
     assert_true(plan_equal(&amb.held[0], &hub_copy));
     plan_free(&hub_copy);
-    tst_device_free(&amb);
-    tst_device_free(&nurse);
+    tst_device_free_all(&amb, &nurse, NULL);
 }
 
 static void test_idle_poll_is_tiny_and_paging_resumes(void **state)
@@ -227,9 +226,7 @@ static void test_policy_in_every_bundle_and_lease_precedence(void **state)
     tst_device_sync(e, &amb2, 0);
     assert_int_equal(amb2.wipes, 1);
     assert_int_equal(amb2.lease_days, HUB_LEASE_DAYS);
-    tst_device_free(&amb);
-    tst_device_free(&amb2);
-    tst_device_free(&other);
+    tst_device_free_all(&amb, &amb2, &other, NULL);
 }
 
 TST_HUB_MAIN(test_bundle_verifies_and_flipped_byte_fails, test_delta_reproduces_hub_version,

@@ -78,11 +78,7 @@ static void test_consent_withdrawal_purges_holders_only(void **state)
     /* a second poll brings nothing more */
     tst_device_sync(e, &a, 0);
     assert_int_equal(a.purges + a.puts + a.deltas, 0);
-    tst_device_free(&a);
-    tst_device_free(&b);
-    tst_device_free(&c);
-    tst_device_free(&late);
-    tst_device_free(&crashed);
+    tst_device_free_all(&a, &b, &c, &late, &crashed, NULL);
 }
 
 static void test_caseload_removal_purges_team_devices(void **state)
@@ -120,10 +116,7 @@ static void test_caseload_removal_purges_team_devices(void **state)
     tst_device_sync(e, &amb, 0);
     assert_int_equal(amb.purges, 0);
     assert_int_equal(amb.n_held, 1);
-    tst_device_free(&nurse);
-    tst_device_free(&team_urgent);
-    tst_device_free(&other_team);
-    tst_device_free(&amb);
+    tst_device_free_all(&nurse, &team_urgent, &other_team, &amb, NULL);
 }
 
 static void test_wipe_order(void **state)
@@ -275,10 +268,7 @@ static void test_purge_repeated_until_acknowledged(void **state)
     memset(&l, 0, sizeof l);
     assert_int_equal(hub_plan_holders(e->h, id, tst_holders_cb, &l), CMC_OK);
     assert_int_equal(l.n, 0);
-    tst_device_free(&quiet);
-    tst_device_free(&acker);
-    tst_device_free(&away);
-    tst_device_free(&gone);
+    tst_device_free_all(&quiet, &acker, &away, &gone, NULL);
 }
 
 static void test_wipe_states_and_ack(void **state)
@@ -339,8 +329,7 @@ static void test_wipe_states_and_ack(void **state)
     assert_int_equal(hub_device_revoke(e->h, other.id), CMC_OK);
     assert_int_equal(hub_device_get(e->h, other.id, &info), CMC_OK);
     assert_string_equal(hub_device_state_label(&info), "revoked");
-    tst_device_free(&d);
-    tst_device_free(&other);
+    tst_device_free_all(&d, &other, NULL);
 }
 
 TST_HUB_MAIN(test_consent_withdrawal_purges_holders_only, test_caseload_removal_purges_team_devices,

@@ -143,8 +143,7 @@ static void test_rollback_detected_and_repaired(void **state)
     assert_int_equal(amb.purges + amb.puts + amb.deltas, 0);
     assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
     assert_int_equal(info.rollbacks, 1);
-    tst_device_free(&amb);
-    tst_device_free(&fresh);
+    tst_device_free_all(&amb, &fresh, NULL);
 }
 
 /* The flag itself, page by page: set on the answer to the older cursor only. */
@@ -228,8 +227,7 @@ static void test_rollback_proven_by_acknowledgement(void **state)
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
     assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
     cmc_free(buf);
-    tst_device_free(&amb);
-    tst_device_free(&quiet);
+    tst_device_free_all(&amb, &quiet, NULL);
 }
 
 static void test_allocation_failure_is_clean(void **state)
