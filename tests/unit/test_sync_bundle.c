@@ -145,6 +145,21 @@ static void craft(struct fixture *f, uint32_t op_count, uint32_t raw_len, const 
     *out_len = BUNDLE_HEADER_BYTES + body_len;
 }
 
+/* Crafts a signed bundle around `body`, checks that its signature verifies, and decodes it. */
+static int decode_crafted(struct fixture *f, uint32_t op_count, uint32_t raw_len, const uint8_t *body,
+                          size_t body_len, struct bundle_op **got, size_t *n)
+{
+    struct bundle_header h;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc;
+    craft(f, op_count, raw_len, body, body_len, &buf, &len);
+    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
+    rc = bundle_decode(buf, len, &h, got, n);
+    cmc_free(buf);
+    return rc;
+}
+
 static size_t zip(const uint8_t *raw, size_t raw_len, uint8_t *out, size_t cap)
 {
     uLongf n = cap;
@@ -351,10 +366,8 @@ static void test_wrong_key_fails(void **state)
 static void test_zlib_bomb_refused(void **state)
 {
     struct fixture *f = *state;
-    struct bundle_header h;
     struct bundle_op *got = NULL;
-    size_t n = 0, len = 0;
-    uint8_t *buf = NULL;
+    size_t n = 0;
 
     /* A valid op followed by 16 MiB of padding: the header claims only the op's bytes. */
     size_t raw_len = 16u * 1024 * 1024;
@@ -370,38 +383,26 @@ static void test_zlib_bomb_refused(void **state)
     size_t zlen = zip(raw, raw_len, z, cap);
     assert_true(zlen < 64 * 1024);
 
-    craft(f, 1, 4, z, zlen, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
+    assert_int_equal(decode_crafted(f, 1, 4, z, zlen, &got, &n), CMC_ERR_CORRUPT);
     assert_non_null(strstr(cmc_errmsg(), "past raw_len"));
     assert_null(got);
     assert_int_equal(n, 0);
-    cmc_free(buf);
 
     /* The same body declared at its real size decodes up to the msgpack check: the padding
      * is trailing bytes. */
-    craft(f, 1, (uint32_t)raw_len, z, zlen, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
+    assert_int_equal(decode_crafted(f, 1, (uint32_t)raw_len, z, zlen, &got, &n), CMC_ERR_CORRUPT);
     assert_null(got);
-    cmc_free(buf);
 
     /* And a body that inflates to less than raw_len. */
     zlen = zip(raw, 4, z, cap);
-    craft(f, 1, 5, z, zlen, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
+    assert_int_equal(decode_crafted(f, 1, 5, z, zlen, &got, &n), CMC_ERR_CORRUPT);
     assert_non_null(strstr(cmc_errmsg(), "less than"));
-    cmc_free(buf);
     /* Exactly right decodes. */
-    craft(f, 1, 4, z, zlen, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_OK);
+    assert_int_equal(decode_crafted(f, 1, 4, z, zlen, &got, &n), CMC_OK);
     assert_int_equal(n, 1);
     assert_int_equal(got[0].kind, BUNDLE_OP_WIPE);
     assert_int_equal(got[0].seq, 9);
     bundle_ops_free(got, n);
-    cmc_free(buf);
     cmc_free(z);
     cmc_free(raw);
 }
@@ -599,12 +600,9 @@ static void test_policy_op_and_rollback_flag(void **state)
         const uint8_t raw[] = {0x91, 0x93, 0x05, 0x01, 0xcd, 0x0e, 0x42};
         uint8_t z[128];
         size_t zlen = zip(raw, sizeof raw, z, sizeof z);
-        craft(f, 1, sizeof raw, z, zlen, &buf, &len);
-        assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-        assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_OK);
+        assert_int_equal(decode_crafted(f, 1, sizeof raw, z, zlen, &got, &n), CMC_OK);
         assert_int_equal(got[0].lease_days, 3650);
         bundle_ops_free(got, n);
-        cmc_free(buf);
     }
 
     /* a flag bit beyond MORE, SNAPSHOT and ROLLBACK is still a newer hub's */
@@ -621,28 +619,17 @@ static void test_bad_zlib_refused(void **state)
     const uint8_t raw[] = { 0x91, 0x92, 0x04, 0x09 };
     uint8_t z[64];
     size_t zlen = zip(raw, sizeof raw, z, sizeof z);
-    struct bundle_header h;
     struct bundle_op *got = NULL;
-    size_t n = 0, len = 0;
-    uint8_t *buf = NULL;
+    size_t n = 0;
 
     /* cut short */
-    craft(f, 1, sizeof raw, z, zlen - 3, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
-    cmc_free(buf);
+    assert_int_equal(decode_crafted(f, 1, sizeof raw, z, zlen - 3, &got, &n), CMC_ERR_CORRUPT);
     /* bytes after the stream */
     z[zlen] = 0x00;
-    craft(f, 1, sizeof raw, z, zlen + 1, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
-    cmc_free(buf);
+    assert_int_equal(decode_crafted(f, 1, sizeof raw, z, zlen + 1, &got, &n), CMC_ERR_CORRUPT);
     /* not zlib at all (raw msgpack) */
-    craft(f, 1, sizeof raw, raw, sizeof raw, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
+    assert_int_equal(decode_crafted(f, 1, sizeof raw, raw, sizeof raw, &got, &n), CMC_ERR_CORRUPT);
     assert_null(got);
-    cmc_free(buf);
 }
 
 static void test_writer_tracks_size_for_paging(void **state)
