@@ -248,3 +248,19 @@ uint8_t *tst_push_body(const char *idem, const char *plan_id, int64_t base, cons
     assert_int_equal(mp_writer_finish(&w, &out, len), CMC_OK);
     return out;
 }
+
+int tst_device_post(struct tst_hub *e, struct tst_device *d, const char *path, struct mp_writer *w)
+{
+    struct reqsig_headers h;
+    struct hub_response resp;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int status;
+    assert_int_equal(mp_writer_finish(w, &body, &len), CMC_OK);
+    memset(&h, 0, sizeof h);
+    tst_device_call(e, d, "POST", path, body, len, &h, &resp);
+    status = resp.status;
+    hub_response_free(&resp);
+    cmc_free(body);
+    return status;
+}

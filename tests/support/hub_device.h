@@ -19,6 +19,7 @@
 
 #include "sync/bundle.h"
 #include "sync/plan.h"
+#include "sync/mp.h"
 #include "sync/reqsig.h"
 #include "tests/support/hub_fixture.h"
 
@@ -59,6 +60,9 @@ int tst_device_sync(struct tst_hub *e, struct tst_device *d, size_t budget);
 void tst_device_call(struct tst_hub *e, struct tst_device *d, const char *method, const char *path,
                      const uint8_t *body, size_t len, struct reqsig_headers *hdrs,
                      struct hub_response *resp);
+/* Finishes the msgpack body in *w and POSTs it to `path` through tst_device_call(), signed
+ * afresh; returns the answer's HTTP status. */
+int tst_device_post(struct tst_hub *e, struct tst_device *d, const char *path, struct mp_writer *w);
 /* The body of a push (docs/PROTOCOL.md): the change given as JSON, against base version
  * `base` of the plan, under an idempotency id; cmc_free() it. */
 uint8_t *tst_push_body(const char *idem, const char *plan_id, int64_t base, const char *json,

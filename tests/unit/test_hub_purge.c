@@ -126,8 +126,6 @@ static void test_wipe_order(void **state)
     struct reqsig_headers h;
     struct hub_response resp;
     struct mp_writer w;
-    uint8_t *body = NULL;
-    size_t len = 0;
 
     assert_int_equal(hub_seed(e->h, 20, 3, NULL, NULL), CMC_OK);
     tst_device_new(e, &d, "all", "urgent_care");
@@ -145,37 +143,23 @@ static void test_wipe_order(void **state)
     mp_write_array(&w, 0);
     mp_write_cstr(&w, "wipe");
     mp_write_bool(&w, 1);
-    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
-    memset(&h, 0, sizeof h);
-    tst_device_call(e, &d, "POST", "/v1/ack", body, len, &h, &resp);
-    assert_int_equal(resp.status, 200);
-    hub_response_free(&resp);
+    assert_int_equal(tst_device_post(e, &d, "/v1/ack", &w), 200);
     memset(&h, 0, sizeof h);
     tst_device_call(e, &d, "GET", "/v1/pull?cursor=0", NULL, 0, &h, &resp);
     assert_int_equal(resp.status, 401);
     hub_response_free(&resp);
-    cmc_free(body);
     tst_device_free(&d);
 }
 
 static void ack_purge_api(struct tst_hub *e, struct tst_device *d, const char *plan_id)
 {
     struct mp_writer w;
-    struct reqsig_headers h;
-    struct hub_response resp;
-    uint8_t *body = NULL;
-    size_t len = 0;
     mp_writer_init(&w);
     mp_write_map(&w, 1);
     mp_write_cstr(&w, "purges");
     mp_write_array(&w, 1);
     mp_write_cstr(&w, plan_id);
-    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
-    memset(&h, 0, sizeof h);
-    tst_device_call(e, d, "POST", "/v1/ack", body, len, &h, &resp);
-    assert_int_equal(resp.status, 200);
-    hub_response_free(&resp);
-    cmc_free(body);
+    assert_int_equal(tst_device_post(e, d, "/v1/ack", &w), 200);
 }
 
 static void test_purge_repeated_until_acknowledged(void **state)
@@ -295,21 +279,12 @@ static void test_wipe_states_and_ack(void **state)
     assert_int_equal(d.wipes, 1);
     {
         struct mp_writer w;
-        struct reqsig_headers h;
-        struct hub_response resp;
-        uint8_t *body = NULL;
-        size_t len = 0;
         mp_writer_init(&w);
         mp_write_map(&w, 1);
         mp_write_cstr(&w, "wipe");
         mp_write_bool(&w, 1);
-        assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
-        memset(&h, 0, sizeof h);
         plat_fake_clock_advance(5ull * 1000000000ull);
-        tst_device_call(e, &d, "POST", "/v1/ack", body, len, &h, &resp);
-        assert_int_equal(resp.status, 200);
-        hub_response_free(&resp);
-        cmc_free(body);
+        assert_int_equal(tst_device_post(e, &d, "/v1/ack", &w), 200);
     }
     assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
     assert_string_equal(hub_device_state_label(&info), "wiped");
