@@ -42,6 +42,15 @@ void tst_device_free(struct tst_device *d)
     cry_secret_free(d->sk);
 }
 
+void tst_device_new_amb_and_nurse(struct tst_hub *e, struct tst_device *amb,
+                                  struct tst_device *nurse)
+{
+    tst_device_new(e, amb, "region:" TST_REGION, "urgent_care");
+    tst_device_new(e, nurse, "team:" TST_TEAM, "clinician");
+    tst_device_sync(e, amb, 0);
+    tst_device_sync(e, nurse, 0);
+}
+
 void tst_device_free_all(struct tst_device *d, ...)
 {
     va_list ap;

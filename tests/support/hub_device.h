@@ -47,6 +47,10 @@ struct tst_device {
 
 void tst_device_new(struct tst_hub *e, struct tst_device *d, const char *scope, const char *role);
 void tst_device_free(struct tst_device *d);
+/* The two usual devices, enrolled and synced once: `amb` an urgent-care device for the whole
+ * TST_REGION, `nurse` a clinician's device for TST_TEAM. */
+void tst_device_new_amb_and_nurse(struct tst_hub *e, struct tst_device *amb,
+                                  struct tst_device *nurse);
 /* tst_device_free() on each device given, up to a NULL. */
 void tst_device_free_all(struct tst_device *d, ...);
 /* The held copy of a plan, or NULL. */

@@ -130,10 +130,7 @@ static void test_published_stays_while_draft_edited(void **state)
 
     tst_hub_import_published(e, 0, "9434765919", id);
     assert_int_equal(hub_caseload_add(e->h, TST_TEAM, "9434765919"), CMC_OK);
-    tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
-    tst_device_new(e, &nurse, "team:" TST_TEAM, "clinician");
-    tst_device_sync(e, &amb, 0);
-    tst_device_sync(e, &nurse, 0);
+    tst_device_new_amb_and_nurse(e, &amb, &nurse);
     assert_int_equal(amb.n_held, 1);
     int64_t published = amb.held[0].version;
 

@@ -76,10 +76,7 @@ static void test_delta_reproduces_hub_version(void **state)
 
     tst_hub_import_published(e, 3, "9434765919", id);
     assert_int_equal(hub_caseload_add(e->h, TST_TEAM, "9434765919"), CMC_OK);
-    tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
-    tst_device_new(e, &nurse, "team:" TST_TEAM, "clinician");
-    tst_device_sync(e, &amb, 0);
-    tst_device_sync(e, &nurse, 0);
+    tst_device_new_amb_and_nurse(e, &amb, &nurse);
     assert_int_equal(amb.puts, 1);
 
     assert_int_equal(hub_plan_edit(e->h, "nurse1", id, change, strlen(change), NULL), CMC_OK);
