@@ -189,6 +189,14 @@ static http_client *client_for(struct server *s, const char *prefix, size_t max_
     return c;
 }
 
+/* Starts a server on `script` and a client for it that makes up to `attempts` attempts. */
+static http_client *start_exchange(struct server *s, const struct canned *script, size_t n,
+                                   unsigned attempts)
+{
+    server_start(s, script, n);
+    return client_for(s, "", 0, attempts);
+}
+
 /* The value of a header in the server's last request, or NULL. */
 static const char *header_value(struct server *s, const char *name, char *out, size_t cap)
 {
@@ -225,8 +233,7 @@ static void test_success_and_keep_alive(void **state)
     struct server s;
     struct http_response r;
     struct http_stats st;
-    server_start(&s, script, 1);
-    http_client *c = client_for(&s, "", 0, 0);
+    http_client *c = start_exchange(&s, script, 1, 0);
 
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r), CMC_OK);
     assert_int_equal(r.status, 200);
@@ -332,8 +339,7 @@ static void test_503_retry_after_is_honoured(void **state)
     struct server s;
     struct http_response r;
     struct http_stats st;
-    server_start(&s, script, 2);
-    http_client *c = client_for(&s, "", 0, 3);
+    http_client *c = start_exchange(&s, script, 2, 3);
 
     plat_fake_clock_enable(1800000000, 1000000000ull);
     uint64_t before = plat_mono_now_ns();
@@ -361,8 +367,7 @@ static void test_retries_give_up_with_backoff(void **state)
     };
     struct server s;
     struct http_response r;
-    server_start(&s, script, 1);
-    http_client *c = client_for(&s, "", 0, 4);
+    http_client *c = start_exchange(&s, script, 1, 4);
 
     plat_fake_clock_enable(1800000000, 0);
     int rc = http_request(c, "GET", "/v1/pull?cursor=3", NULL, NULL, 0, 0, &r);
@@ -400,8 +405,7 @@ static void test_401_is_not_retried_and_keeps_the_hub_error(void **state)
     struct server s;
     struct http_response r;
 
-    server_start(&s, script1, 1);
-    http_client *c = client_for(&s, "", 0, 4);
+    http_client *c = start_exchange(&s, script1, 1, 4);
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
                      CMC_ERR_UNAUTHORIZED);
     assert_int_equal(atomic_load(&s.requests), 1);
@@ -412,8 +416,7 @@ static void test_401_is_not_retried_and_keeps_the_hub_error(void **state)
     http_response_free(&r);
     client_and_server_stop(c, &s);
 
-    server_start(&s, script2, 1);
-    c = client_for(&s, "", 0, 4);
+    c = start_exchange(&s, script2, 1, 4);
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
                      CMC_ERR_CLOCK);
     assert_int_equal(atomic_load(&s.requests), 1);
@@ -434,8 +437,7 @@ static void test_other_statuses_map_to_codes(void **state)
     };
     struct server s;
     struct http_response r;
-    server_start(&s, script, 4);
-    http_client *c = client_for(&s, "", 0, 4);
+    http_client *c = start_exchange(&s, script, 4, 4);
     assert_int_equal(http_request(c, "POST", "/v1/push", NULL, NULL, 0, 0, &r), CMC_ERR_CONFLICT);
     http_response_free(&r);
     assert_int_equal(http_request(c, "POST", "/v1/push", NULL, NULL, 0, 0, &r),
@@ -459,8 +461,7 @@ static void test_cut_short_body_is_an_error(void **state)
     };
     struct server s;
     struct http_response r;
-    server_start(&s, script, 1);
-    http_client *c = client_for(&s, "", 0, 2);
+    http_client *c = start_exchange(&s, script, 1, 2);
 
     plat_fake_clock_enable(1800000000, 0);
     int rc = http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r);
@@ -524,8 +525,7 @@ static void test_progress_callback_can_cancel(void **state)
     struct server s;
     struct http_response r;
     int calls = 0;
-    server_start(&s, script, 1);
-    http_client *c = client_for(&s, "", 0, 3);
+    http_client *c = start_exchange(&s, script, 1, 3);
     http_client_set_progress(c, cancel_progress, &calls);
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
                      CMC_ERR_NET);
