@@ -48,6 +48,8 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SUPPORT))
+# Archived, so a test links only the fixtures it calls (a hub fixture needs libhub).
+TEST_SUPPORT_LIB := $(BUILD)/libtestsupport.a
 PROGS := $(BUILD)/cmc-agent $(BUILD)/cmc-hub
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRCS))
@@ -69,6 +71,9 @@ $(BUILD)/lib$(1).a: $(call lib_objs,$(1))
 	$$(AR) rcs $$@ $$^ $$(if $$^,,$$(BUILD)/empty.o)
 endef
 $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
+$(TEST_SUPPORT_LIB): $(TEST_SUPPORT_OBJS) $(BUILD)/empty.o
+	@rm -f $@
+	$(AR) rcs $@ $^
 
 # An empty object so a module with no sources yet still has a library.
 $(BUILD)/empty.o:
@@ -83,9 +88,9 @@ $(BUILD)/cmc-hub: $(BUILD)/hub/main.o $(foreach l,$(LINK_hub),$(BUILD)/lib$(l).a
 
 test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 .SECONDEXPANSION:
-$(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJS) $$(foreach l,$$(LINK_$$(call test_module,$$*)),$(BUILD)/lib$$(l).a)
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_LIB) $$(foreach l,$$(LINK_$$(call test_module,$$*)),$(BUILD)/lib$$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_LIB) \
 	  $(foreach l,$(LINK_$(call test_module,$*)),$(BUILD)/lib$(l).a) $(LDLIBS) $(TEST_LDLIBS)
 
 # Test tools (decrypting scanners, fault proxies) link everything, plus OpenSSL's libcrypto.

@@ -119,6 +119,15 @@ new_device() {
   agent "$dir" enroll --hub "$HUB_URL" --code "$code" --ca "$CA" --name "$name" >/dev/null || fail "enroll $name"
 }
 
+# enroll_tablet_and_laptop: the two usual devices, enrolled: TABLET (an urgent-care tablet for
+# the whole region) and LAPTOP (a clinician's laptop for the team). Needs REGION and TEAM.
+enroll_tablet_and_laptop() {
+  TABLET="$E2E_TMP/tablet"
+  LAPTOP="$E2E_TMP/laptop"
+  new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
+  new_device "$LAPTOP" laptop "team:$TEAM" clinician clinician
+}
+
 # no_file_contains DIR STRING: fails if any file under DIR holds STRING (binary-safe).
 no_file_contains() {
   local dir=$1 needle=$2

@@ -48,10 +48,7 @@ pass "hub: plans imported, admin refused at approval, two published"
 
 start_hub
 PORT=$HUB_PORT
-TABLET="$E2E_TMP/tablet"
-LAPTOP="$E2E_TMP/laptop"
-new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
-new_device "$LAPTOP" laptop "team:$TEAM" clinician clinician
+enroll_tablet_and_laptop
 expect_exit 0 agent "$TABLET" sync --json
 [ "$(jget .puts)" -eq 2 ] || fail "tablet should receive the two published plans, got $(jget .puts)"
 expect_exit 0 agent "$LAPTOP" sync

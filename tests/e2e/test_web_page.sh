@@ -59,10 +59,7 @@ hub caseload add $TEAM $NHS_A >/dev/null
 hub caseload add $TEAM $NHS_B >/dev/null
 
 start_hub
-TABLET="$E2E_TMP/tablet"
-LAPTOP="$E2E_TMP/laptop"
-new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
-new_device "$LAPTOP" laptop "team:$TEAM" clinician clinician
+enroll_tablet_and_laptop
 expect_exit 0 agent "$TABLET" sync --json
 [ "$(jget .puts)" -eq 3 ] || fail "the tablet should hold the three published plans, got $(jget .puts)"
 expect_exit 0 agent "$LAPTOP" sync

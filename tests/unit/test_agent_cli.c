@@ -20,50 +20,48 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/support/example_plan_model.h"
+
 static char dir[64];
 static char out_path[128];
-
-/* A published plan: every section of the card present, with a marker in the guidance. */
-static const char *plan_json_fmt =
-    "{\"plan_id\":\"%s\",\"nhs_number\":\"%s\","
-    "\"patient\":{\"given_name\":\"Margaret\",\"family_name\":\"%s\",\"preferred_name\":\"Maggie\","
-    "\"date_of_birth\":\"1938-04-17\",\"gender\":\"female\",\"address\":\"Flat 3, 12 Larkspur Road, London\","
-    "\"postcode\":\"SE15 4QT\",\"phone\":\"020 7946 0321\",\"language\":\"English\",\"interpreter_needed\":false},"
-    "\"region\":\"south-east-london\",\"team\":\"peckham-district-nursing\",\"care_home\":null,"
-    "\"consent\":{\"basis\":\"patient\",\"recorded_at\":\"2026-02-11T10:20:00Z\",\"recorded_by\":\"Dr Amira Shah\"},"
-    "\"resuscitation\":{\"decision\":\"%s\",\"decided_at\":\"2026-02-11\",\"decided_by\":\"Dr Amira Shah\","
-    "\"form_location\":\"Purple folder on the kitchen table\",\"review_date\":\"2027-02-11\","
-    "\"patient_aware\":true,\"family_aware\":true},"
-    "\"ceiling_of_treatment\":\"Prioritise comfort.\",\"hospital_admission_wanted\":false,"
-    "\"adrt\":{\"exists\":true,\"location\":\"Copy with GP\"},"
-    "\"preferred_place_of_care\":[\"home\",\"hospice\"],\"preferred_place_of_death\":[\"home\"],"
-    "\"prognosis\":\"weeks to months\","
-    "\"diagnoses\":[{\"id\":\"d1\",\"text\":\"Metastatic breast cancer\",\"primary\":true}],"
-    "\"medications\":[{\"id\":\"m2\",\"name\":\"Midazolam injection\",\"dose\":\"2.5 mg s/c\",\"anticipatory\":true}],"
-    "\"anticipatory_medicines_location\":\"Just-in-case box in the wardrobe\","
-    "\"allergies\":[{\"id\":\"a1\",\"substance\":\"Penicillin\",\"reaction\":\"Anaphylaxis\",\"severity\":\"severe\"}],"
-    "\"contacts\":[{\"id\":\"c3\",\"role\":\"lpa\",\"name\":\"Chidi Okafor\",\"phone\":\"07700 900123\",\"available\":\"any time\"},"
-    "{\"id\":\"c1\",\"role\":\"gp\",\"name\":\"Dr Amira Shah\",\"phone\":\"020 7946 0100\",\"available\":\"weekdays\"}],"
-    "\"social_support\":\"Son visits daily.\",\"what_matters_to_me\":\"Staying at home.\","
-    "\"anticipated_problems\":[{\"id\":\"p1\",\"problem\":\"Breathlessness\",\"guidance\":\"Sit upright; %s\"}],"
-    "\"organ_donation\":null,\"status\":\"%s\",\"version\":%d,\"approved_by\":%s,\"approved_at\":%s,"
-    "\"review_due\":\"%s\",\"updated_at\":\"2026-02-11T15:02:00Z\"}";
 
 #define PUB_ID "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11"
 #define PUB_NHS "9434765919"
 #define DRAFT_ID "11111111-2222-4333-8444-555555555555"
 #define DRAFT_NHS "4010232137"
 
+static void set_text(char **field, const char *value)
+{
+    cmc_free(*field);
+    *field = value != NULL ? cmc_strdup(value) : NULL;
+}
+
+/* The example plan (shared/examples/plan.json: every section of the card present) with this
+ * identity, CPR decision, status and review date, a marker in the first problem's guidance,
+ * and the LPA listed before the GP. */
 static void make_plan(struct plan *p, const char *id, const char *nhs, const char *family, const char *cpr,
                       const char *marker, const char *status, int version, const char *review_due)
 {
-    char json[8192];
+    char guidance[128];
     int published = strcmp(status, "published") == 0;
-    snprintf(json, sizeof json, plan_json_fmt, id, nhs, family, cpr, marker, status, version,
-             published ? "\"Dr Amira Shah\"" : "null", published ? "\"2026-02-11T15:02:00Z\"" : "null",
-             review_due);
-    plan_init(p);
-    assert_int_equal(plan_from_json(json, strlen(json), p), CMC_OK);
+    struct plan_contact first;
+    tst_example_plan_parse(p);
+    set_text(&p->plan_id, id);
+    set_text(&p->nhs_number, nhs);
+    set_text(&p->patient.family_name, family);
+    p->resuscitation.decision = strcmp(cpr, "dnacpr") == 0 ? PLAN_CPR_DNACPR : PLAN_CPR_FOR_CPR;
+    snprintf(guidance, sizeof guidance, "Sit upright; %s", marker);
+    assert_true(p->n_anticipated_problems > 0 && p->n_contacts > 1);
+    set_text(&p->anticipated_problems[0].guidance, guidance);
+    p->status = plan_status_from_name(status);
+    p->version = version;
+    set_text(&p->approved_by, published ? "Dr Amira Shah" : NULL);
+    set_text(&p->approved_at, published ? "2026-02-11T15:02:00Z" : NULL);
+    set_text(&p->review_due, review_due);
+    first = p->contacts[0];
+    p->contacts[0] = p->contacts[p->n_contacts - 1];
+    p->contacts[p->n_contacts - 1] = first;
+    assert_int_equal(p->contacts[0].role, PLAN_CONTACT_LPA);
 }
 
 static int run_cli(const char *first, ...)

@@ -20,15 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *plan_fmt =
-    "{\"plan_id\":\"%s\",\"nhs_number\":\"%s\","
-    "\"patient\":{\"given_name\":\"Margaret\",\"family_name\":\"Okafor\",\"date_of_birth\":\"1938-04-17\","
-    "\"postcode\":\"SE15 4QT\",\"address\":\"Flat 3, 12 Larkspur Road\"},"
-    "\"consent\":{\"basis\":\"patient\",\"recorded_at\":\"2026-02-11T10:20:00Z\",\"recorded_by\":\"Dr Shah\"},"
-    "\"resuscitation\":{\"decision\":\"dnacpr\"},\"prognosis\":\"%s\","
-    "\"allergies\":[{\"id\":\"a1\",\"substance\":\"Penicillin\",\"reaction\":\"Anaphylaxis\",\"severity\":\"severe\"}],"
-    "\"status\":\"%s\",\"version\":%d,\"approved_by\":%s,\"approved_at\":%s,"
-    "\"updated_at\":\"2026-02-11T15:02:00Z\"}";
+#include "tests/support/example_plan_model.h"
 
 #define ID_A "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11"
 #define NHS_A "9434765919"
@@ -42,16 +34,26 @@ static const uint8_t device_uuid[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 
 static store *st;
 static struct engine_config cfg;
 
+static void set_text(char **field, const char *value)
+{
+    cmc_free(*field);
+    *field = value != NULL ? cmc_strdup(value) : NULL;
+}
+
+/* The example plan (shared/examples/plan.json) with this id, NHS number, prognosis, status
+ * and version; approved only when published. */
 static void make_plan(struct plan *p, const char *id, const char *nhs, const char *prognosis, const char *status,
                       int version)
 {
-    char json[4096];
     int pub = strcmp(status, "published") == 0;
-    snprintf(json, sizeof json, plan_fmt, id, nhs, prognosis, status, version, pub ? "\"Dr Shah\"" : "null",
-             pub ? "\"2026-02-11T15:02:00Z\"" : "null");
-    plan_init(p);
-    if (plan_from_json(json, strlen(json), p) != CMC_OK)
-        fail_msg("test plan refused: %s", cmc_errmsg());
+    tst_example_plan_parse(p);
+    set_text(&p->plan_id, id);
+    set_text(&p->nhs_number, nhs);
+    set_text(&p->prognosis, prognosis);
+    p->status = plan_status_from_name(status);
+    p->version = version;
+    set_text(&p->approved_by, pub ? "Dr Shah" : NULL);
+    set_text(&p->approved_at, pub ? "2026-02-11T15:02:00Z" : NULL);
 }
 
 static void op_put(struct bundle_op *op, const char *id, const char *nhs, const char *prognosis, const char *status,

@@ -24,86 +24,7 @@
 
 #include <cmocka.h>
 
-/* A copy of shared/examples/plan.json. */
-static const char example_plan[] =
-    "{\n"
-    "  \"plan_id\": \"7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11\",\n"
-    "  \"nhs_number\": \"9434765919\",\n"
-    "  \"patient\": {\n"
-    "    \"given_name\": \"Margaret\",\n"
-    "    \"family_name\": \"Okafor\",\n"
-    "    \"preferred_name\": \"Maggie\",\n"
-    "    \"date_of_birth\": \"1938-04-17\",\n"
-    "    \"gender\": \"female\",\n"
-    "    \"address\": \"Flat 3, 12 Larkspur Road, London\",\n"
-    "    \"postcode\": \"SE15 4QT\",\n"
-    "    \"phone\": \"020 7946 0321\",\n"
-    "    \"language\": \"English\",\n"
-    "    \"interpreter_needed\": false\n"
-    "  },\n"
-    "  \"region\": \"south-east-london\",\n"
-    "  \"team\": \"peckham-district-nursing\",\n"
-    "  \"care_home\": null,\n"
-    "  \"consent\": {\n"
-    "    \"basis\": \"patient\",\n"
-    "    \"recorded_at\": \"2026-02-11T10:20:00Z\",\n"
-    "    \"recorded_by\": \"Dr Amira Shah\"\n"
-    "  },\n"
-    "  \"resuscitation\": {\n"
-    "    \"decision\": \"dnacpr\",\n"
-    "    \"decided_at\": \"2026-02-11\",\n"
-    "    \"decided_by\": \"Dr Amira Shah\",\n"
-    "    \"form_location\": \"Purple folder on the kitchen table\",\n"
-    "    \"review_date\": \"2027-02-11\",\n"
-    "    \"patient_aware\": true,\n"
-    "    \"family_aware\": true\n"
-    "  },\n"
-    "  \"ceiling_of_treatment\": \"Prioritise comfort. Treat reversible causes at home; avoid "
-    "admission unless symptoms cannot be controlled.\",\n"
-    "  \"hospital_admission_wanted\": false,\n"
-    "  \"adrt\": { \"exists\": true, \"location\": \"Copy with GP and in the purple folder\" },\n"
-    "  \"preferred_place_of_care\": [\"home\", \"hospice\"],\n"
-    "  \"preferred_place_of_death\": [\"home\", \"hospice\"],\n"
-    "  \"prognosis\": \"weeks to months\",\n"
-    "  \"diagnoses\": [\n"
-    "    { \"id\": \"d1\", \"text\": \"Metastatic breast cancer\", \"primary\": true },\n"
-    "    { \"id\": \"d2\", \"text\": \"Type 2 diabetes\", \"primary\": false }\n"
-    "  ],\n"
-    "  \"medications\": [\n"
-    "    { \"id\": \"m1\", \"name\": \"Morphine sulfate oral solution\", \"dose\": \"2.5-5 mg "
-    "every 4 hours as needed\", \"anticipatory\": false },\n"
-    "    { \"id\": \"m2\", \"name\": \"Midazolam injection\", \"dose\": \"2.5-5 mg s/c as needed "
-    "for agitation\", \"anticipatory\": true }\n"
-    "  ],\n"
-    "  \"anticipatory_medicines_location\": \"Just-in-case box in the bedroom wardrobe\",\n"
-    "  \"allergies\": [\n"
-    "    { \"id\": \"a1\", \"substance\": \"Penicillin\", \"reaction\": \"Anaphylaxis\", "
-    "\"severity\": \"severe\" }\n"
-    "  ],\n"
-    "  \"contacts\": [\n"
-    "    { \"id\": \"c1\", \"role\": \"gp\", \"name\": \"Dr Amira Shah, Rye Lane Surgery\", "
-    "\"phone\": \"020 7946 0100\", \"available\": \"08:00-18:30 weekdays\" },\n"
-    "    { \"id\": \"c2\", \"role\": \"palliative_team\", \"name\": \"St Christopher's 24/7 "
-    "advice line\", \"phone\": \"020 7946 0999\", \"available\": \"24/7\" },\n"
-    "    { \"id\": \"c3\", \"role\": \"lpa\", \"name\": \"Chidi Okafor (son)\", \"phone\": "
-    "\"07700 900123\", \"available\": \"any time\" }\n"
-    "  ],\n"
-    "  \"social_support\": \"Lives alone; son visits daily; carers twice a day.\",\n"
-    "  \"what_matters_to_me\": \"Staying at home with my cat, Biscuit.\",\n"
-    "  \"anticipated_problems\": [\n"
-    "    { \"id\": \"p1\", \"problem\": \"Breathlessness\", \"guidance\": \"Sit upright, fan, "
-    "oral morphine as prescribed; call palliative line.\" },\n"
-    "    { \"id\": \"p2\", \"problem\": \"Hypoglycaemia\", \"guidance\": \"Check glucose; give "
-    "oral glucose if able to swallow.\" }\n"
-    "  ],\n"
-    "  \"organ_donation\": \"Wishes to donate corneas\",\n"
-    "  \"status\": \"published\",\n"
-    "  \"version\": 4,\n"
-    "  \"approved_by\": \"Dr Amira Shah\",\n"
-    "  \"approved_at\": \"2026-02-11T15:02:00Z\",\n"
-    "  \"review_due\": \"2027-02-11\",\n"
-    "  \"updated_at\": \"2026-02-11T15:02:00Z\"\n"
-    "}\n";
+#include "tests/support/example_plan.h"
 
 #define MARKER "QUOKKA-TEST-MARKER-55821"
 
@@ -155,8 +76,10 @@ static void make_plan_id(unsigned n, char out[PLAN_ID_LEN + 1])
 static void make_plan(struct plan *p, unsigned n, int status, int64_t version)
 {
     char id[PLAN_ID_LEN + 1], nhs[PLAN_NHS_LEN + 1];
+    char *example_plan = tst_example_plan_or_fail();
     plan_init(p);
     assert_int_equal(plan_from_json(example_plan, strlen(example_plan), p), CMC_OK);
+    free(example_plan);
     make_plan_id(n, id);
     make_nhs(n, nhs);
     set_str(&p->plan_id, id);

@@ -26,44 +26,41 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/support/example_plan_model.h"
+
 #define PUB_ID "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11"
 #define PUB_NHS "9434765919"
 #define USER "medic"
 #define PIN "2468-test"
 
-/* A published plan with every section of the card; a name with markup in it. */
-static const char *plan_fmt =
-    "{\"plan_id\":\"" PUB_ID "\",\"nhs_number\":\"" PUB_NHS "\","
-    "\"patient\":{\"given_name\":\"Margaret\",\"family_name\":\"Okafor <b>\",\"preferred_name\":\"Maggie\","
-    "\"date_of_birth\":\"1938-04-17\",\"gender\":\"female\",\"address\":\"Flat 3, 12 Larkspur Road, London\","
-    "\"postcode\":\"SE15 4QT\",\"phone\":null,\"language\":\"English\",\"interpreter_needed\":false},"
-    "\"region\":\"south-east-london\",\"team\":null,\"care_home\":null,"
-    "\"consent\":{\"basis\":\"patient\",\"recorded_at\":\"2026-02-11T10:20:00Z\",\"recorded_by\":\"Dr Shah\"},"
-    "\"resuscitation\":{\"decision\":\"%s\",\"decided_at\":\"2026-02-11\",\"decided_by\":\"Dr Shah\","
-    "\"form_location\":\"Purple folder\",\"review_date\":\"2027-02-11\",\"patient_aware\":true,\"family_aware\":true},"
-    "\"ceiling_of_treatment\":\"Prioritise comfort.\",\"hospital_admission_wanted\":false,"
-    "\"adrt\":{\"exists\":true,\"location\":\"Copy with GP\"},"
-    "\"preferred_place_of_care\":[\"home\",\"hospice\"],\"preferred_place_of_death\":[\"home\"],"
-    "\"prognosis\":\"weeks to months\","
-    "\"diagnoses\":[{\"id\":\"d1\",\"text\":\"Metastatic breast cancer\",\"primary\":true}],"
-    "\"medications\":[{\"id\":\"m1\",\"name\":\"Morphine oral\",\"dose\":\"2.5 mg\",\"anticipatory\":false},"
-    "{\"id\":\"m2\",\"name\":\"Midazolam injection\",\"dose\":\"2.5 mg s/c\",\"anticipatory\":true}],"
-    "\"anticipatory_medicines_location\":\"Just-in-case box in the wardrobe\","
-    "\"allergies\":[{\"id\":\"a1\",\"substance\":\"Penicillin\",\"reaction\":\"Anaphylaxis\",\"severity\":\"severe\"}],"
-    "\"contacts\":[{\"id\":\"c3\",\"role\":\"lpa\",\"name\":\"Chidi Okafor\",\"phone\":\"07700 900123\",\"available\":null},"
-    "{\"id\":\"c1\",\"role\":\"gp\",\"name\":\"Dr Shah\",\"phone\":\"020 7946 0100\",\"available\":\"weekdays\"}],"
-    "\"social_support\":null,\"what_matters_to_me\":\"Staying at home.\","
-    "\"anticipated_problems\":[{\"id\":\"p1\",\"problem\":\"Breathlessness\",\"guidance\":\"Sit upright.\"}],"
-    "\"organ_donation\":null,\"status\":\"published\",\"version\":4,\"approved_by\":\"Dr Shah\","
-    "\"approved_at\":\"2026-02-11T15:02:00Z\",\"review_due\":\"%s\",\"updated_at\":\"2026-02-11T15:02:00Z\"}";
+static void set_text(char **field, const char *value)
+{
+    cmc_free(*field);
+    *field = value != NULL ? cmc_strdup(value) : NULL;
+}
 
+/* The example plan (shared/examples/plan.json: every section of the card present) with this
+ * CPR decision and review date, a name with markup in it, a plainly named non-anticipatory
+ * medicine, and the LPA listed before the GP. */
 static void make_plan(struct plan *p, const char *cpr, const char *review_due)
 {
-    char json[8192];
-    int n = snprintf(json, sizeof json, plan_fmt, cpr, review_due);
-    assert_true(n > 0 && (size_t)n < sizeof json);
-    plan_init(p);
-    assert_int_equal(plan_from_json(json, (size_t)n, p), CMC_OK);
+    struct plan_contact first;
+    tst_example_plan_parse(p);
+    assert_string_equal(p->plan_id, PUB_ID);
+    assert_string_equal(p->nhs_number, PUB_NHS);
+    set_text(&p->patient.family_name, "Okafor <b>");
+    p->resuscitation.decision = PLAN_CPR_NONE;
+    for (int v = PLAN_CPR_FOR_CPR; v <= PLAN_CPR_NOT_DISCUSSED; v++)
+        if (strcmp(plan_cpr_name(v), cpr) == 0)
+            p->resuscitation.decision = v;
+    assert_int_not_equal(p->resuscitation.decision, PLAN_CPR_NONE);
+    set_text(&p->review_due, review_due);
+    assert_true(p->n_medications > 1 && !p->medications[0].anticipatory && p->n_contacts > 1);
+    set_text(&p->medications[0].name, "Morphine oral");
+    first = p->contacts[0];
+    p->contacts[0] = p->contacts[p->n_contacts - 1];
+    p->contacts[p->n_contacts - 1] = first;
+    assert_int_equal(p->contacts[0].role, PLAN_CONTACT_LPA);
 }
 
 /* ---- parsers ---------------------------------------------------------------------------- */

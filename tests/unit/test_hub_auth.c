@@ -22,13 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define T0 1767225600 /* 2026-01-01 */
+#include "tests/support/hub_fixture.h"
+
 #define PULL "/v1/pull?cursor=0"
 
-struct env {
-    char dir[64];
-    hub *h;
-};
 
 struct device {
     char id[PLAN_ID_LEN + 1];
@@ -36,34 +33,7 @@ struct device {
     struct cry_secret *sk;
 };
 
-static int setup(void **state)
-{
-    struct env *e = calloc(1, sizeof *e);
-    assert_non_null(e);
-    plat_fake_clock_enable(T0, 1000000000ull);
-    snprintf(e->dir, sizeof e->dir, "/tmp/cmc-hubauth-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    strcat(e->dir, "/hub");
-    assert_int_equal(hub_init(e->dir), CMC_OK);
-    assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
-    *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct env *e = *state;
-    char cmd[160];
-    hub_close(e->h);
-    e->dir[strlen(e->dir) - 4] = '\0';
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-    assert_int_equal(system(cmd), 0);
-    free(e);
-    plat_fake_clock_disable();
-    return 0;
-}
-
-static void new_device(struct env *e, struct device *d)
+static void new_device(struct tst_hub *e, struct device *d)
 {
     char code[HUB_CODE_LEN + 1];
     struct hub_enrollment en;
@@ -83,7 +53,7 @@ static void sign_at(const struct cry_secret *sk, const char *id, int64_t at,
 }
 
 /* hub_auth_request on the headers, with the caller's pre-check (checked_pk may be NULL). */
-static int auth(struct env *e, const struct reqsig_headers *hdrs, const uint8_t *checked_pk,
+static int auth(struct tst_hub *e, const struct reqsig_headers *hdrs, const uint8_t *checked_pk,
                 int checked_ok, int *replay)
 {
     char who[PLAN_ID_LEN + 1];
@@ -105,7 +75,7 @@ static int auth(struct env *e, const struct reqsig_headers *hdrs, const uint8_t 
 
 static void test_checked_signature_stands_only_for_the_stored_key(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct device d, thief;
     struct reqsig_headers hdrs;
     int replay;
@@ -114,36 +84,36 @@ static void test_checked_signature_stands_only_for_the_stored_key(void **state)
     new_device(e, &thief);
 
     /* the caller's "does not verify" against the device's key is the answer */
-    sign_at(d.sk, d.id, T0, &hdrs);
+    sign_at(d.sk, d.id, TST_T0, &hdrs);
     assert_int_equal(auth(e, &hdrs, d.pk, 0, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(replay, 0);
     assert_non_null(strstr(cmc_errmsg(), "does not verify"));
 
     /* another device's key signing as `d`, "checked" against that other key: the hub checks
      * with d's stored key itself and refuses */
-    sign_at(thief.sk, d.id, T0, &hdrs);
+    sign_at(thief.sk, d.id, TST_T0, &hdrs);
     assert_int_equal(auth(e, &hdrs, thief.pk, 1, &replay), CMC_ERR_UNAUTHORIZED);
     assert_non_null(strstr(cmc_errmsg(), "does not verify"));
     assert_int_equal(auth(e, &hdrs, NULL, 0, &replay), CMC_ERR_UNAUTHORIZED);
 
     /* a good signature, checked or not */
-    sign_at(d.sk, d.id, T0, &hdrs);
+    sign_at(d.sk, d.id, TST_T0, &hdrs);
     assert_int_equal(auth(e, &hdrs, d.pk, 1, &replay), CMC_OK);
-    sign_at(d.sk, d.id, T0, &hdrs);
+    sign_at(d.sk, d.id, TST_T0, &hdrs);
     assert_int_equal(auth(e, &hdrs, NULL, 0, &replay), CMC_OK);
     /* checked against another key, the hub still finds it good with the stored one */
-    sign_at(d.sk, d.id, T0, &hdrs);
+    sign_at(d.sk, d.id, TST_T0, &hdrs);
     assert_int_equal(auth(e, &hdrs, thief.pk, 0, &replay), CMC_OK);
 
     /* a checked signature does not get past the clock, a replay or a revocation */
-    sign_at(d.sk, d.id, T0 + HUB_CLOCK_SKEW + 1, &hdrs);
+    sign_at(d.sk, d.id, TST_T0 + HUB_CLOCK_SKEW + 1, &hdrs);
     assert_int_equal(auth(e, &hdrs, d.pk, 1, &replay), CMC_ERR_CLOCK);
-    sign_at(d.sk, d.id, T0, &hdrs);
+    sign_at(d.sk, d.id, TST_T0, &hdrs);
     assert_int_equal(auth(e, &hdrs, d.pk, 1, &replay), CMC_OK);
     assert_int_equal(auth(e, &hdrs, d.pk, 1, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(replay, 1);
     assert_int_equal(hub_device_revoke(e->h, d.id), CMC_OK);
-    sign_at(d.sk, d.id, T0, &hdrs);
+    sign_at(d.sk, d.id, TST_T0, &hdrs);
     assert_int_equal(auth(e, &hdrs, d.pk, 1, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(replay, 0);
     assert_non_null(strstr(cmc_errmsg(), "revoked"));
@@ -154,7 +124,7 @@ static void test_checked_signature_stands_only_for_the_stored_key(void **state)
 
 static void test_device_key(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct device d;
     uint8_t pk[CRY_SIGN_PK_BYTES];
     char id[PLAN_ID_LEN + 1], code[HUB_CODE_LEN + 1];
@@ -176,42 +146,42 @@ static void test_device_key(void **state)
 
 static void test_nonce_remembered_through_the_window(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct device d;
     struct reqsig_headers first, second, third;
     int replay;
 
     new_device(e, &d);
-    /* a device clock 300 s fast: the request stays inside the window until T0 + 600 */
-    sign_at(d.sk, d.id, T0 + HUB_CLOCK_SKEW, &first);
+    /* a device clock 300 s fast: the request stays inside the window until TST_T0 + 600 */
+    sign_at(d.sk, d.id, TST_T0 + HUB_CLOCK_SKEW, &first);
     assert_int_equal(auth(e, &first, NULL, 0, &replay), CMC_OK);
-    plat_fake_clock_set_wall(T0 + 2 * HUB_CLOCK_SKEW - 1);
+    plat_fake_clock_set_wall(TST_T0 + 2 * HUB_CLOCK_SKEW - 1);
     assert_int_equal(auth(e, &first, NULL, 0, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(replay, 1);
 
     /* seen just before the hub's memory turns over, replayed well after it has */
-    plat_fake_clock_set_wall(T0 + HUB_NONCE_KEEP - 100);
-    sign_at(d.sk, d.id, T0 + HUB_NONCE_KEEP - 100 + HUB_CLOCK_SKEW, &second);
+    plat_fake_clock_set_wall(TST_T0 + HUB_NONCE_KEEP - 100);
+    sign_at(d.sk, d.id, TST_T0 + HUB_NONCE_KEEP - 100 + HUB_CLOCK_SKEW, &second);
     assert_int_equal(auth(e, &second, NULL, 0, &replay), CMC_OK);
-    plat_fake_clock_set_wall(T0 + HUB_NONCE_KEEP + 50);
-    sign_at(d.sk, d.id, T0 + HUB_NONCE_KEEP + 50 + HUB_CLOCK_SKEW, &third);
+    plat_fake_clock_set_wall(TST_T0 + HUB_NONCE_KEEP + 50);
+    sign_at(d.sk, d.id, TST_T0 + HUB_NONCE_KEEP + 50 + HUB_CLOCK_SKEW, &third);
     assert_int_equal(auth(e, &third, NULL, 0, &replay), CMC_OK);
-    plat_fake_clock_set_wall(T0 + HUB_NONCE_KEEP - 100 + 2 * HUB_CLOCK_SKEW - 1);
+    plat_fake_clock_set_wall(TST_T0 + HUB_NONCE_KEEP - 100 + 2 * HUB_CLOCK_SKEW - 1);
     assert_int_equal(auth(e, &second, NULL, 0, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(replay, 1);
     assert_int_equal(auth(e, &third, NULL, 0, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(replay, 1);
 
     /* after a long quiet spell, old requests fail the clock check, new ones are served */
-    plat_fake_clock_set_wall(T0 + 10 * HUB_NONCE_KEEP);
+    plat_fake_clock_set_wall(TST_T0 + 10 * HUB_NONCE_KEEP);
     assert_int_equal(auth(e, &second, NULL, 0, &replay), CMC_ERR_CLOCK);
-    sign_at(d.sk, d.id, T0 + 10 * HUB_NONCE_KEEP, &first);
+    sign_at(d.sk, d.id, TST_T0 + 10 * HUB_NONCE_KEEP, &first);
     assert_int_equal(auth(e, &first, NULL, 0, &replay), CMC_OK);
     assert_int_equal(auth(e, &first, NULL, 0, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(replay, 1);
 
     /* a wall clock set back keeps what was seen */
-    plat_fake_clock_set_wall(T0 + 10 * HUB_NONCE_KEEP - 200);
+    plat_fake_clock_set_wall(TST_T0 + 10 * HUB_NONCE_KEEP - 200);
     assert_int_equal(auth(e, &first, NULL, 0, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(replay, 1);
     cry_secret_free(d.sk);
@@ -230,7 +200,7 @@ static void fake_headers(const struct device *d, unsigned long i, struct reqsig_
 
 static void test_many_nonces_per_device(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct device a, b;
     struct reqsig_headers hdrs;
     const unsigned long n = 5000; /* several times the table's first size */
@@ -260,7 +230,7 @@ static void test_many_nonces_per_device(void **state)
  * device for good), and the same request is served when memory is back. */
 static void test_nonce_out_of_memory(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct device d;
     struct reqsig_headers hdrs;
     int replay, rc = CMC_ERR_NOMEM;
@@ -284,7 +254,7 @@ static void test_nonce_out_of_memory(void **state)
 
 static void test_last_seen_to_the_minute(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct device d;
     struct reqsig_headers hdrs;
     struct hub_device_info info;
@@ -292,35 +262,35 @@ static void test_last_seen_to_the_minute(void **state)
 
     new_device(e, &d); /* enrollment counts as seen */
     assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
-    assert_int_equal(info.last_seen, T0);
-    plat_fake_clock_set_wall(T0 + 60);
-    sign_at(d.sk, d.id, T0 + 60, &hdrs);
+    assert_int_equal(info.last_seen, TST_T0);
+    plat_fake_clock_set_wall(TST_T0 + 60);
+    sign_at(d.sk, d.id, TST_T0 + 60, &hdrs);
     assert_int_equal(auth(e, &hdrs, NULL, 0, &replay), CMC_OK);
     assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
-    assert_int_equal(info.last_seen, T0);
-    plat_fake_clock_set_wall(T0 + 61);
-    sign_at(d.sk, d.id, T0 + 61, &hdrs);
+    assert_int_equal(info.last_seen, TST_T0);
+    plat_fake_clock_set_wall(TST_T0 + 61);
+    sign_at(d.sk, d.id, TST_T0 + 61, &hdrs);
     assert_int_equal(auth(e, &hdrs, NULL, 0, &replay), CMC_OK);
     assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
-    assert_int_equal(info.last_seen, T0 + 61);
+    assert_int_equal(info.last_seen, TST_T0 + 61);
     /* a refused request is not a sighting */
-    plat_fake_clock_set_wall(T0 + 200);
+    plat_fake_clock_set_wall(TST_T0 + 200);
     assert_int_equal(auth(e, &hdrs, NULL, 0, &replay), CMC_ERR_UNAUTHORIZED);
     assert_int_equal(hub_device_get(e->h, d.id, &info), CMC_OK);
-    assert_int_equal(info.last_seen, T0 + 61);
+    assert_int_equal(info.last_seen, TST_T0 + 61);
     cry_secret_free(d.sk);
 }
 
 /* The pre-check through the request handler, as the server passes it. */
 static void test_api_passes_the_check_through(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct device d;
     struct reqsig_headers hdrs;
     struct hub_response resp;
 
     new_device(e, &d);
-    sign_at(d.sk, d.id, T0, &hdrs);
+    sign_at(d.sk, d.id, TST_T0, &hdrs);
     struct hub_request req = {
         .method = "GET",
         .path = PULL,
@@ -346,17 +316,7 @@ static void test_api_passes_the_check_through(void **state)
     cry_secret_free(d.sk);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_checked_signature_stands_only_for_the_stored_key,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_device_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nonce_remembered_through_the_window, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_nonces_per_device, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nonce_out_of_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_last_seen_to_the_minute, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_api_passes_the_check_through, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN_BARE(test_checked_signature_stands_only_for_the_stored_key, test_device_key,
+                  test_nonce_remembered_through_the_window, test_many_nonces_per_device,
+                  test_nonce_out_of_memory, test_last_seen_to_the_minute,
+                  test_api_passes_the_check_through)

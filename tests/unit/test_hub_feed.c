@@ -29,16 +29,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define T0 1767225600 /* 2026-01-01 */
+#include "tests/support/hub_fixture.h"
+
 #define REGION "south-east-london"
 #define MAX_PLANS 64
 #define MAX_OPS 64
 
-struct env {
-    char dir[64];
-    hub *h;
-    uint8_t hub_pk[CRY_SIGN_PK_BYTES];
-};
+/* The hub store in a temporary directory, with its users: tests/support/hub_fixture.h. */
+#define env tst_hub
 
 struct op_seen {
     char plan_id[PLAN_ID_LEN + 1];
@@ -57,33 +55,12 @@ struct device {
 
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof *e);
-    assert_non_null(e);
-    plat_fake_clock_enable(T0, 1000000000ull);
-    snprintf(e->dir, sizeof e->dir, "/tmp/cmc-feedtest-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    strcat(e->dir, "/hub");
-    assert_int_equal(hub_init(e->dir), CMC_OK);
-    assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
-    hub_public_key(e->h, e->hub_pk);
-    assert_int_equal(hub_user_add(e->h, "gp1", "gp"), CMC_OK);
-    assert_int_equal(hub_user_add(e->h, "nurse1", "clinician"), CMC_OK);
-    assert_int_equal(hub_user_add(e->h, "admin1", "admin"), CMC_OK);
-    *state = e;
-    return 0;
+    return tst_hub_setup(state);
 }
 
 static int teardown(void **state)
 {
-    struct env *e = *state;
-    char cmd[160];
-    hub_close(e->h);
-    e->dir[strlen(e->dir) - 4] = '\0';
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-    assert_int_equal(system(cmd), 0);
-    free(e);
-    plat_fake_clock_disable();
-    return 0;
+    return tst_hub_teardown(state);
 }
 
 static void import_published(struct env *e, long i, const char *nhs, char id[PLAN_ID_LEN + 1])

@@ -29,6 +29,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/support/hub_device.h"
+#include "tests/support/tmpdir.h"
+
 extern char **environ;
 
 struct env {
@@ -134,8 +137,7 @@ static int setup(void **state)
     char dev_id[PLAN_ID_LEN + 1];
 
     assert_non_null(e);
-    snprintf(e->tmp, sizeof e->tmp, "/tmp/cmc-hubsrv-XXXXXX");
-    assert_non_null(mkdtemp(e->tmp));
+    assert_int_equal(tst_tmpdir_make("hubsrv", e->tmp, sizeof e->tmp), 0);
     snprintf(e->dir, sizeof e->dir, "%s/hub", e->tmp);
     snprintf(e->cert, sizeof e->cert, "%s/cert.pem", e->tmp);
     snprintf(e->key, sizeof e->key, "%s/key.pem", e->tmp);
@@ -184,11 +186,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct env *e = *state;
-    char cmd[128];
     hub_server_stop(e->srv);
     hub_close(e->h);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->tmp);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tst_tmpdir_remove(e->tmp), 0);
     free(e);
     return 0;
 }
@@ -323,27 +323,7 @@ static void test_https_enroll_pull_push_refusals(void **state)
 
     /* a push: a new version awaiting approval */
     {
-        const char *json = "{\"set\": {\"prognosis\": \"days\"}}";
-        struct plan_change c;
-        struct mp_writer w;
-        uint8_t *packed = NULL;
-        size_t plen = 0;
-        plan_change_init(&c);
-        assert_int_equal(plan_change_from_json(json, strlen(json), &c), CMC_OK);
-        assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
-        plan_change_free(&c);
-        mp_writer_init(&w);
-        mp_write_map(&w, 4);
-        mp_write_cstr(&w, "idempotency_id");
-        mp_write_cstr(&w, "edit-1");
-        mp_write_cstr(&w, "plan_id");
-        mp_write_cstr(&w, e->plan_id);
-        mp_write_cstr(&w, "base_version");
-        mp_write_int(&w, version);
-        mp_write_cstr(&w, "change");
-        mp_write_bin(&w, packed, plen);
-        cmc_free(packed);
-        assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
+        body = tst_push_body("edit-1", e->plan_id, version, "{\"set\": {\"prognosis\": \"days\"}}", &len);
         assert_int_equal(reqsig_sign(sk, id, "POST", "/v1/push", body, len, &sig), CMC_OK);
         assert_int_equal(request(e, "POST", "/v1/push", body, len, &sig, &r), CURLE_OK);
         assert_int_equal(r.status, 200);

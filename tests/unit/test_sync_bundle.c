@@ -20,16 +20,8 @@
 #include <string.h>
 #include <zlib.h>
 
-/* A fictional patient (the NHS number is a published test number). */
-static const char plan_json[] =
-    "{\"plan_id\": \"7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11\", \"nhs_number\": \"9434765919\","
-    " \"patient\": {\"given_name\": \"Test\", \"family_name\": \"Patient\","
-    " \"date_of_birth\": \"1938-04-17\", \"postcode\": \"SE15 4QT\"},"
-    " \"region\": \"south-east-london\","
-    " \"resuscitation\": {\"decision\": \"dnacpr\", \"decided_at\": \"2026-02-11\"},"
-    " \"medications\": [{\"id\": \"m1\", \"name\": \"Morphine\", \"dose\": \"2.5 mg\","
-    " \"anticipatory\": true}],"
-    " \"status\": \"published\", \"version\": 4}";
+#include "tests/support/example_plan_model.h"
+
 static const char change_json[] =
     "{\"set\": {\"prognosis\": \"months\"},"
     " \"add\": {\"allergies\": [{\"id\": \"a9\", \"substance\": \"Latex\", \"severity\": \"mild\"}]}}";
@@ -74,7 +66,7 @@ static void make_ops(struct bundle_op ops[4])
     ops[0].kind = BUNDLE_OP_PUT;
     strcpy(ops[0].plan_id, plan_a);
     ops[0].seq = 6;
-    assert_int_equal(plan_from_json(plan_json, sizeof plan_json - 1, &ops[0].plan), CMC_OK);
+    tst_example_plan_parse(&ops[0].plan);
     ops[1].kind = BUNDLE_OP_DELTA;
     strcpy(ops[1].plan_id, plan_a);
     ops[1].seq = 7;
@@ -151,6 +143,21 @@ static void craft(struct fixture *f, uint32_t op_count, uint32_t raw_len, const 
     memcpy(b + BUNDLE_HEADER_BYTES, body, body_len);
     *out = b;
     *out_len = BUNDLE_HEADER_BYTES + body_len;
+}
+
+/* Crafts a signed bundle around `body`, checks that its signature verifies, and decodes it. */
+static int decode_crafted(struct fixture *f, uint32_t op_count, uint32_t raw_len, const uint8_t *body,
+                          size_t body_len, struct bundle_op **got, size_t *n)
+{
+    struct bundle_header h;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc;
+    craft(f, op_count, raw_len, body, body_len, &buf, &len);
+    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
+    rc = bundle_decode(buf, len, &h, got, n);
+    cmc_free(buf);
+    return rc;
 }
 
 static size_t zip(const uint8_t *raw, size_t raw_len, uint8_t *out, size_t cap)
@@ -359,10 +366,8 @@ static void test_wrong_key_fails(void **state)
 static void test_zlib_bomb_refused(void **state)
 {
     struct fixture *f = *state;
-    struct bundle_header h;
     struct bundle_op *got = NULL;
-    size_t n = 0, len = 0;
-    uint8_t *buf = NULL;
+    size_t n = 0;
 
     /* A valid op followed by 16 MiB of padding: the header claims only the op's bytes. */
     size_t raw_len = 16u * 1024 * 1024;
@@ -378,38 +383,26 @@ static void test_zlib_bomb_refused(void **state)
     size_t zlen = zip(raw, raw_len, z, cap);
     assert_true(zlen < 64 * 1024);
 
-    craft(f, 1, 4, z, zlen, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
+    assert_int_equal(decode_crafted(f, 1, 4, z, zlen, &got, &n), CMC_ERR_CORRUPT);
     assert_non_null(strstr(cmc_errmsg(), "past raw_len"));
     assert_null(got);
     assert_int_equal(n, 0);
-    cmc_free(buf);
 
     /* The same body declared at its real size decodes up to the msgpack check: the padding
      * is trailing bytes. */
-    craft(f, 1, (uint32_t)raw_len, z, zlen, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
+    assert_int_equal(decode_crafted(f, 1, (uint32_t)raw_len, z, zlen, &got, &n), CMC_ERR_CORRUPT);
     assert_null(got);
-    cmc_free(buf);
 
     /* And a body that inflates to less than raw_len. */
     zlen = zip(raw, 4, z, cap);
-    craft(f, 1, 5, z, zlen, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
+    assert_int_equal(decode_crafted(f, 1, 5, z, zlen, &got, &n), CMC_ERR_CORRUPT);
     assert_non_null(strstr(cmc_errmsg(), "less than"));
-    cmc_free(buf);
     /* Exactly right decodes. */
-    craft(f, 1, 4, z, zlen, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_OK);
+    assert_int_equal(decode_crafted(f, 1, 4, z, zlen, &got, &n), CMC_OK);
     assert_int_equal(n, 1);
     assert_int_equal(got[0].kind, BUNDLE_OP_WIPE);
     assert_int_equal(got[0].seq, 9);
     bundle_ops_free(got, n);
-    cmc_free(buf);
     cmc_free(z);
     cmc_free(raw);
 }
@@ -607,12 +600,9 @@ static void test_policy_op_and_rollback_flag(void **state)
         const uint8_t raw[] = {0x91, 0x93, 0x05, 0x01, 0xcd, 0x0e, 0x42};
         uint8_t z[128];
         size_t zlen = zip(raw, sizeof raw, z, sizeof z);
-        craft(f, 1, sizeof raw, z, zlen, &buf, &len);
-        assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-        assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_OK);
+        assert_int_equal(decode_crafted(f, 1, sizeof raw, z, zlen, &got, &n), CMC_OK);
         assert_int_equal(got[0].lease_days, 3650);
         bundle_ops_free(got, n);
-        cmc_free(buf);
     }
 
     /* a flag bit beyond MORE, SNAPSHOT and ROLLBACK is still a newer hub's */
@@ -629,28 +619,17 @@ static void test_bad_zlib_refused(void **state)
     const uint8_t raw[] = { 0x91, 0x92, 0x04, 0x09 };
     uint8_t z[64];
     size_t zlen = zip(raw, sizeof raw, z, sizeof z);
-    struct bundle_header h;
     struct bundle_op *got = NULL;
-    size_t n = 0, len = 0;
-    uint8_t *buf = NULL;
+    size_t n = 0;
 
     /* cut short */
-    craft(f, 1, sizeof raw, z, zlen - 3, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
-    cmc_free(buf);
+    assert_int_equal(decode_crafted(f, 1, sizeof raw, z, zlen - 3, &got, &n), CMC_ERR_CORRUPT);
     /* bytes after the stream */
     z[zlen] = 0x00;
-    craft(f, 1, sizeof raw, z, zlen + 1, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
-    cmc_free(buf);
+    assert_int_equal(decode_crafted(f, 1, sizeof raw, z, zlen + 1, &got, &n), CMC_ERR_CORRUPT);
     /* not zlib at all (raw msgpack) */
-    craft(f, 1, sizeof raw, raw, sizeof raw, &buf, &len);
-    assert_int_equal(bundle_verify(buf, len, f->pk, &h), CMC_OK);
-    assert_int_equal(bundle_decode(buf, len, &h, &got, &n), CMC_ERR_CORRUPT);
+    assert_int_equal(decode_crafted(f, 1, sizeof raw, raw, sizeof raw, &got, &n), CMC_ERR_CORRUPT);
     assert_null(got);
-    cmc_free(buf);
 }
 
 static void test_writer_tracks_size_for_paging(void **state)

@@ -12,22 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char base_json[] =
-    "{\"plan_id\":\"7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11\",\"nhs_number\":\"9434765919\","
-    "\"patient\":{\"given_name\":\"Margaret\",\"family_name\":\"Okafor\","
-    "\"date_of_birth\":\"1938-04-17\",\"gender\":\"female\",\"postcode\":\"SE15 4QT\"},"
-    "\"consent\":{\"basis\":\"patient\",\"recorded_at\":\"2026-02-11T10:20:00Z\",\"recorded_by\":\"Dr A\"},"
-    "\"resuscitation\":{\"decision\":\"dnacpr\",\"decided_at\":\"2026-02-11\",\"patient_aware\":true},"
-    "\"preferred_place_of_death\":[\"home\",\"hospice\"],\"prognosis\":\"weeks\","
-    "\"diagnoses\":[{\"id\":\"d1\",\"text\":\"Cancer\",\"primary\":true}],"
-    "\"medications\":[{\"id\":\"m1\",\"name\":\"Morphine\",\"dose\":\"2.5 mg\",\"anticipatory\":false},"
-    "{\"id\":\"m2\",\"name\":\"Midazolam\",\"dose\":\"2.5 mg\",\"anticipatory\":true}],"
-    "\"allergies\":[{\"id\":\"a1\",\"substance\":\"Penicillin\",\"reaction\":\"Anaphylaxis\",\"severity\":\"severe\"}],"
-    "\"contacts\":[{\"id\":\"c1\",\"role\":\"gp\",\"name\":\"Dr A\",\"phone\":\"020 7946 0100\"},"
-    "{\"id\":\"c2\",\"role\":\"palliative_team\",\"name\":\"Line\",\"phone\":\"020 7946 0999\"},"
-    "{\"id\":\"c3\",\"role\":\"lpa\",\"name\":\"Son\",\"phone\":\"07700 900123\"}],"
-    "\"status\":\"published\",\"version\":4,\"approved_by\":\"Dr A\","
-    "\"approved_at\":\"2026-02-11T15:02:00Z\",\"updated_at\":\"2026-02-11T15:02:00Z\"}";
+#include "tests/support/example_plan_model.h"
+
 
 /* The example of CLI.md. */
 static const char cli_change[] =
@@ -38,8 +24,7 @@ static const char cli_change[] =
 
 static void load_base(struct plan *p)
 {
-    if (plan_from_json(base_json, strlen(base_json), p) != CMC_OK)
-        fail_msg("base: %s", cmc_errmsg());
+    tst_example_plan_parse(p);
 }
 
 static void test_cli_example_applies(void **state)
@@ -91,7 +76,7 @@ static void test_set_null_clears_and_update_null_clears(void **state)
     assert_int_equal(p.resuscitation.patient_aware, PLAN_UNSET);
     assert_null(p.medications[0].dose);
     assert_int_equal(p.medications[0].anticipatory, 1);
-    assert_string_equal(p.medications[0].name, "Morphine");
+    assert_string_equal(p.medications[0].name, "Morphine sulfate oral solution");
     plan_change_free(&c);
     plan_free(&p);
 }
@@ -146,7 +131,7 @@ static void test_apply_refusals_leave_plan_unchanged(void **state)
         {"{\"add\":{\"medications\":[{\"id\":\"m1\",\"name\":\"Again\"}]}}", "medications[m1]: an item with this id already exists"},
         {"{\"set\":{\"prognosis\":\"days\"},\"remove\":{\"contacts\":[\"c1\",\"c1\"]}}", "contacts[c1]: no item with this id"},
         {"{\"set\":{\"patient.given_name\":null}}", "patient.given_name: required"},
-        {"{\"add\":{\"diagnoses\":[{\"id\":\"d2\",\"text\":\"x\",\"primary\":true}]}}", "diagnoses[d2].primary: more than one primary"},
+        {"{\"add\":{\"diagnoses\":[{\"id\":\"d3\",\"text\":\"x\",\"primary\":true}]}}", "diagnoses[d3].primary: more than one primary"},
         {"{\"add\":{\"medications\":[{\"id\":\"m9\"},{\"id\":\"m9\"}]}}", "medications[m9]: an item with this id already exists"},
     };
     struct plan p, orig;

@@ -154,6 +154,13 @@ static void server_stop(struct server *s)
     pthread_mutex_destroy(&s->mu);
 }
 
+/* Ends a test's exchange: the client, then the server. */
+static void client_and_server_stop(http_client *c, struct server *s)
+{
+    http_client_free(c);
+    server_stop(s);
+}
+
 /* Formats a response with a Content-Length that matches its body. */
 static const char *reply(char *buf, size_t cap, const char *status, const char *headers,
                          const char *body)
@@ -180,6 +187,14 @@ static http_client *client_for(struct server *s, const char *prefix, size_t max_
     o.low_speed_time = 5;
     assert_int_equal(http_client_new(&o, &c), CMC_OK);
     return c;
+}
+
+/* Starts a server on `script` and a client for it that makes up to `attempts` attempts. */
+static http_client *start_exchange(struct server *s, const struct canned *script, size_t n,
+                                   unsigned attempts)
+{
+    server_start(s, script, n);
+    return client_for(s, "", 0, attempts);
 }
 
 /* The value of a header in the server's last request, or NULL. */
@@ -218,8 +233,7 @@ static void test_success_and_keep_alive(void **state)
     struct server s;
     struct http_response r;
     struct http_stats st;
-    server_start(&s, script, 1);
-    http_client *c = client_for(&s, "", 0, 0);
+    http_client *c = start_exchange(&s, script, 1, 0);
 
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r), CMC_OK);
     assert_int_equal(r.status, 200);
@@ -248,8 +262,7 @@ static void test_success_and_keep_alive(void **state)
     assert_true(st.bytes_received >= 10);
     assert_true(st.bytes_sent >= sizeof body);
     assert_int_equal(st.retries, 0);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static void test_requests_are_signed(void **state)
@@ -309,8 +322,7 @@ static void test_requests_are_signed(void **state)
                      CMC_OK);
     http_response_free(&r);
     assert_null(header_value(&s, "X-CMC-Signature", sig, sizeof sig));
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static void test_503_retry_after_is_honoured(void **state)
@@ -327,8 +339,7 @@ static void test_503_retry_after_is_honoured(void **state)
     struct server s;
     struct http_response r;
     struct http_stats st;
-    server_start(&s, script, 2);
-    http_client *c = client_for(&s, "", 0, 3);
+    http_client *c = start_exchange(&s, script, 2, 3);
 
     plat_fake_clock_enable(1800000000, 1000000000ull);
     uint64_t before = plat_mono_now_ns();
@@ -345,8 +356,7 @@ static void test_503_retry_after_is_honoured(void **state)
     assert_int_equal(st.retries, 1);
     assert_int_equal(st.requests, 2);
     http_response_free(&r);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static void test_retries_give_up_with_backoff(void **state)
@@ -357,8 +367,7 @@ static void test_retries_give_up_with_backoff(void **state)
     };
     struct server s;
     struct http_response r;
-    server_start(&s, script, 1);
-    http_client *c = client_for(&s, "", 0, 4);
+    http_client *c = start_exchange(&s, script, 1, 4);
 
     plat_fake_clock_enable(1800000000, 0);
     int rc = http_request(c, "GET", "/v1/pull?cursor=3", NULL, NULL, 0, 0, &r);
@@ -380,8 +389,7 @@ static void test_retries_give_up_with_backoff(void **state)
                      CMC_ERR_REFUSED);
     assert_int_equal(atomic_load(&s.requests), 1);
     http_response_free(&r);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static void test_401_is_not_retried_and_keeps_the_hub_error(void **state)
@@ -397,8 +405,7 @@ static void test_401_is_not_retried_and_keeps_the_hub_error(void **state)
     struct server s;
     struct http_response r;
 
-    server_start(&s, script1, 1);
-    http_client *c = client_for(&s, "", 0, 4);
+    http_client *c = start_exchange(&s, script1, 1, 4);
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
                      CMC_ERR_UNAUTHORIZED);
     assert_int_equal(atomic_load(&s.requests), 1);
@@ -407,19 +414,16 @@ static void test_401_is_not_retried_and_keeps_the_hub_error(void **state)
     assert_string_equal(r.hub_message, "device revoked");
     assert_non_null(strstr(cmc_errmsg(), "device revoked"));
     http_response_free(&r);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 
-    server_start(&s, script2, 1);
-    c = client_for(&s, "", 0, 4);
+    c = start_exchange(&s, script2, 1, 4);
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
                      CMC_ERR_CLOCK);
     assert_int_equal(atomic_load(&s.requests), 1);
     assert_string_equal(r.hub_error, "clock");
     assert_non_null(strstr(cmc_errmsg(), "wrong by 4000 seconds"));
     http_response_free(&r);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static void test_other_statuses_map_to_codes(void **state)
@@ -433,8 +437,7 @@ static void test_other_statuses_map_to_codes(void **state)
     };
     struct server s;
     struct http_response r;
-    server_start(&s, script, 4);
-    http_client *c = client_for(&s, "", 0, 4);
+    http_client *c = start_exchange(&s, script, 4, 4);
     assert_int_equal(http_request(c, "POST", "/v1/push", NULL, NULL, 0, 0, &r), CMC_ERR_CONFLICT);
     http_response_free(&r);
     assert_int_equal(http_request(c, "POST", "/v1/push", NULL, NULL, 0, 0, &r),
@@ -447,8 +450,7 @@ static void test_other_statuses_map_to_codes(void **state)
     assert_int_equal(r.body_len, 13);
     http_response_free(&r);
     assert_int_equal(atomic_load(&s.requests), 4);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static void test_cut_short_body_is_an_error(void **state)
@@ -459,8 +461,7 @@ static void test_cut_short_body_is_an_error(void **state)
     };
     struct server s;
     struct http_response r;
-    server_start(&s, script, 1);
-    http_client *c = client_for(&s, "", 0, 2);
+    http_client *c = start_exchange(&s, script, 1, 2);
 
     plat_fake_clock_enable(1800000000, 0);
     int rc = http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r);
@@ -470,8 +471,7 @@ static void test_cut_short_body_is_an_error(void **state)
     assert_int_equal(atomic_load(&s.requests), 2); /* retried once, then given up */
     assert_null(r.body);
     http_response_free(&r);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static void test_response_over_the_cap_is_refused(void **state)
@@ -494,8 +494,7 @@ static void test_response_over_the_cap_is_refused(void **state)
                      CMC_ERR_TOO_LARGE);
     assert_int_equal(atomic_load(&s.requests), 1); /* not retried */
     http_response_free(&r);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 
     /* no length given: aborted once the bytes pass the cap */
     server_start(&s, script2, 1);
@@ -505,8 +504,7 @@ static void test_response_over_the_cap_is_refused(void **state)
     assert_int_equal(atomic_load(&s.requests), 1);
     assert_null(r.body);
     http_response_free(&r);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static int cancel_progress(void *ctx, uint64_t received, uint64_t expected)
@@ -527,8 +525,7 @@ static void test_progress_callback_can_cancel(void **state)
     struct server s;
     struct http_response r;
     int calls = 0;
-    server_start(&s, script, 1);
-    http_client *c = client_for(&s, "", 0, 3);
+    http_client *c = start_exchange(&s, script, 1, 3);
     http_client_set_progress(c, cancel_progress, &calls);
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
                      CMC_ERR_NET);
@@ -538,8 +535,7 @@ static void test_progress_callback_can_cancel(void **state)
     http_client_set_progress(c, NULL, NULL);
     assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r), CMC_OK);
     http_response_free(&r);
-    http_client_free(c);
-    server_stop(&s);
+    client_and_server_stop(c, &s);
 }
 
 static void test_connection_refused_is_a_network_error(void **state)

@@ -16,38 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *base_json =
-    "{\"plan_id\":\"7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11\",\"nhs_number\":\"9434765919\","
-    "\"patient\":{\"given_name\":\"Margaret\",\"family_name\":\"Okafor\",\"preferred_name\":\"Maggie\","
-    "\"date_of_birth\":\"1938-04-17\",\"gender\":\"female\",\"address\":\"Flat 3, 12 Larkspur Road, London\","
-    "\"postcode\":\"SE15 4QT\",\"phone\":\"020 7946 0321\",\"language\":\"English\",\"interpreter_needed\":false},"
-    "\"region\":\"south-east-london\",\"team\":\"peckham-district-nursing\",\"care_home\":null,"
-    "\"consent\":{\"basis\":\"patient\",\"recorded_at\":\"2026-02-11T10:20:00Z\",\"recorded_by\":\"Dr Amira Shah\"},"
-    "\"resuscitation\":{\"decision\":\"dnacpr\",\"decided_at\":\"2026-02-11\",\"decided_by\":\"Dr Amira Shah\","
-    "\"form_location\":\"Purple folder\",\"review_date\":\"2027-02-11\",\"patient_aware\":true,\"family_aware\":true},"
-    "\"ceiling_of_treatment\":\"Prioritise comfort.\",\"hospital_admission_wanted\":false,"
-    "\"adrt\":{\"exists\":true,\"location\":\"Copy with GP\"},"
-    "\"preferred_place_of_care\":[\"home\",\"hospice\"],\"preferred_place_of_death\":[\"home\",\"hospice\"],"
-    "\"prognosis\":\"weeks to months\","
-    "\"diagnoses\":[{\"id\":\"d1\",\"text\":\"Metastatic breast cancer\",\"primary\":true},"
-    "{\"id\":\"d2\",\"text\":\"Type 2 diabetes\",\"primary\":false}],"
-    "\"medications\":[{\"id\":\"m1\",\"name\":\"Morphine sulfate oral solution\",\"dose\":\"2.5 mg\",\"anticipatory\":false},"
-    "{\"id\":\"m2\",\"name\":\"Midazolam injection\",\"dose\":\"2.5 mg s/c\",\"anticipatory\":true}],"
-    "\"anticipatory_medicines_location\":\"Just-in-case box\","
-    "\"allergies\":[{\"id\":\"a1\",\"substance\":\"Penicillin\",\"reaction\":\"Anaphylaxis\",\"severity\":\"severe\"},"
-    "{\"id\":\"a2\",\"substance\":\"Latex\",\"reaction\":\"Rash\",\"severity\":\"mild\"}],"
-    "\"contacts\":[{\"id\":\"c1\",\"role\":\"gp\",\"name\":\"Dr Amira Shah\",\"phone\":\"020 7946 0100\",\"available\":\"weekdays\"},"
-    "{\"id\":\"c3\",\"role\":\"lpa\",\"name\":\"Chidi Okafor\",\"phone\":\"07700 900123\",\"available\":\"any time\"}],"
-    "\"social_support\":\"Son visits daily.\",\"what_matters_to_me\":\"Staying at home.\","
-    "\"anticipated_problems\":[{\"id\":\"p1\",\"problem\":\"Breathlessness\",\"guidance\":\"Sit upright.\"}],"
-    "\"organ_donation\":null,\"status\":\"published\",\"version\":4,\"approved_by\":\"Dr Amira Shah\","
-    "\"approved_at\":\"2026-02-11T15:02:00Z\",\"review_due\":\"2027-02-11\",\"updated_at\":\"2026-02-11T15:02:00Z\"}";
-
-static void load_base(struct plan *p)
-{
-    plan_init(p);
-    assert_int_equal(plan_from_json(base_json, strlen(base_json), p), CMC_OK);
-}
+#include "tests/support/example_plan_model.h"
 
 static void apply_doc(struct plan *p, const char *doc)
 {
@@ -60,6 +29,14 @@ static void apply_doc(struct plan *p, const char *doc)
     if (rc != CMC_OK)
         fail_msg("change not applied: %s (%s)", cmc_errmsg(), doc);
     plan_change_free(&c);
+}
+
+/* The example plan with a second allergy, so that two sides can touch different items. */
+static void load_base(struct plan *p)
+{
+    tst_example_plan_parse(p);
+    apply_doc(p, "{\"add\":{\"allergies\":[{\"id\":\"a2\",\"substance\":\"Latex\","
+                 "\"reaction\":\"Rash\",\"severity\":\"mild\"}]}}");
 }
 
 static void bump_remote(struct plan *remote)

@@ -12,104 +12,32 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* A copy of ../shared/examples/plan.json, so the test does not depend on the working
- * directory; test_example_file_matches checks it against the file when that is present. */
-static const char example_json[] =
-    "{\n"
-    "  \"plan_id\": \"7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11\",\n"
-    "  \"nhs_number\": \"9434765919\",\n"
-    "  \"patient\": {\n"
-    "    \"given_name\": \"Margaret\",\n"
-    "    \"family_name\": \"Okafor\",\n"
-    "    \"preferred_name\": \"Maggie\",\n"
-    "    \"date_of_birth\": \"1938-04-17\",\n"
-    "    \"gender\": \"female\",\n"
-    "    \"address\": \"Flat 3, 12 Larkspur Road, London\",\n"
-    "    \"postcode\": \"SE15 4QT\",\n"
-    "    \"phone\": \"020 7946 0321\",\n"
-    "    \"language\": \"English\",\n"
-    "    \"interpreter_needed\": false\n"
-    "  },\n"
-    "  \"region\": \"south-east-london\",\n"
-    "  \"team\": \"peckham-district-nursing\",\n"
-    "  \"care_home\": null,\n"
-    "  \"consent\": {\n"
-    "    \"basis\": \"patient\",\n"
-    "    \"recorded_at\": \"2026-02-11T10:20:00Z\",\n"
-    "    \"recorded_by\": \"Dr Amira Shah\"\n"
-    "  },\n"
-    "  \"resuscitation\": {\n"
-    "    \"decision\": \"dnacpr\",\n"
-    "    \"decided_at\": \"2026-02-11\",\n"
-    "    \"decided_by\": \"Dr Amira Shah\",\n"
-    "    \"form_location\": \"Purple folder on the kitchen table\",\n"
-    "    \"review_date\": \"2027-02-11\",\n"
-    "    \"patient_aware\": true,\n"
-    "    \"family_aware\": true\n"
-    "  },\n"
-    "  \"ceiling_of_treatment\": \"Prioritise comfort. Treat reversible causes at home; avoid admission unless symptoms cannot be controlled.\",\n"
-    "  \"hospital_admission_wanted\": false,\n"
-    "  \"adrt\": { \"exists\": true, \"location\": \"Copy with GP and in the purple folder\" },\n"
-    "  \"preferred_place_of_care\": [\"home\", \"hospice\"],\n"
-    "  \"preferred_place_of_death\": [\"home\", \"hospice\"],\n"
-    "  \"prognosis\": \"weeks to months\",\n"
-    "  \"diagnoses\": [\n"
-    "    { \"id\": \"d1\", \"text\": \"Metastatic breast cancer\", \"primary\": true },\n"
-    "    { \"id\": \"d2\", \"text\": \"Type 2 diabetes\", \"primary\": false }\n"
-    "  ],\n"
-    "  \"medications\": [\n"
-    "    { \"id\": \"m1\", \"name\": \"Morphine sulfate oral solution\", \"dose\": \"2.5-5 mg every 4 hours as needed\", \"anticipatory\": false },\n"
-    "    { \"id\": \"m2\", \"name\": \"Midazolam injection\", \"dose\": \"2.5-5 mg s/c as needed for agitation\", \"anticipatory\": true }\n"
-    "  ],\n"
-    "  \"anticipatory_medicines_location\": \"Just-in-case box in the bedroom wardrobe\",\n"
-    "  \"allergies\": [\n"
-    "    { \"id\": \"a1\", \"substance\": \"Penicillin\", \"reaction\": \"Anaphylaxis\", \"severity\": \"severe\" }\n"
-    "  ],\n"
-    "  \"contacts\": [\n"
-    "    { \"id\": \"c1\", \"role\": \"gp\", \"name\": \"Dr Amira Shah, Rye Lane Surgery\", \"phone\": \"020 7946 0100\", \"available\": \"08:00-18:30 weekdays\" },\n"
-    "    { \"id\": \"c2\", \"role\": \"palliative_team\", \"name\": \"St Christopher's 24/7 advice line\", \"phone\": \"020 7946 0999\", \"available\": \"24/7\" },\n"
-    "    { \"id\": \"c3\", \"role\": \"lpa\", \"name\": \"Chidi Okafor (son)\", \"phone\": \"07700 900123\", \"available\": \"any time\" }\n"
-    "  ],\n"
-    "  \"social_support\": \"Lives alone; son visits daily; carers twice a day.\",\n"
-    "  \"what_matters_to_me\": \"Staying at home with my cat, Biscuit.\",\n"
-    "  \"anticipated_problems\": [\n"
-    "    { \"id\": \"p1\", \"problem\": \"Breathlessness\", \"guidance\": \"Sit upright, fan, oral morphine as prescribed; call palliative line.\" },\n"
-    "    { \"id\": \"p2\", \"problem\": \"Hypoglycaemia\", \"guidance\": \"Check glucose; give oral glucose if able to swallow.\" }\n"
-    "  ],\n"
-    "  \"organ_donation\": \"Wishes to donate corneas\",\n"
-    "  \"status\": \"published\",\n"
-    "  \"version\": 4,\n"
-    "  \"approved_by\": \"Dr Amira Shah\",\n"
-    "  \"approved_at\": \"2026-02-11T15:02:00Z\",\n"
-    "  \"review_due\": \"2027-02-11\",\n"
-    "  \"updated_at\": \"2026-02-11T15:02:00Z\"\n"
-    "}\n";
+#include "tests/support/example_plan.h"
+
+/* shared/examples/plan.json, read once before the tests run (tests/support/example_plan.h). */
+static char *example_json;
+
+static int load_example_file(void **state)
+{
+    (void)state;
+    return tst_example_plan(&example_json, NULL);
+}
+
+static int free_example_file(void **state)
+{
+    (void)state;
+    free(example_json);
+    return 0;
+}
 
 static void load_example(struct plan *p)
 {
     int rc = plan_from_json(example_json, strlen(example_json), p);
     if (rc != CMC_OK)
         fail_msg("example: %s", cmc_errmsg());
-}
-
-static void test_example_file_matches(void **state)
-{
-    (void)state;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    struct plan a, b;
-    int rc = plat_read_file("../shared/examples/plan.json", 1 << 20, &buf, &len);
-    if (rc == CMC_ERR_NOT_FOUND)
-        skip();
-    assert_int_equal(rc, CMC_OK);
-    load_example(&a);
-    assert_int_equal(plan_from_json((const char *)buf, len, &b), CMC_OK);
-    assert_true(plan_equal(&a, &b));
-    plan_free(&a);
-    plan_free(&b);
-    cmc_free(buf);
 }
 
 static void test_example_parses_and_is_complete(void **state)
@@ -729,7 +657,6 @@ static void test_out_of_memory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example_file_matches),
         cmocka_unit_test(test_example_parses_and_is_complete),
         cmocka_unit_test(test_json_round_trip_is_exact),
         cmocka_unit_test(test_msgpack_round_trip_and_determinism),
@@ -748,5 +675,5 @@ int main(void)
         cmocka_unit_test(test_out_of_memory),
     };
     plan_json_init(); /* the test's own jansson calls allocate like the library's */
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, load_example_file, free_example_file);
 }
