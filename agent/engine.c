@@ -11,7 +11,7 @@
 #include "sync/change.h"
 #include "sync/http.h"
 #include "sync/merge.h"
-#include "sync/mp.h"
+#include "sync/wire.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -137,39 +137,6 @@ static void add_stats(struct engine_report *r, http_client *c)
     r->connections = st.connections;
 }
 
-/* ---- msgpack maps from the hub ---------------------------------------------------------- */
-
-struct kv_reader {
-    struct mp_reader r;
-    uint32_t n;
-};
-
-static int read_key(struct mp_reader *r, char *key, size_t cap)
-{
-    const char *k;
-    uint32_t klen;
-    int rc = mp_read_str(r, 64, &k, &klen);
-    if (rc != CMC_OK)
-        return rc;
-    if (klen >= cap)
-        return cmc_fail(CMC_ERR_PROTOCOL, "hub answer has an over-long key");
-    memcpy(key, k, klen);
-    key[klen] = '\0';
-    return CMC_OK;
-}
-
-static int read_str_into(struct mp_reader *r, char *out, size_t cap)
-{
-    const char *v;
-    uint32_t len;
-    int rc = mp_read_str(r, (uint32_t)cap - 1, &v, &len);
-    if (rc != CMC_OK)
-        return rc;
-    memcpy(out, v, len);
-    out[len] = '\0';
-    return CMC_OK;
-}
-
 /* ---- enrollment ------------------------------------------------------------------------- */
 
 static int copy_ca(const struct engine_config *cfg, const char *ca_file, char *dst, size_t cap)
@@ -199,6 +166,7 @@ int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url
     uint8_t *body = NULL;
     size_t body_len = 0;
     char sk_hex[CRY_SIGN_SK_BYTES * 2 + 1];
+    struct wire_enroll_ans ans;
     int rc;
     if (ca_file != NULL && (rc = copy_ca(cfg, ca_file, ca_copy, sizeof ca_copy)) != CMC_OK)
         return rc;
@@ -212,16 +180,9 @@ int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url
     };
     if ((rc = http_client_new(&opt, &client)) != CMC_OK)
         goto out;
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 3);
-    mp_write_cstr(&w, "code");
-    mp_write_cstr(&w, code);
-    mp_write_cstr(&w, "device_pk");
-    mp_write_bin(&w, pk, sizeof pk);
-    mp_write_cstr(&w, "name");
-    mp_write_cstr(&w, device_name);
-    if ((rc = mp_writer_finish(&w, &body, &body_len)) != CMC_OK)
+    struct wire_enroll_req req = { .code = code, .name = device_name };
+    memcpy(req.device_pk, pk, sizeof pk);
+    if ((rc = wire_enroll_req_encode(&req, &body, &body_len)) != CMC_OK)
         goto out;
     rc = http_request(client, "POST", "/v1/enroll", NULL, body, body_len, HTTP_NO_SIGN | HTTP_NO_RETRY, &resp);
     if (rc != CMC_OK) {
@@ -229,72 +190,28 @@ int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url
             rc = cmc_fail(rc, "the hub refused enrollment: %s", resp.hub_message);
         goto out;
     }
-    /* {"device_id", "hub_pk", "scope", "role", "lease_days", "hub_time"} */
-    char device_id[PLAN_ID_LEN + 1] = "", scope[128] = "", role[32] = "";
-    uint8_t hub_pk[CRY_SIGN_PK_BYTES];
-    int have_pk = 0;
-    int64_t lease_days = 0, hub_time = 0;
-    struct mp_reader r;
-    uint32_t n;
-    mp_reader_init(&r, resp.body, resp.body_len, 4);
-    if ((rc = mp_read_map(&r, 32, &n)) != CMC_OK)
-        goto bad_answer;
-    for (uint32_t i = 0; i < n; i++) {
-        char key[32];
-        if ((rc = read_key(&r, key, sizeof key)) != CMC_OK)
-            goto bad_answer;
-        if (strcmp(key, "device_id") == 0)
-            rc = read_str_into(&r, device_id, sizeof device_id);
-        else if (strcmp(key, "scope") == 0)
-            rc = read_str_into(&r, scope, sizeof scope);
-        else if (strcmp(key, "role") == 0)
-            rc = read_str_into(&r, role, sizeof role);
-        else if (strcmp(key, "lease_days") == 0)
-            rc = mp_read_int(&r, &lease_days);
-        else if (strcmp(key, "hub_time") == 0)
-            rc = mp_read_int(&r, &hub_time);
-        else if (strcmp(key, "hub_pk") == 0) {
-            const uint8_t *b;
-            uint32_t blen;
-            rc = mp_read_bin(&r, CRY_SIGN_PK_BYTES, &b, &blen);
-            if (rc == CMC_OK && blen != CRY_SIGN_PK_BYTES)
-                rc = cmc_fail(CMC_ERR_PROTOCOL, "hub key has the wrong length");
-            if (rc == CMC_OK) {
-                memcpy(hub_pk, b, sizeof hub_pk);
-                have_pk = 1;
-            }
-        } else
-            rc = mp_skip(&r);
-        if (rc != CMC_OK)
-            goto bad_answer;
-    }
-    mp_leave(&r);
-    uint8_t check[16];
-    if (!have_pk || plan_uuid_bytes(device_id, check) != CMC_OK)
-        goto bad_answer;
+    if ((rc = wire_enroll_ans_decode(resp.body, resp.body_len, &ans)) != CMC_OK)
+        goto out;
 
     char pin[HTTP_PIN_MAX] = "";
     if (strncmp(hub_url, "https://", 8) == 0 && (rc = http_client_peer_pin(client, pin)) != CMC_OK)
         goto out;
     char pk_hex[CRY_SIGN_PK_BYTES * 2 + 1];
-    cry_hex(pk_hex, hub_pk, sizeof hub_pk);
+    cry_hex(pk_hex, ans.hub_pk, sizeof ans.hub_pk);
     cry_hex(sk_hex, sk->buf, CRY_SIGN_SK_BYTES);
     if ((rc = store_batch_begin(s)) != CMC_OK)
         goto out;
-    if ((rc = store_state_set(s, ST_HUB_URL, hub_url)) != CMC_OK || (rc = store_state_set(s, ST_DEVICE_ID, device_id)) != CMC_OK ||
+    if ((rc = store_state_set(s, ST_HUB_URL, hub_url)) != CMC_OK || (rc = store_state_set(s, ST_DEVICE_ID, ans.device_id)) != CMC_OK ||
         (rc = store_state_set(s, ST_DEVICE_SK, sk_hex)) != CMC_OK || (rc = store_state_set(s, ST_HUB_PK, pk_hex)) != CMC_OK ||
         (rc = store_state_set(s, ST_TLS_PIN, pin)) != CMC_OK || (rc = store_state_set(s, ST_CA_FILE, ca_copy)) != CMC_OK ||
-        (rc = store_state_set(s, ST_SCOPE, scope)) != CMC_OK || (rc = store_state_set(s, ST_DEVICE_ROLE, role)) != CMC_OK ||
-        (rc = store_state_set_int(s, ST_LEASE_DAYS, lease_days)) != CMC_OK ||
-        (rc = store_state_set_int(s, ST_HUB_TIME, hub_time)) != CMC_OK || (rc = store_state_set_int(s, ST_CURSOR, 0)) != CMC_OK ||
-        (rc = lease_note_sync(s, hub_time > 0 ? hub_time : plat_wall_now())) != CMC_OK) {
+        (rc = store_state_set(s, ST_SCOPE, ans.scope)) != CMC_OK || (rc = store_state_set(s, ST_DEVICE_ROLE, ans.role)) != CMC_OK ||
+        (rc = store_state_set_int(s, ST_LEASE_DAYS, ans.lease_days)) != CMC_OK ||
+        (rc = store_state_set_int(s, ST_HUB_TIME, ans.hub_time)) != CMC_OK || (rc = store_state_set_int(s, ST_CURSOR, 0)) != CMC_OK ||
+        (rc = lease_note_sync(s, ans.hub_time > 0 ? ans.hub_time : plat_wall_now())) != CMC_OK) {
         store_batch_rollback(s);
         goto out;
     }
     rc = store_batch_commit(s);
-    goto out;
-bad_answer:
-    rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub's enrollment answer is malformed");
 out:
     cry_memzero(sk_hex, sizeof sk_hex);
     cmc_free(body);
@@ -449,19 +366,17 @@ static int send_purge_acks(store *s, http_client *client)
         json_decref(arr);
         return CMC_OK;
     }
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "purges");
-    mp_write_array(&w, (uint32_t)n);
-    for (size_t i = 0; i < n; i++)
-        mp_write_cstr(&w, json_string_value(json_array_get(arr, i)));
-    json_decref(arr);
+    const char **ids = cmc_calloc(n, sizeof *ids);
+    for (size_t i = 0; ids != NULL && i < n; i++)
+        ids[i] = json_string_value(json_array_get(arr, i));
+    struct wire_ack ack = { .purges = ids, .n_purges = n };
     uint8_t *body = NULL;
     size_t len = 0;
     struct http_response resp;
     http_response_init(&resp);
-    int rc = mp_writer_finish(&w, &body, &len);
+    int rc = ids != NULL ? wire_ack_encode(&ack, &body, &len) : cmc_fail(CMC_ERR_NOMEM, "out of memory");
+    cmc_free((void *)ids);
+    json_decref(arr);
     if (rc == CMC_OK)
         rc = http_request(client, "POST", "/v1/ack", NULL, body, len, 0, &resp);
     if (rc == CMC_OK)
@@ -473,6 +388,21 @@ static int send_purge_acks(store *s, http_client *client)
 
 /* ---- audit upload -------------------------------------------------------------------------- */
 
+static void audit_to_wire(const struct audit_entry *e, struct wire_audit_entry *w)
+{
+    memset(w, 0, sizeof *w);
+    w->seq = (uint64_t)e->seq;
+    memcpy(w->prev, e->prev, sizeof w->prev);
+    memcpy(w->hash, e->hash, sizeof w->hash);
+    snprintf(w->user, sizeof w->user, "%s", e->user);
+    snprintf(w->role, sizeof w->role, "%s", e->role);
+    snprintf(w->plan_id, sizeof w->plan_id, "%s", e->plan_id);
+    snprintf(w->identifier, sizeof w->identifier, "%s", e->identifier);
+    snprintf(w->action, sizeof w->action, "%s", e->action);
+    w->wall = e->wall;
+    w->mono = e->mono;
+}
+
 static int upload_audit(store *s, http_client *client)
 {
     for (int round = 0; round < 100; round++) {
@@ -483,49 +413,23 @@ static int upload_audit(store *s, http_client *client)
             cmc_free(v);
             return rc;
         }
-        struct mp_writer w;
-        mp_writer_init(&w);
-        mp_write_map(&w, 1);
-        mp_write_cstr(&w, "entries");
-        mp_write_array(&w, (uint32_t)n);
-        for (size_t i = 0; i < n && rc == CMC_OK; i++) {
-            uint8_t *e = NULL;
-            size_t elen = 0;
-            if ((rc = audit_entry_pack(&v[i], &e, &elen)) == CMC_OK)
-                mp_write_raw(&w, e, elen);
-            cmc_free(e);
-        }
+        struct wire_audit_entry *wv = cmc_calloc(n, sizeof *wv);
+        for (size_t i = 0; wv != NULL && i < n; i++)
+            audit_to_wire(&v[i], &wv[i]);
         cmc_free(v);
         uint8_t *body = NULL;
         size_t len = 0;
         struct http_response resp;
         http_response_init(&resp);
-        if (rc == CMC_OK)
-            rc = mp_writer_finish(&w, &body, &len);
-        else
-            mp_writer_discard(&w);
+        rc = wv != NULL ? wire_audit_upload_encode(wv, n, &body, &len) : cmc_fail(CMC_ERR_NOMEM, "out of memory");
+        cmc_free(wv);
         if (rc == CMC_OK)
             rc = http_request(client, "POST", "/v1/audit", NULL, body, len, 0, &resp);
         if (rc != CMC_OK && resp.status == 400)
             rc = cmc_fail(CMC_ERR_REFUSED, "the hub refused this device's audit log: %s", resp.hub_message);
         int64_t acked = -1;
-        if (rc == CMC_OK) {
-            struct mp_reader r;
-            uint32_t nk;
-            mp_reader_init(&r, resp.body, resp.body_len, 4);
-            rc = mp_read_map(&r, 8, &nk);
-            for (uint32_t i = 0; rc == CMC_OK && i < nk; i++) {
-                char key[32];
-                if ((rc = read_key(&r, key, sizeof key)) != CMC_OK)
-                    break;
-                if (strcmp(key, "acked_seq") == 0)
-                    rc = mp_read_int(&r, &acked);
-                else
-                    rc = mp_skip(&r);
-            }
-            if (rc != CMC_OK || acked < 0)
-                rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub's answer to the audit upload is malformed");
-        }
+        if (rc == CMC_OK)
+            rc = wire_audit_ans_decode(resp.body, resp.body_len, &acked);
         cmc_free(body);
         http_response_free(&resp);
         if (rc == CMC_OK && (rc = store_batch_begin(s)) == CMC_OK) {
@@ -810,17 +714,6 @@ struct pipeline {
     int stop, dl_done, dec_done;
 };
 
-/* GET /v1/pull from `cursor` for a replica that has committed `applied`. */
-static void pull_path(char *out, size_t cap, const struct engine_config *cfg, int64_t cursor,
-                      int64_t applied)
-{
-    int n = snprintf(out, cap, "/v1/pull?cursor=%lld", (long long)cursor);
-    if (applied != cursor && n > 0 && (size_t)n < cap)
-        n += snprintf(out + n, cap - (size_t)n, "&applied=%lld", (long long)applied);
-    if (cfg->page_budget > 0 && n > 0 && (size_t)n < cap)
-        snprintf(out + n, cap - (size_t)n, "&budget=%u", cfg->page_budget);
-}
-
 /* Waits until the slot is free (or the pipeline stops), then fills it. 0: stopped, the page
  * was not taken. */
 static int pipe_put(struct pipeline *pp, struct page *slot, int *full, struct page *pg)
@@ -880,8 +773,12 @@ static void *download_thread(void *arg)
         pthread_mutex_unlock(&pp->mu);
         if (stop)
             break;
-        pull_path(path, sizeof path, pp->cfg, cursor, applied);
-        int rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);
+        /* GET /v1/pull from `cursor` for a replica that has committed `applied` */
+        struct wire_pull_query q = { .cursor = (uint64_t)cursor, .applied = (uint64_t)applied,
+                                     .budget = pp->cfg->page_budget };
+        int rc = wire_pull_path(&q, path, sizeof path);
+        if (rc == CMC_OK)
+            rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);
         if (rc == CMC_OK)
             rc = check_bundle(pp->e->hub_pk, pp->e->device_uuid, resp.body, resp.body_len,
                               &pg.hdr);
@@ -1081,42 +978,20 @@ out:
     return rc;
 }
 
-struct push_answer {
-    char result[16];
-    int64_t version;
-    struct plan current;
-    int have_current;
-};
-
-static int parse_push_answer(const struct http_response *resp, struct push_answer *a)
+/* The hub's answer to a pushed edit, with a conflict's current version decoded. */
+static int parse_push_answer(const struct http_response *resp, struct wire_push_ans *a, struct plan *current,
+                             int *have_current)
 {
-    memset(a, 0, sizeof *a);
-    plan_init(&a->current);
-    struct mp_reader r;
-    uint32_t n;
-    mp_reader_init(&r, resp->body, resp->body_len, 4);
-    int rc = mp_read_map(&r, 16, &n);
-    for (uint32_t i = 0; rc == CMC_OK && i < n; i++) {
-        char key[32];
-        if ((rc = read_key(&r, key, sizeof key)) != CMC_OK)
-            break;
-        if (strcmp(key, "result") == 0)
-            rc = read_str_into(&r, a->result, sizeof a->result);
-        else if (strcmp(key, "version") == 0)
-            rc = mp_read_int(&r, &a->version);
-        else if (strcmp(key, "current") == 0 && mp_peek(&r) == MP_T_BIN) {
-            const uint8_t *b;
-            uint32_t blen;
-            rc = mp_read_bin(&r, PLAN_MAX_ENCODED, &b, &blen);
-            if (rc == CMC_OK && (rc = plan_unpack(b, blen, &a->current)) == CMC_OK)
-                a->have_current = 1;
-        } else
-            rc = mp_skip(&r);
-    }
-    if (rc != CMC_OK) {
-        plan_free(&a->current);
+    int rc = wire_push_ans_decode(resp->body, resp->body_len, a);
+    *have_current = 0;
+    if (rc != CMC_OK || a->current == NULL)
+        return rc;
+    if (plan_unpack(a->current, a->current_len, current) != CMC_OK) {
+        plan_free(current);
+        plan_init(current);
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub's answer to a pushed edit is malformed");
     }
+    *have_current = 1;
     return CMC_OK;
 }
 
@@ -1126,21 +1001,14 @@ static int push_one(store *s, http_client *client, const struct store_pending *p
     size_t len = 0;
     struct http_response resp;
     http_response_init(&resp);
-    struct push_answer ans;
-    memset(&ans, 0, sizeof ans);
-    plan_init(&ans.current);
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 4);
-    mp_write_cstr(&w, "idempotency_id");
-    mp_write_cstr(&w, p->idempotency_id);
-    mp_write_cstr(&w, "plan_id");
-    mp_write_cstr(&w, p->plan_id);
-    mp_write_cstr(&w, "base_version");
-    mp_write_int(&w, p->base_version);
-    mp_write_cstr(&w, "change");
-    mp_write_bin(&w, p->change, p->change_len);
-    int rc = mp_writer_finish(&w, &body, &len);
+    struct wire_push_ans ans;
+    struct plan current;
+    int have_current = 0;
+    plan_init(&current);
+    struct wire_push_req req = { .base_version = p->base_version, .change = p->change, .change_len = p->change_len };
+    snprintf(req.idempotency_id, sizeof req.idempotency_id, "%s", p->idempotency_id);
+    snprintf(req.plan_id, sizeof req.plan_id, "%s", p->plan_id);
+    int rc = wire_push_req_encode(&req, &body, &len);
     if (rc != CMC_OK)
         goto out;
     /* the idempotency id makes a retried push harmless */
@@ -1150,15 +1018,15 @@ static int push_one(store *s, http_client *client, const struct store_pending *p
         rc = CMC_OK; /* a conflict is an answer, carried in the body */
     if (rc != CMC_OK)
         goto out;
-    if ((rc = parse_push_answer(&resp, &ans)) != CMC_OK)
+    if ((rc = parse_push_answer(&resp, &ans, &current, &have_current)) != CMC_OK)
         goto out;
     if (strcmp(ans.result, "accepted") == 0 || strcmp(ans.result, "duplicate") == 0) {
         rc = store_pending_mark_pushed(s, p->id, ans.version);
         rep->pushed++;
-    } else if (strcmp(ans.result, "conflict") == 0 && ans.have_current) {
+    } else if (strcmp(ans.result, "conflict") == 0 && have_current) {
         if ((rc = store_batch_begin(s)) != CMC_OK)
             goto out;
-        rc = merge_pending(s, &ans.current, rep);
+        rc = merge_pending(s, &current, rep);
         if (rc == CMC_OK)
             rc = store_batch_commit(s);
         else
@@ -1167,7 +1035,7 @@ static int push_one(store *s, http_client *client, const struct store_pending *p
         rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub answered a pushed edit with '%s'", ans.result);
     }
 out:
-    plan_free(&ans.current);
+    plan_free(&current);
     cmc_free(body);
     http_response_free(&resp);
     return rc;
@@ -1218,16 +1086,12 @@ static int finish_wipe(store **sp, const struct engine_config *cfg, http_client 
         snprintf(p, sizeof p, "%s%s", cfg->replica_path, suffixes[i]);
         plat_shred(p);
     }
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "wipe");
-    mp_write_bool(&w, 1);
+    struct wire_ack ack = { .wipe = 1 };
     uint8_t *body = NULL;
     size_t len = 0;
     struct http_response resp;
     http_response_init(&resp);
-    int rc = mp_writer_finish(&w, &body, &len);
+    int rc = wire_ack_encode(&ack, &body, &len);
     if (rc == CMC_OK)
         rc = http_request(client, "POST", "/v1/ack", NULL, body, len, 0, &resp);
     if (rc != CMC_OK)
