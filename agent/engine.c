@@ -6,10 +6,10 @@
  */
 #include "agent/engine_int.h"
 
+#include "agent/lease.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
-#include "agent/lease.h"
 #include "sync/wire.h"
 
 #include <stdio.h>
