@@ -5,6 +5,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/mp.h"
+#include "sync/wire.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -46,18 +47,18 @@ static int entry_core(const struct audit_entry *e, uint8_t **out, size_t *len)
 
 static int entry_hash(const struct audit_entry *e, uint8_t out[32])
 {
-    uint8_t *m = NULL;
-    size_t len = 0;
-    int rc = entry_core(e, &m, &len);
-    if (rc != CMC_OK)
-        return rc;
-    struct cry_hash_state st;
-    cry_hash_init(&st);
-    cry_hash_update(&st, e->prev, sizeof e->prev);
-    cry_hash_update(&st, m, len);
-    cry_hash_final(&st, out);
-    cmc_free(m);
-    return CMC_OK;
+    struct wire_audit_entry w;
+    memset(&w, 0, sizeof w);
+    w.seq = (uint64_t)e->seq;
+    memcpy(w.prev, e->prev, sizeof w.prev);
+    copy_text(w.user, sizeof w.user, e->user);
+    copy_text(w.role, sizeof w.role, e->role);
+    copy_text(w.plan_id, sizeof w.plan_id, e->plan_id);
+    copy_text(w.identifier, sizeof w.identifier, e->identifier);
+    copy_text(w.action, sizeof w.action, e->action);
+    w.wall = e->wall;
+    w.mono = e->mono;
+    return wire_audit_entry_hash(&w, out);
 }
 
 int audit_entry_pack(const struct audit_entry *e, uint8_t **out, size_t *len)

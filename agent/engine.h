@@ -89,9 +89,6 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
                         const uint8_t device_uuid[16], const uint8_t *buf, size_t len, int *more,
                         struct engine_report *rep);
 
-/* 1 if the replica holds an enrollment. */
-int engine_enrolled(store *s);
-
 /* ---- conflicts ------------------------------------------------------------------------- */
 
 struct engine_conflict {

@@ -11,14 +11,12 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/change.h"
-#include "sync/mp.h"
+#include "sync/wire.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #define HUB_IDEM_MAX 64
-#define HUB_AUDIT_MAX_ENTRIES 10000
-#define HUB_AUDIT_STR_MAX 200
 
 static int hub_set_text(char **member, const char *s)
 {
@@ -166,116 +164,6 @@ out:
 
 /* ---- audit intake ---------------------------------------------------------------------- */
 
-struct hub_audit_in {
-    uint64_t seq;
-    const uint8_t *prev, *hash;
-    char user[HUB_AUDIT_STR_MAX + 1];
-    char role[HUB_AUDIT_STR_MAX + 1];
-    char plan_id[HUB_AUDIT_STR_MAX + 1];
-    char identifier[HUB_AUDIT_STR_MAX + 1];
-    char action[HUB_AUDIT_STR_MAX + 1];
-    int64_t wall, mono;
-    uint8_t computed[CRY_HASH_BYTES];
-};
-
-static int hub_read_cstr(struct mp_reader *r, const char *key, char *out, size_t cap)
-{
-    const char *s;
-    uint32_t n;
-    int rc = mp_read_str(r, (uint32_t)(cap - 1), &s, &n);
-    if (rc != CMC_OK)
-        return cmc_fail(CMC_ERR_INVALID, "audit entry: %s must be a string of at most %zu bytes",
-                        key, cap - 1);
-    if (memchr(s, '\0', n) != NULL)
-        return cmc_fail(CMC_ERR_INVALID, "audit entry: %s holds a NUL byte", key);
-    memcpy(out, s, n);
-    out[n] = '\0';
-    return CMC_OK;
-}
-
-/* Reads one entry and computes its hash: BLAKE2b-256(prev || the entry map re-encoded
- * without its "hash" pair, the other pairs' bytes in the order sent). */
-static int hub_read_audit_entry(struct mp_reader *r, struct hub_audit_in *e)
-{
-    uint32_t n, klen, blen;
-    const char *key;
-    const uint8_t *pair_start[16];
-    size_t pair_len[16];
-    unsigned seen = 0;
-    struct cry_hash_state hs;
-    int rc;
-
-    memset(e, 0, sizeof *e);
-    if ((rc = mp_read_map(r, 16, &n)) != CMC_OK)
-        return cmc_fail(CMC_ERR_INVALID, "audit entry: not a map of at most 16 pairs");
-    for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *start = r->p;
-        unsigned bit;
-        if ((rc = mp_read_str(r, 16, &key, &klen)) != CMC_OK)
-            return cmc_fail(CMC_ERR_INVALID, "audit entry: keys must be short strings");
-#define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
-        if (KEY_IS("seq")) {
-            bit = 1u << 0;
-            rc = mp_read_uint(r, &e->seq);
-        } else if (KEY_IS("prev")) {
-            bit = 1u << 1;
-            rc = mp_read_bin(r, CRY_HASH_BYTES, &e->prev, &blen);
-            if (rc == CMC_OK && blen != CRY_HASH_BYTES)
-                rc = CMC_ERR_INVALID;
-        } else if (KEY_IS("hash")) {
-            bit = 1u << 2;
-            rc = mp_read_bin(r, CRY_HASH_BYTES, &e->hash, &blen);
-            if (rc == CMC_OK && blen != CRY_HASH_BYTES)
-                rc = CMC_ERR_INVALID;
-        } else if (KEY_IS("user")) {
-            bit = 1u << 3;
-            rc = hub_read_cstr(r, "user", e->user, sizeof e->user);
-        } else if (KEY_IS("role")) {
-            bit = 1u << 4;
-            rc = hub_read_cstr(r, "role", e->role, sizeof e->role);
-        } else if (KEY_IS("plan_id")) {
-            bit = 1u << 5;
-            rc = hub_read_cstr(r, "plan_id", e->plan_id, sizeof e->plan_id);
-        } else if (KEY_IS("identifier")) {
-            bit = 1u << 6;
-            rc = hub_read_cstr(r, "identifier", e->identifier, sizeof e->identifier);
-        } else if (KEY_IS("action")) {
-            bit = 1u << 7;
-            rc = hub_read_cstr(r, "action", e->action, sizeof e->action);
-        } else if (KEY_IS("wall")) {
-            bit = 1u << 8;
-            rc = mp_read_int(r, &e->wall);
-        } else if (KEY_IS("mono")) {
-            bit = 1u << 9;
-            rc = mp_read_int(r, &e->mono);
-        } else {
-            return cmc_fail(CMC_ERR_INVALID, "audit entry: unknown key");
-        }
-#undef KEY_IS
-        if (rc != CMC_OK || (seen & bit))
-            return cmc_fail(CMC_ERR_INVALID, "audit entry: a key is repeated or has the wrong type");
-        seen |= bit;
-        pair_start[i] = start;
-        pair_len[i] = (size_t)(r->p - start);
-    }
-    mp_leave(r);
-    if (seen != 0x3ffu)
-        return cmc_fail(CMC_ERR_INVALID, "audit entry: seq, prev, hash, user, role, plan_id,"
-                                         " identifier, action, wall and mono are all required");
-    uint8_t map_hdr = (uint8_t)(0x80u | (n - 1));
-    cry_hash_init(&hs);
-    cry_hash_update(&hs, e->prev, CRY_HASH_BYTES);
-    cry_hash_update(&hs, &map_hdr, 1);
-    for (uint32_t i = 0; i < n; i++) {
-        /* skip the "hash" pair: its key is the fixstr 0xa4 "hash" */
-        if (pair_len[i] > 5 && pair_start[i][0] == 0xa4 && memcmp(pair_start[i] + 1, "hash", 4) == 0)
-            continue;
-        cry_hash_update(&hs, pair_start[i], pair_len[i]);
-    }
-    cry_hash_final(&hs, e->computed);
-    return CMC_OK;
-}
-
 /* The end of the device's current line (its newest fork): seq, hash and fork number. */
 static int hub_audit_last(hub *h, const char *device_id, uint64_t *seq,
                           uint8_t hash[CRY_HASH_BYTES], int64_t *fork, int *have)
@@ -346,24 +234,17 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
 {
     static const uint8_t zero[CRY_HASH_BYTES] = {0};
     struct mp_reader r;
-    struct hub_audit_in e;
+    struct wire_audit_entry e;
     sqlite3_stmt *ins = NULL;
-    uint8_t last_hash[CRY_HASH_BYTES];
+    uint8_t last_hash[CRY_HASH_BYTES], computed[CRY_HASH_BYTES];
     uint64_t last_seq = 0;
-    uint32_t n_keys, n_entries, klen;
+    uint32_t n_entries;
     int64_t fork = 0;
-    const char *key;
     int have = 0, found, rc, src;
 
     *acked_seq = 0;
-    mp_reader_init(&r, body, len, 8);
-    if (mp_read_map(&r, 4, &n_keys) != CMC_OK || n_keys != 1 ||
-        mp_read_str(&r, 16, &key, &klen) != CMC_OK || klen != 7 ||
-        memcmp(key, "entries", 7) != 0)
-        return cmc_fail(CMC_ERR_INVALID, "audit: body must be a map {\"entries\": [...]}");
-    if ((rc = mp_read_array(&r, HUB_AUDIT_MAX_ENTRIES, &n_entries)) != CMC_OK)
-        return cmc_fail(rc == CMC_ERR_TOO_LARGE ? CMC_ERR_TOO_LARGE : CMC_ERR_INVALID,
-                        "audit: entries must be an array of at most %d", HUB_AUDIT_MAX_ENTRIES);
+    if ((rc = wire_audit_upload_open(&r, body, len, &n_entries)) != CMC_OK)
+        return rc;
 
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
@@ -375,9 +256,9 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
                              &ins)) != CMC_OK)
         goto out;
     for (uint32_t i = 0; i < n_entries; i++) {
-        if ((rc = hub_read_audit_entry(&r, &e)) != CMC_OK)
+        if ((rc = wire_audit_upload_next(&r, &e, computed)) != CMC_OK)
             goto out;
-        if (!cry_memeq(e.computed, e.hash, CRY_HASH_BYTES)) {
+        if (!cry_memeq(computed, e.hash, CRY_HASH_BYTES)) {
             rc = cmc_fail(CMC_ERR_INVALID, "audit entry %llu: hash does not match its contents",
                           (unsigned long long)e.seq);
             goto out;
@@ -431,12 +312,8 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
         last_seq = e.seq;
         memcpy(last_hash, e.hash, CRY_HASH_BYTES);
     }
-    mp_leave(&r);
-    mp_leave(&r);
-    if (mp_expect_end(&r) != CMC_OK) {
-        rc = cmc_fail(CMC_ERR_INVALID, "audit: trailing bytes after the body");
+    if ((rc = wire_audit_upload_close(&r)) != CMC_OK)
         goto out;
-    }
     if ((rc = hub_tx_commit(h)) != CMC_OK)
         goto out;
     *acked_seq = last_seq;

@@ -1,0 +1,255 @@
+/*
+ * engine_push.c - what a device sends the hub: pending edits (push), acknowledgements of
+ * purges it has made durable, and its view log (the audit upload).
+ */
+#include "agent/engine_int.h"
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+#include "agent/audit.h"
+#include "sync/wire.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Several unpushed edits of one plan go to the hub as one draft: squash them. */
+static int squash_pending(store *s, const char *plan_id)
+{
+    struct store_pending *pend = NULL;
+    size_t n = 0;
+    int rc = store_sync_pending_list(s, plan_id, &pend, &n);
+    if (rc != CMC_OK || n < 2)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (pend[i].state != 0)
+            goto out;
+    struct plan base, local;
+    if ((rc = engine_local_view(s, pend, n, &base, &local)) != CMC_OK)
+        goto out;
+    rc = engine_rebase_pending(s, plan_id, &base, &local);
+    plan_free(&base);
+    plan_free(&local);
+out:
+    store_pending_free(pend, n);
+    return rc;
+}
+
+/* The hub's answer to a pushed edit, with a conflict's current version decoded. */
+static int parse_push_answer(const struct http_response *resp, struct wire_push_ans *a, struct plan *current,
+                             int *have_current)
+{
+    int rc = wire_push_ans_decode(resp->body, resp->body_len, a);
+    *have_current = 0;
+    if (rc != CMC_OK || a->current == NULL)
+        return rc;
+    if (plan_unpack(a->current, a->current_len, current) != CMC_OK) {
+        plan_free(current);
+        plan_init(current);
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub's answer to a pushed edit is malformed");
+    }
+    *have_current = 1;
+    return CMC_OK;
+}
+
+static int push_one(store *s, http_client *client, const struct store_pending *p, struct engine_report *rep)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    struct http_response resp;
+    http_response_init(&resp);
+    struct wire_push_ans ans;
+    struct plan current;
+    int have_current = 0;
+    plan_init(&current);
+    struct wire_push_req req = { .base_version = p->base_version, .change = p->change, .change_len = p->change_len };
+    snprintf(req.idempotency_id, sizeof req.idempotency_id, "%s", p->idempotency_id);
+    snprintf(req.plan_id, sizeof req.plan_id, "%s", p->plan_id);
+    int rc = wire_push_req_encode(&req, &body, &len);
+    if (rc != CMC_OK)
+        goto out;
+    /* the idempotency id makes a retried push harmless */
+    rc = http_request(client, "POST", "/v1/push", NULL, body, len, 0, &resp);
+    plat_crash_point("push:after-send");
+    if (rc == CMC_ERR_CONFLICT && resp.status == 409)
+        rc = CMC_OK; /* a conflict is an answer, carried in the body */
+    if (rc != CMC_OK)
+        goto out;
+    if ((rc = parse_push_answer(&resp, &ans, &current, &have_current)) != CMC_OK)
+        goto out;
+    if (strcmp(ans.result, "accepted") == 0 || strcmp(ans.result, "duplicate") == 0) {
+        rc = store_pending_mark_pushed(s, p->id, ans.version);
+        rep->pushed++;
+    } else if (strcmp(ans.result, "conflict") == 0 && have_current) {
+        if ((rc = store_batch_begin(s)) != CMC_OK)
+            goto out;
+        rc = engine_merge_pending(s, &current, rep);
+        if (rc == CMC_OK)
+            rc = store_batch_commit(s);
+        else
+            store_batch_rollback(s);
+    } else {
+        rc = cmc_fail(CMC_ERR_PROTOCOL, "the hub answered a pushed edit with '%s'", ans.result);
+    }
+out:
+    plan_free(&current);
+    cmc_free(body);
+    http_response_free(&resp);
+    return rc;
+}
+
+int engine_push_all(store *s, http_client *client, struct engine_report *rep)
+{
+    /* A rebase after a conflict answer makes a new pending edit: go round a few times. */
+    for (int round = 0; round < 3; round++) {
+        struct store_pending *pend = NULL;
+        size_t n = 0;
+        int rc = store_sync_pending_list(s, NULL, &pend, &n);
+        if (rc != CMC_OK)
+            return rc;
+        for (size_t i = 0; rc == CMC_OK && i < n; i++)
+            if (pend[i].state == 0 && (i == 0 || strcmp(pend[i].plan_id, pend[i - 1].plan_id) != 0))
+                rc = squash_pending(s, pend[i].plan_id);
+        store_pending_free(pend, n);
+        if (rc != CMC_OK)
+            return rc;
+        if ((rc = store_sync_pending_list(s, NULL, &pend, &n)) != CMC_OK)
+            return rc;
+        int sent = 0;
+        for (size_t i = 0; rc == CMC_OK && i < n; i++) {
+            if (pend[i].state != 0)
+                continue;
+            rc = push_one(s, client, &pend[i], rep);
+            sent++;
+        }
+        store_pending_free(pend, n);
+        if (rc != CMC_OK)
+            return rc;
+        if (sent == 0)
+            return CMC_OK;
+    }
+    return CMC_OK;
+}
+
+/* ---- purge acknowledgements ------------------------------------------------------------ */
+
+/* Notes a purge for acknowledgement, in the purge's own transaction: the hub hears of it
+ * only once it is durable. */
+int engine_note_purge(store *s, const char *plan_id)
+{
+    char *text = NULL;
+    json_t *arr = NULL;
+    if (store_state_get(s, ST_PURGE_ACKS, &text) == CMC_OK)
+        arr = json_loads(text, 0, NULL);
+    cmc_err_clear();
+    cmc_free(text);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        arr = json_array();
+    }
+    int rc = CMC_OK;
+    char *out = NULL;
+    if (arr == NULL || json_array_append_new(arr, json_string(plan_id)) != 0 || (out = json_dumps(arr, JSON_COMPACT)) == NULL)
+        rc = cmc_fail(CMC_ERR_NOMEM, "out of memory");
+    if (rc == CMC_OK)
+        rc = store_state_set(s, ST_PURGE_ACKS, out);
+    free(out);
+    json_decref(arr);
+    return rc;
+}
+
+int engine_send_purge_acks(store *s, http_client *client)
+{
+    char *text = NULL;
+    if (store_state_get(s, ST_PURGE_ACKS, &text) != CMC_OK) {
+        cmc_err_clear();
+        return CMC_OK;
+    }
+    json_t *arr = json_loads(text, 0, NULL);
+    cmc_free(text);
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+    if (n == 0) {
+        json_decref(arr);
+        return CMC_OK;
+    }
+    const char **ids = cmc_calloc(n, sizeof *ids);
+    for (size_t i = 0; ids != NULL && i < n; i++)
+        ids[i] = json_string_value(json_array_get(arr, i));
+    struct wire_ack ack = { .purges = ids, .n_purges = n };
+    uint8_t *body = NULL;
+    size_t len = 0;
+    struct http_response resp;
+    http_response_init(&resp);
+    int rc = ids != NULL ? wire_ack_encode(&ack, &body, &len) : cmc_fail(CMC_ERR_NOMEM, "out of memory");
+    cmc_free((void *)ids);
+    json_decref(arr);
+    if (rc == CMC_OK)
+        rc = http_request(client, "POST", "/v1/ack", NULL, body, len, 0, &resp);
+    if (rc == CMC_OK)
+        rc = store_state_set(s, ST_PURGE_ACKS, "[]");
+    cmc_free(body);
+    http_response_free(&resp);
+    return rc;
+}
+
+/* ---- audit upload -------------------------------------------------------------------------- */
+
+static void audit_to_wire(const struct audit_entry *e, struct wire_audit_entry *w)
+{
+    memset(w, 0, sizeof *w);
+    w->seq = (uint64_t)e->seq;
+    memcpy(w->prev, e->prev, sizeof w->prev);
+    memcpy(w->hash, e->hash, sizeof w->hash);
+    snprintf(w->user, sizeof w->user, "%s", e->user);
+    snprintf(w->role, sizeof w->role, "%s", e->role);
+    snprintf(w->plan_id, sizeof w->plan_id, "%s", e->plan_id);
+    snprintf(w->identifier, sizeof w->identifier, "%s", e->identifier);
+    snprintf(w->action, sizeof w->action, "%s", e->action);
+    w->wall = e->wall;
+    w->mono = e->mono;
+}
+
+int engine_upload_audit(store *s, http_client *client)
+{
+    for (int round = 0; round < 100; round++) {
+        struct audit_entry *v = NULL;
+        size_t n = 0;
+        int rc = audit_unsent(s, 1000, &v, &n);
+        if (rc != CMC_OK || n == 0) {
+            cmc_free(v);
+            return rc;
+        }
+        struct wire_audit_entry *wv = cmc_calloc(n, sizeof *wv);
+        for (size_t i = 0; wv != NULL && i < n; i++)
+            audit_to_wire(&v[i], &wv[i]);
+        cmc_free(v);
+        uint8_t *body = NULL;
+        size_t len = 0;
+        struct http_response resp;
+        http_response_init(&resp);
+        rc = wv != NULL ? wire_audit_upload_encode(wv, n, &body, &len) : cmc_fail(CMC_ERR_NOMEM, "out of memory");
+        cmc_free(wv);
+        if (rc == CMC_OK)
+            rc = http_request(client, "POST", "/v1/audit", NULL, body, len, 0, &resp);
+        if (rc != CMC_OK && resp.status == 400)
+            rc = cmc_fail(CMC_ERR_REFUSED, "the hub refused this device's audit log: %s", resp.hub_message);
+        int64_t acked = -1;
+        if (rc == CMC_OK)
+            rc = wire_audit_ans_decode(resp.body, resp.body_len, &acked);
+        cmc_free(body);
+        http_response_free(&resp);
+        if (rc == CMC_OK && (rc = store_batch_begin(s)) == CMC_OK) {
+            rc = audit_prune(s, acked);
+            if (rc == CMC_OK)
+                rc = store_batch_commit(s);
+            else
+                store_batch_rollback(s);
+        }
+        if (rc != CMC_OK)
+            return rc;
+    }
+    return CMC_OK;
+}
+

@@ -1,0 +1,690 @@
+/*
+ * wire.c - the messages between agent and hub (sync/wire.h). Each message has its encoder
+ * and its decoder side by side, so a change to one is seen next to the other.
+ */
+#include "sync/wire.h"
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- shared readers ------------------------------------------------------------------- */
+
+static int key_is(const char *key, uint32_t len, const char *want)
+{
+    return strlen(want) == len && memcmp(key, want, len) == 0;
+}
+
+/* A request's str value copied NUL-terminated, refusing embedded NULs. */
+static int req_cstr(struct mp_reader *r, const char *key, char *out, size_t cap)
+{
+    const char *s;
+    uint32_t n;
+    if (mp_read_str(r, (uint32_t)(cap - 1), &s, &n) != CMC_OK || memchr(s, '\0', n) != NULL)
+        return cmc_fail(CMC_ERR_INVALID, "%s: must be a string of at most %zu bytes", key, cap - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return CMC_OK;
+}
+
+/* An answer's key, at most cap - 1 bytes. */
+static int ans_key(struct mp_reader *r, char *key, size_t cap)
+{
+    const char *k;
+    uint32_t klen;
+    int rc = mp_read_str(r, 64, &k, &klen);
+    if (rc != CMC_OK)
+        return rc;
+    if (klen >= cap)
+        return cmc_fail(CMC_ERR_PROTOCOL, "hub answer has an over-long key");
+    memcpy(key, k, klen);
+    key[klen] = '\0';
+    return CMC_OK;
+}
+
+static int ans_str(struct mp_reader *r, char *out, size_t cap)
+{
+    const char *v;
+    uint32_t len;
+    int rc = mp_read_str(r, (uint32_t)cap - 1, &v, &len);
+    if (rc != CMC_OK)
+        return rc;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return CMC_OK;
+}
+
+/* ---- POST /v1/enroll ------------------------------------------------------------------- */
+
+int wire_enroll_req_encode(const struct wire_enroll_req *m, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 3);
+    mp_write_cstr(&w, "code");
+    mp_write_cstr(&w, m->code);
+    mp_write_cstr(&w, "device_pk");
+    mp_write_bin(&w, m->device_pk, sizeof m->device_pk);
+    mp_write_cstr(&w, "name");
+    mp_write_cstr(&w, m->name);
+    return mp_writer_finish(&w, out, len);
+}
+
+int wire_enroll_req_decode(const uint8_t *buf, size_t len, struct wire_enroll_req *m)
+{
+    struct mp_reader r;
+    const char *key;
+    const uint8_t *pk;
+    uint32_t n, klen, pklen = 0;
+    unsigned seen = 0;
+    int rc = CMC_OK;
+
+    memset(m, 0, sizeof *m);
+    m->code = m->code_buf;
+    m->name = m->name_buf;
+    mp_reader_init(&r, buf, len, 4);
+    if (mp_read_map(&r, 8, &n) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "enroll: body must be a msgpack map");
+    for (uint32_t i = 0; i < n && rc == CMC_OK; i++) {
+        if (mp_read_str(&r, 32, &key, &klen) != CMC_OK)
+            return cmc_fail(CMC_ERR_INVALID, "enroll: keys must be strings");
+        if (key_is(key, klen, "code")) {
+            rc = req_cstr(&r, "code", m->code_buf, sizeof m->code_buf);
+            seen |= 1;
+        } else if (key_is(key, klen, "device_pk")) {
+            rc = mp_read_bin(&r, CRY_SIGN_PK_BYTES, &pk, &pklen);
+            if (rc != CMC_OK || pklen != CRY_SIGN_PK_BYTES)
+                rc = cmc_fail(CMC_ERR_INVALID, "device_pk: must be 32 bytes (bin)");
+            else
+                memcpy(m->device_pk, pk, CRY_SIGN_PK_BYTES);
+            seen |= 2;
+        } else if (key_is(key, klen, "name")) {
+            rc = req_cstr(&r, "name", m->name_buf, sizeof m->name_buf);
+            seen |= 4;
+        } else {
+            rc = cmc_fail(CMC_ERR_INVALID, "enroll: unknown key");
+        }
+    }
+    if (rc == CMC_OK) {
+        mp_leave(&r);
+        if (mp_expect_end(&r) != CMC_OK || (seen & 3) != 3)
+            rc = cmc_fail(CMC_ERR_INVALID, "enroll: code and device_pk are required");
+    }
+    if (rc != CMC_OK)
+        cry_memzero(m->code_buf, sizeof m->code_buf);
+    return rc;
+}
+
+int wire_enroll_ans_encode(const struct wire_enroll_ans *m, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 6);
+    mp_write_cstr(&w, "device_id");
+    mp_write_cstr(&w, m->device_id);
+    mp_write_cstr(&w, "hub_pk");
+    mp_write_bin(&w, m->hub_pk, CRY_SIGN_PK_BYTES);
+    mp_write_cstr(&w, "scope");
+    mp_write_cstr(&w, m->scope);
+    mp_write_cstr(&w, "role");
+    mp_write_cstr(&w, m->role);
+    mp_write_cstr(&w, "lease_days");
+    mp_write_int(&w, m->lease_days);
+    mp_write_cstr(&w, "hub_time");
+    mp_write_int(&w, m->hub_time);
+    return mp_writer_finish(&w, out, len);
+}
+
+static int enroll_ans_pair(struct mp_reader *r, const char *key, struct wire_enroll_ans *m,
+                           int *have_pk)
+{
+    const uint8_t *b;
+    uint32_t blen;
+    int rc;
+    if (strcmp(key, "device_id") == 0)
+        return ans_str(r, m->device_id, sizeof m->device_id);
+    if (strcmp(key, "scope") == 0)
+        return ans_str(r, m->scope, sizeof m->scope);
+    if (strcmp(key, "role") == 0)
+        return ans_str(r, m->role, sizeof m->role);
+    if (strcmp(key, "lease_days") == 0)
+        return mp_read_int(r, &m->lease_days);
+    if (strcmp(key, "hub_time") == 0)
+        return mp_read_int(r, &m->hub_time);
+    if (strcmp(key, "hub_pk") != 0)
+        return mp_skip(r);
+    rc = mp_read_bin(r, CRY_SIGN_PK_BYTES, &b, &blen);
+    if (rc == CMC_OK && blen != CRY_SIGN_PK_BYTES)
+        rc = cmc_fail(CMC_ERR_PROTOCOL, "hub key has the wrong length");
+    if (rc == CMC_OK) {
+        memcpy(m->hub_pk, b, CRY_SIGN_PK_BYTES);
+        *have_pk = 1;
+    }
+    return rc;
+}
+
+int wire_enroll_ans_decode(const uint8_t *buf, size_t len, struct wire_enroll_ans *m)
+{
+    struct mp_reader r;
+    uint32_t n;
+    uint8_t check[16];
+    int have_pk = 0;
+
+    memset(m, 0, sizeof *m);
+    mp_reader_init(&r, buf, len, 4);
+    int rc = mp_read_map(&r, 32, &n);
+    for (uint32_t i = 0; rc == CMC_OK && i < n; i++) {
+        char key[32];
+        if ((rc = ans_key(&r, key, sizeof key)) == CMC_OK)
+            rc = enroll_ans_pair(&r, key, m, &have_pk);
+    }
+    if (rc == CMC_OK) {
+        mp_leave(&r);
+        if (!have_pk || plan_uuid_bytes(m->device_id, check) != CMC_OK)
+            rc = CMC_ERR_PROTOCOL;
+    }
+    if (rc != CMC_OK)
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub's enrollment answer is malformed");
+    return CMC_OK;
+}
+
+/* ---- GET /v1/pull ---------------------------------------------------------------------- */
+
+int wire_pull_path(const struct wire_pull_query *q, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "/v1/pull?cursor=%llu", (unsigned long long)q->cursor);
+    if (q->applied != q->cursor && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "&applied=%llu", (unsigned long long)q->applied);
+    if (q->budget > 0 && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "&budget=%llu", (unsigned long long)q->budget);
+    if (n < 0 || (size_t)n >= cap)
+        return cmc_fail(CMC_ERR_INVALID, "pull: the request target does not fit");
+    return CMC_OK;
+}
+
+/* Parses a decimal query value; CMC_ERR_INVALID for anything else. */
+static int query_u64(const char *v, size_t len, const char *name, uint64_t *out)
+{
+    uint64_t x = 0;
+    if (len == 0 || len > 19)
+        return cmc_fail(CMC_ERR_INVALID, "%s: must be a decimal number", name);
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return cmc_fail(CMC_ERR_INVALID, "%s: must be a decimal number", name);
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = x;
+    return CMC_OK;
+}
+
+int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
+{
+    static const char *const names[] = { "cursor", "applied", "budget" };
+    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget };
+    int have[3] = { 0, 0, 0 };
+    const char *p = query;
+
+    memset(q, 0, sizeof *q);
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', plen);
+        for (size_t k = 0; eq != NULL && k < 3; k++) {
+            size_t klen = (size_t)(eq - p);
+            if (klen != strlen(names[k]) || memcmp(p, names[k], klen) != 0)
+                continue;
+            int rc = query_u64(eq + 1, plen - klen - 1, names[k], slots[k]);
+            if (rc != CMC_OK)
+                return rc;
+            have[k] = 1;
+        }
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    if (!have[0])
+        return cmc_fail(CMC_ERR_INVALID, "pull: the cursor query parameter is required");
+    if (!have[1])
+        q->applied = q->cursor; /* the device has committed what it continues from */
+    return CMC_OK;
+}
+
+/* ---- POST /v1/push --------------------------------------------------------------------- */
+
+int wire_push_req_encode(const struct wire_push_req *m, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 4);
+    mp_write_cstr(&w, "idempotency_id");
+    mp_write_cstr(&w, m->idempotency_id);
+    mp_write_cstr(&w, "plan_id");
+    mp_write_cstr(&w, m->plan_id);
+    mp_write_cstr(&w, "base_version");
+    mp_write_int(&w, m->base_version);
+    mp_write_cstr(&w, "change");
+    mp_write_bin(&w, m->change, m->change_len);
+    return mp_writer_finish(&w, out, len);
+}
+
+static int push_req_pair(struct mp_reader *r, const char *key, uint32_t klen,
+                         struct wire_push_req *m, unsigned *seen)
+{
+    uint32_t change_len = 0;
+    int rc;
+    if (key_is(key, klen, "idempotency_id")) {
+        *seen |= 1;
+        return req_cstr(r, "idempotency_id", m->idempotency_id, sizeof m->idempotency_id);
+    }
+    if (key_is(key, klen, "plan_id")) {
+        *seen |= 2;
+        return req_cstr(r, "plan_id", m->plan_id, sizeof m->plan_id);
+    }
+    if (key_is(key, klen, "base_version")) {
+        *seen |= 4;
+        rc = mp_read_int(r, &m->base_version);
+        if (rc != CMC_OK || m->base_version < 1)
+            return cmc_fail(CMC_ERR_INVALID, "base_version: must be a positive integer");
+        return CMC_OK;
+    }
+    if (key_is(key, klen, "change")) {
+        *seen |= 8;
+        rc = mp_read_bin(r, PLAN_MAX_ENCODED, &m->change, &change_len);
+        m->change_len = change_len;
+        if (rc != CMC_OK)
+            return cmc_fail(CMC_ERR_INVALID, "change: must be bin of at most %d bytes",
+                            PLAN_MAX_ENCODED);
+        return CMC_OK;
+    }
+    return cmc_fail(CMC_ERR_INVALID, "push: unknown key");
+}
+
+int wire_push_req_decode(const uint8_t *buf, size_t len, struct wire_push_req *m)
+{
+    struct mp_reader r;
+    const char *key;
+    uint32_t n, klen;
+    unsigned seen = 0;
+    int rc;
+
+    memset(m, 0, sizeof *m);
+    m->base_version = -1;
+    mp_reader_init(&r, buf, len, 4);
+    if (mp_read_map(&r, 8, &n) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "push: body must be a msgpack map");
+    for (uint32_t i = 0; i < n; i++) {
+        if (mp_read_str(&r, 32, &key, &klen) != CMC_OK)
+            return cmc_fail(CMC_ERR_INVALID, "push: keys must be strings");
+        if ((rc = push_req_pair(&r, key, klen, m, &seen)) != CMC_OK)
+            return rc;
+    }
+    mp_leave(&r);
+    if (mp_expect_end(&r) != CMC_OK || seen != 15)
+        return cmc_fail(CMC_ERR_INVALID,
+                        "push: idempotency_id, plan_id, base_version and change are required");
+    return CMC_OK;
+}
+
+int wire_push_ans_encode(const struct wire_push_ans *m, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, m->current != NULL ? 3 : 2);
+    mp_write_cstr(&w, "result");
+    mp_write_cstr(&w, m->result);
+    mp_write_cstr(&w, "version");
+    mp_write_int(&w, m->version);
+    if (m->current != NULL) {
+        mp_write_cstr(&w, "current");
+        mp_write_bin(&w, m->current, m->current_len);
+    }
+    return mp_writer_finish(&w, out, len);
+}
+
+int wire_push_ans_decode(const uint8_t *buf, size_t len, struct wire_push_ans *m)
+{
+    struct mp_reader r;
+    uint32_t n;
+
+    memset(m, 0, sizeof *m);
+    mp_reader_init(&r, buf, len, 4);
+    int rc = mp_read_map(&r, 16, &n);
+    for (uint32_t i = 0; rc == CMC_OK && i < n; i++) {
+        char key[32];
+        if ((rc = ans_key(&r, key, sizeof key)) != CMC_OK)
+            break;
+        if (strcmp(key, "result") == 0)
+            rc = ans_str(&r, m->result, sizeof m->result);
+        else if (strcmp(key, "version") == 0)
+            rc = mp_read_int(&r, &m->version);
+        else if (strcmp(key, "current") == 0 && mp_peek(&r) == MP_T_BIN) {
+            uint32_t blen = 0;
+            rc = mp_read_bin(&r, PLAN_MAX_ENCODED, &m->current, &blen);
+            m->current_len = blen;
+        } else
+            rc = mp_skip(&r);
+    }
+    if (rc != CMC_OK) {
+        memset(m, 0, sizeof *m);
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub's answer to a pushed edit is malformed");
+    }
+    return CMC_OK;
+}
+
+/* ---- POST /v1/ack ---------------------------------------------------------------------- */
+
+int wire_ack_encode(const struct wire_ack *m, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, (uint32_t)(m->purges != NULL) + (uint32_t)(m->wipe != 0));
+    if (m->purges != NULL) {
+        mp_write_cstr(&w, "purges");
+        mp_write_array(&w, (uint32_t)m->n_purges);
+        for (size_t i = 0; i < m->n_purges; i++)
+            mp_write_cstr(&w, m->purges[i]);
+    }
+    if (m->wipe) {
+        mp_write_cstr(&w, "wipe");
+        mp_write_bool(&w, 1);
+    }
+    return mp_writer_finish(&w, out, len);
+}
+
+static int ack_purges(struct mp_reader *r, struct wire_ack *m)
+{
+    uint32_t n;
+    int rc = CMC_OK;
+    if (mp_read_array(r, WIRE_ACK_MAX, &n) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "purges: an array of at most %d plan ids", WIRE_ACK_MAX);
+    m->ids = cmc_calloc(n ? n : 1, sizeof *m->ids);
+    m->purges = cmc_calloc(n ? n : 1, sizeof *m->purges);
+    if (m->ids == NULL || m->purges == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "ack");
+    m->n_purges = n;
+    for (uint32_t j = 0; j < n && rc == CMC_OK; j++) {
+        rc = req_cstr(r, "purges[]", m->ids[j], sizeof m->ids[j]);
+        if (rc == CMC_OK && !plan_uuid_valid(m->ids[j]))
+            rc = cmc_fail(CMC_ERR_INVALID, "purges[]: not a plan id");
+        m->purges[j] = m->ids[j];
+    }
+    mp_leave(r);
+    return rc;
+}
+
+int wire_ack_decode(const uint8_t *buf, size_t len, struct wire_ack *m)
+{
+    struct mp_reader r;
+    const char *key;
+    uint32_t n, klen;
+    int rc = CMC_OK;
+
+    memset(m, 0, sizeof *m);
+    mp_reader_init(&r, buf, len, 4);
+    if (mp_read_map(&r, 4, &n) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "ack: body must be a msgpack map");
+    for (uint32_t i = 0; i < n && rc == CMC_OK; i++) {
+        if (mp_read_str(&r, 32, &key, &klen) != CMC_OK)
+            rc = cmc_fail(CMC_ERR_INVALID, "ack: keys must be strings");
+        else if (key_is(key, klen, "purges") && m->ids == NULL)
+            rc = ack_purges(&r, m);
+        else if (key_is(key, klen, "wipe")) {
+            if (mp_read_bool(&r, &m->wipe) != CMC_OK)
+                rc = cmc_fail(CMC_ERR_INVALID, "wipe: must be a boolean");
+        } else
+            rc = cmc_fail(CMC_ERR_INVALID, "ack: unknown or repeated key");
+    }
+    if (rc == CMC_OK) {
+        mp_leave(&r);
+        if (mp_expect_end(&r) != CMC_OK)
+            rc = cmc_fail(CMC_ERR_INVALID, "ack: trailing bytes after the body");
+    }
+    if (rc != CMC_OK)
+        wire_ack_free(m);
+    return rc;
+}
+
+void wire_ack_free(struct wire_ack *m)
+{
+    if (m == NULL)
+        return;
+    cmc_free(m->ids);
+    cmc_free((void *)m->purges);
+    memset(m, 0, sizeof *m);
+}
+
+int wire_ack_ans_encode(uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "ok");
+    mp_write_bool(&w, 1);
+    return mp_writer_finish(&w, out, len);
+}
+
+/* ---- POST /v1/audit -------------------------------------------------------------------- */
+
+/* The nine pairs of M (everything but the hash), without their map header. */
+static void audit_core_pairs(struct mp_writer *w, const struct wire_audit_entry *e)
+{
+    mp_write_cstr(w, "seq");
+    mp_write_uint(w, e->seq);
+    mp_write_cstr(w, "prev");
+    mp_write_bin(w, e->prev, sizeof e->prev);
+    mp_write_cstr(w, "user");
+    mp_write_cstr(w, e->user);
+    mp_write_cstr(w, "role");
+    mp_write_cstr(w, e->role);
+    mp_write_cstr(w, "plan_id");
+    mp_write_cstr(w, e->plan_id);
+    mp_write_cstr(w, "identifier");
+    mp_write_cstr(w, e->identifier);
+    mp_write_cstr(w, "action");
+    mp_write_cstr(w, e->action);
+    mp_write_cstr(w, "wall");
+    mp_write_int(w, e->wall);
+    mp_write_cstr(w, "mono");
+    mp_write_int(w, e->mono);
+}
+
+/* The one chain hash: BLAKE2b-256(prev || M), M the map of n_pairs pairs (the hash pair
+ * left out by the caller), given as a fixmap header and the pairs' bytes in n_spans runs. */
+static void audit_chain_hash(const uint8_t prev[CRY_HASH_BYTES], uint32_t n_pairs,
+                             const uint8_t *const *span, const size_t *span_len, uint32_t n_spans,
+                             uint8_t out[CRY_HASH_BYTES])
+{
+    struct cry_hash_state hs;
+    uint8_t map_hdr = (uint8_t)(0x80u | n_pairs);
+    cry_hash_init(&hs);
+    cry_hash_update(&hs, prev, CRY_HASH_BYTES);
+    cry_hash_update(&hs, &map_hdr, 1);
+    for (uint32_t i = 0; i < n_spans; i++)
+        cry_hash_update(&hs, span[i], span_len[i]);
+    cry_hash_final(&hs, out);
+}
+
+int wire_audit_entry_hash(const struct wire_audit_entry *e, uint8_t out[CRY_HASH_BYTES])
+{
+    struct mp_writer w;
+    uint8_t *m = NULL;
+    size_t len = 0;
+    mp_writer_init(&w);
+    audit_core_pairs(&w, e);
+    int rc = mp_writer_finish(&w, &m, &len);
+    if (rc != CMC_OK)
+        return rc;
+    const uint8_t *pairs[1] = { m };
+    audit_chain_hash(e->prev, 9, pairs, &len, 1, out);
+    cmc_free(m);
+    return CMC_OK;
+}
+
+int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n, uint8_t **out,
+                             size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "entries");
+    mp_write_array(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        /* the same pairs as M under a fixmap of ten, then "hash" */
+        mp_write_map(&w, 10);
+        audit_core_pairs(&w, &v[i]);
+        mp_write_cstr(&w, "hash");
+        mp_write_bin(&w, v[i].hash, sizeof v[i].hash);
+    }
+    return mp_writer_finish(&w, out, len);
+}
+
+int wire_audit_upload_open(struct mp_reader *r, const uint8_t *buf, size_t len, uint32_t *n)
+{
+    const char *key;
+    uint32_t n_keys, klen;
+    int rc;
+    *n = 0;
+    mp_reader_init(r, buf, len, 8);
+    if (mp_read_map(r, 4, &n_keys) != CMC_OK || n_keys != 1 ||
+        mp_read_str(r, 16, &key, &klen) != CMC_OK || !key_is(key, klen, "entries"))
+        return cmc_fail(CMC_ERR_INVALID, "audit: body must be a map {\"entries\": [...]}");
+    if ((rc = mp_read_array(r, WIRE_AUDIT_MAX_ENTRIES, n)) != CMC_OK)
+        return cmc_fail(rc == CMC_ERR_TOO_LARGE ? CMC_ERR_TOO_LARGE : CMC_ERR_INVALID,
+                        "audit: entries must be an array of at most %d", WIRE_AUDIT_MAX_ENTRIES);
+    return CMC_OK;
+}
+
+static int audit_cstr(struct mp_reader *r, const char *key, char *out)
+{
+    const char *s;
+    uint32_t n;
+    int rc = mp_read_str(r, WIRE_AUDIT_STR_MAX, &s, &n);
+    if (rc != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: %s must be a string of at most %d bytes",
+                        key, WIRE_AUDIT_STR_MAX);
+    if (memchr(s, '\0', n) != NULL)
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: %s holds a NUL byte", key);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return CMC_OK;
+}
+
+static int audit_hash32(struct mp_reader *r, uint8_t out[CRY_HASH_BYTES])
+{
+    const uint8_t *b;
+    uint32_t blen;
+    int rc = mp_read_bin(r, CRY_HASH_BYTES, &b, &blen);
+    if (rc == CMC_OK && blen != CRY_HASH_BYTES)
+        rc = CMC_ERR_INVALID;
+    if (rc == CMC_OK)
+        memcpy(out, b, CRY_HASH_BYTES);
+    return rc;
+}
+
+/* One pair's value by its key; *bit says which key it was (0: unknown). */
+static int audit_pair(struct mp_reader *r, const char *key, uint32_t klen,
+                      struct wire_audit_entry *e, unsigned *bit)
+{
+    static const char *const names[] = { "seq", "prev", "hash", "user", "role", "plan_id",
+                                         "identifier", "action", "wall", "mono" };
+    char *const strs[] = { e->user, e->role, e->plan_id, e->identifier, e->action };
+    unsigned k = 0;
+    while (k < 10 && !key_is(key, klen, names[k]))
+        k++;
+    *bit = k < 10 ? 1u << k : 0;
+    switch (k) {
+    case 0:
+        return mp_read_uint(r, &e->seq);
+    case 1:
+        return audit_hash32(r, e->prev);
+    case 2:
+        return audit_hash32(r, e->hash);
+    case 8:
+        return mp_read_int(r, &e->wall);
+    case 9:
+        return mp_read_int(r, &e->mono);
+    case 10:
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: unknown key");
+    default:
+        return audit_cstr(r, names[k], strs[k - 3]);
+    }
+}
+
+int wire_audit_upload_next(struct mp_reader *r, struct wire_audit_entry *e,
+                           uint8_t computed[CRY_HASH_BYTES])
+{
+    const uint8_t *span[16];
+    size_t span_len[16];
+    uint32_t n, n_spans = 0, klen;
+    const char *key;
+    unsigned seen = 0, bit;
+    int rc;
+
+    memset(e, 0, sizeof *e);
+    if ((rc = mp_read_map(r, 16, &n)) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: not a map of at most 16 pairs");
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *start = r->p;
+        if ((rc = mp_read_str(r, 16, &key, &klen)) != CMC_OK)
+            return cmc_fail(CMC_ERR_INVALID, "audit entry: keys must be short strings");
+        rc = audit_pair(r, key, klen, e, &bit);
+        if (bit == 0)
+            return rc;
+        if (rc != CMC_OK || (seen & bit))
+            return cmc_fail(CMC_ERR_INVALID, "audit entry: a key is repeated or has the wrong type");
+        seen |= bit;
+        if (bit != 1u << 2) { /* M leaves the hash pair out */
+            span[n_spans] = start;
+            span_len[n_spans++] = (size_t)(r->p - start);
+        }
+    }
+    mp_leave(r);
+    if (seen != 0x3ffu)
+        return cmc_fail(CMC_ERR_INVALID, "audit entry: seq, prev, hash, user, role, plan_id,"
+                                         " identifier, action, wall and mono are all required");
+    audit_chain_hash(e->prev, n - 1, span, span_len, n_spans, computed);
+    return CMC_OK;
+}
+
+int wire_audit_upload_close(struct mp_reader *r)
+{
+    mp_leave(r);
+    mp_leave(r);
+    if (mp_expect_end(r) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "audit: trailing bytes after the body");
+    return CMC_OK;
+}
+
+int wire_audit_ans_encode(uint64_t acked_seq, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "acked_seq");
+    mp_write_uint(&w, acked_seq);
+    return mp_writer_finish(&w, out, len);
+}
+
+int wire_audit_ans_decode(const uint8_t *buf, size_t len, int64_t *acked_seq)
+{
+    struct mp_reader r;
+    uint32_t n;
+    int64_t acked = -1;
+
+    *acked_seq = -1;
+    mp_reader_init(&r, buf, len, 4);
+    int rc = mp_read_map(&r, 8, &n);
+    for (uint32_t i = 0; rc == CMC_OK && i < n; i++) {
+        char key[32];
+        if ((rc = ans_key(&r, key, sizeof key)) != CMC_OK)
+            break;
+        if (strcmp(key, "acked_seq") == 0)
+            rc = mp_read_int(&r, &acked);
+        else
+            rc = mp_skip(&r);
+    }
+    if (rc != CMC_OK || acked < 0)
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub's answer to the audit upload is malformed");
+    *acked_seq = acked;
+    return CMC_OK;
+}
