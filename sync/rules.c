@@ -18,6 +18,7 @@ struct rule_ctx {
     const struct plan *p;
     const char *today; /* may be NULL: date rules are then skipped */
     struct rules_report *r;
+    int edition; /* plan_edition(p): rules needing second-edition fields apply to edition 2 */
 };
 
 __attribute__((format(printf, 3, 4))) static void add(struct rule_ctx *c, const char *rule,
@@ -168,6 +169,12 @@ static void rule_consent(struct rule_ctx *c)
     switch ((enum plan_consent_basis)p->consent.basis) {
     case PLAN_CONSENT_LPA: {
         const struct plan_contact *a = contact_by_id(p, p->capacity.lpa_contact);
+        if (c->edition < 2) { /* the first edition can only name the attorney */
+            if (!has_role(p, PLAN_CONTACT_LPA))
+                add(c, "lpa-consent", "consent.basis, contacts: consent by LPA needs the attorney"
+                                      " among the contacts (role lpa)");
+            break;
+        }
         if (p->capacity.lpa_health_welfare != 1 || p->capacity.lpa_registered != 1)
             add(c, "lpa-consent", "consent.basis, capacity.lpa_health_welfare,"
                                   " capacity.lpa_registered: consent by LPA needs a registered"
@@ -178,7 +185,7 @@ static void rule_consent(struct rule_ctx *c)
         break;
     }
     case PLAN_CONSENT_BEST_INTEREST:
-        if (cap != PLAN_CAPACITY_NO)
+        if (cap != PLAN_CAPACITY_NO && c->edition >= 2)
             add(c, "best-interest-consent", "consent.basis, capacity.has_capacity: best-interest"
                                             " consent needs capacity \"no\"");
         if (p->capacity.lpa_health_welfare == 1 || has_role(p, PLAN_CONTACT_LPA))
@@ -237,7 +244,7 @@ static void rule_adrt(struct rule_ctx *c)
             add(c, "adrt", "adrt.exists, adrt.refuses: refusals recorded but no ADRT");
         return;
     }
-    if (!has(p->adrt.refuses))
+    if (!has(p->adrt.refuses) && c->edition >= 2)
         add(c, "adrt", "adrt.refuses: an ADRT says what treatment it refuses");
     if (p->adrt.life_sustaining == 1 && p->adrt.signed_witnessed != 1)
         add(c, "adrt", "adrt.life_sustaining, adrt.signed_witnessed: refusing life-sustaining"
@@ -399,7 +406,7 @@ const char *rules_hazard(const char *rule)
 int rules_check(const struct plan *p, const char *today, struct rules_report *report)
 {
     struct rules_report local;
-    struct rule_ctx c = {p, today, report != NULL ? report : &local};
+    struct rule_ctx c = {p, today, report != NULL ? report : &local, plan_edition(p)};
     c.r->n = 0;
     if (today != NULL && strlen(today) < 10)
         c.today = NULL;

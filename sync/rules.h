@@ -8,6 +8,10 @@
  * rules_check() when a bundle is applied and shows a plan that breaks one with a warning,
  * never dropping it (a crew is better served by a flagged plan than by none).
  *
+ * A first-edition plan cannot say whether an LPA is registered or what an ADRT refuses; the
+ * rules that need those second-edition fields apply to second-edition plans, and a
+ * first-edition plan is held to what it can express (docs/CLINICAL-RULES.md says which).
+ *
  * Every violation names the fields involved by their dotted paths and the rule by a stable
  * id ("cpr-recommendation"); it never quotes a field's value, so details are safe to log.
  * Rules that read free text (ceiling, guidance) look for a few fixed phrases and drug
