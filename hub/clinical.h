@@ -69,6 +69,9 @@ int hub_plan_list_review_due(hub *h, const char *before,
  * withdraw-consent (with --reason), plan list --review-due-before, plan show/import/edit as a
  * patient, user add --role patient --nhs. Returns 1 and sets *rc when it handled `cmd`,
  * else 0 (main's own dispatch goes on). */
+/* Usage lines for these commands, printed after main's. */
+extern const char hub_clinical_usage[];
+
 int hub_clinical_dispatch(hub *h, const char *cmd, int argc, const char **argv, int json, int *rc);
 
 #endif
