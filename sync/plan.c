@@ -543,6 +543,7 @@ void plan_free(struct plan *p)
         return;
     for (size_t i = 0; i < plan_n_fields; i++)
         clear_value(&plan_fields[i], p);
+    cmc_free(p->unknown.bytes);
     plan_init(p);
 }
 
@@ -555,6 +556,15 @@ int plan_copy(struct plan *dst, const struct plan *src)
             plan_free(dst);
             return rc;
         }
+    if (src->unknown.len > 0) {
+        if ((dst->unknown.bytes = cmc_malloc(src->unknown.len)) == NULL) {
+            plan_free(dst);
+            return cmc_fail(CMC_ERR_NOMEM, "plan: out of memory");
+        }
+        memcpy(dst->unknown.bytes, src->unknown.bytes, src->unknown.len);
+        dst->unknown.len = src->unknown.len;
+        dst->unknown.count = src->unknown.count;
+    }
     return CMC_OK;
 }
 
@@ -563,7 +573,8 @@ int plan_equal(const struct plan *a, const struct plan *b)
     for (size_t i = 0; i < plan_n_fields; i++)
         if (!plan_field_equal(&plan_fields[i], a, b))
             return 0;
-    return 1;
+    return a->unknown.count == b->unknown.count && a->unknown.len == b->unknown.len &&
+           (a->unknown.len == 0 || memcmp(a->unknown.bytes, b->unknown.bytes, a->unknown.len) == 0);
 }
 
 /* ---- validation ------------------------------------------------------------------------ */
@@ -892,6 +903,8 @@ static int check_items(const struct plan_field *f, const void *p, enum plan_chec
 
 int plan_edition(const struct plan *p)
 {
+    if (p->unknown.count > 0)
+        return PLAN_EDITION_CURRENT + 1;
     for (size_t i = 0; i < plan_n_fields; i++) {
         const struct plan_field *f = &plan_fields[i];
         if ((f->flags & PLAN_FF_ED2) && plan_value_present(f, p))

@@ -102,6 +102,15 @@ enum plan_relationship {
     PLAN_REL_OTHER,        /* "other" */
 };
 
+/* Fields of a later edition this build does not know, kept so that re-encoding the plan
+ * loses nothing (plan_unpack_keep): the raw msgpack key/value pairs, ascending ids, every id
+ * above the highest this build knows. */
+struct plan_unknown {
+    uint8_t *bytes;
+    size_t len;
+    uint32_t count; /* pairs */
+};
+
 /* A structured recommendation: the value and its free-text note. */
 struct plan_rec {
     int value; /* enum plan_recommendation */
@@ -297,6 +306,8 @@ struct plan {
         int home_oxygen;            /* tri-state */
         char *other;
     } devices;
+
+    struct plan_unknown unknown; /* later-edition fields (plan_unpack_keep), else empty */
 };
 
 /* ---- the field table ------------------------------------------------------------------- */
@@ -415,7 +426,7 @@ void plan_free(struct plan *p);    /* frees members and re-inits; NULL is a no-o
 /* dst is overwritten (it must own nothing, e.g. fresh or after plan_free); on failure it is
  * left empty. */
 int plan_copy(struct plan *dst, const struct plan *src);
-/* 1 if every field (including lists, in order) is equal, else 0. */
+/* 1 if every field (including lists, in order, and kept unknown fields) is equal, else 0. */
 int plan_equal(const struct plan *a, const struct plan *b);
 
 /* ---- validation ------------------------------------------------------------------------ */
@@ -442,9 +453,11 @@ enum plan_check {
  * not_yet_discussed", "medications[m2].dose: longer than 200 bytes"), never its value. */
 int plan_validate(const struct plan *p, enum plan_check level);
 
-/* The schema edition a plan needs: 2 when any second-edition field holds a value, else 1.
- * A device or a hub that knows only the first edition cannot hold an edition-2 plan
- * without losing content (docs/PROTOCOL.md, "Mixed versions"). */
+/* The schema edition a plan needs: 2 when any second-edition field holds a value, else 1;
+ * PLAN_EDITION_CURRENT + 1 when it carries fields of a later edition this build does not
+ * know (p->unknown), which a device must say it cannot show. A device or a hub that knows
+ * only the first edition cannot hold an edition-2 plan without losing content
+ * (docs/PROTOCOL.md, "Mixed versions"). */
 #define PLAN_EDITION_CURRENT 2
 int plan_edition(const struct plan *p);
 
@@ -473,5 +486,11 @@ int plan_pack(const struct plan *p, uint8_t **out, size_t *len);
  * every count checked against the bytes remaining before allocating, unknown wire ids and
  * wrong types refused, trailing bytes refused, then plan_validate(PLAN_CHECK_DRAFT). */
 int plan_unpack(const uint8_t *buf, size_t len, struct plan *out);
+/* As plan_unpack, but fields with ids above the highest this build knows are kept in
+ * out->unknown (each value checked to be one well-formed msgpack value within the depth
+ * cap) instead of refused, and plan_pack writes them back after the known ones: an older
+ * agent holding a newer plan drops nothing. Unknown ids below the highest known id are
+ * refused (ids are never reused). The JSON form and change documents cannot show them. */
+int plan_unpack_keep(const uint8_t *buf, size_t len, struct plan *out);
 
 #endif

@@ -850,6 +850,49 @@ static void test_second_edition_in_changes_and_merge(void **state)
     plan_free(&back);
 }
 
+/* A later edition's fields survive an agent that does not know them: kept by
+ * plan_unpack_keep, written back byte for byte, and the plan says it needs a newer agent. The
+ * strict decoder (the hub's) still refuses them. */
+static void test_unknown_fields_are_kept(void **state)
+{
+    (void)state;
+    struct plan a, b, c;
+    uint8_t *mp = NULL, *again = NULL, *later;
+    size_t mlen = 0, alen = 0;
+    load_file(ED2_EXAMPLE, &a);
+    assert_int_equal(plan_pack(&a, &mp, &mlen), CMC_OK);
+    assert_int_equal(mp[0], 0xde); /* map16: the example has more than 15 fields */
+    uint16_t count = (uint16_t)((mp[1] << 8) | mp[2]);
+    later = cmc_malloc(mlen + 8);
+    assert_non_null(later);
+    memcpy(later, mp, mlen);
+    later[1] = (uint8_t)((count + 2) >> 8);
+    later[2] = (uint8_t)(count + 2);
+    /* field 100: "x"; field 101: [true] */
+    memcpy(later + mlen, "\x64\xa1x\x65\x91\xc3", 6);
+    assert_int_equal(plan_unpack(later, mlen + 6, &b), CMC_ERR_CORRUPT);
+    assert_int_equal(plan_unpack_keep(later, mlen + 6, &b), CMC_OK);
+    assert_int_equal(b.unknown.count, 2);
+    assert_int_equal(plan_edition(&b), PLAN_EDITION_CURRENT + 1);
+    assert_int_equal(plan_pack(&b, &again, &alen), CMC_OK);
+    assert_int_equal(alen, mlen + 6);
+    assert_memory_equal(again, later, alen);
+    assert_int_equal(plan_copy(&c, &b), CMC_OK);
+    assert_true(plan_equal(&c, &b));
+    assert_false(plan_equal(&a, &b));
+    /* a truncated unknown value is refused, not kept */
+    assert_int_equal(plan_unpack_keep(later, mlen + 5, &c), CMC_ERR_CORRUPT);
+    assert_int_equal(c.unknown.count, 0);
+    /* kept fields keep the one-encoding rule: ids must still ascend */
+    later[mlen] = 0x66; /* 102 before 101 */
+    assert_int_equal(plan_unpack_keep(later, mlen + 6, &c), CMC_ERR_CORRUPT);
+    plan_free(&a);
+    plan_free(&b);
+    cmc_free(mp);
+    cmc_free(again);
+    cmc_free(later);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -873,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_second_edition_round_trips),
         cmocka_unit_test(test_first_edition_form_unchanged),
         cmocka_unit_test(test_second_edition_in_changes_and_merge),
+        cmocka_unit_test(test_unknown_fields_are_kept),
     };
     plan_json_init(); /* the test's own jansson calls allocate like the library's */
     return cmocka_run_group_tests(tests, NULL, NULL);
