@@ -880,6 +880,7 @@ static void test_unknown_fields_are_kept(void **state)
     assert_int_equal(plan_copy(&c, &b), CMC_OK);
     assert_true(plan_equal(&c, &b));
     assert_false(plan_equal(&a, &b));
+    plan_free(&c);
     /* a truncated unknown value is refused, not kept */
     assert_int_equal(plan_unpack_keep(later, mlen + 5, &c), CMC_ERR_CORRUPT);
     assert_int_equal(c.unknown.count, 0);
