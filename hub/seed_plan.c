@@ -201,7 +201,7 @@ enum { PROF_COMFORT, PROF_BALANCED, PROF_ACTIVE, PROF_N };
 static const struct problem problems[] = {
     {"Breathlessness", "Sit upright, open a window or use a fan, give oral morphine as prescribed; "
                        "call the 24/7 palliative line if not settling within 30 minutes.",
-     "morphine", P_ALL, NULL},
+     "morphine sulfate oral", P_ALL, NULL},
     {"Pain", "Give the prescribed breakthrough dose; if two doses within 4 hours do not help, use "
              "the anticipatory injection and call the palliative team.", "injection", P_ALL, NULL},
     {"Agitation or distress", "Look for reversible causes (pain, full bladder, constipation); "
@@ -803,6 +803,9 @@ static void seed_draws(struct seed_plan *s, int status)
     uint32_t roll = rng_below(r, 100);
     s->profile = roll < 60 ? PROF_COMFORT : roll < 85 ? PROF_BALANCED : PROF_ACTIVE;
     int dementia = strstr(s->dx->text, "dementia") != NULL;
+    /* full active treatment is not what advanced dementia or a prognosis of weeks plans for */
+    if (s->profile == PROF_ACTIVE && (dementia || strncmp(s->dx->prognosis, "weeks", 5) == 0))
+        s->profile = PROF_BALANCED;
     roll = rng_below(r, 100);
     if (dementia)
         s->capacity = roll < 80 ? PLAN_CAPACITY_NO : PLAN_CAPACITY_FLUCTUATING;
