@@ -28,7 +28,7 @@
 
 #define HUB_REASON_MAX 500 /* bytes of a withdrawal or reinstatement reason */
 
-/* Store migration: the patient binding (users.nhs) and the consent log. */
+/* Store migration 4: the patient binding (patient_accounts) and the consent log. */
 extern const char hub_schema_clinical[];
 
 /* Today at the hub, "YYYY-MM-DD" (UTC). */
