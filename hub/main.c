@@ -2,6 +2,7 @@
  * main.c - the `cmc-hub` command line (shared/CLI.md): parses arguments, opens the hub,
  * calls the core, prints human or --json output and maps errors to exit codes.
  */
+#include "hub/clinical.h"
 #include "hub/hub.h"
 #include "hub/server.h"
 
@@ -765,6 +766,7 @@ int main(int argc, char **argv)
             c.dir = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_text, stdout);
+            fputs(hub_clinical_usage, stdout);
             return 0;
         } else if (cmd == NULL) {
             cmd = argv[i];
@@ -793,6 +795,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if ((rc = hub_open(c.dir, &h)) != CMC_OK)
+        goto out;
+    if (hub_clinical_dispatch(h, cmd, c.argc, c.argv, c.json, &rc)) /* hub/clinical.h */
         goto out;
     if (strcmp(cmd, "serve") == 0)
         rc = cmd_serve(&c, h);

@@ -7,6 +7,9 @@
  */
 #include "hub/internal.h"
 
+#include "hub/clinical.h"
+#include "sync/rules.h"
+
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -14,6 +17,11 @@
 
 #include <stdio.h>
 #include <string.h>
+
+static int hub_patient_owns(hub *h, const char *as_user, int role, const char *nhs);
+static int hub_patient_owns_bind(hub *h, const char *as_user, int role, const char *nhs,
+                                 int bind_first);
+static int hub_check_rules(const struct plan *p, const char *what);
 
 /* Replaces a plan string member with a copy of s (NULL clears). */
 static int hub_set_str(char **member, const char *s)
@@ -173,9 +181,10 @@ static int hub_load_current(hub *h, const char *plan_ref, struct hub_plan_info *
     return hub_load_version(h, info->plan_id, info->version, p);
 }
 
-/* Writes `p` as the next version with `status`, in a transaction of its own. */
-static int hub_new_version(hub *h, struct plan *p, int64_t prev_version, int status,
-                           const char *actor, const char *action)
+/* Stamps `p` as the next version with `status` and stores it, inside the caller's
+ * transaction. */
+static int hub_store_next(hub *h, struct plan *p, int64_t prev_version, int status,
+                          const char *actor, const char *action)
 {
     char now[21];
     int rc;
@@ -184,9 +193,17 @@ static int hub_new_version(hub *h, struct plan *p, int64_t prev_version, int sta
     p->status = status;
     if ((rc = hub_set_str(&p->updated_at, now)) != CMC_OK)
         return rc;
+    return hub_store_version(h, p, actor, action);
+}
+
+/* Writes `p` as the next version with `status`, in a transaction of its own. */
+static int hub_new_version(hub *h, struct plan *p, int64_t prev_version, int status,
+                           const char *actor, const char *action)
+{
+    int rc;
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_store_version(h, p, actor, action)) != CMC_OK) {
+    if ((rc = hub_store_next(h, p, prev_version, status, actor, action)) != CMC_OK) {
         hub_tx_rollback(h);
         return rc;
     }
@@ -205,6 +222,8 @@ int hub_plan_import(hub *h, const char *as_user, const char *json, size_t len,
     if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
         return rc;
     if ((rc = plan_from_json(json, len, &p)) != CMC_OK)
+        goto out;
+    if ((rc = hub_patient_owns_bind(h, as_user, role, p.nhs_number, 1)) != CMC_OK)
         goto out;
     /* Status, version and approval are the hub's to give, never the file's. */
     if ((rc = hub_set_str(&p.approved_by, NULL)) != CMC_OK ||
@@ -237,6 +256,8 @@ int hub_plan_edit(hub *h, const char *as_user, const char *plan_ref, const char 
     if ((rc = plan_change_from_json(json, len, &c)) != CMC_OK)
         goto out;
     if ((rc = hub_load_current(h, plan_ref, &info, &p)) != CMC_OK)
+        goto out;
+    if ((rc = hub_patient_owns(h, as_user, role, info.nhs_number)) != CMC_OK)
         goto out;
     if ((rc = plan_change_apply(&p, &c)) != CMC_OK)
         goto out;
@@ -281,28 +302,66 @@ int hub_plan_submit(hub *h, const char *as_user, const char *plan_ref)
         rc = hub_fail_wrap(CMC_ERR_INVALID, "the plan is not complete");
         goto out;
     }
+    if ((rc = hub_check_rules(&p, "the plan cannot be submitted")) != CMC_OK)
+        goto out;
     rc = hub_new_version(h, &p, info.version, PLAN_STATUS_AWAITING_APPROVAL, as_user, "submit");
 out:
     plan_free(&p);
     return rc;
 }
 
+/* Sets approved_by/at to now and review_due to `next` or 12 months ahead, then checks the
+ * rules (which see the new review date). */
+static int hub_approval_stamp(struct plan *p, const char *as_user, const char *next)
+{
+    char now[21], today[11], latest[11], due[11];
+    int rc;
+    hub_now_text(now);
+    hub_today(today);
+    if ((rc = rules_date_add(today, 365, latest)) != CMC_OK)
+        return rc;
+    if (next != NULL) {
+        int64_t t;
+        if (strlen(next) != 10 || plat_parse_time(next, &t) != CMC_OK)
+            return cmc_fail(CMC_ERR_USAGE, "--next: a date, YYYY-MM-DD");
+        if (strcmp(next, today) <= 0 || strcmp(next, latest) > 0)
+            return cmc_fail(CMC_ERR_USAGE, "--next: after today and at most 12 months ahead"
+                                           " (by %s)", latest);
+    }
+    snprintf(due, sizeof due, "%s", next != NULL ? next : latest);
+    if ((rc = hub_set_str(&p->approved_by, as_user)) != CMC_OK ||
+        (rc = hub_set_str(&p->approved_at, now)) != CMC_OK ||
+        (rc = hub_set_str(&p->review_due, due)) != CMC_OK)
+        return rc;
+    p->status = PLAN_STATUS_PUBLISHED;
+    return hub_check_rules(p, "the plan cannot be approved");
+}
+
+static int hub_require_gp(hub *h, const char *as_user, const char *what)
+{
+    int role, rc;
+    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
+        return rc;
+    if (role != HUB_ROLE_GP)
+        return cmc_fail(CMC_ERR_DENIED, "only a gp may %s a plan; %s has the %s role", what,
+                        as_user, hub_role_name(role));
+    return CMC_OK;
+}
+
 int hub_plan_approve(hub *h, const char *as_user, const char *plan_ref)
+{
+    return hub_plan_approve_next(h, as_user, plan_ref, NULL);
+}
+
+int hub_plan_approve_next(hub *h, const char *as_user, const char *plan_ref, const char *next)
 {
     struct hub_plan_info info;
     struct plan p;
-    char now[21];
-    int role, rc;
+    int rc;
 
     plan_init(&p);
-    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
+    if ((rc = hub_require_gp(h, as_user, "approve")) != CMC_OK)
         goto out;
-    if (role != HUB_ROLE_GP) {
-        rc = cmc_fail(CMC_ERR_DENIED,
-                      "only a gp may approve a plan; %s has the %s role", as_user,
-                      hub_role_name(role));
-        goto out;
-    }
     if ((rc = hub_load_current(h, plan_ref, &info, &p)) != CMC_OK)
         goto out;
     if (info.status != PLAN_STATUS_AWAITING_APPROVAL) {
@@ -314,18 +373,8 @@ int hub_plan_approve(hub *h, const char *as_user, const char *plan_ref)
         rc = hub_fail_wrap(CMC_ERR_INVALID, "the plan is not complete");
         goto out;
     }
-    hub_now_text(now);
-    if ((rc = hub_set_str(&p.approved_by, as_user)) != CMC_OK ||
-        (rc = hub_set_str(&p.approved_at, now)) != CMC_OK)
+    if ((rc = hub_approval_stamp(&p, as_user, next)) != CMC_OK)
         goto out;
-    if (p.review_due == NULL) {
-        /* Plans are reviewed at least annually. */
-        char due[21];
-        plat_format_time(plat_wall_now() + 365 * 86400, due);
-        due[10] = '\0';
-        if ((rc = hub_set_str(&p.review_due, due)) != CMC_OK)
-            goto out;
-    }
     rc = hub_new_version(h, &p, info.version, PLAN_STATUS_PUBLISHED, as_user, "approve");
     if (rc == CMC_OK)
         plat_log(PLAT_LOG_INFO, "plan %s version %lld published", info.plan_id,
@@ -335,39 +384,332 @@ out:
     return rc;
 }
 
-int hub_plan_withdraw_consent(hub *h, const char *as_user, const char *plan_ref)
+int hub_plan_review(hub *h, const char *as_user, const char *plan_ref, const char *next)
 {
     struct hub_plan_info info;
-    sqlite3_stmt *st = NULL;
-    int role, rc, src;
+    struct plan p;
+    int rc;
 
-    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
-        return rc;
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
-        return rc;
-    if (info.consent_withdrawn)
-        return cmc_fail(CMC_ERR_STATE, "plan %s: consent is already withdrawn", info.plan_id);
+    plan_init(&p);
+    if ((rc = hub_require_gp(h, as_user, "review")) != CMC_OK)
+        goto out;
+    if ((rc = hub_load_current(h, plan_ref, &info, &p)) != CMC_OK)
+        goto out;
+    if (info.status != PLAN_STATUS_PUBLISHED) {
+        rc = cmc_fail(CMC_ERR_STATE, "plan %s is %s: review records \"no changes\" to a published"
+                                     " plan; approve the pending version instead",
+                      info.plan_id, plan_status_name(info.status));
+        goto out;
+    }
+    if ((rc = hub_approval_stamp(&p, as_user, next)) != CMC_OK)
+        goto out;
+    rc = hub_new_version(h, &p, info.version, PLAN_STATUS_PUBLISHED, as_user, "review");
+    if (rc == CMC_OK)
+        plat_log(PLAT_LOG_INFO, "plan %s reviewed: version %lld published", info.plan_id,
+                 (long long)p.version);
+out:
+    plan_free(&p);
+    return rc;
+}
+
+static int hub_consent_log(hub *h, const char *plan_id, const char *action, const char *as_user,
+                           int role, const char *reason, int64_t version);
+
+/* Stops sharing in one transaction: the flag, the event, the change devices pull (a purge)
+ * and, when a reason is given, the consent log entry. */
+static int hub_withdraw(hub *h, const char *as_user, const struct hub_plan_info *info, int role,
+                        const char *reason)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    if (info->consent_withdrawn)
+        return cmc_fail(CMC_ERR_STATE, "plan %s: consent is already withdrawn", info->plan_id);
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
     if ((rc = hub_db_prepare(h, "UPDATE plans SET withdrawn = 1 WHERE plan_id = ?1", &st)) != CMC_OK)
         goto out;
-    sqlite3_bind_text(st, 1, info.plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, info->plan_id, -1, SQLITE_STATIC);
     src = sqlite3_step(st);
     if (src != SQLITE_DONE) {
         rc = hub_db_fail(h, src, "withdraw consent");
         goto out;
     }
-    if ((rc = hub_log_event(h, info.plan_id, info.version, as_user, "withdraw_consent")) != CMC_OK)
+    if ((rc = hub_log_event(h, info->plan_id, info->version, as_user, "withdraw_consent")) != CMC_OK)
         goto out;
-    if ((rc = hub_log_change(h, info.plan_id, "withdraw_consent", NULL)) != CMC_OK)
+    if ((rc = hub_log_change(h, info->plan_id, "withdraw_consent", NULL)) != CMC_OK)
+        goto out;
+    if (reason != NULL &&
+        (rc = hub_consent_log(h, info->plan_id, "withdraw", as_user, role, reason, info->version)) != CMC_OK)
         goto out;
     rc = hub_tx_commit(h);
     if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "plan %s: consent withdrawn, sharing stopped", info.plan_id);
+        plat_log(PLAT_LOG_INFO, "plan %s: consent withdrawn, sharing stopped", info->plan_id);
 out:
     sqlite3_finalize(st);
     if (rc != CMC_OK)
         hub_tx_rollback(h);
+    return rc;
+}
+
+/* The unguarded form kept for in-process callers; the command line goes through
+ * hub_plan_withdraw_consent_reason (clinical.h). */
+int hub_plan_withdraw_consent(hub *h, const char *as_user, const char *plan_ref)
+{
+    struct hub_plan_info info;
+    int role, rc;
+
+    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
+        return rc;
+    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+        return rc;
+    return hub_withdraw(h, as_user, &info, role, NULL);
+}
+
+/* ---- rules, patients and consent governance (clinical.h) ------------------------------- */
+
+/* New tables only (IF NOT EXISTS), so the step is safe to run again over a store a test or
+ * an operator rolled back to an earlier schema version. */
+const char hub_schema_clinical[] =
+    "CREATE TABLE IF NOT EXISTS patient_accounts(name TEXT PRIMARY KEY, nhs TEXT NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS consent_log(id INTEGER PRIMARY KEY, plan_id TEXT NOT NULL,"
+    " action TEXT NOT NULL, requester TEXT NOT NULL, role TEXT NOT NULL, reason TEXT NOT NULL,"
+    " version INTEGER NOT NULL, at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS consent_log_plan ON consent_log(plan_id, id);";
+
+void hub_today(char out[11])
+{
+    char now[21];
+    hub_now_text(now);
+    snprintf(out, 11, "%.10s", now);
+}
+
+static int hub_check_rules(const struct plan *p, const char *what)
+{
+    char today[11];
+    hub_today(today);
+    if (rules_check(p, today, NULL) != CMC_OK)
+        return hub_fail_wrap(CMC_ERR_INVALID, what);
+    return CMC_OK;
+}
+
+int hub_user_nhs(hub *h, const char *name, char nhs[PLAN_NHS_LEN + 1])
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    nhs[0] = '\0';
+    if ((rc = hub_db_prepare(h, "SELECT nhs FROM patient_accounts WHERE name = ?1", &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        hub_col_copy(st, 0, nhs, PLAN_NHS_LEN + 1);
+    else if (src != SQLITE_DONE)
+        rc = hub_db_fail(h, src, "user");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int hub_bind_patient(hub *h, const char *name, const char *nhs)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "INSERT INTO patient_accounts(name, nhs) VALUES(?1, ?2)", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, nhs, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = hub_db_fail(h, src, "patient account");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* A patient account acts only on the plan for the NHS number it is bound to. An account
+ * made without a binding (before bindings existed) is bound by the first plan it starts
+ * (`bind_first`), and to nothing else after that. */
+static int hub_patient_owns_bind(hub *h, const char *as_user, int role, const char *nhs,
+                                 int bind_first)
+{
+    char bound[PLAN_NHS_LEN + 1];
+    int rc;
+    if (role != HUB_ROLE_PATIENT)
+        return CMC_OK;
+    if ((rc = hub_user_nhs(h, as_user, bound)) != CMC_OK)
+        return rc;
+    if (bound[0] == '\0' && bind_first && nhs != NULL)
+        return hub_bind_patient(h, as_user, nhs);
+    if (bound[0] == '\0' || nhs == NULL || strcmp(bound, nhs) != 0)
+        return cmc_fail(CMC_ERR_DENIED, "%s is a patient account: it may act only on the plan for"
+                                        " its own NHS number", as_user);
+    return CMC_OK;
+}
+
+static int hub_patient_owns(hub *h, const char *as_user, int role, const char *nhs)
+{
+    return hub_patient_owns_bind(h, as_user, role, nhs, 0);
+}
+
+int hub_plan_may_see(hub *h, const char *as_user, const char *plan_ref)
+{
+    struct hub_plan_info info;
+    int role, rc;
+    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
+        return rc;
+    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+        return rc;
+    return hub_patient_owns(h, as_user, role, info.nhs_number);
+}
+
+int hub_user_add_patient(hub *h, const char *name, const char *nhs_in)
+{
+    char nhs[PLAN_NHS_LEN + 1];
+    int rc;
+    if ((rc = plan_nhs_normalise(nhs_in != NULL ? nhs_in : "", nhs)) != CMC_OK)
+        return hub_fail_wrap(CMC_ERR_USAGE, "--nhs");
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        return rc;
+    if ((rc = hub_user_add(h, name, "patient")) != CMC_OK)
+        goto out;
+    rc = hub_bind_patient(h, name, nhs);
+out:
+    if (rc == CMC_OK)
+        rc = hub_tx_commit(h);
+    if (rc != CMC_OK)
+        hub_tx_rollback(h);
+    return rc;
+}
+
+/* Who may withdraw or reinstate consent, and the reason they must give. */
+static int hub_consent_actor(hub *h, const char *as_user, const struct hub_plan_info *info,
+                             const char *reason, int *role)
+{
+    int rc;
+    if ((rc = hub_user_role(h, as_user, role)) != CMC_OK)
+        return rc;
+    if (*role == HUB_ROLE_ADMIN)
+        return cmc_fail(CMC_ERR_DENIED, "consent is changed by a clinician, a gp or the patient;"
+                                        " %s has the admin role", as_user);
+    if ((rc = hub_patient_owns(h, as_user, *role, info->nhs_number)) != CMC_OK)
+        return rc;
+    if (reason == NULL || reason[0] == '\0')
+        return cmc_fail(CMC_ERR_USAGE, "--reason is required: it is kept with who asked");
+    if (strlen(reason) > HUB_REASON_MAX)
+        return cmc_fail(CMC_ERR_USAGE, "--reason: at most %d bytes", HUB_REASON_MAX);
+    return CMC_OK;
+}
+
+static int hub_consent_log(hub *h, const char *plan_id, const char *action, const char *as_user,
+                           int role, const char *reason, int64_t version)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "INSERT INTO consent_log(plan_id, action, requester, role, reason,"
+                               " version, at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, as_user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, hub_role_name(role), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, version);
+    sqlite3_bind_int64(st, 7, plat_wall_now());
+    int src = sqlite3_step(st);
+    if (src != SQLITE_DONE)
+        rc = hub_db_fail(h, src, "consent log");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_plan_withdraw_consent_reason(hub *h, const char *as_user, const char *plan_ref,
+                                     const char *reason)
+{
+    struct hub_plan_info info;
+    int role, rc;
+    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+        return rc;
+    if ((rc = hub_consent_actor(h, as_user, &info, reason, &role)) != CMC_OK)
+        return rc;
+    return hub_withdraw(h, as_user, &info, role, reason);
+}
+
+int hub_plan_reinstate_consent(hub *h, const char *as_user, const char *plan_ref,
+                               const char *reason, int64_t *version_out)
+{
+    struct hub_plan_info info;
+    struct plan p;
+    sqlite3_stmt *st = NULL;
+    int role, rc, src;
+
+    plan_init(&p);
+    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+        return rc;
+    if ((rc = hub_consent_actor(h, as_user, &info, reason, &role)) != CMC_OK)
+        return rc;
+    if (!info.consent_withdrawn)
+        return cmc_fail(CMC_ERR_STATE, "plan %s: consent is not withdrawn", info.plan_id);
+    if ((rc = hub_load_version(h, info.plan_id, info.version, &p)) != CMC_OK)
+        return rc;
+    if ((rc = hub_set_str(&p.approved_by, NULL)) != CMC_OK ||
+        (rc = hub_set_str(&p.approved_at, NULL)) != CMC_OK)
+        goto out;
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        goto out;
+    /* Sharing resumes only when a gp approves this draft: until then nothing is published. */
+    rc = hub_db_prepare(h, "UPDATE plans SET withdrawn = 0, published = 0 WHERE plan_id = ?1", &st);
+    if (rc == CMC_OK) {
+        sqlite3_bind_text(st, 1, info.plan_id, -1, SQLITE_STATIC);
+        if ((src = sqlite3_step(st)) != SQLITE_DONE)
+            rc = hub_db_fail(h, src, "reinstate consent");
+    }
+    sqlite3_finalize(st);
+    if (rc == CMC_OK)
+        rc = hub_store_next(h, &p, info.version, PLAN_STATUS_DRAFT, as_user, "reinstate_consent");
+    if (rc == CMC_OK)
+        rc = hub_consent_log(h, info.plan_id, "reinstate", as_user, role, reason, p.version);
+    if (rc == CMC_OK)
+        rc = hub_tx_commit(h);
+    if (rc != CMC_OK)
+        hub_tx_rollback(h);
+    if (rc == CMC_OK && version_out != NULL)
+        *version_out = p.version;
+out:
+    plan_free(&p);
+    return rc;
+}
+
+int hub_plan_list_review_due(hub *h, const char *before,
+                             int (*cb)(const struct hub_plan_info *, const char *review_due,
+                                       void *),
+                             void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    struct hub_plan_info info;
+    struct plan p;
+    int64_t t;
+    int rc, src;
+
+    if (before == NULL || strlen(before) != 10 || plat_parse_time(before, &t) != CMC_OK)
+        return cmc_fail(CMC_ERR_USAGE, "--review-due-before: a date, YYYY-MM-DD");
+    rc = hub_db_prepare(h, "SELECT " HUB_INFO_COLS " FROM plans WHERE published > 0 AND"
+                           " withdrawn = 0 ORDER BY plan_id", &st);
+    if (rc != CMC_OK)
+        return rc;
+    plan_init(&p);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        hub_info_from_row(st, &info);
+        if ((rc = hub_load_version(h, info.plan_id, info.published_version, &p)) != CMC_OK)
+            goto out;
+        if (p.review_due != NULL && strcmp(p.review_due, before) < 0 &&
+            (rc = cb(&info, p.review_due, ctx)) != 0)
+            goto out;
+        plan_free(&p);
+    }
+    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "plan list");
+out:
+    plan_free(&p);
+    sqlite3_finalize(st);
     return rc;
 }
 

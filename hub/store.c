@@ -3,6 +3,7 @@
  * plan versions, users and small shared helpers.
  */
 #include "hub/internal.h"
+#include "hub/clinical.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -357,7 +358,8 @@ out:
 /* Opens and keys the database (sync/db.h: raw key, WAL, busy timeout) and migrates it. */
 static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
 {
-    static const char *const steps[] = {hub_schema, hub_schema_2, hub_schema_3};
+    static const char *const steps[] = {hub_schema, hub_schema_2, hub_schema_3,
+                                        hub_schema_clinical /* clinical.h */};
     char path[4096];
     int rc;
 

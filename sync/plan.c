@@ -29,8 +29,19 @@ static const char *const place_names[] = {"home", "hospice", "hospital", "care_h
 static const char *const severity_names[] = {"mild", "moderate", "severe", "unknown", NULL};
 static const char *const role_names[] = {"gp",          "palliative_team", "lpa",   "next_of_kin",
                                          "main_carer",  "key_worker",      "other", NULL};
+static const char *const preference_names[] = {"prioritise_sustaining_life", "lean_sustaining_life",
+                                               "balanced", "lean_comfort", "prioritise_comfort",
+                                               NULL};
+static const char *const rec_names[] = {"recommended", "not_recommended", "discuss", NULL};
+static const char *const capacity_names[] = {"yes", "no", "fluctuating", NULL};
+static const char *const relationship_names[] = {
+    "spouse",  "partner",      "son",    "daughter",  "parent",   "sibling", "grandchild",
+    "other_family", "friend", "neighbour", "guardian", "other",    NULL};
 
 /* ---- the table ------------------------------------------------------------------------- */
+
+#define PLAN_CODE_MAX 18 /* SNOMED CT ids are 6 to 18 digits; dm+d ids are SNOMED-form */
+#define FF_CODE (PLAN_FF_ED2 | PLAN_FF_CODE)
 
 #define F(id, path, type, st, member, flags, max, names, list)                                \
     { id, path, type, offsetof(struct st, member), flags, max, names, list }
@@ -41,18 +52,21 @@ static const struct plan_field diagnosis_fields[] = {
     F(1, "id", PLAN_F_STRING, plan_diagnosis, id, PLAN_FF_KEY | PLAN_FF_DRAFT, PLAN_ITEM_ID_MAX, NULL, NULL),
     F(2, "text", PLAN_F_STRING, plan_diagnosis, text, PLAN_FF_REQUIRED, PLAN_MAX_SHORT, NULL, NULL),
     F(3, "primary", PLAN_F_BOOL, plan_diagnosis, primary, 0, 0, NULL, NULL),
+    F(4, "snomed", PLAN_F_STRING, plan_diagnosis, snomed, FF_CODE, PLAN_CODE_MAX, NULL, NULL),
 };
 static const struct plan_field medication_fields[] = {
     F(1, "id", PLAN_F_STRING, plan_medication, id, PLAN_FF_KEY | PLAN_FF_DRAFT, PLAN_ITEM_ID_MAX, NULL, NULL),
     F(2, "name", PLAN_F_STRING, plan_medication, name, PLAN_FF_REQUIRED, PLAN_MAX_SHORT, NULL, NULL),
     F(3, "dose", PLAN_F_STRING, plan_medication, dose, 0, PLAN_MAX_SHORT, NULL, NULL),
     F(4, "anticipatory", PLAN_F_BOOL, plan_medication, anticipatory, 0, 0, NULL, NULL),
+    F(5, "dmd", PLAN_F_STRING, plan_medication, dmd, FF_CODE, PLAN_CODE_MAX, NULL, NULL),
 };
 static const struct plan_field allergy_fields[] = {
     F(1, "id", PLAN_F_STRING, plan_allergy, id, PLAN_FF_KEY | PLAN_FF_DRAFT, PLAN_ITEM_ID_MAX, NULL, NULL),
     F(2, "substance", PLAN_F_STRING, plan_allergy, substance, PLAN_FF_REQUIRED, PLAN_MAX_SHORT, NULL, NULL),
     F(3, "reaction", PLAN_F_STRING, plan_allergy, reaction, 0, PLAN_MAX_SHORT, NULL, NULL),
     F(4, "severity", PLAN_F_ENUM, plan_allergy, severity, 0, 0, severity_names, NULL),
+    F(5, "snomed", PLAN_F_STRING, plan_allergy, snomed, FF_CODE, PLAN_CODE_MAX, NULL, NULL),
 };
 static const struct plan_field contact_fields[] = {
     F(1, "id", PLAN_F_STRING, plan_contact, id, PLAN_FF_KEY | PLAN_FF_DRAFT, PLAN_ITEM_ID_MAX, NULL, NULL),
@@ -60,6 +74,7 @@ static const struct plan_field contact_fields[] = {
     F(3, "name", PLAN_F_STRING, plan_contact, name, PLAN_FF_REQUIRED, PLAN_MAX_SHORT, NULL, NULL),
     F(4, "phone", PLAN_F_STRING, plan_contact, phone, 0, PLAN_MAX_SHORT, NULL, NULL),
     F(5, "available", PLAN_F_STRING, plan_contact, available, 0, PLAN_MAX_SHORT, NULL, NULL),
+    F(6, "relationship", PLAN_F_ENUM, plan_contact, relationship, PLAN_FF_ED2, 0, relationship_names, NULL),
 };
 static const struct plan_field problem_fields[] = {
     F(1, "id", PLAN_F_STRING, plan_problem, id, PLAN_FF_KEY | PLAN_FF_DRAFT, PLAN_ITEM_ID_MAX, NULL, NULL),
@@ -83,9 +98,17 @@ enum {
     FF_ID = PLAN_FF_IDENTITY | PLAN_FF_DRAFT | PLAN_FF_REQUIRED,
     FF_REQ = PLAN_FF_REQUIRED,
     FF_META = PLAN_FF_META,
+    FF_ED2 = PLAN_FF_ED2,
 };
 
-/* In the order of examples/plan.json, which is also ascending wire id order. */
+/* A recommendation and its note take two consecutive ids. */
+#define REC(id, name, member)                                                              \
+    PE(id, "recommendations." name, PLAN_F_ENUM, recommendations.member.value, FF_ED2, rec_names), \
+    P(id + 1, "recommendations." name "_note", PLAN_F_STRING, recommendations.member.note,   \
+      FF_ED2, PLAN_MAX_TEXT)
+
+/* In the order of examples/plan.json, which is also ascending wire id order (the msgpack
+ * writer walks the table and the reader insists on ascending ids). */
 const struct plan_field plan_fields[] = {
     P(1, "plan_id", PLAN_F_UUID, plan_id, PLAN_FF_KEY | PLAN_FF_DRAFT | PLAN_FF_REQUIRED, PLAN_ID_LEN),
     P(2, "nhs_number", PLAN_F_NHS, nhs_number, FF_ID, PLAN_NHS_LEN),
@@ -134,6 +157,44 @@ const struct plan_field plan_fields[] = {
     P(45, "approved_at", PLAN_F_DATETIME, approved_at, FF_META, 20),
     P(46, "review_due", PLAN_F_DATE, review_due, FF_META, 10),
     P(47, "updated_at", PLAN_F_DATETIME, updated_at, FF_META | FF_REQ, 20),
+    /* second edition: ids 48 onwards; the JSON form leaves them out when absent */
+    PE(48, "preferences.scale", PLAN_F_ENUM, preferences.scale, FF_ED2, preference_names),
+    P(49, "preferences.note", PLAN_F_STRING, preferences.note, FF_ED2, PLAN_MAX_TEXT),
+    REC(50, "cpr", cpr),
+    REC(52, "hospital_admission", hospital_admission),
+    REC(54, "critical_care", critical_care),
+    REC(56, "noninvasive_ventilation", noninvasive_ventilation),
+    REC(58, "intubation", intubation),
+    REC(60, "iv_antibiotics", iv_antibiotics),
+    REC(62, "nutrition_hydration", nutrition_hydration),
+    P(64, "recommendations.other", PLAN_F_STRING, recommendations.other, FF_ED2, PLAN_MAX_TEXT),
+    P(65, "recommendations.recommended_by", PLAN_F_STRING, recommendations.recommended_by, FF_ED2, PLAN_MAX_SHORT),
+    P(66, "recommendations.recommended_at", PLAN_F_DATE, recommendations.recommended_at, FF_ED2, 10),
+    PE(67, "capacity.has_capacity", PLAN_F_ENUM, capacity.has_capacity, FF_ED2, capacity_names),
+    P(68, "capacity.assessed_at", PLAN_F_DATE, capacity.assessed_at, FF_ED2, 10),
+    P(69, "capacity.assessed_by", PLAN_F_STRING, capacity.assessed_by, FF_ED2, PLAN_MAX_SHORT),
+    P(70, "capacity.lpa_health_welfare", PLAN_F_BOOL, capacity.lpa_health_welfare, FF_ED2, 0),
+    P(71, "capacity.lpa_registered", PLAN_F_BOOL, capacity.lpa_registered, FF_ED2, 0),
+    P(72, "capacity.lpa_contact", PLAN_F_STRING, capacity.lpa_contact, FF_ED2 | PLAN_FF_REF, PLAN_ITEM_ID_MAX),
+    P(73, "capacity.deputy", PLAN_F_STRING, capacity.deputy, FF_ED2, PLAN_MAX_SHORT),
+    P(74, "capacity.parental_responsibility_contact", PLAN_F_STRING,
+      capacity.parental_responsibility_contact, FF_ED2 | PLAN_FF_REF, PLAN_ITEM_ID_MAX),
+    P(75, "capacity.gillick_competent", PLAN_F_BOOL, capacity.gillick_competent, FF_ED2, 0),
+    P(76, "capacity.imca_involved", PLAN_F_BOOL, capacity.imca_involved, FF_ED2, 0),
+    P(77, "adrt.refuses", PLAN_F_STRING, adrt.refuses, FF_ED2, PLAN_MAX_TEXT),
+    P(78, "adrt.circumstances", PLAN_F_STRING, adrt.circumstances, FF_ED2, PLAN_MAX_TEXT),
+    P(79, "adrt.life_sustaining", PLAN_F_BOOL, adrt.life_sustaining, FF_ED2, 0),
+    P(80, "adrt.signed_witnessed", PLAN_F_BOOL, adrt.signed_witnessed, FF_ED2, 0),
+    P(81, "communication.needs", PLAN_F_STRING, communication.needs, FF_ED2, PLAN_MAX_TEXT),
+    P(82, "communication.adjustments", PLAN_F_STRING, communication.adjustments, FF_ED2, PLAN_MAX_TEXT),
+    P(83, "safety.risk_to_staff", PLAN_F_STRING, safety.risk_to_staff, FF_ED2, PLAN_MAX_TEXT),
+    P(84, "safety.access", PLAN_F_STRING, safety.access, FF_ED2, PLAN_MAX_TEXT),
+    P(85, "safety.pets", PLAN_F_STRING, safety.pets, FF_ED2, PLAN_MAX_SHORT),
+    P(86, "devices.icd", PLAN_F_BOOL, devices.icd, FF_ED2, 0),
+    P(87, "devices.icd_shocks_deactivated", PLAN_F_BOOL, devices.icd_shocks_deactivated, FF_ED2, 0),
+    P(88, "devices.syringe_driver", PLAN_F_BOOL, devices.syringe_driver, FF_ED2, 0),
+    P(89, "devices.home_oxygen", PLAN_F_BOOL, devices.home_oxygen, FF_ED2, 0),
+    P(90, "devices.other", PLAN_F_STRING, devices.other, FF_ED2, PLAN_MAX_SHORT),
 };
 const size_t plan_n_fields = NELEM(plan_fields);
 
@@ -482,6 +543,7 @@ void plan_free(struct plan *p)
         return;
     for (size_t i = 0; i < plan_n_fields; i++)
         clear_value(&plan_fields[i], p);
+    cmc_free(p->unknown.bytes);
     plan_init(p);
 }
 
@@ -494,6 +556,15 @@ int plan_copy(struct plan *dst, const struct plan *src)
             plan_free(dst);
             return rc;
         }
+    if (src->unknown.len > 0) {
+        if ((dst->unknown.bytes = cmc_malloc(src->unknown.len)) == NULL) {
+            plan_free(dst);
+            return cmc_fail(CMC_ERR_NOMEM, "plan: out of memory");
+        }
+        memcpy(dst->unknown.bytes, src->unknown.bytes, src->unknown.len);
+        dst->unknown.len = src->unknown.len;
+        dst->unknown.count = src->unknown.count;
+    }
     return CMC_OK;
 }
 
@@ -502,7 +573,8 @@ int plan_equal(const struct plan *a, const struct plan *b)
     for (size_t i = 0; i < plan_n_fields; i++)
         if (!plan_field_equal(&plan_fields[i], a, b))
             return 0;
-    return 1;
+    return a->unknown.count == b->unknown.count && a->unknown.len == b->unknown.len &&
+           (a->unknown.len == 0 || memcmp(a->unknown.bytes, b->unknown.bytes, a->unknown.len) == 0);
 }
 
 /* ---- validation ------------------------------------------------------------------------ */
@@ -827,6 +899,27 @@ static int check_items(const struct plan_field *f, const void *p, enum plan_chec
                             f->path, id); /* checked by check_item: safe to print */
     }
     return CMC_OK;
+}
+
+int plan_edition(const struct plan *p)
+{
+    if (p->unknown.count > 0)
+        return PLAN_EDITION_CURRENT + 1;
+    for (size_t i = 0; i < plan_n_fields; i++) {
+        const struct plan_field *f = &plan_fields[i];
+        if ((f->flags & PLAN_FF_ED2) && plan_value_present(f, p))
+            return 2;
+        if (f->type != PLAN_F_LIST)
+            continue;
+        size_t n = 0;
+        const char *items = list_get(f, p, &n);
+        for (size_t j = 0; j < n; j++)
+            for (size_t k = 0; k < f->list->n_fields; k++)
+                if ((f->list->fields[k].flags & PLAN_FF_ED2) &&
+                    plan_value_present(&f->list->fields[k], items + j * f->list->item_size))
+                    return 2;
+    }
+    return 1;
 }
 
 int plan_validate(const struct plan *p, enum plan_check level)

@@ -59,6 +59,64 @@ enum plan_consent_basis {
     PLAN_CONSENT_BEST_INTEREST,  /* "best_interest": clinical team, no LPA */
 };
 
+/* ---- second edition (ReSPECT-aligned; shared/DOMAIN.md "The plan, second edition") ------ */
+
+/* ReSPECT section 3: where the person sits between sustaining life and comfort. */
+enum plan_preference {
+    PLAN_PREF_NONE = 0,
+    PLAN_PREF_SUSTAIN_LIFE,      /* "prioritise_sustaining_life" */
+    PLAN_PREF_LEAN_SUSTAIN_LIFE, /* "lean_sustaining_life" */
+    PLAN_PREF_BALANCED,          /* "balanced" */
+    PLAN_PREF_LEAN_COMFORT,      /* "lean_comfort" */
+    PLAN_PREF_COMFORT,           /* "prioritise_comfort" */
+};
+
+/* ReSPECT section 4: one recommendation per treatment. */
+enum plan_recommendation {
+    PLAN_REC_NONE = 0,
+    PLAN_REC_RECOMMENDED,     /* "recommended" */
+    PLAN_REC_NOT_RECOMMENDED, /* "not_recommended" */
+    PLAN_REC_DISCUSS,         /* "discuss": talk to the person or their representative first */
+};
+
+enum plan_capacity {
+    PLAN_CAPACITY_NONE = 0,
+    PLAN_CAPACITY_YES,         /* "yes" */
+    PLAN_CAPACITY_NO,          /* "no" */
+    PLAN_CAPACITY_FLUCTUATING, /* "fluctuating" */
+};
+
+enum plan_relationship {
+    PLAN_REL_NONE = 0,
+    PLAN_REL_SPOUSE,       /* "spouse" */
+    PLAN_REL_PARTNER,      /* "partner" */
+    PLAN_REL_SON,          /* "son" */
+    PLAN_REL_DAUGHTER,     /* "daughter" */
+    PLAN_REL_PARENT,       /* "parent" */
+    PLAN_REL_SIBLING,      /* "sibling" */
+    PLAN_REL_GRANDCHILD,   /* "grandchild" */
+    PLAN_REL_OTHER_FAMILY, /* "other_family" */
+    PLAN_REL_FRIEND,       /* "friend" */
+    PLAN_REL_NEIGHBOUR,    /* "neighbour" */
+    PLAN_REL_GUARDIAN,     /* "guardian" */
+    PLAN_REL_OTHER,        /* "other" */
+};
+
+/* Fields of a later edition this build does not know, kept so that re-encoding the plan
+ * loses nothing (plan_unpack_keep): the raw msgpack key/value pairs, ascending ids, every id
+ * above the highest this build knows. */
+struct plan_unknown {
+    uint8_t *bytes;
+    size_t len;
+    uint32_t count; /* pairs */
+};
+
+/* A structured recommendation: the value and its free-text note. */
+struct plan_rec {
+    int value; /* enum plan_recommendation */
+    char *note;
+};
+
 enum plan_gender {
     PLAN_GENDER_NONE = 0,
     PLAN_GENDER_FEMALE,  /* "female" */
@@ -101,6 +159,7 @@ struct plan_diagnosis {
     char *id;
     char *text;
     int primary; /* tri-state */
+    char *snomed; /* SNOMED CT concept id (digits), second edition */
 };
 
 struct plan_medication {
@@ -108,6 +167,7 @@ struct plan_medication {
     char *name;
     char *dose;
     int anticipatory; /* tri-state */
+    char *dmd;        /* dm+d id (digits), second edition */
 };
 
 struct plan_allergy {
@@ -115,6 +175,7 @@ struct plan_allergy {
     char *substance;
     char *reaction;
     int severity; /* enum plan_severity */
+    char *snomed; /* SNOMED CT concept id (digits), second edition */
 };
 
 struct plan_contact {
@@ -123,6 +184,7 @@ struct plan_contact {
     char *name;
     char *phone;
     char *available;
+    int relationship; /* enum plan_relationship, second edition */
 };
 
 struct plan_problem {
@@ -173,6 +235,11 @@ struct plan {
     struct {
         int exists; /* tri-state */
         char *location;
+        /* second edition */
+        char *refuses;        /* what treatment it refuses */
+        char *circumstances;  /* in which circumstances */
+        int life_sustaining;  /* tri-state: it refuses life-sustaining treatment */
+        int signed_witnessed; /* tri-state: written, signed and witnessed */
     } adrt;
     struct plan_places preferred_place_of_care;
     struct plan_places preferred_place_of_death;
@@ -198,6 +265,49 @@ struct plan {
     char *approved_at; /* YYYY-MM-DDTHH:MM:SSZ */
     char *review_due;  /* YYYY-MM-DD */
     char *updated_at;  /* YYYY-MM-DDTHH:MM:SSZ */
+
+    /* ---- second edition: all optional; sync/rules.h says which ones a rule needs ---- */
+    struct {
+        int scale; /* enum plan_preference */
+        char *note;
+    } preferences;
+    struct {
+        struct plan_rec cpr, hospital_admission, critical_care, noninvasive_ventilation,
+            intubation, iv_antibiotics, nutrition_hydration;
+        char *other;
+        char *recommended_by;
+        char *recommended_at; /* YYYY-MM-DD */
+    } recommendations;
+    struct {
+        int has_capacity;      /* enum plan_capacity: for these decisions */
+        char *assessed_at;     /* YYYY-MM-DD */
+        char *assessed_by;
+        int lpa_health_welfare; /* tri-state: a health-and-welfare LPA exists */
+        int lpa_registered;     /* tri-state: registered with the Office of the Public Guardian */
+        char *lpa_contact;      /* id of the attorney in contacts */
+        char *deputy;           /* court-appointed deputy, name */
+        char *parental_responsibility_contact; /* id in contacts, under-18s */
+        int gillick_competent;  /* tri-state */
+        int imca_involved;      /* tri-state */
+    } capacity;
+    struct {
+        char *needs;       /* sensory or cognitive needs */
+        char *adjustments; /* reasonable adjustments */
+    } communication;
+    struct {
+        char *risk_to_staff; /* free text, no diagnosis labels */
+        char *access;        /* how to get in; never a key-safe code */
+        char *pets;
+    } safety;
+    struct {
+        int icd;                    /* tri-state: implanted cardioverter-defibrillator */
+        int icd_shocks_deactivated; /* tri-state */
+        int syringe_driver;         /* tri-state */
+        int home_oxygen;            /* tri-state */
+        char *other;
+    } devices;
+
+    struct plan_unknown unknown; /* later-edition fields (plan_unpack_keep), else empty */
 };
 
 /* ---- the field table ------------------------------------------------------------------- */
@@ -221,6 +331,10 @@ enum plan_fflag {
     PLAN_FF_IDENTITY = 1u << 2, /* part of the identity index (name, dob, postcode, NHS) */
     PLAN_FF_KEY = 1u << 3,      /* plan_id / item id: never changed once set */
     PLAN_FF_DRAFT = 1u << 4,    /* required even in a draft (plan_id, nhs_number, names, dob) */
+    PLAN_FF_ED2 = 1u << 5,      /* second edition: the JSON form omits it when absent, so a
+                                   first-edition plan keeps its exact JSON and msgpack forms */
+    PLAN_FF_CODE = 1u << 6,     /* a SNOMED CT or dm+d id: 6 to 18 digits (sync/rules.h) */
+    PLAN_FF_REF = 1u << 7,      /* the id of an item in contacts (sync/rules.h) */
 };
 
 struct plan_list_desc;
@@ -312,7 +426,7 @@ void plan_free(struct plan *p);    /* frees members and re-inits; NULL is a no-o
 /* dst is overwritten (it must own nothing, e.g. fresh or after plan_free); on failure it is
  * left empty. */
 int plan_copy(struct plan *dst, const struct plan *src);
-/* 1 if every field (including lists, in order) is equal, else 0. */
+/* 1 if every field (including lists, in order, and kept unknown fields) is equal, else 0. */
 int plan_equal(const struct plan *a, const struct plan *b);
 
 /* ---- validation ------------------------------------------------------------------------ */
@@ -339,6 +453,14 @@ enum plan_check {
  * not_yet_discussed", "medications[m2].dose: longer than 200 bytes"), never its value. */
 int plan_validate(const struct plan *p, enum plan_check level);
 
+/* The schema edition a plan needs: 2 when any second-edition field holds a value, else 1;
+ * PLAN_EDITION_CURRENT + 1 when it carries fields of a later edition this build does not
+ * know (p->unknown), which a device must say it cannot show. A device or a hub that knows
+ * only the first edition cannot hold an edition-2 plan without losing content
+ * (docs/PROTOCOL.md, "Mixed versions"). */
+#define PLAN_EDITION_CURRENT 2
+int plan_edition(const struct plan *p);
+
 /* ---- JSON (jansson) -------------------------------------------------------------------- */
 
 /* Points jansson's allocator at cmc_malloc/cmc_free (once per process; the JSON functions
@@ -346,10 +468,11 @@ int plan_validate(const struct plan *p, enum plan_check level);
 void plan_json_init(void);
 
 /* Parses the JSON form of examples/plan.json and validates it (PLAN_CHECK_DRAFT). Unknown
- * keys are refused (naming the key). */
+ * keys are refused (naming the key). First- and second-edition forms are both accepted. */
 int plan_from_json(const char *json, size_t len, struct plan *out);
-/* Serialises every field in the order of examples/plan.json; absent fields are null,
- * empty lists []. `pretty` indents. Caller frees *out with cmc_free. */
+/* Serialises every field in the order of examples/plan.json; absent first-edition fields are
+ * null, empty lists []; absent second-edition fields (and groups) are left out, so a
+ * first-edition plan's JSON is what it always was. `pretty` indents. Caller frees *out with cmc_free. */
 int plan_to_json(const struct plan *p, int pretty, char **out, size_t *len);
 
 /* ---- msgpack --------------------------------------------------------------------------- */
@@ -363,5 +486,11 @@ int plan_pack(const struct plan *p, uint8_t **out, size_t *len);
  * every count checked against the bytes remaining before allocating, unknown wire ids and
  * wrong types refused, trailing bytes refused, then plan_validate(PLAN_CHECK_DRAFT). */
 int plan_unpack(const uint8_t *buf, size_t len, struct plan *out);
+/* As plan_unpack, but fields with ids above the highest this build knows are kept in
+ * out->unknown (each value checked to be one well-formed msgpack value within the depth
+ * cap) instead of refused, and plan_pack writes them back after the known ones: an older
+ * agent holding a newer plan drops nothing. Unknown ids below the highest known id are
+ * refused (ids are never reused). The JSON form and change documents cannot show them. */
+int plan_unpack_keep(const uint8_t *buf, size_t len, struct plan *out);
 
 #endif

@@ -186,6 +186,11 @@ int plan_json_item(const struct plan_list_desc *list, const void *item, uint32_t
         json_t *v = NULL;
         if (k > 0 && !(mask & (1u << k)))
             continue;
+        /* The plan form leaves out an absent second-edition field (a change keeps its
+         * nulls: there they clear the field). */
+        if (mask == PLAN_ITEM_ALL && (list->fields[k].flags & PLAN_FF_ED2) &&
+            !plan_value_present(&list->fields[k], item))
+            continue;
         if ((rc = plan_json_value(&list->fields[k], item, &v)) != CMC_OK) {
             json_decref(obj);
             return rc;
@@ -417,6 +422,8 @@ int plan_to_json(const struct plan *p, int pretty, char **out, size_t *len)
         const struct plan_field *f = &plan_fields[i];
         const char *dot = strchr(f->path, '.');
         json_t *obj = root, *v = NULL;
+        if ((f->flags & PLAN_FF_ED2) && !plan_value_present(f, p))
+            continue; /* a first-edition plan keeps its first-edition form */
         if (dot != NULL) {
             char group[64];
             snprintf(group, sizeof group, "%.*s", (int)(dot - f->path), f->path);

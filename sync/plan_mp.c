@@ -91,12 +91,15 @@ int plan_pack(const struct plan *p, uint8_t **out, size_t *len)
     for (size_t i = 0; i < plan_n_fields; i++)
         if (plan_value_present(&plan_fields[i], p))
             count++;
-    mp_write_map(&w, count);
+    mp_write_map(&w, count + p->unknown.count);
     for (size_t i = 0; i < plan_n_fields; i++)
         if (plan_value_present(&plan_fields[i], p)) {
             mp_write_uint(&w, plan_fields[i].wire_id);
             plan_mp_write_value(&w, &plan_fields[i], p);
         }
+    /* later-edition fields kept by plan_unpack_keep: their ids are above every known one */
+    if (p->unknown.len > 0)
+        mp_write_raw(&w, p->unknown.bytes, p->unknown.len);
     return mp_writer_finish(&w, out, len);
 }
 
@@ -239,11 +242,28 @@ int plan_mp_read_item(struct mp_reader *r, const struct plan_field *lf, void *it
     return CMC_OK;
 }
 
-int plan_unpack(const uint8_t *buf, size_t len, struct plan *out)
+/* Keeps one unknown field (its key already read, starting at `key_at`) in out->unknown. */
+static int keep_unknown(struct mp_reader *r, const uint8_t *key_at, struct plan *out)
+{
+    int rc = mp_skip(r);
+    if (rc != CMC_OK)
+        return plan_fail_at(rc, "plan: unknown field");
+    size_t n = (size_t)(r->p - key_at);
+    uint8_t *grown = cmc_realloc(out->unknown.bytes, out->unknown.len + n);
+    if (grown == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "plan: out of memory");
+    memcpy(grown + out->unknown.len, key_at, n);
+    out->unknown.bytes = grown;
+    out->unknown.len += n;
+    out->unknown.count++;
+    return CMC_OK;
+}
+
+static int unpack(const uint8_t *buf, size_t len, struct plan *out, int keep)
 {
     struct mp_reader r;
     uint32_t n = 0;
-    uint64_t prev = 0;
+    uint64_t prev = 0, highest = plan_fields[plan_n_fields - 1].wire_id;
     int rc;
     plan_init(out);
     if (len > PLAN_MAX_ENCODED)
@@ -251,11 +271,12 @@ int plan_unpack(const uint8_t *buf, size_t len, struct plan *out)
                         PLAN_MAX_ENCODED);
     mp_reader_init(&r, buf, len, PLAN_MP_DEPTH);
     mp_reader_canonical(&r); /* one plan, one encoding (docs/PROTOCOL.md) */
-    if ((rc = mp_read_map(&r, (uint32_t)plan_n_fields, &n)) != CMC_OK)
+    if ((rc = mp_read_map(&r, keep ? UINT8_MAX : (uint32_t)plan_n_fields, &n)) != CMC_OK)
         return plan_fail_at(rc, "plan");
     for (uint32_t i = 0; i < n; i++) {
         uint64_t key = 0;
         const struct plan_field *f;
+        const uint8_t *key_at = r.p;
         if ((rc = mp_read_uint(&r, &key)) != CMC_OK) {
             rc = plan_fail_at(rc, "plan: field id");
             goto out;
@@ -265,6 +286,11 @@ int plan_unpack(const uint8_t *buf, size_t len, struct plan *out)
             goto out;
         }
         prev = key;
+        if (keep && key > highest && key <= UINT8_MAX) {
+            if ((rc = keep_unknown(&r, key_at, out)) != CMC_OK)
+                goto out;
+            continue;
+        }
         if (key > UINT8_MAX || (f = plan_field_by_wire_id((uint8_t)key)) == NULL) {
             rc = cmc_fail(CMC_ERR_CORRUPT, "plan: unknown field id %llu", (unsigned long long)key);
             goto out;
@@ -286,4 +312,14 @@ out:
     if (rc != CMC_OK)
         plan_free(out);
     return rc;
+}
+
+int plan_unpack(const uint8_t *buf, size_t len, struct plan *out)
+{
+    return unpack(buf, len, out, 0);
+}
+
+int plan_unpack_keep(const uint8_t *buf, size_t len, struct plan *out)
+{
+    return unpack(buf, len, out, 1);
 }

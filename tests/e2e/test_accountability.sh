@@ -60,7 +60,7 @@ pass "lookups (hits and misses) reach cmc-hub audit under each user's name; ackn
 
 # ---- purge acknowledgement, and a restored old replica ------------------------------------------
 cp -a "$TABLET" "$E2E_TMP/tablet-backup"
-expect_exit 0 hub plan withdraw-consent "$A" --as nurse1
+expect_exit 0 hub plan withdraw-consent "$A" --as nurse1 --reason "patient request"
 expect_exit 0 hub plan show "$A" --json
 [ "$(jget '.devices_not_purged | length')" -eq 1 ] || fail "the tablet should be listed as still holding plan A"
 expect_exit 0 agent "$TABLET" sync --json --user tablet-user

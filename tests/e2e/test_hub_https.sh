@@ -47,7 +47,8 @@ last_err | grep -q "check digit" || fail "no check-digit message: $(last_err)"
 expect_exit 3 hub plan show 9434765919          # valid, not on the hub
 expect_exit 2 hub plan frobnicate x --as gp1
 
-expect_exit 0 hub --json plan withdraw-consent "$AWAIT" --as admin1
+expect_exit 2 hub plan withdraw-consent "$AWAIT" --as admin1 --reason "patient request"
+expect_exit 0 hub --json plan withdraw-consent "$AWAIT" --as gp1 --reason "patient request"
 [ "$(jget .consent_withdrawn)" = true ] || fail "consent not withdrawn"
 expect_exit 1 hub plan submit "$AWAIT" --as nurse1
 

@@ -137,7 +137,7 @@ pass "leaving the caseload purges the plan from the laptop"
 expect_exit 0 agent "$TABLET" sync
 in_replica "$TABLET" $NHS_A
 in_replica "$LAPTOP" MARKER-ALPHA
-expect_exit 0 hub plan withdraw-consent "$A" --as nurse1
+expect_exit 0 hub plan withdraw-consent "$A" --as nurse1 --reason "patient request"
 expect_exit 0 agent "$TABLET" sync --json
 [ "$(jget .purges)" -eq 1 ] || fail "the tablet should purge the withdrawn plan"
 expect_exit 0 agent "$LAPTOP" sync --json

@@ -46,15 +46,19 @@ B=$(hub plan import "$(plan_file $NHS_B 11111111-2222-4333-8444-555555555555 \
   '.patient.given_name = "Eleanor" | .patient.family_name = "Whitfield" | .patient.date_of_birth = "1941-09-02" | .patient.postcode = "SE15 5RS"')" \
   --as nurse1 | tail -n 1)
 D=$(hub plan import "$(plan_file $NHS_D 33333333-4444-4555-8666-777777777777 \
-  '.patient.given_name = "Arthur" | .patient.family_name = "Pennington" | .patient.preferred_name = null | .patient.gender = "male" | .patient.date_of_birth = "1932-11-30" | .patient.postcode = "SE22 8HU" | .patient.address = "4 Grove Vale, London" | .resuscitation.decision = "for_cpr" | .review_due = "2025-01-15"')" \
+  '.patient.given_name = "Arthur" | .patient.family_name = "Pennington" | .patient.preferred_name = null | .patient.gender = "male" | .patient.date_of_birth = "1932-11-30" | .patient.postcode = "SE22 8HU" | .patient.address = "4 Grove Vale, London" | .resuscitation.decision = "for_cpr" | .consent.recorded_at = "2024-01-10T10:00:00Z" | .resuscitation.decided_at = "2024-01-10"')" \
   --as nurse1 | tail -n 1)
 E=$(hub plan import "$(plan_file $NHS_E 44444444-5555-4666-8777-888888888888 \
-  '.patient.given_name = "Doris" | .patient.family_name = "Achterberg" | .patient.preferred_name = null | .patient.date_of_birth = "1929-06-05" | .patient.postcode = "SE5 9RW" | .resuscitation.decision = "not_yet_discussed"')" \
+  '.patient.given_name = "Doris" | .patient.family_name = "Achterberg" | .patient.preferred_name = null | .patient.date_of_birth = "1929-06-05" | .patient.postcode = "SE5 9RW" | .resuscitation.decision = "not_yet_discussed" | .resuscitation.decided_by = null | .resuscitation.decided_at = null')" \
   --as nurse1 | tail -n 1)
 for p in "$A" "$D" "$E"; do
   hub plan submit "$p" --as nurse1 >/dev/null
-  hub plan approve "$p" --as gp1 >/dev/null
 done
+# approval sets the review date 12 months on: A and D are approved on the days that give the
+# dates the page must show (2027-02-11; overdue since 2025-01-15)
+LD_PRELOAD="$FAKETIME_LIB" FAKETIME="@2026-02-11 15:02:00" "$HUB" --dir "$HUB_DIR" plan approve "$A" --as gp1 >/dev/null
+LD_PRELOAD="$FAKETIME_LIB" FAKETIME="@2024-01-16 12:00:00" "$HUB" --dir "$HUB_DIR" plan approve "$D" --as gp1 >/dev/null
+hub plan approve "$E" --as gp1 >/dev/null
 hub caseload add $TEAM $NHS_A >/dev/null
 hub caseload add $TEAM $NHS_B >/dev/null
 

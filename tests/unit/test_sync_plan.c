@@ -8,6 +8,8 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "sync/change.h"
+#include "sync/merge.h"
 #include "sync/plan.h"
 
 #include <jansson.h>
@@ -654,6 +656,172 @@ static void test_out_of_memory(void **state)
     cmc_free(b);
 }
 
+/* ---- second edition -------------------------------------------------------------------- */
+
+#define ED2_EXAMPLE "docs/examples/plan-second-edition.json"
+
+static void load_file(const char *path, struct plan *p)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(plat_read_file(path, 1 << 20, &buf, &len), CMC_OK);
+    if (plan_from_json((const char *)buf, len, p) != CMC_OK)
+        fail_msg("%s: %s", path, cmc_errmsg());
+    cmc_free(buf);
+}
+
+static void test_second_edition_round_trips(void **state)
+{
+    (void)state;
+    struct plan a, b, c;
+    char *json = NULL;
+    uint8_t *mp = NULL;
+    size_t jlen = 0, mlen = 0;
+    load_file(ED2_EXAMPLE, &a);
+    assert_int_equal(plan_validate(&a, PLAN_CHECK_COMPLETE), CMC_OK);
+    assert_int_equal(plan_edition(&a), 2);
+    assert_int_equal(a.recommendations.cpr.value, PLAN_REC_NOT_RECOMMENDED);
+    assert_int_equal(a.capacity.has_capacity, PLAN_CAPACITY_YES);
+    assert_string_equal(a.capacity.lpa_contact, "c3");
+    assert_int_equal(a.contacts[2].relationship, PLAN_REL_SON);
+    assert_string_equal(a.adrt.refuses, "Intubation and mechanical ventilation");
+    assert_string_equal(a.diagnoses[1].snomed, "44054006");
+    /* JSON and msgpack both carry every second-edition field */
+    assert_int_equal(plan_to_json(&a, 1, &json, &jlen), CMC_OK);
+    assert_int_equal(plan_from_json(json, jlen, &b), CMC_OK);
+    assert_true(plan_equal(&a, &b));
+    assert_non_null(strstr(json, "\"relationship\": \"son\""));
+    assert_int_equal(plan_pack(&a, &mp, &mlen), CMC_OK);
+    assert_int_equal(plan_unpack(mp, mlen, &c), CMC_OK);
+    assert_true(plan_equal(&a, &c));
+    /* a second-edition value changes the plan: equality sees it */
+    c.devices.icd = 1;
+    assert_false(plan_equal(&a, &c));
+    plan_free(&a);
+    plan_free(&b);
+    plan_free(&c);
+    cmc_free(json);
+    cmc_free(mp);
+}
+
+/* A first-edition plan keeps its exact JSON form: no second-edition key appears, not even as
+ * null, so a first-edition reader of our JSON sees what it always saw. (Its msgpack form is
+ * pinned by test_golden_encoding.) */
+static void test_first_edition_form_unchanged(void **state)
+{
+    (void)state;
+    static const char *const ed2_keys[] = {"preferences", "recommendations", "capacity",
+                                           "communication", "safety", "devices", "relationship",
+                                           "snomed", "\"dmd\"", "refuses", "circumstances", NULL};
+    struct plan p;
+    char *json = NULL;
+    size_t len = 0;
+    load_example(&p);
+    assert_int_equal(plan_edition(&p), 1);
+    assert_int_equal(plan_to_json(&p, 1, &json, &len), CMC_OK);
+    for (size_t i = 0; ed2_keys[i] != NULL; i++)
+        if (strstr(json, ed2_keys[i]) != NULL)
+            fail_msg("first-edition JSON gained %s", ed2_keys[i]);
+    cmc_free(json);
+    /* one second-edition value makes it a second-edition plan, and its group appears */
+    p.devices.home_oxygen = 1;
+    assert_int_equal(plan_edition(&p), 2);
+    assert_int_equal(plan_to_json(&p, 1, &json, &len), CMC_OK);
+    assert_non_null(strstr(json, "\"devices\""));
+    assert_null(strstr(json, "\"capacity\""));
+    cmc_free(json);
+    plan_free(&p);
+}
+
+static void test_second_edition_in_changes_and_merge(void **state)
+{
+    (void)state;
+    static const char local_edit[] =
+        "{\"set\": {\"capacity.has_capacity\": \"fluctuating\", \"preferences.scale\": \"balanced\"},"
+        " \"update\": {\"contacts\": [{\"id\": \"c3\", \"relationship\": \"partner\"}]}}";
+    static const char remote_edit[] =
+        "{\"set\": {\"recommendations.iv_antibiotics\": \"recommended\","
+        " \"preferences.scale\": \"lean_comfort\"}}";
+    struct plan base, local, remote, merged, back;
+    struct plan_change c;
+    struct merge_conflict *conf = NULL;
+    size_t n = 0;
+    load_file(ED2_EXAMPLE, &base);
+    assert_int_equal(plan_copy(&local, &base), CMC_OK);
+    assert_int_equal(plan_copy(&remote, &base), CMC_OK);
+    assert_int_equal(plan_change_from_json(local_edit, strlen(local_edit), &c), CMC_OK);
+    assert_int_equal(plan_change_apply(&local, &c), CMC_OK);
+    plan_change_free(&c);
+    assert_int_equal(plan_change_from_json(remote_edit, strlen(remote_edit), &c), CMC_OK);
+    assert_int_equal(plan_change_apply(&remote, &c), CMC_OK);
+    plan_change_free(&c);
+    assert_int_equal(local.capacity.has_capacity, PLAN_CAPACITY_FLUCTUATING);
+    assert_int_equal(local.contacts[2].relationship, PLAN_REL_PARTNER);
+    /* a delta carries second-edition fields: diff then apply reproduces the target */
+    assert_int_equal(plan_change_diff(&base, &local, &c), CMC_OK);
+    assert_int_equal(plan_copy(&back, &base), CMC_OK);
+    assert_int_equal(plan_change_apply(&back, &c), CMC_OK);
+    assert_true(plan_equal(&back, &local));
+    plan_change_free(&c);
+    /* the merge takes each side's own change and reports the one field both changed */
+    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &conf, &n), CMC_OK);
+    assert_int_equal(merged.capacity.has_capacity, PLAN_CAPACITY_FLUCTUATING);
+    assert_int_equal(merged.recommendations.iv_antibiotics.value, PLAN_REC_RECOMMENDED);
+    assert_int_equal(merged.contacts[2].relationship, PLAN_REL_PARTNER);
+    assert_int_equal(n, 1);
+    assert_string_equal(conf[0].path, "preferences.scale");
+    cmc_free(conf);
+    plan_free(&base);
+    plan_free(&local);
+    plan_free(&remote);
+    plan_free(&merged);
+    plan_free(&back);
+}
+
+/* A later edition's fields survive an agent that does not know them: kept by
+ * plan_unpack_keep, written back byte for byte, and the plan says it needs a newer agent. The
+ * strict decoder (the hub's) still refuses them. */
+static void test_unknown_fields_are_kept(void **state)
+{
+    (void)state;
+    struct plan a, b, c;
+    uint8_t *mp = NULL, *again = NULL, *later;
+    size_t mlen = 0, alen = 0;
+    load_file(ED2_EXAMPLE, &a);
+    assert_int_equal(plan_pack(&a, &mp, &mlen), CMC_OK);
+    assert_int_equal(mp[0], 0xde); /* map16: the example has more than 15 fields */
+    uint16_t count = (uint16_t)((mp[1] << 8) | mp[2]);
+    later = cmc_malloc(mlen + 8);
+    assert_non_null(later);
+    memcpy(later, mp, mlen);
+    later[1] = (uint8_t)((count + 2) >> 8);
+    later[2] = (uint8_t)(count + 2);
+    /* field 100: "x"; field 101: [true] */
+    memcpy(later + mlen, "\x64\xa1x\x65\x91\xc3", 6);
+    assert_int_equal(plan_unpack(later, mlen + 6, &b), CMC_ERR_CORRUPT);
+    assert_int_equal(plan_unpack_keep(later, mlen + 6, &b), CMC_OK);
+    assert_int_equal(b.unknown.count, 2);
+    assert_int_equal(plan_edition(&b), PLAN_EDITION_CURRENT + 1);
+    assert_int_equal(plan_pack(&b, &again, &alen), CMC_OK);
+    assert_int_equal(alen, mlen + 6);
+    assert_memory_equal(again, later, alen);
+    assert_int_equal(plan_copy(&c, &b), CMC_OK);
+    assert_true(plan_equal(&c, &b));
+    assert_false(plan_equal(&a, &b));
+    plan_free(&c);
+    /* a truncated unknown value is refused, not kept */
+    assert_int_equal(plan_unpack_keep(later, mlen + 5, &c), CMC_ERR_CORRUPT);
+    assert_int_equal(c.unknown.count, 0);
+    /* kept fields keep the one-encoding rule: ids must still ascend */
+    later[mlen] = 0x66; /* 102 before 101 */
+    assert_int_equal(plan_unpack_keep(later, mlen + 6, &c), CMC_ERR_CORRUPT);
+    plan_free(&a);
+    plan_free(&b);
+    cmc_free(mp);
+    cmc_free(again);
+    cmc_free(later);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +841,10 @@ int main(void)
         cmocka_unit_test(test_every_byte_flip_refused_or_valid),
         cmocka_unit_test(test_strict_decoding),
         cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_second_edition_round_trips),
+        cmocka_unit_test(test_first_edition_form_unchanged),
+        cmocka_unit_test(test_second_edition_in_changes_and_merge),
+        cmocka_unit_test(test_unknown_fields_are_kept),
     };
     plan_json_init(); /* the test's own jansson calls allocate like the library's */
     return cmocka_run_group_tests(tests, load_example_file, free_example_file);
