@@ -6,6 +6,7 @@
  * shown as four groups of four; the hub keeps only their BLAKE2b-256 hash, so a copy of
  * the store does not let anyone enroll. A code is accepted once and until it expires.
  */
+#include "hub/admin.h"
 #include "hub/internal.h"
 
 #include "platform/alloc.h"
@@ -76,6 +77,8 @@ int hub_device_add(hub *h, const char *name, const char *scope, const char *role
 
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
+    if ((rc = hub_device_name_free(h, name)) != CMC_OK)
+        goto out;
     if ((rc = hub_db_prepare(h, "INSERT INTO devices(device_id, name, scope, role, state, created)"
                                 " VALUES(?1, ?2, ?3, ?4, 'pending', ?5)", &st)) != CMC_OK)
         goto out;
@@ -213,11 +216,15 @@ static int hub_device_update(hub *h, const char *device_id, const char *sql, con
 
 int hub_device_revoke(hub *h, const char *device_id)
 {
-    int rc = hub_device_update(h, device_id,
-                               "UPDATE devices SET state = 'revoked' WHERE device_id = ?1",
-                               "device revoke");
+    struct hub_device_info d;
+    int rc = hub_device_get(h, device_id, &d);
+    if (rc != CMC_OK)
+        return rc;
+    rc = hub_device_update(h, device_id,
+                           "UPDATE devices SET state = 'revoked' WHERE device_id = ?1",
+                           "device revoke");
     if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "device %s revoked", device_id);
+        plat_log(PLAT_LOG_INFO, "device %s (%s) revoked", d.name, device_id);
     return rc;
 }
 
@@ -235,7 +242,7 @@ int hub_device_wipe(hub *h, const char *device_id)
     rc = hub_device_update(h, device_id, "UPDATE devices SET wipe = 1 WHERE device_id = ?1",
                            "device wipe");
     if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "device %s marked for wiping", device_id);
+        plat_log(PLAT_LOG_INFO, "device %s (%s) marked for wiping", d.name, device_id);
     return rc;
 }
 
