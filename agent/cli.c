@@ -2,6 +2,7 @@
 
 #include "agent/audit.h"
 #include "agent/card.h"
+#include "agent/cli_help.h"
 #include "agent/engine.h"
 #include "agent/lease.h"
 #include "agent/view.h"
@@ -1075,7 +1076,10 @@ static const struct command commands[] = {
 int cli_main(int argc, char **argv)
 {
     struct cli_opts o;
-    int rc = parse_args(argc, argv, &o);
+    int rc, help_exit;
+    if (cli_help_intercept(argc, argv, &help_exit))
+        return help_exit;
+    rc = parse_args(argc, argv, &o);
     if (rc == CMC_OK && (o.help || o.command == NULL || strcmp(o.command, "help") == 0)) {
         usage(o.command == NULL && !o.help ? stderr : stdout);
         return o.command == NULL && !o.help ? 2 : 0;

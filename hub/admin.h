@@ -2,8 +2,9 @@
  * admin.h - what the hub's operator names things by: devices by name or id, and the scopes
  * (regions, teams, care homes) the hub holds plans for.
  *
- * Device names are unique among devices still in service (pending or active): a name is
- * free again once its device is revoked or has confirmed its wipe. hub_device_resolve takes
+ * Device names are unique among devices still in service (pending or active): `device add`
+ * checks hub_device_name_free first; a name is free again once its device is revoked or has
+ * confirmed its wipe. hub_device_resolve takes
  * what an operator types (a name or a device id) and gives the device id every other hub_
  * function takes.
  *

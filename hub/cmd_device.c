@@ -155,6 +155,8 @@ static int device_add(struct hub_cli *c, hub *h, const char *scope, const char *
                                        " and --role urgent_care|clinician are required");
     if (!allow_empty && (rc = check_scope(h, scope)) != CMC_OK)
         return rc;
+    if ((rc = hub_device_name_free(h, c->argv[1])) != CMC_OK)
+        return rc;
     if ((rc = hub_device_add(h, c->argv[1], scope, role, id, code)) != CMC_OK)
         return rc;
     if (c->json) {

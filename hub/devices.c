@@ -6,7 +6,6 @@
  * shown as four groups of four; the hub keeps only their BLAKE2b-256 hash, so a copy of
  * the store does not let anyone enroll. A code is accepted once and until it expires.
  */
-#include "hub/admin.h"
 #include "hub/internal.h"
 
 #include "platform/alloc.h"
@@ -77,8 +76,6 @@ int hub_device_add(hub *h, const char *name, const char *scope, const char *role
 
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_device_name_free(h, name)) != CMC_OK)
-        goto out;
     if ((rc = hub_db_prepare(h, "INSERT INTO devices(device_id, name, scope, role, state, created)"
                                 " VALUES(?1, ?2, ?3, ?4, 'pending', ?5)", &st)) != CMC_OK)
         goto out;
