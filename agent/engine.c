@@ -2,6 +2,7 @@
 
 #include "agent/audit.h"
 #include "agent/lease.h"
+#include "agent/tls_pins.h"
 #include "agent/store_sync.h"
 #include "crypto/cry.h"
 #include "platform/alloc.h"
@@ -1253,6 +1254,13 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
     if ((rc = client_for(&e, cfg, &client)) != CMC_OK)
         goto out;
     rc = pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
+    if (rc == CMC_ERR_TLS && e.tls_pin != NULL && (rc = tls_pins_recover(s, e.hub_url, e.ca_file,
+                                                                         e.hub_pk, &e.tls_pin)) == CMC_OK) {
+        http_client_free(client); /* the hub's key changed and its signing key vouched for it */
+        client = NULL;
+        if ((rc = client_for(&e, cfg, &client)) == CMC_OK)
+            rc = pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
+    }
     if (rep->wiped) {
         rc = finish_wipe(sp, cfg, client);
         goto out;
@@ -1279,6 +1287,8 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
         rc = lease_note_sync(s, rep->hub_time);
     if (rc == CMC_OK)
         rc = upload_audit(s, client);
+    if (rc == CMC_OK && tls_pins_refresh(s, client, e.hub_pk) != CMC_OK)
+        plat_log(PLAT_LOG_WARN, "could not refresh the hub's TLS keys: %s", cmc_errmsg());
     add_stats(rep, client);
 out:
     http_client_free(client);

@@ -29,6 +29,7 @@ static const char usage_text[] =
     "  device list                             name, id, state, last seen, cursor, lease\n"
     "  device revoke DEVICE / device wipe DEVICE / device lease DEVICE DAYS|default\n"
     "  scope list                              regions, teams and care homes, with plan counts\n"
+    "  tls rotate --next-key FILE / tls status change the TLS key without re-enrolling devices\n"
     "  audit PLAN                              who viewed that patient's plan, where, when\n"
     "  key                                     the hub's public signing key (hex)\n"
     "\n"
@@ -41,7 +42,7 @@ static const char usage_text[] =
 
 static const struct hub_cli_cmd *const commands[] = {
     &hub_cmd_init, &hub_cmd_serve, &hub_cmd_seed,  &hub_cmd_user, &hub_cmd_plan,
-    &hub_cmd_caseload, &hub_cmd_device, &hub_cmd_scope, &hub_cmd_audit,
+    &hub_cmd_caseload, &hub_cmd_device, &hub_cmd_scope, &hub_cmd_tls, &hub_cmd_audit,
     &hub_cmd_key,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -14,6 +14,7 @@
 
 #include "hub/guard.h"
 #include "hub/metrics.h"
+#include "hub/tls.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -216,10 +217,32 @@ static enum MHD_Result hub_answered(hub_server *s, struct MHD_Connection *conn,
 static int hub_is_local(const char *target)
 {
     const char *e = hub_metrics_endpoint(target);
-    return strcmp(e, "healthz") == 0 || strcmp(e, "metrics") == 0;
+    return strcmp(e, "healthz") == 0 || strcmp(e, "metrics") == 0 || strcmp(e, "tls-pins") == 0;
 }
 
-/* GET /healthz and GET /metrics: no authentication, no patient or device data. */
+/* A signed fetch of the TLS pin set: the device now pins every key in it (hub/tls.h). An
+ * unsigned or failing fetch is still answered (the set is public), just not noted. Under
+ * the hub mutex. */
+static void hub_tls_note_device(hub_server *s, struct MHD_Connection *conn,
+                                const struct hub_conn *st, const char *method)
+{
+    struct hub_signed_request req;
+    char id[PLAN_ID_LEN + 1];
+    int replay = 0;
+    memset(&req, 0, sizeof req);
+    req.method = method;
+    req.path = st->target;
+    req.device = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Device");
+    req.time = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Time");
+    req.nonce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Nonce");
+    req.signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Signature");
+    req.body = (const uint8_t *)"";
+    if (req.device != NULL && hub_auth_request(s->h, &req, id, &replay) == CMC_OK)
+        (void)hub_tls_note_fetch(s->h, id);
+}
+
+/* GET /healthz, GET /metrics and GET /v1/tls-pins (signed by the hub, hub/tls.h): no
+ * authentication, no patient or device data. */
 static enum MHD_Result hub_answer_local(hub_server *s, struct MHD_Connection *conn,
                                         const struct hub_conn *st, const char *method,
                                         int via_metrics)
@@ -236,13 +259,21 @@ static enum MHD_Result hub_answer_local(hub_server *s, struct MHD_Connection *co
     if (strcmp(e, "metrics") == 0 && s->metrics_daemon != NULL && !via_metrics)
         return hub_answered(s, conn, st, NULL, method, 404,
                             hub_send_error(conn, 404, "not_found", "no such endpoint"), 0);
+    if (strcmp(e, "tls-pins") == 0 && (via_metrics || s->cert == NULL))
+        return hub_answered(s, conn, st, NULL, method, 404,
+                            hub_send_error(conn, 404, "not_found", "no such endpoint"), 0);
     pthread_mutex_lock(&s->mu);
     if (strcmp(e, "healthz") == 0)
         ok = hub_head_seq(s->h, &head) == CMC_OK;
+    else if (strcmp(e, "tls-pins") == 0 && (ok = hub_tls_pins_doc(s->h, &text, &len) == CMC_OK))
+        hub_tls_note_device(s, conn, st, method);
     else
         ok = hub_metrics_render(s->metrics, s->h, &text, &len) == CMC_OK;
     pthread_mutex_unlock(&s->mu);
-    if (strcmp(e, "healthz") == 0)
+    if (strcmp(e, "tls-pins") == 0 && ok)
+        ret = hub_answered(s, conn, st, NULL, method, 200,
+                           hub_send(conn, 200, "application/json", text, len, 0), len);
+    else if (strcmp(e, "healthz") == 0)
         ret = hub_answered(s, conn, st, NULL, method, ok ? 200 : 503,
                            hub_send(conn, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "unavailable\n",
                                     ok ? 3 : 12, 0),
@@ -442,6 +473,19 @@ static int hub_sockaddr(const char *host, uint16_t port, struct sockaddr_storage
     return CMC_OK;
 }
 
+/* Records the pin of the key served with; completes a rotation to it (hub/tls.h). */
+static int hub_server_note_key(hub_server *s)
+{
+    char pin[HUB_TLS_PIN_MAX];
+    int completed = 0;
+    int rc = hub_tls_pin_of_pem((const char *)s->key, s->key_len, pin);
+    if (rc == CMC_OK)
+        rc = hub_tls_started(s->h, pin, &completed);
+    if (rc == CMC_OK && completed)
+        plat_log(PLAT_LOG_WARN, "TLS key rotation complete: serving with the announced key");
+    return rc;
+}
+
 static uint16_t hub_bound_port(struct MHD_Daemon *d, uint16_t fallback)
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -529,6 +573,8 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
         if ((rc = plat_read_file(opts->tls_key_path, 1024 * 1024, &s->key, &s->key_len)) != CMC_OK)
             goto out;
         flags |= MHD_USE_TLS;
+        if ((rc = hub_server_note_key(s)) != CMC_OK)
+            goto out;
     }
     if (opts->metrics_host != NULL && (rc = hub_start_metrics(s, opts)) != CMC_OK)
         goto out;
