@@ -105,7 +105,8 @@ static int cmd_device_lease(struct hub_cli *c, hub *h, const char *scope)
     return CMC_OK;
 }
 
-/* CMC_ERR_USAGE naming the closest known scopes when `scope` names nothing the hub holds. */
+/* CMC_ERR_USAGE naming the closest known scopes when `scope` names nothing the hub holds
+ * (on a hub that holds no plans at all there is nothing to check against: a note only). */
 struct scope_near {
     const char *want;
     const char *names[512];
@@ -134,6 +135,12 @@ static int check_scope(hub *h, const char *scope)
     memset(&sn, 0, sizeof sn);
     if ((rc = hub_scope_list(h, scope_collect, &sn)) != CMC_OK)
         return rc;
+    if (sn.n == 0) {
+        /* A new hub holds nothing to check against: devices may be registered first. */
+        fprintf(stderr, "cmc-hub: note: this hub holds no plans yet; scope %s not checked\n",
+                scope);
+        return CMC_OK;
+    }
     near = hub_cli_closest(scope, sn.names, sn.n);
     if (near != NULL)
         return cmc_fail(CMC_ERR_USAGE, "--scope %s names nothing this hub holds: did you mean"
@@ -272,7 +279,8 @@ const struct hub_cli_cmd hub_cmd_device = {
     "        registers a device; its one-time enrollment code (24 hours) is the last line.\n"
     "        SCOPE: all, region:R, team:T or care_home:H; one naming nothing the hub holds is\n"
     "        refused with the closest names (see `cmc-hub scope list`) unless\n"
-    "        --allow-empty-scope. NAME must be unique among devices in service.\n"
+    "        --allow-empty-scope (not checked while the hub holds no plans at all).\n"
+    "        NAME must be unique among devices in service.\n"
     "  device list                     name, id, scope, role, state, cursor, last seen, lease\n"
     "  device revoke DEVICE            refused on every request from now on\n"
     "  device wipe DEVICE              its next sync destroys its replica, then it is refused\n"

@@ -19,8 +19,10 @@
  * one hub handle (a mutex), which keeps SQLite's one-connection-per-thread rule simple.
  * SQLite's WAL lets the command-line tool write while the server runs.
  *
- * Logs name the method, endpoint, status and device id, never a body or a query value
- * beyond the cursor. hub_server_stop(NULL) is a no-op; *out is NULL on failure.
+ * One info log line per answered request: method, endpoint, status, bytes, milliseconds
+ * and, once authenticated, the device by name and id; never a body or a query value.
+ * A response being sent is bounded by the idle timeout, not the request deadline.
+ * hub_server_stop(NULL) is a no-op; *out is NULL on failure.
  */
 #ifndef CMC_HUB_SERVER_H
 #define CMC_HUB_SERVER_H
