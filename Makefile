@@ -201,3 +201,52 @@ bench-bins: $(PROGS) $(BENCH_BINS)
 $(BUILD)/bench/%: bench/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+
+# ---- version, man pages, install (docs/OPERATIONS.md) ---------------------------------------
+# The version is `git describe` at build time; the two objects that print it are rebuilt
+# when it changes (the stamp file is rewritten only then).
+CMC_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CMC_VERSION)' | cmp -s - $@ || echo '$(CMC_VERSION)' > $@
+$(BUILD)/hub/cli.o $(BUILD)/agent/cli_help.o: $(BUILD)/version.stamp
+$(BUILD)/hub/cli.o $(BUILD)/agent/cli_help.o: CFLAGS += -DCMC_VERSION='"$(CMC_VERSION)"'
+.PHONY: FORCE man install uninstall
+FORCE:
+
+MAN_SRCS  := $(wildcard man/*.scd)
+MAN_PAGES := $(patsubst man/%.scd,$(BUILD)/man/%,$(MAN_SRCS))
+man: $(MAN_PAGES)
+$(BUILD)/man/%: man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+INSTALLED := $(DESTDIR)$(BINDIR)/cmc-hub $(DESTDIR)$(BINDIR)/cmc-agent \
+  $(DESTDIR)$(MANDIR)/man1/cmc-agent.1 $(DESTDIR)$(MANDIR)/man8/cmc-hub.8 \
+  $(DESTDIR)$(UNITDIR)/cmc-hub.service $(DESTDIR)$(USERUNITDIR)/cmc-agent-sync.service
+
+# The units name the installed paths; the settings file is an example and never overwritten.
+install: $(PROGS) $(MAN_PAGES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)$(SYSCONFDIR)/cmc
+	install -m 0755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(BUILD)/man/cmc-agent.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(BUILD)/man/cmc-hub.8 $(DESTDIR)$(MANDIR)/man8/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	  dist/systemd/cmc-hub.service.in > $(DESTDIR)$(UNITDIR)/cmc-hub.service
+	sed -e 's|@BINDIR@|$(BINDIR)|g' dist/systemd/cmc-agent-sync.service.in \
+	  > $(DESTDIR)$(USERUNITDIR)/cmc-agent-sync.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/cmc-hub.service $(DESTDIR)$(USERUNITDIR)/cmc-agent-sync.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/cmc/hub.conf || \
+	  install -m 0640 dist/hub.conf $(DESTDIR)$(SYSCONFDIR)/cmc/hub.conf
+
+# Leaves the settings file and the hub's state (/var/lib/cmc-hub) alone.
+uninstall:
+	rm -f $(INSTALLED)

@@ -3,6 +3,7 @@
  * cli_unlock.c. */
 #include "agent/cli.h"
 
+#include "agent/cli_help.h"
 #include "agent/web.h"
 #include "crypto/cry.h"
 #include "platform/err.h"
@@ -198,7 +199,10 @@ static const struct command commands[] = {
 int cli_main(int argc, char **argv)
 {
     struct cli_opts o;
-    int rc = parse_args(argc, argv, &o);
+    int rc, help_exit;
+    if (cli_help_intercept(argc, argv, &help_exit))
+        return help_exit;
+    rc = parse_args(argc, argv, &o);
     if (rc == CMC_OK && (o.help || o.command == NULL || strcmp(o.command, "help") == 0)) {
         usage(o.command == NULL && !o.help ? stderr : stdout);
         return o.command == NULL && !o.help ? 2 : 0;

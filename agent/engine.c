@@ -7,6 +7,7 @@
 #include "agent/engine_int.h"
 
 #include "agent/lease.h"
+#include "agent/tls_pins.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -141,6 +142,13 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
     if ((rc = client_for(&e, cfg, &client)) != CMC_OK)
         goto out;
     rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
+    if (rc == CMC_ERR_TLS && e.tls_pin != NULL && (rc = tls_pins_recover(s, e.hub_url, e.ca_file,
+                                                                         e.hub_pk, &e.tls_pin)) == CMC_OK) {
+        http_client_free(client); /* the hub's key changed and its signing key vouched for it */
+        client = NULL;
+        if ((rc = client_for(&e, cfg, &client)) == CMC_OK)
+            rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
+    }
     if (rep->wiped) {
         rc = finish_wipe(sp, cfg, client);
         goto out;
@@ -167,6 +175,8 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
         rc = lease_note_sync(s, rep->hub_time);
     if (rc == CMC_OK)
         rc = engine_upload_audit(s, client);
+    if (rc == CMC_OK && tls_pins_refresh(s, client, e.hub_pk) != CMC_OK)
+        plat_log(PLAT_LOG_WARN, "could not refresh the hub's TLS keys: %s", cmc_errmsg());
     engine_add_stats(rep, client);
 out:
     http_client_free(client);

@@ -213,11 +213,15 @@ static int hub_device_update(hub *h, const char *device_id, const char *sql, con
 
 int hub_device_revoke(hub *h, const char *device_id)
 {
-    int rc = hub_device_update(h, device_id,
-                               "UPDATE devices SET state = 'revoked' WHERE device_id = ?1",
-                               "device revoke");
+    struct hub_device_info d;
+    int rc = hub_device_get(h, device_id, &d);
+    if (rc != CMC_OK)
+        return rc;
+    rc = hub_device_update(h, device_id,
+                           "UPDATE devices SET state = 'revoked' WHERE device_id = ?1",
+                           "device revoke");
     if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "device %s revoked", device_id);
+        plat_log(PLAT_LOG_INFO, "device %s (%s) revoked", d.name, device_id);
     return rc;
 }
 
@@ -235,7 +239,7 @@ int hub_device_wipe(hub *h, const char *device_id)
     rc = hub_device_update(h, device_id, "UPDATE devices SET wipe = 1 WHERE device_id = ?1",
                            "device wipe");
     if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "device %s marked for wiping", device_id);
+        plat_log(PLAT_LOG_INFO, "device %s (%s) marked for wiping", d.name, device_id);
     return rc;
 }
 

@@ -12,6 +12,10 @@
  */
 #include "hub/server.h"
 
+#include "hub/guard.h"
+#include "hub/metrics.h"
+#include "hub/tls.h"
+
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -38,13 +42,16 @@ struct hub_key_slot {
 
 struct hub_server {
     struct MHD_Daemon *daemon;
+    struct MHD_Daemon *metrics_daemon; /* NULL: /metrics on the API listener */
+    hub_metrics *metrics;
+    hub_guard *guard;
     hub *h;
     pthread_mutex_t mu; /* the hub handle: one request at a time */
     pthread_mutex_t keys_mu;
     struct hub_key_slot *keys; /* HUB_KEY_SLOTS, under keys_mu */
     uint8_t *cert, *key;
     size_t key_len;
-    uint16_t port;
+    uint16_t port, metrics_port;
 };
 
 static size_t hub_key_slot_of(const char *device_id)
@@ -102,6 +109,7 @@ struct hub_conn {
     size_t len, cap;
     int started;
     int too_large;
+    uint64_t start_ns;
 };
 
 static void *hub_conn_begin(void *cls, const char *uri, struct MHD_Connection *c)
@@ -112,16 +120,26 @@ static void *hub_conn_begin(void *cls, const char *uri, struct MHD_Connection *c
     st = cmc_calloc(1, sizeof *st);
     if (st != NULL && uri != NULL && strlen(uri) <= 4096)
         st->target = cmc_strdup(uri);
+    if (st != NULL)
+        st->start_ns = plat_mono_now_ns();
     return st;
+}
+
+static struct hub_guard_conn *hub_tracked(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
 }
 
 static void hub_conn_end(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    hub_server *s = cls;
     struct hub_conn *st = *con_cls;
-    (void)cls;
-    (void)c;
     (void)toe;
+    if (s->guard != NULL)
+        hub_guard_answered(s->guard, hub_tracked(c));
     if (st == NULL)
         return;
     cmc_free(st->target);
@@ -150,12 +168,124 @@ static enum MHD_Result hub_send(struct MHD_Connection *conn, int status, const c
     return ret;
 }
 
+/* Connections opening and closing: the guard tracks them for the request deadline. */
+static void hub_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                            enum MHD_ConnectionNotificationCode toe)
+{
+    hub_server *s = cls;
+    if (s->guard == NULL)
+        return;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = fd != NULL ? hub_guard_open(s->guard, fd->connect_fd,
+                                                      addr != NULL ? addr->client_addr : NULL)
+                                     : NULL;
+    } else {
+        hub_guard_close(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static enum MHD_Result hub_send_error(struct MHD_Connection *conn, int status, const char *error,
                                       const char *message)
 {
     char buf[256];
     int n = snprintf(buf, sizeof buf, "{\"error\":\"%s\",\"message\":\"%s\"}", error, message);
     return hub_send(conn, status, "application/json", buf, (size_t)n, 0);
+}
+
+/* One log line per answered request, for journald: endpoint, status, bytes, milliseconds and
+ * the device by name and id (when authenticated); never a query value or a body. Counts it. */
+static enum MHD_Result hub_answered(hub_server *s, struct MHD_Connection *conn,
+                                    const struct hub_conn *st, const char *device,
+                                    const char *method, int status, enum MHD_Result ret,
+                                    size_t bytes)
+{
+    uint64_t us = (plat_mono_now_ns() - st->start_ns) / 1000;
+    const char *endpoint = hub_metrics_endpoint(st->target);
+    (void)conn;
+    hub_metrics_observe(s->metrics, endpoint, status, us);
+    plat_log(PLAT_LOG_INFO, "request %s %s status %d bytes %zu ms %llu%s%s", method, endpoint,
+             status, bytes, (unsigned long long)(us / 1000), device != NULL ? " device " : "",
+             device != NULL ? device : "");
+    return ret;
+}
+
+static int hub_is_local(const char *target)
+{
+    const char *e = hub_metrics_endpoint(target);
+    return strcmp(e, "healthz") == 0 || strcmp(e, "metrics") == 0 || strcmp(e, "tls-pins") == 0;
+}
+
+/* A signed fetch of the TLS pin set: the device now pins every key in it (hub/tls.h). An
+ * unsigned or failing fetch is still answered (the set is public), just not noted. Under
+ * the hub mutex. */
+static void hub_tls_note_device(hub_server *s, struct MHD_Connection *conn,
+                                const struct hub_conn *st, const char *method)
+{
+    struct hub_signed_request req;
+    char id[PLAN_ID_LEN + 1];
+    int replay = 0;
+    memset(&req, 0, sizeof req);
+    req.method = method;
+    req.path = st->target;
+    req.device = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Device");
+    req.time = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Time");
+    req.nonce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Nonce");
+    req.signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Signature");
+    req.body = (const uint8_t *)"";
+    if (req.device != NULL && hub_auth_request(s->h, &req, id, &replay) == CMC_OK)
+        (void)hub_tls_note_fetch(s->h, id);
+}
+
+/* GET /healthz, GET /metrics and GET /v1/tls-pins (signed by the hub, hub/tls.h): no
+ * authentication, no patient or device data. */
+static enum MHD_Result hub_answer_local(hub_server *s, struct MHD_Connection *conn,
+                                        const struct hub_conn *st, const char *method,
+                                        int via_metrics)
+{
+    const char *e = hub_metrics_endpoint(st->target);
+    char *text = NULL;
+    size_t len = 0;
+    uint64_t head = 0;
+    int ok;
+    enum MHD_Result ret;
+    if (strcmp(method, "GET") != 0)
+        return hub_answered(s, conn, st, NULL, method, 405,
+                            hub_send_error(conn, 405, "usage", "method not allowed"), 0);
+    if (strcmp(e, "metrics") == 0 && s->metrics_daemon != NULL && !via_metrics)
+        return hub_answered(s, conn, st, NULL, method, 404,
+                            hub_send_error(conn, 404, "not_found", "no such endpoint"), 0);
+    if (strcmp(e, "tls-pins") == 0 && (via_metrics || s->cert == NULL))
+        return hub_answered(s, conn, st, NULL, method, 404,
+                            hub_send_error(conn, 404, "not_found", "no such endpoint"), 0);
+    pthread_mutex_lock(&s->mu);
+    if (strcmp(e, "healthz") == 0)
+        ok = hub_head_seq(s->h, &head) == CMC_OK;
+    else if (strcmp(e, "tls-pins") == 0 && (ok = hub_tls_pins_doc(s->h, &text, &len) == CMC_OK))
+        hub_tls_note_device(s, conn, st, method);
+    else
+        ok = hub_metrics_render(s->metrics, s->h, &text, &len) == CMC_OK;
+    pthread_mutex_unlock(&s->mu);
+    if (strcmp(e, "tls-pins") == 0 && ok)
+        ret = hub_answered(s, conn, st, NULL, method, 200,
+                           hub_send(conn, 200, "application/json", text, len, 0), len);
+    else if (strcmp(e, "healthz") == 0)
+        ret = hub_answered(s, conn, st, NULL, method, ok ? 200 : 503,
+                           hub_send(conn, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "unavailable\n",
+                                    ok ? 3 : 12, 0),
+                           ok ? 3 : 12);
+    else if (!ok)
+        ret = hub_answered(s, conn, st, NULL, method, 500,
+                           hub_send_error(conn, 500, "nomem", "out of memory"), 0);
+    else
+        ret = hub_answered(s, conn, st, NULL, method, 200,
+                           hub_send(conn, 200, "text/plain; version=0.0.4", text, len, 0), len);
+    cmc_free(text);
+    return ret;
 }
 
 static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -167,6 +297,8 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     struct hub_request req;
     struct hub_response resp;
     uint8_t pk[CRY_SIGN_PK_BYTES];
+    struct hub_device_info dev;
+    char name[HUB_NAME_MAX + PLAN_ID_LEN + 8];
     int checked_ok = 0;
     enum MHD_Result ret;
     (void)url;
@@ -204,8 +336,25 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
         st->len += n;
         return MHD_YES;
     }
+    if (s->guard != NULL)
+        hub_guard_answering(s->guard, hub_tracked(conn));
     if (st->too_large)
-        return hub_send_error(conn, 413, "too_large", "request body is too large");
+        return hub_answered(s, conn, st, NULL, method, 413, hub_send_error(conn, 413, "too_large",
+                                                                      "request body is too large"),
+                            0);
+    if (hub_is_local(st->target))
+        return hub_answer_local(s, conn, st, method, 0);
+    if (strcmp(hub_metrics_endpoint(st->target), "enroll") == 0 && s->guard != NULL) {
+        int wait = hub_guard_enroll_wait(s->guard, hub_tracked(conn));
+        if (wait > 0) {
+            static const char busy[] = "{\"error\":\"throttled\",\"message\":\"too many enrollment"
+                                       " attempts from this address; try again later\"}";
+            return hub_answered(s, conn, st, NULL, method, 429,
+                                hub_send(conn, 429, "application/json", busy, sizeof busy - 1,
+                                         wait),
+                                sizeof busy - 1);
+        }
+    }
 
     memset(&req, 0, sizeof req);
     req.method = method;
@@ -228,19 +377,46 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     if ((req.checked_pk == NULL || !req.checked_ok) && resp.status == 200 && req.device != NULL &&
         strlen(req.device) == REQSIG_DEVICE_ID_LEN && hub_device_key(s->h, req.device, pk) == CMC_OK)
         hub_key_put(s, req.device, pk);
+    /* The device's name for the log, only once the hub has authenticated it. */
+    name[0] = '\0';
+    if (resp.status == 200 && req.device != NULL && strlen(req.device) == REQSIG_DEVICE_ID_LEN &&
+        hub_device_get(s->h, req.device, &dev) == CMC_OK)
+        snprintf(name, sizeof name, "%s (%s)", dev.name, dev.device_id);
     pthread_mutex_unlock(&s->mu);
-    {
-        /* the endpoint only: a query could carry more than a cursor one day */
-        size_t plen = strcspn(st->target, "?");
-        plat_log(PLAT_LOG_INFO, "%s %.*s -> %d%s%s", method, (int)(plen > 64 ? 64 : plen),
-                 st->target, resp.status, req.device != NULL ? " device " : "",
-                 req.device != NULL && strlen(req.device) == 36 ? req.device : "");
-    }
     ret = hub_send(conn, resp.status, resp.content_type != NULL ? resp.content_type : "application/json",
                    resp.body != NULL ? resp.body : (const uint8_t *)"", resp.body_len,
                    resp.retry_after);
+    ret = hub_answered(s, conn, st, name[0] != '\0' ? name : NULL, method, resp.status, ret,
+                       resp.body_len);
     hub_response_free(&resp);
     return ret;
+}
+
+/* The separate metrics listener: /metrics and /healthz only, plain HTTP, bodies ignored. */
+static enum MHD_Result hub_handle_metrics(void *cls, struct MHD_Connection *conn, const char *url,
+                                          const char *method, const char *version,
+                                          const char *upload_data, size_t *upload_data_size,
+                                          void **con_cls)
+{
+    hub_server *s = cls;
+    struct hub_conn *st = *con_cls;
+    (void)url;
+    (void)version;
+    (void)upload_data;
+    if (st == NULL || st->target == NULL)
+        return hub_send_error(conn, st == NULL ? 500 : 414, st == NULL ? "nomem" : "too_large",
+                              st == NULL ? "out of memory" : "request target too long");
+    if (!st->started) {
+        st->started = 1;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!hub_is_local(st->target))
+        return hub_send_error(conn, 404, "not_found", "no such endpoint");
+    return hub_answer_local(s, conn, st, method, 1);
 }
 
 int hub_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port)
@@ -275,12 +451,96 @@ int hub_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port)
     return CMC_OK;
 }
 
+/* A listening address from a host literal ("localhost" is 127.0.0.1). */
+static int hub_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *ss,
+                        unsigned *flags)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
+    memset(ss, 0, sizeof *ss);
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        *flags |= MHD_USE_IPv6;
+    } else {
+        return cmc_fail(CMC_ERR_USAGE, "--listen: %s is not an IP address", host);
+    }
+    return CMC_OK;
+}
+
+/* Records the pin of the key served with; completes a rotation to it (hub/tls.h). */
+static int hub_server_note_key(hub_server *s)
+{
+    char pin[HUB_TLS_PIN_MAX];
+    int completed = 0;
+    int rc = hub_tls_pin_of_pem((const char *)s->key, s->key_len, pin);
+    if (rc == CMC_OK)
+        rc = hub_tls_started(s->h, pin, &completed);
+    if (rc == CMC_OK && completed)
+        plat_log(PLAT_LOG_WARN, "TLS key rotation complete: serving with the announced key");
+    return rc;
+}
+
+static uint16_t hub_bound_port(struct MHD_Daemon *d, uint16_t fallback)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    return info != NULL ? info->port : fallback;
+}
+
+static struct MHD_Daemon *hub_start_api(hub_server *s, const struct hub_server_opts *o,
+                                        unsigned flags, struct sockaddr *sa)
+{
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->key},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)HUB_TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (!(flags & MHD_USE_TLS))
+        tls[0].option = MHD_OPTION_END;
+    return MHD_start_daemon(
+        flags, o->port, NULL, NULL, hub_handle, s, MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_URI_LOG_CALLBACK, hub_conn_begin, (void *)s,
+        MHD_OPTION_NOTIFY_COMPLETED, hub_conn_end, (void *)s,
+        MHD_OPTION_NOTIFY_CONNECTION, hub_conn_notify, (void *)s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(o->timeout_s ? o->timeout_s : HUB_IDLE_TIMEOUT),
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)(o->max_connections ? o->max_connections : HUB_MAX_CONNECTIONS),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(o->per_ip ? o->per_ip : HUB_PER_IP),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(o->threads ? o->threads : HUB_THREADS),
+        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+}
+
+static int hub_start_metrics(hub_server *s, const struct hub_server_opts *o)
+{
+    struct sockaddr_storage ss;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    int rc = hub_sockaddr(o->metrics_host, o->metrics_port, &ss, &flags);
+    if (rc != CMC_OK)
+        return rc;
+    s->metrics_daemon = MHD_start_daemon(
+        flags, o->metrics_port, NULL, NULL, hub_handle_metrics, s, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, hub_conn_begin, (void *)s,
+        MHD_OPTION_NOTIFY_COMPLETED, hub_conn_end, (void *)s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)16,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_END);
+    if (s->metrics_daemon == NULL)
+        return cmc_fail(CMC_ERR_NET, "cannot listen for metrics on %s port %u (in use or not"
+                                     " permitted)", o->metrics_host, (unsigned)o->metrics_port);
+    s->metrics_port = hub_bound_port(s->metrics_daemon, o->metrics_port);
+    return CMC_OK;
+}
+
 int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **out)
 {
     hub_server *s = NULL;
-    struct sockaddr_in sin;
-    struct sockaddr_in6 sin6;
-    struct sockaddr *sa;
+    struct sockaddr_storage ss;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
     const char *host = opts->host != NULL ? opts->host : "127.0.0.1";
     size_t len;
@@ -298,62 +558,32 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
         rc = cmc_fail(CMC_ERR_NOMEM, "server");
         goto out;
     }
-
-    memset(&sin, 0, sizeof sin);
-    memset(&sin6, 0, sizeof sin6);
-    if (strcmp(host, "localhost") == 0)
-        host = "127.0.0.1";
-    if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(opts->port);
-        sa = (struct sockaddr *)&sin;
-    } else if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons(opts->port);
-        sa = (struct sockaddr *)&sin6;
-        flags |= MHD_USE_IPv6;
-    } else {
-        rc = cmc_fail(CMC_ERR_USAGE, "--listen: %s is not an IP address", host);
+    if ((rc = hub_metrics_new(&s->metrics)) != CMC_OK)
         goto out;
-    }
+    if ((rc = hub_guard_start(opts->deadline_s ? opts->deadline_s : HUB_REQUEST_DEADLINE,
+                              opts->enroll_per_minute ? opts->enroll_per_minute
+                                                      : HUB_ENROLL_PER_MINUTE,
+                              s->metrics, &s->guard)) != CMC_OK)
+        goto out;
+    if ((rc = hub_sockaddr(host, opts->port, &ss, &flags)) != CMC_OK)
+        goto out;
     if (opts->tls_cert_path != NULL) {
         if ((rc = plat_read_file(opts->tls_cert_path, 1024 * 1024, &s->cert, &len)) != CMC_OK)
             goto out;
         if ((rc = plat_read_file(opts->tls_key_path, 1024 * 1024, &s->key, &s->key_len)) != CMC_OK)
             goto out;
         flags |= MHD_USE_TLS;
+        if ((rc = hub_server_note_key(s)) != CMC_OK)
+            goto out;
     }
-    if (flags & MHD_USE_TLS) {
-        s->daemon = MHD_start_daemon(
-            flags, opts->port, NULL, NULL, hub_handle, s, MHD_OPTION_SOCK_ADDR, sa,
-            MHD_OPTION_URI_LOG_CALLBACK, hub_conn_begin, (void *)s,
-            MHD_OPTION_NOTIFY_COMPLETED, hub_conn_end, (void *)s,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(opts->timeout_s ? opts->timeout_s : 30),
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(opts->threads ? opts->threads : 4),
-            MHD_OPTION_HTTPS_MEM_KEY, (const char *)s->key,
-            MHD_OPTION_HTTPS_MEM_CERT, (const char *)s->cert, MHD_OPTION_END);
-    } else {
-        s->daemon = MHD_start_daemon(
-            flags, opts->port, NULL, NULL, hub_handle, s, MHD_OPTION_SOCK_ADDR, sa,
-            MHD_OPTION_URI_LOG_CALLBACK, hub_conn_begin, (void *)s,
-            MHD_OPTION_NOTIFY_COMPLETED, hub_conn_end, (void *)s,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(opts->timeout_s ? opts->timeout_s : 30),
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(opts->threads ? opts->threads : 4),
-            MHD_OPTION_END);
-    }
-    if (s->daemon == NULL) {
+    if (opts->metrics_host != NULL && (rc = hub_start_metrics(s, opts)) != CMC_OK)
+        goto out;
+    if ((s->daemon = hub_start_api(s, opts, flags, (struct sockaddr *)&ss)) == NULL) {
         rc = cmc_fail(CMC_ERR_NET, "cannot listen on %s port %u (in use, not permitted, or a bad"
                                    " certificate or key)", host, (unsigned)opts->port);
         goto out;
     }
-    {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-        s->port = info != NULL ? info->port : opts->port;
-    }
+    s->port = hub_bound_port(s->daemon, opts->port);
     plat_log(PLAT_LOG_INFO, "serving on %s port %u (%s)", host, (unsigned)s->port,
              (flags & MHD_USE_TLS) ? "https" : "http");
     *out = s;
@@ -369,12 +599,21 @@ uint16_t hub_server_port(const hub_server *s)
     return s->port;
 }
 
+uint16_t hub_server_metrics_port(const hub_server *s)
+{
+    return s->metrics_port;
+}
+
 void hub_server_stop(hub_server *s)
 {
     if (s == NULL)
         return;
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
+    if (s->metrics_daemon != NULL)
+        MHD_stop_daemon(s->metrics_daemon);
+    hub_guard_stop(s->guard);
+    hub_metrics_free(s->metrics);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->keys_mu);
     cmc_free(s->keys);

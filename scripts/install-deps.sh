@@ -13,6 +13,7 @@ apt_packages=(
   openssl libssl-dev valgrind curl jq
   stunnel4 faketime fiu-utils libfiu-dev clang libclang-rt-14-dev llvm
   chromium nodejs
+  scdoc
 )
 # the crew's page tests (tests/web) drive Chromium from node; NodeSource's nodejs carries its
 # own npm and conflicts with Debian's npm package, so npm is added only when it is missing
@@ -27,6 +28,7 @@ have_all() {
   command -v valgrind >/dev/null || return 1
   command -v curl >/dev/null || return 1
   command -v jq >/dev/null || return 1
+  command -v scdoc >/dev/null || return 1
   command -v chromium >/dev/null || return 1
   command -v node >/dev/null || return 1
   command -v npm >/dev/null || return 1

@@ -68,7 +68,8 @@ static void test_delta_reproduces_hub_version(void **state)
     struct tst_device amb, nurse;
     struct plan hub_copy;
     const char *change =
-        "{\"set\": {\"prognosis\": \"days\", \"resuscitation.decision\": \"for_cpr\"},"
+        "{\"set\": {\"prognosis\": \"days\", \"resuscitation.decision\": \"for_cpr\","
+        " \"recommendations.cpr\": \"recommended\", \"ceiling_of_treatment\": \"Full treatment\"},"
         " \"add\": {\"medications\": [{\"id\": \"m99\", \"name\": \"Haloperidol\","
         " \"dose\": \"0.5 mg\", \"anticipatory\": true}]},"
         " \"update\": {\"contacts\": [{\"id\": \"c1\", \"phone\": \"020 7946 0555\"}]},"

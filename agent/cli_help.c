@@ -1,0 +1,154 @@
+/*
+ * cli_help.c - per-command help, --version and "did you mean" for `cmc-agent`.
+ */
+#include "agent/cli_help.h"
+
+#include <curl/curl.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#ifndef CMC_VERSION
+#define CMC_VERSION "unknown"
+#endif
+
+#define ENV_COMMON                                                                          \
+    "Environment: CMC_AGENT_DIR (data directory, default ~/.local/share/cmc-agent),\n"      \
+    "CMC_USER (who is acting), CMC_PIN (the PIN; weaker than --pin-file), CMC_LOG.\n"
+
+struct help_entry {
+    const char *name;
+    const char *text;
+};
+
+static const struct help_entry help_entries[] = {
+    {"init", "usage: cmc-agent init --user NAME --role urgent_care|clinician [--pin-file FILE]\n\n"
+             "Creates the encrypted replica and its first user.\n" ENV_COMMON},
+    {"user", "usage: cmc-agent user add NAME --role R [--new-pin-file FILE] | user remove NAME |"
+             " user list\n\nThe people who may unlock this device. CMC_NEW_PIN: the new user's"
+             " PIN.\n" ENV_COMMON},
+    {"lookup", "usage: cmc-agent lookup NHS_NUMBER [--json]\n\nThe summary card, or \"no plan"
+               " on this device\" (exit 3). Every view is written to the audit log.\n" ENV_COMMON},
+    {"search", "usage: cmc-agent search [--name N] [--dob YYYY-MM-DD] [--postcode P] [--json]\n\n"
+               "Identity candidates, to confirm before a lookup.\n" ENV_COMMON},
+    {"show", "usage: cmc-agent show PLAN [--json]\n\nThe whole plan visible to you (plan id or"
+             " NHS number).\n" ENV_COMMON},
+    {"list", "usage: cmc-agent list [--json]\n\nPlans visible to you.\n" ENV_COMMON},
+    {"status", "usage: cmc-agent status [--json]\n\nThe hub, the last sync and its age, the"
+               " cursor, counts and the lease.\n" ENV_COMMON},
+    {"edit", "usage: cmc-agent edit PLAN --file CHANGES.json\n\nAn offline edit (clinicians),"
+             " kept until pushed by sync.\n" ENV_COMMON},
+    {"verify", "usage: cmc-agent verify\n\nA full integrity check of the replica.\n" ENV_COMMON},
+    {"enroll", "usage: cmc-agent enroll --hub URL --code CODE [--ca FILE] [--name DEVICE]\n\n"
+               "Registers this device with the hub using the one-time code from `cmc-hub device"
+               " add`,\nand pins the hub's signing key and TLS key.\n" ENV_COMMON},
+    {"sync", "usage: cmc-agent sync [--watch] [--json]\n\nPulls from the hub, applies, pushes"
+             " pending edits and the audit log. --watch keeps\ngoing (the cmc-agent-sync user"
+             " service runs this). CMC_SYNC_INTERVAL: seconds\nbetween rounds with --watch."
+             " CMC_PAGE_BUDGET, CMC_GROUP_BYTES, CMC_GROUP_MS: tuning.\n" ENV_COMMON},
+    {"conflicts", "usage: cmc-agent conflicts [--json]\n\nEdits held because the hub's version"
+                  " changed the same field.\n" ENV_COMMON},
+    {"resolve", "usage: cmc-agent resolve PLAN FIELD --keep local|remote\n\nSettles one"
+                " conflict.\n" ENV_COMMON},
+    {"serve", "usage: cmc-agent serve --listen 127.0.0.1:PORT\n\nThe crew's web page on this"
+              " device (loopback only). CMC_WEB_IDLE_SECONDS: idle lock.\n" ENV_COMMON},
+    {"audit", "usage: cmc-agent audit [--verify] [--json]\n\nThis device's view log; --verify"
+              " checks its hash chain.\n" ENV_COMMON},
+};
+#define N_HELP (sizeof help_entries / sizeof help_entries[0])
+
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (la > 63 || lb > 63)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+void cli_help_version(FILE *f)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    const char *cipher = "unknown";
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA cipher_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+        cipher = (const char *)sqlite3_column_text(st, 0);
+    fprintf(f, "cmc-agent %s\n", CMC_VERSION);
+    fprintf(f, "SQLCipher %s (SQLite %s)\n", cipher, sqlite3_libversion());
+    fprintf(f, "libsodium %s\n", sodium_version_string());
+    fprintf(f, "libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* The first word that is not an option or an option's value. */
+static const char *command_word(int argc, char **argv)
+{
+    static const char *const with_value[] = {"--dir", "--user", "--pin-file", "--new-pin-file",
+                                             "--role", "--name", "--dob", "--postcode", "--hub",
+                                             "--code", "--ca", "--file", "--keep", "--listen"};
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] != '-')
+            return argv[i];
+        if (strchr(argv[i], '=') != NULL)
+            continue;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            if (strcmp(argv[i], with_value[k]) == 0)
+                i++;
+    }
+    return NULL;
+}
+
+int cli_help_intercept(int argc, char **argv, int *exit_code)
+{
+    const char *cmd = command_word(argc, argv), *near = NULL;
+    size_t best = (size_t)-1;
+    int help = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            cli_help_version(stdout);
+            *exit_code = 0;
+            return 1;
+        }
+        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    }
+    if (cmd == NULL || strcmp(cmd, "help") == 0)
+        return 0;
+    for (size_t i = 0; i < N_HELP; i++) {
+        size_t d = distance(cmd, help_entries[i].name);
+        if (d == 0) {
+            if (!help)
+                return 0;
+            fputs(help_entries[i].text, stdout);
+            *exit_code = 0;
+            return 1;
+        }
+        if (d < best) {
+            best = d;
+            near = help_entries[i].name;
+        }
+    }
+    if (near != NULL && best <= (strlen(cmd) / 3 > 2 ? strlen(cmd) / 3 : 2))
+        fprintf(stderr, "cmc-agent: unknown command '%s' \xe2\x80\x94 did you mean '%s'?\n", cmd,
+                near);
+    else
+        fprintf(stderr, "cmc-agent: unknown command '%s' (see cmc-agent --help)\n", cmd);
+    *exit_code = 2;
+    return 1;
+}

@@ -1,0 +1,209 @@
+/*
+ * guard.c - request deadlines and enrollment rate limits (hub/guard.h).
+ */
+#include "hub/guard.h"
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#define HUB_RATE_SLOTS 1024 /* addresses remembered for the enrollment limit */
+
+struct hub_guard_conn {
+    struct hub_guard_conn *prev, *next;
+    int fd;
+    uint64_t since_ns; /* opened, or last answered */
+    int answering;
+    int cut;           /* shut down by the deadline */
+    uint8_t addr[16];  /* IPv4 in the first 4 bytes, or IPv6 */
+};
+
+struct hub_rate_slot {
+    uint8_t addr[16];
+    int used;
+    uint64_t window_ns; /* start of the current minute */
+    unsigned count;
+};
+
+struct hub_guard {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t timer;
+    int timer_started, stopping;
+    uint64_t deadline_ns;
+    unsigned enroll_per_minute;
+    hub_metrics *metrics;
+    struct hub_guard_conn *conns;
+    struct hub_rate_slot *rate; /* HUB_RATE_SLOTS */
+};
+
+static void hub_guard_sweep(hub_guard *g)
+{
+    uint64_t now = plat_mono_now_ns();
+    for (struct hub_guard_conn *c = g->conns; c != NULL; c = c->next) {
+        if (c->answering || c->cut || now - c->since_ns < g->deadline_ns)
+            continue;
+        /* libmicrohttpd sees the connection end and closes it itself. */
+        shutdown(c->fd, SHUT_RDWR);
+        c->cut = 1;
+        hub_metrics_limit(g->metrics, "deadline");
+    }
+}
+
+static void *hub_guard_timer(void *arg)
+{
+    hub_guard *g = arg;
+    pthread_mutex_lock(&g->mu);
+    while (!g->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 250 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+        if (!g->stopping)
+            hub_guard_sweep(g);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+int hub_guard_start(unsigned deadline_s, unsigned enroll_per_minute, hub_metrics *m,
+                    hub_guard **out)
+{
+    hub_guard *g = cmc_calloc(1, sizeof *g);
+    pthread_condattr_t ca;
+    *out = NULL;
+    if (g == NULL || (g->rate = cmc_calloc(HUB_RATE_SLOTS, sizeof *g->rate)) == NULL) {
+        cmc_free(g);
+        return cmc_fail(CMC_ERR_NOMEM, "server");
+    }
+    g->deadline_ns = (uint64_t)deadline_s * 1000000000ull;
+    g->enroll_per_minute = enroll_per_minute;
+    g->metrics = m;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&g->timer, NULL, hub_guard_timer, g) != 0) {
+        hub_guard_stop(g);
+        return cmc_fail(CMC_ERR_IO, "server: cannot start the deadline timer");
+    }
+    g->timer_started = 1;
+    *out = g;
+    return CMC_OK;
+}
+
+void hub_guard_stop(hub_guard *g)
+{
+    if (g == NULL)
+        return;
+    if (g->timer_started) {
+        pthread_mutex_lock(&g->mu);
+        g->stopping = 1;
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+        pthread_join(g->timer, NULL);
+    }
+    while (g->conns != NULL) {
+        struct hub_guard_conn *c = g->conns;
+        g->conns = c->next;
+        cmc_free(c);
+    }
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    cmc_free(g->rate);
+    cmc_free(g);
+}
+
+struct hub_guard_conn *hub_guard_open(hub_guard *g, int fd, const struct sockaddr *addr)
+{
+    struct hub_guard_conn *c = cmc_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->fd = fd;
+    c->since_ns = plat_mono_now_ns();
+    if (addr != NULL && addr->sa_family == AF_INET)
+        memcpy(c->addr, &((const struct sockaddr_in *)(const void *)addr)->sin_addr, 4);
+    else if (addr != NULL && addr->sa_family == AF_INET6)
+        memcpy(c->addr, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr, 16);
+    pthread_mutex_lock(&g->mu);
+    c->next = g->conns;
+    if (g->conns != NULL)
+        g->conns->prev = c;
+    g->conns = c;
+    pthread_mutex_unlock(&g->mu);
+    return c;
+}
+
+void hub_guard_close(hub_guard *g, struct hub_guard_conn *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&g->mu);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        g->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&g->mu);
+    cmc_free(c);
+}
+
+void hub_guard_answering(hub_guard *g, struct hub_guard_conn *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&g->mu);
+    c->answering = 1;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void hub_guard_answered(hub_guard *g, struct hub_guard_conn *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&g->mu);
+    c->answering = 0;
+    c->since_ns = plat_mono_now_ns();
+    pthread_mutex_unlock(&g->mu);
+}
+
+int hub_guard_enroll_wait(hub_guard *g, const struct hub_guard_conn *c)
+{
+    uint32_t x = 2166136261u; /* FNV-1a */
+    struct hub_rate_slot *r;
+    uint64_t now = plat_mono_now_ns(), minute = 60ull * 1000000000ull;
+    int wait = 0;
+    if (c == NULL || g->enroll_per_minute == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof c->addr; i++)
+        x = (x ^ c->addr[i]) * 16777619u;
+    pthread_mutex_lock(&g->mu);
+    r = &g->rate[x % HUB_RATE_SLOTS];
+    /* A slot another address took starts afresh: at worst an address gets a new minute. */
+    if (!r->used || memcmp(r->addr, c->addr, sizeof r->addr) != 0 || now - r->window_ns >= minute) {
+        memcpy(r->addr, c->addr, sizeof r->addr);
+        r->used = 1;
+        r->window_ns = now;
+        r->count = 0;
+    }
+    if (r->count >= g->enroll_per_minute)
+        wait = (int)((minute - (now - r->window_ns)) / 1000000000ull) + 1;
+    else
+        r->count++;
+    pthread_mutex_unlock(&g->mu);
+    if (wait > 0)
+        hub_metrics_limit(g->metrics, "enroll_rate");
+    return wait;
+}
