@@ -214,15 +214,15 @@ int hub_db_prepare(hub *h, const char *sql, sqlite3_stmt **out)
     return CMC_OK;
 }
 
-int hub_stmt(hub *h, enum hub_stmt_slot slot, const char *sql, sqlite3_stmt **out)
+int hub_stmt_keep(hub *h, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out)
 {
-    sqlite3_stmt *st = h->stmt[slot];
+    sqlite3_stmt *st = *slot;
     int rc;
     *out = NULL;
     if (st == NULL) {
         if ((rc = hub_db_prepare(h, sql, &st)) != CMC_OK)
             return rc;
-        h->stmt[slot] = st;
+        *slot = st;
     } else {
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
@@ -231,11 +231,19 @@ int hub_stmt(hub *h, enum hub_stmt_slot slot, const char *sql, sqlite3_stmt **ou
     return CMC_OK;
 }
 
+int hub_stmt(hub *h, enum hub_stmt_slot slot, const char *sql, sqlite3_stmt **out)
+{
+    return hub_stmt_keep(h, &h->stmt[slot], sql, out);
+}
+
 void hub_stmt_reset_all(hub *h)
 {
     for (size_t i = 0; i < HUB_STMT_COUNT; i++)
         if (h->stmt[i] != NULL)
             sqlite3_reset(h->stmt[i]);
+    for (size_t i = 0; i < HUB_PART_COUNT; i++)
+        if (h->part[i].state != NULL)
+            h->part[i].reset(h->part[i].state);
 }
 
 /* Runs a kept statement that returns no rows (transaction control). */
@@ -415,7 +423,9 @@ void hub_close(hub *h)
         return;
     for (size_t i = 0; i < HUB_STMT_COUNT; i++)
         sqlite3_finalize(h->stmt[i]);
-    hub_feed_cache_free(h);
+    for (size_t i = 0; i < HUB_PART_COUNT; i++)
+        if (h->part[i].state != NULL)
+            h->part[i].close(h->part[i].state);
     db_close(h->db);
     cry_secret_free(h->sk);
     cmc_free(h);
