@@ -2,9 +2,9 @@
  * internal.h - what the hub's own .c files share: the handle, SQL helpers, the change log
  * and small text helpers. Not for use outside hub/.
  *
- * SQL helpers translate SQLite's result codes to cmc_err at the boundary (busy -> BUSY,
- * full -> DISK_FULL, constraint -> EXISTS, not-a-database -> TAMPERED) and keep SQLite's
- * text in the detail. Transactions are BEGIN IMMEDIATE so two writers queue on the busy
+ * SQL helpers translate SQLite's result codes to cmc_err at the boundary with the one map
+ * in sync/db.h (db_error: busy -> BUSY, full -> DISK_FULL, a taken key -> EXISTS,
+ * not-a-database -> TAMPERED) and keep SQLite's text in the detail. Transactions are BEGIN IMMEDIATE so two writers queue on the busy
  * timeout instead of failing halfway.
  *
  * The handle keeps the statements every request runs prepared (hub_stmt), and the state

@@ -172,28 +172,13 @@ const char *hub_role_name(int role)
 
 int hub_db_fail(hub *h, int rc, const char *what)
 {
-    const char *msg = h != NULL && h->db != NULL ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc);
-    switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return cmc_fail(CMC_ERR_BUSY, "hub store busy (%s): %s", what, msg);
-    case SQLITE_FULL:
-        return cmc_fail(CMC_ERR_DISK_FULL, "hub store: disk full (%s)", what);
-    case SQLITE_NOMEM:
-        return cmc_fail(CMC_ERR_NOMEM, "hub store: out of memory (%s)", what);
-    case SQLITE_NOTADB:
-        return cmc_fail(CMC_ERR_TAMPERED, "hub store: the key does not open it, or it was altered (%s)", what);
-    case SQLITE_CORRUPT:
-        return cmc_fail(CMC_ERR_TAMPERED, "hub store: damaged (%s): %s", what, msg);
-    case SQLITE_CONSTRAINT:
-        return cmc_fail(CMC_ERR_EXISTS, "hub store: already exists (%s)", what);
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-        return cmc_fail(CMC_ERR_IO, "hub store: I/O failed (%s): %s", what, msg);
-    default:
-        return cmc_fail(CMC_ERR_DB, "hub store (%s): %s", what, msg);
-    }
+    char where[128];
+    snprintf(where, sizeof where, "hub store (%s)", what);
+    /* Callers pass what a step answered when it was not what they expected: a row or
+     * "done" in the wrong place is still a failure. */
+    if (db_map_code(rc) == CMC_OK)
+        return cmc_fail(CMC_ERR_DB, "%s: unexpected result", where);
+    return db_error(h != NULL ? h->db : NULL, rc, where);
 }
 
 int hub_db_exec(hub *h, const char *sql)

@@ -188,6 +188,12 @@ static void test_error_convention(void **state)
         assert_string_not_equal(cmc_strerror(c), "unknown error");
         assert_string_not_equal(cmc_errname(c), "unknown");
     }
+    /* Names are part of the --json contract: a few fixed ones. */
+    assert_string_equal(cmc_errname(CMC_OK), "ok");
+    assert_string_equal(cmc_errname(CMC_ERR_NOT_FOUND), "not_found");
+    assert_string_equal(cmc_errname(CMC_ERR_NET), "network");
+    assert_string_equal(cmc_errname(CMC_ERR_STATE), "state");
+    assert_string_equal(cmc_errname(CMC_ERR_STATE + 1), "unknown");
 }
 
 static void test_alloc_failure_hook(void **state)
