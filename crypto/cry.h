@@ -64,9 +64,8 @@ void cry_random(void *buf, size_t n);
  * restart. */
 typedef struct cry_slots cry_slots;
 
-/* Argon2id limits. Production uses libsodium's interactive limits; tests may lower them with
- * cry_kdf_set_test_limits() (the CLI never does). */
-void cry_kdf_set_test_limits(int enable);
+/* Argon2id limits: libsodium's interactive ones. Tests may lower them (cry_test.h); the
+ * programs that ship cannot. */
 
 /* Creates a new slot file at `path` (refuses an existing file: CMC_ERR_EXISTS) with a fresh
  * random replica key and one slot for `user` with `role`; hands back the key. User names are

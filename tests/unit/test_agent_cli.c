@@ -8,6 +8,7 @@
 #include "agent/cli.h"
 #include "agent/store.h"
 #include "crypto/cry.h"
+#include "crypto/cry_test.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"

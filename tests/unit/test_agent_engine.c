@@ -10,6 +10,7 @@
 #include "agent/store.h"
 #include "agent/store_sync.h"
 #include "crypto/cry.h"
+#include "crypto/cry_test.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"

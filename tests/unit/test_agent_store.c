@@ -7,6 +7,7 @@
 #include "agent/store_test.h"
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/db.h"

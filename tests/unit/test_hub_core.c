@@ -14,6 +14,7 @@
 
 #include "hub/hub.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/bundle.h"

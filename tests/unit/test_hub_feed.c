@@ -16,6 +16,7 @@
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/bundle.h"

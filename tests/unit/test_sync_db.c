@@ -5,6 +5,7 @@
 #define SQLITE_HAS_CODEC 1 /* declares sqlite3_key_v2 (SQLCipher) */
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/db.h"

@@ -10,6 +10,7 @@
 
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/reqsig.h"
