@@ -82,8 +82,6 @@ struct hub_nags {
     size_t n, cap;
 };
 
-/* Steps a statement that returns no rows and resets it. */
-int hub_step_done(hub *h, sqlite3_stmt *st, const char *what);
 int hub_holder_get(hub *h, const char *device_id, struct hub_holder *out);
 /* Settles the device's unproven pages and its cursor before a page is built from `cursor`
  * (prev: the device's recorded cursor; applied: what it has committed). */

@@ -12,7 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int hub_step_done(hub *h, sqlite3_stmt *st, const char *what)
+/* Steps a statement that returns no rows and resets it. */
+static int hub_step_done(hub *h, sqlite3_stmt *st, const char *what)
 {
     int src = sqlite3_step(st);
     sqlite3_reset(st);

@@ -151,7 +151,8 @@ static const char hub_schema_3[] =
 
 static const char *const hub_role_names[] = {"", "gp", "clinician", "admin", "patient"};
 
-int hub_role_from_name(const char *name)
+/* HUB_ROLE_NONE if unknown. */
+static int hub_role_from_name(const char *name)
 {
     if (name == NULL)
         return HUB_ROLE_NONE;

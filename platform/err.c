@@ -30,7 +30,7 @@ const char *cmc_errname(int code)
     return "unknown";
 }
 
-int cmc_failv(int code, const char *fmt, va_list ap)
+static int cmc_failv(int code, const char *fmt, va_list ap)
 {
     err_code = code;
     if (fmt == NULL) {
@@ -58,11 +58,6 @@ const char *cmc_errmsg(void)
     if (err_detail[0] != '\0')
         return err_detail;
     return cmc_strerror(err_code);
-}
-
-int cmc_errcode(void)
-{
-    return err_code;
 }
 
 void cmc_err_clear(void)

@@ -63,12 +63,10 @@ const char *cmc_errname(int code);
 /* Records a detail for the current thread and returns `code`, so callers can write
  * `return cmc_fail(CMC_ERR_INVALID, "nhs_number: wrong check digit");` */
 int cmc_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int cmc_failv(int code, const char *fmt, va_list ap);
 
 /* The detail recorded by the last cmc_fail() on this thread, or the code's description
  * when none was recorded since cmc_err_clear(). Never NULL. */
 const char *cmc_errmsg(void);
-int cmc_errcode(void);
 void cmc_err_clear(void);
 
 /* Process exit status for the command-line programs (see CLI.md):

@@ -65,13 +65,6 @@ int64_t plat_wall_now(void)
     return clock_ns(CLOCK_REALTIME) / 1000000000;
 }
 
-int64_t plat_wall_now_ms(void)
-{
-    if (fake_clock.enabled)
-        return fake_clock.wall * 1000;
-    return clock_ns(CLOCK_REALTIME) / 1000000;
-}
-
 uint64_t plat_mono_now_ns(void)
 {
     if (fake_clock.enabled)

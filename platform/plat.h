@@ -20,8 +20,6 @@
 
 /* Wall-clock time in seconds since the Unix epoch (UTC). May jump; never order by it. */
 int64_t plat_wall_now(void);
-/* Wall-clock time in milliseconds since the Unix epoch. */
-int64_t plat_wall_now_ms(void);
 /* Monotonic time in nanoseconds since an arbitrary point; never goes back within a boot. */
 uint64_t plat_mono_now_ns(void);
 /* Seconds since boot including suspend (CLOCK_BOOTTIME), for evidence that time has
