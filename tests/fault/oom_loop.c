@@ -28,6 +28,7 @@
 #include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/bundle.h"
 #include "sync/mp.h"
 #include "sync/reqsig.h"

@@ -19,6 +19,7 @@
 #include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/plan.h"
 
 #include <curl/curl.h>

@@ -25,6 +25,7 @@
 #include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 
 #define NS 1000000000ull
 #define HEADER_BYTES 28

@@ -17,6 +17,7 @@
 #include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/bundle.h"
 #include "sync/change.h"
 #include "sync/mp.h"

@@ -8,6 +8,7 @@
 #include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/db.h"
 
 #include <dirent.h>

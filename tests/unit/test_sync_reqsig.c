@@ -13,6 +13,7 @@
 #include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/reqsig.h"
 
 #include <stdio.h>
