@@ -1,5 +1,6 @@
 /*
- * cry.c - secure memory, Ed25519 signatures, BLAKE2b hashes and hex on top of libsodium. Key slots live in slots.c, the unlock throttle in throttle.c.
+ * cry.c - secure memory, Ed25519 signatures, BLAKE2b hashes and hex on top of libsodium.
+ * Key slots live in slots.c, the unlock throttle in throttle.c.
  */
 #include "crypto/cry.h"
 

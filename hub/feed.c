@@ -139,8 +139,8 @@ static int hub_version_body(hub *h, const char *plan_id, int64_t version, sqlite
     *body = NULL;
     *len = 0;
     if ((rc = hub_feed_stmt(h, HUB_FEED_VERSION,
-                       "SELECT body FROM versions WHERE plan_id = ?1 AND version = ?2", &st)) !=
-        CMC_OK)
+                            "SELECT body FROM versions WHERE plan_id = ?1 AND version = ?2",
+                            &st)) != CMC_OK)
         return rc;
     *out = st;
     sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
@@ -314,10 +314,11 @@ static int hub_add_nags(hub *h, struct hub_view *v, bundle_writer *w, struct mp_
     sqlite3_stmt *st = NULL;
     int rc, src;
 
-    if ((rc = hub_feed_stmt(h, HUB_FEED_NAGS, "SELECT " HUB_PLAN_COLS ", pu.seq, pu.reason"
-                                         " FROM purges pu JOIN plans p ON p.plan_id = pu.plan_id"
-                                         " WHERE pu.device_id = ?1 AND pu.acked IS NULL"
-                                         " ORDER BY pu.seq LIMIT ?2", &st)) != CMC_OK)
+    if ((rc = hub_feed_stmt(h, HUB_FEED_NAGS,
+                            "SELECT " HUB_PLAN_COLS ", pu.seq, pu.reason"
+                            " FROM purges pu JOIN plans p ON p.plan_id = pu.plan_id"
+                            " WHERE pu.device_id = ?1 AND pu.acked IS NULL"
+                            " ORDER BY pu.seq LIMIT ?2", &st)) != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, v->device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, HUB_NAG_MAX);
@@ -355,7 +356,8 @@ out:
  * each plan once over all its pages; the view decides per plan. An idle poll reads an empty
  * index range. */
 static const char hub_scan_sql[] =
-    "SELECT " HUB_PLAN_COLS ", p.seq, p.num, h.version, h.to_cursor FROM plans p INDEXED BY plans_seq"
+    "SELECT " HUB_PLAN_COLS ", p.seq, p.num, h.version, h.to_cursor"
+    " FROM plans p INDEXED BY plans_seq"
     " LEFT JOIN holdings h ON h.dev = ?2 AND h.plan = p.num WHERE p.seq > ?1 ORDER BY p.seq";
 
 /* One page being built: what hub_pull's setup, scan and finish share. */
@@ -463,7 +465,7 @@ static int hub_pull_scan(hub *h, struct hub_page *pg)
 
     if (strcmp(pg->v.kind, "team") == 0) {
         if ((rc = hub_feed_stmt(h, HUB_FEED_CASELOAD, "SELECT 1 FROM caseload WHERE team = ?1"
-                                                      " AND nhs = ?2", &pg->v.caseload)) !=
+                                                           " AND nhs = ?2", &pg->v.caseload)) !=
             CMC_OK)
             return rc;
         sqlite3_bind_text(pg->v.caseload, 1, pg->v.value, -1, SQLITE_STATIC);
@@ -482,7 +484,7 @@ static int hub_pull_scan(hub *h, struct hub_page *pg)
         int64_t target = 0, held = sqlite3_column_int64(scan, 11); /* NULL: 0, none */
         /* the holding came from a page the device has not proven yet */
         int unproven = sqlite3_column_type(scan, 12) != SQLITE_NULL &&
-                       (uint64_t)sqlite3_column_int64(scan, 12) > pg->applied;
+                            (uint64_t)sqlite3_column_int64(scan, 12) > pg->applied;
         const char *reason = NULL;
         int write_op = 1, has_op = 0;
 

@@ -30,7 +30,7 @@ int hub_holder_get(hub *h, const char *device_id, struct hub_holder *out)
     int rc, src;
     memset(out, 0, sizeof *out);
     if ((rc = hub_feed_stmt(h, HUB_FEED_HOLDER, "SELECT num FROM holders WHERE device_id = ?1",
-                       &st)) != CMC_OK)
+                            &st)) != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     src = sqlite3_step(st);
@@ -94,8 +94,8 @@ int hub_holdings_commit_point(hub *h, const char *device_id, struct hub_holder *
     if (hd->num != 0) {
         /* newest first, so a plan in two lost pages ends at what it held before both */
         if ((rc = hub_feed_stmt(h, HUB_FEED_PAGES, "SELECT to_cursor, plans FROM unproven"
-                                              " WHERE dev = ?1 ORDER BY to_cursor DESC",
-                           &pages)) != CMC_OK)
+                                                   " WHERE dev = ?1 ORDER BY to_cursor DESC",
+                                &pages)) != CMC_OK)
             return rc;
         sqlite3_bind_int64(pages, 1, hd->num);
         while ((src = sqlite3_step(pages)) == SQLITE_ROW) {
@@ -125,7 +125,7 @@ int hub_holdings_commit_point(hub *h, const char *device_id, struct hub_holder *
             if (rc != CMC_OK || !(list[i].to > cursor || list[i].to <= applied || rollback))
                 continue;
             if ((rc = hub_feed_stmt(h, HUB_FEED_PAGE_FORGET, "DELETE FROM unproven WHERE dev = ?1"
-                                                        " AND to_cursor = ?2", &st)) != CMC_OK)
+                                                             " AND to_cursor = ?2", &st)) != CMC_OK)
                 break;
             sqlite3_bind_int64(st, 1, hd->num);
             sqlite3_bind_int64(st, 2, (sqlite3_int64)list[i].to);
@@ -139,7 +139,7 @@ int hub_holdings_commit_point(hub *h, const char *device_id, struct hub_holder *
     }
     if (rollback && hd->num != 0) {
         if ((rc = hub_feed_stmt(h, HUB_FEED_ROLLBACK_DROP,
-                           "DELETE FROM holdings WHERE dev = ?1 AND to_cursor > ?2", &st)) !=
+                                "DELETE FROM holdings WHERE dev = ?1 AND to_cursor > ?2", &st)) !=
             CMC_OK)
             return rc;
         sqlite3_bind_int64(st, 1, hd->num);
@@ -149,7 +149,7 @@ int hub_holdings_commit_point(hub *h, const char *device_id, struct hub_holder *
     }
     if (applied != prev) {
         if ((rc = hub_feed_stmt(h, HUB_FEED_CURSOR, "UPDATE devices SET cursor = ?2"
-                                               " WHERE device_id = ?1", &st)) != CMC_OK)
+                                                    " WHERE device_id = ?1", &st)) != CMC_OK)
             return rc;
         sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)applied);
@@ -184,9 +184,9 @@ static int hub_text_add(struct hub_text *t, const char *s, size_t n)
 }
 
 /* Records what the page gave the device: its holdings (each row keeping the one it replaced
- * until the page is proven), the page itself as one of the device's unproven ones, and for purges an
- * open purge record (a new purge of a plan restarts its acknowledgement); a put closes any
- * purge record of the plan, since the device is meant to hold it again. */
+ * until the page is proven), the page itself as one of the device's unproven ones, and for
+ * purges an open purge record (a new purge of a plan restarts its acknowledgement); a put
+ * closes any purge record of the plan, since the device is meant to hold it again. */
 int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
                            const struct hub_sent *sent, size_t n, uint64_t to_cursor)
 {
@@ -200,7 +200,7 @@ int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
         return CMC_OK;
     if (hd->num == 0) {
         if ((rc = hub_feed_stmt(h, HUB_FEED_HOLDER_ADD, "INSERT INTO holders(device_id) VALUES(?1)",
-                           &st)) != CMC_OK)
+                                &st)) != CMC_OK)
             return rc;
         sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
         if ((rc = hub_step_done(h, st, "holdings")) != CMC_OK)
@@ -209,7 +209,7 @@ int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
     }
     /* Closing purge records costs a look-up per put; a device without any skips them. */
     if ((rc = hub_feed_stmt(h, HUB_FEED_HAS_PURGES, "SELECT 1 FROM purges WHERE device_id = ?1"
-                                               " LIMIT 1", &st)) != CMC_OK)
+                                                    " LIMIT 1", &st)) != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     src = sqlite3_step(st);
@@ -219,10 +219,11 @@ int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
     has_purges = src == SQLITE_ROW;
 
     if ((rc = hub_feed_stmt(h, HUB_FEED_HOLDING_PUT,
-                       "INSERT INTO holdings(dev, plan, version, to_cursor) VALUES(?1, ?2, ?3, ?4)"
-                       " ON CONFLICT(dev, plan) DO UPDATE SET prev_version = version,"
-                       " prev_cursor = to_cursor, version = excluded.version,"
-                       " to_cursor = excluded.to_cursor", &held)) != CMC_OK)
+                            "INSERT INTO holdings(dev, plan, version, to_cursor)"
+                            " VALUES(?1, ?2, ?3, ?4)"
+                            " ON CONFLICT(dev, plan) DO UPDATE SET prev_version = version,"
+                            " prev_cursor = to_cursor, version = excluded.version,"
+                            " to_cursor = excluded.to_cursor", &held)) != CMC_OK)
         return rc;
     sqlite3_bind_int64(held, 1, hd->num);
     sqlite3_bind_int64(held, 4, (sqlite3_int64)to_cursor);
@@ -238,9 +239,9 @@ int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
             goto out;
         if (sent[i].version == 0) {
             if ((rc = hub_feed_stmt(h, HUB_FEED_PURGE_OPEN,
-                               "INSERT OR REPLACE INTO purges(device_id, plan_id, seq, reason,"
-                               " cursor, sent, acked) VALUES(?1, ?2, ?3, ?4, ?5, ?6, NULL)",
-                               &st)) != CMC_OK)
+                                    "INSERT OR REPLACE INTO purges(device_id, plan_id, seq, reason,"
+                                    " cursor, sent, acked) VALUES(?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                                    &st)) != CMC_OK)
                 goto out;
             sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, sent[i].plan_id, -1, SQLITE_STATIC);
@@ -254,8 +255,8 @@ int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
             has_purges = 1;
         } else if (has_purges) {
             if ((rc = hub_feed_stmt(h, HUB_FEED_PURGE_CLOSE,
-                               "DELETE FROM purges WHERE device_id = ?1 AND plan_id = ?2",
-                               &st)) != CMC_OK)
+                                    "DELETE FROM purges WHERE device_id = ?1 AND plan_id = ?2",
+                                    &st)) != CMC_OK)
                 goto out;
             sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, sent[i].plan_id, -1, SQLITE_STATIC);
@@ -266,7 +267,7 @@ int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
     if ((rc = hub_text_add(&plans, "]", 1)) != CMC_OK)
         goto out;
     if ((rc = hub_feed_stmt(h, HUB_FEED_PAGE_ADD, "INSERT OR REPLACE INTO unproven(dev, to_cursor,"
-                                             " plans) VALUES(?1, ?2, ?3)", &st)) != CMC_OK)
+                                                  " plans) VALUES(?1, ?2, ?3)", &st)) != CMC_OK)
         goto out;
     sqlite3_bind_int64(st, 1, hd->num);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)to_cursor);
@@ -317,8 +318,8 @@ int hub_nags_carried(hub *h, const char *device_id, const struct hub_nags *nags,
     if (nags->n == 0)
         return CMC_OK;
     if ((rc = hub_feed_stmt(h, HUB_FEED_PURGE_CARRIED, "UPDATE purges SET cursor = ?3"
-                                                  " WHERE device_id = ?1 AND plan_id = ?2"
-                                                  " AND cursor > ?3", &st)) != CMC_OK)
+                                                       " WHERE device_id = ?1 AND plan_id = ?2"
+                                                       " AND cursor > ?3", &st)) != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)to_cursor);

@@ -4,8 +4,8 @@
  *
  * SQL helpers translate SQLite's result codes to cmc_err at the boundary with the one map
  * in sync/db.h (db_error: busy -> BUSY, full -> DISK_FULL, a taken key -> EXISTS,
- * not-a-database -> TAMPERED) and keep SQLite's text in the detail. Transactions are BEGIN IMMEDIATE so two writers queue on the busy
- * timeout instead of failing halfway.
+ * not-a-database -> TAMPERED) and keep SQLite's text in the detail. Transactions are
+ * BEGIN IMMEDIATE so two writers queue on the busy timeout instead of failing halfway.
  *
  * The handle keeps the statements every request runs prepared (hub_stmt), and the state
  * other modules keep per handle (parts: the feed's statements and deltas); all belong to the
