@@ -1,6 +1,6 @@
 /*
- * cry.c - secure memory, Ed25519 signatures, BLAKE2b hashes, hex and XChaCha20-Poly1305
- * sealing on top of libsodium. Key slots live in slots.c, the unlock throttle in throttle.c.
+ * cry.c - secure memory, Ed25519 signatures, BLAKE2b hashes and hex on top of libsodium.
+ * Key slots live in slots.c, the unlock throttle in throttle.c.
  */
 #include "crypto/cry.h"
 
@@ -185,46 +185,6 @@ int cry_unhex(uint8_t *out, size_t len, const char *hex)
         end != hex + 2 * len) {
         sodium_memzero(out, len);
         return cmc_fail(CMC_ERR_INVALID, "not a hex string");
-    }
-    return CMC_OK;
-}
-
-/* ---- sealing --------------------------------------------------------------------------- */
-
-int cry_seal(const struct cry_secret *key, const void *ad, size_t ad_len, const void *msg,
-             size_t len, uint8_t *out)
-{
-    if (key == NULL || key->len != CRY_KEY_BYTES)
-        return cmc_fail(CMC_ERR_INVALID, "sealing key: wrong size");
-    if ((msg == NULL && len > 0) || (ad == NULL && ad_len > 0))
-        return cmc_fail(CMC_ERR_INVALID, "sealing input missing");
-    if (len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX)
-        return cmc_fail(CMC_ERR_TOO_LARGE, "message too large to seal");
-    /* A random 192-bit nonce never repeats in practice, so no counter has to be kept. */
-    randombytes_buf(out, CRY_SEAL_NONCE_BYTES);
-    unsigned long long clen = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + CRY_SEAL_NONCE_BYTES, &clen, msg, len, ad,
-                                                   ad_len, NULL, out, key->buf) != 0)
-        return cmc_fail(CMC_ERR_CRYPTO, "sealing failed");
-    return CMC_OK;
-}
-
-int cry_open(const struct cry_secret *key, const void *ad, size_t ad_len, const uint8_t *in,
-             size_t len, uint8_t *out)
-{
-    if (key == NULL || key->len != CRY_KEY_BYTES)
-        return cmc_fail(CMC_ERR_INVALID, "sealing key: wrong size");
-    if (in == NULL || (ad == NULL && ad_len > 0))
-        return cmc_fail(CMC_ERR_INVALID, "sealed input missing");
-    if (len < CRY_SEAL_OVERHEAD)
-        return cmc_fail(CMC_ERR_TAMPERED, "sealed data too short");
-    unsigned long long mlen = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, in + CRY_SEAL_NONCE_BYTES,
-                                                   len - CRY_SEAL_NONCE_BYTES, ad, ad_len, in,
-                                                   key->buf) != 0) {
-        /* Never hand back unauthenticated plaintext. */
-        sodium_memzero(out, len - CRY_SEAL_OVERHEAD);
-        return cmc_fail(CMC_ERR_TAMPERED, "sealed data failed its integrity check");
     }
     return CMC_OK;
 }

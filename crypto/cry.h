@@ -1,8 +1,8 @@
 /*
  * cry.h - the only module that includes sodium.h.
  *
- * Secure memory, key slots that wrap the replica key under a user's PIN, Ed25519 signatures,
- * BLAKE2b hashes and XChaCha20-Poly1305 sealing.
+ * Secure memory, key slots that wrap the replica key under a user's PIN (XChaCha20-Poly1305),
+ * Ed25519 signatures and BLAKE2b hashes.
  *
  * Secrets live in `struct cry_secret` buffers allocated with sodium_malloc (guard pages,
  * mlock'd, never swapped when the OS allows) and are zeroed and freed by cry_secret_free()
@@ -64,9 +64,8 @@ void cry_random(void *buf, size_t n);
  * restart. */
 typedef struct cry_slots cry_slots;
 
-/* Argon2id limits. Production uses libsodium's interactive limits; tests may lower them with
- * cry_kdf_set_test_limits() (the CLI never does). */
-void cry_kdf_set_test_limits(int enable);
+/* Argon2id limits: libsodium's interactive ones. Tests may lower them (cry_test.h); the
+ * programs that ship cannot. */
 
 /* Creates a new slot file at `path` (refuses an existing file: CMC_ERR_EXISTS) with a fresh
  * random replica key and one slot for `user` with `role`; hands back the key. User names are
@@ -132,16 +131,5 @@ void cry_hash_final(struct cry_hash_state *st, uint8_t out[CRY_HASH_BYTES]);
 void cry_hex(char *out, const uint8_t *in, size_t len);
 /* Parses exactly 2*len hex digits. CMC_ERR_INVALID otherwise. */
 int cry_unhex(uint8_t *out, size_t len, const char *hex);
-
-/* ---- sealing --------------------------------------------------------------------------- */
-
-/* XChaCha20-Poly1305 with a random nonce: out = nonce || ciphertext || tag, of
- * len + CRY_SEAL_OVERHEAD bytes (caller-allocated). `ad` may be NULL. */
-int cry_seal(const struct cry_secret *key, const void *ad, size_t ad_len, const void *msg,
-             size_t len, uint8_t *out);
-/* Opens what cry_seal made into out (len - CRY_SEAL_OVERHEAD bytes). CMC_ERR_TAMPERED if the
- * tag does not verify. */
-CRY_MUST_CHECK int cry_open(const struct cry_secret *key, const void *ad, size_t ad_len,
-                            const uint8_t *in, size_t len, uint8_t *out);
 
 #endif

@@ -23,6 +23,7 @@
  * name length up to and including the salt.
  */
 #include "crypto/cry.h"
+#include "crypto/cry_test.h"
 #include "crypto/throttle.h"
 
 #include "platform/alloc.h"
@@ -76,17 +77,13 @@ struct cry_slots {
     struct slot slot[CRY_SLOTS_MAX];
 };
 
-static atomic_int kdf_test_limits;
-
-void cry_kdf_set_test_limits(int enable)
-{
-    atomic_store(&kdf_test_limits, enable != 0);
-}
+/* Set only by tests (cry_test.h). */
+atomic_int cry_kdf_test_limits;
 
 /* Limits for new slots (and for the dummy derivation of an unknown user). */
 static void kdf_limits(uint64_t *ops, uint64_t *mem)
 {
-    if (atomic_load(&kdf_test_limits)) {
+    if (atomic_load(&cry_kdf_test_limits)) {
         *ops = crypto_pwhash_OPSLIMIT_MIN;
         *mem = crypto_pwhash_MEMLIMIT_MIN;
     } else {
@@ -100,7 +97,7 @@ static void kdf_limits(uint64_t *ops, uint64_t *mem)
 static int kdf_limits_acceptable(uint64_t ops, uint64_t mem)
 {
     uint64_t min_ops = crypto_pwhash_OPSLIMIT_INTERACTIVE, min_mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
-    if (atomic_load(&kdf_test_limits)) {
+    if (atomic_load(&cry_kdf_test_limits)) {
         min_ops = crypto_pwhash_OPSLIMIT_MIN;
         min_mem = crypto_pwhash_MEMLIMIT_MIN;
     }

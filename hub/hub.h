@@ -64,7 +64,6 @@ enum hub_role {
     HUB_ROLE_ADMIN,     /* "admin" */
     HUB_ROLE_PATIENT,   /* "patient" */
 };
-int hub_role_from_name(const char *name); /* HUB_ROLE_NONE if unknown */
 const char *hub_role_name(int role);
 
 /* ---- the store ------------------------------------------------------------------------- */

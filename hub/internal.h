@@ -2,14 +2,15 @@
  * internal.h - what the hub's own .c files share: the handle, SQL helpers, the change log
  * and small text helpers. Not for use outside hub/.
  *
- * SQL helpers translate SQLite's result codes to cmc_err at the boundary (busy -> BUSY,
- * full -> DISK_FULL, constraint -> EXISTS, not-a-database -> TAMPERED) and keep SQLite's
- * text in the detail. Transactions are BEGIN IMMEDIATE so two writers queue on the busy
- * timeout instead of failing halfway.
+ * SQL helpers translate SQLite's result codes to cmc_err at the boundary with the one map
+ * in sync/db.h (db_error: busy -> BUSY, full -> DISK_FULL, a taken key -> EXISTS,
+ * not-a-database -> TAMPERED) and keep SQLite's text in the detail. Transactions are
+ * BEGIN IMMEDIATE so two writers queue on the busy timeout instead of failing halfway.
  *
- * The handle keeps the statements every device poll runs prepared (hub_stmt) and the deltas
- * it has computed (feed.c); both belong to the handle's one connection and go with
- * hub_close. Like the handle itself they are used by one thread at a time.
+ * The handle keeps the statements every request runs prepared (hub_stmt), and the state
+ * other modules keep per handle (parts: the feed's statements and deltas); all belong to the
+ * handle's one connection and go with hub_close. Like the handle itself they are used by one
+ * thread at a time.
  */
 #ifndef CMC_HUB_INTERNAL_H
 #define CMC_HUB_INTERNAL_H
@@ -18,43 +19,37 @@
 
 #include <sqlite3.h>
 
-/* Statements kept prepared on the handle, one slot each (hub_stmt). Those of the pull path
- * (every device poll runs them) and of transactions; the rest are prepared per call. */
+/* Statements kept prepared on the handle, one slot each (hub_stmt): transaction control and
+ * those every request runs; the rest are prepared per call. The feed keeps its own (feed.h). */
 enum hub_stmt_slot {
     HUB_STMT_BEGIN,
     HUB_STMT_COMMIT,
     HUB_STMT_HEAD,
-    HUB_STMT_HOLDER,
-    HUB_STMT_HOLDER_ADD,
-    HUB_STMT_PAGES,
-    HUB_STMT_PAGE_ADD,
-    HUB_STMT_PAGE_FORGET,
-    HUB_STMT_PAGE_RESTORE,
-    HUB_STMT_PAGE_DROP,
-    HUB_STMT_ROLLBACK_DROP,
-    HUB_STMT_CURSOR,
-    HUB_STMT_CASELOAD,
-    HUB_STMT_VERSION,
-    HUB_STMT_NAGS,
-    HUB_STMT_SCAN,
-    HUB_STMT_HOLDING_PUT,
-    HUB_STMT_HAS_PURGES,
-    HUB_STMT_PURGE_OPEN,
-    HUB_STMT_PURGE_CLOSE,
-    HUB_STMT_PURGE_CARRIED,
     HUB_STMT_DEVICE,      /* devices.c: hub_device_get */
     HUB_STMT_DEVICE_AUTH, /* devices.c: hub_auth_request */
     HUB_STMT_COUNT
 };
 
-struct hub_delta_cache; /* feed.c: deltas already computed, by (plan, base, target) */
+/* Per-handle state a hub module keeps beside the connection (its kept statements, its
+ * caches). The module makes it on first use and registers it here with the functions that
+ * reset and free it, so the handle does both without knowing what is inside. */
+struct hub_part {
+    void *state;                /* NULL until the module first runs */
+    void (*reset)(void *state); /* resets its kept statements (before a transaction ends) */
+    void (*close)(void *state); /* finalizes and frees everything (hub_close) */
+};
+
+enum hub_part_slot {
+    HUB_PART_FEED, /* feed_cache.c */
+    HUB_PART_COUNT
+};
 
 struct hub {
     sqlite3 *db;
     struct cry_secret *sk; /* Ed25519 secret key */
     uint8_t pk[CRY_SIGN_PK_BYTES];
     sqlite3_stmt *stmt[HUB_STMT_COUNT]; /* NULL until first used; finalized by hub_close */
-    struct hub_delta_cache *deltas;      /* NULL until the first delta */
+    struct hub_part part[HUB_PART_COUNT]; /* closed by hub_close */
 };
 
 /* SQLite result -> cmc_err with a detail naming `what`. */
@@ -65,13 +60,14 @@ int hub_db_prepare(hub *h, const char *sql, sqlite3_stmt **out);
  * cleared: ready to bind and step. The handle owns it (never finalize it); reset it when done
  * so it holds no read snapshot open. A slot is always used with the same SQL text. */
 int hub_stmt(hub *h, enum hub_stmt_slot slot, const char *sql, sqlite3_stmt **out);
-/* Resets every kept statement (after an error mid-step, before ending a transaction). */
+/* The same for a statement a part keeps in *slot (prepared into it on first use). */
+int hub_stmt_keep(hub *h, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out);
+/* Resets every kept statement, the parts' included (after an error mid-step, before ending
+ * a transaction). */
 void hub_stmt_reset_all(hub *h);
 int hub_tx_begin(hub *h);
 int hub_tx_commit(hub *h);
 void hub_tx_rollback(hub *h);
-/* Frees the delta cache (hub_close). */
-void hub_feed_cache_free(hub *h);
 
 /* Records a new detail that wraps the current one ("<prefix>: <current detail>"); the
  * current detail is copied first because cmc_fail writes into the same buffer. */

@@ -152,7 +152,8 @@ static const char hub_schema_3[] =
 
 static const char *const hub_role_names[] = {"", "gp", "clinician", "admin", "patient"};
 
-int hub_role_from_name(const char *name)
+/* HUB_ROLE_NONE if unknown. */
+static int hub_role_from_name(const char *name)
 {
     if (name == NULL)
         return HUB_ROLE_NONE;
@@ -173,28 +174,13 @@ const char *hub_role_name(int role)
 
 int hub_db_fail(hub *h, int rc, const char *what)
 {
-    const char *msg = h != NULL && h->db != NULL ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc);
-    switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return cmc_fail(CMC_ERR_BUSY, "hub store busy (%s): %s", what, msg);
-    case SQLITE_FULL:
-        return cmc_fail(CMC_ERR_DISK_FULL, "hub store: disk full (%s)", what);
-    case SQLITE_NOMEM:
-        return cmc_fail(CMC_ERR_NOMEM, "hub store: out of memory (%s)", what);
-    case SQLITE_NOTADB:
-        return cmc_fail(CMC_ERR_TAMPERED, "hub store: the key does not open it, or it was altered (%s)", what);
-    case SQLITE_CORRUPT:
-        return cmc_fail(CMC_ERR_TAMPERED, "hub store: damaged (%s): %s", what, msg);
-    case SQLITE_CONSTRAINT:
-        return cmc_fail(CMC_ERR_EXISTS, "hub store: already exists (%s)", what);
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_READONLY:
-        return cmc_fail(CMC_ERR_IO, "hub store: I/O failed (%s): %s", what, msg);
-    default:
-        return cmc_fail(CMC_ERR_DB, "hub store (%s): %s", what, msg);
-    }
+    char where[128];
+    snprintf(where, sizeof where, "hub store (%s)", what);
+    /* Callers pass what a step answered when it was not what they expected: a row or
+     * "done" in the wrong place is still a failure. */
+    if (db_map_code(rc) == CMC_OK)
+        return cmc_fail(CMC_ERR_DB, "%s: unexpected result", where);
+    return db_error(h != NULL ? h->db : NULL, rc, where);
 }
 
 int hub_db_exec(hub *h, const char *sql)
@@ -215,15 +201,15 @@ int hub_db_prepare(hub *h, const char *sql, sqlite3_stmt **out)
     return CMC_OK;
 }
 
-int hub_stmt(hub *h, enum hub_stmt_slot slot, const char *sql, sqlite3_stmt **out)
+int hub_stmt_keep(hub *h, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **out)
 {
-    sqlite3_stmt *st = h->stmt[slot];
+    sqlite3_stmt *st = *slot;
     int rc;
     *out = NULL;
     if (st == NULL) {
         if ((rc = hub_db_prepare(h, sql, &st)) != CMC_OK)
             return rc;
-        h->stmt[slot] = st;
+        *slot = st;
     } else {
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
@@ -232,11 +218,19 @@ int hub_stmt(hub *h, enum hub_stmt_slot slot, const char *sql, sqlite3_stmt **ou
     return CMC_OK;
 }
 
+int hub_stmt(hub *h, enum hub_stmt_slot slot, const char *sql, sqlite3_stmt **out)
+{
+    return hub_stmt_keep(h, &h->stmt[slot], sql, out);
+}
+
 void hub_stmt_reset_all(hub *h)
 {
     for (size_t i = 0; i < HUB_STMT_COUNT; i++)
         if (h->stmt[i] != NULL)
             sqlite3_reset(h->stmt[i]);
+    for (size_t i = 0; i < HUB_PART_COUNT; i++)
+        if (h->part[i].state != NULL)
+            h->part[i].reset(h->part[i].state);
 }
 
 /* Runs a kept statement that returns no rows (transaction control). */
@@ -417,7 +411,9 @@ void hub_close(hub *h)
         return;
     for (size_t i = 0; i < HUB_STMT_COUNT; i++)
         sqlite3_finalize(h->stmt[i]);
-    hub_feed_cache_free(h);
+    for (size_t i = 0; i < HUB_PART_COUNT; i++)
+        if (h->part[i].state != NULL)
+            h->part[i].close(h->part[i].state);
     db_close(h->db);
     cry_secret_free(h->sk);
     cmc_free(h);

@@ -1,55 +1,43 @@
+/*
+ * alloc.c - the allocation wrappers (alloc.h). They call through a table of functions,
+ * libc's unless a test installed counting ones (alloc_test.h): the product pays one
+ * indirect call per allocation and no test bookkeeping.
+ */
 #include "platform/alloc.h"
+
+#include "platform/alloc_test.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_long fail_at = -1;   /* allocation index that fails; -1 = never */
-static atomic_long counter;
-static atomic_int fail_sticky;
+static const struct cmc_alloc_methods libc_methods = {malloc, calloc, realloc};
+static const struct cmc_alloc_methods *_Atomic methods = &libc_methods;
 
-static int should_fail(void)
+void cmc_alloc_set_methods(const struct cmc_alloc_methods *m)
 {
-    long at = atomic_load(&fail_at);
-    long n = atomic_fetch_add(&counter, 1);
-    if (at < 0)
-        return 0;
-    if (n == at)
-        return 1;
-    return n > at && atomic_load(&fail_sticky);
+    atomic_store(&methods, m != NULL ? m : &libc_methods);
 }
 
-void cmc_alloc_fail_after(long n, int sticky)
+/* Relaxed: the table is swapped only by tests, between the allocations they care about. */
+static const struct cmc_alloc_methods *alloc_methods(void)
 {
-    atomic_store(&counter, 0);
-    atomic_store(&fail_sticky, sticky);
-    atomic_store(&fail_at, n);
-}
-
-long cmc_alloc_count(void)
-{
-    return atomic_load(&counter);
+    return atomic_load_explicit(&methods, memory_order_relaxed);
 }
 
 void *cmc_malloc(size_t n)
 {
-    if (should_fail())
-        return NULL;
-    return malloc(n ? n : 1);
+    return alloc_methods()->malloc(n ? n : 1);
 }
 
 void *cmc_calloc(size_t count, size_t size)
 {
-    if (should_fail())
-        return NULL;
-    return calloc(count ? count : 1, size ? size : 1);
+    return alloc_methods()->calloc(count ? count : 1, size ? size : 1);
 }
 
 void *cmc_realloc(void *p, size_t n)
 {
-    if (should_fail())
-        return NULL;
-    return realloc(p, n ? n : 1);
+    return alloc_methods()->realloc(p, n ? n : 1);
 }
 
 char *cmc_strndup(const char *s, size_t n)

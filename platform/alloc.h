@@ -1,10 +1,9 @@
 /*
  * alloc.h - the allocation wrapper every module uses instead of malloc.
  *
- * Allocation failure is a tested path: a test calls cmc_alloc_fail_after(n) and the n-th
- * allocation from then on (0 = the next one) returns NULL, as do all later ones while
- * `sticky` is set. Code must turn that NULL into CMC_ERR_NOMEM and leak nothing.
- * cmc_free(NULL) is a no-op. Thread-safe (the counter is atomic).
+ * Allocation failure is a tested path: tests make allocations fail with the hooks of
+ * alloc_test.h, so code must turn a NULL from these into CMC_ERR_NOMEM and leak nothing.
+ * A zero size is allocated as one byte. cmc_free(NULL) is a no-op. Thread-safe.
  */
 #ifndef CMC_ALLOC_H
 #define CMC_ALLOC_H
@@ -17,10 +16,5 @@ void *cmc_realloc(void *p, size_t n);
 char *cmc_strdup(const char *s);
 char *cmc_strndup(const char *s, size_t n);
 void cmc_free(void *p);
-
-/* Test hook: fail the n-th allocation from now on (n >= 0); n < 0 disables failures. */
-void cmc_alloc_fail_after(long n, int sticky);
-/* Allocations made since the counter was last armed (for OOM loops). */
-long cmc_alloc_count(void);
 
 #endif

@@ -9,7 +9,7 @@ static _Thread_local int err_code;
 const char *cmc_strerror(int code)
 {
     switch ((enum cmc_err)code) {
-#define CMC_ERR_CASE(name, text) \
+#define CMC_ERR_CASE(name, errname, text) \
     case name:                   \
         return text;
         CMC_ERROR_LIST(CMC_ERR_CASE)
@@ -21,38 +21,16 @@ const char *cmc_strerror(int code)
 const char *cmc_errname(int code)
 {
     switch ((enum cmc_err)code) {
-    case CMC_OK: return "ok";
-    case CMC_ERR_NOMEM: return "nomem";
-    case CMC_ERR_IO: return "io";
-    case CMC_ERR_DISK_FULL: return "disk_full";
-    case CMC_ERR_USAGE: return "usage";
-    case CMC_ERR_INVALID: return "invalid";
-    case CMC_ERR_NOT_FOUND: return "not_found";
-    case CMC_ERR_EXISTS: return "exists";
-    case CMC_ERR_AUTH: return "auth";
-    case CMC_ERR_THROTTLED: return "throttled";
-    case CMC_ERR_LOCKED: return "locked";
-    case CMC_ERR_DENIED: return "denied";
-    case CMC_ERR_TAMPERED: return "tampered";
-    case CMC_ERR_CORRUPT: return "corrupt";
-    case CMC_ERR_TOO_LARGE: return "too_large";
-    case CMC_ERR_DB: return "db";
-    case CMC_ERR_BUSY: return "busy";
-    case CMC_ERR_CRYPTO: return "crypto";
-    case CMC_ERR_NET: return "network";
-    case CMC_ERR_TLS: return "tls";
-    case CMC_ERR_CLOCK: return "clock";
-    case CMC_ERR_PROTOCOL: return "protocol";
-    case CMC_ERR_CONFLICT: return "conflict";
-    case CMC_ERR_WIPED: return "wiped";
-    case CMC_ERR_REFUSED: return "refused";
-    case CMC_ERR_UNAUTHORIZED: return "unauthorized";
-    case CMC_ERR_STATE: return "state";
+#define CMC_ERR_NAME(name, errname, text) \
+    case name:                            \
+        return errname;
+        CMC_ERROR_LIST(CMC_ERR_NAME)
+#undef CMC_ERR_NAME
     }
     return "unknown";
 }
 
-int cmc_failv(int code, const char *fmt, va_list ap)
+static int cmc_failv(int code, const char *fmt, va_list ap)
 {
     err_code = code;
     if (fmt == NULL) {
@@ -80,11 +58,6 @@ const char *cmc_errmsg(void)
     if (err_detail[0] != '\0')
         return err_detail;
     return cmc_strerror(err_code);
-}
-
-int cmc_errcode(void)
-{
-    return err_code;
 }
 
 void cmc_err_clear(void)

@@ -1,5 +1,7 @@
 #include "platform/plat.h"
 
+#include "platform/plat_test.h"
+
 #include "platform/alloc.h"
 #include "platform/err.h"
 
@@ -22,34 +24,9 @@
 
 /* ---- clocks ---------------------------------------------------------------------------- */
 
-static struct {
-    int enabled;
-    int64_t wall;
-    uint64_t mono_ns;
-} fake_clock;
-
-void plat_fake_clock_enable(int64_t wall, uint64_t mono_ns)
-{
-    fake_clock.enabled = 1;
-    fake_clock.wall = wall;
-    fake_clock.mono_ns = mono_ns;
-}
-
-void plat_fake_clock_disable(void)
-{
-    fake_clock.enabled = 0;
-}
-
-void plat_fake_clock_advance(uint64_t ns)
-{
-    fake_clock.mono_ns += ns;
-    fake_clock.wall += (int64_t)(ns / 1000000000u);
-}
-
-void plat_fake_clock_set_wall(int64_t wall)
-{
-    fake_clock.wall = wall;
-}
+/* The state the test hooks set (plat_test.h): no fake clock, no faults, log level from
+ * CMC_LOG. */
+struct plat_test_state plat_test_state = {.write_at = -1, .fsync_at = -1, .log_level = -1};
 
 static int64_t clock_ns(clockid_t id)
 {
@@ -60,29 +37,22 @@ static int64_t clock_ns(clockid_t id)
 
 int64_t plat_wall_now(void)
 {
-    if (fake_clock.enabled)
-        return fake_clock.wall;
+    if (plat_test_state.clock_fake)
+        return plat_test_state.clock_wall;
     return clock_ns(CLOCK_REALTIME) / 1000000000;
-}
-
-int64_t plat_wall_now_ms(void)
-{
-    if (fake_clock.enabled)
-        return fake_clock.wall * 1000;
-    return clock_ns(CLOCK_REALTIME) / 1000000;
 }
 
 uint64_t plat_mono_now_ns(void)
 {
-    if (fake_clock.enabled)
-        return fake_clock.mono_ns;
+    if (plat_test_state.clock_fake)
+        return plat_test_state.clock_mono_ns;
     return (uint64_t)clock_ns(CLOCK_MONOTONIC);
 }
 
 int64_t plat_boot_now(void)
 {
-    if (fake_clock.enabled)
-        return (int64_t)(fake_clock.mono_ns / 1000000000u);
+    if (plat_test_state.clock_fake)
+        return (int64_t)(plat_test_state.clock_mono_ns / 1000000000u);
     return clock_ns(CLOCK_BOOTTIME) / 1000000000;
 }
 
@@ -100,8 +70,10 @@ void plat_boot_id(char out[37])
 
 void plat_sleep_ms(uint32_t ms)
 {
-    if (fake_clock.enabled) {
-        plat_fake_clock_advance((uint64_t)ms * 1000000u);
+    if (plat_test_state.clock_fake) {
+        uint64_t ns = (uint64_t)ms * 1000000u;
+        plat_test_state.clock_mono_ns += ns;
+        plat_test_state.clock_wall += (int64_t)(ns / 1000000000u);
         return;
     }
     struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
@@ -191,24 +163,6 @@ int plat_random(void *buf, size_t n)
 
 /* ---- files ----------------------------------------------------------------------------- */
 
-static atomic_long fault_write_at = -1, fault_write_count;
-static atomic_long fault_fsync_at = -1, fault_fsync_count;
-static int fault_write_errno, fault_fsync_errno;
-
-void plat_fault_write_after(long n, int err)
-{
-    atomic_store(&fault_write_count, 0);
-    fault_write_errno = err;
-    atomic_store(&fault_write_at, n);
-}
-
-void plat_fault_fsync_after(long n, int err)
-{
-    atomic_store(&fault_fsync_count, 0);
-    fault_fsync_errno = err;
-    atomic_store(&fault_fsync_at, n);
-}
-
 static int io_errno_to_cmc(int e)
 {
     return e == ENOSPC || e == EDQUOT ? CMC_ERR_DISK_FULL : CMC_ERR_IO;
@@ -216,9 +170,10 @@ static int io_errno_to_cmc(int e)
 
 static ssize_t layer_write(int fd, const void *buf, size_t n)
 {
-    long at = atomic_load(&fault_write_at);
-    if (at >= 0 && atomic_fetch_add(&fault_write_count, 1) == at) {
-        errno = fault_write_errno ? fault_write_errno : EIO;
+    struct plat_test_state *t = &plat_test_state;
+    long at = atomic_load_explicit(&t->write_at, memory_order_relaxed);
+    if (at >= 0 && atomic_fetch_add(&t->write_count, 1) == at) {
+        errno = t->write_errno ? t->write_errno : EIO;
         return -1;
     }
     return write(fd, buf, n);
@@ -226,9 +181,10 @@ static ssize_t layer_write(int fd, const void *buf, size_t n)
 
 static int layer_fsync(int fd)
 {
-    long at = atomic_load(&fault_fsync_at);
-    if (at >= 0 && atomic_fetch_add(&fault_fsync_count, 1) == at) {
-        errno = fault_fsync_errno ? fault_fsync_errno : EIO;
+    struct plat_test_state *t = &plat_test_state;
+    long at = atomic_load_explicit(&t->fsync_at, memory_order_relaxed);
+    if (at >= 0 && atomic_fetch_add(&t->fsync_count, 1) == at) {
+        errno = t->fsync_errno ? t->fsync_errno : EIO;
         return -1;
     }
     return fsync(fd);
@@ -429,18 +385,6 @@ int plat_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-int plat_file_size(const char *path, uint64_t *out)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT)
-            return cmc_fail(CMC_ERR_NOT_FOUND, "%s does not exist", path);
-        return cmc_fail(CMC_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-    }
-    *out = (uint64_t)st.st_size;
-    return CMC_OK;
-}
-
 /* ---- process lock ---------------------------------------------------------------------- */
 
 struct plat_lock {
@@ -511,25 +455,10 @@ void plat_test_delay(void)
 
 /* ---- logging --------------------------------------------------------------------------- */
 
-static int log_level = -1;
-static void (*log_sink)(enum plat_log_level, const char *, void *);
-static void *log_sink_ctx;
-
-void plat_log_set_level(enum plat_log_level level)
-{
-    log_level = (int)level;
-}
-
-void plat_log_set_sink(void (*sink)(enum plat_log_level, const char *, void *), void *ctx)
-{
-    log_sink = sink;
-    log_sink_ctx = ctx;
-}
-
 static int current_level(void)
 {
-    if (log_level >= 0)
-        return log_level;
+    if (plat_test_state.log_level >= 0)
+        return plat_test_state.log_level;
     const char *env = getenv("CMC_LOG");
     if (env == NULL)
         return PLAT_LOG_WARN;
@@ -552,8 +481,8 @@ void plat_log(enum plat_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (log_sink != NULL) {
-        log_sink(level, line, log_sink_ctx);
+    if (plat_test_state.log_sink != NULL) {
+        plat_test_state.log_sink(level, line, plat_test_state.log_sink_ctx);
         return;
     }
     char ts[21];

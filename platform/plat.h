@@ -4,7 +4,7 @@
  * Clocks, random bytes, files, the process lock and logging. Nothing outside platform/ calls
  * time(), clock_gettime(), open(), rename() or getrandom() directly (SQLCipher does its own
  * I/O through its VFS). Tests swap the clock for a fake one and make the file layer fail
- * the N-th write or fsync, as SQLite's VFS lets its own tests do.
+ * the N-th write or fsync, as SQLite's VFS lets its own tests do (plat_test.h).
  *
  * All functions return a cmc_err and record a detail with cmc_fail() on failure. Paths may
  * appear in details; file contents never do. Thread-safe except the test hooks, which a
@@ -20,8 +20,6 @@
 
 /* Wall-clock time in seconds since the Unix epoch (UTC). May jump; never order by it. */
 int64_t plat_wall_now(void);
-/* Wall-clock time in milliseconds since the Unix epoch. */
-int64_t plat_wall_now_ms(void);
 /* Monotonic time in nanoseconds since an arbitrary point; never goes back within a boot. */
 uint64_t plat_mono_now_ns(void);
 /* Seconds since boot including suspend (CLOCK_BOOTTIME), for evidence that time has
@@ -63,8 +61,6 @@ int plat_remove(const char *path);
 int plat_shred(const char *path);
 /* 1 if `path` exists, 0 if not. */
 int plat_exists(const char *path);
-/* Size of a file in bytes. */
-int plat_file_size(const char *path, uint64_t *out);
 /* Joins dir and name into out (size cap); CMC_ERR_TOO_LARGE if it does not fit. */
 int plat_path_join(char *out, size_t cap, const char *dir, const char *name);
 
@@ -87,13 +83,10 @@ int plat_harden_process(void);
 
 enum plat_log_level { PLAT_LOG_DEBUG, PLAT_LOG_INFO, PLAT_LOG_WARN, PLAT_LOG_ERROR };
 
-/* Writes one line to stderr (or the sink a test installed) when `level` is at least the
- * threshold (CMC_LOG=debug|info|warn|error, default warn). Messages name events, counts,
- * plan ids and device ids only: never an NHS number, a name or any clinical text. */
+/* Writes one line to stderr (or the sink a test installed, plat_test.h) when `level` is at
+ * least the threshold (CMC_LOG=debug|info|warn|error, default warn). Messages name events,
+ * counts, plan ids and device ids only: never an NHS number, a name or any clinical text. */
 void plat_log(enum plat_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void plat_log_set_level(enum plat_log_level level);
-/* Test hook: capture log lines instead of printing them; NULL restores stderr. */
-void plat_log_set_sink(void (*sink)(enum plat_log_level, const char *line, void *ctx), void *ctx);
 
 /* ---- test hooks ------------------------------------------------------------------------ */
 
@@ -104,18 +97,5 @@ void plat_crash_point(const char *name);
 /* Test hook: sleeps CMC_TEST_PAGE_DELAY_MS milliseconds when that variable is set, so a test
  * can cut the hub off between two pages of a sync. A no-op otherwise. */
 void plat_test_delay(void);
-
-/* Fake clock: when enabled, plat_wall_now() returns `wall` and plat_mono_now_ns()/boot
- * return `mono_ns`; plat_fake_clock_advance() moves both forward (wall may be set back
- * independently with plat_fake_clock_set_wall to model a user winding the clock). */
-void plat_fake_clock_enable(int64_t wall, uint64_t mono_ns);
-void plat_fake_clock_disable(void);
-void plat_fake_clock_advance(uint64_t ns);
-void plat_fake_clock_set_wall(int64_t wall);
-
-/* Fault injection in the file layer: the n-th write (or fsync) from now fails with `err`
- * (an errno value, e.g. ENOSPC or EIO); n < 0 disables. */
-void plat_fault_write_after(long n, int err);
-void plat_fault_fsync_after(long n, int err);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * bundle.c - building, verifying and decoding signed bundles (contract in bundle.h).
+ * bundle.c - building, verifying and decoding signed bundles (contract in bundle.h). Packing
+ * ops from structs (bundle_writer_add, bundle_build) lives in bundle_build.c.
  *
  * The header is written and read field by field in big-endian order, never by copying a
  * struct, so the wire form does not depend on the compiler's layout. zlib allocates through
@@ -192,111 +193,12 @@ void bundle_ops_free(struct bundle_op *ops, size_t n)
 }
 
 
-static int reason_valid(const char *s, size_t len)
+int bundle_reason_valid(const char *s, size_t len)
 {
     for (size_t i = 0; i < sizeof purge_reasons / sizeof purge_reasons[0]; i++)
         if (strlen(purge_reasons[i]) == len && memcmp(purge_reasons[i], s, len) == 0)
             return 1;
     return 0;
-}
-
-/* Packs one op as the msgpack array of bundle.h, refusing an op the agent would refuse. */
-static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
-{
-    int rc = CMC_OK;
-    int written = 0;
-    uint8_t *inner = NULL;
-    size_t inner_len = 0;
-    struct mp_writer w;
-    size_t id_len = strnlen(op->plan_id, sizeof op->plan_id);
-
-    *out = NULL;
-    *len = 0;
-    mp_writer_init(&w);
-    switch (op->kind) {
-    case BUNDLE_OP_PUT:
-    case BUNDLE_OP_DELTA:
-    case BUNDLE_OP_PURGE:
-        if (!plan_uuid_valid_n(op->plan_id, id_len)) {
-            rc = cmc_fail(CMC_ERR_INVALID, "bundle op: plan_id is not a canonical UUID");
-            goto out;
-        }
-        break;
-    case BUNDLE_OP_WIPE:
-        break;
-    case BUNDLE_OP_POLICY:
-        if (op->lease_days < 0 || op->lease_days > BUNDLE_MAX_LEASE_DAYS) {
-            rc = cmc_fail(CMC_ERR_INVALID, "bundle op: lease_days must be 0 to %d",
-                          BUNDLE_MAX_LEASE_DAYS);
-            goto out;
-        }
-        break;
-    default:
-        rc = cmc_fail(CMC_ERR_INVALID, "bundle op: unknown kind %d", (int)op->kind);
-        goto out;
-    }
-
-    switch (op->kind) {
-    case BUNDLE_OP_PUT:
-        if (op->plan.plan_id == NULL || strcmp(op->plan.plan_id, op->plan_id) != 0) {
-            rc = cmc_fail(CMC_ERR_INVALID, "bundle op: plan's plan_id differs from the op's");
-            goto out;
-        }
-        if ((rc = plan_pack(&op->plan, &inner, &inner_len)) != CMC_OK)
-            goto out;
-        mp_write_array(&w, 4);
-        mp_write_uint(&w, BUNDLE_OP_PUT);
-        mp_write_str(&w, op->plan_id, id_len);
-        mp_write_uint(&w, op->seq);
-        mp_write_raw(&w, inner, inner_len);
-        break;
-    case BUNDLE_OP_DELTA:
-        if (op->base_version < 1) {
-            rc = cmc_fail(CMC_ERR_INVALID, "bundle op: base_version must be at least 1");
-            goto out;
-        }
-        if ((rc = plan_change_pack(&op->change, &inner, &inner_len)) != CMC_OK)
-            goto out;
-        mp_write_array(&w, 5);
-        mp_write_uint(&w, BUNDLE_OP_DELTA);
-        mp_write_str(&w, op->plan_id, id_len);
-        mp_write_uint(&w, op->seq);
-        mp_write_int(&w, op->base_version);
-        mp_write_raw(&w, inner, inner_len);
-        break;
-    case BUNDLE_OP_PURGE: {
-        size_t reason_len = strnlen(op->reason, sizeof op->reason);
-        if (!reason_valid(op->reason, reason_len)) {
-            rc = cmc_fail(CMC_ERR_INVALID, "bundle op: unknown purge reason");
-            goto out;
-        }
-        mp_write_array(&w, 4);
-        mp_write_uint(&w, BUNDLE_OP_PURGE);
-        mp_write_str(&w, op->plan_id, id_len);
-        mp_write_uint(&w, op->seq);
-        mp_write_str(&w, op->reason, reason_len);
-        break;
-    }
-    case BUNDLE_OP_WIPE:
-        mp_write_array(&w, 2);
-        mp_write_uint(&w, BUNDLE_OP_WIPE);
-        mp_write_uint(&w, op->seq);
-        break;
-    case BUNDLE_OP_POLICY:
-        mp_write_array(&w, 3);
-        mp_write_uint(&w, BUNDLE_OP_POLICY);
-        mp_write_uint(&w, op->seq);
-        mp_write_int(&w, op->lease_days);
-        break;
-    }
-    written = 1;
-    if ((rc = mp_writer_finish(&w, out, len)) != CMC_OK)
-        cmc_fail(rc, "bundle op: packing failed");
-out:
-    if (!written)
-        mp_writer_discard(&w);
-    cmc_free(inner);
-    return rc;
 }
 
 /* ---- writer ---------------------------------------------------------------------------- */
@@ -374,17 +276,6 @@ static int writer_append(bundle_writer *w, const uint8_t *op, size_t len)
     w->len += len;
     w->count++;
     return CMC_OK;
-}
-
-int bundle_writer_add(bundle_writer *w, const struct bundle_op *op)
-{
-    uint8_t *packed = NULL;
-    size_t len = 0;
-    int rc = pack_op(op, &packed, &len);
-    if (rc == CMC_OK)
-        rc = writer_append(w, packed, len);
-    cmc_free(packed);
-    return rc;
 }
 
 int bundle_writer_add_raw(bundle_writer *w, const uint8_t *op_msgpack, size_t len)
@@ -498,25 +389,6 @@ out:
     if (zinit)
         deflateEnd(&zs);
     cmc_free(buf);
-    return rc;
-}
-
-int bundle_build(const struct bundle_header *hdr, const struct bundle_op *ops, size_t n_ops,
-                 const struct cry_secret *hub_sk, uint8_t **out, size_t *len)
-{
-    int rc;
-    bundle_writer *w = NULL;
-
-    *out = NULL;
-    *len = 0;
-    if ((rc = bundle_writer_new(&w)) != CMC_OK)
-        return rc;
-    for (size_t i = 0; i < n_ops; i++)
-        if ((rc = bundle_writer_add(w, &ops[i])) != CMC_OK)
-            goto out;
-    rc = bundle_writer_finish(w, hdr, hub_sk, out, len);
-out:
-    bundle_writer_free(w);
     return rc;
 }
 
@@ -718,7 +590,7 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
             return rc;
         if ((rc = mp_read_str(r, sizeof op->reason - 1, &s, &len)) != CMC_OK)
             return rc;
-        if (!reason_valid(s, len))
+        if (!bundle_reason_valid(s, len))
             return cmc_fail(CMC_ERR_CORRUPT, "unknown purge reason");
         memcpy(op->reason, s, len);
         op->reason[len] = '\0';

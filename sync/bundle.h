@@ -114,6 +114,9 @@ void bundle_op_init(struct bundle_op *op);
 void bundle_op_clear(struct bundle_op *op);
 /* Clears `n` ops and frees the array (as returned by bundle_decode). NULL is a no-op. */
 void bundle_ops_free(struct bundle_op *ops, size_t n);
+/* 1 if the `len` bytes at `s` are a purge reason name (consent_withdrawn, left_scope,
+ * not_shared). */
+int bundle_reason_valid(const char *s, size_t len);
 
 /* Builds a whole bundle: packs and deflates the ops, fills body_len, raw_len, op_count and
  * body_hash in a copy of `hdr`, signs. hdr->protocol 0 means BUNDLE_PROTOCOL. Caller frees

@@ -33,7 +33,15 @@ int db_map_code(int rc)
     case SQLITE_NOMEM:
         return CMC_ERR_NOMEM;
     case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
         return CMC_ERR_IO;
+    case SQLITE_CONSTRAINT:
+        /* Only a key that is already taken means "exists"; a CHECK, NOT NULL or foreign-key
+         * failure is the program's mistake, not the caller's. */
+        return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY
+                   ? CMC_ERR_EXISTS
+                   : CMC_ERR_DB;
     default:
         return CMC_ERR_DB;
     }
@@ -41,6 +49,9 @@ int db_map_code(int rc)
 
 int db_error(sqlite3 *db, int rc, const char *what)
 {
+    /* Statements report primary codes; the handle knows which constraint failed. */
+    if (rc == SQLITE_CONSTRAINT && db != NULL)
+        rc = sqlite3_extended_errcode(db);
     int code = db_map_code(rc);
     if (code == CMC_OK)
         return CMC_OK;

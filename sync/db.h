@@ -23,8 +23,13 @@
  *   SQLITE_FULL                    -> CMC_ERR_DISK_FULL
  *   SQLITE_BUSY, SQLITE_LOCKED     -> CMC_ERR_BUSY
  *   SQLITE_NOMEM                   -> CMC_ERR_NOMEM
- *   SQLITE_IOERR                   -> CMC_ERR_IO
- *   anything else                  -> CMC_ERR_DB
+ *   SQLITE_IOERR, SQLITE_CANTOPEN,
+ *   SQLITE_READONLY                -> CMC_ERR_IO (the file, not the SQL)
+ *   SQLITE_CONSTRAINT_UNIQUE,
+ *   SQLITE_CONSTRAINT_PRIMARYKEY   -> CMC_ERR_EXISTS (the key is taken)
+ *   anything else                  -> CMC_ERR_DB (other constraints included: a program
+ *                                     defect, not the caller's input)
+ * This is the one map: the device replica and the hub store both use it.
  *
  * Memory: db_open leaves *out NULL on failure and leaks nothing; db_close(NULL) is a no-op.
  * Thread-safety: one handle per thread (the library is used in multi-thread mode).
@@ -49,7 +54,8 @@ int db_open(const char *path, const struct cry_secret *key, sqlite3 **out);
 void db_close(sqlite3 *db);
 
 /* Translates SQLite result code `rc` (plain or extended) into a cmc_err, recording
- * "<what>: <sqlite3_errmsg>" as the detail. Returns CMC_OK for SQLITE_OK/ROW/DONE. */
+ * "<what>: <sqlite3_errmsg>" as the detail. Returns CMC_OK for SQLITE_OK/ROW/DONE. A plain
+ * SQLITE_CONSTRAINT is refined with the handle's extended code (which constraint failed). */
 int db_error(sqlite3 *db, int rc, const char *what);
 /* The cmc_err for a SQLite result code, without recording anything. */
 int db_map_code(int rc);

@@ -34,6 +34,7 @@
 #include "agent/store_test.h"
 #include "sync/db.h"
 #include "crypto/cry.h"
+#include "crypto/cry_test.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
 #include "platform/err.h"

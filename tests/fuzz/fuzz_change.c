@@ -12,6 +12,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/change.h"
 #include "sync/plan.h"
 

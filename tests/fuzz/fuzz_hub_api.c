@@ -16,6 +16,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/mp.h"
 #include "sync/plan.h"
 #include "sync/reqsig.h"

@@ -1,4 +1,5 @@
 /* hub_fixture.c - see hub_fixture.h. */
+#include "platform/plat_test.h"
 #include "tests/support/hub_fixture.h"
 
 #include "platform/alloc.h"

@@ -1,4 +1,6 @@
 /* store_fixture.c - see store_fixture.h. */
+#include "platform/plat_test.h"
+#include "platform/alloc_test.h"
 #include "tests/support/store_fixture.h"
 
 #include "platform/alloc.h"

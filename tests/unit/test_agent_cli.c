@@ -8,9 +8,11 @@
 #include "agent/cli.h"
 #include "agent/store.h"
 #include "crypto/cry.h"
+#include "crypto/cry_test.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/plan.h"
 
 #include <fcntl.h>

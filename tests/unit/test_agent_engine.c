@@ -10,9 +10,11 @@
 #include "agent/store.h"
 #include "agent/store_sync.h"
 #include "crypto/cry.h"
+#include "crypto/cry_test.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/bundle.h"
 #include "sync/change.h"
 

@@ -8,8 +8,10 @@
 #include "agent/store_test.h"
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/db.h"
 #include "sync/plan.h"
 

@@ -3,6 +3,7 @@
  * inside its lease opens, one past it locks, and one whose lease cannot be read locks too
  * (fails closed) instead of being taken for a replica without a lease.
  */
+#include "platform/plat_test.h"
 #include "agent/lease.h"
 #include "agent/store.h"
 #include "crypto/cry.h"

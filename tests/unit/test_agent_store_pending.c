@@ -2,6 +2,8 @@
  * test_agent_store_pending.c - a clinician's pending local edits: who may make and list them,
  * the base version kept with each, idempotency ids and states.
  */
+#include "platform/plat_test.h"
+#include "platform/alloc_test.h"
 #include "agent/store.h"
 #include "agent/store_test.h"
 #include "crypto/cry.h"

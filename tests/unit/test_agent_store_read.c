@@ -3,6 +3,8 @@
  * published-only against drafts slipped into the file, rows whose body and columns disagree,
  * published v1 beside draft v2, identity search and name normalisation.
  */
+#include "platform/plat_test.h"
+#include "platform/alloc_test.h"
 #include "agent/store.h"
 #include "agent/store_test.h"
 #include "crypto/cry.h"

@@ -3,6 +3,8 @@
  * allows them, purges that leave no copy and refuse replays, batches that commit all or
  * nothing, and sync state.
  */
+#include "platform/plat_test.h"
+#include "platform/alloc_test.h"
 #include "agent/store.h"
 #include "agent/store_test.h"
 #include "crypto/cry.h"

@@ -14,9 +14,12 @@
 #include "agent/web_html.h"
 #include "agent/web_req.h"
 #include "crypto/cry.h"
+#include "crypto/cry_test.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/plan.h"
 
 #include <curl/curl.h>

@@ -20,9 +20,12 @@
 #include <unistd.h>
 
 #include "crypto/cry.h"
+#include "crypto/cry_test.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 
 #define NS 1000000000ull
 #define HEADER_BYTES 28

@@ -13,8 +13,10 @@
 
 #include "hub/hub.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/reqsig.h"
 
 #include <stdio.h>

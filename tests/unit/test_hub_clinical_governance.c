@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "platform/plat_test.h"
 #include "hub/clinical.h"
 #include "hub/internal.h"
 #include "platform/alloc.h"

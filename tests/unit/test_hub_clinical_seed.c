@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "platform/plat_test.h"
 #include "hub/hub.h"
 #include "platform/err.h"
 #include "platform/plat.h"

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "platform/plat_test.h"
+#include "platform/alloc_test.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
 #include "platform/err.h"

@@ -11,6 +11,7 @@
 
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "sync/bundle.h"
 #include "sync/change.h"

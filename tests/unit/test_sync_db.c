@@ -5,8 +5,10 @@
 #define SQLITE_HAS_CODEC 1 /* declares sqlite3_key_v2 (SQLCipher) */
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/db.h"
 
 #include <dirent.h>
@@ -493,7 +495,12 @@ static void test_error_mapping(void **state)
     assert_int_equal(db_map_code(SQLITE_LOCKED), CMC_ERR_BUSY);
     assert_int_equal(db_map_code(SQLITE_NOMEM), CMC_ERR_NOMEM);
     assert_int_equal(db_map_code(SQLITE_IOERR_FSYNC), CMC_ERR_IO);
-    assert_int_equal(db_map_code(SQLITE_CONSTRAINT_UNIQUE), CMC_ERR_DB);
+    assert_int_equal(db_map_code(SQLITE_CANTOPEN), CMC_ERR_IO);
+    assert_int_equal(db_map_code(SQLITE_READONLY), CMC_ERR_IO);
+    assert_int_equal(db_map_code(SQLITE_CONSTRAINT_UNIQUE), CMC_ERR_EXISTS);
+    assert_int_equal(db_map_code(SQLITE_CONSTRAINT_PRIMARYKEY), CMC_ERR_EXISTS);
+    assert_int_equal(db_map_code(SQLITE_CONSTRAINT_CHECK), CMC_ERR_DB);
+    assert_int_equal(db_map_code(SQLITE_CONSTRAINT_NOTNULL), CMC_ERR_DB);
     assert_int_equal(db_map_code(SQLITE_ERROR), CMC_ERR_DB);
 
     /* The library's text is kept in the detail. */
@@ -502,8 +509,12 @@ static void test_error_mapping(void **state)
     assert_int_equal(db_open(f->path, f->key, &db), CMC_OK);
     assert_int_equal(db_exec(db, "CREATE TABLE u (x INTEGER UNIQUE); INSERT INTO u VALUES (1)"),
                      CMC_OK);
-    assert_int_equal(db_exec(db, "INSERT INTO u VALUES (1)"), CMC_ERR_DB);
+    /* A statement reports a plain SQLITE_CONSTRAINT; the handle says which one failed. */
+    assert_int_equal(db_exec(db, "INSERT INTO u VALUES (1)"), CMC_ERR_EXISTS);
     assert_non_null(strstr(cmc_errmsg(), "UNIQUE constraint failed"));
+    assert_int_equal(db_exec(db, "CREATE TABLE c (x INTEGER CHECK (x > 0))"), CMC_OK);
+    assert_int_equal(db_exec(db, "INSERT INTO c VALUES (0)"), CMC_ERR_DB);
+    assert_non_null(strstr(cmc_errmsg(), "CHECK constraint failed"));
     db_close(db);
 }
 

@@ -15,6 +15,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/http.h"
 #include "sync/reqsig.h"
 

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "sync/change.h"
 #include "sync/merge.h"

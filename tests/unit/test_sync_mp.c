@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "sync/mp.h"
 

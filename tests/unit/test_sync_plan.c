@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/change.h"

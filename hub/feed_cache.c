@@ -1,0 +1,147 @@
+/*
+ * feed_cache.c - the feed's per-handle state: its kept statements and the deltas it has
+ * computed (feed.h).
+ *
+ * The state is made on the feed's first use of a handle and registered as the handle's
+ * HUB_PART_FEED part, so hub_stmt_reset_all resets its statements and hub_close frees it.
+ *
+ * Deltas: computed once per (plan, base version, target version) and then served to every
+ * device on that base; stored versions never change, so a cached delta never goes stale.
+ * Direct-mapped: a new delta takes its slot from whatever was there. Bounded in entries and
+ * bytes; when the bytes would pass the cap the whole cache is emptied (a burst of changes
+ * refills it with what devices ask for now).
+ */
+#include "hub/feed.h"
+
+#include "platform/alloc.h"
+#include "platform/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HUB_DELTA_SLOTS 4096
+#define HUB_DELTA_ENTRY_MAX (64u * 1024u)
+#define HUB_DELTA_BYTES_MAX (8u * 1024u * 1024u)
+
+struct hub_delta_cache {
+    struct hub_delta_entry slot[HUB_DELTA_SLOTS];
+    size_t bytes;
+};
+
+struct hub_feed {
+    sqlite3_stmt *stmt[HUB_FEED_STMT_COUNT]; /* NULL until first used */
+    struct hub_delta_cache *deltas;           /* NULL until the first delta */
+};
+
+static void hub_feed_reset(void *state)
+{
+    struct hub_feed *f = state;
+    for (size_t i = 0; i < HUB_FEED_STMT_COUNT; i++)
+        if (f->stmt[i] != NULL)
+            sqlite3_reset(f->stmt[i]);
+}
+
+static void hub_feed_close(void *state)
+{
+    struct hub_feed *f = state;
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < HUB_FEED_STMT_COUNT; i++)
+        sqlite3_finalize(f->stmt[i]);
+    if (f->deltas != NULL) {
+        for (size_t i = 0; i < HUB_DELTA_SLOTS; i++)
+            cmc_free(f->deltas->slot[i].delta);
+        cmc_free(f->deltas);
+    }
+    cmc_free(f);
+}
+
+/* The feed's state on the handle, made and registered on first use. */
+static int hub_feed_get(hub *h, struct hub_feed **out)
+{
+    struct hub_part *part = &h->part[HUB_PART_FEED];
+    if (part->state == NULL) {
+        struct hub_feed *f = cmc_calloc(1, sizeof *f);
+        if (f == NULL)
+            return cmc_fail(CMC_ERR_NOMEM, "hub feed");
+        part->state = f;
+        part->reset = hub_feed_reset;
+        part->close = hub_feed_close;
+    }
+    *out = part->state;
+    return CMC_OK;
+}
+
+int hub_feed_stmt(hub *h, enum hub_feed_stmt_slot slot, const char *sql, sqlite3_stmt **out)
+{
+    struct hub_feed *f = NULL;
+    int rc;
+    *out = NULL;
+    if ((rc = hub_feed_get(h, &f)) != CMC_OK)
+        return rc;
+    return hub_stmt_keep(h, &f->stmt[slot], sql, out);
+}
+
+/* ---- the delta cache ------------------------------------------------------------------- */
+
+static struct hub_delta_entry *hub_delta_slot(struct hub_delta_cache *c, const char *plan_id,
+                                              int64_t base, int64_t target)
+{
+    uint64_t x = 1469598103934665603ull; /* FNV-1a over the key */
+    for (const char *p = plan_id; *p != '\0'; p++)
+        x = (x ^ (uint8_t)*p) * 1099511628211ull;
+    x = (x ^ (uint64_t)base) * 1099511628211ull;
+    x = (x ^ (uint64_t)target) * 1099511628211ull;
+    return &c->slot[(x >> 20) % HUB_DELTA_SLOTS];
+}
+
+const struct hub_delta_entry *hub_delta_find(hub *h, const char *plan_id, int64_t base,
+                                             int64_t target)
+{
+    const struct hub_feed *f = h->part[HUB_PART_FEED].state;
+    if (f == NULL || f->deltas == NULL)
+        return NULL;
+    const struct hub_delta_entry *e = hub_delta_slot(f->deltas, plan_id, base, target);
+    if (e->delta == NULL || e->base != base || e->target != target ||
+        strcmp(e->plan_id, plan_id) != 0)
+        return NULL;
+    return e;
+}
+
+static void hub_delta_clear(struct hub_delta_entry *e)
+{
+    cmc_free(e->delta);
+    memset(e, 0, sizeof *e);
+}
+
+void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
+                    const uint8_t *delta, size_t len, size_t put_len)
+{
+    struct hub_feed *f = NULL;
+    struct hub_delta_cache *c;
+    struct hub_delta_entry *e;
+    uint8_t *copy;
+    if (len > HUB_DELTA_ENTRY_MAX || hub_feed_get(h, &f) != CMC_OK)
+        return;
+    if (f->deltas == NULL && (f->deltas = cmc_calloc(1, sizeof *f->deltas)) == NULL)
+        return;
+    c = f->deltas;
+    if (c->bytes + len > HUB_DELTA_BYTES_MAX) {
+        for (size_t i = 0; i < HUB_DELTA_SLOTS; i++)
+            hub_delta_clear(&c->slot[i]);
+        c->bytes = 0;
+    }
+    if ((copy = cmc_malloc(len > 0 ? len : 1)) == NULL)
+        return;
+    memcpy(copy, delta, len);
+    e = hub_delta_slot(c, plan_id, base, target);
+    c->bytes -= e->len;
+    hub_delta_clear(e);
+    snprintf(e->plan_id, sizeof e->plan_id, "%s", plan_id);
+    e->base = base;
+    e->target = target;
+    e->delta = copy;
+    e->len = len;
+    e->put_len = put_len;
+    c->bytes += len;
+}
