@@ -2,6 +2,7 @@
  * main.c - the `cmc-hub` command line (shared/CLI.md): parses arguments, opens the hub,
  * calls the core, prints human or --json output and maps errors to exit codes.
  */
+#include "hub/fhir_api.h"
 #include "hub/hub.h"
 #include "hub/server.h"
 
@@ -47,6 +48,8 @@ static const char usage_text[] =
     "  device lease --scope SCOPE DAYS|default the same for every device of a scope\n"
     "                                          (device wins over scope; default 14; 0 = none)\n"
     "  audit PLAN                              who viewed that patient's plan, where, when\n"
+    "  plan export PLAN --format fhir --as USER / plan import FILE --format fhir --as USER\n"
+    "  client add NAME --scope S / client list / client revoke NAME   FHIR client systems\n"
     "  key                                     the hub's public signing key (hex)\n"
     "\n"
     "PLAN is a plan id or an NHS number. The state directory is --dir, else $CMC_HUB_DIR,\n"
@@ -299,6 +302,7 @@ static int cmd_plan(struct cli *c, hub *h)
     const char *file = rc == CMC_OK ? take_opt(c, "--file", &rc) : NULL;
     const char *status = rc == CMC_OK ? take_opt(c, "--status", &rc) : NULL;
     const char *version = rc == CMC_OK ? take_opt(c, "--version", &rc) : NULL;
+    const char *format = rc == CMC_OK ? take_opt(c, "--format", &rc) : NULL;
     const char *sub;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -306,6 +310,8 @@ static int cmd_plan(struct cli *c, hub *h)
 
     if (rc != CMC_OK)
         return rc;
+    if (format != NULL)
+        return hub_fhir_cmd_plan(h, c->json, format, c->argc, c->argv, as);
     if (c->argc < 1)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-hub plan import|edit|submit|approve|"
                                        "withdraw-consent|list|show|history ...");
@@ -635,6 +641,8 @@ static int cmd_audit(struct cli *c, hub *h)
     int rc = want_args(c, 1, "audit PLAN");
     if (rc == CMC_OK)
         rc = hub_audit_list(h, c->argv[0], audit_cb, arr);
+    if (rc == CMC_OK)
+        rc = hub_fhir_audit_list(h, c->argv[0], audit_cb, arr);
     if (rc == CMC_OK && arr != NULL) {
         print_json(arr);
         arr = NULL;
@@ -788,7 +796,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "seed") != 0 && strcmp(cmd, "user") != 0 &&
         strcmp(cmd, "plan") != 0 && strcmp(cmd, "caseload") != 0 && strcmp(cmd, "device") != 0 &&
-        strcmp(cmd, "audit") != 0 && strcmp(cmd, "key") != 0) {
+        strcmp(cmd, "audit") != 0 && strcmp(cmd, "key") != 0 && strcmp(cmd, "client") != 0) {
         rc = cmc_fail(CMC_ERR_USAGE, "unknown command %s (see cmc-hub --help)", cmd);
         goto out;
     }
@@ -808,6 +816,8 @@ int main(int argc, char **argv)
         rc = cmd_device(&c, h);
     else if (strcmp(cmd, "audit") == 0)
         rc = cmd_audit(&c, h);
+    else if (strcmp(cmd, "client") == 0)
+        rc = hub_fhir_cmd_client(h, c.json, c.argc, c.argv);
     else
         rc = cmd_key(&c, h);
 out:

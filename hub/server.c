@@ -11,6 +11,7 @@
  * every request.
  */
 #include "hub/server.h"
+#include "hub/fhir_api.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -158,6 +159,33 @@ static enum MHD_Result hub_send_error(struct MHD_Connection *conn, int status, c
     return hub_send(conn, status, "application/json", buf, (size_t)n, 0);
 }
 
+/* /fhir/R4/...: the FHIR read API (hub/fhir_api.h), under the same hub mutex. Links in its
+ * answers use the Host the client sent, when it is a plain host[:port]. */
+static enum MHD_Result hub_fhir_serve(hub_server *s, struct MHD_Connection *conn,
+                                      const char *method, const char *target)
+{
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    struct hub_fhir_request fr = {method, target,
+                                  MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                                  NULL};
+    struct hub_response resp;
+    char base[300];
+    enum MHD_Result ret;
+    if (host == NULL || strlen(host) > 200 || strspn(host, "abcdefghijklmnopqrstuvwxyz"
+                                                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != strlen(host))
+        host = "localhost";
+    snprintf(base, sizeof base, "%s://%s/fhir/R4", s->cert != NULL ? "https" : "http", host);
+    fr.base = base;
+    pthread_mutex_lock(&s->mu);
+    hub_fhir_handle(s->h, &fr, &resp);
+    pthread_mutex_unlock(&s->mu);
+    plat_log(PLAT_LOG_INFO, "%s %.*s -> %d", method, (int)(9 + strcspn(target + 9, "?/")), target, resp.status);
+    ret = hub_send(conn, resp.status, resp.content_type, resp.body != NULL ? resp.body : (const uint8_t *)"",
+                   resp.body_len, 0);
+    hub_response_free(&resp);
+    return ret;
+}
+
 static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -206,6 +234,8 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     }
     if (st->too_large)
         return hub_send_error(conn, 413, "too_large", "request body is too large");
+    if (strncmp(st->target, HUB_FHIR_PREFIX, strlen(HUB_FHIR_PREFIX)) == 0)
+        return hub_fhir_serve(s, conn, method, st->target);
 
     memset(&req, 0, sizeof req);
     req.method = method;

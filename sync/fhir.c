@@ -736,12 +736,43 @@ static void add_flag_provenance(struct fx *x, unsigned flags)
     }
 }
 
+/* CarePlan.addresses (the Conditions) and CarePlan.supportingInfo (the rest of the plan's
+ * clinical resources), so `_include` can follow references from the CarePlan. */
+static void link_careplan(struct fx *x, size_t from)
+{
+    json_t *cp = NULL, *addresses = json_array(), *support = json_array(), *e;
+    size_t i;
+    json_array_foreach(x->entries, i, e) {
+        json_t *r = json_object_get(e, "resource");
+        const char *type = json_string_value(json_object_get(r, "resourceType"));
+        char ref[FHIR_ID_MAX + 64];
+        if (i < from || type == NULL)
+            continue;
+        if (strcmp(type, "CarePlan") == 0) {
+            cp = r;
+            continue;
+        }
+        if (strcmp(type, "Patient") == 0 || strcmp(type, "Flag") == 0 || strcmp(type, "Provenance") == 0)
+            continue;
+        make_ref(x, type, json_string_value(json_object_get(r, "id")), ref, sizeof ref);
+        add(x, strcmp(type, "Condition") == 0 ? addresses : support,
+            json_pack("{s:s}", "reference", ref));
+    }
+    if (cp != NULL && json_array_size(addresses) > 0)
+        put(x, cp, "addresses", json_incref(addresses));
+    if (cp != NULL && json_array_size(support) > 0)
+        put(x, cp, "supportingInfo", json_incref(support));
+    json_decref(addresses);
+    json_decref(support);
+}
+
 static int plan_entries(const struct plan *p, const char *base, unsigned flags, json_t *entries)
 {
     struct fx x;
     char *text = NULL;
     size_t len = 0;
     char id[FHIR_ID_MAX + 1];
+    size_t first = json_array_size(entries);
     int rc;
 
     memset(&x, 0, sizeof x);
@@ -770,6 +801,7 @@ static int plan_entries(const struct plan *p, const char *base, unsigned flags, 
         add_allergies(&x);
         add_contacts(&x);
         add_flag_provenance(&x, flags);
+        link_careplan(&x, first);
         rc = x.rc != CMC_OK ? x.rc : x.nomem ? cmc_fail(CMC_ERR_NOMEM, "FHIR: out of memory") : CMC_OK;
     }
     json_decref(x.pj);
