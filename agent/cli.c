@@ -1,4 +1,5 @@
 #include "agent/cli.h"
+#include "agent/cli_app.h"
 
 #include "agent/audit.h"
 #include "agent/card.h"
@@ -1046,6 +1047,7 @@ static void usage(FILE *f)
           "  resolve PLAN FIELD --keep local|remote   settle one conflict\n"
           "  serve --listen 127.0.0.1:PORT   the crew's web page on this device (loopback only)\n"
           "  audit [--verify]           this device's view log; --verify checks its hash chain\n"
+          "  app add NAME               let an app on this device read the FHIR endpoint of serve\n"
           "\n"
           "Options:\n"
           "  --dir DIR        data directory (default $CMC_AGENT_DIR, else ~/.local/share/cmc-agent)\n"
@@ -1070,6 +1072,7 @@ static const struct command commands[] = {
     { "show", cmd_show },     { "list", cmd_list },     { "status", cmd_status }, { "verify", cmd_verify },
     { "edit", cmd_edit },     { "enroll", cmd_enroll }, { "sync", cmd_sync },   { "conflicts", cmd_conflicts },
     { "resolve", cmd_resolve }, { "serve", cmd_serve },     { "audit", cmd_audit },
+    { "app", cli_app },
 };
 
 int cli_main(int argc, char **argv)

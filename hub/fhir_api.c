@@ -18,19 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PARAMS 16
-#define NHS_PARAM_PREFIX FHIR_NHS_SYSTEM "|"
-
-struct param {
-    char key[32];
-    char value[160];
-};
-
-struct query {
-    struct param p[MAX_PARAMS];
-    size_t n;
-};
-
 struct call {
     hub *h;
     const struct hub_fhir_request *req;
@@ -108,90 +95,9 @@ static void respond_code(struct hub_response *resp, int rc)
     respond_outcome(resp, 500, "exception", "the hub could not answer");
 }
 
-/* ---- the query string -------------------------------------------------------------------- */
-
-static int hexval(char c)
+static int count_param(const struct fhir_query *q, long *count, long *offset)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Percent-decodes s[0..len) into out (cap bytes); 0 on a bad escape or overflow. */
-static int url_decode(const char *s, size_t len, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= len || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
-                return 0;
-            c = hi * 16 + lo;
-            i += 2;
-        } else if (c == '+')
-            c = ' ';
-        if (c == 0 || o + 1 >= cap)
-            return 0;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 1;
-}
-
-static int parse_query(const char *q, struct query *out)
-{
-    out->n = 0;
-    while (q != NULL && *q != '\0') {
-        const char *amp = strchr(q, '&'), *eq;
-        size_t len = amp != NULL ? (size_t)(amp - q) : strlen(q);
-        if (len > 0) {
-            struct param *p = &out->p[out->n];
-            if (out->n >= MAX_PARAMS)
-                return cmc_fail(CMC_ERR_INVALID, "too many search parameters");
-            eq = memchr(q, '=', len);
-            if (eq == NULL || !url_decode(q, (size_t)(eq - q), p->key, sizeof p->key) ||
-                !url_decode(eq + 1, len - (size_t)(eq - q) - 1, p->value, sizeof p->value))
-                return cmc_fail(CMC_ERR_INVALID, "a search parameter is malformed");
-            out->n++;
-        }
-        q = amp != NULL ? amp + 1 : NULL;
-    }
-    return CMC_OK;
-}
-
-static const char *param(const struct query *q, const char *key)
-{
-    for (size_t i = 0; i < q->n; i++)
-        if (strcmp(q->p[i].key, key) == 0)
-            return q->p[i].value;
-    return NULL;
-}
-
-/* Every parameter is one this search understands (an unknown one would silently widen it). */
-static int params_known(const struct query *q, const char *const *known)
-{
-    for (size_t i = 0; i < q->n; i++) {
-        size_t k = 0;
-        while (known[k] != NULL && strcmp(known[k], q->p[i].key) != 0)
-            k++;
-        if (known[k] == NULL)
-            return cmc_fail(CMC_ERR_INVALID, "search parameter %s is not supported here", q->p[i].key);
-    }
-    return CMC_OK;
-}
-
-/* "https://fhir.nhs.uk/Id/nhs-number|N" -> N (checked). */
-static int nhs_param(const char *v, char nhs[PLAN_NHS_LEN + 1])
-{
-    if (strncmp(v, NHS_PARAM_PREFIX, strlen(NHS_PARAM_PREFIX)) != 0)
-        return cmc_fail(CMC_ERR_INVALID, "identifier: system|value with system " FHIR_NHS_SYSTEM);
-    if (plan_nhs_normalise(v + strlen(NHS_PARAM_PREFIX), nhs) != CMC_OK)
-        return cmc_fail(CMC_ERR_INVALID, "identifier: not a valid NHS number");
-    return CMC_OK;
-}
-
-static int count_param(const struct query *q, long *count, long *offset)
-{
-    const char *c = param(q, "_count"), *o = param(q, "_offset");
+    const char *c = fhir_query_get(q, "_count"), *o = fhir_query_get(q, "_offset");
     char *end = NULL;
     *count = HUB_FHIR_PAGE_DEFAULT;
     *offset = 0;
@@ -269,7 +175,7 @@ static void add_link(struct call *c, json_t *b, const char *rel, const char *typ
 }
 
 /* The query without _offset, for paging links. */
-static void query_without_offset(const struct query *q, char *out, size_t cap)
+static void query_without_offset(const struct fhir_query *q, char *out, size_t cap)
 {
     size_t used = 0;
     out[0] = '\0';
@@ -294,7 +200,7 @@ static void query_without_offset(const struct query *q, char *out, size_t cap)
 }
 
 /* Does an _include value ask for a resource of `type` referenced from the CarePlan? */
-static int wants_include(const struct query *q, const char *type)
+static int wants_include(const struct fhir_query *q, const char *type)
 {
     for (size_t i = 0; i < q->n; i++) {
         const char *v = q->p[i].value;
@@ -311,7 +217,7 @@ static int wants_include(const struct query *q, const char *type)
     return 0;
 }
 
-static int include_known(const struct query *q)
+static int include_known(const struct fhir_query *q)
 {
     static const char *const ok[] = {"*", "CarePlan:*", "CarePlan:subject", "CarePlan:patient",
                                      "CarePlan:condition", NULL};
@@ -330,7 +236,7 @@ static int include_known(const struct query *q)
 /* Adds a plan's resources of `type` (search.mode match) and, for a CarePlan search, what
  * _include asks for (mode include) to a searchset; records the read. */
 static int add_plan(struct call *c, json_t *b, const struct plan *p, const char *type,
-                    const struct query *q)
+                    const struct fhir_query *q)
 {
     json_t *all = json_array(), *e;
     char action[64];
@@ -364,7 +270,7 @@ static void search(struct call *c, const char *type, const char *qs)
     static const char *const known_patient[] = {"identifier", "_count", "_offset", NULL};
     static const char *const known_other[] = {"patient.identifier", "status", "_include",
                                               "_count", "_offset", NULL};
-    struct query q;
+    struct fhir_query q;
     struct plan p;
     struct ids ids = {NULL, 0, 0};
     char nhs[PLAN_NHS_LEN + 1], self[1024];
@@ -373,18 +279,18 @@ static void search(struct call *c, const char *type, const char *qs)
     int patient = strcmp(type, "Patient") == 0, rc;
     json_t *b = NULL;
 
-    if ((rc = parse_query(qs, &q)) != CMC_OK ||
-        (rc = params_known(&q, patient ? known_patient : known_other)) != CMC_OK ||
+    if ((rc = fhir_query_parse(qs, &q)) != CMC_OK ||
+        (rc = fhir_query_known(&q, patient ? known_patient : known_other)) != CMC_OK ||
         (rc = count_param(&q, &count, &offset)) != CMC_OK ||
         (rc = strcmp(type, "CarePlan") == 0 ? include_known(&q) : CMC_OK) != CMC_OK)
         goto out;
-    ident = param(&q, patient ? "identifier" : "patient.identifier");
-    status = param(&q, "status");
+    ident = fhir_query_get(&q, patient ? "identifier" : "patient.identifier");
+    status = fhir_query_get(&q, "status");
     if (patient && ident == NULL) {
         rc = cmc_fail(CMC_ERR_INVALID, "Patient search needs identifier=" FHIR_NHS_SYSTEM "|N");
         goto out;
     }
-    if (ident != NULL && (rc = nhs_param(ident, nhs)) != CMC_OK)
+    if (ident != NULL && (rc = fhir_query_nhs(ident, nhs)) != CMC_OK)
         goto out;
     if ((b = searchset()) == NULL) {
         rc = cmc_fail(CMC_ERR_NOMEM, "FHIR: out of memory");

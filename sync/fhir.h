@@ -70,6 +70,28 @@ int fhir_resource_id(const char *plan_id, const char *kind, const char *item_id,
 /* The plan id a resource id belongs to: 1 and plan_id filled, else 0. */
 int fhir_resource_plan(const char *id, char plan_id[PLAN_ID_LEN + 1]);
 
+/* ---- search parameters ----------------------------------------------------------------- */
+
+#define FHIR_QUERY_MAX 16
+struct fhir_param {
+    char key[32];
+    char value[160];
+};
+struct fhir_query {
+    struct fhir_param p[FHIR_QUERY_MAX];
+    size_t n;
+};
+/* Splits and percent-decodes "a=b&c=d" (NULL or "" is no parameters). CMC_ERR_INVALID for a
+ * malformed one, too many, or a key or value too long. */
+int fhir_query_parse(const char *qs, struct fhir_query *out);
+/* The first value of `key`, or NULL. */
+const char *fhir_query_get(const struct fhir_query *q, const char *key);
+/* CMC_ERR_INVALID naming the first parameter not in `known` (NULL-terminated): a search
+ * must not silently ignore a condition it was given. */
+int fhir_query_known(const struct fhir_query *q, const char *const *known);
+/* "https://fhir.nhs.uk/Id/nhs-number|N" -> N, checked (spaces allowed in N). */
+int fhir_query_nhs(const char *v, char nhs[PLAN_NHS_LEN + 1]);
+
 /* Serialises (compact or indented) to a cmc_malloc'd NUL-terminated buffer. */
 int fhir_dump(json_t *j, int pretty, char **out, size_t *len);
 
