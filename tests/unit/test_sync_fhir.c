@@ -230,7 +230,11 @@ static void test_example_mapping(void **state)
     assert_string_equal(json_string_value(json_object_get(cp, "id")), p.plan_id);
     obs = resource(b, "Observation", 0);
     assert_non_null(obs);
-    assert_non_null(strstr(json_dumps(json_object_get(obs, "valueCodeableConcept"), 0), "450476008"));
+    {
+        char *cpr = json_dumps(json_object_get(obs, "valueCodeableConcept"), 0);
+        assert_non_null(strstr(cpr, "450476008"));
+        cmc_free(cpr);
+    }
     assert_non_null(resource(b, "Flag", 0));            /* published: "has an urgent care plan" */
     assert_non_null(resource(b, "Provenance", 0));      /* approved: who and when */
     assert_non_null(resource(b, "Consent", 0));
