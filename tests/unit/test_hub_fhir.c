@@ -40,7 +40,9 @@ static int list_cb(const struct hub_plan_info *info, void *ctx)
         memcpy(e->published, info->plan_id, sizeof e->published);
         memcpy(e->published_nhs, info->nhs_number, sizeof e->published_nhs);
     }
-    if (info->published_version == 0 && e->draft_nhs[0] == '\0')
+    /* awaiting approval: complete, consent recorded, and still not to be served */
+    if (info->published_version == 0 && info->status == PLAN_STATUS_AWAITING_APPROVAL &&
+        e->draft_nhs[0] == '\0')
         memcpy(e->draft_nhs, info->nhs_number, sizeof e->draft_nhs);
     return 0;
 }
@@ -153,9 +155,16 @@ static void test_served_and_audited(void **state)
     assert_int_equal(json_array_size(json_object_get(j, "entry")), 2);
     json_decref(j);
 
+    /* a newer draft of a published plan: the published version is what is served */
+    {
+        int64_t v = 0;
+        static const char change[] = "{\"set\": {\"prognosis\": \"days\"}}";
+        assert_int_equal(hub_plan_edit(e->h, "gp1", e->published, change, strlen(change), &v), CMC_OK);
+    }
     snprintf(target, sizeof target, "/fhir/R4/CarePlan/%s", e->published);
     assert_int_equal(get(e, target, e->token, &j), 200);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "active");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "meta"), "versionId")), "1");
     json_decref(j);
     snprintf(target, sizeof target, "/fhir/R4/Observation/%s-cpr", e->published);
     assert_int_equal(get(e, target, e->token, &j), 200);
