@@ -397,13 +397,14 @@ static json_t *capability_statement(void)
     for (size_t i = 0; res != NULL && readable[i] != NULL; i++)
         json_array_append_new(res, json_pack("{s:s, s:[{s:s}]}", "type", readable[i],
                                              "interaction", "code", "read"));
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:[s], s:[{s:s, s:{s:[{s:[{s:s, s:s}]}]}, s:o}]}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:[s], s:[{s:s, s:{s:b, s:s}, s:o}]}",
                      "resourceType", "CapabilityStatement", "status", "active", "date",
                      "2026-12-01", "kind", "instance", "fhirVersion", "4.0.1", "publisher", "cmc",
                      "software", "name", "cmc-hub", "format", "application/fhir+json", "rest",
-                     "mode", "server", "security", "service", "coding", "system",
-                     "http://terminology.hl7.org/CodeSystem/restful-security-service", "code",
-                     "OAuth", "resource", res);
+                     "mode", "server", "security", "cors", 0, "description",
+                     "HTTPS with a bearer token issued by the hub's operator (cmc-hub client add);"
+                     " only published plans whose consent stands, inside the client's scope",
+                     "resource", res);
 }
 
 static int known_type(const char *type)
