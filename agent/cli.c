@@ -1047,7 +1047,7 @@ static void usage(FILE *f)
           "  resolve PLAN FIELD --keep local|remote   settle one conflict\n"
           "  serve --listen 127.0.0.1:PORT   the crew's web page on this device (loopback only)\n"
           "  audit [--verify]           this device's view log; --verify checks its hash chain\n"
-          "  app add NAME               let an app on this device read the FHIR endpoint of serve\n"
+          "  app add NAME | list | remove NAME   apps on this device that read serve's FHIR endpoint\n"
           "\n"
           "Options:\n"
           "  --dir DIR        data directory (default $CMC_AGENT_DIR, else ~/.local/share/cmc-agent)\n"

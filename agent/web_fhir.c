@@ -100,6 +100,50 @@ out:
     return rc;
 }
 
+int web_fhir_app_remove(const char *dir, const char *name)
+{
+    char path[4200], *text = NULL, *out = NULL;
+    size_t used = 0;
+    int rc, found = 0;
+    if (!name_valid(name))
+        return cmc_fail(CMC_ERR_USAGE, "app name: 1 to %d of A-Z a-z 0-9 . _ -", WEB_FHIR_APP_NAME_MAX);
+    if ((rc = apps_load(dir, &text)) != CMC_OK)
+        return rc;
+    if ((out = cmc_malloc(strlen(text) + 1)) == NULL) {
+        cmc_free(text);
+        return cmc_fail(CMC_ERR_NOMEM, "out of memory");
+    }
+    for (char *l = strtok(text, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+        if (strncmp(l, name, strlen(name)) == 0 && l[strlen(name)] == ' ') {
+            found = 1;
+            continue;
+        }
+        used += (size_t)sprintf(out + used, "%s\n", l);
+    }
+    if (!found)
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no app of that name on this device");
+    else if ((rc = apps_path(dir, path, sizeof path)) == CMC_OK)
+        rc = plat_write_atomic(path, out, used);
+    cmc_free(out);
+    cmc_free(text);
+    return rc;
+}
+
+int web_fhir_app_list(const char *dir, int (*cb)(const char *name, const char *added_by, int64_t added_at, void *ctx),
+                      void *ctx)
+{
+    char *text = NULL;
+    int rc = apps_load(dir, &text);
+    for (char *l = rc == CMC_OK ? strtok(text, "\n") : NULL; l != NULL; l = strtok(NULL, "\n")) {
+        char n[WEB_FHIR_APP_NAME_MAX + 2], hex[CRY_HASH_BYTES * 2 + 2], by[80];
+        long long at = 0;
+        if (sscanf(l, "%25s %65s %79s %lld", n, hex, by, &at) == 4 && (rc = cb(n, by, at, ctx)) != 0)
+            break;
+    }
+    cmc_free(text);
+    return rc;
+}
+
 int web_fhir_app_check(const char *dir, const char *authorization, char name[WEB_FHIR_APP_NAME_MAX + 1])
 {
     uint8_t raw[WEB_FHIR_TOKEN_BYTES], h[CRY_HASH_BYTES], want[CRY_HASH_BYTES];

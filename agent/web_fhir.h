@@ -22,6 +22,8 @@
 #include "agent/store.h"
 #include "agent/web_html.h"
 
+#include <stdint.h>
+
 #define WEB_FHIR_PREFIX "/fhir/R4/"
 #define WEB_FHIR_APPS_FILE "fhir-apps"
 #define WEB_FHIR_APP_NAME_MAX 24 /* the audit action "fhir:NAME" fits its 31 bytes */
@@ -31,6 +33,12 @@
  * CMC_ERR_EXISTS when the name is taken, CMC_ERR_USAGE for a bad name
  * (1..WEB_FHIR_APP_NAME_MAX of [A-Za-z0-9._-]). */
 int web_fhir_app_add(const char *dir, const char *name, const char *added_by, char **token);
+/* Removes an app: its token is refused from the next request on. CMC_ERR_NOT_FOUND if none. */
+int web_fhir_app_remove(const char *dir, const char *name);
+/* Calls cb for every app (name, who added it, when); a non-zero return stops and is returned. */
+int web_fhir_app_list(const char *dir,
+                      int (*cb)(const char *name, const char *added_by, int64_t added_at, void *ctx),
+                      void *ctx);
 /* The app an Authorization header ("Bearer <token>") belongs to, or CMC_ERR_UNAUTHORIZED. */
 int web_fhir_app_check(const char *dir, const char *authorization,
                        char name[WEB_FHIR_APP_NAME_MAX + 1]);

@@ -7,7 +7,7 @@
 #     JSON schema and UK Core rules; a draft on the hub is not on the tablet nor served;
 #   - every read is in the device's view log under the app's name and the unlocked user, and
 #     reaches the hub's `cmc-hub audit PLAN` after a sync;
-#   - locking the page stops the endpoint at once.
+#   - locking the page stops the endpoint at once; a removed app is refused.
 . "$(dirname "$0")/lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +39,8 @@ TOKEN=$(jget .token)
 [ ${#TOKEN} -eq 64 ] || fail "app token"
 grep -q "$TOKEN" "$TABLET/fhir-apps" && fail "the app token is stored in the clear"
 expect_exit 1 agent "$TABLET" app add ambulance-epr   # the name is taken
+expect_exit 0 agent "$TABLET" --json app list
+[ "$(jq -r '.[0].app + " " + .[0].added_by' "$E2E_TMP/last.out")" = "ambulance-epr tablet-user" ] || fail "app list: $(last_out)"
 
 PORT=$(( 20000 + RANDOM % 40000 ))
 "$AGENT" --dir "$TABLET" serve --listen "127.0.0.1:$PORT" >"$E2E_TMP/page.out" 2>"$E2E_TMP/page.log" &
@@ -95,6 +97,11 @@ expect_exit 0 agent "$TABLET" audit --verify
 SESSION_CSRF=$(curl -s -b "$JAR" "http://127.0.0.1:$PORT/" | grep -o 'name="csrf" value="[0-9a-f]*"' | head -1 | sed 's/.*value="//; s/"$//')
 curl -s -b "$JAR" -o /dev/null -H "Origin: http://127.0.0.1:$PORT" --data-urlencode "csrf=$SESSION_CSRF" "http://127.0.0.1:$PORT/lock"
 [ "$(get e "$CP" "$TOKEN")" = 423 ] || fail "still serving after Lock"
+# a removed app is refused from the next request on (checked while locked: 401 before 423)
+expect_exit 0 agent "$TABLET" app remove ambulance-epr
+[ "$(get e "$CP" "$TOKEN")" = 401 ] || fail "a removed app's token still works"
+expect_exit 0 agent "$TABLET" --json app list
+[ "$(jq length "$E2E_TMP/last.out")" = 0 ] || fail "app list after remove"
 kill "$PAGE_PID"; wait "$PAGE_PID" 2>/dev/null || true
 grep -q "$NHS_A" "$E2E_TMP/page.log" && fail "the page's log names an NHS number"
 
