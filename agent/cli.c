@@ -2,6 +2,7 @@
  * by concept in cli_user.c, cli_read.c, cli_edit.c and cli_sync.c; unlocking in
  * cli_unlock.c. */
 #include "agent/cli.h"
+#include "agent/cli_app.h"
 
 #include "agent/cli_help.h"
 #include "agent/web.h"
@@ -158,6 +159,7 @@ static void usage(FILE *f)
           "  resolve PLAN FIELD --keep local|remote   settle one conflict\n"
           "  serve --listen 127.0.0.1:PORT   the crew's web page on this device (loopback only)\n"
           "  audit [--verify]           this device's view log; --verify checks its hash chain\n"
+          "  app add NAME | list | remove NAME   apps on this device that read serve's FHIR endpoint\n"
           "\n"
           "Options:\n"
           "  --dir DIR        data directory (default $CMC_AGENT_DIR, else ~/.local/share/cmc-agent)\n"
@@ -194,6 +196,7 @@ static const struct command commands[] = {
     { "resolve", cli_cmd_resolve },
     { "serve", cmd_serve },
     { "audit", cli_cmd_audit },
+    { "app", cli_app },
 };
 
 int cli_main(int argc, char **argv)

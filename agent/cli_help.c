@@ -54,6 +54,9 @@ static const struct help_entry help_entries[] = {
               " device (loopback only). CMC_WEB_IDLE_SECONDS: idle lock.\n" ENV_COMMON},
     {"audit", "usage: cmc-agent audit [--verify] [--json]\n\nThis device's view log; --verify"
               " checks its hash chain.\n" ENV_COMMON},
+    {"app", "usage: cmc-agent app add NAME | app list | app remove NAME\n\nApps on this device"
+            " (an ePR) that read serve's FHIR endpoint on loopback; `add`\nprints the app's token"
+            " once. Needs a user's PIN.\n" ENV_COMMON},
 };
 #define N_HELP (sizeof help_entries / sizeof help_entries[0])
 

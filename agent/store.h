@@ -84,6 +84,10 @@ int store_verify(store *s);
  * see no version. */
 int store_plan_get(store *s, const char *key, struct plan *out);
 
+/* The newest published version, for any role: what another system on the device (the FHIR
+ * endpoint) may read, never a draft or a pending edit. */
+int store_plan_get_published(store *s, const char *key, struct plan *out);
+
 struct store_hit {
     char plan_id[PLAN_ID_LEN + 1];
     char nhs_number[PLAN_NHS_LEN + 1];

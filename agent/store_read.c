@@ -277,6 +277,11 @@ int store_plan_get(store *s, const char *key, struct plan *out)
     return get_with(s, query_index(s), key, out);
 }
 
+int store_plan_get_published(store *s, const char *key, struct plan *out)
+{
+    return get_with(s, Q_PUBLISHED, key, out);
+}
+
 static void hit_free(struct store_hit *h)
 {
     cmc_free(h->given_name);

@@ -13,12 +13,14 @@
 #include "agent/lease.h"
 #include "agent/store.h"
 #include "agent/view.h"
+#include "agent/web_fhir.h"
 #include "agent/web_html.h"
 #include "agent/web_req.h"
 #include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "sync/fhir.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -592,6 +594,13 @@ static void route(web_server *s, struct MHD_Connection *conn, const char *method
     if (web_cookie_value(cookies, COOKIE_THEME, value, sizeof value) == CMC_OK)
         q.night = strcmp(value, "night") == 0 ? 1 : strcmp(value, "day") == 0 ? 0 : -1;
     expire_if_idle(s);
+    if (strncmp(url, WEB_FHIR_PREFIX, strlen(WEB_FHIR_PREFIX)) == 0) {
+        /* an ePR app on this device; its reads do not keep the session from locking */
+        web_fhir_serve(conn, s->sess.active ? s->sess.st : NULL, s->cfg.dir, method, url, host,
+                       &r->status, &r->body);
+        r->content_type = FHIR_CONTENT_TYPE;
+        return;
+    }
     if (s->sess.active && web_cookie_value(cookies, COOKIE_SESSION, value, sizeof value) == CMC_OK &&
         token_matches(value, s->sess.id))
         q.authed = 1;

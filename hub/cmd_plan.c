@@ -3,6 +3,7 @@
  * the command line (shared/CLI.md).
  */
 #include "hub/cli.h"
+#include "hub/fhir_api.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -197,6 +198,7 @@ static int cmd_plan(struct hub_cli *c, hub *h)
     const char *file = rc == CMC_OK ? hub_cli_take_opt(c, "--file", &rc) : NULL;
     const char *status = rc == CMC_OK ? hub_cli_take_opt(c, "--status", &rc) : NULL;
     const char *version = rc == CMC_OK ? hub_cli_take_opt(c, "--version", &rc) : NULL;
+    const char *format = rc == CMC_OK ? hub_cli_take_opt(c, "--format", &rc) : NULL;
     const char *sub;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -204,6 +206,8 @@ static int cmd_plan(struct hub_cli *c, hub *h)
 
     if (rc != CMC_OK)
         return rc;
+    if (format != NULL) /* plan export|import --format fhir (hub/fhir_api.h) */
+        return hub_fhir_cmd_plan(h, c->json, format, c->argc, c->argv, as);
     if (c->argc < 1)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-hub plan import|edit|submit|approve|"
                                        "withdraw-consent|list|show|history ...");
@@ -349,6 +353,8 @@ static int cmd_audit(struct hub_cli *c, hub *h)
     int rc = hub_cli_want_args(c, 1, "audit PLAN");
     if (rc == CMC_OK)
         rc = hub_audit_list(h, c->argv[0], audit_cb, arr);
+    if (rc == CMC_OK)
+        rc = hub_fhir_audit_list(h, c->argv[0], audit_cb, arr);
     if (rc == CMC_OK && arr != NULL) {
         hub_cli_print_json(arr);
         arr = NULL;
@@ -370,8 +376,8 @@ const struct hub_cli_cmd hub_cmd_user = {
     "Environment: CMC_HUB_DIR (state directory), CMC_HUB_CONFIG (settings file).\n",
     1, cmd_user};
 
-static const char *const plan_subs[] = {"import", "edit", "submit", "approve", "withdraw-consent", "review", "reinstate-consent",
-                                        "list",   "show",  "history", NULL};
+static const char *const plan_subs[] = {"import", "edit", "submit", "approve", "withdraw-consent", "review",
+                                        "reinstate-consent", "list", "show", "history", "export", NULL};
 const struct hub_cli_cmd hub_cmd_plan = {
     "plan", plan_subs,
     "usage: cmc-hub plan COMMAND ...\n"
@@ -387,6 +393,8 @@ const struct hub_cli_cmd hub_cmd_plan = {
     "  plan show PLAN [--version N]            a version of a plan (default the newest); for a\n"
     "                                          withdrawn plan, the devices not yet purged\n"
     "  plan history PLAN                       every version: who did what, when\n"
+    "  plan export PLAN --format fhir --as USER   the plan as a FHIR R4 Bundle (docs/FHIR.md)\n"
+    "  plan import FILE --format fhir --as USER   a FHIR Bundle imported as a draft\n"
     "\n"
     "PLAN is a plan id or an NHS number (spaces allowed). --json prints one JSON document.\n"
     "Environment: CMC_HUB_DIR (state directory), CMC_HUB_CONFIG (settings file).\n",

@@ -32,6 +32,8 @@ static const char usage_text[] =
     "  scope list                              regions, teams and care homes, with plan counts\n"
     "  tls rotate --next-key FILE / tls status change the TLS key without re-enrolling devices\n"
     "  audit PLAN                              who viewed that patient's plan, where, when\n"
+    "  plan export PLAN --format fhir --as USER / plan import FILE --format fhir --as USER\n"
+    "  client add NAME --scope S / client list / client revoke NAME   FHIR client systems\n"
     "  key                                     the hub's public signing key (hex)\n"
     "\n"
     "PLAN is a plan id or an NHS number; DEVICE is a device name or id. The state directory\n"
@@ -44,7 +46,7 @@ static const char usage_text[] =
 static const struct hub_cli_cmd *const commands[] = {
     &hub_cmd_init, &hub_cmd_serve, &hub_cmd_seed,  &hub_cmd_user, &hub_cmd_plan,
     &hub_cmd_caseload, &hub_cmd_device, &hub_cmd_scope, &hub_cmd_tls, &hub_cmd_audit,
-    &hub_cmd_key,
+    &hub_cmd_key, &hub_cmd_client,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

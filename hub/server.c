@@ -11,6 +11,7 @@
  * every request.
  */
 #include "hub/server.h"
+#include "hub/fhir_api.h"
 
 #include "hub/guard.h"
 #include "hub/metrics.h"
@@ -288,6 +289,35 @@ static enum MHD_Result hub_answer_local(hub_server *s, struct MHD_Connection *co
     return ret;
 }
 
+/* /fhir/R4/...: the FHIR read API (hub/fhir_api.h), under the same hub mutex. Links in its
+ * answers use the Host the client sent, when it is a plain host[:port]. */
+static enum MHD_Result hub_fhir_serve(hub_server *s, struct MHD_Connection *conn,
+                                      const struct hub_conn *st, const char *method)
+{
+    const char *target = st->target;
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+    struct hub_fhir_request fr = {method, target,
+                                  MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                                  NULL};
+    struct hub_response resp;
+    char base[300];
+    enum MHD_Result ret;
+    if (host == NULL || strlen(host) > 200 || strspn(host, "abcdefghijklmnopqrstuvwxyz"
+                                                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") != strlen(host))
+        host = "localhost";
+    snprintf(base, sizeof base, "%s://%s/fhir/R4", s->cert != NULL ? "https" : "http", host);
+    fr.base = base;
+    pthread_mutex_lock(&s->mu);
+    hub_fhir_handle(s->h, &fr, &resp);
+    pthread_mutex_unlock(&s->mu);
+    ret = hub_answered(s, conn, st, NULL, method, resp.status,
+                       hub_send(conn, resp.status, resp.content_type,
+                                resp.body != NULL ? resp.body : (const uint8_t *)"", resp.body_len, 0),
+                       resp.body_len);
+    hub_response_free(&resp);
+    return ret;
+}
+
 static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -355,6 +385,8 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
                                 sizeof busy - 1);
         }
     }
+    if (strncmp(st->target, HUB_FHIR_PREFIX, strlen(HUB_FHIR_PREFIX)) == 0)
+        return hub_fhir_serve(s, conn, st, method);
 
     memset(&req, 0, sizeof req);
     req.method = method;
