@@ -137,7 +137,7 @@ DRAFT_NHS=$(jq -r --arg id "$DRAFT" '.[] | select(.plan_id == $id) | .nhs_number
 WD=$(jq -r '[.[] | select(.status == "published" and .plan_id != "'"$ID_A"'")][0].plan_id' "$E2E_TMP/plans.json")
 WD_NHS=$(jq -r --arg id "$WD" '.[] | select(.plan_id == $id) | .nhs_number' "$E2E_TMP/plans.json")
 [ "$(get w "$F/CarePlan?patient.identifier=$NHS_SYS%7C$WD_NHS" "$TOKEN" | cut -c1-3)" = 200 ] && [ "$(jq -r .total "$E2E_TMP/w.json")" = 1 ] || fail "published plan before withdrawal"
-hub plan withdraw-consent "$WD" --as gp1 >/dev/null
+hub plan withdraw-consent "$WD" --as gp1 --reason "patient asked to stop sharing" >/dev/null
 [ "$(get w "$F/CarePlan?patient.identifier=$NHS_SYS%7C$WD_NHS" "$TOKEN" | cut -c1-3)" = 200 ] && [ "$(jq -r .total "$E2E_TMP/w.json")" = 0 ] || fail "a withdrawn plan was served"
 [ "$(get w2 "$F/CarePlan/$WD" "$TOKEN" | cut -c1-3)" = 404 ] || fail "a withdrawn plan was read by id"
 expect_exit 1 hub plan export "$WD" --format fhir --as gp1
