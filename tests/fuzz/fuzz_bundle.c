@@ -12,8 +12,6 @@
  * For 1 and 2 the op count and raw length come from the next bytes. Property: bundle_decode
  * either fails leaving nothing allocated, or yields exactly op_count ops.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -21,6 +19,7 @@
 #include "platform/plat_test.h"
 #include "sync/bundle.h"
 #include "sync/plan.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>

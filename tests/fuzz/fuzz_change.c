@@ -5,8 +5,6 @@
  * success the result still validates. Round trips: JSON -> change -> JSON -> change, and
  * msgpack -> change -> msgpack -> change, give equal encodings.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -15,6 +13,7 @@
 #include "platform/plat_test.h"
 #include "sync/change.h"
 #include "sync/plan.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>

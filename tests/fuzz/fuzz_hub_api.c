@@ -9,8 +9,6 @@
  * rest is the body. Properties: every request gets an answer with a status in 200..599, a
  * JSON body on every error, and the hub keeps answering a plain signed poll with 200.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -20,6 +18,7 @@
 #include "sync/mp.h"
 #include "sync/plan.h"
 #include "sync/reqsig.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>

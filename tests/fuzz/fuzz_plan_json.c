@@ -2,8 +2,6 @@
  * fuzz_plan_json - JSON plan import (plan_from_json: `cmc-hub plan import`, the agent's
  * examples). Property: an imported plan exports to JSON that imports to an equal plan.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -11,6 +9,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/plan.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,6 @@
  * through. Property: a plan that decodes re-encodes to exactly the input bytes (each plan has
  * exactly one encoding, docs/PROTOCOL.md) and decodes again to an equal plan.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -12,6 +10,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/plan.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,10 @@
 /* hub_fixture.c - see hub_fixture.h. */
-#include "platform/plat_test.h"
 #include "tests/support/hub_fixture.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "tests/support/tmpdir.h"
 
 #include <stdio.h>

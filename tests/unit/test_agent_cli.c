@@ -14,6 +14,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/plan.h"
+#include "tests/support/example_plan_model.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -21,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "tests/support/example_plan_model.h"
 
 static char dir[64];
 static char out_path[128];

@@ -17,12 +17,11 @@
 #include "platform/plat_test.h"
 #include "sync/bundle.h"
 #include "sync/change.h"
+#include "tests/support/example_plan_model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "tests/support/example_plan_model.h"
 
 #define ID_A "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11"
 #define NHS_A "9434765919"
