@@ -12,6 +12,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "tests/support/tmpdir.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +25,7 @@ static store *st;
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/cmc-audit-XXXXXX");
-    if (mkdtemp(dir) == NULL || cry_secret_new(CRY_KEY_BYTES, &key) != CMC_OK)
+    if (tst_tmpdir_make("audit", dir, sizeof dir) != 0 || cry_secret_new(CRY_KEY_BYTES, &key) != CMC_OK)
         return -1;
     cry_random(key->buf, key->len);
     char path[128];
@@ -39,9 +39,7 @@ static int teardown(void **state)
     (void)state;
     store_close(st);
     cry_secret_free(key);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return tst_tmpdir_remove(dir);
 }
 
 static void record_some(int n)

@@ -15,6 +15,7 @@
 #include "platform/plat_test.h"
 #include "sync/plan.h"
 #include "tests/support/example_plan_model.h"
+#include "tests/support/tmpdir.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -124,8 +125,7 @@ static void seed_replica(void)
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/cmc-cli-XXXXXX");
-    if (mkdtemp(dir) == NULL)
+    if (tst_tmpdir_make("cli", dir, sizeof dir) != 0)
         return -1;
     snprintf(out_path, sizeof out_path, "%s.out", dir);
     cry_kdf_set_test_limits(1);
@@ -137,9 +137,16 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, out_path);
-    return system(cmd);
+    /* the output and the files some tests write beside the directory, even after a failure */
+    static const char *const beside[] = {".out", ".changes", ".pin"};
+    int rc = tst_tmpdir_remove(dir);
+    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", dir, beside[i]);
+        if (tst_tmpdir_remove(p) != 0)
+            rc = -1;
+    }
+    return rc;
 }
 
 static void test_init_then_lookup_card_in_clinical_order(void **state)

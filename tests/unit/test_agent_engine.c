@@ -18,6 +18,7 @@
 #include "sync/bundle.h"
 #include "sync/change.h"
 #include "tests/support/example_plan_model.h"
+#include "tests/support/tmpdir.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,8 +108,7 @@ static int64_t cursor(void)
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/cmc-engine-XXXXXX");
-    if (mkdtemp(dir) == NULL)
+    if (tst_tmpdir_make("engine", dir, sizeof dir) != 0)
         return -1;
     snprintf(slots_path, sizeof slots_path, "%s/keyslots", dir);
     snprintf(replica_path, sizeof replica_path, "%s/replica.db", dir);
@@ -137,9 +137,7 @@ static int teardown(void **state)
     cry_secret_free(key);
     cry_secret_free(hub_sk);
     key = hub_sk = NULL;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return tst_tmpdir_remove(dir);
 }
 
 static void test_bundle_applies_with_cursor_and_twice_changes_nothing(void **state)
