@@ -12,6 +12,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "tests/support/run.h"
 #include "tests/support/tmpdir.h"
 
 #include <stdio.h>
@@ -156,15 +157,11 @@ static void test_upload_form_is_the_hashed_map_plus_hash(void **state)
     cmc_free(v);
 }
 
-int main(void)
+static int init(void)
 {
-    assert_int_equal(cry_init(), CMC_OK);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_chain_records_and_verifies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_altered_entry_is_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_removed_entry_is_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_keeps_the_rest_verifiable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_form_is_the_hashed_map_plus_hash, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cry_init() == CMC_OK ? 0 : -1;
 }
+
+TST_MAIN(init, setup, teardown,
+         test_chain_records_and_verifies, test_altered_entry_is_found, test_removed_entry_is_found,
+         test_prune_keeps_the_rest_verifiable, test_upload_form_is_the_hashed_map_plus_hash)

@@ -15,6 +15,7 @@
 #include "platform/plat_test.h"
 #include "sync/plan.h"
 #include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
 #include "tests/support/tmpdir.h"
 
 #include <fcntl.h>
@@ -318,17 +319,13 @@ static void test_verify_and_tamper(void **state)
     assert_int_equal(rc, cmc_exit_code(CMC_ERR_TAMPERED));
 }
 
-int main(void)
+static int init(void)
 {
-    assert_int_equal(cry_init(), CMC_OK);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_init_then_lookup_card_in_clinical_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exit_codes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_pin_exit_4_and_nothing_changed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_published_only_through_cli, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clinician_sees_draft_and_pending_edit_marked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_users_added_and_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verify_and_tamper, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cry_init() == CMC_OK ? 0 : -1;
 }
+
+TST_MAIN(init, setup, teardown,
+         test_init_then_lookup_card_in_clinical_order, test_exit_codes,
+         test_wrong_pin_exit_4_and_nothing_changed, test_published_only_through_cli,
+         test_clinician_sees_draft_and_pending_edit_marked, test_users_added_and_removed,
+         test_verify_and_tamper)

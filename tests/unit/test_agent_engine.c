@@ -18,6 +18,7 @@
 #include "sync/bundle.h"
 #include "sync/change.h"
 #include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
 #include "tests/support/tmpdir.h"
 
 #include <stdio.h>
@@ -404,18 +405,15 @@ static void test_wipe_order_erases_keys(void **state)
     cmc_free(b);
 }
 
-int main(void)
+static int init(void)
 {
-    assert_int_equal(cry_init(), CMC_OK);
     plat_log_set_level(PLAT_LOG_ERROR);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bundle_applies_with_cursor_and_twice_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tampered_or_misaddressed_bundle_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failure_mid_bundle_rolls_back_whole_bundle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delta_reproduces_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge_tombstone_stops_replayed_put_and_discards_edits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_newer_version_rebases_or_holds_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wipe_order_erases_keys, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cry_init() == CMC_OK ? 0 : -1;
 }
+
+TST_MAIN(init, setup, teardown,
+         test_bundle_applies_with_cursor_and_twice_changes_nothing,
+         test_tampered_or_misaddressed_bundle_changes_nothing,
+         test_failure_mid_bundle_rolls_back_whole_bundle, test_delta_reproduces_version,
+         test_purge_tombstone_stops_replayed_put_and_discards_edits,
+         test_newer_version_rebases_or_holds_conflict, test_wipe_order_erases_keys)

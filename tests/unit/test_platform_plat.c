@@ -9,6 +9,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "platform/plat_test.h"
+#include "tests/support/run.h"
 #include "tests/support/tmpdir.h"
 
 #include <dirent.h>
@@ -246,19 +247,8 @@ static void test_log_threshold(void **state)
     assert_int_equal(log_lines, 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_atomic_write_replaces_with_0600, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_write_keeps_old_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_file_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mkdir_private, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_lock_excludes_other_process, setup, teardown),
-        cmocka_unit_test(test_fake_clock),
-        cmocka_unit_test(test_time_parse_and_format),
-        cmocka_unit_test(test_error_convention),
-        cmocka_unit_test(test_alloc_failure_hook),
-        cmocka_unit_test(test_log_threshold),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, setup, teardown,
+         test_atomic_write_replaces_with_0600, test_failed_write_keeps_old_file,
+         test_read_file_limits, test_mkdir_private, test_process_lock_excludes_other_process,
+         test_fake_clock, test_time_parse_and_format, test_error_convention,
+         test_alloc_failure_hook, test_log_threshold)
