@@ -32,10 +32,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    if (cry_init() != CMC_OK || cry_sign_keypair(hub_pk, &hub_sk) != CMC_OK)
+    fuzz_init();
+    if (cry_sign_keypair(hub_pk, &hub_sk) != CMC_OK)
         abort();
-    plan_json_init();
-    plat_log_set_level(PLAT_LOG_ERROR);
     return 0;
 }
 

@@ -25,10 +25,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     int status = 0, extra = 0;
-    if (cry_init() != CMC_OK)
-        abort();
-    plan_json_init();
-    plat_log_set_level(PLAT_LOG_ERROR);
+    fuzz_init();
     plan_init(&base);
     if (hub_seed_plan(4, 0, &base, &status, &extra) != CMC_OK)
         abort();

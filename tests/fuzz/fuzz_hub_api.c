@@ -60,10 +60,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char code[HUB_CODE_LEN + 1], id[PLAN_ID_LEN + 1];
     uint8_t pk[CRY_SIGN_PK_BYTES], *body = NULL;
     size_t len = 0;
-    if (cry_init() != CMC_OK)
-        abort();
-    plan_json_init();
-    plat_log_set_level(PLAT_LOG_ERROR);
+    fuzz_init();
     strcpy(hub_dir, "/tmp/cmc-fuzz-hub-XXXXXX");
     if (mkdtemp(hub_dir) == NULL)
         abort();
