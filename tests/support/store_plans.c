@@ -97,6 +97,17 @@ void tst_store_put(store *s, const struct plan *p, int64_t seq)
         fail_msg("store_put_version: %s (%s)", cmc_errname(rc), cmc_errmsg());
 }
 
+size_t tst_store_search_n(store *s, const char *name, const char *dob, const char *postcode,
+                          struct store_hit **hits)
+{
+    struct store_query q = {name, dob, postcode};
+    size_t n = 0;
+    int rc = store_search(s, &q, 50, hits, &n);
+    if (rc != CMC_OK)
+        fail_msg("store_search: %s", cmc_errmsg());
+    return n;
+}
+
 int64_t tst_store_sql_int(store *s, const char *sql, const char *param)
 {
     sqlite3 *db = store_test_db(s);

@@ -14,6 +14,7 @@
 #ifndef CMC_TEST_SUPPORT_STORE_PLANS_H
 #define CMC_TEST_SUPPORT_STORE_PLANS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "agent/store.h"
@@ -31,6 +32,9 @@ void tst_plan_set_identity(struct plan *p, const char *given, const char *family
 
 store *tst_store_open_as(const struct tst_store_env *f, int role);
 void tst_store_put(store *s, const struct plan *p, int64_t seq);
+/* store_search() for up to 50 hits by name, date of birth and postcode (any may be NULL). */
+size_t tst_store_search_n(store *s, const char *name, const char *dob, const char *postcode,
+                          struct store_hit **hits);
 int64_t tst_store_sql_int(store *s, const char *sql, const char *param);
 int tst_dir_contains(const char *dir, const char *needle);
 

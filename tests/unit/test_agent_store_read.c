@@ -94,15 +94,16 @@ static int hits_have(const struct store_hit *h, size_t n, const char *plan_id)
     return 0;
 }
 
-static size_t search_n(store *s, const char *name, const char *dob, const char *postcode,
-                       struct store_hit **hits)
+/* A search that finds `want` plans, the first of them `first` (when not NULL). */
+static void expect_hits(store *s, const char *name, const char *dob, const char *postcode,
+                        size_t want, const char *first)
 {
-    struct store_query q = {name, dob, postcode};
-    size_t n = 0;
-    int rc = store_search(s, &q, 50, hits, &n);
-    if (rc != CMC_OK)
-        fail_msg("store_search: %s", cmc_errmsg());
-    return n;
+    struct store_hit *h = NULL;
+    size_t n = tst_store_search_n(s, name, dob, postcode, &h);
+    assert_int_equal(n, want);
+    if (first != NULL)
+        assert_string_equal(h[0].plan_id, first);
+    store_hits_free(h, n);
 }
 
 /* ---- tests ----------------------------------------------------------------------------- */
@@ -185,12 +186,12 @@ static void test_published_only_against_slipped_drafts(void **state)
     assert_null(strstr(cmc_errmsg(), liar.nhs_number));
 
     struct store_hit *hits = NULL;
-    size_t n = search_n(s, "okafor", NULL, NULL, &hits);
+    size_t n = tst_store_search_n(s, "okafor", NULL, NULL, &hits);
     assert_int_equal(n, 1);
     assert_string_equal(hits[0].plan_id, pub.plan_id);
     assert_int_equal(hits[0].status, PLAN_STATUS_PUBLISHED);
     store_hits_free(hits, n);
-    n = search_n(s, NULL, "1938-04-17", "SE15 4QT", &hits);
+    n = tst_store_search_n(s, NULL, "1938-04-17", "SE15 4QT", &hits);
     assert_int_equal(n, 1);
     store_hits_free(hits, n);
     assert_int_equal(store_list(s, &hits, &n), CMC_OK);
@@ -312,7 +313,7 @@ static void test_published_v1_draft_v2(void **state)
     assert_true(plan_equal(&got, &v2));
     plan_free(&got);
     struct store_hit *hits = NULL;
-    size_t n = search_n(s, "margaret", NULL, NULL, &hits);
+    size_t n = tst_store_search_n(s, "margaret", NULL, NULL, &hits);
     assert_int_equal(n, 1);
     assert_int_equal(hits[0].version, 2);
     assert_int_equal(hits[0].status, PLAN_STATUS_DRAFT);
@@ -334,7 +335,7 @@ static void test_published_v1_draft_v2(void **state)
     assert_int_equal(store_plan_get(s, v1.plan_id, &got), CMC_OK);
     assert_int_equal(got.version, 1);
     plan_free(&got);
-    n = search_n(s, "margaret", NULL, NULL, &hits);
+    n = tst_store_search_n(s, "margaret", NULL, NULL, &hits);
     assert_int_equal(n, 1);
     assert_int_equal(hits[0].version, 1);
     assert_int_equal(hits[0].status, PLAN_STATUS_PUBLISHED);
@@ -371,7 +372,7 @@ static void test_identity_search(void **state)
     struct store_hit *h = NULL;
     size_t n;
 
-    n = search_n(s, "oka", NULL, NULL, &h);
+    n = tst_store_search_n(s, "oka", NULL, NULL, &h);
     assert_int_equal(n, 2);
     /* Best first, then by name: Margaret before Mark. */
     assert_string_equal(h[0].plan_id, ids[0]);
@@ -383,82 +384,43 @@ static void test_identity_search(void **state)
     assert_string_equal(h[0].nhs_number, p[0].nhs_number);
     store_hits_free(h, n);
 
-    n = search_n(s, "MARG", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, "margaret okafor", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, "Okafor  Mark", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[1]);
-    store_hits_free(h, n);
-    n = search_n(s, "ma oka", NULL, NULL, &h);
-    assert_int_equal(n, 2);
-    store_hits_free(h, n);
+    expect_hits(s, "MARG", NULL, NULL, 1, ids[0]);
+    expect_hits(s, "margaret okafor", NULL, NULL, 1, ids[0]);
+    expect_hits(s, "Okafor  Mark", NULL, NULL, 1, ids[1]);
+    expect_hits(s, "ma oka", NULL, NULL, 2, NULL);
     /* Accents and punctuation: typed without them, or with. */
-    n = search_n(s, "zoe", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[2]);
-    store_hits_free(h, n);
-    n = search_n(s, "O'BRIEN", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[2]);
-    store_hits_free(h, n);
-    n = search_n(s, "obrien-sm", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    store_hits_free(h, n);
-    n = search_n(s, "jozef wisniewski", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[4]);
-    store_hits_free(h, n);
-    n = search_n(s, "smith", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[3]);
-    store_hits_free(h, n);
-    n = search_n(s, "nobody", NULL, NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
+    expect_hits(s, "zoe", NULL, NULL, 1, ids[2]);
+    expect_hits(s, "O'BRIEN", NULL, NULL, 1, ids[2]);
+    expect_hits(s, "obrien-sm", NULL, NULL, 1, NULL);
+    expect_hits(s, "jozef wisniewski", NULL, NULL, 1, ids[4]);
+    expect_hits(s, "smith", NULL, NULL, 1, ids[3]);
+    expect_hits(s, "nobody", NULL, NULL, 0, NULL);
 
     /* Date of birth, exact. */
-    n = search_n(s, NULL, "1938-04-17", NULL, &h);
+    n = tst_store_search_n(s, NULL, "1938-04-17", NULL, &h);
     assert_int_equal(n, 2);
     assert_true(hits_have(h, n, ids[0]) && hits_have(h, n, ids[1]));
     store_hits_free(h, n);
-    n = search_n(s, NULL, "1938-04-18", NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
+    expect_hits(s, NULL, "1938-04-18", NULL, 0, NULL);
 
     /* Postcode: spaces and case ignored; a full code or an outward code. */
-    n = search_n(s, NULL, NULL, "se154qt", &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, " SE15  4QT ", &h);
-    assert_int_equal(n, 1);
-    store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "SE15", &h);
+    expect_hits(s, NULL, NULL, "se154qt", 1, ids[0]);
+    expect_hits(s, NULL, NULL, " SE15  4QT ", 1, NULL);
+    n = tst_store_search_n(s, NULL, NULL, "SE15", &h);
     assert_int_equal(n, 2);
     assert_true(hits_have(h, n, ids[0]) && hits_have(h, n, ids[3]));
     store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "se1", &h); /* SE1 is not SE15 */
+    n = tst_store_search_n(s, NULL, NULL, "se1", &h); /* SE1 is not SE15 */
     assert_int_equal(n, 1);
     assert_string_equal(h[0].plan_id, ids[1]);
     store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "SE15 4", &h); /* sector */
+    n = tst_store_search_n(s, NULL, NULL, "SE15 4", &h); /* sector */
     assert_int_equal(n, 1);
     store_hits_free(h, n);
 
     /* Criteria combine. */
-    n = search_n(s, "okafor", "1938-04-17", "SE1", &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[1]);
-    store_hits_free(h, n);
-    n = search_n(s, "okafor", "1950-01-01", NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
+    expect_hits(s, "okafor", "1938-04-17", "SE1", 1, ids[1]);
+    expect_hits(s, "okafor", "1950-01-01", NULL, 0, NULL);
 
     /* Limit and bad queries. */
     struct store_query q = {"oka", NULL, NULL};

@@ -63,17 +63,6 @@ static int64_t logical_occurrences(sqlite3 *db, const char *needle)
     return hits;
 }
 
-static size_t search_n(store *s, const char *name, const char *dob, const char *postcode,
-                       struct store_hit **hits)
-{
-    struct store_query q = {name, dob, postcode};
-    size_t n = 0;
-    int rc = store_search(s, &q, 50, hits, &n);
-    if (rc != CMC_OK)
-        fail_msg("store_search: %s", cmc_errmsg());
-    return n;
-}
-
 /* ---- tests ----------------------------------------------------------------------------- */
 
 static void test_drafts_stored_only_where_allowed(void **state)
@@ -157,7 +146,7 @@ static void test_purge_leaves_no_copy(void **state)
     assert_int_equal(store_plan_get(s, nhs, &got), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_plan_get(s, id, &got), CMC_ERR_NOT_FOUND);
     struct store_hit *h = NULL;
-    size_t n = search_n(s, NULL, "1938-04-17", NULL, &h);
+    size_t n = tst_store_search_n(s, NULL, "1938-04-17", NULL, &h);
     assert_int_equal(n, 1); /* only the other plan */
     assert_string_equal(h[0].plan_id, other.plan_id);
     store_hits_free(h, n);
