@@ -72,27 +72,29 @@ static void test_chain_records_and_verifies(void **state)
     cmc_free(v);
 }
 
+/* Five entries, then `sql` straight against the file: verification finds the chain broken
+ * at entry `broken_at`. */
+static void tamper_and_verify(const char *sql, int64_t broken_at)
+{
+    record_some(5);
+    sqlite3 *db = store_test_db(st);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    int64_t broken = 0;
+    assert_int_equal(audit_verify(st, &broken), CMC_ERR_TAMPERED);
+    assert_int_equal(broken, broken_at);
+}
+
 static void test_altered_entry_is_found(void **state)
 {
     (void)state;
-    record_some(5);
-    sqlite3 *db = store_test_db(st);
-    assert_int_equal(sqlite3_exec(db, "UPDATE audit SET user = 'someone-else' WHERE seq = 3", NULL, NULL, NULL), SQLITE_OK);
-    int64_t broken = 0;
-    assert_int_equal(audit_verify(st, &broken), CMC_ERR_TAMPERED);
-    assert_int_equal(broken, 3);
+    tamper_and_verify("UPDATE audit SET user = 'someone-else' WHERE seq = 3", 3);
     assert_non_null(strstr(cmc_errmsg(), "entry 3"));
 }
 
 static void test_removed_entry_is_found(void **state)
 {
     (void)state;
-    record_some(5);
-    sqlite3 *db = store_test_db(st);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM audit WHERE seq = 2", NULL, NULL, NULL), SQLITE_OK);
-    int64_t broken = 0;
-    assert_int_equal(audit_verify(st, &broken), CMC_ERR_TAMPERED);
-    assert_int_equal(broken, 3);
+    tamper_and_verify("DELETE FROM audit WHERE seq = 2", 3);
 }
 
 static void test_prune_keeps_the_rest_verifiable(void **state)

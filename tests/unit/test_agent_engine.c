@@ -106,6 +106,14 @@ static int64_t cursor(void)
     return c;
 }
 
+/* The replica is as setup left it: cursor 0 and no plan A. */
+static void expect_nothing_applied(void)
+{
+    struct plan p;
+    assert_int_equal(cursor(), 0);
+    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -185,9 +193,7 @@ static void test_tampered_or_misaddressed_bundle_changes_nothing(void **state)
     memcpy(wrong_pk, hub_pk, sizeof wrong_pk);
     wrong_pk[5] ^= 1;
     assert_int_not_equal(engine_apply_bundle(st, &cfg, wrong_pk, device_uuid, b, len, &more, &rep), CMC_OK);
-    assert_int_equal(cursor(), 0);
-    struct plan p;
-    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+    expect_nothing_applied();
     cmc_free(b);
 }
 
@@ -209,9 +215,7 @@ static void test_failure_mid_bundle_rolls_back_whole_bundle(void **state)
     build(0, 6, ops, 2, &b, &len);
     struct engine_report rep;
     assert_int_equal(apply(b, len, &rep), CMC_ERR_PROTOCOL);
-    assert_int_equal(cursor(), 0);
-    struct plan p;
-    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+    expect_nothing_applied();
     cmc_free(b);
 }
 

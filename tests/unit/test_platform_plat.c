@@ -48,6 +48,17 @@ static int entries_in(const char *dir)
     return n;
 }
 
+/* The file at p holds exactly the `len` bytes of `want`. */
+static void expect_file(const char *p, const char *want, size_t len)
+{
+    uint8_t *buf;
+    size_t got;
+    assert_int_equal(plat_read_file(p, 100, &buf, &got), CMC_OK);
+    assert_int_equal(got, len);
+    assert_memory_equal(buf, want, len);
+    cmc_free(buf);
+}
+
 static void path_in(char *out, const char *name)
 {
     assert_int_equal(plat_path_join(out, 256, tmpdir, name), CMC_OK);
@@ -60,12 +71,7 @@ static void test_atomic_write_replaces_with_0600(void **state)
     path_in(p, "f");
     assert_int_equal(plat_write_atomic(p, "first", 5), CMC_OK);
     assert_int_equal(plat_write_atomic(p, "second!", 7), CMC_OK);
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(plat_read_file(p, 100, &buf, &len), CMC_OK);
-    assert_int_equal(len, 7);
-    assert_memory_equal(buf, "second!", 7);
-    cmc_free(buf);
+    expect_file(p, "second!", 7);
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -84,12 +90,7 @@ static void test_failed_write_keeps_old_file(void **state)
     plat_fault_fsync_after(0, EIO);
     assert_int_equal(plat_write_atomic(p, "replacement", 11), CMC_ERR_IO);
     plat_fault_fsync_after(-1, 0);
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(plat_read_file(p, 100, &buf, &len), CMC_OK);
-    assert_int_equal(len, 8);
-    assert_memory_equal(buf, "original", 8);
-    cmc_free(buf);
+    expect_file(p, "original", 8);
     /* only "keep" remains: no stray temporaries */
     assert_int_equal(entries_in(tmpdir), 1);
 }
