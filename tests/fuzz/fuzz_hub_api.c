@@ -18,6 +18,7 @@
 #include "sync/mp.h"
 #include "sync/plan.h"
 #include "sync/reqsig.h"
+#include "sync/wire.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
@@ -70,16 +71,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     hub_dir[strlen(hub_dir) - 4] = '\0';
     atexit(remove_hub);
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 3);
-    mp_write_cstr(&w, "code");
-    mp_write_cstr(&w, code);
-    mp_write_cstr(&w, "device_pk");
-    mp_write_bin(&w, pk, sizeof pk);
-    mp_write_cstr(&w, "name");
-    mp_write_cstr(&w, "fuzz");
-    if (mp_writer_finish(&w, &body, &len) != CMC_OK)
+    struct wire_enroll_req enroll = {.code = code, .name = "fuzz"};
+    memcpy(enroll.device_pk, pk, sizeof enroll.device_pk);
+    if (wire_enroll_req_encode(&enroll, &body, &len) != CMC_OK)
         abort();
     struct hub_response rs;
     handle("POST", "/v1/enroll", body, len, 0, &rs);
@@ -163,15 +157,9 @@ int fuzz_make_seeds(const char *dir)
     rc |= seed(dir, "pull", GET_SIGNED, "/v1/pull?cursor=0", NULL, 0);
     rc |= seed(dir, "pull-budget", GET_SIGNED, "/v1/pull?cursor=3&budget=2048", NULL, 0);
     rc |= seed(dir, "pull-unsigned", 0, "/v1/pull?cursor=0", NULL, 0);
-    mp_writer_init(&w);
-    mp_write_map(&w, 3);
-    mp_write_cstr(&w, "code");
-    mp_write_cstr(&w, "ABCD-EFGH-IJKL-MNOP");
-    mp_write_cstr(&w, "device_pk");
-    mp_write_bin(&w, "0123456789abcdef0123456789abcdef", 32);
-    mp_write_cstr(&w, "name");
-    mp_write_cstr(&w, "tablet");
-    if (mp_writer_finish(&w, &b, &len) == CMC_OK)
+    struct wire_enroll_req enroll = {.code = "ABCD-EFGH-IJKL-MNOP", .name = "tablet"};
+    memcpy(enroll.device_pk, "0123456789abcdef0123456789abcdef", sizeof enroll.device_pk);
+    if (wire_enroll_req_encode(&enroll, &b, &len) == CMC_OK)
         rc |= seed(dir, "enroll", POST, "/v1/enroll", b, len);
     cmc_free(b);
     mp_writer_init(&w);
