@@ -7,7 +7,8 @@
  * of `backlog`, and when port_file is not NULL writes the port actually bound, as one decimal
  * line, to port_file through a rename (a reader never sees a half-written file). It returns
  * the listening socket, or -1 after printing why (prefixed by `who`) to stderr.
- * fault_write_all() sends all n bytes (retrying on EINTR, never raising SIGPIPE) and returns
+ * fault_accept() waits for the next connection, retrying on EINTR; -1 (errno set) on any other
+ * failure. fault_write_all() sends all n bytes (retrying on EINTR, never raising SIGPIPE) and returns
  * 0, or -1 when the peer is gone. Header-only: each harness is one program with no library of
  * its own.
  */
@@ -50,6 +51,15 @@ static inline int fault_listen(const char *who, int port, int backlog, const cha
         }
     }
     return ls;
+}
+
+static inline int fault_accept(int ls)
+{
+    for (;;) {
+        int c = accept(ls, NULL, NULL);
+        if (c >= 0 || errno != EINTR)
+            return c;
+    }
 }
 
 static inline int fault_write_all(int fd, const void *buf, size_t n)

@@ -210,10 +210,8 @@ int main(int argc, char **argv)
     }
     *total_down = 0;
     for (;;) {
-        int c = accept(ls, NULL, NULL);
+        int c = fault_accept(ls);
         if (c < 0) {
-            if (errno == EINTR)
-                continue;
             perror("fault_proxy: accept");
             return 1;
         }

@@ -409,12 +409,9 @@ int main(int argc, char **argv)
     if (ls < 0)
         return 1;
     for (;;) {
-        int c = accept(ls, NULL, NULL);
-        if (c < 0) {
-            if (errno == EINTR)
-                continue;
+        int c = fault_accept(ls);
+        if (c < 0)
             return 1;
-        }
         serve_conn(c, mode_file);
         close(c);
     }
