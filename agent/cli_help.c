@@ -3,9 +3,9 @@
  */
 #include "agent/cli_help.h"
 
-#include <curl/curl.h>
-#include <sodium.h>
-#include <sqlite3.h>
+#include "sync/libversions.h"
+#include "sync/words.h"
+
 #include <string.h>
 
 #ifndef CMC_VERSION
@@ -60,44 +60,9 @@ static const struct help_entry help_entries[] = {
 };
 #define N_HELP (sizeof help_entries / sizeof help_entries[0])
 
-static size_t distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[64];
-    if (la > 63 || lb > 63)
-        return (size_t)-1;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j], best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 void cli_help_version(FILE *f)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    const char *cipher = "unknown";
-    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "PRAGMA cipher_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
-        cipher = (const char *)sqlite3_column_text(st, 0);
-    fprintf(f, "cmc-agent %s\n", CMC_VERSION);
-    fprintf(f, "SQLCipher %s (SQLite %s)\n", cipher, sqlite3_libversion());
-    fprintf(f, "libsodium %s\n", sodium_version_string());
-    fprintf(f, "libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    libversions_print(f, "cmc-agent", CMC_VERSION);
 }
 
 /* The first word that is not an option or an option's value. */
@@ -134,7 +99,7 @@ int cli_help_intercept(int argc, char **argv, int *exit_code)
     if (cmd == NULL || strcmp(cmd, "help") == 0)
         return 0;
     for (size_t i = 0; i < N_HELP; i++) {
-        size_t d = distance(cmd, help_entries[i].name);
+        size_t d = words_distance(cmd, help_entries[i].name);
         if (d == 0) {
             if (!help)
                 return 0;
@@ -147,7 +112,7 @@ int cli_help_intercept(int argc, char **argv, int *exit_code)
             near = help_entries[i].name;
         }
     }
-    if (near != NULL && best <= (strlen(cmd) / 3 > 2 ? strlen(cmd) / 3 : 2))
+    if (near != NULL && words_near(cmd, best))
         fprintf(stderr, "cmc-agent: unknown command '%s' \xe2\x80\x94 did you mean '%s'?\n", cmd,
                 near);
     else

@@ -27,6 +27,8 @@
  * One child process per connection (killed with the proxy, PR_SET_PDEATHSIG). Test-only code:
  * it uses the OS directly, which product code outside platform/ may not.
  */
+#include "tests/fault/fault_net.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -86,20 +88,6 @@ static void sleep_ms(long ms)
     }
 }
 
-static int write_all(int fd, const unsigned char *buf, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void hard_reset(int fd)
 {
     struct linger lg = { 1, 0 };
@@ -141,7 +129,7 @@ static void relay(int client, int upstream, const struct fault_cfg *cfg)
         }
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n = recv(client, buf, sizeof buf, 0);
-            if (n <= 0 || write_all(upstream, buf, (size_t)n) != 0)
+            if (n <= 0 || fault_write_all(upstream, buf, (size_t)n) != 0)
                 return;
         }
         if (stalled || !(p[1].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -169,7 +157,7 @@ static void relay(int client, int upstream, const struct fault_cfg *cfg)
                     buf[i] ^= (unsigned char)(1u << ((down + (long)i) / cfg->arg % 8));
         if (cfg->kind == F_LATENCY)
             sleep_ms(cfg->arg);
-        if (len > 0 && write_all(client, buf, len) != 0)
+        if (len > 0 && fault_write_all(client, buf, len) != 0)
             return;
         down += (long)len;
         if (global)
@@ -210,26 +198,9 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGCHLD, SIG_IGN); /* children reaped by the kernel */
-    int ls = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)listen_port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 64) != 0 ||
-        getsockname(ls, (struct sockaddr *)&a, &alen) != 0) {
-        perror("fault_proxy: listen");
+    int ls = fault_listen("fault_proxy", listen_port, 64, port_file);
+    if (ls < 0)
         return 1;
-    }
-    if (port_file != NULL) {
-        char tmp[512];
-        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        if (f == NULL || fprintf(f, "%d\n", ntohs(a.sin_port)) < 0 || fclose(f) != 0 || rename(tmp, port_file) != 0) {
-            perror("fault_proxy: port file");
-            return 1;
-        }
-    }
     pid_t parent = getpid();
     char last_line[128] = "";
     total_down = mmap(NULL, sizeof *total_down, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -239,10 +210,8 @@ int main(int argc, char **argv)
     }
     *total_down = 0;
     for (;;) {
-        int c = accept(ls, NULL, NULL);
+        int c = fault_accept(ls);
         if (c < 0) {
-            if (errno == EINTR)
-                continue;
             perror("fault_proxy: accept");
             return 1;
         }

@@ -35,6 +35,7 @@
 #include "sync/bundle.h"
 #include "sync/mp.h"
 #include "sync/plan.h"
+#include "tests/fault/fault_net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -149,29 +150,14 @@ static void make_plans(void)
 
 /* ---- HTTP ------------------------------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void respond(int fd, int status, const char *ctype, const void *body, size_t len, const char *extra)
 {
     char head[512];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status, ctype,
                      len, extra != NULL ? extra : "");
-    if (write_all(fd, head, (size_t)n) == 0 && len > 0)
-        write_all(fd, body, len);
+    if (fault_write_all(fd, head, (size_t)n) == 0 && len > 0)
+        fault_write_all(fd, body, len);
 }
 
 static void respond_error(int fd, int status, const char *extra)
@@ -305,8 +291,8 @@ static int answer_pull(int fd, uint64_t cursor, const char *mode_file)
 
     if (strcmp(mode, "truncate") == 0) {
         const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.cmc.bundle\r\nConnection: close\r\n\r\n";
-        if (write_all(fd, head, sizeof head - 1) == 0)
-            write_all(fd, b, len > 200 ? len - 100 : len / 2);
+        if (fault_write_all(fd, head, sizeof head - 1) == 0)
+            fault_write_all(fd, b, len > 200 ? len - 100 : len / 2);
         close_after = 1;
     } else if (strcmp(mode, "stall") == 0) {
         char head[256];
@@ -316,8 +302,8 @@ static int answer_pull(int fd, uint64_t cursor, const char *mode_file)
         pid_t pid = fork();
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (write_all(fd, head, (size_t)hn) == 0)
-                write_all(fd, b, len / 2);
+            if (fault_write_all(fd, head, (size_t)hn) == 0)
+                fault_write_all(fd, b, len / 2);
             for (;;)
                 pause();
         }
@@ -419,30 +405,13 @@ int main(int argc, char **argv)
     if (cry_init() != CMC_OK || cry_sign_keypair(hub_pk, &hub_sk) != CMC_OK || cry_sign_keypair(other_pk, &forger_sk) != CMC_OK)
         die("keys");
     make_plans();
-    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof a;
-    if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 || listen(ls, 16) != 0 ||
-        getsockname(ls, (struct sockaddr *)&a, &alen) != 0) {
-        perror("hostile_hub: listen");
+    int ls = fault_listen("hostile_hub", 0, 16, port_file);
+    if (ls < 0)
         return 1;
-    }
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL || fprintf(f, "%d\n", ntohs(a.sin_port)) < 0 || fclose(f) != 0 || rename(tmp, port_file) != 0) {
-        perror("hostile_hub: port file");
-        return 1;
-    }
     for (;;) {
-        int c = accept(ls, NULL, NULL);
-        if (c < 0) {
-            if (errno == EINTR)
-                continue;
+        int c = fault_accept(ls);
+        if (c < 0)
             return 1;
-        }
         serve_conn(c, mode_file);
         close(c);
     }

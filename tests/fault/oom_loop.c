@@ -30,8 +30,8 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/bundle.h"
-#include "sync/mp.h"
 #include "sync/reqsig.h"
+#include "sync/wire.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -193,16 +193,9 @@ static void loop_unlock(void)
 
 static int enroll_body(const char *code, const uint8_t pk[32], uint8_t **out, size_t *len)
 {
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 3);
-    mp_write_cstr(&w, "code");
-    mp_write_cstr(&w, code);
-    mp_write_cstr(&w, "device_pk");
-    mp_write_bin(&w, pk, 32);
-    mp_write_cstr(&w, "name");
-    mp_write_cstr(&w, "oom-tablet");
-    return mp_writer_finish(&w, out, len);
+    struct wire_enroll_req m = {.code = code, .name = "oom-tablet"};
+    memcpy(m.device_pk, pk, sizeof m.device_pk);
+    return wire_enroll_req_encode(&m, out, len);
 }
 
 static void loop_hub(void)
@@ -229,21 +222,9 @@ static void loop_hub(void)
         hub_api_handle(h, &rq, &rs);
         disarm();
         if (rs.status == 200) {
-            struct mp_reader r;
-            uint32_t k;
-            mp_reader_init(&r, rs.body, rs.body_len, 4);
-            CHECK(mp_read_map(&r, 16, &k) == CMC_OK, "enroll answer");
-            for (uint32_t i = 0; i < k; i++) {
-                const char *key, *val;
-                uint32_t klen, vlen;
-                CHECK(mp_read_str(&r, 64, &key, &klen) == CMC_OK, "enroll answer key");
-                if (klen == 9 && memcmp(key, "device_id", 9) == 0 && mp_read_str(&r, 64, &val, &vlen) == CMC_OK &&
-                    vlen == PLAN_ID_LEN) {
-                    memcpy(enrolled_id, val, vlen);
-                    enrolled_id[vlen] = '\0';
-                } else
-                    CHECK(mp_skip(&r) == CMC_OK, "enroll answer value");
-            }
+            struct wire_enroll_ans ans;
+            CHECK(wire_enroll_ans_decode(rs.body, rs.body_len, &ans) == CMC_OK, "enroll answer");
+            snprintf(enrolled_id, sizeof enrolled_id, "%s", ans.device_id);
             hub_response_free(&rs);
             break;
         }

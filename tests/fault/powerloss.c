@@ -32,13 +32,13 @@
 #include "agent/store.h"
 #include "agent/store_sync.h"
 #include "agent/store_test.h"
-#include "sync/db.h"
 #include "crypto/cry.h"
 #include "crypto/cry_test.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/bundle.h"
+#include "sync/db.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,13 +8,27 @@
  * is linked two ways: with libFuzzer (`make fuzz`, clang) and with replay.c, a plain main()
  * that feeds it every file of the corpus directories given, run by `make check`: every
  * crash once found is kept in tests/fuzz/corpus/<name>/ and so replayed for ever.
+ *
+ * fuzz_init() is the start every target shares: the crypto layer and the plan model ready,
+ * logs quiet below errors; it aborts when either cannot start. fuzz_seed_plans() writes plans
+ * 0..n-1 of one set of the hub's synthetic seed generator, each encoded by `encode` (which
+ * returns a cmc_alloc'd buffer, freed here) under a file name made from `name_fmt` and i.
  */
 #ifndef CMC_FUZZ_H
 #define CMC_FUZZ_H
 
+#include "crypto/cry.h"
+#include "hub/hub.h"
+#include "platform/alloc.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+#include "platform/plat_test.h"
+#include "sync/plan.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -30,6 +44,40 @@ static inline int fuzz_write_seed(const char *dir, const char *name, const void 
         return -1;
     int ok = fwrite(data, 1, len, f) == len;
     return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static inline void fuzz_init(void)
+{
+    if (cry_init() != CMC_OK)
+        abort();
+    plan_json_init();
+    plat_log_set_level(PLAT_LOG_ERROR);
+}
+
+typedef int (*fuzz_plan_encoder)(const struct plan *p, long i, void **out, size_t *len);
+
+static inline int fuzz_seed_plans(const char *dir, int set, long n, const char *name_fmt,
+                                  fuzz_plan_encoder encode)
+{
+    int rc = 0;
+    for (long i = 0; i < n; i++) {
+        struct plan p;
+        int status = 0, extra = 0;
+        void *out = NULL;
+        size_t len = 0;
+        char name[32];
+        plan_init(&p);
+        if (hub_seed_plan(set, i, &p, &status, &extra) != CMC_OK ||
+            encode(&p, i, &out, &len) != CMC_OK) {
+            plan_free(&p);
+            return -1;
+        }
+        snprintf(name, sizeof name, name_fmt, i);
+        rc |= fuzz_write_seed(dir, name, out, len);
+        cmc_free(out);
+        plan_free(&p);
+    }
+    return rc;
 }
 
 #endif

@@ -12,8 +12,6 @@
  * For 1 and 2 the op count and raw length come from the next bytes. Property: bundle_decode
  * either fails leaving nothing allocated, or yields exactly op_count ops.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -21,6 +19,7 @@
 #include "platform/plat_test.h"
 #include "sync/bundle.h"
 #include "sync/plan.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +32,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    if (cry_init() != CMC_OK || cry_sign_keypair(hub_pk, &hub_sk) != CMC_OK)
+    fuzz_init();
+    if (cry_sign_keypair(hub_pk, &hub_sk) != CMC_OK)
         abort();
-    plan_json_init();
-    plat_log_set_level(PLAT_LOG_ERROR);
     return 0;
 }
 

@@ -5,8 +5,6 @@
  * success the result still validates. Round trips: JSON -> change -> JSON -> change, and
  * msgpack -> change -> msgpack -> change, give equal encodings.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -15,6 +13,7 @@
 #include "platform/plat_test.h"
 #include "sync/change.h"
 #include "sync/plan.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +25,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     int status = 0, extra = 0;
-    if (cry_init() != CMC_OK)
-        abort();
-    plan_json_init();
-    plat_log_set_level(PLAT_LOG_ERROR);
+    fuzz_init();
     plan_init(&base);
     if (hub_seed_plan(4, 0, &base, &status, &extra) != CMC_OK)
         abort();

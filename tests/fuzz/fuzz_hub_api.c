@@ -9,8 +9,6 @@
  * rest is the body. Properties: every request gets an answer with a status in 200..599, a
  * JSON body on every error, and the hub keeps answering a plain signed poll with 200.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -20,6 +18,8 @@
 #include "sync/mp.h"
 #include "sync/plan.h"
 #include "sync/reqsig.h"
+#include "sync/wire.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +61,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char code[HUB_CODE_LEN + 1], id[PLAN_ID_LEN + 1];
     uint8_t pk[CRY_SIGN_PK_BYTES], *body = NULL;
     size_t len = 0;
-    if (cry_init() != CMC_OK)
-        abort();
-    plan_json_init();
-    plat_log_set_level(PLAT_LOG_ERROR);
+    fuzz_init();
     strcpy(hub_dir, "/tmp/cmc-fuzz-hub-XXXXXX");
     if (mkdtemp(hub_dir) == NULL)
         abort();
@@ -74,16 +71,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     hub_dir[strlen(hub_dir) - 4] = '\0';
     atexit(remove_hub);
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 3);
-    mp_write_cstr(&w, "code");
-    mp_write_cstr(&w, code);
-    mp_write_cstr(&w, "device_pk");
-    mp_write_bin(&w, pk, sizeof pk);
-    mp_write_cstr(&w, "name");
-    mp_write_cstr(&w, "fuzz");
-    if (mp_writer_finish(&w, &body, &len) != CMC_OK)
+    struct wire_enroll_req enroll = {.code = code, .name = "fuzz"};
+    memcpy(enroll.device_pk, pk, sizeof enroll.device_pk);
+    if (wire_enroll_req_encode(&enroll, &body, &len) != CMC_OK)
         abort();
     struct hub_response rs;
     handle("POST", "/v1/enroll", body, len, 0, &rs);
@@ -167,15 +157,9 @@ int fuzz_make_seeds(const char *dir)
     rc |= seed(dir, "pull", GET_SIGNED, "/v1/pull?cursor=0", NULL, 0);
     rc |= seed(dir, "pull-budget", GET_SIGNED, "/v1/pull?cursor=3&budget=2048", NULL, 0);
     rc |= seed(dir, "pull-unsigned", 0, "/v1/pull?cursor=0", NULL, 0);
-    mp_writer_init(&w);
-    mp_write_map(&w, 3);
-    mp_write_cstr(&w, "code");
-    mp_write_cstr(&w, "ABCD-EFGH-IJKL-MNOP");
-    mp_write_cstr(&w, "device_pk");
-    mp_write_bin(&w, "0123456789abcdef0123456789abcdef", 32);
-    mp_write_cstr(&w, "name");
-    mp_write_cstr(&w, "tablet");
-    if (mp_writer_finish(&w, &b, &len) == CMC_OK)
+    struct wire_enroll_req enroll = {.code = "ABCD-EFGH-IJKL-MNOP", .name = "tablet"};
+    memcpy(enroll.device_pk, "0123456789abcdef0123456789abcdef", sizeof enroll.device_pk);
+    if (wire_enroll_req_encode(&enroll, &b, &len) == CMC_OK)
         rc |= seed(dir, "enroll", POST, "/v1/enroll", b, len);
     cmc_free(b);
     mp_writer_init(&w);

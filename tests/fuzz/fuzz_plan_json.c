@@ -2,8 +2,6 @@
  * fuzz_plan_json - JSON plan import (plan_from_json: `cmc-hub plan import`, the agent's
  * examples). Property: an imported plan exports to JSON that imports to an equal plan.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -11,6 +9,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/plan.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +18,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    if (cry_init() != CMC_OK)
-        abort();
-    plan_json_init();
-    plat_log_set_level(PLAT_LOG_ERROR);
+    fuzz_init();
     return 0;
 }
 
@@ -45,21 +41,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
+static int encode_json(const struct plan *p, long i, void **out, size_t *len)
+{
+    char *json = NULL;
+    int rc = plan_to_json(p, (int)(i % 2), &json, len);
+    *out = json;
+    return rc;
+}
+
 int fuzz_make_seeds(const char *dir)
 {
-    int rc = 0;
-    for (long i = 0; i < 8; i++) {
-        struct plan p;
-        int status = 0, extra = 0;
-        char *json = NULL, name[32];
-        size_t len = 0;
-        plan_init(&p);
-        if (hub_seed_plan(3, i, &p, &status, &extra) != CMC_OK || plan_to_json(&p, i % 2, &json, &len) != CMC_OK)
-            return -1;
-        snprintf(name, sizeof name, "seeded-%02ld.json", i);
-        rc |= fuzz_write_seed(dir, name, json, len);
-        cmc_free(json);
-        plan_free(&p);
-    }
-    return rc;
+    return fuzz_seed_plans(dir, 3, 8, "seeded-%02ld.json", encode_json);
 }

@@ -3,8 +3,6 @@
  * through. Property: a plan that decodes re-encodes to exactly the input bytes (each plan has
  * exactly one encoding, docs/PROTOCOL.md) and decodes again to an equal plan.
  */
-#include "tests/fuzz/fuzz.h"
-
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -12,6 +10,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/plan.h"
+#include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +19,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    if (cry_init() != CMC_OK)
-        abort();
-    plan_json_init();
-    plat_log_set_level(PLAT_LOG_ERROR);
+    fuzz_init();
     return 0;
 }
 
@@ -48,22 +44,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
+static int encode_mp(const struct plan *p, long i, void **out, size_t *len)
+{
+    uint8_t *mp = NULL;
+    int rc = plan_pack(p, &mp, len);
+    (void)i;
+    *out = mp;
+    return rc;
+}
+
 int fuzz_make_seeds(const char *dir)
 {
-    int rc = 0;
-    for (long i = 0; i < 12; i++) {
-        struct plan p;
-        int status = 0, extra = 0;
-        uint8_t *out = NULL;
-        size_t len = 0;
-        char name[32];
-        plan_init(&p);
-        if (hub_seed_plan(2, i, &p, &status, &extra) != CMC_OK || plan_pack(&p, &out, &len) != CMC_OK)
-            return -1;
-        snprintf(name, sizeof name, "seeded-%02ld", i);
-        rc |= fuzz_write_seed(dir, name, out, len);
-        cmc_free(out);
-        plan_free(&p);
-    }
-    return rc;
+    return fuzz_seed_plans(dir, 2, 12, "seeded-%02ld", encode_mp);
 }

@@ -1,14 +1,14 @@
 /* example_plan_model.c - see example_plan_model.h. */
 #include "tests/support/example_plan_model.h"
 
+#include "platform/err.h"
+#include "tests/support/example_plan.h"
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-
-#include "platform/err.h"
-#include "tests/support/example_plan.h"
 
 #include <stdlib.h>
 #include <string.h>

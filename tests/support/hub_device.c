@@ -1,15 +1,15 @@
 /* hub_device.c - see hub_device.h. */
 #include "tests/support/hub_device.h"
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/change.h"
 #include "sync/mp.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,7 +181,6 @@ int tst_device_sync(struct tst_hub *e, struct tst_device *d, size_t budget)
     }
     return pages;
 }
-
 
 /* A signed request through the pure API handler. */
 void tst_device_call(struct tst_hub *e, struct tst_device *d, const char *method, const char *path,

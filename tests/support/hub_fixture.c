@@ -1,10 +1,11 @@
 /* hub_fixture.c - see hub_fixture.h. */
-#include "platform/plat_test.h"
 #include "tests/support/hub_fixture.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
+#include "tests/support/run.h"
 #include "tests/support/tmpdir.h"
 
 #include <stdio.h>
@@ -96,29 +97,13 @@ void tst_hub_import_published(struct tst_hub *e, long i, const char *nhs,
     tst_hub_publish(e, id);
 }
 
+static int tst_hub_init(void)
+{
+    return cry_init() == CMC_OK ? 0 : -1;
+}
+
 int tst_hub_run(const char *names, const CMUnitTestFunction *fns, size_t n,
                 CMFixtureFunction setup)
 {
-    struct CMUnitTest *tests = calloc(n, sizeof *tests);
-    char *list = strdup(names), *save = NULL, *tok;
-    size_t i = 0;
-    int failed;
-    if (tests == NULL || list == NULL || cry_init() != CMC_OK) {
-        fprintf(stderr, "test setup failed\n");
-        free(tests);
-        free(list);
-        return 1;
-    }
-    for (tok = strtok_r(list, ", \t\n", &save); tok != NULL && i < n;
-         tok = strtok_r(NULL, ", \t\n", &save), i++) {
-        tests[i].name = tok;
-        tests[i].test_func = fns[i];
-        tests[i].setup_func = setup;
-        tests[i].teardown_func = tst_hub_teardown;
-    }
-    assert_int_equal(i, n);
-    failed = _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
-    free(tests);
-    free(list);
-    return failed;
+    return tst_run(names, fns, n, tst_hub_init, setup, tst_hub_teardown);
 }

@@ -1,11 +1,11 @@
 /* store_fixture.c - see store_fixture.h. */
-#include "platform/plat_test.h"
-#include "platform/alloc_test.h"
 #include "tests/support/store_fixture.h"
 
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "tests/support/tmpdir.h"
 
 #include <stdio.h>

@@ -12,6 +12,8 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "tests/support/run.h"
+#include "tests/support/tmpdir.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +26,7 @@ static store *st;
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/cmc-audit-XXXXXX");
-    if (mkdtemp(dir) == NULL || cry_secret_new(CRY_KEY_BYTES, &key) != CMC_OK)
+    if (tst_tmpdir_make("audit", dir, sizeof dir) != 0 || cry_secret_new(CRY_KEY_BYTES, &key) != CMC_OK)
         return -1;
     cry_random(key->buf, key->len);
     char path[128];
@@ -39,9 +40,7 @@ static int teardown(void **state)
     (void)state;
     store_close(st);
     cry_secret_free(key);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return tst_tmpdir_remove(dir);
 }
 
 static void record_some(int n)
@@ -73,27 +72,29 @@ static void test_chain_records_and_verifies(void **state)
     cmc_free(v);
 }
 
+/* Five entries, then `sql` straight against the file: verification finds the chain broken
+ * at entry `broken_at`. */
+static void tamper_and_verify(const char *sql, int64_t broken_at)
+{
+    record_some(5);
+    sqlite3 *db = store_test_db(st);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    int64_t broken = 0;
+    assert_int_equal(audit_verify(st, &broken), CMC_ERR_TAMPERED);
+    assert_int_equal(broken, broken_at);
+}
+
 static void test_altered_entry_is_found(void **state)
 {
     (void)state;
-    record_some(5);
-    sqlite3 *db = store_test_db(st);
-    assert_int_equal(sqlite3_exec(db, "UPDATE audit SET user = 'someone-else' WHERE seq = 3", NULL, NULL, NULL), SQLITE_OK);
-    int64_t broken = 0;
-    assert_int_equal(audit_verify(st, &broken), CMC_ERR_TAMPERED);
-    assert_int_equal(broken, 3);
+    tamper_and_verify("UPDATE audit SET user = 'someone-else' WHERE seq = 3", 3);
     assert_non_null(strstr(cmc_errmsg(), "entry 3"));
 }
 
 static void test_removed_entry_is_found(void **state)
 {
     (void)state;
-    record_some(5);
-    sqlite3 *db = store_test_db(st);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM audit WHERE seq = 2", NULL, NULL, NULL), SQLITE_OK);
-    int64_t broken = 0;
-    assert_int_equal(audit_verify(st, &broken), CMC_ERR_TAMPERED);
-    assert_int_equal(broken, 3);
+    tamper_and_verify("DELETE FROM audit WHERE seq = 2", 3);
 }
 
 static void test_prune_keeps_the_rest_verifiable(void **state)
@@ -158,15 +159,11 @@ static void test_upload_form_is_the_hashed_map_plus_hash(void **state)
     cmc_free(v);
 }
 
-int main(void)
+static int init(void)
 {
-    assert_int_equal(cry_init(), CMC_OK);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_chain_records_and_verifies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_altered_entry_is_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_removed_entry_is_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_keeps_the_rest_verifiable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upload_form_is_the_hashed_map_plus_hash, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cry_init() == CMC_OK ? 0 : -1;
 }
+
+TST_MAIN(init, setup, teardown,
+         test_chain_records_and_verifies, test_altered_entry_is_found, test_removed_entry_is_found,
+         test_prune_keeps_the_rest_verifiable, test_upload_form_is_the_hashed_map_plus_hash)

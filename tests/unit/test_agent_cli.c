@@ -14,6 +14,9 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/plan.h"
+#include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
+#include "tests/support/tmpdir.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -21,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "tests/support/example_plan_model.h"
 
 static char dir[64];
 static char out_path[128];
@@ -125,8 +126,7 @@ static void seed_replica(void)
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/cmc-cli-XXXXXX");
-    if (mkdtemp(dir) == NULL)
+    if (tst_tmpdir_make("cli", dir, sizeof dir) != 0)
         return -1;
     snprintf(out_path, sizeof out_path, "%s.out", dir);
     cry_kdf_set_test_limits(1);
@@ -138,9 +138,16 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, out_path);
-    return system(cmd);
+    /* the output and the files some tests write beside the directory, even after a failure */
+    static const char *const beside[] = {".out", ".changes", ".pin"};
+    int rc = tst_tmpdir_remove(dir);
+    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", dir, beside[i]);
+        if (tst_tmpdir_remove(p) != 0)
+            rc = -1;
+    }
+    return rc;
 }
 
 static void test_init_then_lookup_card_in_clinical_order(void **state)
@@ -312,17 +319,13 @@ static void test_verify_and_tamper(void **state)
     assert_int_equal(rc, cmc_exit_code(CMC_ERR_TAMPERED));
 }
 
-int main(void)
+static int init(void)
 {
-    assert_int_equal(cry_init(), CMC_OK);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_init_then_lookup_card_in_clinical_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exit_codes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_pin_exit_4_and_nothing_changed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_published_only_through_cli, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clinician_sees_draft_and_pending_edit_marked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_users_added_and_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verify_and_tamper, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cry_init() == CMC_OK ? 0 : -1;
 }
+
+TST_MAIN(init, setup, teardown,
+         test_init_then_lookup_card_in_clinical_order, test_exit_codes,
+         test_wrong_pin_exit_4_and_nothing_changed, test_published_only_through_cli,
+         test_clinician_sees_draft_and_pending_edit_marked, test_users_added_and_removed,
+         test_verify_and_tamper)

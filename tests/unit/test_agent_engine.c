@@ -17,12 +17,13 @@
 #include "platform/plat_test.h"
 #include "sync/bundle.h"
 #include "sync/change.h"
+#include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
+#include "tests/support/tmpdir.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "tests/support/example_plan_model.h"
 
 #define ID_A "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11"
 #define NHS_A "9434765919"
@@ -105,11 +106,18 @@ static int64_t cursor(void)
     return c;
 }
 
+/* The replica is as setup left it: cursor 0 and no plan A. */
+static void expect_nothing_applied(void)
+{
+    struct plan p;
+    assert_int_equal(cursor(), 0);
+    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+}
+
 static int setup(void **state)
 {
     (void)state;
-    strcpy(dir, "/tmp/cmc-engine-XXXXXX");
-    if (mkdtemp(dir) == NULL)
+    if (tst_tmpdir_make("engine", dir, sizeof dir) != 0)
         return -1;
     snprintf(slots_path, sizeof slots_path, "%s/keyslots", dir);
     snprintf(replica_path, sizeof replica_path, "%s/replica.db", dir);
@@ -138,9 +146,7 @@ static int teardown(void **state)
     cry_secret_free(key);
     cry_secret_free(hub_sk);
     key = hub_sk = NULL;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return tst_tmpdir_remove(dir);
 }
 
 static void test_bundle_applies_with_cursor_and_twice_changes_nothing(void **state)
@@ -187,9 +193,7 @@ static void test_tampered_or_misaddressed_bundle_changes_nothing(void **state)
     memcpy(wrong_pk, hub_pk, sizeof wrong_pk);
     wrong_pk[5] ^= 1;
     assert_int_not_equal(engine_apply_bundle(st, &cfg, wrong_pk, device_uuid, b, len, &more, &rep), CMC_OK);
-    assert_int_equal(cursor(), 0);
-    struct plan p;
-    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+    expect_nothing_applied();
     cmc_free(b);
 }
 
@@ -211,9 +215,7 @@ static void test_failure_mid_bundle_rolls_back_whole_bundle(void **state)
     build(0, 6, ops, 2, &b, &len);
     struct engine_report rep;
     assert_int_equal(apply(b, len, &rep), CMC_ERR_PROTOCOL);
-    assert_int_equal(cursor(), 0);
-    struct plan p;
-    assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
+    expect_nothing_applied();
     cmc_free(b);
 }
 
@@ -407,18 +409,15 @@ static void test_wipe_order_erases_keys(void **state)
     cmc_free(b);
 }
 
-int main(void)
+static int init(void)
 {
-    assert_int_equal(cry_init(), CMC_OK);
     plat_log_set_level(PLAT_LOG_ERROR);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bundle_applies_with_cursor_and_twice_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tampered_or_misaddressed_bundle_changes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failure_mid_bundle_rolls_back_whole_bundle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delta_reproduces_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge_tombstone_stops_replayed_put_and_discards_edits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_newer_version_rebases_or_holds_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wipe_order_erases_keys, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cry_init() == CMC_OK ? 0 : -1;
 }
+
+TST_MAIN(init, setup, teardown,
+         test_bundle_applies_with_cursor_and_twice_changes_nothing,
+         test_tampered_or_misaddressed_bundle_changes_nothing,
+         test_failure_mid_bundle_rolls_back_whole_bundle, test_delta_reproduces_version,
+         test_purge_tombstone_stops_replayed_put_and_discards_edits,
+         test_newer_version_rebases_or_holds_conflict, test_wipe_order_erases_keys)

@@ -14,6 +14,9 @@
 #include "platform/plat_test.h"
 #include "sync/db.h"
 #include "sync/plan.h"
+#include "tests/support/example_plan.h"
+#include "tests/support/store_fixture.h"
+#include "tests/support/store_plans.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -26,175 +29,13 @@
 
 #include <cmocka.h>
 
-#include "tests/support/example_plan.h"
-
 #define MARKER "QUOKKA-TEST-MARKER-55821"
-
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct cry_secret *key;
-};
-
-/* ---- helpers --------------------------------------------------------------------------- */
-
-static void set_str(char **field, const char *v)
-{
-    cmc_free(*field);
-    *field = v != NULL ? cmc_strdup(v) : NULL;
-    if (v != NULL)
-        assert_non_null(*field);
-}
-
-/* A valid NHS number (Modulus 11) derived from `seed`. */
-static void make_nhs(unsigned seed, char out[PLAN_NHS_LEN + 1])
-{
-    for (unsigned k = seed;; k++) {
-        unsigned prefix = 400000000u + (k * 7919u) % 500000000u;
-        char d[10];
-        snprintf(d, sizeof d, "%09u", prefix);
-        int sum = 0;
-        for (int i = 0; i < 9; i++)
-            sum += (d[i] - '0') * (10 - i);
-        int check = 11 - sum % 11;
-        if (check == 11)
-            check = 0;
-        if (check == 10)
-            continue;
-        memcpy(out, d, 9);
-        out[9] = (char)('0' + check);
-        out[10] = '\0';
-        assert_true(plan_nhs_valid(out));
-        return;
-    }
-}
-
-static void make_plan_id(unsigned n, char out[PLAN_ID_LEN + 1])
-{
-    snprintf(out, PLAN_ID_LEN + 1, "00000000-0000-4000-8000-%012u", n);
-}
-
-/* The example plan with a new id, NHS number, status and version. */
-static void make_plan(struct plan *p, unsigned n, int status, int64_t version)
-{
-    char id[PLAN_ID_LEN + 1], nhs[PLAN_NHS_LEN + 1];
-    char *example_plan = tst_example_plan_or_fail();
-    plan_init(p);
-    assert_int_equal(plan_from_json(example_plan, strlen(example_plan), p), CMC_OK);
-    free(example_plan);
-    make_plan_id(n, id);
-    make_nhs(n, nhs);
-    set_str(&p->plan_id, id);
-    set_str(&p->nhs_number, nhs);
-    p->status = status;
-    p->version = version;
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL || cry_init() != CMC_OK)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/cmc-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/replica.db", f->dir);
-    if (cry_secret_new(CRY_KEY_BYTES, &f->key) != CMC_OK)
-        return -1;
-    cry_random(f->key->buf, f->key->len);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char p[512];
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-            remove(p);
-        }
-        closedir(d);
-    }
-    remove(f->dir);
-    cry_secret_free(f->key);
-    free(f);
-    cmc_alloc_fail_after(-1, 0);
-    plat_fake_clock_disable();
-    return 0;
-}
-
-static store *open_as(struct fixture *f, int role)
-{
-    struct store_session sess;
-    memset(&sess, 0, sizeof sess);
-    snprintf(sess.user, sizeof sess.user, "%s", role == STORE_ROLE_CLINICIAN ? "nurse" : "crew");
-    sess.role = role;
-    store *s = NULL;
-    int rc = store_open(f->path, f->key, &sess, &s);
-    if (rc != CMC_OK)
-        fail_msg("store_open: %s", cmc_errmsg());
-    return s;
-}
-
-static void put(store *s, const struct plan *p, int64_t seq)
-{
-    int rc = store_put_version(s, p, seq);
-    if (rc != CMC_OK)
-        fail_msg("store_put_version: %s (%s)", cmc_errname(rc), cmc_errmsg());
-}
-
-/* 1 if `needle` occurs in any file of `dir`. */
-static int dir_contains(const char *dir, const char *needle)
-{
-    int found = 0;
-    size_t nlen = strlen(needle);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *e;
-    int files = 0;
-    while ((e = readdir(d)) != NULL) {
-        char p[512];
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        assert_int_equal(plat_read_file(p, 64u << 20, &buf, &len), CMC_OK);
-        files++;
-        for (size_t i = 0; len >= nlen && i <= len - nlen; i++)
-            if (memcmp(buf + i, needle, nlen) == 0)
-                found = 1;
-        cmc_free(buf);
-    }
-    closedir(d);
-    assert_true(files > 0);
-    return found;
-}
-
-static int64_t sql_int(store *s, const char *sql, const char *param)
-{
-    sqlite3 *db = store_test_db(s);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (param != NULL)
-        sqlite3_bind_text(st, 1, param, -1, SQLITE_TRANSIENT);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
 
 /* ---- tests ----------------------------------------------------------------------------- */
 
 static void test_open_rules(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct store_session sess = {"crew", STORE_ROLE_NONE};
     store *s = (store *)1;
     assert_int_equal(store_open(f->path, f->key, &sess, &s), CMC_ERR_DENIED);
@@ -207,7 +48,7 @@ static void test_open_rules(void **state)
     assert_null(s);
     store_close(NULL);
 
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
+    s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     assert_string_equal(store_session_of(s)->user, "crew");
     assert_int_equal(store_session_of(s)->role, STORE_ROLE_URGENT_CARE);
     store_close(s);
@@ -222,50 +63,50 @@ static void test_open_rules(void **state)
 
 static void test_no_plaintext_at_rest(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan p, got;
-    make_plan(&p, 4242, PLAN_STATUS_PUBLISHED, 1);
-    set_str(&p.what_matters_to_me, "Being at home. " MARKER);
+    tst_plan_make(&p, 4242, PLAN_STATUS_PUBLISHED, 1);
+    tst_set_str(&p.what_matters_to_me, "Being at home. " MARKER);
     char nhs[PLAN_NHS_LEN + 1];
     snprintf(nhs, sizeof nhs, "%s", p.nhs_number);
 
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
-    put(s, &p, 1);
+    store *s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
+    tst_store_put(s, &p, 1);
     assert_int_equal(store_state_set(s, "cursor", "17"), CMC_OK);
     /* Open: data is in the WAL (and -shm exists). */
     char wal[160];
     snprintf(wal, sizeof wal, "%s-wal", f->path);
     assert_int_equal(plat_exists(wal), 1);
-    assert_false(dir_contains(f->dir, MARKER));
-    assert_false(dir_contains(f->dir, nhs));
+    assert_false(tst_dir_contains(f->dir, MARKER));
+    assert_false(tst_dir_contains(f->dir, nhs));
     /* ... and it is really there, readable through the key. */
     plan_init(&got);
     assert_int_equal(store_plan_get(s, nhs, &got), CMC_OK);
     assert_non_null(strstr(got.what_matters_to_me, MARKER));
     plan_free(&got);
     assert_int_equal(store_checkpoint(s), CMC_OK);
-    assert_false(dir_contains(f->dir, MARKER));
-    assert_false(dir_contains(f->dir, nhs));
+    assert_false(tst_dir_contains(f->dir, MARKER));
+    assert_false(tst_dir_contains(f->dir, nhs));
     store_close(s);
-    assert_false(dir_contains(f->dir, MARKER));
-    assert_false(dir_contains(f->dir, nhs));
+    assert_false(tst_dir_contains(f->dir, MARKER));
+    assert_false(tst_dir_contains(f->dir, nhs));
 
     /* The scan finds what is there (so "not found" above means something). */
     char control[160];
     snprintf(control, sizeof control, "%s/control", f->dir);
     assert_int_equal(plat_write_atomic(control, nhs, strlen(nhs)), CMC_OK);
-    assert_true(dir_contains(f->dir, nhs));
+    assert_true(tst_dir_contains(f->dir, nhs));
     assert_int_equal(plat_remove(control), CMC_OK);
     plan_free(&p);
 }
 
 static void test_wrong_key_is_tampered(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan p;
-    make_plan(&p, 1, PLAN_STATUS_PUBLISHED, 1);
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    put(s, &p, 1);
+    tst_plan_make(&p, 1, PLAN_STATUS_PUBLISHED, 1);
+    store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
+    tst_store_put(s, &p, 1);
     store_close(s);
 
     struct cry_secret *other = NULL;
@@ -283,12 +124,12 @@ static void test_wrong_key_is_tampered(void **state)
  * a read: never silently returned. */
 static void test_flipped_byte_is_detected(void **state)
 {
-    struct fixture *f = *state;
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
+    struct tst_store_env *f = *state;
+    store *s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     for (unsigned i = 0; i < 12; i++) {
         struct plan p;
-        make_plan(&p, 100 + i, PLAN_STATUS_PUBLISHED, 1);
-        put(s, &p, i + 1);
+        tst_plan_make(&p, 100 + i, PLAN_STATUS_PUBLISHED, 1);
+        tst_store_put(s, &p, i + 1);
         plan_free(&p);
     }
     store_close(s);
@@ -302,7 +143,7 @@ static void test_flipped_byte_is_detected(void **state)
     size_t pages = len / DB_PAGE_SIZE;
     assert_true(pages > 3);
     char first_id[PLAN_ID_LEN + 1];
-    make_plan_id(100, first_id);
+    tst_make_plan_id(100, first_id);
     for (size_t pg = 0; pg < pages; pg++) {
         memcpy(copy, orig, len);
         copy[pg * DB_PAGE_SIZE + 1500] ^= 0x04;
@@ -349,7 +190,7 @@ static void test_flipped_byte_is_detected(void **state)
 
     /* The original passes everything. */
     assert_int_equal(plat_write_atomic(f->path, orig, len), CMC_OK);
-    s = open_as(f, STORE_ROLE_CLINICIAN);
+    s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(store_verify(s), CMC_OK);
     assert_int_equal(store_list(s, &hits, &n), CMC_OK);
     assert_int_equal(n, 12);
@@ -361,34 +202,34 @@ static void test_flipped_byte_is_detected(void **state)
 
 static void test_migrations(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan p, got;
     int64_t v = 0;
-    make_plan(&p, 70, PLAN_STATUS_PUBLISHED, 1);
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
+    tst_plan_make(&p, 70, PLAN_STATUS_PUBLISHED, 1);
+    store *s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
     assert_int_equal(v, STORE_SCHEMA_VERSION);
     static const char *const tables[] = {"plan_versions", "plan_identity", "tombstones",
                                          "sync_state",    "pending_edits", "merges",
                                          "audit"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
-        assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
                                     " AND name = ?",
                                  tables[i]),
                          1);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"
                                 " AND name = 'urgent_care_plans'",
                              NULL),
                      1);
     /* Step 4 dropped the conflicts table nothing used. */
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
                      0);
-    put(s, &p, 1);
+    tst_store_put(s, &p, 1);
     assert_int_equal(store_state_set(s, "hub", "https://hub.example"), CMC_OK);
     store_close(s);
 
     /* Reopening runs nothing again (re-running would fail on existing tables). */
-    s = open_as(f, STORE_ROLE_CLINICIAN);
+    s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
     assert_int_equal(v, STORE_SCHEMA_VERSION);
     plan_init(&got);
@@ -403,7 +244,7 @@ static void test_migrations(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     store_close(s);
-    s = open_as(f, STORE_ROLE_CLINICIAN);
+    s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
     assert_int_equal(v, STORE_SCHEMA_VERSION);
     assert_int_equal(store_pending_add(s, p.plan_id, 1, (const uint8_t *)"\x90", 1, NULL), CMC_OK);
@@ -421,10 +262,10 @@ static void test_migrations(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     store_close(s);
-    s = open_as(f, STORE_ROLE_CLINICIAN);
+    s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
     assert_int_equal(v, STORE_SCHEMA_VERSION);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
                      0);
 
     /* A replica from a newer program is refused, not misread. */
@@ -440,11 +281,11 @@ static void test_migrations(void **state)
 
 static void test_bad_keys_and_lookups(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan p, got;
-    make_plan(&p, 96, PLAN_STATUS_PUBLISHED, 1);
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    put(s, &p, 1);
+    tst_plan_make(&p, 96, PLAN_STATUS_PUBLISHED, 1);
+    store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
+    tst_store_put(s, &p, 1);
     plan_init(&got);
     char spaced[16];
     snprintf(spaced, sizeof spaced, "%.3s %.3s %.4s", p.nhs_number, p.nhs_number + 3,
@@ -457,7 +298,7 @@ static void test_bad_keys_and_lookups(void **state)
                      CMC_ERR_INVALID);
     assert_int_equal(store_plan_get(s, NULL, &got), CMC_ERR_USAGE);
     char upper[PLAN_ID_LEN + 1];
-    make_plan_id(12, upper);
+    tst_make_plan_id(12, upper);
     assert_int_equal(store_plan_get(s, upper, &got), CMC_ERR_NOT_FOUND);
     store_close(s);
     plan_free(&p);
@@ -466,17 +307,17 @@ static void test_bad_keys_and_lookups(void **state)
 /* Out of memory at any allocation: an error, nothing half-written, nothing leaked. */
 static void test_out_of_memory(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan p, got;
-    make_plan(&p, 97, PLAN_STATUS_PUBLISHED, 1);
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
+    tst_plan_make(&p, 97, PLAN_STATUS_PUBLISHED, 1);
+    store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     int done = 0;
     for (long n = 0; n < 2000 && !done; n++) {
         cmc_alloc_fail_after(n, 1);
         int rc = store_put_version(s, &p, 1);
         cmc_alloc_fail_after(-1, 0);
-        int64_t rows = sql_int(s, "SELECT count(*) FROM plan_versions", NULL);
-        int64_t idx = sql_int(s, "SELECT count(*) FROM plan_identity", NULL);
+        int64_t rows = tst_store_sql_int(s, "SELECT count(*) FROM plan_versions", NULL);
+        int64_t idx = tst_store_sql_int(s, "SELECT count(*) FROM plan_identity", NULL);
         if (rc == CMC_OK) {
             done = 1;
             assert_int_equal(rows, 1);
@@ -544,7 +385,7 @@ static void test_out_of_memory(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
     const struct CMUnitTest tests[] = {
         T(test_open_rules),
         T(test_no_plaintext_at_rest),

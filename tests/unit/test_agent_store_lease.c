@@ -3,12 +3,13 @@
  * inside its lease opens, one past it locks, and one whose lease cannot be read locks too
  * (fails closed) instead of being taken for a replica without a lease.
  */
-#include "platform/plat_test.h"
 #include "agent/lease.h"
 #include "agent/store.h"
 #include "crypto/cry.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
+#include "tests/support/store_fixture.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -25,9 +25,7 @@
 #define DAY INT64_C(86400)
 
 struct lease_fixture {
-    char dir[64];
-    char path[128];
-    struct cry_secret *key;
+    struct tst_store_env *env;
     store *s;
 };
 
@@ -35,40 +33,30 @@ static int setup(void **state)
 {
     struct lease_fixture *f = calloc(1, sizeof *f);
     struct store_session sess = {"crew", STORE_ROLE_URGENT_CARE};
-    if (f == NULL || cry_init() != CMC_OK)
+    void *env = NULL;
+    if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/cmc-lease-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (tst_store_setup(&env) != 0) {
+        free(f);
         return -1;
-    snprintf(f->path, sizeof f->path, "%s/replica.db", f->dir);
-    if (cry_secret_new(CRY_KEY_BYTES, &f->key) != CMC_OK)
-        return -1;
-    cry_random(f->key->buf, f->key->len);
-    plat_fake_clock_enable(NOW, 1000);
-    if (store_open(f->path, f->key, &sess, &f->s) != CMC_OK)
-        return -1;
+    }
+    f->env = env;
     *state = f;
+    plat_fake_clock_enable(NOW, 1000);
+    if (store_open(f->env->path, f->env->key, &sess, &f->s) != CMC_OK)
+        return -1;
     return 0;
 }
 
 static int teardown(void **state)
 {
     struct lease_fixture *f = *state;
-    static const char *const files[] = {"replica.db", "replica.db-wal", "replica.db-shm"};
+    void *env = f->env;
     store_close(f->s);
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char p[256];
-        snprintf(p, sizeof p, "%s/%s", f->dir, files[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    cry_secret_free(f->key);
     free(f);
-    plat_fake_clock_disable();
-    return 0;
+    return tst_store_teardown(&env);
 }
 
-/* A lease of `days`, last synced `ago` seconds before now. */
 static void lease_set(store *s, int64_t days, int64_t ago)
 {
     plat_fake_clock_set_wall(NOW - ago);

@@ -3,16 +3,18 @@
  * published-only against drafts slipped into the file, rows whose body and columns disagree,
  * published v1 beside draft v2, identity search and name normalisation.
  */
-#include "platform/plat_test.h"
-#include "platform/alloc_test.h"
 #include "agent/store.h"
 #include "agent/store_test.h"
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/db.h"
 #include "sync/plan.h"
+#include "tests/support/store_fixture.h"
+#include "tests/support/store_plans.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -25,162 +27,7 @@
 
 #include <cmocka.h>
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct cry_secret *key;
-};
-
 /* ---- helpers --------------------------------------------------------------------------- */
-
-/* The example plan (shared/examples/plan.json), read once from the shared folder beside the
- * repository ($CMC_SHARED overrides it; tests run from the repository root). */
-static const char *example_plan(void)
-{
-    static char *json;
-    static const char *const dirs[] = {"shared", "../shared", "../../shared"};
-    const char *env = getenv("CMC_SHARED");
-    for (size_t i = 0; json == NULL && i <= sizeof dirs / sizeof dirs[0]; i++) {
-        char path[512];
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        const char *dir = i == 0 ? env : dirs[i - 1];
-        if (dir == NULL)
-            continue;
-        snprintf(path, sizeof path, "%s/examples/plan.json", dir);
-        if (plat_read_file(path, 1u << 20, &buf, &len) != CMC_OK) {
-            cmc_err_clear();
-            continue;
-        }
-        json = malloc(len + 1);
-        assert_non_null(json);
-        memcpy(json, buf, len);
-        json[len] = '\0';
-        cmc_free(buf);
-    }
-    if (json == NULL)
-        fail_msg("the example plan shared/examples/plan.json was not found");
-    return json;
-}
-
-static void set_str(char **field, const char *v)
-{
-    cmc_free(*field);
-    *field = v != NULL ? cmc_strdup(v) : NULL;
-    if (v != NULL)
-        assert_non_null(*field);
-}
-
-/* A valid NHS number (Modulus 11) derived from `seed`. */
-static void make_nhs(unsigned seed, char out[PLAN_NHS_LEN + 1])
-{
-    for (unsigned k = seed;; k++) {
-        unsigned prefix = 400000000u + (k * 7919u) % 500000000u;
-        char d[10];
-        snprintf(d, sizeof d, "%09u", prefix);
-        int sum = 0;
-        for (int i = 0; i < 9; i++)
-            sum += (d[i] - '0') * (10 - i);
-        int check = 11 - sum % 11;
-        if (check == 11)
-            check = 0;
-        if (check == 10)
-            continue;
-        memcpy(out, d, 9);
-        out[9] = (char)('0' + check);
-        out[10] = '\0';
-        assert_true(plan_nhs_valid(out));
-        return;
-    }
-}
-
-static void make_plan_id(unsigned n, char out[PLAN_ID_LEN + 1])
-{
-    snprintf(out, PLAN_ID_LEN + 1, "00000000-0000-4000-8000-%012u", n);
-}
-
-/* The example plan with a new id, NHS number, status and version. */
-static void make_plan(struct plan *p, unsigned n, int status, int64_t version)
-{
-    char id[PLAN_ID_LEN + 1], nhs[PLAN_NHS_LEN + 1];
-    plan_init(p);
-    const char *json = example_plan();
-    assert_int_equal(plan_from_json(json, strlen(json), p), CMC_OK);
-    make_plan_id(n, id);
-    make_nhs(n, nhs);
-    set_str(&p->plan_id, id);
-    set_str(&p->nhs_number, nhs);
-    p->status = status;
-    p->version = version;
-}
-
-static void set_identity(struct plan *p, const char *given, const char *family, const char *dob,
-                         const char *postcode)
-{
-    set_str(&p->patient.given_name, given);
-    set_str(&p->patient.family_name, family);
-    set_str(&p->patient.date_of_birth, dob);
-    set_str(&p->patient.postcode, postcode);
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL || cry_init() != CMC_OK)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/cmc-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/replica.db", f->dir);
-    if (cry_secret_new(CRY_KEY_BYTES, &f->key) != CMC_OK)
-        return -1;
-    cry_random(f->key->buf, f->key->len);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char p[512];
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-            remove(p);
-        }
-        closedir(d);
-    }
-    remove(f->dir);
-    cry_secret_free(f->key);
-    free(f);
-    cmc_alloc_fail_after(-1, 0);
-    plat_fake_clock_disable();
-    return 0;
-}
-
-static store *open_as(struct fixture *f, int role)
-{
-    struct store_session sess;
-    memset(&sess, 0, sizeof sess);
-    snprintf(sess.user, sizeof sess.user, "%s", role == STORE_ROLE_CLINICIAN ? "nurse" : "crew");
-    sess.role = role;
-    store *s = NULL;
-    int rc = store_open(f->path, f->key, &sess, &s);
-    if (rc != CMC_OK)
-        fail_msg("store_open: %s", cmc_errmsg());
-    return s;
-}
-
-static void put(store *s, const struct plan *p, int64_t seq)
-{
-    int rc = store_put_version(s, p, seq);
-    if (rc != CMC_OK)
-        fail_msg("store_put_version: %s (%s)", cmc_errname(rc), cmc_errmsg());
-}
 
 /* Writes a version straight into the replica, as an attacker with the key (or a bug) could,
  * with `status_column` in the status column whatever the body says, and its index row. */
@@ -247,15 +94,16 @@ static int hits_have(const struct store_hit *h, size_t n, const char *plan_id)
     return 0;
 }
 
-static size_t search_n(store *s, const char *name, const char *dob, const char *postcode,
-                       struct store_hit **hits)
+/* A search that finds `want` plans, the first of them `first` (when not NULL). */
+static void expect_hits(store *s, const char *name, const char *dob, const char *postcode,
+                        size_t want, const char *first)
 {
-    struct store_query q = {name, dob, postcode};
-    size_t n = 0;
-    int rc = store_search(s, &q, 50, hits, &n);
-    if (rc != CMC_OK)
-        fail_msg("store_search: %s", cmc_errmsg());
-    return n;
+    struct store_hit *h = NULL;
+    size_t n = tst_store_search_n(s, name, dob, postcode, &h);
+    assert_int_equal(n, want);
+    if (first != NULL)
+        assert_string_equal(h[0].plan_id, first);
+    store_hits_free(h, n);
 }
 
 /* ---- tests ----------------------------------------------------------------------------- */
@@ -266,22 +114,22 @@ static size_t search_n(store *s, const char *name, const char *dob, const char *
  * (and decrypt) every plan. */
 static void test_lookups_use_indexes(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     for (int role = STORE_ROLE_URGENT_CARE; role <= STORE_ROLE_CLINICIAN; role++) {
-        store *s = open_as(f, role);
+        store *s = tst_store_open_as(f, role);
         if (role == STORE_ROLE_URGENT_CARE) {
             for (unsigned i = 0; i < 40; i++) {
                 struct plan p;
-                make_plan(&p, 300 + i, PLAN_STATUS_PUBLISHED, 1);
-                put(s, &p, i + 1);
+                tst_plan_make(&p, 300 + i, PLAN_STATUS_PUBLISHED, 1);
+                tst_store_put(s, &p, i + 1);
                 plan_free(&p);
             }
         }
         for (unsigned i = 0; i < 40; i += 7) {
             char nhs[PLAN_NHS_LEN + 1], id[PLAN_ID_LEN + 1];
             struct plan out;
-            make_nhs(300 + i, nhs);
-            make_plan_id(300 + i, id);
+            tst_make_nhs(300 + i, nhs);
+            tst_make_plan_id(300 + i, id);
             assert_int_equal(store_plan_get(s, nhs, &out), CMC_OK);
             plan_free(&out);
             assert_int_equal(store_plan_get(s, id, &out), CMC_OK);
@@ -304,19 +152,19 @@ static void test_lookups_use_indexes(void **state)
 
 static void test_published_only_against_slipped_drafts(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan pub, honest, liar, got;
-    make_plan(&pub, 1, PLAN_STATUS_PUBLISHED, 1);
-    make_plan(&honest, 2, PLAN_STATUS_DRAFT, 1);
-    make_plan(&liar, 3, PLAN_STATUS_DRAFT, 1);
+    tst_plan_make(&pub, 1, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_make(&honest, 2, PLAN_STATUS_DRAFT, 1);
+    tst_plan_make(&liar, 3, PLAN_STATUS_DRAFT, 1);
     /* All three are "Okafor" so one search could return all of them. */
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    put(s, &pub, 1);
+    store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
+    tst_store_put(s, &pub, 1);
     insert_raw(s, &honest, "draft");
     insert_raw(s, &liar, "published");
     store_close(s);
 
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
+    s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     captured_log[0] = '\0';
     plat_log_set_sink(capture_log, NULL);
     plan_init(&got);
@@ -338,12 +186,12 @@ static void test_published_only_against_slipped_drafts(void **state)
     assert_null(strstr(cmc_errmsg(), liar.nhs_number));
 
     struct store_hit *hits = NULL;
-    size_t n = search_n(s, "okafor", NULL, NULL, &hits);
+    size_t n = tst_store_search_n(s, "okafor", NULL, NULL, &hits);
     assert_int_equal(n, 1);
     assert_string_equal(hits[0].plan_id, pub.plan_id);
     assert_int_equal(hits[0].status, PLAN_STATUS_PUBLISHED);
     store_hits_free(hits, n);
-    n = search_n(s, NULL, "1938-04-17", "SE15 4QT", &hits);
+    n = tst_store_search_n(s, NULL, "1938-04-17", "SE15 4QT", &hits);
     assert_int_equal(n, 1);
     store_hits_free(hits, n);
     assert_int_equal(store_list(s, &hits, &n), CMC_OK);
@@ -368,7 +216,7 @@ static void test_published_only_against_slipped_drafts(void **state)
     assert_null(strstr(captured_log, "Okafor"));
 
     /* A clinician sees the honest draft, still never the lying row. */
-    s = open_as(f, STORE_ROLE_CLINICIAN);
+    s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(store_plan_get(s, honest.nhs_number, &got), CMC_OK);
     assert_int_equal(got.status, PLAN_STATUS_DRAFT);
     assert_string_equal(got.plan_id, honest.plan_id);
@@ -388,7 +236,7 @@ static void test_published_only_against_slipped_drafts(void **state)
 
     /* Even a redefined view does not let a draft through: each urgent-care statement
      * repeats the status condition itself. */
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
+    s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     assert_int_equal(sqlite3_exec(store_test_db(s),
                                   "DROP VIEW urgent_care_plans;"
                                   "CREATE VIEW urgent_care_plans AS SELECT * FROM plan_versions;",
@@ -409,13 +257,13 @@ static void test_published_only_against_slipped_drafts(void **state)
  * patient (plan id, NHS number or version swapped) is refused too. */
 static void test_row_body_mismatch_is_tampered(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan a, b, got;
-    make_plan(&a, 11, PLAN_STATUS_PUBLISHED, 1);
-    make_plan(&b, 12, PLAN_STATUS_PUBLISHED, 1);
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
-    put(s, &a, 1);
-    put(s, &b, 2);
+    tst_plan_make(&a, 11, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_make(&b, 12, PLAN_STATUS_PUBLISHED, 1);
+    store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
+    tst_store_put(s, &a, 1);
+    tst_store_put(s, &b, 2);
     /* Swap the bodies: a's row now holds b's plan. */
     assert_int_equal(sqlite3_exec(store_test_db(s),
                                   "UPDATE plan_versions SET body = (SELECT body FROM plan_versions"
@@ -448,15 +296,15 @@ static void test_row_body_mismatch_is_tampered(void **state)
 
 static void test_published_v1_draft_v2(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan v1, v2, got;
-    make_plan(&v1, 20, PLAN_STATUS_PUBLISHED, 1);
-    make_plan(&v2, 20, PLAN_STATUS_DRAFT, 2);
-    set_str(&v2.prognosis, "days");
+    tst_plan_make(&v1, 20, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_make(&v2, 20, PLAN_STATUS_DRAFT, 2);
+    tst_set_str(&v2.prognosis, "days");
 
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
-    put(s, &v1, 1);
-    put(s, &v2, 2);
+    store *s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
+    tst_store_put(s, &v1, 1);
+    tst_store_put(s, &v2, 2);
     assert_int_equal(store_verify(s), CMC_OK);
     plan_init(&got);
     assert_int_equal(store_plan_get(s, v1.plan_id, &got), CMC_OK);
@@ -465,7 +313,7 @@ static void test_published_v1_draft_v2(void **state)
     assert_true(plan_equal(&got, &v2));
     plan_free(&got);
     struct store_hit *hits = NULL;
-    size_t n = search_n(s, "margaret", NULL, NULL, &hits);
+    size_t n = tst_store_search_n(s, "margaret", NULL, NULL, &hits);
     assert_int_equal(n, 1);
     assert_int_equal(hits[0].version, 2);
     assert_int_equal(hits[0].status, PLAN_STATUS_DRAFT);
@@ -477,7 +325,7 @@ static void test_published_v1_draft_v2(void **state)
     assert_int_equal(c.drafts, 1);
     store_close(s);
 
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
+    s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     assert_int_equal(store_plan_get(s, v1.nhs_number, &got), CMC_OK);
     assert_int_equal(got.version, 1);
     assert_int_equal(got.status, PLAN_STATUS_PUBLISHED);
@@ -487,7 +335,7 @@ static void test_published_v1_draft_v2(void **state)
     assert_int_equal(store_plan_get(s, v1.plan_id, &got), CMC_OK);
     assert_int_equal(got.version, 1);
     plan_free(&got);
-    n = search_n(s, "margaret", NULL, NULL, &hits);
+    n = tst_store_search_n(s, "margaret", NULL, NULL, &hits);
     assert_int_equal(n, 1);
     assert_int_equal(hits[0].version, 1);
     assert_int_equal(hits[0].status, PLAN_STATUS_PUBLISHED);
@@ -503,28 +351,28 @@ static void test_published_v1_draft_v2(void **state)
 
 static void test_identity_search(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan p[5];
     const char *ids[5];
-    make_plan(&p[0], 40, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[0], "Margaret", "Okafor", "1938-04-17", "SE15 4QT");
-    make_plan(&p[1], 41, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[1], "Mark", "Okafor", "1938-04-17", "SE1 7PB");
-    make_plan(&p[2], 42, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[2], "Zo\xc3\xab", "O'Brien-Smith", "1950-01-01", "N1 9GU");
-    make_plan(&p[3], 43, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[3], "Anna", "Smith", "1944-12-01", "se15 5ab");
-    make_plan(&p[4], 44, PLAN_STATUS_PUBLISHED, 1);
-    set_identity(&p[4], "J\xc3\xb3zef", "Wi\xc5\x9bniewski", "1932-06-30", "W1A 1AA");
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
+    tst_plan_make(&p[0], 40, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_set_identity(&p[0], "Margaret", "Okafor", "1938-04-17", "SE15 4QT");
+    tst_plan_make(&p[1], 41, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_set_identity(&p[1], "Mark", "Okafor", "1938-04-17", "SE1 7PB");
+    tst_plan_make(&p[2], 42, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_set_identity(&p[2], "Zo\xc3\xab", "O'Brien-Smith", "1950-01-01", "N1 9GU");
+    tst_plan_make(&p[3], 43, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_set_identity(&p[3], "Anna", "Smith", "1944-12-01", "se15 5ab");
+    tst_plan_make(&p[4], 44, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_set_identity(&p[4], "J\xc3\xb3zef", "Wi\xc5\x9bniewski", "1932-06-30", "W1A 1AA");
+    store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     for (int i = 0; i < 5; i++) {
-        put(s, &p[i], i + 1);
+        tst_store_put(s, &p[i], i + 1);
         ids[i] = p[i].plan_id;
     }
     struct store_hit *h = NULL;
     size_t n;
 
-    n = search_n(s, "oka", NULL, NULL, &h);
+    n = tst_store_search_n(s, "oka", NULL, NULL, &h);
     assert_int_equal(n, 2);
     /* Best first, then by name: Margaret before Mark. */
     assert_string_equal(h[0].plan_id, ids[0]);
@@ -536,82 +384,43 @@ static void test_identity_search(void **state)
     assert_string_equal(h[0].nhs_number, p[0].nhs_number);
     store_hits_free(h, n);
 
-    n = search_n(s, "MARG", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, "margaret okafor", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, "Okafor  Mark", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[1]);
-    store_hits_free(h, n);
-    n = search_n(s, "ma oka", NULL, NULL, &h);
-    assert_int_equal(n, 2);
-    store_hits_free(h, n);
+    expect_hits(s, "MARG", NULL, NULL, 1, ids[0]);
+    expect_hits(s, "margaret okafor", NULL, NULL, 1, ids[0]);
+    expect_hits(s, "Okafor  Mark", NULL, NULL, 1, ids[1]);
+    expect_hits(s, "ma oka", NULL, NULL, 2, NULL);
     /* Accents and punctuation: typed without them, or with. */
-    n = search_n(s, "zoe", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[2]);
-    store_hits_free(h, n);
-    n = search_n(s, "O'BRIEN", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[2]);
-    store_hits_free(h, n);
-    n = search_n(s, "obrien-sm", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    store_hits_free(h, n);
-    n = search_n(s, "jozef wisniewski", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[4]);
-    store_hits_free(h, n);
-    n = search_n(s, "smith", NULL, NULL, &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[3]);
-    store_hits_free(h, n);
-    n = search_n(s, "nobody", NULL, NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
+    expect_hits(s, "zoe", NULL, NULL, 1, ids[2]);
+    expect_hits(s, "O'BRIEN", NULL, NULL, 1, ids[2]);
+    expect_hits(s, "obrien-sm", NULL, NULL, 1, NULL);
+    expect_hits(s, "jozef wisniewski", NULL, NULL, 1, ids[4]);
+    expect_hits(s, "smith", NULL, NULL, 1, ids[3]);
+    expect_hits(s, "nobody", NULL, NULL, 0, NULL);
 
     /* Date of birth, exact. */
-    n = search_n(s, NULL, "1938-04-17", NULL, &h);
+    n = tst_store_search_n(s, NULL, "1938-04-17", NULL, &h);
     assert_int_equal(n, 2);
     assert_true(hits_have(h, n, ids[0]) && hits_have(h, n, ids[1]));
     store_hits_free(h, n);
-    n = search_n(s, NULL, "1938-04-18", NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
+    expect_hits(s, NULL, "1938-04-18", NULL, 0, NULL);
 
     /* Postcode: spaces and case ignored; a full code or an outward code. */
-    n = search_n(s, NULL, NULL, "se154qt", &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[0]);
-    store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, " SE15  4QT ", &h);
-    assert_int_equal(n, 1);
-    store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "SE15", &h);
+    expect_hits(s, NULL, NULL, "se154qt", 1, ids[0]);
+    expect_hits(s, NULL, NULL, " SE15  4QT ", 1, NULL);
+    n = tst_store_search_n(s, NULL, NULL, "SE15", &h);
     assert_int_equal(n, 2);
     assert_true(hits_have(h, n, ids[0]) && hits_have(h, n, ids[3]));
     store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "se1", &h); /* SE1 is not SE15 */
+    n = tst_store_search_n(s, NULL, NULL, "se1", &h); /* SE1 is not SE15 */
     assert_int_equal(n, 1);
     assert_string_equal(h[0].plan_id, ids[1]);
     store_hits_free(h, n);
-    n = search_n(s, NULL, NULL, "SE15 4", &h); /* sector */
+    n = tst_store_search_n(s, NULL, NULL, "SE15 4", &h); /* sector */
     assert_int_equal(n, 1);
     store_hits_free(h, n);
 
     /* Criteria combine. */
-    n = search_n(s, "okafor", "1938-04-17", "SE1", &h);
-    assert_int_equal(n, 1);
-    assert_string_equal(h[0].plan_id, ids[1]);
-    store_hits_free(h, n);
-    n = search_n(s, "okafor", "1950-01-01", NULL, &h);
-    assert_int_equal(n, 0);
-    store_hits_free(h, n);
+    expect_hits(s, "okafor", "1938-04-17", "SE1", 1, ids[1]);
+    expect_hits(s, "okafor", "1950-01-01", NULL, 0, NULL);
 
     /* Limit and bad queries. */
     struct store_query q = {"oka", NULL, NULL};
@@ -661,7 +470,7 @@ static void test_normalisation(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
     const struct CMUnitTest tests[] = {
         T(test_lookups_use_indexes),
         T(test_published_only_against_slipped_drafts),

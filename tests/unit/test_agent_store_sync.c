@@ -3,16 +3,18 @@
  * allows them, purges that leave no copy and refuse replays, batches that commit all or
  * nothing, and sync state.
  */
-#include "platform/plat_test.h"
-#include "platform/alloc_test.h"
 #include "agent/store.h"
 #include "agent/store_test.h"
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/plat_test.h"
 #include "sync/db.h"
 #include "sync/plan.h"
+#include "tests/support/store_fixture.h"
+#include "tests/support/store_plans.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -27,181 +29,7 @@
 
 #define MARKER "QUOKKA-TEST-MARKER-55821"
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct cry_secret *key;
-};
-
 /* ---- helpers --------------------------------------------------------------------------- */
-
-/* The example plan (shared/examples/plan.json), read once from the shared folder beside the
- * repository ($CMC_SHARED overrides it; tests run from the repository root). */
-static const char *example_plan(void)
-{
-    static char *json;
-    static const char *const dirs[] = {"shared", "../shared", "../../shared"};
-    const char *env = getenv("CMC_SHARED");
-    for (size_t i = 0; json == NULL && i <= sizeof dirs / sizeof dirs[0]; i++) {
-        char path[512];
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        const char *dir = i == 0 ? env : dirs[i - 1];
-        if (dir == NULL)
-            continue;
-        snprintf(path, sizeof path, "%s/examples/plan.json", dir);
-        if (plat_read_file(path, 1u << 20, &buf, &len) != CMC_OK) {
-            cmc_err_clear();
-            continue;
-        }
-        json = malloc(len + 1);
-        assert_non_null(json);
-        memcpy(json, buf, len);
-        json[len] = '\0';
-        cmc_free(buf);
-    }
-    if (json == NULL)
-        fail_msg("the example plan shared/examples/plan.json was not found");
-    return json;
-}
-
-static void set_str(char **field, const char *v)
-{
-    cmc_free(*field);
-    *field = v != NULL ? cmc_strdup(v) : NULL;
-    if (v != NULL)
-        assert_non_null(*field);
-}
-
-/* A valid NHS number (Modulus 11) derived from `seed`. */
-static void make_nhs(unsigned seed, char out[PLAN_NHS_LEN + 1])
-{
-    for (unsigned k = seed;; k++) {
-        unsigned prefix = 400000000u + (k * 7919u) % 500000000u;
-        char d[10];
-        snprintf(d, sizeof d, "%09u", prefix);
-        int sum = 0;
-        for (int i = 0; i < 9; i++)
-            sum += (d[i] - '0') * (10 - i);
-        int check = 11 - sum % 11;
-        if (check == 11)
-            check = 0;
-        if (check == 10)
-            continue;
-        memcpy(out, d, 9);
-        out[9] = (char)('0' + check);
-        out[10] = '\0';
-        assert_true(plan_nhs_valid(out));
-        return;
-    }
-}
-
-static void make_plan_id(unsigned n, char out[PLAN_ID_LEN + 1])
-{
-    snprintf(out, PLAN_ID_LEN + 1, "00000000-0000-4000-8000-%012u", n);
-}
-
-/* The example plan with a new id, NHS number, status and version. */
-static void make_plan(struct plan *p, unsigned n, int status, int64_t version)
-{
-    char id[PLAN_ID_LEN + 1], nhs[PLAN_NHS_LEN + 1];
-    plan_init(p);
-    const char *json = example_plan();
-    assert_int_equal(plan_from_json(json, strlen(json), p), CMC_OK);
-    make_plan_id(n, id);
-    make_nhs(n, nhs);
-    set_str(&p->plan_id, id);
-    set_str(&p->nhs_number, nhs);
-    p->status = status;
-    p->version = version;
-}
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL || cry_init() != CMC_OK)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/cmc-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/replica.db", f->dir);
-    if (cry_secret_new(CRY_KEY_BYTES, &f->key) != CMC_OK)
-        return -1;
-    cry_random(f->key->buf, f->key->len);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char p[512];
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-            remove(p);
-        }
-        closedir(d);
-    }
-    remove(f->dir);
-    cry_secret_free(f->key);
-    free(f);
-    cmc_alloc_fail_after(-1, 0);
-    plat_fake_clock_disable();
-    return 0;
-}
-
-static store *open_as(struct fixture *f, int role)
-{
-    struct store_session sess;
-    memset(&sess, 0, sizeof sess);
-    snprintf(sess.user, sizeof sess.user, "%s", role == STORE_ROLE_CLINICIAN ? "nurse" : "crew");
-    sess.role = role;
-    store *s = NULL;
-    int rc = store_open(f->path, f->key, &sess, &s);
-    if (rc != CMC_OK)
-        fail_msg("store_open: %s", cmc_errmsg());
-    return s;
-}
-
-static void put(store *s, const struct plan *p, int64_t seq)
-{
-    int rc = store_put_version(s, p, seq);
-    if (rc != CMC_OK)
-        fail_msg("store_put_version: %s (%s)", cmc_errname(rc), cmc_errmsg());
-}
-
-/* 1 if `needle` occurs in any file of `dir`. */
-static int dir_contains(const char *dir, const char *needle)
-{
-    int found = 0;
-    size_t nlen = strlen(needle);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *e;
-    int files = 0;
-    while ((e = readdir(d)) != NULL) {
-        char p[512];
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        assert_int_equal(plat_read_file(p, 64u << 20, &buf, &len), CMC_OK);
-        files++;
-        for (size_t i = 0; len >= nlen && i <= len - nlen; i++)
-            if (memcmp(buf + i, needle, nlen) == 0)
-                found = 1;
-        cmc_free(buf);
-    }
-    closedir(d);
-    assert_true(files > 0);
-    return found;
-}
 
 /* Rows (in any table of the replica, any column) whose value contains `needle`. */
 static int64_t logical_occurrences(sqlite3 *db, const char *needle)
@@ -235,79 +63,55 @@ static int64_t logical_occurrences(sqlite3 *db, const char *needle)
     return hits;
 }
 
-static int64_t sql_int(store *s, const char *sql, const char *param)
-{
-    sqlite3 *db = store_test_db(s);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (param != NULL)
-        sqlite3_bind_text(st, 1, param, -1, SQLITE_TRANSIENT);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-static size_t search_n(store *s, const char *name, const char *dob, const char *postcode,
-                       struct store_hit **hits)
-{
-    struct store_query q = {name, dob, postcode};
-    size_t n = 0;
-    int rc = store_search(s, &q, 50, hits, &n);
-    if (rc != CMC_OK)
-        fail_msg("store_search: %s", cmc_errmsg());
-    return n;
-}
-
 /* ---- tests ----------------------------------------------------------------------------- */
 
 static void test_drafts_stored_only_where_allowed(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan d, got;
-    make_plan(&d, 30, PLAN_STATUS_AWAITING_APPROVAL, 1);
+    tst_plan_make(&d, 30, PLAN_STATUS_AWAITING_APPROVAL, 1);
     plan_init(&got);
     /* A device enrolled for urgent care refuses drafts, whoever the session is. */
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
+    store *s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(store_state_set(s, STORE_STATE_DEVICE_ROLE, "urgent_care"), CMC_OK);
     assert_int_equal(store_put_version(s, &d, 1), CMC_ERR_DENIED);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity", NULL), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_identity", NULL), 0);
     store_close(s);
 
     /* A clinician device holds them, even when an urgent-care user syncs... */
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
+    s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     assert_int_equal(store_state_set(s, STORE_STATE_DEVICE_ROLE, "clinician"), CMC_OK);
-    put(s, &d, 1);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 1);
+    tst_store_put(s, &d, 1);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 1);
     /* ... and urgent care still cannot read them. */
     assert_int_equal(store_plan_get(s, d.plan_id, &got), CMC_ERR_NOT_FOUND);
     /* An invalid plan is refused before anything is written. */
     d.version = 0;
     d.status = PLAN_STATUS_PUBLISHED;
     assert_int_equal(store_put_version(s, &d, 2), CMC_ERR_INVALID);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 1);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_versions", NULL), 1);
     store_close(s);
     plan_free(&d);
 }
 
 static void test_purge_leaves_no_copy(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan v1, v2, other, got;
-    make_plan(&v1, 50, PLAN_STATUS_PUBLISHED, 1);
-    set_str(&v1.social_support, "Neighbour " MARKER " checks in.");
-    make_plan(&v2, 50, PLAN_STATUS_DRAFT, 2);
-    set_str(&v2.social_support, "Neighbour " MARKER " checks in daily.");
-    make_plan(&other, 51, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_make(&v1, 50, PLAN_STATUS_PUBLISHED, 1);
+    tst_set_str(&v1.social_support, "Neighbour " MARKER " checks in.");
+    tst_plan_make(&v2, 50, PLAN_STATUS_DRAFT, 2);
+    tst_set_str(&v2.social_support, "Neighbour " MARKER " checks in daily.");
+    tst_plan_make(&other, 51, PLAN_STATUS_PUBLISHED, 1);
     char nhs[PLAN_NHS_LEN + 1], id[PLAN_ID_LEN + 1];
     snprintf(nhs, sizeof nhs, "%s", v1.nhs_number);
     snprintf(id, sizeof id, "%s", v1.plan_id);
 
-    store *s = open_as(f, STORE_ROLE_CLINICIAN);
-    put(s, &v1, 3);
-    put(s, &v2, 4);
-    put(s, &other, 5);
+    store *s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
+    tst_store_put(s, &v1, 3);
+    tst_store_put(s, &v2, 4);
+    tst_store_put(s, &other, 5);
     static const uint8_t change[] = {0x91, 0x93, 0x01, 0x05, 0xa1, 'x'};
     assert_int_equal(store_pending_add(s, id, 2, change, sizeof change, NULL), CMC_OK);
     assert_int_equal(store_pending_add(s, id, 1, change, sizeof change, NULL), CMC_OK);
@@ -323,7 +127,7 @@ static void test_purge_leaves_no_copy(void **state)
     sqlite3_bind_text(ins, 1, id, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
     sqlite3_finalize(ins);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM merges WHERE plan_id = ?", id), 1);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM merges WHERE plan_id = ?", id), 1);
     assert_int_equal(store_checkpoint(s), CMC_OK);
     assert_true(logical_occurrences(store_test_db(s), nhs) > 0); /* the scan sees it first */
 
@@ -332,17 +136,17 @@ static void test_purge_leaves_no_copy(void **state)
     assert_int_equal(discarded, 2);
 
     /* Gone from every table and index, for every role. */
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity WHERE nhs_number = ?", nhs), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM merges WHERE plan_id = ?", id), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM pending_edits", NULL), 1); /* other's */
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_versions WHERE plan_id = ?", id), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_identity WHERE plan_id = ?", id), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_identity WHERE nhs_number = ?", nhs), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?", id), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM merges WHERE plan_id = ?", id), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM pending_edits", NULL), 1); /* other's */
     plan_init(&got);
     assert_int_equal(store_plan_get(s, nhs, &got), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_plan_get(s, id, &got), CMC_ERR_NOT_FOUND);
     struct store_hit *h = NULL;
-    size_t n = search_n(s, NULL, "1938-04-17", NULL, &h);
+    size_t n = tst_store_search_n(s, NULL, "1938-04-17", NULL, &h);
     assert_int_equal(n, 1); /* only the other plan */
     assert_string_equal(h[0].plan_id, other.plan_id);
     store_hits_free(h, n);
@@ -373,7 +177,7 @@ static void test_purge_leaves_no_copy(void **state)
     /* A replayed older bundle cannot bring it back. */
     assert_int_equal(store_put_version(s, &v1, 3), CMC_ERR_STATE);
     assert_int_equal(store_put_version(s, &v1, 10), CMC_ERR_STATE);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_versions WHERE plan_id = ?", id), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_versions WHERE plan_id = ?", id), 0);
 
     /* After the checkpoint the WAL is empty and nothing holds the data. */
     assert_int_equal(store_checkpoint(s), CMC_OK);
@@ -387,31 +191,31 @@ static void test_purge_leaves_no_copy(void **state)
     /* Control: the other plan is still found (row column, body, index, its pending edit's
      * copy of the base version). */
     assert_int_equal(logical_occurrences(store_test_db(s), other.nhs_number), 4);
-    assert_false(dir_contains(f->dir, nhs));
-    assert_false(dir_contains(f->dir, MARKER));
+    assert_false(tst_dir_contains(f->dir, nhs));
+    assert_false(tst_dir_contains(f->dir, MARKER));
     assert_int_equal(store_verify(s), CMC_OK);
     store_close(s);
-    assert_false(dir_contains(f->dir, nhs));
-    assert_false(dir_contains(f->dir, MARKER));
+    assert_false(tst_dir_contains(f->dir, nhs));
+    assert_false(tst_dir_contains(f->dir, MARKER));
 
     /* A later change (the plan shared again) is accepted. */
-    s = open_as(f, STORE_ROLE_CLINICIAN);
-    put(s, &v1, 11);
+    s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
+    tst_store_put(s, &v1, 11);
     assert_int_equal(store_plan_get(s, id, &got), CMC_OK);
     plan_free(&got);
     /* Purging twice is harmless; an older purge does not move the tombstone back. */
     assert_int_equal(store_purge(s, id, "left_scope", 12, NULL), CMC_OK);
     assert_int_equal(store_purge(s, id, "not_shared", 7, &discarded), CMC_OK);
     assert_int_equal(discarded, 0);
-    assert_int_equal(sql_int(s, "SELECT change_seq FROM tombstones WHERE plan_id = ?", id), 12);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM tombstones WHERE reason = 'left_scope'", NULL),
+    assert_int_equal(tst_store_sql_int(s, "SELECT change_seq FROM tombstones WHERE plan_id = ?", id), 12);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM tombstones WHERE reason = 'left_scope'", NULL),
                      1);
     /* Purging a plan never held still leaves a tombstone (without a hash). */
     char never[PLAN_ID_LEN + 1];
-    make_plan_id(999, never);
+    tst_make_plan_id(999, never);
     assert_int_equal(store_purge(s, never, "left_scope", 13, NULL), CMC_OK);
     assert_int_equal(
-        sql_int(s, "SELECT count(*) FROM tombstones WHERE plan_id = ? AND nhs_hash IS NULL", never),
+        tst_store_sql_int(s, "SELECT count(*) FROM tombstones WHERE plan_id = ? AND nhs_hash IS NULL", never),
         1);
     assert_int_equal(store_purge(s, "not-a-uuid", "left_scope", 14, NULL), CMC_ERR_INVALID);
     store_close(s);
@@ -422,18 +226,18 @@ static void test_purge_leaves_no_copy(void **state)
 
 static void test_batch_is_all_or_nothing(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     struct plan a, b, got;
     char *v = NULL;
-    make_plan(&a, 60, PLAN_STATUS_PUBLISHED, 1);
-    make_plan(&b, 61, PLAN_STATUS_PUBLISHED, 1);
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
+    tst_plan_make(&a, 60, PLAN_STATUS_PUBLISHED, 1);
+    tst_plan_make(&b, 61, PLAN_STATUS_PUBLISHED, 1);
+    store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     plan_init(&got);
 
     /* Rolled back: nothing. */
     assert_int_equal(store_batch_begin(s), CMC_OK);
     assert_int_equal(store_batch_begin(s), CMC_ERR_STATE);
-    put(s, &a, 1);
+    tst_store_put(s, &a, 1);
     assert_int_equal(store_state_set_int(s, "cursor", 1), CMC_OK);
     assert_int_equal(store_purge(s, b.plan_id, "left_scope", 1, NULL), CMC_OK);
     assert_int_equal(store_plan_get(s, a.plan_id, &got), CMC_OK); /* visible inside */
@@ -442,8 +246,8 @@ static void test_batch_is_all_or_nothing(void **state)
     assert_int_equal(store_plan_get(s, a.plan_id, &got), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_state_get(s, "cursor", &v), CMC_ERR_NOT_FOUND);
     assert_null(v);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM tombstones", NULL), 0);
-    assert_int_equal(sql_int(s, "SELECT count(*) FROM plan_identity", NULL), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM tombstones", NULL), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_identity", NULL), 0);
     assert_int_equal(store_batch_commit(s), CMC_ERR_STATE);
     store_batch_rollback(s); /* nothing open: harmless */
 
@@ -451,7 +255,7 @@ static void test_batch_is_all_or_nothing(void **state)
      * rest intact (each op is its own savepoint). */
     assert_int_equal(store_purge(s, b.plan_id, "left_scope", 5, NULL), CMC_OK);
     assert_int_equal(store_batch_begin(s), CMC_OK);
-    put(s, &a, 6);
+    tst_store_put(s, &a, 6);
     assert_int_equal(store_put_version(s, &b, 4), CMC_ERR_STATE);
     assert_int_equal(store_state_set_int(s, "cursor", 6), CMC_OK);
     assert_int_equal(store_checkpoint(s), CMC_ERR_STATE);
@@ -466,9 +270,9 @@ static void test_batch_is_all_or_nothing(void **state)
     /* A batch left open is rolled back by close (as by a crash). */
     assert_int_equal(store_batch_begin(s), CMC_OK);
     assert_int_equal(store_state_set_int(s, "cursor", 99), CMC_OK);
-    put(s, &b, 7);
+    tst_store_put(s, &b, 7);
     store_close(s);
-    s = open_as(f, STORE_ROLE_URGENT_CARE);
+    s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     assert_int_equal(store_state_get_int(s, "cursor", &cursor), CMC_OK);
     assert_int_equal(cursor, 6);
     assert_int_equal(store_plan_get(s, b.plan_id, &got), CMC_ERR_NOT_FOUND);
@@ -479,10 +283,10 @@ static void test_batch_is_all_or_nothing(void **state)
 
 static void test_sync_state(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_store_env *f = *state;
     char *v = NULL;
     int64_t x = 0;
-    store *s = open_as(f, STORE_ROLE_URGENT_CARE);
+    store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     assert_int_equal(store_state_get(s, "cursor", &v), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_state_get_int(s, "cursor", &x), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_state_set(s, "hub_key", "abc"), CMC_OK);
@@ -501,7 +305,7 @@ static void test_sync_state(void **state)
 
 int main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
     const struct CMUnitTest tests[] = {
         T(test_drafts_stored_only_where_allowed),
         T(test_purge_leaves_no_copy),

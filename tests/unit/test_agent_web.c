@@ -21,6 +21,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/plan.h"
+#include "tests/support/example_plan_model.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -28,8 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "tests/support/example_plan_model.h"
 
 #define PUB_ID "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11"
 #define PUB_NHS "9434765919"

@@ -9,7 +9,10 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "platform/plat_test.h"
+#include "tests/support/run.h"
+#include "tests/support/tmpdir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,16 +26,37 @@ static char tmpdir[64];
 static int setup(void **state)
 {
     (void)state;
-    strcpy(tmpdir, "/tmp/cmc-plat-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tst_tmpdir_make("plat", tmpdir, sizeof tmpdir);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd);
+    return tst_tmpdir_remove(tmpdir);
+}
+
+/* The number of entries in a directory, besides "." and "..". */
+static int entries_in(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* The file at p holds exactly the `len` bytes of `want`. */
+static void expect_file(const char *p, const char *want, size_t len)
+{
+    uint8_t *buf;
+    size_t got;
+    assert_int_equal(plat_read_file(p, 100, &buf, &got), CMC_OK);
+    assert_int_equal(got, len);
+    assert_memory_equal(buf, want, len);
+    cmc_free(buf);
 }
 
 static void path_in(char *out, const char *name)
@@ -47,12 +71,7 @@ static void test_atomic_write_replaces_with_0600(void **state)
     path_in(p, "f");
     assert_int_equal(plat_write_atomic(p, "first", 5), CMC_OK);
     assert_int_equal(plat_write_atomic(p, "second!", 7), CMC_OK);
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(plat_read_file(p, 100, &buf, &len), CMC_OK);
-    assert_int_equal(len, 7);
-    assert_memory_equal(buf, "second!", 7);
-    cmc_free(buf);
+    expect_file(p, "second!", 7);
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -71,16 +90,9 @@ static void test_failed_write_keeps_old_file(void **state)
     plat_fault_fsync_after(0, EIO);
     assert_int_equal(plat_write_atomic(p, "replacement", 11), CMC_ERR_IO);
     plat_fault_fsync_after(-1, 0);
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(plat_read_file(p, 100, &buf, &len), CMC_OK);
-    assert_int_equal(len, 8);
-    assert_memory_equal(buf, "original", 8);
-    cmc_free(buf);
+    expect_file(p, "original", 8);
     /* only "keep" remains: no stray temporaries */
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 1", tmpdir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(entries_in(tmpdir), 1);
 }
 
 static void test_read_file_limits(void **state)
@@ -236,19 +248,8 @@ static void test_log_threshold(void **state)
     assert_int_equal(log_lines, 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_atomic_write_replaces_with_0600, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_write_keeps_old_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_file_limits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mkdir_private, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_lock_excludes_other_process, setup, teardown),
-        cmocka_unit_test(test_fake_clock),
-        cmocka_unit_test(test_time_parse_and_format),
-        cmocka_unit_test(test_error_convention),
-        cmocka_unit_test(test_alloc_failure_hook),
-        cmocka_unit_test(test_log_threshold),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, setup, teardown,
+         test_atomic_write_replaces_with_0600, test_failed_write_keeps_old_file,
+         test_read_file_limits, test_mkdir_private, test_process_lock_excludes_other_process,
+         test_fake_clock, test_time_parse_and_format, test_error_convention,
+         test_alloc_failure_hook, test_log_threshold)
