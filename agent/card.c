@@ -452,12 +452,30 @@ static void build_more(const struct plan *p, const struct card_context *ctx, str
     m->more.updated_at = val(ctx, p->updated_at, "updated_at");
 }
 
+/* The notices: content of a later edition, and the clinical rules checked again here with
+ * this device's date (a plan breaking one is shown, with the rule named, never hidden). */
+static void build_notices(const struct plan *p, const struct card_context *ctx, struct card_banner *b)
+{
+    struct rules_report rep;
+    char today[21];
+    b->newer_content = plan_edition(p) > PLAN_EDITION_CURRENT;
+    plat_format_time(ctx->now, today);
+    today[10] = '\0';
+    if (rules_check(p, today, &rep) != CMC_OK && rep.n > 0) {
+        b->rule = rep.v[0].rule;
+        b->n_rules = rep.n;
+        snprintf(b->rule_detail, sizeof b->rule_detail, "%s", rep.v[0].detail);
+    }
+    cmc_err_clear();
+}
+
 void card_build(const struct plan *p, const struct card_context *ctx, struct card_model *out)
 {
     memset(out, 0, sizeof *out);
     out->full = ctx->show_full;
     build_sections(ctx, out);
     build_banner(p, ctx, &out->banner);
+    build_notices(p, ctx, &out->banner);
     build_identity(p, ctx, out);
     build_decisions(p, ctx, out);
     build_contacts(p, ctx, out);

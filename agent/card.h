@@ -30,6 +30,7 @@
 
 #include "agent/store.h"
 #include "sync/plan.h"
+#include "sync/rules.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -102,6 +103,12 @@ struct card_banner {
     int64_t last_sync;           /* -1 = never synced */
     int stale;                   /* older than CARD_STALE_AFTER_SECONDS, or never synced */
     int pending_edits;
+    /* Notices (one self-contained block): content this agent cannot show, and the first
+     * clinical rule (sync/rules.h) the plan breaks, checked at read time on this device. */
+    int newer_content;           /* the plan holds a later edition's fields: update the agent */
+    const char *rule;            /* a broken rule's stable id, or NULL */
+    size_t n_rules;              /* rules broken, in all */
+    char rule_detail[RULES_DETAIL_MAX]; /* its fields and what is wrong (never a value) */
 };
 
 struct card_place_list {

@@ -54,6 +54,11 @@ static void print_banner(FILE *f, const struct card_banner *b)
             b->stale ? "  ** STALE COPY - check for a newer plan if you can **" : "");
     if (b->pending_edits > 0)
         fprintf(f, " LOCAL CHANGES NOT YET APPROVED: %d pending edit(s) are shown, marked\n", b->pending_edits);
+    if (b->newer_content)
+        fputs(" ** THIS PLAN HAS CONTENT THIS DEVICE CANNOT SHOW - update the agent **\n", f);
+    if (b->rule != NULL)
+        fprintf(f, " ** CHECK THIS PLAN: it breaks clinical rule %s (%s)%s **\n", b->rule, b->rule_detail,
+                b->n_rules > 1 ? "; and others" : "");
     fputs("==============================================================================\n", f);
 }
 
@@ -215,6 +220,12 @@ json_t *card_to_json(const struct plan *p, const struct card_model *m)
                                "never_synced", b->last_sync < 0, "last_sync",
                                b->last_sync < 0 ? json_null() : json_integer(b->last_sync), "copy_age",
                                b->copy_age, "stale", b->stale, "pending_edits", b->pending_edits);
+    if (banner != NULL) { /* the notices */
+        json_object_set_new(banner, "newer_content", json_boolean(b->newer_content));
+        json_object_set_new(banner, "rules_broken", json_integer((json_int_t)b->n_rules));
+        json_object_set_new(banner, "rule", b->rule != NULL ? json_string(b->rule) : json_null());
+        json_object_set_new(banner, "rule_detail", b->rule != NULL ? json_string(b->rule_detail) : json_null());
+    }
     json_t *cpr = json_pack("{s:s, s:o, s:s, s:s, s:o, s:o, s:o}", "section", "cpr", "decision",
                             jstr(plan_cpr_name(m->cpr.decision)), "headline", m->cpr.headline, "words",
                             m->cpr.words, "decided_at", jstr(m->cpr.decided_at.text), "review_date",

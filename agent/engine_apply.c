@@ -8,6 +8,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/change.h"
+#include "sync/rules.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,27 @@ struct apply_ctx {
     int has_pending; /* the replica holds pending edits: puts may need a merge */
     int snapshot;    /* a snapshot page: the plans are new here, nothing older to prune */
 };
+
+/* The clinical rules checked again on the device (sync/rules.h): a plan that breaks one is
+ * kept and its card says which rule (agent/card.c reads the plan again at lookup time), so
+ * here it is only logged, by rule id, never by content. So is a plan holding fields of a
+ * later edition than this agent's. */
+static void apply_check(const struct plan *p)
+{
+    struct rules_report rep;
+    char today[21];
+    plat_format_time(plat_wall_now(), today);
+    today[10] = '\0';
+    if (rules_check(p, today, &rep) != CMC_OK) {
+        cmc_err_clear();
+        if (rep.n > 0)
+            plat_log(PLAT_LOG_WARN, "sync: a plan breaks clinical rule %s (%zu rule(s) in all);"
+                     " it is kept and its card warns", rep.v[0].rule, rep.n);
+    }
+    if (plan_edition(p) > PLAN_EDITION_CURRENT)
+        plat_log(PLAT_LOG_WARN, "sync: a plan holds content this agent cannot show; its card "
+                                "says so - update the agent");
+}
 
 /* `packed`: the plan's bytes as received (a put op), or NULL (a plan rebuilt from a delta). */
 static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p,
@@ -33,6 +55,8 @@ static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p,
         rep->skipped_replays++;
         return CMC_OK;
     }
+    if (rc == CMC_OK)
+        apply_check(p);
     if (rc == CMC_OK && ax->has_pending)
         rc = engine_merge_pending(s, p, rep);
     if (rc == CMC_OK && !ax->snapshot)

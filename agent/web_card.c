@@ -129,6 +129,17 @@ static void banner_flags(struct web_buf *b, const struct card_banner *bn)
         web_buf_rawf(b, "<p class=\"flag pending\"><strong>LOCAL CHANGES NOT YET APPROVED</strong> - %d pending "
                         "edit(s) from this device are shown, marked in their sections.</p>",
                      bn->pending_edits);
+    if (bn->newer_content)
+        web_buf_raw(b, "<p class=\"flag update\" role=\"alert\"><strong>THIS PLAN HAS CONTENT THIS DEVICE "
+                       "CANNOT SHOW</strong> - update the agent. What this device can show is below.</p>");
+    if (bn->rule != NULL) {
+        web_buf_raw(b, "<p class=\"flag rule\" role=\"alert\"><strong>CHECK THIS PLAN</strong> - it breaks "
+                       "clinical rule ");
+        web_buf_text(b, bn->rule);
+        web_buf_raw(b, ": ");
+        web_buf_text(b, bn->rule_detail);
+        web_buf_raw(b, bn->n_rules > 1 ? " (and others).</p>" : ".</p>");
+    }
 }
 
 static void banner(struct web_buf *b, const struct card_banner *bn)

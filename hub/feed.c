@@ -258,6 +258,65 @@ static int hub_pack_put(hub *h, struct mp_writer *op, const char *plan_id, uint6
     return hub_op_check(op);
 }
 
+/* One stored version as a device of `edition` holds it (hub_edition_project). */
+static int hub_version_projected(hub *h, const char *plan_id, int64_t version, int edition,
+                                 struct plan *out, uint8_t **packed, size_t *len)
+{
+    sqlite3_stmt *st = NULL;
+    const uint8_t *body;
+    size_t body_len;
+    int reduced = 0;
+    int rc = hub_version_body(h, plan_id, version, &st, &body, &body_len);
+    if (rc != CMC_OK)
+        return rc;
+    rc = plan_unpack(body, body_len, out);
+    sqlite3_reset(st);
+    if (rc == CMC_OK)
+        rc = hub_edition_project(out, edition, &reduced);
+    if (rc == CMC_OK && packed != NULL)
+        rc = plan_pack(out, packed, len);
+    return rc;
+}
+
+/* Packs a put for a device of an older edition: the target's projection, or a delta between
+ * the projections of the held and the target versions when that is smaller. Neither the
+ * shared delta cache nor the stored bodies hold projections, so this costs a decode per
+ * plan; it lasts only while a fleet updates. */
+static int hub_pack_put_edition(hub *h, struct mp_writer *op, const char *plan_id,
+                                uint64_t seq, int64_t held, int64_t target, int edition)
+{
+    struct plan from, to;
+    struct plan_change c;
+    uint8_t *body = NULL, *delta = NULL;
+    size_t len = 0, delta_len = 0;
+    int rc;
+
+    plan_init(&from);
+    plan_init(&to);
+    plan_change_init(&c);
+    rc = hub_version_projected(h, plan_id, target, edition, &to, &body, &len);
+    if (rc == CMC_OK && held > 0 && held != target) {
+        rc = hub_version_projected(h, plan_id, held, edition, &from, NULL, NULL);
+        if (rc == CMC_OK)
+            rc = plan_change_diff(&from, &to, &c);
+        if (rc == CMC_OK)
+            rc = plan_change_pack(&c, &delta, &delta_len);
+    }
+    if (rc == CMC_OK) {
+        if (delta != NULL && delta_len < len)
+            hub_write_delta(op, plan_id, seq, held, delta, delta_len);
+        else
+            hub_write_put(op, plan_id, seq, body, len);
+        rc = hub_op_check(op);
+    }
+    cmc_free(body);
+    cmc_free(delta);
+    plan_free(&from);
+    plan_free(&to);
+    plan_change_free(&c);
+    return rc;
+}
+
 static void hub_write_purge(struct mp_writer *op, const char *plan_id, uint64_t seq,
                             const char *reason)
 {
@@ -365,6 +424,8 @@ struct hub_page {
     const char *device_id;
     uint64_t cursor, applied, head;
     size_t budget;
+    int edition; /* the newest plan edition the device can show */
+    int plans;   /* puts and deltas in the page */
     struct hub_device_info dev;
     struct hub_view v;
     struct hub_holder hd;
@@ -491,7 +552,10 @@ static int hub_pull_scan(hub *h, struct hub_page *pg)
         if ((rc = hub_view_target(h, &pg->v, scan, &target, &reason)) != CMC_OK)
             goto out;
         if (target > 0 && held != target) {
-            if ((rc = hub_pack_put(h, &pg->op, plan_id, seq, held, target)) != CMC_OK)
+            rc = pg->edition < PLAN_EDITION_CURRENT
+                     ? hub_pack_put_edition(h, &pg->op, plan_id, seq, held, target, pg->edition)
+                     : hub_pack_put(h, &pg->op, plan_id, seq, held, target);
+            if (rc != CMC_OK)
                 goto out;
             has_op = 1;
         } else if (target == 0 && held > 0) {
@@ -522,6 +586,7 @@ static int hub_pull_scan(hub *h, struct hub_page *pg)
                 if ((rc = bundle_writer_add_raw(pg->w, pg->op.buf, pg->op.len)) != CMC_OK)
                     goto out;
                 n_scanned_ops++;
+                pg->plans += target > 0;
             }
             if ((rc = hub_page_sent(pg, scan, plan_id, seq, target, reason)) != CMC_OK)
                 goto out;
@@ -542,7 +607,8 @@ static int hub_pull_record(hub *h, struct hub_page *pg)
     if (rc == CMC_OK)
         rc = hub_nags_carried(h, pg->device_id, &pg->nags, pg->hdr.to_cursor);
     pg->hdr.flags = (uint16_t)((pg->more ? BUNDLE_FLAG_MORE : 0) |
-                               (pg->cursor == 0 ? BUNDLE_FLAG_SNAPSHOT : 0));
+                               (pg->cursor == 0 ? BUNDLE_FLAG_SNAPSHOT : 0) |
+                               (pg->edition >= 2 && pg->plans > 0 ? BUNDLE_FLAG_EDITION2 : 0));
     return rc;
 }
 
@@ -577,6 +643,12 @@ static int hub_pull_finish(hub *h, struct hub_page *pg, uint8_t **out, size_t *l
 int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, size_t budget,
              uint8_t **out, size_t *len)
 {
+    return hub_pull_edition(h, device_id, cursor, applied, budget, PLAN_EDITION_CURRENT, out, len);
+}
+
+int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                     size_t budget, uint64_t edition, uint8_t **out, size_t *len)
+{
     struct hub_page pg;
     int rc;
 
@@ -587,6 +659,8 @@ int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, s
     pg.device_id = device_id;
     pg.cursor = cursor;
     pg.applied = applied;
+    pg.edition = edition < 1 ? 1 : edition > PLAN_EDITION_CURRENT ? PLAN_EDITION_CURRENT
+                                                                   : (int)edition;
     if (budget == 0)
         budget = HUB_BUDGET_DEFAULT;
     if (budget > HUB_BUDGET_MAX)

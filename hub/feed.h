@@ -59,6 +59,20 @@ const struct hub_delta_entry *hub_delta_find(hub *h, const char *plan_id, int64_
 void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
                     const uint8_t *delta, size_t len, size_t put_len);
 
+/* ---- older editions (feed_edition.c) --------------------------------------------------- */
+
+/* The note a projection that left content out carries, and the id of the anticipated
+ * problem that carries it when the ceiling of treatment has no room for it. */
+#define HUB_EDITION_NOTE                                                                   \
+    "[THIS PLAN HAS CONTENT THIS DEVICE CANNOT SHOW - update the agent to see all of it]"
+#define HUB_EDITION_NOTE_ID "update-the-agent"
+
+/* Reduces p in place to what a device of plan edition `edition` can hold: every field of a
+ * later edition cleared and, when that lost anything (*reduced = 1), the note added.
+ * CMC_ERR_TOO_LARGE when neither the ceiling nor the problem list has room for the note
+ * (the plan is then not sent rather than sent without it), CMC_ERR_NOMEM. */
+int hub_edition_project(struct plan *p, int edition, int *reduced);
+
 /* ---- holdings (holdings.c) ------------------------------------------------------------- */
 
 /* The device's holder number: 0 until it is first sent something. */

@@ -257,6 +257,11 @@ int hub_device_key(hub *h, const char *device_id, uint8_t pk[CRY_SIGN_PK_BYTES])
  * (and repairs the replica) when `applied` is older than the device's proven cursor. */
 int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, size_t budget,
              uint8_t **out, size_t *len);
+/* As hub_pull, for a device that can show plans up to `edition` (the pull's schema): an
+ * older device gets each plan as it can hold it, with a note where content was left out
+ * (docs/PROTOCOL.md, "Mixed versions"). hub_pull is this at PLAN_EDITION_CURRENT. */
+int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                     size_t budget, uint64_t edition, uint8_t **out, size_t *len);
 
 enum hub_push_result { HUB_PUSH_ACCEPTED = 1, HUB_PUSH_DUPLICATE, HUB_PUSH_CONFLICT };
 struct hub_push_reply {

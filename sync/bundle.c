@@ -26,7 +26,13 @@ static const uint8_t bundle_magic[4] = { 'C', 'M', 'C', 'B' };
  * and places array sit well inside this. */
 #define BUNDLE_MP_DEPTH 16
 
-#define BUNDLE_KNOWN_FLAGS (BUNDLE_FLAG_MORE | BUNDLE_FLAG_SNAPSHOT | BUNDLE_FLAG_ROLLBACK)
+#define BUNDLE_KNOWN_FLAGS                                                                 \
+    (BUNDLE_FLAG_MORE | BUNDLE_FLAG_SNAPSHOT | BUNDLE_FLAG_ROLLBACK | BUNDLE_FLAG_EDITION2)
+
+int bundle_edition(const struct bundle_header *h)
+{
+    return (h->flags & BUNDLE_FLAG_EDITION2) ? 2 : 1;
+}
 
 static const char *const purge_reasons[] = { "consent_withdrawn", "left_scope", "not_shared" };
 
@@ -555,7 +561,8 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
             return rc;
         if ((rc = read_value_span(r, MP_T_MAP, "plan", &span, &span_len)) != CMC_OK)
             return rc;
-        if ((rc = plan_unpack(span, span_len, &op->plan)) != CMC_OK)
+        /* a later edition's fields are kept, not refused: the card says they exist */
+        if ((rc = plan_unpack_keep(span, span_len, &op->plan)) != CMC_OK)
             return rc;
         if (op->plan.plan_id == NULL || strcmp(op->plan.plan_id, op->plan_id) != 0)
             return cmc_fail(CMC_ERR_CORRUPT, "plan's plan_id differs from the op's");

@@ -8,7 +8,10 @@
  *     4   2  protocol version (big-endian, = BUNDLE_PROTOCOL)
  *     6   2  flags: bit 0 "more" (another page follows), bit 1 "snapshot page",
  *               bit 2 "rollback" (the device pulled from a cursor older than one it had
- *               proven; this answer repairs the restored replica)
+ *               proven; this answer repairs the restored replica), bit 3 "edition 2"
+ *               (the schema edition of the plans the page carries: they may hold
+ *               second-edition fields; set only for a device whose pull said it shows them
+ *               and a page that carries a plan; clear = edition 1)
  *     8  16  device id (the UUID's 16 bytes)
  *    24   8  from cursor (big-endian u64): the device's cursor this answers
  *    32   8  to cursor: the device's cursor once this bundle is applied
@@ -42,7 +45,8 @@
  * 0..BUNDLE_MAX_LEASE_DAYS; the array's
  * length must equal the header's op count and no byte may follow it. Plans and deltas are
  * decoded by plan_unpack / plan_change_unpack (their own caps apply); a PUT's plan must carry
- * the op's plan id.
+ * the op's plan id; a PUT's plan keeps fields of a later edition (plan_unpack_keep), so a
+ * device shows that it holds content it cannot show rather than refusing the plan.
  *
  * Errors: CMC_ERR_INVALID for a caller's bad arguments when building (unknown flag bits, a
  * malformed op), CMC_ERR_TOO_LARGE past a cap, CMC_ERR_NOMEM, and the verification and
@@ -68,6 +72,7 @@
 #define BUNDLE_FLAG_MORE 0x1u
 #define BUNDLE_FLAG_SNAPSHOT 0x2u
 #define BUNDLE_FLAG_ROLLBACK 0x4u
+#define BUNDLE_FLAG_EDITION2 0x8u
 #define BUNDLE_MAX_BODY (8u * 1024 * 1024)  /* compressed */
 #define BUNDLE_MAX_RAW (32u * 1024 * 1024)  /* inflated */
 #define BUNDLE_MAX_OPS 100000u
@@ -108,6 +113,9 @@ struct bundle_op {
     char reason[32];               /* PURGE */
     int64_t lease_days;            /* POLICY: 0..BUNDLE_MAX_LEASE_DAYS, 0 = no lease */
 };
+
+/* The schema edition of a bundle's plans: 2 with BUNDLE_FLAG_EDITION2, else 1. */
+int bundle_edition(const struct bundle_header *h);
 
 void bundle_op_init(struct bundle_op *op);
 /* Frees one op's plan and change and re-inits it. NULL is a no-op. */

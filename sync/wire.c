@@ -199,6 +199,8 @@ int wire_pull_path(const struct wire_pull_query *q, char *out, size_t cap)
         n += snprintf(out + n, cap - (size_t)n, "&applied=%llu", (unsigned long long)q->applied);
     if (q->budget > 0 && n > 0 && (size_t)n < cap)
         n += snprintf(out + n, cap - (size_t)n, "&budget=%llu", (unsigned long long)q->budget);
+    if (q->schema > 0 && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "&schema=%llu", (unsigned long long)q->schema);
     if (n < 0 || (size_t)n >= cap)
         return cmc_fail(CMC_ERR_INVALID, "pull: the request target does not fit");
     return CMC_OK;
@@ -221,9 +223,9 @@ static int query_u64(const char *v, size_t len, const char *name, uint64_t *out)
 
 int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
 {
-    static const char *const names[] = { "cursor", "applied", "budget" };
-    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget };
-    int have[3] = { 0, 0, 0 };
+    static const char *const names[] = { "cursor", "applied", "budget", "schema" };
+    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget, &q->schema };
+    int have[4] = { 0, 0, 0, 0 };
     const char *p = query;
 
     memset(q, 0, sizeof *q);
@@ -231,7 +233,7 @@ int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
         const char *amp = strchr(p, '&');
         size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', plen);
-        for (size_t k = 0; eq != NULL && k < 3; k++) {
+        for (size_t k = 0; eq != NULL && k < 4; k++) {
             size_t klen = (size_t)(eq - p);
             if (klen != strlen(names[k]) || memcmp(p, names[k], klen) != 0)
                 continue;
@@ -246,6 +248,10 @@ int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
         return cmc_fail(CMC_ERR_INVALID, "pull: the cursor query parameter is required");
     if (!have[1])
         q->applied = q->cursor; /* the device has committed what it continues from */
+    if (!have[3])
+        q->schema = 1; /* a first-edition device: it predates the parameter */
+    else if (q->schema == 0)
+        return cmc_fail(CMC_ERR_INVALID, "schema: must be a plan edition, 1 or more");
     return CMC_OK;
 }
 

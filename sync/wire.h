@@ -65,10 +65,14 @@ struct wire_pull_query {
     uint64_t cursor;
     uint64_t applied; /* the committed cursor; written only when it differs from cursor */
     uint64_t budget;  /* bytes per page; 0 = the hub's default (not written) */
+    uint64_t schema;  /* the newest plan edition the device can show (docs/PROTOCOL.md, "Mixed
+                       * versions"); a device sends PLAN_EDITION_CURRENT; 0 = not written */
 };
-/* The request target "/v1/pull?cursor=N[&applied=A][&budget=B]" into out (cap bytes). */
+/* The request target "/v1/pull?cursor=N[&applied=A][&budget=B][&schema=E]" into out (cap
+ * bytes). */
 int wire_pull_path(const struct wire_pull_query *q, char *out, size_t cap);
-/* Parses the query part (after '?'). cursor is required; applied defaults to cursor;
+/* Parses the query part (after '?'). cursor is required; applied defaults to cursor; schema
+ * defaults to 1 (a device of the first edition never sends it) and must be at least 1;
  * unknown parameters are ignored. */
 int wire_pull_query_decode(const char *query, struct wire_pull_query *q);
 
