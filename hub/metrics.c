@@ -13,9 +13,9 @@
 #include <string.h>
 
 static const char *const hub_endpoints[] = {"enroll", "pull",    "push",    "ack",  "audit",
-                                            "tls-pins", "healthz", "metrics", "other"};
+                                            "tls-pins", "healthz", "metrics", "wait", "other"};
 #define N_ENDPOINTS (sizeof hub_endpoints / sizeof hub_endpoints[0])
-static const int hub_statuses[] = {200, 400, 401, 403, 404, 405, 409, 410, 413, 414, 429,
+static const int hub_statuses[] = {200, 204, 400, 401, 403, 404, 405, 409, 410, 413, 414, 429,
                                    500, 503, 0 /* any other */};
 #define N_STATUSES (sizeof hub_statuses / sizeof hub_statuses[0])
 /* Upper bounds in seconds (Prometheus "le"), then +Inf. */
