@@ -190,6 +190,7 @@ int cli_cmd_status(struct cli_opts *o)
         return rc;
     struct store_counts c;
     char *hub = NULL;
+    char *watch = NULL;
     int64_t cursor = 0;
     if ((rc = store_counts_get(s.store, &c)) != CMC_OK)
         goto out;
@@ -204,6 +205,23 @@ int cli_cmd_status(struct cli_opts *o)
     struct lease_info li;
     if ((rc = lease_info_get(s.store, &li)) != CMC_OK)
         goto out;
+    /* What `sync --watch` last noted: "live", "polling every N s", or "" once it stopped. */
+    int64_t watch_at = 0, change_at = 0;
+    char live[96], change[24] = "none yet";
+    if (store_state_get(s.store, "watch_mode", &watch) != CMC_OK) {
+        cmc_free(watch);
+        watch = NULL;
+    }
+    (void)store_state_get_int(s.store, "watch_mode_at", &watch_at);
+    if (store_state_get_int(s.store, "last_change_at", &change_at) == CMC_OK && change_at > 0)
+        plat_format_time(change_at, change);
+    if (watch != NULL && watch[0] != '\0') {
+        char since[21];
+        plat_format_time(watch_at, since);
+        snprintf(live, sizeof live, "%s (since %s)", watch, since);
+    } else {
+        snprintf(live, sizeof live, "not watching (no 'sync --watch' running)");
+    }
     char policy[160];
     if (li.lease_days <= 0)
         snprintf(policy, sizeof policy, "no offline lease");
@@ -211,14 +229,17 @@ int cli_cmd_status(struct cli_opts *o)
         snprintf(policy, sizeof policy, "locks after %lld days without a sync%s", (long long)li.lease_days,
                  li.locked ? " - LOCKED now: sync to unlock" : "");
     if (o->json) {
-        rc = cli_print_json(json_pack("{s:s, s:s, s:s?, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "user",
+        rc = cli_print_json(json_pack("{s:s, s:s, s:s?, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:s, s:o}",
+                                  "user",
                                   s.who.user, "role", store_role_name(s.who.role), "hub", hub, "last_sync",
                                   ctx.last_sync < 0 ? json_null() : json_integer(ctx.last_sync), "copy_age", age,
                                   "cursor", (json_int_t)cursor, "plans_visible", (json_int_t)c.visible,
                                   "plans_published", (json_int_t)c.published, "plans_draft", (json_int_t)c.drafts,
                                   "pending_edits", (json_int_t)c.pending, "conflicts", (json_int_t)c.conflicts,
                                   "tombstones", (json_int_t)c.tombstones, "lease_days",
-                                  (json_int_t)li.lease_days, "locked", li.locked));
+                                  (json_int_t)li.lease_days, "locked", li.locked, "watch",
+                                  watch != NULL ? watch : "", "last_change",
+                                  change_at > 0 ? json_integer(change_at) : json_null()));
     } else {
         printf("user:          %s (%s)\n", s.who.user, store_role_name(s.who.role));
         printf("hub:           %s\n", hub ? hub : "not enrolled");
@@ -229,9 +250,12 @@ int cli_cmd_status(struct cli_opts *o)
         printf("pending edits: %lld\n", (long long)c.pending);
         printf("conflicts:     %lld\n", (long long)c.conflicts);
         printf("policy:        %s\n", policy);
+        printf("watch:         %s\n", live);
+        printf("last change:   %s\n", change);
     }
 out:
     cmc_free(hub);
+    cmc_free(watch);
     cli_session_close(&s);
     return rc;
 }

@@ -19,6 +19,8 @@
  *                   over every connection since this line was written): the connection
  *                   carrying byte N is cut there, and every later one at once
  *   resetall N      the same with resets
+ *   idle MS         close both sides cleanly (FIN) once neither direction has carried a byte
+ *                   for MS milliseconds, as proxies and NAT boxes end idle connections
  *
  * The proxy sits behind the TLS terminator (stunnel in front of it, the hub's plain HTTP
  * behind it), so what it damages is what the agent's own framing and bundle verification see:
@@ -44,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum fault { F_NONE, F_LATENCY, F_BW, F_STALL, F_CUT, F_RESET, F_FLIP, F_CUTALL, F_RESETALL };
+enum fault { F_NONE, F_LATENCY, F_BW, F_STALL, F_CUT, F_RESET, F_FLIP, F_CUTALL, F_RESETALL, F_IDLE };
 
 struct fault_cfg {
     enum fault kind;
@@ -70,7 +72,7 @@ static void read_config(const char *path, struct fault_cfg *cfg)
         static const struct { const char *name; enum fault kind; } names[] = {
             { "latency", F_LATENCY }, { "bw", F_BW },       { "stall", F_STALL },
             { "cut", F_CUT },         { "reset", F_RESET }, { "flip", F_FLIP },
-            { "cutall", F_CUTALL },   { "resetall", F_RESETALL },
+            { "cutall", F_CUTALL },   { "resetall", F_RESETALL }, { "idle", F_IDLE },
         };
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
             if (strcmp(word, names[i].name) == 0)
@@ -122,9 +124,15 @@ static void relay(int client, int upstream, const struct fault_cfg *cfg)
     }
     for (;;) {
         struct pollfd p[2] = { { client, POLLIN, 0 }, { upstream, stalled ? 0 : POLLIN, 0 } };
-        if (poll(p, 2, -1) < 0) {
+        int ready = poll(p, 2, cfg->kind == F_IDLE && cfg->arg > 0 ? (int)cfg->arg : -1);
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
+            return;
+        }
+        if (ready == 0) { /* idle for cfg->arg ms */
+            shutdown(client, SHUT_RDWR);
+            shutdown(upstream, SHUT_RDWR);
             return;
         }
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
