@@ -202,10 +202,12 @@ static void watch_wait(struct cli_session *s, struct watch *w, engine_watch **ew
 {
     int res = 0, rc;
     uint64_t t0 = plat_mono_now_ns();
-    if (*ew == NULL && (rc = engine_watch_open(s->store, ew)) != CMC_OK) {
+    if (*ew == NULL && (rc = engine_watch_open(s->store, &stop_requested, ew)) != CMC_OK) {
         *need_round = 1;
         return;
     }
+    /* Live from the moment the wait is sent: a hub without the feed says so at once. */
+    watch_mode(s, w, "live");
     rc = engine_wait(*ew, s->store, w->hold, &res);
     unsigned held = (unsigned)((plat_mono_now_ns() - t0) / 1000000000ull);
     if (rc == CMC_OK && res == ENGINE_WAIT_UNSUPPORTED) {
@@ -218,7 +220,6 @@ static void watch_wait(struct cli_session *s, struct watch *w, engine_watch **ew
     if (rc == CMC_OK) {
         w->cuts = 0;
         w->backoff = 0;
-        watch_mode(s, w, "live");
         if (res == ENGINE_WAIT_CHANGED)
             *need_round = 1;
         return;
@@ -227,6 +228,7 @@ static void watch_wait(struct cli_session *s, struct watch *w, engine_watch **ew
     engine_watch_close(*ew);
     *ew = NULL;
     *need_round = 1;
+    watch_mode(s, w, "reconnecting");
     if (held >= 2 && held < w->hold) {
         /* Held, then cut before its time: something on the way cuts idle connections. Hold
          * for less than that from now on; poll when even the shortest hold is cut. */
@@ -282,6 +284,7 @@ static int watch_loop(struct cli_opts *o, struct cli_session *s)
                 if (!offline)
                     fprintf(stderr, "cmc-agent: cannot sync (%s); retrying with backoff\n", cmc_errmsg());
                 offline = 1;
+                watch_mode(s, &w, "reconnecting");
                 engine_watch_close(ew);
                 ew = NULL;
                 sleep_interruptible(watch_backoff_ms(&w, w.live_ok));

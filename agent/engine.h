@@ -27,6 +27,7 @@
 
 #include "agent/store.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,7 +105,9 @@ enum engine_wait_result {
     ENGINE_WAIT_UNSUPPORTED,  /* the hub has no change feed (an older hub: 404/405): poll */
 };
 
-int engine_watch_open(store *s, engine_watch **out);
+/* stop (may be NULL): a flag a signal handler sets; a held wait then ends within about a
+ * second (CMC_ERR_NET). */
+int engine_watch_open(store *s, const volatile sig_atomic_t *stop, engine_watch **out);
 void engine_watch_close(engine_watch *w); /* NULL is a no-op */
 /* One wait of at most hold_s seconds (the hub caps it). CMC_ERR_NET when the connection
  * failed or was cut mid-wait (reconnect with backoff); other errors as a pull's. */

@@ -18,7 +18,16 @@ struct engine_watch {
     struct enrollment e;
     http_client *client;
     unsigned client_hold; /* the hold the client's silence limit was set for */
+    const volatile sig_atomic_t *stop;
 };
+
+static int watch_stopped(void *ctx, uint64_t received, uint64_t expected)
+{
+    const engine_watch *w = ctx;
+    (void)received;
+    (void)expected;
+    return w->stop != NULL && *w->stop != 0;
+}
 
 void engine_watch_close(engine_watch *w)
 {
@@ -29,7 +38,7 @@ void engine_watch_close(engine_watch *w)
     cmc_free(w);
 }
 
-int engine_watch_open(store *s, engine_watch **out)
+int engine_watch_open(store *s, const volatile sig_atomic_t *stop, engine_watch **out)
 {
     engine_watch *w = cmc_calloc(1, sizeof *w);
     int rc;
@@ -40,6 +49,7 @@ int engine_watch_open(store *s, engine_watch **out)
         cmc_free(w);
         return rc;
     }
+    w->stop = stop;
     *out = w;
     return CMC_OK;
 }
@@ -65,8 +75,10 @@ static int watch_client(engine_watch *w, unsigned hold_s)
         http_client_free(w->client);
         w->client = NULL;
     }
-    if (rc == CMC_OK)
+    if (rc == CMC_OK) {
         w->client_hold = hold_s;
+        http_client_set_progress(w->client, watch_stopped, w);
+    }
     return rc;
 }
 

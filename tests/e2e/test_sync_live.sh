@@ -46,7 +46,14 @@ for d in "$A" "$B" "$C"; do
   within 30 is_live "$d" || fail "$(basename "$d") should be live: $(agent "$d" status | grep watch) $(cat "$d.watch.err")"
 done
 agent "$A" status | grep -q '^last change: *none yet' || fail "no change has arrived yet: $(agent "$A" status)"
-pass "three watching devices hold a wait at the hub (status: live)"
+# Held, not spinning: while nothing changes the hub answers (almost) no waits.
+waits_answered() {
+  curl -s --cacert "$CA" "$HUB_URL/metrics" |
+    awk '/^cmc_hub_requests_total\{endpoint="wait"/ {n += $NF} END {print n + 0}'
+}
+w0=$(waits_answered); sleep 3; w1=$(waits_answered)
+[ $((w1 - w0)) -le 3 ] || fail "idle devices should hold their waits, yet the hub answered $((w1 - w0)) in 3 s"
+pass "three watching devices hold a wait at the hub (status: live), no busy polling"
 
 publish 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11
 within $BOUND has_plan "$A" 9434765919 || fail "the approved plan did not reach tablet-a within $BOUND s (poll interval 300 s)"
@@ -73,6 +80,8 @@ within $BOUND gone || fail "the wipe order did not reach tablet-a within $BOUND 
 pass "a wipe order reaches the watching device within $BOUND s"
 
 kill -TERM "${W[1]}" "${W[2]}"
+stopped() { ! kill -0 "${W[1]}" 2>/dev/null && ! kill -0 "${W[2]}" 2>/dev/null; }
+within 15 stopped || fail "a watcher holding a wait should stop promptly on SIGTERM"
 for p in "${W[1]}" "${W[2]}"; do
   set +e; wait "$p"; rc=$?; set -e
   [ $rc -eq 0 ] || fail "a watcher should stop cleanly on SIGTERM (exit $rc)"

@@ -18,6 +18,7 @@
 
 #include "hub/hub.h"
 #include "hub/live.h"
+#include "hub/metrics.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "platform/plat_test.h"
@@ -125,6 +126,9 @@ static void test_wait_refuses_bad_requests(void **state)
     struct tst_device d;
     struct reqsig_headers hdrs;
     struct hub_response resp;
+    /* the server holds what its metrics name "wait" (hub/server.c routes on it) */
+    assert_string_equal(hub_metrics_endpoint("/v1/wait?cursor=1&hold=50"), "wait");
+    assert_string_equal(hub_metrics_endpoint("/v1/tls-pins"), "tls-pins");
     tst_device_new(e, &d, "region:" TST_REGION, "urgent_care");
     memset(&hdrs, 0, sizeof hdrs);
     tst_device_call(e, &d, "GET", "/v1/wait?lease=3", NULL, 0, &hdrs, &resp);
