@@ -6,7 +6,8 @@
  *       plans made from EXAMPLE (examples/plan.json) in REGION and submits them, unapproved;
  *       prints "PLAN_ID NHS" lines for probe
  *   live_bench fleet HUBDIR URL N SCOPE HOLD SECONDS READYFILE
- *       N simulated watching devices, enrolled in-process with SCOPE, starting at the change
+ *       N simulated watching devices, enrolled in-process with SCOPE ("spread:A,B,..." deals
+ *       the scopes region:A, region:B, ... round the devices), starting at the change
  *       log's head: each on its own thread and kept-alive connection holds signed waits
  *       (GET /v1/wait, HOLD seconds); answered "changed" it pulls like a device (bundles
  *       verified, purges acknowledged) and waits again. READYFILE is written once every
@@ -303,12 +304,30 @@ static void *sim_run(void *arg)
     return NULL;
 }
 
-static int sim_enroll(hub *h, const char *url, const char *scope, long i, unsigned hold, struct sim *d)
+/* The scope of device i: SPEC itself, or the (i mod k)-th region of "spread:A,B,...". */
+static void sim_scope(const char *spec, long i, char out[HUB_SCOPE_MAX + 1])
 {
-    char name[HUB_NAME_MAX + 1], code[HUB_CODE_LEN + 1];
+    if (strncmp(spec, "spread:", 7) != 0) {
+        snprintf(out, HUB_SCOPE_MAX + 1, "%s", spec);
+        return;
+    }
+    const char *p = spec + 7;
+    long k = 1;
+    for (const char *q = p; *q != '\0'; q++)
+        k += *q == ',';
+    for (long j = i % k; j > 0; j--)
+        p = strchr(p, ',') + 1;
+    size_t len = strcspn(p, ",");
+    snprintf(out, HUB_SCOPE_MAX + 1, "region:%.*s", (int)len, p);
+}
+
+static int sim_enroll(hub *h, const char *url, const char *spec, long i, unsigned hold, struct sim *d)
+{
+    char name[HUB_NAME_MAX + 1], code[HUB_CODE_LEN + 1], scope[HUB_SCOPE_MAX + 1];
+    sim_scope(spec, i, scope);
     uint8_t pk[CRY_SIGN_PK_BYTES];
     struct hub_enrollment en;
-    snprintf(name, sizeof name, "bench-watcher-%ld", i);
+    snprintf(name, sizeof name, "bench-watcher-%ld-%llu", i, (unsigned long long)(plat_mono_now_ns() % 1000000));
     int rc = hub_device_add(h, name, scope, "urgent_care", d->id, code);
     if (rc == CMC_OK)
         rc = cry_sign_keypair(pk, &d->sk);

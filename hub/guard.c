@@ -21,7 +21,7 @@ struct hub_guard_conn {
     uint64_t since_ns; /* opened, or last answered */
     int answering;
     int cut;           /* shut down by the deadline or the per-address limit */
-    int held;          /* holds a device's wait: not counted per address */
+    int device;        /* carried an authenticated device's request: not counted per address */
     uint8_t addr[16];  /* IPv4 in the first 4 bytes, or IPv6 */
 };
 
@@ -142,7 +142,7 @@ struct hub_guard_conn *hub_guard_open(hub_guard *g, int fd, const struct sockadd
     if (g->per_ip > 0) {
         unsigned same = 0;
         for (struct hub_guard_conn *o = g->conns; o != NULL; o = o->next)
-            same += !o->held && !o->cut && memcmp(o->addr, c->addr, sizeof c->addr) == 0;
+            same += !o->device && !o->cut && memcmp(o->addr, c->addr, sizeof c->addr) == 0;
         if (same >= g->per_ip) {
             /* libmicrohttpd sees the connection end and closes it itself. */
             shutdown(fd, SHUT_RDWR);
@@ -165,12 +165,12 @@ void hub_guard_per_ip(hub_guard *g, unsigned per_ip)
     pthread_mutex_unlock(&g->mu);
 }
 
-void hub_guard_hold(hub_guard *g, struct hub_guard_conn *c, int held)
+void hub_guard_device(hub_guard *g, struct hub_guard_conn *c)
 {
     if (c == NULL)
         return;
     pthread_mutex_lock(&g->mu);
-    c->held = held;
+    c->device = 1;
     pthread_mutex_unlock(&g->mu);
 }
 

@@ -357,8 +357,6 @@ static int hub_wait_hold(hub_server *s, struct MHD_Connection *conn, struct hub_
         return 0;
     }
     st->waiting = 1;
-    if (s->guard != NULL)
-        hub_guard_hold(s->guard, hub_tracked(conn), 1);
     return 1;
 }
 
@@ -369,8 +367,6 @@ static enum MHD_Result hub_wait_answer(hub_server *s, struct MHD_Connection *con
     static const char changed[] = "changed\n";
     int ok = st->wait.result == HUB_LIVE_CHANGED;
     hub_live_release(s->live, &st->wait);
-    if (s->guard != NULL)
-        hub_guard_hold(s->guard, hub_tracked(conn), 0);
     return hub_answered(s, conn, st, st->wait.device_id, method, ok ? 200 : 204,
                         hub_send(conn, ok ? 200 : 204, "text/plain", ok ? changed : "",
                                  ok ? sizeof changed - 1 : 0, 0),
@@ -464,6 +460,10 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     }
     pthread_mutex_lock(&s->mu);
     hub_api_handle(s->h, &req, &resp);
+    /* Authenticated (a 2xx answers only a device the hub checked, or an enrollment): the
+     * connection no longer counts against its address (hub/guard.h). */
+    if (s->guard != NULL && resp.status >= 200 && resp.status < 300)
+        hub_guard_device(s->guard, hub_tracked(conn));
     if (resp.status == 204 && strcmp(hub_metrics_endpoint(st->target), "wait") == 0 &&
         hub_wait_hold(s, conn, st, req.device)) {
         pthread_mutex_unlock(&s->mu);
