@@ -149,6 +149,8 @@ struct watch {
     unsigned cuts;        /* waits cut in a row */
     unsigned backoff;     /* seconds, after a failure */
     uint64_t last_round;  /* monotonic ns of the last successful round */
+    int woken;            /* the hub answered the last wait "changed" */
+    unsigned empty_wakes; /* rounds in a row after "changed" that brought nothing */
     char mode[32];        /* as last written for `status` */
 };
 
@@ -221,7 +223,7 @@ static void watch_wait(struct cli_session *s, struct watch *w, engine_watch **ew
         w->cuts = 0;
         w->backoff = 0;
         if (res == ENGINE_WAIT_CHANGED)
-            *need_round = 1;
+            *need_round = w->woken = 1;
         return;
     }
     /* Cut or failed. Nothing is missed: the next wait or round continues from the cursor. */
@@ -298,6 +300,15 @@ static int watch_loop(struct cli_opts *o, struct cli_session *s)
             w.last_round = plat_mono_now_ns();
             if (changes > 0 && store_state_set_int(s->store, "last_change_at", plat_wall_now()) != CMC_OK)
                 plat_log(PLAT_LOG_WARN, "could not note the change: %s", cmc_errmsg());
+            /* Woken for nothing again and again (a change this device cannot be sent, a hub
+             * answering "changed" to everything): wait longer each time before asking again,
+             * up to the poll interval, instead of syncing in a loop. */
+            w.empty_wakes = w.woken && changes == 0 ? w.empty_wakes + 1 : 0;
+            w.woken = 0;
+            if (w.empty_wakes > 1) {
+                uint32_t pause = 1u << (w.empty_wakes > 12 ? 11 : w.empty_wakes - 2);
+                sleep_interruptible(jitter_ms((pause < w.interval ? pause : w.interval) * 1000u));
+            }
         }
         if (!w.live_ok && now_s() >= w.live_retry_at)
             w.live_ok = 1;

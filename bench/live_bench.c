@@ -198,6 +198,7 @@ struct sim {
     /* results */
     uint64_t wakes, pulls, acks, idle_cycles, idle_bytes, wait_errors, pull_errors;
     int started;
+    char first_error[96]; /* what the first failed wait said */
 };
 
 static atomic_int sims_sent;
@@ -297,6 +298,8 @@ static void *sim_run(void *arg)
             d->wakes++;
             sim_pull(d);
         } else {
+            if (d->wait_errors == 0)
+                snprintf(d->first_error, sizeof d->first_error, "%s %ld", cmc_errname(rc), status);
             d->wait_errors++;
             sleep_real_ms(500 + (long)(plat_mono_now_ns() % 1000));
         }
@@ -423,10 +426,15 @@ static int cmd_fleet(int argc, char **argv)
         perr += sims[i].pull_errors;
     }
     double per_cycle = idle > 0 ? (double)idle_bytes / (double)idle : 0.0;
+    const char *first_error = "";
+    for (long i = 0; i < started && first_error[0] == '\0'; i++)
+        first_error = sims[i].first_error;
     printf("{\"devices\": %ld, \"hold_s\": %ld, \"wakes\": %" PRIu64 ", \"pulls\": %" PRIu64
            ", \"acks\": %" PRIu64 ", \"wait_errors\": %" PRIu64 ", \"pull_errors\": %" PRIu64
-           ", \"idle_waits\": %" PRIu64 ", \"idle_bytes_per_wait\": %.1f, \"idle_bytes_per_device_hour\": %.0f}\n",
-           n, hold, wakes, pulls, acks, werr, perr, idle, per_cycle, per_cycle * 3600.0 / (double)hold);
+           ", \"idle_waits\": %" PRIu64 ", \"idle_bytes_per_wait\": %.1f, \"idle_bytes_per_device_hour\": %.0f"
+           ", \"first_wait_error\": \"%s\"}\n",
+           n, hold, wakes, pulls, acks, werr, perr, idle, per_cycle, per_cycle * 3600.0 / (double)hold,
+           first_error);
 out:
     hub_close(h);
     for (long i = 0; sims != NULL && i < n; i++) {

@@ -11,6 +11,7 @@
 #   BENCH_PEER=1                 0 skips PouchDB
 #   BENCH_OUT=bench/results      where results.json, the per-scale files and the plot go
 #   BENCH_KEEP=1                 keeps the scratch directory (hubs, replicas, logs)
+#   BENCH_LIVE=1                 0 skips the live change feed's run (bench/live.sh, LIVE_* knobs)
 # Everything listens on 127.0.0.1 only; every loop is bounded in count and time; nothing is
 # left running.
 set -euo pipefail
@@ -187,3 +188,9 @@ for n in $SCALES; do run_scale "$n"; done
 
 # ---- results ----------------------------------------------------------------------------------
 "$HERE/report.sh" "$OUT" $SCALES
+
+# ---- the live change feed: 1,000 watching devices held, freshness (bench/live.sh) --------------
+if [ "${BENCH_LIVE:-1}" = 1 ]; then
+  say "the live change feed: ${LIVE_DEVICES:-1000} watching devices held (bench/live.sh)"
+  BENCH_OUT="$OUT" BUILD="$BUILD" "$HERE/live.sh" || echo "bench: the live change feed's run failed (see above)" >&2
+fi

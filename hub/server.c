@@ -56,6 +56,7 @@ struct hub_server {
     uint8_t *cert, *key;
     size_t key_len;
     uint16_t port, metrics_port;
+    unsigned idle_timeout_s; /* restored on a held wait's connection when it is answered */
 };
 
 static size_t hub_key_slot_of(const char *device_id)
@@ -350,13 +351,16 @@ static int hub_wait_hold(hub_server *s, struct MHD_Connection *conn, struct hub_
     st->wait.deadline_ns = plat_mono_now_ns() + q.hold * 1000000000ull;
     st->wait.resume = hub_wait_resume;
     st->wait.arg = conn;
-    /* Suspended before the feed can resume it; a suspended connection does not time out. */
+    /* Suspended before the feed can resume it. No idle timeout while held: libmicrohttpd
+     * would otherwise count the hold as idle time and close the kept-alive connection just
+     * as the device sends its next wait; restoring it when answered restarts the clock. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     MHD_suspend_connection(conn);
-    if (hub_live_hold(s->live, &st->wait) != CMC_OK) {
-        MHD_resume_connection(conn);
-        return 0;
-    }
     st->waiting = 1;
+    if (hub_live_hold(s->live, &st->wait) != CMC_OK) {
+        st->wait.result = HUB_LIVE_TIMEOUT; /* the feed is stopping: answered 204 at once */
+        MHD_resume_connection(conn);
+    }
     return 1;
 }
 
@@ -367,6 +371,7 @@ static enum MHD_Result hub_wait_answer(hub_server *s, struct MHD_Connection *con
     static const char changed[] = "changed\n";
     int ok = st->wait.result == HUB_LIVE_CHANGED;
     hub_live_release(s->live, &st->wait);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, s->idle_timeout_s);
     return hub_answered(s, conn, st, st->wait.device_id, method, ok ? 200 : 204,
                         hub_send(conn, ok ? 200 : 204, "text/plain", ok ? changed : "",
                                  ok ? sizeof changed - 1 : 0, 0),
@@ -464,18 +469,20 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
      * connection no longer counts against its address (hub/guard.h). */
     if (s->guard != NULL && resp.status >= 200 && resp.status < 300)
         hub_guard_device(s->guard, hub_tracked(conn));
+    /* The hub just checked the signature itself and it held: learn (or, if the key known
+     * here was refused, relearn) the device's key, so its next request is checked before
+     * the mutex. A forged request never gets here, so it cannot fill the table. */
+    if ((req.checked_pk == NULL || !req.checked_ok) && (resp.status == 200 || resp.status == 204) &&
+        req.device != NULL &&
+        strlen(req.device) == REQSIG_DEVICE_ID_LEN && hub_device_key(s->h, req.device, pk) == CMC_OK)
+        hub_key_put(s, req.device, pk);
+    /* Nothing for the device yet: its wait is held (hub/live.h) and answered when resumed. */
     if (resp.status == 204 && strcmp(hub_metrics_endpoint(st->target), "wait") == 0 &&
         hub_wait_hold(s, conn, st, req.device)) {
         pthread_mutex_unlock(&s->mu);
         hub_response_free(&resp);
         return MHD_YES;
     }
-    /* The hub just checked the signature itself and it held: learn (or, if the key known
-     * here was refused, relearn) the device's key, so its next request is checked before
-     * the mutex. A forged request never gets here, so it cannot fill the table. */
-    if ((req.checked_pk == NULL || !req.checked_ok) && resp.status == 200 && req.device != NULL &&
-        strlen(req.device) == REQSIG_DEVICE_ID_LEN && hub_device_key(s->h, req.device, pk) == CMC_OK)
-        hub_key_put(s, req.device, pk);
     /* The device's name for the log, only once the hub has authenticated it. */
     name[0] = '\0';
     if (resp.status == 200 && req.device != NULL && strlen(req.device) == REQSIG_DEVICE_ID_LEN &&
@@ -650,6 +657,7 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
     if ((s = cmc_calloc(1, sizeof *s)) == NULL)
         return cmc_fail(CMC_ERR_NOMEM, "server");
     s->h = h;
+    s->idle_timeout_s = opts->timeout_s ? opts->timeout_s : HUB_IDLE_TIMEOUT;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->keys_mu, NULL);
     if ((s->keys = cmc_calloc(HUB_KEY_SLOTS, sizeof *s->keys)) == NULL) {
