@@ -180,7 +180,7 @@ static void banner(struct web_buf *b, const struct card_banner *bn)
 {
     if (bn->break_glass)
         web_buf_rawf(b, "<p class=\"breakglass\" role=\"alert\"><strong>BREAK-GLASS VIEW: copy is %lld day%s old - "
-                        "may be out of date.</strong> Opened on a locked copy; this view is audited.</p>\n",
+                        "may be out of date.</strong></p>\n",
                      (long long)bn->copy_age_days, bn->copy_age_days == 1 ? "" : "s");
     web_buf_raw(b, "<section class=\"banner\" id=\"banner\" aria-labelledby=\"h-banner\">"
                    "<h2 id=\"h-banner\" class=\"sr\">Plan status</h2><p class=\"status-line\">");
@@ -196,7 +196,7 @@ static void banner(struct web_buf *b, const struct card_banner *bn)
         web_buf_text(b, bn->status_words);
         web_buf_rawf(b, " (v%lld)</strong>", (long long)bn->version);
     }
-    web_buf_raw(b, ". <span class=\"nowrap\">Review due ");
+    web_buf_raw(b, ". <span>Review due ");
     if (bn->review_overdue) {
         web_buf_raw(b, "<span class=\"flag overdue\"><strong>REVIEW OVERDUE</strong> - was due ");
         web_buf_text(b, bn->review_due.text);
@@ -246,12 +246,16 @@ static void conflicts_block(struct web_buf *b, const struct card_model *m)
 static void notices(struct web_buf *b, const struct card_model *m)
 {
     const struct card_banner *bn = &m->banner;
-    int any = bn->lease_days_left >= 0 || bn->stale || !bn->published || bn->newer_content || bn->rule != NULL ||
-              m->n_conflicts > 0;
+    int any = bn->break_glass || bn->lease_days_left >= 0 || bn->stale || !bn->published || bn->newer_content ||
+              bn->rule != NULL || m->n_conflicts > 0;
     if (!any)
         return;
     web_buf_raw(b, "<section class=\"notices\" id=\"notices\" aria-labelledby=\"h-notices\">"
                    "<h2 id=\"h-notices\" class=\"sr\">Notices</h2>");
+    if (bn->break_glass)
+        web_buf_raw(b, "<p class=\"flag breakglass-note\"><strong>Opened on a locked copy</strong> with a reason: "
+                       "this view is audited and reported to the service at the next sync. Sync as soon as you "
+                       "can.</p>");
     if (bn->lease_days_left >= 0) {
         web_buf_raw(b, "<p class=\"flag lease\" role=\"status\"><strong>");
         if (bn->lease_days_left == 0)

@@ -59,7 +59,8 @@ static const char css[] =
     ".card-section{border-top:.2rem solid var(--line);padding:.4rem 0}\n"
     ".patient-name{font-size:1.4rem;margin:.1rem 0;line-height:1.2}\n"
     ".id-line{margin:.1rem 0}.id-line .nowrap{margin-right:.6rem}\n"
-    "h1.card-title{font-size:1.2rem;margin:.3rem 0}\n"
+    /* the card's title is for screen readers: the identity section shows the name at once */
+    "h1.card-title{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}\n"
     ".big{font-size:1.2rem}\n"
     ".lc{text-transform:lowercase}\n"
         ;
@@ -92,6 +93,18 @@ static const char css_card[] =
     ".hit-name{font-size:1.3rem;margin:0}\n"
     "nav.actions{display:flex;flex-wrap:wrap;gap:.6rem;margin-top:1rem}\n"
     "form.theme{margin-top:2rem}\n"
+    /* a phone: the CPR decision must still be on the first screen in every state */
+    "@media (max-width:40rem){body{font-size:1rem;line-height:1.35}main{padding:.25rem .6rem 2rem}"
+    "header.top{padding:.2rem .6rem;gap:.1rem .5rem;flex-wrap:nowrap}header .app{display:none}"
+    "header .who{font-size:.8rem;line-height:1.2}"
+    "header.top .button,header.top button{min-height:2.75rem;padding:.3rem .7rem}"
+    ".banner{font-size:.9rem;padding:.2rem .5rem}.banner p,.id-line{margin:0}"
+    "span.flag{display:inline;padding:0 .2rem;border-width:.15rem}.status-changes{padding:0 .3rem}"
+    "h2{font-size:1.05rem;margin:0 0 .2rem}"
+    "h2 .n{min-width:1.5rem}.patient-name{font-size:1.2rem}.card-section{padding:.2rem 0}"
+    ".cpr{padding:.4rem .6rem}.cpr-headline{font-size:2rem}.cpr-words{font-size:1.15rem}"
+    ".cpr-dnacpr{border-width:.6rem}"
+    ".breakglass{font-size:1rem;padding:.3rem .5rem}}\n"
     "@media print{header.top,nav.actions,.noprint,form.theme{display:none}"
     "body{font-size:11pt}*{-webkit-print-color-adjust:exact;print-color-adjust:exact}"
     ".card-section{break-inside:avoid}}\n";
