@@ -280,8 +280,9 @@ static json_t *sections_json(const struct card_model *m)
         json_t *paths = json_array();
         for (size_t k = 0; paths != NULL && k < s->n_pending_paths; k++)
             json_array_append_new(paths, json_string(s->pending_paths[k]));
-        json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:o}", "n", s->number, "section", s->key, "title",
-                                             s->title, "not_yet_approved", paths ? paths : json_array()));
+        json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:o, s:s}", "n", s->number, "section", s->key,
+                                             "title", s->title, "not_yet_approved", paths ? paths : json_array(),
+                                             "state", card_state_name(s->state)));
     }
     return arr;
 }
