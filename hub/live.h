@@ -24,9 +24,10 @@
  *
  * Memory: a struct hub_live_wait belongs to the caller (the server keeps it with the
  * request); between hub_live_hold and its resume the feed links it, and hub_live_release
- * unlinks it if it is still linked. resume(arg) is called exactly once per held wait, from
- * the feed's thread or the thread calling hub_live_hold/hub_live_stop, never under a lock
- * the caller holds.
+ * unlinks it if it is still linked. resume(arg) is called exactly once per held wait: from
+ * the feed's thread, or from hub_live_hold (a same device's older wait, with the caller's hub
+ * mutex held) and hub_live_stop on the caller's thread. It must only schedule the answer
+ * (libmicrohttpd's resume does) and never block or take the hub mutex.
  * Locks: the feed takes the hub handle's mutex (given at start) to ask hub_pending, and its
  * own mutex inside it; callers hold the hub mutex around hub_live_hold (the request was just
  * checked under it) and nothing around the rest.
