@@ -107,7 +107,8 @@ static int row_plan(sqlite3_stmt *st, int require_published, struct plan *out)
     if (body == NULL || body_len <= 0)
         return cmc_fail(CMC_ERR_TAMPERED, "replica: plan %s version %" PRId64 " has no body",
                         store_safe_id(plan_id), version);
-    int rc = plan_unpack_keep(body, (size_t)body_len, out); /* a later edition's fields kept */
+    /* a later edition's fields kept; text an earlier version let in shown escaped */
+    int rc = plan_unpack_stored(body, (size_t)body_len, out);
     if (rc == CMC_ERR_NOMEM)
         return rc;
     if (rc != CMC_OK) {
@@ -150,7 +151,7 @@ int store_column_plan(sqlite3_stmt *st, int col, const char *plan_id, struct pla
     int len = sqlite3_column_bytes(st, col);
     if (b == NULL || len <= 0)
         return cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body is missing");
-    int rc = plan_unpack_keep(b, (size_t)len, out);
+    int rc = plan_unpack_stored(b, (size_t)len, out);
     if (rc != CMC_OK)
         return cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body does not decode");
     if (plan_id != NULL && (out->plan_id == NULL || strcmp(out->plan_id, plan_id) != 0)) {
