@@ -11,8 +11,10 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/plan.h"
+#include "sync/text.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +27,34 @@ static json_t *hit_json(const struct store_hit *h)
                      "status", plan_status_name(h->status), "version", (json_int_t)h->version);
 }
 
+/* printf to `f` through text_put_terminal: plan text reaches the terminal only escaped
+ * (sync/text.h), whatever an earlier version let into the replica. */
+static void __attribute__((format(printf, 2, 3))) term_printf(FILE *f, const char *fmt, ...)
+{
+    char small[512], *big = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    const char *out = small;
+    if ((size_t)n >= sizeof small) {
+        if ((big = cmc_malloc((size_t)n + 1)) == NULL)
+            return;
+        va_start(ap, fmt);
+        vsnprintf(big, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        out = big;
+    }
+    text_put_terminal(f, out, (size_t)n);
+    if (big != NULL) {
+        cry_memzero(big, (size_t)n);
+        cmc_free(big);
+    }
+    cry_memzero(small, sizeof small);
+}
+
 static void print_hits_text(const struct store_hit *hits, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -32,12 +62,13 @@ static void print_hits_text(const struct store_hit *hits, size_t n)
         char name[160];
         snprintf(name, sizeof name, "%s, %s", h->family_name ? h->family_name : "-",
                  h->given_name ? h->given_name : "-");
-        printf("%.3s %.3s %.4s  %-32s born %-10s  %-9s %s\n", h->nhs_number, h->nhs_number + 3,
-               h->nhs_number + 6, name, h->date_of_birth ? h->date_of_birth : "-",
-               h->postcode ? h->postcode : "-",
-               plan_status_name(h->status) ? plan_status_name(h->status) : "?");
+        term_printf(stdout, "%.3s %.3s %.4s  %-32s born %-10s  %-9s %s\n", h->nhs_number, h->nhs_number + 3,
+                    h->nhs_number + 6, name, h->date_of_birth ? h->date_of_birth : "-",
+                    h->postcode ? h->postcode : "-",
+                    plan_status_name(h->status) ? plan_status_name(h->status) : "?");
     }
 }
+
 
 static int show_plan(struct cli_opts *o, const char *key, int full)
 {
@@ -116,23 +147,32 @@ int cli_cmd_show(struct cli_opts *o)
     return show_plan(o, key, 1);
 }
 
-static int print_hits(const struct cli_opts *o, const struct store_hit *hits, size_t n, const char *none)
+/* `total`: every match, shown or not; `shown_words` the notice when some were not shown. */
+static int print_hits(const struct cli_opts *o, const struct store_hit *hits, size_t n, size_t total,
+                      const char *shown_words, const char *none)
 {
     if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, hit_json(&hits[i]));
-        return cli_print_json(json_pack("{s:I, s:o}", "count", (json_int_t)n, "plans", arr));
+        return cli_print_json(json_pack("{s:I, s:I, s:I, s:s?, s:o}", "count", (json_int_t)n, "shown", (json_int_t)n,
+                                        "total", (json_int_t)total, "message",
+                                        shown_words[0] != '\0' ? shown_words : NULL, "plans", arr));
     }
     if (n == 0)
         return cmc_fail(CMC_ERR_NOT_FOUND, "%s", none);
-    if (isatty(STDOUT_FILENO))
+    int tty = isatty(STDOUT_FILENO);
+    if (tty)
         print_hits_text(hits, n);
     else
         for (size_t i = 0; i < n; i++)
-            printf("%s\t%s\t%s\t%s\t%s\t%s\n", hits[i].nhs_number, hits[i].family_name ? hits[i].family_name : "",
-                   hits[i].given_name ? hits[i].given_name : "", hits[i].date_of_birth ? hits[i].date_of_birth : "",
-                   hits[i].postcode ? hits[i].postcode : "", plan_status_name(hits[i].status));
+            term_printf(stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", hits[i].nhs_number,
+                        hits[i].family_name ? hits[i].family_name : "", hits[i].given_name ? hits[i].given_name : "",
+                        hits[i].date_of_birth ? hits[i].date_of_birth : "", hits[i].postcode ? hits[i].postcode : "",
+                        plan_status_name(hits[i].status));
+    /* on a terminal under the list; in a pipe on stderr, so the rows stay machine-readable */
+    if (shown_words[0] != '\0')
+        fprintf(tty ? stdout : stderr, "%s%s\n", tty ? "\n" : "cmc-agent: ", shown_words);
     return CMC_OK;
 }
 
@@ -153,10 +193,12 @@ int cli_cmd_search(struct cli_opts *o)
     audit_record(s.store, AUDIT_SEARCH, NULL, criteria);
     struct store_query q = { .name = o->name, .date_of_birth = o->dob, .postcode = o->postcode };
     struct store_hit *hits = NULL;
-    size_t n = 0;
-    rc = store_search(s.store, &q, 20, &hits, &n);
+    size_t n = 0, total = 0;
+    char shown[160];
+    rc = store_search_counted(s.store, &q, STORE_SEARCH_SHOWN, &hits, &n, &total);
+    store_search_words(&q, n, total, shown, sizeof shown);
     if (rc == CMC_OK)
-        rc = print_hits(o, hits, n, "no matching plan on this device");
+        rc = print_hits(o, hits, n, total, shown, "no matching plan on this device");
     if (rc == CMC_OK && n == 0)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "no matching plan on this device");
     store_hits_free(hits, n);
@@ -176,7 +218,7 @@ int cli_cmd_list(struct cli_opts *o)
     rc = store_list(s.store, &hits, &n);
     if (rc == CMC_OK)
         rc = n == 0 && !o->json ? (printf("No plans on this device visible to you.\n"), CMC_OK)
-                                : print_hits(o, hits, n, "");
+                                : print_hits(o, hits, n, n, "", "");
     store_hits_free(hits, n);
     cli_session_close(&s);
     return rc;
