@@ -181,6 +181,9 @@ void card_context_init(struct card_context *ctx, store *st, int64_t now)
     memset(ctx, 0, sizeof *ctx);
     ctx->now = now;
     ctx->last_sync = card_last_sync(st);
+    ctx->lease_days_left = -1;
+    ctx->break_glass = 0;
+    ctx->copy_age_days = 0;
 }
 
 static void format_duration(int64_t secs, char *out, size_t cap)

@@ -49,6 +49,11 @@ struct card_context {
     int pending_edits;           /* >0: the clinician's view includes unapproved local changes */
     int show_full;               /* every field (`show`, the full plan) rather than the summary */
     const json_t *changed_paths; /* dotted paths of those changes (array of strings), or NULL */
+    int lease_days_left;         /* -1 = no warning; >= 0: "this copy locks in N days without a sync",
+                                    shown below the CPR decision */
+    int break_glass;             /* 1: a locked copy opened for one patient with a reason: a red
+                                    banner "copy is N days old - may be out of date" */
+    int64_t copy_age_days;       /* the copy's age in days, for that banner */
 };
 
 /* What a value is, beside its words. Later states (a proposal beside the published value,
@@ -194,7 +199,7 @@ void card_nhs_spaced(const char *nhs, char out[CARD_NHS_SPACED]);
 /* Age in whole years on `now`'s date; -1 when unknown. */
 int card_age_years(const char *dob, int64_t now);
 /* A context for `now` with this replica's last successful sync (-1 when it never synced;
- * the one place that reads it), the rest zero. */
+ * the one place that reads it), no lease warning (lease_days_left -1), the rest zero. */
 void card_context_init(struct card_context *ctx, store *st, int64_t now);
 /* Age of this device's copy in words, e.g. "never synced", "synced 3 h 10 min ago (...)". */
 void card_copy_age(const struct card_context *ctx, char *out, size_t cap);

@@ -160,7 +160,7 @@ static char *render_card(const struct plan *p, int64_t age, const json_t *change
 {
     struct card_context ctx = { .now = 1800000000, .last_sync = age < 0 ? -1 : 1800000000 - age,
                                 .pending_edits = changed ? (int)json_array_size(changed) : 0,
-                                .changed_paths = changed };
+                                .changed_paths = changed, .lease_days_left = -1 };
     struct web_chrome c = { .title = "Summary card", .user = USER, .role = "urgent care", .csrf = "tok",
                             .idle_seconds = 180, .night = -1, .print = view == WEB_VIEW_PRINT };
     struct web_card card = { .p = p, .ctx = &ctx, .view = view };
@@ -271,7 +271,8 @@ static void test_card_model(void **state)
     make_plan(&p, "dnacpr", "2027-02-11");
     p.status = PLAN_STATUS_AWAITING_APPROVAL;
     json_t *changed = json_pack("[s,s,s]", "prognosis", "resuscitation", "prognosis");
-    struct card_context ctx = { .now = 1800000000, .last_sync = -1, .pending_edits = 2, .changed_paths = changed };
+    struct card_context ctx = { .now = 1800000000, .last_sync = -1, .pending_edits = 2, .changed_paths = changed,
+                                .lease_days_left = -1 };
     static struct card_model m;
     card_build(&p, &ctx, &m);
     assert_int_equal(m.prognosis.state, CARD_VALUE_PENDING);
@@ -320,7 +321,7 @@ static void test_render_out_of_memory(void **state)
     (void)state;
     struct plan p;
     make_plan(&p, "dnacpr", "2027-02-11");
-    struct card_context ctx = { .now = 1800000000, .last_sync = 1800000000 };
+    struct card_context ctx = { .now = 1800000000, .last_sync = 1800000000, .lease_days_left = -1 };
     struct web_chrome c = { .title = "t", .night = -1 };
     struct web_card card = { .p = &p, .ctx = &ctx, .view = WEB_VIEW_FULL };
     /* every failure point ends in CMC_ERR_NOMEM (no crash, no leak), until there is none */
