@@ -46,6 +46,7 @@ struct cli_opts {
     const char *file;
     const char *keep;
     const char *listen;
+    const char *break_glass; /* lookup on a locked copy: the reason typed */
     int json;
     int watch;
     int verify;

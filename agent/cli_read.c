@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -70,16 +71,98 @@ static void print_hits_text(const struct store_hit *hits, size_t n)
 }
 
 
+/* The lease warning threshold; a bad CMC_LEASE_WARN_DAYS is said once and the default used:
+ * a crew's lookup is never refused for a misconfigured warning. */
+static int warn_days(void)
+{
+    int days;
+    if (lease_warn_days(&days) != CMC_OK)
+        fprintf(stderr, "cmc-agent: warning: %s; using %d\n", cmc_errmsg(), days);
+    cmc_err_clear();
+    return days;
+}
+
+/* Unlocks for reading. With `glass` (a break-glass reason was given) a copy whose lease has
+ * run out still opens, and *broken says so; the user's PIN is checked either way. */
+static int unlock_reading(const struct cli_opts *o, struct cli_session *s, int glass, int *broken)
+{
+    *broken = 0;
+    int rc = cli_unlock(o, s);
+    if (rc != CMC_OK)
+        return rc;
+    rc = lease_check(s->store);
+    if (rc == CMC_ERR_LOCKED && glass) {
+        cmc_err_clear();
+        *broken = 1;
+        return CMC_OK;
+    }
+    if (rc == CMC_OK && glass)
+        fprintf(stderr, "cmc-agent: this copy is not locked: shown as an ordinary lookup (no break glass)\n");
+    if (rc == CMC_ERR_LOCKED) {
+        char why[320];
+        snprintf(why, sizeof why, "%s", cmc_errmsg());
+        rc = cmc_fail(CMC_ERR_LOCKED, "%s; in an emergency 'cmc-agent lookup NHS_NUMBER --break-glass REASON' "
+                                      "opens one card (audited)", why);
+    }
+    if (rc != CMC_OK)
+        cli_session_close(s);
+    return rc;
+}
+
+/* The lease's words on a card: the warning before the lock, the copy's age after it. */
+static void lease_context(store *st, int broken, struct card_context *ctx)
+{
+    struct lease_info li;
+    if (lease_info_get(st, &li) != CMC_OK)
+        cmc_err_clear(); /* li.locked is 1: no warning; the age comes from the last sync */
+    ctx->lease_days_left = lease_days_left(&li, warn_days());
+    ctx->break_glass = broken;
+    ctx->copy_age_days = lease_age_days(&li);
+    if (ctx->copy_age_days < 0 && ctx->last_sync >= 0)
+        ctx->copy_age_days = (ctx->now - ctx->last_sync) / 86400;
+}
+
+/* The terminal card, printed whole through text_put_terminal (sync/text.h): whatever text an
+ * earlier version let into the replica reaches the terminal as visible markers, never as a
+ * control sequence that could move the cursor over the CPR line. */
+static int print_card_terminal(const struct card_model *m, int pending, const json_t *changed)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (mem == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
+    card_print(mem, m);
+    if (pending > 0) {
+        fprintf(mem, "\n NOT YET APPROVED (local edits waiting to sync):");
+        size_t i;
+        json_t *v;
+        json_array_foreach(changed, i, v) fprintf(mem, " %s", json_string_value(v));
+        fprintf(mem, "\n");
+    }
+    int rc = fclose(mem) == 0 ? CMC_OK : cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
+    if (rc == CMC_OK)
+        text_put_terminal(stdout, buf, len);
+    if (buf != NULL) {
+        cry_memzero(buf, len);
+        free(buf); /* open_memstream's buffer is the C library's */
+    }
+    return rc;
+}
+
 static int show_plan(struct cli_opts *o, const char *key, int full)
 {
     struct cli_session s;
     struct plan p;
+    char reason[LEASE_REASON_MAX + 1];
+    int broken = 0, pending = 0;
     plan_init(&p);
     json_t *changed = json_array();
-    int pending = 0;
-    int rc = cli_unlock_for_reading(o, &s);
-    if (rc != CMC_OK)
-        goto out;
+    int rc = o->break_glass != NULL ? lease_reason_check(o->break_glass, reason) : CMC_OK;
+    if (rc != CMC_OK || (rc = unlock_reading(o, &s, o->break_glass != NULL, &broken)) != CMC_OK) {
+        json_decref(changed);
+        return rc;
+    }
     rc = view_load(s.store, key, &p, &pending, changed);
     if (rc == CMC_ERR_NOT_FOUND) {
         /* a miss is audited too: someone looked for this patient here */
@@ -91,12 +174,17 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     }
     if (rc != CMC_OK)
         goto out;
-    audit_record(s.store, full ? AUDIT_SHOW : AUDIT_LOOKUP, p.plan_id, NULL);
+    /* a break-glass view keeps its reason in the chain the hub receives; no patient data */
+    if (broken)
+        audit_record(s.store, AUDIT_BREAK_GLASS, p.plan_id, reason);
+    else
+        audit_record(s.store, full ? AUDIT_SHOW : AUDIT_LOOKUP, p.plan_id, NULL);
     struct card_context ctx;
     card_context_init(&ctx, s.store, plat_wall_now());
     ctx.pending_edits = pending;
     ctx.show_full = full;
     ctx.changed_paths = changed;
+    lease_context(s.store, broken, &ctx);
     struct card_model model;
     card_build(&p, &ctx, &model);
     if (o->json) {
@@ -104,20 +192,21 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
         if (card != NULL) {
             json_object_set_new(card, "found", json_true());
             json_object_set(card, "not_yet_approved_fields", changed);
+            if (json_object_get(card, "break_glass") == NULL)
+                json_object_set_new(card, "break_glass", json_boolean(broken));
+            if (json_object_get(card, "lease_days_left") == NULL)
+                json_object_set_new(card, "lease_days_left",
+                                    ctx.lease_days_left < 0 ? json_null() : json_integer(ctx.lease_days_left));
+            if (broken && json_object_get(card, "copy_age_days") == NULL)
+                json_object_set_new(card, "copy_age_days", json_integer(ctx.copy_age_days));
         }
         rc = cli_print_json(card);
     } else {
-        card_print(stdout, &model);
-        if (pending > 0) {
-            printf("\n NOT YET APPROVED (local edits waiting to sync):");
-            size_t i;
-            json_t *v;
-            json_array_foreach(changed, i, v) printf(" %s", json_string_value(v));
-            printf("\n");
-        }
+        rc = print_card_terminal(&model, pending, changed);
     }
     cry_memzero(&model, sizeof model); /* it holds a copy of the NHS number */
 out:
+    cry_memzero(reason, sizeof reason);
     json_decref(changed);
     plan_free(&p);
     cli_session_close(&s);
@@ -144,6 +233,9 @@ int cli_cmd_show(struct cli_opts *o)
     const char *key = NULL;
     if ((rc = cli_plan_key(o->positional[0], nhs, &key)) != CMC_OK)
         return rc;
+    if (o->break_glass != NULL) /* one patient's card, by NHS number: never the whole plan */
+        return cmc_fail(CMC_ERR_USAGE, "--break-glass opens one summary card: use 'cmc-agent lookup NHS_NUMBER "
+                                       "--break-glass REASON'");
     return show_plan(o, key, 1);
 }
 
@@ -246,21 +338,31 @@ int cli_cmd_status(struct cli_opts *o)
     struct lease_info li;
     if ((rc = lease_info_get(s.store, &li)) != CMC_OK)
         goto out;
-    char policy[160];
+    char policy[200], warning[96] = "";
+    int left = lease_days_left(&li, warn_days());
     if (li.lease_days <= 0)
         snprintf(policy, sizeof policy, "no offline lease");
     else
         snprintf(policy, sizeof policy, "locks after %lld days without a sync%s", (long long)li.lease_days,
-                 li.locked ? " - LOCKED now: sync to unlock" : "");
+                 li.locked ? " - LOCKED now: sync to unlock (in an emergency: lookup NHS --break-glass REASON)"
+                           : "");
+    if (left >= 0)
+        snprintf(warning, sizeof warning, "this copy locks in %d day%s without a sync", left, left == 1 ? "" : "s");
     if (o->json) {
-        rc = cli_print_json(json_pack("{s:s, s:s, s:s?, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "user",
+        json_t *doc = json_pack("{s:s, s:s, s:s?, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "user",
                                   s.who.user, "role", store_role_name(s.who.role), "hub", hub, "last_sync",
                                   ctx.last_sync < 0 ? json_null() : json_integer(ctx.last_sync), "copy_age", age,
                                   "cursor", (json_int_t)cursor, "plans_visible", (json_int_t)c.visible,
                                   "plans_published", (json_int_t)c.published, "plans_draft", (json_int_t)c.drafts,
                                   "pending_edits", (json_int_t)c.pending, "conflicts", (json_int_t)c.conflicts,
                                   "tombstones", (json_int_t)c.tombstones, "lease_days",
-                                  (json_int_t)li.lease_days, "locked", li.locked));
+                                  (json_int_t)li.lease_days, "locked", li.locked);
+        if (doc != NULL) {
+            json_object_set_new(doc, "lease_days_left", left < 0 ? json_null() : json_integer(left));
+            if (warning[0] != '\0')
+                json_object_set_new(doc, "lease_warning", json_string(warning));
+        }
+        rc = cli_print_json(doc);
     } else {
         printf("user:          %s (%s)\n", s.who.user, store_role_name(s.who.role));
         printf("hub:           %s\n", hub ? hub : "not enrolled");
@@ -271,6 +373,8 @@ int cli_cmd_status(struct cli_opts *o)
         printf("pending edits: %lld\n", (long long)c.pending);
         printf("conflicts:     %lld\n", (long long)c.conflicts);
         printf("policy:        %s\n", policy);
+        if (warning[0] != '\0')
+            printf("WARNING:       %s\n", warning);
     }
 out:
     cmc_free(hub);
@@ -337,8 +441,9 @@ int cli_cmd_audit(struct cli_opts *o)
                                                  "time", when, "user", e->user, "role", e->role, "action", e->action,
                                                  "plan_id", e->plan_id, "identifier", e->identifier));
         else
-            printf("%6lld  %s  %-16s %-12s %-12s %s%s\n", (long long)e->seq, when, e->user, e->role, e->action,
-                   e->plan_id, e->identifier);
+            term_printf(stdout, "%6lld  %s  %-16s %-12s %-12s %s%s%s\n", (long long)e->seq, when, e->user, e->role,
+                        e->action, e->plan_id, e->plan_id[0] != '\0' && e->identifier[0] != '\0' ? "  " : "",
+                        e->identifier);
     }
     if (rc == CMC_OK && arr != NULL)
         rc = cli_print_json(json_pack("{s:o}", "entries", arr));

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# End to end, real hub and agent over HTTPS on 127.0.0.1: the offline lease warns before it
+# locks, and a locked copy still opens one patient's card for an authenticated user who types
+# a reason (break glass):
+#   - `status` and the card say "this copy locks in N days without a sync" within
+#     CMC_LEASE_WARN_DAYS of the lock, and not before;
+#   - a locked lookup without --break-glass shows nothing (exit 4); with a missing or too short
+#     reason, or for the whole plan (`show`), it is refused (exit 2); with a wrong PIN it opens
+#     nothing (exit 4);
+#   - with a PIN and a reason the card is shown (CPR decision included) with break_glass and
+#     the copy's age, and the view is audited as break_glass with the reason;
+#   - the next sync reports it to the hub: `cmc-hub audit PLAN` and `cmc-hub audit
+#     --break-glass` list it with the reason, and no patient data reaches the hub's log.
+. "$(dirname "$0")/lib.sh"
+
+command -v faketime >/dev/null || { echo "skip: faketime is not installed"; exit 77; }
+# libfaketime would move the boot clock to the faked wall time, which the lease reads as a
+# huge gap since the sync: keep the boot clock real, move the wall clock only.
+export FAKETIME_DONT_FAKE_MONOTONIC=1
+SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
+REGION=south-east-london
+NHS_A=9434765919
+REASON="cardiac arrest at home, no network to sync"
+
+hub_init
+hub user add gp1 --role gp >/dev/null
+hub user add nurse1 --role clinician >/dev/null
+A=$(hub plan import "$SHARED/examples/plan.json" --as nurse1 | tail -n 1)
+hub plan submit "$A" --as nurse1 >/dev/null
+hub plan approve "$A" --as gp1 >/dev/null
+start_hub
+TABLET="$E2E_TMP/tablet"
+new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
+DEV=$(hub device list --json | jq -r '.[] | select(.name == "tablet") | .device_id')
+expect_exit 0 hub device lease "$DEV" 3
+expect_exit 0 agent "$TABLET" sync
+
+# ---- the warning before the lock ---------------------------------------------------------------
+expect_exit 0 agent "$TABLET" status --json
+[ "$(jget .lease_days_left)" = "null" ] || fail "a fresh copy should carry no lease warning: $(last_out)"
+expect_exit 0 faketime -f "+36h" "$AGENT" --dir "$TABLET" status --json
+[ "$(jget .lease_days_left)" = "2" ] || fail "1.5 days into a 3-day lease the copy locks in 2 days: $(last_out)"
+jget .lease_warning | grep -qx "this copy locks in 2 days without a sync" || fail "status warning: $(last_out)"
+expect_exit 0 faketime -f "+36h" "$AGENT" --dir "$TABLET" status
+last_out | grep -q "WARNING: *this copy locks in 2 days without a sync" || fail "status text warning: $(last_out)"
+expect_exit 0 faketime -f "+60h" "$AGENT" --dir "$TABLET" lookup $NHS_A --json
+[ "$(jget .lease_days_left)" = "1" ] || fail "the card should carry the warning (1 day left): $(last_out)"
+CMC_LEASE_WARN_DAYS=0 expect_exit 0 faketime -f "+60h" "$AGENT" --dir "$TABLET" lookup $NHS_A --json
+[ "$(jget .lease_days_left)" = "null" ] || fail "CMC_LEASE_WARN_DAYS=0 turns the warning off: $(last_out)"
+pass "status and the card warn 'this copy locks in N days' within the threshold"
+
+# ---- locked: break glass -----------------------------------------------------------------------
+locked() { faketime -f "+4d" "$AGENT" --dir "$TABLET" "$@"; }
+expect_exit 4 locked lookup $NHS_A
+last_err | grep -q "break-glass\|has not synced" || fail "the lock should say why: $(last_err)"
+expect_exit 2 locked lookup $NHS_A --break-glass ""
+expect_exit 2 locked lookup $NHS_A --break-glass "why"
+last_err | grep -q "at least 8 characters" || fail "a short reason should be refused by name: $(last_err)"
+expect_exit 2 locked lookup $NHS_A --break-glass "$(printf 'arrest\033[2J here')"
+expect_exit 2 locked show $NHS_A --break-glass "$REASON"
+echo "0000-wrong" >"$E2E_TMP/wrong"; chmod 600 "$E2E_TMP/wrong"
+expect_exit 4 locked lookup $NHS_A --break-glass "$REASON" --pin-file "$E2E_TMP/wrong"
+expect_exit 0 locked lookup $NHS_A --break-glass "$REASON" --json
+[ "$(jget .break_glass)" = "true" ] || fail "the card should say it was opened by break glass: $(last_out)"
+[ "$(jget .copy_age_days)" -ge 4 ] || fail "the card should carry the copy's age in days: $(last_out)"
+last_out | grep -q "dnacpr\|DNACPR" || fail "the CPR decision should be on a break-glass card: $(last_out)"
+expect_exit 0 locked lookup $NHS_A --break-glass "$REASON"
+last_out | grep -q "DNACPR" || fail "the terminal card should show the CPR decision: $(last_out)"
+expect_exit 0 locked audit --json
+[ "$(jget '[.entries[] | select(.action == "break_glass")] | length')" -eq 2 ] ||
+  fail "each break-glass view should be audited as break_glass: $(last_out)"
+[ "$(jget '[.entries[] | select(.action == "break_glass")][0].identifier')" = "$REASON" ] ||
+  fail "the audit entry should keep the reason: $(last_out)"
+pass "a locked copy opens one card with a PIN and a typed reason; audited as break_glass"
+
+# ---- reported to the hub -----------------------------------------------------------------------
+expect_exit 0 agent "$TABLET" sync
+expect_exit 0 hub audit "$A" --json
+[ "$(jget '[.[] | select(.action == "break_glass" and .device == "tablet")] | length')" -eq 2 ] ||
+  fail "cmc-hub audit should list the break-glass views: $(last_out)"
+expect_exit 0 hub audit --break-glass --json
+[ "$(jget '.[0].identifier')" = "$REASON" ] || fail "cmc-hub audit --break-glass should give the reason: $(last_out)"
+expect_exit 0 hub audit --break-glass
+last_out | grep -q "break_glass.*reason: \"$REASON\"" || fail "the text listing should give the reason: $(last_out)"
+grep -q "Okafor\|Margaret\|$NHS_A" "$E2E_TMP/hub.log" && fail "patient data in the hub's log"
+pass "the next sync reports break-glass views; cmc-hub audit lists them with the reason"
