@@ -109,19 +109,6 @@ static int unlock_reading(const struct cli_opts *o, struct cli_session *s, int g
     return rc;
 }
 
-/* The lease's words on a card: the warning before the lock, the copy's age after it. */
-static void lease_context(store *st, int broken, struct card_context *ctx)
-{
-    struct lease_info li;
-    if (lease_info_get(st, &li) != CMC_OK)
-        cmc_err_clear(); /* li.locked is 1: no warning; the age comes from the last sync */
-    ctx->lease_days_left = lease_days_left(&li, warn_days());
-    ctx->break_glass = broken;
-    ctx->copy_age_days = lease_age_days(&li);
-    if (ctx->copy_age_days < 0 && ctx->last_sync >= 0)
-        ctx->copy_age_days = (ctx->now - ctx->last_sync) / 86400;
-}
-
 /* The terminal card, printed whole through text_put_terminal (sync/text.h): whatever text an
  * earlier version let into the replica reaches the terminal as visible markers, never as a
  * control sequence that could move the cursor over the CPR line. */
@@ -184,7 +171,8 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     ctx.pending_edits = pending;
     ctx.show_full = full;
     ctx.changed_paths = changed;
-    lease_context(s.store, broken, &ctx);
+    (void)warn_days(); /* says once on stderr when CMC_LEASE_WARN_DAYS is bad */
+    lease_card_context(s.store, broken, &ctx);
     struct card_model model;
     card_build(&p, &ctx, &model);
     if (o->json) {

@@ -1,5 +1,7 @@
 #include "agent/lease.h"
 
+#include "agent/card.h"
+
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -166,4 +168,19 @@ int lease_reason_check(const char *reason, char *out)
     memcpy(out, reason, n);
     out[n] = '\0';
     return CMC_OK;
+}
+
+void lease_card_context(store *s, int broken, struct card_context *ctx)
+{
+    struct lease_info li;
+    int warn = LEASE_WARN_DAYS_DEFAULT;
+    if (lease_info_get(s, &li) != CMC_OK) /* li.locked is 1: no warning; the age from the last sync */
+        cmc_err_clear();
+    if (lease_warn_days(&warn) != CMC_OK)
+        cmc_err_clear(); /* a misconfigured warning never keeps a card from a crew */
+    ctx->lease_days_left = lease_days_left(&li, warn);
+    ctx->break_glass = broken;
+    ctx->copy_age_days = lease_age_days(&li);
+    if (ctx->copy_age_days < 0 && ctx->last_sync >= 0)
+        ctx->copy_age_days = (ctx->now - ctx->last_sync) / 86400;
 }

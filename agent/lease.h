@@ -57,6 +57,11 @@ int lease_warn_days(int *out);
 int lease_days_left(const struct lease_info *li, int warn_days);
 /* The copy's age in whole days since the last sync (or enrollment); -1 when unknown. */
 int64_t lease_age_days(const struct lease_info *li);
+/* Sets ctx's lease fields (agent/card.h): lease_days_left from the lease and
+ * CMC_LEASE_WARN_DAYS (its default when unset or bad), break_glass = `broken`, and
+ * copy_age_days. ctx must already hold `now` and `last_sync` (card_context_init). */
+struct card_context;
+void lease_card_context(store *s, int broken, struct card_context *ctx);
 /* Checks a break-glass reason and trims it into out (LEASE_REASON_MAX + 1 bytes):
  * CMC_ERR_USAGE naming what is wrong (missing, too short, too long, not one line of text). */
 int lease_reason_check(const char *reason, char *out);

@@ -35,7 +35,7 @@ void web_page_begin(struct web_buf *b, const struct web_chrome *c)
          * on the unlock page and the patient's details leave the screen. */
         web_buf_rawf(b, "<meta http-equiv=\"refresh\" content=\"%d;url=/\">", c->idle_seconds + 2);
     web_buf_raw(b, "<title>");
-    web_buf_text(b, c->title);
+    web_buf_attr(b, c->title);
     web_buf_raw(b, " - Care plan</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\n<body class=\"");
     web_buf_raw(b, c->night > 0 ? "night" : c->night == 0 ? "day" : "auto");
     web_buf_raw(b, c->print ? " print" : "");
@@ -51,7 +51,7 @@ void web_page_begin(struct web_buf *b, const struct web_chrome *c)
             web_buf_raw(b, ")</span><nav aria-label=\"Session\"><a class=\"button secondary\" href=\"/\">"
                            "New search</a><form method=\"post\" action=\"/lock\" class=\"inline\">"
                            "<input type=\"hidden\" name=\"csrf\" value=\"");
-            web_buf_text(b, c->csrf);
+            web_buf_attr(b, c->csrf);
             web_buf_raw(b, "\"><button type=\"submit\" class=\"lock\">Lock</button></form></nav>");
         } else {
             web_buf_raw(b, "<span class=\"who\">Locked</span>");
@@ -81,7 +81,7 @@ void web_hidden(struct web_buf *b, const char *name, const char *value)
     web_buf_raw(b, "<input type=\"hidden\" name=\"");
     web_buf_raw(b, name);
     web_buf_raw(b, "\" value=\"");
-    web_buf_text(b, value);
+    web_buf_attr(b, value);
     web_buf_raw(b, "\">");
 }
 
@@ -89,7 +89,7 @@ static void input_value(struct web_buf *b, const char *v)
 {
     if (v != NULL && v[0] != '\0') {
         web_buf_raw(b, " value=\"");
-        web_buf_text(b, v);
+        web_buf_attr(b, v);
         web_buf_raw(b, "\"");
     }
 }
@@ -191,6 +191,10 @@ void web_render_home(struct web_buf *b, const struct web_chrome *c, const struct
         web_buf_raw(b, "<section aria-labelledby=\"h-hits\" id=\"results\"><h2 id=\"h-hits\">");
         if (h->n_hits == 0)
             web_buf_raw(b, "No matching plan on this device</h2>");
+        else if (h->total > h->n_hits) /* never a cut list taken for the whole */
+            web_buf_rawf(b, "Only %zu of %zu matching plans shown</h2><p class=\"flag stale\" role=\"status\">"
+                            "<strong>Not every match is listed:</strong> %s.</p>",
+                         h->n_hits, h->total, h->shown_words != NULL ? h->shown_words : "");
         else
             web_buf_rawf(b, "%zu candidate%s: check the identity against the person in front of you</h2>",
                          h->n_hits, h->n_hits == 1 ? "" : "s");
