@@ -9,6 +9,7 @@
 #     nothing (exit 4);
 #   - with a PIN and a reason the card is shown (CPR decision included) with break_glass and
 #     the copy's age, and the view is audited as break_glass with the reason;
+#   - the page offers the same on a locked copy (POST /break-glass) and keeps no session;
 #   - the next sync reports it to the hub: `cmc-hub audit PLAN` and `cmc-hub audit
 #     --break-glass` list it with the reason, and no patient data reaches the hub's log.
 . "$(dirname "$0")/lib.sh"
@@ -73,10 +74,47 @@ expect_exit 0 locked audit --json
   fail "the audit entry should keep the reason: $(last_out)"
 pass "a locked copy opens one card with a PIN and a typed reason; audited as break_glass"
 
+# ---- the page: a locked copy offers break glass -------------------------------------------------
+PORT=$(( 20000 + RANDOM % 40000 ))
+faketime -f "+4d" "$AGENT" --dir "$TABLET" serve --listen "127.0.0.1:$PORT" >"$E2E_TMP/serve.log" 2>&1 &
+SERVE_PID=$!
+for i in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$PORT/style.css" && break
+  kill -0 $SERVE_PID 2>/dev/null || fail "the page server did not start: $(cat "$E2E_TMP/serve.log")"
+  sleep 0.1
+done
+JAR="$E2E_TMP/jar"
+page() { curl -s -b "$JAR" -c "$JAR" -o "$E2E_TMP/page.html" -w '%{http_code}' "$@"; }
+pre() { sed -n 's/.*name="pre" value="\([0-9a-f]*\)".*/\1/p' "$E2E_TMP/page.html" | head -n 1; }
+[ "$(page "http://127.0.0.1:$PORT/")" = 200 ] || fail "the unlock page"
+code=$(page --data-urlencode "pre=$(pre)" --data-urlencode "user=tablet-user" --data-urlencode "pin=$CMC_PIN" \
+  "http://127.0.0.1:$PORT/unlock")
+[ "$code" = 423 ] || fail "unlocking a locked copy should answer 423, got $code"
+grep -q 'action="/break-glass"' "$E2E_TMP/page.html" || fail "the locked page should offer break glass"
+code=$(page --data-urlencode "pre=$(pre)" --data-urlencode "user=tablet-user" --data-urlencode "pin=$CMC_PIN" \
+  --data-urlencode "nhs=$NHS_A" --data-urlencode "reason=no" "http://127.0.0.1:$PORT/break-glass")
+[ "$code" = 422 ] || fail "a short reason should be refused on the page, got $code"
+code=$(page --data-urlencode "pre=$(pre)" --data-urlencode "user=tablet-user" --data-urlencode "pin=0000-wrong" \
+  --data-urlencode "nhs=$NHS_A" --data-urlencode "reason=$REASON" "http://127.0.0.1:$PORT/break-glass")
+[ "$code" = 401 ] || fail "a wrong PIN should open nothing, got $code"
+grep -q "DNACPR" "$E2E_TMP/page.html" && fail "a wrong PIN showed the card"
+code=$(page --data-urlencode "pre=$(pre)" --data-urlencode "user=tablet-user" --data-urlencode "pin=$CMC_PIN" \
+  --data-urlencode "nhs=$NHS_A" --data-urlencode "reason=$REASON (page)" "http://127.0.0.1:$PORT/break-glass")
+[ "$code" = 200 ] || fail "break glass on the page should show the card, got $code"
+grep -q "DNACPR" "$E2E_TMP/page.html" || fail "the break-glass card should show the CPR decision"
+[ "$(page "http://127.0.0.1:$PORT/")" = 200 ] && grep -q 'action="/unlock"' "$E2E_TMP/page.html" ||
+  fail "break glass must not leave a session open"
+kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true
+grep -q "Okafor\|Margaret\|$NHS_A\|$REASON" "$E2E_TMP/serve.log" && fail "patient data or the reason in the page server's log"
+expect_exit 0 locked audit --json
+[ "$(jget '[.entries[] | select(.action == "break_glass")] | length')" -eq 3 ] ||
+  fail "the page's break-glass view should be audited too: $(last_out)"
+pass "the page offers break glass on a locked copy: PIN and reason checked, one card, no session"
+
 # ---- reported to the hub -----------------------------------------------------------------------
 expect_exit 0 agent "$TABLET" sync
 expect_exit 0 hub audit "$A" --json
-[ "$(jget '[.[] | select(.action == "break_glass" and .device == "tablet")] | length')" -eq 2 ] ||
+[ "$(jget '[.[] | select(.action == "break_glass" and .device == "tablet")] | length')" -eq 3 ] ||
   fail "cmc-hub audit should list the break-glass views: $(last_out)"
 expect_exit 0 hub audit --break-glass --json
 [ "$(jget '.[0].identifier')" = "$REASON" ] || fail "cmc-hub audit --break-glass should give the reason: $(last_out)"
