@@ -875,6 +875,11 @@ int plan_field_check(const struct plan_field *f, const void *base, const char *p
     return field_check(f, base, path, 1);
 }
 
+int plan_field_check_stored(const struct plan_field *f, const void *base, const char *path)
+{
+    return field_check(f, base, path, 0);
+}
+
 /* Checks one item's fields. The item is named in details by its id once the id is known to
  * be safe to print, else by its index; the name is built only when a check fails (a valid
  * plan, the common case, formats nothing). */
