@@ -40,11 +40,44 @@ pass "the hub refuses control and bidi characters in plan text, naming the field
 A=$(hub plan import "$SHARED/examples/plan.json" --as nurse1 | tail -n 1)
 hub plan submit "$A" --as nurse1 >/dev/null
 hub plan approve "$A" --as gp1 >/dev/null
+# namesakes: 24 more Okafors (a cut search list), one of them O'Brien with a phone's apostrophe
+nhs_valid() { # 9 digits -> the 10-digit NHS number, or nothing when the check digit would be 10
+  local d=$1 sum=0 i
+  for i in 0 1 2 3 4 5 6 7 8; do sum=$((sum + ${d:$i:1} * (10 - i))); done
+  local c=$(( (11 - sum % 11) % 11 ))
+  [ $c -ne 10 ] && echo "$d$c"
+}
+made=0 k=0
+while [ $made -lt 24 ]; do
+  k=$((k + 1))
+  nhs=$(nhs_valid $((900100000 + k * 37))) || continue
+  family=Okafor
+  [ $made -eq 0 ] && family="O$(printf '\342\200\231')Brien"
+  jq --arg nhs "$nhs" --arg id "$(printf '00000000-0000-4000-8000-%012d' $k)" --arg f "$family" \
+    '.nhs_number = $nhs | .plan_id = $id | .patient.family_name = $f' "$SHARED/examples/plan.json" >"$E2E_TMP/ns.json"
+  id=$(hub plan import "$E2E_TMP/ns.json" --as nurse1 | tail -n 1)
+  hub plan submit "$id" --as nurse1 >/dev/null
+  hub plan approve "$id" --as gp1 >/dev/null
+  made=$((made + 1))
+done
 start_hub
 TABLET="$E2E_TMP/tablet"
 new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
 expect_exit 0 agent "$TABLET" sync
 stop_hub
+
+# ---- honest search -----------------------------------------------------------------------------
+expect_exit 0 agent "$TABLET" search --name okafor --json
+[ "$(jget .shown)" -eq 20 ] && [ "$(jget .total)" -eq 24 ] || fail "search should say 20 shown of 24: $(last_out)"
+jget .message | grep -qx "showing 20 of 24 - add date of birth or postcode" || fail "search words: $(last_out)"
+expect_exit 0 agent "$TABLET" search --name okafor
+last_err | grep -q "showing 20 of 24 - add date of birth or postcode" || fail "the cut list should be said: $(last_err)"
+[ "$(last_out | wc -l)" -eq 20 ] || fail "20 rows expected"
+expect_exit 0 agent "$TABLET" search --name "o'brien" --json
+[ "$(jget .total)" -eq 1 ] && [ "$(jget .message)" = "null" ] || fail "o'brien should find O\u2019Brien: $(last_out)"
+expect_exit 0 agent "$TABLET" search --name OBrien --json
+[ "$(jget .total)" -eq 1 ] || fail "OBrien should find O\u2019Brien: $(last_out)"
+pass "search says 'showing 20 of 24' (text and --json) and folds apostrophes"
 
 # Same-length replacements inside the stored msgpack body keep it well formed.
 OLD_CEIL="Treat reversible causes at home; avoid admission unless symptoms cannot be controlled."
