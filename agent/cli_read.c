@@ -4,6 +4,7 @@
 
 #include "agent/audit.h"
 #include "agent/card.h"
+#include "agent/card_source.h"
 #include "agent/lease.h"
 #include "agent/view.h"
 #include "crypto/cry.h"
@@ -112,7 +113,7 @@ static int unlock_reading(const struct cli_opts *o, struct cli_session *s, int g
 /* The terminal card, printed whole through text_put_terminal (sync/text.h): whatever text an
  * earlier version let into the replica reaches the terminal as visible markers, never as a
  * control sequence that could move the cursor over the CPR line. */
-static int print_card_terminal(const struct card_model *m, int pending, const json_t *changed)
+static int print_card_terminal(const struct card_model *m)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -120,13 +121,6 @@ static int print_card_terminal(const struct card_model *m, int pending, const js
     if (mem == NULL)
         return cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
     card_print(mem, m);
-    if (pending > 0) {
-        fprintf(mem, "\n NOT YET APPROVED (local edits waiting to sync):");
-        size_t i;
-        json_t *v;
-        json_array_foreach(changed, i, v) fprintf(mem, " %s", json_string_value(v));
-        fprintf(mem, "\n");
-    }
     int rc = fclose(mem) == 0 ? CMC_OK : cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
     if (rc == CMC_OK)
         text_put_terminal(stdout, buf, len);
@@ -143,6 +137,8 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     struct plan p;
     char reason[LEASE_REASON_MAX + 1];
     int broken = 0, pending = 0;
+    struct card_source src;
+    memset(&src, 0, sizeof src);
     plan_init(&p);
     json_t *changed = json_array();
     int rc = o->break_glass != NULL ? lease_reason_check(o->break_glass, reason) : CMC_OK;
@@ -171,6 +167,9 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     ctx.pending_edits = pending;
     ctx.show_full = full;
     ctx.changed_paths = changed;
+    if ((rc = card_source_load(s.store, &p, pending, &src)) != CMC_OK)
+        goto out;
+    card_source_apply(&src, &ctx);
     (void)warn_days(); /* says once on stderr when CMC_LEASE_WARN_DAYS is bad */
     lease_card_context(s.store, broken, &ctx);
     struct card_model model;
@@ -180,21 +179,15 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
         if (card != NULL) {
             json_object_set_new(card, "found", json_true());
             json_object_set(card, "not_yet_approved_fields", changed);
-            if (json_object_get(card, "break_glass") == NULL)
-                json_object_set_new(card, "break_glass", json_boolean(broken));
-            if (json_object_get(card, "lease_days_left") == NULL)
-                json_object_set_new(card, "lease_days_left",
-                                    ctx.lease_days_left < 0 ? json_null() : json_integer(ctx.lease_days_left));
-            if (broken && json_object_get(card, "copy_age_days") == NULL)
-                json_object_set_new(card, "copy_age_days", json_integer(ctx.copy_age_days));
         }
         rc = cli_print_json(card);
     } else {
-        rc = print_card_terminal(&model, pending, changed);
+        rc = print_card_terminal(&model); /* local changes are shown in their sections */
     }
     cry_memzero(&model, sizeof model); /* it holds a copy of the NHS number */
 out:
     cry_memzero(reason, sizeof reason);
+    card_source_free(&src);
     json_decref(changed);
     plan_free(&p);
     cli_session_close(&s);

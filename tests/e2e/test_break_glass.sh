@@ -45,9 +45,11 @@ jget .lease_warning | grep -qx "this copy locks in 2 days without a sync" || fai
 expect_exit 0 faketime -f "+36h" "$AGENT" --dir "$TABLET" status
 last_out | grep -q "WARNING: *this copy locks in 2 days without a sync" || fail "status text warning: $(last_out)"
 expect_exit 0 faketime -f "+60h" "$AGENT" --dir "$TABLET" lookup $NHS_A --json
-[ "$(jget .lease_days_left)" = "1" ] || fail "the card should carry the warning (1 day left): $(last_out)"
+[ "$(jget .banner.lease_days_left)" = "1" ] || fail "the card should carry the warning (1 day left): $(last_out)"
+expect_exit 0 faketime -f "+60h" "$AGENT" --dir "$TABLET" lookup $NHS_A
+last_out | grep -q "this copy locks in 1 day without a sync" || fail "the terminal card should warn: $(last_out)"
 CMC_LEASE_WARN_DAYS=0 expect_exit 0 faketime -f "+60h" "$AGENT" --dir "$TABLET" lookup $NHS_A --json
-[ "$(jget .lease_days_left)" = "null" ] || fail "CMC_LEASE_WARN_DAYS=0 turns the warning off: $(last_out)"
+[ "$(jget .banner.lease_days_left)" = "null" ] || fail "CMC_LEASE_WARN_DAYS=0 turns the warning off: $(last_out)"
 pass "status and the card warn 'this copy locks in N days' within the threshold"
 
 # ---- locked: break glass -----------------------------------------------------------------------
@@ -62,11 +64,12 @@ expect_exit 2 locked show $NHS_A --break-glass "$REASON"
 echo "0000-wrong" >"$E2E_TMP/wrong"; chmod 600 "$E2E_TMP/wrong"
 expect_exit 4 locked lookup $NHS_A --break-glass "$REASON" --pin-file "$E2E_TMP/wrong"
 expect_exit 0 locked lookup $NHS_A --break-glass "$REASON" --json
-[ "$(jget .break_glass)" = "true" ] || fail "the card should say it was opened by break glass: $(last_out)"
-[ "$(jget .copy_age_days)" -ge 4 ] || fail "the card should carry the copy's age in days: $(last_out)"
+[ "$(jget .banner.break_glass)" = "true" ] || fail "the card should say it was opened by break glass: $(last_out)"
+[ "$(jget .banner.copy_age_days)" -ge 4 ] || fail "the card should carry the copy's age in days: $(last_out)"
 last_out | grep -q "dnacpr\|DNACPR" || fail "the CPR decision should be on a break-glass card: $(last_out)"
 expect_exit 0 locked lookup $NHS_A --break-glass "$REASON"
 last_out | grep -q "DNACPR" || fail "the terminal card should show the CPR decision: $(last_out)"
+last_out | grep -q "copy is 4 days old - may be out of date" || fail "the break-glass banner: $(last_out)"
 expect_exit 0 locked audit --json
 [ "$(jget '[.entries[] | select(.action == "break_glass")] | length')" -eq 2 ] ||
   fail "each break-glass view should be audited as break_glass: $(last_out)"
@@ -102,6 +105,7 @@ code=$(page --data-urlencode "pre=$(pre)" --data-urlencode "user=tablet-user" --
   --data-urlencode "nhs=$NHS_A" --data-urlencode "reason=$REASON (page)" "http://127.0.0.1:$PORT/break-glass")
 [ "$code" = 200 ] || fail "break glass on the page should show the card, got $code"
 grep -q "DNACPR" "$E2E_TMP/page.html" || fail "the break-glass card should show the CPR decision"
+grep -q "copy is 4 days old" "$E2E_TMP/page.html" || fail "the page's break-glass card should say how old the copy is"
 [ "$(page "http://127.0.0.1:$PORT/")" = 200 ] && grep -q 'action="/unlock"' "$E2E_TMP/page.html" ||
   fail "break glass must not leave a session open"
 kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true
