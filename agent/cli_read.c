@@ -31,7 +31,7 @@ static json_t *hit_json(const struct store_hit *h)
 
 /* printf to `f` through text_put_terminal: plan text reaches the terminal only escaped
  * (sync/text.h), whatever an earlier version let into the replica. */
-static void __attribute__((format(printf, 2, 3))) term_printf(FILE *f, const char *fmt, ...)
+void cli_term_printf(FILE *f, const char *fmt, ...)
 {
     char small[512], *big = NULL;
     va_list ap;
@@ -64,7 +64,7 @@ static void print_hits_text(const struct store_hit *hits, size_t n)
         char name[160];
         snprintf(name, sizeof name, "%s, %s", h->family_name ? h->family_name : "-",
                  h->given_name ? h->given_name : "-");
-        term_printf(stdout, "%.3s %.3s %.4s  %-32s born %-10s  %-9s %s\n", h->nhs_number, h->nhs_number + 3,
+        cli_term_printf(stdout, "%.3s %.3s %.4s  %-32s born %-10s  %-9s %s\n", h->nhs_number, h->nhs_number + 3,
                     h->nhs_number + 6, name, h->date_of_birth ? h->date_of_birth : "-",
                     h->postcode ? h->postcode : "-",
                     plan_status_name(h->status) ? plan_status_name(h->status) : "?");
@@ -239,7 +239,7 @@ static int print_hits(const struct cli_opts *o, const struct store_hit *hits, si
         print_hits_text(hits, n);
     else
         for (size_t i = 0; i < n; i++)
-            term_printf(stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", hits[i].nhs_number,
+            cli_term_printf(stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", hits[i].nhs_number,
                         hits[i].family_name ? hits[i].family_name : "", hits[i].given_name ? hits[i].given_name : "",
                         hits[i].date_of_birth ? hits[i].date_of_birth : "", hits[i].postcode ? hits[i].postcode : "",
                         plan_status_name(hits[i].status));
@@ -422,7 +422,7 @@ int cli_cmd_audit(struct cli_opts *o)
                                                  "time", when, "user", e->user, "role", e->role, "action", e->action,
                                                  "plan_id", e->plan_id, "identifier", e->identifier));
         else
-            term_printf(stdout, "%6lld  %s  %-16s %-12s %-12s %s%s%s\n", (long long)e->seq, when, e->user, e->role,
+            cli_term_printf(stdout, "%6lld  %s  %-16s %-12s %-12s %s%s%s\n", (long long)e->seq, when, e->user, e->role,
                         e->action, e->plan_id, e->plan_id[0] != '\0' && e->identifier[0] != '\0' ? "  " : "",
                         e->identifier);
     }
