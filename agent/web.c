@@ -264,6 +264,8 @@ static void page_home(const struct web_request *q, struct web_reply *r, int stat
     card_copy_age(&ctx, age, sizeof age);
     h->copy_age = age;
     h->stale = card_copy_stale(&ctx);
+    lease_card_context(ss->st, 0, &ctx);
+    h->lease_days_left = ctx.lease_days_left > 0 ? ctx.lease_days_left : 0;
     h->clinician = ss->who.role == STORE_ROLE_CLINICIAN;
     struct store_counts counts;
     if (h->clinician && store_counts_get(ss->st, &counts) == CMC_OK) {

@@ -98,6 +98,7 @@ struct web_home {
     const char *postcode_value;
     const char *copy_age;     /* card_copy_age() of the device */
     int stale;                /* the device's copy is older than CARD_STALE_AFTER_SECONDS */
+    int lease_days_left;      /* > 0: "this copy locks in N days without a sync"; 0: no warning */
     int clinician;
     int64_t pending;          /* clinician: pending local edits */
     int64_t conflicts;        /* clinician: open conflicts */

@@ -170,6 +170,10 @@ void web_render_home(struct web_buf *b, const struct web_chrome *c, const struct
                             : "<p class=\"copy\">This device's copy was ");
     web_buf_text(b, h->copy_age);
     web_buf_raw(b, h->stale ? ". A newer plan may exist: check with the service if you can.</p>\n" : ".</p>\n");
+    if (h->lease_days_left > 0)
+        web_buf_rawf(b, "<p class=\"flag lease\" role=\"status\"><strong>This copy locks in %d day%s without a "
+                        "sync.</strong> Sync the device before then.</p>\n",
+                     h->lease_days_left, h->lease_days_left == 1 ? "" : "s");
     if (h->clinician && (h->pending > 0 || h->conflicts > 0))
         web_buf_rawf(b, "<p class=\"pending\">%lld local change%s not yet approved; %lld open conflict%s.</p>\n",
                      (long long)h->pending, h->pending == 1 ? "" : "s", (long long)h->conflicts,

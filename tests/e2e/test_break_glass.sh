@@ -50,7 +50,29 @@ expect_exit 0 faketime -f "+60h" "$AGENT" --dir "$TABLET" lookup $NHS_A
 last_out | grep -q "this copy locks in 1 day without a sync" || fail "the terminal card should warn: $(last_out)"
 CMC_LEASE_WARN_DAYS=0 expect_exit 0 faketime -f "+60h" "$AGENT" --dir "$TABLET" lookup $NHS_A --json
 [ "$(jget .banner.lease_days_left)" = "null" ] || fail "CMC_LEASE_WARN_DAYS=0 turns the warning off: $(last_out)"
-pass "status and the card warn 'this copy locks in N days' within the threshold"
+JAR="$E2E_TMP/jar"
+page() { curl -s -b "$JAR" -c "$JAR" -o "$E2E_TMP/page.html" -w '%{http_code}' "$@"; }
+pre() { sed -n 's/.*name="pre" value="\([0-9a-f]*\)".*/\1/p' "$E2E_TMP/page.html" | head -n 1; }
+serve_at() { # serve_at FAKETIME-OFFSET: the page server on a free port, its clock moved on
+  PORT=$(( 20000 + RANDOM % 40000 ))
+  rm -f "$JAR"
+  faketime -f "$1" "$AGENT" --dir "$TABLET" serve --listen "127.0.0.1:$PORT" >>"$E2E_TMP/serve.log" 2>&1 &
+  SERVE_PID=$!
+  for i in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/style.css" && return 0
+    kill -0 $SERVE_PID 2>/dev/null || fail "the page server did not start: $(cat "$E2E_TMP/serve.log")"
+    sleep 0.1
+  done
+  fail "the page server did not answer"
+}
+serve_at "+60h"
+[ "$(page "http://127.0.0.1:$PORT/")" = 200 ] || fail "the unlock page"
+code=$(page -L --data-urlencode "pre=$(pre)" --data-urlencode "user=tablet-user" --data-urlencode "pin=$CMC_PIN" \
+  "http://127.0.0.1:$PORT/unlock")
+[ "$code" = 200 ] || fail "unlock before the lock should work, got $code"
+grep -q "This copy locks in 1 day without a sync" "$E2E_TMP/page.html" || fail "the page should warn before the lock"
+kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true
+pass "status and the card warn 'this copy locks in N days' within the threshold (terminal, --json, page)"
 
 # ---- locked: break glass -----------------------------------------------------------------------
 locked() { faketime -f "+4d" "$AGENT" --dir "$TABLET" "$@"; }
@@ -77,18 +99,8 @@ expect_exit 0 locked audit --json
   fail "the audit entry should keep the reason: $(last_out)"
 pass "a locked copy opens one card with a PIN and a typed reason; audited as break_glass"
 
-# ---- the page: a locked copy offers break glass -------------------------------------------------
-PORT=$(( 20000 + RANDOM % 40000 ))
-faketime -f "+4d" "$AGENT" --dir "$TABLET" serve --listen "127.0.0.1:$PORT" >"$E2E_TMP/serve.log" 2>&1 &
-SERVE_PID=$!
-for i in $(seq 1 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$PORT/style.css" && break
-  kill -0 $SERVE_PID 2>/dev/null || fail "the page server did not start: $(cat "$E2E_TMP/serve.log")"
-  sleep 0.1
-done
-JAR="$E2E_TMP/jar"
-page() { curl -s -b "$JAR" -c "$JAR" -o "$E2E_TMP/page.html" -w '%{http_code}' "$@"; }
-pre() { sed -n 's/.*name="pre" value="\([0-9a-f]*\)".*/\1/p' "$E2E_TMP/page.html" | head -n 1; }
+# ---- the page: break glass on a locked copy ----------------------------------------------------
+serve_at "+4d"
 [ "$(page "http://127.0.0.1:$PORT/")" = 200 ] || fail "the unlock page"
 code=$(page --data-urlencode "pre=$(pre)" --data-urlencode "user=tablet-user" --data-urlencode "pin=$CMC_PIN" \
   "http://127.0.0.1:$PORT/unlock")

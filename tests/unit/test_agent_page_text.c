@@ -76,6 +76,14 @@ static void test_cut_list_says_so(void **state)
     assert_non_null(strstr(b.p, "Only 2 of 551 matching plans shown"));
     assert_non_null(strstr(b.p, "showing 2 of 551 - add date of birth or postcode"));
     assert_null(strstr(b.p, "2 candidates"));
+    assert_null(strstr(b.p, "locks in"));
+    web_buf_free(&b);
+    /* the lease warning on the find-a-patient page */
+    h.lease_days_left = 1;
+    web_buf_init(&b);
+    web_render_home(&b, &c, &h);
+    assert_non_null(strstr(b.p, "This copy locks in 1 day without a sync."));
+    h.lease_days_left = 0;
     web_buf_free(&b);
     /* all shown: the ordinary heading */
     h.total = 2;
