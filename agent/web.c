@@ -211,12 +211,14 @@ static void chrome_for(const struct web_request *q, const char *title, struct we
     }
 }
 
-static void page_unlock(const struct web_request *q, struct web_reply *r, int status, const char *message,
-                        const char *user_value)
+/* A page before any session (unlock, or a locked copy's break glass) with a fresh
+ * pre-session form token. */
+static void page_pre(const struct web_request *q, struct web_reply *r, int status, const char *message,
+                     const char *user_value, int glass)
 {
     char pre[WEB_TOKEN_HEX + 1];
     struct web_chrome c;
-    chrome_for(q, "Unlock", &c);
+    chrome_for(q, glass ? "Locked copy" : "Unlock", &c);
     c.user = NULL;
     c.csrf = NULL;
     c.idle_seconds = 0;
@@ -224,25 +226,24 @@ static void page_unlock(const struct web_request *q, struct web_reply *r, int st
     /* double submit: a cross-site form cannot carry this SameSite=Strict cookie */
     add_cookie(r, COOKIE_PRE, pre, -1);
     r->status = status;
-    web_render_unlock(&r->body, &c, pre, message, user_value);
+    if (glass)
+        web_render_glass(&r->body, &c, pre, message, user_value);
+    else
+        web_render_unlock(&r->body, &c, pre, message, user_value);
     cry_memzero(pre, sizeof pre);
 }
 
-/* The locked copy's page, with the break-glass form (a fresh pre-session token, as unlock). */
+static void page_unlock(const struct web_request *q, struct web_reply *r, int status, const char *message,
+                        const char *user_value)
+{
+    page_pre(q, r, status, message, user_value, 0);
+}
+
+/* The locked copy's page, with the break-glass form. */
 static void page_glass(const struct web_request *q, struct web_reply *r, int status, const char *message,
                        const char *user_value)
 {
-    char pre[WEB_TOKEN_HEX + 1];
-    struct web_chrome c;
-    chrome_for(q, "Locked copy", &c);
-    c.user = NULL;
-    c.csrf = NULL;
-    c.idle_seconds = 0;
-    new_token(pre);
-    add_cookie(r, COOKIE_PRE, pre, -1);
-    r->status = status;
-    web_render_glass(&r->body, &c, pre, message, user_value);
-    cry_memzero(pre, sizeof pre);
+    page_pre(q, r, status, message, user_value, 1);
 }
 
 static void page_message(const struct web_request *q, struct web_reply *r, int status, const char *heading,
@@ -420,10 +421,6 @@ static void route_break_glass(const struct web_request *q, struct web_reply *r)
     struct cry_secret *key = NULL;
     store *st = NULL;
     struct store_session who;
-    struct plan p;
-    int pending = 0;
-    json_t *changed = json_array();
-    plan_init(&p);
     if (open_with_pin(q, r, page_glass, user, &key, &st, &who) != CMC_OK)
         goto out;
     if (lease_check(st) == CMC_OK) {
@@ -436,50 +433,25 @@ static void route_break_glass(const struct web_request *q, struct web_reply *r)
         goto out;
     }
     if (form(q, "reason", reason_raw, sizeof reason_raw) == NULL || lease_reason_check(reason_raw, reason) != CMC_OK) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s.", form(q, "reason", reason_raw, sizeof reason_raw) == NULL
-                                             ? "Give the reason you must open this plan from a locked copy"
-                                             : cmc_errmsg());
-        msg[0] = (char)(msg[0] >= 'a' && msg[0] <= 'z' ? msg[0] - 'a' + 'A' : msg[0]);
-        page_glass(q, r, 422, msg, user);
+        page_glass(q, r, 422, "Give the reason this plan must be opened from a locked copy: one line, at least 8 "
+                              "characters.", user);
         goto out;
     }
-    int rc = changed == NULL ? cmc_fail(CMC_ERR_NOMEM, "out of memory") : view_load(st, nhs, &p, &pending, changed);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        audit_record(st, AUDIT_LOOKUP_MISS, NULL, nhs);
-        page_glass(q, r, 404, "No plan on this device for that NHS number.", user);
-        goto out;
-    }
-    if (rc != CMC_OK) {
-        page_message(q, r, 500, "Cannot show the plan", cmc_errmsg());
-        goto out;
-    }
-    audit_record(st, AUDIT_BREAK_GLASS, p.plan_id, reason);
-    plat_log(PLAT_LOG_INFO, "web: a locked copy was opened for one plan (break glass)");
-    struct card_context ctx;
-    card_context_init(&ctx, st, plat_wall_now());
-    ctx.pending_edits = pending;
-    ctx.changed_paths = changed;
-    struct card_source src;
-    if (card_source_load(st, &p, pending, &src) != CMC_OK) {
-        page_message(q, r, 500, "Cannot show the plan", cmc_errmsg());
-        goto out;
-    }
-    card_source_apply(&src, &ctx);
-    lease_card_context(st, 1, &ctx);
-    struct web_card card = { .p = &p, .ctx = &ctx, .view = WEB_VIEW_CARD };
     struct web_chrome c;
     chrome_for(q, "Break glass: summary card", &c);
     c.user = NULL; /* no session: nothing else opens from this page */
     c.csrf = NULL;
     c.idle_seconds = 0;
-    web_render_card(&r->body, &c, &card);
-    card_source_free(&src);
+    int rc = web_glass_card(&r->body, &c, st, nhs, reason);
+    if (rc == CMC_ERR_NOT_FOUND)
+        page_glass(q, r, 404, "No plan on this device for that NHS number.", user);
+    else if (rc != CMC_OK)
+        page_message(q, r, 500, "Cannot show the plan", cmc_errmsg());
+    else
+        plat_log(PLAT_LOG_INFO, "web: a locked copy was opened for one plan (break glass)");
 out:
     cry_memzero(reason_raw, sizeof reason_raw);
     cry_memzero(reason, sizeof reason);
-    json_decref(changed);
-    plan_free(&p);
     store_close(st);
     cry_secret_free(key);
 }

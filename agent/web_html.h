@@ -87,6 +87,11 @@ void web_render_unlock(struct web_buf *b, const struct web_chrome *c, const char
  * form (user, PIN, NHS number, reason) posting to /break-glass with the pre-session token. */
 void web_render_glass(struct web_buf *b, const struct web_chrome *c, const char *pre, const char *message,
                       const char *user_value);
+/* The break-glass card: the plan of NHS number `nhs` this session's role may see, audited as
+ * break_glass with `reason` (a miss as lookup_miss), rendered under the card's break-glass
+ * banner with the copy's age. CMC_ERR_NOT_FOUND when there is no such plan (nothing
+ * rendered), or another error from the replica. */
+int web_glass_card(struct web_buf *b, const struct web_chrome *c, store *st, const char *nhs, const char *reason);
 
 /* The find-a-patient page, shown after unlocking; with the search results when hits is
  * non-NULL (n may be 0: "no matching plan"). */
