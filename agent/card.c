@@ -590,6 +590,7 @@ static void build_banner(const struct plan *p, const struct card_context *ctx, s
     b->published = p->status == PLAN_STATUS_PUBLISHED;
     b->approved_by = val(&plain, p->approved_by, "approved_by");
     b->approved_on[0] = '\0';
+    b->approved_at = p->approved_at;
     if (p->approved_at != NULL)
         snprintf(b->approved_on, sizeof b->approved_on, "%.10s", p->approved_at);
     b->version = p->version;

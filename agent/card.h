@@ -125,6 +125,7 @@ struct card_banner {
     int published;
     struct card_value approved_by;
     char approved_on[11];        /* YYYY-MM-DD, "" when not recorded */
+    const char *approved_at;     /* as the plan records it (UTC), or NULL */
     int64_t version;
     struct card_value review_due;
     int review_overdue;

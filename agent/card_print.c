@@ -280,8 +280,9 @@ static json_t *sections_json(const struct card_model *m)
         json_t *paths = json_array();
         for (size_t k = 0; paths != NULL && k < s->n_pending_paths; k++)
             json_array_append_new(paths, json_string(s->pending_paths[k]));
-        json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:o}", "n", s->number, "section", s->key, "title",
-                                             s->title, "not_yet_approved", paths ? paths : json_array()));
+        json_array_append_new(arr, json_pack("{s:i, s:s, s:s, s:o, s:s}", "n", s->number, "section", s->key,
+                                             "title", s->title, "not_yet_approved", paths ? paths : json_array(),
+                                             "state", card_state_name(s->state)));
     }
     return arr;
 }
@@ -394,7 +395,7 @@ json_t *card_to_json(const struct plan *p, const struct card_model *m)
     json_t *banner = json_pack("{s:s, s:s, s:o, s:o, s:o, s:b, s:I, s:b, s:o, s:s, s:b, s:i}", "status",
                                plan_status_name(b->status) ? plan_status_name(b->status) : "unknown",
                                "status_words", b->status_words, "approved_by", jstr(b->approved_by.text),
-                               "approved_at", b->approved_on[0] ? json_string(b->approved_on) : json_null(),
+                               "approved_at", jstr(b->approved_at),
                                "review_due", jstr(b->review_due.text), "review_overdue", b->review_overdue,
                                "version", (json_int_t)b->version, "never_synced", b->last_sync < 0, "last_sync",
                                b->last_sync < 0 ? json_null() : json_integer(b->last_sync), "copy_age",

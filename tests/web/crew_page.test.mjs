@@ -185,6 +185,7 @@ test('lookup by NHS number: the summary card, in clinical order, CPR decision fi
   assert.match(banner, /Review due 2027-02-11/);
   assert.match(banner, /Copy on this device: synced .* ago \(\d{4}-\d{2}-\d{2} \d\d:\d\d (GMT|BST)\)/);
   assert.doesNotMatch(banner, /STALE|OVERDUE|NOT APPROVED|unapproved/);
+  assert.equal(await page.locator('.proposal').count(), 0, 'urgent care never sees a proposal');
 
   // identity, enough to match the person in front of you
   const identity = await page.locator('#identity').innerText();
