@@ -46,7 +46,9 @@ static const struct help_entry help_entries[] = {
     {"status", "usage: cmc-agent status [--json]\n\nThe hub, the last sync and its age, the"
                " cursor, counts and the lease, with a warning\n\"this copy locks in N days without"
                " a sync\" within CMC_LEASE_WARN_DAYS days (default 2;\n0 turns it off) of the lock"
-               " (--json: lease_days_left, lease_warning).\n" ENV_COMMON},
+               " (--json: lease_days_left, lease_warning). What 'sync --watch' is doing (live,\n"
+               "polling every N s, reconnecting, or not watching) and when the last change arrived\n"
+               "(--json: watch, last_change).\n" ENV_COMMON},
     {"edit", "usage: cmc-agent edit PLAN --file CHANGES.json\n\nAn offline edit (clinicians),"
              " kept until pushed by sync.\n" ENV_COMMON},
     {"verify", "usage: cmc-agent verify\n\nA full integrity check of the replica.\n" ENV_COMMON},
