@@ -7,7 +7,8 @@
  * second handle, as `cmc-hub` does from another process. A second wait of the same device
  * answers the first; stopping the feed answers every wait.
  *
- * The feed's thread runs for real (100 ms ticks); holds run out on the fake monotonic clock.
+ * The wait query codec is checked byte for byte. The feed's thread runs for real (100 ms
+ * ticks); holds run out on the fake monotonic clock.
  * Waiting for the thread is bounded (WAKE_MS) and never asserted as a latency.
  */
 #include <setjmp.h>
@@ -99,6 +100,30 @@ static int wait_status(struct tst_hub *e, struct tst_device *d, uint64_t cursor,
         assert_true(tst_body_has(&resp, "changed"));
     hub_response_free(&resp);
     return status;
+}
+
+/* The request target, byte for byte, and its strict decoder (sync/wire.h). */
+static void test_wait_query_codec(void **state)
+{
+    struct wire_wait_query q = { .cursor = 42, .lease = 14, .hold = 50 }, d;
+    char path[128];
+    (void)state;
+    assert_int_equal(wire_wait_path(&q, path, sizeof path), CMC_OK);
+    assert_string_equal(path, "/v1/wait?cursor=42&lease=14&hold=50");
+    q.lease = -1;
+    q.hold = 0;
+    assert_int_equal(wire_wait_path(&q, path, sizeof path), CMC_OK);
+    assert_string_equal(path, "/v1/wait?cursor=42");
+    assert_int_equal(wire_wait_path(&q, path, 12), CMC_ERR_INVALID);
+    assert_int_equal(wire_wait_query_decode("cursor=7&lease=3&hold=20&x=1", &d), CMC_OK);
+    assert_true(d.cursor == 7 && d.lease == 3 && d.hold == 20);
+    assert_int_equal(wire_wait_query_decode("cursor=7", &d), CMC_OK);
+    assert_true(d.lease == -1 && d.hold == WIRE_WAIT_HOLD_MAX);
+    assert_int_equal(wire_wait_query_decode("cursor=7&hold=3600", &d), CMC_OK);
+    assert_int_equal(d.hold, WIRE_WAIT_HOLD_MAX); /* capped: under a proxy's idle cut */
+    assert_int_equal(wire_wait_query_decode("lease=3", &d), CMC_ERR_INVALID);
+    assert_int_equal(wire_wait_query_decode("cursor=-1", &d), CMC_ERR_INVALID);
+    assert_int_equal(wire_wait_query_decode("cursor=1&lease=99999999999", &d), CMC_ERR_INVALID);
 }
 
 static void test_wait_answers_at_once_when_behind(void **state)
@@ -284,7 +309,7 @@ static void test_second_wait_and_stop_answer_held_waits(void **state)
     tst_device_free_all(&d, &other, NULL);
 }
 
-TST_HUB_MAIN(test_wait_answers_at_once_when_behind, test_wait_refuses_bad_requests,
+TST_HUB_MAIN(test_wait_query_codec, test_wait_answers_at_once_when_behind, test_wait_refuses_bad_requests,
              test_wait_holds_then_runs_out, test_wait_wakes_on_approve_in_scope_only,
              test_wait_wakes_on_purge, test_wait_wakes_on_wipe_and_lease,
              test_second_wait_and_stop_answer_held_waits)
