@@ -131,6 +131,66 @@ static const char *const schema_steps[] = {
     /* 4: the conflicts table goes: edits held by a conflict live in the three-way merge
      * state (merges), and nothing in the product wrote or read this table. */
     "DROP TABLE IF EXISTS conflicts;",
+
+    /* 5: plan counts kept as the replica changes (agent/store_counts.c), so `status` never
+     * decodes every plan. plan_heads holds one row per plan: whether it has a published
+     * version and whether its newest version is published, recomputed from the plan's few
+     * versions by triggers on plan_versions; plan_counts holds their sums, kept by triggers
+     * on plan_heads. Both are filled from the existing rows here (starting afresh, so the
+     * step can run again on a replica set back to an earlier version). */
+    "DROP TRIGGER IF EXISTS plan_versions_head_ins;"
+    "DROP TRIGGER IF EXISTS plan_versions_head_del;"
+    "DROP TRIGGER IF EXISTS plan_versions_head_upd;"
+    "DROP TABLE IF EXISTS plan_heads;"
+    "DROP TABLE IF EXISTS plan_counts;"
+    "CREATE TABLE plan_heads ("
+    "  plan_id TEXT PRIMARY KEY,"
+    "  has_published INTEGER NOT NULL CHECK (has_published IN (0, 1)),"
+    "  newest_published INTEGER NOT NULL CHECK (newest_published IN (0, 1))"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE plan_counts ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  plans INTEGER NOT NULL,"
+    "  published INTEGER NOT NULL,"
+    "  newest_published INTEGER NOT NULL"
+    ");"
+    "INSERT INTO plan_heads (plan_id, has_published, newest_published)"
+    "  SELECT p.plan_id, max(p.status = 'published'),"
+    "    coalesce((SELECT q.status = 'published' FROM plan_versions q"
+    "              WHERE q.plan_id = p.plan_id ORDER BY q.version DESC LIMIT 1), 0)"
+    "  FROM plan_versions p GROUP BY p.plan_id;"
+    "INSERT INTO plan_counts (id, plans, published, newest_published)"
+    "  SELECT 1, count(*), coalesce(sum(has_published), 0), coalesce(sum(newest_published), 0)"
+    "  FROM plan_heads;"
+    "CREATE TRIGGER plan_heads_counted AFTER INSERT ON plan_heads BEGIN"
+    "  UPDATE plan_counts SET plans = plans + 1, published = published + NEW.has_published,"
+    "    newest_published = newest_published + NEW.newest_published WHERE id = 1;"
+    " END;"
+    "CREATE TRIGGER plan_heads_uncounted AFTER DELETE ON plan_heads BEGIN"
+    "  UPDATE plan_counts SET plans = plans - 1, published = published - OLD.has_published,"
+    "    newest_published = newest_published - OLD.newest_published WHERE id = 1;"
+    " END;"
+#define STORE_HEAD_OF(who)                                                                 \
+    "  DELETE FROM plan_heads WHERE plan_id = " who ".plan_id;"                             \
+    "  INSERT INTO plan_heads (plan_id, has_published, newest_published)"                  \
+    "    SELECT " who ".plan_id,"                                                           \
+    "      EXISTS (SELECT 1 FROM plan_versions q WHERE q.plan_id = " who ".plan_id"         \
+    "              AND q.status = 'published'),"                                            \
+    "      coalesce((SELECT q.status = 'published' FROM plan_versions q"                    \
+    "                WHERE q.plan_id = " who ".plan_id ORDER BY q.version DESC LIMIT 1), 0)" \
+    "    WHERE EXISTS (SELECT 1 FROM plan_versions q WHERE q.plan_id = " who ".plan_id);"
+    "CREATE TRIGGER plan_versions_head_ins AFTER INSERT ON plan_versions BEGIN"
+    STORE_HEAD_OF("NEW")
+    " END;"
+    "CREATE TRIGGER plan_versions_head_del AFTER DELETE ON plan_versions BEGIN"
+    STORE_HEAD_OF("OLD")
+    " END;"
+    "CREATE TRIGGER plan_versions_head_upd AFTER UPDATE OF plan_id, version, status"
+    "  ON plan_versions BEGIN"
+    STORE_HEAD_OF("OLD")
+    STORE_HEAD_OF("NEW")
+    " END;",
+#undef STORE_HEAD_OF
 };
 
 _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,
