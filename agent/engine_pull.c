@@ -7,6 +7,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/trace.h"
 #include "sync/wire.h"
 
 #include <pthread.h>
@@ -254,7 +255,9 @@ int engine_pull_pages(store *s, const struct engine_config *cfg, const struct en
         int keep_open = more && cur.hdr.to_cursor > cur.hdr.from_cursor && group < group_max &&
                         (cfg->group_ms == UINT32_MAX ||
                          plat_mono_now_ns() - group_start < group_ns);
+        uint64_t t_apply = plat_phase_begin();
         rc = engine_apply_page(s, cfg, &cur.hdr, cur.ops, cur.n_ops, keep_open, &in_batch, rep);
+        plat_phase_end(PLAT_PHASE_APPLY, t_apply);
         if (rc == CMC_OK && !in_batch) {
             group = 0;
             group_start = plat_mono_now_ns();
