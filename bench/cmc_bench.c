@@ -21,6 +21,9 @@
  *                                           its own kept-alive connection, sending signed
  *                                           idle polls (GET /v1/pull?cursor=<head>) for a
  *                                           fixed time; the hub's rate
+ *                                           (HTTPS: trusts the CA file $CMC_BENCH_CA)
+ *   cmc_bench nhs HUBDIR                    an NHS number a scope-"all" device holds and a
+ *                                           valid one it does not (whole-process lookups)
  *
  * The agent's PIN comes from CMC_PIN, as for cmc-agent. Timings use the monotonic clock.
  * Only loopback URLs are used (sync/http.h refuses plain http elsewhere).
@@ -460,6 +463,46 @@ out:
     return rc;
 }
 
+static int nhs_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Two NHS numbers for the whole-process lookups: one a scope-"all" device holds, and one
+ * valid (Modulus 11) number it does not. */
+static int cmd_nhs(int argc, char **argv)
+{
+    hub *h = NULL;
+    struct nhs_list list = { 0 };
+    if (argc != 1)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench nhs HUBDIR");
+    int rc = hub_open(argv[0], &h);
+    if (rc == CMC_OK)
+        rc = hub_plan_list(h, 0, collect_nhs, &list);
+    if (rc == CMC_OK && list.n == 0)
+        rc = cmc_fail(CMC_ERR_STATE, "no published plans on the hub");
+    if (rc == CMC_OK) {
+        qsort(list.nhs, list.n, sizeof *list.nhs, nhs_cmp);
+        uint64_t state = 0x4e4853ull;
+        const char *hit = list.nhs[next_rand(&state) % list.n];
+        char miss[PLAN_NHS_LEN + 1];
+        for (int tries = 0;; tries++) {
+            snprintf(miss, sizeof miss, "%010" PRIu64, (uint64_t)(9000000000ull + next_rand(&state) % 999999999ull));
+            if (plan_nhs_valid(miss) && bsearch(miss, list.nhs, list.n, sizeof *list.nhs, nhs_cmp) == NULL)
+                break;
+            if (tries > 100000) {
+                rc = cmc_fail(CMC_ERR_STATE, "no NHS number outside the hub's plans");
+                break;
+            }
+        }
+        if (rc == CMC_OK)
+            printf("%s\n%s\n", hit, miss);
+    }
+    hub_close(h);
+    cmc_free(list.nhs);
+    return rc;
+}
+
 /* ---- export for the peer ------------------------------------------------------------------ */
 
 struct export_ctx {
@@ -571,6 +614,7 @@ static int enroll_device(hub *h, const char *url, long i, struct device *d)
     opt.base_url = url;
     opt.max_attempts = 1; /* a failure is counted, never hidden by a retry */
     opt.user_agent = "cmc-bench";
+    opt.ca_file = getenv("CMC_BENCH_CA"); /* the benchmark's own CA when the hub serves HTTPS */
     if (rc == CMC_OK)
         rc = http_client_new(&opt, &d->client);
     if (rc == CMC_OK)
@@ -718,6 +762,8 @@ int main(int argc, char **argv)
         rc = cmd_lookup(argc, argv);
     else if (strcmp(cmd, "load") == 0)
         rc = cmd_load(argc, argv);
+    else if (strcmp(cmd, "nhs") == 0)
+        rc = cmd_nhs(argc, argv);
     else
         rc = cmc_fail(CMC_ERR_USAGE, "unknown subcommand '%s'", cmd);
     if (rc != CMC_OK) {

@@ -59,13 +59,58 @@ free_port() {
   die "no free port on 127.0.0.1"
 }
 
-wait_http() {   # wait_http URL PID
+wait_http() {   # wait_http URL PID (https: trusts the benchmark's CA)
   for _ in $(seq 1 200); do
-    curl -s -o /dev/null "$1" 2>/dev/null && return 0
+    curl -s -o /dev/null --cacert "$CA" "$1" 2>/dev/null && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.05
   done
   return 1
+}
+
+# ---- TLS: a CA and a certificate for 127.0.0.1 made for this run (the hub serves HTTPS, as in
+# production; the peer stays on plain HTTP, as users run it behind a proxy) ---------------------
+CA="$WORK/certs/ca.pem"
+make_certs() {
+  local c="$WORK/certs"
+  mkdir -p "$c"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=cmc bench CA" -keyout "$c/ca.key" -out "$c/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj "/CN=127.0.0.1" -keyout "$c/server.key" -out "$c/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' \
+    >"$c/ext.cnf"
+  openssl x509 -req -in "$c/server.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" -CAcreateserial \
+    -days 2 -extfile "$c/ext.cnf" -out "$c/server.pem" 2>/dev/null
+  chmod 600 "$c"/*.key
+}
+command -v openssl >/dev/null || die "openssl is needed to make the benchmark's TLS certificate"
+make_certs || die "could not make the benchmark's TLS certificate"
+export CMC_BENCH_CA="$CA"   # cmc_bench load trusts it
+
+# whole NAME N EXPECT_RC PREP CMD...: runs CMD N times, each a whole process with
+# CMC_TRACE_PHASES=1 (PREP, untimed, before each; "" for none); writes $R/proc-NAME.json with the
+# wall times and the phase breakdown (unlock / open / network / apply / commit) of the median run.
+whole() {
+  local name=$1 n=$2 want=$3 prep=$4; shift 4
+  local i t0 t1 got trace out="$R/proc-$name.ndjson"
+  : >"$out"
+  for i in $(seq 1 "$n"); do
+    if [ -n "$prep" ]; then $prep "$i" >/dev/null; fi
+    t0=$(now_ns)
+    got=0
+    CMC_TRACE_PHASES=1 "$@" >"$D/whole.out" 2>"$D/whole.err" || got=$?
+    t1=$(now_ns)
+    [ "$got" = "$want" ] || { tail -n 3 "$D/whole.err" >&2; die "$name: exit $got, expected $want"; }
+    trace=$(sed -n 's/^cmc-trace: //p' "$D/whole.err" | tail -n 1)
+    jq -nc --argjson us "$(( (t1 - t0) / 1000 ))" --argjson t "${trace:-null}" \
+      --argjson out "$(jq -c . "$D/whole.out" 2>/dev/null || echo null)" \
+      '{ms: ($us / 1000), trace: $t, out: $out}' >>"$out"
+  done
+  jq -s 'def q(p): sort | .[((length * p) | ceil) - 1];
+    {n: length, p50: (map(.ms) | q(0.5)), p99: (map(.ms) | q(0.99)), samples_ms: map(.ms),
+     phases: (sort_by(.ms) | .[((length * 0.5) | ceil) - 1].trace),
+     last: (last.out)}' "$out" >"$R/proc-$name.json"
 }
 
 # ---- the peer: PouchDB 9 (leveldb) and pouchdb-server from npm, into bench/node_modules ---------
@@ -99,21 +144,35 @@ run_scale() {
   echo "{\"plans\": $n, \"seed_ms\": $(( (t1 - t0) / 1000000 ))}" >"$r/seed.json"
 
   local port tries=0
+  D=$d R=$r
   while :; do
     port=$(free_port)
-    "$HUB" --dir "$hub_dir" serve --listen "127.0.0.1:$port" >"$d/hub.log" 2>&1 &
+    # The benchmark's own settings file: HTTPS, and room for the 64 polling devices on one
+    # address (the built-in per-address limit, 32, stays the default for everyone else).
+    cat >"$d/hub.conf" <<EOF_CONF
+listen = 127.0.0.1:$port
+tls_cert = $WORK/certs/server.pem
+tls_key = $WORK/certs/server.key
+per_ip_connections = 128
+EOF_CONF
+    "$HUB" --dir "$hub_dir" --config "$d/hub.conf" serve >"$d/hub.log" 2>&1 &
     HUB_PID=$!
-    wait_http "http://127.0.0.1:$port/" "$HUB_PID" && break
+    wait_http "https://127.0.0.1:$port/" "$HUB_PID" && break
     kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; HUB_PID=
     tries=$((tries + 1))
     [ $tries -lt 5 ] || { cat "$d/hub.log" >&2; die "the hub did not start"; }
   done
-  local url="http://127.0.0.1:$port"
+  local url="https://127.0.0.1:$port"
 
   # An ambulance service's 111 tablet: scope all, urgent care (every published plan).
   local code; code=$("$HUB" --dir "$hub_dir" device add bench-tablet --scope all --role urgent_care | tail -n 1)
   "$AGENT" --dir "$dev" init --user crew --role urgent_care >/dev/null
-  "$AGENT" --dir "$dev" enroll --hub "$url" --code "$code" --name bench-tablet >/dev/null
+  "$AGENT" --dir "$dev" enroll --hub "$url" --code "$code" --ca "$CA" --name bench-tablet >/dev/null
+  # A second tablet for the whole-process initial sync (cmc-agent sync, timed from outside).
+  local dev2="$d/device2"
+  code=$("$HUB" --dir "$hub_dir" device add bench-tablet-2 --scope all --role urgent_care | tail -n 1)
+  "$AGENT" --dir "$dev2" init --user crew --role urgent_care >/dev/null
+  "$AGENT" --dir "$dev2" enroll --hub "$url" --code "$code" --ca "$CA" --name bench-tablet-2 >/dev/null
 
   say "$n plans: initial sync (one process: PIN unlock, then the sync)"
   /usr/bin/time -f '{"max_rss_kib": %M, "wall_s": %e}' -o "$r/initial-time.json" \
@@ -128,17 +187,19 @@ run_scale() {
   "$DRV" rounds "$dev" "$hub_dir" "$ROUNDS" "$CHANGES" >"$r/rounds.json"
 
   say "$n plans: $PROC_ROUNDS rounds of $CHANGES changed plans, each a whole 'cmc-agent sync' process"
-  local samples=() i
-  for i in $(seq 1 "$PROC_ROUNDS"); do
-    "$DRV" change "$hub_dir" "$CHANGES" "$i" >/dev/null
-    t0=$(now_ns)
-    /usr/bin/time -f '%M' -o "$d/proc-rss" "$AGENT" --dir "$dev" sync --json >"$d/proc-sync.json"
-    t1=$(now_ns)
-    samples+=("$(( (t1 - t0) / 1000 ))")
-  done
-  printf '%s\n' "${samples[@]}" | jq -s --argjson rss "$(cat "$d/proc-rss")" \
-    '{n: length, p50: (sort | .[((length * 0.5) | ceil) - 1] / 1000), p99: (sort | .[((length * 0.99) | ceil) - 1] / 1000),
-      samples_ms: map(. / 1000), max_rss_kib: $rss}' >"$r/process.json"
+  hub_change() { "$DRV" change "$hub_dir" "$CHANGES" "$1"; }
+  whole sync100 "$PROC_ROUNDS" 0 hub_change "$AGENT" --dir "$dev" sync --json
+  jq '{n, p50, p99, samples_ms}' "$r/proc-sync100.json" >"$r/process.json"
+
+  say "$n plans: whole processes: initial sync (second tablet), idle sync, status, lookup"
+  whole initial 1 0 "" "$AGENT" --dir "$dev2" sync --json
+  whole idle "$PROC_ROUNDS" 0 "" "$AGENT" --dir "$dev" sync --json
+  whole status "$PROC_ROUNDS" 0 "" "$AGENT" --dir "$dev" status --json
+  local nhs_pair nhs_hit nhs_miss
+  nhs_pair=$("$DRV" nhs "$hub_dir")
+  nhs_hit=$(echo "$nhs_pair" | sed -n 1p); nhs_miss=$(echo "$nhs_pair" | sed -n 2p)
+  whole lookup "$PROC_ROUNDS" 0 "" "$AGENT" --dir "$dev" lookup --json "$nhs_hit"
+  whole lookup_miss "$PROC_ROUNDS" 3 "" "$AGENT" --dir "$dev" lookup --json "$nhs_miss"
 
   say "$n plans: lookups by NHS number"
   "$DRV" lookup "$dev" "$hub_dir" 100000 >"$r/lookup.json"
