@@ -11,6 +11,12 @@
 #   BENCH_PEER=1                 0 skips PouchDB
 #   BENCH_OUT=bench/results      where results.json, the per-scale files and the plot go
 #   BENCH_KEEP=1                 keeps the scratch directory (hubs, replicas, logs)
+#   BENCH_LINKS="4g:20000:50:0 poor:1000:300:10"
+#                                shaped links (name:kbit/s:RTT ms:loss per mille) through the
+#                                fault proxy; "" skips them
+#   BENCH_LINK_SCALES=<first>    the scales the shaped links run at (slow links take minutes
+#                                at 100k plans)
+#   BENCH_LINK_ROUNDS=3          100-change rounds per shaped link
 # Everything listens on 127.0.0.1 only; every loop is bounded in count and time; nothing is
 # left running.
 set -euo pipefail
@@ -29,13 +35,19 @@ CHANGES=100
 PEER=${BENCH_PEER:-1}
 OUT=${BENCH_OUT:-$HERE/results}
 case "$OUT" in /*) ;; *) OUT="$(pwd)/$OUT" ;; esac
+LINKS=${BENCH_LINKS-"4g:20000:50:0 poor:1000:300:10"}
+LINK_SCALES=${BENCH_LINK_SCALES:-${SCALES%% *}}
+LINK_ROUNDS=${BENCH_LINK_ROUNDS:-3}
+PROXY="$BUILD/tests/fault/fault_proxy"
 WORK=$(mktemp -d /tmp/cmc-bench-XXXXXX)
 export CMC_PIN=bench-4711-pin   # benchmark-only PIN; the key slot still uses production Argon2id
 unset CMC_USER CMC_AGENT_DIR CMC_HUB_DIR
 
 HUB_PID=
 PEER_PID=
+LINK_PID=
 cleanup() {
+  if [ -n "$LINK_PID" ]; then kill "$LINK_PID" 2>/dev/null || true; wait "$LINK_PID" 2>/dev/null || true; fi
   if [ -n "$HUB_PID" ]; then kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; fi
   if [ -n "$PEER_PID" ]; then kill "$PEER_PID" 2>/dev/null || true; wait "$PEER_PID" 2>/dev/null || true; fi
   if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
@@ -47,7 +59,8 @@ die() { echo "bench: $*" >&2; exit 1; }
 now_ns() { date +%s%N; }
 
 for tool in jq /usr/bin/time; do command -v "$tool" >/dev/null || die "$tool is needed (apt-get install jq time)"; done
-make --no-print-directory -C "$HERE/.." BUILD="$BUILD" bench-bins >/dev/null || die "building the benchmark driver failed"
+make --no-print-directory -C "$HERE/.." BUILD="$BUILD" bench-bins "$PROXY" >/dev/null ||
+  die "building the benchmark driver failed"
 mkdir -p "$OUT"
 
 free_port() {
@@ -112,6 +125,106 @@ whole() {
      phases: (sort_by(.ms) | .[((length * 0.5) | ceil) - 1].trace),
      last: (last.out)}' "$out" >"$R/proc-$name.json"
 }
+
+# ---- shaped links: the fault proxy in front of a server, one link line at a time -------------
+# link_start UPSTREAM_PORT: a proxy whose link is set by writing $D/link.cfg; sets LINK_PORT.
+link_start() {
+  : >"$D/link.cfg"
+  rm -f "$D/link.port"
+  "$PROXY" --listen 0 --to "$1" --config "$D/link.cfg" --port-file "$D/link.port" --stats "$D/link.stats" \
+    >"$D/link.log" 2>&1 &
+  LINK_PID=$!
+  for _ in $(seq 1 100); do [ -s "$D/link.port" ] && break; sleep 0.05; done
+  [ -s "$D/link.port" ] || die "the fault proxy did not start"
+  LINK_PORT=$(cat "$D/link.port")
+}
+link_stop() { kill "$LINK_PID" 2>/dev/null || true; wait "$LINK_PID" 2>/dev/null || true; LINK_PID=; }
+
+# link_bytes: "UP DOWN" carried so far, once every connection through the proxy has closed.
+link_bytes() {
+  local up=0 down=0 conns=0 closed=-1
+  for _ in $(seq 1 200); do
+    read -r _ up _ down _ conns _ closed <"$D/link.stats" || true
+    [ "$conns" = "$closed" ] && break
+    sleep 0.05
+  done
+  echo "$up $down"
+}
+
+# link_run OUT PREP CMD...: one whole process over the shaped link, timed; appends
+# {ms, up, down, out} (bytes on the wire, TLS included, both ways) to OUT.
+link_run() {
+  local out=$1 prep=$2; shift 2
+  local b0 b1 t0 t1
+  if [ -n "$prep" ]; then $prep >/dev/null; fi
+  b0=$(link_bytes)
+  t0=$(now_ns)
+  "$@" >"$D/link.out" 2>"$D/link.err" || { tail -n 3 "$D/link.err" >&2; die "over the shaped link: $* failed"; }
+  t1=$(now_ns)
+  b1=$(link_bytes)
+  jq -nc --argjson us "$(( (t1 - t0) / 1000 ))" --argjson up "$(( ${b1% *} - ${b0% *} ))" \
+    --argjson down "$(( ${b1#* } - ${b0#* } ))" --argjson o "$(jq -c . "$D/link.out" 2>/dev/null || echo null)" \
+    '{ms: ($us / 1000), up: $up, down: $down, out: $o}' >>"$out"
+}
+
+# link_summary NDJSON: the first line is the initial sync, the rest 100-change rounds.
+link_summary() {
+  jq -s 'def q(p): sort | .[((length * p) | ceil) - 1];
+    {initial: .[0], sync100: (.[1:] | {n: length, p50: (map(.ms) | q(0.5)), samples_ms: map(.ms),
+      up: (map(.up) | q(0.5)), down: (map(.down) | q(0.5)), requests: (.[-1].out.requests // null)})}' "$1"
+}
+
+# cmc over each shaped link: a new tablet enrolled through the link, its initial sync, then
+# 100-change rounds, each a whole `cmc-agent sync` process.
+run_links_cmc() {
+  local n=$1 hub_dir=$2 port=$3 spec name kbit rtt loss
+  link_start "$port"
+  for spec in $LINKS; do
+    IFS=: read -r name kbit rtt loss <<<"$spec"
+    say "$n plans: cmc over the shaped link '$name' ($kbit kbit/s, $rtt ms RTT, $loss per mille lost)"
+    echo "link $kbit $rtt $loss" >"$D/link.cfg"
+    local dev="$D/link-$name" code
+    code=$("$HUB" --dir "$hub_dir" device add "bench-link-$name" --scope all --role urgent_care | tail -n 1)
+    "$AGENT" --dir "$dev" init --user crew --role urgent_care >/dev/null
+    "$AGENT" --dir "$dev" enroll --hub "https://127.0.0.1:$LINK_PORT" --code "$code" --ca "$CA" \
+      --name "bench-link-$name" >/dev/null
+    local nd="$D/link-$name-cmc.ndjson" i
+    : >"$nd"
+    link_run "$nd" "" "$AGENT" --dir "$dev" sync --json
+    for i in $(seq 1 "$LINK_ROUNDS"); do
+      link_run "$nd" "$DRV change $hub_dir $CHANGES $((3000 + i))" "$AGENT" --dir "$dev" sync --json
+    done
+    jq -n --arg name "$name" --argjson kbit "$kbit" --argjson rtt "$rtt" --argjson loss "$loss" \
+      --argjson cmc "$(link_summary "$nd")" \
+      '{name: $name, kbit: $kbit, rtt_ms: $rtt, loss_permille: $loss, cmc: $cmc}' >"$R/link-$name.json"
+  done
+  link_stop
+}
+
+# The peer over the same links: an initial replication (batch_size 1000) into a new local db,
+# then 100-change rounds, each a whole node process; merged into link-NAME.json.
+run_links_peer() {
+  local n=$1 url=$2 port=$3 p=$4 spec name kbit rtt loss i
+  link_start "$port"
+  for spec in $LINKS; do
+    IFS=: read -r name kbit rtt loss <<<"$spec"
+    [ -s "$R/link-$name.json" ] || continue
+    say "$n plans: the peer over the shaped link '$name'"
+    echo "link $kbit $rtt $loss" >"$D/link.cfg"
+    local lurl="http://127.0.0.1:$LINK_PORT" nd="$D/link-$name-peer.ndjson"
+    : >"$nd"
+    link_run "$nd" "" node "$HERE/peer.js" pull "$lurl" plans "$p/link-$name" 1000
+    for i in $(seq 1 "$LINK_ROUNDS"); do
+      link_run "$nd" "node $HERE/peer.js change $url plans $CHANGES $((3000 + i))" \
+        node "$HERE/peer.js" once "$lurl" plans "$p/link-$name" 1000
+    done
+    jq --argjson peer "$(link_summary "$nd")" '. + {peer: $peer}' "$R/link-$name.json" >"$R/link-$name.tmp"
+    mv "$R/link-$name.tmp" "$R/link-$name.json"
+  done
+  link_stop
+}
+
+in_list() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ---- the peer: PouchDB 9 (leveldb) and pouchdb-server from npm, into bench/node_modules ---------
 peer_ready() {
@@ -207,6 +320,8 @@ EOF_CONF
   say "$n plans: idle polls from 64 devices on 8 threads for 5 s"
   "$DRV" load "$hub_dir" "$url" 64 8 5 >"$r/load.json"
 
+  if [ -n "$LINKS" ] && in_list "$n" "$LINK_SCALES"; then run_links_cmc "$n" "$hub_dir" "$port"; fi
+
   kill "$HUB_PID"; wait "$HUB_PID" 2>/dev/null || true; HUB_PID=
 
   if [ "$PEER_ON" = 1 ]; then run_peer "$n" "$d" "$r"; fi
@@ -241,6 +356,11 @@ run_peer() {
     node "$HERE/peer.js" pull "$url" plans "$p/local-1000" 1000 >"$r/peer-pull-1000.json"
   say "$n plans: the peer - $ROUNDS rounds of $CHANGES changed documents, idle replications, gets"
   node "$HERE/peer.js" rounds "$url" plans "$p/local-1000" 1000 "$ROUNDS" "$CHANGES" 20000 >"$r/peer-rounds.json"
+  say "$n plans: the peer - $PROC_ROUNDS rounds of $CHANGES changed documents, each a whole node process"
+  peer_change() { node "$HERE/peer.js" change "$url" plans "$CHANGES" "$1"; }
+  whole peer_sync100 "$PROC_ROUNDS" 0 peer_change node "$HERE/peer.js" once "$url" plans "$p/local-1000" 1000
+  whole peer_idle "$PROC_ROUNDS" 0 "" node "$HERE/peer.js" once "$url" plans "$p/local-1000" 1000
+  if [ -n "$LINKS" ] && in_list "$n" "$LINK_SCALES"; then run_links_peer "$n" "$url" "$port" "$p"; fi
   kill "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=
 }
 
