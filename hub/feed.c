@@ -49,6 +49,7 @@
 #include "sync/bundle.h"
 #include "sync/change.h"
 #include "sync/mp.h"
+#include "sync/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -649,6 +650,12 @@ int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, s
 int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                      size_t budget, uint64_t edition, uint8_t **out, size_t *len)
 {
+    return hub_pull_opts(h, device_id, cursor, applied, budget, edition, 0, out, len);
+}
+
+int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                  size_t budget, uint64_t edition, uint64_t codecs, uint8_t **out, size_t *len)
+{
     struct hub_page pg;
     int rc;
 
@@ -676,6 +683,8 @@ int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t ap
         else if ((rc = hub_pull_scan(h, &pg)) == CMC_OK)
             rc = hub_pull_record(h, &pg);
     }
+    if (rc == CMC_OK && (codecs & WIRE_CODEC_BROTLI))
+        pg.hdr.flags = (uint16_t)(pg.hdr.flags | BUNDLE_FLAG_BROTLI);
     if (rc == CMC_OK)
         rc = hub_pull_finish(h, &pg, out, len);
     if (rc != CMC_OK)

@@ -28,7 +28,8 @@
  * a delay line of RTT_MS / 2 behind a KBIT kbit/s serialiser; each 1448-byte segment is lost
  * with probability LOSS_PERMILLE / 1000 and then costs its direction one retransmission
  * timeout (RTT_MS + 200 ms, Linux's minimum RTO), holding back what follows it as TCP does.
- * TCP's slow start is not modelled. The proxy's TCP connections are plain, so a shaped link
+ * A new connection's first bytes wait one round trip more (TCP's handshake); TCP's slow
+ * start is not modelled. The proxy's TCP connections are plain, so a shaped link
  * carries TLS unchanged. With --stats FILE the proxy keeps "up BYTES down BYTES connections
  * N closed M" (bytes carried by shaped links, connections of any kind, since start) in FILE,
  * rewritten as each connection closes.
@@ -327,6 +328,8 @@ static void relay_link(int client, int upstream, const struct link_cfg *lk)
         { .from = upstream, .to = client, .count = &stats->down },
     };
     uint64_t rng = 0x11c0ffeeull ^ (uint64_t)getpid();
+    /* TCP's handshake: the client's first bytes leave one round trip after it connected */
+    lanes[0].free_ns = mono_ns() + (uint64_t)lk->rtt_ms * 1000000u;
     for (;;) {
         struct pollfd p[2];
         for (int i = 0; i < 2; i++) {
@@ -414,6 +417,10 @@ int main(int argc, char **argv)
             snprintf(last_line, sizeof last_line, "%s", cfg.line);
             *total_down = 0;
         }
+        /* counted before the child runs: a reader that sees as many closed as connections
+         * knows every byte is in the file */
+        __atomic_add_fetch(&stats->connections, 1, __ATOMIC_SEQ_CST);
+        stats_write();
         pid_t pid = fork();
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -425,7 +432,6 @@ int main(int argc, char **argv)
                 _exit(0);
             struct link_cfg lk;
             read_link(config, &lk);
-            __atomic_add_fetch(&stats->connections, 1, __ATOMIC_SEQ_CST);
             if (lk.on)
                 relay_link(c, up, &lk);
             else
