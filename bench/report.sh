@@ -51,6 +51,8 @@ scale_json() {
     --argjson process "$(file_or_null "$r/process.json")" \
     --argjson lookup "$(file_or_null "$r/lookup.json")" \
     --argjson load "$(file_or_null "$r/load.json")" \
+    --argjson fleet "$(file_or_null "$r/fleet.json")" \
+    --argjson hubmem "$(file_or_null "$r/hub.json")" \
     --argjson peer_load "$(file_or_null "$r/peer-load.json")" \
     --argjson peer_default "$(file_or_null "$r/peer-pull-default.json")" \
     --argjson peer_default_time "$(file_or_null "$r/peer-pull-default-time.json")" \
@@ -58,7 +60,7 @@ scale_json() {
     --argjson peer_1000_time "$(file_or_null "$r/peer-pull-1000-time.json")" \
     --argjson peer_rounds "$(file_or_null "$r/peer-rounds.json")" \
     '{plans_seeded: $n, seed: $seed, initial: $initial, initial_process: $initial_time, replica: $replica,
-      rounds: $rounds, process_rounds: $process, lookup: $lookup, load: $load, whole: $whole, links: $links,
+      rounds: $rounds, process_rounds: $process, lookup: $lookup, load: $load, whole: $whole, links: $links, fleet: $fleet, hub: $hubmem,
       peer: (if $peer_default == null then null else
         {load: $peer_load, pull_default: ($peer_default + {process: $peer_default_time}),
          pull_1000: ($peer_1000 + {process: $peer_1000_time}), rounds: $peer_rounds} end)}'

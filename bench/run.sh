@@ -17,6 +17,9 @@
 #   BENCH_LINK_SCALES=<first>    the scales the shaped links run at (slow links take minutes
 #                                at 100k plans)
 #   BENCH_LINK_ROUNDS=3          100-change rounds per shaped link
+#   BENCH_FLEET=16               tablets enrolling at once (initial syncs in parallel), with
+#                                the hub's CPU per initial sync; 0 skips it
+#   BENCH_FLEET_SCALES=<first>   the scales the fleet runs at
 # Everything listens on 127.0.0.1 only; every loop is bounded in count and time; nothing is
 # left running.
 set -euo pipefail
@@ -38,6 +41,8 @@ case "$OUT" in /*) ;; *) OUT="$(pwd)/$OUT" ;; esac
 LINKS=${BENCH_LINKS-"4g:20000:50:0 poor:1000:300:10"}
 LINK_SCALES=${BENCH_LINK_SCALES:-${SCALES%% *}}
 LINK_ROUNDS=${BENCH_LINK_ROUNDS:-3}
+FLEET=${BENCH_FLEET:-16}
+FLEET_SCALES=${BENCH_FLEET_SCALES:-${SCALES%% *}}
 PROXY="$BUILD/tests/fault/fault_proxy"
 WORK=$(mktemp -d /tmp/cmc-bench-XXXXXX)
 export CMC_PIN=bench-4711-pin   # benchmark-only PIN; the key slot still uses production Argon2id
@@ -226,6 +231,34 @@ run_links_peer() {
 
 in_list() { case " $2 " in *" $1 "*) return 0 ;; esac; return 1; }
 
+# The hub's CPU seconds so far (user + system), from /proc.
+hub_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$HUB_PID/stat"; }
+
+# A fleet enrolling at once: F new tablets, their initial syncs started together (each a
+# whole `cmc-agent sync`); wall time until the last is done, and the hub's CPU for all of them.
+run_fleet() {
+  local n=$1 hub_dir=$2 url=$3 f=$FLEET i code pids=() c0 c1 t0 t1
+  say "$n plans: $f tablets enrolling at once"
+  for i in $(seq 1 "$f"); do
+    code=$("$HUB" --dir "$hub_dir" device add "bench-fleet-$i" --scope all --role urgent_care | tail -n 1)
+    "$AGENT" --dir "$D/fleet-$i" init --user crew --role urgent_care >/dev/null
+    "$AGENT" --dir "$D/fleet-$i" enroll --hub "$url" --code "$code" --ca "$CA" --name "bench-fleet-$i" >/dev/null
+  done
+  c0=$(hub_cpu); t0=$(now_ns)
+  for i in $(seq 1 "$f"); do
+    "$AGENT" --dir "$D/fleet-$i" sync --json >"$D/fleet-$i.json" 2>"$D/fleet-$i.err" &
+    pids+=("$!")
+  done
+  local failed=0
+  for i in "${pids[@]}"; do wait "$i" || failed=$((failed + 1)); done
+  t1=$(now_ns); c1=$(hub_cpu)
+  jq -n --argjson f "$f" --argjson ms "$(( (t1 - t0) / 1000000 ))" --argjson cpu "$(echo "$c1 - $c0" | bc -l)" \
+    --argjson failed "$failed" --slurpfile one "$R/proc-initial.json" \
+    '{devices: $f, wall_ms: $ms, hub_cpu_s: $cpu, hub_cpu_s_per_sync: ($cpu / $f), failed: $failed,
+      one: {wall_ms: $one[0].p50, hub_cpu_s: $one[0].hub_cpu_s}}' >"$R/fleet.json"
+  rm -rf "$D"/fleet-*
+}
+
 # ---- the peer: PouchDB 9 (leveldb) and pouchdb-server from npm, into bench/node_modules ---------
 peer_ready() {
   [ "$PEER" = 1 ] || { PEER_WHY="BENCH_PEER=0"; return 1; }
@@ -260,13 +293,15 @@ run_scale() {
   D=$d R=$r
   while :; do
     port=$(free_port)
-    # The benchmark's own settings file: HTTPS, and room for the 64 polling devices on one
-    # address (the built-in per-address limit, 32, stays the default for everyone else).
+    # The benchmark's own settings file: HTTPS, and room for the 64 polling devices and the
+    # enrolling fleet on one address (the built-in limits, 32 connections and 10 enrollments
+    # a minute per address, stay the defaults for everyone else).
     cat >"$d/hub.conf" <<EOF_CONF
 listen = 127.0.0.1:$port
 tls_cert = $WORK/certs/server.pem
 tls_key = $WORK/certs/server.key
 per_ip_connections = 128
+enroll_per_minute = 1000
 EOF_CONF
     "$HUB" --dir "$hub_dir" --config "$d/hub.conf" serve >"$d/hub.log" 2>&1 &
     HUB_PID=$!
@@ -305,7 +340,12 @@ EOF_CONF
   jq '{n, p50, p99, samples_ms}' "$r/proc-sync100.json" >"$r/process.json"
 
   say "$n plans: whole processes: initial sync (second tablet), idle sync, status, lookup"
+  local cpu0 cpu1
+  cpu0=$(hub_cpu)
   whole initial 1 0 "" "$AGENT" --dir "$dev2" sync --json
+  cpu1=$(hub_cpu)
+  jq --argjson cpu "$(echo "$cpu1 - $cpu0" | bc -l)" '. + {hub_cpu_s: $cpu}' "$r/proc-initial.json" >"$r/proc-initial.tmp"
+  mv "$r/proc-initial.tmp" "$r/proc-initial.json"
   whole idle "$PROC_ROUNDS" 0 "" "$AGENT" --dir "$dev" sync --json
   whole status "$PROC_ROUNDS" 0 "" "$AGENT" --dir "$dev" status --json
   local nhs_pair nhs_hit nhs_miss
@@ -321,6 +361,9 @@ EOF_CONF
   "$DRV" load "$hub_dir" "$url" 64 8 5 >"$r/load.json"
 
   if [ -n "$LINKS" ] && in_list "$n" "$LINK_SCALES"; then run_links_cmc "$n" "$hub_dir" "$port"; fi
+  if [ "$FLEET" -gt 0 ] && in_list "$n" "$FLEET_SCALES"; then run_fleet "$n" "$hub_dir" "$url"; fi
+  # the hub's peak memory over the whole scale (every phase above)
+  awk '/VmHWM/ { print "{\"hub_peak_rss_kib\": " $2 "}" }' "/proc/$HUB_PID/status" >"$r/hub.json"
 
   kill "$HUB_PID"; wait "$HUB_PID" 2>/dev/null || true; HUB_PID=
 

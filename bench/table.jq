@@ -88,6 +88,17 @@ def lrow(link; name; c; pe):
        wrow("lookup, plan held"; $x.whole.lookup; null),
        wrow("lookup, no plan"; $x.whole.lookup_miss; null)
      end),
+     (if $x.fleet == null then empty else
+       "",
+       "-- \($x.fleet.devices) tablets enrolling at once at \($x.plans_seeded) plans (whole cmc-agent sync processes, HTTPS)",
+       row("one tablet: initial sync, s"; ($x.fleet.one.wall_ms | div(1000) | r(2)); null; null; null),
+       row("  hub CPU for it, s"; ($x.fleet.one.hub_cpu_s | r(2)); null; null; null),
+       row("\($x.fleet.devices) at once: until the last is done, s"; ($x.fleet.wall_ms | div(1000) | r(2)); null; null;
+           (if $x.fleet.one.wall_ms == null then null else ($x.fleet.wall_ms / $x.fleet.one.wall_ms | r(1) | tostring) + "x one" end)),
+       row("  hub CPU per initial sync, s"; ($x.fleet.hub_cpu_s_per_sync | r(2)); null; null; null),
+       row("  failed syncs"; $x.fleet.failed; null; null; null)
+     end),
+     (if $x.hub == null then empty else row("hub peak RSS over the run, MB"; ($x.hub.hub_peak_rss_kib | if . == null then null else . * 1024 end | mb); null; null; null) end),
      (if ($x.links // {}) == {} then empty else
        "",
        "-- shaped links at \($x.plans_seeded) plans (fault proxy; cmc HTTPS, PouchDB HTTP batch_size 1000; whole processes;",
@@ -134,7 +145,13 @@ def lrow(link; name; c; pe):
       ["in-process 100-change delta p99 <= 30 ms", ($main.rounds.delta_ms.p99 | r(1)), ($main.rounds.delta_ms.p99 <= 30)],
       ["snapshot <= 12 MB down", ($main.initial.report.bytes_received | mb), ($main.initial.report.bytes_received <= 12000000)],
       ["100-change delta <= 25 KB down", ($main.rounds.last_delta.bytes_received | div(1000) | r(1)),
-        ($main.rounds.last_delta.bytes_received <= 25000)]
+        ($main.rounds.last_delta.bytes_received <= 25000)],
+      ["16 enrolling at once <= 3x the wall time of one",
+        (if $main.fleet == null then null else ($main.fleet.wall_ms / $main.fleet.one.wall_ms | r(1)) end),
+        (if $main.fleet == null then null else ($main.fleet.wall_ms / $main.fleet.one.wall_ms <= 3) end)],
+      ["hub CPU per additional initial sync falls >= 5x (16 at once vs one)",
+        (if $main.fleet == null then null else ($main.fleet.one.hub_cpu_s / $main.fleet.hub_cpu_s_per_sync | r(1)) end),
+        (if $main.fleet == null then null else ($main.fleet.one.hub_cpu_s / $main.fleet.hub_cpu_s_per_sync >= 5) end)]
     ][]
     | (if .[2] == null and (.[0] | test("information")) then "info" elif .[2] == null then "n/a " elif .[2] then "MET " else "MISS" end) + "  " + (.[0] | pad(62)) + (.[1] | s) )
 )
