@@ -13,7 +13,10 @@
  * decompresses exactly raw_len bytes, never producing more than raw_len + 1 (a body that
  * would grow past raw_len is refused, as zlib's is): CMC_ERR_CORRUPT for a body that is
  * truncated, malformed, longer or shorter than raw_len, or followed by other bytes.
- * CMC_ERR_NOMEM when an allocation fails (both allocate through cmc_malloc). Thread-safe.
+ * CMC_ERR_NOMEM when an allocation fails. Decompression allocates through cmc_malloc; the
+ * compressor's own state comes from libc's malloc (Brotli 1.0's encoder exits the process when
+ * an allocation fails, so it must not see injected failures; a real out-of-memory on the hub
+ * while compressing ends the hub). Thread-safe.
  */
 #ifndef CMC_ZBODY_H
 #define CMC_ZBODY_H

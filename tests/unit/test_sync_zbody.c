@@ -13,6 +13,7 @@
 
 #include "crypto/cry.h"
 #include "platform/alloc.h"
+#include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "sync/bundle.h"
 #include "sync/plan.h"
@@ -154,6 +155,50 @@ static void test_bad_brotli_refused(void **state)
     cmc_free(body);
 }
 
+/* Every allocation the codec makes through cmc_malloc can fail (the compressor's state is
+ * libc's: zbody.h): each failure is CMC_ERR_NOMEM with nothing handed back (the hardened pass
+ * runs this under valgrind and LeakSanitizer for leaks). */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    static uint8_t raw[70000];
+    for (size_t i = 0; i < sizeof raw; i++)
+        raw[i] = (uint8_t)("end of life care "[i % 17] ^ (i / 9000));
+    uint8_t *body = NULL, *out = NULL;
+    size_t len = 0;
+    assert_int_equal(zbody_pack(raw, sizeof raw, 0, &body, &len), CMC_OK);
+    int packed = 0, unpacked = 0;
+    for (long n = 0; n < 200 && !(packed && unpacked); n++) {
+        uint8_t *b = NULL;
+        size_t bl = 0;
+        cmc_alloc_fail_after(n, 1);
+        int rc = zbody_pack(raw, sizeof raw, 0, &b, &bl);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK) {
+            packed = 1;
+            assert_int_equal(bl, len);
+            cmc_free(b);
+        } else {
+            assert_int_equal(rc, CMC_ERR_NOMEM);
+            assert_null(b);
+        }
+        cmc_alloc_fail_after(n, 1);
+        rc = zbody_unpack(body, (uint32_t)len, sizeof raw, &out);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK) {
+            unpacked = 1;
+            assert_memory_equal(out, raw, sizeof raw);
+            cmc_free(out);
+            out = NULL;
+        } else {
+            assert_int_equal(rc, CMC_ERR_NOMEM);
+            assert_null(out);
+        }
+    }
+    assert_true(packed && unpacked);
+    cmc_free(body);
+}
+
 static void test_pull_query_offers_the_codec(void **state)
 {
     (void)state;
@@ -178,6 +223,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_brotli_bundle_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_brotli_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_query_offers_the_codec, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
