@@ -12,7 +12,7 @@ def wrow(name; w; peer):
   (name | pad(26)) + ((w.p50 | r(1)) | lpad(9)) + ((w.phases.unlock_ms | r(1)) | lpad(8))
   + ((w.phases.open_ms | r(1)) | lpad(7)) + ((w.phases.network_ms | r(1)) | lpad(9))
   + ((w.phases.apply_ms | r(1)) | lpad(8)) + ((w.phases.commit_ms | r(1)) | lpad(8))
-  + ((peer | r(1)) | lpad(12)) + (ratio(w.p50; peer) | lpad(9));
+  + ((w.phases.cpu_ms | r(1)) | lpad(8)) + ((peer | r(1)) | lpad(12)) + (ratio(w.p50; peer) | lpad(9));
 def kb: if . == null then null else . / 1000 | r(1) end;
 def lrow(link; name; c; pe):
   (link | pad(6)) + (name | pad(24)) + ((c.ms | div(1000) | r(2)) | lpad(8))
@@ -78,9 +78,10 @@ def lrow(link; name; c; pe):
      (if ($x.whole // {}) == {} then empty else
        "",
        "-- whole processes at \($x.plans_seeded) plans: cmc-agent over HTTPS, PIN unlock included (CMC_TRACE_PHASES=1);",
-       "   PouchDB: a node process over HTTP. apply includes commit; network overlaps apply in a multi-page sync.",
+       "   PouchDB: a node process over HTTP. apply includes commit; network overlaps apply in a multi-page sync;",
+       "   cpu: the agent process's own CPU time (user + system, every thread), less sensitive to a busy machine than wall time.",
        ("measure" | pad(26)) + ("p50 ms" | lpad(9)) + ("unlock" | lpad(8)) + ("open" | lpad(7)) + ("network" | lpad(9))
-         + ("apply" | lpad(8)) + ("commit" | lpad(8)) + ("PouchDB ms" | lpad(12)) + ("ratio" | lpad(9)),
+         + ("apply" | lpad(8)) + ("commit" | lpad(8)) + ("cpu" | lpad(8)) + ("PouchDB ms" | lpad(12)) + ("ratio" | lpad(9)),
        wrow("initial sync"; $x.whole.initial; (if $p == null then null else $p.pull_1000.process.wall_s * 1000 end)),
        wrow("100 changed plans"; $x.whole.sync100; $x.whole.peer_sync100.p50),
        wrow("sync, nothing new"; $x.whole.idle; $x.whole.peer_idle.p50),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
@@ -29,11 +30,16 @@ static double ms(enum plat_phase p)
 
 static void trace_report(void)
 {
+    struct rusage ru;
+    double cpu_ms = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu_ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
     fprintf(stderr,
-            "cmc-trace: {\"unlock_ms\": %.3f, \"open_ms\": %.3f, \"network_ms\": %.3f, "
+            "cmc-trace: {\"cpu_ms\": %.3f, \"unlock_ms\": %.3f, \"open_ms\": %.3f, \"network_ms\": %.3f, "
             "\"apply_ms\": %.3f, \"commit_ms\": %.3f, \"requests\": %llu, \"pages\": %llu, "
             "\"commits\": %llu}\n",
-            ms(PLAT_PHASE_UNLOCK), ms(PLAT_PHASE_OPEN), ms(PLAT_PHASE_NETWORK), ms(PLAT_PHASE_APPLY),
+            cpu_ms, ms(PLAT_PHASE_UNLOCK), ms(PLAT_PHASE_OPEN), ms(PLAT_PHASE_NETWORK), ms(PLAT_PHASE_APPLY),
             ms(PLAT_PHASE_COMMIT), (unsigned long long)atomic_load(&phase_n[PLAT_PHASE_NETWORK]),
             (unsigned long long)atomic_load(&phase_n[PLAT_PHASE_APPLY]),
             (unsigned long long)atomic_load(&phase_n[PLAT_PHASE_COMMIT]));

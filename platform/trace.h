@@ -4,10 +4,10 @@
  * With CMC_TRACE_PHASES=1 in the environment, the phases a user's tap goes through are timed
  * (monotonic clock) and summed, and at exit the process prints one line to stderr:
  *
- *   cmc-trace: {"unlock_ms": 61.2, "open_ms": 0.4, "network_ms": 9.8, "apply_ms": 4.1,
- *               "commit_ms": 1.2, "requests": 3, "pages": 1, "commits": 1}
+ *   cmc-trace: {"cpu_ms": 80.3, "unlock_ms": 61.2, "open_ms": 0.4, "network_ms": 9.8,
+ *               "apply_ms": 4.1, "commit_ms": 1.2, "requests": 3, "pages": 1, "commits": 1}
  *
- * unlock: the key slot's Argon2id; open: the replica's open and migrations; network: time
+ * cpu: the process's user and system CPU time (all threads) at exit; unlock: the key slot's Argon2id; open: the replica's open and migrations; network: time
  * inside HTTP requests (the device's fetching thread included: it overlaps apply); apply:
  * applying pages to the replica; commit: the replica's commits. Without the variable every
  * call is one load of a cached flag and nothing is printed. The line carries no patient data.
