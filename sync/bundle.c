@@ -257,6 +257,11 @@ size_t bundle_writer_raw_size(const bundle_writer *w)
     return array_header_size(w->count) + (w->len - ARRAY_HEADER_ROOM);
 }
 
+void bundle_writer_digest(const bundle_writer *w, uint8_t out[CRY_HASH_BYTES])
+{
+    cry_hash(out, w->buf + ARRAY_HEADER_ROOM, w->len - ARRAY_HEADER_ROOM);
+}
+
 uint32_t bundle_writer_count(const bundle_writer *w)
 {
     return w->count;

@@ -145,6 +145,10 @@ int bundle_writer_add(bundle_writer *w, const struct bundle_op *op);
 int bundle_writer_add_raw(bundle_writer *w, const uint8_t *op_msgpack, size_t len);
 size_t bundle_writer_raw_size(const bundle_writer *w);
 uint32_t bundle_writer_count(const bundle_writer *w);
+/* BLAKE2b-256 of the ops packed so far (not the array header: pair it with the count). Two
+ * writers with the same digest and count finish to the same raw body, so a hub may keep the
+ * compressed body and re-sign it for another device (bundle_seal). */
+void bundle_writer_digest(const bundle_writer *w, uint8_t out[CRY_HASH_BYTES]);
 int bundle_writer_finish(bundle_writer *w, const struct bundle_header *hdr,
                          const struct cry_secret *hub_sk, uint8_t **out, size_t *len);
 void bundle_writer_free(bundle_writer *w);
