@@ -1,7 +1,7 @@
 /*
  * store_counts.c - the plan counts `status` and the web page show, as the replica keeps them.
  *
- * Replica migration 5 (agent/store_schema.c) adds plan_heads (one row per plan: has it a
+ * Replica migration 6 (agent/store_schema.c) adds plan_heads (one row per plan: has it a
  * published version, is its newest version published) and plan_counts (their sums), kept by
  * triggers on plan_versions and plan_heads in the same transaction as every insert, prune,
  * purge and wipe. Reading them is one row: `cmc-agent status` no longer decodes every plan

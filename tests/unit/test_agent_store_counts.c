@@ -140,13 +140,13 @@ static void test_counts_filled_by_migration_and_checked(void **state)
     put(s, 300, PLAN_STATUS_DRAFT, 2, 2);
     put(s, 301, PLAN_STATUS_PUBLISHED, 1, 3);
     put(s, 302, PLAN_STATUS_DRAFT, 1, 4);
-    /* Back to the schema before migration 5, then reopen: the migration runs again. */
+    /* Back to the schema before migration 6, then reopen: the migration runs again. */
     assert_int_equal(sqlite3_exec(store_test_db(s),
                                   "DROP TABLE plan_heads; DROP TABLE plan_counts;"
                                   "DROP TRIGGER IF EXISTS plan_versions_head_ins;"
                                   "DROP TRIGGER IF EXISTS plan_versions_head_del;"
                                   "DROP TRIGGER IF EXISTS plan_versions_head_upd;"
-                                  "PRAGMA user_version = 4;",
+                                  "PRAGMA user_version = 5;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     store_close(s);
