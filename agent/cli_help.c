@@ -46,7 +46,9 @@ static const struct help_entry help_entries[] = {
     {"status", "usage: cmc-agent status [--json]\n\nThe hub, the last sync and its age, the"
                " cursor, counts and the lease, with a warning\n\"this copy locks in N days without"
                " a sync\" within CMC_LEASE_WARN_DAYS days (default 2;\n0 turns it off) of the lock"
-               " (--json: lease_days_left, lease_warning).\n" ENV_COMMON},
+               " (--json: lease_days_left, lease_warning). What 'sync --watch' is doing (live,\n"
+               "polling every N s, reconnecting, or not watching) and when the last change arrived\n"
+               "(--json: watch, last_change).\n" ENV_COMMON},
     {"edit", "usage: cmc-agent edit PLAN --file CHANGES.json\n\nAn offline edit (clinicians),"
              " kept until pushed by sync.\n" ENV_COMMON},
     {"verify", "usage: cmc-agent verify\n\nA full integrity check of the replica.\n" ENV_COMMON},
@@ -55,8 +57,11 @@ static const struct help_entry help_entries[] = {
                " add`,\nand pins the hub's signing key and TLS key.\n" ENV_COMMON},
     {"sync", "usage: cmc-agent sync [--watch] [--json]\n\nPulls from the hub, applies, pushes"
              " pending edits and the audit log. --watch keeps\ngoing (the cmc-agent-sync user"
-             " service runs this). CMC_SYNC_INTERVAL: seconds\nbetween rounds with --watch."
-             " CMC_PAGE_BUDGET, CMC_GROUP_BYTES, CMC_GROUP_MS: tuning.\n" ENV_COMMON},
+             " service runs this): live when the hub offers a change\nfeed (it answers a held wait"
+             " as soon as something for this device changes), else\npolling. CMC_SYNC_INTERVAL:"
+             " seconds between polls, and between rounds for pending\nedits when live."
+             " CMC_WATCH_HOLD: seconds a wait may be held (at most 50).\n"
+             "CMC_PAGE_BUDGET, CMC_GROUP_BYTES, CMC_GROUP_MS: tuning.\n" ENV_COMMON},
     {"conflicts", "usage: cmc-agent conflicts [--json]\n\nEdits held because the hub's version"
                   " changed the same field.\n" ENV_COMMON},
     {"resolve", "usage: cmc-agent resolve PLAN FIELD --keep local|remote\n\nSettles one"

@@ -305,6 +305,7 @@ int cli_cmd_status(struct cli_opts *o)
         return rc;
     struct store_counts c;
     char *hub = NULL;
+    char *watch = NULL;
     int64_t cursor = 0;
     if ((rc = store_counts_get(s.store, &c)) != CMC_OK)
         goto out;
@@ -319,6 +320,23 @@ int cli_cmd_status(struct cli_opts *o)
     struct lease_info li;
     if ((rc = lease_info_get(s.store, &li)) != CMC_OK)
         goto out;
+    /* What `sync --watch` last noted: "live", "polling every N s", or "" once it stopped. */
+    int64_t watch_at = 0, change_at = 0;
+    char live[96], change[24] = "none yet";
+    if (store_state_get(s.store, "watch_mode", &watch) != CMC_OK) {
+        cmc_free(watch);
+        watch = NULL;
+    }
+    (void)store_state_get_int(s.store, "watch_mode_at", &watch_at);
+    if (store_state_get_int(s.store, "last_change_at", &change_at) == CMC_OK && change_at > 0)
+        plat_format_time(change_at, change);
+    if (watch != NULL && watch[0] != '\0') {
+        char since[21];
+        plat_format_time(watch_at, since);
+        snprintf(live, sizeof live, "%s (since %s)", watch, since);
+    } else {
+        snprintf(live, sizeof live, "not watching (no 'sync --watch' running)");
+    }
     char policy[200], warning[96] = "";
     int left = lease_days_left(&li, warn_days());
     if (li.lease_days <= 0)
@@ -342,6 +360,8 @@ int cli_cmd_status(struct cli_opts *o)
             json_object_set_new(doc, "lease_days_left", left < 0 ? json_null() : json_integer(left));
             if (warning[0] != '\0')
                 json_object_set_new(doc, "lease_warning", json_string(warning));
+            json_object_set_new(doc, "watch", json_string(watch != NULL ? watch : ""));
+            json_object_set_new(doc, "last_change", change_at > 0 ? json_integer(change_at) : json_null());
         }
         rc = cli_print_json(doc);
     } else {
@@ -354,11 +374,14 @@ int cli_cmd_status(struct cli_opts *o)
         printf("pending edits: %lld\n", (long long)c.pending);
         printf("conflicts:     %lld\n", (long long)c.conflicts);
         printf("policy:        %s\n", policy);
+        printf("watch:         %s\n", live);
+        printf("last change:   %s\n", change);
         if (warning[0] != '\0')
             printf("WARNING:       %s\n", warning);
     }
 out:
     cmc_free(hub);
+    cmc_free(watch);
     cli_session_close(&s);
     return rc;
 }

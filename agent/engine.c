@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static void enrollment_free(struct enrollment *e)
+void engine_enrollment_free(struct enrollment *e)
 {
     cmc_free(e->hub_url);
     cmc_free(e->tls_pin);
@@ -38,7 +38,7 @@ static int state_hex(store *s, const char *key, uint8_t *out, size_t len)
     return rc;
 }
 
-static int load_enrollment(store *s, struct enrollment *e)
+int engine_load_enrollment(store *s, struct enrollment *e)
 {
     memset(e, 0, sizeof *e);
     char *id = NULL;
@@ -67,7 +67,7 @@ out:
     if (rc != CMC_OK) {
         if (rc == CMC_ERR_INVALID || rc == CMC_ERR_NOT_FOUND)
             rc = cmc_fail(CMC_ERR_TAMPERED, "the enrollment kept in the replica is damaged");
-        enrollment_free(e);
+        engine_enrollment_free(e);
     }
     return rc;
 }
@@ -136,7 +136,7 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
     memset(rep, 0, sizeof *rep);
     struct enrollment e;
     http_client *client = NULL;
-    int rc = load_enrollment(s, &e);
+    int rc = engine_load_enrollment(s, &e);
     if (rc != CMC_OK)
         return rc;
     if ((rc = client_for(&e, cfg, &client)) != CMC_OK)
@@ -180,7 +180,7 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
     engine_add_stats(rep, client);
 out:
     http_client_free(client);
-    enrollment_free(&e);
+    engine_enrollment_free(&e);
     return rc;
 }
 

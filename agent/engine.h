@@ -27,6 +27,7 @@
 
 #include "agent/store.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,6 +89,31 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
 int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t hub_pk[32],
                         const uint8_t device_uuid[16], const uint8_t *buf, size_t len, int *more,
                         struct engine_report *rep);
+
+/* ---- the change feed (engine_watch.c) ------------------------------------------------- */
+
+/* A device's held wait at the hub (GET /v1/wait, docs/PROTOCOL.md "Live"): the hub answers
+ * when something for this device may have changed after the replica's committed cursor, or
+ * after the hold with nothing. The watch keeps its own client, so consecutive waits share
+ * one kept-alive connection; it reads the cursor and the lease before each wait and holds no
+ * transaction (and no write lock) while it waits. One thread at a time, like the engine. */
+typedef struct engine_watch engine_watch;
+
+enum engine_wait_result {
+    ENGINE_WAIT_CHANGED = 1,  /* sync now */
+    ENGINE_WAIT_NOTHING,      /* the hold ran out: wait again */
+    ENGINE_WAIT_UNSUPPORTED,  /* the hub has no change feed (an older hub: 404/405): poll */
+};
+
+/* stop (may be NULL): a flag a signal handler sets; a held wait then ends within about a
+ * second (CMC_ERR_NET). */
+int engine_watch_open(store *s, const volatile sig_atomic_t *stop, engine_watch **out);
+void engine_watch_close(engine_watch *w); /* NULL is a no-op */
+/* One wait of at most hold_s seconds (the hub caps it). CMC_ERR_NET when the connection
+ * failed or was cut mid-wait (reconnect with backoff); other errors as a pull's. */
+int engine_wait(engine_watch *w, store *s, unsigned hold_s, int *result);
+/* HTTP bytes sent and received by the watch's waits so far. */
+void engine_watch_bytes(const engine_watch *w, uint64_t *sent, uint64_t *received);
 
 /* ---- conflicts ------------------------------------------------------------------------- */
 

@@ -46,6 +46,11 @@ struct enrollment {
     char *ca_file;
 };
 
+/* The enrollment from the replica's sync state (CMC_ERR_STATE: not enrolled; CMC_ERR_TAMPERED:
+ * damaged); engine_enrollment_free releases it (the device key is wiped). */
+int engine_load_enrollment(store *s, struct enrollment *e);
+void engine_enrollment_free(struct enrollment *e);
+
 /* The transfer counters of the client so far, into the report. */
 void engine_add_stats(struct engine_report *r, http_client *c);
 

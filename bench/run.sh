@@ -20,6 +20,7 @@
 #   BENCH_FLEET=16               tablets enrolling at once (initial syncs in parallel), with
 #                                the hub's CPU per initial sync; 0 skips it
 #   BENCH_FLEET_SCALES=<first>   the scales the fleet runs at
+#   BENCH_LIVE=1                 0 skips the live change feed's run (bench/live.sh, LIVE_* knobs)
 # Everything listens on 127.0.0.1 only; every loop is bounded in count and time; nothing is
 # left running.
 set -euo pipefail
@@ -411,3 +412,9 @@ for n in $SCALES; do run_scale "$n"; done
 
 # ---- results ----------------------------------------------------------------------------------
 "$HERE/report.sh" "$OUT" $SCALES
+
+# ---- the live change feed: 1,000 watching devices held, freshness (bench/live.sh) --------------
+if [ "${BENCH_LIVE:-1}" = 1 ]; then
+  say "the live change feed: ${LIVE_DEVICES:-1000} watching devices held (bench/live.sh)"
+  BENCH_OUT="$OUT" BUILD="$BUILD" "$HERE/live.sh" || echo "bench: the live change feed's run failed (see above)" >&2
+fi

@@ -243,6 +243,38 @@ static void hub_api_ack(hub *h, const char *device_id, const struct hub_request 
     hub_respond_mp(resp, rc, buf, len);
 }
 
+/* ---- GET /v1/wait ---------------------------------------------------------------------- */
+
+/* 200 "changed" when a pull would bring the device anything now, else 204: the server holds
+ * a 204 (hub/live.h) and answers when that changes or the hold runs out. */
+static void hub_api_wait(hub *h, const char *device_id, const char *query,
+                         struct hub_response *resp)
+{
+    static const char changed[] = "changed\n";
+    struct wire_wait_query q;
+    uint64_t scanned = 0;
+    int pending = 1, rc;
+
+    if ((rc = wire_wait_query_decode(query, &q)) == CMC_OK)
+        rc = hub_pending(h, device_id, q.cursor, q.lease, &scanned, &pending);
+    if (rc != CMC_OK) {
+        hub_respond_code(resp, rc);
+        return;
+    }
+    resp->content_type = "text/plain";
+    if (!pending) {
+        resp->status = 204;
+        return;
+    }
+    if ((resp->body = cmc_malloc(sizeof changed)) == NULL) {
+        hub_respond_code(resp, cmc_fail(CMC_ERR_NOMEM, "wait"));
+        return;
+    }
+    memcpy(resp->body, changed, sizeof changed);
+    resp->body_len = sizeof changed - 1;
+    resp->status = 200;
+}
+
 /* ---- dispatch -------------------------------------------------------------------------- */
 
 void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *resp)
@@ -264,7 +296,7 @@ void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *
     }
     memcpy(route, path, rlen);
     route[rlen] = '\0';
-    if (strcmp(route, "/v1/pull") == 0)
+    if (strcmp(route, "/v1/pull") == 0 || strcmp(route, "/v1/wait") == 0)
         want_method = "GET";
     else if (strcmp(route, "/v1/enroll") == 0 || strcmp(route, "/v1/push") == 0 ||
              strcmp(route, "/v1/audit") == 0 || strcmp(route, "/v1/ack") == 0)
@@ -307,6 +339,8 @@ void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *
     }
     if (strcmp(route, "/v1/pull") == 0)
         hub_api_pull(h, device_id, q != NULL ? q + 1 : "", resp);
+    else if (strcmp(route, "/v1/wait") == 0)
+        hub_api_wait(h, device_id, q != NULL ? q + 1 : "", resp);
     else if (strcmp(route, "/v1/push") == 0)
         hub_api_push(h, device_id, req, resp);
     else if (strcmp(route, "/v1/audit") == 0)

@@ -753,3 +753,73 @@ out:
     sqlite3_finalize(v.caseload);
     return rc;
 }
+
+/* ---- the change feed's question (hub/live.h) ------------------------------------------- */
+
+int hub_pending(hub *h, const char *device_id, uint64_t cursor, int64_t lease_days,
+                uint64_t *scanned, int *pending)
+{
+    struct hub_device_info dev;
+    struct hub_holder hd;
+    struct hub_view v;
+    sqlite3_stmt *scan = NULL;
+    const char *value;
+    uint64_t head = 0, from;
+    int rc, src = SQLITE_DONE;
+
+    *pending = 1;
+    memset(&v, 0, sizeof v);
+    if ((rc = hub_device_get(h, device_id, &dev)) != CMC_OK)
+        return rc;
+    /* Answered at once: the pull that follows says what is wrong or carries the order. */
+    if (strcmp(dev.state, "active") != 0 || dev.wipe ||
+        (lease_days >= 0 && lease_days != dev.lease_days))
+        return CMC_OK;
+    /* The head first: a change committed while the plans are read is stamped after it and
+     * read again next time. */
+    if ((rc = hub_head_seq(h, &head)) != CMC_OK)
+        return rc;
+    if (cursor > head)
+        return CMC_OK;
+    from = *scanned > cursor ? *scanned : cursor;
+    if ((rc = hub_holder_get(h, device_id, &hd)) != CMC_OK)
+        return rc;
+    if ((rc = hub_scope_parse(dev.scope, v.kind, &value)) != CMC_OK)
+        return rc;
+    snprintf(v.value, sizeof v.value, "%s", value);
+    v.clinician = strcmp(dev.role, "clinician") == 0;
+    v.device_id = device_id;
+    if (strcmp(v.kind, "team") == 0) {
+        if ((rc = hub_db_prepare(h, "SELECT 1 FROM caseload WHERE team = ?1 AND nhs = ?2",
+                                 &v.caseload)) != CMC_OK)
+            goto out;
+        sqlite3_bind_text(v.caseload, 1, v.value, -1, SQLITE_STATIC);
+    }
+    if ((rc = hub_db_prepare(h, hub_scan_sql, &scan)) != CMC_OK)
+        goto out;
+    sqlite3_bind_int64(scan, 1, (sqlite3_int64)from);
+    sqlite3_bind_int64(scan, 2, hd.num);
+    *pending = 0;
+    while (!*pending && (src = sqlite3_step(scan)) == SQLITE_ROW) {
+        int64_t target = 0, held = sqlite3_column_int64(scan, 11);
+        const char *reason = NULL;
+        if ((rc = hub_view_target(h, &v, scan, &target, &reason)) != CMC_OK)
+            goto out;
+        *pending = (target > 0 && held != target) || (target == 0 && held > 0) ||
+                   (sqlite3_column_type(scan, 12) != SQLITE_NULL &&
+                    (uint64_t)sqlite3_column_int64(scan, 12) > cursor);
+    }
+    if (!*pending && src != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "wait");
+        goto out;
+    }
+    if (!*pending)
+        *scanned = head;
+    rc = CMC_OK;
+out:
+    if (rc != CMC_OK)
+        *pending = 1;
+    sqlite3_finalize(scan);
+    sqlite3_finalize(v.caseload);
+    return rc;
+}

@@ -20,7 +20,8 @@ struct hub_guard_conn {
     int fd;
     uint64_t since_ns; /* opened, or last answered */
     int answering;
-    int cut;           /* shut down by the deadline */
+    int cut;           /* shut down by the deadline or the per-address limit */
+    int device;        /* carried an authenticated device's request: not counted per address */
     uint8_t addr[16];  /* IPv4 in the first 4 bytes, or IPv6 */
 };
 
@@ -38,6 +39,7 @@ struct hub_guard {
     int timer_started, stopping;
     uint64_t deadline_ns;
     unsigned enroll_per_minute;
+    unsigned per_ip;
     hub_metrics *metrics;
     struct hub_guard_conn *conns;
     struct hub_rate_slot *rate; /* HUB_RATE_SLOTS */
@@ -137,12 +139,39 @@ struct hub_guard_conn *hub_guard_open(hub_guard *g, int fd, const struct sockadd
     else if (addr != NULL && addr->sa_family == AF_INET6)
         memcpy(c->addr, &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr, 16);
     pthread_mutex_lock(&g->mu);
+    if (g->per_ip > 0) {
+        unsigned same = 0;
+        for (struct hub_guard_conn *o = g->conns; o != NULL; o = o->next)
+            same += !o->device && !o->cut && memcmp(o->addr, c->addr, sizeof c->addr) == 0;
+        if (same >= g->per_ip) {
+            /* libmicrohttpd sees the connection end and closes it itself. */
+            shutdown(fd, SHUT_RDWR);
+            c->cut = 1;
+            hub_metrics_limit(g->metrics, "per_ip");
+        }
+    }
     c->next = g->conns;
     if (g->conns != NULL)
         g->conns->prev = c;
     g->conns = c;
     pthread_mutex_unlock(&g->mu);
     return c;
+}
+
+void hub_guard_per_ip(hub_guard *g, unsigned per_ip)
+{
+    pthread_mutex_lock(&g->mu);
+    g->per_ip = per_ip;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void hub_guard_device(hub_guard *g, struct hub_guard_conn *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&g->mu);
+    c->device = 1;
+    pthread_mutex_unlock(&g->mu);
 }
 
 void hub_guard_close(hub_guard *g, struct hub_guard_conn *c)

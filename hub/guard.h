@@ -8,6 +8,13 @@
  * connection that has not delivered a whole request within the deadline counted from its
  * opening or its previous answer; time spent answering does not count.
  *
+ * One address may hold only so many connections (hub_guard_per_ip); a connection over the
+ * limit is shut down as it opens. A connection that has carried an authenticated device's
+ * request no longer counts: a fleet behind one address (a carrier's NAT) keeps one connection
+ * a device open, most of them holding a wait (hub/live.h), and must still be able to open new
+ * ones; the limit is for connections that have not shown who they are, and the total stays
+ * bounded by the server's connection limit.
+ *
  * Thread-safety: every function may be called from any thread (one mutex inside).
  * hub_guard_stop(NULL) is a no-op; *out is NULL on failure.
  */
@@ -32,6 +39,10 @@ void hub_guard_close(hub_guard *g, struct hub_guard_conn *c);
  * deadline starts for the next request on the connection). c may be NULL. */
 void hub_guard_answering(hub_guard *g, struct hub_guard_conn *c);
 void hub_guard_answered(hub_guard *g, struct hub_guard_conn *c);
+/* The connections one address may hold, held waits aside (0: no limit, the default). */
+void hub_guard_per_ip(hub_guard *g, unsigned per_ip);
+/* The connection carried an authenticated device's request. c may be NULL. */
+void hub_guard_device(hub_guard *g, struct hub_guard_conn *c);
 /* 0 when an enrollment attempt from this connection's address may go ahead; otherwise the
  * seconds until it may (for Retry-After). */
 int hub_guard_enroll_wait(hub_guard *g, const struct hub_guard_conn *c);

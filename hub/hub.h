@@ -268,6 +268,14 @@ int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t ap
 int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                   size_t budget, uint64_t edition, uint64_t codecs, uint8_t **out, size_t *len);
 
+/* Whether a pull from `cursor` would bring the device anything: a put, a delta or a purge in
+ * its view, a page it was sent and has not committed, a wipe order, a lease other than
+ * `lease_days` (the one it last received; -1: not compared), or a state that refuses it.
+ * Reads only. Plans stamped after max(cursor, *scanned) are looked at and *scanned becomes
+ * the head looked up to, so a held wait (hub/live.h) rereads only what changed since. */
+int hub_pending(hub *h, const char *device_id, uint64_t cursor, int64_t lease_days,
+                uint64_t *scanned, int *pending);
+
 enum hub_push_result { HUB_PUSH_ACCEPTED = 1, HUB_PUSH_DUPLICATE, HUB_PUSH_CONFLICT };
 struct hub_push_reply {
     int result;      /* enum hub_push_result */

@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const hub_endpoints[] = {"enroll", "pull",    "push",    "ack",  "audit",
+static const char *const hub_endpoints[] = {"enroll", "pull",    "push",    "ack",  "audit", "wait",
                                             "tls-pins", "healthz", "metrics", "other"};
 #define N_ENDPOINTS (sizeof hub_endpoints / sizeof hub_endpoints[0])
-static const int hub_statuses[] = {200, 400, 401, 403, 404, 405, 409, 410, 413, 414, 429,
+static const int hub_statuses[] = {200, 204, 400, 401, 403, 404, 405, 409, 410, 413, 414, 429,
                                    500, 503, 0 /* any other */};
 #define N_STATUSES (sizeof hub_statuses / sizeof hub_statuses[0])
 /* Upper bounds in seconds (Prometheus "le"), then +Inf. */
@@ -57,7 +57,7 @@ const char *hub_metrics_endpoint(const char *target)
 {
     size_t n = target != NULL ? strcspn(target, "?") : 0;
     if (n > 4 && strncmp(target, "/v1/", 4) == 0) {
-        for (size_t i = 0; i < 6; i++)
+        for (size_t i = 0; i < 7; i++) /* the /v1/ endpoints */
             if (strlen(hub_endpoints[i]) == n - 4 && strncmp(target + 4, hub_endpoints[i], n - 4) == 0)
                 return hub_endpoints[i];
     }

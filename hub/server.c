@@ -14,6 +14,7 @@
 #include "hub/fhir_api.h"
 
 #include "hub/guard.h"
+#include "hub/live.h"
 #include "hub/metrics.h"
 #include "hub/tls.h"
 
@@ -21,6 +22,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/reqsig.h"
+#include "sync/wire.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -46,6 +48,7 @@ struct hub_server {
     struct MHD_Daemon *metrics_daemon; /* NULL: /metrics on the API listener */
     hub_metrics *metrics;
     hub_guard *guard;
+    hub_live *live; /* held waits (GET /v1/wait) */
     hub *h;
     pthread_mutex_t mu; /* the hub handle: one request at a time */
     pthread_mutex_t keys_mu;
@@ -53,6 +56,7 @@ struct hub_server {
     uint8_t *cert, *key;
     size_t key_len;
     uint16_t port, metrics_port;
+    unsigned idle_timeout_s; /* restored on a held wait's connection when it is answered */
 };
 
 static size_t hub_key_slot_of(const char *device_id)
@@ -111,6 +115,8 @@ struct hub_conn {
     int started;
     int too_large;
     uint64_t start_ns;
+    int waiting; /* wait is held, or was and has been resumed */
+    struct hub_live_wait wait;
 };
 
 static void *hub_conn_begin(void *cls, const char *uri, struct MHD_Connection *c)
@@ -143,6 +149,8 @@ static void hub_conn_end(void *cls, struct MHD_Connection *c, void **con_cls,
         hub_guard_answered(s->guard, hub_tracked(c));
     if (st == NULL)
         return;
+    if (st->waiting)
+        hub_live_release(s->live, &st->wait);
     cmc_free(st->target);
     cmc_free(st->body);
     cmc_free(st);
@@ -318,6 +326,58 @@ static enum MHD_Result hub_fhir_serve(hub_server *s, struct MHD_Connection *conn
     return ret;
 }
 
+/* ---- held waits (hub/live.h) ---------------------------------------------------------- */
+
+static void hub_wait_resume(void *arg)
+{
+    MHD_resume_connection(arg);
+}
+
+/* Under the hub mutex, for a wait the hub just authenticated and found nothing for: parks
+ * the connection until the feed resumes it. 0 when it cannot be held (answer it now). */
+static int hub_wait_hold(hub_server *s, struct MHD_Connection *conn, struct hub_conn *st,
+                         const char *device_id)
+{
+    struct wire_wait_query q;
+    const char *query = strchr(st->target, '?');
+    if (s->live == NULL || device_id == NULL || strlen(device_id) != REQSIG_DEVICE_ID_LEN ||
+        wire_wait_query_decode(query != NULL ? query + 1 : "", &q) != CMC_OK)
+        return 0;
+    memset(&st->wait, 0, sizeof st->wait);
+    memcpy(st->wait.device_id, device_id, REQSIG_DEVICE_ID_LEN + 1);
+    st->wait.cursor = q.cursor;
+    st->wait.lease_days = q.lease;
+    st->wait.scanned = q.cursor;
+    st->wait.deadline_ns = plat_mono_now_ns() + q.hold * 1000000000ull;
+    st->wait.resume = hub_wait_resume;
+    st->wait.arg = conn;
+    /* Suspended before the feed can resume it. No idle timeout while held: libmicrohttpd
+     * would otherwise count the hold as idle time and close the kept-alive connection just
+     * as the device sends its next wait; restoring it when answered restarts the clock. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    MHD_suspend_connection(conn);
+    st->waiting = 1;
+    if (hub_live_hold(s->live, &st->wait) != CMC_OK) {
+        st->wait.result = HUB_LIVE_TIMEOUT; /* the feed is stopping: answered 204 at once */
+        MHD_resume_connection(conn);
+    }
+    return 1;
+}
+
+/* A held wait, resumed: 200 "changed" (the device pulls now) or 204 (nothing; wait again). */
+static enum MHD_Result hub_wait_answer(hub_server *s, struct MHD_Connection *conn,
+                                       struct hub_conn *st, const char *method)
+{
+    static const char changed[] = "changed\n";
+    int ok = st->wait.result == HUB_LIVE_CHANGED;
+    hub_live_release(s->live, &st->wait);
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, s->idle_timeout_s);
+    return hub_answered(s, conn, st, st->wait.device_id, method, ok ? 200 : 204,
+                        hub_send(conn, ok ? 200 : 204, "text/plain", ok ? changed : "",
+                                 ok ? sizeof changed - 1 : 0, 0),
+                        ok ? sizeof changed - 1 : 0);
+}
+
 static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -372,6 +432,8 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
         return hub_answered(s, conn, st, NULL, method, 413, hub_send_error(conn, 413, "too_large",
                                                                       "request body is too large"),
                             0);
+    if (st->waiting)
+        return hub_wait_answer(s, conn, st, method);
     if (hub_is_local(st->target))
         return hub_answer_local(s, conn, st, method, 0);
     if (strcmp(hub_metrics_endpoint(st->target), "enroll") == 0 && s->guard != NULL) {
@@ -403,12 +465,24 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     }
     pthread_mutex_lock(&s->mu);
     hub_api_handle(s->h, &req, &resp);
+    /* Authenticated (a 2xx answers only a device the hub checked, or an enrollment): the
+     * connection no longer counts against its address (hub/guard.h). */
+    if (s->guard != NULL && resp.status >= 200 && resp.status < 300)
+        hub_guard_device(s->guard, hub_tracked(conn));
     /* The hub just checked the signature itself and it held: learn (or, if the key known
      * here was refused, relearn) the device's key, so its next request is checked before
      * the mutex. A forged request never gets here, so it cannot fill the table. */
-    if ((req.checked_pk == NULL || !req.checked_ok) && resp.status == 200 && req.device != NULL &&
+    if ((req.checked_pk == NULL || !req.checked_ok) && (resp.status == 200 || resp.status == 204) &&
+        req.device != NULL &&
         strlen(req.device) == REQSIG_DEVICE_ID_LEN && hub_device_key(s->h, req.device, pk) == CMC_OK)
         hub_key_put(s, req.device, pk);
+    /* Nothing for the device yet: its wait is held (hub/live.h) and answered when resumed. */
+    if (resp.status == 204 && strcmp(hub_metrics_endpoint(st->target), "wait") == 0 &&
+        hub_wait_hold(s, conn, st, req.device)) {
+        pthread_mutex_unlock(&s->mu);
+        hub_response_free(&resp);
+        return MHD_YES;
+    }
     /* The device's name for the log, only once the hub has authenticated it. */
     name[0] = '\0';
     if (resp.status == 200 && req.device != NULL && strlen(req.device) == REQSIG_DEVICE_ID_LEN &&
@@ -543,7 +617,6 @@ static struct MHD_Daemon *hub_start_api(hub_server *s, const struct hub_server_o
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(o->timeout_s ? o->timeout_s : HUB_IDLE_TIMEOUT),
         MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)(o->max_connections ? o->max_connections : HUB_MAX_CONNECTIONS),
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)(o->per_ip ? o->per_ip : HUB_PER_IP),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(o->threads ? o->threads : HUB_THREADS),
         MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
@@ -573,7 +646,7 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
 {
     hub_server *s = NULL;
     struct sockaddr_storage ss;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME;
     const char *host = opts->host != NULL ? opts->host : "127.0.0.1";
     size_t len;
     int rc;
@@ -584,6 +657,7 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
     if ((s = cmc_calloc(1, sizeof *s)) == NULL)
         return cmc_fail(CMC_ERR_NOMEM, "server");
     s->h = h;
+    s->idle_timeout_s = opts->timeout_s ? opts->timeout_s : HUB_IDLE_TIMEOUT;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->keys_mu, NULL);
     if ((s->keys = cmc_calloc(HUB_KEY_SLOTS, sizeof *s->keys)) == NULL) {
@@ -596,6 +670,10 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
                               opts->enroll_per_minute ? opts->enroll_per_minute
                                                       : HUB_ENROLL_PER_MINUTE,
                               s->metrics, &s->guard)) != CMC_OK)
+        goto out;
+    /* Per address, held waits aside (hub/guard.h): libmicrohttpd's own limit would count them. */
+    hub_guard_per_ip(s->guard, opts->per_ip ? opts->per_ip : HUB_PER_IP);
+    if ((rc = hub_live_start(h, &s->mu, &s->live)) != CMC_OK)
         goto out;
     if ((rc = hub_sockaddr(host, opts->port, &ss, &flags)) != CMC_OK)
         goto out;
@@ -640,6 +718,8 @@ void hub_server_stop(hub_server *s)
 {
     if (s == NULL)
         return;
+    /* Every held wait is answered first: libmicrohttpd must not stop with one suspended. */
+    hub_live_stop(s->live);
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
     if (s->metrics_daemon != NULL)

@@ -696,3 +696,50 @@ int wire_audit_ans_decode(const uint8_t *buf, size_t len, int64_t *acked_seq)
     *acked_seq = acked;
     return CMC_OK;
 }
+
+/* ---- GET /v1/wait ---------------------------------------------------------------------- */
+
+int wire_wait_path(const struct wire_wait_query *q, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "/v1/wait?cursor=%llu", (unsigned long long)q->cursor);
+    if (q->lease >= 0 && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "&lease=%lld", (long long)q->lease);
+    if (q->hold > 0 && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "&hold=%llu", (unsigned long long)q->hold);
+    if (n < 0 || (size_t)n >= cap)
+        return cmc_fail(CMC_ERR_INVALID, "wait: the request target does not fit");
+    return CMC_OK;
+}
+
+int wire_wait_query_decode(const char *query, struct wire_wait_query *q)
+{
+    static const char *const names[] = { "cursor", "lease", "hold" };
+    uint64_t v[3] = { 0, 0, 0 };
+    int have[3] = { 0, 0, 0 };
+    const char *p = query;
+
+    memset(q, 0, sizeof *q);
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', plen);
+        for (size_t k = 0; eq != NULL && k < 3; k++) {
+            size_t klen = (size_t)(eq - p);
+            if (klen != strlen(names[k]) || memcmp(p, names[k], klen) != 0)
+                continue;
+            int rc = query_u64(eq + 1, plen - klen - 1, names[k], &v[k]);
+            if (rc != CMC_OK)
+                return rc;
+            have[k] = 1;
+        }
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    if (!have[0])
+        return cmc_fail(CMC_ERR_INVALID, "wait: the cursor query parameter is required");
+    if (have[1] && v[1] > INT32_MAX)
+        return cmc_fail(CMC_ERR_INVALID, "lease: out of range");
+    q->cursor = v[0];
+    q->lease = have[1] ? (int64_t)v[1] : -1;
+    q->hold = v[2] == 0 || v[2] > WIRE_WAIT_HOLD_MAX ? WIRE_WAIT_HOLD_MAX : v[2];
+    return CMC_OK;
+}

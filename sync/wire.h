@@ -148,4 +148,19 @@ int wire_audit_upload_close(struct mp_reader *r);
 int wire_audit_ans_encode(uint64_t acked_seq, uint8_t **out, size_t *len);
 int wire_audit_ans_decode(const uint8_t *buf, size_t len, int64_t *acked_seq);
 
+/* ---- GET /v1/wait (the change feed, docs/PROTOCOL.md "Live") ----------------------------- */
+
+#define WIRE_WAIT_HOLD_MAX 50 /* seconds a hub holds a wait at most: under a 60 s proxy idle cut */
+
+struct wire_wait_query {
+    uint64_t cursor; /* the device's committed cursor */
+    int64_t lease;   /* the lease days the device last received; -1 = not written */
+    uint64_t hold;   /* seconds the device lets the hub hold the wait; 0 = WIRE_WAIT_HOLD_MAX */
+};
+/* The request target "/v1/wait?cursor=N[&lease=L][&hold=H]" into out (cap bytes). */
+int wire_wait_path(const struct wire_wait_query *q, char *out, size_t cap);
+/* Parses the query part (after '?'): cursor is required; hold is capped at
+ * WIRE_WAIT_HOLD_MAX; unknown parameters are ignored. */
+int wire_wait_query_decode(const char *query, struct wire_wait_query *q);
+
 #endif

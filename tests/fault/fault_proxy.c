@@ -19,6 +19,10 @@
  *                   over every connection since this line was written): the connection
  *                   carrying byte N is cut there, and every later one at once
  *   resetall N      the same with resets
+ *   idle MS         close both sides cleanly (FIN) once neither direction has carried a byte
+ *                   for MS milliseconds, as proxies and NAT boxes end idle connections
+ *   nowait          answer every "GET /v1/wait" 404 itself (upstream direction), as a hub
+ *                   that predates the change feed does; everything else passes through
  *
  * A shaped link instead (both directions, for benchmarks: bench/run.sh), as the line
  *
@@ -58,7 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum fault { F_NONE, F_LATENCY, F_BW, F_STALL, F_CUT, F_RESET, F_FLIP, F_CUTALL, F_RESETALL };
+enum fault { F_NONE, F_LATENCY, F_BW, F_STALL, F_CUT, F_RESET, F_FLIP, F_CUTALL, F_RESETALL, F_IDLE, F_NOWAIT };
 
 struct fault_cfg {
     enum fault kind;
@@ -84,7 +88,8 @@ static void read_config(const char *path, struct fault_cfg *cfg)
         static const struct { const char *name; enum fault kind; } names[] = {
             { "latency", F_LATENCY }, { "bw", F_BW },       { "stall", F_STALL },
             { "cut", F_CUT },         { "reset", F_RESET }, { "flip", F_FLIP },
-            { "cutall", F_CUTALL },   { "resetall", F_RESETALL },
+            { "cutall", F_CUTALL },   { "resetall", F_RESETALL }, { "idle", F_IDLE },
+            { "nowait", F_NOWAIT },
         };
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
             if (strcmp(word, names[i].name) == 0)
@@ -136,13 +141,29 @@ static void relay(int client, int upstream, const struct fault_cfg *cfg)
     }
     for (;;) {
         struct pollfd p[2] = { { client, POLLIN, 0 }, { upstream, stalled ? 0 : POLLIN, 0 } };
-        if (poll(p, 2, -1) < 0) {
+        int ready = poll(p, 2, cfg->kind == F_IDLE && cfg->arg > 0 ? (int)cfg->arg : -1);
+        if (ready < 0) {
             if (errno == EINTR)
                 continue;
             return;
         }
+        if (ready == 0) { /* idle for cfg->arg ms */
+            shutdown(client, SHUT_RDWR);
+            shutdown(upstream, SHUT_RDWR);
+            return;
+        }
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            static const char wait_req[] = "GET /v1/wait";
+            static const char not_found[] = "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                                            "Content-Length: 50\r\n\r\n"
+                                            "{\"error\":\"not_found\",\"message\":\"no such endpoint\"}";
             ssize_t n = recv(client, buf, sizeof buf, 0);
+            if (n > 0 && cfg->kind == F_NOWAIT && (size_t)n >= sizeof wait_req - 1 &&
+                memcmp(buf, wait_req, sizeof wait_req - 1) == 0) {
+                if (fault_write_all(client, (const unsigned char *)not_found, sizeof not_found - 1) != 0)
+                    return;
+                continue;
+            }
             if (n <= 0 || fault_write_all(upstream, buf, (size_t)n) != 0)
                 return;
         }
