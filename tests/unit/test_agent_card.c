@@ -109,6 +109,13 @@ static void add_conflict(struct state *s)
     s->ctx.n_conflicts = 1;
 }
 
+/* The example is a first-edition plan: a second-edition field makes it held to the
+ * second edition's rules, which its ADRT then needs to keep. */
+static void second_edition(struct plan *p)
+{
+    set_text(&p->adrt.refuses, "Intubation and mechanical ventilation");
+}
+
 static void state_make(enum state_id id, struct state *s)
 {
     memset(s, 0, sizeof *s);
@@ -149,6 +156,7 @@ static void state_make(enum state_id id, struct state *s)
     case ST_RESIDENT:
         set_text(&p->care_home, "Rosewood Court Care Home");
         set_text(&p->care_home_address, "14 Lordship Lane, London SE22 8HN");
+        second_edition(p);
         set_text(&p->patient.language, "Polish");
         p->patient.interpreter_needed = 1;
         break;
@@ -168,6 +176,7 @@ static void state_make(enum state_id id, struct state *s)
         set_text(&p->care_home_address, "The Annexe, Flat 3, 214-216 Lordship Lane, East Dulwich, London SE22 8HN");
         plan_field_clear(plan_field_by_path("allergies"), p);
         p->allergies_status = PLAN_ALLERGIES_NKA;
+        second_edition(p);
         p->patient.interpreter_needed = 1;
         set_text(&p->review_due, "2026-06-01");
         set_text(&p->resuscitation.review_date, "2026-05-01");
@@ -181,6 +190,7 @@ static void state_make(enum state_id id, struct state *s)
     case ST_NKA:
         plan_field_clear(plan_field_by_path("allergies"), p);
         p->allergies_status = PLAN_ALLERGIES_NKA;
+        second_edition(p);
         break;
     case ST_N: break;
     }
