@@ -438,6 +438,21 @@ static struct card_value val(const struct builder *bd, const char *text, const c
     return v;
 }
 
+/* A resident usually lives at the home: its address is then the patient's address (with or
+ * without the postcode), and the card shows it once. */
+static int home_is_address(const struct plan *p)
+{
+    const char *a = p->patient.address, *h = p->care_home_address, *pc = p->patient.postcode;
+    if (a == NULL || h == NULL || a[0] == '\0' || strncmp(h, a, strlen(a)) != 0)
+        return 0;
+    h += strlen(a);
+    if (*h == ',')
+        h++;
+    while (*h == ' ')
+        h++;
+    return *h == '\0' || (pc != NULL && strcmp(h, pc) == 0);
+}
+
 static void build_identity(const struct plan *p, const struct builder *bd, struct card_body *b)
 {
     struct card_identity *id = &b->identity;
@@ -460,6 +475,7 @@ static void build_identity(const struct plan *p, const struct builder *bd, struc
                                  "patient.interpreter_needed");
     id->care_home = val(bd, p->care_home, "care_home");
     id->care_home_address = val(bd, p->care_home_address, "care_home_address");
+    id->home_is_address = home_is_address(p);
 }
 
 static void build_places(struct card_place_list *pl, const struct plan_places *src, const struct builder *bd,

@@ -186,6 +186,7 @@ struct card_identity {
         gender, language, interpreter_needed, care_home, care_home_address;
     int age;                             /* years; -1 when unknown */
     int interpreter;                     /* 1 an interpreter is needed, 0 not, PLAN_UNSET unknown */
+    int home_is_address;                 /* the care home's address is the patient's (shown once) */
     char nhs_spaced[CARD_NHS_SPACED];    /* "943 476 5919" (the number as written when not 10 digits) */
 };
 

@@ -126,8 +126,8 @@ static void print_identity_and_cpr(FILE *f, const struct card_model *m)
             id->interpreter_needed.text ? id->interpreter_needed.text : "interpreter need not recorded");
     if (id->care_home.text != NULL || id->care_home_address.text != NULL)
         fprintf(f, "                care home resident: %s%s%s\n", text_of(&id->care_home),
-                id->care_home_address.text != NULL ? ", " : "",
-                id->care_home_address.text != NULL ? id->care_home_address.text : "");
+                id->home_is_address ? " (at the address above)" : id->care_home_address.text != NULL ? ", " : "",
+                id->care_home_address.text != NULL && !id->home_is_address ? id->care_home_address.text : "");
     print_proposals(f, m, CARD_SEC_IDENTITY);
 
     print_heading(f, m, CARD_SEC_CPR, 1);

@@ -338,7 +338,9 @@ static void identity(struct web_buf *b, const struct card_model *m)
         web_buf_raw(b, "<p class=\"id-line\">Care home resident: <strong>");
         web_buf_text(b, id->care_home.text != NULL ? id->care_home.text : "name not recorded");
         web_buf_raw(b, "</strong>");
-        if (id->care_home_address.text != NULL) {
+        if (id->home_is_address) {
+            web_buf_raw(b, " (at the address above)");
+        } else if (id->care_home_address.text != NULL) {
             web_buf_raw(b, ", ");
             web_buf_text(b, id->care_home_address.text);
         }

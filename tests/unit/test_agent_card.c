@@ -173,7 +173,12 @@ static void state_make(enum state_id id, struct state *s)
     case ST_EVERYTHING:
         long_names(p);
         set_text(&p->care_home, "Rosewood Court Care Home");
-        set_text(&p->care_home_address, "The Annexe, Flat 3, 214-216 Lordship Lane, East Dulwich, London SE22 8HN");
+        /* the home's address is where the resident lives (as `cmc-hub seed` makes it) */
+        {
+            char home[PLAN_MAX_SHORT + 1];
+            snprintf(home, sizeof home, "%s %s", p->patient.address, p->patient.postcode);
+            set_text(&p->care_home_address, home);
+        }
         plan_field_clear(plan_field_by_path("allergies"), p);
         p->allergies_status = PLAN_ALLERGIES_NKA;
         second_edition(p);
@@ -535,6 +540,19 @@ static void test_care_home_name_and_address_everywhere(void **state)
     json_t *j = json_card(&s);
     assert_string_equal(json_value_text(j, "care_home"), "Rosewood Court Care Home");
     assert_string_equal(json_value_text(j, "care_home_address"), "14 Lordship Lane, London SE22 8HN");
+    json_decref(j);
+    state_free(&s);
+    /* living at the home: its address is the one above, shown once, still in --json */
+    state_make(ST_EVERYTHING, &s);
+    char *t = terminal_card(&s);
+    assert_non_null(strstr(t, "care home resident: Rosewood Court Care Home (at the address above)\n"));
+    free(t);
+    char *h = page(&s, 0, WEB_VIEW_CARD);
+    assert_non_null(strstr(h, "Care home resident: <strong>Rosewood Court Care Home</strong> (at the address "
+                              "above)</p>"));
+    cmc_free(h);
+    j = json_card(&s);
+    assert_non_null(strstr(json_value_text(j, "care_home_address"), "SE15 4QT"));
     json_decref(j);
     state_free(&s);
     /* a plan without a care home shows no care-home line at all */
