@@ -323,7 +323,8 @@ static int starts_with(const char *s, const char *prefix)
 /* Which section shows a field (by its dotted path). */
 static enum card_section_id section_of(const char *path)
 {
-    if (starts_with(path, "patient.") || strcmp(path, "nhs_number") == 0 || strcmp(path, "care_home") == 0)
+    if (starts_with(path, "patient.") || strcmp(path, "nhs_number") == 0 ||
+        starts_with(path, "care_home"))
         return strcmp(path, "patient.phone") == 0 ? CARD_SEC_MORE : CARD_SEC_IDENTITY;
     if (starts_with(path, "resuscitation"))
         return CARD_SEC_CPR;
@@ -437,6 +438,21 @@ static struct card_value val(const struct builder *bd, const char *text, const c
     return v;
 }
 
+/* A resident usually lives at the home: its address is then the patient's address (with or
+ * without the postcode), and the card shows it once. */
+static int home_is_address(const struct plan *p)
+{
+    const char *a = p->patient.address, *h = p->care_home_address, *pc = p->patient.postcode;
+    if (a == NULL || h == NULL || a[0] == '\0' || strncmp(h, a, strlen(a)) != 0)
+        return 0;
+    h += strlen(a);
+    if (*h == ',')
+        h++;
+    while (*h == ' ')
+        h++;
+    return *h == '\0' || (pc != NULL && strcmp(h, pc) == 0);
+}
+
 static void build_identity(const struct plan *p, const struct builder *bd, struct card_body *b)
 {
     struct card_identity *id = &b->identity;
@@ -458,6 +474,8 @@ static void build_identity(const struct plan *p, const struct builder *bd, struc
                                                                            : "no interpreter needed",
                                  "patient.interpreter_needed");
     id->care_home = val(bd, p->care_home, "care_home");
+    id->care_home_address = val(bd, p->care_home_address, "care_home_address");
+    id->home_is_address = home_is_address(p);
 }
 
 static void build_places(struct card_place_list *pl, const struct plan_places *src, const struct builder *bd,
@@ -546,6 +564,11 @@ static void build_clinical(const struct plan *p, const struct builder *bd, struc
         o->severity = val(bd, severity_words(a->severity), "allergies");
         o->severe = a->severity == PLAN_SEVERITY_SEVERE;
     }
+    b->allergies_status = val(bd,
+                              p->n_allergies > 0                              ? NULL
+                              : p->allergies_status == PLAN_ALLERGIES_NKA ? CARD_NKA_WORDS
+                                                                          : CARD_UNRECORDED_WORDS,
+                              "allergies_status");
     b->n_problems = 0;
     for (size_t i = 0; i < p->n_anticipated_problems && i < PLAN_MAX_ITEMS; i++) {
         b->problems[b->n_problems].problem = val(bd, p->anticipated_problems[i].problem, "anticipated_problems");
@@ -673,6 +696,7 @@ void card_each_field(const struct card_body *b, int full, void (*fn)(void *arg, 
         { "NHS number", &id->nhs_number }, { "Address", &id->address }, { "Postcode", &id->postcode },
         { "Gender", &id->gender }, { "Language", &id->language },
         { "Interpreter", &id->interpreter_needed }, { "Care home", &id->care_home },
+        { "Care home address", &id->care_home_address },
     };
     for (size_t i = 0; i < sizeof ident / sizeof ident[0]; i++)
         emit(fn, arg, CARD_SEC_IDENTITY, ident[i].label, 0, ident[i].v);
@@ -709,6 +733,7 @@ void card_each_field(const struct card_body *b, int full, void (*fn)(void *arg, 
         emit(fn, arg, CARD_SEC_ALLERGIES, "Reaction", (int)i + 1, &b->allergies[i].reaction);
         emit(fn, arg, CARD_SEC_ALLERGIES, "Severity", (int)i + 1, &b->allergies[i].severity);
     }
+    emit(fn, arg, CARD_SEC_ALLERGIES, "Allergy status", 0, &b->allergies_status);
     for (size_t i = 0; i < b->n_problems; i++) {
         emit(fn, arg, CARD_SEC_PROBLEMS, "Problem", (int)i + 1, &b->problems[i].problem);
         emit(fn, arg, CARD_SEC_PROBLEMS, "Guidance", (int)i + 1, &b->problems[i].guidance);

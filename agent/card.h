@@ -173,15 +173,20 @@ struct card_allergy {
     int severe;
 };
 
+/* What an empty allergy list says: a positive record of none, or nothing recorded. */
+#define CARD_NKA_WORDS "No known allergies (recorded)"
+#define CARD_UNRECORDED_WORDS "None recorded - ask"
+
 struct card_problem {
     struct card_value problem, guidance;
 };
 
 struct card_identity {
     struct card_value given_name, family_name, preferred_name, date_of_birth, nhs_number, address, postcode,
-        gender, language, interpreter_needed, care_home;
+        gender, language, interpreter_needed, care_home, care_home_address;
     int age;                             /* years; -1 when unknown */
     int interpreter;                     /* 1 an interpreter is needed, 0 not, PLAN_UNSET unknown */
+    int home_is_address;                 /* the care home's address is the patient's (shown once) */
     char nhs_spaced[CARD_NHS_SPACED];    /* "943 476 5919" (the number as written when not 10 digits) */
 };
 
@@ -218,6 +223,7 @@ struct card_cpr {
     struct card_value medicines_kept;                                                                      \
     struct card_allergy allergies[PLAN_MAX_ITEMS];                                                         \
     size_t n_allergies;                                                                                    \
+    struct card_value allergies_status; /* with no allergy listed: CARD_NKA_WORDS or CARD_UNRECORDED_WORDS */ \
     struct card_problem problems[PLAN_MAX_ITEMS];                                                          \
     size_t n_problems;                                                                                     \
     struct {                                                                                               \

@@ -124,8 +124,10 @@ static void print_identity_and_cpr(FILE *f, const struct card_model *m)
     fprintf(f, "                %s %s\n", text_of(&id->address), text_of(&id->postcode));
     fprintf(f, "                language: %s; %s\n", id->language.text ? id->language.text : "not recorded",
             id->interpreter_needed.text ? id->interpreter_needed.text : "interpreter need not recorded");
-    if (id->care_home.text != NULL)
-        fprintf(f, "                care home resident: %s\n", id->care_home.text);
+    if (id->care_home.text != NULL || id->care_home_address.text != NULL)
+        fprintf(f, "                care home resident: %s%s%s\n", text_of(&id->care_home),
+                id->home_is_address ? " (at the address above)" : id->care_home_address.text != NULL ? ", " : "",
+                id->care_home_address.text != NULL && !id->home_is_address ? id->care_home_address.text : "");
     print_proposals(f, m, CARD_SEC_IDENTITY);
 
     print_heading(f, m, CARD_SEC_CPR, 1);
@@ -224,8 +226,8 @@ static void print_clinical(FILE *f, const struct card_model *m)
     fprintf(f, "    kept: %s\n", text_of(&m->medicines_kept));
     print_proposals(f, m, CARD_SEC_MEDICINES);
     print_heading(f, m, CARD_SEC_ALLERGIES, 0);
-    if (m->n_allergies == 0)
-        fputs("    none recorded (the plan lists no allergy; that is not a record of \"no known allergies\")\n", f);
+    if (m->allergies_status.text != NULL)
+        fprintf(f, "    %s\n", m->allergies_status.text);
     for (size_t i = 0; i < m->n_allergies; i++)
         fprintf(f, "    %s - %s (%s)\n", text_of(&m->allergies[i].substance), text_of(&m->allergies[i].reaction),
                 m->allergies[i].severity.text);

@@ -334,10 +334,17 @@ static void identity(struct web_buf *b, const struct card_model *m)
     else
         web_buf_raw(b, "interpreter: <span class=\"none\">not recorded</span>");
     web_buf_raw(b, "</p>");
-    if (id->care_home.text != NULL) {
+    if (id->care_home.text != NULL || id->care_home_address.text != NULL) {
         web_buf_raw(b, "<p class=\"id-line\">Care home resident: <strong>");
-        web_buf_text(b, id->care_home.text);
-        web_buf_raw(b, "</strong></p>");
+        web_buf_text(b, id->care_home.text != NULL ? id->care_home.text : "name not recorded");
+        web_buf_raw(b, "</strong>");
+        if (id->home_is_address) {
+            web_buf_raw(b, " (at the address above)");
+        } else if (id->care_home_address.text != NULL) {
+            web_buf_raw(b, ", ");
+            web_buf_text(b, id->care_home_address.text);
+        }
+        web_buf_raw(b, "</p>");
     }
     section_close(b, m, CARD_SEC_IDENTITY);
 }
@@ -475,9 +482,12 @@ static void allergies_and_problems(struct web_buf *b, const struct card_model *m
 {
     section_open(b, m, CARD_SEC_ALLERGIES, NULL);
     web_buf_raw(b, "<ul>");
-    if (m->n_allergies == 0)
-        web_buf_raw(b, "<li><span class=\"none\">none recorded</span> (the plan lists no allergy; that is not "
-                       "a record of \"no known allergies\")</li>");
+    if (m->allergies_status.text != NULL) {
+        int nka = strcmp(m->allergies_status.text, CARD_NKA_WORDS) == 0;
+        web_buf_raw(b, nka ? "<li><strong>" : "<li><span class=\"none\">");
+        web_buf_text(b, m->allergies_status.text);
+        web_buf_raw(b, nka ? "</strong></li>" : "</span></li>");
+    }
     for (size_t i = 0; i < m->n_allergies; i++) {
         const struct card_allergy *a = &m->allergies[i];
         web_buf_raw(b, "<li><strong>");

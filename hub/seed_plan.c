@@ -476,6 +476,8 @@ static void seed_identity(struct seed_plan *s, uint64_t seed, struct plan *p)
         gen_fmt(g, &p->patient.postcode, "%s %zu%c%c", s->reg->postcodes[d], 1 + hid % 9,
                 'A' + (int)(hid % 26), 'B' + (int)(hid % 24));
         gen_str(g, &p->care_home, s->reg->homes[s->home]);
+        if (p->patient.address != NULL && p->patient.postcode != NULL)
+            gen_fmt(g, &p->care_home_address, "%s %s", p->patient.address, p->patient.postcode);
     } else {
         gen_fmt(g, &p->patient.address, "%s%u %s, %s, London", rng_below(r, 3) == 0 ? "Flat 2, " : "",
                 1 + rng_below(r, 180), PICK(r, streets), s->reg->districts[d]);
@@ -569,6 +571,10 @@ static void seed_clinical(struct seed_plan *s, struct plan *p)
         if (coded && strcmp(a->substance, "Penicillin") == 0)
             gen_str(g, &p->allergies[k].snomed, "91936005");
     }
+    /* a positive "no known allergies" on about a third of the plans listing none (drawn from
+     * a0, so every later draw, and so every other seeded value, stays as it was) */
+    if (p->n_allergies == 0 && a0 % 3 == 0)
+        p->allergies_status = PLAN_ALLERGIES_NKA;
 }
 
 /* GP, palliative line, then family and friends whose names fit their relationship. The

@@ -27,6 +27,7 @@ static const char *const consent_names[] = {"patient", "lpa", "best_interest", N
 static const char *const gender_names[] = {"female", "male", "other", "unknown", NULL};
 static const char *const place_names[] = {"home", "hospice", "hospital", "care_home", "other",
                                           NULL};
+static const char *const allergies_status_names[] = {"no_known_allergies", "not_recorded", NULL};
 static const char *const severity_names[] = {"mild", "moderate", "severe", "unknown", NULL};
 static const char *const role_names[] = {"gp",          "palliative_team", "lpa",   "next_of_kin",
                                          "main_carer",  "key_worker",      "other", NULL};
@@ -196,6 +197,8 @@ const struct plan_field plan_fields[] = {
     P(88, "devices.syringe_driver", PLAN_F_BOOL, devices.syringe_driver, FF_ED2, 0),
     P(89, "devices.home_oxygen", PLAN_F_BOOL, devices.home_oxygen, FF_ED2, 0),
     P(90, "devices.other", PLAN_F_STRING, devices.other, FF_ED2, PLAN_MAX_SHORT),
+    P(91, "care_home_address", PLAN_F_STRING, care_home_address, FF_ED2, PLAN_MAX_SHORT),
+    PE(92, "allergies_status", PLAN_F_ENUM, allergies_status, FF_ED2, allergies_status_names),
 };
 const size_t plan_n_fields = NELEM(plan_fields);
 

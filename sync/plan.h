@@ -134,6 +134,13 @@ enum plan_place {
     PLAN_PLACE_OTHER,      /* "other" */
 };
 
+/* What an empty allergies list means. A non-empty list is the record itself. */
+enum plan_allergies_status {
+    PLAN_ALLERGIES_NONE = 0,
+    PLAN_ALLERGIES_NKA,          /* "no_known_allergies": a clinician asked and recorded none */
+    PLAN_ALLERGIES_NOT_RECORDED, /* "not_recorded": not yet asked; the same as absent */
+};
+
 enum plan_severity {
     PLAN_SEVERITY_NONE = 0,
     PLAN_SEVERITY_MILD,     /* "mild" */
@@ -306,6 +313,8 @@ struct plan {
         int home_oxygen;            /* tri-state */
         char *other;
     } devices;
+    char *care_home_address;  /* for a resident: the care home's address */
+    int allergies_status;     /* enum plan_allergies_status: NONE = not said */
 
     struct plan_unknown unknown; /* later-edition fields (plan_unpack_keep), else empty */
 };

@@ -370,6 +370,16 @@ static void rule_safety(struct rule_ctx *c)
     }
 }
 
+/* "No known allergies" is a positive record that there are none: a listed allergy
+ * contradicts it, and a crew must not have to guess which one is true. */
+static void rule_allergies(struct rule_ctx *c)
+{
+    if (c->p->allergies_status == PLAN_ALLERGIES_NKA && c->p->n_allergies > 0)
+        add(c, "allergies-status", "allergies_status, allergies: \"no_known_allergies\" while"
+                                   " %zu allerg%s listed",
+            c->p->n_allergies, c->p->n_allergies == 1 ? "y is" : "ies are");
+}
+
 /* ---- entry points ---------------------------------------------------------------------- */
 
 static const struct {
@@ -393,6 +403,7 @@ static const struct {
     {"codes", "implausible record"},
     {"guidance-drugs", "guidance a crew cannot follow"},
     {"no-key-code", "secret in the plan"},
+    {"allergies-status", "contradictory allergy content"},
 };
 
 const char *rules_hazard(const char *rule)
@@ -424,6 +435,7 @@ int rules_check(const struct plan *p, const char *today, struct rules_report *re
     rule_codes(&c);
     rule_guidance_drugs(&c);
     rule_safety(&c);
+    rule_allergies(&c);
     if (c.r->n == 0)
         return CMC_OK;
     if (c.r->n == 1)

@@ -51,12 +51,13 @@ enum state_id {
     ST_DRAFT,
     ST_UNDISCUSSED,
     ST_EVERYTHING,
+    ST_NKA,
     ST_N
 };
 
 static const char *const state_names[ST_N] = {
     "published", "overdue", "stale", "pending", "sent", "conflict", "lease", "breakglass", "longnames",
-    "resident", "draft", "undiscussed", "everything",
+    "resident", "draft", "undiscussed", "everything", "nka",
 };
 
 /* One state: the plan as the session sees it, the version held beside it, the context. */
@@ -108,6 +109,13 @@ static void add_conflict(struct state *s)
     s->ctx.n_conflicts = 1;
 }
 
+/* The example is a first-edition plan: a second-edition field makes it held to the
+ * second edition's rules, which its ADRT then needs to keep. */
+static void second_edition(struct plan *p)
+{
+    set_text(&p->adrt.refuses, "Intubation and mechanical ventilation");
+}
+
 static void state_make(enum state_id id, struct state *s)
 {
     memset(s, 0, sizeof *s);
@@ -147,6 +155,8 @@ static void state_make(enum state_id id, struct state *s)
     case ST_LONGNAMES: long_names(p); break;
     case ST_RESIDENT:
         set_text(&p->care_home, "Rosewood Court Care Home");
+        set_text(&p->care_home_address, "14 Lordship Lane, London SE22 8HN");
+        second_edition(p);
         set_text(&p->patient.language, "Polish");
         p->patient.interpreter_needed = 1;
         break;
@@ -163,6 +173,15 @@ static void state_make(enum state_id id, struct state *s)
     case ST_EVERYTHING:
         long_names(p);
         set_text(&p->care_home, "Rosewood Court Care Home");
+        /* the home's address is where the resident lives (as `cmc-hub seed` makes it) */
+        {
+            char home[PLAN_MAX_SHORT + 1];
+            snprintf(home, sizeof home, "%s %s", p->patient.address, p->patient.postcode);
+            set_text(&p->care_home_address, home);
+        }
+        plan_field_clear(plan_field_by_path("allergies"), p);
+        p->allergies_status = PLAN_ALLERGIES_NKA;
+        second_edition(p);
         p->patient.interpreter_needed = 1;
         set_text(&p->review_due, "2026-06-01");
         set_text(&p->resuscitation.review_date, "2026-05-01");
@@ -172,6 +191,11 @@ static void state_make(enum state_id id, struct state *s)
         s->ctx.break_glass = 1;
         s->ctx.copy_age_days = 9;
         s->ctx.last_sync = NOW - 9 * 86400;
+        break;
+    case ST_NKA:
+        plan_field_clear(plan_field_by_path("allergies"), p);
+        p->allergies_status = PLAN_ALLERGIES_NKA;
+        second_edition(p);
         break;
     case ST_N: break;
     }
@@ -464,7 +488,7 @@ static void test_communication_care_home_and_lapsed_cpr_review(void **state)
     char *text = terminal_card(&s);
     const char *id = strstr(text, " 1 PATIENT");
     const char *comm = strstr(text, "language: Polish; INTERPRETER NEEDED");
-    const char *home = strstr(text, "care home resident: Rosewood Court Care Home");
+    const char *home = strstr(text, "care home resident: Rosewood Court Care Home, 14 Lordship Lane, London SE22 8HN");
     assert_true(id != NULL && comm != NULL && home != NULL);
     assert_true(comm > id && home > id && comm < strstr(text, " 2 CPR") && home < strstr(text, " 2 CPR"));
     free(text);
@@ -472,7 +496,8 @@ static void test_communication_care_home_and_lapsed_cpr_review(void **state)
     const char *comm_html = strstr(html, "Language: Polish; <strong class=\"tag\">INTERPRETER NEEDED</strong>");
     assert_non_null(comm_html);
     assert_true(comm_html < strstr(html, "id=\"cpr\""));
-    assert_non_null(strstr(html, "Care home resident: <strong>Rosewood Court Care Home</strong>"));
+    assert_non_null(strstr(html, "Care home resident: <strong>Rosewood Court Care Home</strong>, 14 Lordship Lane, "
+                                 "London SE22 8HN</p>"));
     cmc_free(html);
     state_free(&s);
 
@@ -489,15 +514,106 @@ static void test_communication_care_home_and_lapsed_cpr_review(void **state)
     cmc_free(html);
     state_free(&s);
 
-    /* an empty allergy list is "none recorded", never "no known allergies" */
-    state_make(ST_PUBLISHED, &s);
-    s.shown.n_allergies = 0;
-    text = terminal_card(&s);
-    assert_non_null(strstr(text, "none recorded (the plan lists no allergy; that is not a record of \"no known "
-                                 "allergies\")"));
-    free(text);
-    s.shown.n_allergies = s.published.n_allergies;
     state_free(&s);
+}
+
+/* The --json value with this path, or NULL. */
+static const char *json_value_text(json_t *j, const char *path)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "values"), i, v)
+    {
+        const char *p = json_string_value(json_object_get(v, "path"));
+        if (p != NULL && strcmp(p, path) == 0)
+            return json_string_value(json_object_get(v, "text"));
+    }
+    return NULL;
+}
+
+/* A resident's home is named and located, on every output. */
+static void test_care_home_name_and_address_everywhere(void **state)
+{
+    (void)state;
+    struct state s;
+    state_make(ST_RESIDENT, &s);
+    json_t *j = json_card(&s);
+    assert_string_equal(json_value_text(j, "care_home"), "Rosewood Court Care Home");
+    assert_string_equal(json_value_text(j, "care_home_address"), "14 Lordship Lane, London SE22 8HN");
+    json_decref(j);
+    state_free(&s);
+    /* living at the home: its address is the one above, shown once, still in --json */
+    state_make(ST_EVERYTHING, &s);
+    char *t = terminal_card(&s);
+    assert_non_null(strstr(t, "care home resident: Rosewood Court Care Home (at the address above)\n"));
+    free(t);
+    char *h = page(&s, 0, WEB_VIEW_CARD);
+    assert_non_null(strstr(h, "Care home resident: <strong>Rosewood Court Care Home</strong> (at the address "
+                              "above)</p>"));
+    cmc_free(h);
+    j = json_card(&s);
+    assert_non_null(strstr(json_value_text(j, "care_home_address"), "SE15 4QT"));
+    json_decref(j);
+    state_free(&s);
+    /* a plan without a care home shows no care-home line at all */
+    state_make(ST_PUBLISHED, &s);
+    char *text = terminal_card(&s);
+    assert_null(strstr(text, "care home resident"));
+    free(text);
+    char *html = page(&s, 0, WEB_VIEW_CARD);
+    assert_null(strstr(html, "Care home resident"));
+    cmc_free(html);
+    state_free(&s);
+}
+
+/* "No known allergies" (a clinician recorded none) and "none recorded" (nobody has said) read
+ * differently on the terminal, in --json and on the page; a listed allergy shows neither. */
+static void test_no_known_allergies_distinct_from_none_recorded(void **state)
+{
+    (void)state;
+    static const enum state_id ids[] = { ST_NKA, ST_PUBLISHED, ST_PUBLISHED };
+    static const char *const want[] = { CARD_NKA_WORDS, CARD_UNRECORDED_WORDS, NULL };
+    for (size_t i = 0; i < 3; i++) {
+        struct state s;
+        state_make(ids[i], &s);
+        if (i == 1) /* an empty list with nothing said about it */
+            plan_field_clear(plan_field_by_path("allergies"), &s.shown);
+        const char *other = want[i] == NULL ? NULL
+                            : strcmp(want[i], CARD_NKA_WORDS) == 0 ? CARD_UNRECORDED_WORDS
+                                                                  : CARD_NKA_WORDS;
+        char *text = terminal_card(&s);
+        const char *sec = strstr(text, "ALLERGIES");
+        assert_non_null(sec);
+        if (want[i] != NULL) {
+            const char *at = strstr(sec, want[i]);
+            assert_non_null(at);
+            assert_true(at < strstr(sec, "PROBLEMS"));
+            assert_null(strstr(text, other));
+        } else {
+            assert_null(strstr(text, CARD_NKA_WORDS));
+            assert_null(strstr(text, CARD_UNRECORDED_WORDS));
+            assert_non_null(strstr(sec, "Penicillin"));
+        }
+        free(text);
+        json_t *j = json_card(&s);
+        const char *jt = json_value_text(j, "allergies_status");
+        if (want[i] != NULL)
+            assert_string_equal(jt, want[i]);
+        else
+            assert_null(jt);
+        json_decref(j);
+        char *html = page(&s, 0, WEB_VIEW_CARD);
+        if (i == 0)
+            assert_non_null(strstr(html, "<li><strong>" CARD_NKA_WORDS "</strong></li>"));
+        else if (i == 1)
+            assert_non_null(strstr(html, "<li><span class=\"none\">" CARD_UNRECORDED_WORDS "</span></li>"));
+        else {
+            assert_null(strstr(html, CARD_NKA_WORDS));
+            assert_null(strstr(html, CARD_UNRECORDED_WORDS));
+        }
+        cmc_free(html);
+        state_free(&s);
+    }
 }
 
 static void test_london_time_and_plurals(void **state)
@@ -665,5 +781,6 @@ static void test_write_pages(void **state)
 TST_MAIN(NULL, NULL, NULL, test_cpr_within_first_24_rows_in_every_state,
          test_pending_cpr_edit_beside_the_published_decision, test_sent_change_awaits_approval,
          test_conflict_on_the_terminal_card_as_on_the_page, test_no_proposal_without_local_changes,
-         test_communication_care_home_and_lapsed_cpr_review, test_london_time_and_plurals,
+         test_communication_care_home_and_lapsed_cpr_review, test_care_home_name_and_address_everywhere,
+         test_no_known_allergies_distinct_from_none_recorded, test_london_time_and_plurals,
          test_page_locks_without_refresh, test_write_pages)

@@ -25,6 +25,7 @@
 #define DAY 86400
 #define NHS "9434765919" /* the example plan's */
 #define OTHER_NHS "4010232137"
+#define THIRD_NHS "9000000009"
 
 struct env {
     char dir[64];
@@ -118,6 +119,7 @@ static void review_due(struct env *e, const char *id, char out[11])
 
 static void for_cpr_over_dnacpr(struct plan *p) { p->resuscitation.decision = PLAN_CPR_FOR_CPR; }
 static void no_gp(struct plan *p) { p->contacts[0].role = PLAN_CONTACT_OTHER; }
+static void nka_beside_allergy(struct plan *p) { p->allergies_status = PLAN_ALLERGIES_NKA; }
 
 static void test_rules_stop_submission(void **state)
 {
@@ -131,6 +133,11 @@ static void test_rules_stop_submission(void **state)
     import(e, "nurse1", no_gp, OTHER_NHS, id2);
     assert_int_equal(hub_plan_submit(e->h, "nurse1", id2), CMC_ERR_INVALID);
     assert_non_null(strstr(cmc_errmsg(), "rule gp-contact"));
+    /* "no known allergies" beside a listed allergy: refused, naming both fields */
+    import(e, "nurse1", nka_beside_allergy, THIRD_NHS, id2);
+    assert_int_equal(hub_plan_submit(e->h, "nurse1", id2), CMC_ERR_INVALID);
+    assert_non_null(strstr(cmc_errmsg(), "rule allergies-status"));
+    assert_non_null(strstr(cmc_errmsg(), "allergies_status, allergies:"));
 }
 
 /* Approval re-checks the rules against the day it happens: a decision dated after the

@@ -2,7 +2,8 @@
  * (10,000 of them, at two different dates), and the caseload looks real: about one
  * published plan in ten overdue for review, CPR decisions following the recommendations,
  * guidance naming only prescribed drugs, relatives' names that fit, care-home residents at
- * their home's address. */
+ * their home's address (and that address as the care home's), a positive "no known allergies"
+ * on about a third of the plans listing none. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +24,7 @@
 
 struct tally {
     long plans, published, overdue, dnacpr, for_cpr, not_discussed, in_home, lpa, best_interest,
-        edition2;
+        edition2, no_allergies, nka;
 };
 
 static void today_text(char out[11])
@@ -45,8 +46,16 @@ static void check_home(struct home_address *homes, size_t *n, const struct plan 
         if (strcmp(homes[i].home, p->care_home) == 0) {
             if (strcmp(homes[i].address, p->patient.address) != 0)
                 fail_msg("residents of one care home at different addresses");
-            return;
+            break;
         }
+    /* the care home's address is where the resident lives */
+    if (p->care_home_address == NULL || strncmp(p->care_home_address, p->patient.address,
+                                                strlen(p->patient.address)) != 0 ||
+        strstr(p->care_home_address, p->patient.postcode) == NULL)
+        fail_msg("a resident without the care home's address");
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(homes[i].home, p->care_home) == 0)
+            return;
     assert_true(*n < 64);
     snprintf(homes[*n].home, sizeof homes[*n].home, "%s", p->care_home);
     snprintf(homes[*n].address, sizeof homes[*n].address, "%s", p->patient.address);
@@ -57,6 +66,10 @@ static void count(struct tally *t, const struct plan *p, int status, const char 
 {
     t->plans++;
     t->edition2 += plan_edition(p) == 2;
+    t->no_allergies += p->n_allergies == 0;
+    t->nka += p->allergies_status == PLAN_ALLERGIES_NKA;
+    if (p->care_home == NULL && p->care_home_address != NULL)
+        fail_msg("a care home address for a patient not in a care home");
     if (status != PLAN_STATUS_PUBLISHED)
         return;
     t->published++;
@@ -118,6 +131,8 @@ static void test_ten_thousand_plans_keep_every_rule(void **state)
         assert_true(t.for_cpr > 0 && t.not_discussed > 0 && t.lpa > 0 && t.best_interest > 0);
         assert_true(t.in_home > t.published / 20 && t.in_home < t.published / 4);
         assert_int_equal(t.edition2, t.plans);
+        printf("no allergy listed %ld; of them \"no known allergies\" %ld\n", t.no_allergies, t.nka);
+        assert_true(t.nka >= t.no_allergies / 5 && t.nka <= t.no_allergies / 2);
     }
 }
 

@@ -210,6 +210,40 @@ static void test_first_edition_device_is_served_the_first_edition(void **state)
     tst_device_free_all(&old, &cur, NULL);
 }
 
+/* A care home's address or "no known allergies" alone makes a plan second-edition: a
+ * first-edition device gets the home's name and the empty list, and the note. */
+static void test_care_home_address_and_allergies_status_are_second_edition(void **state)
+{
+    (void)state;
+    struct plan p;
+    int reduced = 0;
+    tst_example_plan_parse(&p);
+    assert_int_equal(plan_edition(&p), 1);
+    cmc_free(p.care_home);
+    p.care_home = cmc_strdup("Rosewood Court Care Home");
+    assert_int_equal(plan_edition(&p), 1);
+    p.care_home_address = cmc_strdup("14 Lordship Lane, London SE22 8HN");
+    assert_int_equal(plan_edition(&p), 2);
+    assert_int_equal(hub_edition_project(&p, 1, &reduced), CMC_OK);
+    assert_int_equal(reduced, 1);
+    assert_null(p.care_home_address);
+    assert_string_equal(p.care_home, "Rosewood Court Care Home");
+    assert_true(starts_with(p.ceiling_of_treatment, HUB_EDITION_NOTE));
+    assert_int_equal(plan_edition(&p), 1);
+    plan_free(&p);
+
+    tst_example_plan_parse(&p);
+    plan_field_clear(plan_field_by_path("allergies"), &p);
+    p.allergies_status = PLAN_ALLERGIES_NKA;
+    assert_int_equal(plan_edition(&p), 2);
+    assert_int_equal(hub_edition_project(&p, 1, &reduced), CMC_OK);
+    assert_int_equal(reduced, 1);
+    assert_int_equal(p.allergies_status, PLAN_ALLERGIES_NONE);
+    assert_true(starts_with(p.ceiling_of_treatment, HUB_EDITION_NOTE));
+    plan_free(&p);
+}
+
 TST_HUB_MAIN(test_projection_keeps_the_first_edition_and_says_what_is_missing,
+             test_care_home_address_and_allergies_status_are_second_edition,
              test_note_as_a_problem_when_the_ceiling_is_full,
              test_first_edition_device_is_served_the_first_edition)

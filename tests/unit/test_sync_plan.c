@@ -705,6 +705,66 @@ static void test_second_edition_round_trips(void **state)
     cmc_free(mp);
 }
 
+/* A resident's care home address and a positive "no known allergies" travel like every other
+ * second-edition field: JSON, msgpack, change documents (JSON and msgpack), and a first-edition
+ * plan gains neither. */
+static void test_residence_and_allergies_status_travel(void **state)
+{
+    (void)state;
+    static const char edit[] = "{\"set\": {\"care_home_address\": \"12 Elm Road, London\","
+                               " \"allergies_status\": \"no_known_allergies\"}}";
+    struct plan a, b, c;
+    struct plan_change ch, back, diff;
+    char *json = NULL;
+    uint8_t *mp = NULL;
+    size_t jlen = 0, mlen = 0;
+    load_example(&a);
+    assert_int_equal(plan_edition(&a), 1);
+    assert_int_equal(plan_change_from_json(edit, strlen(edit), &ch), CMC_OK);
+    /* the change document survives its own wire forms */
+    assert_int_equal(plan_change_pack(&ch, &mp, &mlen), CMC_OK);
+    assert_int_equal(plan_change_unpack(mp, mlen, &back), CMC_OK);
+    cmc_free(mp);
+    mp = NULL;
+    assert_int_equal(plan_change_to_json(&back, &json, &jlen), CMC_OK);
+    assert_non_null(strstr(json, "\"allergies_status\": \"no_known_allergies\""));
+    assert_non_null(strstr(json, "12 Elm Road, London"));
+    cmc_free(json);
+    json = NULL;
+    assert_int_equal(plan_change_apply(&a, &back), CMC_OK);
+    plan_change_free(&ch);
+    plan_change_free(&back);
+    assert_int_equal(a.allergies_status, PLAN_ALLERGIES_NKA);
+    assert_string_equal(a.care_home_address, "12 Elm Road, London");
+    assert_int_equal(plan_edition(&a), 2);
+    /* plan JSON and msgpack */
+    assert_int_equal(plan_to_json(&a, 1, &json, &jlen), CMC_OK);
+    assert_non_null(strstr(json, "\"care_home_address\": \"12 Elm Road, London\""));
+    assert_int_equal(plan_from_json(json, jlen, &b), CMC_OK);
+    assert_true(plan_equal(&a, &b));
+    assert_int_equal(plan_pack(&a, &mp, &mlen), CMC_OK);
+    assert_int_equal(plan_unpack(mp, mlen, &c), CMC_OK);
+    assert_true(plan_equal(&a, &c));
+    assert_int_equal(c.allergies_status, PLAN_ALLERGIES_NKA);
+    /* equality and diff see the status alone */
+    c.allergies_status = PLAN_ALLERGIES_NOT_RECORDED;
+    assert_false(plan_equal(&a, &c));
+    assert_int_equal(plan_change_diff(&a, &c, &diff), CMC_OK);
+    cmc_free(json);
+    assert_int_equal(plan_change_to_json(&diff, &json, &jlen), CMC_OK);
+    assert_non_null(strstr(json, "\"allergies_status\": \"not_recorded\""));
+    plan_change_free(&diff);
+    /* an unknown status is refused, naming the field */
+    static const char bad[] = "{\"set\": {\"allergies_status\": \"none\"}}";
+    assert_int_not_equal(plan_change_from_json(bad, strlen(bad), &ch), CMC_OK);
+    assert_non_null(strstr(cmc_errmsg(), "allergies_status"));
+    plan_free(&a);
+    plan_free(&b);
+    plan_free(&c);
+    cmc_free(json);
+    cmc_free(mp);
+}
+
 /* A first-edition plan keeps its exact JSON form: no second-edition key appears, not even as
  * null, so a first-edition reader of our JSON sees what it always saw. (Its msgpack form is
  * pinned by test_golden_encoding.) */
@@ -713,7 +773,8 @@ static void test_first_edition_form_unchanged(void **state)
     (void)state;
     static const char *const ed2_keys[] = {"preferences", "recommendations", "capacity",
                                            "communication", "safety", "devices", "relationship",
-                                           "snomed", "\"dmd\"", "refuses", "circumstances", NULL};
+                                           "snomed", "\"dmd\"", "refuses", "circumstances",
+                                           "care_home_address", "allergies_status", NULL};
     struct plan p;
     char *json = NULL;
     size_t len = 0;
@@ -843,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_strict_decoding),
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_second_edition_round_trips),
+        cmocka_unit_test(test_residence_and_allergies_status_travel),
         cmocka_unit_test(test_first_edition_form_unchanged),
         cmocka_unit_test(test_second_edition_in_changes_and_merge),
         cmocka_unit_test(test_unknown_fields_are_kept),

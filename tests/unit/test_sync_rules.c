@@ -110,6 +110,7 @@ static void m_drug_not_prescribed(struct plan *p)
     set(&p->anticipated_problems[0].guidance, "Give haloperidol s/c as prescribed.");
 }
 static void m_key_code(struct plan *p) { set(&p->safety.access, "Key safe code 4471 by the door"); }
+static void m_nka_with_allergy(struct plan *p) { p->allergies_status = PLAN_ALLERGIES_NKA; }
 
 static const struct {
     const char *name;
@@ -145,6 +146,7 @@ static const struct {
     {"malformed SNOMED CT id", m_bad_code, "codes", "diagnoses[d1].snomed"},
     {"guidance names an unprescribed drug", m_drug_not_prescribed, "guidance-drugs", "anticipated_problems[p1].guidance"},
     {"key-safe code written down", m_key_code, "no-key-code", "safety.access"},
+    {"no known allergies, allergy listed", m_nka_with_allergy, "allergies-status", "allergies_status"},
 };
 
 static void test_example_keeps_every_rule(void **state)
@@ -158,6 +160,24 @@ static void test_example_keeps_every_rule(void **state)
     assert_int_equal(r.n, 0);
     plan_free(&p);
     load_file(ED1_EXAMPLE, &p); /* a first-edition plan keeps what it can express */
+    if (rules_check(&p, TODAY, &r) != CMC_OK)
+        fail_msg("%s", cmc_errmsg());
+    plan_free(&p);
+}
+
+/* "No known allergies" with an empty list is a consistent plan, and so is an empty list
+ * with no status at all ("none recorded"). */
+static void test_no_known_allergies_alone_is_kept(void **state)
+{
+    (void)state;
+    struct plan p;
+    struct rules_report r;
+    load_file(ED2_EXAMPLE, &p);
+    plan_field_clear(plan_field_by_path("allergies"), &p);
+    assert_int_equal(p.n_allergies, 0);
+    if (rules_check(&p, TODAY, &r) != CMC_OK)
+        fail_msg("%s", cmc_errmsg());
+    p.allergies_status = PLAN_ALLERGIES_NKA;
     if (rules_check(&p, TODAY, &r) != CMC_OK)
         fail_msg("%s", cmc_errmsg());
     plan_free(&p);
@@ -259,6 +279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_keeps_every_rule),
         cmocka_unit_test(test_each_contradiction_is_refused),
+        cmocka_unit_test(test_no_known_allergies_alone_is_kept),
         cmocka_unit_test(test_first_edition_held_to_what_it_expresses),
         cmocka_unit_test(test_child_with_parental_responsibility_or_gillick),
         cmocka_unit_test(test_review_state_and_dates),
