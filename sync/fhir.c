@@ -684,7 +684,7 @@ static void add_contacts(struct fx *x)
                          json_string_value(json_object_get(item, "id")), id)) == NULL)
             return;
         item_common(x, r, "contacts", item, 1);
-        value_words(json_object_get(item, "role"), label, sizeof label);
+        snprintf(label, sizeof label, "%s", fhir_role_words(role));
         if (related) {
             put(x, r, "patient", subject(x));
             json_t *rels = relationships(x, item, label);

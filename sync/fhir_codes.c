@@ -248,6 +248,21 @@ static const struct fhir_code *find(const struct fhir_code *t, size_t n, const c
     return NULL;
 }
 
+const char *fhir_role_words(const char *role)
+{
+    static const char *const words[][2] = {
+        {"gp", "GP"}, {"palliative_team", "Palliative care team"},
+        {"lpa", "Lasting power of attorney for health and welfare"}, {"next_of_kin", "Next of kin"},
+        {"main_carer", "Main carer"}, {"key_worker", "Key worker"}, {"other", "Other contact"},
+    };
+    if (role == NULL)
+        return "Contact";
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strcmp(words[i][0], role) == 0)
+            return words[i][1];
+    return role;
+}
+
 const struct fhir_code *fhir_role_code(const char *role)
 {
     return find(roles, sizeof roles / sizeof roles[0], role);

@@ -61,6 +61,8 @@ struct fhir_code {
 };
 /* RelatedPerson.relationship codings: a contact's role (lpa, next_of_kin, main_carer) and
  * its relationship to the patient (second edition). NULL when no code fits. */
+/* A contact's role in words ("Next of kin"), for the text beside the code. */
+const char *fhir_role_words(const char *role);
 const struct fhir_code *fhir_role_code(const char *role);
 const struct fhir_code *fhir_relationship_code(const char *relationship);
 /* The UK Core HumanLanguage coding of a language as written in a plan ("Polish"), matched
