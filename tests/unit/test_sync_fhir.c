@@ -597,6 +597,43 @@ static void test_out_of_memory(void **state)
     plan_free(&p);
 }
 
+/* The same for a plan using the second edition's mapping (recommendations, ADRT, codes). */
+static void test_out_of_memory_second_edition(void **state)
+{
+    (void)state;
+    struct plan p, q;
+    char *text = NULL, *good = NULL;
+    size_t len = 0, glen = 0;
+    int rc;
+    load_example_with(&p, second_edition);
+    assert_int_equal(fhir_plan_to_bundle(&p, 0, &good, &glen), CMC_OK);
+    for (long n = 0;; n++) {
+        cmc_alloc_fail_after(n, 1);
+        rc = fhir_plan_to_bundle(&p, 0, &text, &len);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK)
+            break;
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(text);
+    }
+    assert_int_equal(len, glen);
+    assert_memory_equal(text, good, len);
+    cmc_free(text);
+    for (long n = 0;; n++) {
+        cmc_alloc_fail_after(n, 1);
+        rc = fhir_bundle_to_plan(good, glen, &q, NULL);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK)
+            break;
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(q.plan_id);
+    }
+    assert_true(plan_equal(&p, &q));
+    plan_free(&q);
+    cmc_free(good);
+    plan_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_outcome_names_path),
         cmocka_unit_test(test_resource_ids),
         cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_out_of_memory_second_edition),
     };
     plan_json_init();
     return cmocka_run_group_tests(tests, NULL, NULL);
