@@ -67,7 +67,12 @@ for id in $(jq -r '.[].plan_id' "$E2E_TMP/plans.json"); do
   jq -S 'del(.entry[].resource.meta.lastUpdated)' "$E2E_TMP/c.json" >"$E2E_TMP/c.s"
   cmp -s "$E2E_TMP/b.s" "$E2E_TMP/c.s" || fail "export -> import -> export of $id is not the same bundle"
 done
-pass "round trip: $n seeded plans the same after export, import and export again"
+# the seeded plans carry the second edition, so the round trip above covers its fields
+ed2=$(grep -l '"urn:cmc:fhir:ext:recommendations.cpr"' "$E2E_TMP"/a/*.json | wc -l)
+adrt=$(jq -s '[.[] | select(any(.entry[].resource; .resourceType == "Consent" and .scope.coding[0].code == "adr"))] | length' "$E2E_TMP"/a/*.json)
+coded=$(jq -s '[.[] | select(any(.entry[].resource; .resourceType == "Condition" and .code.coding != null))] | length' "$E2E_TMP"/a/*.json)
+[ "$ed2" -ge 10 ] && [ "$adrt" -ge 1 ] && [ "$coded" -ge 10 ] || fail "seeded plans lack second-edition content (recommendations $ed2, ADRT $adrt, coded $coded)"
+pass "round trip: $n seeded plans the same after export, import and export again ($ed2 with ReSPECT recommendations, $adrt with an ADRT, $coded with coded diagnoses)"
 
 # ---- bad input: an OperationOutcome naming the path, exit 2, nothing stored --------------------
 before=$("$HUB" --dir "$HUB_C" --json plan list | jq length)
