@@ -14,6 +14,7 @@
 #include "platform/err.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -334,6 +335,27 @@ const struct fhir_code *fhir_language_code(const char *text)
     return NULL;
 }
 
+/* Verhoeff's dihedral-group check, the check digit of every SNOMED CT identifier (and so of
+ * dm+d ids, which are SNOMED CT identifiers). */
+static int verhoeff_ok(const char *digits, size_t n)
+{
+    static const uint8_t d[10][10] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 0, 6, 7, 8, 9, 5},
+        {2, 3, 4, 0, 1, 7, 8, 9, 5, 6}, {3, 4, 0, 1, 2, 8, 9, 5, 6, 7},
+        {4, 0, 1, 2, 3, 9, 5, 6, 7, 8}, {5, 9, 8, 7, 6, 0, 4, 3, 2, 1},
+        {6, 5, 9, 8, 7, 1, 0, 4, 3, 2}, {7, 6, 5, 9, 8, 2, 1, 0, 4, 3},
+        {8, 7, 6, 5, 9, 3, 2, 1, 0, 4}, {9, 8, 7, 6, 5, 4, 3, 2, 1, 0}};
+    static const uint8_t perm[8][10] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 5, 7, 6, 2, 8, 3, 0, 9, 4},
+        {5, 8, 0, 3, 7, 9, 6, 1, 4, 2}, {8, 9, 1, 6, 0, 4, 3, 5, 2, 7},
+        {9, 4, 5, 3, 1, 2, 6, 8, 7, 0}, {4, 2, 8, 6, 5, 7, 3, 9, 0, 1},
+        {2, 7, 9, 3, 8, 0, 6, 4, 1, 5}, {7, 0, 4, 6, 9, 1, 3, 2, 5, 8}};
+    uint8_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c = d[c][perm[i % 8][digits[n - 1 - i] - '0']];
+    return c == 0;
+}
+
 int fhir_sctid_form(const char *code)
 {
     size_t n = 0;
@@ -342,5 +364,5 @@ int fhir_sctid_form(const char *code)
     for (; code[n] != '\0'; n++)
         if (code[n] < '0' || code[n] > '9')
             return 0;
-    return n >= 6 && n <= 18;
+    return n >= 6 && n <= 18 && verhoeff_ok(code, n);
 }

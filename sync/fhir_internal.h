@@ -68,8 +68,9 @@ const struct fhir_code *fhir_relationship_code(const char *relationship);
 /* The UK Core HumanLanguage coding of a language as written in a plan ("Polish"), matched
  * without regard to case; NULL when not known. */
 const struct fhir_code *fhir_language_code(const char *text);
-/* 1 if `code` has the form of a SNOMED CT (or dm+d) identifier: 6 to 18 digits, no leading
- * zero. A plan's code that does not is sent as text only. */
+/* 1 if `code` is a well-formed SNOMED CT (or dm+d) identifier: 6 to 18 digits, no leading
+ * zero, a valid Verhoeff check digit. A plan's code that is not is sent as text only (it
+ * still travels in the item's extension, so it comes back on import). */
 int fhir_sctid_form(const char *code);
 
 #endif

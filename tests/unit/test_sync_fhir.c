@@ -413,8 +413,8 @@ static const char second_edition[] =
     " \"adrt\": {\"refuses\": \"Mechanical ventilation\", \"circumstances\": \"If unconscious\","
     "   \"life_sustaining\": true, \"signed_witnessed\": true},"
     " \"diagnoses\": [{\"id\": \"d1\", \"text\": \"Metastatic breast cancer\", \"primary\": true,"
-    "   \"snomed\": \"254837009\"}, {\"id\": \"d2\", \"text\": \"Type 2 diabetes\", \"snomed\": \"44054006\"}],"
-    " \"medications\": [{\"id\": \"m1\", \"name\": \"Morphine sulfate oral solution\", \"dmd\": \"36128211000001105\"},"
+    "   \"snomed\": \"254837009\"}, {\"id\": \"d2\", \"text\": \"Type 2 diabetes\", \"snomed\": \"44054007\"}],"
+    " \"medications\": [{\"id\": \"m1\", \"name\": \"Morphine sulfate oral solution\", \"dmd\": \"36128211000001109\"},"
     "   {\"id\": \"m2\", \"name\": \"Midazolam injection\", \"anticipatory\": true}],"
     " \"allergies\": [{\"id\": \"a1\", \"substance\": \"Penicillin\", \"snomed\": \"91936005\"}],"
     " \"contacts\": [{\"id\": \"c3\", \"role\": \"lpa\", \"name\": \"Chidi Okafor\", \"relationship\": \"son\"},"
@@ -459,8 +459,12 @@ static void test_second_edition_mapping(void **state)
     c = json_object_get(resource(b, "Condition", 0), "code");
     assert_string_equal(code_of(c, FHIR_SNOMED), "254837009");
     assert_string_equal(json_string_value(json_object_get(c, "text")), "Metastatic breast cancer");
+    /* a code whose check digit is wrong is not sent as a coding; the text is */
+    c = json_object_get(resource(b, "Condition", 1), "code");
+    assert_null(json_object_get(c, "coding"));
+    assert_string_equal(json_string_value(json_object_get(c, "text")), "Type 2 diabetes");
     c = json_object_get(resource(b, "MedicationStatement", 0), "medicationCodeableConcept");
-    assert_string_equal(code_of(c, "https://dmd.nhs.uk"), "36128211000001105");
+    assert_string_equal(code_of(c, "https://dmd.nhs.uk"), "36128211000001109");
     assert_null(json_object_get(json_object_get(resource(b, "MedicationStatement", 1), "medicationCodeableConcept"), "coding"));
     assert_string_equal(code_of(json_object_get(resource(b, "AllergyIntolerance", 0), "code"), FHIR_SNOMED), "91936005");
 
