@@ -729,10 +729,16 @@ static void add_flag_provenance(struct fx *x, unsigned flags)
     if (at != NULL && (r = res_new(x, "Provenance", "prov", NULL, id)) != NULL) {
         put(x, r, "target", json_pack("[{s:s}]", "reference", x->plan_ref));
         put(x, r, "recorded", json_string(at));
+        /* Provenance.agent.who is required; who approved may be unknown in a plan that came
+         * from another system: then the data-absent-reason extension says so, rather than
+         * words that would come back as a name. */
         put(x, r, "agent",
-            json_pack("[{s:{s:[{s:s, s:s}]}, s:{s:s}}]", "type", "coding", "system",
-                      HL7_CS "provenance-participant-type", "code", "verifier", "who", "display",
-                      by != NULL ? by : "not recorded"));
+            json_pack("[{s:{s:[{s:s, s:s}]}, s:o}]", "type", "coding", "system",
+                      HL7_CS "provenance-participant-type", "code", "verifier", "who",
+                      by != NULL ? json_pack("{s:s}", "display", by)
+                                 : json_pack("{s:[{s:s, s:s}]}", "extension", "url",
+                                             "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                                             "valueCode", "unknown")));
         entry_add(x, r);
     }
 }
