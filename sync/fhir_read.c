@@ -494,6 +494,8 @@ static int read_provenance(struct rx *r, json_t *res)
     char p[256];
     int rc;
     snprintf(p, sizeof p, "%s.recorded", r->at);
+    if (str_at(res, "recorded") == NULL)
+        return CMC_OK; /* an approval is who and when: without when, nothing of it is kept */
     if ((rc = set_str(r, "approved_at", str_at(res, "recorded"), p)) != CMC_OK)
         return rc;
     snprintf(p, sizeof p, "%s.agent[0].who", r->at);
