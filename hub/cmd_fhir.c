@@ -147,7 +147,7 @@ int hub_fhir_cmd_client(hub *h, int json, int argc, const char *const *argv)
         struct hub_fhir_client c;
         char *token = NULL;
         if (scope == NULL)
-            return cmc_fail(CMC_ERR_USAGE, "client add: --scope all|region:R|team:T|care_home:H");
+            return cmc_fail(CMC_ERR_USAGE, "client add: --scope all|region:R|team:T|care_home:H|audit");
         if ((rc = hub_fhir_client_add(h, pos[1], scope, &c, &token)) != CMC_OK)
             return rc;
         if (json)
@@ -194,6 +194,8 @@ const struct hub_cli_cmd hub_cmd_client = {
     "\n"
     "Systems (111, ambulance ePR, hospital EPR) that read the FHIR API under /fhir/R4/.\n"
     "`add` prints the client's bearer token once; the hub keeps no copy of it\n"
-    "(docs/FHIR.md). SCOPE as for devices: all, region:R, team:T, care_home:H.\n"
+    "(docs/FHIR.md). SCOPE as for devices: all, region:R, team:T, care_home:H; or\n"
+    "audit: the client reads who viewed a patient's plan (GET /fhir/R4/AuditEvent?\n"
+    "patient.identifier=https://fhir.nhs.uk/Id/nhs-number|N) and no plan.\n"
     "Environment: CMC_HUB_DIR (state directory), CMC_HUB_CONFIG (settings file).\n",
     1, cmd_client};

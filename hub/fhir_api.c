@@ -61,6 +61,9 @@ static void respond_code(struct hub_response *resp, int rc)
     case CMC_ERR_UNAUTHORIZED:
         respond_outcome(resp, 401, "login", cmc_errmsg());
         return;
+    case CMC_ERR_DENIED:
+        respond_outcome(resp, 403, "forbidden", cmc_errmsg());
+        return;
     case CMC_ERR_BUSY:
         respond_outcome(resp, 503, "transient", "the hub is busy; try again");
         return;
@@ -76,7 +79,6 @@ static void respond_code(struct hub_response *resp, int rc)
     case CMC_ERR_AUTH:
     case CMC_ERR_THROTTLED:
     case CMC_ERR_LOCKED:
-    case CMC_ERR_DENIED:
     case CMC_ERR_TAMPERED:
     case CMC_ERR_CORRUPT:
     case CMC_ERR_TOO_LARGE:
@@ -376,6 +378,54 @@ static void read_by_id(struct call *c, const char *type, const char *id)
         respond_json(c->resp, 200, found);
 }
 
+/* ---- AuditEvent (hub/fhir_audit.c) ---------------------------------------------------- */
+
+static void audit_search(struct call *c, const char *qs)
+{
+    static const char *const known[] = {"patient.identifier", "_count", "_offset", NULL};
+    struct fhir_query q;
+    char nhs[PLAN_NHS_LEN + 1], self[1024];
+    const char *ident;
+    long count, offset;
+    int more = 0, rc;
+    json_t *b = NULL;
+
+    if ((rc = fhir_query_parse(qs, &q)) != CMC_OK || (rc = fhir_query_known(&q, known)) != CMC_OK ||
+        (rc = count_param(&q, &count, &offset)) != CMC_OK)
+        goto out;
+    if ((ident = fhir_query_get(&q, "patient.identifier")) == NULL) {
+        rc = cmc_fail(CMC_ERR_INVALID, "AuditEvent search needs patient.identifier=" FHIR_NHS_SYSTEM "|N");
+        goto out;
+    }
+    if ((rc = fhir_query_nhs(ident, nhs)) != CMC_OK)
+        goto out;
+    if ((b = searchset()) == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "FHIR: out of memory");
+        goto out;
+    }
+    query_without_offset(&q, self, sizeof self);
+    add_link(c, b, "self", "AuditEvent", self, offset);
+    if ((rc = hub_fhir_audit_search(c->h, &c->client, nhs, count, offset, b, &more)) == CMC_OK) {
+        if (more)
+            add_link(c, b, "next", "AuditEvent", self, offset + count);
+        respond_json(c->resp, 200, b);
+        return;
+    }
+out:
+    json_decref(b);
+    respond_code(c->resp, rc);
+}
+
+/* An audit client reads AuditEvents only; other clients never read them. */
+static int audit_allowed(const struct call *c, const char *type)
+{
+    int auditor = strcmp(c->client.scope, HUB_FHIR_SCOPE_AUDIT) == 0;
+    if (auditor == (strcmp(type, "AuditEvent") == 0))
+        return CMC_OK;
+    return cmc_fail(CMC_ERR_DENIED, auditor ? "this client's scope is audit: it reads AuditEvent only"
+                                            : "AuditEvent is read by clients registered with --scope audit");
+}
+
 /* ---- metadata and dispatch --------------------------------------------------------------- */
 
 static json_t *capability_statement(void)
@@ -397,6 +447,11 @@ static json_t *capability_statement(void)
     for (size_t i = 0; res != NULL && readable[i] != NULL; i++)
         json_array_append_new(res, json_pack("{s:s, s:[{s:s}]}", "type", readable[i],
                                              "interaction", "code", "read"));
+    if (res != NULL) /* for clients registered with --scope audit */
+        json_array_append_new(res, json_pack("{s:s, s:[{s:s}, {s:s}], s:[{s:s, s:s}]}", "type",
+                                             "AuditEvent", "interaction", "code", "read", "code",
+                                             "search-type", "searchParam", "name",
+                                             "patient.identifier", "type", "token"));
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:[s], s:[{s:s, s:{s:b, s:s}, s:o}]}",
                      "resourceType", "CapabilityStatement", "status", "active", "date",
                      "2026-12-01", "kind", "instance", "fhirVersion", "4.0.1", "publisher", "cmc",
@@ -411,7 +466,8 @@ static int known_type(const char *type)
 {
     static const char *const types[] = {"Patient", "CarePlan", "Flag", "Observation", "Consent",
                                         "Condition", "MedicationStatement", "AllergyIntolerance",
-                                        "PractitionerRole", "RelatedPerson", "Provenance", NULL};
+                                        "PractitionerRole", "RelatedPerson", "Provenance",
+                                        "AuditEvent", NULL};
     for (size_t i = 0; types[i] != NULL; i++)
         if (strcmp(types[i], type) == 0)
             return 1;
@@ -456,6 +512,14 @@ void hub_fhir_handle(hub *h, const struct hub_fhir_request *req, struct hub_resp
         respond_outcome(resp, 404, "not-supported", "no such resource type on this server");
         return;
     }
+    if ((rc = audit_allowed(&c, type)) != CMC_OK) {
+        respond_code(resp, rc);
+        return;
+    }
+    if (slash == NULL && strcmp(type, "AuditEvent") == 0) {
+        audit_search(&c, q != NULL ? q + 1 : "");
+        return;
+    }
     if (slash == NULL) {
         if (strcmp(type, "Patient") != 0 && strcmp(type, "CarePlan") != 0 && strcmp(type, "Flag") != 0)
             respond_outcome(resp, 400, "not-supported", "search is for Patient, CarePlan and Flag");
@@ -469,5 +533,13 @@ void hub_fhir_handle(hub *h, const struct hub_fhir_request *req, struct hub_resp
     }
     memcpy(id, slash + 1, plen - tlen - 1);
     id[plen - tlen - 1] = '\0';
+    if (strcmp(type, "AuditEvent") == 0) {
+        json_t *ev = NULL;
+        if ((rc = hub_fhir_audit_read(h, &c.client, id, &ev)) != CMC_OK)
+            respond_code(resp, rc);
+        else
+            respond_json(resp, 200, ev);
+        return;
+    }
     read_by_id(&c, type, id);
 }

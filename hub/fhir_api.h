@@ -7,7 +7,8 @@
  * bearer token, shown once: "cmcfhir." + client id + "." + the hub's Ed25519 signature of
  * the client id (hex). The hub stores no secret: a request's token must carry a valid
  * signature by the hub's key and name a registered, unrevoked client. Scope is that of
- * devices: "all", "region:R", "team:T" or "care_home:H".
+ * devices: "all", "region:R", "team:T" or "care_home:H"; or "audit": a client that reads
+ * who viewed a patient's plan (AuditEvent) and no plan.
  *
  * Tables (fhir_clients, fhir_audit) are made on first use with CREATE TABLE IF NOT EXISTS,
  * so the FHIR face needs no step in the hub store's migration list (docs/STORAGE.md).
@@ -23,10 +24,13 @@
 
 #include "hub/hub.h"
 
+#include <jansson.h>
+
 #define HUB_FHIR_PREFIX "/fhir/R4/"
 #define HUB_FHIR_TOKEN_PREFIX "cmcfhir."
 #define HUB_FHIR_PAGE_DEFAULT 20
 #define HUB_FHIR_PAGE_MAX 100
+#define HUB_FHIR_SCOPE_AUDIT "audit" /* a client that reads AuditEvents, and no plan */
 
 struct hub_fhir_client {
     char client_id[PLAN_ID_LEN + 1];
@@ -56,6 +60,15 @@ int hub_fhir_audit_add(hub *h, const char *client_id, const char *who, const cha
  * device_name and user: the client's name, role "fhir_client" or "hub_user"). */
 int hub_fhir_audit_list(hub *h, const char *plan_ref,
                         int (*cb)(const struct hub_audit_entry *, void *), void *ctx);
+
+/* AuditEvents (hub/fhir_audit.c) for a client of scope "audit": who viewed the patient with
+ * NHS number `nhs` (the devices' view logs, then the hub's record of FHIR reads and exports),
+ * entries [offset, offset + count) appended to the searchset `bundle` (its "total" set,
+ * *more when there are further entries); or one by id ("dev-DEVICE-SEQ", "hub-ROW";
+ * CMC_ERR_NOT_FOUND). Each call is itself recorded against the patient. */
+int hub_fhir_audit_search(hub *h, const struct hub_fhir_client *c, const char *nhs, long count,
+                          long offset, json_t *bundle, int *more);
+int hub_fhir_audit_read(hub *h, const struct hub_fhir_client *c, const char *id, json_t **out);
 
 /* One request to /fhir/R4/...: answers FHIR JSON (application/fhir+json), an
  * OperationOutcome for every error. `base` is the absolute URL of /fhir/R4 as the client

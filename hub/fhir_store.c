@@ -47,8 +47,8 @@ int hub_fhir_client_add(hub *h, const char *name, const char *scope, struct hub_
     if (name == NULL || name[0] == '\0' || strlen(name) > HUB_NAME_MAX)
         return cmc_fail(CMC_ERR_USAGE, "client name: 1 to %d bytes", HUB_NAME_MAX);
     if (scope == NULL || strlen(scope) > HUB_SCOPE_MAX ||
-        hub_scope_parse(scope, kind, &value) != CMC_OK)
-        return cmc_fail(CMC_ERR_USAGE, "--scope: all, region:R, team:T or care_home:H");
+        (strcmp(scope, HUB_FHIR_SCOPE_AUDIT) != 0 && hub_scope_parse(scope, kind, &value) != CMC_OK))
+        return cmc_fail(CMC_ERR_USAGE, "--scope: all, region:R, team:T, care_home:H or audit");
     if ((rc = fhir_tables(h)) != CMC_OK)
         return rc;
     plan_uuid_new(out->client_id);

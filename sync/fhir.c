@@ -24,140 +24,6 @@
 #define HL7_INTERPRETER "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired"
 #define HL7_CS "http://terminology.hl7.org/CodeSystem/"
 
-/* ---- where fields go ------------------------------------------------------------------- */
-
-static const char *const element_paths[] = {
-    "plan_id", "nhs_number", "patient.given_name", "patient.family_name",
-    "patient.preferred_name", "patient.date_of_birth", "patient.gender", "patient.address",
-    "patient.postcode", "patient.phone", "patient.language", "patient.interpreter_needed",
-    "consent.recorded_at", "resuscitation.decision", "resuscitation.decided_at",
-    "resuscitation.decided_by", "resuscitation.patient_aware", "resuscitation.family_aware",
-    "version", "updated_at", "review_due", "approved_by", "approved_at",
-    "diagnoses", "medications", "allergies", "contacts", "anticipated_problems", NULL,
-};
-
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-enum fhir_dest fhir_field_dest(const struct plan_field *f)
-{
-    for (size_t i = 0; element_paths[i] != NULL; i++)
-        if (strcmp(f->path, element_paths[i]) == 0)
-            return FHIR_DEST_ELEMENT;
-    if (f->type == PLAN_F_LIST)
-        return FHIR_DEST_NONE;
-    if (starts_with(f->path, "patient."))
-        return FHIR_DEST_PATIENT;
-    if (starts_with(f->path, "consent."))
-        return FHIR_DEST_CONSENT;
-    if (starts_with(f->path, "resuscitation."))
-        return FHIR_DEST_CPR;
-    if ((f->flags & PLAN_FF_META) || strcmp(f->path, "region") == 0 ||
-        strcmp(f->path, "team") == 0 || strcmp(f->path, "care_home") == 0)
-        return FHIR_DEST_CAREPLAN;
-    return FHIR_DEST_ACTIVITY;
-}
-
-static const char *const item_elements[][4] = {
-    {"diagnoses", "text", NULL, NULL},
-    {"medications", "name", "dose", NULL},
-    {"allergies", "substance", "reaction", NULL},
-    {"contacts", "name", "phone", NULL},
-    {"anticipated_problems", "problem", "guidance", NULL},
-};
-
-int fhir_item_key_explicit(const char *list_path, const char *key)
-{
-    if (strcmp(key, "id") == 0)
-        return 1;
-    for (size_t i = 0; i < sizeof item_elements / sizeof item_elements[0]; i++)
-        if (strcmp(item_elements[i][0], list_path) == 0)
-            for (size_t k = 1; k < 4 && item_elements[i][k] != NULL; k++)
-                if (strcmp(item_elements[i][k], key) == 0)
-                    return 1;
-    return 0;
-}
-
-const char *fhir_value_key(const struct plan_field *f)
-{
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS:
-        return "valueString";
-    case PLAN_F_DATE:
-        return "valueDate";
-    case PLAN_F_DATETIME:
-        return "valueDateTime";
-    case PLAN_F_BOOL:
-        return "valueBoolean";
-    case PLAN_F_ENUM:
-    case PLAN_F_PLACES:
-        return "valueCode";
-    case PLAN_F_INT:
-        return "valueInteger";
-    case PLAN_F_LIST:
-        return NULL;
-    }
-    return NULL;
-}
-
-json_t *fhir_pj_get(json_t *root, const char *path)
-{
-    char key[PLAN_MAX_SHORT];
-    const char *dot;
-    while (root != NULL && (dot = strchr(path, '.')) != NULL) {
-        size_t n = (size_t)(dot - path);
-        if (n >= sizeof key)
-            return NULL;
-        memcpy(key, path, n);
-        key[n] = '\0';
-        root = json_object_get(root, key);
-        path = dot + 1;
-    }
-    return root != NULL ? json_object_get(root, path) : NULL;
-}
-
-int fhir_contact_is_related(const char *role)
-{
-    return role != NULL && (strcmp(role, "lpa") == 0 || strcmp(role, "next_of_kin") == 0 ||
-                            strcmp(role, "main_carer") == 0);
-}
-
-/* ---- ids and references ---------------------------------------------------------------- */
-
-int fhir_resource_id(const char *plan_id, const char *kind, const char *item_id,
-                     char out[FHIR_ID_MAX + 1])
-{
-    uint8_t h[CRY_HASH_BYTES];
-    char hex[17];
-    int n;
-    if (kind == NULL)
-        n = snprintf(out, FHIR_ID_MAX + 1, "%s", plan_id);
-    else if (item_id == NULL)
-        n = snprintf(out, FHIR_ID_MAX + 1, "%s-%s", plan_id, kind);
-    else {
-        cry_hash(h, item_id, strlen(item_id));
-        cry_hex(hex, h, 8);
-        n = snprintf(out, FHIR_ID_MAX + 1, "%s-%s-%s", plan_id, kind, hex);
-    }
-    if (n < 0 || n > FHIR_ID_MAX)
-        return cmc_fail(CMC_ERR_INVALID, "resource id: too long");
-    return CMC_OK;
-}
-
-int fhir_resource_plan(const char *id, char plan_id[PLAN_ID_LEN + 1])
-{
-    if (id == NULL || strlen(id) < PLAN_ID_LEN || !plan_uuid_valid_n(id, PLAN_ID_LEN) ||
-        (id[PLAN_ID_LEN] != '\0' && id[PLAN_ID_LEN] != '-'))
-        return 0;
-    memcpy(plan_id, id, PLAN_ID_LEN);
-    plan_id[PLAN_ID_LEN] = '\0';
-    return 1;
-}
-
 struct fx {
     json_t *pj; /* the plan's JSON form */
     const char *base;
@@ -228,6 +94,24 @@ static json_t *cc_field(const char *path, const char *text)
 {
     return json_pack("{s:[{s:s, s:s}], s:s*}", "coding", "system", FHIR_FIELD_SYSTEM, "code", path,
                      "text", text);
+}
+
+/* A CodeableConcept: the table's coding (if any) and the plan's own text. */
+static json_t *cc_coded(const struct fhir_code *c, const char *text)
+{
+    if (c == NULL)
+        return cc_text(text);
+    return json_pack("{s:[{s:s, s:s, s:s}], s:s*}", "coding", "system", c->system, "code", c->code,
+                     "display", c->display, "text", text);
+}
+
+/* A CodeableConcept with the plan's text and, when the plan holds a well-formed code, its
+ * coding in `system` (SNOMED CT or dm+d). Text always: it is what the clinician entered. */
+static json_t *cc_sct(const char *system, const char *code, const char *text)
+{
+    if (!fhir_sctid_form(code))
+        return cc_text(text);
+    return json_pack("{s:[{s:s, s:s}], s:s*}", "coding", "system", system, "code", code, "text", text);
 }
 
 /* Extensions carrying a field's value (none when absent; one per place for places). */
@@ -365,7 +249,7 @@ static void add_patient(struct fx *x)
                       pj_str(x->pj, "patient.postcode")));
     if ((s = pj_str(x->pj, "patient.language")) != NULL)
         put(x, r, "communication",
-            json_pack("[{s:{s:s}, s:b}]", "language", "text", s, "preferred", 1));
+            json_pack("[{s:o, s:b}]", "language", cc_coded(fhir_language_code(s), s), "preferred", 1));
     v = fhir_pj_get(x->pj, "patient.interpreter_needed");
     if (json_is_boolean(v))
         put(x, r, "extension",
@@ -388,6 +272,16 @@ static const struct {
     {"social_support", "Social support"},
     {"what_matters_to_me", "What matters to me"},
     {"organ_donation", "Organ and tissue donation"},
+    {"preferences.scale", "What matters most: sustaining life or comfort"},
+    {"preferences.note", "Preferences in the patient's words"},
+    {"recommendations.other", "Other ReSPECT recommendations"},
+    {"recommendations.recommended_by", "ReSPECT recommendations made by"},
+    {"recommendations.recommended_at", "ReSPECT recommendations made on"},
+    {"capacity.has_capacity", "Has capacity for these decisions"},
+    {"communication.needs", "Communication needs"},
+    {"communication.adjustments", "Reasonable adjustments"},
+    {"safety.risk_to_staff", "Risks to staff"},
+    {"safety.access", "Access to the home"},
 };
 
 /* A section's human title: from the table, else its path in words. */
@@ -452,6 +346,44 @@ static void add_sections(struct fx *x, json_t *acts)
     }
 }
 
+/* Each ReSPECT recommendation is an activity: coded with its plan field and the SNOMED CT
+ * procedure it is about, described in words (with the clinician's note), and marked
+ * doNotPerform when the treatment is not recommended, so a receiving system shows "do not"
+ * the way FHIR says it. The value and the note also travel as extensions on the detail. */
+static void add_recommendations(struct fx *x, json_t *acts)
+{
+    char path[PLAN_MAX_SHORT], words[PLAN_MAX_TEXT + 128];
+    const struct fhir_rec *rec;
+    for (size_t i = 0; (rec = fhir_rec_at(i)) != NULL; i++) {
+        json_t *detail, *code, *exts, *v, *note;
+        const char *value;
+        snprintf(path, sizeof path, "recommendations.%s", rec->name);
+        v = fhir_pj_get(x->pj, path);
+        snprintf(words, sizeof words, "recommendations.%s_note", rec->name);
+        note = fhir_pj_get(x->pj, words);
+        if ((v == NULL || json_is_null(v)) && (note == NULL || json_is_null(note)))
+            continue;
+        value = json_string_value(v);
+        code = cc_field(path, rec->title);
+        if (rec->sct != NULL && code != NULL)
+            add(x, json_object_get(code, "coding"),
+                json_pack("{s:s, s:s, s:s}", "system", FHIR_SNOMED, "code", rec->sct, "display",
+                          rec->sct_display));
+        snprintf(words, sizeof words, "%s%s%s", fhir_rec_words(value),
+                 json_is_string(note) ? ". " : "", json_is_string(note) ? json_string_value(note) : "");
+        detail = json_pack("{s:o, s:s, s:b, s:s}", "code", code, "status", "not-started",
+                           "doNotPerform", value != NULL && strcmp(value, "not_recommended") == 0,
+                           "description", words);
+        if ((exts = json_array()) != NULL) {
+            ext_add(x, exts, path, plan_field_by_path(path), v);
+            snprintf(path, sizeof path, "recommendations.%s_note", rec->name);
+            ext_add(x, exts, path, plan_field_by_path(path), note);
+        }
+        put(x, detail, "extension", exts);
+        add(x, acts, json_pack("{s:o}", "detail", detail));
+    }
+}
+
 static void add_problems(struct fx *x, json_t *acts)
 {
     size_t i;
@@ -501,6 +433,7 @@ static void add_careplan(struct fx *x, unsigned flags)
     if ((acts = json_array()) == NULL)
         x->nomem = 1;
     add_sections(x, acts);
+    add_recommendations(x, acts);
     add_problems(x, acts);
     if (json_array_size(acts) > 0)
         put(x, r, "activity", acts);
@@ -600,6 +533,47 @@ static void add_consent(struct fx *x, unsigned flags)
     entry_add(x, r);
 }
 
+/* An advance decision to refuse treatment is the patient's own refusal, made with capacity
+ * (Mental Capacity Act 2005, ss. 24-26): a Consent of scope "adr" whose provision denies
+ * the refused treatment. Sent when the plan says an ADRT exists or holds its details;
+ * "exists" and where it is kept stay CarePlan activities (first edition), the details
+ * travel as extensions too so that they come back exactly. */
+static void add_adrt(struct fx *x)
+{
+    char id[FHIR_ID_MAX + 1], title[PLAN_MAX_SHORT + 64];
+    json_t *r, *exists = fhir_pj_get(x->pj, "adrt.exists"), *provision;
+    const char *refuses = pj_str(x->pj, "adrt.refuses"), *where = pj_str(x->pj, "adrt.location");
+    int details = 0;
+    for (size_t i = 0; i < plan_n_fields; i++)
+        if (fhir_field_dest(&plan_fields[i]) == FHIR_DEST_ADRT) {
+            json_t *v = fhir_pj_get(x->pj, plan_fields[i].path);
+            details |= v != NULL && !json_is_null(v);
+        }
+    if ((!json_is_true(exists) && !details) || (r = res_new(x, "Consent", "adrt", NULL, id)) == NULL)
+        return;
+    exts_for(x, r, FHIR_DEST_ADRT);
+    put(x, r, "status", json_string(json_is_false(exists) ? "inactive" : "active"));
+    put(x, r, "scope",
+        json_pack("{s:[{s:s, s:s, s:s}]}", "coding", "system", HL7_CS "consentscope", "code", "adr",
+                  "display", "Advanced Care Directive"));
+    put(x, r, "category",
+        json_pack("[{s:[{s:s, s:s, s:s}], s:s}]", "coding", "system", HL7_CS "consentcategorycodes",
+                  "code", "acd", "display", "Advance Directive", "text",
+                  "Advance decision to refuse treatment (ADRT)"));
+    put(x, r, "patient", subject(x));
+    put(x, r, "performer", json_pack("[{s:s}]", "reference", x->pat_ref));
+    snprintf(title, sizeof title, "Advance decision to refuse treatment%s%s",
+             where != NULL ? ", kept: " : "", where != NULL ? where : "");
+    put(x, r, "sourceAttachment", json_pack("{s:s}", "title", title));
+    put(x, r, "policyRule",
+        json_pack("{s:s}", "text", "Mental Capacity Act 2005, sections 24 to 26 (England and Wales)"));
+    provision = json_pack("{s:s}", "type", "deny");
+    if (refuses != NULL)
+        put(x, provision, "code", json_pack("[{s:s}]", "text", refuses));
+    put(x, r, "provision", provision);
+    entry_add(x, r);
+}
+
 static void add_conditions(struct fx *x)
 {
     char id[FHIR_ID_MAX + 1];
@@ -615,7 +589,8 @@ static void add_conditions(struct fx *x)
         put(x, r, "category",
             json_pack("[{s:[{s:s, s:s}]}]", "coding", "system", HL7_CS "condition-category",
                       "code", "problem-list-item"));
-        put(x, r, "code", cc_text(json_string_value(json_object_get(item, "text"))));
+        put(x, r, "code", cc_sct(FHIR_SNOMED, json_string_value(json_object_get(item, "snomed")),
+                                 json_string_value(json_object_get(item, "text"))));
         put(x, r, "subject", subject(x));
         entry_add(x, r);
     }
@@ -634,7 +609,8 @@ static void add_medications(struct fx *x)
         item_common(x, r, "medications", item, 1);
         put(x, r, "status", json_string("active"));
         put(x, r, "medicationCodeableConcept",
-            cc_text(json_string_value(json_object_get(item, "name"))));
+            cc_sct(FHIR_DMD, json_string_value(json_object_get(item, "dmd")),
+                   json_string_value(json_object_get(item, "name"))));
         put(x, r, "subject", subject(x));
         if ((dose = json_string_value(json_object_get(item, "dose"))) != NULL)
             put(x, r, "dosage", json_pack("[{s:s}]", "text", dose));
@@ -662,7 +638,8 @@ static void add_allergies(struct fx *x)
         put(x, r, "clinicalStatus",
             json_pack("{s:[{s:s, s:s}]}", "coding", "system",
                       HL7_CS "allergyintolerance-clinical", "code", "active"));
-        put(x, r, "code", cc_text(json_string_value(json_object_get(item, "substance"))));
+        put(x, r, "code", cc_sct(FHIR_SNOMED, json_string_value(json_object_get(item, "snomed")),
+                                 json_string_value(json_object_get(item, "substance"))));
         put(x, r, "patient", subject(x));
         if (reaction != NULL)
             put(x, r, "reaction",
@@ -670,6 +647,27 @@ static void add_allergies(struct fx *x)
                           sev != NULL && strcmp(sev, "unknown") != 0 ? sev : NULL));
         entry_add(x, r);
     }
+}
+
+/* RelatedPerson.relationship: the contact's role (HL7 v3 RoleCode "healthcare power of
+ * attorney", v2 "Next-of-Kin", UK Core "Carer") and, from the second edition, how they are
+ * related to the patient (v3 RoleCode: spouse, son, friend...). Text always. */
+static json_t *relationships(struct fx *x, json_t *item, const char *role_words)
+{
+    const char *role = json_string_value(json_object_get(item, "role"));
+    const char *rel = json_string_value(json_object_get(item, "relationship"));
+    char words[64];
+    json_t *out = json_array();
+    if (role != NULL)
+        add(x, out, cc_coded(fhir_role_code(role), role_words));
+    if (rel != NULL) {
+        snprintf(words, sizeof words, "%s", rel);
+        for (char *c = words; *c != '\0'; c++)
+            if (*c == '_')
+                *c = ' ';
+        add(x, out, cc_coded(fhir_relationship_code(rel), words));
+    }
+    return out;
 }
 
 static void add_contacts(struct fx *x)
@@ -686,11 +684,14 @@ static void add_contacts(struct fx *x)
                          json_string_value(json_object_get(item, "id")), id)) == NULL)
             return;
         item_common(x, r, "contacts", item, 1);
-        value_words(json_object_get(item, "role"), label, sizeof label);
+        snprintf(label, sizeof label, "%s", fhir_role_words(role));
         if (related) {
             put(x, r, "patient", subject(x));
-            if (role != NULL)
-                put(x, r, "relationship", json_pack("[{s:s}]", "text", label));
+            json_t *rels = relationships(x, item, label);
+            if (json_array_size(rels) > 0)
+                put(x, r, "relationship", rels);
+            else
+                json_decref(rels);
             if (name != NULL)
                 put(x, r, "name", json_pack("[{s:s}]", "text", name));
         } else {
@@ -728,10 +729,16 @@ static void add_flag_provenance(struct fx *x, unsigned flags)
     if (at != NULL && (r = res_new(x, "Provenance", "prov", NULL, id)) != NULL) {
         put(x, r, "target", json_pack("[{s:s}]", "reference", x->plan_ref));
         put(x, r, "recorded", json_string(at));
+        /* Provenance.agent.who is required; who approved may be unknown in a plan that came
+         * from another system: then the data-absent-reason extension says so, rather than
+         * words that would come back as a name. */
         put(x, r, "agent",
-            json_pack("[{s:{s:[{s:s, s:s}]}, s:{s:s}}]", "type", "coding", "system",
-                      HL7_CS "provenance-participant-type", "code", "verifier", "who", "display",
-                      by != NULL ? by : "not recorded"));
+            json_pack("[{s:{s:[{s:s, s:s}]}, s:o}]", "type", "coding", "system",
+                      HL7_CS "provenance-participant-type", "code", "verifier", "who",
+                      by != NULL ? json_pack("{s:s}", "display", by)
+                                 : json_pack("{s:[{s:s, s:s}]}", "extension", "url",
+                                             "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                                             "valueCode", "unknown")));
         entry_add(x, r);
     }
 }
@@ -796,6 +803,7 @@ static int plan_entries(const struct plan *p, const char *base, unsigned flags, 
         add_careplan(&x, flags);
         add_cpr(&x);
         add_consent(&x, flags);
+        add_adrt(&x);
         add_conditions(&x);
         add_medications(&x);
         add_allergies(&x);

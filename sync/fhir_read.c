@@ -290,6 +290,18 @@ static int item_put(json_t *item, const char *key, const char *s)
     return json_object_set_new(item, key, json_string(s)) == 0 ? CMC_OK : nomem();
 }
 
+/* A ReSPECT recommendation's activity: value and note from the extensions; another system's
+ * activity without them still says "not recommended" through doNotPerform. */
+static int read_recommendation(struct rx *r, json_t *detail, const struct plan_field *f,
+                               const char *p)
+{
+    json_t *dnp = json_object_get(detail, "doNotPerform");
+    int rc = read_exts(r, detail, p, NULL, NULL);
+    if (rc == CMC_OK && json_is_true(dnp) && fhir_pj_get(r->pj, f->path) == NULL)
+        rc = set_str(r, f->path, "not_recommended", p);
+    return rc;
+}
+
 static int read_activity(struct rx *r, json_t *act, size_t i)
 {
     char p[256];
@@ -307,7 +319,9 @@ static int read_activity(struct rx *r, json_t *act, size_t i)
             return rc;
         return read_exts(r, detail, p, code, item);
     }
-    if ((f = plan_field_by_path(code)) == NULL || fhir_field_dest(f) != FHIR_DEST_ACTIVITY)
+    if ((f = plan_field_by_path(code)) != NULL && fhir_field_dest(f) == FHIR_DEST_REC)
+        return read_recommendation(r, detail, f, p);
+    if (f == NULL || fhir_field_dest(f) != FHIR_DEST_ACTIVITY)
         return fail_at(p, "code %s is not a plan section", code);
     if (f->type == PLAN_F_STRING)
         return set_str(r, f->path, str_at(detail, "description"), p);
@@ -395,6 +409,37 @@ static int read_consent(struct rx *r, json_t *res)
     return read_exts(r, res, r->at, NULL, NULL);
 }
 
+/* 1 if a resource carries any of the product's extensions (it was written by this mapping). */
+static int has_own_ext(json_t *res)
+{
+    size_t i;
+    json_t *ext;
+    json_array_foreach(json_object_get(res, "extension"), i, ext) {
+        const char *url = str_at(ext, "url");
+        if (url != NULL && strncmp(url, FHIR_EXT_BASE, strlen(FHIR_EXT_BASE)) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The ADRT Consent: its details from the extensions; another system's ADRT gives at least
+ * what it refuses (provision.code text) and that it exists. */
+static int read_adrt(struct rx *r, json_t *res)
+{
+    char p[256];
+    json_t *code = json_array_get(json_object_get(json_object_get(res, "provision"), "code"), 0);
+    const char *status = str_at(res, "status");
+    int rc = read_exts(r, res, r->at, NULL, NULL);
+    snprintf(p, sizeof p, "%s.provision.code[0]", r->at);
+    if (rc == CMC_OK && fhir_pj_get(r->pj, "adrt.refuses") == NULL)
+        rc = set_str(r, "adrt.refuses", cc_text(code), p);
+    snprintf(p, sizeof p, "%s.status", r->at);
+    if (rc == CMC_OK && !has_own_ext(res) && fhir_pj_get(r->pj, "adrt.exists") == NULL &&
+        status != NULL && strcmp(status, "active") == 0)
+        rc = pj_set(r, "adrt.exists", json_true(), p);
+    return rc;
+}
+
 /* A list item resource: its id, its elements, its extensions. */
 static int read_item(struct rx *r, json_t *res, const char *type)
 {
@@ -449,6 +494,8 @@ static int read_provenance(struct rx *r, json_t *res)
     char p[256];
     int rc;
     snprintf(p, sizeof p, "%s.recorded", r->at);
+    if (str_at(res, "recorded") == NULL)
+        return CMC_OK; /* an approval is who and when: without when, nothing of it is kept */
     if ((rc = set_str(r, "approved_at", str_at(res, "recorded"), p)) != CMC_OK)
         return rc;
     snprintf(p, sizeof p, "%s.agent[0].who", r->at);
@@ -474,7 +521,10 @@ static int read_entry(struct rx *r, json_t *res, const char *type, int *patients
         return code != NULL && strcmp(code, "resuscitation.decision") == 0 ? read_cpr(r, res) : CMC_OK;
     }
     if (strcmp(type, "Consent") == 0)
-        return read_consent(r, res);
+        return cc_code(json_object_get(res, "scope"), FHIR_CONSENT_SCOPE) != NULL &&
+                       strcmp(cc_code(json_object_get(res, "scope"), FHIR_CONSENT_SCOPE), "adr") == 0
+                   ? read_adrt(r, res)
+                   : read_consent(r, res);
     if (strcmp(type, "Condition") == 0 || strcmp(type, "MedicationStatement") == 0 ||
         strcmp(type, "AllergyIntolerance") == 0 || strcmp(type, "PractitionerRole") == 0 ||
         strcmp(type, "RelatedPerson") == 0)

@@ -77,12 +77,16 @@ jq -e '[.entry[].resource | select(.resourceType == "Observation") | .valueCodea
 validate "$E2E_TMP/pat.json"
 [ "$(get flag "$T/Flag?patient.identifier=$NHS_SYS%7C$NHS_A" "$TOKEN")" = 200 ] || fail "Flag"
 jq -e '.total == 1' "$E2E_TMP/flag.json" >/dev/null || fail "Flag total"
+validate "$E2E_TMP/flag.json"
 [ "$(get r "$T/CarePlan/$A" "$TOKEN")" = 200 ] || fail "read by id"
 validate "$E2E_TMP/r.json"
 [ "$(get dr "$T/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_D" "$TOKEN")" = 200 ] || fail "draft search"
 jq -e '.total == 0' "$E2E_TMP/dr.json" >/dev/null || fail "a draft was served by the tablet"
+validate "$E2E_TMP/dr.json"
 [ "$(get e "$T/CarePlan?status=active" "$TOKEN")" = 400 ] || fail "a search without an NHS number must be refused"
+validate "$E2E_TMP/e.json"
 [ "$(get e "$T/Patient?identifier=$NHS_SYS%7C9434765910" "$TOKEN")" = 400 ] || fail "bad NHS number"
+validate "$E2E_TMP/e.json"
 pass "tablet endpoint unlocked: the active plan by NHS number, valid FHIR; drafts never served"
 
 # every read in the device's view log, under the app and the unlocked user
@@ -97,6 +101,12 @@ expect_exit 0 agent "$TABLET" audit --verify
 SESSION_CSRF=$(curl -s -b "$JAR" "http://127.0.0.1:$PORT/" | grep -o 'name="csrf" value="[0-9a-f]*"' | head -1 | sed 's/.*value="//; s/"$//')
 curl -s -b "$JAR" -o /dev/null -H "Origin: http://127.0.0.1:$PORT" --data-urlencode "csrf=$SESSION_CSRF" "http://127.0.0.1:$PORT/lock"
 [ "$(get e "$CP" "$TOKEN")" = 423 ] || fail "still serving after Lock"
+jq -e '.resourceType == "OperationOutcome" and (.entry == null)' "$E2E_TMP/e.json" >/dev/null || fail "locked answer after Lock"
+for u in "$T/Patient?identifier=$NHS_SYS%7C$NHS_A" "$T/Flag?patient.identifier=$NHS_SYS%7C$NHS_A" "$T/CarePlan/$A" "$T/Patient/$A-pat"; do
+  [ "$(get e "$u" "$TOKEN")" = 423 ] || fail "served while locked: $u"
+  grep -q "$NHS_A\|Okafor" "$E2E_TMP/e.json" && fail "patient data in a locked answer"
+  validate "$E2E_TMP/e.json"
+done
 # a removed app is refused from the next request on (checked while locked: 401 before 423)
 expect_exit 0 agent "$TABLET" app remove ambulance-epr
 [ "$(get e "$CP" "$TOKEN")" = 401 ] || fail "a removed app's token still works"
@@ -110,4 +120,13 @@ expect_exit 0 agent "$TABLET" sync
 expect_exit 0 hub --json audit "$NHS_A"
 jq -e '[.[] | select(.action == "fhir:ambulance-epr" and .device == "tablet")] | length >= 4' "$E2E_TMP/last.out" >/dev/null \
   || fail "the tablet's app reads did not reach the hub's audit"
+# and, as AuditEvents, to a client registered with --scope audit
+expect_exit 0 hub --json client add privacy-office --scope audit
+TOKEN_AUD=$(jget .token)
+curl -s --cacert "$CA" -o "$E2E_TMP/ae.json" -H "Authorization: Bearer $TOKEN_AUD" \
+  "$HUB_URL/fhir/R4/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A&_count=100"
+validate "$E2E_TMP/ae.json"
+jq -e '[.entry[].resource | select(.type.code == "110110" and (.subtype | any(.code == "fhir:ambulance-epr"))
+      and .agent[0].who.display == "tablet-user" and .agent[1].who.display == "tablet")] | length >= 4' "$E2E_TMP/ae.json" >/dev/null \
+  || fail "the tablet's app reads are not AuditEvents naming the app, the user and the device"
 pass "tablet app reads in the device's view log and in cmc-hub audit; Lock stops the endpoint"

@@ -67,7 +67,12 @@ for id in $(jq -r '.[].plan_id' "$E2E_TMP/plans.json"); do
   jq -S 'del(.entry[].resource.meta.lastUpdated)' "$E2E_TMP/c.json" >"$E2E_TMP/c.s"
   cmp -s "$E2E_TMP/b.s" "$E2E_TMP/c.s" || fail "export -> import -> export of $id is not the same bundle"
 done
-pass "round trip: $n seeded plans the same after export, import and export again"
+# the seeded plans carry the second edition, so the round trip above covers its fields
+ed2=$(grep -l '"urn:cmc:fhir:ext:recommendations.cpr"' "$E2E_TMP"/a/*.json | wc -l)
+adrt=$(jq -s '[.[] | select(any(.entry[].resource; .resourceType == "Consent" and .scope.coding[0].code == "adr"))] | length' "$E2E_TMP"/a/*.json)
+coded=$(jq -s '[.[] | select(any(.entry[].resource; .resourceType == "Condition" and .code.coding != null))] | length' "$E2E_TMP"/a/*.json)
+[ "$ed2" -ge 10 ] && [ "$adrt" -ge 1 ] && [ "$coded" -ge 10 ] || fail "seeded plans lack second-edition content (recommendations $ed2, ADRT $adrt, coded $coded)"
+pass "round trip: $n seeded plans the same after export, import and export again ($ed2 with ReSPECT recommendations, $adrt with an ADRT, $coded with coded diagnoses)"
 
 # ---- bad input: an OperationOutcome naming the path, exit 2, nothing stored --------------------
 before=$("$HUB" --dir "$HUB_C" --json plan list | jq length)
@@ -125,13 +130,48 @@ jq -e '.total == 1 and .entry[0].resource.code.text == "Has an urgent care plan"
 jq -e --arg id "$ID_A" '.resourceType == "CarePlan" and .id == $id and .status == "active"' "$E2E_TMP/read.json" >/dev/null || fail "read by id"
 validate "$E2E_TMP/read.json"
 [ "$(get read2 "$F/Patient/$ID_A-pat" "$TOKEN" | cut -c1-3)" = 200 ] || fail "read Patient by id"
+validate "$E2E_TMP/cp2.json" "$E2E_TMP/read2.json"
 pass "read API: metadata, Patient, CarePlan with _include, Flag, reads by id, all valid FHIR"
+
+# second-edition content as UK systems read it: a seeded published plan with ReSPECT
+# recommendations, coded diagnoses and relatives
+ED2=$(jq -r '[.[] | select(.status == "published" and .plan_id != "'"$ID_A"'")][0].plan_id' "$E2E_TMP/plans.json")
+ED2_NHS=$(jq -r --arg id "$ED2" '.[] | select(.plan_id == $id) | .nhs_number' "$E2E_TMP/plans.json")
+hub plan show "$ED2" --json >"$E2E_TMP/ed2.plan.json"
+[ "$(get ed2 "$F/CarePlan?patient.identifier=$NHS_SYS%7C$ED2_NHS&_include=*" "$TOKEN" | cut -c1-3)" = 200 ] || fail "second-edition plan"
+validate "$E2E_TMP/ed2.json"
+SCT=http://snomed.info/sct
+for rec in $(jq -r '.recommendations // {} | to_entries[] | select(.value == "not_recommended" or .value == "recommended" or .value == "discuss") | .key' "$E2E_TMP/ed2.plan.json"); do
+  want=$(jq -r --arg k "$rec" '.recommendations[$k] == "not_recommended"' "$E2E_TMP/ed2.plan.json")
+  jq -e --arg p "recommendations.$rec" --argjson want "$want" '[.entry[].resource | select(.resourceType == "CarePlan") | .activity[].detail
+      | select(any(.code.coding[]; .code == $p)) | .doNotPerform == $want] == [true]' "$E2E_TMP/ed2.json" >/dev/null \
+    || fail "recommendation $rec: not one activity with doNotPerform $want"
+done
+[ -n "${rec:-}" ] || fail "the seeded plan has no ReSPECT recommendations to check"
+jq -e --arg s "$SCT" '[.entry[].resource | select(.resourceType == "CarePlan") | .activity[].detail
+    | select(any(.code.coding[]; .code == "recommendations.cpr")) | .code.coding[] | select(.system == $s) | .code] == ["89666000"]' \
+  "$E2E_TMP/ed2.json" >/dev/null || fail "the CPR recommendation is not coded with SNOMED CT 89666000"
+for code in $(jq -r '.diagnoses[] | .snomed // empty' "$E2E_TMP/ed2.plan.json"); do
+  jq -e --arg s "$SCT" --arg c "$code" '[.entry[].resource | select(.resourceType == "Condition") | .code.coding[]? | select(.system == $s and .code == $c)] | length == 1' \
+    "$E2E_TMP/ed2.json" >/dev/null || fail "diagnosis $code not coded"
+done
+jq -e '[.entry[].resource | select(.resourceType == "Condition") | .code.text | strings] | length > 0' "$E2E_TMP/ed2.json" >/dev/null || fail "a coded diagnosis lost its text"
+if jq -e '[.contacts[] | select(.relationship == "son" or .relationship == "daughter" or .relationship == "spouse")] | length > 0' "$E2E_TMP/ed2.plan.json" >/dev/null; then
+  jq -e '[.entry[].resource | select(.resourceType == "RelatedPerson") | .relationship[]?.coding[]? | select(.system == "http://terminology.hl7.org/CodeSystem/v3-RoleCode")] | length > 0' \
+    "$E2E_TMP/ed2.json" >/dev/null || fail "relatives' relationships not coded in v3 RoleCode"
+fi
+if jq -e '.adrt.refuses != null' "$E2E_TMP/ed2.plan.json" >/dev/null; then
+  jq -e '[.entry[].resource | select(.resourceType == "Consent" and .scope.coding[0].code == "adr") | .provision.type] == ["deny"]' \
+    "$E2E_TMP/ed2.json" >/dev/null || fail "the ADRT is not a Consent of scope adr denying the treatment"
+fi
+pass "second edition: ReSPECT recommendations as activities (doNotPerform, SNOMED CT), coded diagnoses with text, relationships, ADRT"
 
 # only published, consented plans in scope
 DRAFT_NHS=$(jq -r --arg id "$DRAFT" '.[] | select(.plan_id == $id) | .nhs_number' "$E2E_TMP/plans.json")
 [ "$(get d "$F/CarePlan?patient.identifier=$NHS_SYS%7C$DRAFT_NHS" "$TOKEN" | cut -c1-3)" = 200 ] || fail "draft search"
 [ "$(jq -r '.total' "$E2E_TMP/d.json")" = 0 ] || fail "a draft was served"
 [ "$(get d2 "$F/CarePlan/$DRAFT" "$TOKEN" | cut -c1-3)" = 404 ] || fail "a draft was read by id"
+validate "$E2E_TMP/d.json" "$E2E_TMP/d2.json"
 [ "$(get s "$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A" "$TOKEN_N" | cut -c1-3)" = 200 ] || fail "scoped search"
 [ "$(jq -r '.total' "$E2E_TMP/s.json")" = 0 ] || fail "a plan outside the client's scope was served"
 WD=$(jq -r '[.[] | select(.status == "published" and .plan_id != "'"$ID_A"'")][0].plan_id' "$E2E_TMP/plans.json")
@@ -149,12 +189,14 @@ validate "$E2E_TMP/p1.json"
 NEXT=$(jq -r '.link[] | select(.relation == "next") | .url' "$E2E_TMP/p1.json")
 [ -n "$NEXT" ] || fail "no next link"
 [ "$(get p2 "$NEXT" "$TOKEN" | cut -c1-3)" = 200 ] || fail "page 2"
+validate "$E2E_TMP/p2.json"
 [ "$(jq '[.entry[] | select(.search.mode == "match")] | length' "$E2E_TMP/p1.json")" = 5 ] || fail "page size"
 jq -n --slurpfile a "$E2E_TMP/p1.json" --slurpfile b "$E2E_TMP/p2.json" \
   '([$a[0].entry[].resource.id] - ([$a[0].entry[].resource.id] - [$b[0].entry[].resource.id])) | length == 0' | grep -q true || fail "pages overlap"
 pages=1; url=$NEXT; seen=5
 while [ -n "$url" ]; do
   get pn "$url" "$TOKEN" >/dev/null
+  validate "$E2E_TMP/pn.json"
   seen=$((seen + $(jq '[.entry[] | select(.search.mode == "match")] | length' "$E2E_TMP/pn.json")))
   url=$(jq -r '.link[] | select(.relation == "next") | .url' "$E2E_TMP/pn.json"); pages=$((pages + 1))
 done
@@ -190,6 +232,40 @@ jq -e '[.[] | select(.action == "FHIR read CarePlan")] | length == 1' "$E2E_TMP/
 jq -e '[.[] | select(.user == "gp1" and .action == "export FHIR")] | length == 1' "$E2E_TMP/last.out" >/dev/null || fail "export not audited"
 expect_exit 0 hub --json audit "$DRAFT_NHS"
 jq -e '[.[] | select(.action == "FHIR search, nothing shared")] | length >= 1' "$E2E_TMP/last.out" >/dev/null || fail "a look-up that found nothing is not audited"
+
+# AuditEvent: a client registered with --scope audit reads who looked, and nothing else
+expect_exit 0 hub --json client add privacy-office --scope audit
+TOKEN_AUD=$(jget .token)
+expect_exit 2 hub client add bad-scope --scope audits
+[ "$(get ae "$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A" "$TOKEN_AUD" | cut -c1-3)" = 200 ] || fail "AuditEvent search: $(cat "$E2E_TMP/ae.json")"
+validate "$E2E_TMP/ae.json"
+hub --json audit "$NHS_A" >"$E2E_TMP/cli-audit.json"
+# the same entries as cmc-hub audit, which also lists this search (recorded as it was answered)
+[ "$(( $(jq '.total' "$E2E_TMP/ae.json") + 1 ))" = "$(jq length "$E2E_TMP/cli-audit.json")" ] || fail "AuditEvent total differs from cmc-hub audit"
+jq -e '[.entry[].resource | select(.type.code == "rest" and (.agent[0].who.display == "ambulance-epr")
+      and (.entity[0].what.identifier.value == "9434765919"))] | length >= 3' "$E2E_TMP/ae.json" >/dev/null || fail "FHIR reads not AuditEvents"
+jq -e '[.entry[].resource | select(.type.code == "110106" and .agent[0].who.display == "gp1")] | length == 1' "$E2E_TMP/ae.json" >/dev/null || fail "the export is not an AuditEvent"
+AE_ID=$(jq -r '.entry[0].resource.id' "$E2E_TMP/ae.json")
+[ "$(get ae1 "$F/AuditEvent/$AE_ID" "$TOKEN_AUD" | cut -c1-3)" = 200 ] || fail "AuditEvent read by id"
+validate "$E2E_TMP/ae1.json"
+jq -e --arg id "$AE_ID" '.resourceType == "AuditEvent" and .id == $id' "$E2E_TMP/ae1.json" >/dev/null || fail "AuditEvent by id"
+[ "$(get ae2 "$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A&_count=2" "$TOKEN_AUD" | cut -c1-3)" = 200 ] || fail "AuditEvent page"
+jq -e '(.entry | length) == 2 and ([.link[] | select(.relation == "next")] | length) == 1' "$E2E_TMP/ae2.json" >/dev/null || fail "AuditEvent paging"
+for spec in "403|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN" \
+            "403|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_AUD" \
+            "403|$F/Patient/$ID_A-pat|$TOKEN_AUD" \
+            "400|$F/AuditEvent|$TOKEN_AUD" \
+            "404|$F/AuditEvent/hub-999999|$TOKEN_AUD" \
+            "401|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|"; do
+  IFS='|' read -r code url tok <<<"$spec"
+  got=$(get err "$url" "$tok" | cut -c1-3)
+  [ "$got" = "$code" ] || fail "expected $code, got $got for $url"
+  validate "$E2E_TMP/err.json"
+done
+expect_exit 0 hub --json audit "$NHS_A"
+jq -e '[.[] | select(.user == "privacy-office" and .action == "FHIR search AuditEvent")] | length >= 2' "$E2E_TMP/last.out" >/dev/null \
+  || fail "reading the audit is not itself audited"
+pass "AuditEvent: every read and export served to a --scope audit client, valid FHIR; others get 403; reading it is audited"
 stop_hub
 for nhs in $NHS_A $DRAFT_NHS $WD_NHS; do
   grep -q "$nhs" "$E2E_TMP/hub.log" && fail "the hub log names an NHS number"

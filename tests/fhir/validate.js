@@ -7,7 +7,9 @@
 //      digits with a valid Modulus 11 check digit, the UK Core verification status extension
 //      with a code of its code system, an official name and a birth date; every resource has
 //      an id; references inside a Bundle resolve to an entry of it; a searchset's entries
-//      carry search.mode and its next link (if any) is a URL.
+//      carry search.mode and its next link (if any) is a URL; every SNOMED CT and dm+d code
+//      is a valid identifier (Verhoeff check digit), every UK Core HumanLanguage code is of
+//      that code system, and a clinical code never comes without its text.
 // Usage: node validate.js FILE... (a file of "-" is stdin). Prints one line per problem and
 // exits 1 if there is any, 0 (printing "ok N resources") otherwise.
 'use strict';
@@ -50,6 +52,7 @@ function schema(res, where) {
 
 function ukCore(res, where) {
   if (!res.id) problems.push(`${where}: no id`);
+  codes(res, where);
   if (res.resourceType === 'OperationOutcome') return;
   if (res.resourceType !== 'Patient') return;
   const ids = (res.identifier || []).filter((i) => i.system === NHS);
@@ -65,6 +68,38 @@ function ukCore(res, where) {
   if (!official || !official.family || !(official.given || []).length)
     problems.push(`${where}.name: an official name with family and given`);
   if (!res.birthDate) problems.push(`${where}.birthDate: required`);
+}
+
+// SNOMED CT and dm+d ids: 6 to 18 digits, no leading zero, Verhoeff check digit.
+const VD = [[0,1,2,3,4,5,6,7,8,9],[1,2,3,4,0,6,7,8,9,5],[2,3,4,0,1,7,8,9,5,6],[3,4,0,1,2,8,9,5,6,7],
+  [4,0,1,2,3,9,5,6,7,8],[5,9,8,7,6,0,4,3,2,1],[6,5,9,8,7,1,0,4,3,2],[7,6,5,9,8,2,1,0,4,3],
+  [8,7,6,5,9,3,2,1,0,4],[9,8,7,6,5,4,3,2,1,0]];
+const VP = [[0,1,2,3,4,5,6,7,8,9],[1,5,7,6,2,8,3,0,9,4],[5,8,0,3,7,9,6,1,4,2],[8,9,1,6,0,4,3,5,2,7],
+  [9,4,5,3,1,2,6,8,7,0],[4,2,8,6,5,7,3,9,0,1],[2,7,9,3,8,0,6,4,1,5],[7,0,4,6,9,1,3,2,5,8]];
+function sctid(s) {
+  if (!/^[1-9][0-9]{5,17}$/.test(s)) return false;
+  let c = 0;
+  [...s].reverse().forEach((ch, i) => { c = VD[c][VP[i % 8][Number(ch)]]; });
+  return c === 0;
+}
+const CODED = { 'http://snomed.info/sct': sctid, 'https://dmd.nhs.uk': sctid,
+  'https://fhir.hl7.org.uk/CodeSystem/UKCore-HumanLanguage': (c) => /^([a-z]{2}|q[1-5])$/.test(c) };
+
+// Codes the product sends: SNOMED CT / dm+d ids well formed, UK Core language codes of their
+// code system, and text always beside a clinical code (it is what the clinician entered).
+function codes(node, where) {
+  if (Array.isArray(node)) return node.forEach((n, i) => codes(n, `${where}[${i}]`));
+  if (node === null || typeof node !== 'object') return;
+  if (Array.isArray(node.coding)) {
+    let clinical = false;
+    node.coding.forEach((c, i) => {
+      const check = CODED[c.system];
+      if (check && !check(String(c.code || ''))) problems.push(`${where}.coding[${i}]: ${c.code} is not a valid code of ${c.system}`);
+      if (check) clinical = true;
+    });
+    if (clinical && !node.text) problems.push(`${where}.text: a coded concept must keep its text`);
+  }
+  for (const [k, v] of Object.entries(node)) codes(v, `${where}.${k}`);
 }
 
 function references(node, known, where) {

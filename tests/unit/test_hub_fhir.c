@@ -193,6 +193,67 @@ static void test_served_and_audited(void **state)
     json_decref(j);
 }
 
+/* AuditEvent: the hub's record of every read, as FHIR, for an audit client only. */
+static void test_audit_events(void **state)
+{
+    struct env *e = *state;
+    struct hub_fhir_client c;
+    char target[512], auditor[256], *token = NULL, id[FHIR_ID_MAX + 1];
+    json_t *j, *ev;
+    int before = 0, after = 0;
+
+    assert_int_equal(hub_fhir_client_add(e->h, "privacy", HUB_FHIR_SCOPE_AUDIT, &c, &token), CMC_OK);
+    snprintf(auditor, sizeof auditor, "Bearer %s", token);
+    cmc_free(token);
+    snprintf(target, sizeof target, "/fhir/R4/CarePlan?patient.identifier=%s%s", NHS_Q, e->published_nhs);
+    assert_int_equal(get(e, target, e->token, &j), 200);
+    json_decref(j);
+    snprintf(target, sizeof target, "/fhir/R4/Patient/%s-pat", e->published);
+    assert_int_equal(get(e, target, e->token, &j), 200);
+    json_decref(j);
+
+    /* each client reads its own kind only */
+    assert_int_equal(get(e, target, auditor, &j), 403);
+    json_decref(j);
+    snprintf(target, sizeof target, "/fhir/R4/AuditEvent?patient.identifier=%s%s", NHS_Q, e->published_nhs);
+    assert_int_equal(get(e, target, e->token, &j), 403);
+    json_decref(j);
+
+    assert_int_equal(hub_fhir_audit_list(e->h, e->published, audit_count_cb, &before), CMC_OK);
+    assert_int_equal(get(e, target, auditor, &j), 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "total")), 2);
+    ev = json_object_get(json_array_get(json_object_get(j, "entry"), 0), "resource");
+    assert_string_equal(json_string_value(json_object_get(ev, "resourceType")), "AuditEvent");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "type"), "code")), "rest");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(ev, "subtype"), 0), "code")),
+                        "search-type");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(
+                            json_object_get(ev, "agent"), 0), "who"), "display")), "epr");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(json_array_get(
+                            json_object_get(ev, "entity"), 0), "what"), "identifier"), "value")),
+                        e->published_nhs);
+    ev = json_object_get(json_array_get(json_object_get(j, "entry"), 1), "resource");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(ev, "subtype"), 0), "code")),
+                        "read");
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(ev, "id")));
+    json_decref(j);
+    /* reading the audit is recorded too */
+    assert_int_equal(hub_fhir_audit_list(e->h, e->published, audit_count_cb, &after), CMC_OK);
+    assert_int_equal(after, before + 1);
+
+    snprintf(target, sizeof target, "/fhir/R4/AuditEvent/%s", id);
+    assert_int_equal(get(e, target, auditor, &j), 200);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), id);
+    json_decref(j);
+    assert_int_equal(get(e, "/fhir/R4/AuditEvent/hub-99999", auditor, &j), 404);
+    json_decref(j);
+    assert_int_equal(get(e, "/fhir/R4/AuditEvent/dev-x", auditor, &j), 404);
+    json_decref(j);
+    assert_int_equal(get(e, "/fhir/R4/AuditEvent", auditor, &j), 400);
+    json_decref(j);
+    assert_int_equal(hub_fhir_client_add(e->h, "y", "audits", &c, &token), CMC_ERR_USAGE);
+}
+
 static void test_errors(void **state)
 {
     struct env *e = *state;
@@ -284,6 +345,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_served_and_audited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
         cmocka_unit_test(test_round_trip_seeded),

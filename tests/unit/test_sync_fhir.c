@@ -347,7 +347,194 @@ static void test_bad_bundles_refused_with_path(void **state)
     expect_refused(edit_no_birth_date, "Bundle.entry[0].resource.birthDate");
     expect_refused(edit_no_careplan, "Bundle.entry");
     expect_refused(edit_not_bundle, "Bundle.resourceType");
-    expect_refused(edit_bad_item_id, "Bundle.entry[4].resource.identifier");
+    /* Patient, CarePlan, CPR Observation, sharing Consent, ADRT Consent, then the Conditions */
+    expect_refused(edit_bad_item_id, "Bundle.entry[5].resource.identifier");
+}
+
+/* The example plan with second-edition content merged in (a JSON object in text). */
+static void load_example_with(struct plan *p, const char *patch)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    json_t *base, *add;
+    char *text;
+    int rc = plat_read_file("../shared/examples/plan.json", 1 << 20, &buf, &len);
+    if (rc == CMC_ERR_NOT_FOUND)
+        skip();
+    assert_int_equal(rc, CMC_OK);
+    base = json_loadb((const char *)buf, len, 0, NULL);
+    add = json_loads(patch, 0, NULL);
+    assert_non_null(base);
+    assert_non_null(add);
+    assert_int_equal(json_object_update_recursive(base, add), 0);
+    text = json_dumps(base, 0);
+    if (plan_from_json(text, strlen(text), p) != CMC_OK)
+        fail_msg("patched example invalid: %s", cmc_errmsg());
+    free(text);
+    json_decref(add);
+    json_decref(base);
+    cmc_free(buf);
+}
+
+/* The first coding of `system` in a CodeableConcept, or NULL. */
+static json_t *coding_of(json_t *cc, const char *system)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(cc, "coding"), i, c)
+        if (strcmp(json_string_value(json_object_get(c, "system")), system) == 0)
+            return c;
+    return NULL;
+}
+
+static const char *code_of(json_t *cc, const char *system)
+{
+    return json_string_value(json_object_get(coding_of(cc, system), "code"));
+}
+
+/* The CarePlan activity coded with plan field `path`. */
+static json_t *activity(json_t *bundle, const char *path)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(resource(bundle, "CarePlan", 0), "activity"), i, a) {
+        const char *c = code_of(json_object_get(json_object_get(a, "detail"), "code"), "urn:cmc:fhir:plan-field");
+        if (c != NULL && strcmp(c, path) == 0)
+            return json_object_get(a, "detail");
+    }
+    return NULL;
+}
+
+static const char second_edition[] =
+    "{\"patient\": {\"language\": \"polish\", \"interpreter_needed\": true},"
+    " \"recommendations\": {\"cpr\": \"not_recommended\", \"cpr_note\": \"Would not succeed\","
+    "   \"intubation\": \"recommended\", \"nutrition_hydration\": \"discuss\","
+    "   \"recommended_by\": \"Dr Amira Shah\"},"
+    " \"adrt\": {\"refuses\": \"Mechanical ventilation\", \"circumstances\": \"If unconscious\","
+    "   \"life_sustaining\": true, \"signed_witnessed\": true},"
+    " \"diagnoses\": [{\"id\": \"d1\", \"text\": \"Metastatic breast cancer\", \"primary\": true,"
+    "   \"snomed\": \"254837009\"}, {\"id\": \"d2\", \"text\": \"Type 2 diabetes\", \"snomed\": \"44054007\"}],"
+    " \"medications\": [{\"id\": \"m1\", \"name\": \"Morphine sulfate oral solution\", \"dmd\": \"36128211000001109\"},"
+    "   {\"id\": \"m2\", \"name\": \"Midazolam injection\", \"anticipatory\": true}],"
+    " \"allergies\": [{\"id\": \"a1\", \"substance\": \"Penicillin\", \"snomed\": \"91936005\"}],"
+    " \"contacts\": [{\"id\": \"c3\", \"role\": \"lpa\", \"name\": \"Chidi Okafor\", \"relationship\": \"son\"},"
+    "   {\"id\": \"c4\", \"role\": \"main_carer\", \"name\": \"Ada Bello\", \"relationship\": \"friend\"}]}";
+
+/* Second-edition content reaches the elements and codes UK systems read, and comes back. */
+static void test_second_edition_mapping(void **state)
+{
+    (void)state;
+    struct plan p, q;
+    json_t *b, *d, *adrt, *pat, *c;
+    char *text = NULL;
+    size_t len = 0;
+    load_example_with(&p, second_edition);
+    b = export_json(&p);
+
+    /* ReSPECT: activities with the procedure's SNOMED CT code; "not recommended" is doNotPerform */
+    d = activity(b, "recommendations.cpr");
+    assert_non_null(d);
+    assert_true(json_is_true(json_object_get(d, "doNotPerform")));
+    assert_string_equal(code_of(json_object_get(d, "code"), FHIR_SNOMED), "89666000");
+    assert_non_null(strstr(json_string_value(json_object_get(d, "description")), "Would not succeed"));
+    d = activity(b, "recommendations.intubation");
+    assert_true(json_is_false(json_object_get(d, "doNotPerform")));
+    assert_string_equal(code_of(json_object_get(d, "code"), FHIR_SNOMED), "112798008");
+    d = activity(b, "recommendations.nutrition_hydration"); /* no single concept: text only */
+    assert_null(code_of(json_object_get(d, "code"), FHIR_SNOMED));
+    assert_non_null(json_string_value(json_object_get(json_object_get(d, "code"), "text")));
+    assert_null(activity(b, "recommendations.cpr_note")); /* the note is on its recommendation */
+
+    /* ADRT: a Consent of scope adr denying the refused treatment */
+    adrt = resource(b, "Consent", 1);
+    assert_non_null(adrt);
+    assert_string_equal(code_of(json_object_get(adrt, "scope"), "http://terminology.hl7.org/CodeSystem/consentscope"), "adr");
+    assert_string_equal(json_string_value(json_object_get(adrt, "status")), "active");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(adrt, "provision"), "type")), "deny");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(
+                            json_object_get(adrt, "provision"), "code"), 0), "text")),
+                        "Mechanical ventilation");
+
+    /* SNOMED CT and dm+d codes beside the text */
+    c = json_object_get(resource(b, "Condition", 0), "code");
+    assert_string_equal(code_of(c, FHIR_SNOMED), "254837009");
+    assert_string_equal(json_string_value(json_object_get(c, "text")), "Metastatic breast cancer");
+    /* a code whose check digit is wrong is not sent as a coding; the text is */
+    c = json_object_get(resource(b, "Condition", 1), "code");
+    assert_null(json_object_get(c, "coding"));
+    assert_string_equal(json_string_value(json_object_get(c, "text")), "Type 2 diabetes");
+    c = json_object_get(resource(b, "MedicationStatement", 0), "medicationCodeableConcept");
+    assert_string_equal(code_of(c, "https://dmd.nhs.uk"), "36128211000001109");
+    assert_null(json_object_get(json_object_get(resource(b, "MedicationStatement", 1), "medicationCodeableConcept"), "coding"));
+    assert_string_equal(code_of(json_object_get(resource(b, "AllergyIntolerance", 0), "code"), FHIR_SNOMED), "91936005");
+
+    /* RelatedPerson: role and relationship coded (v3 RoleCode, UK Core) */
+    c = json_object_get(resource(b, "RelatedPerson", 0), "relationship");
+    assert_string_equal(code_of(json_array_get(c, 0), "http://terminology.hl7.org/CodeSystem/v3-RoleCode"), "HPOWATT");
+    assert_string_equal(code_of(json_array_get(c, 1), "http://terminology.hl7.org/CodeSystem/v3-RoleCode"), "SONC");
+    c = json_object_get(resource(b, "RelatedPerson", 1), "relationship");
+    assert_string_equal(code_of(json_array_get(c, 0), "https://fhir.hl7.org.uk/CodeSystem/UKCore-AdditionalPersonRelationshipRole"), "Carer");
+    assert_string_equal(code_of(json_array_get(c, 1), "http://terminology.hl7.org/CodeSystem/v3-RoleCode"), "FRND");
+
+    /* Patient: the language coded (UK Core HumanLanguage) with the plan's text; interpreter */
+    pat = resource(b, "Patient", 0);
+    c = json_object_get(json_array_get(json_object_get(pat, "communication"), 0), "language");
+    assert_string_equal(code_of(c, "https://fhir.hl7.org.uk/CodeSystem/UKCore-HumanLanguage"), "pl");
+    assert_string_equal(json_string_value(json_object_get(c, "text")), "polish");
+    text = json_dumps(json_object_get(pat, "extension"), 0);
+    assert_non_null(strstr(text, "patient-interpreterRequired\", \"valueBoolean\": true"));
+    free(text);
+    json_decref(b);
+
+    /* and back, exactly */
+    assert_int_equal(fhir_plan_to_bundle(&p, 0, &text, &len), CMC_OK);
+    assert_int_equal(fhir_bundle_to_plan(text, len, &q, NULL), CMC_OK);
+    assert_true(plan_equal(&p, &q));
+    cmc_free(text);
+    plan_free(&q);
+    plan_free(&p);
+}
+
+/* Another system's bundle without the product's extensions: an ADRT Consent and a
+ * recommendation's doNotPerform still reach the plan. */
+static void strip_own_extensions(json_t *node)
+{
+    size_t i;
+    const char *k;
+    json_t *v, *exts = json_object_get(node, "extension");
+    if (json_is_array(exts))
+        for (i = json_array_size(exts); i-- > 0;) {
+            const char *url = json_string_value(json_object_get(json_array_get(exts, i), "url"));
+            if (url != NULL && strncmp(url, "urn:cmc:fhir:ext:recommendations", 32) == 0)
+                json_array_remove(exts, i);
+            else if (url != NULL && strncmp(url, "urn:cmc:fhir:ext:adrt", 21) == 0)
+                json_array_remove(exts, i);
+        }
+    if (json_is_array(node))
+        json_array_foreach(node, i, v) strip_own_extensions(v);
+    else if (json_is_object(node))
+        json_object_foreach(node, k, v) strip_own_extensions(v);
+}
+
+static void test_foreign_adrt_and_recommendation(void **state)
+{
+    (void)state;
+    struct plan p, q;
+    json_t *b;
+    char *text;
+    load_example_with(&p, second_edition);
+    b = export_json(&p);
+    strip_own_extensions(b);
+    text = json_dumps(b, 0);
+    if (fhir_bundle_to_plan(text, strlen(text), &q, NULL) != CMC_OK)
+        fail_msg("refused: %s", cmc_errmsg());
+    assert_int_equal(q.recommendations.cpr.value, PLAN_REC_NOT_RECOMMENDED);
+    assert_string_equal(q.adrt.refuses, "Mechanical ventilation");
+    assert_int_equal(q.adrt.exists, 1);
+    free(text);
+    json_decref(b);
+    plan_free(&q);
+    plan_free(&p);
 }
 
 static void test_outcome_names_path(void **state)
@@ -414,16 +601,56 @@ static void test_out_of_memory(void **state)
     plan_free(&p);
 }
 
+/* The same for a plan using the second edition's mapping (recommendations, ADRT, codes). */
+static void test_out_of_memory_second_edition(void **state)
+{
+    (void)state;
+    struct plan p, q;
+    char *text = NULL, *good = NULL;
+    size_t len = 0, glen = 0;
+    int rc;
+    load_example_with(&p, second_edition);
+    assert_int_equal(fhir_plan_to_bundle(&p, 0, &good, &glen), CMC_OK);
+    for (long n = 0;; n++) {
+        cmc_alloc_fail_after(n, 1);
+        rc = fhir_plan_to_bundle(&p, 0, &text, &len);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK)
+            break;
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(text);
+    }
+    assert_int_equal(len, glen);
+    assert_memory_equal(text, good, len);
+    cmc_free(text);
+    for (long n = 0;; n++) {
+        cmc_alloc_fail_after(n, 1);
+        rc = fhir_bundle_to_plan(good, glen, &q, NULL);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK)
+            break;
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(q.plan_id);
+    }
+    assert_true(plan_equal(&p, &q));
+    plan_free(&q);
+    cmc_free(good);
+    plan_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_generated_plans),
         cmocka_unit_test(test_example_mapping),
         cmocka_unit_test(test_same_plan_same_bytes),
+        cmocka_unit_test(test_second_edition_mapping),
+        cmocka_unit_test(test_foreign_adrt_and_recommendation),
         cmocka_unit_test(test_bad_bundles_refused_with_path),
         cmocka_unit_test(test_outcome_names_path),
         cmocka_unit_test(test_resource_ids),
         cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_out_of_memory_second_edition),
     };
     plan_json_init();
     return cmocka_run_group_tests(tests, NULL, NULL);
