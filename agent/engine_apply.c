@@ -4,6 +4,7 @@
  */
 #include "agent/engine_int.h"
 
+#include "crypto/merkle.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -13,11 +14,89 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The leaves of a page's plan versions, in op order, for its seal (crypto/merkle.h). */
+struct page_leaves {
+    uint8_t *leaves; /* n hashes, one after another */
+    char (*ids)[PLAN_ID_LEN + 1];
+    int64_t *versions;
+    size_t n, cap;
+};
+
 /* What applying one bundle needs to know once, not per op. */
 struct apply_ctx {
     int has_pending; /* the replica holds pending edits: puts may need a merge */
     int snapshot;    /* a snapshot page: the plans are new here, nothing older to prune */
+    struct page_leaves lv;
 };
+
+static void leaves_free(struct page_leaves *lv)
+{
+    cmc_free(lv->leaves);
+    cmc_free(lv->ids);
+    cmc_free(lv->versions);
+    memset(lv, 0, sizeof *lv);
+}
+
+/* Adds the leaf of a version whose stored bytes are `body`. */
+static int leaves_add(struct page_leaves *lv, const char *plan_id, int64_t version,
+                      const uint8_t *body, size_t len)
+{
+    if (lv->n == lv->cap) {
+        size_t cap = lv->cap ? lv->cap * 2 : 64;
+        uint8_t *l = cmc_realloc(lv->leaves, cap * CRY_HASH_BYTES);
+        if (l != NULL)
+            lv->leaves = l;
+        char(*ids)[PLAN_ID_LEN + 1] = cmc_realloc(lv->ids, cap * sizeof lv->ids[0]);
+        if (ids != NULL)
+            lv->ids = ids;
+        int64_t *v = cmc_realloc(lv->versions, cap * sizeof *v);
+        if (v != NULL)
+            lv->versions = v;
+        if (l == NULL || ids == NULL || v == NULL)
+            return cmc_fail(CMC_ERR_NOMEM, "sync: out of memory");
+        lv->cap = cap;
+    }
+    cry_merkle_leaf(lv->leaves + CRY_HASH_BYTES * lv->n, plan_id, version, body, len);
+    snprintf(lv->ids[lv->n], sizeof lv->ids[0], "%s", plan_id);
+    lv->versions[lv->n] = version;
+    lv->n++;
+    return CMC_OK;
+}
+
+/* The page's plan versions against its SEAL op: the root of their leaves must carry the
+ * hub's signature (the key this device was enrolled with); then each version keeps its
+ * proof. A page of plans without a seal is refused: every version must prove its origin. */
+static int apply_seal(store *s, const struct page_leaves *lv, const struct bundle_op *ops,
+                      size_t n_ops)
+{
+    uint8_t hub_pk[CRY_SIGN_PK_BYTES], root[CRY_HASH_BYTES];
+    char *hex = NULL;
+    int rc;
+
+    if (lv->n == 0)
+        return CMC_OK;
+    if (n_ops == 0 || ops[n_ops - 1].kind != BUNDLE_OP_SEAL)
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent plans without its seal; the page was "
+                                          "refused (update the hub)");
+    if ((rc = store_state_get(s, STORE_STATE_HUB_PK, &hex)) != CMC_OK)
+        return rc;
+    rc = cry_unhex(hub_pk, sizeof hub_pk, hex);
+    cmc_free(hex);
+    if (rc != CMC_OK)
+        return cmc_fail(CMC_ERR_TAMPERED, "replica: the stored hub key is malformed");
+    if ((rc = bundle_seal_verify(lv->leaves, lv->n, ops[n_ops - 1].seal_sig, hub_pk, root)) !=
+        CMC_OK)
+        return rc;
+    for (size_t i = 0; rc == CMC_OK && i < lv->n; i++) {
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        rc = store_seal_blob(lv->leaves, lv->n, i, ops[n_ops - 1].seal_sig, &blob, &len);
+        if (rc == CMC_OK)
+            rc = store_seal_put(s, lv->ids[i], lv->versions[i], blob, len);
+        cmc_free(blob);
+    }
+    return rc;
+}
 
 /* The clinical rules checked again on the device (sync/rules.h): a plan that breaks one is
  * kept and its card says which rule (agent/card.c reads the plan again at lookup time), so
@@ -40,13 +119,16 @@ static void apply_check(const struct plan *p)
                                 "says so - update the agent");
 }
 
-/* `packed`: the plan's bytes as received (a put op), or NULL (a plan rebuilt from a delta). */
-static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p,
+/* `packed`: the plan's bytes as received (a put op) or as rebuilt from a delta: the bytes
+ * stored, and the ones its seal covers. */
+static int apply_put(store *s, struct apply_ctx *ax, const struct plan *p,
                      const uint8_t *packed, size_t packed_len, uint64_t seq,
                      struct engine_report *rep)
 {
-    int rc = packed != NULL ? store_put_packed(s, p, packed, packed_len, (int64_t)seq)
-                            : store_put_version(s, p, (int64_t)seq);
+    int rc = leaves_add(&ax->lv, p->plan_id, p->version, packed, packed_len);
+    if (rc != CMC_OK)
+        return rc;
+    rc = store_put_packed(s, p, packed, packed_len, (int64_t)seq);
     if (rc == CMC_ERR_DENIED)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a plan that is not approved to a device that holds "
                                           "published plans only; the bundle was refused");
@@ -64,10 +146,12 @@ static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p,
     return rc;
 }
 
-static int apply_delta(store *s, const struct apply_ctx *ax, const struct bundle_op *op,
+static int apply_delta(store *s, struct apply_ctx *ax, const struct bundle_op *op,
                        struct engine_report *rep)
 {
     struct plan p;
+    uint8_t *body = NULL;
+    size_t body_len = 0;
     int rc = store_sync_version_get(s, op->plan_id, op->base_version, &p);
     if (rc == CMC_ERR_NOT_FOUND)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a change against a version this device does not hold");
@@ -77,7 +161,12 @@ static int apply_delta(store *s, const struct apply_ctx *ax, const struct bundle
     if (rc == CMC_OK && strcmp(p.plan_id, op->plan_id) != 0)
         rc = cmc_fail(CMC_ERR_PROTOCOL, "a change names another plan");
     if (rc == CMC_OK)
-        rc = apply_put(s, ax, &p, NULL, 0, op->seq, rep);
+        rc = plan_validate(&p, PLAN_CHECK_DRAFT);
+    if (rc == CMC_OK)
+        rc = plan_pack(&p, &body, &body_len);
+    if (rc == CMC_OK)
+        rc = apply_put(s, ax, &p, body, body_len, op->seq, rep);
+    cmc_free(body);
     plan_free(&p);
     return rc;
 }
@@ -152,6 +241,7 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
         cmc_err_clear();
     }
     struct apply_ctx ax = { .snapshot = (hdr->flags & BUNDLE_FLAG_SNAPSHOT) != 0 || bulk };
+    memset(&ax.lv, 0, sizeof ax.lv);
     int bulk_continues = ax.snapshot && (hdr->flags & BUNDLE_FLAG_MORE);
     if ((rc = store_sync_has_pending(s, &ax.has_pending)) != CMC_OK)
         goto out;
@@ -190,9 +280,13 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
             rc = store_state_set_int(s, "lease_days", op->lease_days);
             break;
         case BUNDLE_OP_WIPE:
+        case BUNDLE_OP_SEAL:
             break;
         }
     }
+    if (rc == CMC_OK)
+        rc = apply_seal(s, &ax.lv, ops, n_ops);
+    leaves_free(&ax.lv);
     if (rc == CMC_OK && !bulk_continues && bulk) {
         rc = store_bulk_end(s);
         if (rc == CMC_OK)
@@ -222,6 +316,52 @@ out:
     if (rc != CMC_OK && *in_batch) {
         store_batch_rollback(s);
         *in_batch = 0;
+    }
+    if (rc == CMC_ERR_TAMPERED && store_state_set(s, STORE_STATE_SEAL_REPAIR, "1") != CMC_OK)
+        cmc_err_clear(); /* the refusal stands; the next verify asks again */
+    return rc;
+}
+
+static void note_bad(const char *plan_id, int64_t version, void *ctx)
+{
+    (void)ctx;
+    plat_log(PLAT_LOG_WARN, "sync: plan %s version %lld failed its integrity check; dropped and "
+             "fetched again", plan_id, (long long)version);
+}
+
+int engine_seal_repair(store *s, struct engine_report *rep)
+{
+    char *flag = NULL;
+    int64_t bad = 0;
+    int rc = store_state_get(s, STORE_STATE_SEAL_REPAIR, &flag);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
+        return CMC_OK;
+    }
+    if (rc != CMC_OK)
+        return rc;
+    int wanted = strcmp(flag, "1") == 0;
+    cmc_free(flag);
+    if (!wanted)
+        return CMC_OK;
+    /* Versions that fail their seal go; the cursor goes back to the start, so the hub sends
+     * every plan of this device's view again as a whole put (it treats the pull as a restored
+     * replica), and the flag clears with them in one transaction. */
+    if ((rc = store_batch_begin(s)) != CMC_OK)
+        return rc;
+    rc = store_seal_scan(s, 1, note_bad, NULL, &bad);
+    if (rc == CMC_OK)
+        rc = store_state_set_int(s, ST_CURSOR, 0);
+    if (rc == CMC_OK)
+        rc = store_state_set(s, STORE_STATE_SEAL_REPAIR, "0");
+    if (rc == CMC_OK)
+        rc = store_batch_commit(s);
+    else
+        store_batch_rollback(s);
+    if (rc == CMC_OK) {
+        rep->repaired = bad;
+        plat_log(PLAT_LOG_WARN, "sync: repairing the replica: %lld version(s) failed their "
+                 "integrity check; every plan is fetched again", (long long)bad);
     }
     return rc;
 }

@@ -67,6 +67,10 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
                       const struct bundle_op *ops, size_t n_ops, int keep_open, int *in_batch,
                       struct engine_report *rep);
 
+/* When a stored version failed its seal (STORE_STATE_SEAL_REPAIR): drops every version that
+ * fails and moves the cursor back to 0, so this sync fetches every plan again. */
+int engine_seal_repair(store *s, struct engine_report *rep);
+
 /* ---- pending edits (engine_conflicts.c) ------------------------------------------------ */
 
 /* The plan with every pending edit applied, and the base they were made on. */

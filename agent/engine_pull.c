@@ -119,7 +119,8 @@ static void *download_thread(void *arg)
             break;
         /* GET /v1/pull from `cursor` for a replica that has committed `applied` */
         struct wire_pull_query q = { .cursor = (uint64_t)cursor, .applied = (uint64_t)applied,
-                                     .budget = pp->cfg->page_budget, .schema = PLAN_EDITION_CURRENT };
+                                     .budget = pp->cfg->page_budget, .schema = PLAN_EDITION_CURRENT,
+                                     .seal = 1 };
         int rc = wire_pull_path(&q, path, sizeof path);
         if (rc == CMC_OK)
             rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);

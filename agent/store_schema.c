@@ -131,6 +131,15 @@ static const char *const schema_steps[] = {
     /* 4: the conflicts table goes: edits held by a conflict live in the three-way merge
      * state (merges), and nothing in the product wrote or read this table. */
     "DROP TABLE IF EXISTS conflicts;",
+
+    /* 5: the hub's seal on each plan version (its inclusion proof in the page it came in,
+     * docs/STORAGE.md "Plan seals") and the forward-secure seal of each audit entry. Versions
+     * stored before seals have none: an enrolled replica refuses to show them, so the next
+     * sync is told to pull every plan again. */
+    "ALTER TABLE plan_versions ADD COLUMN seal BLOB;"
+    "ALTER TABLE audit ADD COLUMN seal BLOB;"
+    "INSERT INTO sync_state (key, value) SELECT 'seal_repair', '1'"
+    "  WHERE EXISTS (SELECT 1 FROM plan_versions) ON CONFLICT (key) DO NOTHING;",
 };
 
 _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,

@@ -22,6 +22,14 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
  * one: nothing reads them (a pending edit keeps its own base). */
 int store_sync_prune(store *s, const char *plan_id);
 
+/* The seal of leaf i of a page of n leaves (laid one after another) whose root the hub signed
+ * with `sig`, in the stored form (docs/STORAGE.md); *out for cmc_free. */
+int store_seal_blob(const uint8_t *leaves, size_t n, size_t i, const uint8_t sig[CRY_SIG_BYTES],
+                    uint8_t **out, size_t *len);
+/* Stores a version's seal (no row: nothing happens, as for an op a tombstone skipped). */
+int store_seal_put(store *s, const char *plan_id, int64_t version, const uint8_t *blob,
+                   size_t len);
+
 /* Pending edits whatever the session's role: a shared clinician laptop may sync under an
  * urgent-care user, and the engine must still push and merge the clinicians' edits. */
 int store_sync_pending_list(store *s, const char *plan_id, struct store_pending **out, size_t *n);
