@@ -209,6 +209,8 @@ static void audit_to_wire(const struct audit_entry *e, struct wire_audit_entry *
     snprintf(w->action, sizeof w->action, "%s", e->action);
     w->wall = e->wall;
     w->mono = e->mono;
+    memcpy(w->seal, e->seal, sizeof w->seal);
+    w->sealed = e->sealed;
 }
 
 int engine_upload_audit(store *s, http_client *client)
@@ -216,9 +218,12 @@ int engine_upload_audit(store *s, http_client *client)
     for (int round = 0; round < 100; round++) {
         struct audit_entry *v = NULL;
         size_t n = 0;
-        int rc = audit_unsent(s, 1000, &v, &n);
+        int rc = audit_unsent(s, WIRE_AUDIT_BATCH, &v, &n);
         if (rc != CMC_OK || n == 0) {
             cmc_free(v);
+            /* the older sealing keys go from the WAL file too (forward security) */
+            if (rc == CMC_OK && round > 0)
+                rc = store_checkpoint(s);
             return rc;
         }
         struct wire_audit_entry *wv = cmc_calloc(n, sizeof *wv);
@@ -229,7 +234,11 @@ int engine_upload_audit(store *s, http_client *client)
         size_t len = 0;
         struct http_response resp;
         http_response_init(&resp);
-        rc = wv != NULL ? wire_audit_upload_encode(wv, n, &body, &len) : cmc_fail(CMC_ERR_NOMEM, "out of memory");
+        struct wire_audit_state seal;
+        rc = wv != NULL ? audit_seal_state(s, &seal) : cmc_fail(CMC_ERR_NOMEM, "out of memory");
+        if (rc == CMC_OK)
+            rc = wire_audit_upload_encode(wv, n, &seal, &body, &len);
+        cry_memzero(&seal, sizeof seal);
         cmc_free(wv);
         if (rc == CMC_OK)
             rc = http_request(client, "POST", "/v1/audit", NULL, body, len, 0, &resp);

@@ -594,6 +594,10 @@ static const char to_schema_2[] =
     "CREATE INDEX plans_seq ON plans(seq);"
     "CREATE INDEX plans_region ON plans(region, seq);"
     "CREATE INDEX plans_home ON plans(care_home, seq);"
+    "ALTER TABLE devices DROP COLUMN audit_key;"
+    "ALTER TABLE devices DROP COLUMN audit_sealed;"
+    "ALTER TABLE devices DROP COLUMN audit_alarm;"
+    "ALTER TABLE devices DROP COLUMN audit_alarm_at;"
     "PRAGMA user_version = 2;";
 
 static void test_migration_keeps_holdings(void **state)
