@@ -87,14 +87,18 @@ static int apply_seal(store *s, const struct page_leaves *lv, const struct bundl
     if ((rc = bundle_seal_verify(lv->leaves, lv->n, ops[n_ops - 1].seal_sig, hub_pk, root)) !=
         CMC_OK)
         return rc;
+    struct cry_merkle_tree t;
+    if ((rc = cry_merkle_tree_build(lv->leaves, lv->n, &t)) != CMC_OK)
+        return rc;
     for (size_t i = 0; rc == CMC_OK && i < lv->n; i++) {
         uint8_t *blob = NULL;
         size_t len = 0;
-        rc = store_seal_blob(lv->leaves, lv->n, i, ops[n_ops - 1].seal_sig, &blob, &len);
+        rc = store_seal_blob(&t, i, ops[n_ops - 1].seal_sig, &blob, &len);
         if (rc == CMC_OK)
             rc = store_seal_put(s, lv->ids[i], lv->versions[i], blob, len);
         cmc_free(blob);
     }
+    cry_merkle_tree_free(&t);
     return rc;
 }
 

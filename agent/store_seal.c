@@ -156,16 +156,16 @@ int store_seal_check(store *s, const char *plan_id, int64_t version, const void 
     return CMC_OK;
 }
 
-int store_seal_blob(const uint8_t *leaves, size_t n, size_t i, const uint8_t sig[CRY_SIG_BYTES],
+int store_seal_blob(const struct cry_merkle_tree *t, size_t i, const uint8_t sig[CRY_SIG_BYTES],
                     uint8_t **out, size_t *len)
 {
     uint8_t path[CRY_MERKLE_MAX_PATH * CRY_HASH_BYTES];
-    size_t path_len = 0;
+    size_t path_len = 0, n = t->size[0];
     *out = NULL;
     *len = 0;
-    int rc = cry_merkle_path(leaves, n, i, path, &path_len);
-    if (rc != CMC_OK)
-        return rc;
+    if (i >= n)
+        return cmc_fail(CMC_ERR_INVALID, "seal: leaf %zu of %zu", i, n);
+    cry_merkle_tree_path(t, i, path, &path_len);
     uint8_t *b = cmc_malloc(SEAL_HEAD + path_len * CRY_HASH_BYTES);
     if (b == NULL)
         return cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");

@@ -22,9 +22,10 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
  * one: nothing reads them (a pending edit keeps its own base). */
 int store_sync_prune(store *s, const char *plan_id);
 
-/* The seal of leaf i of a page of n leaves (laid one after another) whose root the hub signed
- * with `sig`, in the stored form (docs/STORAGE.md); *out for cmc_free. */
-int store_seal_blob(const uint8_t *leaves, size_t n, size_t i, const uint8_t sig[CRY_SIG_BYTES],
+/* The seal of leaf i of a page's tree whose root the hub signed with `sig`, in the stored
+ * form (docs/STORAGE.md); *out for cmc_free. */
+struct cry_merkle_tree;
+int store_seal_blob(const struct cry_merkle_tree *t, size_t i, const uint8_t sig[CRY_SIG_BYTES],
                     uint8_t **out, size_t *len);
 /* Stores a version's seal (no row: nothing happens, as for an op a tombstone skipped). */
 int store_seal_put(store *s, const char *plan_id, int64_t version, const uint8_t *blob,

@@ -1,9 +1,9 @@
 /*
  * merkle.c - the plan-seal Merkle tree (contract in merkle.h).
  *
- * The root is computed in place over a copy of one level at a time, two nodes at most held
- * per step: a page holds at most a few thousand versions, so the copy is a stack-free
- * walk over the caller's leaves with one small scratch array per call.
+ * A root or a single path is computed over a copy of one level at a time; the paths of a
+ * whole page come from one kept tree (cry_merkle_tree_build), so they cost O(n log n), not
+ * a tree per leaf.
  */
 #include "crypto/merkle.h"
 
@@ -125,6 +125,63 @@ int cry_merkle_climb(const uint8_t leaf[CRY_HASH_BYTES], size_t i, size_t n,
         return cmc_fail(CMC_ERR_INVALID, "seal: the path is too long");
     memcpy(root, cur, CRY_HASH_BYTES);
     return CMC_OK;
+}
+
+int cry_merkle_tree_build(const uint8_t *leaves, size_t n, struct cry_merkle_tree *t)
+{
+    size_t total = 0, m = n, levels = 0;
+    int rc = merkle_check(n, 0);
+    memset(t, 0, sizeof *t);
+    if (rc != CMC_OK)
+        return rc;
+    for (;;) {
+        t->off[levels] = total;
+        t->size[levels] = m;
+        total += m;
+        levels++;
+        if (m == 1)
+            break;
+        m = (m + 1) / 2;
+    }
+    if ((t->nodes = cmc_malloc(total * CRY_HASH_BYTES)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "seal: out of memory");
+    t->n_levels = levels;
+    memcpy(t->nodes, leaves, n * CRY_HASH_BYTES);
+    for (size_t l = 1; l < levels; l++) {
+        const uint8_t *below = t->nodes + t->off[l - 1] * CRY_HASH_BYTES;
+        uint8_t *here = t->nodes + t->off[l] * CRY_HASH_BYTES;
+        size_t mb = t->size[l - 1], k;
+        for (k = 0; k + 1 < mb; k += 2)
+            merkle_node(here + (k / 2) * CRY_HASH_BYTES, below + k * CRY_HASH_BYTES,
+                        below + (k + 1) * CRY_HASH_BYTES);
+        if (mb % 2 == 1)
+            memcpy(here + (mb / 2) * CRY_HASH_BYTES, below + (mb - 1) * CRY_HASH_BYTES,
+                   CRY_HASH_BYTES);
+    }
+    return CMC_OK;
+}
+
+void cry_merkle_tree_root(const struct cry_merkle_tree *t, uint8_t root[CRY_HASH_BYTES])
+{
+    memcpy(root, t->nodes + t->off[t->n_levels - 1] * CRY_HASH_BYTES, CRY_HASH_BYTES);
+}
+
+void cry_merkle_tree_path(const struct cry_merkle_tree *t, size_t i, uint8_t *path, size_t *len)
+{
+    size_t at = i, used = 0;
+    for (size_t l = 0; l + 1 < t->n_levels; l++) {
+        if ((at ^ 1u) < t->size[l])
+            memcpy(path + CRY_HASH_BYTES * used++,
+                   t->nodes + (t->off[l] + (at ^ 1u)) * CRY_HASH_BYTES, CRY_HASH_BYTES);
+        at >>= 1;
+    }
+    *len = used;
+}
+
+void cry_merkle_tree_free(struct cry_merkle_tree *t)
+{
+    cmc_free(t->nodes);
+    memset(t, 0, sizeof *t);
 }
 
 void cry_merkle_signed(const uint8_t root[CRY_HASH_BYTES], uint8_t out[CRY_MERKLE_SIGNED_BYTES])

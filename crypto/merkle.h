@@ -31,7 +31,8 @@
 /* The leaf of one plan version (plan_id is its 36-character id). */
 void cry_merkle_leaf(uint8_t out[CRY_HASH_BYTES], const char *plan_id, int64_t version,
                      const uint8_t *body, size_t body_len);
-/* The root over n leaves (1 <= n <= CRY_MERKLE_MAX_LEAVES). Overwrites nothing in leaves. */
+/* `leaves`: n hashes of CRY_HASH_BYTES laid one after another; a path likewise.
+ * The root over n leaves (1 <= n <= CRY_MERKLE_MAX_LEAVES). Overwrites nothing in leaves. */
 int cry_merkle_root(const uint8_t *leaves, size_t n,
                     uint8_t root[CRY_HASH_BYTES]);
 /* The path of leaf i into path (room for CRY_MERKLE_MAX_PATH), its length in *len. */
@@ -41,6 +42,20 @@ int cry_merkle_path(const uint8_t *leaves, size_t n, size_t i,
 int cry_merkle_climb(const uint8_t leaf[CRY_HASH_BYTES], size_t i, size_t n,
                      const uint8_t *path, size_t len,
                      uint8_t root[CRY_HASH_BYTES]);
+/* Every level of a tree kept, so the paths of all its leaves cost one build (a device stores
+ * a proof per version of a page). nodes: n + ceil(n/2) + ... hashes; cry_merkle_tree_free. */
+struct cry_merkle_tree {
+    uint8_t *nodes;
+    size_t n_levels;
+    size_t off[CRY_MERKLE_MAX_PATH + 1];  /* first node of each level, in hashes */
+    size_t size[CRY_MERKLE_MAX_PATH + 1]; /* nodes in each level */
+};
+int cry_merkle_tree_build(const uint8_t *leaves, size_t n, struct cry_merkle_tree *t);
+/* The root, and the path of leaf i (i below the leaf count). */
+void cry_merkle_tree_root(const struct cry_merkle_tree *t, uint8_t root[CRY_HASH_BYTES]);
+void cry_merkle_tree_path(const struct cry_merkle_tree *t, size_t i, uint8_t *path, size_t *len);
+void cry_merkle_tree_free(struct cry_merkle_tree *t);
+
 /* The bytes the hub signs for a root. */
 void cry_merkle_signed(const uint8_t root[CRY_HASH_BYTES], uint8_t out[CRY_MERKLE_SIGNED_BYTES]);
 

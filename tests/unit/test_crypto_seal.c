@@ -78,6 +78,17 @@ static void test_merkle_every_path_climbs_to_the_root(void **state)
                                  CMC_ERR_INVALID);
             assert_int_equal(cry_merkle_climb(leaves[i], i, n, path[0], len + 1, got),
                              CMC_ERR_INVALID);
+            /* the kept tree gives the same path */
+            struct cry_merkle_tree t;
+            uint8_t tpath[CRY_MERKLE_MAX_PATH][CRY_HASH_BYTES], troot[CRY_HASH_BYTES];
+            size_t tlen = 0;
+            assert_int_equal(cry_merkle_tree_build(leaves[0], n, &t), CMC_OK);
+            cry_merkle_tree_root(&t, troot);
+            assert_memory_equal(troot, root, sizeof root);
+            cry_merkle_tree_path(&t, i, tpath[0], &tlen);
+            assert_int_equal(tlen, len);
+            assert_memory_equal(tpath, path, len * CRY_HASH_BYTES);
+            cry_merkle_tree_free(&t);
         }
     }
 }
