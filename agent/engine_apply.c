@@ -14,68 +14,99 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The leaves of a page's plan versions, in op order, for its seal (crypto/merkle.h). */
-struct page_leaves {
-    uint8_t *leaves; /* n hashes, one after another */
-    char (*ids)[PLAN_ID_LEN + 1];
-    int64_t *versions;
-    size_t n, cap;
+/* One plan version a page gives: the bytes the device stores (a put's as received, a delta's
+ * rebuilt on the version held), the plan, and its seal once the page's root checks. */
+struct page_version {
+    const struct plan *plan; /* the op's plan, or `rebuilt` */
+    struct plan rebuilt;     /* a delta's result */
+    const uint8_t *body;
+    uint8_t *owned;          /* a delta's bytes */
+    size_t len;
+    uint8_t *seal;
+    size_t seal_len;
 };
 
 /* What applying one bundle needs to know once, not per op. */
 struct apply_ctx {
     int has_pending; /* the replica holds pending edits: puts may need a merge */
     int snapshot;    /* a snapshot page: the plans are new here, nothing older to prune */
-    struct page_leaves lv;
 };
 
-static void leaves_free(struct page_leaves *lv)
+static void versions_free(struct page_version *pv, size_t n)
 {
-    cmc_free(lv->leaves);
-    cmc_free(lv->ids);
-    cmc_free(lv->versions);
-    memset(lv, 0, sizeof *lv);
-}
-
-/* Adds the leaf of a version whose stored bytes are `body`. */
-static int leaves_add(struct page_leaves *lv, const char *plan_id, int64_t version,
-                      const uint8_t *body, size_t len)
-{
-    if (lv->n == lv->cap) {
-        size_t cap = lv->cap ? lv->cap * 2 : 64;
-        uint8_t *l = cmc_realloc(lv->leaves, cap * CRY_HASH_BYTES);
-        if (l != NULL)
-            lv->leaves = l;
-        char(*ids)[PLAN_ID_LEN + 1] = cmc_realloc(lv->ids, cap * sizeof lv->ids[0]);
-        if (ids != NULL)
-            lv->ids = ids;
-        int64_t *v = cmc_realloc(lv->versions, cap * sizeof *v);
-        if (v != NULL)
-            lv->versions = v;
-        if (l == NULL || ids == NULL || v == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "sync: out of memory");
-        lv->cap = cap;
+    if (pv == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        plan_free(&pv[i].rebuilt);
+        cmc_free(pv[i].owned);
+        cmc_free(pv[i].seal);
     }
-    cry_merkle_leaf(lv->leaves + CRY_HASH_BYTES * lv->n, plan_id, version, body, len);
-    snprintf(lv->ids[lv->n], sizeof lv->ids[0], "%s", plan_id);
-    lv->versions[lv->n] = version;
-    lv->n++;
-    return CMC_OK;
+    cmc_free(pv);
 }
 
-/* The page's plan versions against its SEAL op: the root of their leaves must carry the
- * hub's signature (the key this device was enrolled with); then each version keeps its
- * proof. A page of plans without a seal is refused: every version must prove its origin. */
-static int apply_seal(store *s, const struct page_leaves *lv, const struct bundle_op *ops,
-                      size_t n_ops)
+/* A delta's version: the change applied to the version held, checked and encoded. */
+static int rebuild_delta(store *s, const struct bundle_op *op, struct page_version *v)
+{
+    int rc = store_sync_version_get(s, op->plan_id, op->base_version, &v->rebuilt);
+    if (rc == CMC_ERR_NOT_FOUND)
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a change against a version this device does not hold");
+    if (rc != CMC_OK)
+        return rc;
+    rc = plan_change_apply(&v->rebuilt, &op->change);
+    if (rc == CMC_OK && strcmp(v->rebuilt.plan_id, op->plan_id) != 0)
+        rc = cmc_fail(CMC_ERR_PROTOCOL, "a change names another plan");
+    if (rc == CMC_OK)
+        rc = plan_validate(&v->rebuilt, PLAN_CHECK_DRAFT);
+    if (rc == CMC_OK)
+        rc = plan_pack(&v->rebuilt, &v->owned, &v->len);
+    v->plan = &v->rebuilt;
+    v->body = v->owned;
+    return rc;
+}
+
+/* The page's plan versions before anything is stored (one op per plan in a page, so a delta's
+ * base is not one of this page's own puts). *out holds one entry per op. */
+static int prepare_versions(store *s, const struct bundle_op *ops, size_t n_ops,
+                            struct page_version **out)
+{
+    int rc = CMC_OK;
+    struct page_version *pv = cmc_calloc(n_ops ? n_ops : 1, sizeof *pv);
+    *out = pv;
+    if (pv == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "sync: out of memory");
+    for (size_t i = 0; i < n_ops; i++)
+        plan_init(&pv[i].rebuilt);
+    for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
+        if (ops[i].kind == BUNDLE_OP_PUT) {
+            pv[i].plan = &ops[i].plan;
+            pv[i].body = ops[i].packed;
+            pv[i].len = ops[i].packed_len;
+        } else if (ops[i].kind == BUNDLE_OP_DELTA) {
+            rc = rebuild_delta(s, &ops[i], &pv[i]);
+        }
+    }
+    return rc;
+}
+
+/* The page's plan versions against its SEAL op: the root of their leaves (crypto/merkle.h,
+ * over the exact bytes to be stored) must carry the hub's signature, with the key this
+ * device was enrolled with; then each version gets its proof. A page of plans without a seal
+ * is refused: every version must prove its origin. */
+static int seal_versions(store *s, const struct bundle_op *ops, size_t n_ops,
+                         struct page_version *pv)
 {
     uint8_t hub_pk[CRY_SIGN_PK_BYTES], root[CRY_HASH_BYTES];
+    struct cry_merkle_tree t;
+    uint8_t *leaves = NULL;
+    size_t n = 0, k = 0;
     char *hex = NULL;
     int rc;
 
-    if (lv->n == 0)
+    for (size_t i = 0; i < n_ops; i++)
+        n += pv[i].plan != NULL;
+    if (n == 0)
         return CMC_OK;
-    if (n_ops == 0 || ops[n_ops - 1].kind != BUNDLE_OP_SEAL)
+    if (ops[n_ops - 1].kind != BUNDLE_OP_SEAL)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent plans without its seal; the page was "
                                           "refused (update the hub)");
     if ((rc = store_state_get(s, STORE_STATE_HUB_PK, &hex)) != CMC_OK)
@@ -84,21 +115,22 @@ static int apply_seal(store *s, const struct page_leaves *lv, const struct bundl
     cmc_free(hex);
     if (rc != CMC_OK)
         return cmc_fail(CMC_ERR_TAMPERED, "replica: the stored hub key is malformed");
-    if ((rc = bundle_seal_verify(lv->leaves, lv->n, ops[n_ops - 1].seal_sig, hub_pk, root)) !=
-        CMC_OK)
-        return rc;
-    struct cry_merkle_tree t;
-    if ((rc = cry_merkle_tree_build(lv->leaves, lv->n, &t)) != CMC_OK)
-        return rc;
-    for (size_t i = 0; rc == CMC_OK && i < lv->n; i++) {
-        uint8_t *blob = NULL;
-        size_t len = 0;
-        rc = store_seal_blob(&t, i, ops[n_ops - 1].seal_sig, &blob, &len);
-        if (rc == CMC_OK)
-            rc = store_seal_put(s, lv->ids[i], lv->versions[i], blob, len);
-        cmc_free(blob);
+    if ((leaves = cmc_malloc(n * CRY_HASH_BYTES)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "sync: out of memory");
+    for (size_t i = 0; i < n_ops; i++)
+        if (pv[i].plan != NULL)
+            cry_merkle_leaf(leaves + CRY_HASH_BYTES * k++, pv[i].plan->plan_id,
+                            pv[i].plan->version, pv[i].body, pv[i].len);
+    rc = bundle_seal_verify(leaves, n, ops[n_ops - 1].seal_sig, hub_pk, root);
+    if (rc == CMC_OK && (rc = cry_merkle_tree_build(leaves, n, &t)) == CMC_OK) {
+        k = 0;
+        for (size_t i = 0; rc == CMC_OK && i < n_ops; i++)
+            if (pv[i].plan != NULL)
+                rc = store_seal_blob(&t, k++, ops[n_ops - 1].seal_sig, &pv[i].seal,
+                                     &pv[i].seal_len);
+        cry_merkle_tree_free(&t);
     }
-    cry_merkle_tree_free(&t);
+    cmc_free(leaves);
     return rc;
 }
 
@@ -123,16 +155,12 @@ static void apply_check(const struct plan *p)
                                 "says so - update the agent");
 }
 
-/* `packed`: the plan's bytes as received (a put op) or as rebuilt from a delta: the bytes
- * stored, and the ones its seal covers. */
-static int apply_put(store *s, struct apply_ctx *ax, const struct plan *p,
-                     const uint8_t *packed, size_t packed_len, uint64_t seq,
-                     struct engine_report *rep)
+/* Stores one version with its seal (the bytes its seal covers), then the follow-ups. */
+static int apply_put(store *s, const struct apply_ctx *ax, const struct page_version *v,
+                     uint64_t seq, struct engine_report *rep)
 {
-    int rc = leaves_add(&ax->lv, p->plan_id, p->version, packed, packed_len);
-    if (rc != CMC_OK)
-        return rc;
-    rc = store_put_packed(s, p, packed, packed_len, (int64_t)seq);
+    const struct plan *p = v->plan;
+    int rc = store_put_sealed(s, p, v->body, v->len, v->seal, v->seal_len, (int64_t)seq);
     if (rc == CMC_ERR_DENIED)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a plan that is not approved to a device that holds "
                                           "published plans only; the bundle was refused");
@@ -147,31 +175,6 @@ static int apply_put(store *s, struct apply_ctx *ax, const struct plan *p,
         rc = engine_merge_pending(s, p, rep);
     if (rc == CMC_OK && !ax->snapshot)
         rc = store_sync_prune(s, p->plan_id);
-    return rc;
-}
-
-static int apply_delta(store *s, struct apply_ctx *ax, const struct bundle_op *op,
-                       struct engine_report *rep)
-{
-    struct plan p;
-    uint8_t *body = NULL;
-    size_t body_len = 0;
-    int rc = store_sync_version_get(s, op->plan_id, op->base_version, &p);
-    if (rc == CMC_ERR_NOT_FOUND)
-        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a change against a version this device does not hold");
-    if (rc != CMC_OK)
-        return rc;
-    rc = plan_change_apply(&p, &op->change);
-    if (rc == CMC_OK && strcmp(p.plan_id, op->plan_id) != 0)
-        rc = cmc_fail(CMC_ERR_PROTOCOL, "a change names another plan");
-    if (rc == CMC_OK)
-        rc = plan_validate(&p, PLAN_CHECK_DRAFT);
-    if (rc == CMC_OK)
-        rc = plan_pack(&p, &body, &body_len);
-    if (rc == CMC_OK)
-        rc = apply_put(s, ax, &p, body, body_len, op->seq, rep);
-    cmc_free(body);
-    plan_free(&p);
     return rc;
 }
 
@@ -211,6 +214,7 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
 {
     int64_t cursor = 0;
     int purged = 0;
+    struct page_version *pv = NULL;
     int rc = engine_stored_cursor(s, &cursor);
     if (rc != CMC_OK)
         goto out;
@@ -245,7 +249,6 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
         cmc_err_clear();
     }
     struct apply_ctx ax = { .snapshot = (hdr->flags & BUNDLE_FLAG_SNAPSHOT) != 0 || bulk };
-    memset(&ax.lv, 0, sizeof ax.lv);
     int bulk_continues = ax.snapshot && (hdr->flags & BUNDLE_FLAG_MORE);
     if ((rc = store_sync_has_pending(s, &ax.has_pending)) != CMC_OK)
         goto out;
@@ -254,17 +257,19 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
     if (rc != CMC_OK)
         goto out;
     plat_crash_point("apply:begin");
+    if ((rc = prepare_versions(s, ops, n_ops, &pv)) == CMC_OK)
+        rc = seal_versions(s, ops, n_ops, pv);
     for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
         const struct bundle_op *op = &ops[i];
         if (i == n_ops / 2)
             plat_crash_point("apply:mid-ops");
         switch (op->kind) {
         case BUNDLE_OP_PUT:
-            rc = apply_put(s, &ax, &op->plan, op->packed, op->packed_len, op->seq, rep);
+            rc = apply_put(s, &ax, &pv[i], op->seq, rep);
             rep->puts++;
             break;
         case BUNDLE_OP_DELTA:
-            rc = apply_delta(s, &ax, op, rep);
+            rc = apply_put(s, &ax, &pv[i], op->seq, rep);
             rep->deltas++;
             break;
         case BUNDLE_OP_PURGE: {
@@ -288,9 +293,8 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
             break;
         }
     }
-    if (rc == CMC_OK)
-        rc = apply_seal(s, &ax.lv, ops, n_ops);
-    leaves_free(&ax.lv);
+    versions_free(pv, n_ops);
+    pv = NULL;
     if (rc == CMC_OK && !bulk_continues && bulk) {
         rc = store_bulk_end(s);
         if (rc == CMC_OK)
@@ -317,6 +321,7 @@ done:
         rep->hub_time = hdr->hub_time;
     }
 out:
+    versions_free(pv, n_ops);
     if (rc != CMC_OK && *in_batch) {
         store_batch_rollback(s);
         *in_batch = 0;

@@ -179,20 +179,6 @@ int store_seal_blob(const struct cry_merkle_tree *t, size_t i, const uint8_t sig
     return CMC_OK;
 }
 
-int store_seal_put(store *s, const char *plan_id, int64_t version, const uint8_t *blob,
-                   size_t len)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt_get(s, "UPDATE plan_versions SET seal = ?3 WHERE plan_id = ?1"
-                               " AND version = ?2", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 2, version)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 3, blob, len)) == CMC_OK)
-        rc = store_step_done(s, st);
-    store_stmt_put(s, st);
-    return rc;
-}
-
 /* Deletes the version rows whose ids are listed (the cascade takes their identity rows). */
 static int drop_rows(store *s, const int64_t *ids, size_t n)
 {

@@ -131,7 +131,7 @@ static int check_tombstone(store *s, const char *plan_id, int64_t change_seq)
 /* `packed`: the plan's encoding when the caller has it (and plan_unpack validated the plan
  * from it); NULL: validate the plan and encode it here. */
 static int put_version(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
-                       int64_t change_seq)
+                       const uint8_t *seal, size_t seal_len, int64_t change_seq)
 {
     sqlite3_stmt *st = NULL;
     uint8_t *body = NULL;
@@ -179,7 +179,8 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
     st = NULL;
     if ((rc = store_stmt_get(s,
                        "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
-                       " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                       " change_seq, received_at, body, seal)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                        &st)) != CMC_OK)
         goto out;
     if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
@@ -190,6 +191,7 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
         (rc = store_bind_int(s, st, 6, plat_wall_now())) != CMC_OK ||
         (rc = store_bind_blob(s, st, 7, packed != NULL ? packed : body,
                         packed != NULL ? packed_len : body_len)) != CMC_OK ||
+        (rc = store_bind_blob(s, st, 8, seal, seal_len)) != CMC_OK ||
         (rc = store_step_done(s, st)) != CMC_OK)
         goto out;
     int64_t version_id = sqlite3_last_insert_rowid(s->db);
@@ -222,7 +224,7 @@ out:
 
 int store_put_version(store *s, const struct plan *p, int64_t change_seq)
 {
-    return put_version(s, p, NULL, 0, change_seq);
+    return put_version(s, p, NULL, 0, NULL, 0, change_seq);
 }
 
 int store_put_packed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
@@ -230,7 +232,15 @@ int store_put_packed(store *s, const struct plan *p, const uint8_t *packed, size
 {
     if (packed == NULL || packed_len == 0)
         return cmc_fail(CMC_ERR_USAGE, "replica: no encoding to store");
-    return put_version(s, p, packed, packed_len, change_seq);
+    return put_version(s, p, packed, packed_len, NULL, 0, change_seq);
+}
+
+int store_put_sealed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                     const uint8_t *seal, size_t seal_len, int64_t change_seq)
+{
+    if (packed == NULL || packed_len == 0)
+        return cmc_fail(CMC_ERR_USAGE, "replica: no encoding to store");
+    return put_version(s, p, packed, packed_len, seal, seal_len, change_seq);
 }
 
 /* Runs `sql` with the plan id as ?1. */

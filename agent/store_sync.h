@@ -27,9 +27,9 @@ int store_sync_prune(store *s, const char *plan_id);
 struct cry_merkle_tree;
 int store_seal_blob(const struct cry_merkle_tree *t, size_t i, const uint8_t sig[CRY_SIG_BYTES],
                     uint8_t **out, size_t *len);
-/* Stores a version's seal (no row: nothing happens, as for an op a tombstone skipped). */
-int store_seal_put(store *s, const char *plan_id, int64_t version, const uint8_t *blob,
-                   size_t len);
+/* As store_put_packed, with the version's seal (docs/STORAGE.md, "Plan seals"). */
+int store_put_sealed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                     const uint8_t *seal, size_t seal_len, int64_t change_seq);
 
 /* Pending edits whatever the session's role: a shared clinician laptop may sync under an
  * urgent-care user, and the engine must still push and merge the clinicians' edits. */
