@@ -89,17 +89,17 @@ static int prepare_versions(store *s, const struct bundle_op *ops, size_t n_ops,
 }
 
 /* The page's plan versions against its SEAL op: the root of their leaves (crypto/merkle.h,
- * over the exact bytes to be stored) must carry the hub's signature, with the key this
- * device was enrolled with; then each version gets its proof. A page of plans without a seal
+ * over the exact bytes to be stored) must carry the hub's signature, with the key that
+ * verified the bundle (the one this device pinned at enrollment); then each version gets its
+ * proof. A page of plans without a seal
  * is refused: every version must prove its origin. */
-static int seal_versions(store *s, const struct bundle_op *ops, size_t n_ops,
-                         struct page_version *pv)
+static int seal_versions(const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const struct bundle_op *ops,
+                         size_t n_ops, struct page_version *pv)
 {
-    uint8_t hub_pk[CRY_SIGN_PK_BYTES], root[CRY_HASH_BYTES];
+    uint8_t root[CRY_HASH_BYTES];
     struct cry_merkle_tree t;
     uint8_t *leaves = NULL;
     size_t n = 0, k = 0;
-    char *hex = NULL;
     int rc;
 
     for (size_t i = 0; i < n_ops; i++)
@@ -109,12 +109,6 @@ static int seal_versions(store *s, const struct bundle_op *ops, size_t n_ops,
     if (ops[n_ops - 1].kind != BUNDLE_OP_SEAL)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent plans without its seal; the page was "
                                           "refused (update the hub)");
-    if ((rc = store_state_get(s, STORE_STATE_HUB_PK, &hex)) != CMC_OK)
-        return rc;
-    rc = cry_unhex(hub_pk, sizeof hub_pk, hex);
-    cmc_free(hex);
-    if (rc != CMC_OK)
-        return cmc_fail(CMC_ERR_TAMPERED, "replica: the stored hub key is malformed");
     if ((leaves = cmc_malloc(n * CRY_HASH_BYTES)) == NULL)
         return cmc_fail(CMC_ERR_NOMEM, "sync: out of memory");
     for (size_t i = 0; i < n_ops; i++)
@@ -208,7 +202,8 @@ int engine_stored_cursor(store *s, int64_t *cursor)
  * ops and the new cursor go into the open batch (begun here when *in_batch is 0); the batch
  * is committed unless `keep_open` and the page carried no purge, in which case it stays open
  * for the next page (*in_batch 1). On an error the batch is rolled back. */
-int engine_apply_page(store *s, const struct engine_config *cfg, const struct bundle_header *hdr,
+int engine_apply_page(store *s, const struct engine_config *cfg,
+                      const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const struct bundle_header *hdr,
                       const struct bundle_op *ops, size_t n_ops, int keep_open, int *in_batch,
                       struct engine_report *rep)
 {
@@ -258,7 +253,7 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
         goto out;
     plat_crash_point("apply:begin");
     if ((rc = prepare_versions(s, ops, n_ops, &pv)) == CMC_OK)
-        rc = seal_versions(s, ops, n_ops, pv);
+        rc = seal_versions(hub_pk, ops, n_ops, pv);
     for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
         const struct bundle_op *op = &ops[i];
         if (i == n_ops / 2)
@@ -399,7 +394,7 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
     if (rc == CMC_OK)
         rc = bundle_decode(buf, len, &hdr, &ops, &n_ops);
     if (rc == CMC_OK)
-        rc = engine_apply_page(s, cfg, &hdr, ops, n_ops, 0, &in_batch, rep);
+        rc = engine_apply_page(s, cfg, hub_pk, &hdr, ops, n_ops, 0, &in_batch, rep);
     if (rc == CMC_OK)
         *more = (hdr.flags & BUNDLE_FLAG_MORE) != 0;
     bundle_ops_free(ops, n_ops);

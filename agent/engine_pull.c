@@ -255,7 +255,7 @@ int engine_pull_pages(store *s, const struct engine_config *cfg, const struct en
         int keep_open = more && cur.hdr.to_cursor > cur.hdr.from_cursor && group < group_max &&
                         (cfg->group_ms == UINT32_MAX ||
                          plat_mono_now_ns() - group_start < group_ns);
-        rc = engine_apply_page(s, cfg, &cur.hdr, cur.ops, cur.n_ops, keep_open, &in_batch, rep);
+        rc = engine_apply_page(s, cfg, e->hub_pk, &cur.hdr, cur.ops, cur.n_ops, keep_open, &in_batch, rep);
         if (rc == CMC_OK && !in_batch) {
             group = 0;
             group_start = plat_mono_now_ns();

@@ -12,8 +12,8 @@
  * roots whose signature it has checked (STORE_SEAL_ROOTS, replaced round-robin past that);
  * a read then costs two BLAKE2b passes over the body and about log2(page) node hashes.
  *
- * A replica without a hub key (not enrolled: tests, a fresh install) accepts unsealed rows;
- * an enrolled one accepts none.
+ * A replica without a hub key (not enrolled: a fresh install, test fixtures) has nothing to
+ * check against and checks nothing; an enrolled one accepts no row without its seal.
  */
 #include "agent/store.h"
 #include "agent/store_int.h"
@@ -136,9 +136,11 @@ int store_seal_check(store *s, const char *plan_id, int64_t version, const void 
     if (rc != CMC_OK)
         return rc;
     struct store_seals *c = s->seals;
+    if (!c->have_pk)
+        return CMC_OK; /* not enrolled: nothing to check against (and nothing synced) */
     if (seal == NULL || seal_len == 0)
-        return c->have_pk ? seal_fail(s) : CMC_OK;
-    if (!c->have_pk || seal_len < SEAL_HEAD || b[0] != SEAL_FORMAT ||
+        return seal_fail(s);
+    if (seal_len < SEAL_HEAD || b[0] != SEAL_FORMAT ||
         (seal_len - SEAL_HEAD) % CRY_HASH_BYTES != 0 || plan_id == NULL || body == NULL)
         return seal_fail(s);
     cry_merkle_leaf(leaf, plan_id, version, body, body_len);
