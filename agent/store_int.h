@@ -107,6 +107,8 @@ int store_text_eq(const char *a, const char *b);
 int store_seal_check(store *s, const char *plan_id, int64_t version, const void *body,
                      size_t body_len, const void *seal, size_t seal_len);
 void store_seals_free(store *s);
+/* The seal row of a version just inserted (plan_seals; the version's delete cascades). */
+int store_seal_insert(store *s, int64_t version_id, const uint8_t *seal, size_t len);
 
 /* ---- store_read.c ------------------------------------------------------------------------ */
 

@@ -30,7 +30,9 @@
  * index 1 for a clinician. Both texts are constants: the role picks one, nothing else. */
 enum { Q_PUBLISHED = 0, Q_CLINICIAN = 1 };
 
-#define PLAN_COLS "v.plan_id, v.version, v.status, v.nhs_number, v.body, v.seal"
+#define PLAN_COLS                                                                          \
+    "v.plan_id, v.version, v.status, v.nhs_number, v.body,"                                \
+    " (SELECT s.seal FROM plan_seals s WHERE s.version_id = v.id)"
 #define ID_FIRST 6 /* the first of ID_COLS after PLAN_COLS */
 #define ID_COLS "i.family_name, i.given_name, i.date_of_birth, i.postcode"
 #define FROM_PUBLISHED "urgent_care_plans v"

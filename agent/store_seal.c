@@ -2,8 +2,8 @@
  * store_seal.c - the hub's seal on every stored plan version (store.h, store_sync.h;
  * docs/STORAGE.md, "Plan seals").
  *
- * Each row of plan_versions keeps, in column `seal`, its inclusion proof in the page the hub
- * sent it in: the leaf's index and the page's leaf count, the hub's signature of the page's
+ * Each row of plan_versions has, in table plan_seals (its own small rows, so a version's row
+ * still shares its page with another), its inclusion proof in the page the hub sent it in: the leaf's index and the page's leaf count, the hub's signature of the page's
  * Merkle root, and the path (crypto/merkle.h). A read recomputes the leaf from the row's
  * exact bytes, climbs to a root and accepts the row only if that root carries the hub's
  * signature, checked with the hub key the device was enrolled with.
@@ -181,6 +181,17 @@ int store_seal_blob(const struct cry_merkle_tree *t, size_t i, const uint8_t sig
     return CMC_OK;
 }
 
+int store_seal_insert(store *s, int64_t version_id, const uint8_t *seal, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = store_stmt_get(s, "INSERT INTO plan_seals (version_id, seal) VALUES (?1, ?2)", &st);
+    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, version_id)) == CMC_OK &&
+        (rc = store_bind_blob(s, st, 2, seal, len)) == CMC_OK)
+        rc = store_step_done(s, st);
+    store_stmt_put(s, st);
+    return rc;
+}
+
 /* Deletes the version rows whose ids are listed (the cascade takes their identity rows). */
 static int drop_rows(store *s, const int64_t *ids, size_t n)
 {
@@ -202,8 +213,9 @@ int store_seal_scan(store *s, int drop, store_seal_cb cb, void *ctx, int64_t *ba
     size_t n = 0, cap = 0;
     int rc, row = 0;
     *bad = 0;
-    if ((rc = store_stmt_get(s, "SELECT plan_id, version, body, seal, id FROM plan_versions"
-                                " ORDER BY id", &st)) != CMC_OK)
+    if ((rc = store_stmt_get(s, "SELECT v.plan_id, v.version, v.body, s.seal, v.id"
+                                " FROM plan_versions v LEFT JOIN plan_seals s"
+                                " ON s.version_id = v.id ORDER BY v.id", &st)) != CMC_OK)
         return rc;
     for (;;) {
         if ((rc = db_step(s->db, st, &row)) != CMC_OK || !row)

@@ -179,8 +179,7 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
     st = NULL;
     if ((rc = store_stmt_get(s,
                        "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
-                       " change_seq, received_at, body, seal)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                        &st)) != CMC_OK)
         goto out;
     if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
@@ -191,12 +190,13 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
         (rc = store_bind_int(s, st, 6, plat_wall_now())) != CMC_OK ||
         (rc = store_bind_blob(s, st, 7, packed != NULL ? packed : body,
                         packed != NULL ? packed_len : body_len)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 8, seal, seal_len)) != CMC_OK ||
         (rc = store_step_done(s, st)) != CMC_OK)
         goto out;
     int64_t version_id = sqlite3_last_insert_rowid(s->db);
     store_stmt_put(s, st);
     st = NULL;
+    if (seal != NULL && (rc = store_seal_insert(s, version_id, seal, seal_len)) != CMC_OK)
+        goto out;
     if ((rc = store_stmt_get(s,
                        "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
                        " given_name, date_of_birth, postcode, postcode_outward)"
