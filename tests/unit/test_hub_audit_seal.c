@@ -14,6 +14,7 @@
 #include "crypto/cry.h"
 #include "crypto/fss.h"
 #include "hub/hub.h"
+#include "hub/metrics.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/wire.h"
@@ -134,9 +135,15 @@ static void test_deleted_tail_is_a_gap(void **state)
     sim_enroll(e, &d, "trimmed");
     for (int i = 0; i < 4; i++)
         sim_record(&d, "plan-a");
+    struct hub_gauges g;
+    assert_int_equal(hub_metrics_gauges(e->h, &g), CMC_OK);
+    assert_int_equal(g.audit_alarms, 0);
     sim_upload(e, &d, 0, 2, 1); /* entries 3 and 4 deleted on the device */
     alarm_of(e, &d, alarm);
     assert_memory_equal(alarm, "gap:", 4);
+    /* the alarm reaches /metrics (cmc_hub_audit_alarms), where operations alert on it */
+    assert_int_equal(hub_metrics_gauges(e->h, &g), CMC_OK);
+    assert_int_equal(g.audit_alarms, 1);
 }
 
 static void test_rewritten_entry_is_caught(void **state)
