@@ -9,7 +9,8 @@
  * signature, checked with the hub key the device was enrolled with.
  *
  * Cost: a page's root is the same for every version it carried, so a handle remembers the
- * roots whose signature it has checked (STORE_SEAL_ROOTS, replaced round-robin past that);
+ * roots whose signature it has checked (STORE_SEAL_ROOTS in a hash table, forgotten all at
+ * once past that);
  * a read then costs two BLAKE2b passes over the body and about log2(page) node hashes.
  *
  * A replica without a hub key (not enrolled: a fresh install, test fixtures) has nothing to
@@ -30,7 +31,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define STORE_SEAL_ROOTS 4096
+#define STORE_SEAL_ROOTS 4096     /* roots remembered per handle */
+#define STORE_SEAL_SLOTS (2 * STORE_SEAL_ROOTS) /* open addressing, at most half full */
 #define SEAL_HEAD (1 + 4 + 4 + CRY_SIG_BYTES)
 #define SEAL_FORMAT 1
 
@@ -38,8 +40,9 @@ struct store_seals {
     int loaded;  /* the hub key was looked for */
     int have_pk; /* ...and found */
     uint8_t hub_pk[CRY_SIGN_PK_BYTES];
-    uint8_t (*roots)[CRY_HASH_BYTES]; /* roots whose signature verified */
-    size_t n, next;
+    uint8_t (*roots)[CRY_HASH_BYTES]; /* STORE_SEAL_SLOTS slots of roots whose signature
+                                       * verified; an all-zero slot is empty */
+    size_t n;
     int repair_noted; /* this handle has asked for a repair already */
 };
 
@@ -90,24 +93,40 @@ static int seals_load(store *s)
     return rc;
 }
 
+/* A root is a hash: its first bytes pick the slot. */
+static size_t root_slot(const uint8_t root[CRY_HASH_BYTES])
+{
+    return ((size_t)root[0] << 16 | (size_t)root[1] << 8 | root[2]) % STORE_SEAL_SLOTS;
+}
+
 static int root_known(const struct store_seals *c, const uint8_t root[CRY_HASH_BYTES])
 {
-    for (size_t i = 0; i < c->n; i++)
+    static const uint8_t empty[CRY_HASH_BYTES];
+    /* never "known" by matching an empty slot: an all-zero root goes to its signature */
+    if (c->roots == NULL || memcmp(root, empty, CRY_HASH_BYTES) == 0)
+        return 0;
+    for (size_t i = root_slot(root);; i = (i + 1) % STORE_SEAL_SLOTS) {
         if (memcmp(c->roots[i], root, CRY_HASH_BYTES) == 0)
             return 1;
-    return 0;
+        if (memcmp(c->roots[i], empty, CRY_HASH_BYTES) == 0)
+            return 0;
+    }
 }
 
 static void root_remember(struct store_seals *c, const uint8_t root[CRY_HASH_BYTES])
 {
-    if (c->roots == NULL && (c->roots = cmc_malloc(STORE_SEAL_ROOTS * CRY_HASH_BYTES)) == NULL)
+    static const uint8_t empty[CRY_HASH_BYTES];
+    if (c->roots == NULL && (c->roots = cmc_calloc(STORE_SEAL_SLOTS, CRY_HASH_BYTES)) == NULL)
         return; /* only slower: every read verifies its signature */
-    if (c->n < STORE_SEAL_ROOTS) {
-        memcpy(c->roots[c->n++], root, CRY_HASH_BYTES);
-        return;
+    if (c->n >= STORE_SEAL_ROOTS) { /* full: start again (the roots are verified again) */
+        memset(c->roots, 0, (size_t)STORE_SEAL_SLOTS * CRY_HASH_BYTES);
+        c->n = 0;
     }
-    memcpy(c->roots[c->next], root, CRY_HASH_BYTES);
-    c->next = (c->next + 1) % STORE_SEAL_ROOTS;
+    size_t i = root_slot(root);
+    while (memcmp(c->roots[i], empty, CRY_HASH_BYTES) != 0)
+        i = (i + 1) % STORE_SEAL_SLOTS;
+    memcpy(c->roots[i], root, CRY_HASH_BYTES);
+    c->n++;
 }
 
 /* Marks the replica for repair by the next sync (once per handle, best effort: the read has
