@@ -3,6 +3,7 @@
 # someone who knows a user's PIN (tests/tools/audit_forge, the PIN from the environment).
 #   - the newest entries deleted: `audit --verify` on the device says entries are missing, and
 #     at the next sync the hub raises an audit alarm ("gap") that `cmc-hub device list` shows;
+#     so it does when every entry not yet uploaded is deleted (nothing left to send);
 #   - one entry rewritten (a lookup turned into a list of nothing) with the BLAKE2b chain
 #     recomputed and every later entry sealed again with the device's current key: the chain
 #     verifies on the device, but the hub's check of the forward-secure seals raises the alarm
@@ -35,7 +36,7 @@ views() { # DIR NAME COUNT: COUNT lookups of plan A
   for i in $(seq 1 "$3"); do expect_exit 0 agent "$1" lookup $NHS_A --user "$2-user"; done
 }
 
-for name in honest trimmed rewritten; do
+for name in honest trimmed emptied rewritten; do
   new_device "$E2E_TMP/$name" "$name" "region:$REGION" urgent_care urgent_care
   expect_exit 0 agent "$E2E_TMP/$name" sync --user "$name-user"
   views "$E2E_TMP/$name" "$name" 2
@@ -62,6 +63,16 @@ case "$alarm" in gap:*) ;; *) fail "the hub should raise a gap alarm for the tri
 expect_exit 0 hub device list
 grep -q "AUDIT ALARM" "$E2E_TMP/last.out" || fail "device list should show the alarm: $(last_out)"
 pass "a trimmed tail: audit --verify says entries are missing; the hub raises a gap alarm"
+
+# ---- emptied: every view since the last upload deleted (nothing left to send) ------------------
+M="$E2E_TMP/emptied"
+views "$M" emptied 2
+CMC_USER=emptied-user "$FORGE" "$M" trim 2 || fail "audit_forge trim"
+expect_exit 1 agent "$M" audit --verify --user emptied-user
+expect_exit 0 agent "$M" sync --user emptied-user
+alarm=$(alarm_of emptied)
+case "$alarm" in gap:*) ;; *) fail "the hub should raise a gap alarm when every unsent entry is gone, got: $alarm" ;; esac
+pass "every unsent entry deleted: the device's sealing state goes up alone and the hub raises a gap alarm"
 
 # ---- rewritten: one view turned into a list of nothing, chain recomputed, resealed ----------------
 R="$E2E_TMP/rewritten"
