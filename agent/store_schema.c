@@ -132,7 +132,23 @@ static const char *const schema_steps[] = {
      * state (merges), and nothing in the product wrote or read this table. */
     "DROP TABLE IF EXISTS conflicts;",
 
-    /* 5: the hub's seal on each plan version (its inclusion proof in the page it came in,
+    /* 5: names fold typographic apostrophes, hyphens and dashes (U+02BC, U+2010..U+201F,
+     * U+2032) as they fold ' and - (store_name_normalise): index rows written before drop
+     * them too, so O'Brien typed with a curly apostrophe finds "OBrien", and rows still
+     * match their plans. */
+    "UPDATE plan_identity SET family_name = replace(replace(replace(replace(replace(replace(r"
+    "eplace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(r"
+    "eplace(family_name,char(700),''),char(8208),''),char(8209),''),char(8210),''),char(8211)"
+    ",''),char(8212),''),char(8213),''),char(8214),''),char(8215),''),char(8216),''),char(821"
+    "7),''),char(8218),''),char(8219),''),char(8220),''),char(8221),''),char(8222),''),char(8"
+    "223),''),char(8242),''), given_name = replace(replace(replace(replace(replace(replace(re"
+    "place(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(re"
+    "place(given_name,char(700),''),char(8208),''),char(8209),''),char(8210),''),char(8211),'"
+    "'),char(8212),''),char(8213),''),char(8214),''),char(8215),''),char(8216),''),char(8217)"
+    ",''),char(8218),''),char(8219),''),char(8220),''),char(8221),''),char(8222),''),char(822"
+    "3),''),char(8242),'');",
+
+    /* 6: the hub's seal on each plan version (its inclusion proof in the page it came in,
      * docs/STORAGE.md "Plan seals"), in a table of its own: a plan's row and its seal
      * together pass half a 4 KiB page, so two versions would no longer share one. And the
      * forward-secure seal of each audit entry. Versions stored before seals have none: an
