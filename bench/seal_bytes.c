@@ -54,7 +54,7 @@ static int pull_all(hub *h, struct dev *d, int seal, uint64_t *bytes, uint64_t *
         uint8_t *buf = NULL;
         size_t len = 0;
         struct bundle_header hdr;
-        rc = hub_pull_sealed(h, d->id, d->cursor, d->cursor, 0, PLAN_EDITION_CURRENT, seal, &buf,
+        rc = hub_pull_sealed(h, d->id, d->cursor, d->cursor, 0, PLAN_EDITION_CURRENT, 0, seal, &buf,
                              &len);
         if (rc == CMC_OK)
             rc = bundle_verify(buf, len, pk, &hdr);

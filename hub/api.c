@@ -166,7 +166,7 @@ static void hub_api_pull(hub *h, const char *device_id, const char *query,
     if (q.budget > HUB_BUDGET_MAX)
         q.budget = HUB_BUDGET_MAX;
     if ((rc = hub_pull_sealed(h, device_id, q.cursor, q.applied, (size_t)q.budget, q.schema,
-                              q.seal != 0, &bundle, &len)) != CMC_OK) {
+                              q.codecs, q.seal != 0, &bundle, &len)) != CMC_OK) {
         hub_respond_code(resp, rc);
         return;
     }

@@ -50,6 +50,7 @@
 #include "sync/bundle.h"
 #include "sync/change.h"
 #include "sync/mp.h"
+#include "sync/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -696,7 +697,25 @@ static int hub_pull_finish(hub *h, struct hub_page *pg, uint8_t **out, size_t *l
         pg->hdr.flags = (uint16_t)(pg->hdr.flags | BUNDLE_FLAG_ROLLBACK);
     if ((rc = hub_page_seal(h, pg)) != CMC_OK)
         return rc;
-    if ((rc = bundle_writer_finish(pg->w, &pg->hdr, h->sk, out, len)) != CMC_OK)
+    size_t raw_size = bundle_writer_raw_size(pg->w);
+    uint16_t codec = (uint16_t)(pg->hdr.flags & BUNDLE_FLAG_BROTLI);
+    uint8_t digest[CRY_HASH_BYTES];
+    const struct hub_body_entry *kept = NULL;
+    if (raw_size >= HUB_BODY_MIN) { /* a large page: compress it once for every device */
+        bundle_writer_digest(pg->w, digest);
+        kept = hub_body_find(h, digest, bundle_writer_count(pg->w), codec);
+    }
+    if (kept != NULL) {
+        pg->hdr.op_count = kept->count;
+        pg->hdr.raw_len = kept->raw_len;
+        rc = bundle_seal(&pg->hdr, kept->body, kept->len, h->sk, out, len);
+    } else {
+        rc = bundle_writer_finish(pg->w, &pg->hdr, h->sk, out, len);
+        if (rc == CMC_OK && raw_size >= HUB_BODY_MIN)
+            hub_body_keep(h, digest, bundle_writer_count(pg->w), codec, (uint32_t)raw_size,
+                          *out + BUNDLE_HEADER_BYTES, *len - BUNDLE_HEADER_BYTES);
+    }
+    if (rc != CMC_OK)
         return rc;
     if ((rc = hub_tx_commit(h)) != CMC_OK) {
         cmc_free(*out);
@@ -709,18 +728,25 @@ static int hub_pull_finish(hub *h, struct hub_page *pg, uint8_t **out, size_t *l
 int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, size_t budget,
              uint8_t **out, size_t *len)
 {
-    return hub_pull_sealed(h, device_id, cursor, applied, budget, PLAN_EDITION_CURRENT, 1, out,
+    return hub_pull_sealed(h, device_id, cursor, applied, budget, PLAN_EDITION_CURRENT, 0, 1, out,
                            len);
 }
 
 int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                      size_t budget, uint64_t edition, uint8_t **out, size_t *len)
 {
-    return hub_pull_sealed(h, device_id, cursor, applied, budget, edition, 0, out, len);
+    return hub_pull_sealed(h, device_id, cursor, applied, budget, edition, 0, 0, out, len);
+}
+
+int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                  size_t budget, uint64_t edition, uint64_t codecs, uint8_t **out, size_t *len)
+{
+    return hub_pull_sealed(h, device_id, cursor, applied, budget, edition, codecs, 1, out, len);
 }
 
 int hub_pull_sealed(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
-                    size_t budget, uint64_t edition, int seal, uint8_t **out, size_t *len)
+                    size_t budget, uint64_t edition, uint64_t codecs, int seal, uint8_t **out,
+                    size_t *len)
 {
     struct hub_page pg;
     int rc;
@@ -750,6 +776,8 @@ int hub_pull_sealed(hub *h, const char *device_id, uint64_t cursor, uint64_t app
         else if ((rc = hub_pull_scan(h, &pg)) == CMC_OK)
             rc = hub_pull_record(h, &pg);
     }
+    if (rc == CMC_OK && (codecs & WIRE_CODEC_BROTLI))
+        pg.hdr.flags = (uint16_t)(pg.hdr.flags | BUNDLE_FLAG_BROTLI);
     if (rc == CMC_OK)
         rc = hub_pull_finish(h, &pg, out, len);
     if (rc != CMC_OK)
