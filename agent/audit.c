@@ -1,6 +1,7 @@
 #include "agent/audit.h"
 
 #include "crypto/cry.h"
+#include "crypto/fss.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -12,6 +13,10 @@
 
 #define ANCHOR_KEY "audit_anchor"         /* hex hash of the last pruned entry */
 #define ANCHOR_SEQ_KEY "audit_anchor_seq" /* its seq */
+#define SEAL_KEY "audit_seal_key"         /* hex: the key of the next entry sealed */
+#define SEAL_COUNT_KEY "audit_sealed"     /* entries sealed so far */
+#define SEAL_NEWEST_KEY "audit_sealed_newest" /* seq of the newest entry sealed (or the tail
+                                               * when sealing began) */
 
 static void copy_text(char *dst, size_t cap, const char *src)
 {
@@ -99,6 +104,90 @@ static int chain_tail(store *s, int64_t *seq, uint8_t hash[32])
     return rc;
 }
 
+/* The sealing key and counters; *keyed 0 when this device has none (not enrolled, or
+ * enrolled by a hub without seals). */
+static int seal_load(store *s, uint8_t key[CRY_FSS_KEY_BYTES], int64_t *count, int64_t *newest,
+                     int *keyed)
+{
+    char *hex = NULL;
+    *keyed = 0;
+    int rc = store_state_get(s, SEAL_KEY, &hex);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
+        return CMC_OK;
+    }
+    if (rc == CMC_OK && cry_unhex(key, CRY_FSS_KEY_BYTES, hex) != CMC_OK)
+        rc = cmc_fail(CMC_ERR_TAMPERED, "audit log: the sealing key is damaged");
+    if (hex != NULL)
+        cry_memzero(hex, strlen(hex));
+    cmc_free(hex);
+    if (rc == CMC_OK && ((rc = store_state_get_int(s, SEAL_COUNT_KEY, count)) != CMC_OK ||
+                         (rc = store_state_get_int(s, SEAL_NEWEST_KEY, newest)) != CMC_OK))
+        rc = cmc_fail(CMC_ERR_TAMPERED, "audit log: the sealing state is damaged");
+    *keyed = rc == CMC_OK;
+    return rc;
+}
+
+/* Stores the next key over the current one (the row is rewritten; secure_delete zeroes the
+ * freed page, and a sync's truncating checkpoint clears the WAL of older ones). */
+static int seal_store(store *s, const uint8_t key[CRY_FSS_KEY_BYTES], int64_t count,
+                      int64_t newest)
+{
+    char hex[2 * CRY_FSS_KEY_BYTES + 1];
+    cry_hex(hex, key, CRY_FSS_KEY_BYTES);
+    int rc = store_state_set(s, SEAL_KEY, hex);
+    cry_memzero(hex, sizeof hex);
+    if (rc == CMC_OK)
+        rc = store_state_set_int(s, SEAL_COUNT_KEY, count);
+    if (rc == CMC_OK)
+        rc = store_state_set_int(s, SEAL_NEWEST_KEY, newest);
+    return rc;
+}
+
+/* Seals a new entry with the current key and moves the key on, in the entry's transaction. */
+static int seal_entry(store *s, struct audit_entry *e)
+{
+    uint8_t key[CRY_FSS_KEY_BYTES];
+    int64_t count = 0, newest = 0;
+    int keyed = 0;
+    int rc = seal_load(s, key, &count, &newest, &keyed);
+    if (rc == CMC_OK && keyed) {
+        cry_fss_seal(key, (uint64_t)e->seq, e->hash, e->seal);
+        e->sealed = 1;
+        cry_fss_evolve(key);
+        rc = seal_store(s, key, count + 1, e->seq);
+    }
+    cry_memzero(key, sizeof key);
+    return rc;
+}
+
+int audit_seal_begin(store *s, const uint8_t seed[32])
+{
+    int64_t last = 0;
+    uint8_t tail[32];
+    int rc = chain_tail(s, &last, tail);
+    if (rc == CMC_OK)
+        rc = seal_store(s, seed, 0, last);
+    return rc;
+}
+
+int audit_seal_state(store *s, struct wire_audit_state *st)
+{
+    uint8_t key[CRY_FSS_KEY_BYTES];
+    int64_t count = 0, newest = 0;
+    int keyed = 0;
+    memset(st, 0, sizeof *st);
+    int rc = seal_load(s, key, &count, &newest, &keyed);
+    if (rc == CMC_OK && keyed) {
+        st->present = 1;
+        st->sealed = (uint64_t)count;
+        st->newest = (uint64_t)newest;
+        cry_fss_state(key, st->sealed, st->newest, st->tag);
+    }
+    cry_memzero(key, sizeof key);
+    return rc;
+}
+
 void audit_record(store *s, const char *action, const char *plan_id, const char *identifier)
 {
     const struct store_session *who = store_session_of(s);
@@ -126,6 +215,8 @@ void audit_record(store *s, const char *action, const char *plan_id, const char 
         goto out;
     e.seq = last + 1;
     if ((rc = entry_hash(&e, e.hash)) != CMC_OK)
+        goto out;
+    if ((rc = seal_entry(s, &e)) != CMC_OK)
         goto out;
     rc = store_audit_append(s, &e);
 out:
@@ -177,6 +268,14 @@ int audit_verify(store *s, int64_t *broken_seq)
     cmc_err_clear();
     if ((rc = audit_list(s, 0, &v, &n)) != CMC_OK)
         return rc;
+    uint8_t key[CRY_FSS_KEY_BYTES];
+    int64_t sealed_count = 0, sealed_newest = 0;
+    int keyed = 0, seen_seal = 0;
+    if ((rc = seal_load(s, key, &sealed_count, &sealed_newest, &keyed)) != CMC_OK) {
+        cmc_free(v);
+        return rc;
+    }
+    cry_memzero(key, sizeof key);
     int64_t expect_seq = anchor_seq + 1;
     for (size_t i = 0; i < n; i++) {
         uint8_t h[32];
@@ -201,8 +300,23 @@ int audit_verify(store *s, int64_t *broken_seq)
                           (long long)e->seq);
             break;
         }
+        if (keyed && seen_seal && !e->sealed) {
+            *broken_seq = e->seq;
+            rc = cmc_fail(CMC_ERR_TAMPERED, "audit log broken at entry %lld: its seal is missing",
+                          (long long)e->seq);
+            break;
+        }
+        seen_seal |= e->sealed;
         memcpy(expect_prev, e->hash, 32);
         expect_seq++;
+    }
+    /* The sealing state names the newest entry sealed: a log that ends before it lost its
+     * tail (entries deleted before upload). */
+    if (rc == CMC_OK && keyed && sealed_count > 0 && expect_seq - 1 < sealed_newest) {
+        *broken_seq = expect_seq;
+        rc = cmc_fail(CMC_ERR_TAMPERED, "audit log broken after entry %lld: entries up to %lld "
+                      "were recorded and sealed but are missing",
+                      (long long)(expect_seq - 1), (long long)sealed_newest);
     }
     cmc_free(v);
     return rc;

@@ -52,14 +52,27 @@ struct audit_entry {
     char action[32];
     int64_t wall;
     int64_t mono;
+    uint8_t seal[32]; /* forward-secure seal (crypto/fss.h); sealed 0: made before enrollment */
+    int sealed;
 };
 
 /* Entries in order, at most `max` (0 = all). Free with cmc_free. */
 int audit_list(store *s, size_t max, struct audit_entry **out, size_t *n);
 
-/* Recomputes the chain. CMC_OK, or CMC_ERR_TAMPERED with *broken_seq the first entry whose
- * hash or link does not hold (cmc_errmsg says which). */
+/* Recomputes the chain and checks it against the sealing state: the newest entry the device
+ * sealed must still be there (or pruned after the hub acknowledged it), and no entry after
+ * the first sealed one may lack its seal. The seals themselves only the hub can check (the
+ * keys that made them are gone). CMC_OK, or CMC_ERR_TAMPERED with *broken_seq the first
+ * entry whose hash, link or seal does not hold (cmc_errmsg says which). */
 int audit_verify(store *s, int64_t *broken_seq);
+
+/* Forward-secure sealing (crypto/fss.h; docs/PROTOCOL.md, "Audit seals"). audit_seal_begin
+ * keeps the seed the hub gave at enrollment as the first key: every entry recorded from then
+ * on is sealed and the key moves on, the old one overwritten. audit_seal_state fills the
+ * state an upload carries (st->present 0 when this device has no key). */
+int audit_seal_begin(store *s, const uint8_t seed[32]);
+struct wire_audit_state;
+int audit_seal_state(store *s, struct wire_audit_state *st);
 
 /* Entries not yet acknowledged by the hub, oldest first, at most `max`. */
 int audit_unsent(store *s, size_t max, struct audit_entry **out, size_t *n);

@@ -51,7 +51,8 @@ static const struct help_entry help_entries[] = {
                "(--json: watch, last_change).\n" ENV_COMMON},
     {"edit", "usage: cmc-agent edit PLAN --file CHANGES.json\n\nAn offline edit (clinicians),"
              " kept until pushed by sync.\n" ENV_COMMON},
-    {"verify", "usage: cmc-agent verify\n\nA full integrity check of the replica.\n" ENV_COMMON},
+    {"verify", "usage: cmc-agent verify\n\nA full integrity check of the replica: every page, and every plan version\n"
+              "against the hub's seal (each failure is named; the next sync fetches it again).\n" ENV_COMMON},
     {"enroll", "usage: cmc-agent enroll --hub URL --code CODE [--ca FILE] [--name DEVICE]\n\n"
                "Registers this device with the hub using the one-time code from `cmc-hub device"
                " add`,\nand pins the hub's signing key and TLS key.\n" ENV_COMMON},

@@ -141,6 +141,8 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
         return rc;
     if ((rc = client_for(&e, cfg, &client)) != CMC_OK)
         goto out;
+    if ((rc = engine_seal_repair(s, rep)) != CMC_OK)
+        goto out;
     rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
     if (rc == CMC_ERR_TLS && e.tls_pin != NULL && (rc = tls_pins_recover(s, e.hub_url, e.ca_file,
                                                                          e.hub_pk, &e.tls_pin)) == CMC_OK) {

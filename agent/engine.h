@@ -65,6 +65,8 @@ struct engine_report {
     uint64_t bytes_sent;
     uint64_t requests;
     uint64_t connections;
+    int64_t repaired;            /* stored versions that failed their integrity check, dropped
+                                    and fetched again */
 };
 
 typedef void (*engine_progress_fn)(void *ctx, const struct engine_report *so_far, int more);

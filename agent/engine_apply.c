@@ -4,6 +4,7 @@
  */
 #include "agent/engine_int.h"
 
+#include "crypto/merkle.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -14,11 +15,119 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One plan version a page gives: the bytes the device stores (a put's as received, a delta's
+ * rebuilt on the version held), the plan, and its seal once the page's root checks. */
+struct page_version {
+    const struct plan *plan; /* the op's plan, or `rebuilt` */
+    struct plan rebuilt;     /* a delta's result */
+    const uint8_t *body;
+    uint8_t *owned;          /* a delta's bytes */
+    size_t len;
+    uint8_t *seal;
+    size_t seal_len;
+};
+
 /* What applying one bundle needs to know once, not per op. */
 struct apply_ctx {
     int has_pending; /* the replica holds pending edits: puts may need a merge */
     int snapshot;    /* a snapshot page: the plans are new here, nothing older to prune */
 };
+
+static void versions_free(struct page_version *pv, size_t n)
+{
+    if (pv == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        plan_free(&pv[i].rebuilt);
+        cmc_free(pv[i].owned);
+        cmc_free(pv[i].seal);
+    }
+    cmc_free(pv);
+}
+
+/* A delta's version: the change applied to the version held, checked and encoded. */
+static int rebuild_delta(store *s, const struct bundle_op *op, struct page_version *v)
+{
+    int rc = store_sync_version_get(s, op->plan_id, op->base_version, &v->rebuilt);
+    if (rc == CMC_ERR_NOT_FOUND)
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a change against a version this device does not hold");
+    if (rc != CMC_OK)
+        return rc;
+    rc = plan_change_apply(&v->rebuilt, &op->change);
+    if (rc == CMC_OK && strcmp(v->rebuilt.plan_id, op->plan_id) != 0)
+        rc = cmc_fail(CMC_ERR_PROTOCOL, "a change names another plan");
+    if (rc == CMC_OK)
+        rc = plan_validate(&v->rebuilt, PLAN_CHECK_DRAFT);
+    if (rc == CMC_OK)
+        rc = plan_pack(&v->rebuilt, &v->owned, &v->len);
+    v->plan = &v->rebuilt;
+    v->body = v->owned;
+    return rc;
+}
+
+/* The page's plan versions before anything is stored (one op per plan in a page, so a delta's
+ * base is not one of this page's own puts). *out holds one entry per op. */
+static int prepare_versions(store *s, const struct bundle_op *ops, size_t n_ops,
+                            struct page_version **out)
+{
+    int rc = CMC_OK;
+    struct page_version *pv = cmc_calloc(n_ops ? n_ops : 1, sizeof *pv);
+    *out = pv;
+    if (pv == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "sync: out of memory");
+    for (size_t i = 0; i < n_ops; i++)
+        plan_init(&pv[i].rebuilt);
+    for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
+        if (ops[i].kind == BUNDLE_OP_PUT) {
+            pv[i].plan = &ops[i].plan;
+            pv[i].body = ops[i].packed;
+            pv[i].len = ops[i].packed_len;
+        } else if (ops[i].kind == BUNDLE_OP_DELTA) {
+            rc = rebuild_delta(s, &ops[i], &pv[i]);
+        }
+    }
+    return rc;
+}
+
+/* The page's plan versions against its SEAL op: the root of their leaves (crypto/merkle.h,
+ * over the exact bytes to be stored) must carry the hub's signature, with the key that
+ * verified the bundle (the one this device pinned at enrollment); then each version gets its
+ * proof. A page of plans without a seal
+ * is refused: every version must prove its origin. */
+static int seal_versions(const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const struct bundle_op *ops,
+                         size_t n_ops, struct page_version *pv)
+{
+    uint8_t root[CRY_HASH_BYTES];
+    struct cry_merkle_tree t;
+    uint8_t *leaves = NULL;
+    size_t n = 0, k = 0;
+    int rc;
+
+    for (size_t i = 0; i < n_ops; i++)
+        n += pv[i].plan != NULL;
+    if (n == 0)
+        return CMC_OK;
+    if (ops[n_ops - 1].kind != BUNDLE_OP_SEAL)
+        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent plans without its seal; the page was "
+                                          "refused (update the hub)");
+    if ((leaves = cmc_malloc(n * CRY_HASH_BYTES)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "sync: out of memory");
+    for (size_t i = 0; i < n_ops; i++)
+        if (pv[i].plan != NULL)
+            cry_merkle_leaf(leaves + CRY_HASH_BYTES * k++, pv[i].plan->plan_id,
+                            pv[i].plan->version, pv[i].body, pv[i].len);
+    rc = bundle_seal_verify(leaves, n, ops[n_ops - 1].seal_sig, hub_pk, root);
+    if (rc == CMC_OK && (rc = cry_merkle_tree_build(leaves, n, &t)) == CMC_OK) {
+        k = 0;
+        for (size_t i = 0; rc == CMC_OK && i < n_ops; i++)
+            if (pv[i].plan != NULL)
+                rc = store_seal_blob(&t, k++, ops[n_ops - 1].seal_sig, &pv[i].seal,
+                                     &pv[i].seal_len);
+        cry_merkle_tree_free(&t);
+    }
+    cmc_free(leaves);
+    return rc;
+}
 
 /* The clinical rules checked again on the device (sync/rules.h): a plan that breaks one is
  * kept and its card says which rule (agent/card.c reads the plan again at lookup time), so
@@ -41,13 +150,12 @@ static void apply_check(const struct plan *p)
                                 "says so - update the agent");
 }
 
-/* `packed`: the plan's bytes as received (a put op), or NULL (a plan rebuilt from a delta). */
-static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p,
-                     const uint8_t *packed, size_t packed_len, uint64_t seq,
-                     struct engine_report *rep)
+/* Stores one version with its seal (the bytes its seal covers), then the follow-ups. */
+static int apply_put(store *s, const struct apply_ctx *ax, const struct page_version *v,
+                     uint64_t seq, struct engine_report *rep)
 {
-    int rc = packed != NULL ? store_put_packed(s, p, packed, packed_len, (int64_t)seq)
-                            : store_put_version(s, p, (int64_t)seq);
+    const struct plan *p = v->plan;
+    int rc = store_put_sealed(s, p, v->body, v->len, v->seal, v->seal_len, (int64_t)seq);
     if (rc == CMC_ERR_DENIED)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a plan that is not approved to a device that holds "
                                           "published plans only; the bundle was refused");
@@ -62,24 +170,6 @@ static int apply_put(store *s, const struct apply_ctx *ax, const struct plan *p,
         rc = engine_merge_pending(s, p, rep);
     if (rc == CMC_OK && !ax->snapshot)
         rc = store_sync_prune(s, p->plan_id);
-    return rc;
-}
-
-static int apply_delta(store *s, const struct apply_ctx *ax, const struct bundle_op *op,
-                       struct engine_report *rep)
-{
-    struct plan p;
-    int rc = store_sync_version_get(s, op->plan_id, op->base_version, &p);
-    if (rc == CMC_ERR_NOT_FOUND)
-        return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a change against a version this device does not hold");
-    if (rc != CMC_OK)
-        return rc;
-    rc = plan_change_apply(&p, &op->change);
-    if (rc == CMC_OK && strcmp(p.plan_id, op->plan_id) != 0)
-        rc = cmc_fail(CMC_ERR_PROTOCOL, "a change names another plan");
-    if (rc == CMC_OK)
-        rc = apply_put(s, ax, &p, NULL, 0, op->seq, rep);
-    plan_free(&p);
     return rc;
 }
 
@@ -113,12 +203,14 @@ int engine_stored_cursor(store *s, int64_t *cursor)
  * ops and the new cursor go into the open batch (begun here when *in_batch is 0); the batch
  * is committed unless `keep_open` and the page carried no purge, in which case it stays open
  * for the next page (*in_batch 1). On an error the batch is rolled back. */
-int engine_apply_page(store *s, const struct engine_config *cfg, const struct bundle_header *hdr,
+int engine_apply_page(store *s, const struct engine_config *cfg,
+                      const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const struct bundle_header *hdr,
                       const struct bundle_op *ops, size_t n_ops, int keep_open, int *in_batch,
                       struct engine_report *rep)
 {
     int64_t cursor = 0;
     int purged = 0;
+    struct page_version *pv = NULL;
     int rc = engine_stored_cursor(s, &cursor);
     if (rc != CMC_OK)
         goto out;
@@ -161,17 +253,19 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
     if (rc != CMC_OK)
         goto out;
     plat_crash_point("apply:begin");
+    if ((rc = prepare_versions(s, ops, n_ops, &pv)) == CMC_OK)
+        rc = seal_versions(hub_pk, ops, n_ops, pv);
     for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
         const struct bundle_op *op = &ops[i];
         if (i == n_ops / 2)
             plat_crash_point("apply:mid-ops");
         switch (op->kind) {
         case BUNDLE_OP_PUT:
-            rc = apply_put(s, &ax, &op->plan, op->packed, op->packed_len, op->seq, rep);
+            rc = apply_put(s, &ax, &pv[i], op->seq, rep);
             rep->puts++;
             break;
         case BUNDLE_OP_DELTA:
-            rc = apply_delta(s, &ax, op, rep);
+            rc = apply_put(s, &ax, &pv[i], op->seq, rep);
             rep->deltas++;
             break;
         case BUNDLE_OP_PURGE: {
@@ -191,9 +285,12 @@ int engine_apply_page(store *s, const struct engine_config *cfg, const struct bu
             rc = store_state_set_int(s, "lease_days", op->lease_days);
             break;
         case BUNDLE_OP_WIPE:
+        case BUNDLE_OP_SEAL:
             break;
         }
     }
+    versions_free(pv, n_ops);
+    pv = NULL;
     if (rc == CMC_OK && !bulk_continues && bulk) {
         rc = store_bulk_end(s);
         if (rc == CMC_OK)
@@ -220,9 +317,56 @@ done:
         rep->hub_time = hdr->hub_time;
     }
 out:
+    versions_free(pv, n_ops);
     if (rc != CMC_OK && *in_batch) {
         store_batch_rollback(s);
         *in_batch = 0;
+    }
+    if (rc == CMC_ERR_TAMPERED && store_state_set(s, STORE_STATE_SEAL_REPAIR, "1") != CMC_OK)
+        cmc_err_clear(); /* the refusal stands; the next verify asks again */
+    return rc;
+}
+
+static void note_bad(const char *plan_id, int64_t version, void *ctx)
+{
+    (void)ctx;
+    plat_log(PLAT_LOG_WARN, "sync: plan %s version %lld failed its integrity check; dropped and "
+             "fetched again", plan_id, (long long)version);
+}
+
+int engine_seal_repair(store *s, struct engine_report *rep)
+{
+    char *flag = NULL;
+    int64_t bad = 0;
+    int rc = store_state_get(s, STORE_STATE_SEAL_REPAIR, &flag);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
+        return CMC_OK;
+    }
+    if (rc != CMC_OK)
+        return rc;
+    int wanted = strcmp(flag, "1") == 0;
+    cmc_free(flag);
+    if (!wanted)
+        return CMC_OK;
+    /* Versions that fail their seal go; the cursor goes back to the start, so the hub sends
+     * every plan of this device's view again as a whole put (it treats the pull as a restored
+     * replica), and the flag clears with them in one transaction. */
+    if ((rc = store_batch_begin(s)) != CMC_OK)
+        return rc;
+    rc = store_seal_scan(s, 1, note_bad, NULL, &bad);
+    if (rc == CMC_OK)
+        rc = store_state_set_int(s, ST_CURSOR, 0);
+    if (rc == CMC_OK)
+        rc = store_state_set(s, STORE_STATE_SEAL_REPAIR, "0");
+    if (rc == CMC_OK)
+        rc = store_batch_commit(s);
+    else
+        store_batch_rollback(s);
+    if (rc == CMC_OK) {
+        rep->repaired = bad;
+        plat_log(PLAT_LOG_WARN, "sync: repairing the replica: %lld version(s) failed their "
+                 "integrity check; every plan is fetched again", (long long)bad);
     }
     return rc;
 }
@@ -252,7 +396,7 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
         rc = bundle_decode(buf, len, &hdr, &ops, &n_ops);
     uint64_t t_apply = plat_phase_begin();
     if (rc == CMC_OK)
-        rc = engine_apply_page(s, cfg, &hdr, ops, n_ops, 0, &in_batch, rep);
+        rc = engine_apply_page(s, cfg, hub_pk, &hdr, ops, n_ops, 0, &in_batch, rep);
     plat_phase_end(PLAT_PHASE_APPLY, t_apply);
     if (rc == CMC_OK)
         *more = (hdr.flags & BUNDLE_FLAG_MORE) != 0;

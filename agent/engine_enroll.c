@@ -2,6 +2,7 @@
  * engine_enroll.c - enrollment: a new device key registered with the hub's one-time code, and
  * what the hub answers pinned in the replica's sync state (engine.h).
  */
+#include "agent/audit.h"
 #include "agent/engine_int.h"
 
 #include "agent/lease.h"
@@ -90,12 +91,14 @@ int engine_enroll(store *s, const struct engine_config *cfg, const char *hub_url
         (rc = store_state_set(s, ST_SCOPE, ans.scope)) != CMC_OK || (rc = store_state_set(s, ST_DEVICE_ROLE, ans.role)) != CMC_OK ||
         (rc = store_state_set_int(s, ST_LEASE_DAYS, ans.lease_days)) != CMC_OK ||
         (rc = store_state_set_int(s, ST_HUB_TIME, ans.hub_time)) != CMC_OK || (rc = store_state_set_int(s, ST_CURSOR, 0)) != CMC_OK ||
-        (rc = lease_note_sync(s, ans.hub_time > 0 ? ans.hub_time : plat_wall_now())) != CMC_OK) {
+        (rc = lease_note_sync(s, ans.hub_time > 0 ? ans.hub_time : plat_wall_now())) != CMC_OK ||
+        (ans.has_audit_seed && (rc = audit_seal_begin(s, ans.audit_seed)) != CMC_OK)) {
         store_batch_rollback(s);
         goto out;
     }
     rc = store_batch_commit(s);
 out:
+    cry_memzero(&ans, sizeof ans);
     cry_memzero(sk_hex, sizeof sk_hex);
     cmc_free(body);
     http_response_free(&resp);

@@ -67,10 +67,16 @@ int engine_stored_cursor(store *s, int64_t *cursor);
 int engine_check_bundle(const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const uint8_t device_uuid[16],
                         const uint8_t *buf, size_t len, struct bundle_header *hdr);
 /* Applies one verified, decoded page that continues from the replica's cursor (see
- * engine_apply.c for how pages share a batch through *in_batch). */
-int engine_apply_page(store *s, const struct engine_config *cfg, const struct bundle_header *hdr,
+ * engine_apply.c for how pages share a batch through *in_batch); hub_pk, the key that
+ * verified it, checks its plans' seal. */
+int engine_apply_page(store *s, const struct engine_config *cfg,
+                      const uint8_t hub_pk[CRY_SIGN_PK_BYTES], const struct bundle_header *hdr,
                       const struct bundle_op *ops, size_t n_ops, int keep_open, int *in_batch,
                       struct engine_report *rep);
+
+/* When a stored version failed its seal (STORE_STATE_SEAL_REPAIR): drops every version that
+ * fails and moves the cursor back to 0, so this sync fetches every plan again. */
+int engine_seal_repair(store *s, struct engine_report *rep);
 
 /* ---- pending edits (engine_conflicts.c) ------------------------------------------------ */
 

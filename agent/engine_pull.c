@@ -121,7 +121,7 @@ static void *download_thread(void *arg)
         /* GET /v1/pull from `cursor` for a replica that has committed `applied` */
         struct wire_pull_query q = { .cursor = (uint64_t)cursor, .applied = (uint64_t)applied,
                                      .budget = pp->cfg->page_budget, .schema = PLAN_EDITION_CURRENT,
-                                     .codecs = WIRE_CODEC_BROTLI };
+                                     .codecs = WIRE_CODEC_BROTLI, .seal = 1 };
         int rc = wire_pull_path(&q, path, sizeof path);
         if (rc == CMC_OK)
             rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);
@@ -257,7 +257,7 @@ int engine_pull_pages(store *s, const struct engine_config *cfg, const struct en
                         (cfg->group_ms == UINT32_MAX ||
                          plat_mono_now_ns() - group_start < group_ns);
         uint64_t t_apply = plat_phase_begin();
-        rc = engine_apply_page(s, cfg, &cur.hdr, cur.ops, cur.n_ops, keep_open, &in_batch, rep);
+        rc = engine_apply_page(s, cfg, e->hub_pk, &cur.hdr, cur.ops, cur.n_ops, keep_open, &in_batch, rep);
         plat_phase_end(PLAT_PHASE_APPLY, t_apply);
         if (rc == CMC_OK && !in_batch) {
             group = 0;

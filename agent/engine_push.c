@@ -209,6 +209,8 @@ static void audit_to_wire(const struct audit_entry *e, struct wire_audit_entry *
     snprintf(w->action, sizeof w->action, "%s", e->action);
     w->wall = e->wall;
     w->mono = e->mono;
+    memcpy(w->seal, e->seal, sizeof w->seal);
+    w->sealed = e->sealed;
 }
 
 int engine_upload_audit(store *s, http_client *client)
@@ -216,12 +218,32 @@ int engine_upload_audit(store *s, http_client *client)
     for (int round = 0; round < 100; round++) {
         struct audit_entry *v = NULL;
         size_t n = 0;
-        int rc = audit_unsent(s, 1000, &v, &n);
-        if (rc != CMC_OK || n == 0) {
+        struct wire_audit_state seal;
+        int64_t acked_before = 0;
+        memset(&seal, 0, sizeof seal);
+        /* the entries and the sealing state from one snapshot: a view recorded by another
+         * process in between would make them disagree, which the hub reads as a gap */
+        int rc = store_batch_begin(s);
+        if (rc == CMC_OK) {
+            rc = audit_unsent(s, WIRE_AUDIT_BATCH, &v, &n);
+            if (rc == CMC_OK)
+                rc = audit_seal_state(s, &seal);
+            if (rc == CMC_OK && store_state_get_int(s, "audit_acked_seq", &acked_before) != CMC_OK)
+                cmc_err_clear();
+            store_batch_rollback(s);
+        }
+        /* Sealed entries that are neither acknowledged nor here were deleted: the state goes
+         * up alone, so the hub sees the gap. */
+        int state_only = rc == CMC_OK && n == 0 && round == 0 && seal.present &&
+                         (int64_t)seal.newest > acked_before;
+        if (rc != CMC_OK || (n == 0 && !state_only)) {
             cmc_free(v);
+            /* the older sealing keys go from the WAL file too (forward security) */
+            if (rc == CMC_OK && round > 0)
+                rc = store_checkpoint(s);
             return rc;
         }
-        struct wire_audit_entry *wv = cmc_calloc(n, sizeof *wv);
+        struct wire_audit_entry *wv = cmc_calloc(n ? n : 1, sizeof *wv);
         for (size_t i = 0; wv != NULL && i < n; i++)
             audit_to_wire(&v[i], &wv[i]);
         cmc_free(v);
@@ -229,7 +251,9 @@ int engine_upload_audit(store *s, http_client *client)
         size_t len = 0;
         struct http_response resp;
         http_response_init(&resp);
-        rc = wv != NULL ? wire_audit_upload_encode(wv, n, &body, &len) : cmc_fail(CMC_ERR_NOMEM, "out of memory");
+        rc = wv != NULL ? wire_audit_upload_encode(wv, n, &seal, &body, &len)
+                        : cmc_fail(CMC_ERR_NOMEM, "out of memory");
+        cry_memzero(&seal, sizeof seal);
         cmc_free(wv);
         if (rc == CMC_OK)
             rc = http_request(client, "POST", "/v1/audit", NULL, body, len, 0, &resp);

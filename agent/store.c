@@ -234,6 +234,7 @@ void store_close(store *s)
     if (s->in_batch)
         db_rollback(s->db);
     store_stmt_cache_clear(s);
+    store_seals_free(s);
     db_close(s->db);
     cmc_free(s);
 }

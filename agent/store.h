@@ -41,11 +41,21 @@
 #include <stdint.h>
 
 /* The newest schema version (PRAGMA user_version after store_open). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
  * "clinician"); an urgent-care device refuses drafts (store_put_version). */
 #define STORE_STATE_DEVICE_ROLE "device_role"
+
+/* Sync-state key of the hub's signing key (hex), set at enrollment: a replica that holds it
+ * shows only plan versions that carry the hub's seal. */
+#define STORE_STATE_HUB_PK "hub_pk"
+/* Sync-state key set to "1" when a stored version failed its seal: the next sync drops the
+ * failing versions and pulls every plan again. */
+#define STORE_STATE_SEAL_REPAIR "seal_repair"
+/* What a read says instead of a plan whose bytes do not carry the hub's seal. */
+#define STORE_INTEGRITY_MSG                                                                \
+    "this plan failed its integrity check - do not rely on it; ask the hub"
 
 enum store_role {
     STORE_ROLE_NONE = 0,
@@ -75,6 +85,12 @@ const struct store_session *store_session_of(const store *s);
  * integrity_check, and every stored plan body decodes and agrees with its row.
  * CMC_ERR_TAMPERED with a detail saying what failed. */
 int store_verify(store *s);
+
+/* Checks every stored version against its seal (whatever the session's role) and calls cb
+ * (may be NULL) with the plan id and version of each that fails; *bad counts them. `drop`:
+ * those versions are deleted as well (the sync engine's repair). */
+typedef void (*store_seal_cb)(const char *plan_id, int64_t version, void *ctx);
+int store_seal_scan(store *s, int drop, store_seal_cb cb, void *ctx, int64_t *bad);
 
 /* ---- reads (session-filtered) ---------------------------------------------------------- */
 

@@ -42,8 +42,8 @@ int store_audit_append(store *s, const struct audit_entry *e)
     sqlite3_stmt *st = NULL;
     int rc = store_stmt_get(s,
                             "INSERT INTO audit (seq, prev_hash, hash, device, user, role, plan_id,"
-                            " identifier, action, wall_time, mono)"
-                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                            " identifier, action, wall_time, mono, seal)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                             &st);
     if (rc != CMC_OK)
         goto out;
@@ -57,7 +57,8 @@ int store_audit_append(store *s, const struct audit_entry *e)
         (rc = store_bind_text(s, st, 8, e->identifier)) != CMC_OK ||
         (rc = store_bind_text(s, st, 9, e->action)) != CMC_OK ||
         (rc = store_bind_int(s, st, 10, e->wall)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 11, e->mono)) != CMC_OK)
+        (rc = store_bind_int(s, st, 11, e->mono)) != CMC_OK ||
+        (rc = store_bind_blob(s, st, 12, e->sealed ? e->seal : NULL, sizeof e->seal)) != CMC_OK)
         goto out;
     rc = store_step_done(s, st);
 out:
@@ -81,6 +82,10 @@ static void entry_from_row(sqlite3_stmt *st, struct audit_entry *e)
     store_copy_text(e->action, sizeof e->action, store_col_text(st, 8));
     e->wall = sqlite3_column_int64(st, 9);
     e->mono = sqlite3_column_int64(st, 10);
+    if (sqlite3_column_bytes(st, 11) == AUDIT_HASH_BYTES) {
+        memcpy(e->seal, sqlite3_column_blob(st, 11), AUDIT_HASH_BYTES);
+        e->sealed = 1;
+    }
 }
 
 int store_audit_range(store *s, int64_t after_seq, size_t max, struct audit_entry **out, size_t *n)
@@ -94,7 +99,8 @@ int store_audit_range(store *s, int64_t after_seq, size_t max, struct audit_entr
     int rc =
         store_stmt_get(s,
                        "SELECT seq, prev_hash, hash, device, user, role, plan_id, identifier,"
-                       " action, wall_time, mono FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                       " action, wall_time, mono, seal FROM audit WHERE seq > ?1 ORDER BY seq"
+                       " LIMIT ?2",
                        &st);
     if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, after_seq)) == CMC_OK)
         rc = store_bind_int(s, st, 2, max == 0 ? -1 : (int64_t)max);

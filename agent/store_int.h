@@ -35,6 +35,7 @@ struct store {
     sqlite3 *db;
     struct store_session session;
     int in_batch;
+    struct store_seals *seals; /* store_seal.c: the hub key and the roots checked */
     struct {
         const char *sql;
         sqlite3_stmt *st;
@@ -101,6 +102,16 @@ void store_identity_free(struct store_identity *id);
 int store_identity_matches(sqlite3_stmt *st, int first, const struct plan *p, int *match);
 /* Equal strings, or both NULL. */
 int store_text_eq(const char *a, const char *b);
+
+/* ---- store_seal.c ------------------------------------------------------------------------ */
+/* CMC_OK when the row's exact bytes carry the hub's seal (or, on a replica without a hub key,
+ * the row has none); CMC_ERR_TAMPERED with STORE_INTEGRITY_MSG otherwise, and the replica is
+ * marked for repair by the next sync. */
+int store_seal_check(store *s, const char *plan_id, int64_t version, const void *body,
+                     size_t body_len, const void *seal, size_t seal_len);
+void store_seals_free(store *s);
+/* The seal row of a version just inserted (plan_seals; the version's delete cascades). */
+int store_seal_insert(store *s, int64_t version_id, const uint8_t *seal, size_t len);
 
 /* ---- store_read.c ------------------------------------------------------------------------ */
 

@@ -30,7 +30,10 @@
  * index 1 for a clinician. Both texts are constants: the role picks one, nothing else. */
 enum { Q_PUBLISHED = 0, Q_CLINICIAN = 1 };
 
-#define PLAN_COLS "v.plan_id, v.version, v.status, v.nhs_number, v.body"
+#define PLAN_COLS                                                                          \
+    "v.plan_id, v.version, v.status, v.nhs_number, v.body,"                                \
+    " (SELECT s.seal FROM plan_seals s WHERE s.version_id = v.id)"
+#define ID_FIRST 6 /* the first of ID_COLS after PLAN_COLS */
 #define ID_COLS "i.family_name, i.given_name, i.date_of_birth, i.postcode"
 #define FROM_PUBLISHED "urgent_care_plans v"
 /* unary +: let the planner use the NHS or id index */
@@ -91,9 +94,10 @@ static int query_index(const store *s)
 /* ---- the decode-and-check of every plan row -------------------------------------------- */
 
 /* Decodes the body of a row whose first columns are PLAN_COLS and checks it against the
- * row. `require_published`: the decoded plan must be published too. CMC_ERR_TAMPERED (the
- * detail names the plan id and what disagreed) when anything does not match. */
-static int row_plan(sqlite3_stmt *st, int require_published, struct plan *out)
+ * row and the hub's seal. `require_published`: the decoded plan must be published too.
+ * CMC_ERR_TAMPERED (the detail names the plan id and what disagreed, or is
+ * STORE_INTEGRITY_MSG) when anything does not match. */
+static int row_plan(store *s, sqlite3_stmt *st, int require_published, struct plan *out)
 {
     const char *plan_id = store_col_text(st, 0);
     int64_t version = sqlite3_column_int64(st, 1);
@@ -107,8 +111,12 @@ static int row_plan(sqlite3_stmt *st, int require_published, struct plan *out)
     if (body == NULL || body_len <= 0)
         return cmc_fail(CMC_ERR_TAMPERED, "replica: plan %s version %" PRId64 " has no body",
                         store_safe_id(plan_id), version);
+    int rc = store_seal_check(s, plan_id, version, body, (size_t)body_len,
+                              sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5));
+    if (rc != CMC_OK)
+        return rc;
     /* a later edition's fields kept; text an earlier version let in shown escaped */
-    int rc = plan_unpack_stored(body, (size_t)body_len, out);
+    rc = plan_unpack_stored(body, (size_t)body_len, out);
     if (rc == CMC_ERR_NOMEM)
         return rc;
     if (rc != CMC_OK) {
@@ -193,9 +201,9 @@ int store_verify(store *s)
         int match = 0;
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
             break;
-        if ((rc = row_plan(st, 0, &p)) != CMC_OK)
+        if ((rc = row_plan(s, st, 0, &p)) != CMC_OK)
             break;
-        rc = store_identity_matches(st, 5, &p, &match);
+        rc = store_identity_matches(st, ID_FIRST, &p, &match);
         plan_free(&p);
         if (rc != CMC_OK)
             break;
@@ -269,7 +277,7 @@ static int get_with(store *s, int q, const char *key, struct plan *out)
                       is_plan_id ? "plan id" : "NHS number");
         goto out;
     }
-    rc = row_plan(st, q == Q_PUBLISHED, out);
+    rc = row_plan(s, st, q == Q_PUBLISHED, out);
 out:
     store_stmt_put(s, st);
     return rc;
@@ -337,8 +345,8 @@ static int collect_hits(store *s, sqlite3_stmt *st, int q, size_t limit, struct 
         int match = 0;
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
             break;
-        rc = row_plan(st, q == Q_PUBLISHED, &p);
-        if (rc == CMC_OK && (rc = store_identity_matches(st, 5, &p, &match)) == CMC_OK && !match)
+        rc = row_plan(s, st, q == Q_PUBLISHED, &p);
+        if (rc == CMC_OK && (rc = store_identity_matches(st, ID_FIRST, &p, &match)) == CMC_OK && !match)
             rc = cmc_fail(CMC_ERR_TAMPERED, "replica: plan %s: identity index does not match",
                           store_safe_id(p.plan_id));
         if (rc == CMC_ERR_TAMPERED) {
@@ -519,7 +527,7 @@ static int count_checked(store *s, const char *sql, int require_published, int64
     for (;;) {
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
             break;
-        rc = row_plan(st, require_published, &p);
+        rc = row_plan(s, st, require_published, &p);
         if (rc == CMC_ERR_TAMPERED) {
             log_skipped();
             rc = CMC_OK;

@@ -221,6 +221,20 @@ static const char *const schema_steps[] = {
     STORE_HEAD_OF("NEW")
     " END;",
 #undef STORE_HEAD_OF
+
+    /* 7: the hub's seal on each plan version (its inclusion proof in the page it came in,
+     * docs/STORAGE.md "Plan seals"), in a table of its own: a plan's row and its seal
+     * together pass half a 4 KiB page, so two versions would no longer share one. And the
+     * forward-secure seal of each audit entry. Versions stored before seals have none: an
+     * enrolled replica refuses to show them, so the next sync is told to pull every plan
+     * again. */
+    "CREATE TABLE plan_seals ("
+    "  version_id INTEGER PRIMARY KEY REFERENCES plan_versions (id) ON DELETE CASCADE,"
+    "  seal BLOB NOT NULL"
+    ");"
+    "ALTER TABLE audit ADD COLUMN seal BLOB;"
+    "INSERT INTO sync_state (key, value) SELECT 'seal_repair', '1'"
+    "  WHERE EXISTS (SELECT 1 FROM plan_versions) ON CONFLICT (key) DO NOTHING;",
 };
 
 _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,

@@ -131,7 +131,7 @@ static int check_tombstone(store *s, const char *plan_id, int64_t change_seq)
 /* `packed`: the plan's encoding when the caller has it (and plan_unpack validated the plan
  * from it); NULL: validate the plan and encode it here. */
 static int put_version(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
-                       int64_t change_seq)
+                       const uint8_t *seal, size_t seal_len, int64_t change_seq)
 {
     sqlite3_stmt *st = NULL;
     uint8_t *body = NULL;
@@ -195,6 +195,8 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
     int64_t version_id = sqlite3_last_insert_rowid(s->db);
     store_stmt_put(s, st);
     st = NULL;
+    if (seal != NULL && (rc = store_seal_insert(s, version_id, seal, seal_len)) != CMC_OK)
+        goto out;
     if ((rc = store_stmt_get(s,
                        "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
                        " given_name, date_of_birth, postcode, postcode_outward)"
@@ -222,7 +224,7 @@ out:
 
 int store_put_version(store *s, const struct plan *p, int64_t change_seq)
 {
-    return put_version(s, p, NULL, 0, change_seq);
+    return put_version(s, p, NULL, 0, NULL, 0, change_seq);
 }
 
 int store_put_packed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
@@ -230,7 +232,15 @@ int store_put_packed(store *s, const struct plan *p, const uint8_t *packed, size
 {
     if (packed == NULL || packed_len == 0)
         return cmc_fail(CMC_ERR_USAGE, "replica: no encoding to store");
-    return put_version(s, p, packed, packed_len, change_seq);
+    return put_version(s, p, packed, packed_len, NULL, 0, change_seq);
+}
+
+int store_put_sealed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                     const uint8_t *seal, size_t seal_len, int64_t change_seq)
+{
+    if (packed == NULL || packed_len == 0)
+        return cmc_fail(CMC_ERR_USAGE, "replica: no encoding to store");
+    return put_version(s, p, packed, packed_len, seal, seal_len, change_seq);
 }
 
 /* Runs `sql` with the plan id as ?1. */

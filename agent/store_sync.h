@@ -22,6 +22,15 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
  * one: nothing reads them (a pending edit keeps its own base). */
 int store_sync_prune(store *s, const char *plan_id);
 
+/* The seal of leaf i of a page's tree whose root the hub signed with `sig`, in the stored
+ * form (docs/STORAGE.md); *out for cmc_free. */
+struct cry_merkle_tree;
+int store_seal_blob(const struct cry_merkle_tree *t, size_t i, const uint8_t sig[CRY_SIG_BYTES],
+                    uint8_t **out, size_t *len);
+/* As store_put_packed, with the version's seal (docs/STORAGE.md, "Plan seals"). */
+int store_put_sealed(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
+                     const uint8_t *seal, size_t seal_len, int64_t change_seq);
+
 /* Pending edits whatever the session's role: a shared clinician laptop may sync under an
  * urgent-care user, and the engine must still push and merge the clinicians' edits. */
 int store_sync_pending_list(store *s, const char *plan_id, struct store_pending **out, size_t *n);

@@ -141,7 +141,11 @@ static void hub_api_enroll(hub *h, const struct hub_request *req, struct hub_res
     snprintf(ans.role, sizeof ans.role, "%s", en.role);
     ans.lease_days = en.lease_days;
     ans.hub_time = en.hub_time;
+    memcpy(ans.audit_seed, en.audit_seed, sizeof ans.audit_seed);
+    ans.has_audit_seed = 1;
     rc = wire_enroll_ans_encode(&ans, &buf, &len);
+    cry_memzero(&en, sizeof en);
+    cry_memzero(&ans, sizeof ans);
     hub_respond_mp(resp, rc, buf, len);
 }
 
@@ -161,8 +165,8 @@ static void hub_api_pull(hub *h, const char *device_id, const char *query,
     }
     if (q.budget > HUB_BUDGET_MAX)
         q.budget = HUB_BUDGET_MAX;
-    if ((rc = hub_pull_opts(h, device_id, q.cursor, q.applied, (size_t)q.budget, q.schema,
-                            q.codecs, &bundle, &len)) != CMC_OK) {
+    if ((rc = hub_pull_sealed(h, device_id, q.cursor, q.applied, (size_t)q.budget, q.schema,
+                              q.codecs, q.seal != 0, &bundle, &len)) != CMC_OK) {
         hub_respond_code(resp, rc);
         return;
     }

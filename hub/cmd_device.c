@@ -34,6 +34,8 @@ static int list_device_cb(const struct hub_device_info *d, void *ctx)
         if (o != NULL) {
             json_object_set_new(o, "last_rollback",
                                 d->last_rollback > 0 ? json_string(rolled) : json_null());
+            json_object_set_new(o, "audit_alarm",
+                                d->audit_alarm[0] ? json_string(d->audit_alarm) : json_null());
             json_array_append_new(arr, o);
         }
     } else {
@@ -46,6 +48,11 @@ static int list_device_cb(const struct hub_device_info *d, void *ctx)
                " last rollback %s\n",
                d->device_id, d->name, d->scope, d->role, state, (unsigned long long)d->proven,
                seen, lease, d->lease_from, rolled);
+        if (d->audit_alarm[0] != '\0') {
+            char when[21];
+            plat_format_time(d->audit_alarm_at, when);
+            printf("%s  AUDIT ALARM since %s: %s\n", d->device_id, when, d->audit_alarm);
+        }
     }
     return 0;
 }

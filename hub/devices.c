@@ -6,6 +6,7 @@
  * shown as four groups of four; the hub keeps only their BLAKE2b-256 hash, so a copy of
  * the store does not let anyone enroll. A code is accepted once and until it expires.
  */
+#include "hub/intake_seal.h"
 #include "hub/internal.h"
 
 #include "platform/alloc.h"
@@ -115,7 +116,7 @@ out:
 #define HUB_DEVICE_COLS                                                                  \
     "d.device_id, d.name, d.scope, d.role, d.state, d.wipe, d.cursor, d.created,"         \
     " d.last_seen, d.lease_days, (SELECT days FROM scope_leases s WHERE s.scope = d.scope)," \
-    " d.last_rollback, d.rollbacks, d.wiped_at, d.proven"
+    " d.last_rollback, d.rollbacks, d.wiped_at, d.proven, d.audit_alarm, d.audit_alarm_at"
 
 static void hub_device_from_row(sqlite3_stmt *st, struct hub_device_info *d)
 {
@@ -144,6 +145,8 @@ static void hub_device_from_row(sqlite3_stmt *st, struct hub_device_info *d)
     d->rollbacks = sqlite3_column_int64(st, 12);
     d->wiped_at = sqlite3_column_int64(st, 13);
     d->proven = (uint64_t)sqlite3_column_int64(st, 14);
+    hub_col_copy(st, 15, d->audit_alarm, sizeof d->audit_alarm);
+    d->audit_alarm_at = sqlite3_column_int64(st, 16);
     if (d->proven < d->cursor)
         d->proven = d->cursor;
 }
@@ -364,6 +367,9 @@ int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYT
         rc = cmc_fail(CMC_ERR_UNAUTHORIZED, "enrollment code is unknown, used or expired");
         goto out;
     }
+    /* the seed of its forward-secure audit seals (hub/intake_seal.h) */
+    if ((rc = hub_audit_seal_enroll(h, out->device_id, out->audit_seed)) != CMC_OK)
+        goto out;
     if (repeat) {
         if ((rc = hub_tx_commit(h)) != CMC_OK)
             goto out;

@@ -43,6 +43,7 @@
  */
 #include "hub/feed.h"
 
+#include "crypto/merkle.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -220,16 +221,34 @@ out:
     return rc;
 }
 
+/* The seal leaf of a stored version: over its stored body, the bytes a device holds once it
+ * applies the put or the delta. */
+static int hub_version_leaf(hub *h, const char *plan_id, int64_t version,
+                            uint8_t leaf[CRY_HASH_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    const uint8_t *body;
+    size_t len;
+    int rc = hub_version_body(h, plan_id, version, &st, &body, &len);
+    if (rc != CMC_OK)
+        return rc;
+    cry_merkle_leaf(leaf, plan_id, version, body, len);
+    sqlite3_reset(st);
+    return CMC_OK;
+}
+
 /* Packs a put into `op`: a delta against the held version when that is smaller, else the
- * whole plan, copied straight from the stored body. */
+ * whole plan, copied straight from the stored body. `leaf`: the target's seal leaf. */
 static int hub_pack_put(hub *h, struct mp_writer *op, const char *plan_id, uint64_t seq,
-                        int64_t held, int64_t target)
+                        int64_t held, int64_t target, uint8_t leaf[CRY_HASH_BYTES])
 {
     sqlite3_stmt *st = NULL;
     const uint8_t *body;
     size_t len;
     int rc;
 
+    if (held > 0 && held != target && (rc = hub_version_leaf(h, plan_id, target, leaf)) != CMC_OK)
+        return rc;
     if (held > 0 && held != target) {
         const struct hub_delta_entry *e = hub_delta_find(h, plan_id, held, target);
         if (e != NULL && e->len < e->put_len) {
@@ -255,6 +274,7 @@ static int hub_pack_put(hub *h, struct mp_writer *op, const char *plan_id, uint6
     if ((rc = hub_version_body(h, plan_id, target, &st, &body, &len)) != CMC_OK)
         return rc;
     hub_write_put(op, plan_id, seq, body, len);
+    cry_merkle_leaf(leaf, plan_id, target, body, len);
     sqlite3_reset(st);
     return hub_op_check(op);
 }
@@ -284,7 +304,8 @@ static int hub_version_projected(hub *h, const char *plan_id, int64_t version, i
  * shared delta cache nor the stored bodies hold projections, so this costs a decode per
  * plan; it lasts only while a fleet updates. */
 static int hub_pack_put_edition(hub *h, struct mp_writer *op, const char *plan_id,
-                                uint64_t seq, int64_t held, int64_t target, int edition)
+                                uint64_t seq, int64_t held, int64_t target, int edition,
+                                uint8_t leaf[CRY_HASH_BYTES])
 {
     struct plan from, to;
     struct plan_change c;
@@ -296,6 +317,8 @@ static int hub_pack_put_edition(hub *h, struct mp_writer *op, const char *plan_i
     plan_init(&to);
     plan_change_init(&c);
     rc = hub_version_projected(h, plan_id, target, edition, &to, &body, &len);
+    if (rc == CMC_OK)
+        cry_merkle_leaf(leaf, plan_id, target, body, len);
     if (rc == CMC_OK && held > 0 && held != target) {
         rc = hub_version_projected(h, plan_id, held, edition, &from, NULL, NULL);
         if (rc == CMC_OK)
@@ -437,7 +460,44 @@ struct hub_page {
     struct hub_sent *sent; /* what the scan put in the page, for the holdings */
     size_t n_sent, cap_sent;
     int more, rollback;
+    int seal;        /* the device keeps seals: the page ends with one over its plans */
+    uint8_t *leaves; /* the seal's leaves, one per plan op in page order */
+    size_t n_leaves, cap_leaves;
 };
+
+static int hub_page_add_op(struct hub_page *pg);
+
+/* Remembers the seal leaf of a plan op just added to the page. */
+static int hub_page_leaf(struct hub_page *pg, const uint8_t leaf[CRY_HASH_BYTES])
+{
+    if (pg->n_leaves == pg->cap_leaves) {
+        size_t ncap = pg->cap_leaves ? pg->cap_leaves * 2 : 64;
+        uint8_t *nl = cmc_realloc(pg->leaves, ncap * CRY_HASH_BYTES);
+        if (nl == NULL)
+            return cmc_fail(CMC_ERR_NOMEM, "bundle page");
+        pg->leaves = nl;
+        pg->cap_leaves = ncap;
+    }
+    memcpy(pg->leaves + CRY_HASH_BYTES * pg->n_leaves++, leaf, CRY_HASH_BYTES);
+    return CMC_OK;
+}
+
+/* Ends a page that carries plans with their SEAL op: [6, head, signature of the root]. */
+static int hub_page_seal(hub *h, struct hub_page *pg)
+{
+    uint8_t sig[CRY_SIG_BYTES];
+    int rc;
+    if (!pg->seal || pg->n_leaves == 0)
+        return CMC_OK;
+    if ((rc = bundle_seal_sign(pg->leaves, pg->n_leaves, h->sk, sig)) != CMC_OK)
+        return rc;
+    hub_op_begin(&pg->op);
+    mp_write_array(&pg->op, 3);
+    mp_write_uint(&pg->op, BUNDLE_OP_SEAL);
+    mp_write_uint(&pg->op, pg->head);
+    mp_write_bin(&pg->op, sig, sizeof sig);
+    return hub_page_add_op(pg);
+}
 
 /* Adds an op already packed in pg->op to the page. */
 static int hub_page_add_op(struct hub_page *pg)
@@ -549,13 +609,15 @@ static int hub_pull_scan(hub *h, struct hub_page *pg)
                             (uint64_t)sqlite3_column_int64(scan, 12) > pg->applied;
         const char *reason = NULL;
         int write_op = 1, has_op = 0;
+        uint8_t leaf[CRY_HASH_BYTES];
 
         if ((rc = hub_view_target(h, &pg->v, scan, &target, &reason)) != CMC_OK)
             goto out;
         if (target > 0 && held != target) {
             rc = pg->edition < PLAN_EDITION_CURRENT
-                     ? hub_pack_put_edition(h, &pg->op, plan_id, seq, held, target, pg->edition)
-                     : hub_pack_put(h, &pg->op, plan_id, seq, held, target);
+                     ? hub_pack_put_edition(h, &pg->op, plan_id, seq, held, target, pg->edition,
+                                            leaf)
+                     : hub_pack_put(h, &pg->op, plan_id, seq, held, target, leaf);
             if (rc != CMC_OK)
                 goto out;
             has_op = 1;
@@ -588,6 +650,8 @@ static int hub_pull_scan(hub *h, struct hub_page *pg)
                     goto out;
                 n_scanned_ops++;
                 pg->plans += target > 0;
+                if (target > 0 && (rc = hub_page_leaf(pg, leaf)) != CMC_OK)
+                    goto out;
             }
             if ((rc = hub_page_sent(pg, scan, plan_id, seq, target, reason)) != CMC_OK)
                 goto out;
@@ -631,6 +695,8 @@ static int hub_pull_finish(hub *h, struct hub_page *pg, uint8_t **out, size_t *l
     int rc;
     if (pg->rollback)
         pg->hdr.flags = (uint16_t)(pg->hdr.flags | BUNDLE_FLAG_ROLLBACK);
+    if ((rc = hub_page_seal(h, pg)) != CMC_OK)
+        return rc;
     size_t raw_size = bundle_writer_raw_size(pg->w);
     uint16_t codec = (uint16_t)(pg->hdr.flags & BUNDLE_FLAG_BROTLI);
     uint8_t digest[CRY_HASH_BYTES];
@@ -662,17 +728,25 @@ static int hub_pull_finish(hub *h, struct hub_page *pg, uint8_t **out, size_t *l
 int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, size_t budget,
              uint8_t **out, size_t *len)
 {
-    return hub_pull_edition(h, device_id, cursor, applied, budget, PLAN_EDITION_CURRENT, out, len);
+    return hub_pull_sealed(h, device_id, cursor, applied, budget, PLAN_EDITION_CURRENT, 0, 1, out,
+                           len);
 }
 
 int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                      size_t budget, uint64_t edition, uint8_t **out, size_t *len)
 {
-    return hub_pull_opts(h, device_id, cursor, applied, budget, edition, 0, out, len);
+    return hub_pull_sealed(h, device_id, cursor, applied, budget, edition, 0, 0, out, len);
 }
 
 int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                   size_t budget, uint64_t edition, uint64_t codecs, uint8_t **out, size_t *len)
+{
+    return hub_pull_sealed(h, device_id, cursor, applied, budget, edition, codecs, 1, out, len);
+}
+
+int hub_pull_sealed(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                    size_t budget, uint64_t edition, uint64_t codecs, int seal, uint8_t **out,
+                    size_t *len)
 {
     struct hub_page pg;
     int rc;
@@ -682,6 +756,7 @@ int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t appli
     memset(&pg, 0, sizeof pg);
     mp_writer_init(&pg.op);
     pg.device_id = device_id;
+    pg.seal = seal;
     pg.cursor = cursor;
     pg.applied = applied;
     pg.edition = edition < 1 ? 1 : edition > PLAN_EDITION_CURRENT ? PLAN_EDITION_CURRENT
@@ -712,6 +787,7 @@ out:
     bundle_writer_free(pg.w);
     cmc_free(pg.nags.ids);
     cmc_free(pg.sent);
+    cmc_free(pg.leaves);
     return rc;
 }
 

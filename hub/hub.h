@@ -170,6 +170,8 @@ struct hub_device_info {
     int64_t last_rollback; /* 0 = never caught pulling from an older cursor */
     int64_t rollbacks;     /* how many times */
     int64_t wiped_at;      /* when the device confirmed its wipe; 0 = not wiped */
+    char audit_alarm[200]; /* the first audit alarm (hub/intake_seal.h); "" = none */
+    int64_t audit_alarm_at;
 };
 int hub_device_list(hub *h, int (*cb)(const struct hub_device_info *, void *), void *ctx);
 int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out);
@@ -213,6 +215,7 @@ struct hub_enrollment {
     char role[16];
     int lease_days;
     int64_t hub_time;
+    uint8_t audit_seed[CRY_HASH_BYTES]; /* the device's first audit sealing key (a secret) */
 };
 /* Redeems an enrollment code: registers the device's public key. A code enrolls one device
  * key, only until it expires (CMC_ERR_UNAUTHORIZED otherwise, without saying which); the same
@@ -267,6 +270,12 @@ int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t ap
  * a device that offered none. */
 int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                   size_t budget, uint64_t edition, uint64_t codecs, uint8_t **out, size_t *len);
+/* As hub_pull_opts; `seal` 1 (the pull asked for seals): a page that carries plans ends with
+ * their SEAL op (docs/PROTOCOL.md, "Plan seals"). hub_pull and hub_pull_opts seal (as for
+ * this agent); hub_pull_edition does not (as for an older one). */
+int hub_pull_sealed(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                    size_t budget, uint64_t edition, uint64_t codecs, int seal, uint8_t **out,
+                    size_t *len);
 
 /* Whether a pull from `cursor` would bring the device anything: a put, a delta or a purge in
  * its view, a page it was sent and has not committed, a wipe order, a lease other than

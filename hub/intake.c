@@ -5,6 +5,7 @@
  * It may not touch record metadata (status, version, approval, review date): those ops are
  * refused outright, so a device cannot mark its own edit published.
  */
+#include "hub/intake_seal.h"
 #include "hub/internal.h"
 
 #include "platform/alloc.h"
@@ -235,6 +236,8 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
     static const uint8_t zero[CRY_HASH_BYTES] = {0};
     struct mp_reader r;
     struct wire_audit_entry e;
+    struct wire_audit_state seal_state;
+    struct hub_audit_seal hs;
     sqlite3_stmt *ins = NULL;
     uint8_t last_hash[CRY_HASH_BYTES], computed[CRY_HASH_BYTES];
     uint64_t last_seq = 0;
@@ -243,12 +246,15 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
     int have = 0, found, rc, src;
 
     *acked_seq = 0;
-    if ((rc = wire_audit_upload_open(&r, body, len, &n_entries)) != CMC_OK)
+    memset(&hs, 0, sizeof hs);
+    if ((rc = wire_audit_upload_open(&r, body, len, &n_entries, &seal_state)) != CMC_OK)
         return rc;
 
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
     if ((rc = hub_audit_last(h, device_id, &last_seq, last_hash, &fork, &have)) != CMC_OK)
+        goto out;
+    if ((rc = hub_audit_seal_load(h, device_id, &hs)) != CMC_OK)
         goto out;
     if ((rc = hub_db_prepare(h, "INSERT INTO audit(device_id, fork, seq, prev, hash, user, role,"
                                 " plan_id, identifier, action, wall, mono, received)"
@@ -283,12 +289,14 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
             }
             if ((rc = hub_audit_fork(h, device_id, e.seq)) != CMC_OK)
                 goto out;
+            hub_audit_seal_rewind(&hs, e.seq);
             fork++;
         } else if (have && (e.seq != last_seq + 1 || !cry_memeq(e.prev, last_hash, CRY_HASH_BYTES))) {
             rc = cmc_fail(CMC_ERR_INVALID, "audit entry %llu does not continue the chain at %llu",
                           (unsigned long long)e.seq, (unsigned long long)last_seq);
             goto out;
         }
+        hub_audit_seal_entry(&hs, &e);
         sqlite3_reset(ins);
         sqlite3_bind_text(ins, 1, device_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(ins, 2, (sqlite3_int64)e.seq);
@@ -314,10 +322,14 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
     }
     if ((rc = wire_audit_upload_close(&r)) != CMC_OK)
         goto out;
+    hub_audit_seal_state(&hs, &seal_state, last_seq, n_entries);
+    if ((rc = hub_audit_seal_save(h, device_id, &hs)) != CMC_OK)
+        goto out;
     if ((rc = hub_tx_commit(h)) != CMC_OK)
         goto out;
     *acked_seq = last_seq;
 out:
+    cry_memzero(&hs, sizeof hs);
     sqlite3_finalize(ins);
     if (rc != CMC_OK)
         hub_tx_rollback(h);

@@ -127,8 +127,9 @@ int hub_metrics_gauges(hub *h, struct hub_gauges *out)
     out->devices_pending = hub_count(h, "SELECT COUNT(*) FROM devices WHERE state = 'pending'");
     out->pending_purges = hub_count(h, "SELECT COUNT(*) FROM purges WHERE acked IS NULL");
     out->audit_alarms =
-        hub_count(h, "SELECT COUNT(*) FROM (SELECT DISTINCT device_id, fork FROM audit"
-                     " WHERE fork > 0)");
+        hub_count(h, "SELECT (SELECT COUNT(*) FROM (SELECT DISTINCT device_id, fork FROM audit"
+                     " WHERE fork > 0)) + (SELECT COUNT(*) FROM devices WHERE audit_alarm IS NOT"
+                     " NULL AND device_id NOT IN (SELECT device_id FROM audit WHERE fork > 0))");
     out->plans = hub_count(h, "SELECT COUNT(*) FROM plans WHERE withdrawn = 0");
     if (out->devices_active < 0 || out->pending_purges < 0 || out->plans < 0)
         return cmc_fail(CMC_ERR_DB, "metrics: the store could not be read");
@@ -239,7 +240,7 @@ int hub_metrics_render(hub_metrics *m, hub *h, char **out, size_t *len)
                     "# TYPE cmc_hub_pending_purges gauge\ncmc_hub_pending_purges %lld\n",
                 (long long)g.pending_purges);
         hub_put(&b, "# HELP cmc_hub_audit_alarms View logs that forked (a device restored from"
-                    " an older copy).\n# TYPE cmc_hub_audit_alarms gauge\ncmc_hub_audit_alarms"
+                    " an older copy) or failed their seals.\n# TYPE cmc_hub_audit_alarms gauge\ncmc_hub_audit_alarms"
                     " %lld\n", (long long)(g.audit_alarms < 0 ? 0 : g.audit_alarms));
         hub_put(&b, "# HELP cmc_hub_plans Plans shared (consent not withdrawn).\n"
                     "# TYPE cmc_hub_plans gauge\ncmc_hub_plans %lld\n", (long long)g.plans);

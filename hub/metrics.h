@@ -35,7 +35,8 @@ struct hub_gauges {
     int64_t devices_active;
     int64_t devices_pending;
     int64_t pending_purges;
-    int64_t audit_alarms; /* view-log forks: a device restored from an older copy */
+    int64_t audit_alarms; /* view-log forks (a device restored from an older copy), and devices
+                           * whose log failed its seals otherwise (hub/intake_seal.h) */
     int64_t plans;
 };
 /* Reads the gauges from the store. */

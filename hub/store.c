@@ -2,6 +2,7 @@
  * store.c - the hub store: the key file, opening SQLCipher, the schema, the change log,
  * plan versions, users and small shared helpers.
  */
+#include "hub/intake_seal.h"
 #include "hub/internal.h"
 #include "hub/clinical.h"
 
@@ -353,7 +354,8 @@ out:
 static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
 {
     static const char *const steps[] = {hub_schema, hub_schema_2, hub_schema_3,
-                                        hub_schema_clinical /* clinical.h */};
+                                        hub_schema_clinical /* clinical.h */,
+                                        hub_schema_audit_seal /* intake_seal.h */};
     char path[4096];
     int rc;
 

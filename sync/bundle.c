@@ -8,6 +8,7 @@
  */
 #include "sync/bundle.h"
 
+#include "crypto/merkle.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/mp.h"
@@ -167,6 +168,32 @@ int bundle_seal(const struct bundle_header *hdr, const uint8_t *body, size_t bod
 out:
     cmc_free(buf);
     return rc;
+}
+
+/* ---- plan seals ------------------------------------------------------------------------ */
+
+int bundle_seal_sign(const uint8_t *leaves, size_t n, const struct cry_secret *hub_sk,
+                     uint8_t sig[CRY_SIG_BYTES])
+{
+    uint8_t root[CRY_HASH_BYTES], msg[CRY_MERKLE_SIGNED_BYTES];
+    int rc = cry_merkle_root(leaves, n, root);
+    if (rc != CMC_OK)
+        return rc;
+    cry_merkle_signed(root, msg);
+    return cry_sign(hub_sk, msg, sizeof msg, sig);
+}
+
+int bundle_seal_verify(const uint8_t *leaves, size_t n, const uint8_t sig[CRY_SIG_BYTES],
+                       const uint8_t hub_pk[CRY_SIGN_PK_BYTES], uint8_t root[CRY_HASH_BYTES])
+{
+    uint8_t msg[CRY_MERKLE_SIGNED_BYTES];
+    int rc = cry_merkle_root(leaves, n, root);
+    if (rc != CMC_OK)
+        return rc;
+    cry_merkle_signed(root, msg);
+    if (cry_verify(hub_pk, msg, sizeof msg, sig) != CMC_OK)
+        return cmc_fail(CMC_ERR_TAMPERED, "bundle: the page's plans do not match the hub's seal");
+    return CMC_OK;
 }
 
 /* ---- ops ------------------------------------------------------------------------------- */
@@ -632,6 +659,20 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
         if ((rc = mp_read_uint(r, &op->seq)) != CMC_OK)
             return rc;
         break;
+    case BUNDLE_OP_SEAL: {
+        const uint8_t *sig;
+        uint32_t sig_len;
+        if (n != 3)
+            return cmc_fail(CMC_ERR_CORRUPT, "seal has %u elements, expected 3", (unsigned)n);
+        op->kind = BUNDLE_OP_SEAL;
+        if ((rc = mp_read_uint(r, &op->seq)) != CMC_OK ||
+            (rc = mp_read_bin(r, CRY_SIG_BYTES, &sig, &sig_len)) != CMC_OK)
+            return rc;
+        if (sig_len != CRY_SIG_BYTES)
+            return cmc_fail(CMC_ERR_CORRUPT, "seal signature is not %d bytes", CRY_SIG_BYTES);
+        memcpy(op->seal_sig, sig, CRY_SIG_BYTES);
+        break;
+    }
     case BUNDLE_OP_POLICY:
         if (n != 3)
             return cmc_fail(CMC_ERR_CORRUPT, "policy has %u elements, expected 3", (unsigned)n);
@@ -701,6 +742,10 @@ int bundle_decode(const uint8_t *buf, size_t len, const struct bundle_header *hd
     for (uint32_t i = 0; i < n; i++) {
         if ((rc = decode_op(&r, &ops[i])) != CMC_OK) {
             rc = op_fail(rc, i);
+            goto out;
+        }
+        if (ops[i].kind == BUNDLE_OP_SEAL && i + 1 != n) {
+            rc = op_fail(cmc_fail(CMC_ERR_CORRUPT, "a seal must be the last op"), i);
             goto out;
         }
     }

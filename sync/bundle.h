@@ -102,13 +102,15 @@ enum bundle_op_kind {
     BUNDLE_OP_PURGE = 3,
     BUNDLE_OP_WIPE = 4,
     BUNDLE_OP_POLICY = 5,
+    BUNDLE_OP_SEAL = 6,
 };
 
 struct bundle_op {
     enum bundle_op_kind kind;
     char plan_id[PLAN_ID_LEN + 1]; /* empty for WIPE and POLICY */
     uint64_t seq;                  /* change-log sequence of this op */
-    struct plan plan;              /* PUT */
+    struct plan plan;              /* PUT; for bundle_build, a DELTA's resulting version (to
+                                    * seal it; not sent) */
     uint8_t *packed;               /* PUT, decoded ops only: the plan's bytes as received, which
                                     * the strict decoder proved are plan_pack(&plan) */
     size_t packed_len;
@@ -116,6 +118,7 @@ struct bundle_op {
     struct plan_change change;     /* DELTA */
     char reason[32];               /* PURGE */
     int64_t lease_days;            /* POLICY: 0..BUNDLE_MAX_LEASE_DAYS, 0 = no lease */
+    uint8_t seal_sig[CRY_SIG_BYTES]; /* SEAL */
 };
 
 /* The schema edition of a bundle's plans: 2 with BUNDLE_FLAG_EDITION2, else 1. */
@@ -130,7 +133,9 @@ void bundle_ops_free(struct bundle_op *ops, size_t n);
  * not_shared). */
 int bundle_reason_valid(const char *s, size_t len);
 
-/* Builds a whole bundle: packs and deflates the ops, fills body_len, raw_len, op_count and
+/* Builds a whole bundle: packs and deflates the ops (and, when no op is a SEAL and every
+ * delta's `plan` holds the version it makes, ends a page of plans with their SEAL op, signed
+ * by hub_sk), fills body_len, raw_len, op_count and
  * body_hash in a copy of `hdr`, signs. hdr->protocol 0 means BUNDLE_PROTOCOL. Caller frees
  * *out. */
 int bundle_build(const struct bundle_header *hdr, const struct bundle_op *ops, size_t n_ops,
@@ -152,6 +157,16 @@ void bundle_writer_digest(const bundle_writer *w, uint8_t out[CRY_HASH_BYTES]);
 int bundle_writer_finish(bundle_writer *w, const struct bundle_header *hdr,
                          const struct cry_secret *hub_sk, uint8_t **out, size_t *len);
 void bundle_writer_free(bundle_writer *w);
+
+/* Plan seals (crypto/merkle.h): the signature of the root over `n` leaves (n >= 1, laid one
+ * after another), and its check. bundle_seal_verify: CMC_OK and the root in `root`, or
+ * CMC_ERR_TAMPERED when the leaves do not reach a root the hub signed. */
+int bundle_seal_sign(const uint8_t *leaves, size_t n, const struct cry_secret *hub_sk,
+                     uint8_t sig[CRY_SIG_BYTES]);
+CRY_MUST_CHECK int bundle_seal_verify(const uint8_t *leaves, size_t n,
+                                      const uint8_t sig[CRY_SIG_BYTES],
+                                      const uint8_t hub_pk[CRY_SIGN_PK_BYTES],
+                                      uint8_t root[CRY_HASH_BYTES]);
 
 /* Frames an already compressed body: fills body_len and body_hash in a copy of `hdr` (which
  * supplies op_count and raw_len, as recorded when the body was built) and signs. For a hub

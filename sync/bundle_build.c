@@ -5,6 +5,7 @@
  */
 #include "sync/bundle.h"
 
+#include "crypto/merkle.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/mp.h"
@@ -34,6 +35,7 @@ static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
         }
         break;
     case BUNDLE_OP_WIPE:
+    case BUNDLE_OP_SEAL:
         break;
     case BUNDLE_OP_POLICY:
         if (op->lease_days < 0 || op->lease_days > BUNDLE_MAX_LEASE_DAYS) {
@@ -93,6 +95,12 @@ static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
         mp_write_uint(&w, BUNDLE_OP_WIPE);
         mp_write_uint(&w, op->seq);
         break;
+    case BUNDLE_OP_SEAL:
+        mp_write_array(&w, 3);
+        mp_write_uint(&w, BUNDLE_OP_SEAL);
+        mp_write_uint(&w, op->seq);
+        mp_write_bin(&w, op->seal_sig, CRY_SIG_BYTES);
+        break;
     case BUNDLE_OP_POLICY:
         mp_write_array(&w, 3);
         mp_write_uint(&w, BUNDLE_OP_POLICY);
@@ -121,19 +129,65 @@ int bundle_writer_add(bundle_writer *w, const struct bundle_op *op)
     return rc;
 }
 
+/* The SEAL op of a page's plan ops (*sealed 0 when it has none, a seal of its own, or a delta
+ * whose `plan` does not hold the version it makes): one leaf per op over plan_pack of its
+ * plan - what a put carries, and what a device stores once it applies the delta. */
+static int seal_puts(const struct bundle_op *ops, size_t n_ops, const struct cry_secret *hub_sk,
+                     struct bundle_op *seal, int *sealed)
+{
+    size_t n = 0;
+    int rc = CMC_OK;
+    uint8_t *leaves = NULL;
+
+    *sealed = 0;
+    for (size_t i = 0; i < n_ops; i++) {
+        if (ops[i].kind == BUNDLE_OP_SEAL ||
+            (ops[i].kind == BUNDLE_OP_DELTA && ops[i].plan.plan_id == NULL))
+            return CMC_OK;
+        n += ops[i].kind == BUNDLE_OP_PUT || ops[i].kind == BUNDLE_OP_DELTA;
+    }
+    if (n == 0 || hub_sk == NULL)
+        return CMC_OK;
+    if ((leaves = cmc_malloc(n * CRY_HASH_BYTES)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "bundle: out of memory");
+    n = 0;
+    for (size_t i = 0; rc == CMC_OK && i < n_ops; i++) {
+        uint8_t *body = NULL;
+        size_t body_len = 0;
+        if (ops[i].kind != BUNDLE_OP_PUT && ops[i].kind != BUNDLE_OP_DELTA)
+            continue;
+        if ((rc = plan_pack(&ops[i].plan, &body, &body_len)) == CMC_OK)
+            cry_merkle_leaf(leaves + CRY_HASH_BYTES * n++, ops[i].plan_id, ops[i].plan.version,
+                            body, body_len);
+        cmc_free(body);
+    }
+    bundle_op_init(seal);
+    seal->kind = BUNDLE_OP_SEAL;
+    if (rc == CMC_OK)
+        rc = bundle_seal_sign(leaves, n, hub_sk, seal->seal_sig);
+    *sealed = rc == CMC_OK;
+    cmc_free(leaves);
+    return rc;
+}
+
 int bundle_build(const struct bundle_header *hdr, const struct bundle_op *ops, size_t n_ops,
                  const struct cry_secret *hub_sk, uint8_t **out, size_t *len)
 {
-    int rc;
+    int rc, sealed = 0;
     bundle_writer *w = NULL;
+    struct bundle_op seal;
 
     *out = NULL;
     *len = 0;
+    if ((rc = seal_puts(ops, n_ops, hub_sk, &seal, &sealed)) != CMC_OK)
+        return rc;
     if ((rc = bundle_writer_new(&w)) != CMC_OK)
         return rc;
     for (size_t i = 0; i < n_ops; i++)
         if ((rc = bundle_writer_add(w, &ops[i])) != CMC_OK)
             goto out;
+    if (sealed && (rc = bundle_writer_add(w, &seal)) != CMC_OK)
+        goto out;
     rc = bundle_writer_finish(w, hdr, hub_sk, out, len);
 out:
     bundle_writer_free(w);

@@ -121,7 +121,7 @@ int wire_enroll_ans_encode(const struct wire_enroll_ans *m, uint8_t **out, size_
 {
     struct mp_writer w;
     mp_writer_init(&w);
-    mp_write_map(&w, 6);
+    mp_write_map(&w, m->has_audit_seed ? 7 : 6);
     mp_write_cstr(&w, "device_id");
     mp_write_cstr(&w, m->device_id);
     mp_write_cstr(&w, "hub_pk");
@@ -134,6 +134,10 @@ int wire_enroll_ans_encode(const struct wire_enroll_ans *m, uint8_t **out, size_
     mp_write_int(&w, m->lease_days);
     mp_write_cstr(&w, "hub_time");
     mp_write_int(&w, m->hub_time);
+    if (m->has_audit_seed) {
+        mp_write_cstr(&w, "audit_seed");
+        mp_write_bin(&w, m->audit_seed, sizeof m->audit_seed);
+    }
     return mp_writer_finish(&w, out, len);
 }
 
@@ -153,6 +157,16 @@ static int enroll_ans_pair(struct mp_reader *r, const char *key, struct wire_enr
         return mp_read_int(r, &m->lease_days);
     if (strcmp(key, "hub_time") == 0)
         return mp_read_int(r, &m->hub_time);
+    if (strcmp(key, "audit_seed") == 0) {
+        rc = mp_read_bin(r, CRY_HASH_BYTES, &b, &blen);
+        if (rc == CMC_OK && blen != CRY_HASH_BYTES)
+            rc = cmc_fail(CMC_ERR_PROTOCOL, "audit seed has the wrong length");
+        if (rc == CMC_OK) {
+            memcpy(m->audit_seed, b, CRY_HASH_BYTES);
+            m->has_audit_seed = 1;
+        }
+        return rc;
+    }
     if (strcmp(key, "hub_pk") != 0)
         return mp_skip(r);
     rc = mp_read_bin(r, CRY_SIGN_PK_BYTES, &b, &blen);
@@ -203,6 +217,8 @@ int wire_pull_path(const struct wire_pull_query *q, char *out, size_t cap)
         n += snprintf(out + n, cap - (size_t)n, "&schema=%llu", (unsigned long long)q->schema);
     if (q->codecs > 0 && n > 0 && (size_t)n < cap)
         n += snprintf(out + n, cap - (size_t)n, "&z=%llu", (unsigned long long)q->codecs);
+    if (q->seal > 0 && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "&seal=1");
     if (n < 0 || (size_t)n >= cap)
         return cmc_fail(CMC_ERR_INVALID, "pull: the request target does not fit");
     return CMC_OK;
@@ -225,9 +241,10 @@ static int query_u64(const char *v, size_t len, const char *name, uint64_t *out)
 
 int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
 {
-    static const char *const names[] = { "cursor", "applied", "budget", "schema", "z" };
-    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget, &q->schema, &q->codecs };
-    int have[5] = { 0, 0, 0, 0, 0 };
+    static const char *const names[] = { "cursor", "applied", "budget", "schema", "z", "seal" };
+    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget, &q->schema, &q->codecs,
+                          &q->seal };
+    int have[6] = { 0, 0, 0, 0, 0, 0 };
     const char *p = query;
 
     memset(q, 0, sizeof *q);
@@ -528,33 +545,70 @@ int wire_audit_entry_hash(const struct wire_audit_entry *e, uint8_t out[CRY_HASH
     return CMC_OK;
 }
 
-int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n, uint8_t **out,
-                             size_t *len)
+int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n,
+                             const struct wire_audit_state *st, uint8_t **out, size_t *len)
 {
     struct mp_writer w;
+    int with_state = st != NULL && st->present;
     mp_writer_init(&w);
-    mp_write_map(&w, 1);
+    mp_write_map(&w, with_state ? 2 : 1);
+    if (with_state) {
+        mp_write_cstr(&w, "state");
+        mp_write_array(&w, 3);
+        mp_write_uint(&w, st->sealed);
+        mp_write_uint(&w, st->newest);
+        mp_write_bin(&w, st->tag, sizeof st->tag);
+    }
     mp_write_cstr(&w, "entries");
     mp_write_array(&w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
-        /* the same pairs as M under a fixmap of ten, then "hash" */
-        mp_write_map(&w, 10);
+        /* the same pairs as M under a fixmap of ten, then "hash" (and "seal") */
+        mp_write_map(&w, v[i].sealed ? 11 : 10);
         audit_core_pairs(&w, &v[i]);
         mp_write_cstr(&w, "hash");
         mp_write_bin(&w, v[i].hash, sizeof v[i].hash);
+        if (v[i].sealed) {
+            mp_write_cstr(&w, "seal");
+            mp_write_bin(&w, v[i].seal, sizeof v[i].seal);
+        }
     }
     return mp_writer_finish(&w, out, len);
 }
 
-int wire_audit_upload_open(struct mp_reader *r, const uint8_t *buf, size_t len, uint32_t *n)
+static int audit_hash32(struct mp_reader *r, uint8_t out[CRY_HASH_BYTES]);
+
+static int audit_state_read(struct mp_reader *r, struct wire_audit_state *st)
+{
+    uint32_t n;
+    if (mp_read_array(r, 4, &n) != CMC_OK || n != 3 || mp_read_uint(r, &st->sealed) != CMC_OK ||
+        mp_read_uint(r, &st->newest) != CMC_OK || audit_hash32(r, st->tag) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "audit: state must be [sealed, newest, tag]");
+    mp_leave(r);
+    st->present = 1;
+    return CMC_OK;
+}
+
+int wire_audit_upload_open(struct mp_reader *r, const uint8_t *buf, size_t len, uint32_t *n,
+                           struct wire_audit_state *st)
 {
     const char *key;
     uint32_t n_keys, klen;
     int rc;
     *n = 0;
+    memset(st, 0, sizeof *st);
     mp_reader_init(r, buf, len, 8);
-    if (mp_read_map(r, 4, &n_keys) != CMC_OK || n_keys != 1 ||
-        mp_read_str(r, 16, &key, &klen) != CMC_OK || !key_is(key, klen, "entries"))
+    if (mp_read_map(r, 4, &n_keys) != CMC_OK || n_keys < 1 || n_keys > 2 ||
+        mp_read_str(r, 16, &key, &klen) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "audit: body must be a map {\"entries\": [...]}");
+    if (n_keys == 2) {
+        if (!key_is(key, klen, "state"))
+            return cmc_fail(CMC_ERR_INVALID, "audit: \"state\" must come before \"entries\"");
+        if ((rc = audit_state_read(r, st)) != CMC_OK)
+            return rc;
+        if (mp_read_str(r, 16, &key, &klen) != CMC_OK)
+            return cmc_fail(CMC_ERR_INVALID, "audit: body must be a map {\"entries\": [...]}");
+    }
+    if (!key_is(key, klen, "entries"))
         return cmc_fail(CMC_ERR_INVALID, "audit: body must be a map {\"entries\": [...]}");
     if ((rc = mp_read_array(r, WIRE_AUDIT_MAX_ENTRIES, n)) != CMC_OK)
         return cmc_fail(rc == CMC_ERR_TOO_LARGE ? CMC_ERR_TOO_LARGE : CMC_ERR_INVALID,
@@ -594,12 +648,12 @@ static int audit_pair(struct mp_reader *r, const char *key, uint32_t klen,
                       struct wire_audit_entry *e, unsigned *bit)
 {
     static const char *const names[] = { "seq", "prev", "hash", "user", "role", "plan_id",
-                                         "identifier", "action", "wall", "mono" };
+                                         "identifier", "action", "wall", "mono", "seal" };
     char *const strs[] = { e->user, e->role, e->plan_id, e->identifier, e->action };
     unsigned k = 0;
-    while (k < 10 && !key_is(key, klen, names[k]))
+    while (k < 11 && !key_is(key, klen, names[k]))
         k++;
-    *bit = k < 10 ? 1u << k : 0;
+    *bit = k < 11 ? 1u << k : 0;
     switch (k) {
     case 0:
         return mp_read_uint(r, &e->seq);
@@ -612,6 +666,9 @@ static int audit_pair(struct mp_reader *r, const char *key, uint32_t klen,
     case 9:
         return mp_read_int(r, &e->mono);
     case 10:
+        e->sealed = 1;
+        return audit_hash32(r, e->seal);
+    case 11:
         return cmc_fail(CMC_ERR_INVALID, "audit entry: unknown key");
     default:
         return audit_cstr(r, names[k], strs[k - 3]);
@@ -641,16 +698,16 @@ int wire_audit_upload_next(struct mp_reader *r, struct wire_audit_entry *e,
         if (rc != CMC_OK || (seen & bit))
             return cmc_fail(CMC_ERR_INVALID, "audit entry: a key is repeated or has the wrong type");
         seen |= bit;
-        if (bit != 1u << 2) { /* M leaves the hash pair out */
+        if (bit != 1u << 2 && bit != 1u << 10) { /* M leaves the hash and seal pairs out */
             span[n_spans] = start;
             span_len[n_spans++] = (size_t)(r->p - start);
         }
     }
     mp_leave(r);
-    if (seen != 0x3ffu)
+    if ((seen & 0x3ffu) != 0x3ffu)
         return cmc_fail(CMC_ERR_INVALID, "audit entry: seq, prev, hash, user, role, plan_id,"
                                          " identifier, action, wall and mono are all required");
-    audit_chain_hash(e->prev, n - 1, span, span_len, n_spans, computed);
+    audit_chain_hash(e->prev, n - 1 - (uint32_t)e->sealed, span, span_len, n_spans, computed);
     return CMC_OK;
 }
 

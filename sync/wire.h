@@ -33,6 +33,7 @@
 #define WIRE_AUDIT_MAX_ENTRIES 10000
 #define WIRE_AUDIT_STR_MAX 200   /* every string of an audit entry, bytes, on decoding */
 #define WIRE_AUDIT_BUF 256       /* room for a device's own entry strings, which it hashes whole */
+#define WIRE_AUDIT_BATCH 1000    /* entries a device sends per upload while it has more */
 
 /* ---- POST /v1/enroll ------------------------------------------------------------------- */
 
@@ -50,6 +51,8 @@ int wire_enroll_req_decode(const uint8_t *buf, size_t len, struct wire_enroll_re
 struct wire_enroll_ans {
     char device_id[PLAN_ID_LEN + 1];
     uint8_t hub_pk[CRY_SIGN_PK_BYTES];
+    uint8_t audit_seed[CRY_HASH_BYTES]; /* the first audit sealing key (crypto/fss.h), a secret */
+    int has_audit_seed;                 /* written, and found, only when set */
     char scope[128];
     char role[32];
     int64_t lease_days;
@@ -69,10 +72,12 @@ struct wire_pull_query {
                        * versions"); a device sends PLAN_EDITION_CURRENT; 0 = not written */
     uint64_t codecs;  /* body codecs the device takes besides zlib (WIRE_CODEC_*, docs/PROTOCOL.md
                        * "Body codecs"); 0 = not written, zlib only; unknown bits are ignored */
+    uint64_t seal;    /* 1: the device keeps the hub's plan seals (a SEAL op ends each page
+                       * that carries a plan); 0 = not written, and no SEAL op is sent */
 };
 #define WIRE_CODEC_BROTLI 0x1u
-/* The request target "/v1/pull?cursor=N[&applied=A][&budget=B][&schema=E][&z=C]" into out
- * (cap bytes). */
+/* The request target "/v1/pull?cursor=N[&applied=A][&budget=B][&schema=E][&z=C][&seal=1]"
+ * into out (cap bytes). */
 int wire_pull_path(const struct wire_pull_query *q, char *out, size_t cap);
 /* Parses the query part (after '?'). cursor is required; applied defaults to cursor; schema
  * defaults to 1 (a device of the first edition never sends it) and must be at least 1;
@@ -129,18 +134,31 @@ struct wire_audit_entry {
     char action[WIRE_AUDIT_BUF];
     int64_t wall;
     int64_t mono;
+    uint8_t seal[CRY_HASH_BYTES]; /* the entry's forward-secure seal (crypto/fss.h) */
+    int sealed;                   /* "seal" written / found; like "hash", not part of M */
+};
+/* The device's sealing state at upload (crypto/fss.h): entries sealed so far, the newest
+ * one's seq, and the tag over both made with its current key. */
+struct wire_audit_state {
+    int present;
+    uint64_t sealed;
+    uint64_t newest;
+    uint8_t tag[CRY_HASH_BYTES];
 };
 /* The chain hash: BLAKE2b-256(prev || M), M the entry's map without its hash pair, keys in
  * the order seq, prev, user, role, plan_id, identifier, action, wall, mono. */
 int wire_audit_entry_hash(const struct wire_audit_entry *e, uint8_t out[CRY_HASH_BYTES]);
-/* {"entries": [the ten-key map of each entry, hash last]} */
-int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n, uint8_t **out,
-                             size_t *len);
-/* An upload is decoded one entry at a time (the hub checks each against its chain as it
+/* {"state": [sealed, newest, tag], "entries": [the ten-key map of each entry, hash last, then
+ * "seal" when sealed]}; "state" only when st is not NULL and present. */
+int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n,
+                             const struct wire_audit_state *st, uint8_t **out, size_t *len);
+/* An upload is decoded one entry at a time (st: the state, present 0 when the upload had
+ * none) (the hub checks each against its chain as it
  * goes): open reads the envelope and the entry count, next reads one entry and computes
  * `computed`, the chain hash of the entry as sent (its pairs' bytes in the order sent), and
  * close refuses trailing bytes. The reader points into the caller's buffer. */
-int wire_audit_upload_open(struct mp_reader *r, const uint8_t *buf, size_t len, uint32_t *n);
+int wire_audit_upload_open(struct mp_reader *r, const uint8_t *buf, size_t len, uint32_t *n,
+                           struct wire_audit_state *st);
 int wire_audit_upload_next(struct mp_reader *r, struct wire_audit_entry *e,
                            uint8_t computed[CRY_HASH_BYTES]);
 int wire_audit_upload_close(struct mp_reader *r);

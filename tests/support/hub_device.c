@@ -1,6 +1,8 @@
 /* hub_device.c - see hub_device.h. */
 #include "tests/support/hub_device.h"
 
+#include "crypto/merkle.h"
+
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/change.h"
@@ -108,6 +110,11 @@ struct bundle_header tst_device_apply(struct tst_hub *e, struct tst_device *d, c
     assert_int_equal(ops[0].kind, BUNDLE_OP_POLICY);
     for (size_t i = 1; i < n; i++)
         assert_int_not_equal(ops[i].kind, BUNDLE_OP_POLICY);
+    /* Every plan version the page gives must reach the root the hub signed in its SEAL op
+     * (hub_pull seals): the leaves over the exact bytes a device stores. */
+    uint8_t *leaves = calloc(n ? n : 1, CRY_HASH_BYTES);
+    size_t n_leaves = 0;
+    assert_non_null(leaves);
     if (commit) {
         d->n_page_purged = 0;
         d->last_flags = hdr.flags;
@@ -123,6 +130,8 @@ struct bundle_header tst_device_apply(struct tst_hub *e, struct tst_device *d, c
                 assert_true(d->n_held < TST_MAX_HELD);
                 assert_int_equal(plan_copy(&d->held[d->n_held], &op->plan), CMC_OK);
                 d->n_held++;
+                cry_merkle_leaf(leaves + CRY_HASH_BYTES * n_leaves++, op->plan_id,
+                                op->plan.version, op->packed, op->packed_len);
                 break;
             case BUNDLE_OP_DELTA:
                 d->deltas++;
@@ -130,6 +139,14 @@ struct bundle_header tst_device_apply(struct tst_hub *e, struct tst_device *d, c
                 assert_non_null(p);
                 assert_int_equal(p->version, op->base_version);
                 assert_int_equal(plan_change_apply(p, &op->change), CMC_OK);
+                {
+                    uint8_t *body = NULL;
+                    size_t body_len = 0;
+                    assert_int_equal(plan_pack(p, &body, &body_len), CMC_OK);
+                    cry_merkle_leaf(leaves + CRY_HASH_BYTES * n_leaves++, op->plan_id,
+                                    p->version, body, body_len);
+                    cmc_free(body);
+                }
                 break;
             case BUNDLE_OP_PURGE:
                 if (d->purges < 8)
@@ -146,10 +163,23 @@ struct bundle_header tst_device_apply(struct tst_hub *e, struct tst_device *d, c
             case BUNDLE_OP_POLICY:
                 d->lease_days = op->lease_days;
                 break;
+            case BUNDLE_OP_SEAL: {
+                uint8_t root[CRY_HASH_BYTES];
+                assert_int_equal(i, n - 1);
+                assert_int_equal(bundle_seal_verify(leaves, n_leaves, op->seal_sig, e->hub_pk,
+                                                    root),
+                                 CMC_OK);
+                d->seals++;
+                n_leaves = 0;
+                break;
+            }
             }
         }
+        if (!d->no_seals)
+            assert_int_equal(n_leaves, 0); /* a page of plans ends with their seal */
         d->cursor = hdr.to_cursor;
     }
+    free(leaves);
     bundle_ops_free(ops, n);
     return hdr;
 }

@@ -34,6 +34,9 @@ struct tst_device {
     size_t n_held;
     /* what the last pull brought */
     size_t puts, deltas, purges, wipes;
+    size_t seals;  /* SEAL ops checked */
+    int no_seals;  /* pulled without seals (hub_pull_edition): pages carry none */
+
     char last_reason[32];
     char purged[8][PLAN_ID_LEN + 1];
     /* the policy and flags of the last bundle, and acknowledgements */

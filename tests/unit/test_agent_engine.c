@@ -131,6 +131,9 @@ static int setup(void **state)
     store_state_set_int(st, "cursor", 0);
     if (cry_sign_keypair(hub_pk, &hub_sk) != CMC_OK)
         return -1;
+    char pk_hex[2 * CRY_SIGN_PK_BYTES + 1];
+    cry_hex(pk_hex, hub_pk, sizeof hub_pk);
+    store_state_set(st, STORE_STATE_HUB_PK, pk_hex); /* enrolled: plans must carry seals */
     memset(&cfg, 0, sizeof cfg);
     cfg.dir = dir;
     cfg.slots_path = slots_path;
@@ -239,6 +242,7 @@ static void test_delta_reproduces_version(void **state)
     op.seq = 9;
     op.base_version = 1;
     assert_int_equal(plan_change_diff(&v1, &v2, &op.change), CMC_OK);
+    assert_int_equal(plan_copy(&op.plan, &v2), CMC_OK); /* what the hub seals */
     build(5, 9, &op, 1, &b, &len);
     assert_int_equal(apply(b, len, &rep), CMC_OK);
     assert_int_equal(rep.deltas, 1);
@@ -409,6 +413,143 @@ static void test_wipe_order_erases_keys(void **state)
     cmc_free(b);
 }
 
+static char *state_text(const char *name)
+{
+    char *v = NULL;
+    return store_state_get(st, name, &v) == CMC_OK ? v : NULL;
+}
+
+/* A delta that does not rebuild the version the hub sealed (a wrong delta application, or a
+ * base altered in the replica) is refused with its page, and the replica asks for repair. */
+static void test_delta_that_misses_its_seal_is_refused(void **state)
+{
+    (void)state;
+    struct bundle_op op;
+    uint8_t *b;
+    size_t len;
+    struct engine_report rep;
+    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
+    build(0, 5, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    cmc_free(b);
+    struct plan v1, v2;
+    make_plan(&v1, ID_A, NHS_A, "weeks", "published", 1);
+    make_plan(&v2, ID_A, NHS_A, "days", "published", 2);
+    bundle_op_init(&op);
+    op.kind = BUNDLE_OP_DELTA;
+    snprintf(op.plan_id, sizeof op.plan_id, "%s", ID_A);
+    op.seq = 9;
+    op.base_version = 1;
+    assert_int_equal(plan_change_diff(&v1, &v2, &op.change), CMC_OK);
+    make_plan(&op.plan, ID_A, NHS_A, "hours", "published", 2); /* the hub sealed other bytes */
+    build(5, 9, &op, 1, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_ERR_TAMPERED);
+    assert_int_equal(cursor(), 5);
+    struct plan got;
+    assert_int_equal(store_plan_get(st, NHS_A, &got), CMC_OK);
+    assert_int_equal(got.version, 1);
+    plan_free(&got);
+    char *flag = state_text(STORE_STATE_SEAL_REPAIR);
+    assert_non_null(flag);
+    assert_string_equal(flag, "1");
+    cmc_free(flag);
+    cmc_free(b);
+    plan_free(&v1);
+    plan_free(&v2);
+}
+
+/* An enrolled device refuses a page of plans that the hub did not seal. */
+static void test_unsealed_page_is_refused(void **state)
+{
+    (void)state;
+    struct bundle_op ops[2];
+    uint8_t *b;
+    size_t len;
+    struct engine_report rep;
+    op_put(&ops[0], ID_A, NHS_A, "weeks", "published", 1, 5);
+    bundle_op_init(&ops[1]);
+    ops[1].kind = BUNDLE_OP_SEAL; /* a seal of its own: bundle_build adds none */
+    cry_random(ops[1].seal_sig, sizeof ops[1].seal_sig);
+    build(0, 5, ops, 2, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_ERR_TAMPERED); /* a forged seal */
+    expect_nothing_applied();
+    cmc_free(b);
+    op_put(&ops[0], ID_A, NHS_A, "weeks", "published", 1, 5);
+    bundle_op_init(&ops[1]);
+    ops[1].kind = BUNDLE_OP_PURGE; /* no seal at all: build it by hand */
+    snprintf(ops[1].plan_id, sizeof ops[1].plan_id, "%s", ID_B);
+    snprintf(ops[1].reason, sizeof ops[1].reason, "left_scope");
+    bundle_writer *w = NULL;
+    struct bundle_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.device_id, device_uuid, sizeof device_uuid);
+    h.to_cursor = 5;
+    assert_int_equal(bundle_writer_new(&w), CMC_OK);
+    assert_int_equal(bundle_writer_add(w, &ops[0]), CMC_OK);
+    assert_int_equal(bundle_writer_finish(w, &h, hub_sk, &b, &len), CMC_OK);
+    bundle_writer_free(w);
+    bundle_op_clear(&ops[0]);
+    bundle_op_clear(&ops[1]);
+    assert_int_equal(apply(b, len, &rep), CMC_ERR_PROTOCOL);
+    expect_nothing_applied();
+    cmc_free(b);
+}
+
+static void seal_count(const char *plan_id, int64_t version, void *ctx)
+{
+    (void)plan_id;
+    (void)version;
+    (*(int *)ctx)++;
+}
+
+/* A body changed inside the replica (an attacker with the key) is never shown: the read
+ * says the plan failed its integrity check, verify's scan names it, and the next sync is
+ * asked to repair it. */
+static void test_body_altered_at_rest_fails_its_seal(void **state)
+{
+    (void)state;
+    struct bundle_op ops[2];
+    uint8_t *b;
+    size_t len;
+    struct engine_report rep;
+    op_put(&ops[0], ID_A, NHS_A, "weeks", "published", 1, 5);
+    op_put(&ops[1], ID_B, NHS_B, "months", "published", 1, 7);
+    build(0, 7, ops, 2, &b, &len);
+    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    cmc_free(b);
+    struct plan p, got;
+    int64_t bad = -1;
+    int seen = 0;
+    assert_int_equal(store_seal_scan(st, 0, seal_count, &seen, &bad), CMC_OK);
+    assert_int_equal(bad, 0);
+    /* the bytes of another valid plan, re-encoded: everything but the seal agrees */
+    make_plan(&p, ID_A, NHS_A, "hours", "published", 1);
+    assert_int_equal(store_put_version(st, &p, 5), CMC_OK); /* drops the seal with the row */
+    plan_free(&p);
+    assert_int_equal(store_plan_get(st, NHS_A, &got), CMC_ERR_TAMPERED);
+    assert_string_equal(cmc_errmsg(), STORE_INTEGRITY_MSG);
+    assert_int_equal(store_plan_get(st, NHS_B, &got), CMC_OK); /* the other plan stands */
+    plan_free(&got);
+    struct store_hit *hits = NULL;
+    size_t n = 0;
+    assert_int_equal(store_list(st, &hits, &n), CMC_OK);
+    assert_int_equal(n, 1); /* the list leaves it out */
+    store_hits_free(hits, n);
+    assert_int_equal(store_seal_scan(st, 0, seal_count, &seen, &bad), CMC_OK);
+    assert_int_equal(bad, 1);
+    assert_int_equal(seen, 1);
+    char *flag = state_text(STORE_STATE_SEAL_REPAIR);
+    assert_non_null(flag);
+    assert_string_equal(flag, "1");
+    cmc_free(flag);
+    /* the repair's scan drops it */
+    assert_int_equal(store_seal_scan(st, 1, NULL, NULL, &bad), CMC_OK);
+    assert_int_equal(bad, 1);
+    assert_int_equal(store_plan_get(st, NHS_A, &got), CMC_ERR_NOT_FOUND);
+    assert_int_equal(store_seal_scan(st, 0, NULL, NULL, &bad), CMC_OK);
+    assert_int_equal(bad, 0);
+}
+
 static int init(void)
 {
     plat_log_set_level(PLAT_LOG_ERROR);
@@ -420,4 +561,6 @@ TST_MAIN(init, setup, teardown,
          test_tampered_or_misaddressed_bundle_changes_nothing,
          test_failure_mid_bundle_rolls_back_whole_bundle, test_delta_reproduces_version,
          test_purge_tombstone_stops_replayed_put_and_discards_edits,
-         test_newer_version_rebases_or_holds_conflict, test_wipe_order_erases_keys)
+         test_newer_version_rebases_or_holds_conflict, test_wipe_order_erases_keys,
+         test_delta_that_misses_its_seal_is_refused, test_unsealed_page_is_refused,
+         test_body_altered_at_rest_fails_its_seal)

@@ -120,7 +120,8 @@ static void test_migration_folds_old_rows(void **state)
     put_named(s, 800, "Siobh\xc3\xa1n", "O\xe2\x80\x99" "Brien\xe2\x80\x93" "Hart", "1944-01-01", "SE15 4QT");
     assert_int_equal(sqlite3_exec(store_test_db(s),
                                   "UPDATE plan_identity SET family_name = 'o' || char(8217) || 'brien' ||"
-                                  " char(8211) || 'hart'; PRAGMA user_version = 4;",
+                                  " char(8211) || 'hart'; DROP TABLE plan_seals;"
+                                  " ALTER TABLE audit DROP COLUMN seal; PRAGMA user_version = 4;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     store_close(s);

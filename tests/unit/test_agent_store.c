@@ -240,6 +240,7 @@ static void test_migrations(void **state)
     assert_int_equal(sqlite3_exec(store_test_db(s),
                                   "DROP TABLE pending_edits; DROP TABLE merges;"
                                   "DROP TABLE audit;"
+                                  "DROP TABLE plan_seals;"
                                   "PRAGMA user_version = 1;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -258,6 +259,8 @@ static void test_migrations(void **state)
     /* A replica at version 3 still has its conflicts table: step 4 drops it. */
     assert_int_equal(sqlite3_exec(store_test_db(s),
                                   "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
+                                  "DROP TABLE plan_seals;"
+                                  "ALTER TABLE audit DROP COLUMN seal;"
                                   "PRAGMA user_version = 3;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);

@@ -146,6 +146,7 @@ static void test_counts_filled_by_migration_and_checked(void **state)
                                   "DROP TRIGGER IF EXISTS plan_versions_head_ins;"
                                   "DROP TRIGGER IF EXISTS plan_versions_head_del;"
                                   "DROP TRIGGER IF EXISTS plan_versions_head_upd;"
+                                  "DROP TABLE plan_seals; ALTER TABLE audit DROP COLUMN seal;"
                                   "PRAGMA user_version = 5;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);

@@ -161,7 +161,7 @@ static struct bundle_header pull_at(struct env *e, struct device *d, uint64_t fr
     for (size_t i = 0; i < n; i++) {
         struct bundle_op *op = &ops[i];
         struct plan *p;
-        if (op->kind == BUNDLE_OP_POLICY)
+        if (op->kind == BUNDLE_OP_POLICY || op->kind == BUNDLE_OP_SEAL)
             continue;
         assert_true(d->n_ops < MAX_OPS);
         snprintf(d->ops[d->n_ops].plan_id, PLAN_ID_LEN + 1, "%s", op->plan_id);
@@ -187,6 +187,7 @@ static struct bundle_header pull_at(struct env *e, struct device *d, uint64_t fr
             break;
         case BUNDLE_OP_WIPE:
         case BUNDLE_OP_POLICY:
+        case BUNDLE_OP_SEAL:
             fail_msg("unexpected op %d", (int)op->kind);
         }
     }
@@ -593,6 +594,10 @@ static const char to_schema_2[] =
     "CREATE INDEX plans_seq ON plans(seq);"
     "CREATE INDEX plans_region ON plans(region, seq);"
     "CREATE INDEX plans_home ON plans(care_home, seq);"
+    "ALTER TABLE devices DROP COLUMN audit_key;"
+    "ALTER TABLE devices DROP COLUMN audit_sealed;"
+    "ALTER TABLE devices DROP COLUMN audit_alarm;"
+    "ALTER TABLE devices DROP COLUMN audit_alarm_at;"
     "PRAGMA user_version = 2;";
 
 static void test_migration_keeps_holdings(void **state)

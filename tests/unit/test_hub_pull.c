@@ -44,7 +44,7 @@ static void test_bundle_verifies_and_flipped_byte_fails(void **state)
     tst_device_new(e, &amb, "region:" TST_REGION, "urgent_care");
     assert_int_equal(hub_pull(e->h, amb.id, 0, 0, 0, &buf, &len), CMC_OK);
     assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_int_equal(hdr.op_count, 2); /* the policy and the plan */
+    assert_int_equal(hdr.op_count, 3); /* the policy, the plan and its seal */
     assert_true(hdr.flags & BUNDLE_FLAG_SNAPSHOT);
     /* every single flipped byte, header or body, fails verification */
     for (size_t i = 0; i < len; i++) {

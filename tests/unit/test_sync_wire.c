@@ -365,9 +365,9 @@ static void test_audit_upload(void **state)
     uint32_t n;
     audit_sample(&e);
     assert_int_equal(wire_audit_entry_hash(&e, e.hash), CMC_OK);
-    assert_int_equal(wire_audit_upload_encode(&e, 1, &b, &len), CMC_OK);
+    assert_int_equal(wire_audit_upload_encode(&e, 1, NULL, &b, &len), CMC_OK);
     assert_bytes(b, len, KAT_AUDIT_UPLOAD);
-    assert_int_equal(wire_audit_upload_open(&r, b, len, &n), CMC_OK);
+    assert_int_equal(wire_audit_upload_open(&r, b, len, &n, &(struct wire_audit_state){0}), CMC_OK);
     assert_int_equal(n, 1);
     assert_int_equal(wire_audit_upload_next(&r, &back, computed), CMC_OK);
     assert_memory_equal(&back, &e, sizeof e);
@@ -375,7 +375,7 @@ static void test_audit_upload(void **state)
     assert_int_equal(wire_audit_upload_close(&r), CMC_OK);
     /* every truncation is refused somewhere along the way */
     for (size_t cut = 0; cut < len; cut++) {
-        int rc = wire_audit_upload_open(&r, b, cut, &n);
+        int rc = wire_audit_upload_open(&r, b, cut, &n, &(struct wire_audit_state){0});
         if (rc == CMC_OK && n == 1)
             rc = wire_audit_upload_next(&r, &back, computed);
         if (rc == CMC_OK)
@@ -386,8 +386,8 @@ static void test_audit_upload(void **state)
 
     /* a changed string no longer matches its hash */
     snprintf(e.identifier, sizeof e.identifier, "9434765919");
-    assert_int_equal(wire_audit_upload_encode(&e, 1, &b, &len), CMC_OK);
-    assert_int_equal(wire_audit_upload_open(&r, b, len, &n), CMC_OK);
+    assert_int_equal(wire_audit_upload_encode(&e, 1, NULL, &b, &len), CMC_OK);
+    assert_int_equal(wire_audit_upload_open(&r, b, len, &n, &(struct wire_audit_state){0}), CMC_OK);
     assert_int_equal(wire_audit_upload_next(&r, &back, computed), CMC_OK);
     assert_memory_not_equal(computed, e.hash, 32);
     cmc_free(b);
@@ -395,12 +395,12 @@ static void test_audit_upload(void **state)
     /* strings over 200 bytes are refused; a hostile entry count is refused at once */
     memset(e.user, 'u', 201);
     e.user[201] = '\0';
-    assert_int_equal(wire_audit_upload_encode(&e, 1, &b, &len), CMC_OK);
-    assert_int_equal(wire_audit_upload_open(&r, b, len, &n), CMC_OK);
+    assert_int_equal(wire_audit_upload_encode(&e, 1, NULL, &b, &len), CMC_OK);
+    assert_int_equal(wire_audit_upload_open(&r, b, len, &n, &(struct wire_audit_state){0}), CMC_OK);
     assert_int_equal(wire_audit_upload_next(&r, &back, computed), CMC_ERR_INVALID);
     cmc_free(b);
     static const uint8_t hostile[] = { 0x81, 0xa7, 'e', 'n', 't', 'r', 'i', 'e', 's', 0xdd, 0x00, 0x00, 0x27, 0x11 };
-    assert_int_not_equal(wire_audit_upload_open(&r, hostile, sizeof hostile, &n), CMC_OK);
+    assert_int_not_equal(wire_audit_upload_open(&r, hostile, sizeof hostile, &n, &(struct wire_audit_state){0}), CMC_OK);
 }
 
 static void test_audit_answer(void **state)
