@@ -31,8 +31,8 @@ int cli_cmd_init(struct cli_opts *o)
         goto out;
     if ((rc = cli_read_secret(o->pin_file, "CMC_PIN", "Choose a PIN: ", 1, pin, sizeof pin)) != CMC_OK)
         goto out;
-    if (strlen(pin) < CRY_PIN_MIN) {
-        rc = cmc_fail(CMC_ERR_USAGE, "the PIN must have at least %d characters", CRY_PIN_MIN);
+    if (cry_pin_acceptable(pin) != CMC_OK) {
+        rc = cmc_fail(CMC_ERR_USAGE, "%s; nothing was changed", cmc_errmsg());
         goto out;
     }
     if ((rc = cry_slots_create(o->slots_path, o->user, store_role_name(who.role), pin, &key)) != CMC_OK)
@@ -110,8 +110,8 @@ int cli_cmd_user(struct cli_opts *o)
         if ((rc = cli_read_secret(o->new_pin_file, "CMC_NEW_PIN", "PIN for the new user: ", 1, pin,
                                   sizeof pin)) != CMC_OK)
             goto out;
-        if (strlen(pin) < CRY_PIN_MIN) {
-            rc = cmc_fail(CMC_ERR_USAGE, "the PIN must have at least %d characters", CRY_PIN_MIN);
+        if (cry_pin_acceptable(pin) != CMC_OK) {
+            rc = cmc_fail(CMC_ERR_USAGE, "%s; nothing was changed", cmc_errmsg());
             goto out;
         }
         rc = cry_slots_add(slots, s.key, name, store_role_name(role), pin);

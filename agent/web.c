@@ -308,13 +308,6 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
                     NULL);
         goto out;
     }
-    int64_t wait = cry_slots_throttle_wait(slots);
-    if (wait > 0) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "Too many wrong PINs: wait %lld seconds before trying again.", (long long)wait);
-        page_unlock(q, r, 429, msg, user);
-        goto out;
-    }
     rc = cry_slots_unlock(slots, user, pin, &key, role);
     if (rc == CMC_ERR_THROTTLED) {
         page_unlock(q, r, 429, cmc_errmsg(), user);
