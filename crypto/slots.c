@@ -33,6 +33,7 @@
  */
 #include "crypto/cry.h"
 #include "crypto/cry_test.h"
+#include "crypto/slots_int.h"
 #include "crypto/throttle.h"
 
 #include "platform/alloc.h"
@@ -45,62 +46,6 @@
 
 #include <sodium.h>
 
-#define SLOT_MAGIC_BYTES 8
-#define SLOT_VERSION 2u
-#define SLOT_VERSION_1 1u
-#define FILE_ID_BYTES 16
-#define HEADER_BYTES (SLOT_MAGIC_BYTES + 2 + 2 + FILE_ID_BYTES)
-#define SALT_BYTES crypto_pwhash_SALTBYTES
-#define KDF_ALG_ARGON2ID13 2u
-#define WRAP_LEGACY 1u
-#define WRAP_CURRENT 2u
-#define CHAIN_BYTES CRY_HASH_BYTES
-#define PAYLOAD_BASE (3 * CRY_KEY_BYTES) /* replica key, chain seed, signing seed */
-#define PAYLOAD_MAX (4 * CRY_KEY_BYTES)  /* and the role key */
-#define WRAPPED_MAX (PAYLOAD_MAX + CRY_SEAL_TAG_BYTES)
-/* U..salt without the names. */
-#define HEAD_FIXED_BYTES (1 + 1 + 1 + 8 + 8 + SALT_BYTES)
-/* Everything of a slot besides the names and the ciphertext, at most. */
-#define SLOT_FIXED_MAX (1 + HEAD_FIXED_BYTES + CRY_SIGN_PK_BYTES + 1 + 4 + CHAIN_BYTES + CRY_SEAL_NONCE_BYTES)
-#define SLOT_MAX_BYTES (SLOT_FIXED_MAX + CRY_USER_MAX + CRY_ROLE_MAX + WRAPPED_MAX)
-#define FILE_MAX_BYTES (HEADER_BYTES + CRY_SLOTS_MAX * SLOT_MAX_BYTES)
-#define AD_MAX_BYTES (SLOT_MAGIC_BYTES + 2 + FILE_ID_BYTES + 1 + HEAD_FIXED_BYTES + CRY_USER_MAX + CRY_ROLE_MAX + CRY_SIGN_PK_BYTES + 1)
-/* A hostile file must not be able to make one unlock take minutes or gigabytes. */
-#define KDF_OPS_CAP 16u
-#define KDF_MEM_CAP ((uint64_t)crypto_pwhash_MEMLIMIT_SENSITIVE)
-/* The failure count stops here, so checking the chain is bounded (about a second). */
-#define FAILURES_MAX (1u << 20)
-
-static_assert(SALT_BYTES == 16, "salt size is part of the file format");
-static_assert(KDF_ALG_ARGON2ID13 == crypto_pwhash_ALG_ARGON2ID13, "algorithm id");
-static_assert(crypto_sign_SEEDBYTES == CRY_KEY_BYTES, "signing seed size");
-
-static const uint8_t slot_magic[SLOT_MAGIC_BYTES] = { 'C', 'M', 'C', 'S', 'L', 'O', 'T', 'S' };
-
-struct slot {
-    uint8_t wrap;
-    char user[CRY_USER_MAX + 1];
-    char role[CRY_ROLE_MAX + 1];
-    uint8_t kdf_alg;
-    uint64_t opslimit;
-    uint64_t memlimit;
-    uint8_t salt[SALT_BYTES];
-    uint8_t user_pk[CRY_SIGN_PK_BYTES]; /* wrap 2 */
-    uint8_t payload_len;
-    uint32_t failures;
-    uint8_t chain[CHAIN_BYTES];
-    uint8_t nonce[CRY_SEAL_NONCE_BYTES];
-    uint8_t wrapped[WRAPPED_MAX];
-};
-
-struct cry_slots {
-    char *path;
-    char *throttle_path;
-    char *lock_path;
-    uint8_t file_id[FILE_ID_BYTES];
-    size_t count;
-    struct slot slot[CRY_SLOTS_MAX];
-};
 
 /* Set only by tests (cry_test.h). */
 atomic_int cry_kdf_test_limits;
@@ -117,77 +62,11 @@ static void kdf_limits(uint64_t *ops, uint64_t *mem)
     }
 }
 
-/* Outside tests a slot weaker than the interactive limits is not accepted from disk either:
- * it would be a slot someone made cheap to brute-force. */
-static int kdf_limits_acceptable(uint64_t ops, uint64_t mem)
-{
-    uint64_t min_ops = crypto_pwhash_OPSLIMIT_INTERACTIVE, min_mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
-    if (atomic_load(&cry_kdf_test_limits)) {
-        min_ops = crypto_pwhash_OPSLIMIT_MIN;
-        min_mem = crypto_pwhash_MEMLIMIT_MIN;
-    }
-    return ops >= min_ops && ops <= KDF_OPS_CAP && mem >= min_mem && mem <= KDF_MEM_CAP;
-}
-
-/* ---- little-endian helpers ------------------------------------------------------------- */
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-/* ---- names ----------------------------------------------------------------------------- */
-
-/* 1..max bytes, no control characters (they would garble `user list` and logs). UTF-8 is
- * allowed as opaque bytes. */
-static int name_ok(const char *s, size_t len, size_t max)
-{
-    if (len == 0 || len > max)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return 0;
-    }
-    return 1;
-}
-
 static int check_user_role(const char *user, const char *role)
 {
-    if (user == NULL || !name_ok(user, strnlen(user, CRY_USER_MAX + 1), CRY_USER_MAX))
+    if (user == NULL || !slots_name_ok(user, strnlen(user, CRY_USER_MAX + 1), CRY_USER_MAX))
         return cmc_fail(CMC_ERR_INVALID, "user: must be 1 to %d printable bytes", CRY_USER_MAX);
-    if (role == NULL || !name_ok(role, strnlen(role, CRY_ROLE_MAX + 1), CRY_ROLE_MAX))
+    if (role == NULL || !slots_name_ok(role, strnlen(role, CRY_ROLE_MAX + 1), CRY_ROLE_MAX))
         return cmc_fail(CMC_ERR_INVALID, "role: must be 1 to %d printable bytes", CRY_ROLE_MAX);
     return CMC_OK;
 }
@@ -247,240 +126,6 @@ static int chain_matches(const struct slot *sl, const uint8_t seed[CRY_KEY_BYTES
     return ok;
 }
 
-/* ---- encoding -------------------------------------------------------------------------- */
-
-/* Writes the slot's bytes from the user name length through the salt; returns the length. */
-static size_t slot_head_write(const struct slot *sl, uint8_t *p)
-{
-    size_t n = 0, ulen = strlen(sl->user), rlen = strlen(sl->role);
-    p[n++] = (uint8_t)ulen;
-    memcpy(p + n, sl->user, ulen);
-    n += ulen;
-    p[n++] = (uint8_t)rlen;
-    memcpy(p + n, sl->role, rlen);
-    n += rlen;
-    p[n++] = sl->kdf_alg;
-    put_u64(p + n, sl->opslimit);
-    n += 8;
-    put_u64(p + n, sl->memlimit);
-    n += 8;
-    memcpy(p + n, sl->salt, SALT_BYTES);
-    n += SALT_BYTES;
-    if (sl->wrap == WRAP_CURRENT) {
-        memcpy(p + n, sl->user_pk, CRY_SIGN_PK_BYTES);
-        n += CRY_SIGN_PK_BYTES;
-        p[n++] = sl->payload_len;
-    }
-    return n;
-}
-
-/* The authenticated data binding a slot to this file, its user, role, KDF limits and (wrap
- * 2) public key and payload length. A wrap 1 slot keeps the version 1 data, so it still
- * opens in a version 2 file. */
-static size_t slot_ad(const uint8_t file_id[FILE_ID_BYTES], const struct slot *sl,
-                      uint8_t ad[AD_MAX_BYTES])
-{
-    size_t n = 0;
-    memcpy(ad, slot_magic, SLOT_MAGIC_BYTES);
-    n += SLOT_MAGIC_BYTES;
-    put_u16(ad + n, sl->wrap == WRAP_LEGACY ? SLOT_VERSION_1 : SLOT_VERSION);
-    n += 2;
-    memcpy(ad + n, file_id, FILE_ID_BYTES);
-    n += FILE_ID_BYTES;
-    if (sl->wrap == WRAP_CURRENT)
-        ad[n++] = WRAP_CURRENT;
-    n += slot_head_write(sl, ad + n);
-    return n;
-}
-
-static size_t slot_encoded_len(const struct slot *sl)
-{
-    size_t n = 1 + HEAD_FIXED_BYTES + strlen(sl->user) + strlen(sl->role) + 4 + CHAIN_BYTES +
-               CRY_SEAL_NONCE_BYTES + sl->payload_len + CRY_SEAL_TAG_BYTES;
-    if (sl->wrap == WRAP_CURRENT)
-        n += CRY_SIGN_PK_BYTES + 1;
-    return n;
-}
-
-static size_t slot_encode(const struct slot *sl, uint8_t *p)
-{
-    size_t n = 0;
-    p[n++] = sl->wrap;
-    n += slot_head_write(sl, p + n);
-    put_u32(p + n, sl->failures);
-    n += 4;
-    memcpy(p + n, sl->chain, CHAIN_BYTES);
-    n += CHAIN_BYTES;
-    memcpy(p + n, sl->nonce, CRY_SEAL_NONCE_BYTES);
-    n += CRY_SEAL_NONCE_BYTES;
-    memcpy(p + n, sl->wrapped, (size_t)sl->payload_len + CRY_SEAL_TAG_BYTES);
-    n += (size_t)sl->payload_len + CRY_SEAL_TAG_BYTES;
-    return n;
-}
-
-/* Encodes the file, leaving out slot `skip` (-1: none) and including `extra` (NULL: none). */
-static int encode(const cry_slots *s, long skip, const struct slot *extra, uint8_t **out,
-                  size_t *out_len)
-{
-    *out = NULL;
-    *out_len = 0;
-    size_t count = 0, len = HEADER_BYTES;
-    for (size_t i = 0; i < s->count; i++) {
-        if ((long)i == skip)
-            continue;
-        count++;
-        len += slot_encoded_len(&s->slot[i]);
-    }
-    if (extra != NULL) {
-        count++;
-        len += slot_encoded_len(extra);
-    }
-    uint8_t *buf = cmc_malloc(len);
-    if (buf == NULL)
-        return cmc_fail(CMC_ERR_NOMEM, "out of memory encoding the key-slot file");
-    size_t n = 0;
-    memcpy(buf, slot_magic, SLOT_MAGIC_BYTES);
-    n += SLOT_MAGIC_BYTES;
-    put_u16(buf + n, SLOT_VERSION);
-    n += 2;
-    put_u16(buf + n, (uint16_t)count);
-    n += 2;
-    memcpy(buf + n, s->file_id, FILE_ID_BYTES);
-    n += FILE_ID_BYTES;
-    for (size_t i = 0; i <= s->count; i++) {
-        const struct slot *sl = i < s->count ? &s->slot[i] : extra;
-        if (sl == NULL || (long)i == skip)
-            continue;
-        n += slot_encode(sl, buf + n);
-    }
-    assert(n == len);
-    *out = buf;
-    *out_len = n;
-    return CMC_OK;
-}
-
-static int save(const cry_slots *s, long skip, const struct slot *extra)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = encode(s, skip, extra, &buf, &len);
-    if (rc != CMC_OK)
-        return rc;
-    rc = plat_write_atomic(s->path, buf, len);
-    cry_memzero(buf, len);
-    cmc_free(buf);
-    return rc;
-}
-
-/* ---- decoding -------------------------------------------------------------------------- */
-
-struct reader {
-    const uint8_t *p;
-    size_t left;
-};
-
-static const uint8_t *take(struct reader *r, size_t n)
-{
-    if (r->left < n)
-        return NULL;
-    const uint8_t *p = r->p;
-    r->p += n;
-    r->left -= n;
-    return p;
-}
-
-/* Reads a length-prefixed name into out (max+1 bytes). 0 when malformed. */
-static int take_name(struct reader *r, size_t max, char *out)
-{
-    const uint8_t *lenp = take(r, 1);
-    if (lenp == NULL)
-        return 0;
-    const uint8_t *p = take(r, *lenp);
-    if (p == NULL || !name_ok((const char *)p, *lenp, max))
-        return 0;
-    memcpy(out, p, *lenp);
-    out[*lenp] = '\0';
-    return 1;
-}
-
-/* One slot of a file of `version`; 0 when malformed (truncated or a bad field). */
-static int parse_slot(struct reader *r, unsigned version, struct slot *sl)
-{
-    memset(sl, 0, sizeof *sl);
-    sl->wrap = WRAP_LEGACY;
-    if (version == SLOT_VERSION) {
-        const uint8_t *w = take(r, 1);
-        if (w == NULL || (*w != WRAP_LEGACY && *w != WRAP_CURRENT))
-            return 0;
-        sl->wrap = *w;
-    }
-    if (!take_name(r, CRY_USER_MAX, sl->user) || !take_name(r, CRY_ROLE_MAX, sl->role))
-        return 0;
-    const uint8_t *f = take(r, 1 + 8 + 8 + SALT_BYTES);
-    if (f == NULL)
-        return 0;
-    sl->kdf_alg = f[0];
-    sl->opslimit = get_u64(f + 1);
-    sl->memlimit = get_u64(f + 9);
-    memcpy(sl->salt, f + 17, SALT_BYTES);
-    sl->payload_len = CRY_KEY_BYTES;
-    if (sl->wrap == WRAP_CURRENT) {
-        const uint8_t *k = take(r, CRY_SIGN_PK_BYTES + 1);
-        if (k == NULL || (k[CRY_SIGN_PK_BYTES] != PAYLOAD_BASE && k[CRY_SIGN_PK_BYTES] != PAYLOAD_MAX))
-            return 0;
-        memcpy(sl->user_pk, k, CRY_SIGN_PK_BYTES);
-        sl->payload_len = k[CRY_SIGN_PK_BYTES];
-    }
-    if (version == SLOT_VERSION) {
-        const uint8_t *c = take(r, 4 + CHAIN_BYTES);
-        if (c == NULL)
-            return 0;
-        sl->failures = get_u32(c);
-        memcpy(sl->chain, c + 4, CHAIN_BYTES);
-    }
-    const uint8_t *n = take(r, CRY_SEAL_NONCE_BYTES + (size_t)sl->payload_len + CRY_SEAL_TAG_BYTES);
-    if (n == NULL)
-        return 0;
-    memcpy(sl->nonce, n, CRY_SEAL_NONCE_BYTES);
-    memcpy(sl->wrapped, n + CRY_SEAL_NONCE_BYTES, (size_t)sl->payload_len + CRY_SEAL_TAG_BYTES);
-    return 1;
-}
-
-static int parse(const char *path, const uint8_t *buf, size_t len, cry_slots *s)
-{
-    struct reader r = { buf, len };
-    const uint8_t *h = take(&r, HEADER_BYTES);
-    if (h == NULL)
-        return cmc_fail(CMC_ERR_CORRUPT, "%s: too short for a key-slot file", path);
-    if (memcmp(h, slot_magic, SLOT_MAGIC_BYTES) != 0)
-        return cmc_fail(CMC_ERR_CORRUPT, "%s: not a key-slot file", path);
-    unsigned version = get_u16(h + 8);
-    if (version != SLOT_VERSION && version != SLOT_VERSION_1)
-        return cmc_fail(CMC_ERR_CORRUPT, "%s: unsupported key-slot version %u", path, version);
-    unsigned count = get_u16(h + 10);
-    if (count == 0 || count > CRY_SLOTS_MAX)
-        return cmc_fail(CMC_ERR_CORRUPT, "%s: slot count %u out of range", path, count);
-    memcpy(s->file_id, h + 12, FILE_ID_BYTES);
-    s->count = 0;
-    for (unsigned i = 0; i < count; i++) {
-        struct slot *sl = &s->slot[i];
-        if (!parse_slot(&r, version, sl))
-            return cmc_fail(CMC_ERR_CORRUPT, "%s: slot %u: malformed or truncated", path, i);
-        if (sl->kdf_alg != KDF_ALG_ARGON2ID13)
-            return cmc_fail(CMC_ERR_CORRUPT, "%s: slot %u: unknown KDF %u", path, i, sl->kdf_alg);
-        if (!kdf_limits_acceptable(sl->opslimit, sl->memlimit))
-            return cmc_fail(CMC_ERR_CORRUPT, "%s: slot %u: KDF limits out of range", path, i);
-        /* Duplicate names would make the slot a user unlocks ambiguous. */
-        for (unsigned j = 0; j < i; j++)
-            if (strcmp(s->slot[j].user, sl->user) == 0)
-                return cmc_fail(CMC_ERR_CORRUPT, "%s: slot %u: duplicate user", path, i);
-        s->count = i + 1;
-    }
-    if (r.left != 0)
-        return cmc_fail(CMC_ERR_CORRUPT, "%s: %zu trailing bytes", path, r.left);
-    return CMC_OK;
-}
-
 /* ---- handle ---------------------------------------------------------------------------- */
 
 void cry_slots_free(cry_slots *s)
@@ -522,39 +167,6 @@ static int handle_new(const char *path, cry_slots **out)
     return CMC_OK;
 }
 
-/* Reads the file on disk into the handle (its slots, counts and file id); called under the
- * lock, because another process may have counted failures or re-wrapped a slot since. On
- * failure the handle is unchanged. */
-static int reload(cry_slots *s)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    cry_slots *fresh = NULL;
-    int rc = plat_read_file(s->path, FILE_MAX_BYTES, &buf, &len);
-    if (rc == CMC_ERR_TOO_LARGE)
-        rc = cmc_fail(CMC_ERR_CORRUPT, "%s: too large for a key-slot file", s->path);
-    if (rc != CMC_OK)
-        goto out;
-    if ((fresh = cmc_calloc(1, sizeof *fresh)) == NULL) {
-        rc = cmc_fail(CMC_ERR_NOMEM, "out of memory for key slots");
-        goto out;
-    }
-    if ((rc = parse(s->path, buf, len, fresh)) != CMC_OK)
-        goto out;
-    memcpy(s->file_id, fresh->file_id, FILE_ID_BYTES);
-    memcpy(s->slot, fresh->slot, sizeof s->slot);
-    s->count = fresh->count;
-out:
-    if (buf != NULL)
-        cry_memzero(buf, len);
-    cmc_free(buf);
-    if (fresh != NULL) {
-        cry_memzero(fresh, sizeof *fresh);
-        cmc_free(fresh);
-    }
-    return rc;
-}
-
 /* ---- key derivation and wrapping ------------------------------------------------------- */
 
 static int derive(struct cry_secret *kek, const char *pin, const uint8_t salt[SALT_BYTES],
@@ -574,7 +186,7 @@ static int slot_seal(struct slot *sl, const uint8_t file_id[FILE_ID_BYTES],
 {
     randombytes_buf(sl->nonce, CRY_SEAL_NONCE_BYTES);
     uint8_t ad[AD_MAX_BYTES];
-    size_t ad_len = slot_ad(file_id, sl, ad);
+    size_t ad_len = slots_ad(file_id, sl, ad);
     unsigned long long clen = 0;
     if (crypto_aead_xchacha20poly1305_ietf_encrypt(sl->wrapped, &clen, payload, sl->payload_len, ad,
                                                    ad_len, NULL, sl->nonce, kek->buf) != 0)
@@ -713,7 +325,7 @@ int cry_slots_create_ex(const char *path, const char *user, const char *role, co
     /* A throttle record left behind by an earlier file must not count against this one. */
     if ((rc = cry_throttle_clear(s->throttle_path)) != CMC_OK)
         goto out;
-    rc = save(s, -1, NULL);
+    rc = slots_save(s, -1, NULL);
 out:
     cry_secret_free(key);
     cry_secret_free(role_key);
@@ -746,7 +358,7 @@ int cry_slots_load(const char *path, cry_slots **out)
     int rc = handle_new(path, &s);
     if (rc != CMC_OK)
         return rc;
-    if ((rc = reload(s)) != CMC_OK) {
+    if ((rc = slots_reload(s)) != CMC_OK) {
         cry_slots_free(s);
         return rc;
     }
@@ -774,7 +386,7 @@ static int count_attempt(cry_slots *s, long idx, uint32_t *before_out)
     if (idx >= 0) {
         struct slot *sl = &s->slot[idx];
         slot_count_failures(sl, after > sl->failures ? after - sl->failures : 0);
-        if (save(s, -1, NULL) != CMC_OK)
+        if (slots_save(s, -1, NULL) != CMC_OK)
             plat_log(PLAT_LOG_WARN, "cannot record an unlock attempt in the key slot: %s", cmc_errmsg());
     }
     *before_out = before;
@@ -818,7 +430,7 @@ static int settle_success(cry_slots *s, long idx, const struct cry_secret *kek, 
     if (slot_seal(&fresh, s->file_id, kek, payload) == CMC_OK) {
         struct slot old = *sl;
         *sl = fresh;
-        if (save(s, -1, NULL) != CMC_OK) {
+        if (slots_save(s, -1, NULL) != CMC_OK) {
             plat_log(PLAT_LOG_WARN, "cannot reset the key slot's failure record: %s", cmc_errmsg());
             *sl = old;
         }
@@ -848,7 +460,7 @@ static int try_pin(const cry_slots *s, long idx, const char *pin, struct cry_sec
     if (rc != CMC_OK)
         return rc;
     uint8_t ad[AD_MAX_BYTES];
-    size_t ad_len = slot_ad(s->file_id, sl, ad);
+    size_t ad_len = slots_ad(s->file_id, sl, ad);
     unsigned long long mlen = 0;
     *ok = crypto_aead_xchacha20poly1305_ietf_decrypt(payload, &mlen, NULL, sl->wrapped,
                                                      (size_t)sl->payload_len + CRY_SEAL_TAG_BYTES, ad,
@@ -884,7 +496,7 @@ int cry_slots_unlock_ex(cry_slots *s, const char *user, const char *pin, struct 
      * the count the one before it left. */
     if ((rc = plat_lock_acquire(s->lock_path, 1, &lock)) != CMC_OK)
         goto out;
-    if ((rc = reload(s)) != CMC_OK)
+    if ((rc = slots_reload(s)) != CMC_OK)
         goto out;
     long idx = find_user(s, user);
     uint32_t before = 0;
@@ -957,7 +569,7 @@ int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *us
         return cmc_fail(CMC_ERR_DENIED, "only a user who holds the role key can give it to another");
     if ((rc = plat_lock_acquire(s->lock_path, 1, &lock)) != CMC_OK)
         return rc;
-    if ((rc = reload(s)) != CMC_OK)
+    if ((rc = slots_reload(s)) != CMC_OK)
         goto out;
     if (find_user(s, user) >= 0) {
         rc = cmc_fail(CMC_ERR_EXISTS, "that user already has a key slot");
@@ -971,7 +583,7 @@ int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *us
                         pin, NULL)) != CMC_OK)
         goto out;
     /* The handle changes only once the file on disk holds the new slot. */
-    if ((rc = save(s, -1, &fresh)) == CMC_OK) {
+    if ((rc = slots_save(s, -1, &fresh)) == CMC_OK) {
         s->slot[s->count] = fresh;
         s->count++;
     }
@@ -998,7 +610,7 @@ int cry_slots_remove(cry_slots *s, const char *user)
     int rc = plat_lock_acquire(s->lock_path, 1, &lock);
     if (rc != CMC_OK)
         return rc;
-    if ((rc = reload(s)) != CMC_OK)
+    if ((rc = slots_reload(s)) != CMC_OK)
         goto out;
     long idx = find_user(s, user);
     if (idx < 0) {
@@ -1009,7 +621,7 @@ int cry_slots_remove(cry_slots *s, const char *user)
         rc = cmc_fail(CMC_ERR_STATE, "cannot remove the last user: the replica would be lost");
         goto out;
     }
-    if ((rc = save(s, idx, NULL)) != CMC_OK)
+    if ((rc = slots_save(s, idx, NULL)) != CMC_OK)
         goto out;
     sodium_memzero(&s->slot[idx], sizeof s->slot[idx]);
     memmove(&s->slot[idx], &s->slot[idx + 1], (s->count - (size_t)idx - 1) * sizeof s->slot[0]);
