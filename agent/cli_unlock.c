@@ -159,6 +159,7 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
         rc = cmc_fail(CMC_ERR_TAMPERED, "the key slot names an unknown role");
         goto out;
     }
+    s->who.sign_key = s->user_sk;
     rc = store_open(o->replica_path, s->key, &s->who, &s->store);
 out:
     cry_memzero(pin, sizeof pin);

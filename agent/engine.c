@@ -154,7 +154,7 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
         goto out;
     }
     if (rc == CMC_OK)
-        rc = engine_push_all(s, client, rep);
+        rc = engine_push_all(s, client, cfg->slots_path, rep);
     if (rc == CMC_OK)
         rc = engine_send_purge_acks(s, client);
     /* One more pull after a sync that changed anything: it proves to the hub that this

@@ -215,6 +215,7 @@ int store_open(const char *path, const struct cry_secret *key, const struct stor
     memcpy(s->session.user, session->user, ulen);
     s->session.user[ulen] = '\0';
     s->session.role = session->role;
+    s->session.sign_key = session->sign_key;
     if ((rc = db_open(path, key, &s->db)) != CMC_OK)
         goto out;
     if ((rc = store_schema_open(s->db)) != CMC_OK)
@@ -235,6 +236,13 @@ void store_close(store *s)
     store_stmt_cache_clear(s);
     db_close(s->db);
     cmc_free(s);
+}
+
+int store_session_sign(store *s, const uint8_t digest[CRY_HASH_BYTES], uint8_t sig[CRY_SIG_BYTES])
+{
+    if (s->session.role != STORE_ROLE_CLINICIAN || s->session.sign_key == NULL)
+        return cmc_fail(CMC_ERR_DENIED, "only a clinician's session can sign an edit");
+    return cry_sign(s->session.sign_key, digest, CRY_HASH_BYTES, sig);
 }
 
 const struct store_session *store_session_of(const store *s)

@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 /* The newest schema version (PRAGMA user_version after store_open). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
  * "clinician"); an urgent-care device refuses drafts (store_put_version). */
@@ -56,6 +56,10 @@ enum store_role {
 struct store_session {
     char user[CRY_USER_MAX + 1];
     int role; /* enum store_role */
+    /* The user's signing key (borrowed: it must outlive the store), or NULL. Pending edits
+     * the session makes are signed with it (wire_push_digest), so the hub can tell who made
+     * them. */
+    const struct cry_secret *sign_key;
 };
 
 /* "urgent_care" / "clinician" <-> enum; 0 / NULL when unknown. */
@@ -185,7 +189,13 @@ struct store_pending {
     uint8_t *change; /* plan_change_pack() bytes */
     size_t change_len;
     int state;       /* 0 pending, 1 pushed (awaiting hub), 2 held by conflict */
+    int has_sig;     /* user_sig holds `user`'s signature of the edit (wire_push_digest) */
+    uint8_t user_sig[CRY_SIG_BYTES];
 };
+
+/* Signs `digest` as the session's user: CMC_ERR_DENIED when the session has no signing key
+ * or is not a clinician's (only clinicians' edits are accepted by the hub). */
+int store_session_sign(store *s, const uint8_t digest[CRY_HASH_BYTES], uint8_t sig[CRY_SIG_BYTES]);
 
 /* Clinician sessions only (CMC_ERR_DENIED otherwise): pending edits hold draft content.
  * store_pending_add needs the base version to be held (CMC_ERR_NOT_FOUND otherwise); it

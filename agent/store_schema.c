@@ -131,6 +131,10 @@ static const char *const schema_steps[] = {
     /* 4: the conflicts table goes: edits held by a conflict live in the three-way merge
      * state (merges), and nothing in the product wrote or read this table. */
     "DROP TABLE IF EXISTS conflicts;",
+
+    /* 5: each pending edit carries the signature of the user who made it (or of the
+     * clinician whose sync rebased it), which the hub checks before taking the edit. */
+    "ALTER TABLE pending_edits ADD COLUMN user_sig BLOB;",
 };
 
 _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,
