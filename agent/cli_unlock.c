@@ -160,6 +160,7 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
         goto out;
     }
     s->who.sign_key = s->user_sk;
+    s->who.role_key = s->role_key;
     rc = store_open(o->replica_path, s->key, &s->who, &s->store);
 out:
     cry_memzero(pin, sizeof pin);

@@ -187,6 +187,10 @@ int store_require_clinician(const store *s, const char *what)
 {
     if (s->session.role != STORE_ROLE_CLINICIAN)
         return cmc_fail(CMC_ERR_DENIED, "%s: only a clinician may do this", what);
+    if (!s->clinical)
+        return cmc_fail(CMC_ERR_DENIED, "%s: your key slot does not hold the clinical key; ask a clinician "
+                                        "who has it to add you again ('cmc-agent user remove' then 'user add')",
+                        what);
     return CMC_OK;
 }
 
@@ -219,6 +223,8 @@ int store_open(const char *path, const struct cry_secret *key, const struct stor
     if ((rc = db_open(path, key, &s->db)) != CMC_OK)
         goto out;
     if ((rc = store_schema_open(s->db)) != CMC_OK)
+        goto out;
+    if ((rc = store_clinical_open(s, path, session->role_key)) != CMC_OK)
         goto out;
     *out = s;
     s = NULL;

@@ -60,6 +60,9 @@ struct store_session {
      * the session makes are signed with it (wire_push_digest), so the hub can tell who made
      * them. */
     const struct cry_secret *sign_key;
+    /* The role key (borrowed), or NULL: with it a clinician session opens the clinical file
+     * (pending edits, merges: docs/STORAGE.md, "Keys per role"). */
+    const struct cry_secret *role_key;
 };
 
 /* "urgent_care" / "clinician" <-> enum; 0 / NULL when unknown. */

@@ -70,3 +70,42 @@ forge as:dr-nobody
 [ "$(hub plan history "$A" | grep -c . || true)" = "$versions_before" ] || fail "a refused push left a version"
 hub plan history "$A" | grep -q crew-smith && fail "the history names crew-smith"
 pass "pushes signed with the device key alone, by the urgent-care user, or forged as nurse-jones are refused (403), nothing stored"
+
+# ---- keys per role: what the urgent-care key opens -------------------------------------------
+KEYS="$BUILD/tests/tools/slot_keys"
+echo '{"set": {"social_support": "PENDINGSECRET neighbour has a key"}}' >"$E2E_TMP/edit2.json"
+expect_exit 0 agent "$LAPTOP" edit $NHS_A --file "$E2E_TMP/edit2.json" --user nurse-jones
+uc_keys=$(CMC_USER=crew-smith CMC_PIN=$UC_PIN "$KEYS" "$LAPTOP") || fail "slot_keys crew-smith"
+uc_key=$(echo "$uc_keys" | sed -n 's/^replica_key //p')
+echo "$uc_keys" | grep -q '^role_key' && fail "the urgent-care slot holds the role key"
+nj_role=$(CMC_USER=nurse-jones "$KEYS" "$LAPTOP" | sed -n 's/^role_key //p')
+[ -n "$nj_role" ] || fail "nurse-jones's slot holds no role key"
+sq() { # sq FILE KEY HMAC SQL: sqlcipher as an attacker would run it
+  printf "PRAGMA key = \"x'%s'\";\n%sSELECT 'rows:' || (%s);\n" "$2" "$3" "$4" | sqlcipher "$1" 2>&1 || true
+}
+out=$(sq "$LAPTOP/replica.db" "$uc_key" "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;" \
+  "SELECT count(*) FROM sqlite_master")
+echo "$out" | grep -q "^rows:[1-9]" || fail "the urgent-care key does not open the replica at all: $out"
+out=$(sq "$LAPTOP/replica.db" "$uc_key" "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;" \
+  "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_edits', 'merges')")
+echo "$out" | grep -q "^rows:0" || fail "the replica still holds pending edits or merges: $out"
+out=$(sq "$LAPTOP/clinical.db" "$uc_key" "" "SELECT count(*) FROM pending_edits")
+echo "$out" | grep -q "^rows:" && fail "the urgent-care key reads the clinical file: $out"
+echo "$out" | grep -qi "not a database" || fail "unexpected answer from the clinical file: $out"
+out=$(sq "$LAPTOP/clinical.db" "$nj_role" "" "SELECT count(*) FROM pending_edits WHERE state = 0")
+echo "$out" | grep -q "^rows:1" || fail "the role key does not read the pending edit: $out"
+CMC_USER=crew-smith CMC_PIN=$UC_PIN not_in_replica "$LAPTOP" PENDINGSECRET
+no_file_contains "$LAPTOP" PENDINGSECRET
+pass "with the urgent-care key: the replica has no pending edits or merges, the clinical file does not open; the role key reads it"
+
+# An urgent-care session still pulls and uploads its views; the clinician's edit waits.
+expect_exit 0 agent "$LAPTOP" lookup $NHS_A --user crew-smith --pin-file "$E2E_TMP/uc-pin"
+expect_exit 0 agent "$LAPTOP" sync --json --user crew-smith --pin-file "$E2E_TMP/uc-pin"
+[ "$(jget .pushed)" -eq 0 ] || fail "an urgent-care session pushed an edit"
+expect_exit 0 hub audit $NHS_A
+last_out | grep -q crew-smith || fail "the urgent-care user's view did not reach the hub: $(last_out | head -5)"
+out=$(sq "$LAPTOP/clinical.db" "$nj_role" "" "SELECT count(*) FROM pending_edits WHERE state = 0")
+echo "$out" | grep -q "^rows:1" || fail "the urgent-care sync lost the clinician's pending edit: $out"
+expect_exit 0 agent "$LAPTOP" sync --json --user nurse-jones
+[ "$(jget .pushed)" -eq 1 ] || fail "the clinician's next sync did not push the waiting edit"
+pass "an urgent-care session syncs (pull, audit upload) without touching the clinical file; the edit goes with the clinician's sync"
