@@ -183,6 +183,13 @@ void store_copy_text(char *dst, size_t cap, const char *src)
 }
 
 
+static int memory_security;
+
+void store_memory_security(int on)
+{
+    memory_security = on != 0;
+}
+
 int store_require_clinician(const store *s, const char *what)
 {
     if (s->session.role != STORE_ROLE_CLINICIAN)
@@ -221,6 +228,8 @@ int store_open(const char *path, const struct cry_secret *key, const struct stor
     s->session.role = session->role;
     s->session.sign_key = session->sign_key;
     if ((rc = db_open(path, key, &s->db)) != CMC_OK)
+        goto out;
+    if (memory_security && (rc = db_exec(s->db, "PRAGMA cipher_memory_security = ON")) != CMC_OK)
         goto out;
     if ((rc = store_schema_open(s->db)) != CMC_OK)
         goto out;

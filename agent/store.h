@@ -196,6 +196,11 @@ struct store_pending {
     uint8_t user_sig[CRY_SIG_BYTES];
 };
 
+/* From now on (1) every replica opened asks SQLCipher to wipe the memory it frees (its page
+ * cache of decrypted pages, result rows): `PRAGMA cipher_memory_security`, process-wide. The
+ * crew's page turns it on so a locked session leaves no plan text in SQLite's memory. */
+void store_memory_security(int on);
+
 /* Signs `digest` as the session's user: CMC_ERR_DENIED when the session has no signing key
  * or is not a clinician's (only clinicians' edits are accepted by the hub). */
 int store_session_sign(store *s, const uint8_t digest[CRY_HASH_BYTES], uint8_t sig[CRY_SIG_BYTES]);

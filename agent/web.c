@@ -23,6 +23,7 @@
 #include "sync/fhir.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -52,6 +53,14 @@ struct web_session {
     uint64_t last_ns;             /* monotonic time of the last request */
 };
 
+/* Sessions locked so far (web_lock_count, for tests). */
+static _Atomic unsigned long web_locks;
+
+unsigned long web_lock_count(void)
+{
+    return web_locks;
+}
+
 struct web_server {
     struct MHD_Daemon *daemon;
     pthread_mutex_t mu;
@@ -66,6 +75,7 @@ struct web_conn {
     size_t len;
     int started;
     int too_large;
+    struct web_buf reply; /* the page sent: MHD reads it in place; zeroed when the request ends */
 };
 
 #define WEB_MAX_COOKIES 3
@@ -85,11 +95,19 @@ struct web_reply {
 
 /* ---- the session ------------------------------------------------------------------------ */
 
+/* Locking: the store closes (SQLCipher wipes its page cache: store_memory_security), the key
+ * is zeroed and freed, and freed heap goes back to the system. Every plan buffer of a request
+ * was zeroed as it was freed (cmc_alloc_wipe_on_free), the pages sent with their connection. */
 static void session_close(struct web_session *ss)
 {
+    int was_active = ss->active;
     store_close(ss->st);
     cry_secret_free(ss->key);
     cry_memzero(ss, sizeof *ss);
+    if (was_active) {
+        malloc_trim(0);
+        web_locks++;
+    }
 }
 
 static void new_token(char out[WEB_TOKEN_HEX + 1])
@@ -147,11 +165,21 @@ static void redirect_home(struct web_reply *r)
     r->location = "/";
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, struct web_reply *r)
+/* The page's bytes are handed to MHD in place (no copy in MHD's own memory, which it frees
+ * without zeroing): the buffer moves into the connection's state and is zeroed and freed
+ * when the request ends (web_conn_end). */
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct web_conn *wc, struct web_reply *r)
 {
-    const char *body = r->static_body != NULL ? r->static_body : r->body.p != NULL ? r->body.p : "";
-    size_t len = r->static_body != NULL ? strlen(r->static_body) : r->body.len;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    const char *body = r->static_body;
+    size_t len = body != NULL ? strlen(body) : 0;
+    if (body == NULL) {
+        web_buf_free(&wc->reply);
+        wc->reply = r->body;
+        web_buf_init(&r->body);
+        body = wc->reply.p != NULL ? wc->reply.p : "";
+        len = wc->reply.len;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_PERSISTENT);
     if (resp == NULL)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
@@ -672,6 +700,7 @@ static void web_conn_end(void *cls, struct MHD_Connection *c, void **con_cls, en
         cry_memzero(wc->body, WEB_MAX_BODY + 1); /* a PIN may have passed through */
         cmc_free(wc->body);
     }
+    web_buf_free(&wc->reply); /* zeroes the page */
     cmc_free(wc);
     *con_cls = NULL;
 }
@@ -724,7 +753,7 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *conn, const 
     }
     /* the path only: a route never carries patient data, and unknown paths are not echoed */
     plat_log(PLAT_LOG_DEBUG, "web: %s -> %d", method, r.status);
-    ret = send_reply(conn, &r);
+    ret = send_reply(conn, wc, &r);
     web_buf_free(&r.body);
     return ret;
 }
@@ -738,6 +767,9 @@ int web_server_start(const struct web_config *cfg, web_server **out)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
     if (cfg->idle_seconds <= 0)
         return cmc_fail(CMC_ERR_USAGE, "the idle time must be at least one second");
+    /* A page server runs for hours: what it frees must not keep plan text (docs/WEB.md). */
+    cmc_alloc_wipe_on_free(1);
+    store_memory_security(1);
     memset(&sin, 0, sizeof sin);
     memset(&sin6, 0, sizeof sin6);
     if (inet_pton(AF_INET, cfg->host, &sin.sin_addr) == 1 && (ntohl(sin.sin_addr.s_addr) >> 24) == 127) {

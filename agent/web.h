@@ -49,6 +49,9 @@ int web_server_start(const struct web_config *cfg, web_server **out);
 uint16_t web_server_port(const web_server *s);
 /* 1 while a session is unlocked. */
 int web_server_unlocked(web_server *s);
+/* How many unlocked sessions have been locked (the Lock button, idle, a new unlock, stop):
+ * each one closed the store and zeroed the key; for tests. */
+unsigned long web_lock_count(void);
 /* Locks the session if it has been idle for idle_seconds (by the monotonic clock). */
 void web_server_tick(web_server *s);
 /* Stops serving, locks the session (closing the store, zeroing the key) and frees. */
