@@ -147,6 +147,13 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
     if (rc != CMC_OK)
         goto out;
     report_failures(&u);
+    /* A device set up before role keys: its first clinician to unlock makes the role key,
+     * and their session moves the pending edits into the clinical file. */
+    if (store_role_from_name(u.role) == STORE_ROLE_CLINICIAN && u.role_key == NULL &&
+        !cry_slots_any_role_key(slots) && cry_slots_mint_role_key(slots, user, pin, &u) != CMC_OK) {
+        plat_log(PLAT_LOG_WARN, "could not make this device's role key: %s", cmc_errmsg());
+        cmc_err_clear();
+    }
     s->key = u.key;
     s->role_key = u.role_key;
     s->user_sk = u.user_sk;

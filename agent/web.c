@@ -48,6 +48,7 @@ struct web_session {
     char id[WEB_TOKEN_HEX + 1];   /* the cookie's value */
     char csrf[WEB_TOKEN_HEX + 1]; /* the forms' hidden token */
     struct cry_secret *key;
+    struct cry_secret *role_key;  /* a clinician's: opens the clinical file (pending edits) */
     store *st;
     struct store_session who;
     uint64_t last_ns;             /* monotonic time of the last request */
@@ -103,6 +104,7 @@ static void session_close(struct web_session *ss)
     int was_active = ss->active;
     store_close(ss->st);
     cry_secret_free(ss->key);
+    cry_secret_free(ss->role_key);
     cry_memzero(ss, sizeof *ss);
     if (was_active) {
         malloc_trim(0);
@@ -305,7 +307,8 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
     char role[CRY_ROLE_MAX + 1] = "";
     char marker[4200];
     cry_slots *slots = NULL;
-    struct cry_secret *key = NULL;
+    struct cry_unlocked u;
+    memset(&u, 0, sizeof u);
     store *st = NULL;
     const char *cookies = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
     pin[0] = '\0';
@@ -336,7 +339,9 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
                     NULL);
         goto out;
     }
-    rc = cry_slots_unlock(slots, user, pin, &key, role);
+    rc = cry_slots_unlock_ex(slots, user, pin, &u);
+    if (rc == CMC_OK)
+        memcpy(role, u.role, sizeof role);
     if (rc == CMC_ERR_THROTTLED) {
         page_unlock(q, r, 429, cmc_errmsg(), user);
         goto out;
@@ -354,7 +359,8 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
         page_unlock(q, r, 500, "The key slot names an unknown role.", NULL);
         goto out;
     }
-    if ((rc = store_open(s->cfg.replica_path, key, &who, &st)) != CMC_OK) {
+    who.role_key = u.role_key; /* owned by the session below; the page never edits, so no sign_key */
+    if ((rc = store_open(s->cfg.replica_path, u.key, &who, &st)) != CMC_OK) {
         page_unlock(q, r, 500, cmc_errmsg(), NULL);
         goto out;
     }
@@ -365,13 +371,14 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
     /* one unlocked session at a time: this one replaces any other */
     session_close(&s->sess);
     s->sess.active = 1;
-    s->sess.key = key;
+    s->sess.key = u.key;
+    s->sess.role_key = u.role_key;
     s->sess.st = st;
     s->sess.who = who;
     s->sess.last_ns = plat_mono_now_ns();
     new_token(s->sess.id);
     new_token(s->sess.csrf);
-    key = NULL;
+    u.key = u.role_key = NULL;
     st = NULL;
     add_cookie(r, COOKIE_SESSION, s->sess.id, -1);
     add_cookie(r, COOKIE_PRE, "", 0);
@@ -382,7 +389,7 @@ out:
     cry_memzero(pre_field, sizeof pre_field);
     cry_memzero(pre_cookie, sizeof pre_cookie);
     store_close(st);
-    cry_secret_free(key);
+    cry_unlocked_clear(&u);
     cry_slots_free(slots);
 }
 

@@ -128,6 +128,13 @@ int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *us
                      const char *pin, int with_role_key);
 int cry_slots_add(cry_slots *s, const struct cry_secret *key, const char *user, const char *role,
                   const char *pin);
+/* 1 when some slot of the file holds the role key. */
+int cry_slots_any_role_key(const cry_slots *s);
+/* For a file from before role keys: gives `user`'s slot (just unlocked into `u`, with the
+ * same PIN) a new role key, and hands it back in u->role_key. Refused when any slot already
+ * holds one (CMC_ERR_EXISTS): then only a holder can give it on (cry_slots_add_ex). */
+int cry_slots_mint_role_key(cry_slots *s, const char *user, const char *pin, struct cry_unlocked *u);
+
 /* Removes a user's slot and saves the file atomically; once saved, the slot (and its wrapped
  * key) is overwritten in memory. Refuses to remove the last slot (CMC_ERR_STATE); an unknown
  * user is CMC_ERR_NOT_FOUND. On failure the file is unchanged. */

@@ -553,6 +553,68 @@ int cry_slots_unlock(cry_slots *s, const char *user, const char *pin, struct cry
     return rc;
 }
 
+int cry_slots_any_role_key(const cry_slots *s)
+{
+    for (size_t i = 0; s != NULL && i < s->count; i++)
+        if (s->slot[i].payload_len == PAYLOAD_MAX)
+            return 1;
+    return 0;
+}
+
+int cry_slots_mint_role_key(cry_slots *s, const char *user, const char *pin, struct cry_unlocked *u)
+{
+    struct cry_secret *kek = NULL, *payload = NULL, *role_key = NULL;
+    plat_lock *lock = NULL;
+    if (s == NULL || user == NULL || pin == NULL || u == NULL || u->key == NULL || u->user_sk == NULL)
+        return cmc_fail(CMC_ERR_INVALID, "role key: missing argument");
+    if (u->role_key != NULL)
+        return CMC_OK;
+    int rc = cry_secret_new(CRY_KEY_BYTES, &kek);
+    if (rc == CMC_OK)
+        rc = cry_secret_new(PAYLOAD_MAX, &payload);
+    if (rc == CMC_OK)
+        rc = cry_secret_new(CRY_KEY_BYTES, &role_key);
+    if (rc == CMC_OK)
+        rc = plat_lock_acquire(s->lock_path, 1, &lock);
+    if (rc == CMC_OK)
+        rc = slots_reload(s);
+    if (rc != CMC_OK)
+        goto out;
+    long idx = find_user(s, user);
+    if (idx < 0) {
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no key slot for that user");
+        goto out;
+    }
+    if (cry_slots_any_role_key(s)) {
+        rc = cmc_fail(CMC_ERR_EXISTS, "another user already holds this device's role key");
+        goto out;
+    }
+    struct slot fresh = s->slot[idx];
+    if ((rc = derive(kek, pin, fresh.salt, fresh.opslimit, fresh.memlimit)) != CMC_OK)
+        goto out;
+    randombytes_buf(role_key->buf, CRY_KEY_BYTES);
+    /* libsodium's Ed25519 secret key starts with its seed: the user keeps their signing key */
+    payload_fill(&fresh, payload->buf, u->key, u->user_sk->buf, role_key);
+    if ((rc = slot_seal(&fresh, s->file_id, kek, payload->buf)) != CMC_OK)
+        goto out;
+    struct slot old = s->slot[idx];
+    s->slot[idx] = fresh;
+    if ((rc = slots_save(s, -1, NULL)) != CMC_OK)
+        s->slot[idx] = old;
+    sodium_memzero(&old, sizeof old);
+    sodium_memzero(&fresh, sizeof fresh);
+    if (rc == CMC_OK) {
+        u->role_key = role_key;
+        role_key = NULL;
+    }
+out:
+    plat_lock_release(lock);
+    cry_secret_free(kek);
+    cry_secret_free(payload);
+    cry_secret_free(role_key);
+    return rc;
+}
+
 int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *user, const char *role,
                      const char *pin, int with_role_key)
 {

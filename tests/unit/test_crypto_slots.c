@@ -29,6 +29,8 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 
+#include <sodium.h>
+
 #define NS 1000000000ull
 #define HEADER_BYTES 28
 #define WRAPPED_BYTES 112
@@ -501,6 +503,98 @@ static void test_unknown_user_counts_as_failure(void **state)
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
+/* A version 1 file (one slot, as devices made it before signing keys and role keys), made
+ * byte by byte as docs/STORAGE.md describes it. */
+static void write_v1_file(const char *path, const char *user, const char *role, const char *pin,
+                          uint8_t key[CRY_KEY_BYTES])
+{
+    uint8_t buf[512], kek[32];
+    size_t n = 0, ulen = strlen(user), rlen = strlen(role);
+    memcpy(buf, "CMCSLOTS", 8);
+    n = 8;
+    buf[n++] = 1, buf[n++] = 0; /* version 1 */
+    buf[n++] = 1, buf[n++] = 0; /* one slot */
+    randombytes_buf(buf + n, 16); /* file id */
+    n += 16;
+    size_t slot = n;
+    buf[n++] = (uint8_t)ulen;
+    memcpy(buf + n, user, ulen);
+    n += ulen;
+    buf[n++] = (uint8_t)rlen;
+    memcpy(buf + n, role, rlen);
+    n += rlen;
+    buf[n++] = 2; /* Argon2id */
+    uint64_t ops = crypto_pwhash_OPSLIMIT_MIN, mem = crypto_pwhash_MEMLIMIT_MIN;
+    for (int i = 0; i < 8; i++)
+        buf[n + i] = (uint8_t)(ops >> (8 * i)), buf[n + 8 + i] = (uint8_t)(mem >> (8 * i));
+    n += 16;
+    uint8_t *salt = buf + n;
+    randombytes_buf(salt, 16);
+    n += 16;
+    size_t head_end = n;
+    uint8_t *nonce = buf + n;
+    randombytes_buf(nonce, 24);
+    n += 24;
+    uint8_t ad[256];
+    memcpy(ad, buf, 10);                       /* magic, version */
+    memcpy(ad + 10, buf + 12, 16);             /* file id */
+    memcpy(ad + 26, buf + slot, head_end - slot);
+    assert_int_equal(crypto_pwhash(kek, sizeof kek, pin, strlen(pin), salt, ops, (size_t)mem,
+                                   crypto_pwhash_ALG_ARGON2ID13), 0);
+    randombytes_buf(key, CRY_KEY_BYTES);
+    unsigned long long clen = 0;
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_encrypt(buf + n, &clen, key, CRY_KEY_BYTES, ad,
+                                                                26 + head_end - slot, NULL, nonce, kek), 0);
+    n += (size_t)clen;
+    write_all(path, buf, n);
+}
+
+/* Devices keep their version 1 files: the slot opens, becomes current at its first unlock
+ * (a signing key of its own), counts failures in the new layout, and a clinician of such a
+ * device can make the role key once. */
+static void test_version_1_file_is_upgraded(void **state)
+{
+    (void)state;
+    char path[256];
+    uint8_t key[CRY_KEY_BYTES], pk[CRY_SIGN_PK_BYTES];
+    path_for(path, sizeof path, "v1");
+    write_v1_file(path, "alice", "clinician", "1234-pin", key);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_user_pk(s, 0, pk), CMC_ERR_NOT_FOUND);
+    assert_int_equal(try_unlock(s, "alice", "9999-bad", NULL), CMC_ERR_AUTH);
+    assert_int_equal(failures_on_disk(path, "alice"), 1);
+    struct cry_unlocked u;
+    assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
+    assert_memory_equal(u.key->buf, key, CRY_KEY_BYTES);
+    assert_non_null(u.user_sk);
+    assert_null(u.role_key);
+    assert_int_equal(u.failures_before, 1);
+    cry_slots_free(s);
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_user_pk(s, 0, pk), CMC_OK);
+    assert_memory_equal(pk, u.user_pk, sizeof pk);
+    /* the role key, once */
+    assert_int_equal(cry_slots_any_role_key(s), 0);
+    assert_int_equal(cry_slots_mint_role_key(s, "alice", "1234-pin", &u), CMC_OK);
+    assert_non_null(u.role_key);
+    assert_int_equal(cry_slots_any_role_key(s), 1);
+    struct cry_unlocked again;
+    assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &again), CMC_OK);
+    assert_true(cry_memeq(again.role_key->buf, u.role_key->buf, CRY_KEY_BYTES));
+    assert_memory_equal(again.user_pk, u.user_pk, sizeof pk); /* the same signing key */
+    assert_int_equal(cry_slots_mint_role_key(s, "alice", "1234-pin", &again), CMC_OK); /* has one */
+    cry_unlocked_clear(&again);
+    again = u;
+    memset(&u, 0, sizeof u);
+    cry_secret_free(again.role_key);
+    again.role_key = NULL;
+    assert_int_equal(cry_slots_mint_role_key(s, "alice", "1234-pin", &again), CMC_ERR_EXISTS);
+    cry_unlocked_clear(&again);
+    cry_slots_free(s);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
 /* Each user gets a signing key with their slot; it survives unlocks, and the public half is
  * readable without a PIN. */
 static void test_user_signing_keys(void **state)
@@ -937,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_wound_back_count_is_reported),
         cmocka_unit_test(test_damaged_and_old_throttle_files),
         cmocka_unit_test(test_user_signing_keys),
+        cmocka_unit_test(test_version_1_file_is_upgraded),
         cmocka_unit_test(test_unknown_user_counts_as_failure),
         cmocka_unit_test(test_edited_role_is_refused),
         cmocka_unit_test(test_flipped_bytes_are_refused),
