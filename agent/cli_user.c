@@ -98,10 +98,14 @@ int cli_cmd_user(struct cli_opts *o)
             const char *u, *r;
             if (cry_slots_user(slots, i, &u, &r) != CMC_OK)
                 continue;
+            /* a clinician without the role key (a device set up before role keys) cannot
+             * reach pending edits until a holder adds them again */
+            int rk = cry_slots_has_role_key(slots, i);
             if (o->json)
-                json_array_append_new(arr, json_pack("{s:s, s:s}", "user", u, "role", r));
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "user", u, "role", r, "role_key", rk));
             else
-                printf("%-24s %s\n", u, r);
+                printf("%-24s %s%s\n", u, r,
+                       strcmp(r, "clinician") == 0 && !rk ? " (no clinical key: add again)" : "");
         }
         rc = o->json ? cli_print_json(json_pack("{s:o}", "users", arr)) : (json_decref(arr), CMC_OK);
         goto out;

@@ -128,8 +128,9 @@ int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *us
                      const char *pin, int with_role_key);
 int cry_slots_add(cry_slots *s, const struct cry_secret *key, const char *user, const char *role,
                   const char *pin);
-/* 1 when some slot of the file holds the role key. */
+/* 1 when some slot of the file holds the role key; 1 when slot i does. */
 int cry_slots_any_role_key(const cry_slots *s);
+int cry_slots_has_role_key(const cry_slots *s, size_t i);
 /* For a file from before role keys: gives `user`'s slot (just unlocked into `u`, with the
  * same PIN) a new role key, and hands it back in u->role_key. Refused when any slot already
  * holds one (CMC_ERR_EXISTS): then only a holder can give it on (cry_slots_add_ex). */

@@ -561,6 +561,11 @@ int cry_slots_any_role_key(const cry_slots *s)
     return 0;
 }
 
+int cry_slots_has_role_key(const cry_slots *s, size_t i)
+{
+    return s != NULL && i < s->count && s->slot[i].payload_len == PAYLOAD_MAX;
+}
+
 int cry_slots_mint_role_key(cry_slots *s, const char *user, const char *pin, struct cry_unlocked *u)
 {
     struct cry_secret *kek = NULL, *payload = NULL, *role_key = NULL;
