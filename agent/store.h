@@ -108,8 +108,10 @@ struct store_hit {
 };
 
 struct store_query {
-    const char *name;          /* matches family or given name, case- and accent-blind prefix;
-                                  "given family" matches both */
+    const char *name;          /* matches family or given name, case- and accent-blind prefix
+                                  that ignores hyphens, apostrophes and spaces (O'Brien =
+                                  OBrien, Smith-Jones = Smith Jones); "given family" matches
+                                  both */
     const char *date_of_birth; /* YYYY-MM-DD, exact */
     const char *postcode;      /* spaces and case ignored, exact or outward-code prefix */
 };
@@ -117,6 +119,15 @@ struct store_query {
 /* Candidates for identity matching, best first, at most `limit`. At least one criterion. */
 int store_search(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
                  size_t *n);
+/* As store_search, and *total is every plan that matches, shown or not (a crew must know
+ * when the list is not complete: "showing 20 of 551"). */
+int store_search_counted(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
+                         size_t *n, size_t *total);
+/* How many candidates a crew is shown at once, on the command line and the page. */
+#define STORE_SEARCH_SHOWN 20
+/* The notice under a cut list, naming the criteria not yet given: "showing 20 of 551 - add
+ * date of birth or postcode"; "" when every match is shown. */
+void store_search_words(const struct store_query *q, size_t shown, size_t total, char *out, size_t cap);
 /* Every plan this session may see, ordered by family name, given name. */
 int store_list(store *s, struct store_hit **out, size_t *n);
 void store_hits_free(struct store_hit *hits, size_t n);

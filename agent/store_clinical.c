@@ -21,7 +21,7 @@
 
 #define CLINICAL_FILE "clinical.db"
 
-/* The tables as the replica's migrations left them (steps 2 and 5). */
+/* The tables as the replica's migrations left them (step 2), with user_sig (added below). */
 #define PENDING_COLS                                                                               \
     "  id INTEGER PRIMARY KEY,"                                                                    \
     "  plan_id TEXT NOT NULL CHECK (length(plan_id) = 36),"                                        \
@@ -114,12 +114,32 @@ static int attach(store *s, const char *replica_path, const struct cry_secret *r
     return rc;
 }
 
+/* A replica's own pending_edits (from before the split) gets the signature column each edit
+ * now carries: the signature of the user who made it (or of the clinician whose sync rebased
+ * it), checked by the hub. Done here rather than as a migration step, since the table may
+ * already have gone to the clinical file. */
+static int add_signature_column(store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int has = 0;
+    int rc = db_prepare(s->db, "SELECT 1 FROM pragma_table_info('pending_edits', 'main') WHERE name = 'user_sig'",
+                        &st);
+    if (rc == CMC_OK)
+        rc = db_step(s->db, st, &has);
+    sqlite3_finalize(st);
+    if (rc == CMC_OK && !has)
+        rc = db_exec(s->db, "ALTER TABLE main.pending_edits ADD COLUMN user_sig BLOB");
+    return rc;
+}
+
 int store_clinical_open(store *s, const char *replica_path, const struct cry_secret *role_key)
 {
     int has_pending = 0, has_merges = 0;
     int rc = main_has(s, "pending_edits", &has_pending);
     if (rc == CMC_OK)
         rc = main_has(s, "merges", &has_merges);
+    if (rc == CMC_OK && has_pending)
+        rc = add_signature_column(s);
     if (rc != CMC_OK)
         return rc;
     if (role_key == NULL || s->session.role != STORE_ROLE_CLINICIAN) {

@@ -132,9 +132,23 @@ static const char *const schema_steps[] = {
      * state (merges), and nothing in the product wrote or read this table. */
     "DROP TABLE IF EXISTS conflicts;",
 
-    /* 5: each pending edit carries the signature of the user who made it (or of the
-     * clinician whose sync rebased it), which the hub checks before taking the edit. */
-    "ALTER TABLE pending_edits ADD COLUMN user_sig BLOB;",
+    /* 5: names fold typographic apostrophes, hyphens and dashes (U+02BC, U+2010..U+201F,
+     * U+2032) as they fold ' and - (store_name_normalise): index rows written before drop
+     * them too, so O'Brien typed with a curly apostrophe finds "OBrien", and rows still
+     * match their plans. */
+    "UPDATE plan_identity SET family_name = replace(replace(replace(replace(replace(replace(r"
+    "eplace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(r"
+    "eplace(family_name,char(700),''),char(8208),''),char(8209),''),char(8210),''),char(8211)"
+    ",''),char(8212),''),char(8213),''),char(8214),''),char(8215),''),char(8216),''),char(821"
+    "7),''),char(8218),''),char(8219),''),char(8220),''),char(8221),''),char(8222),''),char(8"
+    "223),''),char(8242),''), given_name = replace(replace(replace(replace(replace(replace(re"
+    "place(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(re"
+    "place(given_name,char(700),''),char(8208),''),char(8209),''),char(8210),''),char(8211),'"
+    "'),char(8212),''),char(8213),''),char(8214),''),char(8215),''),char(8216),''),char(8217)"
+    ",''),char(8218),''),char(8219),''),char(8220),''),char(8221),''),char(8222),''),char(822"
+    "3),''),char(8242),'');",
+    /* pending_edits and merges belong to the clinical file now (store_clinical.c): no step
+     * may touch them; their user_sig column is added there, when missing. */
 };
 
 _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,

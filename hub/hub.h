@@ -315,6 +315,10 @@ struct hub_audit_entry {
  * that missed. CMC_ERR_NOT_FOUND when the hub knows neither a plan nor an entry for it. */
 int hub_audit_list(hub *h, const char *plan_ref,
                    int (*cb)(const struct hub_audit_entry *, void *), void *ctx);
+/* Every entry with `action` (e.g. "break_glass": a locked copy opened with a reason), from
+ * every device, oldest first. */
+int hub_audit_list_action(hub *h, const char *action, int (*cb)(const struct hub_audit_entry *, void *),
+                          void *ctx);
 
 /* A device's acknowledgement of purges (plan ids; each stops that purge being repeated in
  * the device's bundles) and of a wipe (accepted only while a wipe order stands). */

@@ -14,6 +14,7 @@ apt_packages=(
   stunnel4 faketime fiu-utils libfiu-dev clang libclang-rt-14-dev llvm
   chromium nodejs
   scdoc
+  tmux
 )
 # the crew's page tests (tests/web) drive Chromium from node; NodeSource's nodejs carries its
 # own npm and conflicts with Debian's npm package, so npm is added only when it is missing
@@ -29,6 +30,8 @@ have_all() {
   command -v curl >/dev/null || return 1
   command -v jq >/dev/null || return 1
   command -v scdoc >/dev/null || return 1
+  # the terminal card test runs lookup in a real terminal (tests/e2e/test_card_terminal.sh)
+  command -v tmux >/dev/null || return 1
   command -v chromium >/dev/null || return 1
   command -v node >/dev/null || return 1
   command -v npm >/dev/null || return 1

@@ -255,8 +255,8 @@ static void test_migrations(void **state)
     assert_string_equal(hub, "https://hub.example");
     cmc_free(hub);
 
-    /* A replica at version 3 still has its conflicts table: step 4 drops it (and step 5
-     * gives pending edits their signature column). */
+    /* A replica at version 3 still has its conflicts table: step 4 drops it (and the
+     * store gives pending edits their signature column). */
     assert_int_equal(sqlite3_exec(store_test_db(s),
                                   "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
                                   "ALTER TABLE pending_edits DROP COLUMN user_sig;"
