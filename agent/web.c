@@ -25,7 +25,6 @@
 #include "sync/fhir.h"
 
 #include <arpa/inet.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -54,14 +53,6 @@ struct web_session {
     struct store_session who;
     uint64_t last_ns;             /* monotonic time of the last request */
 };
-
-/* Sessions locked so far (web_lock_count, for tests). */
-static _Atomic unsigned long web_locks;
-
-unsigned long web_lock_count(void)
-{
-    return web_locks;
-}
 
 struct web_server {
     struct MHD_Daemon *daemon;
@@ -97,9 +88,8 @@ struct web_reply {
 
 /* ---- the session ------------------------------------------------------------------------ */
 
-/* Locking: the store closes (SQLCipher wipes its page cache: store_memory_security), the key
- * is zeroed and freed, and freed heap goes back to the system. Every plan buffer of a request
- * was zeroed as it was freed (cmc_alloc_wipe_on_free), the pages sent with their connection. */
+/* Locking: the store closes (SQLCipher wipes its page cache), the keys are zeroed and freed,
+ * freed heap goes back to the system (web_mem.c). */
 static void session_close(struct web_session *ss)
 {
     int was_active = ss->active;
@@ -107,10 +97,8 @@ static void session_close(struct web_session *ss)
     cry_secret_free(ss->key);
     cry_secret_free(ss->role_key);
     cry_memzero(ss, sizeof *ss);
-    if (was_active) {
-        malloc_trim(0);
-        web_locks++;
-    }
+    if (was_active)
+        web_mem_locked();
 }
 
 static void new_token(char out[WEB_TOKEN_HEX + 1])
@@ -168,9 +156,8 @@ static void redirect_home(struct web_reply *r)
     r->location = "/";
 }
 
-/* The page's bytes are handed to MHD in place (no copy in MHD's own memory, which it frees
- * without zeroing): the buffer moves into the connection's state and is zeroed and freed
- * when the request ends (web_conn_end). */
+/* The page goes to MHD in place (MHD frees its own copies unzeroed): the buffer moves into
+ * the connection's state, zeroed and freed when the request ends (web_conn_end). */
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct web_conn *wc, struct web_reply *r)
 {
     const char *body = r->static_body;
@@ -879,9 +866,7 @@ int web_server_start(const struct web_config *cfg, web_server **out)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
     if (cfg->idle_seconds <= 0)
         return cmc_fail(CMC_ERR_USAGE, "the idle time must be at least one second");
-    /* A page server runs for hours: what it frees must not keep plan text (docs/WEB.md). */
-    cmc_alloc_wipe_on_free(1);
-    store_memory_security(1);
+    web_mem_start(); /* runs for hours: what it frees must not keep plan text */
     memset(&sin, 0, sizeof sin);
     memset(&sin6, 0, sizeof sin6);
     if (inet_pton(AF_INET, cfg->host, &sin.sin_addr) == 1 && (ntohl(sin.sin_addr.s_addr) >> 24) == 127) {
