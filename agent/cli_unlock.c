@@ -6,6 +6,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,7 +139,9 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
         goto out;
     if (cry_slots_next_work(slots, user) > 0)
         fprintf(stderr, "Several wrong PINs were entered before: this unlock takes longer.\n");
+    uint64_t t_unlock = plat_phase_begin();
     rc = cry_slots_unlock_ex(slots, user, pin, &u);
+    plat_phase_end(PLAT_PHASE_UNLOCK, t_unlock);
     if (rc == CMC_ERR_AUTH) {
         rc = cmc_fail(CMC_ERR_AUTH, "wrong user or PIN; nothing was changed (%u failed attempts on record)",
                       (unsigned)cry_slots_failures(slots, user));
@@ -168,7 +171,9 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
     }
     s->who.sign_key = s->user_sk;
     s->who.role_key = s->role_key;
+    uint64_t t_open = plat_phase_begin();
     rc = store_open(o->replica_path, s->key, &s->who, &s->store);
+    plat_phase_end(PLAT_PHASE_OPEN, t_open);
 out:
     cry_memzero(pin, sizeof pin);
     cry_unlocked_clear(&u);

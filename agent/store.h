@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 /* The newest schema version (PRAGMA user_version after store_open). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
  * "clinician"); an urgent-care device refuses drafts (store_put_version). */
@@ -141,9 +141,15 @@ struct store_counts {
     int64_t conflicts;    /* plans whose edits are held by a conflict (three-way merge state) */
     int64_t tombstones;
 };
-/* Plan counts decode and check every row like the reads do: a row that fails its check is
- * not counted (store_verify reports it). */
+/* Plan counts as the replica keeps them (agent/store_counts.c: triggers maintain them on
+ * every insert, prune, purge and wipe), read in constant time, without decoding any plan.
+ * They follow the rows' columns: a row whose body disagrees with its columns (written by
+ * something other than this code) is counted as its columns say, never shown, and found by
+ * store_verify, which also compares these counts with store_counts_scan. */
 int store_counts_get(store *s, struct store_counts *out);
+/* The same counts by decoding and checking every row like the reads do: a row that fails its
+ * check is not counted. Reads every plan: for store_verify and tests, not for `status`. */
+int store_counts_scan(store *s, struct store_counts *out);
 
 /* ---- sync state (key/value, in the same transaction as a batch) ------------------------ */
 

@@ -222,6 +222,8 @@ int store_verify(store *s)
         rc = cmc_fail(CMC_ERR_TAMPERED, "replica: %" PRId64 " identity index rows match no plan",
                       orphans);
     if (rc == CMC_OK)
+        rc = store_counts_check(s);
+    if (rc == CMC_OK)
         plat_log(PLAT_LOG_DEBUG, "replica verified: %" PRId64 " plan versions", rows);
 out:
     store_stmt_put(s, st);
@@ -536,7 +538,7 @@ out:
     return rc;
 }
 
-int store_counts_get(store *s, struct store_counts *out)
+int store_counts_scan(store *s, struct store_counts *out)
 {
     static const char *const visible_sql[2] = {
         "SELECT " PLAN_COLS " FROM " FROM_PUBLISHED " WHERE " WHERE_PUBLISHED,

@@ -262,6 +262,11 @@ int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, s
  * (docs/PROTOCOL.md, "Mixed versions"). hub_pull is this at PLAN_EDITION_CURRENT. */
 int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                      size_t budget, uint64_t edition, uint8_t **out, size_t *len);
+/* As hub_pull_edition, with the body codecs the device's pull offered (WIRE_CODEC_*,
+ * sync/wire.h): WIRE_CODEC_BROTLI gets Brotli bodies (BUNDLE_FLAG_BROTLI); 0 = zlib, as for
+ * a device that offered none. */
+int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                  size_t budget, uint64_t edition, uint64_t codecs, uint8_t **out, size_t *len);
 
 enum hub_push_result { HUB_PUSH_ACCEPTED = 1, HUB_PUSH_DUPLICATE, HUB_PUSH_CONFLICT };
 struct hub_push_reply {

@@ -15,6 +15,7 @@ apt_packages=(
   chromium nodejs
   scdoc
   tmux
+  libbrotli-dev
 )
 # the crew's page tests (tests/web) drive Chromium from node; NodeSource's nodejs carries its
 # own npm and conflicts with Debian's npm package, so npm is added only when it is missing
@@ -44,6 +45,8 @@ have_all() {
   # libcurl must be the OpenSSL flavour (libcurl4-openssl-dev).
   dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || return 1
   dpkg -s libmsgpack-dev >/dev/null 2>&1 || return 1
+  # Brotli bundle bodies (sync/zbody.c)
+  pkg-config --exists libbrotlienc libbrotlidec 2>/dev/null || return 1
   [ "$(dpkg-query -W -f='${Version}' libsqlcipher-dev 2>/dev/null | cut -d- -f1)" = "$need_sqlcipher_version" ] || return 1
   return 0
 }
