@@ -60,7 +60,10 @@ struct cli_opts {
 
 /* An unlocked replica for one session. */
 struct cli_session {
-    struct cry_secret *key;
+    struct cry_secret *key;       /* the replica key */
+    struct cry_secret *role_key;  /* the role key, when the user's slot holds one */
+    struct cry_secret *user_sk;   /* the acting user's signing key */
+    uint8_t user_pk[CRY_SIGN_PK_BYTES];
     store *store;
     struct store_session who;
 };

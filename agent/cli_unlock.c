@@ -102,6 +102,18 @@ static int pick_user(const struct cli_opts *o, const cry_slots *slots, const cha
     return cmc_fail(CMC_ERR_USAGE, "this device has several users: say which with --user NAME or CMC_USER");
 }
 
+/* Like a login's "failed attempts since last login": wrong PINs on this device are news to
+ * the user whose slot they were tried against. */
+static void report_failures(const struct cry_unlocked *u)
+{
+    if (u->failures_before > 0)
+        fprintf(stderr, "Note: %u wrong PIN attempt%s since your last unlock.\n", (unsigned)u->failures_before,
+                u->failures_before == 1 ? "" : "s");
+    if (u->record_altered)
+        fprintf(stderr, "Warning: the record of wrong PIN attempts on this device was altered; tell your IT "
+                        "team.\n");
+}
+
 int cli_unlock(const struct cli_opts *o, struct cli_session *s)
 {
     memset(s, 0, sizeof *s);
@@ -112,6 +124,8 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
     char pin[CLI_PIN_BUF];
     char role[CRY_ROLE_MAX + 1] = "";
     const char *user = NULL;
+    struct cry_unlocked u;
+    memset(&u, 0, sizeof u);
     rc = cry_slots_load(o->slots_path, &slots);
     if (rc == CMC_ERR_NOT_FOUND) {
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "no replica in %s: run 'cmc-agent init' first", o->dir);
@@ -121,34 +135,48 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
         goto out;
     if ((rc = pick_user(o, slots, &user)) != CMC_OK)
         goto out;
-    int64_t wait = cry_slots_throttle_wait(slots);
-    if (wait > 0) {
-        rc = cmc_fail(CMC_ERR_THROTTLED, "too many wrong PINs: wait %lld seconds before trying again",
-                      (long long)wait);
-        goto out;
-    }
     if ((rc = cli_read_secret(o->pin_file, "CMC_PIN", "PIN: ", 0, pin, sizeof pin)) != CMC_OK)
         goto out;
+    if (cry_slots_next_work(slots, user) > 0)
+        fprintf(stderr, "Several wrong PINs were entered before: this unlock takes longer.\n");
     uint64_t t_unlock = plat_phase_begin();
-    rc = cry_slots_unlock(slots, user, pin, &s->key, role);
+    rc = cry_slots_unlock_ex(slots, user, pin, &u);
     plat_phase_end(PLAT_PHASE_UNLOCK, t_unlock);
     if (rc == CMC_ERR_AUTH) {
-        rc = cmc_fail(CMC_ERR_AUTH, "wrong user or PIN; nothing was changed");
+        rc = cmc_fail(CMC_ERR_AUTH, "wrong user or PIN; nothing was changed (%u failed attempts on record)",
+                      (unsigned)cry_slots_failures(slots, user));
         goto out;
     }
     if (rc != CMC_OK)
         goto out;
+    report_failures(&u);
+    /* A device set up before role keys: its first clinician to unlock makes the role key,
+     * and their session moves the pending edits into the clinical file. */
+    if (store_role_from_name(u.role) == STORE_ROLE_CLINICIAN && u.role_key == NULL &&
+        !cry_slots_any_role_key(slots) && cry_slots_mint_role_key(slots, user, pin, &u) != CMC_OK) {
+        plat_log(PLAT_LOG_WARN, "could not make this device's role key: %s", cmc_errmsg());
+        cmc_err_clear();
+    }
+    s->key = u.key;
+    s->role_key = u.role_key;
+    s->user_sk = u.user_sk;
+    memcpy(s->user_pk, u.user_pk, sizeof s->user_pk);
+    memcpy(role, u.role, sizeof role);
+    u.key = u.role_key = u.user_sk = NULL;
     snprintf(s->who.user, sizeof s->who.user, "%s", user);
     s->who.role = store_role_from_name(role);
     if (s->who.role == STORE_ROLE_NONE) {
         rc = cmc_fail(CMC_ERR_TAMPERED, "the key slot names an unknown role");
         goto out;
     }
+    s->who.sign_key = s->user_sk;
+    s->who.role_key = s->role_key;
     uint64_t t_open = plat_phase_begin();
     rc = store_open(o->replica_path, s->key, &s->who, &s->store);
     plat_phase_end(PLAT_PHASE_OPEN, t_open);
 out:
     cry_memzero(pin, sizeof pin);
+    cry_unlocked_clear(&u);
     cry_slots_free(slots);
     if (rc != CMC_OK)
         cli_session_close(s);
@@ -170,4 +198,9 @@ void cli_session_close(struct cli_session *s)
     s->store = NULL;
     cry_secret_free(s->key);
     s->key = NULL;
+    cry_secret_free(s->role_key);
+    s->role_key = NULL;
+    cry_secret_free(s->user_sk);
+    s->user_sk = NULL;
+    cry_memzero(s->user_pk, sizeof s->user_pk);
 }

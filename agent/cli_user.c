@@ -8,6 +8,16 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The clinical file of a half-made replica (and SQLite's files beside it). */
+static void cli_remove_clinical(const char *dir)
+{
+    static const char *const names[] = { "clinical.db", "clinical.db-wal", "clinical.db-shm" };
+    char path[4200];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (plat_path_join(path, sizeof path, dir, names[i]) == CMC_OK)
+            plat_remove(path);
+}
+
 int cli_cmd_init(struct cli_opts *o)
 {
     if (o->user == NULL || o->role == NULL)
@@ -24,24 +34,30 @@ int cli_cmd_init(struct cli_opts *o)
     if (plat_exists(o->slots_path) || plat_exists(o->replica_path))
         return cmc_fail(CMC_ERR_EXISTS, "%s already holds a replica; nothing was changed", o->dir);
     plat_lock *lock = NULL;
-    struct cry_secret *key = NULL;
+    struct cry_unlocked made;
+    memset(&made, 0, sizeof made);
     store *st = NULL;
     char pin[CLI_PIN_BUF];
     if ((rc = plat_lock_acquire(o->lock_path, 0, &lock)) != CMC_OK)
         goto out;
     if ((rc = cli_read_secret(o->pin_file, "CMC_PIN", "Choose a PIN: ", 1, pin, sizeof pin)) != CMC_OK)
         goto out;
-    if (strlen(pin) < CRY_PIN_MIN) {
-        rc = cmc_fail(CMC_ERR_USAGE, "the PIN must have at least %d characters", CRY_PIN_MIN);
+    if (cry_pin_acceptable(pin) != CMC_OK) {
+        rc = cmc_fail(CMC_ERR_USAGE, "%s; nothing was changed", cmc_errmsg());
         goto out;
     }
-    if ((rc = cry_slots_create(o->slots_path, o->user, store_role_name(who.role), pin, &key)) != CMC_OK)
+    /* A clinician's slot also holds the role key, under which the clinical file is made. */
+    if ((rc = cry_slots_create_ex(o->slots_path, o->user, store_role_name(who.role), pin,
+                                  who.role == STORE_ROLE_CLINICIAN, &made)) != CMC_OK)
         goto out;
-    rc = store_open(o->replica_path, key, &who, &st);
+    who.sign_key = made.user_sk;
+    who.role_key = made.role_key;
+    rc = store_open(o->replica_path, made.key, &who, &st);
     if (rc != CMC_OK) {
         /* leave nothing half-made: without the slot file the replica is unreadable anyway */
         cry_slots_destroy(o->slots_path);
         plat_remove(o->replica_path);
+        cli_remove_clinical(o->dir);
         goto out;
     }
     if (o->json)
@@ -52,7 +68,7 @@ int cli_cmd_init(struct cli_opts *o)
 out:
     cry_memzero(pin, sizeof pin);
     store_close(st);
-    cry_secret_free(key);
+    cry_unlocked_clear(&made);
     plat_lock_release(lock);
     return rc;
 }
@@ -82,10 +98,14 @@ int cli_cmd_user(struct cli_opts *o)
             const char *u, *r;
             if (cry_slots_user(slots, i, &u, &r) != CMC_OK)
                 continue;
+            /* a clinician without the role key (a device set up before role keys) cannot
+             * reach pending edits until a holder adds them again */
+            int rk = cry_slots_has_role_key(slots, i);
             if (o->json)
-                json_array_append_new(arr, json_pack("{s:s, s:s}", "user", u, "role", r));
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "user", u, "role", r, "role_key", rk));
             else
-                printf("%-24s %s\n", u, r);
+                printf("%-24s %s%s\n", u, r,
+                       strcmp(r, "clinician") == 0 && !rk ? " (no clinical key: add again)" : "");
         }
         rc = o->json ? cli_print_json(json_pack("{s:o}", "users", arr)) : (json_decref(arr), CMC_OK);
         goto out;
@@ -110,11 +130,16 @@ int cli_cmd_user(struct cli_opts *o)
         if ((rc = cli_read_secret(o->new_pin_file, "CMC_NEW_PIN", "PIN for the new user: ", 1, pin,
                                   sizeof pin)) != CMC_OK)
             goto out;
-        if (strlen(pin) < CRY_PIN_MIN) {
-            rc = cmc_fail(CMC_ERR_USAGE, "the PIN must have at least %d characters", CRY_PIN_MIN);
+        if (cry_pin_acceptable(pin) != CMC_OK) {
+            rc = cmc_fail(CMC_ERR_USAGE, "%s; nothing was changed", cmc_errmsg());
             goto out;
         }
-        rc = cry_slots_add(slots, s.key, name, store_role_name(role), pin);
+        /* A clinician gets the role key too, from the clinician adding them. */
+        struct cry_unlocked by;
+        memset(&by, 0, sizeof by);
+        by.key = s.key;
+        by.role_key = s.role_key;
+        rc = cry_slots_add_ex(slots, &by, name, store_role_name(role), pin, role == STORE_ROLE_CLINICIAN);
         if (rc == CMC_OK && !o->json)
             printf("Added %s (%s).\n", name, store_role_name(role));
     } else {

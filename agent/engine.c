@@ -110,6 +110,9 @@ static int finish_wipe(store **sp, const struct engine_config *cfg, http_client 
         char p[4300];
         snprintf(p, sizeof p, "%s%s", cfg->replica_path, suffixes[i]);
         plat_shred(p);
+        /* the clinical file beside it (pending edits, merges) goes the same way */
+        if (plat_path_join(p, sizeof p, cfg->dir, i == 0 ? "clinical.db" : i == 1 ? "clinical.db-wal" : "clinical.db-shm") == CMC_OK)
+            plat_shred(p);
     }
     struct wire_ack ack = { .wipe = 1 };
     uint8_t *body = NULL;
@@ -156,7 +159,7 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
         goto out;
     }
     if (rc == CMC_OK)
-        rc = engine_push_all(s, client, rep);
+        rc = engine_push_all(s, client, cfg->slots_path, rep);
     if (rc == CMC_OK)
         rc = engine_send_purge_acks(s, client);
     /* One more pull after a sync that changed anything: it proves to the hub that this

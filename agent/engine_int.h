@@ -92,7 +92,9 @@ int engine_merge_pending(store *s, const struct plan *remote, struct engine_repo
 
 /* ---- what the device sends (engine_push.c) --------------------------------------------- */
 
-int engine_push_all(store *s, http_client *client, struct engine_report *rep);
+/* Registers the device's users (from the key-slot file at slots_path) with the hub, then
+ * pushes every pending edit, each naming and signed by the user who made it. */
+int engine_push_all(store *s, http_client *client, const char *slots_path, struct engine_report *rep);
 /* Notes a purge for acknowledgement, in the purge's own transaction. */
 int engine_note_purge(store *s, const char *plan_id);
 int engine_send_purge_acks(store *s, http_client *client);

@@ -54,6 +54,23 @@ static int parse_push_answer(const struct http_response *resp, struct wire_push_
     return CMC_OK;
 }
 
+/* The person the push names: whoever signed the edit when it was made, else the clinician
+ * whose session is syncing now (an edit kept from before users signed). CMC_ERR_DENIED when
+ * neither can. */
+static int push_author(store *s, const struct store_pending *p, struct wire_push_req *req)
+{
+    req->has_user = 1;
+    if (p->has_sig) {
+        snprintf(req->user, sizeof req->user, "%s", p->user);
+        memcpy(req->user_sig, p->user_sig, sizeof req->user_sig);
+        return CMC_OK;
+    }
+    uint8_t digest[CRY_HASH_BYTES];
+    wire_push_digest(p->plan_id, p->base_version, p->idempotency_id, p->change, p->change_len, digest);
+    snprintf(req->user, sizeof req->user, "%s", store_session_of(s)->user);
+    return store_session_sign(s, digest, req->user_sig);
+}
+
 static int push_one(store *s, http_client *client, const struct store_pending *p, struct engine_report *rep)
 {
     uint8_t *body = NULL;
@@ -67,7 +84,16 @@ static int push_one(store *s, http_client *client, const struct store_pending *p
     struct wire_push_req req = { .base_version = p->base_version, .change = p->change, .change_len = p->change_len };
     snprintf(req.idempotency_id, sizeof req.idempotency_id, "%s", p->idempotency_id);
     snprintf(req.plan_id, sizeof req.plan_id, "%s", p->plan_id);
-    int rc = wire_push_req_encode(&req, &body, &len);
+    int rc = push_author(s, p, &req);
+    if (rc == CMC_ERR_DENIED) {
+        /* Nobody who can sign for it is here: it waits for a clinician's sync. */
+        plat_log(PLAT_LOG_INFO, "plan %s: an unsigned pending edit waits for a clinician's sync", p->plan_id);
+        cmc_err_clear();
+        rc = CMC_OK;
+        goto out;
+    }
+    if (rc == CMC_OK)
+        rc = wire_push_req_encode(&req, &body, &len);
     if (rc != CMC_OK)
         goto out;
     /* the idempotency id makes a retried push harmless */
@@ -75,6 +101,14 @@ static int push_one(store *s, http_client *client, const struct store_pending *p
     plat_crash_point("push:after-send");
     if (rc == CMC_ERR_CONFLICT && resp.status == 409)
         rc = CMC_OK; /* a conflict is an answer, carried in the body */
+    if (rc != CMC_OK && resp.status == 403) {
+        /* Refused for who signed it (a user since removed, say): the edit stays pending and
+         * the rest of the sync goes on. */
+        plat_log(PLAT_LOG_WARN, "plan %s: the hub refused a pending edit: %s", p->plan_id,
+                 resp.hub_message[0] != '\0' ? resp.hub_message : cmc_errmsg());
+        rc = CMC_OK;
+        goto out;
+    }
     if (rc != CMC_OK)
         goto out;
     if ((rc = parse_push_answer(&resp, &ans, &current, &have_current)) != CMC_OK)
@@ -100,13 +134,58 @@ out:
     return rc;
 }
 
-int engine_push_all(store *s, http_client *client, struct engine_report *rep)
+/* Tells the hub who this device's users are and their public signing keys (the request is
+ * signed with the device's key), so it can check who signed each pushed edit. */
+static int register_users(http_client *client, const char *slots_path)
 {
+    cry_slots *slots = NULL;
+    struct wire_user v[WIRE_USERS_MAX];
+    size_t n = 0;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    struct http_response resp;
+    http_response_init(&resp);
+    int rc = cry_slots_load(slots_path, &slots);
+    if (rc != CMC_OK)
+        return rc;
+    for (size_t i = 0; i < cry_slots_count(slots) && n < WIRE_USERS_MAX; i++) {
+        const char *user, *role;
+        memset(&v[n], 0, sizeof v[n]);
+        if (cry_slots_user(slots, i, &user, &role) != CMC_OK || cry_slots_user_pk(slots, i, v[n].pk) != CMC_OK)
+            continue; /* a slot from an older file has no signing key until its next unlock */
+        snprintf(v[n].user, sizeof v[n].user, "%s", user);
+        snprintf(v[n].role, sizeof v[n].role, "%s", role);
+        n++;
+    }
+    cmc_err_clear();
+    cry_slots_free(slots);
+    if ((rc = wire_users_encode(v, n, &body, &len)) == CMC_OK)
+        rc = http_request(client, "POST", "/v1/users", NULL, body, len, 0, &resp);
+    cmc_free(body);
+    http_response_free(&resp);
+    return rc;
+}
+
+int engine_push_all(store *s, http_client *client, const char *slots_path, struct engine_report *rep)
+{
+    struct store_pending *waiting = NULL;
+    size_t n_waiting = 0;
+    int rc = store_sync_pending_list(s, NULL, &waiting, &n_waiting);
+    if (rc != CMC_OK)
+        return rc;
+    size_t unsent = 0;
+    for (size_t i = 0; i < n_waiting; i++)
+        unsent += waiting[i].state == 0;
+    store_pending_free(waiting, n_waiting);
+    if (unsent == 0)
+        return CMC_OK;
+    if (slots_path != NULL && (rc = register_users(client, slots_path)) != CMC_OK)
+        return rc;
     /* A rebase after a conflict answer makes a new pending edit: go round a few times. */
     for (int round = 0; round < 3; round++) {
         struct store_pending *pend = NULL;
         size_t n = 0;
-        int rc = store_sync_pending_list(s, NULL, &pend, &n);
+        rc = store_sync_pending_list(s, NULL, &pend, &n);
         if (rc != CMC_OK)
             return rc;
         for (size_t i = 0; rc == CMC_OK && i < n; i++)

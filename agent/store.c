@@ -184,10 +184,21 @@ void store_copy_text(char *dst, size_t cap, const char *src)
 }
 
 
+static int memory_security;
+
+void store_memory_security(int on)
+{
+    memory_security = on != 0;
+}
+
 int store_require_clinician(const store *s, const char *what)
 {
     if (s->session.role != STORE_ROLE_CLINICIAN)
         return cmc_fail(CMC_ERR_DENIED, "%s: only a clinician may do this", what);
+    if (!s->clinical)
+        return cmc_fail(CMC_ERR_DENIED, "%s: your key slot does not hold the clinical key; ask a clinician "
+                                        "who has it to add you again ('cmc-agent user remove' then 'user add')",
+                        what);
     return CMC_OK;
 }
 
@@ -216,9 +227,14 @@ int store_open(const char *path, const struct cry_secret *key, const struct stor
     memcpy(s->session.user, session->user, ulen);
     s->session.user[ulen] = '\0';
     s->session.role = session->role;
+    s->session.sign_key = session->sign_key;
     if ((rc = db_open(path, key, &s->db)) != CMC_OK)
         goto out;
+    if (memory_security && (rc = db_exec(s->db, "PRAGMA cipher_memory_security = ON")) != CMC_OK)
+        goto out;
     if ((rc = store_schema_open(s->db)) != CMC_OK)
+        goto out;
+    if ((rc = store_clinical_open(s, path, session->role_key)) != CMC_OK)
         goto out;
     *out = s;
     s = NULL;
@@ -237,6 +253,13 @@ void store_close(store *s)
     store_seals_free(s);
     db_close(s->db);
     cmc_free(s);
+}
+
+int store_session_sign(store *s, const uint8_t digest[CRY_HASH_BYTES], uint8_t sig[CRY_SIG_BYTES])
+{
+    if (s->session.role != STORE_ROLE_CLINICIAN || s->session.sign_key == NULL)
+        return cmc_fail(CMC_ERR_DENIED, "only a clinician's session can sign an edit");
+    return cry_sign(s->session.sign_key, digest, CRY_HASH_BYTES, sig);
 }
 
 const struct store_session *store_session_of(const store *s)

@@ -66,6 +66,13 @@ enum store_role {
 struct store_session {
     char user[CRY_USER_MAX + 1];
     int role; /* enum store_role */
+    /* The user's signing key (borrowed: it must outlive the store), or NULL. Pending edits
+     * the session makes are signed with it (wire_push_digest), so the hub can tell who made
+     * them. */
+    const struct cry_secret *sign_key;
+    /* The role key (borrowed), or NULL: with it a clinician session opens the clinical file
+     * (pending edits, merges: docs/STORAGE.md, "Keys per role"). */
+    const struct cry_secret *role_key;
 };
 
 /* "urgent_care" / "clinician" <-> enum; 0 / NULL when unknown. */
@@ -218,7 +225,18 @@ struct store_pending {
     uint8_t *change; /* plan_change_pack() bytes */
     size_t change_len;
     int state;       /* 0 pending, 1 pushed (awaiting hub), 2 held by conflict */
+    int has_sig;     /* user_sig holds `user`'s signature of the edit (wire_push_digest) */
+    uint8_t user_sig[CRY_SIG_BYTES];
 };
+
+/* From now on (1) every replica opened asks SQLCipher to wipe the memory it frees (its page
+ * cache of decrypted pages, result rows): `PRAGMA cipher_memory_security`, process-wide. The
+ * crew's page turns it on so a locked session leaves no plan text in SQLite's memory. */
+void store_memory_security(int on);
+
+/* Signs `digest` as the session's user: CMC_ERR_DENIED when the session has no signing key
+ * or is not a clinician's (only clinicians' edits are accepted by the hub). */
+int store_session_sign(store *s, const uint8_t digest[CRY_HASH_BYTES], uint8_t sig[CRY_SIG_BYTES]);
 
 /* Clinician sessions only (CMC_ERR_DENIED otherwise): pending edits hold draft content.
  * store_pending_add needs the base version to be held (CMC_ERR_NOT_FOUND otherwise); it

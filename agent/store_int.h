@@ -36,11 +36,19 @@ struct store {
     struct store_session session;
     int in_batch;
     struct store_seals *seals; /* store_seal.c: the hub key and the roots checked */
+    int clinical; /* pending edits and merges are this session's to read (store_clinical.c) */
     struct {
         const char *sql;
         sqlite3_stmt *st;
     } stmts[STORE_STMT_CACHE];
 };
+
+/* ---- store_clinical.c ---------------------------------------------------------------------- */
+
+/* Opens the clinical file under `role_key` for a clinician session that has it, moving a
+ * replica's pending edits and merges there the first time; gives any other session empty
+ * stand-ins. Sets s->clinical. */
+int store_clinical_open(store *s, const char *replica_path, const struct cry_secret *role_key);
 
 /* ---- store.c: statements, bindings, small helpers ---------------------------------------- */
 

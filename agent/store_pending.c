@@ -12,6 +12,7 @@
 #include "platform/plat.h"
 #include "sync/db.h"
 #include "sync/plan.h"
+#include "sync/wire.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -20,6 +21,17 @@
 #include <string.h>
 
 /* ---- pending local edits --------------------------------------------------------------- */
+
+/* The session user's signature of an edit, or none (has = 0) for a session without a
+ * signing key: such an edit is signed when a clinician's sync pushes it. */
+static void sign_edit(store *s, const char *plan_id, int64_t base_version, const char *idem,
+                      const uint8_t *change, size_t change_len, uint8_t sig[CRY_SIG_BYTES], int *has)
+{
+    uint8_t digest[CRY_HASH_BYTES];
+    wire_push_digest(plan_id, base_version, idem, change, change_len, digest);
+    *has = store_session_sign(s, digest, sig) == CMC_OK;
+    cmc_err_clear();
+}
 
 int store_pending_add(store *s, const char *plan_id, int64_t base_version, const uint8_t *change,
                       size_t change_len, struct store_pending *out_meta)
@@ -59,10 +71,12 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     meta.base_version = base_version;
     meta.created_at = plat_wall_now();
     meta.state = 0;
+    sign_edit(s, meta.plan_id, base_version, meta.idempotency_id, change, change_len, meta.user_sig,
+              &meta.has_sig);
     if ((rc = store_stmt_get(s,
                        "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user,"
-                       " created_at, change, state, base)"
-                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, body FROM plan_versions"
+                       " created_at, change, state, base, user_sig)"
+                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, body, ?7 FROM plan_versions"
                        " WHERE plan_id = ?1 AND version = ?2",
                        &st)) != CMC_OK)
         goto out;
@@ -72,6 +86,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
         (rc = store_bind_text(s, st, 4, meta.user)) != CMC_OK ||
         (rc = store_bind_int(s, st, 5, meta.created_at)) != CMC_OK ||
         (rc = store_bind_blob(s, st, 6, change, change_len)) != CMC_OK ||
+        (rc = store_bind_blob(s, st, 7, meta.has_sig ? meta.user_sig : NULL, meta.has_sig ? CRY_SIG_BYTES : 0)) != CMC_OK ||
         (rc = store_step_done(s, st)) != CMC_OK)
         goto out;
     meta.id = sqlite3_last_insert_rowid(s->db);
@@ -112,7 +127,7 @@ int store_sync_pending_list(store *s, const char *plan_id, struct store_pending 
     *n = 0;
     if ((rc = store_stmt_get(s,
                        "SELECT id, plan_id, base_version, idempotency_id, user, created_at,"
-                       " change, state FROM pending_edits"
+                       " change, state, user_sig FROM pending_edits"
                        " WHERE ?1 IS NULL OR plan_id = ?1 ORDER BY id",
                        &st)) != CMC_OK)
         goto out;
@@ -140,6 +155,10 @@ int store_sync_pending_list(store *s, const char *plan_id, struct store_pending 
         store_copy_text(e->user, sizeof e->user, store_col_text(st, 4));
         e->created_at = sqlite3_column_int64(st, 5);
         e->state = sqlite3_column_int(st, 7);
+        if (sqlite3_column_bytes(st, 8) == CRY_SIG_BYTES) {
+            memcpy(e->user_sig, sqlite3_column_blob(st, 8), CRY_SIG_BYTES);
+            e->has_sig = 1;
+        }
         const void *b = sqlite3_column_blob(st, 6);
         size_t blen = (size_t)sqlite3_column_bytes(st, 6);
         count++;
@@ -265,10 +284,13 @@ int store_pending_replace(store *s, const char *plan_id, const struct plan *base
     plan_uuid_new(idem);
     if ((rc = plan_pack(base, &body, &body_len)) != CMC_OK)
         return rc;
+    uint8_t sig[CRY_SIG_BYTES];
+    int has_sig = 0;
+    sign_edit(s, plan_id, base->version, idem, change, change_len, sig, &has_sig);
     rc = db_prepare(db,
                     "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user, "
                     "created_at, change,"
-                    " state, base) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+                    " state, base, user_sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
                     &st);
     if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
         (rc = store_bind_int(s, st, 2, base->version)) == CMC_OK &&
@@ -276,7 +298,8 @@ int store_pending_replace(store *s, const char *plan_id, const struct plan *base
         (rc = store_bind_text(s, st, 4, user)) == CMC_OK &&
         (rc = store_bind_int(s, st, 5, plat_wall_now())) == CMC_OK &&
         (rc = store_bind_blob(s, st, 6, change, change_len)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 7, body, body_len)) == CMC_OK)
+        (rc = store_bind_blob(s, st, 7, body, body_len)) == CMC_OK &&
+        (rc = store_bind_blob(s, st, 8, has_sig ? sig : NULL, has_sig ? CRY_SIG_BYTES : 0)) == CMC_OK)
         rc = db_step(db, st, &row);
     sqlite3_finalize(st);
     cmc_free(body);

@@ -235,6 +235,8 @@ static const char *const schema_steps[] = {
     "ALTER TABLE audit ADD COLUMN seal BLOB;"
     "INSERT INTO sync_state (key, value) SELECT 'seal_repair', '1'"
     "  WHERE EXISTS (SELECT 1 FROM plan_versions) ON CONFLICT (key) DO NOTHING;",
+    /* pending_edits and merges belong to the clinical file now (store_clinical.c): no step
+     * may touch them; their user_sig column is added there, when missing. */
 };
 
 _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,

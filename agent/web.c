@@ -48,6 +48,7 @@ struct web_session {
     char id[WEB_TOKEN_HEX + 1];   /* the cookie's value */
     char csrf[WEB_TOKEN_HEX + 1]; /* the forms' hidden token */
     struct cry_secret *key;
+    struct cry_secret *role_key;  /* a clinician's: opens the clinical file (pending edits) */
     store *st;
     struct store_session who;
     uint64_t last_ns;             /* monotonic time of the last request */
@@ -67,6 +68,7 @@ struct web_conn {
     size_t len;
     int started;
     int too_large;
+    struct web_buf reply; /* the page sent: MHD reads it in place; zeroed when the request ends */
 };
 
 #define WEB_MAX_COOKIES 3
@@ -86,11 +88,17 @@ struct web_reply {
 
 /* ---- the session ------------------------------------------------------------------------ */
 
+/* Locking: the store closes (SQLCipher wipes its page cache), the keys are zeroed and freed,
+ * freed heap goes back to the system (web_mem.c). */
 static void session_close(struct web_session *ss)
 {
+    int was_active = ss->active;
     store_close(ss->st);
     cry_secret_free(ss->key);
+    cry_secret_free(ss->role_key);
     cry_memzero(ss, sizeof *ss);
+    if (was_active)
+        web_mem_locked();
 }
 
 static void new_token(char out[WEB_TOKEN_HEX + 1])
@@ -148,11 +156,20 @@ static void redirect_home(struct web_reply *r)
     r->location = "/";
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, struct web_reply *r)
+/* The page goes to MHD in place (MHD frees its own copies unzeroed): the buffer moves into
+ * the connection's state, zeroed and freed when the request ends (web_conn_end). */
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct web_conn *wc, struct web_reply *r)
 {
-    const char *body = r->static_body != NULL ? r->static_body : r->body.p != NULL ? r->body.p : "";
-    size_t len = r->static_body != NULL ? strlen(r->static_body) : r->body.len;
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    const char *body = r->static_body;
+    size_t len = body != NULL ? strlen(body) : 0;
+    if (body == NULL) {
+        web_buf_free(&wc->reply);
+        wc->reply = r->body;
+        web_buf_init(&r->body);
+        body = wc->reply.p != NULL ? wc->reply.p : "";
+        len = wc->reply.len;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_PERSISTENT);
     if (resp == NULL)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
@@ -294,11 +311,15 @@ typedef void (*web_page_fn)(const struct web_request *q, struct web_reply *r, in
                             const char *user_value);
 
 /* Checks the pre-session token, the user and the PIN, and opens the replica: CMC_OK with *key,
- * *st and *who, or a page already rendered by `page` saying what went wrong (user is the
- * form's user name, WEB user buffer). The lease is not checked here. */
+ * *role_key (a clinician's, else NULL: it opens the clinical file), *st and *who, or a page
+ * already rendered by `page` saying what went wrong (user is the form's user name, WEB user
+ * buffer). The lease is not checked here. */
 static int open_with_pin(const struct web_request *q, struct web_reply *r, web_page_fn page, char *user,
-                         struct cry_secret **key, store **st, struct store_session *who)
+                         struct cry_secret **key, struct cry_secret **role_key, store **st,
+                         struct store_session *who)
 {
+    struct cry_unlocked u;
+    memset(&u, 0, sizeof u);
     web_server *s = q->s;
     char pre_field[WEB_TOKEN_HEX + 2], pre_cookie[WEB_TOKEN_HEX + 2];
     char pin[WEB_PIN_BUF];
@@ -336,15 +357,15 @@ static int open_with_pin(const struct web_request *q, struct web_reply *r, web_p
              NULL);
         goto out;
     }
-    int64_t wait = cry_slots_throttle_wait(slots);
-    if (wait > 0) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "Too many wrong PINs: wait %lld seconds before trying again.", (long long)wait);
-        page(q, r, 429, msg, user);
-        rc = CMC_ERR_THROTTLED;
-        goto out;
+    /* wrong PINs before make this attempt run more key derivations first (the throttle) */
+    rc = cry_slots_unlock_ex(slots, user, pin, &u);
+    if (rc == CMC_OK) {
+        *key = u.key;
+        *role_key = u.role_key;
+        u.key = u.role_key = NULL;
+        memcpy(role, u.role, sizeof role);
     }
-    rc = cry_slots_unlock(slots, user, pin, key, role);
+    cry_unlocked_clear(&u);
     if (rc == CMC_ERR_THROTTLED) {
         page(q, r, 429, cmc_errmsg(), user);
         goto out;
@@ -356,6 +377,7 @@ static int open_with_pin(const struct web_request *q, struct web_reply *r, web_p
     }
     memset(who, 0, sizeof *who);
     snprintf(who->user, sizeof who->user, "%s", user);
+    who->role_key = *role_key; /* the page never edits, so no signing key */
     who->role = store_role_from_name(role);
     if (who->role == STORE_ROLE_NONE) {
         page(q, r, 500, "The key slot names an unknown role.", NULL);
@@ -368,6 +390,8 @@ out:
     if (rc != CMC_OK) {
         cry_secret_free(*key);
         *key = NULL;
+        cry_secret_free(*role_key);
+        *role_key = NULL;
     }
     cry_memzero(pin, sizeof pin);
     cry_memzero(pre_field, sizeof pre_field);
@@ -380,11 +404,11 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
 {
     web_server *s = q->s;
     char user[CRY_USER_MAX + 2];
-    struct cry_secret *key = NULL;
+    struct cry_secret *key = NULL, *role_key = NULL;
     store *st = NULL;
     struct store_session who;
     int rc;
-    if (open_with_pin(q, r, page_unlock, user, &key, &st, &who) != CMC_OK)
+    if (open_with_pin(q, r, page_unlock, user, &key, &role_key, &st, &who) != CMC_OK)
         goto out;
     if ((rc = lease_check(st)) != CMC_OK) {
         /* locked: say why, and offer break glass for one patient */
@@ -395,12 +419,13 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
     session_close(&s->sess);
     s->sess.active = 1;
     s->sess.key = key;
+    s->sess.role_key = role_key;
     s->sess.st = st;
     s->sess.who = who;
     s->sess.last_ns = plat_mono_now_ns();
     new_token(s->sess.id);
     new_token(s->sess.csrf);
-    key = NULL;
+    key = role_key = NULL;
     st = NULL;
     add_cookie(r, COOKIE_SESSION, s->sess.id, -1);
     add_cookie(r, COOKIE_PRE, "", 0);
@@ -409,6 +434,7 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
 out:
     store_close(st);
     cry_secret_free(key);
+    cry_secret_free(role_key);
 }
 
 /* POST /break-glass: a lease-locked copy opens one patient's card for a user who gives their
@@ -418,10 +444,10 @@ static void route_break_glass(const struct web_request *q, struct web_reply *r)
 {
     char user[CRY_USER_MAX + 2], raw[64], nhs[PLAN_NHS_LEN + 1], reason_raw[LEASE_REASON_MAX * 2 + 2];
     char reason[LEASE_REASON_MAX + 1];
-    struct cry_secret *key = NULL;
+    struct cry_secret *key = NULL, *role_key = NULL;
     store *st = NULL;
     struct store_session who;
-    if (open_with_pin(q, r, page_glass, user, &key, &st, &who) != CMC_OK)
+    if (open_with_pin(q, r, page_glass, user, &key, &role_key, &st, &who) != CMC_OK)
         goto out;
     if (lease_check(st) == CMC_OK) {
         page_unlock(q, r, 409, "This copy is not locked: unlock it to open plans.", user);
@@ -454,6 +480,7 @@ out:
     cry_memzero(reason, sizeof reason);
     store_close(st);
     cry_secret_free(key);
+    cry_secret_free(role_key);
 }
 
 static void route_lock(web_server *s, struct web_reply *r)
@@ -772,6 +799,7 @@ static void web_conn_end(void *cls, struct MHD_Connection *c, void **con_cls, en
         cry_memzero(wc->body, WEB_MAX_BODY + 1); /* a PIN may have passed through */
         cmc_free(wc->body);
     }
+    web_buf_free(&wc->reply); /* zeroes the page */
     cmc_free(wc);
     *con_cls = NULL;
 }
@@ -824,7 +852,7 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *conn, const 
     }
     /* the path only: a route never carries patient data, and unknown paths are not echoed */
     plat_log(PLAT_LOG_DEBUG, "web: %s -> %d", method, r.status);
-    ret = send_reply(conn, &r);
+    ret = send_reply(conn, wc, &r);
     web_buf_free(&r.body);
     return ret;
 }
@@ -838,6 +866,7 @@ int web_server_start(const struct web_config *cfg, web_server **out)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
     if (cfg->idle_seconds <= 0)
         return cmc_fail(CMC_ERR_USAGE, "the idle time must be at least one second");
+    web_mem_start(); /* runs for hours: what it frees must not keep plan text */
     memset(&sin, 0, sizeof sin);
     memset(&sin6, 0, sizeof sin6);
     if (inet_pton(AF_INET, cfg->host, &sin.sin_addr) == 1 && (ntohl(sin.sin_addr.s_addr) >> 24) == 127) {

@@ -49,6 +49,13 @@ int web_server_start(const struct web_config *cfg, web_server **out);
 uint16_t web_server_port(const web_server *s);
 /* 1 while a session is unlocked. */
 int web_server_unlocked(web_server *s);
+/* Memory hygiene (web_mem.c, docs/WEB.md). web_mem_start: from now on freed blocks are
+ * zeroed (cmc_alloc_wipe_on_free) and SQLCipher wipes what it frees (store_memory_security).
+ * web_mem_locked: after a session is locked, freed heap goes back to the system. How many
+ * unlocked sessions have been locked (the Lock button, idle, a new unlock, stop): for tests. */
+void web_mem_start(void);
+void web_mem_locked(void);
+unsigned long web_lock_count(void);
 /* Locks the session if it has been idle for idle_seconds (by the monotonic clock). */
 void web_server_tick(web_server *s);
 /* Stops serving, locks the session (closing the store, zeroing the key) and frees. */

@@ -31,7 +31,7 @@
 #define CRY_SEAL_OVERHEAD (CRY_SEAL_NONCE_BYTES + CRY_SEAL_TAG_BYTES)
 #define CRY_USER_MAX 64           /* user name bytes (without NUL) */
 #define CRY_ROLE_MAX 32           /* role name bytes (without NUL) */
-#define CRY_PIN_MIN 4             /* shortest PIN accepted when a slot is made */
+#define CRY_PIN_MIN 8             /* shortest PIN accepted when a slot is made (docs/STORAGE.md) */
 #define CRY_PIN_MAX 128
 #define CRY_SLOTS_MAX 32          /* users per key-slot file */
 
@@ -56,57 +56,105 @@ void cry_random(void *buf, size_t n);
 
 /* ---- key slots ------------------------------------------------------------------------- */
 
-/* The key-slot file (docs/STORAGE.md has the byte layout): per user, the replica key wrapped
- * with XChaCha20-Poly1305 under Argon2id(PIN, salt), with the user's name and role (and the
- * file's id, the slot's KDF limits) as authenticated data, so editing the file cannot change
- * a role. Failed unlocks are throttled with a delay that doubles per failure (after a few
- * free attempts) and is kept in a companion file "<path>.throttle", so it survives a
- * restart. */
+/* The key-slot file (docs/STORAGE.md has the byte layout): per user, the replica key (and,
+ * for the slots given it, the role key; and always the user's own signing key) wrapped with
+ * XChaCha20-Poly1305 under Argon2id(PIN, salt), with the user's name, role and public key
+ * (and the file's id, the slot's KDF limits) as authenticated data, so editing the file
+ * cannot change a role.
+ *
+ * Failed unlocks are counted, never timed: in a companion file "<path>.throttle" and in the
+ * slot of the user tried (with a hash chain that the next successful unlock checks, so a
+ * count wound back is reported). After a few free attempts each attempt first runs extra
+ * Argon2id derivations growing with the count (cry_slots_next_work). An exclusive lock on
+ * "<path>.lock" is held across each attempt and each change of the file, so parallel
+ * attempts serialise and each one counts. */
 typedef struct cry_slots cry_slots;
+
+/* What a successful unlock (or creating a file) hands back. Secrets are the caller's:
+ * cry_unlocked_clear frees them. */
+struct cry_unlocked {
+    struct cry_secret *key;       /* the replica key: published data */
+    struct cry_secret *role_key;  /* the role key (drafts, edits, push authority); NULL when
+                                     the slot does not wrap one */
+    struct cry_secret *user_sk;   /* the user's Ed25519 secret key */
+    uint8_t user_pk[CRY_SIGN_PK_BYTES];
+    char role[CRY_ROLE_MAX + 1];  /* the authenticated role */
+    uint32_t failures_before;     /* failed attempts recorded before this unlock */
+    int record_altered;           /* 1: the slot's failure record did not match its chain */
+};
+void cry_unlocked_clear(struct cry_unlocked *u);
+
+/* CMC_OK when `pin` may protect a new slot (CRY_PIN_MIN..CRY_PIN_MAX bytes); otherwise
+ * CMC_ERR_INVALID with a message saying the rule. */
+int cry_pin_acceptable(const char *pin);
 
 /* Argon2id limits: libsodium's interactive ones. Tests may lower them (cry_test.h); the
  * programs that ship cannot. */
 
 /* Creates a new slot file at `path` (refuses an existing file: CMC_ERR_EXISTS) with a fresh
- * random replica key and one slot for `user` with `role`; hands back the key. User names are
- * 1..CRY_USER_MAX bytes, roles 1..CRY_ROLE_MAX bytes, neither with control characters; PINs
- * CRY_PIN_MIN..CRY_PIN_MAX bytes (CMC_ERR_INVALID otherwise; the same rules for
- * cry_slots_add). A handle is used by one thread at a time. */
+ * random replica key (and role key when `with_role_key`) and one slot for `user` with
+ * `role`; hands back what the slot holds. User names are 1..CRY_USER_MAX bytes, roles
+ * 1..CRY_ROLE_MAX bytes, neither with control characters; PINs cry_pin_acceptable
+ * (CMC_ERR_INVALID otherwise; the same rules for cry_slots_add). A handle is used by one
+ * thread at a time. */
+int cry_slots_create_ex(const char *path, const char *user, const char *role, const char *pin,
+                        int with_role_key, struct cry_unlocked *out);
+/* The same without a role key, handing back only the replica key. */
 int cry_slots_create(const char *path, const char *user, const char *role, const char *pin,
                      struct cry_secret **key_out);
 /* Loads and parses the slot file (CMC_ERR_NOT_FOUND, CMC_ERR_CORRUPT for any malformation,
- * including KDF limits below the production floor unless test limits are enabled). */
+ * including KDF limits below the production floor unless test limits are enabled). Version
+ * 1 files are read; their slots are rewritten in the current format at their next unlock. */
 int cry_slots_load(const char *path, cry_slots **out);
 void cry_slots_free(cry_slots *s);
 
-/* Unwraps the replica key for `user`. On success hands back the key and the role bound in
- * the slot (role_out has CRY_ROLE_MAX + 1 bytes). Wrong PIN or unknown user: CMC_ERR_AUTH,
- * and the failure is counted; while the throttle delay has not passed: CMC_ERR_THROTTLED
- * without trying the PIN (cmc_errmsg says how long to wait). A slot whose authenticated data
- * was edited (a role raised) fails like a wrong PIN: CMC_ERR_AUTH. */
+/* Unwraps `user`'s slot. Re-reads the file under the lock, counts the attempt, runs the
+ * throttle's extra derivations, then tries the PIN. Wrong PIN or unknown user: CMC_ERR_AUTH
+ * (the failure stays counted). A slot whose authenticated data was edited (a role raised)
+ * fails like a wrong PIN. On success the failure record is reset (the slot is re-wrapped
+ * with a fresh nonce and chain). */
+CRY_MUST_CHECK int cry_slots_unlock_ex(cry_slots *s, const char *user, const char *pin,
+                                       struct cry_unlocked *out);
+/* The same handing back only the replica key and the role (role_out has CRY_ROLE_MAX + 1
+ * bytes). */
 CRY_MUST_CHECK int cry_slots_unlock(cry_slots *s, const char *user, const char *pin,
                                     struct cry_secret **key_out, char *role_out);
 
-/* Adds a slot for a new user wrapping `key` (the caller unlocked it as another user) and
- * saves the file atomically. CMC_ERR_EXISTS if the user has a slot, CMC_ERR_TOO_LARGE when
- * the file already holds CRY_SLOTS_MAX slots. On failure the file and the handle are
- * unchanged. */
+/* Adds a slot for a new user wrapping what `by` unlocked (the replica key, and the role key
+ * when `with_role_key`: CMC_ERR_DENIED if `by` has none) and saves the file atomically.
+ * CMC_ERR_EXISTS if the user has a slot, CMC_ERR_TOO_LARGE when the file already holds
+ * CRY_SLOTS_MAX slots. On failure the file is unchanged. */
+int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *user, const char *role,
+                     const char *pin, int with_role_key);
 int cry_slots_add(cry_slots *s, const struct cry_secret *key, const char *user, const char *role,
                   const char *pin);
+/* 1 when some slot of the file holds the role key; 1 when slot i does. */
+int cry_slots_any_role_key(const cry_slots *s);
+int cry_slots_has_role_key(const cry_slots *s, size_t i);
+/* For a file from before role keys: gives `user`'s slot (just unlocked into `u`, with the
+ * same PIN) a new role key, and hands it back in u->role_key. Refused when any slot already
+ * holds one (CMC_ERR_EXISTS): then only a holder can give it on (cry_slots_add_ex). */
+int cry_slots_mint_role_key(cry_slots *s, const char *user, const char *pin, struct cry_unlocked *u);
+
 /* Removes a user's slot and saves the file atomically; once saved, the slot (and its wrapped
  * key) is overwritten in memory. Refuses to remove the last slot (CMC_ERR_STATE); an unknown
- * user is CMC_ERR_NOT_FOUND. On failure the file and the handle are unchanged. */
+ * user is CMC_ERR_NOT_FOUND. On failure the file is unchanged. */
 int cry_slots_remove(cry_slots *s, const char *user);
 /* Number of slots, and the name/role of slot i (for `user list`). */
 size_t cry_slots_count(const cry_slots *s);
 int cry_slots_user(const cry_slots *s, size_t i, const char **user, const char **role);
+/* The public signing key of slot i's user; CMC_ERR_NOT_FOUND for a slot from a version 1
+ * file not yet unlocked since. */
+int cry_slots_user_pk(const cry_slots *s, size_t i, uint8_t pk[CRY_SIGN_PK_BYTES]);
 
-/* Crypto-erase: overwrites the slot file and its throttle file and removes them. Without
- * them the replica's key cannot be recovered. */
+/* Crypto-erase: overwrites the slot file and its throttle file and removes them (and the
+ * lock file). Without them the replica's keys cannot be recovered. */
 int cry_slots_destroy(const char *path);
 
-/* Seconds until the next unlock attempt is allowed (0 when allowed now). */
-int64_t cry_slots_throttle_wait(const cry_slots *s);
+/* Failed attempts on record for `user` (NULL: the file's count), as of the handle's last
+ * reading of the slot file; and the extra derivations the next attempt would run. */
+uint32_t cry_slots_failures(const cry_slots *s, const char *user);
+uint32_t cry_slots_next_work(const cry_slots *s, const char *user);
 
 /* ---- signatures and hashes ------------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
  * request can make the hub refuse, never crash.
  */
 #include "hub/internal.h"
+#include "hub/device_users.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -192,8 +193,9 @@ static void hub_api_push(hub *h, const char *device_id, const struct hub_request
         hub_respond_code(resp, rc);
         return;
     }
-    if ((rc = hub_push(h, device_id, in.idempotency_id, in.plan_id, in.base_version, in.change,
-                       in.change_len, &reply)) != CMC_OK) {
+    struct hub_push_author by = { .user = in.user, .sig = in.user_sig };
+    if ((rc = hub_push(h, device_id, in.has_user ? &by : NULL, in.idempotency_id, in.plan_id,
+                       in.base_version, in.change, in.change_len, &reply)) != CMC_OK) {
         hub_respond_code(resp, rc);
         return;
     }
@@ -209,6 +211,27 @@ static void hub_api_push(hub *h, const char *device_id, const struct hub_request
     }
     rc = wire_push_ans_encode(&ans, &buf, &len);
     cmc_free(reply.current);
+    hub_respond_mp(resp, rc, buf, len);
+}
+
+/* ---- POST /v1/users -------------------------------------------------------------------- */
+
+static void hub_api_users(hub *h, const char *device_id, const struct hub_request *req,
+                          struct hub_response *resp)
+{
+    struct wire_user v[WIRE_USERS_MAX];
+    size_t n = 0;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = wire_users_decode(req->body, req->body_len, v, &n);
+    if (rc == CMC_OK)
+        rc = hub_device_users_set(h, device_id, v, n);
+    if (rc != CMC_OK) {
+        hub_respond_code(resp, rc);
+        return;
+    }
+    plat_log(PLAT_LOG_INFO, "device %s registered %zu users", device_id, n);
+    rc = wire_ack_ans_encode(&buf, &len);
     hub_respond_mp(resp, rc, buf, len);
 }
 
@@ -303,7 +326,8 @@ void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *
     if (strcmp(route, "/v1/pull") == 0 || strcmp(route, "/v1/wait") == 0)
         want_method = "GET";
     else if (strcmp(route, "/v1/enroll") == 0 || strcmp(route, "/v1/push") == 0 ||
-             strcmp(route, "/v1/audit") == 0 || strcmp(route, "/v1/ack") == 0)
+             strcmp(route, "/v1/audit") == 0 || strcmp(route, "/v1/ack") == 0 ||
+             strcmp(route, "/v1/users") == 0)
         want_method = "POST";
     else {
         hub_respond_error(resp, 404, "not_found", "no such endpoint");
@@ -349,6 +373,8 @@ void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *
         hub_api_push(h, device_id, req, resp);
     else if (strcmp(route, "/v1/audit") == 0)
         hub_api_audit(h, device_id, req, resp);
+    else if (strcmp(route, "/v1/users") == 0)
+        hub_api_users(h, device_id, req, resp);
     else
         hub_api_ack(h, device_id, req, resp);
 }

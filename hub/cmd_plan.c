@@ -74,6 +74,8 @@ static int history_cb(const struct hub_plan_event *ev, void *ctx)
         json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s}", "version",
                                              (json_int_t)ev->version, "actor", ev->actor,
                                              "action", ev->action, "at", when));
+    else if (strcmp(ev->action, "push") == 0)
+        printf("%s  v%-3lld push by %s\n", when, (long long)ev->version, ev->actor);
     else
         printf("%s  v%-3lld %-17s %s\n", when, (long long)ev->version, ev->action, ev->actor);
     return 0;

@@ -292,12 +292,23 @@ struct hub_push_reply {
     uint8_t *current; /* conflict: plan_pack of the version the device may see (cmc_free) */
     size_t current_len;
 };
+/* The person who made a pushed edit: a user the device registered (hub/device_users.h) and
+ * their Ed25519 signature of wire_push_digest. */
+struct hub_push_author {
+    const char *user;
+    const uint8_t *sig; /* CRY_SIG_BYTES */
+};
+
 /* A device's edit: becomes a new version (awaiting approval when complete, else draft),
  * never a published one, when base_version is the newest; else a conflict. The same
- * idempotency id from the same device makes one version. Clinician devices only. */
-int hub_push(hub *h, const char *device_id, const char *idempotency_id, const char *plan_id,
-             int64_t base_version, const uint8_t *change, size_t change_len,
-             struct hub_push_reply *out);
+ * idempotency id from the same device makes one version. Clinician devices only, and only
+ * an edit signed by one of the device's clinician users: `by` NULL (an agent from before
+ * users signed), an unknown user, a user of another role or a signature that does not
+ * verify is CMC_ERR_DENIED, nothing stored. The version is recorded as made by "USER on
+ * DEVICE-NAME". */
+int hub_push(hub *h, const char *device_id, const struct hub_push_author *by,
+             const char *idempotency_id, const char *plan_id, int64_t base_version,
+             const uint8_t *change, size_t change_len, struct hub_push_reply *out);
 
 /* Audit intake: `body` is the request body, a msgpack map {"entries": [...]}
  * (docs/PROTOCOL.md); each entry must hash correctly and continue the device's chain.

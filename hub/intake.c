@@ -8,6 +8,8 @@
 #include "hub/intake_seal.h"
 #include "hub/internal.h"
 
+#include "hub/device_users.h"
+
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
@@ -47,16 +49,41 @@ static int hub_push_lookup(hub *h, const char *device_id, const char *idem, int6
     return rc;
 }
 
-int hub_push(hub *h, const char *device_id, const char *idempotency_id, const char *plan_id,
-             int64_t base_version, const uint8_t *change, size_t change_len,
-             struct hub_push_reply *out)
+/* The edit must be signed by a clinician user the device registered. */
+static int hub_push_check_author(hub *h, const char *device_id, const struct hub_push_author *by,
+                                 const char *idempotency_id, const char *plan_id, int64_t base_version,
+                                 const uint8_t *change, size_t change_len)
+{
+    char role[CRY_ROLE_MAX + 1];
+    uint8_t pk[CRY_SIGN_PK_BYTES], digest[CRY_HASH_BYTES];
+    if (by == NULL || by->user == NULL || by->sig == NULL)
+        return cmc_fail(CMC_ERR_DENIED, "this edit names no user: the device's agent is too old to "
+                                        "push edits and must be updated");
+    int rc = hub_device_user_key(h, device_id, by->user, role, pk);
+    if (rc == CMC_ERR_NOT_FOUND)
+        return cmc_fail(CMC_ERR_DENIED, "the user who made this edit is not a registered user of this "
+                                        "device (the device registers its users when it syncs)");
+    if (rc != CMC_OK)
+        return rc;
+    if (strcmp(role, "clinician") != 0)
+        return cmc_fail(CMC_ERR_DENIED, "only a clinician user may send edits; this edit was signed by "
+                                        "a %s user", role);
+    wire_push_digest(plan_id, base_version, idempotency_id, change, change_len, digest);
+    if (cry_verify(pk, digest, sizeof digest, by->sig) != CMC_OK)
+        return cmc_fail(CMC_ERR_DENIED, "the edit's user signature does not verify");
+    return CMC_OK;
+}
+
+int hub_push(hub *h, const char *device_id, const struct hub_push_author *by,
+             const char *idempotency_id, const char *plan_id, int64_t base_version,
+             const uint8_t *change, size_t change_len, struct hub_push_reply *out)
 {
     struct hub_device_info dev;
     struct hub_plan_info info;
     struct plan_change c;
     struct plan p;
     sqlite3_stmt *st = NULL;
-    char actor[HUB_NAME_MAX + 16];
+    char actor[CRY_USER_MAX + HUB_NAME_MAX + 8];
     char now[21];
     const char *reason = NULL;
     int64_t target = 0;
@@ -74,6 +101,9 @@ int hub_push(hub *h, const char *device_id, const char *idempotency_id, const ch
         return rc;
     if (strcmp(dev.role, "clinician") != 0)
         return cmc_fail(CMC_ERR_DENIED, "only clinician devices may send edits");
+    if ((rc = hub_push_check_author(h, device_id, by, idempotency_id, plan_id, base_version, change,
+                                    change_len)) != CMC_OK)
+        return rc;
     if ((rc = plan_change_unpack(change, change_len, &c)) != CMC_OK)
         return rc;
     for (size_t i = 0; i < c.n_ops; i++) {
@@ -129,7 +159,7 @@ int hub_push(hub *h, const char *device_id, const char *idempotency_id, const ch
     if (plan_validate(&p, PLAN_CHECK_COMPLETE) != CMC_OK)
         p.status = PLAN_STATUS_DRAFT; /* a clinician completes it at the hub first */
     cmc_err_clear();
-    snprintf(actor, sizeof actor, "device:%s", dev.name);
+    snprintf(actor, sizeof actor, "%s on %s", by->user, dev.name);
     if ((rc = hub_store_version(h, &p, actor, "push")) != CMC_OK)
         goto out;
     if ((rc = hub_db_prepare(h, "INSERT INTO pushes(device_id, idem, plan_id, version, at)"
@@ -149,8 +179,8 @@ int hub_push(hub *h, const char *device_id, const char *idempotency_id, const ch
         goto out;
     out->result = HUB_PUSH_ACCEPTED;
     out->version = p.version;
-    plat_log(PLAT_LOG_INFO, "plan %s: edit from device %s stored as version %lld", plan_id,
-             device_id, (long long)p.version);
+    plat_log(PLAT_LOG_INFO, "plan %s: edit from device %s (a registered user) stored as version %lld",
+             plan_id, device_id, (long long)p.version);
 out:
     sqlite3_finalize(st);
     if (rc != CMC_OK) {

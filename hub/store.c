@@ -4,6 +4,7 @@
  */
 #include "hub/intake_seal.h"
 #include "hub/internal.h"
+#include "hub/device_users.h"
 #include "hub/clinical.h"
 
 #include "platform/alloc.h"
@@ -355,7 +356,8 @@ static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
 {
     static const char *const steps[] = {hub_schema, hub_schema_2, hub_schema_3,
                                         hub_schema_clinical /* clinical.h */,
-                                        hub_schema_audit_seal /* intake_seal.h */};
+                                        hub_schema_audit_seal /* intake_seal.h */,
+                                        hub_schema_device_users /* device_users.h */};
     char path[4096];
     int rc;
 

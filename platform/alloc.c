@@ -7,6 +7,7 @@
 
 #include "platform/alloc_test.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,34 @@ void *cmc_calloc(size_t count, size_t size)
     return alloc_methods()->calloc(count ? count : 1, size ? size : 1);
 }
 
+static atomic_int wipe_on_free;
+
+void cmc_alloc_wipe_on_free(int on)
+{
+    atomic_store(&wipe_on_free, on != 0);
+}
+
+/* Zeros a block (all of it, as malloc sized it) in a way the compiler keeps. */
+static void wipe_block(void *p)
+{
+    size_t n = malloc_usable_size(p);
+    volatile unsigned char *v = p;
+    for (size_t i = 0; i < n; i++)
+        v[i] = 0;
+}
+
 void *cmc_realloc(void *p, size_t n)
 {
-    return alloc_methods()->realloc(p, n ? n : 1);
+    if (p == NULL || !atomic_load_explicit(&wipe_on_free, memory_order_relaxed))
+        return alloc_methods()->realloc(p, n ? n : 1);
+    /* by hand, so the old block is zeroed before it goes back */
+    size_t old = malloc_usable_size(p);
+    void *np = alloc_methods()->malloc(n ? n : 1);
+    if (np == NULL)
+        return NULL;
+    memcpy(np, p, old < n ? old : n);
+    cmc_free(p);
+    return np;
 }
 
 char *cmc_strndup(const char *s, size_t n)
@@ -58,5 +84,7 @@ char *cmc_strdup(const char *s)
 
 void cmc_free(void *p)
 {
+    if (p != NULL && atomic_load_explicit(&wipe_on_free, memory_order_relaxed))
+        wipe_block(p);
     free(p);
 }

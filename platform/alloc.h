@@ -16,5 +16,9 @@ void *cmc_realloc(void *p, size_t n);
 char *cmc_strdup(const char *s);
 char *cmc_strndup(const char *s, size_t n);
 void cmc_free(void *p);
+/* From now on (1) cmc_free and cmc_realloc overwrite every block they give back with zeros
+ * first, so plan text freed by a long-running process (the crew's page) does not linger in
+ * the heap. Off by default: the cost is a memset per free. */
+void cmc_alloc_wipe_on_free(int on);
 
 #endif

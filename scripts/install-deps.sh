@@ -38,7 +38,7 @@ have_all() {
   command -v npm >/dev/null || return 1
   # fault and fuzz tests (docs/TESTING.md)
   local tool
-  for tool in stunnel4 faketime fiu-run clang llvm-profdata; do
+  for tool in stunnel4 faketime fiu-run clang llvm-profdata sqlcipher; do
     command -v "$tool" >/dev/null || return 1
   done
   dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || return 1

@@ -280,7 +280,7 @@ int wire_push_req_encode(const struct wire_push_req *m, uint8_t **out, size_t *l
 {
     struct mp_writer w;
     mp_writer_init(&w);
-    mp_write_map(&w, 4);
+    mp_write_map(&w, m->has_user ? 6 : 4);
     mp_write_cstr(&w, "idempotency_id");
     mp_write_cstr(&w, m->idempotency_id);
     mp_write_cstr(&w, "plan_id");
@@ -289,7 +289,30 @@ int wire_push_req_encode(const struct wire_push_req *m, uint8_t **out, size_t *l
     mp_write_int(&w, m->base_version);
     mp_write_cstr(&w, "change");
     mp_write_bin(&w, m->change, m->change_len);
+    if (m->has_user) {
+        mp_write_cstr(&w, "user");
+        mp_write_cstr(&w, m->user);
+        mp_write_cstr(&w, "user_sig");
+        mp_write_bin(&w, m->user_sig, sizeof m->user_sig);
+    }
     return mp_writer_finish(&w, out, len);
+}
+
+void wire_push_digest(const char *plan_id, int64_t base_version, const char *idempotency_id,
+                      const uint8_t *change, size_t change_len, uint8_t out[CRY_HASH_BYTES])
+{
+    static const char tag[] = "cmc-push-v1";
+    uint8_t base[8];
+    for (int i = 0; i < 8; i++)
+        base[i] = (uint8_t)((uint64_t)base_version >> (8 * i));
+    struct cry_hash_state st;
+    cry_hash_init(&st);
+    cry_hash_update(&st, tag, sizeof tag); /* with its NUL */
+    cry_hash_update(&st, plan_id, strlen(plan_id) + 1);
+    cry_hash_update(&st, base, sizeof base);
+    cry_hash_update(&st, idempotency_id, strlen(idempotency_id) + 1);
+    cry_hash_update(&st, change, change_len);
+    cry_hash_final(&st, out);
 }
 
 static int push_req_pair(struct mp_reader *r, const char *key, uint32_t klen,
@@ -321,6 +344,19 @@ static int push_req_pair(struct mp_reader *r, const char *key, uint32_t klen,
                             PLAN_MAX_ENCODED);
         return CMC_OK;
     }
+    if (key_is(key, klen, "user")) {
+        *seen |= 16;
+        return req_cstr(r, "user", m->user, sizeof m->user);
+    }
+    if (key_is(key, klen, "user_sig")) {
+        const uint8_t *sig = NULL;
+        uint32_t sig_len = 0;
+        *seen |= 32;
+        if (mp_read_bin(r, CRY_SIG_BYTES, &sig, &sig_len) != CMC_OK || sig_len != CRY_SIG_BYTES)
+            return cmc_fail(CMC_ERR_INVALID, "user_sig: must be bin of %d bytes", CRY_SIG_BYTES);
+        memcpy(m->user_sig, sig, CRY_SIG_BYTES);
+        return CMC_OK;
+    }
     return cmc_fail(CMC_ERR_INVALID, "push: unknown key");
 }
 
@@ -337,6 +373,8 @@ int wire_push_req_decode(const uint8_t *buf, size_t len, struct wire_push_req *m
     mp_reader_init(&r, buf, len, 4);
     if (mp_read_map(&r, 8, &n) != CMC_OK)
         return cmc_fail(CMC_ERR_INVALID, "push: body must be a msgpack map");
+    if (n > 6)
+        return cmc_fail(CMC_ERR_INVALID, "push: too many keys");
     for (uint32_t i = 0; i < n; i++) {
         if (mp_read_str(&r, 32, &key, &klen) != CMC_OK)
             return cmc_fail(CMC_ERR_INVALID, "push: keys must be strings");
@@ -344,9 +382,12 @@ int wire_push_req_decode(const uint8_t *buf, size_t len, struct wire_push_req *m
             return rc;
     }
     mp_leave(&r);
-    if (mp_expect_end(&r) != CMC_OK || seen != 15)
+    if (mp_expect_end(&r) != CMC_OK || (seen & 15) != 15)
         return cmc_fail(CMC_ERR_INVALID,
                         "push: idempotency_id, plan_id, base_version and change are required");
+    if ((seen & 48) != 0 && (seen & 48) != 48)
+        return cmc_fail(CMC_ERR_INVALID, "push: user and user_sig come together");
+    m->has_user = (seen & 48) == 48;
     return CMC_OK;
 }
 
@@ -798,5 +839,90 @@ int wire_wait_query_decode(const char *query, struct wire_wait_query *q)
     q->cursor = v[0];
     q->lease = have[1] ? (int64_t)v[1] : -1;
     q->hold = v[2] == 0 || v[2] > WIRE_WAIT_HOLD_MAX ? WIRE_WAIT_HOLD_MAX : v[2];
+    return CMC_OK;
+}
+
+/* ---- POST /v1/users -------------------------------------------------------------------- */
+
+int wire_users_encode(const struct wire_user *v, size_t n, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "users");
+    mp_write_array(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        mp_write_map(&w, 3);
+        mp_write_cstr(&w, "user");
+        mp_write_cstr(&w, v[i].user);
+        mp_write_cstr(&w, "role");
+        mp_write_cstr(&w, v[i].role);
+        mp_write_cstr(&w, "pk");
+        mp_write_bin(&w, v[i].pk, sizeof v[i].pk);
+    }
+    return mp_writer_finish(&w, out, len);
+}
+
+static int user_entry(struct mp_reader *r, struct wire_user *u)
+{
+    uint32_t n;
+    unsigned seen = 0;
+    if (mp_read_map(r, 3, &n) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "users: each entry must be a map");
+    for (uint32_t i = 0; i < n; i++) {
+        const char *key;
+        uint32_t klen;
+        int rc;
+        if (mp_read_str(r, 32, &key, &klen) != CMC_OK)
+            return cmc_fail(CMC_ERR_INVALID, "users: keys must be strings");
+        if (key_is(key, klen, "user")) {
+            seen |= 1;
+            rc = req_cstr(r, "user", u->user, sizeof u->user);
+        } else if (key_is(key, klen, "role")) {
+            seen |= 2;
+            rc = req_cstr(r, "role", u->role, sizeof u->role);
+        } else if (key_is(key, klen, "pk")) {
+            const uint8_t *pk = NULL;
+            uint32_t pk_len = 0;
+            seen |= 4;
+            rc = mp_read_bin(r, CRY_SIGN_PK_BYTES, &pk, &pk_len) == CMC_OK && pk_len == CRY_SIGN_PK_BYTES
+                     ? CMC_OK
+                     : cmc_fail(CMC_ERR_INVALID, "users: pk must be %d bytes", CRY_SIGN_PK_BYTES);
+            if (rc == CMC_OK)
+                memcpy(u->pk, pk, CRY_SIGN_PK_BYTES);
+        } else {
+            rc = cmc_fail(CMC_ERR_INVALID, "users: unknown key");
+        }
+        if (rc != CMC_OK)
+            return rc;
+    }
+    mp_leave(r);
+    if (seen != 7 || u->user[0] == '\0' || u->role[0] == '\0')
+        return cmc_fail(CMC_ERR_INVALID, "users: user, role and pk are required");
+    return CMC_OK;
+}
+
+int wire_users_decode(const uint8_t *buf, size_t len, struct wire_user *v, size_t *n)
+{
+    struct mp_reader r;
+    uint32_t nk, count;
+    const char *key;
+    uint32_t klen;
+    *n = 0;
+    mp_reader_init(&r, buf, len, 4);
+    if (mp_read_map(&r, 1, &nk) != CMC_OK || nk != 1 || mp_read_str(&r, 32, &key, &klen) != CMC_OK ||
+        !key_is(key, klen, "users") || mp_read_array(&r, WIRE_USERS_MAX, &count) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "users: body must be {users: [at most %d entries]}", WIRE_USERS_MAX);
+    for (uint32_t i = 0; i < count; i++) {
+        memset(&v[i], 0, sizeof v[i]);
+        int rc = user_entry(&r, &v[i]);
+        if (rc != CMC_OK)
+            return rc;
+    }
+    mp_leave(&r);
+    mp_leave(&r);
+    if (mp_expect_end(&r) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "users: trailing bytes");
+    *n = count;
     return CMC_OK;
 }

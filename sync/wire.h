@@ -92,9 +92,34 @@ struct wire_push_req {
     int64_t base_version;          /* >= 1 */
     const uint8_t *change;         /* plan_change_pack() bytes */
     size_t change_len;
+    /* The person who made the edit: a user of the device, and their signature of
+     * wire_push_digest. Both or neither on the wire; has_user is 0 for a push of an agent
+     * from before users signed (the hub refuses it). */
+    int has_user;
+    char user[CRY_USER_MAX + 1];
+    uint8_t user_sig[CRY_SIG_BYTES];
 };
 int wire_push_req_encode(const struct wire_push_req *m, uint8_t **out, size_t *len);
 int wire_push_req_decode(const uint8_t *buf, size_t len, struct wire_push_req *m);
+/* What a user signs for an edit: BLAKE2b-256 of "cmc-push-v1" NUL, the plan id NUL, the base
+ * version (8 bytes little-endian), the idempotency id NUL, then the change bytes. */
+void wire_push_digest(const char *plan_id, int64_t base_version, const char *idempotency_id,
+                      const uint8_t *change, size_t change_len, uint8_t out[CRY_HASH_BYTES]);
+
+/* ---- POST /v1/users -------------------------------------------------------------------- */
+
+/* The device's users as its key-slot file names them, sent by the device (the request is
+ * signed with the device's key) so the hub knows whose signatures to accept on pushes. The
+ * list replaces the hub's previous one for that device. Answered with wire_ack_ans. */
+#define WIRE_USERS_MAX 32
+struct wire_user {
+    char user[CRY_USER_MAX + 1];
+    char role[CRY_ROLE_MAX + 1];
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+};
+int wire_users_encode(const struct wire_user *v, size_t n, uint8_t **out, size_t *len);
+/* Fills v (WIRE_USERS_MAX entries) and *n. */
+int wire_users_decode(const uint8_t *buf, size_t len, struct wire_user *v, size_t *n);
 
 struct wire_push_ans {
     char result[16];        /* "accepted", "duplicate" or "conflict" */

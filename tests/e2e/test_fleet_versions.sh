@@ -6,7 +6,7 @@
 #     "this plan has content this device cannot show - update the agent" on its card; a
 #     first-edition plan reaches it untouched;
 #   - a new version reaches it the same way;
-#   - an old clinician device's edit leaves the content it never saw untouched at the hub;
+#   - an old clinician device's edit, which names no person, is refused with the reason;
 #   - the new agent shows everything, and no note.
 # Skips (exit 77) when the previous release is not in the repository's history.
 . "$(dirname "$0")/lib.sh"
@@ -90,7 +90,10 @@ expect_exit 0 old "$OLD_TAB" lookup $NHS2 --json
 jget .plan.ceiling_of_treatment | grep -qF "$NOTE" || fail "the new version lost its note"
 pass "old agent: a new version arrives, still with the note"
 
-# ---- an old clinician device's edit leaves what it never saw untouched -----------------------
+# ---- an old clinician device's edit is refused: it names nobody ------------------------------
+# Edits must carry the person who made them and their signature; an agent from before that
+# cannot, so the hub refuses its push with a reason, keeps nothing, and the edit waits on
+# the device until the agent is updated.
 OLD_LAP="$E2E_TMP/old-laptop"
 code=$(hub device add old-laptop --scope "team:$TEAM" --role clinician | tail -n 1)
 old "$OLD_LAP" init --user old-nurse --role clinician >/dev/null || fail "old agent: init laptop"
@@ -99,14 +102,14 @@ old "$OLD_LAP" enroll --hub "$HUB_URL" --code "$code" --ca "$CA" --name old-lapt
 expect_exit 0 old "$OLD_LAP" sync
 echo '{"set": {"social_support": "Son visits daily"}}' >"$E2E_TMP/edit-old.json"
 expect_exit 0 old "$OLD_LAP" edit $NHS2 --file "$E2E_TMP/edit-old.json"
-expect_exit 0 old "$OLD_LAP" sync --json
-[ "$(jget .pushed)" -eq 1 ] || fail "the old laptop's edit was not pushed"
+set +e; old "$OLD_LAP" sync >"$E2E_TMP/old-sync.out" 2>"$E2E_TMP/old-sync.err"; rc=$?; set -e
+[ $rc -ne 0 ] || fail "the old laptop's unsigned edit was accepted"
+grep -q "too old to push edits" "$E2E_TMP/old-sync.err" ||
+  fail "the old agent was not told why: $(cat "$E2E_TMP/old-sync.err")"
 expect_exit 0 hub plan show "$P2" --json
-[ "$(jget .social_support)" = "Son visits daily" ] || fail "the hub does not hold the old laptop's edit"
-[ "$(jget .recommendations.cpr)" = not_recommended ] || fail "the old laptop's edit dropped the recommendations"
-[ "$(jget .recommendations.iv_antibiotics)" = not_recommended ] || fail "the old laptop's edit dropped a newer field"
-[ "$(jget .ceiling_of_treatment)" = "$CEILING" ] || fail "the note reached the hub's plan"
-pass "old clinician device: its edit merged, the second-edition content kept, no note at the hub"
+[ "$(jget .social_support)" != "Son visits daily" ] || fail "the hub took the old laptop's unsigned edit"
+[ "$(jget .recommendations.cpr)" = not_recommended ] || fail "the hub's plan lost its recommendations"
+pass "old clinician device: its unsigned edit is refused with the reason, nothing changes at the hub"
 
 # ---- the new agent shows everything ---------------------------------------------------------
 NEW_TAB="$E2E_TMP/new-tablet"

@@ -183,7 +183,7 @@ static void loop_unlock(void)
     /* out of memory is not a wrong PIN: no throttle delay may have built up */
     cry_slots *s = NULL;
     CHECK(cry_slots_load(slots, &s) == CMC_OK, "reload");
-    CHECK(cry_slots_throttle_wait(s) == 0, "unlock: %ld out-of-memory failures left a throttle delay", nomem);
+    CHECK(cry_slots_failures(s, "nurse") == 0, "unlock: %ld out-of-memory failures left a counted attempt", nomem);
     cry_slots_free(s);
     cry_secret_free(key);
     printf("oom_loop: key-slot unlock: %ld allocation failures, each a clean error, no throttle\n", nomem);

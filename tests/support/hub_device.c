@@ -7,6 +7,8 @@
 #include "platform/err.h"
 #include "sync/change.h"
 #include "sync/mp.h"
+#include "sync/wire.h"
+#include "hub/device_users.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The one clinician user every simulated device has, made once per test program. */
+static struct cry_secret *tst_user_sk;
+static uint8_t tst_user_pk[CRY_SIGN_PK_BYTES];
+
+const struct cry_secret *tst_user_key(uint8_t pk[CRY_SIGN_PK_BYTES])
+{
+    if (tst_user_sk == NULL)
+        assert_int_equal(cry_sign_keypair(tst_user_pk, &tst_user_sk), CMC_OK);
+    if (pk != NULL)
+        memcpy(pk, tst_user_pk, CRY_SIGN_PK_BYTES);
+    return tst_user_sk;
+}
+
+void tst_user_sign(const char *idem, const char *plan_id, int64_t base, const uint8_t *change,
+                   size_t change_len, uint8_t sig[CRY_SIG_BYTES])
+{
+    uint8_t digest[CRY_HASH_BYTES];
+    wire_push_digest(plan_id, base, idem, change, change_len, digest);
+    assert_int_equal(cry_sign(tst_user_key(NULL), digest, sizeof digest, sig), CMC_OK);
+}
 
 void tst_device_new(struct tst_hub *e, struct tst_device *d, const char *scope, const char *role)
 {
@@ -33,6 +56,12 @@ void tst_device_new(struct tst_hub *e, struct tst_device *d, const char *scope, 
     assert_int_equal(hub_enroll(e->h, code, pk, "dev", &en), CMC_OK);
     assert_string_equal(en.device_id, d->id);
     assert_memory_equal(en.hub_pk, e->hub_pk, CRY_SIGN_PK_BYTES);
+    struct wire_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.user, sizeof u.user, "%s", TST_USER);
+    snprintf(u.role, sizeof u.role, "%s", "clinician");
+    tst_user_key(u.pk);
+    assert_int_equal(hub_device_users_set(e->h, d->id, &u, 1), CMC_OK);
 }
 
 void tst_device_free(struct tst_device *d)
@@ -272,8 +301,10 @@ uint8_t *tst_push_body(const char *idem, const char *plan_id, int64_t base, cons
     assert_int_equal(plan_change_from_json(json, strlen(json), &c), CMC_OK);
     assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
     plan_change_free(&c);
+    uint8_t sig[CRY_SIG_BYTES];
+    tst_user_sign(idem, plan_id, base, packed, plen, sig);
     mp_writer_init(&w);
-    mp_write_map(&w, 4);
+    mp_write_map(&w, 6);
     mp_write_cstr(&w, "idempotency_id");
     mp_write_cstr(&w, idem);
     mp_write_cstr(&w, "plan_id");
@@ -282,6 +313,10 @@ uint8_t *tst_push_body(const char *idem, const char *plan_id, int64_t base, cons
     mp_write_int(&w, base);
     mp_write_cstr(&w, "change");
     mp_write_bin(&w, packed, plen);
+    mp_write_cstr(&w, "user");
+    mp_write_cstr(&w, TST_USER);
+    mp_write_cstr(&w, "user_sig");
+    mp_write_bin(&w, sig, sizeof sig);
     cmc_free(packed);
     assert_int_equal(mp_writer_finish(&w, &out, len), CMC_OK);
     return out;

@@ -48,6 +48,14 @@ struct tst_device {
     size_t n_page_purged;
 };
 
+/* Every simulated device has one registered clinician user, TST_USER, with one signing key
+ * per test program: tst_user_key hands it out (and its public half into pk unless NULL),
+ * tst_user_sign signs an edit with it (wire_push_digest). */
+#define TST_USER "tst-clinician"
+const struct cry_secret *tst_user_key(uint8_t pk[CRY_SIGN_PK_BYTES]);
+void tst_user_sign(const char *idem, const char *plan_id, int64_t base, const uint8_t *change,
+                   size_t change_len, uint8_t sig[CRY_SIG_BYTES]);
+
 void tst_device_new(struct tst_hub *e, struct tst_device *d, const char *scope, const char *role);
 void tst_device_free(struct tst_device *d);
 /* The two usual devices, enrolled and synced once: `amb` an urgent-care device for the whole

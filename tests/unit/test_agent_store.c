@@ -36,7 +36,7 @@
 static void test_open_rules(void **state)
 {
     struct tst_store_env *f = *state;
-    struct store_session sess = {"crew", STORE_ROLE_NONE};
+    struct store_session sess = { .user = "crew", .role = STORE_ROLE_NONE };
     store *s = (store *)1;
     assert_int_equal(store_open(f->path, f->key, &sess, &s), CMC_ERR_DENIED);
     assert_null(s);
@@ -112,7 +112,7 @@ static void test_wrong_key_is_tampered(void **state)
     struct cry_secret *other = NULL;
     assert_int_equal(cry_secret_new(CRY_KEY_BYTES, &other), CMC_OK);
     cry_random(other->buf, other->len);
-    struct store_session sess = {"crew", STORE_ROLE_URGENT_CARE};
+    struct store_session sess = { .user = "crew", .role = STORE_ROLE_URGENT_CARE };
     s = (store *)1;
     assert_int_equal(store_open(f->path, other, &sess, &s), CMC_ERR_TAMPERED);
     assert_null(s);
@@ -148,7 +148,7 @@ static void test_flipped_byte_is_detected(void **state)
         memcpy(copy, orig, len);
         copy[pg * DB_PAGE_SIZE + 1500] ^= 0x04;
         assert_int_equal(plat_write_atomic(f->path, copy, len), CMC_OK);
-        struct store_session sess = {"nurse", STORE_ROLE_CLINICIAN};
+        struct store_session sess = { .user = "nurse", .role = STORE_ROLE_CLINICIAN };
         store *t = NULL;
         int rc = store_open(f->path, f->key, &sess, &t);
         if (rc == CMC_OK) {
@@ -169,7 +169,7 @@ static void test_flipped_byte_is_detected(void **state)
         memcpy(copy, orig, len);
         copy[pg * DB_PAGE_SIZE + 2000] ^= 0x40;
         assert_int_equal(plat_write_atomic(f->path, copy, len), CMC_OK);
-        struct store_session sess = {"nurse", STORE_ROLE_CLINICIAN};
+        struct store_session sess = { .user = "nurse", .role = STORE_ROLE_CLINICIAN };
         s = NULL;
         hits = NULL;
         n = 0;
@@ -256,11 +256,13 @@ static void test_migrations(void **state)
     assert_string_equal(hub, "https://hub.example");
     cmc_free(hub);
 
-    /* A replica at version 3 still has its conflicts table: step 4 drops it. */
+    /* A replica at version 3 still has its conflicts table: step 4 drops it (and the
+     * store gives pending edits their signature column). */
     assert_int_equal(sqlite3_exec(store_test_db(s),
                                   "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
                                   "DROP TABLE plan_seals;"
                                   "ALTER TABLE audit DROP COLUMN seal;"
+                                  "ALTER TABLE pending_edits DROP COLUMN user_sig;"
                                   "PRAGMA user_version = 3;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -270,12 +272,15 @@ static void test_migrations(void **state)
     assert_int_equal(v, STORE_SCHEMA_VERSION);
     assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'conflicts'", NULL),
                      0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM pragma_table_info('pending_edits')"
+                                          " WHERE name = 'user_sig'", NULL),
+                     1);
 
     /* A replica from a newer program is refused, not misread. */
     assert_int_equal(sqlite3_exec(store_test_db(s), "PRAGMA user_version = 99", NULL, NULL, NULL),
                      SQLITE_OK);
     store_close(s);
-    struct store_session sess = {"nurse", STORE_ROLE_CLINICIAN};
+    struct store_session sess = { .user = "nurse", .role = STORE_ROLE_CLINICIAN };
     s = (store *)1;
     assert_int_equal(store_open(f->path, f->key, &sess, &s), CMC_ERR_STATE);
     assert_null(s);
@@ -369,7 +374,7 @@ static void test_out_of_memory(void **state)
 
     done = 0;
     for (long n = 0; n < 200 && !done; n++) {
-        struct store_session sess = {"crew", STORE_ROLE_URGENT_CARE};
+        struct store_session sess = { .user = "crew", .role = STORE_ROLE_URGENT_CARE };
         store *t = (store *)1;
         cmc_alloc_fail_after(n, 1);
         int rc = store_open(f->path, f->key, &sess, &t);

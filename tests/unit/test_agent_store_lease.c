@@ -32,7 +32,7 @@ struct lease_fixture {
 static int setup(void **state)
 {
     struct lease_fixture *f = calloc(1, sizeof *f);
-    struct store_session sess = {"crew", STORE_ROLE_URGENT_CARE};
+    struct store_session sess = { .user = "crew", .role = STORE_ROLE_URGENT_CARE };
     void *env = NULL;
     if (f == NULL)
         return -1;

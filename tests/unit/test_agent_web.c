@@ -601,12 +601,15 @@ static void test_server_session(void **state)
     assert_non_null(strstr(r.body, "Morphine oral"));
     http_free(&r);
 
-    /* Lock: at once; the old cookie and token open nothing */
+    /* Lock: at once; the old cookie and token open nothing; the session's store and key
+     * were closed and zeroed (the lock path ran) */
+    unsigned long locks = web_lock_count();
     snprintf(body, sizeof body, "csrf=%s", csrf);
     http(port, "POST", "/lock", body, session, NULL, &r);
     assert_int_equal(r.status, 303);
     http_free(&r);
     assert_int_equal(web_server_unlocked(s), 0);
+    assert_int_equal(web_lock_count(), locks + 1);
     snprintf(body, sizeof body, "csrf=%s&nhs=%s", csrf, PUB_NHS);
     http(port, "POST", "/lookup", body, session, NULL, &r);
     assert_int_equal(r.status, 401);

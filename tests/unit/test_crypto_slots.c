@@ -17,19 +17,23 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crypto/cry.h"
 #include "crypto/cry_test.h"
+#include "crypto/throttle.h"
 #include "platform/alloc.h"
 #include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 
+#include <sodium.h>
+
 #define NS 1000000000ull
 #define HEADER_BYTES 28
-#define WRAPPED_BYTES 48
+#define WRAPPED_BYTES 112
 
 static char dir[64];
 
@@ -98,7 +102,7 @@ static size_t find_bytes(const uint8_t *hay, size_t len, const void *needle, siz
 static struct cry_secret *make_file(const char *path)
 {
     struct cry_secret *key = NULL;
-    assert_int_equal(cry_slots_create(path, "alice", "urgent_care", "1234", &key), CMC_OK);
+    assert_int_equal(cry_slots_create(path, "alice", "urgent_care", "1234-pin", &key), CMC_OK);
     assert_non_null(key);
     assert_int_equal(key->len, CRY_KEY_BYTES);
     return key;
@@ -145,7 +149,7 @@ static void test_round_trip(void **state)
 
     /* Refuses to overwrite an existing file (that would lose the replica key). */
     struct cry_secret *again = NULL;
-    assert_int_equal(cry_slots_create(path, "bob", "clinician", "9999", &again), CMC_ERR_EXISTS);
+    assert_int_equal(cry_slots_create(path, "bob", "clinician", "9999-bad", &again), CMC_ERR_EXISTS);
     assert_null(again);
 
     /* The file is private and does not hold the key in clear. */
@@ -169,10 +173,10 @@ static void test_round_trip(void **state)
 
     struct cry_secret *got = NULL;
     char got_role[CRY_ROLE_MAX + 1];
-    assert_int_equal(cry_slots_unlock(s, "alice", "1234", &got, got_role), CMC_OK);
+    assert_int_equal(cry_slots_unlock(s, "alice", "1234-pin", &got, got_role), CMC_OK);
     assert_true(cry_memeq(got->buf, key->buf, CRY_KEY_BYTES));
     assert_string_equal(got_role, "urgent_care");
-    assert_int_equal(cry_slots_throttle_wait(s), 0);
+    assert_int_equal(cry_slots_failures(s, "alice"), 0);
     cry_secret_free(got);
     cry_slots_free(s);
     cry_slots_free(NULL);
@@ -194,18 +198,18 @@ static void test_create_refuses_bad_input(void **state)
     char path[256];
     path_for(path, sizeof path, "badinput");
     struct cry_secret *key = NULL;
-    assert_int_equal(cry_slots_create(path, "alice", "urgent_care", "123", &key), CMC_ERR_INVALID);
-    assert_int_equal(cry_slots_create(path, "", "urgent_care", "1234", &key), CMC_ERR_INVALID);
-    assert_int_equal(cry_slots_create(path, "al\nice", "urgent_care", "1234", &key), CMC_ERR_INVALID);
-    assert_int_equal(cry_slots_create(path, "alice", "", "1234", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(path, "alice", "urgent_care", "1234567", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(path, "", "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(path, "al\nice", "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(path, "alice", "", "1234-pin", &key), CMC_ERR_INVALID);
     char long_name[CRY_USER_MAX + 2];
     memset(long_name, 'a', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
-    assert_int_equal(cry_slots_create(path, long_name, "urgent_care", "1234", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(path, long_name, "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
     long_name[CRY_USER_MAX] = '\0'; /* exactly the maximum is fine */
-    assert_int_equal(cry_slots_create(path, long_name, "urgent_care", "1234", &key), CMC_OK);
+    assert_int_equal(cry_slots_create(path, long_name, "urgent_care", "1234-pin", &key), CMC_OK);
     cry_secret_free(key);
-    assert_int_equal(load_and_unlock(path, long_name, "1234"), CMC_OK);
+    assert_int_equal(load_and_unlock(path, long_name, "1234-pin"), CMC_OK);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
@@ -220,9 +224,9 @@ static void test_add_and_remove_users(void **state)
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
     struct cry_secret *unlocked = NULL;
     char role[CRY_ROLE_MAX + 1];
-    assert_int_equal(cry_slots_unlock(s, "alice", "1234", &unlocked, role), CMC_OK);
-    assert_int_equal(cry_slots_add(s, unlocked, "bob", "clinician", "5678"), CMC_OK);
-    assert_int_equal(cry_slots_add(s, unlocked, "bob", "clinician", "0000"), CMC_ERR_EXISTS);
+    assert_int_equal(cry_slots_unlock(s, "alice", "1234-pin", &unlocked, role), CMC_OK);
+    assert_int_equal(cry_slots_add(s, unlocked, "bob", "clinician", "5678-pin"), CMC_OK);
+    assert_int_equal(cry_slots_add(s, unlocked, "bob", "clinician", "0000-bad"), CMC_ERR_EXISTS);
     assert_int_equal(cry_slots_add(s, unlocked, "carol", "clinician", "12"), CMC_ERR_INVALID);
     assert_int_equal(cry_slots_count(s), 2);
     cry_secret_free(unlocked);
@@ -231,23 +235,23 @@ static void test_add_and_remove_users(void **state)
     /* Both users unlock the same key from the file on disk, each with their own role. */
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
     assert_int_equal(cry_slots_count(s), 2);
-    assert_int_equal(cry_slots_unlock(s, "bob", "5678", &unlocked, role), CMC_OK);
+    assert_int_equal(cry_slots_unlock(s, "bob", "5678-pin", &unlocked, role), CMC_OK);
     assert_true(cry_memeq(unlocked->buf, key->buf, CRY_KEY_BYTES));
     assert_string_equal(role, "clinician");
     cry_secret_free(unlocked);
-    assert_int_equal(cry_slots_unlock(s, "alice", "1234", &unlocked, role), CMC_OK);
+    assert_int_equal(cry_slots_unlock(s, "alice", "1234-pin", &unlocked, role), CMC_OK);
     assert_true(cry_memeq(unlocked->buf, key->buf, CRY_KEY_BYTES));
     assert_string_equal(role, "urgent_care");
     cry_secret_free(unlocked);
     /* One user's PIN does not open another's slot. */
-    assert_int_equal(try_unlock(s, "bob", "1234", NULL), CMC_ERR_AUTH);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "bob", "1234-pin", NULL), CMC_ERR_AUTH);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
 
     /* Remove bob: his PIN opens nothing afterwards, in this handle or from disk. */
     assert_int_equal(cry_slots_remove(s, "nobody"), CMC_ERR_NOT_FOUND);
     assert_int_equal(cry_slots_remove(s, "bob"), CMC_OK);
     assert_int_equal(cry_slots_count(s), 1);
-    assert_int_equal(try_unlock(s, "bob", "5678", NULL), CMC_ERR_AUTH);
+    assert_int_equal(try_unlock(s, "bob", "5678-pin", NULL), CMC_ERR_AUTH);
     /* The last user cannot be removed: the replica would become unreadable. */
     assert_int_equal(cry_slots_remove(s, "alice"), CMC_ERR_STATE);
     assert_int_equal(cry_slots_count(s), 1);
@@ -258,8 +262,8 @@ static void test_add_and_remove_users(void **state)
     const char *user = NULL;
     assert_int_equal(cry_slots_user(s, 0, &user, NULL), CMC_OK);
     assert_string_equal(user, "alice");
-    assert_int_equal(try_unlock(s, "bob", "5678", NULL), CMC_ERR_AUTH);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "bob", "5678-pin", NULL), CMC_ERR_AUTH);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
     /* bob's bytes are gone from the file. */
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -279,14 +283,14 @@ static void test_remove_middle_slot_keeps_others(void **state)
     struct cry_secret *key = make_file(path);
     cry_slots *s = NULL;
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-    assert_int_equal(cry_slots_add(s, key, "bob", "clinician", "5678"), CMC_OK);
-    assert_int_equal(cry_slots_add(s, key, "carol", "urgent_care", "2468"), CMC_OK);
+    assert_int_equal(cry_slots_add(s, key, "bob", "clinician", "5678-pin"), CMC_OK);
+    assert_int_equal(cry_slots_add(s, key, "carol", "urgent_care", "2468-pin"), CMC_OK);
     assert_int_equal(cry_slots_remove(s, "bob"), CMC_OK);
     cry_slots_free(s);
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
     assert_int_equal(cry_slots_count(s), 2);
-    assert_int_equal(try_unlock(s, "carol", "2468", key), CMC_OK);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "carol", "2468-pin", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
     cry_slots_free(s);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
@@ -302,15 +306,15 @@ static void test_slot_file_is_capped(void **state)
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
     for (int i = 1; i < CRY_SLOTS_MAX; i++) {
         snprintf(name, sizeof name, "user%d", i);
-        assert_int_equal(cry_slots_add(s, key, name, "clinician", "1111"), CMC_OK);
+        assert_int_equal(cry_slots_add(s, key, name, "clinician", "1111-pin"), CMC_OK);
     }
-    assert_int_equal(cry_slots_add(s, key, "onemore", "clinician", "1111"), CMC_ERR_TOO_LARGE);
+    assert_int_equal(cry_slots_add(s, key, "onemore", "clinician", "1111-pin"), CMC_ERR_TOO_LARGE);
     cry_slots_free(s);
     /* A full file loads, and the last user added unlocks. */
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
     assert_int_equal(cry_slots_count(s), CRY_SLOTS_MAX);
     snprintf(name, sizeof name, "user%d", CRY_SLOTS_MAX - 1);
-    assert_int_equal(try_unlock(s, name, "1111", key), CMC_OK);
+    assert_int_equal(try_unlock(s, name, "1111-pin", key), CMC_OK);
     cry_slots_free(s);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
@@ -318,7 +322,18 @@ static void test_slot_file_is_capped(void **state)
 
 /* ---- throttle -------------------------------------------------------------------------- */
 
-static void test_wrong_pin_is_throttled(void **state)
+static uint32_t failures_on_disk(const char *path, const char *user)
+{
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    uint32_t n = cry_slots_failures(s, user);
+    cry_slots_free(s);
+    return n;
+}
+
+/* Each wrong PIN is counted and makes the next attempt run more derivations; no attempt is
+ * ever refused for time, and no clock moves the cost. */
+static void test_wrong_pin_costs_more_work(void **state)
 {
     (void)state;
     char path[256];
@@ -326,116 +341,112 @@ static void test_wrong_pin_is_throttled(void **state)
     struct cry_secret *key = make_file(path);
     cry_slots *s = NULL;
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-
-    /* Three free attempts. */
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(cry_slots_throttle_wait(s), 0);
-        assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
+    for (uint32_t n = 0; n < 8; n++) {
+        assert_int_equal(cry_slots_failures(s, "alice"), n);
+        assert_int_equal(cry_slots_next_work(s, "alice"), n < 3 ? 0 : n - 2);
+        /* wall clock a day later each time: nothing changes */
+        plat_fake_clock_set_wall(plat_wall_now() + 86400);
+        plat_fake_clock_advance(86400 * NS);
+        assert_int_equal(try_unlock(s, "alice", "9999-bad", NULL), CMC_ERR_AUTH);
     }
-    /* Then even the right PIN is refused without being tried, and the user is told how long. */
-    assert_int_equal(cry_slots_throttle_wait(s), 1);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    assert_non_null(strstr(cmc_errmsg(), "1 seconds"));
-    plat_fake_clock_advance(1 * NS);
-    assert_int_equal(cry_slots_throttle_wait(s), 0);
-    /* A fourth failure doubles the delay. */
-    assert_int_equal(try_unlock(s, "alice", "0000", NULL), CMC_ERR_AUTH);
-    assert_int_equal(cry_slots_throttle_wait(s), 2);
-    plat_fake_clock_advance(1 * NS);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    plat_fake_clock_advance(1 * NS);
-    /* Success resets the count: three free attempts again. */
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
-    assert_int_equal(cry_slots_throttle_wait(s), 0);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    plat_fake_clock_advance(1 * NS);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
-
+    assert_int_equal(failures_on_disk(path, "alice"), 8);
+    /* The right PIN still works (after its extra work) and reports what happened. */
+    struct cry_unlocked u;
+    assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
+    assert_int_equal(u.failures_before, 8);
+    assert_int_equal(u.record_altered, 0);
+    assert_true(cry_memeq(u.key->buf, key->buf, CRY_KEY_BYTES));
+    cry_unlocked_clear(&u);
+    assert_int_equal(cry_slots_failures(s, "alice"), 0);
+    assert_int_equal(failures_on_disk(path, "alice"), 0);
+    /* The cost stops growing at the cap. */
+    for (uint32_t n = 0; n < 3; n++)
+        assert_int_equal(cry_throttle_work(n), 0);
+    assert_int_equal(cry_throttle_work(3), 1);
+    assert_int_equal(cry_throttle_work(1000000), 100);
     cry_slots_free(s);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
-static void test_throttle_delay_doubles_and_is_capped(void **state)
+/* The count lives in the slot too: deleting the throttle file does not reset it. */
+static void test_deleting_throttle_file_does_not_reset(void **state)
 {
     (void)state;
-    char path[256];
-    path_for(path, sizeof path, "cap");
-    struct cry_secret *key = make_file(path);
-    cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-    int64_t want = 0;
-    for (int n = 1; n <= 20; n++) {
-        plat_fake_clock_advance((uint64_t)want * NS);
-        assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
-        want = n < 3 ? 0 : ((int64_t)1 << (n - 3));
-        if (want > 900)
-            want = 900;
-        assert_int_equal(cry_slots_throttle_wait(s), want);
-    }
-    assert_int_equal(want, 900);
-    plat_fake_clock_advance(899 * NS);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    plat_fake_clock_advance(1 * NS);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
-    cry_slots_free(s);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
-}
-
-static void test_throttle_survives_restart(void **state)
-{
-    (void)state;
-    char path[256];
+    char path[256], tpath[300];
     path_for(path, sizeof path, "restart");
+    throttle_path(tpath, sizeof tpath, path);
     struct cry_secret *key = make_file(path);
-    cry_slots *s = NULL;
-    for (int i = 0; i < 5; i++) {
-        /* Each attempt from a fresh load, as separate runs of the program would do. */
-        plat_fake_clock_advance(60 * NS);
-        assert_int_equal(load_and_unlock(path, "alice", "9999"), CMC_ERR_AUTH);
-    }
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-    assert_int_equal(cry_slots_throttle_wait(s), 4);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    cry_slots_free(s);
-    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_ERR_THROTTLED);
-    plat_fake_clock_advance(4 * NS);
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
-    cry_slots_free(s);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(load_and_unlock(path, "alice", "9999-bad"), CMC_ERR_AUTH);
+    assert_int_equal(plat_remove(tpath), CMC_OK);
+    assert_int_equal(failures_on_disk(path, "alice"), 5);
+    assert_int_equal(load_and_unlock(path, "alice", "9999-bad"), CMC_ERR_AUTH);
+    assert_int_equal(failures_on_disk(path, "alice"), 6);
+    assert_int_equal(failures_on_disk(path, NULL), 6);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
-static void test_wall_clock_changes_do_not_unlock_early(void **state)
+/* Attempts from parallel processes serialise on the lock, and every one counts. */
+static void test_parallel_attempts_each_count(void **state)
 {
     (void)state;
     char path[256];
-    path_for(path, sizeof path, "wallclock");
+    path_for(path, sizeof path, "parallel");
     struct cry_secret *key = make_file(path);
+    enum { KIDS = 8 };
+    pid_t kids[KIDS];
+    for (int i = 0; i < KIDS; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0)
+            _exit(load_and_unlock(path, "alice", "9999-bad") == CMC_ERR_AUTH ? 0 : 1);
+    }
+    for (int i = 0; i < KIDS; i++) {
+        int st = 0;
+        assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    assert_int_equal(failures_on_disk(path, "alice"), KIDS);
+    assert_int_equal(failures_on_disk(path, NULL), KIDS);
+    cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* Winding the slot's count back (restoring its bytes from before the failures would need
+ * the old file; forging a lower count) is told at the next successful unlock. */
+static void test_wound_back_count_is_reported(void **state)
+{
+    (void)state;
+    char path[256], tpath[300];
+    path_for(path, sizeof path, "windback");
+    throttle_path(tpath, sizeof tpath, path);
+    struct cry_secret *key = make_file(path);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(load_and_unlock(path, "alice", "9999-bad"), CMC_ERR_AUTH);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    read_all(path, &buf, &len);
+    /* failures (4 bytes) then the chain (32), the nonce (24), the payload (96 + 16) */
+    size_t at = len - 112 - 24 - 32 - 4;
+    assert_int_equal(buf[at], 4);
+    buf[at] = 0;
+    write_all(path, buf, len);
+    assert_int_equal(plat_remove(tpath), CMC_OK);
     cry_slots *s = NULL;
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-    for (int i = 0; i < 8; i++) {
-        plat_fake_clock_advance(200 * NS);
-        assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
-    }
-    assert_int_equal(cry_slots_throttle_wait(s), 32);
-    int64_t wall = plat_wall_now();
-    plat_fake_clock_set_wall(wall - 86400);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    assert_int_equal(cry_slots_throttle_wait(s), 32);
-    plat_fake_clock_set_wall(wall + 86400);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    assert_int_equal(cry_slots_throttle_wait(s), 32);
-    plat_fake_clock_set_wall(wall);
-    plat_fake_clock_advance(31 * NS);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    plat_fake_clock_advance(1 * NS);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+    struct cry_unlocked u;
+    assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
+    assert_int_equal(u.record_altered, 1);
+    cry_unlocked_clear(&u);
+    /* and the next unlock starts clean */
+    assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
+    assert_int_equal(u.record_altered, 0);
+    assert_int_equal(u.failures_before, 0);
+    cry_unlocked_clear(&u);
     cry_slots_free(s);
+    cmc_free(buf);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
@@ -447,50 +458,28 @@ static void count_warnings(enum plat_log_level level, const char *line, void *ct
         (*(int *)ctx)++;
 }
 
-/* A throttle record from an earlier boot (another boot id): only the uptime and a wall clock
- * that moved forward count, so a clock wound back after a reboot does not unlock early. */
-static void test_throttle_after_reboot(void **state)
+/* A damaged throttle file locks nobody out, is logged, and counts as the free attempts
+ * used up; the clock-based file of earlier versions keeps its count. */
+static void test_damaged_and_old_throttle_files(void **state)
 {
     (void)state;
     char path[256], tpath[300];
-    path_for(path, sizeof path, "reboot");
+    path_for(path, sizeof path, "damaged");
     throttle_path(tpath, sizeof tpath, path);
     struct cry_secret *key = make_file(path);
-    uint64_t mono_before = plat_mono_now_ns();
-    int64_t wall = plat_wall_now();
-
-    /* 6 failures (delay 8 s) recorded at `wall` during a boot with another id. */
-    uint8_t rec[68] = { 'C', 'M', 'C', 'T', 'H', 'R', 'O', 'T', 1, 0, 0, 0, 6, 0, 0, 0 };
-    for (int i = 0; i < 8; i++) {
-        rec[16 + i] = (uint8_t)((uint64_t)wall >> (8 * i));
-        rec[24 + i] = (uint8_t)((uint64_t)999999 >> (8 * i));
-    }
-    memcpy(rec + 32, "00000000-0000-0000-0000-000000000000", 36);
-    write_all(tpath, rec, sizeof rec);
-
-    plat_fake_clock_enable(wall - 3600, 2 * NS); /* rebooted 2 s ago, clock an hour back */
-    cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-    assert_int_equal(cry_slots_throttle_wait(s), 6);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    plat_fake_clock_advance(6 * NS);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
-    cry_slots_free(s);
-
-    /* A damaged throttle file locks nobody out (the next failure is delayed, though), and
-     * the damage is logged. */
     write_all(tpath, "garbage", 7);
     int warnings = 0;
     plat_log_set_sink(count_warnings, &warnings);
+    cry_slots *s = NULL;
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-    assert_int_equal(cry_slots_throttle_wait(s), 0);
-    assert_int_equal(warnings, 1);
-    assert_int_equal(try_unlock(s, "alice", "9999", NULL), CMC_ERR_AUTH);
-    assert_int_equal(cry_slots_throttle_wait(s), 2);
+    assert_int_equal(cry_slots_failures(s, "alice"), 3);
+    assert_true(warnings >= 1);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
     plat_log_set_sink(NULL, NULL);
+    uint8_t rec[68] = { 'C', 'M', 'C', 'T', 'H', 'R', 'O', 'T', 1, 0, 0, 0, 6, 0, 0, 0 };
+    write_all(tpath, rec, sizeof rec);
+    assert_int_equal(cry_slots_failures(s, "alice"), 6);
     cry_slots_free(s);
-
-    plat_fake_clock_enable(wall + 100, mono_before + 100 * NS);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
@@ -504,12 +493,146 @@ static void test_unknown_user_counts_as_failure(void **state)
     cry_slots *s = NULL;
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
     for (int i = 0; i < 3; i++)
-        assert_int_equal(try_unlock(s, "mallory", "1234", NULL), CMC_ERR_AUTH);
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_THROTTLED);
-    plat_fake_clock_advance(1 * NS);
-    assert_int_equal(try_unlock(s, "alice", "1234", key), CMC_OK);
+        assert_int_equal(try_unlock(s, "mallory", "1234-pin", NULL), CMC_ERR_AUTH);
+    assert_int_equal(cry_slots_failures(s, "alice"), 3);
+    assert_int_equal(cry_slots_next_work(s, "alice"), 1);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
+    assert_int_equal(cry_slots_failures(s, "alice"), 0);
     cry_slots_free(s);
     cry_secret_free(key);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* A version 1 file (one slot, as devices made it before signing keys and role keys), made
+ * byte by byte as docs/STORAGE.md describes it. */
+static void write_v1_file(const char *path, const char *user, const char *role, const char *pin,
+                          uint8_t key[CRY_KEY_BYTES])
+{
+    uint8_t buf[512], kek[32];
+    size_t n = 0, ulen = strlen(user), rlen = strlen(role);
+    memcpy(buf, "CMCSLOTS", 8);
+    n = 8;
+    buf[n++] = 1, buf[n++] = 0; /* version 1 */
+    buf[n++] = 1, buf[n++] = 0; /* one slot */
+    randombytes_buf(buf + n, 16); /* file id */
+    n += 16;
+    size_t slot = n;
+    buf[n++] = (uint8_t)ulen;
+    memcpy(buf + n, user, ulen);
+    n += ulen;
+    buf[n++] = (uint8_t)rlen;
+    memcpy(buf + n, role, rlen);
+    n += rlen;
+    buf[n++] = 2; /* Argon2id */
+    uint64_t ops = crypto_pwhash_OPSLIMIT_MIN, mem = crypto_pwhash_MEMLIMIT_MIN;
+    for (int i = 0; i < 8; i++)
+        buf[n + i] = (uint8_t)(ops >> (8 * i)), buf[n + 8 + i] = (uint8_t)(mem >> (8 * i));
+    n += 16;
+    uint8_t *salt = buf + n;
+    randombytes_buf(salt, 16);
+    n += 16;
+    size_t head_end = n;
+    uint8_t *nonce = buf + n;
+    randombytes_buf(nonce, 24);
+    n += 24;
+    uint8_t ad[256];
+    memcpy(ad, buf, 10);                       /* magic, version */
+    memcpy(ad + 10, buf + 12, 16);             /* file id */
+    memcpy(ad + 26, buf + slot, head_end - slot);
+    assert_int_equal(crypto_pwhash(kek, sizeof kek, pin, strlen(pin), salt, ops, (size_t)mem,
+                                   crypto_pwhash_ALG_ARGON2ID13), 0);
+    randombytes_buf(key, CRY_KEY_BYTES);
+    unsigned long long clen = 0;
+    assert_int_equal(crypto_aead_xchacha20poly1305_ietf_encrypt(buf + n, &clen, key, CRY_KEY_BYTES, ad,
+                                                                26 + head_end - slot, NULL, nonce, kek), 0);
+    n += (size_t)clen;
+    write_all(path, buf, n);
+}
+
+/* Devices keep their version 1 files: the slot opens, becomes current at its first unlock
+ * (a signing key of its own), counts failures in the new layout, and a clinician of such a
+ * device can make the role key once. */
+static void test_version_1_file_is_upgraded(void **state)
+{
+    (void)state;
+    char path[256];
+    uint8_t key[CRY_KEY_BYTES], pk[CRY_SIGN_PK_BYTES];
+    path_for(path, sizeof path, "v1");
+    write_v1_file(path, "alice", "clinician", "1234-pin", key);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_user_pk(s, 0, pk), CMC_ERR_NOT_FOUND);
+    assert_int_equal(try_unlock(s, "alice", "9999-bad", NULL), CMC_ERR_AUTH);
+    assert_int_equal(failures_on_disk(path, "alice"), 1);
+    struct cry_unlocked u;
+    assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
+    assert_memory_equal(u.key->buf, key, CRY_KEY_BYTES);
+    assert_non_null(u.user_sk);
+    assert_null(u.role_key);
+    assert_int_equal(u.failures_before, 1);
+    cry_slots_free(s);
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_user_pk(s, 0, pk), CMC_OK);
+    assert_memory_equal(pk, u.user_pk, sizeof pk);
+    /* the role key, once */
+    assert_int_equal(cry_slots_any_role_key(s), 0);
+    assert_int_equal(cry_slots_mint_role_key(s, "alice", "1234-pin", &u), CMC_OK);
+    assert_non_null(u.role_key);
+    assert_int_equal(cry_slots_any_role_key(s), 1);
+    struct cry_unlocked again;
+    assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &again), CMC_OK);
+    assert_true(cry_memeq(again.role_key->buf, u.role_key->buf, CRY_KEY_BYTES));
+    assert_memory_equal(again.user_pk, u.user_pk, sizeof pk); /* the same signing key */
+    assert_int_equal(cry_slots_mint_role_key(s, "alice", "1234-pin", &again), CMC_OK); /* has one */
+    cry_unlocked_clear(&again);
+    again = u;
+    memset(&u, 0, sizeof u);
+    cry_secret_free(again.role_key);
+    again.role_key = NULL;
+    assert_int_equal(cry_slots_mint_role_key(s, "alice", "1234-pin", &again), CMC_ERR_EXISTS);
+    cry_unlocked_clear(&again);
+    cry_slots_free(s);
+    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+}
+
+/* Each user gets a signing key with their slot; it survives unlocks, and the public half is
+ * readable without a PIN. */
+static void test_user_signing_keys(void **state)
+{
+    (void)state;
+    char path[256];
+    path_for(path, sizeof path, "signing");
+    struct cry_unlocked made, u;
+    assert_int_equal(cry_slots_create_ex(path, "alice", "clinician", "1234-pin", 1, &made), CMC_OK);
+    assert_non_null(made.role_key);
+    assert_non_null(made.user_sk);
+    cry_slots *s = NULL;
+    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+    assert_int_equal(cry_slots_user_pk(s, 0, pk), CMC_OK);
+    assert_memory_equal(pk, made.user_pk, sizeof pk);
+    assert_int_equal(cry_slots_add_ex(s, &made, "bob", "clinician", "5678-pin", 1), CMC_OK);
+    assert_int_equal(cry_slots_add_ex(s, &made, "carol", "urgent_care", "2468-pin", 0), CMC_OK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
+        assert_memory_equal(u.user_pk, made.user_pk, sizeof pk);
+        assert_true(cry_memeq(u.role_key->buf, made.role_key->buf, CRY_KEY_BYTES));
+        uint8_t sig[CRY_SIG_BYTES];
+        assert_int_equal(cry_sign(u.user_sk, "m", 1, sig), CMC_OK);
+        assert_int_equal(cry_verify(pk, "m", 1, sig), CMC_OK);
+        cry_unlocked_clear(&u);
+    }
+    assert_int_equal(cry_slots_unlock_ex(s, "bob", "5678-pin", &u), CMC_OK);
+    assert_true(cry_memeq(u.role_key->buf, made.role_key->buf, CRY_KEY_BYTES));
+    assert_false(memcmp(u.user_pk, made.user_pk, sizeof pk) == 0);
+    cry_unlocked_clear(&u);
+    /* An urgent-care slot holds no role key and cannot hand one on. */
+    assert_int_equal(cry_slots_unlock_ex(s, "carol", "2468-pin", &u), CMC_OK);
+    assert_null(u.role_key);
+    assert_int_equal(cry_slots_add_ex(s, &u, "dave", "clinician", "1357-pin", 1), CMC_ERR_DENIED);
+    cry_unlocked_clear(&u);
+    cry_unlocked_clear(&made);
+    cry_slots_free(s);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
@@ -541,12 +664,12 @@ static void test_edited_role_is_refused(void **state)
     const char *role = NULL;
     assert_int_equal(cry_slots_user(s, 0, NULL, &role), CMC_OK);
     assert_string_equal(role, "clinician"); /* what the file claims... */
-    assert_int_equal(try_unlock(s, "alice", "1234", NULL), CMC_ERR_AUTH); /* ...is not honoured */
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", NULL), CMC_ERR_AUTH); /* ...is not honoured */
     cry_slots_free(s);
 
     /* The original bytes still work. */
     write_all(path, buf, len);
-    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_OK);
+    assert_int_equal(load_and_unlock(path, "alice", "1234-pin"), CMC_OK);
     cmc_free(edited);
     cmc_free(buf);
     cry_secret_free(key);
@@ -565,7 +688,7 @@ static void flip_each(const char *path, const uint8_t *orig, size_t len, size_t 
         memcpy(copy, orig, len);
         copy[i] ^= 0x20;
         write_all(path, copy, len);
-        int rc = load_and_unlock(path, "alice", "1234");
+        int rc = load_and_unlock(path, "alice", "1234-pin");
         if (rc != want)
             fail_msg("byte %zu flipped: got %d, want %d", i, rc, want);
         assert_int_equal(plat_remove(tpath), CMC_OK); /* keep the throttle out of the way */
@@ -583,14 +706,17 @@ static void test_flipped_bytes_are_refused(void **state)
     uint8_t *buf = NULL;
     size_t len = 0;
     read_all(path, &buf, &len);
-    /* One slot: the wrapped key and tag are the last 48 bytes, the nonce the 24 before,
-     * the salt the 16 before that. */
+    /* One slot: the wrapped payload and tag are the last 112 bytes, the nonce the 24
+     * before; then (not authenticated) the chain and count; before them the payload
+     * length, the public key and the salt. */
     flip_each(path, buf, len, len - WRAPPED_BYTES, len, CMC_ERR_AUTH);
-    flip_each(path, buf, len, len - WRAPPED_BYTES - 24 - 16, len - WRAPPED_BYTES, CMC_ERR_AUTH);
+    flip_each(path, buf, len, len - WRAPPED_BYTES - 24, len - WRAPPED_BYTES, CMC_ERR_AUTH);
+    size_t pk_end = len - WRAPPED_BYTES - 24 - 36 - 1;
+    flip_each(path, buf, len, pk_end - 32 - 16, pk_end, CMC_ERR_AUTH);
     /* The file id is bound into every slot. */
     flip_each(path, buf, len, 12, HEADER_BYTES, CMC_ERR_AUTH);
     /* The untouched file still opens. */
-    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_OK);
+    assert_int_equal(load_and_unlock(path, "alice", "1234-pin"), CMC_OK);
     cmc_free(buf);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
@@ -611,7 +737,7 @@ static void test_slot_from_another_file_is_refused(void **state)
     assert_int_equal(la, lb);
     memcpy(bb + HEADER_BYTES, ba + HEADER_BYTES, la - HEADER_BYTES);
     write_all(b, bb, lb);
-    assert_int_equal(load_and_unlock(b, "alice", "1234"), CMC_ERR_AUTH);
+    assert_int_equal(load_and_unlock(b, "alice", "1234-pin"), CMC_ERR_AUTH);
     cmc_free(ba);
     cmc_free(bb);
     cry_secret_free(ka);
@@ -643,7 +769,7 @@ static void test_malformed_files_are_corrupt(void **state)
     struct cry_secret *key = make_file(path);
     cry_slots *h = NULL;
     assert_int_equal(cry_slots_load(path, &h), CMC_OK);
-    assert_int_equal(cry_slots_add(h, key, "bob", "clinician", "5678"), CMC_OK);
+    assert_int_equal(cry_slots_add(h, key, "bob", "clinician", "5678-pin"), CMC_OK);
     cry_slots_free(h);
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -672,20 +798,23 @@ static void test_malformed_files_are_corrupt(void **state)
     copy[0] = 'X';
     assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
-    copy[8] = 2;
+    copy[8] = 3;
     assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
     /* First slot: empty user name; a user name length running past the end; a control
      * character in the name; an unknown KDF; limits beyond the caps. */
     memcpy(copy, buf, len);
-    copy[HEADER_BYTES] = 0;
+    copy[HEADER_BYTES] = 3; /* unknown wrap format */
     assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
-    copy[HEADER_BYTES] = 0xff;
+    copy[HEADER_BYTES + 1] = 0;
     assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
-    copy[HEADER_BYTES + 1] = '\n';
+    copy[HEADER_BYTES + 1] = 0xff;
     assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
-    size_t alg = HEADER_BYTES + 1 + 5 + 1 + 11; /* after "alice" and "urgent_care" */
+    memcpy(copy, buf, len);
+    copy[HEADER_BYTES + 2] = '\n';
+    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    size_t alg = HEADER_BYTES + 1 + 1 + 5 + 1 + 11; /* after the wrap byte, "alice", "urgent_care" */
     assert_int_equal(buf[alg], 2);
     memcpy(copy, buf, len);
     copy[alg] = 1;
@@ -700,7 +829,7 @@ static void test_malformed_files_are_corrupt(void **state)
      * runs from the end of the header to bob's name length byte. */
     size_t bob = find_bytes(buf, len, "bob", 3);
     assert_true(bob != (size_t)-1);
-    size_t slot0 = bob - 1 - HEADER_BYTES;
+    size_t slot0 = bob - 2 - HEADER_BYTES; /* bob's slot starts at its wrap byte */
     uint8_t *dup = cmc_malloc(HEADER_BYTES + 2 * slot0);
     assert_non_null(dup);
     memcpy(dup, buf, HEADER_BYTES + slot0);
@@ -749,7 +878,7 @@ static void test_destroy_erases_slots_and_throttle(void **state)
     path_for(path, sizeof path, "destroy");
     throttle_path(tpath, sizeof tpath, path);
     struct cry_secret *key = make_file(path);
-    assert_int_equal(load_and_unlock(path, "alice", "0000"), CMC_ERR_AUTH);
+    assert_int_equal(load_and_unlock(path, "alice", "0000-bad"), CMC_ERR_AUTH);
     assert_int_equal(plat_exists(tpath), 1);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
     assert_int_equal(plat_exists(path), 0);
@@ -777,7 +906,7 @@ static void test_out_of_memory_create(void **state)
     for (n = 0; n < 100; n++) {
         struct cry_secret *key = (struct cry_secret *)(uintptr_t)1;
         cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_create(path, "alice", "urgent_care", "1234", &key);
+        int rc = cry_slots_create(path, "alice", "urgent_care", "1234-pin", &key);
         cmc_alloc_fail_after(-1, 0);
         if (rc == CMC_OK) {
             cry_secret_free(key);
@@ -788,7 +917,7 @@ static void test_out_of_memory_create(void **state)
         assert_int_equal(plat_exists(path), 0);
     }
     assert_true(n > 0 && n < 100);
-    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_OK);
+    assert_int_equal(load_and_unlock(path, "alice", "1234-pin"), CMC_OK);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
@@ -818,7 +947,7 @@ static void test_out_of_memory_load_unlock_add_remove(void **state)
         struct cry_secret *got = (struct cry_secret *)(uintptr_t)1;
         char role[CRY_ROLE_MAX + 1];
         cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_unlock(s, "alice", "1234", &got, role);
+        int rc = cry_slots_unlock(s, "alice", "1234-pin", &got, role);
         cmc_alloc_fail_after(-1, 0);
         if (rc == CMC_OK) {
             assert_true(cry_memeq(got->buf, key->buf, CRY_KEY_BYTES));
@@ -828,7 +957,7 @@ static void test_out_of_memory_load_unlock_add_remove(void **state)
         }
         assert_int_equal(rc, CMC_ERR_NOMEM);
         assert_null(got);
-        assert_int_equal(cry_slots_throttle_wait(s), 0);
+        assert_int_equal(cry_slots_failures(s, "alice"), 0);
         assert_int_equal(plat_exists(tpath), 0);
     }
     assert_true(n > 0 && n < 100);
@@ -836,7 +965,7 @@ static void test_out_of_memory_load_unlock_add_remove(void **state)
 
     for (n = 0; n < 100; n++) {
         cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_add(s, key, "bob", "clinician", "5678");
+        int rc = cry_slots_add(s, key, "bob", "clinician", "5678-pin");
         cmc_alloc_fail_after(-1, 0);
         if (rc == CMC_OK)
             break;
@@ -855,8 +984,8 @@ static void test_out_of_memory_load_unlock_add_remove(void **state)
     }
     assert_true(n > 0 && n < 100);
     cry_slots_free(s);
-    assert_int_equal(load_and_unlock(path, "bob", "5678"), CMC_OK);
-    assert_int_equal(load_and_unlock(path, "alice", "1234"), CMC_ERR_AUTH);
+    assert_int_equal(load_and_unlock(path, "bob", "5678-pin"), CMC_OK);
+    assert_int_equal(load_and_unlock(path, "alice", "1234-pin"), CMC_ERR_AUTH);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
@@ -871,19 +1000,19 @@ static void test_failed_save_changes_nothing(void **state)
     cry_slots *s = NULL;
     assert_int_equal(cry_slots_load(path, &s), CMC_OK);
     plat_fault_write_after(0, ENOSPC);
-    int rc = cry_slots_add(s, key, "bob", "clinician", "5678");
+    int rc = cry_slots_add(s, key, "bob", "clinician", "5678-pin");
     plat_fault_write_after(-1, 0);
     assert_int_equal(rc, CMC_ERR_DISK_FULL);
     assert_int_equal(cry_slots_count(s), 1);
-    assert_int_equal(load_and_unlock(path, "bob", "5678"), CMC_ERR_AUTH);
-    assert_int_equal(cry_slots_add(s, key, "bob", "clinician", "5678"), CMC_OK);
+    assert_int_equal(load_and_unlock(path, "bob", "5678-pin"), CMC_ERR_AUTH);
+    assert_int_equal(cry_slots_add(s, key, "bob", "clinician", "5678-pin"), CMC_OK);
     plat_fault_write_after(0, ENOSPC);
     rc = cry_slots_remove(s, "bob");
     plat_fault_write_after(-1, 0);
     assert_int_equal(rc, CMC_ERR_DISK_FULL);
     assert_int_equal(cry_slots_count(s), 2);
     cry_slots_free(s);
-    assert_int_equal(load_and_unlock(path, "bob", "5678"), CMC_OK);
+    assert_int_equal(load_and_unlock(path, "bob", "5678-pin"), CMC_OK);
     cry_secret_free(key);
     assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
@@ -896,11 +1025,13 @@ int main(void)
         cmocka_unit_test(test_add_and_remove_users),
         cmocka_unit_test(test_remove_middle_slot_keeps_others),
         cmocka_unit_test(test_slot_file_is_capped),
-        cmocka_unit_test(test_wrong_pin_is_throttled),
-        cmocka_unit_test(test_throttle_delay_doubles_and_is_capped),
-        cmocka_unit_test(test_throttle_survives_restart),
-        cmocka_unit_test(test_wall_clock_changes_do_not_unlock_early),
-        cmocka_unit_test(test_throttle_after_reboot),
+        cmocka_unit_test(test_wrong_pin_costs_more_work),
+        cmocka_unit_test(test_deleting_throttle_file_does_not_reset),
+        cmocka_unit_test(test_parallel_attempts_each_count),
+        cmocka_unit_test(test_wound_back_count_is_reported),
+        cmocka_unit_test(test_damaged_and_old_throttle_files),
+        cmocka_unit_test(test_user_signing_keys),
+        cmocka_unit_test(test_version_1_file_is_upgraded),
         cmocka_unit_test(test_unknown_user_counts_as_failure),
         cmocka_unit_test(test_edited_role_is_refused),
         cmocka_unit_test(test_flipped_bytes_are_refused),

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "tests/support/hub_device.h"
+#include "hub/device_users.h"
 #include "tests/support/hub_fixture.h"
 
 static void test_enrollment_code_once_and_expiry(void **state)
@@ -161,6 +162,25 @@ static void test_revoked_device_refused(void **state)
     tst_device_free(&d);
 }
 
+static int push_actor_cb(const struct hub_plan_event *ev, void *ctx)
+{
+    if (strcmp(ev->action, "push") == 0)
+        snprintf(ctx, 128, "%s", ev->actor);
+    return 0;
+}
+
+/* The simulated devices' clinician user signs an edit. */
+static struct hub_push_author *tst_author(const char *idem, const char *plan_id, int64_t base,
+                                          const uint8_t *change, size_t len)
+{
+    static uint8_t sig[CRY_SIG_BYTES];
+    static struct hub_push_author a;
+    tst_user_sign(idem, plan_id, base, change, len, sig);
+    a.user = TST_USER;
+    a.sig = sig;
+    return &a;
+}
+
 static void test_push_idempotency_and_conflict(void **state)
 {
     struct tst_hub *e = *state;
@@ -186,11 +206,36 @@ static void test_push_idempotency_and_conflict(void **state)
     assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
     plan_change_free(&c);
 
-    assert_int_equal(hub_push(e->h, amb.id, "k0", id, base, packed, plen, &r1), CMC_ERR_DENIED);
-    assert_int_equal(hub_push(e->h, nurse.id, "k1", id, base, packed, plen, &r1), CMC_OK);
+    assert_int_equal(hub_push(e->h, amb.id, tst_author("k0", id, base, packed, plen), "k0", id, base, packed, plen, &r1), CMC_ERR_DENIED);
+    assert_int_equal(hub_push(e->h, nurse.id, tst_author("k1", id, base, packed, plen), "k1", id, base, packed, plen, &r1), CMC_OK);
     assert_int_equal(r1.result, HUB_PUSH_ACCEPTED);
     assert_int_equal(r1.version, base + 1);
-    assert_int_equal(hub_push(e->h, nurse.id, "k1", id, base, packed, plen, &r2), CMC_OK);
+    {
+        /* an edit naming nobody (an agent from before users signed), an unknown user, an
+         * urgent-care user, a signature of other bytes: refused, nothing stored */
+        struct hub_push_author *a = tst_author("k9", id, base + 1, packed, plen);
+        assert_int_equal(hub_push(e->h, nurse.id, NULL, "k9", id, base + 1, packed, plen, &r2), CMC_ERR_DENIED);
+        assert_non_null(strstr(cmc_errmsg(), "too old"));
+        a->user = "someone-else";
+        assert_int_equal(hub_push(e->h, nurse.id, a, "k9", id, base + 1, packed, plen, &r2), CMC_ERR_DENIED);
+        a = tst_author("k9", id, base, packed, plen); /* signed for another base */
+        assert_int_equal(hub_push(e->h, nurse.id, a, "k9", id, base + 1, packed, plen, &r2), CMC_ERR_DENIED);
+        assert_non_null(strstr(cmc_errmsg(), "does not verify"));
+        struct wire_user u;
+        memset(&u, 0, sizeof u);
+        snprintf(u.user, sizeof u.user, "%s", TST_USER);
+        snprintf(u.role, sizeof u.role, "urgent_care");
+        tst_user_key(u.pk);
+        assert_int_equal(hub_device_users_set(e->h, nurse.id, &u, 1), CMC_OK);
+        a = tst_author("k9", id, base + 1, packed, plen);
+        assert_int_equal(hub_push(e->h, nurse.id, a, "k9", id, base + 1, packed, plen, &r2), CMC_ERR_DENIED);
+        assert_non_null(strstr(cmc_errmsg(), "only a clinician"));
+        snprintf(u.role, sizeof u.role, "clinician");
+        assert_int_equal(hub_device_users_set(e->h, nurse.id, &u, 1), CMC_OK);
+        assert_int_equal(hub_plan_info(e->h, id, &info), CMC_OK);
+        assert_int_equal(info.version, base + 1);
+    }
+    assert_int_equal(hub_push(e->h, nurse.id, tst_author("k1", id, base, packed, plen), "k1", id, base, packed, plen, &r2), CMC_OK);
     assert_int_equal(r2.result, HUB_PUSH_DUPLICATE);
     assert_int_equal(r2.version, r1.version);
     assert_int_equal(hub_plan_info(e->h, id, &info), CMC_OK);
@@ -202,9 +247,13 @@ static void test_push_idempotency_and_conflict(void **state)
     assert_string_equal(p.prognosis, "hours to days");
     assert_null(p.approved_by);
     plan_free(&p);
+    /* the history names the person and the device */
+    char actor[128] = "";
+    assert_int_equal(hub_plan_history(e->h, id, push_actor_cb, actor), CMC_OK);
+    assert_string_equal(actor, TST_USER " on dev");
 
     /* a stale base: conflict, carrying the current version */
-    assert_int_equal(hub_push(e->h, nurse.id, "k2", id, base, packed, plen, &r3), CMC_OK);
+    assert_int_equal(hub_push(e->h, nurse.id, tst_author("k2", id, base, packed, plen), "k2", id, base, packed, plen, &r3), CMC_OK);
     assert_int_equal(r3.result, HUB_PUSH_CONFLICT);
     assert_int_equal(r3.version, base + 1);
     plan_init(&p);
@@ -245,7 +294,7 @@ static void test_push_idempotency_and_conflict(void **state)
         to.status = PLAN_STATUS_PUBLISHED;
         assert_int_equal(plan_change_diff(&from, &to, &meta), CMC_OK);
         assert_int_equal(plan_change_pack(&meta, &packed, &plen), CMC_OK);
-        assert_int_equal(hub_push(e->h, nurse.id, "k4", id, from.version, packed, plen, &r1),
+        assert_int_equal(hub_push(e->h, nurse.id, tst_author("k4", id, from.version, packed, plen), "k4", id, from.version, packed, plen, &r1),
                          CMC_ERR_INVALID);
         cmc_free(packed);
         plan_change_free(&meta);

@@ -19,6 +19,7 @@
 #include "sync/change.h"
 #include "sync/mp.h"
 #include "sync/reqsig.h"
+#include "sync/wire.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -321,7 +322,21 @@ static void test_https_enroll_pull_push_refusals(void **state)
     assert_non_null(strstr((char *)r.body, "replay"));
     reply_free(&r);
 
-    /* a push: a new version awaiting approval */
+    /* the device registers its users (a request it signs), then a push: a new version
+     * awaiting approval */
+    {
+        struct wire_user u;
+        memset(&u, 0, sizeof u);
+        snprintf(u.user, sizeof u.user, "%s", TST_USER);
+        snprintf(u.role, sizeof u.role, "clinician");
+        tst_user_key(u.pk);
+        assert_int_equal(wire_users_encode(&u, 1, &body, &len), CMC_OK);
+        assert_int_equal(reqsig_sign(sk, id, "POST", "/v1/users", body, len, &sig), CMC_OK);
+        assert_int_equal(request(e, "POST", "/v1/users", body, len, &sig, &r), CURLE_OK);
+        assert_int_equal(r.status, 200);
+        reply_free(&r);
+        cmc_free(body);
+    }
     {
         body = tst_push_body("edit-1", e->plan_id, version, "{\"set\": {\"prognosis\": \"days\"}}", &len);
         assert_int_equal(reqsig_sign(sk, id, "POST", "/v1/push", body, len, &sig), CMC_OK);

@@ -238,9 +238,56 @@ static void test_push_request(void **state)
     assert_ptr_equal(back.change, b + len - 5); /* points into the caller's buffer */
     cmc_free(b);
     assert_refuses_damage(KAT_PUSH_REQ, dec_push_req, &back, CMC_ERR_INVALID);
+    assert_int_equal(back.has_user, 0); /* an agent from before users signed */
     m.base_version = 0; /* versions start at 1 */
     assert_int_equal(wire_push_req_encode(&m, &b, &len), CMC_OK);
     assert_int_equal(wire_push_req_decode(b, len, &back), CMC_ERR_INVALID);
+    cmc_free(b);
+
+    /* the person who made the edit and their signature travel together */
+    m.base_version = 3;
+    m.has_user = 1;
+    snprintf(m.user, sizeof m.user, "nurse-jones");
+    memset(m.user_sig, 0xa5, sizeof m.user_sig);
+    assert_int_equal(wire_push_req_encode(&m, &b, &len), CMC_OK);
+    assert_int_equal(wire_push_req_decode(b, len, &back), CMC_OK);
+    assert_int_equal(back.has_user, 1);
+    assert_string_equal(back.user, "nurse-jones");
+    assert_memory_equal(back.user_sig, m.user_sig, sizeof m.user_sig);
+    cmc_free(b);
+
+    /* the digest a user signs covers every field of the edit */
+    uint8_t d1[CRY_HASH_BYTES], d2[CRY_HASH_BYTES];
+    wire_push_digest(ID_A, 3, "idem", change5, 5, d1);
+    wire_push_digest(ID_A, 4, "idem", change5, 5, d2);
+    assert_memory_not_equal(d1, d2, sizeof d1);
+    wire_push_digest(ID_A, 3, "idem2", change5, 5, d2);
+    assert_memory_not_equal(d1, d2, sizeof d1);
+    wire_push_digest(ID_A, 3, "idem", change5, 4, d2);
+    assert_memory_not_equal(d1, d2, sizeof d1);
+}
+
+static void test_users_registration(void **state)
+{
+    (void)state;
+    struct wire_user v[2], back[WIRE_USERS_MAX];
+    size_t n = 0, len = 0;
+    uint8_t *b = NULL;
+    memset(v, 0, sizeof v);
+    snprintf(v[0].user, sizeof v[0].user, "nurse-jones");
+    snprintf(v[0].role, sizeof v[0].role, "clinician");
+    memset(v[0].pk, 1, sizeof v[0].pk);
+    snprintf(v[1].user, sizeof v[1].user, "crew");
+    snprintf(v[1].role, sizeof v[1].role, "urgent_care");
+    memset(v[1].pk, 2, sizeof v[1].pk);
+    assert_int_equal(wire_users_encode(v, 2, &b, &len), CMC_OK);
+    assert_int_equal(wire_users_decode(b, len, back, &n), CMC_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(back[0].user, "nurse-jones");
+    assert_string_equal(back[1].role, "urgent_care");
+    assert_memory_equal(back[1].pk, v[1].pk, sizeof v[1].pk);
+    for (size_t cut = 0; cut < len; cut++)
+        assert_int_equal(wire_users_decode(b, cut, back, &n), CMC_ERR_INVALID);
     cmc_free(b);
 }
 
@@ -423,7 +470,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enroll_request), cmocka_unit_test(test_enroll_answer),
-        cmocka_unit_test(test_pull_query),     cmocka_unit_test(test_push_request),
+        cmocka_unit_test(test_pull_query),     cmocka_unit_test(test_push_request), cmocka_unit_test(test_users_registration),
         cmocka_unit_test(test_push_answer),    cmocka_unit_test(test_ack),
         cmocka_unit_test(test_audit_hash),     cmocka_unit_test(test_audit_upload),
         cmocka_unit_test(test_audit_answer),

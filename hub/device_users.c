@@ -1,0 +1,106 @@
+/*
+ * device_users.c - the users of each device and their signing keys (contract in
+ * device_users.h).
+ */
+#include "hub/device_users.h"
+
+#include "hub/internal.h"
+#include "platform/err.h"
+#include "platform/plat.h"
+
+#include <string.h>
+
+const char hub_schema_device_users[] =
+    "CREATE TABLE IF NOT EXISTS device_users(device_id TEXT NOT NULL, user TEXT NOT NULL,"
+    " role TEXT NOT NULL, pk BLOB NOT NULL, registered_at INTEGER NOT NULL,"
+    " PRIMARY KEY(device_id, user));";
+
+static int user_ok(const struct wire_user *u)
+{
+    size_t len = strnlen(u->user, CRY_USER_MAX + 1);
+    if (len == 0 || len > CRY_USER_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)u->user[i] < 0x20 || u->user[i] == 0x7f)
+            return 0;
+    return strcmp(u->role, "urgent_care") == 0 || strcmp(u->role, "clinician") == 0;
+}
+
+int hub_device_users_set(hub *h, const char *device_id, const struct wire_user *v, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    if (n > WIRE_USERS_MAX)
+        return cmc_fail(CMC_ERR_INVALID, "users: at most %d", WIRE_USERS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (!user_ok(&v[i]))
+            return cmc_fail(CMC_ERR_INVALID, "users: entry %zu: a name of 1 to %d printable bytes and "
+                                             "the role urgent_care or clinician", i, CRY_USER_MAX);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[i].user, v[j].user) == 0)
+                return cmc_fail(CMC_ERR_INVALID, "users: entry %zu names a user twice", i);
+    }
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        return rc;
+    if ((rc = hub_db_prepare(h, "DELETE FROM device_users WHERE device_id = ?1", &st)) != CMC_OK)
+        goto out;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    if ((src = sqlite3_step(st)) != SQLITE_DONE) {
+        rc = hub_db_fail(h, src, "device users");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = hub_db_prepare(h, "INSERT INTO device_users(device_id, user, role, pk, registered_at)"
+                                " VALUES(?1, ?2, ?3, ?4, ?5)", &st)) != CMC_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, v[i].user, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, v[i].role, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 4, v[i].pk, CRY_SIGN_PK_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, plat_wall_now());
+        if ((src = sqlite3_step(st)) != SQLITE_DONE) {
+            rc = hub_db_fail(h, src, "device users");
+            goto out;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = hub_tx_commit(h);
+out:
+    sqlite3_finalize(st);
+    if (rc != CMC_OK)
+        hub_tx_rollback(h);
+    return rc;
+}
+
+int hub_device_user_key(hub *h, const char *device_id, const char *user,
+                        char role[CRY_ROLE_MAX + 1], uint8_t pk[CRY_SIGN_PK_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_prepare(h, "SELECT role, pk FROM device_users WHERE device_id = ?1 AND user = ?2", &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const unsigned char *r = sqlite3_column_text(st, 0);
+        const void *k = sqlite3_column_blob(st, 1);
+        if (r == NULL || k == NULL || sqlite3_column_bytes(st, 1) != CRY_SIGN_PK_BYTES ||
+            strlen((const char *)r) > CRY_ROLE_MAX) {
+            rc = cmc_fail(CMC_ERR_CORRUPT, "device users: a malformed row");
+        } else {
+            memcpy(role, r, strlen((const char *)r) + 1);
+            memcpy(pk, k, CRY_SIGN_PK_BYTES);
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "that user is not registered for this device");
+    } else {
+        rc = hub_db_fail(h, src, "device users");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
