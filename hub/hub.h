@@ -68,8 +68,18 @@ const char *hub_role_name(int role);
 
 /* ---- the store ------------------------------------------------------------------------- */
 
+/* Which store hub_init and hub_open use: NULL or "" the SQLCipher file in DIR (the default),
+ * postgresql://user@host:port/db a PostgreSQL database (DIR then keeps the key file that
+ * seals the hub's secrets in it, and TLS material). Until it is called, $CMC_HUB_DB decides.
+ * The text is not copied: it must outlive the hub's use of it. */
+void hub_use_db(const char *url);
+/* The store URL in force (NULL: the SQLCipher file). */
+const char *hub_db_url(void);
+/* 1 when the open hub runs on PostgreSQL (several hub nodes may share it). */
+int hub_store_shared(const hub *h);
+
 /* Creates DIR (0700), the store key file, the store and the hub's signing key.
- * CMC_ERR_EXISTS when DIR already holds a hub. */
+ * CMC_ERR_EXISTS when DIR (or the PostgreSQL database) already holds a hub. */
 int hub_init(const char *dir);
 /* Opens an initialised hub. CMC_ERR_NOT_FOUND when there is none (run `cmc-hub init`),
  * CMC_ERR_TAMPERED when the key does not open the store. *out is NULL on failure. */

@@ -16,6 +16,7 @@
 #define CMC_HUB_INTERNAL_H
 
 #include "hub/hub.h"
+#include "hub/hstore.h" /* the store: SQLite's statement API on either store */
 
 #include <sqlite3.h>
 
@@ -45,12 +46,15 @@ enum hub_part_slot {
 };
 
 struct hub {
-    sqlite3 *db;
+    hst_db *db;            /* SQLCipher or PostgreSQL (hub/hstore.h) */
     struct cry_secret *sk; /* Ed25519 secret key */
     uint8_t pk[CRY_SIGN_PK_BYTES];
     sqlite3_stmt *stmt[HUB_STMT_COUNT]; /* NULL until first used; finalized by hub_close */
     struct hub_part part[HUB_PART_COUNT]; /* closed by hub_close */
 };
+
+/* The schema a new PostgreSQL store starts from (store_pg.c): migrations 1 to 3's result. */
+extern const char hub_schema_pg[];
 
 /* SQLite result -> cmc_err with a detail naming `what`. */
 int hub_db_fail(hub *h, int rc, const char *what);

@@ -14,6 +14,7 @@ apt_packages=(
   stunnel4 faketime fiu-utils libfiu-dev clang libclang-rt-14-dev llvm
   chromium nodejs
   scdoc
+  postgresql-15 libpq-dev
 )
 # the crew's page tests (tests/web) drive Chromium from node; NodeSource's nodejs carries its
 # own npm and conflicts with Debian's npm package, so npm is added only when it is missing
@@ -41,6 +42,9 @@ have_all() {
   # libcurl must be the OpenSSL flavour (libcurl4-openssl-dev).
   dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || return 1
   dpkg -s libmsgpack-dev >/dev/null 2>&1 || return 1
+  # the hub's PostgreSQL store: libpq to build, a server for the tests (tests/support/pg_run.sh)
+  pkg-config --exists libpq 2>/dev/null || return 1
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || return 1
   [ "$(dpkg-query -W -f='${Version}' libsqlcipher-dev 2>/dev/null | cut -d- -f1)" = "$need_sqlcipher_version" ] || return 1
   return 0
 }
