@@ -82,6 +82,12 @@ const char *hub_col_text(sqlite3_stmt *st, int col);
 /* Copies a text column into out (cap bytes, truncating). */
 void hub_col_copy(sqlite3_stmt *st, int col, char *out, size_t cap);
 
+/* Several nodes on one PostgreSQL store: records a device's request nonce in the store;
+ * *seen is set (and nothing recorded) when any node has recorded it already. Rows older
+ * than `keep` seconds are dropped from time to time. */
+int hub_store_nonce(hub *h, const char *device_id, const char *nonce, int64_t now, int64_t keep,
+                    int *seen);
+
 /* Appends an entry to the change log for a plan and stamps the plan with its seq. */
 int hub_log_change(hub *h, const char *plan_id, const char *what, uint64_t *seq_out);
 /* Records who did what to which version. */

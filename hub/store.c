@@ -645,6 +645,37 @@ int hub_head_seq(hub *h, uint64_t *out)
     return rc;
 }
 
+int hub_store_nonce(hub *h, const char *device_id, const char *nonce, int64_t now, int64_t keep,
+                    int *seen)
+{
+    static unsigned calls;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    *seen = 0;
+    if ((calls++ & 1023) == 0) {
+        if ((rc = hub_db_prepare(h, "DELETE FROM seen_nonces WHERE at < ?1", &st)) != CMC_OK)
+            return rc;
+        sqlite3_bind_int64(st, 1, now - keep);
+        src = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (src != SQLITE_DONE)
+            return hub_db_fail(h, src, "request nonces");
+    }
+    if ((rc = hub_db_prepare(h, "INSERT OR IGNORE INTO seen_nonces(device_id, nonce, at)"
+                                " VALUES(?1, ?2, ?3)", &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, nonce, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return hub_db_fail(h, src, "request nonces");
+    *seen = sqlite3_changes(h->db) == 0;
+    return CMC_OK;
+}
+
 /* ---- users ----------------------------------------------------------------------------- */
 
 static int hub_name_ok(const char *name, const char *what)
