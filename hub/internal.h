@@ -48,10 +48,22 @@ enum hub_part_slot {
 struct hub {
     hst_db *db;            /* SQLCipher or PostgreSQL (hub/hstore.h) */
     struct cry_secret *sk; /* Ed25519 secret key */
+    struct cry_secret *key; /* the key file's store key (backups are encrypted under it) */
     uint8_t pk[CRY_SIGN_PK_BYTES];
     sqlite3_stmt *stmt[HUB_STMT_COUNT]; /* NULL until first used; finalized by hub_close */
     struct hub_part part[HUB_PART_COUNT]; /* closed by hub_close */
+    /* Set by a restore (store_backup.c), read at hub_open: a device cursor in
+     * (restored_head, epoch_base) saw changes the restored store does not have. */
+    uint64_t restored_head, epoch_base;
 };
+
+/* Restores and the devices that found the hub behind them (store_backup.c). */
+extern const char hub_schema_rewinds[];
+int hub_meta_put(hub *h, const char *k, const void *v, size_t len);
+/* A new generation id for a new store (hub_init). */
+int hub_new_generation(hub *h);
+/* Loads restored_head and epoch_base into the handle. */
+int hub_restore_point(hub *h);
 
 /* The schema a new PostgreSQL store starts from (store_pg.c): migrations 1 to 3's result. */
 extern const char hub_schema_pg[];

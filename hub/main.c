@@ -36,6 +36,8 @@ static const char usage_text[] =
     "  plan export PLAN --format fhir --as USER / plan import FILE --format fhir --as USER\n"
     "  client add NAME --scope S / client list / client revoke NAME   FHIR client systems\n"
     "  key                                     the hub's public signing key (hex)\n"
+    "  backup FILE / restore FILE / restore report   copy the store, put a copy back, and\n"
+    "                                          list devices that had seen changes it lost\n"
     "\n"
     "PLAN is a plan id or an NHS number; DEVICE is a device name or id. The state directory\n"
     "is --dir, else $CMC_HUB_DIR, else `dir` in the settings file (--config, else\n"
@@ -51,7 +53,7 @@ static const char usage_text[] =
 static const struct hub_cli_cmd *const commands[] = {
     &hub_cmd_init, &hub_cmd_serve, &hub_cmd_seed,  &hub_cmd_user, &hub_cmd_plan,
     &hub_cmd_caseload, &hub_cmd_device, &hub_cmd_scope, &hub_cmd_tls, &hub_cmd_audit,
-    &hub_cmd_key, &hub_cmd_client,
+    &hub_cmd_key, &hub_cmd_client, &hub_cmd_backup, &hub_cmd_restore,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -377,7 +377,8 @@ int hub_store_shared(const hub *h)
 static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
 {
     static const char *const steps[] = {hub_schema, hub_schema_2, hub_schema_3,
-                                        hub_schema_clinical /* clinical.h */};
+                                        hub_schema_clinical /* clinical.h */,
+                                        hub_schema_rewinds /* store_backup.c */};
     enum { N_STEPS = sizeof steps / sizeof steps[0], N_PG_BASE = 3 };
     const char *pg_steps[N_STEPS];
     const char *url = hub_db_url();
@@ -400,7 +401,7 @@ static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
     return hst_migrate(h->db, steps, N_STEPS);
 }
 
-static int hub_meta_put(hub *h, const char *k, const void *v, size_t len)
+int hub_meta_put(hub *h, const char *k, const void *v, size_t len)
 {
     sqlite3_stmt *st = NULL;
     int rc = hub_db_prepare(h, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)", &st);
@@ -490,6 +491,7 @@ void hub_close(hub *h)
             h->part[i].close(h->part[i].state);
     hst_close(h->db);
     cry_secret_free(h->sk);
+    cry_secret_free(h->key);
     cmc_free(h);
 }
 
@@ -573,7 +575,7 @@ int hub_init(const char *dir)
         goto out;
     if ((rc = hub_meta_put(h, "sign_pk", pk, CRY_SIGN_PK_BYTES)) != CMC_OK)
         goto out;
-    rc = CMC_OK;
+    rc = hub_new_generation(h);
 out:
     cry_secret_free(key);
     cry_secret_free(sk);
@@ -614,6 +616,10 @@ int hub_open(const char *dir, hub **out)
     }
     if ((rc = hub_load_signing_key(h, key)) != CMC_OK)
         goto out;
+    if ((rc = hub_restore_point(h)) != CMC_OK)
+        goto out;
+    h->key = key;
+    key = NULL;
     *out = h;
     h = NULL;
     rc = CMC_OK;
