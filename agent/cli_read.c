@@ -4,6 +4,7 @@
 
 #include "agent/audit.h"
 #include "agent/card.h"
+#include "agent/card_source.h"
 #include "agent/lease.h"
 #include "agent/view.h"
 #include "crypto/cry.h"
@@ -46,6 +47,8 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     plan_init(&p);
     json_t *changed = json_array();
     int pending = 0;
+    struct card_source src;
+    memset(&src, 0, sizeof src);
     int rc = cli_unlock_for_reading(o, &s);
     if (rc != CMC_OK)
         goto out;
@@ -66,6 +69,9 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     ctx.pending_edits = pending;
     ctx.show_full = full;
     ctx.changed_paths = changed;
+    if ((rc = card_source_load(s.store, &p, pending, &src)) != CMC_OK)
+        goto out;
+    card_source_apply(&src, &ctx);
     struct card_model model;
     card_build(&p, &ctx, &model);
     if (o->json) {
@@ -76,17 +82,11 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
         }
         rc = cli_print_json(card);
     } else {
-        card_print(stdout, &model);
-        if (pending > 0) {
-            printf("\n NOT YET APPROVED (local edits waiting to sync):");
-            size_t i;
-            json_t *v;
-            json_array_foreach(changed, i, v) printf(" %s", json_string_value(v));
-            printf("\n");
-        }
+        card_print(stdout, &model); /* local changes are shown in their sections */
     }
     cry_memzero(&model, sizeof model); /* it holds a copy of the NHS number */
 out:
+    card_source_free(&src);
     json_decref(changed);
     plan_free(&p);
     cli_session_close(&s);

@@ -85,13 +85,15 @@ static int sync_round(struct cli_opts *o, struct cli_session *s, int quiet)
                                     "connections", (json_int_t)rep.connections));
     }
     if (!quiet || rep.puts + rep.deltas + rep.purges + rep.pushed + rep.conflicts > 0)
-        printf("Synced: %llu plans updated, %llu removed, %llu edits pushed, %llu conflicts; cursor %lld.\n",
-               (unsigned long long)(rep.puts + rep.deltas), (unsigned long long)rep.purges,
-               (unsigned long long)rep.pushed, (unsigned long long)rep.conflicts, (long long)rep.cursor);
+        printf("Synced: %llu plan%s updated, %llu removed, %llu edit%s pushed, %llu conflict%s; cursor %lld.\n",
+               (unsigned long long)(rep.puts + rep.deltas), rep.puts + rep.deltas == 1 ? "" : "s",
+               (unsigned long long)rep.purges, (unsigned long long)rep.pushed, rep.pushed == 1 ? "" : "s",
+               (unsigned long long)rep.conflicts, rep.conflicts == 1 ? "" : "s", (long long)rep.cursor);
     if (rep.discarded_edits > 0)
-        printf("Note: %llu pending edit(s) were discarded because their plan was withdrawn from this device "
+        printf("Note: %llu pending edit%s discarded because %s plan was withdrawn from this device "
                "(consent withdrawn or left scope).\n",
-               (unsigned long long)rep.discarded_edits);
+               (unsigned long long)rep.discarded_edits, rep.discarded_edits == 1 ? " was" : "s were",
+               rep.discarded_edits == 1 ? "its" : "their");
     if (rep.rollback)
         printf("Warning: this replica had been restored from an older copy. The hub noticed and sent what "
                "repairs it (withdrawn plans removed again, newer versions).\n");

@@ -9,6 +9,7 @@
 
 #include "agent/audit.h"
 #include "agent/card.h"
+#include "agent/card_source.h"
 #include "agent/engine.h"
 #include "agent/lease.h"
 #include "agent/store.h"
@@ -379,29 +380,22 @@ static void show_plan(const struct web_request *q, struct web_reply *r, struct p
                       json_t *changed, enum web_view view)
 {
     struct web_session *ss = &q->s->sess;
-    struct engine_conflict *all = NULL, *mine = NULL;
-    size_t n_all = 0, n_mine = 0;
-    if (ss->who.role == STORE_ROLE_CLINICIAN && engine_conflicts(ss->st, &all, &n_all) == CMC_OK && n_all > 0) {
-        mine = cmc_calloc(n_all, sizeof *mine);
-        for (size_t i = 0; mine != NULL && i < n_all; i++)
-            if (strcmp(all[i].plan_id, p->plan_id) == 0)
-                mine[n_mine++] = all[i];
-    }
     struct card_context ctx;
     card_context_init(&ctx, ss->st, plat_wall_now());
     ctx.pending_edits = pending;
     ctx.changed_paths = changed;
-    struct web_card card = { .p = p, .ctx = &ctx, .conflicts = mine, .n_conflicts = n_mine, .view = view };
+    struct card_source src;
+    if (card_source_load(ss->st, p, pending, &src) != CMC_OK) {
+        page_message(q, r, 500, "Cannot show the plan", cmc_errmsg());
+        return;
+    }
+    card_source_apply(&src, &ctx);
+    struct web_card card = { .p = p, .ctx = &ctx, .view = view };
     struct web_chrome c;
     chrome_for(q, view == WEB_VIEW_CARD ? "Summary card" : view == WEB_VIEW_FULL ? "Full plan" : "Print view", &c);
     c.print = view == WEB_VIEW_PRINT;
     web_render_card(&r->body, &c, &card);
-    if (all != NULL)
-        cry_memzero(all, n_all * sizeof *all);
-    if (mine != NULL)
-        cry_memzero(mine, n_all * sizeof *mine);
-    cmc_free(all);
-    cmc_free(mine);
+    card_source_free(&src);
 }
 
 /* Loads the plan this session sees by NHS number or plan id, audits, shows it. */

@@ -36,17 +36,6 @@ static void sentence_case(struct web_buf *b, const char *words)
     web_buf_raw(b, "</span>");
 }
 
-/* Marks a section that shows a clinician's pending (unapproved) local change. */
-static void pending_mark(struct web_buf *b, const struct card_section *s)
-{
-    for (size_t i = 0; i < s->n_pending_paths; i++) {
-        web_buf_raw(b, i > 0 ? ", " : "<p class=\"pending\"><strong>NOT YET APPROVED:</strong> local change to ");
-        web_buf_text(b, s->pending_paths[i]);
-    }
-    if (s->n_pending_paths > 0)
-        web_buf_raw(b, " (shown here; waiting to sync for approval)</p>");
-}
-
 static void section_open(struct web_buf *b, const struct card_model *m, enum card_section_id id,
                          const char *extra_class)
 {
@@ -57,7 +46,86 @@ static void section_open(struct web_buf *b, const struct card_model *m, enum car
         web_buf_rawf(b, "<span class=\"n\">%d</span> ", s->number);
     web_buf_text(b, s->title);
     web_buf_raw(b, "</h2>");
-    pending_mark(b, s);
+}
+
+/* ---- local changes, inside their sections ------------------------------------------------- */
+
+static const char *state_class(enum card_value_state st)
+{
+    switch (st) {
+    case CARD_VALUE_APPROVED: return "approved";
+    case CARD_VALUE_PROPOSED: return "proposed";
+    case CARD_VALUE_SENT: return "sent";
+    case CARD_VALUE_CONFLICT: return "conflict";
+    }
+    return "proposed";
+}
+
+struct proposal_html {
+    struct web_buf *b;
+    const struct card_model *m;
+    enum card_section_id section;
+    enum card_value_state state;
+    int printed;
+};
+
+static void proposed_field(void *arg, const struct card_field *fd)
+{
+    struct proposal_html *ph = arg;
+    struct web_buf *b = ph->b;
+    if (fd->section != ph->section || fd->v->state != ph->state)
+        return;
+    if (!ph->printed++) {
+        web_buf_rawf(b, "<div class=\"proposal %s\" role=\"note\"><p class=\"proposal-head\"><strong>",
+                     state_class(ph->state));
+        web_buf_text(b, card_state_words(ph->state));
+        web_buf_raw(b, "</strong>");
+        if (ph->m->proposed_by != NULL) {
+            web_buf_raw(b, " (");
+            web_buf_text(b, ph->m->proposed_by);
+            if (ph->m->proposed_at[0]) {
+                web_buf_raw(b, ", ");
+                web_buf_text(b, ph->m->proposed_at);
+            }
+            web_buf_raw(b, ")");
+        }
+        web_buf_raw(b, "</p><dl class=\"facts\">");
+    }
+    web_buf_raw(b, "<dt>");
+    web_buf_text(b, fd->label);
+    if (fd->item > 0)
+        web_buf_rawf(b, " %d", fd->item);
+    web_buf_raw(b, "</dt><dd><strong>");
+    web_text_or_unrecorded(b, fd->v->text);
+    web_buf_raw(b, "</strong>");
+    if (ph->m->has_proposal) {
+        const struct card_value *was = card_published_of(ph->m, fd);
+        web_buf_raw(b, " <span class=\"was\">(the plan: ");
+        web_text_or_unrecorded(b, was != NULL ? was->text : NULL);
+        web_buf_raw(b, ")</span>");
+    }
+    web_buf_raw(b, "</dd>");
+}
+
+/* A section's local changes, after the plan's values: never in their place, never under the
+ * plan's approver or decider. */
+static void proposals(struct web_buf *b, const struct card_model *m, enum card_section_id id)
+{
+    if (m->sections[id].n_pending_paths == 0)
+        return;
+    static const enum card_value_state states[] = { CARD_VALUE_CONFLICT, CARD_VALUE_PROPOSED, CARD_VALUE_SENT };
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        struct proposal_html ph = { .b = b, .m = m, .section = id, .state = states[i] };
+        card_each_field(m->has_proposal ? &m->proposal : &m->body, m->full, proposed_field, &ph);
+        if (ph.printed)
+            web_buf_raw(b, "</dl></div>");
+    }
+}
+
+static void section_close(struct web_buf *b, const struct card_model *m, enum card_section_id id)
+{
+    proposals(b, m, id);
+    web_buf_raw(b, "</section>\n");
 }
 
 static void dt(struct web_buf *b, const char *label)
@@ -106,10 +174,97 @@ static void tel_link(struct web_buf *b, const char *phone)
     web_buf_raw(b, "</a>");
 }
 
-/* ---- the banner ------------------------------------------------------------------------- */
+/* ---- the banner: short, so the CPR decision stays on the first screen ------------------- */
 
-static void banner_flags(struct web_buf *b, const struct card_banner *bn)
+static void banner(struct web_buf *b, const struct card_banner *bn)
 {
+    if (bn->break_glass)
+        web_buf_rawf(b, "<p class=\"breakglass\" role=\"alert\"><strong>BREAK-GLASS VIEW: copy is %lld day%s old - "
+                        "may be out of date.</strong></p>\n",
+                     (long long)bn->copy_age_days, bn->copy_age_days == 1 ? "" : "s");
+    web_buf_raw(b, "<section class=\"banner\" id=\"banner\" aria-labelledby=\"h-banner\">"
+                   "<h2 id=\"h-banner\" class=\"sr\">Plan status</h2><p class=\"status-line\">");
+    if (bn->published) {
+        web_buf_raw(b, "<strong>");
+        sentence_case(b, bn->status_words);
+        web_buf_rawf(b, " v%lld</strong> - approved by ", (long long)bn->version);
+        value(b, &bn->approved_by);
+        web_buf_raw(b, " on ");
+        web_text_or_unrecorded(b, bn->approved_on);
+    } else {
+        web_buf_raw(b, "<strong class=\"warn\">");
+        web_buf_text(b, bn->status_words);
+        web_buf_rawf(b, " (v%lld)</strong>", (long long)bn->version);
+    }
+    web_buf_raw(b, ". <span>Review due ");
+    if (bn->review_overdue) {
+        web_buf_raw(b, "<span class=\"flag overdue\"><strong>REVIEW OVERDUE</strong> - was due ");
+        web_buf_text(b, bn->review_due.text);
+        web_buf_raw(b, "</span>");
+    } else {
+        value(b, &bn->review_due);
+    }
+    web_buf_raw(b, "</span></p>");
+    if (bn->changed_sections[0] != '\0') {
+        web_buf_raw(b, "<p class=\"status-changes\"><strong>+ your unapproved changes to:</strong> ");
+        web_buf_text(b, bn->changed_sections);
+        web_buf_raw(b, "</p>");
+    }
+    web_buf_raw(b, "<p class=\"status-copy\">Copy on this device: ");
+    web_buf_raw(b, bn->stale ? "<strong class=\"warn\">" : "<span>");
+    web_buf_text(b, bn->copy_age);
+    web_buf_raw(b, bn->stale ? "</strong> <span class=\"tag stale-tag\">STALE COPY</span>" : "</span>");
+    web_buf_raw(b, "</p></section>\n");
+}
+
+/* ---- the notices: after the CPR decision ------------------------------------------------ */
+
+static void conflicts_block(struct web_buf *b, const struct card_model *m)
+{
+    if (m->n_conflicts == 0)
+        return;
+    web_buf_raw(b, "<section class=\"conflicts\" aria-labelledby=\"h-conflicts\"><h2 id=\"h-conflicts\">");
+    web_buf_rawf(b, "Open conflict%s (%zu): your change and a newer version both changed %s</h2>",
+                 m->n_conflicts == 1 ? "" : "s", m->n_conflicts, m->n_conflicts == 1 ? "this" : "these");
+    web_buf_raw(b, "<table><thead><tr><th scope=\"col\">Field</th><th scope=\"col\">Yours (not approved)</th>"
+                   "<th scope=\"col\">The service's</th></tr></thead><tbody>");
+    for (size_t i = 0; i < m->n_conflicts; i++) {
+        const struct engine_conflict *c = &m->conflicts[i];
+        web_buf_raw(b, "<tr><th scope=\"row\">");
+        web_buf_text(b, c->path);
+        web_buf_raw(b, "</th><td>");
+        web_buf_text(b, c->local);
+        web_buf_raw(b, "</td><td>");
+        web_buf_text(b, c->remote);
+        web_buf_rawf(b, " (version %lld)</td></tr>", (long long)c->remote_version);
+    }
+    web_buf_raw(b, "</tbody></table><p class=\"small\">Settle each on this device with "
+                   "<code>cmc-agent resolve</code>. The card shows the plan's values; yours are marked in their "
+                   "sections.</p></section>\n");
+}
+
+static void notices(struct web_buf *b, const struct card_model *m)
+{
+    const struct card_banner *bn = &m->banner;
+    int any = bn->break_glass || bn->lease_days_left >= 0 || bn->stale || !bn->published || bn->newer_content ||
+              bn->rule != NULL || m->n_conflicts > 0;
+    if (!any)
+        return;
+    web_buf_raw(b, "<section class=\"notices\" id=\"notices\" aria-labelledby=\"h-notices\">"
+                   "<h2 id=\"h-notices\" class=\"sr\">Notices</h2>");
+    if (bn->break_glass)
+        web_buf_raw(b, "<p class=\"flag breakglass-note\"><strong>Opened on a locked copy</strong> with a reason: "
+                       "this view is audited and reported to the service at the next sync. Sync as soon as you "
+                       "can.</p>");
+    if (bn->lease_days_left >= 0) {
+        web_buf_raw(b, "<p class=\"flag lease\" role=\"status\"><strong>");
+        if (bn->lease_days_left == 0)
+            web_buf_raw(b, "This copy locks today without a sync.");
+        else
+            web_buf_rawf(b, "This copy locks in %d day%s without a sync.", bn->lease_days_left,
+                         bn->lease_days_left == 1 ? "" : "s");
+        web_buf_raw(b, "</strong> Sync as soon as you have a signal.</p>");
+    }
     if (bn->stale) {
         web_buf_raw(b, "<p class=\"flag stale\" role=\"alert\"><strong>STALE COPY</strong> - this device ");
         if (bn->last_sync < 0) {
@@ -125,13 +280,10 @@ static void banner_flags(struct web_buf *b, const struct card_banner *bn)
         web_buf_text(b, bn->status_words);
         web_buf_raw(b, ". Urgent care sees the published version only.</p>");
     }
-    if (bn->pending_edits > 0)
-        web_buf_rawf(b, "<p class=\"flag pending\"><strong>LOCAL CHANGES NOT YET APPROVED</strong> - %d pending "
-                        "edit(s) from this device are shown, marked in their sections.</p>",
-                     bn->pending_edits);
+    conflicts_block(b, m);
     if (bn->newer_content)
         web_buf_raw(b, "<p class=\"flag update\" role=\"alert\"><strong>THIS PLAN HAS CONTENT THIS DEVICE "
-                       "CANNOT SHOW</strong> - update the agent. What this device can show is below.</p>");
+                       "CANNOT SHOW</strong> - update the agent. What this device can show is on this page.</p>");
     if (bn->rule != NULL) {
         web_buf_raw(b, "<p class=\"flag rule\" role=\"alert\"><strong>CHECK THIS PLAN</strong> - it breaks "
                        "clinical rule ");
@@ -140,102 +292,54 @@ static void banner_flags(struct web_buf *b, const struct card_banner *bn)
         web_buf_text(b, bn->rule_detail);
         web_buf_raw(b, bn->n_rules > 1 ? " (and others).</p>" : ".</p>");
     }
-}
-
-static void banner(struct web_buf *b, const struct card_banner *bn)
-{
-    web_buf_raw(b, "<section class=\"banner\" id=\"banner\" aria-labelledby=\"h-banner\">"
-                   "<h2 id=\"h-banner\" class=\"sr\">Plan status</h2>");
-    banner_flags(b, bn);
-    web_buf_raw(b, "<dl class=\"facts\">");
-    dt(b, "Status");
-    if (bn->published) {
-        web_buf_raw(b, "<strong>");
-        sentence_case(b, bn->status_words);
-    } else {
-        web_buf_raw(b, "<strong class=\"warn\">");
-        web_buf_text(b, bn->status_words);
-    }
-    web_buf_rawf(b, "</strong> (version %lld)</dd>", (long long)bn->version);
-    dt(b, "Approved by");
-    if (bn->published) {
-        value(b, &bn->approved_by);
-        web_buf_raw(b, " on ");
-        web_text_or_unrecorded(b, bn->approved_on);
-    } else {
-        web_buf_raw(b, "<strong class=\"warn\">not approved</strong>");
-    }
-    web_buf_raw(b, "</dd>");
-    dt(b, "Review due");
-    if (bn->review_overdue) {
-        web_buf_raw(b, "<span class=\"flag overdue\"><strong>REVIEW OVERDUE</strong> - was due ");
-        web_buf_text(b, bn->review_due.text);
-        web_buf_raw(b, "</span>");
-    } else {
-        value(b, &bn->review_due);
-    }
-    web_buf_raw(b, "</dd>");
-    dt(b, "Copy on this device");
-    web_buf_raw(b, bn->stale ? "<strong class=\"warn\">" : "<span>");
-    web_buf_text(b, bn->copy_age);
-    web_buf_raw(b, bn->stale ? "</strong>" : "</span>");
-    web_buf_raw(b, "</dd></dl></section>\n");
-}
-
-static void conflicts_block(struct web_buf *b, const struct web_card *card)
-{
-    if (card->n_conflicts == 0)
-        return;
-    web_buf_raw(b, "<section class=\"conflicts\" aria-labelledby=\"h-conflicts\"><h2 id=\"h-conflicts\">");
-    web_buf_rawf(b, "Open conflicts (%zu): your edit and the service both changed these</h2>", card->n_conflicts);
-    web_buf_raw(b, "<table><thead><tr><th scope=\"col\">Field</th><th scope=\"col\">Yours (not approved)</th>"
-                   "<th scope=\"col\">The service's</th></tr></thead><tbody>");
-    for (size_t i = 0; i < card->n_conflicts; i++) {
-        const struct engine_conflict *c = &card->conflicts[i];
-        web_buf_raw(b, "<tr><th scope=\"row\">");
-        web_buf_text(b, c->path);
-        web_buf_raw(b, "</th><td>");
-        web_buf_text(b, c->local);
-        web_buf_raw(b, "</td><td>");
-        web_buf_text(b, c->remote);
-        web_buf_rawf(b, " (version %lld)</td></tr>", (long long)c->remote_version);
-    }
-    web_buf_raw(b, "</tbody></table><p class=\"small\">Settle each on this device with "
-                   "<code>cmc-agent resolve</code>; until then the card shows your edit.</p></section>\n");
+    web_buf_raw(b, "</section>\n");
 }
 
 /* ---- the sections ----------------------------------------------------------------------- */
 
 static void identity(struct web_buf *b, const struct card_model *m)
 {
+    const struct card_identity *id = &m->identity;
     section_open(b, m, CARD_SEC_IDENTITY, NULL);
     web_buf_raw(b, "<p class=\"patient-name\"><strong>");
-    web_buf_text(b, m->identity.given_name.text);
+    web_buf_text(b, id->given_name.text);
     web_buf_raw(b, " ");
-    web_buf_text(b, m->identity.family_name.text);
+    web_buf_text(b, id->family_name.text);
     web_buf_raw(b, "</strong>");
-    if (m->identity.preferred_name.text != NULL) {
+    if (id->preferred_name.text != NULL) {
         web_buf_raw(b, " (known as ");
-        web_buf_text(b, m->identity.preferred_name.text);
+        web_buf_text(b, id->preferred_name.text);
         web_buf_raw(b, ")");
     }
-    web_buf_raw(b, "</p><dl class=\"facts\">");
-    dt(b, "Born");
-    value(b, &m->identity.date_of_birth);
-    if (m->identity.age >= 0)
-        web_buf_rawf(b, " (age %d)", m->identity.age);
-    web_buf_raw(b, "</dd>");
-    dt(b, "NHS number");
-    web_buf_text(b, m->identity.nhs_number.text);
-    web_buf_raw(b, "</dd>");
-    dt(b, "Address");
-    value(b, &m->identity.address);
+    web_buf_raw(b, "</p><p class=\"id-line\"><span class=\"nowrap\">Born <strong>");
+    value(b, &id->date_of_birth);
+    web_buf_raw(b, "</strong>");
+    if (id->age >= 0)
+        web_buf_rawf(b, " (age %d)", id->age);
+    web_buf_raw(b, "</span> <span class=\"nowrap\">NHS <strong>");
+    web_buf_text(b, id->nhs_number.text);
+    web_buf_raw(b, "</strong></span> <span class=\"nowrap\">");
+    value(b, &id->gender);
+    web_buf_raw(b, "</span></p><p class=\"id-line\">");
+    value(b, &id->address);
     web_buf_raw(b, ", ");
-    value(b, &m->identity.postcode);
-    web_buf_raw(b, "</dd>");
-    dt(b, "Gender");
-    value(b, &m->identity.gender);
-    web_buf_raw(b, "</dd></dl></section>\n");
+    value(b, &id->postcode);
+    web_buf_raw(b, "</p><p class=\"id-line comm\">Language: ");
+    value(b, &id->language);
+    web_buf_raw(b, "; ");
+    if (id->interpreter == 1)
+        web_buf_raw(b, "<strong class=\"tag\">INTERPRETER NEEDED</strong>");
+    else if (id->interpreter == 0)
+        web_buf_raw(b, "no interpreter needed");
+    else
+        web_buf_raw(b, "interpreter: <span class=\"none\">not recorded</span>");
+    web_buf_raw(b, "</p>");
+    if (id->care_home.text != NULL) {
+        web_buf_raw(b, "<p class=\"id-line\">Care home resident: <strong>");
+        web_buf_text(b, id->care_home.text);
+        web_buf_raw(b, "</strong></p>");
+    }
+    section_close(b, m, CARD_SEC_IDENTITY);
 }
 
 static void cpr(struct web_buf *b, const struct card_model *m)
@@ -247,23 +351,26 @@ static void cpr(struct web_buf *b, const struct card_model *m)
     web_buf_text(b, m->cpr.headline);
     web_buf_raw(b, "</p><p class=\"cpr-words\">");
     web_buf_text(b, m->cpr.words);
-    web_buf_raw(b, "</p></div><dl class=\"facts\">");
-    dt(b, "Decided");
+    web_buf_raw(b, "</p></div><p class=\"cpr-facts\">Decided <strong>");
     value(b, &m->cpr.decided_at);
-    web_buf_raw(b, " by ");
+    web_buf_raw(b, "</strong> by <strong>");
     value(b, &m->cpr.decided_by);
-    web_buf_raw(b, "</dd>");
-    dt(b, "Review");
-    value(b, &m->cpr.review_date);
-    web_buf_raw(b, "</dd>");
-    dt(b, "Paper form");
+    web_buf_raw(b, "</strong>. Review ");
+    if (m->cpr.review_lapsed) {
+        web_buf_raw(b, "<span class=\"flag overdue\"><strong>CPR DECISION REVIEW LAPSED</strong> - was due ");
+        web_buf_text(b, m->cpr.review_date.text);
+        web_buf_raw(b, "</span>");
+    } else {
+        value(b, &m->cpr.review_date);
+    }
+    web_buf_raw(b, ".</p><p class=\"cpr-facts\">Paper form: ");
     value(b, &m->cpr.form_location);
-    web_buf_raw(b, "</dd>");
-    dt(b, "Patient aware");
+    web_buf_raw(b, ". Patient aware: ");
     value(b, &m->cpr.patient_aware);
     web_buf_raw(b, "; family aware: ");
     value(b, &m->cpr.family_aware);
-    web_buf_raw(b, "</dd></dl></section>\n");
+    web_buf_raw(b, ".</p>");
+    section_close(b, m, CARD_SEC_CPR);
 }
 
 static void decisions(struct web_buf *b, const struct card_model *m)
@@ -275,7 +382,8 @@ static void decisions(struct web_buf *b, const struct card_model *m)
     dt(b, "Hospital admission wanted");
     web_buf_raw(b, "<strong>");
     value(b, &m->ceiling.admission_wanted);
-    web_buf_raw(b, "</strong></dd></dl></section>\n");
+    web_buf_raw(b, "</strong></dd></dl>");
+    section_close(b, m, CARD_SEC_CEILING);
 
     section_open(b, m, CARD_SEC_ADRT, NULL);
     web_buf_raw(b, "<p class=\"big\">");
@@ -287,7 +395,8 @@ static void decisions(struct web_buf *b, const struct card_model *m)
     } else {
         web_text_or_unrecorded(b, m->adrt.words);
     }
-    web_buf_raw(b, "</p></section>\n");
+    web_buf_raw(b, "</p>");
+    section_close(b, m, CARD_SEC_ADRT);
 
     section_open(b, m, CARD_SEC_PLACES, NULL);
     web_buf_raw(b, "<dl class=\"facts\">");
@@ -296,7 +405,8 @@ static void decisions(struct web_buf *b, const struct card_model *m)
     web_buf_raw(b, "</dd>");
     dt(b, "Place of death");
     places(b, &m->place_of_death);
-    web_buf_raw(b, "</dd></dl></section>\n");
+    web_buf_raw(b, "</dd></dl>");
+    section_close(b, m, CARD_SEC_PLACES);
 }
 
 static void contacts(struct web_buf *b, const struct card_model *m)
@@ -320,7 +430,8 @@ static void contacts(struct web_buf *b, const struct card_model *m)
         }
         web_buf_raw(b, "</li>");
     }
-    web_buf_raw(b, "</ul></section>\n");
+    web_buf_raw(b, "</ul>");
+    section_close(b, m, CARD_SEC_CONTACTS);
 }
 
 static void diagnosis_and_medicines(struct web_buf *b, const struct card_model *m)
@@ -338,7 +449,8 @@ static void diagnosis_and_medicines(struct web_buf *b, const struct card_model *
     web_buf_raw(b, "</ul><dl class=\"facts\">");
     dt(b, "Prognosis");
     value(b, &m->prognosis);
-    web_buf_raw(b, "</dd></dl></section>\n");
+    web_buf_raw(b, "</dd></dl>");
+    section_close(b, m, CARD_SEC_DIAGNOSIS);
 
     section_open(b, m, CARD_SEC_MEDICINES, NULL);
     web_buf_raw(b, "<p class=\"big\"><strong>Kept:</strong> ");
@@ -355,7 +467,8 @@ static void diagnosis_and_medicines(struct web_buf *b, const struct card_model *
     }
     if (m->n_medicines == 0)
         none_item(b, "li");
-    web_buf_raw(b, "</ul></section>\n");
+    web_buf_raw(b, "</ul>");
+    section_close(b, m, CARD_SEC_MEDICINES);
 }
 
 static void allergies_and_problems(struct web_buf *b, const struct card_model *m)
@@ -363,7 +476,8 @@ static void allergies_and_problems(struct web_buf *b, const struct card_model *m
     section_open(b, m, CARD_SEC_ALLERGIES, NULL);
     web_buf_raw(b, "<ul>");
     if (m->n_allergies == 0)
-        none_item(b, "li");
+        web_buf_raw(b, "<li><span class=\"none\">none recorded</span> (the plan lists no allergy; that is not "
+                       "a record of \"no known allergies\")</li>");
     for (size_t i = 0; i < m->n_allergies; i++) {
         const struct card_allergy *a = &m->allergies[i];
         web_buf_raw(b, "<li><strong>");
@@ -374,7 +488,8 @@ static void allergies_and_problems(struct web_buf *b, const struct card_model *m
         web_buf_text(b, a->severity.text);
         web_buf_raw(b, a->severe ? "</strong>)</li>" : ")</li>");
     }
-    web_buf_raw(b, "</ul></section>\n");
+    web_buf_raw(b, "</ul>");
+    section_close(b, m, CARD_SEC_ALLERGIES);
 
     section_open(b, m, CARD_SEC_PROBLEMS, NULL);
     web_buf_raw(b, "<dl class=\"problems\">");
@@ -387,7 +502,8 @@ static void allergies_and_problems(struct web_buf *b, const struct card_model *m
         web_buf_text(b, m->problems[i].guidance.text);
         web_buf_raw(b, "</dd>");
     }
-    web_buf_raw(b, "</dl></section>\n");
+    web_buf_raw(b, "</dl>");
+    section_close(b, m, CARD_SEC_PROBLEMS);
 }
 
 static void fact(struct web_buf *b, const char *label, const struct card_value *v)
@@ -402,9 +518,7 @@ static void more(struct web_buf *b, const struct card_model *m)
     const struct card_section *s = &m->sections[CARD_SEC_MORE];
     web_buf_raw(b, "<section class=\"card-section\" id=\"more\" aria-labelledby=\"h-more\"><h2 id=\"h-more\">");
     web_buf_text(b, s->title);
-    web_buf_raw(b, "</h2>");
-    pending_mark(b, s);
-    web_buf_raw(b, "<dl class=\"facts\">");
+    web_buf_raw(b, "</h2><dl class=\"facts\">");
     dt(b, "Consent");
     value(b, &m->more.consent);
     web_buf_raw(b, ", recorded ");
@@ -412,29 +526,23 @@ static void more(struct web_buf *b, const struct card_model *m)
     web_buf_raw(b, " by ");
     value(b, &m->more.consent_recorded_by);
     web_buf_raw(b, "</dd>");
-    dt(b, "Language");
-    value(b, &m->more.language);
-    web_buf_raw(b, "; interpreter needed: ");
-    value(b, &m->more.interpreter_needed);
-    web_buf_raw(b, "</dd>");
     dt(b, "Patient's phone");
     tel_link(b, m->more.phone.text);
     web_buf_raw(b, "</dd>");
     fact(b, "What matters to me", &m->more.what_matters);
     fact(b, "Social support", &m->more.social_support);
     fact(b, "Organ donation", &m->more.organ_donation);
-    dt(b, "Region, team, care home");
+    dt(b, "Region, team");
     value(b, &m->more.region);
     web_buf_raw(b, "; ");
     value(b, &m->more.team);
-    web_buf_raw(b, "; ");
-    value(b, &m->more.care_home);
     web_buf_raw(b, "</dd>");
     dt(b, "Plan");
     web_buf_text(b, m->more.plan_id.text);
     web_buf_rawf(b, ", version %lld, updated ", (long long)m->banner.version);
     value(b, &m->more.updated_at);
-    web_buf_raw(b, "</dd></dl></section>\n");
+    web_buf_raw(b, "</dd></dl>");
+    section_close(b, m, CARD_SEC_MORE);
 }
 
 /* ---- the page --------------------------------------------------------------------------- */
@@ -450,8 +558,8 @@ static void title_and_print_note(struct web_buf *b, const struct web_chrome *c, 
     web_buf_raw(b, "</h1>\n");
     if (card->view != WEB_VIEW_PRINT)
         return;
-    char when[21];
-    plat_format_time(card->ctx->now, when);
+    char when[40];
+    card_local_time(card->ctx->now, when, sizeof when);
     web_buf_raw(b, "<p class=\"small\">Printed ");
     web_buf_text(b, when);
     web_buf_raw(b, " by ");
@@ -499,9 +607,9 @@ void web_render_card(struct web_buf *b, const struct web_chrome *c, const struct
     web_page_begin(b, c);
     title_and_print_note(b, c, card, m);
     banner(b, &m->banner);
-    conflicts_block(b, card);
     identity(b, m);
     cpr(b, m);
+    notices(b, m);
     decisions(b, m);
     contacts(b, m);
     diagnosis_and_medicines(b, m);

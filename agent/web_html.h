@@ -59,8 +59,8 @@ struct web_chrome {
     const char *user;     /* NULL when locked */
     const char *role;     /* "urgent care" / "clinician" */
     const char *csrf;     /* the session's form token; NULL when locked */
-    int idle_seconds;     /* > 0 on unlocked pages: they reload "/" (the unlock page) once the
-                             session has locked itself after that long idle */
+    int idle_seconds;     /* > 0 on unlocked pages: the header says when the session locks
+                             itself if unused ("locks at 14:32"); nothing reloads the page */
     int night;            /* 1 night colours, 0 day colours, -1 follow the device setting */
     int print;            /* the print view: no controls */
 };
@@ -106,9 +106,8 @@ enum web_view {
 
 struct web_card {
     const struct plan *p;
-    const struct card_context *ctx;           /* with the paths of a clinician's pending edits */
-    const struct engine_conflict *conflicts;  /* this plan's open conflicts (clinician) */
-    size_t n_conflicts;
+    const struct card_context *ctx;           /* with a clinician's local changes and conflicts
+                                                 (agent/card_source.h) */
     enum web_view view;
 };
 /* The card of card->p in clinical order; an allocation failure leaves the buffer failed. */

@@ -25,15 +25,23 @@ void web_text_or_unrecorded(struct web_buf *b, const char *s)
 
 /* ---- the frame -------------------------------------------------------------------------- */
 
+/* The idle lock without a timed reload (a page must not refresh itself, WCAG 2.2.1): the
+ * server ends the session after idle_seconds without a request, and the page says when, in
+ * London time, so a crew knows the next tap will ask for the PIN again. */
+static void idle_notice(struct web_buf *b, const struct web_chrome *c)
+{
+    if (c->idle_seconds <= 0)
+        return;
+    char at[40];
+    card_local_time(plat_wall_now() + c->idle_seconds, at, sizeof at);
+    web_buf_rawf(b, " <span class=\"locks\">- locks at %.5s if unused</span>", at + 11);
+}
+
 void web_page_begin(struct web_buf *b, const struct web_chrome *c)
 {
     web_buf_raw(b, "<!DOCTYPE html>\n<html lang=\"en-GB\"><head><meta charset=\"utf-8\">"
                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                    "<meta name=\"referrer\" content=\"same-origin\">");
-    if (c->idle_seconds > 0)
-        /* No script needed: once the server has locked the idle session, this reload lands
-         * on the unlock page and the patient's details leave the screen. */
-        web_buf_rawf(b, "<meta http-equiv=\"refresh\" content=\"%d;url=/\">", c->idle_seconds + 2);
     web_buf_raw(b, "<title>");
     web_buf_text(b, c->title);
     web_buf_raw(b, " - Care plan</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\n<body class=\"");
@@ -48,7 +56,9 @@ void web_page_begin(struct web_buf *b, const struct web_chrome *c)
             web_buf_text(b, c->user);
             web_buf_raw(b, " (");
             web_buf_text(b, c->role);
-            web_buf_raw(b, ")</span><nav aria-label=\"Session\"><a class=\"button secondary\" href=\"/\">"
+            web_buf_raw(b, ")");
+            idle_notice(b, c);
+            web_buf_raw(b, "</span><nav aria-label=\"Session\"><a class=\"button secondary\" href=\"/\">"
                            "New search</a><form method=\"post\" action=\"/lock\" class=\"inline\">"
                            "<input type=\"hidden\" name=\"csrf\" value=\"");
             web_buf_text(b, c->csrf);
@@ -161,8 +171,9 @@ void web_render_home(struct web_buf *b, const struct web_chrome *c, const struct
     web_buf_text(b, h->copy_age);
     web_buf_raw(b, h->stale ? ". A newer plan may exist: check with the service if you can.</p>\n" : ".</p>\n");
     if (h->clinician && (h->pending > 0 || h->conflicts > 0))
-        web_buf_rawf(b, "<p class=\"pending\">%lld pending edit(s) not yet approved; %lld open conflict(s).</p>\n",
-                     (long long)h->pending, (long long)h->conflicts);
+        web_buf_rawf(b, "<p class=\"pending\">%lld local change%s not yet approved; %lld open conflict%s.</p>\n",
+                     (long long)h->pending, h->pending == 1 ? "" : "s", (long long)h->conflicts,
+                     h->conflicts == 1 ? "" : "s");
     alert(b, h->message);
 
     web_buf_raw(b, "<section aria-labelledby=\"h-nhs\" class=\"panel\"><h2 id=\"h-nhs\">By NHS number</h2>"

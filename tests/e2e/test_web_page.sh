@@ -6,9 +6,13 @@
 #     and a draft of the team's caseload), each serving its page;
 #   - the tablet's page again under faketime two days later (the stale-copy banner), and once
 #     more with a 3-second idle lock;
+#   - the card's first screen in every state the card model can produce (tests/web/
+#     first_screen.test.mjs, on pages written by build/tests/test_agent_card): the CPR box at
+#     390x844 and 1280x800, and the accessibility checker (axe) day and night;
 #   - the browser tests (tests/web/crew_page.test.mjs): unlock, wrong PIN, search both ways,
-#     the card's content and order, drafts invisible to urgent care, the stale banner, the
-#     idle lock, security headers, nothing patient-identifying in URLs; screenshots saved;
+#     the card's content and order, drafts invisible to urgent care, a pending edit shown as a
+#     proposal, the stale banner, the idle lock, security headers, the CPR box on the first
+#     screen and axe on the real pages, nothing patient-identifying in URLs; screenshots saved;
 #   - then here: every view is in the device's audit log, and no log line names a patient.
 . "$(dirname "$0")/lib.sh"
 
@@ -137,13 +141,28 @@ pass "four pages serving (tablet, laptop, tablet two days on, tablet with a shor
 
 SHOTS="$BUILD/web-screenshots"
 mkdir -p "$SHOTS"
+# the card's first screen in every state the card model can produce (pending, sent, conflict,
+# lease warning, break-glass, long names...), rendered by the model's own test into files
+CARD_PAGES="$E2E_TMP/card-pages"
+mkdir -p "$CARD_PAGES"
+[ -x "$BUILD/tests/test_agent_card" ] || fail "build/tests/test_agent_card is missing: make $BUILD/tests/test_agent_card"
+CMC_CARD_PAGES_DIR="$CARD_PAGES" "$BUILD/tests/test_agent_card" >"$E2E_TMP/card-pages.out" 2>&1 ||
+  { cat "$E2E_TMP/card-pages.out"; fail "the card model's test failed while writing the pages"; }
+set +e
+( cd "$ROOT/tests/web" && CARD_PAGES=$CARD_PAGES SHOTS=$SHOTS DOCS="${UPDATE_DOCS_SCREENSHOTS:+$ROOT/docs}" \
+  timeout 600 node --test --test-reporter=spec first_screen.test.mjs ) >"$E2E_TMP/first-screen.out" 2>&1
+rc=$?
+set -e
+cat "$E2E_TMP/first-screen.out"
+[ $rc -eq 0 ] || fail "the first-screen browser tests failed (exit $rc)"
+pass "CPR on the first screen at 390x844 and 1280x800 in every state; axe: nothing critical or serious"
 set +e
 ( cd "$ROOT/tests/web" && \
   TABLET_URL=$TABLET_URL LAPTOP_URL=$LAPTOP_URL STALE_URL=$STALE_URL IDLE_URL=$IDLE_URL \
   TABLET_USER=tablet-user LAPTOP_USER=laptop-user PIN=$CMC_PIN \
   NHS_A=$NHS_A NHS_B=$NHS_B NHS_D=$NHS_D NHS_E=$NHS_E \
   SHOTS=$SHOTS DOCS="${UPDATE_DOCS_SCREENSHOTS:+$ROOT/docs}" \
-  timeout 300 node --test --test-reporter=spec crew_page.test.mjs ) >"$E2E_TMP/browser.out" 2>&1
+  timeout 600 node --test --test-reporter=spec crew_page.test.mjs ) >"$E2E_TMP/browser.out" 2>&1
 rc=$?
 set -e
 cat "$E2E_TMP/browser.out"

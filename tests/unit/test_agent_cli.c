@@ -92,12 +92,19 @@ static int run_cli(const char *first, ...)
     return rc;
 }
 
-static char *output(void)
+static __attribute__((noinline)) char *output(void)
 {
-    uint8_t *buf;
-    size_t len;
+    uint8_t *buf = NULL;
+    size_t len = 0;
     assert_int_equal(plat_read_file(out_path, 1 << 20, &buf, &len), CMC_OK);
     return (char *)buf;
+}
+
+/* Where `needle` starts in `hay` at or after `from`; -1 when absent or from is -1. */
+static long pos(const char *hay, long from, const char *needle)
+{
+    const char *at = from < 0 ? NULL : strstr(hay + from, needle);
+    return at != NULL ? (long)(at - hay) : -1;
 }
 
 /* Puts plans straight into the replica through the store, as a sync would. */
@@ -281,6 +288,76 @@ static void test_clinician_sees_draft_and_pending_edit_marked(void **state)
     plat_remove(changes);
 }
 
+/* A clinician's unapproved change of the CPR decision: the card shows the published decision
+ * with its approver, and the change inside the CPR section as a proposal; an urgent-care user
+ * on the same device sees the published decision and no proposal at all. */
+static void test_pending_cpr_edit_is_a_proposal_never_the_decision(void **state)
+{
+    (void)state;
+    assert_int_equal(run_cli("init", "--user", "nurse1", "--role", "clinician", NULL), 0);
+    seed_replica();
+    char changes[128], pinfile[128];
+    snprintf(changes, sizeof changes, "%s.changes", dir);
+    snprintf(pinfile, sizeof pinfile, "%s.pin", dir);
+    const char *doc = "{\"set\":{\"resuscitation.decision\":\"for_cpr\"}}";
+    assert_int_equal(plat_write_atomic(changes, doc, strlen(doc)), CMC_OK);
+    assert_int_equal(run_cli("edit", PUB_NHS, "--file", changes, NULL), 0);
+
+    assert_int_equal(run_cli("lookup", PUB_NHS, NULL), 0);
+    char *out = output();
+    assert_non_null(strstr(out, "PLAN STATUS: PUBLISHED v4 + your unapproved changes to: CPR decision\n"));
+    assert_non_null(strstr(out, "approved by Dr Amira Shah on 2026-02-11"));
+    /* in order: the decision, the proposal inside its section, then the next section */
+    long cpr = pos(out, 0, " 2 CPR          DNACPR - do NOT attempt CPR\n");
+    long proposal = pos(out, cpr, ">> PROPOSED on this device, not approved (nurse1, ");
+    long value = pos(out, proposal, "CPR decision: FOR CPR - attempt CPR   [plan: DNACPR - do NOT attempt CPR]");
+    assert_true(cpr >= 0 && proposal > cpr && value > proposal);
+    assert_true(pos(out, 0, "FOR CPR") > proposal); /* never shown as the decision */
+    assert_true(pos(out, 0, " 3 CEILING") > value);
+    cmc_free(out);
+
+    assert_int_equal(run_cli("lookup", PUB_NHS, "--json", NULL), 0);
+    out = output();
+    json_t *j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    json_t *c = json_object_get(j, "cpr");
+    assert_string_equal(json_string_value(json_object_get(c, "decision")), "dnacpr");
+    assert_string_equal(json_string_value(json_object_get(c, "state")), "published");
+    assert_string_equal(json_string_value(json_object_get(c, "approved_by")), "Dr Amira Shah");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(c, "proposal"), "decision")), "for_cpr");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(c, "proposal"), "state")), "proposed");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(c, "proposal"), "proposed_by")), "nurse1");
+    json_decref(j);
+    cmc_free(out);
+
+    /* the crew on the same device */
+    assert_int_equal(plat_write_atomic(pinfile, "2222-second\n", 12), CMC_OK);
+    assert_int_equal(run_cli("user", "add", "crew1", "--role", "urgent_care", "--new-pin-file", pinfile, NULL), 0);
+    assert_int_equal(run_cli("lookup", PUB_NHS, "--user", "crew1", "--pin-file", pinfile, NULL), 0);
+    out = output();
+    assert_non_null(strstr(out, " 2 CPR          DNACPR - do NOT attempt CPR\n"));
+    assert_null(strstr(out, "FOR CPR"));
+    assert_null(strstr(out, "PROPOSED"));
+    assert_null(strstr(out, "unapproved"));
+    cmc_free(out);
+    assert_int_equal(run_cli("lookup", PUB_NHS, "--json", "--user", "crew1", "--pin-file", pinfile, NULL), 0);
+    out = output();
+    j = json_loads(out, 0, NULL);
+    assert_non_null(j);
+    assert_null(json_object_get(json_object_get(j, "cpr"), "proposal"));
+    assert_int_equal(json_array_size(json_object_get(j, "proposals")), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "plan"), "resuscitation") != NULL
+                                              ? json_object_get(json_object_get(json_object_get(j, "plan"),
+                                                                                "resuscitation"),
+                                                                "decision")
+                                              : NULL),
+                        "dnacpr");
+    json_decref(j);
+    cmc_free(out);
+    plat_remove(changes);
+    plat_remove(pinfile);
+}
+
 static void test_users_added_and_removed(void **state)
 {
     (void)state;
@@ -327,5 +404,6 @@ static int init(void)
 TST_MAIN(init, setup, teardown,
          test_init_then_lookup_card_in_clinical_order, test_exit_codes,
          test_wrong_pin_exit_4_and_nothing_changed, test_published_only_through_cli,
-         test_clinician_sees_draft_and_pending_edit_marked, test_users_added_and_removed,
+         test_clinician_sees_draft_and_pending_edit_marked, test_pending_cpr_edit_is_a_proposal_never_the_decision,
+         test_users_added_and_removed,
          test_verify_and_tamper)

@@ -41,6 +41,7 @@ static void render(const struct plan *p, struct card_model *m, struct outputs *o
     memset(&ctx, 0, sizeof ctx);
     ctx.now = NOW;
     ctx.last_sync = NOW - 60;
+    ctx.lease_days_left = -1;
     card_build(p, &ctx, m);
     FILE *f = open_memstream(&o->term, &len);
     assert_non_null(f);

@@ -160,7 +160,7 @@ static char *render_card(const struct plan *p, int64_t age, const json_t *change
 {
     struct card_context ctx = { .now = 1800000000, .last_sync = age < 0 ? -1 : 1800000000 - age,
                                 .pending_edits = changed ? (int)json_array_size(changed) : 0,
-                                .changed_paths = changed };
+                                .changed_paths = changed, .lease_days_left = -1 };
     struct web_chrome c = { .title = "Summary card", .user = USER, .role = "urgent care", .csrf = "tok",
                             .idle_seconds = 180, .night = -1, .print = view == WEB_VIEW_PRINT };
     struct web_card card = { .p = p, .ctx = &ctx, .view = view };
@@ -207,8 +207,9 @@ static void test_card_order_and_content(void **state)
     assert_null(strstr(html, "REVIEW OVERDUE"));
     assert_null(strstr(html, "NOT APPROVED"));
     assert_null(strstr(html, "<script"));
-    /* an unlocked page reloads itself onto the unlock page after the idle lock */
-    assert_non_null(strstr(html, "http-equiv=\"refresh\" content=\"182;url=/\""));
+    /* no timed reload (WCAG 2.2.1): the server locks the idle session, the header says when */
+    assert_null(strstr(html, "http-equiv"));
+    assert_non_null(strstr(html, "<span class=\"locks\">- locks at "));
     assert_non_null(strstr(html, "action=\"/lock\""));
     cmc_free(html);
 
@@ -229,9 +230,13 @@ static void test_card_flags(void **state)
     struct plan p;
     make_plan(&p, "for_cpr", "2020-01-01");
     char *html = render_card(&p, CARD_STALE_AFTER_SECONDS + 3600, NULL, WEB_VIEW_CARD);
+    /* a short tag in the banner; the full warning right after the CPR decision */
     const char *stale = strstr(html, "STALE COPY");
+    const char *warning = strstr(html, "<strong>STALE COPY</strong> - this device last synced");
     assert_non_null(stale);
+    assert_non_null(warning);
     assert_true(stale < strstr(html, "id=\"cpr\""));
+    assert_true(warning > strstr(html, "id=\"cpr\"") && warning < strstr(html, "id=\"ceiling\""));
     assert_non_null(strstr(html, "REVIEW OVERDUE</strong> - was due 2020-01-01"));
     assert_non_null(strstr(html, "class=\"cpr cpr-for\""));
     assert_non_null(strstr(html, "FOR CPR - attempt CPR"));
@@ -246,12 +251,13 @@ static void test_card_flags(void **state)
     html = render_card(&p, 60, changed, WEB_VIEW_CARD);
     assert_non_null(strstr(html, "class=\"cpr cpr-undiscussed\""));
     assert_non_null(strstr(html, "CPR NOT YET DISCUSSED"));
-    assert_non_null(strstr(html, "LOCAL CHANGES NOT YET APPROVED"));
-    /* the mark sits in the diagnosis section, once */
-    const char *mark = strstr(html, "local change to prognosis");
+    assert_non_null(strstr(html, "+ your unapproved changes to:</strong> Diagnosis and prognosis"));
+    /* the change is marked in the diagnosis section, once */
+    const char *mark = strstr(html, "PROPOSED on this device, not approved");
     assert_non_null(mark);
     assert_true(mark > strstr(html, "id=\"diagnosis\"") && mark < strstr(html, "id=\"medicines\""));
-    assert_null(strstr(mark + 1, "local change to prognosis"));
+    assert_null(strstr(mark + 1, "PROPOSED on this device"));
+    assert_non_null(strstr(mark, "<dt>Prognosis</dt>"));
     assert_null(strstr(html, "STALE COPY"));
     cmc_free(html);
     json_decref(changed);
@@ -271,11 +277,12 @@ static void test_card_model(void **state)
     make_plan(&p, "dnacpr", "2027-02-11");
     p.status = PLAN_STATUS_AWAITING_APPROVAL;
     json_t *changed = json_pack("[s,s,s]", "prognosis", "resuscitation", "prognosis");
-    struct card_context ctx = { .now = 1800000000, .last_sync = -1, .pending_edits = 2, .changed_paths = changed };
+    struct card_context ctx = { .now = 1800000000, .last_sync = -1, .pending_edits = 2, .changed_paths = changed,
+                                .lease_days_left = -1 };
     static struct card_model m;
     card_build(&p, &ctx, &m);
-    assert_int_equal(m.prognosis.state, CARD_VALUE_PENDING);
-    assert_int_equal(m.cpr.form_location.state, CARD_VALUE_PENDING); /* inside a changed object */
+    assert_int_equal(m.prognosis.state, CARD_VALUE_PROPOSED);
+    assert_int_equal(m.cpr.form_location.state, CARD_VALUE_PROPOSED); /* inside a changed object */
     assert_int_equal(m.identity.given_name.state, CARD_VALUE_APPROVED);
     assert_int_equal(m.sections[CARD_SEC_DIAGNOSIS].n_pending_paths, 1);
     assert_int_equal(m.sections[CARD_SEC_IDENTITY].n_pending_paths, 0);
@@ -320,7 +327,7 @@ static void test_render_out_of_memory(void **state)
     (void)state;
     struct plan p;
     make_plan(&p, "dnacpr", "2027-02-11");
-    struct card_context ctx = { .now = 1800000000, .last_sync = 1800000000 };
+    struct card_context ctx = { .now = 1800000000, .last_sync = 1800000000, .lease_days_left = -1 };
     struct web_chrome c = { .title = "t", .night = -1 };
     struct web_card card = { .p = &p, .ctx = &ctx, .view = WEB_VIEW_FULL };
     /* every failure point ends in CMC_ERR_NOMEM (no crash, no leak), until there is none */
