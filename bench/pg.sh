@@ -30,13 +30,15 @@ say() { printf '== %s\n' "$*" >&2; }
 now_ns() { date +%s%N; }
 make --no-print-directory -C "$HERE/.." BUILD="$BUILD" bench-bins "$RR" >/dev/null
 mkdir -p "$OUT"
+# 64 devices, each on its own kept-alive connection, all from 127.0.0.1
+printf 'per_ip_connections = 256\nmax_connections = 1024\n' >"$WORK/hub.conf"
 pg_fixture_start || { echo "bench/pg.sh: PostgreSQL could not start: $PG_FIXTURE_WHY" >&2; exit 77; }
 
 serve() { # serve DIR -> prints the port
   local port
   for _ in 1 2 3 4 5; do
     port=$(( 20000 + RANDOM % 40000 ))
-    "$HUB" --dir "$1" serve --listen "127.0.0.1:$port" >>"$WORK/serve.log" 2>&1 &
+    "$HUB" --dir "$1" --config "$WORK/hub.conf" serve --listen "127.0.0.1:$port" >>"$WORK/serve.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && { echo "$port"; return 0; }; sleep 0.05; done
   done
@@ -69,8 +71,8 @@ run() { # run NAME STORE NODES
   "$DRV" rounds "$d/dev" "$d/hub" 10 100 >"$r/rounds.json"
   say "$name: idle polls, 64 devices, 8 threads, 5 s"
   if [ -n "${BENCH_PG_PERF:-}" ]; then
-    perf record -a -g -o "$r/perf.data" -- "$DRV" load "$d/hub" "$url" 64 8 5 >"$r/load.json" 2>/dev/null
-    perf report -i "$r/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 25 >"$r/perf-top.txt" || true
+    perf record -q -a -g -o "$r/perf.data" -- "$DRV" load "$d/hub" "$url" 64 8 5 >"$r/load.json" 2>"$r/load.err"
+    perf report -i "$r/perf.data" --no-children -g none --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 25 >"$r/perf-top.txt" || true
     rm -f "$r/perf.data"
   else
     "$DRV" load "$d/hub" "$url" 64 8 5 >"$r/load.json"

@@ -23,6 +23,8 @@
 #define HST_PG_MAX_PARAMS 64
 /* The one lock every write transaction takes (hstore.h): an arbitrary constant, "cmc hub". */
 #define HST_PG_WRITE_LOCK "SELECT pg_advisory_xact_lock(7136771)"
+#define HST_PG_SESSION                                                                        \
+    "SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET bytea_output = hex"
 
 #define OID_BOOL 16
 #define OID_BYTEA 17
@@ -58,6 +60,7 @@ struct hst_pg {
     int changes;
     int64_t last_id;
     int last_code;
+    int in_tx;      /* a transaction is open (or was, when the connection dropped) */
     char msg[256];
     struct hst_pg_cdata cdata[4];
 };
@@ -78,6 +81,8 @@ struct hst_pg_stmt {
     int row, nrows, done;
     int bind_nomem; /* a bind ran out of memory: the step says so (SQLite's binds cannot) */
 };
+
+static int pg_usable(struct hst_pg *pg, int ends_tx);
 
 static void pg_quiet(void *arg, const char *message)
 {
@@ -146,8 +151,7 @@ int hst_pg_connect(const char *url, struct hst_pg **out)
         return cmc_fail(CMC_ERR_IO, "hub store: cannot connect to PostgreSQL: %s", msg);
     }
     PQsetNoticeProcessor(pg->conn, pg_quiet, NULL);
-    res = PQexec(pg->conn, "SET client_min_messages = warning; SET TIME ZONE 'UTC';"
-                 " SET bytea_output = hex");
+    res = PQexec(pg->conn, HST_PG_SESSION);
     PQclear(res);
     *out = pg;
     return CMC_OK;
@@ -187,6 +191,8 @@ static int pg_catalog(void *ctx, const char *question, const char *table, char *
         " AND attidentity <> '' LIMIT 1";
     struct hst_pg *pg = ctx;
     const char *params[1] = {table};
+    if (pg_usable(pg, 0) != SQLITE_OK)
+        return cmc_fail(CMC_ERR_IO, "hub store (catalog): %s", pg->msg);
     PGresult *res = PQexecParams(pg->conn, strcmp(question, "pk") == 0 ? pk_sql : id_sql, 1,
                                  NULL, params, NULL, NULL, 0);
     out[0] = '\0';
@@ -378,14 +384,50 @@ static void decode_bytea(PGresult *res)
     }
 }
 
+/* A connection the server dropped (a restart, a failover) is made again before the next
+ * statement, but never in the middle of a transaction: that one fails whole, and is rolled
+ * back by its caller, before anything runs on the new connection. Statements are prepared
+ * again as they are used. */
+static int pg_usable(struct hst_pg *pg, int ends_tx)
+{
+    if (PQstatus(pg->conn) == CONNECTION_OK)
+        return SQLITE_OK;
+    if (pg->in_tx) {
+        if (ends_tx)
+            pg->in_tx = 0;
+        snprintf(pg->msg, sizeof pg->msg, "the connection to PostgreSQL was lost in a transaction");
+        return pg->last_code = SQLITE_IOERR;
+    }
+    PQreset(pg->conn);
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        snprintf(pg->msg, sizeof pg->msg, "cannot reconnect to PostgreSQL");
+        return pg->last_code = SQLITE_IOERR;
+    }
+    for (size_t i = 0; i < pg->n_cache; i++)
+        pg->cache[i].sig[0] = '\0';
+    PQclear(PQexec(pg->conn, HST_PG_SESSION));
+    return SQLITE_OK;
+}
+
+static void pg_note_tx(struct hst_pg *pg)
+{
+    if (PQstatus(pg->conn) == CONNECTION_OK)
+        pg->in_tx = PQtransactionStatus(pg->conn) != PQTRANS_IDLE;
+}
+
 static int run_simple(struct hst_pg *pg, const char *sql)
 {
+    int ends_tx = starts_with_word(sql, "COMMIT") || starts_with_word(sql, "ROLLBACK");
+    int rc = pg_usable(pg, ends_tx);
+    if (rc != SQLITE_OK)
+        return rc;
     PGresult *res = PQexec(pg->conn, sql);
     ExecStatusType s = PQresultStatus(res);
-    int rc = SQLITE_DONE;
+    rc = SQLITE_DONE;
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
         rc = pg_fail_res(pg, res);
     PQclear(res);
+    pg_note_tx(pg);
     return rc;
 }
 
@@ -441,9 +483,10 @@ static int run_sql(struct hst_pg_stmt *st)
     sig[n] = '\0';
     if (n == 0)
         snprintf(sig, sizeof sig, "-");
-    if ((rc = ensure_prepared(st, sig, types, n)) != SQLITE_OK)
+    if ((rc = pg_usable(pg, 0)) != SQLITE_OK || (rc = ensure_prepared(st, sig, types, n)) != SQLITE_OK)
         return rc;
     st->res = PQexecPrepared(pg->conn, e == &st->e_own ? "" : e->name, n, values, lens, fmts, 0);
+    pg_note_tx(pg);
     switch (PQresultStatus(st->res)) {
     case PGRES_COMMAND_OK:
         pg->changes = atoi(PQcmdTuples(st->res));

@@ -183,6 +183,44 @@ static void test_other_hubs_key_file_refused(void **state)
     assert_int_equal(hub_init(e->dir), CMC_ERR_EXISTS);
 }
 
+/* The server drops a node's connection (a restart, a failover): the request in flight fails,
+ * the next one is served on a new connection, and a transaction is never split across two. */
+static void test_node_reconnects_after_the_server_drops_it(void **state)
+{
+    struct tst_hub *e = *state;
+    char x[PLAN_ID_LEN + 1], sql[96];
+    sqlite3_stmt *st = NULL;
+    uint64_t head = 0, want = 0;
+    long pid;
+    hub *b = NULL;
+    int rc = CMC_OK;
+
+    if (!tst_hub_store_pg()) {
+        skip(); /* an embedded file has no connection to lose */
+        return;
+    }
+    assert_int_equal(hub_open(e->dir, &b), CMC_OK);
+    assert_int_equal(hub_db_prepare(b, "SELECT pg_backend_pid()", &st), CMC_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    pid = (long)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%ld)", pid);
+    assert_int_equal(hub_db_exec(e->h, sql), CMC_OK);
+    tst_hub_import_published(e, 0, "9434765919", x);
+    assert_int_equal(hub_head_seq(e->h, &want), CMC_OK);
+    for (int i = 0; i < 2; i++) /* the first may find the connection gone */
+        if ((rc = hub_head_seq(b, &head)) == CMC_OK)
+            break;
+    assert_int_equal(rc, CMC_OK);
+    assert_int_equal(head, want);
+    /* and it writes again, in a whole transaction */
+    const char *change = "{\"set\": {\"prognosis\": \"days\"}}";
+    assert_int_equal(hub_plan_edit(b, "nurse1", x, change, strlen(change), NULL), CMC_OK);
+    assert_int_equal(hub_head_seq(b, &head), CMC_OK);
+    assert_true(head > want);
+    hub_close(b);
+}
+
 TST_HUB_MAIN(test_replay_refused_by_the_other_node, test_change_log_is_one_sequence,
              test_device_pulls_from_either_node, test_signing_key_sealed_in_postgresql,
-             test_other_hubs_key_file_refused)
+             test_other_hubs_key_file_refused, test_node_reconnects_after_the_server_drops_it)
