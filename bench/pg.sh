@@ -5,6 +5,7 @@
 # PostgreSQL nodes behind tests/tools/rr_forward. Everything on 127.0.0.1, a throwaway
 # PostgreSQL 15 (tests/support/pg_fixture.sh), nothing left running.
 #   BENCH_PG_PLANS=100000   plans seeded      BENCH_PG_PERF=1   perf record each load phase
+#   BENCH_PG_RUNS="sqlite1 pg1 pg2"             which configurations
 #   BENCH_OUT=bench/results
 set -euo pipefail
 BUILD=${BUILD:-build}
@@ -80,10 +81,11 @@ run() { # run NAME STORE NODES
   local p; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; PIDS=()
 }
 
-run sqlite1 sqlite 1
-run pg1 pg 1
-run pg2 pg 2
-for name in sqlite1 pg1 pg2; do
+RUNS=${BENCH_PG_RUNS:-"sqlite1 pg1 pg2"}
+for name in $RUNS; do
+  case $name in sqlite1) run sqlite1 sqlite 1 ;; pg1) run pg1 pg 1 ;; pg2) run pg2 pg 2 ;; esac
+done
+for name in $RUNS; do
   jq -n --arg name "$name" --slurpfile s "$OUT/$name/seed.json" --slurpfile l "$OUT/$name/load.json" \
     --slurpfile r "$OUT/$name/rounds.json" \
     '{name: $name, seed_ms: $s[0].seed_ms, polls_per_s: $l[0].polls_per_s, rounds: $r[0]}'

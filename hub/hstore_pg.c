@@ -23,8 +23,12 @@
 #define HST_PG_MAX_PARAMS 64
 /* The one lock every write transaction takes (hstore.h): an arbitrary constant, "cmc hub". */
 #define HST_PG_WRITE_LOCK "SELECT pg_advisory_xact_lock(7136771)"
+/* force_custom_plan: the hub's statements are prepared once and run with very different
+ * values (a device at cursor 0 or at the head); a generic plan for "seq > $1" scans the whole
+ * table, a plan for the value at hand uses the index. */
 #define HST_PG_SESSION                                                                        \
-    "SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET bytea_output = hex"
+    "SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET bytea_output = hex;"          \
+    " SET plan_cache_mode = force_custom_plan"
 
 #define OID_BOOL 16
 #define OID_BYTEA 17
