@@ -12,7 +12,7 @@
 BUILD    ?= build
 CC       ?= cc
 SANITIZE ?=
-PKGS     := sqlcipher libsodium msgpack libcurl zlib libmicrohttpd gnutls jansson libpq
+PKGS     := sqlcipher libsodium msgpack libcurl zlib libmicrohttpd gnutls jansson libbrotlienc libbrotlidec libpq
 DEPS_OK  := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo yes)
 
 WARN   := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

@@ -33,6 +33,8 @@
 #define AUDIT_LIST "list"              /* the list of visible plans */
 #define AUDIT_PAGE_VIEW "page_view"    /* the crew's web page showed a plan */
 #define AUDIT_EDIT "edit"              /* a pending edit was made */
+#define AUDIT_BREAK_GLASS "break_glass" /* a locked copy opened for one plan (plan_id set;
+                                           identifier = the reason the user typed) */
 
 /* Appends one entry for the store's session. plan_id and identifier may be NULL. A failure
  * to record is logged, never allowed to block the view. */

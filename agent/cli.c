@@ -7,9 +7,11 @@
 #include "agent/cli_help.h"
 #include "agent/web.h"
 #include "crypto/cry.h"
+#include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/plan.h"
+#include "sync/text.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -34,6 +36,7 @@ static const struct opt_spec opt_specs[] = {
     OPT_STR("--role", role),         OPT_STR("--name", name),       OPT_STR("--dob", dob),
     OPT_STR("--postcode", postcode), OPT_STR("--hub", hub),         OPT_STR("--code", code),
     OPT_STR("--ca", ca),             OPT_STR("--file", file),       OPT_STR("--keep", keep),
+    OPT_STR("--break-glass", break_glass),
     OPT_STR("--listen", listen),     OPT_FLAG("--json", json),      OPT_FLAG("--watch", watch),
     OPT_FLAG("--verify", verify),    OPT_FLAG("--help", help),      OPT_FLAG("-h", help),
 };
@@ -106,9 +109,21 @@ int cli_print_json(json_t *doc)
 {
     if (doc == NULL)
         return cmc_fail(CMC_ERR_NOMEM, "out of memory building the JSON output");
-    int rc = json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 ? CMC_OK : CMC_ERR_IO;
-    fputc('\n', stdout);
+    /* Through text_put_json: bidirectional and invisible characters a replica may hold reach
+     * a terminal as \u escapes (sync/text.h). */
+    const size_t flags = JSON_INDENT(2) | JSON_PRESERVE_ORDER;
+    size_t len = json_dumpb(doc, NULL, 0, flags);
+    char *out = len > 0 ? cmc_malloc(len) : NULL;
+    if (out == NULL || json_dumpb(doc, out, len, flags) != len) {
+        json_decref(doc);
+        cmc_free(out);
+        return cmc_fail(CMC_ERR_NOMEM, "out of memory writing the JSON output");
+    }
     json_decref(doc);
+    int rc = text_put_json(stdout, out, len) >= len ? CMC_OK : CMC_ERR_IO; /* escapes only add bytes */
+    fputc('\n', stdout);
+    cry_memzero(out, len);
+    cmc_free(out);
     return rc;
 }
 
@@ -146,7 +161,8 @@ static void usage(FILE *f)
           "Commands:\n"
           "  init --user NAME --role urgent_care|clinician   create the encrypted replica\n"
           "  user add NAME --role R | user remove NAME | user list\n"
-          "  lookup NHS_NUMBER          the summary card, or \"no plan on this device\"\n"
+          "  lookup NHS_NUMBER [--break-glass REASON]   the summary card, or \"no plan on this device\";\n"
+          "                             on a locked copy, one card with a typed reason (audited)\n"
           "  search [--name N] [--dob YYYY-MM-DD] [--postcode P]   identity candidates\n"
           "  show PLAN                  the whole plan visible to you (plan id or NHS number)\n"
           "  list                       plans visible to you\n"

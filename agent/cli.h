@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define CLI_MAX_POSITIONAL 8
 #define CLI_PIN_BUF 160
@@ -46,6 +47,7 @@ struct cli_opts {
     const char *file;
     const char *keep;
     const char *listen;
+    const char *break_glass; /* lookup on a locked copy: the reason typed */
     int json;
     int watch;
     int verify;
@@ -85,6 +87,9 @@ int cli_print_json(json_t *doc);
 int cli_need_positional(const struct cli_opts *o, size_t n, const char *usage);
 /* A PLAN argument: a plan id as given, or an NHS number normalised into nhs (11 bytes). */
 int cli_plan_key(const char *arg, char *nhs, const char **key);
+/* printf for text that may hold plan or user text: through text_put_terminal (sync/text.h),
+ * so a control sequence in it reaches the terminal only as a visible marker. */
+void cli_term_printf(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The commands: each returns a cmc_err (cli_main turns it into the exit status). */
 int cli_cmd_init(struct cli_opts *o);     /* cli_user.c */

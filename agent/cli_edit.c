@@ -97,9 +97,9 @@ int cli_cmd_conflicts(struct cli_opts *o)
         if (n == 0)
             printf("No open conflicts.\n");
         for (size_t i = 0; i < n; i++)
-            printf("%s  %s\n    yours (local): %s\n    hub v%lld (remote): %s\n    before: %s%s%s\n", c[i].nhs_number,
-                   c[i].path, c[i].local, (long long)c[i].remote_version, c[i].remote, c[i].base,
-                   c[i].chosen[0] ? "\n    chosen: " : "", c[i].chosen);
+            cli_term_printf(stdout, "%s  %s\n    yours (local): %s\n    hub v%lld (remote): %s\n    before: %s%s%s\n",
+                            c[i].nhs_number, c[i].path, c[i].local, (long long)c[i].remote_version, c[i].remote,
+                            c[i].base, c[i].chosen[0] ? "\n    chosen: " : "", c[i].chosen);
         if (n > 0)
             printf("Settle each with: cmc-agent resolve PLAN FIELD --keep local|remote\n");
     }

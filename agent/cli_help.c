@@ -27,15 +27,26 @@ static const struct help_entry help_entries[] = {
     {"user", "usage: cmc-agent user add NAME --role R [--new-pin-file FILE] | user remove NAME |"
              " user list\n\nThe people who may unlock this device. CMC_NEW_PIN: the new user's"
              " PIN.\n" ENV_COMMON},
-    {"lookup", "usage: cmc-agent lookup NHS_NUMBER [--json]\n\nThe summary card, or \"no plan"
-               " on this device\" (exit 3). Every view is written to the audit log.\n" ENV_COMMON},
+    {"lookup", "usage: cmc-agent lookup NHS_NUMBER [--break-glass REASON] [--json]\n\nThe summary"
+               " card, or \"no plan on this device\" (exit 3). Every view is written to the\naudit"
+               " log. Within CMC_LEASE_WARN_DAYS (default 2) of the offline lease running out, the"
+               "\ncard says \"this copy locks in N days without a sync\".\n\n--break-glass REASON: on"
+               " a copy whose lease has run out (exit 4), opens this one\npatient's card with your"
+               " PIN and a typed reason (at least 8 characters, one line).\nThe card says how old"
+               " the copy is; the view is audited as break_glass with the\nreason and reported to"
+               " the hub at the next sync (cmc-hub audit --break-glass).\n" ENV_COMMON},
     {"search", "usage: cmc-agent search [--name N] [--dob YYYY-MM-DD] [--postcode P] [--json]\n\n"
-               "Identity candidates, to confirm before a lookup.\n" ENV_COMMON},
+               "Identity candidates, to confirm before a lookup: at most 20. When more match, it"
+               " says\nso (\"showing 20 of 551 - add date of birth or postcode\"; --json: shown,"
+               " total).\nNames match whatever their case, accents, hyphens and apostrophes"
+               " (O'Brien = OBrien).\n" ENV_COMMON},
     {"show", "usage: cmc-agent show PLAN [--json]\n\nThe whole plan visible to you (plan id or"
              " NHS number).\n" ENV_COMMON},
     {"list", "usage: cmc-agent list [--json]\n\nPlans visible to you.\n" ENV_COMMON},
     {"status", "usage: cmc-agent status [--json]\n\nThe hub, the last sync and its age, the"
-               " cursor, counts and the lease.\n" ENV_COMMON},
+               " cursor, counts and the lease, with a warning\n\"this copy locks in N days without"
+               " a sync\" within CMC_LEASE_WARN_DAYS days (default 2;\n0 turns it off) of the lock"
+               " (--json: lease_days_left, lease_warning).\n" ENV_COMMON},
     {"edit", "usage: cmc-agent edit PLAN --file CHANGES.json\n\nAn offline edit (clinicians),"
              " kept until pushed by sync.\n" ENV_COMMON},
     {"verify", "usage: cmc-agent verify\n\nA full integrity check of the replica.\n" ENV_COMMON},

@@ -12,9 +12,12 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/plan.h"
+#include "sync/text.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +29,34 @@ static json_t *hit_json(const struct store_hit *h)
                      "status", plan_status_name(h->status), "version", (json_int_t)h->version);
 }
 
+/* printf to `f` through text_put_terminal: plan text reaches the terminal only escaped
+ * (sync/text.h), whatever an earlier version let into the replica. */
+void cli_term_printf(FILE *f, const char *fmt, ...)
+{
+    char small[512], *big = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    const char *out = small;
+    if ((size_t)n >= sizeof small) {
+        if ((big = cmc_malloc((size_t)n + 1)) == NULL)
+            return;
+        va_start(ap, fmt);
+        vsnprintf(big, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        out = big;
+    }
+    text_put_terminal(f, out, (size_t)n);
+    if (big != NULL) {
+        cry_memzero(big, (size_t)n);
+        cmc_free(big);
+    }
+    cry_memzero(small, sizeof small);
+}
+
 static void print_hits_text(const struct store_hit *hits, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -33,25 +64,88 @@ static void print_hits_text(const struct store_hit *hits, size_t n)
         char name[160];
         snprintf(name, sizeof name, "%s, %s", h->family_name ? h->family_name : "-",
                  h->given_name ? h->given_name : "-");
-        printf("%.3s %.3s %.4s  %-32s born %-10s  %-9s %s\n", h->nhs_number, h->nhs_number + 3,
-               h->nhs_number + 6, name, h->date_of_birth ? h->date_of_birth : "-",
-               h->postcode ? h->postcode : "-",
-               plan_status_name(h->status) ? plan_status_name(h->status) : "?");
+        cli_term_printf(stdout, "%.3s %.3s %.4s  %-32s born %-10s  %-9s %s\n", h->nhs_number, h->nhs_number + 3,
+                    h->nhs_number + 6, name, h->date_of_birth ? h->date_of_birth : "-",
+                    h->postcode ? h->postcode : "-",
+                    plan_status_name(h->status) ? plan_status_name(h->status) : "?");
     }
+}
+
+
+/* The lease warning threshold; a bad CMC_LEASE_WARN_DAYS is said once and the default used:
+ * a crew's lookup is never refused for a misconfigured warning. */
+static int warn_days(void)
+{
+    int days;
+    if (lease_warn_days(&days) != CMC_OK)
+        fprintf(stderr, "cmc-agent: warning: %s; using %d\n", cmc_errmsg(), days);
+    cmc_err_clear();
+    return days;
+}
+
+/* Unlocks for reading. With `glass` (a break-glass reason was given) a copy whose lease has
+ * run out still opens, and *broken says so; the user's PIN is checked either way. */
+static int unlock_reading(const struct cli_opts *o, struct cli_session *s, int glass, int *broken)
+{
+    *broken = 0;
+    int rc = cli_unlock(o, s);
+    if (rc != CMC_OK)
+        return rc;
+    rc = lease_check(s->store);
+    if (rc == CMC_ERR_LOCKED && glass) {
+        cmc_err_clear();
+        *broken = 1;
+        return CMC_OK;
+    }
+    if (rc == CMC_OK && glass)
+        fprintf(stderr, "cmc-agent: this copy is not locked: shown as an ordinary lookup (no break glass)\n");
+    if (rc == CMC_ERR_LOCKED) {
+        char why[320];
+        snprintf(why, sizeof why, "%s", cmc_errmsg());
+        rc = cmc_fail(CMC_ERR_LOCKED, "%s; in an emergency 'cmc-agent lookup NHS_NUMBER --break-glass REASON' "
+                                      "opens one card (audited)", why);
+    }
+    if (rc != CMC_OK)
+        cli_session_close(s);
+    return rc;
+}
+
+/* The terminal card, printed whole through text_put_terminal (sync/text.h): whatever text an
+ * earlier version let into the replica reaches the terminal as visible markers, never as a
+ * control sequence that could move the cursor over the CPR line. */
+static int print_card_terminal(const struct card_model *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (mem == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
+    card_print(mem, m);
+    int rc = fclose(mem) == 0 ? CMC_OK : cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
+    if (rc == CMC_OK)
+        text_put_terminal(stdout, buf, len);
+    if (buf != NULL) {
+        cry_memzero(buf, len);
+        free(buf); /* open_memstream's buffer is the C library's */
+    }
+    return rc;
 }
 
 static int show_plan(struct cli_opts *o, const char *key, int full)
 {
     struct cli_session s;
     struct plan p;
-    plan_init(&p);
-    json_t *changed = json_array();
-    int pending = 0;
+    char reason[LEASE_REASON_MAX + 1];
+    int broken = 0, pending = 0;
     struct card_source src;
     memset(&src, 0, sizeof src);
-    int rc = cli_unlock_for_reading(o, &s);
-    if (rc != CMC_OK)
-        goto out;
+    plan_init(&p);
+    json_t *changed = json_array();
+    int rc = o->break_glass != NULL ? lease_reason_check(o->break_glass, reason) : CMC_OK;
+    if (rc != CMC_OK || (rc = unlock_reading(o, &s, o->break_glass != NULL, &broken)) != CMC_OK) {
+        json_decref(changed);
+        return rc;
+    }
     rc = view_load(s.store, key, &p, &pending, changed);
     if (rc == CMC_ERR_NOT_FOUND) {
         /* a miss is audited too: someone looked for this patient here */
@@ -63,7 +157,11 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     }
     if (rc != CMC_OK)
         goto out;
-    audit_record(s.store, full ? AUDIT_SHOW : AUDIT_LOOKUP, p.plan_id, NULL);
+    /* a break-glass view keeps its reason in the chain the hub receives; no patient data */
+    if (broken)
+        audit_record(s.store, AUDIT_BREAK_GLASS, p.plan_id, reason);
+    else
+        audit_record(s.store, full ? AUDIT_SHOW : AUDIT_LOOKUP, p.plan_id, NULL);
     struct card_context ctx;
     card_context_init(&ctx, s.store, plat_wall_now());
     ctx.pending_edits = pending;
@@ -72,6 +170,8 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
     if ((rc = card_source_load(s.store, &p, pending, &src)) != CMC_OK)
         goto out;
     card_source_apply(&src, &ctx);
+    (void)warn_days(); /* says once on stderr when CMC_LEASE_WARN_DAYS is bad */
+    lease_card_context(s.store, broken, &ctx);
     struct card_model model;
     card_build(&p, &ctx, &model);
     if (o->json) {
@@ -82,10 +182,11 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
         }
         rc = cli_print_json(card);
     } else {
-        card_print(stdout, &model); /* local changes are shown in their sections */
+        rc = print_card_terminal(&model); /* local changes are shown in their sections */
     }
     cry_memzero(&model, sizeof model); /* it holds a copy of the NHS number */
 out:
+    cry_memzero(reason, sizeof reason);
     card_source_free(&src);
     json_decref(changed);
     plan_free(&p);
@@ -113,26 +214,38 @@ int cli_cmd_show(struct cli_opts *o)
     const char *key = NULL;
     if ((rc = cli_plan_key(o->positional[0], nhs, &key)) != CMC_OK)
         return rc;
+    if (o->break_glass != NULL) /* one patient's card, by NHS number: never the whole plan */
+        return cmc_fail(CMC_ERR_USAGE, "--break-glass opens one summary card: use 'cmc-agent lookup NHS_NUMBER "
+                                       "--break-glass REASON'");
     return show_plan(o, key, 1);
 }
 
-static int print_hits(const struct cli_opts *o, const struct store_hit *hits, size_t n, const char *none)
+/* `total`: every match, shown or not; `shown_words` the notice when some were not shown. */
+static int print_hits(const struct cli_opts *o, const struct store_hit *hits, size_t n, size_t total,
+                      const char *shown_words, const char *none)
 {
     if (o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, hit_json(&hits[i]));
-        return cli_print_json(json_pack("{s:I, s:o}", "count", (json_int_t)n, "plans", arr));
+        return cli_print_json(json_pack("{s:I, s:I, s:I, s:s?, s:o}", "count", (json_int_t)n, "shown", (json_int_t)n,
+                                        "total", (json_int_t)total, "message",
+                                        shown_words[0] != '\0' ? shown_words : NULL, "plans", arr));
     }
     if (n == 0)
         return cmc_fail(CMC_ERR_NOT_FOUND, "%s", none);
-    if (isatty(STDOUT_FILENO))
+    int tty = isatty(STDOUT_FILENO);
+    if (tty)
         print_hits_text(hits, n);
     else
         for (size_t i = 0; i < n; i++)
-            printf("%s\t%s\t%s\t%s\t%s\t%s\n", hits[i].nhs_number, hits[i].family_name ? hits[i].family_name : "",
-                   hits[i].given_name ? hits[i].given_name : "", hits[i].date_of_birth ? hits[i].date_of_birth : "",
-                   hits[i].postcode ? hits[i].postcode : "", plan_status_name(hits[i].status));
+            cli_term_printf(stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", hits[i].nhs_number,
+                        hits[i].family_name ? hits[i].family_name : "", hits[i].given_name ? hits[i].given_name : "",
+                        hits[i].date_of_birth ? hits[i].date_of_birth : "", hits[i].postcode ? hits[i].postcode : "",
+                        plan_status_name(hits[i].status));
+    /* on a terminal under the list; in a pipe on stderr, so the rows stay machine-readable */
+    if (shown_words[0] != '\0')
+        fprintf(tty ? stdout : stderr, "%s%s\n", tty ? "\n" : "cmc-agent: ", shown_words);
     return CMC_OK;
 }
 
@@ -153,10 +266,12 @@ int cli_cmd_search(struct cli_opts *o)
     audit_record(s.store, AUDIT_SEARCH, NULL, criteria);
     struct store_query q = { .name = o->name, .date_of_birth = o->dob, .postcode = o->postcode };
     struct store_hit *hits = NULL;
-    size_t n = 0;
-    rc = store_search(s.store, &q, 20, &hits, &n);
+    size_t n = 0, total = 0;
+    char shown[160];
+    rc = store_search_counted(s.store, &q, STORE_SEARCH_SHOWN, &hits, &n, &total);
+    store_search_words(&q, n, total, shown, sizeof shown);
     if (rc == CMC_OK)
-        rc = print_hits(o, hits, n, "no matching plan on this device");
+        rc = print_hits(o, hits, n, total, shown, "no matching plan on this device");
     if (rc == CMC_OK && n == 0)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "no matching plan on this device");
     store_hits_free(hits, n);
@@ -176,7 +291,7 @@ int cli_cmd_list(struct cli_opts *o)
     rc = store_list(s.store, &hits, &n);
     if (rc == CMC_OK)
         rc = n == 0 && !o->json ? (printf("No plans on this device visible to you.\n"), CMC_OK)
-                                : print_hits(o, hits, n, "");
+                                : print_hits(o, hits, n, n, "", "");
     store_hits_free(hits, n);
     cli_session_close(&s);
     return rc;
@@ -204,21 +319,31 @@ int cli_cmd_status(struct cli_opts *o)
     struct lease_info li;
     if ((rc = lease_info_get(s.store, &li)) != CMC_OK)
         goto out;
-    char policy[160];
+    char policy[200], warning[96] = "";
+    int left = lease_days_left(&li, warn_days());
     if (li.lease_days <= 0)
         snprintf(policy, sizeof policy, "no offline lease");
     else
         snprintf(policy, sizeof policy, "locks after %lld days without a sync%s", (long long)li.lease_days,
-                 li.locked ? " - LOCKED now: sync to unlock" : "");
+                 li.locked ? " - LOCKED now: sync to unlock (in an emergency: lookup NHS --break-glass REASON)"
+                           : "");
+    if (left >= 0)
+        snprintf(warning, sizeof warning, "this copy locks in %d day%s without a sync", left, left == 1 ? "" : "s");
     if (o->json) {
-        rc = cli_print_json(json_pack("{s:s, s:s, s:s?, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "user",
+        json_t *doc = json_pack("{s:s, s:s, s:s?, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "user",
                                   s.who.user, "role", store_role_name(s.who.role), "hub", hub, "last_sync",
                                   ctx.last_sync < 0 ? json_null() : json_integer(ctx.last_sync), "copy_age", age,
                                   "cursor", (json_int_t)cursor, "plans_visible", (json_int_t)c.visible,
                                   "plans_published", (json_int_t)c.published, "plans_draft", (json_int_t)c.drafts,
                                   "pending_edits", (json_int_t)c.pending, "conflicts", (json_int_t)c.conflicts,
                                   "tombstones", (json_int_t)c.tombstones, "lease_days",
-                                  (json_int_t)li.lease_days, "locked", li.locked));
+                                  (json_int_t)li.lease_days, "locked", li.locked);
+        if (doc != NULL) {
+            json_object_set_new(doc, "lease_days_left", left < 0 ? json_null() : json_integer(left));
+            if (warning[0] != '\0')
+                json_object_set_new(doc, "lease_warning", json_string(warning));
+        }
+        rc = cli_print_json(doc);
     } else {
         printf("user:          %s (%s)\n", s.who.user, store_role_name(s.who.role));
         printf("hub:           %s\n", hub ? hub : "not enrolled");
@@ -229,6 +354,8 @@ int cli_cmd_status(struct cli_opts *o)
         printf("pending edits: %lld\n", (long long)c.pending);
         printf("conflicts:     %lld\n", (long long)c.conflicts);
         printf("policy:        %s\n", policy);
+        if (warning[0] != '\0')
+            printf("WARNING:       %s\n", warning);
     }
 out:
     cmc_free(hub);
@@ -295,8 +422,9 @@ int cli_cmd_audit(struct cli_opts *o)
                                                  "time", when, "user", e->user, "role", e->role, "action", e->action,
                                                  "plan_id", e->plan_id, "identifier", e->identifier));
         else
-            printf("%6lld  %s  %-16s %-12s %-12s %s%s\n", (long long)e->seq, when, e->user, e->role, e->action,
-                   e->plan_id, e->identifier);
+            cli_term_printf(stdout, "%6lld  %s  %-16s %-12s %-12s %s%s%s\n", (long long)e->seq, when, e->user, e->role,
+                        e->action, e->plan_id, e->plan_id[0] != '\0' && e->identifier[0] != '\0' ? "  " : "",
+                        e->identifier);
     }
     if (rc == CMC_OK && arr != NULL)
         rc = cli_print_json(json_pack("{s:o}", "entries", arr));

@@ -6,6 +6,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +129,9 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
     }
     if ((rc = cli_read_secret(o->pin_file, "CMC_PIN", "PIN: ", 0, pin, sizeof pin)) != CMC_OK)
         goto out;
+    uint64_t t_unlock = plat_phase_begin();
     rc = cry_slots_unlock(slots, user, pin, &s->key, role);
+    plat_phase_end(PLAT_PHASE_UNLOCK, t_unlock);
     if (rc == CMC_ERR_AUTH) {
         rc = cmc_fail(CMC_ERR_AUTH, "wrong user or PIN; nothing was changed");
         goto out;
@@ -141,7 +144,9 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s)
         rc = cmc_fail(CMC_ERR_TAMPERED, "the key slot names an unknown role");
         goto out;
     }
+    uint64_t t_open = plat_phase_begin();
     rc = store_open(o->replica_path, s->key, &s->who, &s->store);
+    plat_phase_end(PLAT_PHASE_OPEN, t_open);
 out:
     cry_memzero(pin, sizeof pin);
     cry_slots_free(slots);

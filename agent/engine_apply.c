@@ -7,6 +7,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/trace.h"
 #include "sync/change.h"
 #include "sync/rules.h"
 
@@ -249,8 +250,10 @@ int engine_apply_bundle(store *s, const struct engine_config *cfg, const uint8_t
     int rc = engine_check_bundle(hub_pk, device_uuid, buf, len, &hdr);
     if (rc == CMC_OK)
         rc = bundle_decode(buf, len, &hdr, &ops, &n_ops);
+    uint64_t t_apply = plat_phase_begin();
     if (rc == CMC_OK)
         rc = engine_apply_page(s, cfg, &hdr, ops, n_ops, 0, &in_batch, rep);
+    plat_phase_end(PLAT_PHASE_APPLY, t_apply);
     if (rc == CMC_OK)
         *more = (hdr.flags & BUNDLE_FLAG_MORE) != 0;
     bundle_ops_free(ops, n_ops);

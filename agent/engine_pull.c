@@ -7,6 +7,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/trace.h"
 #include "sync/wire.h"
 
 #include <pthread.h>
@@ -120,7 +121,8 @@ static void *download_thread(void *arg)
             break;
         /* GET /v1/pull from `cursor` for a replica that has committed `applied` */
         struct wire_pull_query q = { .cursor = (uint64_t)cursor, .applied = (uint64_t)applied,
-                                     .budget = pp->cfg->page_budget, .schema = PLAN_EDITION_CURRENT };
+                                     .budget = pp->cfg->page_budget, .schema = PLAN_EDITION_CURRENT,
+                                     .codecs = WIRE_CODEC_BROTLI };
         int rc = wire_pull_path(&q, path, sizeof path);
         if (rc == CMC_OK)
             rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);
@@ -257,7 +259,9 @@ int engine_pull_pages(store *s, const struct engine_config *cfg, const struct en
         int keep_open = more && cur.hdr.to_cursor > cur.hdr.from_cursor && group < group_max &&
                         (cfg->group_ms == UINT32_MAX ||
                          plat_mono_now_ns() - group_start < group_ns);
+        uint64_t t_apply = plat_phase_begin();
         rc = engine_apply_page(s, cfg, &cur.hdr, cur.ops, cur.n_ops, keep_open, &in_batch, rep);
+        plat_phase_end(PLAT_PHASE_APPLY, t_apply);
         if (rc == CMC_OK && !in_batch) {
             group = 0;
             group_start = plat_mono_now_ns();

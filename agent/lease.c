@@ -1,10 +1,14 @@
 #include "agent/lease.h"
 
+#include "agent/card.h"
+
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "sync/text.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define K_DAYS "lease_days"
@@ -111,4 +115,72 @@ int lease_check(store *s)
                     "this replica is locked: it has not synced with the hub since %.10s (the hub allows %lld days "
                     "offline); run 'cmc-agent sync' to unlock it",
                     when, (long long)li.lease_days);
+}
+
+int lease_warn_days(int *out)
+{
+    const char *v = getenv("CMC_LEASE_WARN_DAYS");
+    *out = LEASE_WARN_DAYS_DEFAULT;
+    if (v == NULL || v[0] == '\0')
+        return CMC_OK;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || n < 0 || n > LEASE_WARN_DAYS_MAX)
+        return cmc_fail(CMC_ERR_USAGE, "CMC_LEASE_WARN_DAYS must be 0 to %d days", LEASE_WARN_DAYS_MAX);
+    *out = (int)n;
+    return CMC_OK;
+}
+
+int lease_days_left(const struct lease_info *li, int warn_days)
+{
+    if (li->lease_days <= 0 || li->since <= 0 || li->locked || warn_days <= 0)
+        return -1;
+    int64_t left = li->lease_days * 86400 - li->elapsed;
+    if (left <= 0)
+        return -1;
+    int64_t days = (left + 86399) / 86400;
+    return days <= warn_days ? (int)days : -1;
+}
+
+int64_t lease_age_days(const struct lease_info *li)
+{
+    return li->since > 0 ? li->elapsed / 86400 : -1;
+}
+
+int lease_reason_check(const char *reason, char *out)
+{
+    uint32_t cp;
+    out[0] = '\0';
+    if (reason == NULL)
+        return cmc_fail(CMC_ERR_USAGE, "break glass needs a reason: why this plan must be read from a locked copy");
+    while (*reason == ' ')
+        reason++;
+    size_t n = strlen(reason);
+    while (n > 0 && reason[n - 1] == ' ')
+        n--;
+    if (n < LEASE_REASON_MIN)
+        return cmc_fail(CMC_ERR_USAGE, "break glass needs a reason of at least %d characters", LEASE_REASON_MIN);
+    if (n > LEASE_REASON_MAX)
+        return cmc_fail(CMC_ERR_USAGE, "the break-glass reason is longer than %d bytes", LEASE_REASON_MAX);
+    enum text_class cls = text_check(reason, n, TEXT_ONE_LINE, &cp);
+    if (cls != TEXT_OK)
+        return cmc_fail(CMC_ERR_USAGE, "the break-glass reason contains %s", text_class_words(cls));
+    memcpy(out, reason, n);
+    out[n] = '\0';
+    return CMC_OK;
+}
+
+void lease_card_context(store *s, int broken, struct card_context *ctx)
+{
+    struct lease_info li;
+    int warn = LEASE_WARN_DAYS_DEFAULT;
+    if (lease_info_get(s, &li) != CMC_OK) /* li.locked is 1: no warning; the age from the last sync */
+        cmc_err_clear();
+    if (lease_warn_days(&warn) != CMC_OK)
+        cmc_err_clear(); /* a misconfigured warning never keeps a card from a crew */
+    ctx->lease_days_left = lease_days_left(&li, warn);
+    ctx->break_glass = broken;
+    ctx->copy_age_days = lease_age_days(&li);
+    if (ctx->copy_age_days < 0 && ctx->last_sync >= 0)
+        ctx->copy_age_days = (ctx->now - ctx->last_sync) / 86400;
 }

@@ -9,6 +9,7 @@
 
 #include "platform/alloc.h"
 #include "platform/err.h"
+#include "platform/trace.h"
 #include "sync/db.h"
 #include "sync/plan.h"
 
@@ -304,7 +305,10 @@ int store_batch_commit(store *s)
      * batch is then gone and must not be reported as committed. */
     if (sqlite3_get_autocommit(s->db))
         return cmc_fail(CMC_ERR_DB, "replica: the batch was rolled back after an error");
-    return db_commit(s->db);
+    uint64_t t0 = plat_phase_begin();
+    int rc = db_commit(s->db);
+    plat_phase_end(PLAT_PHASE_COMMIT, t0);
+    return rc;
 }
 
 void store_batch_rollback(store *s)

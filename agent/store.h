@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 /* The newest schema version (PRAGMA user_version after store_open). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 6
 
 /* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
  * "clinician"); an urgent-care device refuses drafts (store_put_version). */
@@ -101,8 +101,10 @@ struct store_hit {
 };
 
 struct store_query {
-    const char *name;          /* matches family or given name, case- and accent-blind prefix;
-                                  "given family" matches both */
+    const char *name;          /* matches family or given name, case- and accent-blind prefix
+                                  that ignores hyphens, apostrophes and spaces (O'Brien =
+                                  OBrien, Smith-Jones = Smith Jones); "given family" matches
+                                  both */
     const char *date_of_birth; /* YYYY-MM-DD, exact */
     const char *postcode;      /* spaces and case ignored, exact or outward-code prefix */
 };
@@ -110,6 +112,15 @@ struct store_query {
 /* Candidates for identity matching, best first, at most `limit`. At least one criterion. */
 int store_search(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
                  size_t *n);
+/* As store_search, and *total is every plan that matches, shown or not (a crew must know
+ * when the list is not complete: "showing 20 of 551"). */
+int store_search_counted(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
+                         size_t *n, size_t *total);
+/* How many candidates a crew is shown at once, on the command line and the page. */
+#define STORE_SEARCH_SHOWN 20
+/* The notice under a cut list, naming the criteria not yet given: "showing 20 of 551 - add
+ * date of birth or postcode"; "" when every match is shown. */
+void store_search_words(const struct store_query *q, size_t shown, size_t total, char *out, size_t cap);
 /* Every plan this session may see, ordered by family name, given name. */
 int store_list(store *s, struct store_hit **out, size_t *n);
 void store_hits_free(struct store_hit *hits, size_t n);
@@ -123,9 +134,15 @@ struct store_counts {
     int64_t conflicts;    /* plans whose edits are held by a conflict (three-way merge state) */
     int64_t tombstones;
 };
-/* Plan counts decode and check every row like the reads do: a row that fails its check is
- * not counted (store_verify reports it). */
+/* Plan counts as the replica keeps them (agent/store_counts.c: triggers maintain them on
+ * every insert, prune, purge and wipe), read in constant time, without decoding any plan.
+ * They follow the rows' columns: a row whose body disagrees with its columns (written by
+ * something other than this code) is counted as its columns say, never shown, and found by
+ * store_verify, which also compares these counts with store_counts_scan. */
 int store_counts_get(store *s, struct store_counts *out);
+/* The same counts by decoding and checking every row like the reads do: a row that fails its
+ * check is not counted. Reads every plan: for store_verify and tests, not for `status`. */
+int store_counts_scan(store *s, struct store_counts *out);
 
 /* ---- sync state (key/value, in the same transaction as a batch) ------------------------ */
 

@@ -61,6 +61,8 @@ void store_name_normalise(const char *in, char *out)
             } else if (cp >= 0x100 && cp <= 0x17f) {
                 one[0] = fold_ext_a[cp - 0x100];
                 f = one;
+            } else if (cp == 0x2bc) {
+                /* U+02BC modifier letter apostrophe: dropped like ' */
             } else if (cp >= 0x180) {
                 /* Other scripts: kept as written (no case folding we could do simply). */
                 out[o++] = (char)p[0];
@@ -72,8 +74,13 @@ void store_name_normalise(const char *in, char *out)
                 out[o++] = *f;
             p += 2;
         } else if (c >= 0xe0 && c <= 0xef && is_cont(p[1]) && is_cont(p[2])) {
-            memcpy(out + o, p, 3);
-            o += 3;
+            unsigned cp = ((unsigned)(c & 0x0f) << 12) | ((unsigned)(p[1] & 0x3f) << 6) | (unsigned)(p[2] & 0x3f);
+            /* Hyphens, dashes and typographic quotes (U+2010..U+201F, U+2032 prime) are
+             * punctuation like '-' and '\'': O’Brien, typed on a phone, is O'Brien. */
+            if (!((cp >= 0x2010 && cp <= 0x201f) || cp == 0x2032)) {
+                memcpy(out + o, p, 3);
+                o += 3;
+            }
             p += 3;
         } else if (c >= 0xf0 && c <= 0xf4 && is_cont(p[1]) && is_cont(p[2]) && is_cont(p[3])) {
             memcpy(out + o, p, 4);

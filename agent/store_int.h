@@ -59,6 +59,9 @@ int store_bind_int(store *s, sqlite3_stmt *st, int i, int64_t v);
 int store_step_done(store *s, sqlite3_stmt *st);
 /* One integer from `sql` with an optional text parameter; *found (may be NULL) 0 when no row. */
 int store_query_int(store *s, const char *sql, const char *param, int64_t *out, int *found);
+/* The kept plan counts (agent/store_counts.c) against a recount from the rows' columns:
+ * CMC_ERR_TAMPERED when they disagree. Reads every row's columns, never a body. */
+int store_counts_check(store *s);
 
 int store_dup_text(const char *src, char **out);
 int store_dup_blob(const void *src, size_t len, uint8_t **out, size_t *out_len);

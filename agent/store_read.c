@@ -107,7 +107,8 @@ static int row_plan(sqlite3_stmt *st, int require_published, struct plan *out)
     if (body == NULL || body_len <= 0)
         return cmc_fail(CMC_ERR_TAMPERED, "replica: plan %s version %" PRId64 " has no body",
                         store_safe_id(plan_id), version);
-    int rc = plan_unpack_keep(body, (size_t)body_len, out); /* a later edition's fields kept */
+    /* a later edition's fields kept; text an earlier version let in shown escaped */
+    int rc = plan_unpack_stored(body, (size_t)body_len, out);
     if (rc == CMC_ERR_NOMEM)
         return rc;
     if (rc != CMC_OK) {
@@ -150,7 +151,7 @@ int store_column_plan(sqlite3_stmt *st, int col, const char *plan_id, struct pla
     int len = sqlite3_column_bytes(st, col);
     if (b == NULL || len <= 0)
         return cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body is missing");
-    int rc = plan_unpack_keep(b, (size_t)len, out);
+    int rc = plan_unpack_stored(b, (size_t)len, out);
     if (rc != CMC_OK)
         return cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body does not decode");
     if (plan_id != NULL && (out->plan_id == NULL || strcmp(out->plan_id, plan_id) != 0)) {
@@ -220,6 +221,8 @@ int store_verify(store *s)
     if (rc == CMC_OK && orphans > 0)
         rc = cmc_fail(CMC_ERR_TAMPERED, "replica: %" PRId64 " identity index rows match no plan",
                       orphans);
+    if (rc == CMC_OK)
+        rc = store_counts_check(s);
     if (rc == CMC_OK)
         plat_log(PLAT_LOG_DEBUG, "replica verified: %" PRId64 " plan versions", rows);
 out:
@@ -319,9 +322,10 @@ static int hit_from_plan(const struct plan *p, struct store_hit *h)
 }
 
 /* Steps a prepared search/list statement (PLAN_COLS then ID_COLS) and collects up to
- * `limit` checked hits. */
+ * `limit` checked hits. `total` (may be NULL): every matching row, shown or not, so a crew
+ * is told how many it was not shown; rows past the limit are counted without decoding. */
 static int collect_hits(store *s, sqlite3_stmt *st, int q, size_t limit, struct store_hit **out,
-                        size_t *n)
+                        size_t *n, size_t *total)
 {
     struct store_hit *hits = NULL;
     size_t count = 0, cap = 0;
@@ -361,17 +365,29 @@ static int collect_hits(store *s, sqlite3_stmt *st, int q, size_t limit, struct 
         plan_free(&p);
     }
     plan_free(&p);
+    size_t more = 0;
+    while (rc == CMC_OK && total != NULL && count == limit &&
+           (rc = db_step(s->db, st, &has_row)) == CMC_OK && has_row)
+        more++;
     if (rc != CMC_OK) {
         store_hits_free(hits, count);
         return rc;
     }
     *out = hits;
     *n = count;
+    if (total != NULL)
+        *total = count + more;
     return CMC_OK;
 }
 
 int store_search(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
                  size_t *n)
+{
+    return store_search_counted(s, q, limit, out, n, NULL);
+}
+
+int store_search_counted(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
+                         size_t *n, size_t *total)
 {
     sqlite3_stmt *st = NULL;
     char *whole = NULL, *first = NULL, *rest = NULL, *postcode = NULL;
@@ -380,6 +396,8 @@ int store_search(store *s, const struct store_query *q, size_t limit, struct sto
 
     *out = NULL;
     *n = 0;
+    if (total != NULL)
+        *total = 0;
     if (q == NULL || (q->name == NULL && q->date_of_birth == NULL && q->postcode == NULL))
         return cmc_fail(CMC_ERR_USAGE, "search: give a name, a date of birth or a postcode");
     if (q->date_of_birth != NULL) {
@@ -439,7 +457,7 @@ int store_search(store *s, const struct store_query *q, size_t limit, struct sto
         (rc = store_bind_text(s, st, 4, two_words ? first : NULL)) != CMC_OK ||
         (rc = store_bind_text(s, st, 5, two_words ? rest : NULL)) != CMC_OK)
         goto out;
-    rc = collect_hits(s, st, qi, limit, out, n);
+    rc = collect_hits(s, st, qi, limit, out, n, total);
 out:
     store_stmt_put(s, st);
     cmc_free(whole);
@@ -447,6 +465,27 @@ out:
     cmc_free(rest);
     cmc_free(postcode);
     return rc;
+}
+
+/* "showing 20 of 551 - add date of birth or postcode": a crew must never take a cut list
+ * for the whole (docs/HAZARDS.md, H-28). "" when every match is shown. */
+void store_search_words(const struct store_query *q, size_t shown, size_t total, char *out, size_t cap)
+{
+    const char *add[3];
+    size_t na = 0;
+    out[0] = '\0';
+    if (shown >= total)
+        return;
+    if (q->date_of_birth == NULL)
+        add[na++] = "date of birth";
+    if (q->postcode == NULL)
+        add[na++] = "postcode";
+    if (q->name == NULL)
+        add[na++] = "name";
+    if (na == 0)
+        add[na++] = "more of the name";
+    snprintf(out, cap, "showing %zu of %zu - add %s%s%s%s%s", shown, total, add[0], na > 1 ? (na > 2 ? ", " : " or ") : "",
+             na > 1 ? add[1] : "", na > 2 ? " or " : "", na > 2 ? add[2] : "");
 }
 
 int store_list(store *s, struct store_hit **out, size_t *n)
@@ -457,7 +496,7 @@ int store_list(store *s, struct store_hit **out, size_t *n)
     *n = 0;
     int rc = store_stmt_get(s, sql_list[qi], &st);
     if (rc == CMC_OK)
-        rc = collect_hits(s, st, qi, SIZE_MAX, out, n);
+        rc = collect_hits(s, st, qi, SIZE_MAX, out, n, NULL);
     store_stmt_put(s, st);
     return rc;
 }
@@ -499,7 +538,7 @@ out:
     return rc;
 }
 
-int store_counts_get(store *s, struct store_counts *out)
+int store_counts_scan(store *s, struct store_counts *out)
 {
     static const char *const visible_sql[2] = {
         "SELECT " PLAN_COLS " FROM " FROM_PUBLISHED " WHERE " WHERE_PUBLISHED,

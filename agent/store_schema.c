@@ -131,6 +131,96 @@ static const char *const schema_steps[] = {
     /* 4: the conflicts table goes: edits held by a conflict live in the three-way merge
      * state (merges), and nothing in the product wrote or read this table. */
     "DROP TABLE IF EXISTS conflicts;",
+
+    /* 5: names fold typographic apostrophes, hyphens and dashes (U+02BC, U+2010..U+201F,
+     * U+2032) as they fold ' and - (store_name_normalise): index rows written before drop
+     * them too, so O'Brien typed with a curly apostrophe finds "OBrien", and rows still
+     * match their plans. */
+    "UPDATE plan_identity SET family_name = replace(replace(replace(replace(replace(replace(r"
+    "eplace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(r"
+    "eplace(family_name,char(700),''),char(8208),''),char(8209),''),char(8210),''),char(8211)"
+    ",''),char(8212),''),char(8213),''),char(8214),''),char(8215),''),char(8216),''),char(821"
+    "7),''),char(8218),''),char(8219),''),char(8220),''),char(8221),''),char(8222),''),char(8"
+    "223),''),char(8242),''), given_name = replace(replace(replace(replace(replace(replace(re"
+    "place(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(re"
+    "place(given_name,char(700),''),char(8208),''),char(8209),''),char(8210),''),char(8211),'"
+    "'),char(8212),''),char(8213),''),char(8214),''),char(8215),''),char(8216),''),char(8217)"
+    ",''),char(8218),''),char(8219),''),char(8220),''),char(8221),''),char(8222),''),char(822"
+    "3),''),char(8242),'');",
+
+    /* 6: plan counts kept as the replica changes (agent/store_counts.c), so `status` never
+     * decodes every plan. plan_heads holds one row per plan: its newest version, whether
+     * that is published, whether any version is; plan_counts holds their sums, kept by
+     * triggers on plan_heads. A stored version updates its plan's head in one upsert (a
+     * snapshot's inserts stay cheap); a deleted or changed version (replace, prune, purge,
+     * wipe) recomputes the head from the plan's few versions. Both tables are filled from
+     * the existing rows here, starting afresh, so the step can run again on a replica set
+     * back to an earlier version. */
+    "DROP TRIGGER IF EXISTS plan_versions_head_ins;"
+    "DROP TRIGGER IF EXISTS plan_versions_head_del;"
+    "DROP TRIGGER IF EXISTS plan_versions_head_upd;"
+    "DROP TABLE IF EXISTS plan_heads;"
+    "DROP TABLE IF EXISTS plan_counts;"
+    "CREATE TABLE plan_heads ("
+    "  plan_id TEXT PRIMARY KEY,"
+    "  newest_version INTEGER NOT NULL,"
+    "  newest_published INTEGER NOT NULL CHECK (newest_published IN (0, 1)),"
+    "  has_published INTEGER NOT NULL CHECK (has_published IN (0, 1))"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE plan_counts ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  plans INTEGER NOT NULL,"
+    "  published INTEGER NOT NULL,"
+    "  newest_published INTEGER NOT NULL"
+    ");"
+    "INSERT INTO plan_heads (plan_id, newest_version, newest_published, has_published)"
+    "  SELECT p.plan_id, max(p.version),"
+    "    coalesce((SELECT q.status = 'published' FROM plan_versions q"
+    "              WHERE q.plan_id = p.plan_id ORDER BY q.version DESC LIMIT 1), 0),"
+    "    max(p.status = 'published')"
+    "  FROM plan_versions p GROUP BY p.plan_id;"
+    "INSERT INTO plan_counts (id, plans, published, newest_published)"
+    "  SELECT 1, count(*), coalesce(sum(has_published), 0), coalesce(sum(newest_published), 0)"
+    "  FROM plan_heads;"
+    "CREATE TRIGGER plan_heads_counted AFTER INSERT ON plan_heads BEGIN"
+    "  UPDATE plan_counts SET plans = plans + 1, published = published + NEW.has_published,"
+    "    newest_published = newest_published + NEW.newest_published WHERE id = 1;"
+    " END;"
+    "CREATE TRIGGER plan_heads_recounted AFTER UPDATE ON plan_heads BEGIN"
+    "  UPDATE plan_counts SET published = published - OLD.has_published + NEW.has_published,"
+    "    newest_published = newest_published - OLD.newest_published + NEW.newest_published"
+    "    WHERE id = 1;"
+    " END;"
+    "CREATE TRIGGER plan_heads_uncounted AFTER DELETE ON plan_heads BEGIN"
+    "  UPDATE plan_counts SET plans = plans - 1, published = published - OLD.has_published,"
+    "    newest_published = newest_published - OLD.newest_published WHERE id = 1;"
+    " END;"
+    "CREATE TRIGGER plan_versions_head_ins AFTER INSERT ON plan_versions BEGIN"
+    "  INSERT INTO plan_heads (plan_id, newest_version, newest_published, has_published)"
+    "    VALUES (NEW.plan_id, NEW.version, NEW.status = 'published', NEW.status = 'published')"
+    "    ON CONFLICT (plan_id) DO UPDATE SET"
+    "      newest_published = CASE WHEN excluded.newest_version > newest_version"
+    "        THEN excluded.newest_published ELSE newest_published END,"
+    "      newest_version = max(newest_version, excluded.newest_version),"
+    "      has_published = max(has_published, excluded.has_published);"
+    " END;"
+#define STORE_HEAD_OF(who)                                                                 \
+    "  DELETE FROM plan_heads WHERE plan_id = " who ".plan_id;"                             \
+    "  INSERT INTO plan_heads (plan_id, newest_version, newest_published, has_published)"  \
+    "    SELECT q.plan_id, q.version, q.status = 'published',"                              \
+    "      EXISTS (SELECT 1 FROM plan_versions r WHERE r.plan_id = q.plan_id"               \
+    "              AND r.status = 'published')"                                             \
+    "    FROM plan_versions q WHERE q.plan_id = " who ".plan_id"                            \
+    "    ORDER BY q.version DESC LIMIT 1;"
+    "CREATE TRIGGER plan_versions_head_del AFTER DELETE ON plan_versions BEGIN"
+    STORE_HEAD_OF("OLD")
+    " END;"
+    "CREATE TRIGGER plan_versions_head_upd AFTER UPDATE OF plan_id, version, status"
+    "  ON plan_versions BEGIN"
+    STORE_HEAD_OF("OLD")
+    STORE_HEAD_OF("NEW")
+    " END;",
+#undef STORE_HEAD_OF
 };
 
 _Static_assert(sizeof schema_steps / sizeof schema_steps[0] == STORE_SCHEMA_VERSION,

@@ -3,7 +3,8 @@
  *
  * Routes (docs/WEB.md): GET / (unlock page, or find-a-patient once unlocked), GET /style.css,
  * POST /unlock, /lock, /lookup (NHS number), /search (name, date of birth, postcode),
- * /plan (a plan id: card, full plan or print view), /theme (day or night colours).
+ * /plan (a plan id: card, full plan or print view), /theme (day or night colours),
+ * /break-glass (a lease-locked copy: one card by NHS number with the PIN and a reason).
  */
 #include "agent/web.h"
 
@@ -37,7 +38,6 @@
 #define WEB_TOKEN_HEX (2 * WEB_TOKEN_BYTES)
 #define WEB_MAX_BODY 8192 /* our forms are a few hundred bytes */
 #define WEB_PIN_BUF 160
-#define WEB_SEARCH_LIMIT 20
 
 #define COOKIE_SESSION "cmc_session"
 #define COOKIE_PRE "cmc_pre"
@@ -211,12 +211,14 @@ static void chrome_for(const struct web_request *q, const char *title, struct we
     }
 }
 
-static void page_unlock(const struct web_request *q, struct web_reply *r, int status, const char *message,
-                        const char *user_value)
+/* A page before any session (unlock, or a locked copy's break glass) with a fresh
+ * pre-session form token. */
+static void page_pre(const struct web_request *q, struct web_reply *r, int status, const char *message,
+                     const char *user_value, int glass)
 {
     char pre[WEB_TOKEN_HEX + 1];
     struct web_chrome c;
-    chrome_for(q, "Unlock", &c);
+    chrome_for(q, glass ? "Locked copy" : "Unlock", &c);
     c.user = NULL;
     c.csrf = NULL;
     c.idle_seconds = 0;
@@ -224,8 +226,24 @@ static void page_unlock(const struct web_request *q, struct web_reply *r, int st
     /* double submit: a cross-site form cannot carry this SameSite=Strict cookie */
     add_cookie(r, COOKIE_PRE, pre, -1);
     r->status = status;
-    web_render_unlock(&r->body, &c, pre, message, user_value);
+    if (glass)
+        web_render_glass(&r->body, &c, pre, message, user_value);
+    else
+        web_render_unlock(&r->body, &c, pre, message, user_value);
     cry_memzero(pre, sizeof pre);
+}
+
+static void page_unlock(const struct web_request *q, struct web_reply *r, int status, const char *message,
+                        const char *user_value)
+{
+    page_pre(q, r, status, message, user_value, 0);
+}
+
+/* The locked copy's page, with the break-glass form. */
+static void page_glass(const struct web_request *q, struct web_reply *r, int status, const char *message,
+                       const char *user_value)
+{
+    page_pre(q, r, status, message, user_value, 1);
 }
 
 static void page_message(const struct web_request *q, struct web_reply *r, int status, const char *heading,
@@ -247,6 +265,8 @@ static void page_home(const struct web_request *q, struct web_reply *r, int stat
     card_copy_age(&ctx, age, sizeof age);
     h->copy_age = age;
     h->stale = card_copy_stale(&ctx);
+    lease_card_context(ss->st, 0, &ctx);
+    h->lease_days_left = ctx.lease_days_left > 0 ? ctx.lease_days_left : 0;
     h->clinician = ss->who.role == STORE_ROLE_CLINICIAN;
     struct store_counts counts;
     if (h->clinician && store_counts_get(ss->st, &counts) == CMC_OK) {
@@ -270,76 +290,105 @@ static const char *form(const struct web_request *q, const char *name, char *out
 
 /* ---- routes ----------------------------------------------------------------------------- */
 
-static void route_unlock(const struct web_request *q, struct web_reply *r)
+typedef void (*web_page_fn)(const struct web_request *q, struct web_reply *r, int status, const char *message,
+                            const char *user_value);
+
+/* Checks the pre-session token, the user and the PIN, and opens the replica: CMC_OK with *key,
+ * *st and *who, or a page already rendered by `page` saying what went wrong (user is the
+ * form's user name, WEB user buffer). The lease is not checked here. */
+static int open_with_pin(const struct web_request *q, struct web_reply *r, web_page_fn page, char *user,
+                         struct cry_secret **key, store **st, struct store_session *who)
 {
     web_server *s = q->s;
-    char pre_field[WEB_TOKEN_HEX + 2], pre_cookie[WEB_TOKEN_HEX + 2], user[CRY_USER_MAX + 2];
+    char pre_field[WEB_TOKEN_HEX + 2], pre_cookie[WEB_TOKEN_HEX + 2];
     char pin[WEB_PIN_BUF];
     char role[CRY_ROLE_MAX + 1] = "";
     char marker[4200];
     cry_slots *slots = NULL;
-    struct cry_secret *key = NULL;
-    store *st = NULL;
     const char *cookies = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    int rc = CMC_ERR_LOCKED;
     pin[0] = '\0';
+    user[0] = '\0';
 
     if (form(q, "pre", pre_field, sizeof pre_field) == NULL ||
         web_cookie_value(cookies, COOKIE_PRE, pre_cookie, sizeof pre_cookie) != CMC_OK ||
         !token_matches(pre_field, pre_cookie)) {
-        page_unlock(q, r, 403, "This unlock form is out of date. Enter your user name and PIN again.", NULL);
+        page(q, r, 403, "This form is out of date. Enter your user name and PIN again.", NULL);
         goto out;
     }
-    if (form(q, "user", user, sizeof user) == NULL || user[0] == '\0' || strlen(user) > CRY_USER_MAX) {
-        page_unlock(q, r, 400, "Enter your user name.", NULL);
+    if (form(q, "user", user, CRY_USER_MAX + 2) == NULL || user[0] == '\0' || strlen(user) > CRY_USER_MAX) {
+        page(q, r, 400, "Enter your user name.", NULL);
         goto out;
     }
     if (form(q, "pin", pin, sizeof pin) == NULL || pin[0] == '\0') {
-        page_unlock(q, r, 400, "Enter your PIN.", user);
+        page(q, r, 400, "Enter your PIN.", user);
         goto out;
     }
     if (plat_path_join(marker, sizeof marker, s->cfg.dir, "WIPED") == CMC_OK && plat_exists(marker)) {
-        page_unlock(q, r, 423, "This device has been wiped by order of the hub; it holds no plans.", NULL);
+        page(q, r, 423, "This device has been wiped by order of the hub; it holds no plans.", NULL);
         goto out;
     }
-    int rc = cry_slots_load(s->cfg.slots_path, &slots);
+    rc = cry_slots_load(s->cfg.slots_path, &slots);
     if (rc != CMC_OK) {
-        page_unlock(q, r, 500,
-                    rc == CMC_ERR_NOT_FOUND ? "No replica on this device: run 'cmc-agent init' first."
-                                            : "The key-slot file cannot be read; see 'cmc-agent verify'.",
-                    NULL);
+        page(q, r, 500,
+             rc == CMC_ERR_NOT_FOUND ? "No replica on this device: run 'cmc-agent init' first."
+                                     : "The key-slot file cannot be read; see 'cmc-agent verify'.",
+             NULL);
         goto out;
     }
     int64_t wait = cry_slots_throttle_wait(slots);
     if (wait > 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "Too many wrong PINs: wait %lld seconds before trying again.", (long long)wait);
-        page_unlock(q, r, 429, msg, user);
+        page(q, r, 429, msg, user);
+        rc = CMC_ERR_THROTTLED;
         goto out;
     }
-    rc = cry_slots_unlock(slots, user, pin, &key, role);
+    rc = cry_slots_unlock(slots, user, pin, key, role);
     if (rc == CMC_ERR_THROTTLED) {
-        page_unlock(q, r, 429, cmc_errmsg(), user);
+        page(q, r, 429, cmc_errmsg(), user);
         goto out;
     }
     if (rc != CMC_OK) {
         plat_log(PLAT_LOG_INFO, "web: a wrong user or PIN was refused");
-        page_unlock(q, r, 401, "Wrong user or PIN. Nothing was unlocked.", user);
+        page(q, r, 401, "Wrong user or PIN. Nothing was unlocked.", user);
         goto out;
     }
+    memset(who, 0, sizeof *who);
+    snprintf(who->user, sizeof who->user, "%s", user);
+    who->role = store_role_from_name(role);
+    if (who->role == STORE_ROLE_NONE) {
+        page(q, r, 500, "The key slot names an unknown role.", NULL);
+        rc = CMC_ERR_TAMPERED;
+        goto out;
+    }
+    if ((rc = store_open(s->cfg.replica_path, *key, who, st)) != CMC_OK)
+        page(q, r, 500, cmc_errmsg(), NULL);
+out:
+    if (rc != CMC_OK) {
+        cry_secret_free(*key);
+        *key = NULL;
+    }
+    cry_memzero(pin, sizeof pin);
+    cry_memzero(pre_field, sizeof pre_field);
+    cry_memzero(pre_cookie, sizeof pre_cookie);
+    cry_slots_free(slots);
+    return rc;
+}
+
+static void route_unlock(const struct web_request *q, struct web_reply *r)
+{
+    web_server *s = q->s;
+    char user[CRY_USER_MAX + 2];
+    struct cry_secret *key = NULL;
+    store *st = NULL;
     struct store_session who;
-    memset(&who, 0, sizeof who);
-    snprintf(who.user, sizeof who.user, "%s", user);
-    who.role = store_role_from_name(role);
-    if (who.role == STORE_ROLE_NONE) {
-        page_unlock(q, r, 500, "The key slot names an unknown role.", NULL);
+    int rc;
+    if (open_with_pin(q, r, page_unlock, user, &key, &st, &who) != CMC_OK)
         goto out;
-    }
-    if ((rc = store_open(s->cfg.replica_path, key, &who, &st)) != CMC_OK) {
-        page_unlock(q, r, 500, cmc_errmsg(), NULL);
-        goto out;
-    }
     if ((rc = lease_check(st)) != CMC_OK) {
-        page_unlock(q, r, 423, cmc_errmsg(), NULL);
+        /* locked: say why, and offer break glass for one patient */
+        page_glass(q, r, 423, cmc_errmsg(), user);
         goto out;
     }
     /* one unlocked session at a time: this one replaces any other */
@@ -358,12 +407,53 @@ static void route_unlock(const struct web_request *q, struct web_reply *r)
     redirect_home(r);
     plat_log(PLAT_LOG_INFO, "web: unlocked a session (%s)", store_role_name(who.role));
 out:
-    cry_memzero(pin, sizeof pin);
-    cry_memzero(pre_field, sizeof pre_field);
-    cry_memzero(pre_cookie, sizeof pre_cookie);
     store_close(st);
     cry_secret_free(key);
-    cry_slots_free(slots);
+}
+
+/* POST /break-glass: a lease-locked copy opens one patient's card for a user who gives their
+ * PIN, the NHS number and a reason. No session is kept: the next request is locked again.
+ * The view is audited as break_glass with the reason (agent/lease.h). */
+static void route_break_glass(const struct web_request *q, struct web_reply *r)
+{
+    char user[CRY_USER_MAX + 2], raw[64], nhs[PLAN_NHS_LEN + 1], reason_raw[LEASE_REASON_MAX * 2 + 2];
+    char reason[LEASE_REASON_MAX + 1];
+    struct cry_secret *key = NULL;
+    store *st = NULL;
+    struct store_session who;
+    if (open_with_pin(q, r, page_glass, user, &key, &st, &who) != CMC_OK)
+        goto out;
+    if (lease_check(st) == CMC_OK) {
+        page_unlock(q, r, 409, "This copy is not locked: unlock it to open plans.", user);
+        goto out;
+    }
+    cmc_err_clear();
+    if (form(q, "nhs", raw, sizeof raw) == NULL || plan_nhs_normalise(raw, nhs) != CMC_OK) {
+        page_glass(q, r, 422, "Enter the patient's NHS number (10 digits, check digit right).", user);
+        goto out;
+    }
+    if (form(q, "reason", reason_raw, sizeof reason_raw) == NULL || lease_reason_check(reason_raw, reason) != CMC_OK) {
+        page_glass(q, r, 422, "Give the reason this plan must be opened from a locked copy: one line, at least 8 "
+                              "characters.", user);
+        goto out;
+    }
+    struct web_chrome c;
+    chrome_for(q, "Break glass: summary card", &c);
+    c.user = NULL; /* no session: nothing else opens from this page */
+    c.csrf = NULL;
+    c.idle_seconds = 0;
+    int rc = web_glass_card(&r->body, &c, st, nhs, reason);
+    if (rc == CMC_ERR_NOT_FOUND)
+        page_glass(q, r, 404, "No plan on this device for that NHS number.", user);
+    else if (rc != CMC_OK)
+        page_message(q, r, 500, "Cannot show the plan", cmc_errmsg());
+    else
+        plat_log(PLAT_LOG_INFO, "web: a locked copy was opened for one plan (break glass)");
+out:
+    cry_memzero(reason_raw, sizeof reason_raw);
+    cry_memzero(reason, sizeof reason);
+    store_close(st);
+    cry_secret_free(key);
 }
 
 static void route_lock(web_server *s, struct web_reply *r)
@@ -390,6 +480,7 @@ static void show_plan(const struct web_request *q, struct web_reply *r, struct p
         return;
     }
     card_source_apply(&src, &ctx);
+    lease_card_context(ss->st, 0, &ctx);
     struct web_card card = { .p = p, .ctx = &ctx, .view = view };
     struct web_chrome c;
     chrome_for(q, view == WEB_VIEW_CARD ? "Summary card" : view == WEB_VIEW_FULL ? "Full plan" : "Print view", &c);
@@ -516,15 +607,19 @@ static void route_search(const struct web_request *q, struct web_reply *r)
     cry_memzero(criteria, sizeof criteria);
     struct store_query sq = { .name = n, .date_of_birth = d, .postcode = pc };
     struct store_hit *hits = NULL;
-    size_t nh = 0;
+    size_t nh = 0, total = 0;
+    char shown[160] = "";
     if (rc == CMC_OK)
-        rc = store_search(st, &sq, WEB_SEARCH_LIMIT, &hits, &nh);
+        rc = store_search_counted(st, &sq, STORE_SEARCH_SHOWN, &hits, &nh, &total);
+    store_search_words(&sq, nh, total, shown, sizeof shown);
     if (rc != CMC_OK) {
         page_message(q, r, rc == CMC_ERR_LOCKED ? 423 : 500, "Cannot search", cmc_errmsg());
         return;
     }
     h.hits = hits;
     h.n_hits = nh;
+    h.total = total;
+    h.shown_words = shown;
     h.searched = 1;
     page_home(q, r, 200, &h);
     store_hits_free(hits, nh);
@@ -631,6 +726,10 @@ static void route(web_server *s, struct MHD_Connection *conn, const char *method
     }
     if (strcmp(url, "/unlock") == 0) {
         route_unlock(&q, r);
+        return;
+    }
+    if (strcmp(url, "/break-glass") == 0) {
+        route_break_glass(&q, r);
         return;
     }
     if (!q.authed) {

@@ -4,8 +4,10 @@
 #include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
+#include "sync/text.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,31 +86,72 @@ void web_buf_rawf(struct web_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+/* Escapes s: & < > " ' as entities, and every character sync/text.h refuses (controls,
+ * bidirectional overrides, invisible characters; ill-formed UTF-8) as U+FFFD, so text an
+ * earlier version let into the replica cannot reorder or hide what the page says. */
+static void buf_escaped(struct web_buf *b, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t run = 0, i = 0, n = strlen(s);
+    while (i < n) {
+        const char *rep = NULL;
+        size_t k = 1;
+        uint32_t cp = 0;
+        switch (u[i]) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#39;"; break;
+        default:
+            if (u[i] >= 0x20 && u[i] < 0x7f)
+                break;
+            k = text_decode(u + i, n - i, &cp);
+            if (k == 0) {
+                k = 1;
+                rep = "\xef\xbf\xbd";
+            } else if (text_classify(cp) != TEXT_OK) {
+                rep = "\xef\xbf\xbd";
+            }
+            break;
+        }
+        if (rep == NULL) {
+            i += k;
+            continue;
+        }
+        buf_add(b, s + run, i - run);
+        web_buf_raw(b, rep);
+        i += k;
+        run = i;
+    }
+    buf_add(b, s + run, i - run);
+}
+
+void web_buf_attr(struct web_buf *b, const char *s)
+{
+    if (s == NULL || s[0] == '\0') {
+        web_buf_raw(b, "-");
+        return;
+    }
+    buf_escaped(b, s);
+}
+
 void web_buf_text(struct web_buf *b, const char *s)
 {
     if (s == NULL || s[0] == '\0') {
         web_buf_raw(b, "-");
         return;
     }
-    const char *run = s;
-    for (const char *q = s;; q++) {
-        const char *rep = NULL;
-        switch (*q) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
-        default: break;
-        }
-        if (rep == NULL && *q != '\0')
-            continue;
-        buf_add(b, run, (size_t)(q - run));
-        if (*q == '\0')
-            break;
-        web_buf_raw(b, rep);
-        run = q + 1;
-    }
+    /* Text beyond ASCII may be right-to-left: isolated, so it cannot reorder the words
+     * around it ("known as", a date, a phone number). */
+    int isolate = 0;
+    for (const unsigned char *q = (const unsigned char *)s; *q != '\0' && !isolate; q++)
+        isolate = *q >= 0x80;
+    if (isolate)
+        web_buf_raw(b, "<bdi>");
+    buf_escaped(b, s);
+    if (isolate)
+        web_buf_raw(b, "</bdi>");
 }
 
 int web_buf_status(const struct web_buf *b)

@@ -45,9 +45,13 @@ void web_buf_free(struct web_buf *b);
 /* Appends markup as it is. */
 void web_buf_raw(struct web_buf *b, const char *s);
 void web_buf_rawf(struct web_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends text HTML-escaped (& < > " '); NULL or "" appends "-" so an absent value is
- * visibly absent. Safe in element content and in quoted attribute values. */
+/* Appends text HTML-escaped (& < > " '), with every character sync/text.h refuses
+ * (controls, bidirectional overrides, invisible characters) shown as U+FFFD; NULL or ""
+ * appends "-" so an absent value is visibly absent. Text beyond ASCII is isolated in <bdi>
+ * so right-to-left text cannot reorder what surrounds it: element content only. */
 void web_buf_text(struct web_buf *b, const char *s);
+/* The same escaping without <bdi>: for quoted attribute values and the <title>. */
+void web_buf_attr(struct web_buf *b, const char *s);
 /* CMC_OK, or CMC_ERR_NOMEM if any append failed. */
 int web_buf_status(const struct web_buf *b);
 /* Records an allocation failure outside the buffer (the page cannot be complete). */
@@ -79,6 +83,16 @@ void web_text_or_unrecorded(struct web_buf *b, const char *s);
 void web_render_unlock(struct web_buf *b, const struct web_chrome *c, const char *pre,
                        const char *message, const char *user_value);
 
+/* The page of a lease-locked copy (web_glass.c): the lock's message and the break-glass
+ * form (user, PIN, NHS number, reason) posting to /break-glass with the pre-session token. */
+void web_render_glass(struct web_buf *b, const struct web_chrome *c, const char *pre, const char *message,
+                      const char *user_value);
+/* The break-glass card: the plan of NHS number `nhs` this session's role may see, audited as
+ * break_glass with `reason` (a miss as lookup_miss), rendered under the card's break-glass
+ * banner with the copy's age. CMC_ERR_NOT_FOUND when there is no such plan (nothing
+ * rendered), or another error from the replica. */
+int web_glass_card(struct web_buf *b, const struct web_chrome *c, store *st, const char *nhs, const char *reason);
+
 /* The find-a-patient page, shown after unlocking; with the search results when hits is
  * non-NULL (n may be 0: "no matching plan"). */
 struct web_home {
@@ -89,11 +103,14 @@ struct web_home {
     const char *postcode_value;
     const char *copy_age;     /* card_copy_age() of the device */
     int stale;                /* the device's copy is older than CARD_STALE_AFTER_SECONDS */
+    int lease_days_left;      /* > 0: "this copy locks in N days without a sync"; 0: no warning */
     int clinician;
     int64_t pending;          /* clinician: pending local edits */
     int64_t conflicts;        /* clinician: open conflicts */
     const struct store_hit *hits;
     size_t n_hits;
+    size_t total;             /* every match, shown or not (more than n_hits: the list is cut) */
+    const char *shown_words;  /* store_search_words(): "showing 20 of 551 - add ...", or "" */
     int searched;             /* show the results block (hits may be empty) */
 };
 void web_render_home(struct web_buf *b, const struct web_chrome *c, const struct web_home *h);

@@ -43,7 +43,7 @@ void web_page_begin(struct web_buf *b, const struct web_chrome *c)
                    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                    "<meta name=\"referrer\" content=\"same-origin\">");
     web_buf_raw(b, "<title>");
-    web_buf_text(b, c->title);
+    web_buf_attr(b, c->title);
     web_buf_raw(b, " - Care plan</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\n<body class=\"");
     web_buf_raw(b, c->night > 0 ? "night" : c->night == 0 ? "day" : "auto");
     web_buf_raw(b, c->print ? " print" : "");
@@ -61,7 +61,7 @@ void web_page_begin(struct web_buf *b, const struct web_chrome *c)
             web_buf_raw(b, "</span><nav aria-label=\"Session\"><a class=\"button secondary\" href=\"/\">"
                            "New search</a><form method=\"post\" action=\"/lock\" class=\"inline\">"
                            "<input type=\"hidden\" name=\"csrf\" value=\"");
-            web_buf_text(b, c->csrf);
+            web_buf_attr(b, c->csrf);
             web_buf_raw(b, "\"><button type=\"submit\" class=\"lock\">Lock</button></form></nav>");
         } else {
             web_buf_raw(b, "<span class=\"who\">Locked</span>");
@@ -91,7 +91,7 @@ void web_hidden(struct web_buf *b, const char *name, const char *value)
     web_buf_raw(b, "<input type=\"hidden\" name=\"");
     web_buf_raw(b, name);
     web_buf_raw(b, "\" value=\"");
-    web_buf_text(b, value);
+    web_buf_attr(b, value);
     web_buf_raw(b, "\">");
 }
 
@@ -99,7 +99,7 @@ static void input_value(struct web_buf *b, const char *v)
 {
     if (v != NULL && v[0] != '\0') {
         web_buf_raw(b, " value=\"");
-        web_buf_text(b, v);
+        web_buf_attr(b, v);
         web_buf_raw(b, "\"");
     }
 }
@@ -170,6 +170,10 @@ void web_render_home(struct web_buf *b, const struct web_chrome *c, const struct
                             : "<p class=\"copy\">This device's copy was ");
     web_buf_text(b, h->copy_age);
     web_buf_raw(b, h->stale ? ". A newer plan may exist: check with the service if you can.</p>\n" : ".</p>\n");
+    if (h->lease_days_left > 0)
+        web_buf_rawf(b, "<p class=\"flag lease\" role=\"status\"><strong>This copy locks in %d day%s without a "
+                        "sync.</strong> Sync the device before then.</p>\n",
+                     h->lease_days_left, h->lease_days_left == 1 ? "" : "s");
     if (h->clinician && (h->pending > 0 || h->conflicts > 0))
         web_buf_rawf(b, "<p class=\"pending\">%lld local change%s not yet approved; %lld open conflict%s.</p>\n",
                      (long long)h->pending, h->pending == 1 ? "" : "s", (long long)h->conflicts,
@@ -202,6 +206,10 @@ void web_render_home(struct web_buf *b, const struct web_chrome *c, const struct
         web_buf_raw(b, "<section aria-labelledby=\"h-hits\" id=\"results\"><h2 id=\"h-hits\">");
         if (h->n_hits == 0)
             web_buf_raw(b, "No matching plan on this device</h2>");
+        else if (h->total > h->n_hits) /* never a cut list taken for the whole */
+            web_buf_rawf(b, "Only %zu of %zu matching plans shown</h2><p class=\"flag stale\" role=\"status\">"
+                            "<strong>Not every match is listed:</strong> %s.</p>",
+                         h->n_hits, h->total, h->shown_words != NULL ? h->shown_words : "");
         else
             web_buf_rawf(b, "%zu candidate%s: check the identity against the person in front of you</h2>",
                          h->n_hits, h->n_hits == 1 ? "" : "s");

@@ -21,6 +21,12 @@
  *                                           its own kept-alive connection, sending signed
  *                                           idle polls (GET /v1/pull?cursor=<head>) for a
  *                                           fixed time; the hub's rate
+ *                                           (HTTPS: trusts the CA file $CMC_BENCH_CA)
+ *   cmc_bench pages HUBDIR OUT BUDGET [Z] a new scope-"all" device's snapshot pulled from
+ *                                           the hub store in pages of BUDGET bytes (Z=1:
+ *                                           Brotli bodies); each page's raw body to OUT
+ *   cmc_bench nhs HUBDIR                    an NHS number a scope-"all" device holds and a
+ *                                           valid one it does not (whole-process lookups)
  *
  * The agent's PIN comes from CMC_PIN, as for cmc-agent. Timings use the monotonic clock.
  * Only loopback URLs are used (sync/http.h refuses plain http elsewhere).
@@ -36,7 +42,9 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/http.h"
+#include "sync/bundle.h"
 #include "sync/plan.h"
+#include "sync/zbody.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -44,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <zlib.h>
 
 #define BENCH_GP "bench-gp"
 #define BENCH_MAX_DEVICES 250 /* the hub serves at most 256 connections */
@@ -460,6 +469,46 @@ out:
     return rc;
 }
 
+static int nhs_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Two NHS numbers for the whole-process lookups: one a scope-"all" device holds, and one
+ * valid (Modulus 11) number it does not. */
+static int cmd_nhs(int argc, char **argv)
+{
+    hub *h = NULL;
+    struct nhs_list list = { 0 };
+    if (argc != 1)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench nhs HUBDIR");
+    int rc = hub_open(argv[0], &h);
+    if (rc == CMC_OK)
+        rc = hub_plan_list(h, 0, collect_nhs, &list);
+    if (rc == CMC_OK && list.n == 0)
+        rc = cmc_fail(CMC_ERR_STATE, "no published plans on the hub");
+    if (rc == CMC_OK) {
+        qsort(list.nhs, list.n, sizeof *list.nhs, nhs_cmp);
+        uint64_t state = 0x4e4853ull;
+        const char *hit = list.nhs[next_rand(&state) % list.n];
+        char miss[PLAN_NHS_LEN + 1];
+        for (int tries = 0;; tries++) {
+            snprintf(miss, sizeof miss, "%010" PRIu64, (uint64_t)(9000000000ull + next_rand(&state) % 999999999ull));
+            if (plan_nhs_valid(miss) && bsearch(miss, list.nhs, list.n, sizeof *list.nhs, nhs_cmp) == NULL)
+                break;
+            if (tries > 100000) {
+                rc = cmc_fail(CMC_ERR_STATE, "no NHS number outside the hub's plans");
+                break;
+            }
+        }
+        if (rc == CMC_OK)
+            printf("%s\n%s\n", hit, miss);
+    }
+    hub_close(h);
+    cmc_free(list.nhs);
+    return rc;
+}
+
 /* ---- export for the peer ------------------------------------------------------------------ */
 
 struct export_ctx {
@@ -571,6 +620,7 @@ static int enroll_device(hub *h, const char *url, long i, struct device *d)
     opt.base_url = url;
     opt.max_attempts = 1; /* a failure is counted, never hidden by a retry */
     opt.user_agent = "cmc-bench";
+    opt.ca_file = getenv("CMC_BENCH_CA"); /* the benchmark's own CA when the hub serves HTTPS */
     if (rc == CMC_OK)
         rc = http_client_new(&opt, &d->client);
     if (rc == CMC_OK)
@@ -692,6 +742,87 @@ out:
     return rc;
 }
 
+/* ---- the snapshot's pages, for compression studies ---------------------------------------- */
+
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Enrolls a new scope-"all" urgent-care device and pulls its whole snapshot from the hub
+ * store directly (no HTTP), in pages of BUDGET bytes; writes each page's inflated body (the
+ * msgpack array of ops) to OUTDIR/page-NNNN.mp and prints the sizes. */
+static int cmd_pages(int argc, char **argv)
+{
+    long budget = 0;
+    hub *h = NULL;
+    struct device d;
+    memset(&d, 0, sizeof d);
+    long codecs = 0;
+    if (argc != 3 && argc != 4)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench pages HUBDIR OUTDIR BUDGET [CODECS]");
+    int rc = parse_long(argv[2], HUB_BUDGET_MIN, HUB_BUDGET_MAX, &budget);
+    if (rc == CMC_OK && argc == 4)
+        rc = parse_long(argv[3], 0, 1, &codecs);
+    if (rc == CMC_OK)
+        rc = hub_open(argv[0], &h);
+    char name[HUB_NAME_MAX + 1], code[HUB_CODE_LEN + 1];
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+    struct hub_enrollment en;
+    snprintf(name, sizeof name, "bench-pages-%ld", (long)plat_mono_now_ns() % 1000000);
+    if (rc == CMC_OK)
+        rc = hub_device_add(h, name, "all", "urgent_care", d.id, code);
+    if (rc == CMC_OK)
+        rc = cry_sign_keypair(pk, &d.sk);
+    if (rc == CMC_OK)
+        rc = hub_enroll(h, code, pk, name, &en);
+    uint64_t cursor = 0, body_total = 0, raw_total = 0;
+    int pages = 0, more = 1;
+    while (rc == CMC_OK && more) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if ((rc = hub_pull_opts(h, d.id, cursor, cursor, (size_t)budget, PLAN_EDITION_CURRENT,
+                                (uint64_t)codecs, &buf, &len)) != CMC_OK)
+            break;
+        uint32_t body_len = be32(buf + 44), raw_len = be32(buf + 48);
+        more = (buf[7] & BUNDLE_FLAG_MORE) != 0;
+        cursor = be64(buf + 32);
+        uint8_t *raw = NULL;
+        if (buf[7] & BUNDLE_FLAG_BROTLI) {
+            rc = zbody_unpack(buf + BUNDLE_HEADER_BYTES, body_len, raw_len, &raw);
+        } else {
+            raw = cmc_malloc((size_t)raw_len + 1);
+            uLongf rl = raw_len + 1;
+            if (raw == NULL || uncompress(raw, &rl, buf + BUNDLE_HEADER_BYTES, body_len) != Z_OK ||
+                rl != raw_len)
+                rc = cmc_fail(CMC_ERR_CORRUPT, "page %d does not inflate", pages);
+        }
+        char path[1100];
+        snprintf(path, sizeof path, "%s/page-%04d.mp", argv[1], pages);
+        if (rc == CMC_OK)
+            rc = plat_write_atomic(path, raw, raw_len);
+        body_total += body_len;
+        raw_total += raw_len;
+        pages++;
+        cmc_free(raw);
+        cmc_free(buf);
+    }
+    if (rc == CMC_OK)
+        printf("{\"pages\": %d, \"body_bytes\": %" PRIu64 ", \"raw_bytes\": %" PRIu64 ", \"cursor\": %" PRIu64 "}\n",
+               pages, body_total, raw_total, cursor);
+    cry_secret_free(d.sk);
+    hub_close(h);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -718,6 +849,10 @@ int main(int argc, char **argv)
         rc = cmd_lookup(argc, argv);
     else if (strcmp(cmd, "load") == 0)
         rc = cmd_load(argc, argv);
+    else if (strcmp(cmd, "nhs") == 0)
+        rc = cmd_nhs(argc, argv);
+    else if (strcmp(cmd, "pages") == 0)
+        rc = cmd_pages(argc, argv);
     else
         rc = cmc_fail(CMC_ERR_USAGE, "unknown subcommand '%s'", cmd);
     if (rc != CMC_OK) {

@@ -9,6 +9,10 @@
 //                                                  followed by a timed one-shot replication in
 //                                                  this process; R idle replications; then N
 //                                                  warm gets and 20 gets straight after opening
+//   peer.js change URL DB C ROUND                  C documents changed on the server (untimed
+//                                                  preparation of a whole-process round)
+//   peer.js once   URL DB LOCALDIR BATCH           one one-shot replication into an existing
+//                                                  local db: run.sh times the whole process
 //
 // Every command prints one JSON object. Bytes and connections are those of the sockets the
 // process opened while a replication ran (node's diagnostics channel 'net.client.socket'),
@@ -36,14 +40,17 @@ dc.subscribe('net.client.socket', ({ socket }) => {
     live.delete(socket);
   });
 });
+let requests = 0;
+dc.subscribe('http.client.request.start', () => { requests++; });
 function wire() {
   let r = closedRead, w = closedWritten;
   for (const s of live) { r += s.bytesRead; w += s.bytesWritten; }
-  return { read: r, written: w, opened };
+  return { read: r, written: w, opened, requests };
 }
 function wireSince(a) {
   const b = wire();
-  return { bytes_received: b.read - a.read, bytes_sent: b.written - a.written, connections: b.opened - a.opened };
+  return { bytes_received: b.read - a.read, bytes_sent: b.written - a.written, connections: b.opened - a.opened,
+           requests: b.requests - a.requests };
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -189,13 +196,33 @@ async function rounds(url, db, localDir, batch, nRounds, nChanges, nGets) {
         warm_get_us: dist(warm), open_ms: dist(openMs), first_get_us: dist(first) });
 }
 
+async function changeOnly(url, db, nChanges, round) {
+  const ids = (await request('GET', `${url}/${db}/_all_docs`)).rows.map((r) => r.id);
+  const rand = rng(0x7a11 + round);
+  const pick = new Set();
+  while (pick.size < Math.min(nChanges, ids.length)) pick.add(ids[rand() % ids.length]);
+  await changeDocs(url, db, [...pick], 2000 + round);
+  out({ changed: pick.size });
+}
+
+async function once(url, db, localDir, batch) {
+  const local = new PouchDB(localDir);
+  const remote = new PouchDB(`${url}/${db}`);
+  const r = await replicateOnce(local, remote, batch);
+  await local.close();
+  await remote.close();
+  out(r);
+}
+
 async function main() {
   const [cmd, ...a] = process.argv.slice(2);
   if (cmd === 'load' && a.length === 3) return load(a[0], a[1], a[2]);
   if (cmd === 'pull' && a.length === 4) return pull(a[0], a[1], a[2], a[3]);
   if (cmd === 'rounds' && a.length === 7)
     return rounds(a[0], a[1], a[2], Number(a[3]), Number(a[4]), Number(a[5]), Number(a[6]));
-  throw new Error('usage: peer.js load|pull|rounds ... (see the comment at the top)');
+  if (cmd === 'change' && a.length === 4) return changeOnly(a[0], a[1], Number(a[2]), Number(a[3]));
+  if (cmd === 'once' && a.length === 4) return once(a[0], a[1], a[2], Number(a[3]));
+  throw new Error('usage: peer.js load|pull|rounds|change|once ... (see the comment at the top)');
 }
 
 main().catch((e) => { process.stderr.write(`peer.js: ${e.message}\n`); process.exit(1); });

@@ -10,9 +10,39 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 file_or_null() { if [ -s "$1" ]; then cat "$1"; else echo null; fi; }
 
+# Every proc-NAME.json of a scale (whole-process runs) as one object keyed by NAME.
+whole_json() {
+  local f first=1
+  echo '{'
+  for f in "$1"/proc-*.json; do
+    [ -s "$f" ] || continue
+    [ $first = 1 ] || echo ','
+    first=0
+    printf '"%s": ' "$(basename "$f" .json | sed 's/^proc-//')"
+    cat "$f"
+  done
+  echo '}'
+}
+
+# Every link-NAME.json of a scale (shaped-link runs) as one object keyed by NAME.
+link_json() {
+  local f first=1
+  echo '{'
+  for f in "$1"/link-*.json; do
+    [ -s "$f" ] || continue
+    [ $first = 1 ] || echo ','
+    first=0
+    printf '"%s": ' "$(basename "$f" .json | sed 's/^link-//')"
+    cat "$f"
+  done
+  echo '}'
+}
+
 scale_json() {
   local r="$OUT/scale-$1"
   jq -n --argjson n "$1" \
+    --argjson whole "$(whole_json "$r")" \
+    --argjson links "$(link_json "$r")" \
     --argjson seed "$(file_or_null "$r/seed.json")" \
     --argjson initial "$(file_or_null "$r/initial.json")" \
     --argjson initial_time "$(file_or_null "$r/initial-time.json")" \
@@ -21,6 +51,8 @@ scale_json() {
     --argjson process "$(file_or_null "$r/process.json")" \
     --argjson lookup "$(file_or_null "$r/lookup.json")" \
     --argjson load "$(file_or_null "$r/load.json")" \
+    --argjson fleet "$(file_or_null "$r/fleet.json")" \
+    --argjson hubmem "$(file_or_null "$r/hub.json")" \
     --argjson peer_load "$(file_or_null "$r/peer-load.json")" \
     --argjson peer_default "$(file_or_null "$r/peer-pull-default.json")" \
     --argjson peer_default_time "$(file_or_null "$r/peer-pull-default-time.json")" \
@@ -28,7 +60,7 @@ scale_json() {
     --argjson peer_1000_time "$(file_or_null "$r/peer-pull-1000-time.json")" \
     --argjson peer_rounds "$(file_or_null "$r/peer-rounds.json")" \
     '{plans_seeded: $n, seed: $seed, initial: $initial, initial_process: $initial_time, replica: $replica,
-      rounds: $rounds, process_rounds: $process, lookup: $lookup, load: $load,
+      rounds: $rounds, process_rounds: $process, lookup: $lookup, load: $load, whole: $whole, links: $links, fleet: $fleet, hub: $hubmem,
       peer: (if $peer_default == null then null else
         {load: $peer_load, pull_default: ($peer_default + {process: $peer_default_time}),
          pull_1000: ($peer_1000 + {process: $peer_1000_time}), rounds: $peer_rounds} end)}'

@@ -161,8 +161,8 @@ static void hub_api_pull(hub *h, const char *device_id, const char *query,
     }
     if (q.budget > HUB_BUDGET_MAX)
         q.budget = HUB_BUDGET_MAX;
-    if ((rc = hub_pull_edition(h, device_id, q.cursor, q.applied, (size_t)q.budget, q.schema,
-                               &bundle, &len)) != CMC_OK) {
+    if ((rc = hub_pull_opts(h, device_id, q.cursor, q.applied, (size_t)q.budget, q.schema,
+                            q.codecs, &bundle, &len)) != CMC_OK) {
         hub_respond_code(resp, rc);
         return;
     }

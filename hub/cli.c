@@ -5,6 +5,7 @@
 
 #include "platform/err.h"
 #include "sync/libversions.h"
+#include "sync/text.h"
 #include "sync/words.h"
 
 #include <gnutls/gnutls.h>
@@ -61,7 +62,7 @@ void hub_cli_print_json(json_t *j)
 {
     char *s = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
     if (s != NULL) {
-        fputs(s, stdout);
+        text_put_json(stdout, s, strlen(s)); /* bidi and invisible characters as \u escapes */
         fputc('\n', stdout);
         free(s); /* jansson's allocation */
     }

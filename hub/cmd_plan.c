@@ -9,6 +9,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/plan.h"
+#include "sync/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,15 +342,36 @@ static int audit_cb(const struct hub_audit_entry *e, void *ctx)
                            e->device_name, "seq", (json_int_t)e->seq, "user", e->user, "role",
                            e->role, "action", e->action, "plan_id", e->plan_id, "identifier",
                            e->identifier));
-    else
-        printf("%s  %-12s by %s (%s) on device %s (%s), received %s\n", when, e->action, e->user,
-               e->role, e->device_name[0] != '\0' ? e->device_name : "?", e->device_id, received);
+    else {
+        /* device-supplied text (user, reason) reaches the terminal escaped (sync/text.h) */
+        char line[1024];
+        int n = snprintf(line, sizeof line, "%s  %-12s by %s (%s) on device %s (%s), received %s%s%s%s%s%s\n", when,
+                         e->action, e->user, e->role, e->device_name[0] != '\0' ? e->device_name : "?",
+                         e->device_id, received, e->plan_id[0] != '\0' ? ", plan " : "", e->plan_id,
+                         strcmp(e->action, "break_glass") == 0 ? ", reason: \"" : "",
+                         strcmp(e->action, "break_glass") == 0 ? e->identifier : "",
+                         strcmp(e->action, "break_glass") == 0 ? "\"" : "");
+        if (n > 0)
+            text_put_terminal(stdout, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    }
     return 0;
 }
 
 static int cmd_audit(struct hub_cli *c, hub *h)
 {
     json_t *arr = c->json ? json_array() : NULL;
+    if (hub_cli_take_flag(c, "--break-glass")) {
+        /* every break-glass view from every device: who opened a locked copy, and why */
+        int rc = hub_cli_want_args(c, 0, "audit --break-glass");
+        if (rc == CMC_OK)
+            rc = hub_audit_list_action(h, "break_glass", audit_cb, arr);
+        if (rc == CMC_OK && arr != NULL) {
+            hub_cli_print_json(arr);
+            arr = NULL;
+        }
+        json_decref(arr);
+        return rc;
+    }
     int rc = hub_cli_want_args(c, 1, "audit PLAN");
     if (rc == CMC_OK)
         rc = hub_audit_list(h, c->argv[0], audit_cb, arr);
@@ -411,9 +433,10 @@ const struct hub_cli_cmd hub_cmd_caseload = {
 
 const struct hub_cli_cmd hub_cmd_audit = {
     "audit", NULL,
-    "usage: cmc-hub audit PLAN\n"
+    "usage: cmc-hub audit PLAN | cmc-hub audit --break-glass\n"
     "\n"
     "Who viewed that patient's plan, on which device (name and id), when it happened and when\n"
-    "the hub received it. PLAN is a plan id or an NHS number.\n"
+    "the hub received it. PLAN is a plan id or an NHS number. --break-glass lists every view of\n"
+    "a lease-locked copy, from every device, with the reason the user typed.\n"
     "Environment: CMC_HUB_DIR (state directory), CMC_HUB_CONFIG (settings file).\n",
     1, cmd_audit};

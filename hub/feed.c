@@ -49,6 +49,7 @@
 #include "sync/bundle.h"
 #include "sync/change.h"
 #include "sync/mp.h"
+#include "sync/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -630,7 +631,25 @@ static int hub_pull_finish(hub *h, struct hub_page *pg, uint8_t **out, size_t *l
     int rc;
     if (pg->rollback)
         pg->hdr.flags = (uint16_t)(pg->hdr.flags | BUNDLE_FLAG_ROLLBACK);
-    if ((rc = bundle_writer_finish(pg->w, &pg->hdr, h->sk, out, len)) != CMC_OK)
+    size_t raw_size = bundle_writer_raw_size(pg->w);
+    uint16_t codec = (uint16_t)(pg->hdr.flags & BUNDLE_FLAG_BROTLI);
+    uint8_t digest[CRY_HASH_BYTES];
+    const struct hub_body_entry *kept = NULL;
+    if (raw_size >= HUB_BODY_MIN) { /* a large page: compress it once for every device */
+        bundle_writer_digest(pg->w, digest);
+        kept = hub_body_find(h, digest, bundle_writer_count(pg->w), codec);
+    }
+    if (kept != NULL) {
+        pg->hdr.op_count = kept->count;
+        pg->hdr.raw_len = kept->raw_len;
+        rc = bundle_seal(&pg->hdr, kept->body, kept->len, h->sk, out, len);
+    } else {
+        rc = bundle_writer_finish(pg->w, &pg->hdr, h->sk, out, len);
+        if (rc == CMC_OK && raw_size >= HUB_BODY_MIN)
+            hub_body_keep(h, digest, bundle_writer_count(pg->w), codec, (uint32_t)raw_size,
+                          *out + BUNDLE_HEADER_BYTES, *len - BUNDLE_HEADER_BYTES);
+    }
+    if (rc != CMC_OK)
         return rc;
     if ((rc = hub_tx_commit(h)) != CMC_OK) {
         cmc_free(*out);
@@ -648,6 +667,12 @@ int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, s
 
 int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                      size_t budget, uint64_t edition, uint8_t **out, size_t *len)
+{
+    return hub_pull_opts(h, device_id, cursor, applied, budget, edition, 0, out, len);
+}
+
+int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                  size_t budget, uint64_t edition, uint64_t codecs, uint8_t **out, size_t *len)
 {
     struct hub_page pg;
     int rc;
@@ -679,6 +704,8 @@ int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t ap
         else if ((rc = hub_pull_scan(h, &pg)) == CMC_OK)
             rc = hub_pull_record(h, &pg);
     }
+    if (rc == CMC_OK && (codecs & WIRE_CODEC_BROTLI))
+        pg.hdr.flags = (uint16_t)(pg.hdr.flags | BUNDLE_FLAG_BROTLI);
     if (rc == CMC_OK)
         rc = hub_pull_finish(h, &pg, out, len);
     if (rc != CMC_OK)

@@ -59,6 +59,27 @@ const struct hub_delta_entry *hub_delta_find(hub *h, const char *plan_id, int64_
 void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
                     const uint8_t *delta, size_t len, size_t put_len);
 
+/* ---- the compressed body cache (feed_cache.c) ------------------------------------------ */
+
+/* Pages of at least HUB_BODY_MIN raw bytes (snapshot pages) are compressed once: a page
+ * whose ops, count and codec equal an earlier page's (devices of one scope enrolling from the
+ * same head) reuses its compressed body under its own signed header (bundle_seal). The
+ * holdings, the header and its signature stay per device. */
+#define HUB_BODY_MIN (64u * 1024u)
+struct hub_body_entry {
+    uint8_t digest[CRY_HASH_BYTES]; /* bundle_writer_digest */
+    uint32_t count, raw_len;
+    uint16_t codec_flags;           /* BUNDLE_FLAG_BROTLI or 0 */
+    uint8_t *body;                  /* NULL = empty slot */
+    size_t len;
+};
+/* The kept body, or NULL. Valid until the next keep. */
+const struct hub_body_entry *hub_body_find(hub *h, const uint8_t digest[CRY_HASH_BYTES],
+                                           uint32_t count, uint16_t codec_flags);
+/* Best effort, like hub_delta_keep. */
+void hub_body_keep(hub *h, const uint8_t digest[CRY_HASH_BYTES], uint32_t count,
+                   uint16_t codec_flags, uint32_t raw_len, const uint8_t *body, size_t len);
+
 /* ---- older editions (feed_edition.c) --------------------------------------------------- */
 
 /* The note a projection that left content out carries, and the id of the anticipated

@@ -10,6 +10,11 @@
  * Direct-mapped: a new delta takes its slot from whatever was there. Bounded in entries and
  * bytes; when the bytes would pass the cap the whole cache is emptied (a burst of changes
  * refills it with what devices ask for now).
+ *
+ * Bodies: the compressed body of every large page (a snapshot page), kept by the digest of its
+ * packed ops, so devices of one scope that enroll together share the compression: each gets
+ * the same body under its own signed header. A body is keyed by what it contains, so it never
+ * goes stale either.
  */
 #include "hub/feed.h"
 
@@ -28,9 +33,20 @@ struct hub_delta_cache {
     size_t bytes;
 };
 
+/* Compressed page bodies: direct-mapped by digest, bounded in bytes (emptied when full, like
+ * the deltas). 32 MiB holds the Brotli snapshot of 100k plans twice over. */
+#define HUB_BODY_SLOTS 512
+#define HUB_BODY_BYTES_MAX (32u * 1024u * 1024u)
+
+struct hub_body_cache {
+    struct hub_body_entry slot[HUB_BODY_SLOTS];
+    size_t bytes;
+};
+
 struct hub_feed {
     sqlite3_stmt *stmt[HUB_FEED_STMT_COUNT]; /* NULL until first used */
     struct hub_delta_cache *deltas;           /* NULL until the first delta */
+    struct hub_body_cache *bodies;            /* NULL until the first kept body */
 };
 
 static void hub_feed_reset(void *state)
@@ -52,6 +68,11 @@ static void hub_feed_close(void *state)
         for (size_t i = 0; i < HUB_DELTA_SLOTS; i++)
             cmc_free(f->deltas->slot[i].delta);
         cmc_free(f->deltas);
+    }
+    if (f->bodies != NULL) {
+        for (size_t i = 0; i < HUB_BODY_SLOTS; i++)
+            cmc_free(f->bodies->slot[i].body);
+        cmc_free(f->bodies);
     }
     cmc_free(f);
 }
@@ -143,5 +164,65 @@ void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
     e->delta = copy;
     e->len = len;
     e->put_len = put_len;
+    c->bytes += len;
+}
+
+/* ---- the compressed body cache --------------------------------------------------------- */
+
+static struct hub_body_entry *hub_body_slot(struct hub_body_cache *c,
+                                            const uint8_t digest[CRY_HASH_BYTES])
+{
+    uint32_t x = (uint32_t)digest[0] | (uint32_t)digest[1] << 8 | (uint32_t)digest[2] << 16;
+    return &c->slot[x % HUB_BODY_SLOTS];
+}
+
+const struct hub_body_entry *hub_body_find(hub *h, const uint8_t digest[CRY_HASH_BYTES],
+                                           uint32_t count, uint16_t codec_flags)
+{
+    const struct hub_feed *f = h->part[HUB_PART_FEED].state;
+    if (f == NULL || f->bodies == NULL)
+        return NULL;
+    const struct hub_body_entry *e = hub_body_slot(f->bodies, digest);
+    if (e->body == NULL || e->count != count || e->codec_flags != codec_flags ||
+        memcmp(e->digest, digest, CRY_HASH_BYTES) != 0)
+        return NULL;
+    return e;
+}
+
+static void hub_body_clear(struct hub_body_entry *e)
+{
+    cmc_free(e->body);
+    memset(e, 0, sizeof *e);
+}
+
+void hub_body_keep(hub *h, const uint8_t digest[CRY_HASH_BYTES], uint32_t count,
+                   uint16_t codec_flags, uint32_t raw_len, const uint8_t *body, size_t len)
+{
+    struct hub_feed *f = NULL;
+    struct hub_body_cache *c;
+    struct hub_body_entry *e;
+    uint8_t *copy;
+    if (len == 0 || len > HUB_BODY_BYTES_MAX / 4 || hub_feed_get(h, &f) != CMC_OK)
+        return;
+    if (f->bodies == NULL && (f->bodies = cmc_calloc(1, sizeof *f->bodies)) == NULL)
+        return;
+    c = f->bodies;
+    if (c->bytes + len > HUB_BODY_BYTES_MAX) {
+        for (size_t i = 0; i < HUB_BODY_SLOTS; i++)
+            hub_body_clear(&c->slot[i]);
+        c->bytes = 0;
+    }
+    if ((copy = cmc_malloc(len)) == NULL)
+        return;
+    memcpy(copy, body, len);
+    e = hub_body_slot(c, digest);
+    c->bytes -= e->len;
+    hub_body_clear(e);
+    memcpy(e->digest, digest, CRY_HASH_BYTES);
+    e->count = count;
+    e->raw_len = raw_len;
+    e->codec_flags = codec_flags;
+    e->body = copy;
+    e->len = len;
     c->bytes += len;
 }

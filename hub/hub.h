@@ -307,6 +307,11 @@ int hub_pull(hub *h, const char *device_id, uint64_t cursor, uint64_t applied, s
  * (docs/PROTOCOL.md, "Mixed versions"). hub_pull is this at PLAN_EDITION_CURRENT. */
 int hub_pull_edition(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
                      size_t budget, uint64_t edition, uint8_t **out, size_t *len);
+/* As hub_pull_edition, with the body codecs the device's pull offered (WIRE_CODEC_*,
+ * sync/wire.h): WIRE_CODEC_BROTLI gets Brotli bodies (BUNDLE_FLAG_BROTLI); 0 = zlib, as for
+ * a device that offered none. */
+int hub_pull_opts(hub *h, const char *device_id, uint64_t cursor, uint64_t applied,
+                  size_t budget, uint64_t edition, uint64_t codecs, uint8_t **out, size_t *len);
 
 enum hub_push_result { HUB_PUSH_ACCEPTED = 1, HUB_PUSH_DUPLICATE, HUB_PUSH_CONFLICT };
 struct hub_push_reply {
@@ -349,6 +354,10 @@ struct hub_audit_entry {
  * that missed. CMC_ERR_NOT_FOUND when the hub knows neither a plan nor an entry for it. */
 int hub_audit_list(hub *h, const char *plan_ref,
                    int (*cb)(const struct hub_audit_entry *, void *), void *ctx);
+/* Every entry with `action` (e.g. "break_glass": a locked copy opened with a reason), from
+ * every device, oldest first. */
+int hub_audit_list_action(hub *h, const char *action, int (*cb)(const struct hub_audit_entry *, void *),
+                          void *ctx);
 
 /* A device's acknowledgement of purges (plan ids; each stops that purge being repeated in
  * the device's bundles) and of a wipe (accepted only while a wipe order stands). */

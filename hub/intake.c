@@ -324,14 +324,43 @@ out:
     return rc;
 }
 
+/* The columns audit_rows reads, in its order. */
+#define AUDIT_ROW_COLS                                                                     \
+    "a.device_id, coalesce(d.name, ''), a.seq, a.user, a.role, a.plan_id, a.identifier," \
+    " a.action, a.wall, a.received"
+
+/* Steps a statement selecting AUDIT_ROW_COLS, handing each entry to cb (a non-zero return
+ * stops and is returned); *found says whether there was one. */
+static int audit_rows(hub *h, sqlite3_stmt *st, int (*cb)(const struct hub_audit_entry *, void *), void *ctx,
+                      int *found)
+{
+    struct hub_audit_entry e;
+    int rc, src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        e.device_id = hub_col_text(st, 0);
+        e.device_name = hub_col_text(st, 1);
+        e.seq = (uint64_t)sqlite3_column_int64(st, 2);
+        e.user = hub_col_text(st, 3);
+        e.role = hub_col_text(st, 4);
+        e.plan_id = hub_col_text(st, 5);
+        e.identifier = hub_col_text(st, 6);
+        e.action = hub_col_text(st, 7);
+        e.wall = sqlite3_column_int64(st, 8);
+        e.received = sqlite3_column_int64(st, 9);
+        *found = 1;
+        if ((rc = cb(&e, ctx)) != 0)
+            return rc;
+    }
+    return src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit list");
+}
+
 int hub_audit_list(hub *h, const char *plan_ref,
                    int (*cb)(const struct hub_audit_entry *, void *), void *ctx)
 {
     struct hub_plan_info info;
-    struct hub_audit_entry e;
     sqlite3_stmt *st = NULL;
     char plan_id[PLAN_ID_LEN + 1] = "", nhs[PLAN_NHS_LEN + 1] = "";
-    int rc, src, have_plan = 1, found = 0;
+    int rc, have_plan = 1, found = 0;
 
     if ((rc = hub_plan_info(h, plan_ref, &info)) == CMC_OK) {
         snprintf(plan_id, sizeof plan_id, "%s", info.plan_id);
@@ -348,8 +377,7 @@ int hub_audit_list(hub *h, const char *plan_ref,
         return rc;
     }
     /* Look-ups by NHS number that found nothing on the device are the patient's too. */
-    if ((rc = hub_db_prepare(h, "SELECT a.device_id, coalesce(d.name, ''), a.seq, a.user, a.role,"
-                                " a.plan_id, a.identifier, a.action, a.wall, a.received"
+    if ((rc = hub_db_prepare(h, "SELECT " AUDIT_ROW_COLS
                                 " FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id"
                                 " WHERE (?1 <> '' AND a.plan_id = ?1) OR (?2 <> '' AND"
                                 " a.identifier = ?2) ORDER BY a.wall, a.device_id, a.seq",
@@ -357,29 +385,27 @@ int hub_audit_list(hub *h, const char *plan_ref,
         return rc;
     sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, nhs, -1, SQLITE_STATIC);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        e.device_id = hub_col_text(st, 0);
-        e.device_name = hub_col_text(st, 1);
-        e.seq = (uint64_t)sqlite3_column_int64(st, 2);
-        e.user = hub_col_text(st, 3);
-        e.role = hub_col_text(st, 4);
-        e.plan_id = hub_col_text(st, 5);
-        e.identifier = hub_col_text(st, 6);
-        e.action = hub_col_text(st, 7);
-        e.wall = sqlite3_column_int64(st, 8);
-        e.received = sqlite3_column_int64(st, 9);
-        found = 1;
-        if ((rc = cb(&e, ctx)) != 0)
-            goto out;
-    }
-    if (src != SQLITE_DONE)
-        rc = hub_db_fail(h, src, "audit list");
-    else if (!have_plan && !found)
+    rc = audit_rows(h, st, cb, ctx, &found);
+    if (rc == CMC_OK && !have_plan && !found)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "no plan and no audit entries on the hub for that plan"
                                          " id or NHS number");
-    else
-        rc = CMC_OK;
-out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int hub_audit_list_action(hub *h, const char *action, int (*cb)(const struct hub_audit_entry *, void *),
+                          void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    int rc = hub_db_prepare(h, "SELECT " AUDIT_ROW_COLS " FROM audit a LEFT JOIN devices d"
+                               " ON d.device_id = a.device_id WHERE a.action = ?1"
+                               " ORDER BY a.wall, a.device_id, a.seq",
+                            &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
+    rc = audit_rows(h, st, cb, ctx, &found);
     sqlite3_finalize(st);
     return rc;
 }

@@ -33,6 +33,7 @@ static const char usage_text[] =
     "  scope list                              regions, teams and care homes, with plan counts\n"
     "  tls rotate --next-key FILE / tls status change the TLS key without re-enrolling devices\n"
     "  audit PLAN                              who viewed that patient's plan, where, when\n"
+    "  audit --break-glass                     every view of a lease-locked copy, and why\n"
     "  plan export PLAN --format fhir --as USER / plan import FILE --format fhir --as USER\n"
     "  client add NAME --scope S / client list / client revoke NAME   FHIR client systems\n"
     "  key                                     the hub's public signing key (hex)\n"

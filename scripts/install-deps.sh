@@ -14,6 +14,8 @@ apt_packages=(
   stunnel4 faketime fiu-utils libfiu-dev clang libclang-rt-14-dev llvm
   chromium nodejs
   scdoc
+  tmux
+  libbrotli-dev
   postgresql-15 libpq-dev
 )
 # the crew's page tests (tests/web) drive Chromium from node; NodeSource's nodejs carries its
@@ -30,6 +32,8 @@ have_all() {
   command -v curl >/dev/null || return 1
   command -v jq >/dev/null || return 1
   command -v scdoc >/dev/null || return 1
+  # the terminal card test runs lookup in a real terminal (tests/e2e/test_card_terminal.sh)
+  command -v tmux >/dev/null || return 1
   command -v chromium >/dev/null || return 1
   command -v node >/dev/null || return 1
   command -v npm >/dev/null || return 1
@@ -42,6 +46,8 @@ have_all() {
   # libcurl must be the OpenSSL flavour (libcurl4-openssl-dev).
   dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || return 1
   dpkg -s libmsgpack-dev >/dev/null 2>&1 || return 1
+  # Brotli bundle bodies (sync/zbody.c)
+  pkg-config --exists libbrotlienc libbrotlidec 2>/dev/null || return 1
   # the hub's PostgreSQL store: libpq to build, a server for the tests (tests/support/pg_run.sh)
   pkg-config --exists libpq 2>/dev/null || return 1
   [ -x /usr/lib/postgresql/15/bin/initdb ] || return 1

@@ -11,6 +11,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/mp.h"
+#include "sync/zbody.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -27,7 +28,8 @@ static const uint8_t bundle_magic[4] = { 'C', 'M', 'C', 'B' };
 #define BUNDLE_MP_DEPTH 16
 
 #define BUNDLE_KNOWN_FLAGS                                                                 \
-    (BUNDLE_FLAG_MORE | BUNDLE_FLAG_SNAPSHOT | BUNDLE_FLAG_ROLLBACK | BUNDLE_FLAG_EDITION2)
+    (BUNDLE_FLAG_MORE | BUNDLE_FLAG_SNAPSHOT | BUNDLE_FLAG_ROLLBACK | BUNDLE_FLAG_EDITION2 | \
+     BUNDLE_FLAG_BROTLI)
 
 int bundle_edition(const struct bundle_header *h)
 {
@@ -255,6 +257,11 @@ size_t bundle_writer_raw_size(const bundle_writer *w)
     return array_header_size(w->count) + (w->len - ARRAY_HEADER_ROOM);
 }
 
+void bundle_writer_digest(const bundle_writer *w, uint8_t out[CRY_HASH_BYTES])
+{
+    cry_hash(out, w->buf + ARRAY_HEADER_ROOM, w->len - ARRAY_HEADER_ROOM);
+}
+
 uint32_t bundle_writer_count(const bundle_writer *w)
 {
     return w->count;
@@ -336,6 +343,21 @@ int bundle_writer_finish(bundle_writer *w, const struct bundle_header *hdr,
     } else {
         raw[0] = 0xdd;
         put_be32(raw + 1, w->count);
+    }
+    if (h.flags & BUNDLE_FLAG_BROTLI) { /* the codec the device offered (sync/zbody.h) */
+        size_t body_len = 0;
+        if ((rc = zbody_pack(raw, raw_len, BUNDLE_HEADER_BYTES, &buf, &body_len)) != CMC_OK)
+            return rc;
+        h.op_count = w->count;
+        h.raw_len = (uint32_t)raw_len;
+        if ((rc = seal_in_place(&h, buf, body_len, hub_sk)) != CMC_OK) {
+            cmc_free(buf);
+            return rc;
+        }
+        *len = BUNDLE_HEADER_BYTES + body_len;
+        uint8_t *fit = cmc_realloc(buf, *len);
+        *out = fit != NULL ? fit : buf;
+        return CMC_OK;
     }
 
     memset(&zs, 0, sizeof zs);
@@ -649,7 +671,9 @@ int bundle_decode(const uint8_t *buf, size_t len, const struct bundle_header *hd
     if (hdr->raw_len == 0 || (uint64_t)hdr->op_count * 3 + 1 > hdr->raw_len)
         return cmc_fail(CMC_ERR_CORRUPT, "bundle: raw_len %u cannot hold %u ops",
                         (unsigned)hdr->raw_len, (unsigned)hdr->op_count);
-    if ((rc = inflate_bounded(buf + BUNDLE_HEADER_BYTES, hdr->body_len, hdr->raw_len, &raw)) !=
+    if ((rc = (hdr->flags & BUNDLE_FLAG_BROTLI)
+                  ? zbody_unpack(buf + BUNDLE_HEADER_BYTES, hdr->body_len, hdr->raw_len, &raw)
+                  : inflate_bounded(buf + BUNDLE_HEADER_BYTES, hdr->body_len, hdr->raw_len, &raw)) !=
         CMC_OK)
         return rc;
 

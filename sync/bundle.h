@@ -11,7 +11,9 @@
  *               proven; this answer repairs the restored replica), bit 3 "edition 2"
  *               (the schema edition of the plans the page carries: they may hold
  *               second-edition fields; set only for a device whose pull said it shows them
- *               and a page that carries a plan; clear = edition 1)
+ *               and a page that carries a plan; clear = edition 1),
+ *               bit 4 "brotli" (the body is Brotli, RFC 7932, not zlib; set only for a
+ *               device whose pull offered the codec: sync/zbody.h)
  *     8  16  device id (the UUID's 16 bytes)
  *    24   8  from cursor (big-endian u64): the device's cursor this answers
  *    32   8  to cursor: the device's cursor once this bundle is applied
@@ -22,7 +24,8 @@
  *    84   8  hub wall time, Unix seconds (evidence for the lease and clock checks)
  *    92  64  Ed25519 signature by the hub's key over bytes 0..91
  *
- * Body: zlib (RFC 1950) of a msgpack array of `op count` ops:
+ * Body: zlib (RFC 1950), or Brotli with the "brotli" flag, of a msgpack array of `op count`
+ * ops:
  *   [1, plan_id, seq, plan]                      put, whole plan (plan_pack map)
  *   [2, plan_id, seq, base_version, change]      put, delta against base_version
  *                                                (plan_change_pack array)
@@ -73,6 +76,7 @@
 #define BUNDLE_FLAG_SNAPSHOT 0x2u
 #define BUNDLE_FLAG_ROLLBACK 0x4u
 #define BUNDLE_FLAG_EDITION2 0x8u
+#define BUNDLE_FLAG_BROTLI 0x10u
 #define BUNDLE_MAX_BODY (8u * 1024 * 1024)  /* compressed */
 #define BUNDLE_MAX_RAW (32u * 1024 * 1024)  /* inflated */
 #define BUNDLE_MAX_OPS 100000u
@@ -141,6 +145,10 @@ int bundle_writer_add(bundle_writer *w, const struct bundle_op *op);
 int bundle_writer_add_raw(bundle_writer *w, const uint8_t *op_msgpack, size_t len);
 size_t bundle_writer_raw_size(const bundle_writer *w);
 uint32_t bundle_writer_count(const bundle_writer *w);
+/* BLAKE2b-256 of the ops packed so far (not the array header: pair it with the count). Two
+ * writers with the same digest and count finish to the same raw body, so a hub may keep the
+ * compressed body and re-sign it for another device (bundle_seal). */
+void bundle_writer_digest(const bundle_writer *w, uint8_t out[CRY_HASH_BYTES]);
 int bundle_writer_finish(bundle_writer *w, const struct bundle_header *hdr,
                          const struct cry_secret *hub_sk, uint8_t **out, size_t *len);
 void bundle_writer_free(bundle_writer *w);

@@ -10,6 +10,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "platform/trace.h"
 #include "sync/reqsig.h"
 
 #include <curl/curl.h>
@@ -724,6 +725,7 @@ int http_request(http_client *c, const char *method, const char *path_query,
     char log_path[128];
     snprintf(log_path, sizeof log_path, "%.*s", (int)strcspn(path_query, "?"), path_query);
 
+    uint64_t t_net = plat_phase_begin();
     for (unsigned n = 0;; n++) {
         rc = attempt(c, method, url, signed_path, log_path, content_type, body, body_len, flags,
                      resp, &retry);
@@ -744,6 +746,7 @@ int http_request(http_client *c, const char *method, const char *path_query,
         plat_sleep_ms(delay);
         c->stats.retries++;
     }
+    plat_phase_end(PLAT_PHASE_NETWORK, t_net);
 out:
     cmc_free(url);
     cmc_free(signed_path);

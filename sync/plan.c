@@ -9,6 +9,7 @@
 
 #include "crypto/cry.h"
 #include "sync/plan_internal.h"
+#include "sync/text.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -772,7 +773,25 @@ int plan_fail_at(int rc, const char *path)
     return cmc_fail(rc, "%s: %s", path, detail);
 }
 
-int plan_field_check(const struct plan_field *f, const void *base, const char *path)
+/* Text a plan may hold (sync/text.h): names, phone numbers and dates are one line; free
+ * text keeps newlines and tabs. The detail names the field and the code point, never the
+ * text around it. */
+static int check_text(const struct plan_field *f, const char *s, size_t len, const char *path)
+{
+    uint32_t cp;
+    enum text_class cls = text_check(s, len, f->max_len <= PLAN_MAX_SHORT ? TEXT_ONE_LINE : 0, &cp);
+    if (cls == TEXT_OK)
+        return CMC_OK;
+    if (cls == TEXT_ILL_FORMED)
+        return cmc_fail(CMC_ERR_INVALID, "%s: not valid UTF-8", path);
+    return cmc_fail(CMC_ERR_INVALID, "%s: contains %s (U+%04X), which could change what a screen shows", path,
+                    text_class_words(cls), (unsigned)cp);
+}
+
+/* `text_strict` 0 skips check_text: a plan read back from the device's own replica, which an
+ * earlier version may have written, is still shown (its printers escape what check_text
+ * would refuse) rather than hidden from a crew. */
+static int field_check(const struct plan_field *f, const void *base, const char *path, int text_strict)
 {
     char names[160];
     int64_t t;
@@ -790,6 +809,8 @@ int plan_field_check(const struct plan_field *f, const void *base, const char *p
             return cmc_fail(CMC_ERR_INVALID, "%s: longer than %zu bytes", path, f->max_len);
         if (!utf8_valid((const unsigned char *)s, len))
             return cmc_fail(CMC_ERR_INVALID, "%s: not valid UTF-8", path);
+        if (text_strict && (f->type == PLAN_F_STRING) && check_text(f, s, len, path) != CMC_OK)
+            return CMC_ERR_INVALID;
         if (f->type == PLAN_F_DATE && (len != 10 || plat_parse_time(s, &t) != CMC_OK))
             return cmc_fail(CMC_ERR_INVALID, "%s: not a calendar date (YYYY-MM-DD)", path);
         if (f->type == PLAN_F_DATETIME && (len != 20 || plat_parse_time(s, &t) != CMC_OK))
@@ -849,6 +870,16 @@ int plan_field_check(const struct plan_field *f, const void *base, const char *p
     return cmc_fail(CMC_ERR_INVALID, "%s: unknown field type", path);
 }
 
+int plan_field_check(const struct plan_field *f, const void *base, const char *path)
+{
+    return field_check(f, base, path, 1);
+}
+
+int plan_field_check_stored(const struct plan_field *f, const void *base, const char *path)
+{
+    return field_check(f, base, path, 0);
+}
+
 /* Checks one item's fields. The item is named in details by its id once the id is known to
  * be safe to print, else by its index; the name is built only when a check fails (a valid
  * plan, the common case, formats nothing). */
@@ -861,7 +892,8 @@ static int check_item(const struct plan_field *lf, const void *item, size_t inde
         int required = (itf->flags & PLAN_FF_DRAFT) ||
                        (level == PLAN_CHECK_COMPLETE && (itf->flags & PLAN_FF_REQUIRED));
         int missing = required && !is_present(itf, item);
-        if (!missing && (rc = plan_field_check(itf, item, "")) == CMC_OK)
+        int strict = level != PLAN_CHECK_STORED;
+        if (!missing && (rc = field_check(itf, item, "", strict)) == CMC_OK)
             continue;
         if (!missing && rc == CMC_ERR_NOMEM)
             return rc;
@@ -873,7 +905,7 @@ static int check_item(const struct plan_field *lf, const void *item, size_t inde
         snprintf(path, sizeof path, "%s[%s].%s", lf->path, label, itf->path);
         if (missing)
             return cmc_fail(CMC_ERR_INVALID, "%s: required", path);
-        return plan_field_check(itf, item, path);
+        return field_check(itf, item, path, strict);
     }
     return CMC_OK;
 }
@@ -934,7 +966,7 @@ int plan_validate(const struct plan *p, enum plan_check level)
         if (f->type == PLAN_F_LIST)
             rc = check_items(f, p, level);
         else
-            rc = plan_field_check(f, p, f->path);
+            rc = field_check(f, p, f->path, level != PLAN_CHECK_STORED);
         if (rc != CMC_OK)
             return rc;
     }

@@ -445,10 +445,15 @@ int plan_nhs_normalise(const char *in, char out[PLAN_NHS_LEN + 1]);
 enum plan_check {
     PLAN_CHECK_DRAFT,    /* identity (plan_id, nhs_number, names, date of birth) + all types */
     PLAN_CHECK_COMPLETE, /* and every PLAN_FF_REQUIRED field */
+    PLAN_CHECK_STORED,   /* as DRAFT, but text an earlier version let through (sync/text.h) is
+                            not refused: a plan read back from a device's own replica is shown,
+                            its printers escaping that text, rather than hidden from a crew */
 };
 
 /* Checks every rule of the table: required fields, types, dates, enum values, lengths, list
- * sizes, unique item ids, at most one primary diagnosis. The detail names the first failing
+ * sizes, unique item ids, at most one primary diagnosis, text a screen could be spoofed
+ * with (sync/text.h: controls, bidirectional overrides, invisible characters; newlines
+ * only in free text). The detail names the first failing
  * field by its dotted path ("resuscitation.decision: not one of for_cpr, dnacpr,
  * not_yet_discussed", "medications[m2].dose: longer than 200 bytes"), never its value. */
 int plan_validate(const struct plan *p, enum plan_check level);
@@ -492,5 +497,8 @@ int plan_unpack(const uint8_t *buf, size_t len, struct plan *out);
  * agent holding a newer plan drops nothing. Unknown ids below the highest known id are
  * refused (ids are never reused). The JSON form and change documents cannot show them. */
 int plan_unpack_keep(const uint8_t *buf, size_t len, struct plan *out);
+/* As plan_unpack_keep, validated with PLAN_CHECK_STORED: for a plan this device already
+ * accepted, read back from its replica. */
+int plan_unpack_stored(const uint8_t *buf, size_t len, struct plan *out);
 
 #endif

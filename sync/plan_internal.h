@@ -21,6 +21,8 @@
 
 /* "a, b, c": the names of an enumeration, for details. */
 void plan_enum_list(const struct plan_field *f, char *buf, size_t cap);
+/* plan_field_check without the text hygiene of sync/text.h (PLAN_CHECK_STORED). */
+int plan_field_check_stored(const struct plan_field *f, const void *base, const char *path);
 /* Re-records the current detail prefixed with `path` and returns rc (NOMEM untouched). */
 int plan_fail_at(int rc, const char *path);
 

@@ -113,8 +113,10 @@ int plan_json_value(const struct plan_field *f, const void *base, json_t **out)
             v = json_null();
             break;
         }
-        /* jansson refuses bad UTF-8 with the same NULL as out-of-memory; check first. */
-        if ((rc = plan_field_check(f, base, f->path)) != CMC_OK)
+        /* jansson refuses bad UTF-8 with the same NULL as out-of-memory; check first. Text
+         * hygiene is left to the decoders: writing out a plan a replica already holds must
+         * not fail (its readers escape). */
+        if ((rc = plan_field_check_stored(f, base, f->path)) != CMC_OK)
             return rc;
         v = json_stringn(s, strlen(s));
         break;

@@ -259,6 +259,9 @@ static int keep_unknown(struct mp_reader *r, const uint8_t *key_at, struct plan 
     return CMC_OK;
 }
 
+/* `keep`: 0 refuses unknown ids; 1 keeps them; UNPACK_STORED keeps them and validates with
+ * PLAN_CHECK_STORED. */
+#define UNPACK_STORED 2
 static int unpack(const uint8_t *buf, size_t len, struct plan *out, int keep)
 {
     struct mp_reader r;
@@ -307,7 +310,7 @@ static int unpack(const uint8_t *buf, size_t len, struct plan *out, int keep)
         rc = plan_fail_at(rc, "plan");
         goto out;
     }
-    rc = plan_validate(out, PLAN_CHECK_DRAFT);
+    rc = plan_validate(out, keep == UNPACK_STORED ? PLAN_CHECK_STORED : PLAN_CHECK_DRAFT);
 out:
     if (rc != CMC_OK)
         plan_free(out);
@@ -322,4 +325,9 @@ int plan_unpack(const uint8_t *buf, size_t len, struct plan *out)
 int plan_unpack_keep(const uint8_t *buf, size_t len, struct plan *out)
 {
     return unpack(buf, len, out, 1);
+}
+
+int plan_unpack_stored(const uint8_t *buf, size_t len, struct plan *out)
+{
+    return unpack(buf, len, out, UNPACK_STORED);
 }

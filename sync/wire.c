@@ -201,6 +201,8 @@ int wire_pull_path(const struct wire_pull_query *q, char *out, size_t cap)
         n += snprintf(out + n, cap - (size_t)n, "&budget=%llu", (unsigned long long)q->budget);
     if (q->schema > 0 && n > 0 && (size_t)n < cap)
         n += snprintf(out + n, cap - (size_t)n, "&schema=%llu", (unsigned long long)q->schema);
+    if (q->codecs > 0 && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "&z=%llu", (unsigned long long)q->codecs);
     if (n < 0 || (size_t)n >= cap)
         return cmc_fail(CMC_ERR_INVALID, "pull: the request target does not fit");
     return CMC_OK;
@@ -223,9 +225,9 @@ static int query_u64(const char *v, size_t len, const char *name, uint64_t *out)
 
 int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
 {
-    static const char *const names[] = { "cursor", "applied", "budget", "schema" };
-    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget, &q->schema };
-    int have[4] = { 0, 0, 0, 0 };
+    static const char *const names[] = { "cursor", "applied", "budget", "schema", "z" };
+    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget, &q->schema, &q->codecs };
+    int have[5] = { 0, 0, 0, 0, 0 };
     const char *p = query;
 
     memset(q, 0, sizeof *q);
@@ -233,7 +235,7 @@ int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
         const char *amp = strchr(p, '&');
         size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', plen);
-        for (size_t k = 0; eq != NULL && k < 4; k++) {
+        for (size_t k = 0; eq != NULL && k < sizeof names / sizeof names[0]; k++) {
             size_t klen = (size_t)(eq - p);
             if (klen != strlen(names[k]) || memcmp(p, names[k], klen) != 0)
                 continue;

@@ -67,9 +67,12 @@ struct wire_pull_query {
     uint64_t budget;  /* bytes per page; 0 = the hub's default (not written) */
     uint64_t schema;  /* the newest plan edition the device can show (docs/PROTOCOL.md, "Mixed
                        * versions"); a device sends PLAN_EDITION_CURRENT; 0 = not written */
+    uint64_t codecs;  /* body codecs the device takes besides zlib (WIRE_CODEC_*, docs/PROTOCOL.md
+                       * "Body codecs"); 0 = not written, zlib only; unknown bits are ignored */
 };
-/* The request target "/v1/pull?cursor=N[&applied=A][&budget=B][&schema=E]" into out (cap
- * bytes). */
+#define WIRE_CODEC_BROTLI 0x1u
+/* The request target "/v1/pull?cursor=N[&applied=A][&budget=B][&schema=E][&z=C]" into out
+ * (cap bytes). */
 int wire_pull_path(const struct wire_pull_query *q, char *out, size_t cap);
 /* Parses the query part (after '?'). cursor is required; applied defaults to cursor; schema
  * defaults to 1 (a device of the first edition never sends it) and must be at least 1;

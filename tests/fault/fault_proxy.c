@@ -20,6 +20,20 @@
  *                   carrying byte N is cut there, and every later one at once
  *   resetall N      the same with resets
  *
+ * A shaped link instead (both directions, for benchmarks: bench/run.sh), as the line
+ *
+ *   link KBIT RTT_MS LOSS_PERMILLE
+ *
+ * e.g. "link 20000 50 0" (a 4G link) or "link 1000 300 10" (a poor one): each direction is
+ * a delay line of RTT_MS / 2 behind a KBIT kbit/s serialiser; each 1448-byte segment is lost
+ * with probability LOSS_PERMILLE / 1000 and then costs its direction one retransmission
+ * timeout (RTT_MS + 200 ms, Linux's minimum RTO), holding back what follows it as TCP does.
+ * A new connection's first bytes wait one round trip more (TCP's handshake); TCP's slow
+ * start is not modelled. The proxy's TCP connections are plain, so a shaped link
+ * carries TLS unchanged. With --stats FILE the proxy keeps "up BYTES down BYTES connections
+ * N closed M" (bytes carried by shaped links, connections of any kind, since start) in FILE,
+ * rewritten as each connection closes.
+ *
  * The proxy sits behind the TLS terminator (stunnel in front of it, the hub's plain HTTP
  * behind it), so what it damages is what the agent's own framing and bundle verification see:
  * TLS would otherwise turn every flipped bit into a connection error.
@@ -179,6 +193,179 @@ static void relay(int client, int upstream, const struct fault_cfg *cfg)
     }
 }
 
+/* ---- shaped links ------------------------------------------------------------------------ */
+
+struct link_cfg {
+    int on;
+    long kbit, rtt_ms, loss_permille;
+};
+
+static void read_link(const char *path, struct link_cfg *lk)
+{
+    char line[128] = "";
+    memset(lk, 0, sizeof *lk);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    if (fgets(line, sizeof line, f) != NULL &&
+        sscanf(line, "link %ld %ld %ld", &lk->kbit, &lk->rtt_ms, &lk->loss_permille) == 3 &&
+        lk->kbit > 0 && lk->rtt_ms >= 0 && lk->loss_permille >= 0 && lk->loss_permille < 1000)
+        lk->on = 1;
+    fclose(f);
+}
+
+/* Bytes and connections over the proxy's life: shared with the per-connection children. */
+struct link_stats {
+    long up, down, connections, closed;
+};
+static struct link_stats *stats;
+static const char *stats_path;
+
+static void stats_write(void)
+{
+    if (stats_path == NULL)
+        return;
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%ld", stats_path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    fprintf(f, "up %ld down %ld connections %ld closed %ld\n", __atomic_load_n(&stats->up, __ATOMIC_SEQ_CST),
+            __atomic_load_n(&stats->down, __ATOMIC_SEQ_CST), __atomic_load_n(&stats->connections, __ATOMIC_SEQ_CST),
+            __atomic_load_n(&stats->closed, __ATOMIC_SEQ_CST));
+    if (fclose(f) == 0)
+        rename(tmp, stats_path);
+    else
+        unlink(tmp);
+}
+
+enum { SEG = 1448, LINK_QUEUE_MAX = 8 * 1024 * 1024 };
+
+struct seg {
+    struct seg *next;
+    uint64_t due_ns;
+    size_t len;
+    unsigned char data[SEG];
+};
+
+/* One direction of a shaped link. */
+struct lane {
+    int from, to;
+    struct seg *head, *tail;
+    size_t queued;
+    uint64_t free_ns; /* when the serialiser has sent everything queued */
+    long *count;
+    int eof;
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t link_rand(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Reads what `from` has (one segment at a time) into the lane's delay line. */
+static int lane_take(struct lane *l, const struct link_cfg *lk, uint64_t *rng)
+{
+    struct seg *sg = malloc(sizeof *sg);
+    if (sg == NULL)
+        return -1;
+    ssize_t n = recv(l->from, sg->data, SEG, 0);
+    if (n <= 0) {
+        free(sg);
+        l->eof = 1;
+        return 0;
+    }
+    uint64_t now = mono_ns();
+    uint64_t start = l->free_ns > now ? l->free_ns : now;
+    uint64_t tx = (uint64_t)n * 8u * 1000000u / (uint64_t)lk->kbit; /* ns on the wire */
+    l->free_ns = start + tx;
+    if (lk->loss_permille > 0 && (long)(link_rand(rng) % 1000u) < lk->loss_permille)
+        l->free_ns += (uint64_t)(lk->rtt_ms + 200) * 1000000u; /* lost: one RTO */
+    sg->due_ns = l->free_ns + (uint64_t)lk->rtt_ms * 500000u; /* half the RTT each way */
+    sg->len = (size_t)n;
+    sg->next = NULL;
+    if (l->tail != NULL)
+        l->tail->next = sg;
+    else
+        l->head = sg;
+    l->tail = sg;
+    l->queued += (size_t)n;
+    return 0;
+}
+
+/* Delivers every segment that is due; returns -1 when the receiver is gone. */
+static int lane_give(struct lane *l)
+{
+    uint64_t now = mono_ns();
+    while (l->head != NULL && l->head->due_ns <= now) {
+        struct seg *sg = l->head;
+        if (fault_write_all(l->to, sg->data, sg->len) != 0)
+            return -1;
+        __atomic_add_fetch(l->count, (long)sg->len, __ATOMIC_SEQ_CST);
+        l->queued -= sg->len;
+        l->head = sg->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        free(sg);
+    }
+    return 0;
+}
+
+static void relay_link(int client, int upstream, const struct link_cfg *lk)
+{
+    struct lane lanes[2] = {
+        { .from = client, .to = upstream, .count = &stats->up },
+        { .from = upstream, .to = client, .count = &stats->down },
+    };
+    uint64_t rng = 0x11c0ffeeull ^ (uint64_t)getpid();
+    /* TCP's handshake: the client's first bytes leave one round trip after it connected */
+    lanes[0].free_ns = mono_ns() + (uint64_t)lk->rtt_ms * 1000000u;
+    for (;;) {
+        struct pollfd p[2];
+        for (int i = 0; i < 2; i++) {
+            p[i].fd = lanes[i].from;
+            p[i].events = !lanes[i].eof && lanes[i].queued < LINK_QUEUE_MAX ? POLLIN : 0;
+            p[i].revents = 0;
+        }
+        /* a side that closed, once everything it sent is delivered, closes the other */
+        for (int i = 0; i < 2; i++)
+            if (lanes[i].eof && lanes[i].head == NULL) {
+                shutdown(lanes[i].to, SHUT_WR);
+                if (lanes[1 - i].eof && lanes[1 - i].head == NULL)
+                    return;
+            }
+        int timeout = -1;
+        uint64_t now = mono_ns();
+        for (int i = 0; i < 2; i++)
+            if (lanes[i].head != NULL) {
+                uint64_t due = lanes[i].head->due_ns;
+                int ms = due <= now ? 0 : (int)((due - now) / 1000000u) + 1;
+                if (timeout < 0 || ms < timeout)
+                    timeout = ms;
+            }
+        if (timeout < 0 && lanes[0].eof && lanes[1].eof)
+            return;
+        if (poll(p, 2, timeout) < 0 && errno != EINTR)
+            return;
+        for (int i = 0; i < 2; i++)
+            if ((p[i].revents & (POLLIN | POLLHUP | POLLERR)) && lane_take(&lanes[i], lk, &rng) != 0)
+                return;
+        for (int i = 0; i < 2; i++)
+            if (lane_give(&lanes[i]) != 0)
+                return;
+    }
+}
+
 int main(int argc, char **argv)
 {
     int listen_port = -1, to_port = -1;
@@ -192,6 +379,8 @@ int main(int argc, char **argv)
             config = argv[i + 1];
         else if (strcmp(argv[i], "--port-file") == 0)
             port_file = argv[i + 1];
+        else if (strcmp(argv[i], "--stats") == 0)
+            stats_path = argv[i + 1];
     }
     if (listen_port < 0 || to_port <= 0 || config == NULL) {
         fprintf(stderr, "usage: fault_proxy --listen PORT|0 --to PORT --config FILE [--port-file FILE]\n");
@@ -209,6 +398,13 @@ int main(int argc, char **argv)
         return 1;
     }
     *total_down = 0;
+    stats = mmap(NULL, sizeof *stats, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (stats == MAP_FAILED) {
+        perror("fault_proxy: mmap");
+        return 1;
+    }
+    memset(stats, 0, sizeof *stats);
+    stats_write();
     for (;;) {
         int c = fault_accept(ls);
         if (c < 0) {
@@ -221,6 +417,10 @@ int main(int argc, char **argv)
             snprintf(last_line, sizeof last_line, "%s", cfg.line);
             *total_down = 0;
         }
+        /* counted before the child runs: a reader that sees as many closed as connections
+         * knows every byte is in the file */
+        __atomic_add_fetch(&stats->connections, 1, __ATOMIC_SEQ_CST);
+        stats_write();
         pid_t pid = fork();
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -230,7 +430,14 @@ int main(int argc, char **argv)
             int up = connect_upstream(to_port);
             if (up < 0)
                 _exit(0);
-            relay(c, up, &cfg);
+            struct link_cfg lk;
+            read_link(config, &lk);
+            if (lk.on)
+                relay_link(c, up, &lk);
+            else
+                relay(c, up, &cfg);
+            __atomic_add_fetch(&stats->closed, 1, __ATOMIC_SEQ_CST);
+            stats_write();
             _exit(0);
         }
         close(c);

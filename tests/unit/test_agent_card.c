@@ -211,7 +211,10 @@ static json_t *json_card(const struct state *s)
 
 static char *page(const struct state *s, int night, enum web_view view)
 {
-    struct web_chrome c = { .title = "Summary card", .user = "medic", .role = "urgent care", .csrf = "tok",
+    /* Proposals and conflicts reach only a clinician's session: the header says whose. */
+    int clinician = s->ctx.published != NULL || s->ctx.n_conflicts > 0;
+    struct web_chrome c = { .title = "Summary card", .user = clinician ? "nurse1" : "medic",
+                            .role = clinician ? "clinician" : "urgent care", .csrf = "tok",
                             .idle_seconds = 180, .night = night };
     struct web_card card = { .p = &s->shown, .ctx = &s->ctx, .view = view };
     struct web_buf b;

@@ -199,10 +199,15 @@ static void test_published_only_against_slipped_drafts(void **state)
     assert_string_equal(hits[0].plan_id, pub.plan_id);
     store_hits_free(hits, n);
 
+    /* The decoding count skips the lying row; the kept count follows the columns (it reads
+     * no body) and store_verify below names the row. */
     struct store_counts c;
-    assert_int_equal(store_counts_get(s, &c), CMC_OK);
+    assert_int_equal(store_counts_scan(s, &c), CMC_OK);
     assert_int_equal(c.visible, 1);
     assert_int_equal(c.published, 1);
+    assert_int_equal(c.drafts, 0);
+    assert_int_equal(store_counts_get(s, &c), CMC_OK);
+    assert_int_equal(c.visible, 2);
     assert_int_equal(c.drafts, 0);
     /* The full check names the problem. */
     assert_int_equal(store_verify(s), CMC_ERR_TAMPERED);
@@ -228,7 +233,7 @@ static void test_published_only_against_slipped_drafts(void **state)
     assert_true(hits_have(hits, n, pub.plan_id));
     assert_false(hits_have(hits, n, liar.plan_id));
     store_hits_free(hits, n);
-    assert_int_equal(store_counts_get(s, &c), CMC_OK);
+    assert_int_equal(store_counts_scan(s, &c), CMC_OK);
     assert_int_equal(c.visible, 2);
     assert_int_equal(c.published, 1);
     assert_int_equal(c.drafts, 1);

@@ -606,9 +606,9 @@ static void test_policy_op_and_rollback_flag(void **state)
         bundle_ops_free(got, n);
     }
 
-    /* a flag bit beyond MORE, SNAPSHOT, ROLLBACK and EDITION2 is still a newer hub's */
+    /* a flag bit beyond MORE, SNAPSHOT, ROLLBACK, EDITION2 and BROTLI is still a newer hub's */
     in = f->hdr;
-    in.flags = 0x10;
+    in.flags = 0x20;
     buf = NULL;
     assert_int_equal(bundle_build(&in, NULL, 0, f->sk, &buf, &len), CMC_ERR_INVALID);
     assert_null(buf);
