@@ -12,7 +12,7 @@
 BUILD    ?= build
 CC       ?= cc
 SANITIZE ?=
-PKGS     := sqlcipher libsodium msgpack libcurl zlib libmicrohttpd gnutls jansson libbrotlienc libbrotlidec
+PKGS     := sqlcipher libsodium msgpack libcurl zlib libmicrohttpd gnutls jansson libbrotlienc libbrotlidec libpq
 DEPS_OK  := $(shell pkg-config --exists $(PKGS) cmocka 2>/dev/null && echo yes)
 
 WARN   := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -54,7 +54,7 @@ PROGS := $(BUILD)/cmc-agent $(BUILD)/cmc-hub
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps check unit e2e demo bench clean fuzz torture
+.PHONY: all deps check unit unit-pg e2e demo bench clean fuzz torture
 all: $(PROGS)
 
 deps:
@@ -117,8 +117,14 @@ check:
 	    awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "check: %d passed, %d failed, %d skipped\n", p, f, s}'; \
 	  test $$u -eq 0 -a $$e -eq 0 -a $$h -eq 0 -a $$z -eq 0
 
+# The hub's unit tests run twice: on SQLCipher, then on a throwaway PostgreSQL (unit-pg).
+HUB_UNIT_BINS := $(filter $(BUILD)/tests/test_hub_%,$(UNIT_BINS))
 unit: $(UNIT_BINS) $(PROGS)
-	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_BINS)
+	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_BINS); u=$$?; \
+	  BUILD=$(BUILD) tests/support/pg_run.sh unit-pg $(HUB_UNIT_BINS); p=$$?; test $$u -eq 0 -a $$p -eq 0
+
+unit-pg: $(HUB_UNIT_BINS) $(PROGS)
+	@BUILD=$(BUILD) tests/support/pg_run.sh unit-pg $(HUB_UNIT_BINS)
 
 e2e: $(PROGS) $(TOOLS)
 	@BUILD=$(BUILD) scripts/run-tests.sh e2e $(wildcard tests/e2e/test_*.sh)

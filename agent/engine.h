@@ -61,6 +61,8 @@ struct engine_report {
     int wiped;                   /* the hub ordered a wipe and it was carried out */
     int rollback;                /* the hub saw this replica restored from an older copy and
                                     sent what repairs it (purges again, newer versions) */
+    int hub_rewound;             /* the hub was restored from an earlier backup: re-synced from
+                                  * the start, this replica and its pending edits kept */
     uint64_t bytes_received;
     uint64_t bytes_sent;
     uint64_t requests;

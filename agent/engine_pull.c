@@ -57,6 +57,7 @@ struct pipeline {
     struct page raw, dec, spent;
     int has_raw, has_dec, has_spent;
     int stop, dl_done, dec_done;
+    int rewound;         /* the hub answered "hub_rewound": it was restored from a backup */
 };
 
 /* Waits until the slot is free (or the pipeline stops), then fills it. 0: stopped, the page
@@ -125,6 +126,8 @@ static void *download_thread(void *arg)
         int rc = wire_pull_path(&q, path, sizeof path);
         if (rc == CMC_OK)
             rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);
+        if (rc == CMC_ERR_CONFLICT && strncmp(resp.hub_message, "hub_rewound:", 12) == 0)
+            pp->rewound = 1; /* read by the caller once this thread is joined */
         if (rc == CMC_OK)
             rc = engine_check_bundle(pp->e->hub_pk, pp->e->device_uuid, resp.body, resp.body_len,
                               &pg.hdr);
@@ -299,6 +302,16 @@ out:
     engine_add_stats(rep, client);
     if (in_batch)
         store_batch_rollback(s);
+    if (rc != CMC_OK && pp.rewound && pp.cursor > 0) {
+        /* The hub went back in time: it has reset what it knows of this device. Keep every
+         * plan and pending edit here, start the change log again from the beginning (what
+         * the hub sends now is what it holds; newer versions kept here stay the newest), and
+         * push the pending edits again in this same sync. */
+        plat_log(PLAT_LOG_WARN, "sync: the hub was restored from an earlier backup; re-syncing");
+        rep->hub_rewound = 1;
+        if ((rc = store_state_set_int(s, ST_CURSOR, 0)) == CMC_OK)
+            rc = engine_pull_pages(s, cfg, e, client, max_pages, progress, ctx, rep);
+    }
     return rc;
 }
 

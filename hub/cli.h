@@ -57,6 +57,6 @@ void hub_cli_print_version(FILE *f);
 /* Command rows defined in hub/cmd_*.c. */
 extern const struct hub_cli_cmd hub_cmd_device, hub_cmd_scope, hub_cmd_serve, hub_cmd_tls,
     hub_cmd_plan, hub_cmd_user, hub_cmd_caseload, hub_cmd_audit, hub_cmd_key, hub_cmd_init,
-    hub_cmd_seed, hub_cmd_client;
+    hub_cmd_seed, hub_cmd_client, hub_cmd_backup, hub_cmd_restore;
 
 #endif

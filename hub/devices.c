@@ -522,6 +522,8 @@ static int hub_nonce_record(hub *h, const char *device_id, const char *nonce, in
     uint8_t digest[CRY_HASH_BYTES];
     int rc;
 
+    if (hub_store_shared(h)) /* every node must refuse it: kept in the database */
+        return hub_store_nonce(h, device_id, nonce, now, 2 * HUB_NONCE_KEEP, seen);
     *seen = 0;
     if (n == NULL) {
         if ((n = cmc_calloc(1, sizeof *n)) == NULL)

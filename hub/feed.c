@@ -768,6 +768,9 @@ int hub_pull_sealed(hub *h, const char *device_id, uint64_t cursor, uint64_t app
     if (budget < HUB_BUDGET_MIN)
         budget = HUB_BUDGET_MIN;
     pg.budget = budget;
+    /* a cursor from the timeline a restore lost: recorded, reset, answered 409 (hub.h) */
+    if ((rc = hub_rewind_check(h, device_id, cursor)) != CMC_OK)
+        goto out;
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         goto out;
     if ((rc = hub_pull_setup(h, &pg)) == CMC_OK) {

@@ -68,13 +68,58 @@ const char *hub_role_name(int role);
 
 /* ---- the store ------------------------------------------------------------------------- */
 
+/* Which store hub_init and hub_open use: NULL or "" the SQLCipher file in DIR (the default),
+ * postgresql://user@host:port/db a PostgreSQL database (DIR then keeps the key file that
+ * seals the hub's secrets in it, and TLS material). Until it is called, $CMC_HUB_DB decides.
+ * The text is not copied: it must outlive the hub's use of it. */
+void hub_use_db(const char *url);
+/* The store URL in force (NULL: the SQLCipher file). */
+const char *hub_db_url(void);
+/* 1 when the open hub runs on PostgreSQL (several hub nodes may share it). */
+int hub_store_shared(const hub *h);
+
 /* Creates DIR (0700), the store key file, the store and the hub's signing key.
- * CMC_ERR_EXISTS when DIR already holds a hub. */
+ * CMC_ERR_EXISTS when DIR (or the PostgreSQL database) already holds a hub. */
 int hub_init(const char *dir);
 /* Opens an initialised hub. CMC_ERR_NOT_FOUND when there is none (run `cmc-hub init`),
  * CMC_ERR_TAMPERED when the key does not open the store. *out is NULL on failure. */
 int hub_open(const char *dir, hub **out);
 void hub_close(hub *h); /* NULL is a no-op */
+/* ---- backup, restore, and devices that find the hub behind them (store_backup.c) ------- */
+
+struct hub_generation {
+    char id[33];            /* 32 hex digits, new at init and at every restore */
+    uint64_t epoch;         /* 0 until the first restore, then one more at each */
+    uint64_t restored_head; /* the change log's head when the store was last restored */
+    uint64_t epoch_base;    /* the first change seq after that restore */
+};
+int hub_generation_get(hub *h, struct hub_generation *out);
+/* Copies the open SQLCipher store to FILE (the online backup API: the hub may be serving),
+ * encrypted under the same key file. CMC_ERR_USAGE on PostgreSQL (use pg_dump or
+ * pg_basebackup with WAL archiving: docs/OPERATIONS.md). */
+int hub_backup(hub *h, const char *file);
+/* SQLCipher: copies FILE (a hub_backup of this hub) over the open store, then marks it
+ * restored. PostgreSQL (file NULL): marks a database the operator restored (pg_restore,
+ * point-in-time recovery) as restored. Marking takes a new generation id, the next epoch,
+ * and moves the change log's sequence to a new base, so no cursor a device took from the
+ * lost timeline can name a change of the new one. Every hub node must be stopped first. */
+int hub_restore(hub *h, const char *file);
+/* A device whose cursor is beyond the restored change log (it saw changes lost with the
+ * restore): its evidence is recorded, its sync state on the hub is reset so that it
+ * re-syncs from the start, and CMC_ERR_STATE "hub_rewound: ..." is returned (409). CMC_OK
+ * for every other cursor. */
+int hub_rewind_check(hub *h, const char *device_id, uint64_t cursor);
+struct hub_rewind {
+    char device_id[PLAN_ID_LEN + 1];
+    char name[HUB_NAME_MAX + 1];
+    uint64_t cursor;  /* the device had seen the change log up to here */
+    uint64_t head;    /* the restored log ended here: cursor - head changes were lost */
+    int64_t at;
+    char generation[33];
+};
+/* Every device that found the hub behind it, newest first. */
+int hub_rewinds_list(hub *h, int (*cb)(const struct hub_rewind *r, void *ctx), void *ctx);
+
 /* The hub's Ed25519 public key (devices pin it at enrollment). */
 void hub_public_key(const hub *h, uint8_t pk[CRY_SIGN_PK_BYTES]);
 /* The change log's head (the highest seq handed out; 0 when empty). */

@@ -16,6 +16,7 @@
 #define CMC_HUB_INTERNAL_H
 
 #include "hub/hub.h"
+#include "hub/hstore.h" /* the store: SQLite's statement API on either store */
 
 #include <sqlite3.h>
 
@@ -45,12 +46,27 @@ enum hub_part_slot {
 };
 
 struct hub {
-    sqlite3 *db;
+    hst_db *db;            /* SQLCipher or PostgreSQL (hub/hstore.h) */
     struct cry_secret *sk; /* Ed25519 secret key */
+    struct cry_secret *key; /* the key file's store key (backups are encrypted under it) */
     uint8_t pk[CRY_SIGN_PK_BYTES];
     sqlite3_stmt *stmt[HUB_STMT_COUNT]; /* NULL until first used; finalized by hub_close */
     struct hub_part part[HUB_PART_COUNT]; /* closed by hub_close */
+    /* Set by a restore (store_backup.c), read at hub_open: a device cursor in
+     * (restored_head, epoch_base) saw changes the restored store does not have. */
+    uint64_t restored_head, epoch_base;
 };
+
+/* Restores and the devices that found the hub behind them (store_backup.c). */
+extern const char hub_schema_rewinds[];
+int hub_meta_put(hub *h, const char *k, const void *v, size_t len);
+/* A new generation id for a new store (hub_init). */
+int hub_new_generation(hub *h);
+/* Loads restored_head and epoch_base into the handle. */
+int hub_restore_point(hub *h);
+
+/* The schema a new PostgreSQL store starts from (store_pg.c): migrations 1 to 3's result. */
+extern const char hub_schema_pg[];
 
 /* SQLite result -> cmc_err with a detail naming `what`. */
 int hub_db_fail(hub *h, int rc, const char *what);
@@ -77,6 +93,12 @@ int hub_fail_wrap(int code, const char *prefix);
 const char *hub_col_text(sqlite3_stmt *st, int col);
 /* Copies a text column into out (cap bytes, truncating). */
 void hub_col_copy(sqlite3_stmt *st, int col, char *out, size_t cap);
+
+/* Several nodes on one PostgreSQL store: records a device's request nonce in the store;
+ * *seen is set (and nothing recorded) when any node has recorded it already. Rows older
+ * than `keep` seconds are dropped from time to time. */
+int hub_store_nonce(hub *h, const char *device_id, const char *nonce, int64_t now, int64_t keep,
+                    int *seen);
 
 /* Appends an entry to the change log for a plan and stamps the plan with its seq. */
 int hub_log_change(hub *h, const char *plan_id, const char *what, uint64_t *seq_out);

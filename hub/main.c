@@ -6,6 +6,7 @@
 #include "hub/cli.h"
 #include "hub/clinical.h"
 #include "hub/config.h"
+#include "hub/hstore.h"
 
 #include "platform/err.h"
 
@@ -14,7 +15,7 @@
 #include <string.h>
 
 static const char usage_text[] =
-    "usage: cmc-hub [--dir DIR] [--config FILE] [--json] COMMAND ...\n"
+    "usage: cmc-hub [--dir DIR] [--db URL] [--config FILE] [--json] COMMAND ...\n"
     "       cmc-hub COMMAND --help     options and environment of one command\n"
     "       cmc-hub --version          version, and the versions of its libraries\n"
     "\n"
@@ -36,18 +37,24 @@ static const char usage_text[] =
     "  plan export PLAN --format fhir --as USER / plan import FILE --format fhir --as USER\n"
     "  client add NAME --scope S / client list / client revoke NAME   FHIR client systems\n"
     "  key                                     the hub's public signing key (hex)\n"
+    "  backup FILE / restore FILE / restore report   copy the store, put a copy back, and\n"
+    "                                          list devices that had seen changes it lost\n"
     "\n"
     "PLAN is a plan id or an NHS number; DEVICE is a device name or id. The state directory\n"
     "is --dir, else $CMC_HUB_DIR, else `dir` in the settings file (--config, else\n"
     "$CMC_HUB_CONFIG, else /etc/cmc/hub.conf when present), else $XDG_DATA_HOME/cmc-hub\n"
     "(~/.local/share/cmc-hub). $CMC_LOG (error, warn, info, debug) sets what is logged.\n"
+    "The store is the SQLCipher file in DIR unless --db (else $CMC_HUB_DB) names a\n"
+    "PostgreSQL database, postgresql://USER@HOST:PORT/DB; DIR then keeps the key file that\n"
+    "seals the hub's secrets there. A password goes in ~/.pgpass or $PGPASSWORD, never\n"
+    "on the command line. Global options may come before or after the command.\n"
     "Exit codes: 0 ok, 1 runtime error, 2 bad usage or input, 3 not found, 4 locked.\n"
     "See cmc-hub(8).\n";
 
 static const struct hub_cli_cmd *const commands[] = {
     &hub_cmd_init, &hub_cmd_serve, &hub_cmd_seed,  &hub_cmd_user, &hub_cmd_plan,
     &hub_cmd_caseload, &hub_cmd_device, &hub_cmd_scope, &hub_cmd_tls, &hub_cmd_audit,
-    &hub_cmd_key, &hub_cmd_client,
+    &hub_cmd_key, &hub_cmd_client, &hub_cmd_backup, &hub_cmd_restore,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -96,6 +103,33 @@ static const char *default_dir(const struct hub_config *cfg, char *buf, size_t c
     return buf;
 }
 
+/* --db URL: a PostgreSQL URL without a password (command lines are visible to every user
+ * of the machine). 0: taken (hub_use_db); 1: refused, *exit_code set. */
+static int check_db_url(const char *url, int *exit_code)
+{
+    const char *at = strchr(url, '@'), *colon = strchr(url, ':');
+    const char *creds = colon != NULL ? strstr(url, "://") : NULL;
+    if (!hst_is_pg_url(url)) {
+        fprintf(stderr, "cmc-hub: --db: not a postgresql://USER@HOST:PORT/DB URL\n");
+        *exit_code = 2;
+        return 1;
+    }
+    if (creds != NULL && at != NULL && memchr(creds + 3, ':', (size_t)(at - creds - 3)) != NULL) {
+        fprintf(stderr, "cmc-hub: --db: put the password in ~/.pgpass or $PGPASSWORD, not on"
+                        " the command line\n");
+        *exit_code = 2;
+        return 1;
+    }
+    if (strstr(url, "password=") != NULL) {
+        fprintf(stderr, "cmc-hub: --db: put the password in ~/.pgpass or $PGPASSWORD, not on"
+                        " the command line\n");
+        *exit_code = 2;
+        return 1;
+    }
+    hub_use_db(url);
+    return 0;
+}
+
 /* 0: go on; 1: done, *exit_code set (help, version, or a usage error). */
 static int parse_global(int argc, char **argv, struct hub_cli *c, const char **cmd,
                         const char **config, int *help, int *exit_code)
@@ -104,7 +138,8 @@ static int parse_global(int argc, char **argv, struct hub_cli *c, const char **c
         const char *a = argv[i];
         if (strcmp(a, "--json") == 0) {
             c->json = 1;
-        } else if ((strcmp(a, "--dir") == 0 || strcmp(a, "--config") == 0)) {
+        } else if ((strcmp(a, "--dir") == 0 || strcmp(a, "--config") == 0 ||
+                    strcmp(a, "--db") == 0)) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "cmc-hub: %s needs a value\n", a);
                 *exit_code = 2;
@@ -112,7 +147,9 @@ static int parse_global(int argc, char **argv, struct hub_cli *c, const char **c
             }
             if (strcmp(a, "--dir") == 0)
                 c->dir = argv[++i];
-            else
+            else if (strcmp(a, "--db") == 0 && check_db_url(argv[++i], exit_code))
+                return 1;
+            else if (strcmp(a, "--config") == 0)
                 *config = argv[++i];
         } else if (*cmd == NULL && strcmp(a, "--version") == 0) {
             hub_cli_print_version(stdout);

@@ -13,7 +13,9 @@
 #include "sync/db.h"
 #include "sync/plan.h"
 
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HUB_DB_FILE "hub.db"
@@ -182,7 +184,7 @@ int hub_db_fail(hub *h, int rc, const char *what)
      * "done" in the wrong place is still a failure. */
     if (db_map_code(rc) == CMC_OK)
         return cmc_fail(CMC_ERR_DB, "%s: unexpected result", where);
-    return db_error(h != NULL ? h->db : NULL, rc, where);
+    return hst_error(h != NULL ? h->db : NULL, rc, where);
 }
 
 int hub_db_exec(hub *h, const char *sql)
@@ -351,24 +353,59 @@ out:
     return rc;
 }
 
-/* Opens and keys the database (sync/db.h: raw key, WAL, busy timeout) and migrates it. */
+/* The store URL set by hub_use_db (NULL until then: $CMC_HUB_DB decides). */
+static const char *hub_url;
+static int hub_url_set;
+
+void hub_use_db(const char *url)
+{
+    hub_url = url;
+    hub_url_set = 1;
+}
+
+const char *hub_db_url(void)
+{
+    const char *url = hub_url_set ? hub_url : getenv("CMC_HUB_DB");
+    return url != NULL && url[0] != '\0' ? url : NULL;
+}
+
+int hub_store_shared(const hub *h)
+{
+    return h != NULL && hst_kind(h->db) == HST_PG;
+}
+
+/* Opens the store (the SQLCipher file keyed with `key`, or the PostgreSQL database) and
+ * migrates it. */
 static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
 {
     static const char *const steps[] = {hub_schema, hub_schema_2, hub_schema_3,
                                         hub_schema_clinical /* clinical.h */,
                                         hub_schema_audit_seal /* intake_seal.h */,
-                                        hub_schema_device_users /* device_users.h */};
+                                        hub_schema_device_users /* device_users.h */,
+                                        hub_schema_rewinds /* store_backup.c */};
+    enum { N_STEPS = sizeof steps / sizeof steps[0], N_PG_BASE = 3 };
+    const char *pg_steps[N_STEPS];
+    const char *url = hub_db_url();
     char path[4096];
     int rc;
 
+    if (url != NULL) {
+        if (!hst_is_pg_url(url))
+            return cmc_fail(CMC_ERR_USAGE, "--db: not a postgresql:// URL");
+        if ((rc = hst_open_pg(url, &h->db)) != CMC_OK)
+            return rc;
+        for (size_t i = 0; i < N_STEPS; i++)
+            pg_steps[i] = i == 0 ? hub_schema_pg : i < N_PG_BASE ? "" : steps[i];
+        return hst_migrate(h->db, pg_steps, N_STEPS);
+    }
     if ((rc = plat_path_join(path, sizeof path, dir, HUB_DB_FILE)) != CMC_OK)
         return rc;
-    if ((rc = db_open(path, key, &h->db)) != CMC_OK)
+    if ((rc = hst_open_sqlite(path, key, &h->db)) != CMC_OK)
         return rc;
-    return db_migrate(h->db, steps, sizeof steps / sizeof steps[0], NULL);
+    return hst_migrate(h->db, steps, N_STEPS);
 }
 
-static int hub_meta_put(hub *h, const char *k, const void *v, size_t len)
+int hub_meta_put(hub *h, const char *k, const void *v, size_t len)
 {
     sqlite3_stmt *st = NULL;
     int rc = hub_db_prepare(h, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)", &st);
@@ -382,11 +419,36 @@ static int hub_meta_put(hub *h, const char *k, const void *v, size_t len)
     return rc;
 }
 
-/* Loads the signing key from the store into secure memory. */
-static int hub_load_signing_key(hub *h)
+/* On PostgreSQL the signing key is kept sealed under the key file in DIR (XChaCha20-
+ * Poly1305, the key name as associated data): the database and its backups never hold it
+ * in the clear. On SQLCipher the whole file is encrypted under that key already. */
+#define HUB_SEAL_AD "cmc-hub sign_sk"
+#define HUB_SEALED_BYTES                                                                     \
+    (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + CRY_SIGN_SK_BYTES +                      \
+     crypto_aead_xchacha20poly1305_ietf_ABYTES)
+
+static int hub_put_signing_key(hub *h, const struct cry_secret *key, const struct cry_secret *sk)
 {
+    uint8_t sealed[HUB_SEALED_BYTES];
+    unsigned long long clen = 0;
+    if (hst_kind(h->db) == HST_SQLITE)
+        return hub_meta_put(h, "sign_sk", sk->buf, CRY_SIGN_SK_BYTES);
+    cry_random(sealed, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(
+        sealed + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, sk->buf, CRY_SIGN_SK_BYTES,
+        (const uint8_t *)HUB_SEAL_AD, sizeof HUB_SEAL_AD - 1, NULL, sealed, key->buf);
+    return hub_meta_put(h, "sign_sk_sealed", sealed, sizeof sealed);
+}
+
+/* Loads the signing key from the store into secure memory. */
+static int hub_load_signing_key(hub *h, const struct cry_secret *key)
+{
+    int sealed = hst_kind(h->db) == HST_PG;
+    size_t want = sealed ? HUB_SEALED_BYTES : CRY_SIGN_SK_BYTES;
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT v FROM meta WHERE k = 'sign_sk'", &st);
+    int rc = hub_db_prepare(h, sealed ? "SELECT v FROM meta WHERE k = 'sign_sk_sealed'"
+                                      : "SELECT v FROM meta WHERE k = 'sign_sk'",
+                            &st);
     if (rc != CMC_OK)
         return rc;
     int src = sqlite3_step(st);
@@ -395,13 +457,26 @@ static int hub_load_signing_key(hub *h)
                                 : hub_db_fail(h, src, "signing key");
         goto out;
     }
-    if (sqlite3_column_bytes(st, 0) != CRY_SIGN_SK_BYTES) {
+    if ((size_t)sqlite3_column_bytes(st, 0) != want) {
         rc = cmc_fail(CMC_ERR_CORRUPT, "hub store: signing key has the wrong size");
         goto out;
     }
     if ((rc = cry_secret_new(CRY_SIGN_SK_BYTES, &h->sk)) != CMC_OK)
         goto out;
-    memcpy(h->sk->buf, sqlite3_column_blob(st, 0), CRY_SIGN_SK_BYTES);
+    if (!sealed) {
+        memcpy(h->sk->buf, sqlite3_column_blob(st, 0), CRY_SIGN_SK_BYTES);
+    } else {
+        const uint8_t *v = sqlite3_column_blob(st, 0);
+        unsigned long long mlen = 0;
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+                h->sk->buf, &mlen, NULL, v + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                want - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                (const uint8_t *)HUB_SEAL_AD, sizeof HUB_SEAL_AD - 1, v, key->buf) != 0) {
+            rc = cmc_fail(CMC_ERR_TAMPERED, "hub store: the key file does not open this"
+                          " database's signing key (another hub's key, or an altered row)");
+            goto out;
+        }
+    }
     cry_sign_public(h->sk, h->pk);
     rc = CMC_OK;
 out:
@@ -418,17 +493,63 @@ void hub_close(hub *h)
     for (size_t i = 0; i < HUB_PART_COUNT; i++)
         if (h->part[i].state != NULL)
             h->part[i].close(h->part[i].state);
-    db_close(h->db);
+    hst_close(h->db);
     cry_secret_free(h->sk);
+    cry_secret_free(h->key);
     cmc_free(h);
+}
+
+/* The key file in DIR: read when it is there (a PostgreSQL hub's second node, or an init
+ * over a kept directory), else made (0600). */
+static int hub_key_file(const char *dir, int may_exist, struct cry_secret **key_out)
+{
+    char path[4096];
+    char hex[2 * CRY_KEY_BYTES + 2];
+    struct cry_secret *key = NULL;
+    int rc;
+
+    *key_out = NULL;
+    if ((rc = plat_path_join(path, sizeof path, dir, HUB_KEY_FILE)) != CMC_OK)
+        return rc;
+    if (plat_exists(path)) {
+        if (!may_exist)
+            return cmc_fail(CMC_ERR_EXISTS, "%s: a hub key already exists", path);
+        return hub_read_key(dir, key_out);
+    }
+    if ((rc = cry_secret_new(CRY_KEY_BYTES, &key)) != CMC_OK)
+        return rc;
+    cry_random(key->buf, CRY_KEY_BYTES);
+    cry_hex(hex, key->buf, CRY_KEY_BYTES);
+    hex[2 * CRY_KEY_BYTES] = '\n';
+    hex[2 * CRY_KEY_BYTES + 1] = '\0';
+    rc = plat_write_atomic(path, hex, 2 * CRY_KEY_BYTES + 1);
+    cry_memzero(hex, sizeof hex);
+    if (rc != CMC_OK) {
+        cry_secret_free(key);
+        return rc;
+    }
+    *key_out = key;
+    return CMC_OK;
+}
+
+/* 1 when the open store already holds a hub (its signing key). */
+static int hub_has_key(hub *h)
+{
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    if (hub_db_prepare(h, "SELECT 1 FROM meta WHERE k IN ('sign_sk', 'sign_sk_sealed')", &st) ==
+        CMC_OK)
+        found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
 }
 
 int hub_init(const char *dir)
 {
     char path[4096];
-    char hex[2 * CRY_KEY_BYTES + 2];
     struct cry_secret *key = NULL, *sk = NULL;
     uint8_t pk[CRY_SIGN_PK_BYTES];
+    int shared = hub_db_url() != NULL;
     hub *h = NULL;
     int rc;
 
@@ -438,17 +559,9 @@ int hub_init(const char *dir)
         return rc;
     if ((rc = plat_path_join(path, sizeof path, dir, HUB_DB_FILE)) != CMC_OK)
         return rc;
-    if (plat_exists(path))
+    if (!shared && plat_exists(path))
         return cmc_fail(CMC_ERR_EXISTS, "%s: a hub store already exists", path);
-    if ((rc = cry_secret_new(CRY_KEY_BYTES, &key)) != CMC_OK)
-        goto out;
-    cry_random(key->buf, CRY_KEY_BYTES);
-    cry_hex(hex, key->buf, CRY_KEY_BYTES);
-    hex[2 * CRY_KEY_BYTES] = '\n';
-    hex[2 * CRY_KEY_BYTES + 1] = '\0';
-    if ((rc = plat_path_join(path, sizeof path, dir, HUB_KEY_FILE)) != CMC_OK)
-        goto out;
-    if ((rc = plat_write_atomic(path, hex, 2 * CRY_KEY_BYTES + 1)) != CMC_OK)
+    if ((rc = hub_key_file(dir, shared, &key)) != CMC_OK)
         goto out;
     if ((h = cmc_calloc(1, sizeof *h)) == NULL) {
         rc = cmc_fail(CMC_ERR_NOMEM, "hub handle");
@@ -456,15 +569,18 @@ int hub_init(const char *dir)
     }
     if ((rc = hub_db_open(h, dir, key)) != CMC_OK)
         goto out;
+    if (shared && hub_has_key(h)) {
+        rc = cmc_fail(CMC_ERR_EXISTS, "that PostgreSQL database already holds a hub store");
+        goto out;
+    }
     if ((rc = cry_sign_keypair(pk, &sk)) != CMC_OK)
         goto out;
-    if ((rc = hub_meta_put(h, "sign_sk", sk->buf, CRY_SIGN_SK_BYTES)) != CMC_OK)
+    if ((rc = hub_put_signing_key(h, key, sk)) != CMC_OK)
         goto out;
     if ((rc = hub_meta_put(h, "sign_pk", pk, CRY_SIGN_PK_BYTES)) != CMC_OK)
         goto out;
-    rc = CMC_OK;
+    rc = hub_new_generation(h);
 out:
-    cry_memzero(hex, sizeof hex);
     cry_secret_free(key);
     cry_secret_free(sk);
     hub_close(h);
@@ -475,16 +591,20 @@ int hub_open(const char *dir, hub **out)
 {
     char path[4096];
     struct cry_secret *key = NULL;
+    int shared = hub_db_url() != NULL;
     hub *h = NULL;
     int rc;
 
     *out = NULL;
     if ((rc = cry_init()) != CMC_OK)
         return rc;
-    if ((rc = plat_path_join(path, sizeof path, dir, HUB_DB_FILE)) != CMC_OK)
+    if ((rc = plat_path_join(path, sizeof path, dir, shared ? HUB_KEY_FILE : HUB_DB_FILE)) != CMC_OK)
         return rc;
     if (!plat_exists(path))
-        return cmc_fail(CMC_ERR_NOT_FOUND, "%s: no hub store here (run cmc-hub init)", dir);
+        return cmc_fail(CMC_ERR_NOT_FOUND, shared ? "%s: no hub key file here (run cmc-hub init,"
+                                                    " or copy the first node's hub.key)"
+                                                  : "%s: no hub store here (run cmc-hub init)",
+                        dir);
     if ((rc = hub_read_key(dir, &key)) != CMC_OK)
         goto out;
     if ((h = cmc_calloc(1, sizeof *h)) == NULL) {
@@ -493,8 +613,17 @@ int hub_open(const char *dir, hub **out)
     }
     if ((rc = hub_db_open(h, dir, key)) != CMC_OK)
         goto out;
-    if ((rc = hub_load_signing_key(h)) != CMC_OK)
+    if (shared && !hub_has_key(h)) {
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "that PostgreSQL database holds no hub store (run"
+                      " cmc-hub init)");
         goto out;
+    }
+    if ((rc = hub_load_signing_key(h, key)) != CMC_OK)
+        goto out;
+    if ((rc = hub_restore_point(h)) != CMC_OK)
+        goto out;
+    h->key = key;
+    key = NULL;
     *out = h;
     h = NULL;
     rc = CMC_OK;
@@ -524,6 +653,37 @@ int hub_head_seq(hub *h, uint64_t *out)
     }
     sqlite3_reset(st);
     return rc;
+}
+
+int hub_store_nonce(hub *h, const char *device_id, const char *nonce, int64_t now, int64_t keep,
+                    int *seen)
+{
+    static unsigned calls;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    *seen = 0;
+    if ((calls++ & 1023) == 0) {
+        if ((rc = hub_db_prepare(h, "DELETE FROM seen_nonces WHERE at < ?1", &st)) != CMC_OK)
+            return rc;
+        sqlite3_bind_int64(st, 1, now - keep);
+        src = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (src != SQLITE_DONE)
+            return hub_db_fail(h, src, "request nonces");
+    }
+    if ((rc = hub_db_prepare(h, "INSERT OR IGNORE INTO seen_nonces(device_id, nonce, at)"
+                                " VALUES(?1, ?2, ?3)", &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, nonce, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return hub_db_fail(h, src, "request nonces");
+    *seen = sqlite3_changes(h->db) == 0;
+    return CMC_OK;
 }
 
 /* ---- users ----------------------------------------------------------------------------- */

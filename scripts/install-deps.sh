@@ -16,6 +16,7 @@ apt_packages=(
   scdoc
   tmux
   libbrotli-dev
+  postgresql-15 libpq-dev
 )
 # the crew's page tests (tests/web) drive Chromium from node; NodeSource's nodejs carries its
 # own npm and conflicts with Debian's npm package, so npm is added only when it is missing
@@ -47,6 +48,9 @@ have_all() {
   dpkg -s libmsgpack-dev >/dev/null 2>&1 || return 1
   # Brotli bundle bodies (sync/zbody.c)
   pkg-config --exists libbrotlienc libbrotlidec 2>/dev/null || return 1
+  # the hub's PostgreSQL store: libpq to build, a server for the tests (tests/support/pg_run.sh)
+  pkg-config --exists libpq 2>/dev/null || return 1
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || return 1
   [ "$(dpkg-query -W -f='${Version}' libsqlcipher-dev 2>/dev/null | cut -d- -f1)" = "$need_sqlcipher_version" ] || return 1
   return 0
 }

@@ -5,6 +5,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "platform/plat_test.h"
+#include "tests/support/pg_fixture.h"
 #include "tests/support/run.h"
 #include "tests/support/tmpdir.h"
 
@@ -19,6 +20,7 @@ int tst_hub_setup_bare(void **state)
     plat_fake_clock_enable(TST_T0, 1000000000ull);
     assert_int_equal(tst_tmpdir_make("hubtest", e->tmp, sizeof e->tmp), 0);
     snprintf(e->dir, sizeof e->dir, "%s/hub", e->tmp);
+    tst_hub_store_fresh();
     assert_int_equal(hub_init(e->dir), CMC_OK);
     assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
     hub_public_key(e->h, e->hub_pk);

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "tests/support/hub_fixture.h"
+#include "tests/support/pg_fixture.h"
 
 #define REGION "south-east-london"
 #define MAX_PLANS 64
@@ -607,6 +608,11 @@ static void test_migration_keeps_holdings(void **state)
     struct device settled, lost;
     int64_t v1;
     sqlite3 *db;
+
+    if (tst_hub_store_pg()) {
+        skip(); /* SQLCipher's own migration; a PostgreSQL store starts at the newest schema */
+        return;
+    }
 
     import_published(e, 0, "9434765919", x);
     import_published(e, 1, "4010232137", y);

@@ -13,6 +13,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "tests/support/pg_fixture.h"
 #include "sync/fhir.h"
 #include "sync/plan.h"
 
@@ -58,6 +59,7 @@ static int setup(void **state)
     snprintf(e->dir, sizeof e->dir, "/tmp/cmc-fhirtest-XXXXXX");
     assert_non_null(mkdtemp(e->dir));
     strcat(e->dir, "/hub");
+    tst_hub_store_fresh();
     assert_int_equal(hub_init(e->dir), CMC_OK);
     assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
     assert_int_equal(hub_seed(e->h, 30, 11, NULL, NULL), CMC_OK);

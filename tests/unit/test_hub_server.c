@@ -15,6 +15,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "tests/support/pg_fixture.h"
 #include "sync/bundle.h"
 #include "sync/change.h"
 #include "sync/mp.h"
@@ -148,6 +149,7 @@ static int setup(void **state)
                         "-addext", ext, "-keyout", e->key, "-out", e->cert, NULL};
         assert_int_equal(run(argv), 0);
     }
+    tst_hub_store_fresh();
     assert_int_equal(hub_init(e->dir), CMC_OK);
     assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
     assert_int_equal(hub_user_add(e->h, "gp1", "gp"), CMC_OK);

@@ -1,0 +1,125 @@
+/*
+ * cmd_backup.c - `cmc-hub backup FILE`, `cmc-hub restore [FILE]` and `cmc-hub restore report`
+ * (hub.h: backup, restore, devices that found the hub behind them).
+ */
+#include "hub/cli.h"
+
+#include "platform/err.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int run_backup(struct hub_cli *c, hub *h)
+{
+    int rc = hub_cli_want_args(c, 1, "usage: cmc-hub backup FILE");
+    if (rc == CMC_OK)
+        rc = hub_backup(h, c->argv[0]);
+    if (rc != CMC_OK)
+        return rc;
+    if (c->json)
+        hub_cli_print_json(json_pack("{s:s, s:b}", "backup", c->argv[0], "ok", 1));
+    else
+        printf("backup written to %s (encrypted under this hub's key file: keep both)\n", c->argv[0]);
+    return CMC_OK;
+}
+
+static void when(int64_t at, char out[32])
+{
+    time_t t = (time_t)at;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int report_row(const struct hub_rewind *r, void *ctx)
+{
+    json_t *arr = ctx;
+    char at[32];
+    when(r->at, at);
+    if (arr != NULL)
+        return json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:s}", "device_id",
+                                                    r->device_id, "name", r->name, "cursor",
+                                                    (json_int_t)r->cursor, "restored_head",
+                                                    (json_int_t)r->head, "lost_changes",
+                                                    (json_int_t)(r->cursor - r->head), "at", at)) == 0
+                   ? CMC_OK
+                   : cmc_fail(CMC_ERR_NOMEM, "report");
+    printf("%s  %-20s %s had seen %llu changes the restored hub lost (its cursor %llu, the restored"
+           " log ends at %llu)\n", at, r->name, r->device_id,
+           (unsigned long long)(r->cursor - r->head), (unsigned long long)r->cursor,
+           (unsigned long long)r->head);
+    return CMC_OK;
+}
+
+static int run_report(struct hub_cli *c, hub *h)
+{
+    struct hub_generation g;
+    json_t *arr = c->json ? json_array() : NULL;
+    int rc = hub_generation_get(h, &g);
+    if (rc == CMC_OK && !c->json)
+        printf("# generation %s, epoch %llu%s\n", g.id, (unsigned long long)g.epoch,
+               g.epoch == 0 ? " (never restored)" : "");
+    if (rc == CMC_OK)
+        rc = hub_rewinds_list(h, report_row, arr);
+    if (rc == CMC_OK && c->json)
+        hub_cli_print_json(json_pack("{s:s, s:I, s:I, s:o}", "generation", g.id, "epoch",
+                                     (json_int_t)g.epoch, "restored_head",
+                                     (json_int_t)g.restored_head, "devices", arr));
+    else
+        json_decref(arr);
+    if (rc == CMC_OK && !c->json)
+        printf("# plans published after the backup are on those devices; re-enter them from a"
+               " device's copy (cmc-agent show) and publish them again\n");
+    return rc;
+}
+
+static int run_restore(struct hub_cli *c, hub *h)
+{
+    int rc;
+    if (c->argc >= 1 && strcmp(c->argv[0], "report") == 0) {
+        c->argc--;
+        memmove(c->argv, c->argv + 1, (size_t)c->argc * sizeof c->argv[0]);
+        if ((rc = hub_cli_want_args(c, 0, "usage: cmc-hub restore report")) != CMC_OK)
+            return rc;
+        return run_report(c, h);
+    }
+    if (c->argc > 1)
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-hub restore FILE (SQLCipher) or cmc-hub"
+                        " restore (PostgreSQL, after pg_restore)");
+    if ((rc = hub_restore(h, c->argc == 1 ? c->argv[0] : NULL)) != CMC_OK)
+        return rc;
+    if (c->json)
+        hub_cli_print_json(json_pack("{s:b}", "restored", 1));
+    else
+        printf("hub restored: a new generation; devices that had seen later changes re-sync and"
+               " are listed by `cmc-hub restore report`\n");
+    return CMC_OK;
+}
+
+#define BACKUP_ENV_HELP                                                                     \
+    "Environment: CMC_HUB_DIR (state directory), CMC_HUB_DB (PostgreSQL URL), CMC_LOG.\n"
+
+const struct hub_cli_cmd hub_cmd_backup = {
+    "backup", NULL,
+    "usage: cmc-hub [--dir DIR] backup FILE\n"
+    "\n"
+    "Copies the SQLCipher store to FILE while the hub keeps serving (SQLite's online backup),\n"
+    "encrypted under the hub's key file: keep the key file with it. A PostgreSQL store is\n"
+    "backed up with pg_dump, or pg_basebackup and WAL archiving (docs/OPERATIONS.md).\n"
+    BACKUP_ENV_HELP,
+    1, run_backup};
+
+const struct hub_cli_cmd hub_cmd_restore = {
+    "restore", NULL,
+    "usage: cmc-hub [--dir DIR] restore FILE     (SQLCipher: every hub node stopped)\n"
+    "       cmc-hub --db URL restore            (PostgreSQL, after pg_restore or PITR)\n"
+    "       cmc-hub restore report              devices that had seen changes lost with it\n"
+    "\n"
+    "Puts the copy back and marks the store restored: a new generation id, the next epoch,\n"
+    "and a change sequence that never reuses the lost changes' numbers. A device that had\n"
+    "synced past the copy is told \"the hub was restored from an earlier backup; re-syncing\",\n"
+    "keeps its copy and pending edits, re-syncs from the start and pushes its edits again;\n"
+    "`restore report` lists those devices and how many changes each had seen that were lost.\n"
+    BACKUP_ENV_HELP,
+    1, run_restore};

@@ -1,0 +1,68 @@
+/*
+ * store_pg.c - the hub store's schema as a new PostgreSQL store starts with it (store.c runs
+ * it in place of SQLite's first three migrations; hub/hstore_sql.c says it in PostgreSQL's
+ * dialect).
+ */
+#include "hub/internal.h"
+
+/* On PostgreSQL a new store starts from the schema migrations 1 to 3 leave (those three
+ * rebuild SQLite tables with SQLite's own functions); later steps run translated on both
+ * (hub/hstore_sql.c). Request nonces are kept in the database there, so that every node
+ * refuses a request another node has already answered (hub/devices.c). */
+const char hub_schema_pg[] =
+    "CREATE TABLE meta(k TEXT PRIMARY KEY, v BLOB NOT NULL);"
+    "CREATE TABLE users(name TEXT PRIMARY KEY, role TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE plans(num INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " plan_id TEXT NOT NULL UNIQUE, nhs TEXT NOT NULL UNIQUE,"
+    " latest INTEGER NOT NULL, latest_status INTEGER NOT NULL,"
+    " published INTEGER NOT NULL DEFAULT 0, region TEXT, team TEXT, care_home TEXT,"
+    " withdrawn INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL, created INTEGER NOT NULL);"
+    "CREATE INDEX plans_seq ON plans(seq);"
+    "CREATE INDEX plans_region ON plans(region, seq);"
+    "CREATE INDEX plans_home ON plans(care_home, seq);"
+    "CREATE TABLE versions(plan_id TEXT NOT NULL, version INTEGER NOT NULL,"
+    " status INTEGER NOT NULL, body BLOB NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    " at INTEGER NOT NULL, UNIQUE(plan_id, version));"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, plan_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, at INTEGER NOT NULL);"
+    "CREATE INDEX events_plan ON events(plan_id, id);"
+    "CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " plan_id TEXT NOT NULL, what TEXT NOT NULL, at INTEGER NOT NULL);"
+    "CREATE TABLE caseload(team TEXT NOT NULL, nhs TEXT NOT NULL, PRIMARY KEY(team, nhs));"
+    "CREATE INDEX caseload_nhs ON caseload(nhs);"
+    "CREATE TABLE devices(device_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " scope TEXT NOT NULL, role TEXT NOT NULL, pk BLOB, state TEXT NOT NULL,"
+    " wipe INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL, enrolled INTEGER, last_seen INTEGER, lease_days INTEGER,"
+    " last_rollback INTEGER, rollbacks INTEGER NOT NULL DEFAULT 0, wiped_at INTEGER,"
+    " proven INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE enroll_codes(code_hash BLOB PRIMARY KEY,"
+    " device_id TEXT NOT NULL, expires INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE seen_nonces(device_id TEXT NOT NULL, nonce TEXT NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY(device_id, nonce));"
+    "CREATE INDEX seen_nonces_at ON seen_nonces(at);"
+    "CREATE TABLE pushes(device_id TEXT NOT NULL, idem TEXT NOT NULL,"
+    " plan_id TEXT NOT NULL, version INTEGER NOT NULL, at INTEGER NOT NULL,"
+    " PRIMARY KEY(device_id, idem));"
+    "CREATE TABLE acks(device_id TEXT NOT NULL, plan_id TEXT NOT NULL,"
+    " at INTEGER NOT NULL, PRIMARY KEY(device_id, plan_id));"
+    "CREATE TABLE scope_leases(scope TEXT PRIMARY KEY, days INTEGER NOT NULL);"
+    "CREATE TABLE purges(device_id TEXT NOT NULL, plan_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " reason TEXT NOT NULL, cursor INTEGER NOT NULL, sent INTEGER NOT NULL, acked INTEGER,"
+    " PRIMARY KEY(device_id, plan_id));"
+    "CREATE INDEX purges_plan ON purges(plan_id);"
+    "CREATE INDEX purges_open ON purges(device_id, acked, seq);"
+    "CREATE TABLE audit(device_id TEXT NOT NULL, fork INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " prev BLOB NOT NULL, hash BLOB NOT NULL, user TEXT NOT NULL, role TEXT NOT NULL,"
+    " plan_id TEXT NOT NULL, identifier TEXT NOT NULL, action TEXT NOT NULL,"
+    " wall INTEGER NOT NULL, mono INTEGER NOT NULL, received INTEGER NOT NULL,"
+    " PRIMARY KEY(device_id, fork, seq));"
+    "CREATE INDEX audit_plan ON audit(plan_id);"
+    "CREATE INDEX audit_identifier ON audit(identifier);"
+    "CREATE INDEX audit_seq ON audit(device_id, seq);"
+    "CREATE TABLE holders(num INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE unproven(dev INTEGER NOT NULL, to_cursor INTEGER NOT NULL, plans TEXT NOT NULL,"
+    " PRIMARY KEY(dev, to_cursor));"
+    "CREATE TABLE holdings(dev INTEGER NOT NULL, plan INTEGER NOT NULL, version INTEGER NOT NULL,"
+    " to_cursor INTEGER NOT NULL, prev_version INTEGER, prev_cursor INTEGER,"
+    " PRIMARY KEY(dev, plan));";

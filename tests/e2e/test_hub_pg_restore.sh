@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# End to end, on both stores (SQLCipher, then PostgreSQL): a hub restored from an earlier
+# backup, with devices that had synced past it.
+#   - `cmc-hub backup FILE` while serving (SQLCipher; pg_dump on PostgreSQL);
+#   - a plan published after the backup, a tablet that synced it, a laptop with an edit
+#     pending; the hub restored (`cmc-hub restore FILE`; pg_restore + `cmc-hub restore`);
+#   - the tablet says "the hub was restored from an earlier backup; re-syncing", keeps its
+#     copy (the lost plan included), re-syncs and then receives what the hub publishes next;
+#   - the laptop re-syncs and pushes its pending edit again;
+#   - `cmc-hub restore report` names both devices and how many changes each had seen.
+# The PostgreSQL half is skipped (exit 77 with the reason) when no server can start here.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../support/pg_fixture.sh"
+trap 'pg_fixture_stop; e2e_cleanup' EXIT
+
+SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
+REGION=south-east-london
+TEAM=peckham-district-nursing
+
+# plan_file NHS ID: the example plan with its own identity
+plan_file() {
+  local f="$E2E_TMP/plan-$1.json"
+  jq --arg nhs "$1" --arg id "$2" '.nhs_number = $nhs | .plan_id = $id' "$SHARED/examples/plan.json" >"$f"
+  echo "$f"
+}
+publish() {
+  local id
+  id=$(hub plan import "$(plan_file "$1" "$2")" --as nurse1 | tail -n 1)
+  hub plan submit "$id" --as nurse1 >/dev/null && hub plan approve "$id" --as gp1 >/dev/null || fail "publish $1"
+  echo "$id"
+}
+holds() { agent "$1" list --json | jq -e --arg id "$2" '.plans[] | select(.plan_id == $id)' >/dev/null; }
+
+run_case() {
+  local store=$1
+  HUB_DIR="$E2E_TMP/$store/hub"
+  mkdir -p "$E2E_TMP/$store"
+  hub_init
+  hub user add gp1 --role gp >/dev/null
+  hub user add nurse1 --role clinician >/dev/null
+  P1=$(publish 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11)
+  hub caseload add $TEAM 9434765919 >/dev/null
+  start_hub
+  TABLET="$E2E_TMP/$store/tablet"; LAPTOP="$E2E_TMP/$store/laptop"
+  new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
+  new_device "$LAPTOP" laptop "team:$TEAM" clinician clinician
+  expect_exit 0 agent "$TABLET" sync
+  expect_exit 0 agent "$LAPTOP" sync
+
+  # the backup, taken while the hub serves
+  if [ "$store" = sqlcipher ]; then
+    expect_exit 0 hub backup "$E2E_TMP/$store/hub.backup"
+    expect_exit 3 hub restore "$E2E_TMP/$store/none.backup"
+    expect_exit 1 hub backup "$E2E_TMP/$store/hub.backup" # never overwrites
+  else
+    "$PG_FIXTURE_BIN/pg_dump" -Fc -h 127.0.0.1 -p "$PG_FIXTURE_PORT" -U postgres -f "$E2E_TMP/$store/hub.dump" restore ||
+      fail "pg_dump"
+    expect_exit 2 hub backup "$E2E_TMP/$store/x" # PostgreSQL: its own tools, said so
+  fi
+
+  # after the backup: a plan published and synced, an edit left pending on the laptop
+  P2=$(publish 4857773007 33333333-4444-4555-8666-777777777777)
+  expect_exit 0 agent "$TABLET" sync
+  holds "$TABLET" "$P2" || fail "$store: the tablet should hold the plan published after the backup"
+  expect_exit 0 agent "$LAPTOP" sync # past the backup too, then offline with an edit
+  echo '{"set": {"prognosis": "days to weeks"}}' >"$E2E_TMP/edit.json"
+  expect_exit 0 agent "$LAPTOP" edit 9434765919 --file "$E2E_TMP/edit.json"
+
+  # the restore: every node stopped first
+  stop_hub
+  if [ "$store" = sqlcipher ]; then
+    expect_exit 0 hub restore "$E2E_TMP/$store/hub.backup"
+  else
+    psql -q -X -h 127.0.0.1 -p "$PG_FIXTURE_PORT" -U postgres -d postgres \
+      -c "DROP DATABASE restore" -c "CREATE DATABASE restore" >/dev/null || fail "recreate database"
+    "$PG_FIXTURE_BIN/pg_restore" -h 127.0.0.1 -p "$PG_FIXTURE_PORT" -U postgres -d restore \
+      "$E2E_TMP/$store/hub.dump" || fail "pg_restore"
+    expect_exit 0 hub restore
+  fi
+  expect_exit 0 hub plan list --json
+  last_out | grep -q "$P2" && fail "$store: the restored hub should not have the plan published after the backup"
+  start_hub "$HUB_PORT"
+
+  expect_exit 0 agent "$TABLET" sync
+  last_err | grep -q "the hub was restored from an earlier backup; re-syncing" ||
+    fail "$store: the tablet should say the hub went back: $(last_err)"
+  holds "$TABLET" "$P1" || fail "$store: the tablet lost a plan the hub still has"
+  holds "$TABLET" "$P2" || fail "$store: the tablet should keep its copy of the plan the hub lost"
+  expect_exit 0 agent "$TABLET" verify
+  pass "$store: the tablet found the hub behind it, said so, kept its copy and re-synced"
+
+  expect_exit 0 agent "$LAPTOP" sync --json
+  [ "$(jget .pushed)" -eq 1 ] || fail "$store: the laptop should push its pending edit again, pushed $(jget .pushed)"
+  last_err | grep -q "restored from an earlier backup" || fail "$store: the laptop should say so too"
+  expect_exit 0 hub plan show "$P1" --json
+  last_out | grep -q "awaiting_approval" || fail "$store: the pushed edit should be awaiting approval"
+  pass "$store: the laptop re-synced and pushed its pending edit again"
+
+  # the new timeline reaches the devices: its changes never reuse the lost ones' numbers
+  P3=$(publish 4010232137 11111111-2222-4333-8444-555555555555)
+  expect_exit 0 agent "$TABLET" sync
+  holds "$TABLET" "$P3" || fail "$store: a plan published after the restore should reach the tablet"
+  last_err | grep -q "restored from an earlier backup" && fail "$store: the notice should come once"
+
+  expect_exit 0 hub restore report --json
+  [ "$(jget '.devices | length')" -eq 2 ] || fail "$store: the report should name both devices: $(last_out)"
+  [ "$(jget '[.devices[] | select(.name == "tablet")][0].lost_changes')" -ge 1 ] ||
+    fail "$store: the tablet had seen changes the hub lost"
+  [ "$(jget '.epoch')" -eq 1 ] || fail "$store: one restore, epoch 1"
+  pass "$store: restore report names the devices that had seen lost changes"
+  stop_hub
+}
+
+unset CMC_HUB_DB
+run_case sqlcipher
+
+if ! pg_fixture_start; then
+  echo "skip: PostgreSQL could not start: $PG_FIXTURE_WHY (the SQLCipher half passed)"
+  exit 77
+fi
+CMC_HUB_DB=$(pg_fixture_db restore) || fail "create database"
+export CMC_HUB_DB
+run_case postgresql
