@@ -61,15 +61,7 @@ int store_counts_get(store *s, struct store_counts *out)
         out->visible = h.published;
         out->published = h.published;
     }
-    if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits", NULL, &out->pending,
-                              NULL)) != CMC_OK ||
-        /* plans whose edits the sync engine holds for a three-way merge decision */
-        (rc = store_query_int(s, "SELECT count(*) FROM merges", NULL, &out->conflicts, NULL)) !=
-            CMC_OK ||
-        (rc = store_query_int(s, "SELECT count(*) FROM tombstones", NULL, &out->tombstones,
-                              NULL)) != CMC_OK)
-        return rc;
-    return CMC_OK;
+    return store_counts_local(s, out);
 }
 
 int store_counts_check(store *s)

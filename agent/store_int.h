@@ -71,6 +71,8 @@ int store_query_int(store *s, const char *sql, const char *param, int64_t *out, 
 /* The kept plan counts (agent/store_counts.c) against a recount from the rows' columns:
  * CMC_ERR_TAMPERED when they disagree. Reads every row's columns, never a body. */
 int store_counts_check(store *s);
+/* Pending edits, held merges and tombstones: the counts the device itself keeps (store_read.c). */
+int store_counts_local(store *s, struct store_counts *out);
 
 int store_dup_text(const char *src, char **out);
 int store_dup_blob(const void *src, size_t len, uint8_t **out, size_t *out_len);

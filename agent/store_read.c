@@ -568,6 +568,12 @@ int store_counts_scan(store *s, struct store_counts *out)
             return rc;
         out->published = out->visible;
     }
+    return store_counts_local(s, out);
+}
+
+int store_counts_local(store *s, struct store_counts *out)
+{
+    int rc;
     if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits", NULL, &out->pending,
                               NULL)) != CMC_OK ||
         /* plans whose edits the sync engine holds for a three-way merge decision */
