@@ -27,7 +27,11 @@ struct hub_live {
     int64_t last_version;
     uint64_t last_head, last_kick;
     int seen; /* the signals were read at least once */
+    unsigned ticks; /* looks since start, for a shared store's slower full look */
 };
+
+/* On a shared store: a full look every this many ticks (1 s at 100 ms a tick). */
+#define HUB_LIVE_SHARED_LOOK 10
 
 static atomic_uint_fast64_t hub_live_kicks;
 
@@ -84,7 +88,11 @@ static int hub_live_signals(hub_live *l)
     int64_t version = l->last_version;
     uint64_t head = l->last_head, kicks = atomic_load(&hub_live_kicks);
     int moved;
-    if (l->data_version == NULL &&
+    /* A shared store (PostgreSQL, several nodes) has no data_version: another node's new
+     * changes show in the change log's head within a tick; its purges, wipe orders and lease
+     * changes (outside the log) are caught by a full look every HUB_LIVE_SHARED_LOOK ticks. */
+    int shared = hub_store_shared(l->h);
+    if (!shared && l->data_version == NULL &&
         sqlite3_prepare_v2(l->h->db, "PRAGMA data_version", -1, &l->data_version, NULL) != SQLITE_OK) {
         sqlite3_finalize(l->data_version);
         l->data_version = NULL;
@@ -96,9 +104,10 @@ static int hub_live_signals(hub_live *l)
     }
     if (hub_head_seq(l->h, &head) != CMC_OK)
         head = l->last_head + 1; /* cannot tell: look */
-    /* No data_version (a store without it): every tick looks. */
-    moved = !l->seen || l->data_version == NULL || version != l->last_version ||
-            head != l->last_head || kicks != l->last_kick;
+    /* No data_version on an embedded store (cannot tell): every tick looks. */
+    moved = !l->seen || head != l->last_head || kicks != l->last_kick ||
+            (shared ? ++l->ticks % HUB_LIVE_SHARED_LOOK == 0
+                    : l->data_version == NULL || version != l->last_version);
     l->last_version = version;
     l->last_head = head;
     l->last_kick = kicks;
