@@ -304,6 +304,10 @@ int card_copy_stale(const struct card_context *ctx);
 
 /* The terminal card. */
 void card_print(FILE *f, const struct card_model *m);
+/* card_print for a terminal: the whole card passed through text_put_terminal (sync/text.h),
+ * so whatever text an earlier version let into the replica reaches the screen as visible
+ * markers, never as a sequence that moves the cursor over the CPR line. CMC_ERR_NOMEM. */
+int card_print_terminal(FILE *f, const struct card_model *m);
 
 /* {"banner": {...}, "cpr": {...}, "order": [...], "sections": [...], "plan": {...}}.
  * Returns a new reference or NULL on allocation failure. */

@@ -3,6 +3,8 @@
 
 #include "platform/alloc.h"
 #include "platform/err.h"
+#include "crypto/cry.h"
+#include "sync/text.h"
 
 #include <string.h>
 
@@ -421,4 +423,22 @@ json_t *card_to_json(const struct plan *p, const struct card_model *m)
                      order_json(m), "sections", sections_json(m), "values", values_json(m, &m->body, 0),
                      "proposals", values_json(m, m->has_proposal ? &m->proposal : &m->body, 1), "conflicts",
                      conflicts_json(m), "plan", plan_json);
+}
+
+int card_print_terminal(FILE *f, const struct card_model *m)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (mem == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
+    card_print(mem, m);
+    int rc = fclose(mem) == 0 ? CMC_OK : cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
+    if (rc == CMC_OK)
+        text_put_terminal(f, buf, len);
+    if (buf != NULL) {
+        cry_memzero(buf, len);
+        free(buf); /* open_memstream's buffer is the C library's */
+    }
+    return rc;
 }

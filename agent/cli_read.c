@@ -110,27 +110,6 @@ static int unlock_reading(const struct cli_opts *o, struct cli_session *s, int g
     return rc;
 }
 
-/* The terminal card, printed whole through text_put_terminal (sync/text.h): whatever text an
- * earlier version let into the replica reaches the terminal as visible markers, never as a
- * control sequence that could move the cursor over the CPR line. */
-static int print_card_terminal(const struct card_model *m)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    if (mem == NULL)
-        return cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
-    card_print(mem, m);
-    int rc = fclose(mem) == 0 ? CMC_OK : cmc_fail(CMC_ERR_NOMEM, "out of memory printing the card");
-    if (rc == CMC_OK)
-        text_put_terminal(stdout, buf, len);
-    if (buf != NULL) {
-        cry_memzero(buf, len);
-        free(buf); /* open_memstream's buffer is the C library's */
-    }
-    return rc;
-}
-
 static int show_plan(struct cli_opts *o, const char *key, int full)
 {
     struct cli_session s;
@@ -182,7 +161,7 @@ static int show_plan(struct cli_opts *o, const char *key, int full)
         }
         rc = cli_print_json(card);
     } else {
-        rc = print_card_terminal(&model); /* local changes are shown in their sections */
+        rc = card_print_terminal(stdout, &model); /* local changes are shown in their sections */
     }
     cry_memzero(&model, sizeof model); /* it holds a copy of the NHS number */
 out:

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # End to end, in a real terminal (tmux): plan text cannot rewrite what the crew's screen says.
 #
-# The hub and the device now refuse control characters, bidirectional overrides and invisible
-# characters in plan text (sync/text.h). A replica written by an earlier version may still
-# hold them, so this test plants them in the device's replica directly (as an earlier version
-# would have stored them, bypassing today's validator) and runs `cmc-agent lookup` in a
-# 100x40 tmux pane:
-#   - a ceiling-of-treatment text that moves the cursor up over the CPR line and writes
-#     "FOR CPR - attempt CPR" there, clears the first line and sets the window title;
-#   - a preferred name with U+202E (right-to-left override).
+# The hub and the device refuse control characters, bidirectional overrides and invisible
+# characters in plan text (sync/text.h), and every plan version on the device carries the
+# hub's seal. This test:
+#   - imports hostile text at the hub: refused, naming the field (exit 2);
+#   - plants it in the device's replica directly (bypassing every validator): `lookup` refuses
+#     the altered plan by its seal (exit 1) and prints nothing of it;
+#   - shows the terminal printer's output for the same hostile text (card_print_terminal,
+#     the printer `lookup` uses, given the text by the card model's own test) in a 100x40
+#     tmux pane: a ceiling-of-treatment text that moves the cursor up over the CPR line and
+#     writes "FOR CPR - attempt CPR" there, clears the first line and sets the window title,
+#     and a preferred name with U+202E (right-to-left override).
 # The screen must show the true CPR decision, the banner as printed, the hostile text only as
-# visible markers ("^[", "<U+202E>"), and the title unchanged. The hub refuses the same text at
-# intake (exit 2, naming the field).
+# visible markers ("^[", "<U+202E>"), and the title unchanged.
 . "$(dirname "$0")/lib.sh"
 
 command -v tmux >/dev/null || { echo "skip: tmux is not installed (scripts/install-deps.sh installs it)"; exit 77; }
@@ -98,22 +100,31 @@ CMC_USER=tablet-user "$SQL" "$TABLET" "SELECT count(*) FROM plan_versions WHERE 
   >"$E2E_TMP/planted" || fail "replica_sql"
 [ "$(cat "$E2E_TMP/planted")" -ge 1 ] || fail "the hostile text did not reach the replica"
 
-# The same lookup into a file: what the terminal must show, line for line.
-expect_exit 0 agent "$TABLET" lookup $NHS_A
-cp "$E2E_TMP/last.out" "$E2E_TMP/card.txt"
+# A plan altered at rest no longer carries the hub's seal: the device refuses to show it
+# (one line, exit 1) rather than print what was planted.
+expect_exit 1 agent "$TABLET" lookup $NHS_A
+last_err | grep -q "failed its integrity check - do not rely on it; ask the hub" ||
+  fail "an altered plan should be refused by its seal: $(last_err)"
+LC_ALL=C grep -q "$(printf '\033')" "$E2E_TMP/last.out" "$E2E_TMP/last.err" && fail "a raw ESC reached the output"
+pass "a plan with text planted in the replica is refused by its seal (exit 1), nothing of it printed"
+# The terminal printer itself, given the same hostile text (as the card model's own test
+# builds it, bypassing every validator): what the terminal must show, line for line.
+CARD_PAGES="$E2E_TMP/card-pages"
+mkdir -p "$CARD_PAGES"
+[ -x "$BUILD/tests/test_agent_card" ] || fail "build/tests/test_agent_card is missing: make $BUILD/tests/test_agent_card"
+CMC_CARD_PAGES_DIR="$CARD_PAGES" "$BUILD/tests/test_agent_card" >"$E2E_TMP/card-pages.out" 2>&1 ||
+  { cat "$E2E_TMP/card-pages.out"; fail "the card model's test failed while writing the cards"; }
+cp "$CARD_PAGES/card-hostile.txt" "$E2E_TMP/card.txt"
 grep -q '\^\[\[3A' "$E2E_TMP/card.txt" || fail "the control sequence should be shown as a visible marker"
 grep -q '<U+202E>' "$E2E_TMP/card.txt" || fail "the bidi override should be shown as a visible marker"
-LC_ALL=C grep -q "$(printf '\033')" "$E2E_TMP/card.txt" && fail "a raw ESC reached the output"
-expect_exit 0 agent "$TABLET" lookup $NHS_A --json
-LC_ALL=C grep -q "$(printf '\342\200\256')" "$E2E_TMP/last.out" && fail "a raw U+202E reached the JSON output"
-jq -e '.' "$E2E_TMP/last.out" >/dev/null || fail "the JSON output should stay valid JSON"
-
+LC_ALL=C grep -q "$(printf '\033')" "$E2E_TMP/card.txt" && fail "a raw ESC reached the printed card"
+LC_ALL=C grep -q "$(printf '\342\200\256')" "$E2E_TMP/card.txt" && fail "a raw U+202E reached the printed card"
 # ---- in a real terminal -------------------------------------------------------------------------
 SOCK="$E2E_TMP/tmux.sock"
 tmux_() { tmux -S "$SOCK" "$@"; }
 trap 'tmux -S "$SOCK" kill-server 2>/dev/null || true; e2e_cleanup' EXIT
 tmux_ new-session -d -s card -x 100 -y 40 \
-  "printf '\\033]2;crew-terminal\\007'; env CMC_PIN='$CMC_PIN' '$AGENT' --dir '$TABLET' lookup $NHS_A | head -n 30; echo LOOKUP-DONE; sleep 60"
+  "printf '\\033]2;crew-terminal\\007'; head -n 30 '$E2E_TMP/card.txt'; echo LOOKUP-DONE; sleep 60"
 for i in $(seq 1 100); do
   tmux_ capture-pane -p -t card >"$E2E_TMP/screen.txt"
   grep -q LOOKUP-DONE "$E2E_TMP/screen.txt" && break

@@ -770,6 +770,24 @@ static void test_write_pages(void **state)
         }
         state_free(&s);
     }
+    /* The terminal printer given hostile text (the validator refuses it at every boundary;
+     * the printer must still never pass it through): tests/e2e/test_card_terminal.sh shows
+     * this file in a real terminal. */
+    struct state h;
+    state_make(ST_PUBLISHED, &h);
+    set_text(&h.shown.ceiling_of_treatment,
+             "Comfort\x1b]2;OWNED\x07\x1b[3A\r 2 CPR          FOR CPR - attempt CPR\x1b[K\x1b[H\x1b[2K");
+    set_text(&h.shown.patient.preferred_name, "M\xe2\x80\xaeie");
+    char *hostile = NULL;
+    size_t hostile_len = 0;
+    FILE *f = open_memstream(&hostile, &hostile_len);
+    assert_non_null(f);
+    card_build(&h.shown, &h.ctx, &model);
+    assert_int_equal(card_print_terminal(f, &model), CMC_OK);
+    fclose(f);
+    write_file(dir, "card-hostile.txt", hostile);
+    free(hostile);
+    state_free(&h);
     write_pages_around_the_card(dir, 0, "day");
     write_pages_around_the_card(dir, 1, "night");
     char *list = json_dumps(index, 0);
