@@ -32,6 +32,7 @@ struct hub_metrics {
     uint64_t count[N_ENDPOINTS];
     uint64_t store_errors;
     uint64_t limited[N_LIMITS];
+    uint64_t waits_held; /* GET /v1/wait requests held open now (hub_metrics_set_waits) */
 };
 
 int hub_metrics_new(hub_metrics **out)
@@ -108,6 +109,13 @@ void hub_metrics_limit(hub_metrics *m, const char *which)
             pthread_mutex_unlock(&m->mu);
         }
     }
+}
+
+void hub_metrics_set_waits(hub_metrics *m, size_t held)
+{
+    pthread_mutex_lock(&m->mu);
+    m->waits_held = held;
+    pthread_mutex_unlock(&m->mu);
 }
 
 static int64_t hub_count(hub *h, const char *sql)
@@ -229,6 +237,9 @@ int hub_metrics_render(hub_metrics *m, hub *h, char **out, size_t *len)
     b.p[0] = '\0';
     pthread_mutex_lock(&m->mu);
     hub_render_requests(m, &b);
+    hub_put(&b, "# HELP cmc_hub_waits_held Devices' waits for a change held open now.\n"
+                "# TYPE cmc_hub_waits_held gauge\ncmc_hub_waits_held %llu\n",
+            (unsigned long long)m->waits_held);
     pthread_mutex_unlock(&m->mu);
     if (h != NULL && hub_metrics_gauges(h, &g) == CMC_OK) {
         hub_put(&b, "# HELP cmc_hub_up The store answered this scrape.\n"

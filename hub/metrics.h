@@ -30,6 +30,8 @@ const char *hub_metrics_endpoint(const char *target);
 void hub_metrics_observe(hub_metrics *m, const char *endpoint, int status, uint64_t micros);
 /* Counts one connection refused or closed by a limit ("per_ip", "deadline", "enroll_rate"). */
 void hub_metrics_limit(hub_metrics *m, const char *which);
+/* How many GET /v1/wait requests are held open now (the cmc_hub_waits_held gauge). */
+void hub_metrics_set_waits(hub_metrics *m, size_t held);
 
 struct hub_gauges {
     int64_t devices_active;

@@ -276,8 +276,10 @@ static enum MHD_Result hub_answer_local(hub_server *s, struct MHD_Connection *co
         ok = hub_head_seq(s->h, &head) == CMC_OK;
     else if (strcmp(e, "tls-pins") == 0 && (ok = hub_tls_pins_doc(s->h, &text, &len) == CMC_OK))
         hub_tls_note_device(s, conn, st, method);
-    else
+    else {
+        hub_metrics_set_waits(s->metrics, s->live != NULL ? hub_live_held(s->live) : 0);
         ok = hub_metrics_render(s->metrics, s->h, &text, &len) == CMC_OK;
+    }
     pthread_mutex_unlock(&s->mu);
     if (strcmp(e, "tls-pins") == 0 && ok)
         ret = hub_answered(s, conn, st, NULL, method, 200,

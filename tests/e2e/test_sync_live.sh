@@ -53,7 +53,9 @@ waits_answered() {
 }
 w0=$(waits_answered); sleep 3; w1=$(waits_answered)
 [ $((w1 - w0)) -le 3 ] || fail "idle devices should hold their waits, yet the hub answered $((w1 - w0)) in 3 s"
-pass "three watching devices hold a wait at the hub (status: live), no busy polling"
+held=$(curl -s --cacert "$CA" "$HUB_URL/metrics" | awk '/^cmc_hub_waits_held / {print $2}')
+[ "${held:-0}" -ge 2 ] || fail "/metrics should count the held waits (3 devices watching): '${held}'"
+pass "three watching devices hold a wait at the hub (status: live, cmc_hub_waits_held $held), no busy polling"
 
 publish 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11
 within $BOUND has_plan "$A" 9434765919 || fail "the approved plan did not reach tablet-a within $BOUND s (poll interval 300 s)"
