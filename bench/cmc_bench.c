@@ -34,6 +34,7 @@
  * Exit status: 0 when the measurement ran, 1 when something failed (one line on stderr).
  */
 #include "agent/cli.h"
+#include "bench/bench_util.h"
 #include "agent/engine.h"
 #include "agent/store.h"
 #include "crypto/cry.h"
@@ -61,30 +62,6 @@
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static double ms_since(uint64_t t0)
-{
-    return (double)(plat_mono_now_ns() - t0) / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array. */
-static double pct(const double *sorted, size_t n, double p)
-{
-    if (n == 0)
-        return 0.0;
-    size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (k < 1)
-        k = 1;
-    if (k > n)
-        k = n;
-    return sorted[k - 1];
-}
-
 static void print_dist(const char *name, double *v, size_t n, int last)
 {
     qsort(v, n, sizeof *v, cmp_double);
@@ -104,16 +81,6 @@ static uint64_t next_rand(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < lo || v > hi)
-        return cmc_fail(CMC_ERR_USAGE, "bad number '%s' (expected %ld..%ld)", s, lo, hi);
-    *out = v;
-    return CMC_OK;
 }
 
 /* The process's peak resident set size so far, in KiB (getrusage: Linux reports ru_maxrss

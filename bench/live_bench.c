@@ -24,6 +24,7 @@
  * when the measurement ran, 1 when something failed (one line on stderr).
  */
 #include "agent/cli.h"
+#include "bench/bench_util.h"
 #include "agent/store.h"
 #include "crypto/cry.h"
 #include "hub/hub.h"
@@ -60,39 +61,6 @@ static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static double ms_since(uint64_t t0)
-{
-    return (double)(plat_mono_now_ns() - t0) / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const double *sorted, size_t n, double p)
-{
-    if (n == 0)
-        return 0.0;
-    size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (k < 1)
-        k = 1;
-    if (k > n)
-        k = n;
-    return sorted[k - 1];
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < lo || v > hi)
-        return cmc_fail(CMC_ERR_USAGE, "bad number '%s' (expected %ld..%ld)", s, lo, hi);
-    *out = v;
-    return CMC_OK;
 }
 
 static void sleep_real_ms(long ms)
