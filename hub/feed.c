@@ -42,6 +42,7 @@
  * holds, feed_cache.c keeps the feed's statements and deltas.
  */
 #include "hub/feed.h"
+#include "hub/feed_group.h"
 
 #include "crypto/merkle.h"
 #include "platform/alloc.h"
@@ -183,6 +184,20 @@ static void hub_write_delta(struct mp_writer *op, const char *plan_id, uint64_t 
     mp_write_raw(op, delta, len);
 }
 
+/* Decodes a stored version into out, and gives its packed length. */
+static int hub_version_decode(hub *h, const char *plan_id, int64_t version, struct plan *out,
+                              size_t *packed_len)
+{
+    sqlite3_stmt *st = NULL;
+    const uint8_t *body;
+    int rc = hub_version_body(h, plan_id, version, &st, &body, packed_len);
+    if (rc != CMC_OK)
+        return rc;
+    rc = plan_unpack(body, *packed_len, out);
+    sqlite3_reset(st);
+    return rc;
+}
+
 /* The change from the held version to the target one, packed (cmc_free), and the target's
  * packed length: computed from the stored bodies. */
 static int hub_delta_compute(hub *h, const char *plan_id, int64_t held, int64_t target,
@@ -190,26 +205,14 @@ static int hub_delta_compute(hub *h, const char *plan_id, int64_t held, int64_t 
 {
     struct plan from, to;
     struct plan_change c;
-    sqlite3_stmt *st = NULL;
-    const uint8_t *body;
-    size_t len;
+    size_t held_len;
     int rc;
 
     plan_init(&from);
     plan_init(&to);
     plan_change_init(&c);
-    if ((rc = hub_version_body(h, plan_id, target, &st, &body, &len)) != CMC_OK)
-        goto out;
-    rc = plan_unpack(body, len, &to);
-    sqlite3_reset(st);
-    *put_len = len;
-    if (rc != CMC_OK)
-        goto out;
-    if ((rc = hub_version_body(h, plan_id, held, &st, &body, &len)) != CMC_OK)
-        goto out;
-    rc = plan_unpack(body, len, &from);
-    sqlite3_reset(st);
-    if (rc != CMC_OK)
+    if ((rc = hub_version_decode(h, plan_id, target, &to, put_len)) != CMC_OK ||
+        (rc = hub_version_decode(h, plan_id, held, &from, &held_len)) != CMC_OK)
         goto out;
     if ((rc = plan_change_diff(&from, &to, &c)) != CMC_OK)
         goto out;
@@ -717,7 +720,8 @@ static int hub_pull_finish(hub *h, struct hub_page *pg, uint8_t **out, size_t *l
     }
     if (rc != CMC_OK)
         return rc;
-    if ((rc = hub_tx_commit(h)) != CMC_OK) {
+    /* The holdings are durable, alone or in a group commit, before the page is handed back. */
+    if ((rc = hub_group_commit(h)) != CMC_OK) {
         cmc_free(*out);
         *out = NULL;
         *len = 0;
@@ -771,7 +775,7 @@ int hub_pull_sealed(hub *h, const char *device_id, uint64_t cursor, uint64_t app
     /* a cursor from the timeline a restore lost: recorded, reset, answered 409 (hub.h) */
     if ((rc = hub_rewind_check(h, device_id, cursor)) != CMC_OK)
         goto out;
-    if ((rc = hub_tx_begin(h)) != CMC_OK)
+    if ((rc = hub_group_begin(h)) != CMC_OK)
         goto out;
     if ((rc = hub_pull_setup(h, &pg)) == CMC_OK) {
         if (pg.dev.wipe)
@@ -784,7 +788,7 @@ int hub_pull_sealed(hub *h, const char *device_id, uint64_t cursor, uint64_t app
     if (rc == CMC_OK)
         rc = hub_pull_finish(h, &pg, out, len);
     if (rc != CMC_OK)
-        hub_tx_rollback(h);
+        hub_group_rollback(h);
 out:
     mp_writer_discard(&pg.op);
     bundle_writer_free(pg.w);

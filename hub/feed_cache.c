@@ -49,6 +49,26 @@ struct hub_feed {
     struct hub_body_cache *bodies;            /* NULL until the first kept body */
 };
 
+static void hub_delta_empty(void *cache);
+static void hub_body_empty(void *cache);
+
+/* The copy of len bytes a cache (holding *bytes, at most max) is about to keep, after emptying
+ * the whole cache (empty) when they would pass the cap; NULL when there is no memory for it
+ * (the caller then simply does not keep it). */
+static uint8_t *hub_cache_copy(void *cache, size_t *bytes, size_t max, void (*empty)(void *),
+                               const uint8_t *data, size_t len)
+{
+    uint8_t *copy;
+    if (*bytes + len > max) {
+        empty(cache);
+        *bytes = 0;
+    }
+    if ((copy = cmc_malloc(len > 0 ? len : 1)) == NULL)
+        return NULL;
+    memcpy(copy, data, len);
+    return copy;
+}
+
 static void hub_feed_reset(void *state)
 {
     struct hub_feed *f = state;
@@ -64,16 +84,12 @@ static void hub_feed_close(void *state)
         return;
     for (size_t i = 0; i < HUB_FEED_STMT_COUNT; i++)
         sqlite3_finalize(f->stmt[i]);
-    if (f->deltas != NULL) {
-        for (size_t i = 0; i < HUB_DELTA_SLOTS; i++)
-            cmc_free(f->deltas->slot[i].delta);
-        cmc_free(f->deltas);
-    }
-    if (f->bodies != NULL) {
-        for (size_t i = 0; i < HUB_BODY_SLOTS; i++)
-            cmc_free(f->bodies->slot[i].body);
-        cmc_free(f->bodies);
-    }
+    if (f->deltas != NULL)
+        hub_delta_empty(f->deltas);
+    if (f->bodies != NULL)
+        hub_body_empty(f->bodies);
+    cmc_free(f->deltas);
+    cmc_free(f->bodies);
     cmc_free(f);
 }
 
@@ -135,6 +151,13 @@ static void hub_delta_clear(struct hub_delta_entry *e)
     memset(e, 0, sizeof *e);
 }
 
+static void hub_delta_empty(void *cache)
+{
+    struct hub_delta_cache *c = cache;
+    for (size_t i = 0; i < HUB_DELTA_SLOTS; i++)
+        hub_delta_clear(&c->slot[i]);
+}
+
 void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
                     const uint8_t *delta, size_t len, size_t put_len)
 {
@@ -147,14 +170,9 @@ void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
     if (f->deltas == NULL && (f->deltas = cmc_calloc(1, sizeof *f->deltas)) == NULL)
         return;
     c = f->deltas;
-    if (c->bytes + len > HUB_DELTA_BYTES_MAX) {
-        for (size_t i = 0; i < HUB_DELTA_SLOTS; i++)
-            hub_delta_clear(&c->slot[i]);
-        c->bytes = 0;
-    }
-    if ((copy = cmc_malloc(len > 0 ? len : 1)) == NULL)
+    if ((copy = hub_cache_copy(c, &c->bytes, HUB_DELTA_BYTES_MAX, hub_delta_empty, delta, len)) ==
+        NULL)
         return;
-    memcpy(copy, delta, len);
     e = hub_delta_slot(c, plan_id, base, target);
     c->bytes -= e->len;
     hub_delta_clear(e);
@@ -195,6 +213,13 @@ static void hub_body_clear(struct hub_body_entry *e)
     memset(e, 0, sizeof *e);
 }
 
+static void hub_body_empty(void *cache)
+{
+    struct hub_body_cache *c = cache;
+    for (size_t i = 0; i < HUB_BODY_SLOTS; i++)
+        hub_body_clear(&c->slot[i]);
+}
+
 void hub_body_keep(hub *h, const uint8_t digest[CRY_HASH_BYTES], uint32_t count,
                    uint16_t codec_flags, uint32_t raw_len, const uint8_t *body, size_t len)
 {
@@ -207,14 +232,9 @@ void hub_body_keep(hub *h, const uint8_t digest[CRY_HASH_BYTES], uint32_t count,
     if (f->bodies == NULL && (f->bodies = cmc_calloc(1, sizeof *f->bodies)) == NULL)
         return;
     c = f->bodies;
-    if (c->bytes + len > HUB_BODY_BYTES_MAX) {
-        for (size_t i = 0; i < HUB_BODY_SLOTS; i++)
-            hub_body_clear(&c->slot[i]);
-        c->bytes = 0;
-    }
-    if ((copy = cmc_malloc(len)) == NULL)
+    if ((copy = hub_cache_copy(c, &c->bytes, HUB_BODY_BYTES_MAX, hub_body_empty, body, len)) ==
+        NULL)
         return;
-    memcpy(copy, body, len);
     e = hub_body_slot(c, digest);
     c->bytes -= e->len;
     hub_body_clear(e);

@@ -7,6 +7,7 @@
  */
 #include "hub/intake_seal.h"
 #include "hub/internal.h"
+#include "hub/feed_group.h"
 
 #include "hub/device_users.h"
 
@@ -457,7 +458,7 @@ int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_p
     sqlite3_stmt *st = NULL;
     int rc, src;
 
-    if ((rc = hub_tx_begin(h)) != CMC_OK)
+    if ((rc = hub_group_begin(h)) != CMC_OK)
         return rc;
     /* The acknowledgement log; the page that carried the purge is now proven committed
      * (the device acknowledges only what it has made durable); and the open purge record
@@ -499,10 +500,10 @@ int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_p
         if (sqlite3_changes(h->db) > 0)
             plat_log(PLAT_LOG_INFO, "device %s confirmed its wipe", device_id);
     }
-    rc = hub_tx_commit(h);
+    rc = hub_group_commit(h); /* shared with concurrent pulls and acks (feed_group.h) */
 out:
     sqlite3_finalize(st);
     if (rc != CMC_OK)
-        hub_tx_rollback(h);
+        hub_group_rollback(h);
     return rc;
 }

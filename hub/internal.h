@@ -55,6 +55,7 @@ struct hub {
     /* Set by a restore (store_backup.c), read at hub_open: a device cursor in
      * (restored_head, epoch_base) saw changes the restored store does not have. */
     uint64_t restored_head, epoch_base;
+    struct hub_group *group; /* group commit while serving (feed_group.h); NULL: off */
 };
 
 /* Restores and the devices that found the hub behind them (store_backup.c). */

@@ -12,6 +12,7 @@
  */
 #include "hub/server.h"
 #include "hub/fhir_api.h"
+#include "hub/feed_group.h"
 
 #include "hub/guard.h"
 #include "hub/live.h"
@@ -465,7 +466,7 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
         req.checked_pk = pk;
         req.checked_ok = checked_ok;
     }
-    pthread_mutex_lock(&s->mu);
+    hub_group_lock(s->h, &s->mu); /* counted, so a group commit waits for it (feed_group.h) */
     hub_api_handle(s->h, &req, &resp);
     /* Authenticated (a 2xx answers only a device the hub checked, or an enrollment): the
      * connection no longer counts against its address (hub/guard.h). */
@@ -481,7 +482,7 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     /* Nothing for the device yet: its wait is held (hub/live.h) and answered when resumed. */
     if (resp.status == 204 && strcmp(hub_metrics_endpoint(st->target), "wait") == 0 &&
         hub_wait_hold(s, conn, st, req.device)) {
-        pthread_mutex_unlock(&s->mu);
+        hub_group_unlock(s->h, &s->mu);
         hub_response_free(&resp);
         return MHD_YES;
     }
@@ -490,7 +491,7 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     if (resp.status == 200 && req.device != NULL && strlen(req.device) == REQSIG_DEVICE_ID_LEN &&
         hub_device_get(s->h, req.device, &dev) == CMC_OK)
         snprintf(name, sizeof name, "%s (%s)", dev.name, dev.device_id);
-    pthread_mutex_unlock(&s->mu);
+    hub_group_unlock(s->h, &s->mu);
     ret = hub_send(conn, resp.status, resp.content_type != NULL ? resp.content_type : "application/json",
                    resp.body != NULL ? resp.body : (const uint8_t *)"", resp.body_len,
                    resp.retry_after);
@@ -677,6 +678,8 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
     hub_guard_per_ip(s->guard, opts->per_ip ? opts->per_ip : HUB_PER_IP);
     if ((rc = hub_live_start(h, &s->mu, &s->live)) != CMC_OK)
         goto out;
+    if ((rc = hub_group_attach(h, &s->mu)) != CMC_OK)
+        goto out;
     if ((rc = hub_sockaddr(host, opts->port, &ss, &flags)) != CMC_OK)
         goto out;
     if (opts->tls_cert_path != NULL) {
@@ -728,6 +731,7 @@ void hub_server_stop(hub_server *s)
         MHD_stop_daemon(s->metrics_daemon);
     hub_guard_stop(s->guard);
     hub_metrics_free(s->metrics);
+    hub_group_detach(s->h); /* no request is left to join it */
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->keys_mu);
     cmc_free(s->keys);

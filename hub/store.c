@@ -4,6 +4,7 @@
  */
 #include "hub/intake_seal.h"
 #include "hub/internal.h"
+#include "hub/feed_group.h"
 #include "hub/device_users.h"
 #include "hub/clinical.h"
 
@@ -251,6 +252,7 @@ static int hub_stmt_run(hub *h, enum hub_stmt_slot slot, const char *sql, const 
 
 int hub_tx_begin(hub *h)
 {
+    hub_group_flush(h); /* a transaction of its own ends an open group commit first */
     return hub_stmt_run(h, HUB_STMT_BEGIN, "BEGIN IMMEDIATE", "begin");
 }
 
