@@ -49,6 +49,7 @@ struct hub_feed {
     struct hub_body_cache *bodies;            /* NULL until the first kept body */
 };
 
+/* Both NULL-safe. */
 static void hub_delta_empty(void *cache);
 static void hub_body_empty(void *cache);
 
@@ -84,10 +85,8 @@ static void hub_feed_close(void *state)
         return;
     for (size_t i = 0; i < HUB_FEED_STMT_COUNT; i++)
         sqlite3_finalize(f->stmt[i]);
-    if (f->deltas != NULL)
-        hub_delta_empty(f->deltas);
-    if (f->bodies != NULL)
-        hub_body_empty(f->bodies);
+    hub_delta_empty(f->deltas);
+    hub_body_empty(f->bodies);
     cmc_free(f->deltas);
     cmc_free(f->bodies);
     cmc_free(f);
@@ -154,7 +153,7 @@ static void hub_delta_clear(struct hub_delta_entry *e)
 static void hub_delta_empty(void *cache)
 {
     struct hub_delta_cache *c = cache;
-    for (size_t i = 0; i < HUB_DELTA_SLOTS; i++)
+    for (size_t i = 0; c != NULL && i < HUB_DELTA_SLOTS; i++)
         hub_delta_clear(&c->slot[i]);
 }
 
@@ -216,7 +215,7 @@ static void hub_body_clear(struct hub_body_entry *e)
 static void hub_body_empty(void *cache)
 {
     struct hub_body_cache *c = cache;
-    for (size_t i = 0; i < HUB_BODY_SLOTS; i++)
+    for (size_t i = 0; c != NULL && i < HUB_BODY_SLOTS; i++)
         hub_body_clear(&c->slot[i]);
 }
 

@@ -55,109 +55,117 @@ static void *request_run(void *arg)
     return NULL;
 }
 
-/* Runs the n requests together: all of them are waiting for the mutex before any gets it. */
-static void run_together(struct tst_hub *e, struct request *r, size_t n)
-{
-    pthread_t t[N_DEV];
-    pthread_mutex_lock(&mu);
-    for (size_t i = 0; i < n; i++) {
-        r[i].e = e;
-        assert_int_equal(pthread_create(&t[i], NULL, request_run, &r[i]), 0);
-    }
-    for (int spins = 0; hub_group_coming(e->h) < n; spins++) {
-        assert_true(spins < 100000); /* 100 s: the threads never started */
-        usleep(1000);
-    }
-    pthread_mutex_unlock(&mu);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(pthread_join(t[i], NULL), 0);
-}
+/* n region devices, one published plan, and a request for each device; grouping on. */
+struct fleet {
+    size_t n;
+    struct tst_device d[N_DEV];
+    struct request r[N_DEV];
+    struct tst_holders l;
+    char id[PLAN_ID_LEN + 1];
+};
 
-static int holders(struct tst_hub *e, const char *id, struct tst_holders *l)
-{
-    memset(l, 0, sizeof *l);
-    assert_int_equal(hub_plan_holders(e->h, id, tst_holders_cb, l), CMC_OK);
-    return l->n;
-}
-
-/* n region devices and one published plan; grouping on. */
-static void setup_fleet(struct tst_hub *e, struct tst_device *d, size_t n, struct request *r,
-                        char id[PLAN_ID_LEN + 1])
+static void fleet_setup(struct tst_hub *e, struct fleet *f, size_t n)
 {
     if (tst_hub_store_pg())
         skip(); /* grouping is SQLCipher's: PostgreSQL nodes commit each request themselves */
-    tst_hub_import_published(e, 0, "9434765919", id);
+    memset(f, 0, sizeof *f);
+    f->n = n;
+    tst_hub_import_published(e, 0, "9434765919", f->id);
     for (size_t i = 0; i < n; i++) {
-        tst_device_new(e, &d[i], "region:" TST_REGION, "urgent_care");
-        memset(&r[i], 0, sizeof r[i]);
-        r[i].device_id = d[i].id;
+        tst_device_new(e, &f->d[i], "region:" TST_REGION, "urgent_care");
+        f->r[i].e = e;
+        f->r[i].device_id = f->d[i].id;
     }
     assert_int_equal(hub_group_attach(e->h, &mu), CMC_OK);
 }
 
-static void free_fleet(struct tst_hub *e, struct tst_device *d, size_t n, struct request *r)
+static void fleet_free(struct tst_hub *e, struct fleet *f)
 {
     hub_group_detach(e->h);
-    for (size_t i = 0; i < n; i++) {
-        cmc_free(r[i].buf);
-        tst_device_free(&d[i]);
+    for (size_t i = 0; i < f->n; i++) {
+        cmc_free(f->r[i].buf);
+        tst_device_free(&f->d[i]);
+    }
+}
+
+/* Runs the fleet's requests together (all of them are waiting for the mutex before any gets
+ * it); the number of commits they made. */
+static uint64_t run_together(struct tst_hub *e, struct fleet *f)
+{
+    pthread_t t[N_DEV];
+    uint64_t before = hub_group_commits(e->h);
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < f->n; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, request_run, &f->r[i]), 0);
+    for (int spins = 0; hub_group_coming(e->h) < f->n; spins++) {
+        assert_true(spins < 100000); /* 100 s: the threads never started */
+        usleep(1000);
+    }
+    pthread_mutex_unlock(&mu);
+    for (size_t i = 0; i < f->n; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    return hub_group_commits(e->h) - before;
+}
+
+/* The devices the hub records as holding the plan (a withdrawal purges each of them). */
+static int holders(struct tst_hub *e, struct fleet *f)
+{
+    memset(&f->l, 0, sizeof f->l);
+    assert_int_equal(hub_plan_holders(e->h, f->id, tst_holders_cb, &f->l), CMC_OK);
+    return f->l.n;
+}
+
+/* Every request but `failed` answered with a page the device applies, holding the plan. */
+static void apply_all(struct tst_hub *e, struct fleet *f, size_t failed)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        if (i == failed)
+            continue;
+        assert_int_equal(f->r[i].rc, CMC_OK);
+        assert_non_null(f->r[i].buf);
+        tst_device_apply(e, &f->d[i], f->r[i].buf, f->r[i].len, 1);
+        assert_non_null(tst_device_held(&f->d[i], f->id));
     }
 }
 
 static void test_concurrent_pulls_share_one_commit(void **state)
 {
     struct tst_hub *e = *state;
-    struct tst_device d[N_DEV];
-    struct request r[N_DEV];
-    struct tst_holders l;
-    char id[PLAN_ID_LEN + 1];
+    struct fleet f;
 
-    setup_fleet(e, d, N_DEV, r, id);
-    uint64_t before = hub_group_commits(e->h);
-    run_together(e, r, N_DEV);
+    fleet_setup(e, &f, N_DEV);
     /* every pull answered with its own signed page, after one shared commit */
-    assert_int_equal(hub_group_commits(e->h), before + 1);
-    for (size_t i = 0; i < N_DEV; i++) {
-        assert_int_equal(r[i].rc, CMC_OK);
-        assert_non_null(r[i].buf);
-        tst_device_apply(e, &d[i], r[i].buf, r[i].len, 1);
-        assert_non_null(tst_device_held(&d[i], id));
-    }
+    assert_int_equal(run_together(e, &f), 1);
+    apply_all(e, &f, N_DEV);
     /* the holdings of all of them are durable: a withdrawal knows every holder */
-    assert_int_equal(holders(e, id, &l), N_DEV);
+    assert_int_equal(holders(e, &f), N_DEV);
     for (size_t i = 0; i < N_DEV; i++)
-        assert_true(tst_holders_index(&l, d[i].id) >= 0 || i >= 8);
-    free_fleet(e, d, N_DEV, r);
+        assert_true(tst_holders_index(&f.l, f.d[i].id) >= 0);
+    fleet_free(e, &f);
 }
 
 static void test_concurrent_acks_share_one_commit(void **state)
 {
     struct tst_hub *e = *state;
-    struct tst_device d[N_DEV];
-    struct request r[N_DEV];
-    struct tst_holders l;
-    char id[PLAN_ID_LEN + 1];
+    struct fleet f;
 
-    setup_fleet(e, d, N_DEV, r, id);
+    fleet_setup(e, &f, N_DEV);
     for (size_t i = 0; i < N_DEV; i++) {
-        d[i].no_ack = 1;
-        tst_device_sync(e, &d[i], 0);
+        f.d[i].no_ack = 1;
+        tst_device_sync(e, &f.d[i], 0);
     }
-    assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", id), CMC_OK);
+    assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", f.id), CMC_OK);
     for (size_t i = 0; i < N_DEV; i++) {
-        tst_device_sync(e, &d[i], 0);
-        assert_null(tst_device_held(&d[i], id));
+        tst_device_sync(e, &f.d[i], 0);
+        assert_null(tst_device_held(&f.d[i], f.id));
+        f.r[i].ack = f.id;
     }
-    assert_int_equal(holders(e, id, &l), N_DEV); /* purged, not yet acknowledged */
-    uint64_t before = hub_group_commits(e->h);
+    assert_int_equal(holders(e, &f), N_DEV); /* purged, not yet acknowledged */
+    assert_int_equal(run_together(e, &f), 1);
     for (size_t i = 0; i < N_DEV; i++)
-        r[i].ack = id;
-    run_together(e, r, N_DEV);
-    assert_int_equal(hub_group_commits(e->h), before + 1);
-    for (size_t i = 0; i < N_DEV; i++)
-        assert_int_equal(r[i].rc, CMC_OK);
-    assert_int_equal(holders(e, id, &l), 0); /* every acknowledgement recorded */
-    free_fleet(e, d, N_DEV, r);
+        assert_int_equal(f.r[i].rc, CMC_OK);
+    assert_int_equal(holders(e, &f), 0); /* every acknowledgement recorded */
+    fleet_free(e, &f);
 }
 
 static int refuse_commit(void *arg)
@@ -169,78 +177,57 @@ static int refuse_commit(void *arg)
 static void test_failed_commit_fails_every_member_and_loses_nothing(void **state)
 {
     struct tst_hub *e = *state;
-    struct tst_device d[N_DEV];
-    struct request r[N_DEV];
-    struct tst_holders l;
-    char id[PLAN_ID_LEN + 1];
+    struct fleet f;
 
-    setup_fleet(e, d, N_DEV, r, id);
-    uint64_t before = hub_group_commits(e->h);
+    fleet_setup(e, &f, N_DEV);
     sqlite3_commit_hook(e->h->db->lite, refuse_commit, NULL);
-    run_together(e, r, N_DEV);
+    assert_int_equal(run_together(e, &f), 0);
     sqlite3_commit_hook(e->h->db->lite, NULL, NULL);
     /* nobody was handed a page whose holdings were not recorded */
-    assert_int_equal(hub_group_commits(e->h), before);
     for (size_t i = 0; i < N_DEV; i++) {
-        assert_int_not_equal(r[i].rc, CMC_OK);
-        assert_null(r[i].buf);
+        assert_int_not_equal(f.r[i].rc, CMC_OK);
+        assert_null(f.r[i].buf);
     }
-    assert_int_equal(holders(e, id, &l), 0);
+    assert_int_equal(holders(e, &f), 0);
     /* and nothing is lost: each device pulls again and gets the plan, now recorded */
     for (size_t i = 0; i < N_DEV; i++) {
-        tst_device_sync(e, &d[i], 0);
-        assert_non_null(tst_device_held(&d[i], id));
+        tst_device_sync(e, &f.d[i], 0);
+        assert_non_null(tst_device_held(&f.d[i], f.id));
     }
-    assert_int_equal(holders(e, id, &l), N_DEV);
-    free_fleet(e, d, N_DEV, r);
+    assert_int_equal(holders(e, &f), N_DEV);
+    fleet_free(e, &f);
 }
 
 static void test_failing_member_fails_alone(void **state)
 {
     struct tst_hub *e = *state;
-    struct tst_device d[N_DEV];
-    struct request r[N_DEV];
-    struct tst_holders l;
-    char id[PLAN_ID_LEN + 1];
+    struct fleet f;
 
-    setup_fleet(e, d, N_DEV, r, id);
-    r[2].cursor = 1000000; /* beyond the change log: refused after its savepoint opened */
-    uint64_t before = hub_group_commits(e->h);
-    run_together(e, r, N_DEV);
-    assert_int_equal(hub_group_commits(e->h), before + 1);
-    for (size_t i = 0; i < N_DEV; i++) {
-        if (i == 2) {
-            assert_int_equal(r[i].rc, CMC_ERR_INVALID);
-            assert_null(r[i].buf);
-            continue;
-        }
-        assert_int_equal(r[i].rc, CMC_OK);
-        tst_device_apply(e, &d[i], r[i].buf, r[i].len, 1);
-    }
-    assert_int_equal(holders(e, id, &l), N_DEV - 1);
-    assert_int_equal(tst_holders_index(&l, d[2].id), -1);
-    free_fleet(e, d, N_DEV, r);
+    fleet_setup(e, &f, N_DEV);
+    f.r[2].cursor = 1000000; /* beyond the change log: refused after its savepoint opened */
+    assert_int_equal(run_together(e, &f), 1);
+    assert_int_equal(f.r[2].rc, CMC_ERR_INVALID);
+    assert_null(f.r[2].buf);
+    apply_all(e, &f, 2);
+    assert_int_equal(holders(e, &f), N_DEV - 1);
+    assert_int_equal(tst_holders_index(&f.l, f.d[2].id), -1);
+    fleet_free(e, &f);
 }
 
 static void test_lone_pull_and_other_writes_commit_at_once(void **state)
 {
     struct tst_hub *e = *state;
-    struct tst_device d[1];
-    struct request r[1];
-    struct tst_holders l;
-    char id[PLAN_ID_LEN + 1];
+    struct fleet f;
 
-    setup_fleet(e, d, 1, r, id);
-    uint64_t before = hub_group_commits(e->h);
-    run_together(e, r, 1);
-    assert_int_equal(r[0].rc, CMC_OK);
-    assert_int_equal(hub_group_commits(e->h), before + 1);
-    assert_int_equal(holders(e, id, &l), 1);
+    fleet_setup(e, &f, 1);
+    assert_int_equal(run_together(e, &f), 1);
+    apply_all(e, &f, 1);
+    assert_int_equal(holders(e, &f), 1);
     /* a write of another kind runs in its own transaction, grouping on */
-    assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", id), CMC_OK);
-    tst_device_sync(e, &d[0], 0);
-    assert_null(tst_device_held(&d[0], id));
-    free_fleet(e, d, 1, r);
+    assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", f.id), CMC_OK);
+    tst_device_sync(e, &f.d[0], 0);
+    assert_null(tst_device_held(&f.d[0], f.id));
+    fleet_free(e, &f);
 }
 
 TST_HUB_MAIN(test_concurrent_pulls_share_one_commit, test_concurrent_acks_share_one_commit,
