@@ -14,6 +14,8 @@
 # Two fleets in turn: every device in the plans' region (the worst case: each event wakes them
 # all), then the devices dealt over the five London regions (a fifth wake).
 # Knobs: LIVE_DEVICES=1000  LIVE_SAMPLES=20  LIVE_ALONE=10  LIVE_IDLE_S=60  LIVE_PLANS=2000
+#        LIVE_HUB_THREADS (the hub's `threads`, how many requests can share a group commit;
+#        unset: the hub's default)
 #        BENCH_OUT=bench/results  BENCH_KEEP=1 (keeps the scratch directory)
 # Everything listens on 127.0.0.1 only; every loop is bounded; nothing is left running.
 set -euo pipefail
@@ -63,6 +65,7 @@ HUB_DIR="$WORK/hub"
 "$DRV" prepare "$HUB_DIR" "$SHARED/examples/plan.json" $((2 * SAMPLES + ALONE)) "$REGION" >"$WORK/plans.txt"
 
 printf 'max_connections = %d\n' $(( N + 256 )) >"$WORK/hub.conf"
+[ -z "${LIVE_HUB_THREADS:-}" ] || printf 'threads = %d\n' "$LIVE_HUB_THREADS" >>"$WORK/hub.conf"
 export CMC_HUB_CONFIG="$WORK/hub.conf"
 for _ in 1 2 3 4 5; do
   PORT=$(( 20000 + RANDOM % 40000 ))
