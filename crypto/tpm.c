@@ -199,16 +199,18 @@ int cry_tpm_unseal(const uint8_t auth[CRY_TPM_AUTH_BYTES], const uint8_t *pub, s
     TPM2B_SENSITIVE_DATA *out = NULL;
     memset(&in_pub, 0, sizeof in_pub);
     memset(&in_priv, 0, sizeof in_priv);
-    size_t off = 0;
-    if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub, pub_len, &off, &in_pub) != TSS2_RC_SUCCESS || off != pub_len)
-        return cmc_fail(CMC_ERR_CORRUPT, "the key slot's TPM object is malformed");
-    off = 0;
-    if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(priv, priv_len, &off, &in_priv) != TSS2_RC_SUCCESS || off != priv_len)
-        return cmc_fail(CMC_ERR_CORRUPT, "the key slot's TPM object is malformed");
+    /* The TPM first: without one, that is what the person unlocking needs to hear. */
     struct tpm_conn c;
     int rc = conn_open(&c);
     if (rc != CMC_OK)
         return rc;
+    size_t pub_off = 0, priv_off = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub, pub_len, &pub_off, &in_pub) != TSS2_RC_SUCCESS || pub_off != pub_len ||
+        Tss2_MU_TPM2B_PRIVATE_Unmarshal(priv, priv_len, &priv_off, &in_priv) != TSS2_RC_SUCCESS ||
+        priv_off != priv_len) {
+        rc = cmc_fail(CMC_ERR_CORRUPT, "the key slot's TPM object is malformed");
+        goto out;
+    }
     TSS2_RC trc = Esys_Load(c.esys, c.primary, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in_priv, &in_pub,
                             &c.object);
     if (trc != TSS2_RC_SUCCESS) {
