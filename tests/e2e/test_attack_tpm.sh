@@ -6,6 +6,7 @@
 #   - a software slot added beside it keeps working throughout;
 #   - the data directory copied to another machine (a second, fresh TPM): the right PIN
 #     cannot unlock the TPM-bound slot; one clear line, non-zero exit, nothing changed;
+#   - the binding cut out of the copied slot: the right PIN still cannot open it;
 #   - no TPM reachable: one clear line, non-zero exit;
 #   - wrong PINs trip the TPM's dictionary-attack lockout (set to 3 tries here), after which
 #     the right PIN is refused too, until the lockout is cleared; the software slot is not
@@ -102,6 +103,31 @@ last_err | grep -q "sealed to another TPM" || fail "the copy's refusal does not 
 one_line
 [ "$(sha256sum "$COPY/replica.db" "$COPY/clinical.db")" = "$sum_before" ] || fail "a refused unlock changed the copy"
 pass "the slot file copied to another machine: the right PIN is refused there (sealed to another TPM)"
+
+# The binding stripped from the copy (wrap 3 -> 2, the TPM object's blobs cut out): the slot
+# is not thereby a software slot that the PIN opens, so it cannot be guessed at offline.
+STRIP="$E2E_TMP/strip"
+mkdir -m 700 "$STRIP"
+cp -p "$COPY"/* "$STRIP"/
+python3 - "$STRIP/keyslots" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+i = 28                                   # slot 0 (crew): its wrap byte
+assert b[i] == 3, "crew's slot is not wrap 3"
+j = i + 1
+j += 1 + b[j]                            # user name
+j += 1 + b[j]                            # role
+j += 1 + 8 + 8 + 16 + 32 + 1             # KDF, salt, public key, P
+pub = b[j] | b[j + 1] << 8
+priv = b[j + 2 + pub] | b[j + 3 + pub] << 8
+del b[j:j + 4 + pub + priv]
+b[i] = 2
+open(p, "wb").write(bytes(b))
+PY
+expect_exit 4 env CMC_TPM_TCTI=$TCTI_B CMC_PIN=$RIGHT "$AGENT" --dir "$STRIP" --user crew lookup $NHS
+last_err | grep -q "wrong user or PIN" || fail "a stripped binding: $(last_err)"
+pass "the TPM binding cut out of the slot: the right PIN still cannot open it"
 
 expect_exit 1 env CMC_TPM_TCTI=swtpm:host=127.0.0.1,port=1 CMC_PIN=$RIGHT "$AGENT" --dir "$DEV" --user crew \
   lookup $NHS
