@@ -5,6 +5,12 @@
  * Each call opens the TCTI, recreates the owner hierarchy's storage primary key from its
  * template (same TPM, same owner seed: same key), does its one job and flushes every
  * transient object, so nothing is left loaded in the TPM between unlocks.
+ *
+ * The commands that carry secrets (Create with the sealed data and auth value, Unseal with
+ * its answer) run in a salted HMAC session bound to the primary key with AES-128-CFB
+ * parameter encryption, so the auth value never crosses the bus in clear (an HMAC proves
+ * it) and neither does the secret; someone who only listens on a discrete TPM's bus learns
+ * neither.
  */
 #include "crypto/tpm.h"
 
@@ -23,6 +29,7 @@ struct tpm_conn {
     ESYS_CONTEXT *esys;
     ESYS_TR primary;
     ESYS_TR object;
+    ESYS_TR session;
 };
 
 /* A TPM response code without its layer and the handle/session/parameter number of a
@@ -44,6 +51,8 @@ static const char *tcti_name(void)
 static void conn_close(struct tpm_conn *c)
 {
     if (c->esys != NULL) {
+        if (c->session != ESYS_TR_NONE)
+            Esys_FlushContext(c->esys, c->session);
         if (c->object != ESYS_TR_NONE)
             Esys_FlushContext(c->esys, c->object);
         if (c->primary != ESYS_TR_NONE)
@@ -52,7 +61,7 @@ static void conn_close(struct tpm_conn *c)
     }
     if (c->tcti != NULL)
         Tss2_TctiLdr_Finalize(&c->tcti);
-    c->object = c->primary = ESYS_TR_NONE;
+    c->object = c->primary = c->session = ESYS_TR_NONE;
 }
 
 /* The storage primary key's template: the usual ECC P-256 SRK (restricted decryption key,
@@ -78,7 +87,7 @@ static void primary_template(TPM2B_PUBLIC *pub)
 static int conn_open(struct tpm_conn *c)
 {
     memset(c, 0, sizeof *c);
-    c->primary = c->object = ESYS_TR_NONE;
+    c->primary = c->object = c->session = ESYS_TR_NONE;
     /* tpm2-tss logs every TPM error response (a wrong PIN among them) to stderr unless told
      * otherwise; the messages here say what matters once. */
     if (getenv("TSS2_LOG") == NULL)
@@ -111,6 +120,39 @@ static int conn_open(struct tpm_conn *c)
         return cmc_fail(CMC_ERR_IO, "the TPM refused to make its storage key (TPM code 0x%x)", (unsigned)rc);
     }
     return CMC_OK;
+}
+
+/* A salted HMAC session for one command: `flags` says which way its parameters are
+ * encrypted (TPMA_SESSION_DECRYPT: the command's first parameter, TPMA_SESSION_ENCRYPT: the
+ * response's). Without continueSession the TPM ends it after that command. */
+static int session_start(struct tpm_conn *c, TPMA_SESSION flags)
+{
+    TPMT_SYM_DEF sym;
+    memset(&sym, 0, sizeof sym);
+    sym.algorithm = TPM2_ALG_AES;
+    sym.keyBits.aes = 128;
+    sym.mode.aes = TPM2_ALG_CFB;
+    TSS2_RC rc = Esys_StartAuthSession(c->esys, c->primary, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &c->session);
+    if (rc == TSS2_RC_SUCCESS)
+        rc = Esys_TRSess_SetAttributes(c->esys, c->session, flags, 0xff);
+    if (rc != TSS2_RC_SUCCESS)
+        return cmc_fail(CMC_ERR_IO, "the TPM refused an encrypted session (TPM code 0x%x)", (unsigned)rc);
+    return CMC_OK;
+}
+
+/* After the session's one command: the TPM ends a session without continueSession when the
+ * command succeeds (its handle is only forgotten here), not when it fails (a wrong auth
+ * value, a lockout), so then it is flushed, or the TPM's session slots would fill up. */
+static void session_spent(struct tpm_conn *c, TSS2_RC command_rc)
+{
+    if (c->session == ESYS_TR_NONE)
+        return;
+    if (command_rc == TSS2_RC_SUCCESS)
+        Esys_TR_Close(c->esys, &c->session);
+    else
+        Esys_FlushContext(c->esys, c->session);
+    c->session = ESYS_TR_NONE;
 }
 
 static void auth_set(TPM2B_AUTH *a, const uint8_t auth[CRY_TPM_AUTH_BYTES])
@@ -149,9 +191,15 @@ int cry_tpm_seal(const uint8_t auth[CRY_TPM_AUTH_BYTES], uint8_t secret[CRY_TPM_
     TPML_PCR_SELECTION pcrs;
     memset(&outside, 0, sizeof outside);
     memset(&pcrs, 0, sizeof pcrs);
-    TSS2_RC trc = Esys_Create(c.esys, c.primary, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl,
-                              &outside, &pcrs, &out_priv, &out_pub, NULL, NULL, NULL);
+    TSS2_RC trc = TSS2_RC_SUCCESS;
+    if ((rc = session_start(&c, TPMA_SESSION_DECRYPT)) == CMC_OK) {
+        trc = Esys_Create(c.esys, c.primary, c.session, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs,
+                          &out_priv, &out_pub, NULL, NULL, NULL);
+        session_spent(&c, trc);
+    }
     cry_memzero(&sens, sizeof sens);
+    if (rc != CMC_OK)
+        goto out;
     if (trc != TSS2_RC_SUCCESS) {
         rc = cmc_fail(CMC_ERR_IO, "the TPM could not seal the key slot's secret (TPM code 0x%x)", (unsigned)trc);
         goto out;
@@ -228,7 +276,10 @@ int cry_tpm_unseal(const uint8_t auth[CRY_TPM_AUTH_BYTES], const uint8_t *pub, s
         rc = cmc_fail(CMC_ERR_IO, "the TPM library refused the key slot's auth value");
         goto out;
     }
-    trc = Esys_Unseal(c.esys, c.object, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &out);
+    if ((rc = session_start(&c, TPMA_SESSION_ENCRYPT)) != CMC_OK)
+        goto out;
+    trc = Esys_Unseal(c.esys, c.object, c.session, ESYS_TR_NONE, ESYS_TR_NONE, &out);
+    session_spent(&c, trc);
     if (trc != TSS2_RC_SUCCESS) {
         out = NULL;
         rc = unseal_failure(trc);
