@@ -21,8 +21,9 @@
  *             16  salt
  *        wrap 2: 32  the user's Ed25519 public key
  *        wrap 2:  1  P, payload length (96 or 128)
- *        wrap 3:     as wrap 2, then 2 + n  the TPM object's public blob (length, bytes)
- *                    and 2 + n  its private blob
+ *        wrap 3:     as wrap 2, then 2 + n  the TPM object's public blob (length, bytes),
+ *                    2 + n  its private blob, 34  the TPM name of its parent (the
+ *                    storage primary key)
  *              4  failed attempts recorded against this slot
  *             32  the failure chain: BLAKE2b^(1 + failures)(chain seed)
  *             24  nonce
@@ -262,7 +263,7 @@ static int tpm_bind(struct slot *sl, struct cry_secret *kek)
     if (rc != CMC_OK)
         return rc;
     tpm_auth(kek, auth);
-    rc = cry_tpm_seal(auth, secret->buf, sl->tpm_pub, &pub_len, sl->tpm_priv, &priv_len);
+    rc = cry_tpm_seal(auth, secret->buf, sl->tpm_pub, &pub_len, sl->tpm_priv, &priv_len, sl->tpm_parent);
     sodium_memzero(auth, sizeof auth);
     if (rc == CMC_OK) {
         sl->wrap = WRAP_TPM;
@@ -286,7 +287,8 @@ static int slot_kek(const struct slot *sl, const char *pin, struct cry_secret *k
     if ((rc = cry_secret_new(CRY_TPM_SECRET_BYTES, &secret)) != CMC_OK)
         return rc;
     tpm_auth(kek, auth);
-    rc = cry_tpm_unseal(auth, sl->tpm_pub, sl->tpm_pub_len, sl->tpm_priv, sl->tpm_priv_len, secret->buf);
+    rc = cry_tpm_unseal(auth, sl->tpm_pub, sl->tpm_pub_len, sl->tpm_priv, sl->tpm_priv_len, sl->tpm_parent,
+                        secret->buf);
     sodium_memzero(auth, sizeof auth);
     if (rc == CMC_OK)
         tpm_mix(kek, secret);

@@ -115,6 +115,8 @@ static size_t slot_head_write(const struct slot *sl, uint8_t *p)
         put_u16(p + n, sl->tpm_priv_len);
         memcpy(p + n + 2, sl->tpm_priv, sl->tpm_priv_len);
         n += 2 + (size_t)sl->tpm_priv_len;
+        memcpy(p + n, sl->tpm_parent, CRY_TPM_NAME_BYTES);
+        n += CRY_TPM_NAME_BYTES;
     }
     return n;
 }
@@ -145,7 +147,7 @@ static size_t slot_encoded_len(const struct slot *sl)
     if (slot_is_current(sl))
         n += CRY_SIGN_PK_BYTES + 1;
     if (sl->wrap == WRAP_TPM)
-        n += 4 + (size_t)sl->tpm_pub_len + sl->tpm_priv_len;
+        n += 4 + (size_t)sl->tpm_pub_len + sl->tpm_priv_len + CRY_TPM_NAME_BYTES;
     return n;
 }
 
@@ -293,9 +295,13 @@ static int parse_slot(struct reader *r, unsigned version, struct slot *sl)
         memcpy(sl->user_pk, k, CRY_SIGN_PK_BYTES);
         sl->payload_len = k[CRY_SIGN_PK_BYTES];
     }
-    if (sl->wrap == WRAP_TPM && (!take_blob(r, sl->tpm_pub, &sl->tpm_pub_len) ||
-                                 !take_blob(r, sl->tpm_priv, &sl->tpm_priv_len)))
-        return 0;
+    if (sl->wrap == WRAP_TPM) {
+        const uint8_t *parent = NULL;
+        if (!take_blob(r, sl->tpm_pub, &sl->tpm_pub_len) || !take_blob(r, sl->tpm_priv, &sl->tpm_priv_len) ||
+            (parent = take(r, CRY_TPM_NAME_BYTES)) == NULL)
+            return 0;
+        memcpy(sl->tpm_parent, parent, CRY_TPM_NAME_BYTES);
+    }
     if (version == SLOT_VERSION) {
         const uint8_t *c = take(r, 4 + CHAIN_BYTES);
         if (c == NULL)

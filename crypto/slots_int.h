@@ -33,7 +33,7 @@
 #define HEAD_FIXED_BYTES (1 + 1 + 1 + 8 + 8 + SALT_BYTES)
 /* Everything of a slot besides the names and the ciphertext, at most. */
 /* A TPM-bound slot's object: two lengths and the public and private blobs. */
-#define TPM_FIELDS_MAX (2 + CRY_TPM_BLOB_MAX + 2 + CRY_TPM_BLOB_MAX)
+#define TPM_FIELDS_MAX (2 + CRY_TPM_BLOB_MAX + 2 + CRY_TPM_BLOB_MAX + CRY_TPM_NAME_BYTES)
 #define SLOT_FIXED_MAX (1 + HEAD_FIXED_BYTES + CRY_SIGN_PK_BYTES + 1 + TPM_FIELDS_MAX + 4 + CHAIN_BYTES + \
                         CRY_SEAL_NONCE_BYTES)
 #define SLOT_MAX_BYTES (SLOT_FIXED_MAX + CRY_USER_MAX + CRY_ROLE_MAX + WRAPPED_MAX)
@@ -65,6 +65,7 @@ struct slot {
     uint16_t tpm_priv_len;
     uint8_t tpm_pub[CRY_TPM_BLOB_MAX];
     uint8_t tpm_priv[CRY_TPM_BLOB_MAX];
+    uint8_t tpm_parent[CRY_TPM_NAME_BYTES]; /* the storage primary key's name at sealing */
     uint32_t failures;
     uint8_t chain[CHAIN_BYTES];
     uint8_t nonce[CRY_SEAL_NONCE_BYTES];

@@ -83,6 +83,19 @@ static void primary_template(TPM2B_PUBLIC *pub)
     t->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
 }
 
+/* The storage primary key's name (ESYS checks it against the public key the TPM returned). */
+static int primary_name(struct tpm_conn *c, uint8_t name[CRY_TPM_NAME_BYTES])
+{
+    TPM2B_NAME *n = NULL;
+    int rc = CMC_OK;
+    if (Esys_TR_GetName(c->esys, c->primary, &n) != TSS2_RC_SUCCESS || n->size != CRY_TPM_NAME_BYTES)
+        rc = cmc_fail(CMC_ERR_IO, "the TPM's storage key has no usable name");
+    else
+        memcpy(name, n->name, CRY_TPM_NAME_BYTES);
+    Esys_Free(n);
+    return rc;
+}
+
 /* Opens the TPM and makes its storage primary key. */
 static int conn_open(struct tpm_conn *c)
 {
@@ -164,7 +177,7 @@ static void auth_set(TPM2B_AUTH *a, const uint8_t auth[CRY_TPM_AUTH_BYTES])
 
 int cry_tpm_seal(const uint8_t auth[CRY_TPM_AUTH_BYTES], uint8_t secret[CRY_TPM_SECRET_BYTES],
                  uint8_t pub[CRY_TPM_BLOB_MAX], size_t *pub_len, uint8_t priv[CRY_TPM_BLOB_MAX],
-                 size_t *priv_len)
+                 size_t *priv_len, uint8_t parent[CRY_TPM_NAME_BYTES])
 {
     struct tpm_conn c;
     TPM2B_PRIVATE *out_priv = NULL;
@@ -173,6 +186,10 @@ int cry_tpm_seal(const uint8_t auth[CRY_TPM_AUTH_BYTES], uint8_t secret[CRY_TPM_
     int rc = conn_open(&c);
     if (rc != CMC_OK)
         return rc;
+    if ((rc = primary_name(&c, parent)) != CMC_OK) {
+        conn_close(&c);
+        return rc;
+    }
     TPM2B_SENSITIVE_CREATE sens;
     memset(&sens, 0, sizeof sens);
     auth_set(&sens.sensitive.userAuth, auth);
@@ -227,6 +244,14 @@ out:
     return rc;
 }
 
+/* The storage primary key comes from the TPM's owner seed: another TPM, or this one
+ * cleared, has another key, and the slot's object cannot be loaded under it. */
+static int not_this_tpm(void)
+{
+    return cmc_fail(CMC_ERR_LOCKED, "this key slot is sealed to another TPM (or this TPM was cleared); it cannot "
+                                    "be unlocked on this device");
+}
+
 /* What an unseal's TPM response means for the person at the keyboard. */
 static int unseal_failure(TSS2_RC rc)
 {
@@ -240,7 +265,8 @@ static int unseal_failure(TSS2_RC rc)
 }
 
 int cry_tpm_unseal(const uint8_t auth[CRY_TPM_AUTH_BYTES], const uint8_t *pub, size_t pub_len,
-                   const uint8_t *priv, size_t priv_len, uint8_t secret[CRY_TPM_SECRET_BYTES])
+                   const uint8_t *priv, size_t priv_len, const uint8_t parent[CRY_TPM_NAME_BYTES],
+                   uint8_t secret[CRY_TPM_SECRET_BYTES])
 {
     TPM2B_PUBLIC in_pub;
     TPM2B_PRIVATE in_priv;
@@ -259,13 +285,18 @@ int cry_tpm_unseal(const uint8_t auth[CRY_TPM_AUTH_BYTES], const uint8_t *pub, s
         rc = cmc_fail(CMC_ERR_CORRUPT, "the key slot's TPM object is malformed");
         goto out;
     }
+    uint8_t name[CRY_TPM_NAME_BYTES];
+    if ((rc = primary_name(&c, name)) != CMC_OK)
+        goto out;
+    if (!cry_memeq(name, parent, CRY_TPM_NAME_BYTES)) {
+        rc = not_this_tpm();
+        goto out;
+    }
     TSS2_RC trc = Esys_Load(c.esys, c.primary, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in_priv, &in_pub,
                             &c.object);
     if (trc != TSS2_RC_SUCCESS) {
         c.object = ESYS_TR_NONE;
-        /* The private blob is bound to the primary key, which comes from this TPM's owner seed. */
-        rc = cmc_fail(CMC_ERR_LOCKED, "this key slot is sealed to another TPM (or this TPM was cleared); it "
-                                      "cannot be unlocked on this device");
+        rc = not_this_tpm();
         goto out;
     }
     TPM2B_AUTH a;

@@ -29,16 +29,22 @@
 #define CRY_TPM_AUTH_BYTES 32   /* the object's auth value: a SHA-256 sized digest */
 #define CRY_TPM_SECRET_BYTES 32 /* the sealed secret */
 #define CRY_TPM_BLOB_MAX 512    /* most bytes a marshalled public or private blob may have */
+#define CRY_TPM_NAME_BYTES 34   /* the storage primary key's TPM name: SHA-256 id, digest */
 #define CRY_TPM_TCTI_DEFAULT "device:/dev/tpmrm0"
 
-/* Makes a new random secret, seals it to the TPM under `auth`, and hands back the secret
- * and the object's marshalled public and private blobs (each at most CRY_TPM_BLOB_MAX). */
+/* Makes a new random secret, seals it to the TPM under `auth`, and hands back the secret,
+ * the object's marshalled public and private blobs (each at most CRY_TPM_BLOB_MAX) and the
+ * name of the storage primary key it was sealed under. */
 int cry_tpm_seal(const uint8_t auth[CRY_TPM_AUTH_BYTES], uint8_t secret[CRY_TPM_SECRET_BYTES],
                  uint8_t pub[CRY_TPM_BLOB_MAX], size_t *pub_len, uint8_t priv[CRY_TPM_BLOB_MAX],
-                 size_t *priv_len);
+                 size_t *priv_len, uint8_t parent[CRY_TPM_NAME_BYTES]);
 
-/* Loads the object from its blobs and unseals its secret with `auth`. */
+/* Loads the object from its blobs and unseals its secret with `auth`. The storage primary
+ * key the TPM reports must have the name `parent` recorded at sealing (CMC_ERR_LOCKED
+ * otherwise): the encrypted session's salt then goes to the TPM that sealed the slot and
+ * to nothing standing in for it. */
 int cry_tpm_unseal(const uint8_t auth[CRY_TPM_AUTH_BYTES], const uint8_t *pub, size_t pub_len,
-                   const uint8_t *priv, size_t priv_len, uint8_t secret[CRY_TPM_SECRET_BYTES]);
+                   const uint8_t *priv, size_t priv_len, const uint8_t parent[CRY_TPM_NAME_BYTES],
+                   uint8_t secret[CRY_TPM_SECRET_BYTES]);
 
 #endif

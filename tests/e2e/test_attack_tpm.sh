@@ -121,7 +121,7 @@ j += 1 + b[j]                            # role
 j += 1 + 8 + 8 + 16 + 32 + 1             # KDF, salt, public key, P
 pub = b[j] | b[j + 1] << 8
 priv = b[j + 2 + pub] | b[j + 3 + pub] << 8
-del b[j:j + 4 + pub + priv]
+del b[j:j + 4 + pub + priv + 34]         # the blobs and the parent's name
 b[i] = 2
 open(p, "wb").write(bytes(b))
 PY

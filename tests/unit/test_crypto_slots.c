@@ -1025,7 +1025,8 @@ static void test_failed_save_changes_nothing(void **state)
 
 /* Rewrites slot 0 of `buf` (a file from make_file) as a TPM-bound slot: wrap 3, and after P
  * a public blob of `pub_len` bytes and a private blob of `priv_len` bytes (the length fields
- * as given, the bytes present only up to `present` of each). Returns the new length. */
+ * as given, the bytes present only up to `present` of each), then the parent's name (34
+ * bytes). Returns the new length. */
 static size_t craft_tpm(const uint8_t *buf, size_t len, uint8_t *out, uint16_t pub_len, uint16_t priv_len,
                         size_t present)
 {
@@ -1041,6 +1042,8 @@ static size_t craft_tpm(const uint8_t *buf, size_t len, uint8_t *out, uint16_t p
     out[n++] = (uint8_t)(priv_len >> 8);
     memset(out + n, 0x5A, priv_n);
     n += priv_n;
+    memset(out + n, 0x3C, 34);
+    n += 34;
     memcpy(out + n, buf + ALICE_P + 1, len - ALICE_P - 1);
     return n + len - ALICE_P - 1;
 }
@@ -1166,7 +1169,7 @@ static void test_tpm_slot_without_tpm(void **state)
     size_t after_len = 0;
     read_all(f.path, &after, &after_len);
     assert_int_equal(after_len, clen);
-    size_t fail_at = ALICE_P + 1 + 2 + 58 + 2 + 126; /* the failure count, then the chain */
+    size_t fail_at = ALICE_P + 1 + 2 + 58 + 2 + 126 + 34; /* the failure count, then the chain */
     assert_memory_equal(after, f.crafted, fail_at);
     assert_int_equal(after[fail_at], 1);
     assert_memory_equal(after + fail_at + 4 + 32, f.crafted + fail_at + 4 + 32, clen - fail_at - 4 - 32);
