@@ -86,7 +86,8 @@ int cli_cmd_user(struct cli_opts *o)
 {
     const char *sub = o->n_positional > 0 ? o->positional[0] : NULL;
     if (sub == NULL || (strcmp(sub, "add") != 0 && strcmp(sub, "remove") != 0 && strcmp(sub, "list") != 0))
-        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent user add NAME --role R [--tpm] | user remove NAME | user list");
+        return cmc_fail(CMC_ERR_USAGE,
+                        "usage: cmc-agent user add NAME --role R [--tpm] | user remove NAME | user list");
     if (strcmp(sub, "list") != 0 && o->n_positional != 2)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent user %s NAME", sub);
     struct cli_session s;

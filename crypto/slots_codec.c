@@ -122,8 +122,8 @@ static size_t slot_head_write(const struct slot *sl, uint8_t *p)
 }
 
 /* The authenticated data binding a slot to this file, its user, role, KDF limits, (wrap
- * 2 and 3) public key and payload length, and (wrap 3) its TPM object. A wrap 1 slot keeps the version 1 data, so it still
- * opens in a version 2 file. */
+ * 2 and 3) public key and payload length, and (wrap 3) its TPM object and the TPM's storage
+ * key name. A wrap 1 slot keeps the version 1 data, so it still opens in a version 2 file. */
 size_t slots_ad(const uint8_t file_id[FILE_ID_BYTES], const struct slot *sl,
                       uint8_t ad[AD_MAX_BYTES])
 {

@@ -38,8 +38,8 @@
                         CRY_SEAL_NONCE_BYTES)
 #define SLOT_MAX_BYTES (SLOT_FIXED_MAX + CRY_USER_MAX + CRY_ROLE_MAX + WRAPPED_MAX)
 #define FILE_MAX_BYTES (HEADER_BYTES + CRY_SLOTS_MAX * SLOT_MAX_BYTES)
-#define AD_MAX_BYTES (SLOT_MAGIC_BYTES + 2 + FILE_ID_BYTES + 1 + HEAD_FIXED_BYTES + CRY_USER_MAX + CRY_ROLE_MAX + CRY_SIGN_PK_BYTES + 1 + \
-                      TPM_FIELDS_MAX)
+#define AD_MAX_BYTES (SLOT_MAGIC_BYTES + 2 + FILE_ID_BYTES + 1 + HEAD_FIXED_BYTES + CRY_USER_MAX + CRY_ROLE_MAX + \
+                      CRY_SIGN_PK_BYTES + 1 + TPM_FIELDS_MAX)
 /* A hostile file must not be able to make one unlock take minutes or gigabytes. */
 #define KDF_OPS_CAP 16u
 #define KDF_MEM_CAP ((uint64_t)crypto_pwhash_MEMLIMIT_SENSITIVE)
