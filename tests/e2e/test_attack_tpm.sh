@@ -89,6 +89,8 @@ expect_exit 0 env CMC_PIN=$RIGHT CMC_NEW_PIN=$NURSE "$AGENT" --dir "$DEV" --user
 expect_exit 0 env CMC_PIN=$RIGHT "$AGENT" --dir "$DEV" --user crew user list --json
 [ "$(jget '.users[] | select(.user == "crew") | .tpm')" = true ] || fail "crew's slot is not marked TPM-bound"
 [ "$(jget '.users[] | select(.user == "nurse") | .tpm')" = false ] || fail "nurse's software slot is marked TPM"
+expect_exit 0 env CMC_PIN=$RIGHT "$AGENT" --dir "$DEV" --user crew user list
+last_out | grep -q "^crew .*clinician (TPM)" || fail "user list does not mark crew's slot: $(last_out)"
 expect_exit 3 env CMC_PIN=$RIGHT "$AGENT" --dir "$DEV" --user crew lookup $NHS
 expect_exit 3 env CMC_PIN=$NURSE "$AGENT" --dir "$DEV" --user nurse lookup $NHS
 pass "init --tpm seals crew's slot to the TPM; the right PIN unlocks it; a software slot beside it unlocks"
