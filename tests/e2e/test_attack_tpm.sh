@@ -135,8 +135,24 @@ expect_exit 1 env CMC_TPM_TCTI=swtpm:host=127.0.0.1,port=1 CMC_PIN=$RIGHT "$AGEN
   lookup $NHS
 last_err | grep -q "no TPM could be reached" || fail "no TPM: the refusal does not say why: $(last_err)"
 one_line
+# the crew's page says the same, not "wrong PIN" (the right PIN cannot help)
+JAR="$E2E_TMP/jar"
+page() { curl -s -b "$JAR" -c "$JAR" -o "$E2E_TMP/page.html" -w '%{http_code}' "$@"; }
+PORT=$(( 20000 + RANDOM % 12000 ))
+CMC_TPM_TCTI=swtpm:host=127.0.0.1,port=1 "$AGENT" --dir "$DEV" serve --listen "127.0.0.1:$PORT" \
+  >"$E2E_TMP/serve.log" 2>&1 &
+SERVE_PID=$!
+for i in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/style.css" && break; sleep 0.1; done
+[ "$(page "http://127.0.0.1:$PORT/")" = 200 ] || fail "the unlock page"
+pre=$(sed -n 's/.*name="pre" value="\([0-9a-f]*\)".*/\1/p' "$E2E_TMP/page.html" | head -n 1)
+code=$(page --data-urlencode "pre=$pre" --data-urlencode "user=crew" --data-urlencode "pin=$RIGHT" \
+  "http://127.0.0.1:$PORT/unlock")
+kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true
+[ "$code" = 503 ] || fail "the page without its TPM: expected 503, got $code"
+grep -q "no TPM could be reached" "$E2E_TMP/page.html" || fail "the page does not say the TPM is unreachable"
+grep -q "Wrong user or PIN" "$E2E_TMP/page.html" && fail "the page blames the PIN when the TPM is missing"
 expect_exit 3 env CMC_PIN=$RIGHT "$AGENT" --dir "$DEV" --user crew lookup $NHS
-pass "without its TPM the slot says so in one line; back on its TPM it unlocks (nothing lost)"
+pass "without its TPM the slot says so in one line (terminal and page); back on its TPM it unlocks (nothing lost)"
 
 # 3. The TPM's dictionary-attack lockout: 3 wrong authorisations, then nothing is let through.
 export TPM2TOOLS_TCTI=$TCTI_A
