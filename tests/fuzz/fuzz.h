@@ -11,8 +11,10 @@
  *
  * fuzz_init() is the start every target shares: the crypto layer and the plan model ready,
  * logs quiet below errors; it aborts when either cannot start. fuzz_seed_plans() writes plans
- * 0..n-1 of one set of the hub's synthetic seed generator, each encoded by `encode` (which
- * returns a cmc_alloc'd buffer, freed here) under a file name made from `name_fmt` and i.
+ * 0..n-1 of one set of the hub's synthetic seed generator, each encoded by the plan codec's
+ * own encoder under a file name made from `name_fmt` and i.
+ * FUZZ_INITIALIZE_PLAIN() defines LLVMFuzzerInitialize for a target that needs nothing beyond
+ * fuzz_init().
  */
 #ifndef CMC_FUZZ_H
 #define CMC_FUZZ_H
@@ -54,27 +56,43 @@ static inline void fuzz_init(void)
     plat_log_set_level(PLAT_LOG_ERROR);
 }
 
-typedef int (*fuzz_plan_encoder)(const struct plan *p, long i, void **out, size_t *len);
+#define FUZZ_INITIALIZE_PLAIN()                                                              \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                        \
+    {                                                                                        \
+        (void)argc;                                                                          \
+        (void)argv;                                                                          \
+        fuzz_init();                                                                         \
+        return 0;                                                                            \
+    }
 
+/* A plan encoder for fuzz_seed_plans: plan_to_json and fhir_plan_to_bundle write text (given
+ * pretty = i % 2, so seeds come both ways), plan_pack writes bytes. */
+typedef int (*fuzz_plan_text)(const struct plan *p, int pretty, char **out, size_t *len);
+typedef int (*fuzz_plan_bytes)(const struct plan *p, uint8_t **out, size_t *len);
+
+/* Exactly one of to_text and to_bytes is given. */
 static inline int fuzz_seed_plans(const char *dir, int set, long n, const char *name_fmt,
-                                  fuzz_plan_encoder encode)
+                                  fuzz_plan_text to_text, fuzz_plan_bytes to_bytes)
 {
     int rc = 0;
     for (long i = 0; i < n; i++) {
         struct plan p;
         int status = 0, extra = 0;
-        void *out = NULL;
+        char *text = NULL;
+        uint8_t *bytes = NULL;
         size_t len = 0;
         char name[32];
         plan_init(&p);
         if (hub_seed_plan(set, i, &p, &status, &extra) != CMC_OK ||
-            encode(&p, i, &out, &len) != CMC_OK) {
+            (to_text != NULL ? to_text(&p, (int)(i % 2), &text, &len)
+                             : to_bytes(&p, &bytes, &len)) != CMC_OK) {
             plan_free(&p);
             return -1;
         }
         snprintf(name, sizeof name, name_fmt, i);
-        rc |= fuzz_write_seed(dir, name, out, len);
-        cmc_free(out);
+        rc |= fuzz_write_seed(dir, name, text != NULL ? (const void *)text : bytes, len);
+        cmc_free(text);
+        cmc_free(bytes);
         plan_free(&p);
     }
     return rc;

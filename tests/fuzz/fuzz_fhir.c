@@ -4,26 +4,13 @@
  * allocated and names the FHIR path at fault; an accepted bundle gives a plan whose own
  * export imports back to an equal plan.
  */
-#include "crypto/cry.h"
-#include "hub/hub.h"
-#include "platform/alloc.h"
-#include "platform/err.h"
-#include "platform/plat.h"
-#include "platform/plat_test.h"
 #include "sync/fhir.h"
-#include "sync/plan.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
+FUZZ_INITIALIZE_PLAIN()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -50,15 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-static int encode_fhir(const struct plan *p, long i, void **out, size_t *len)
-{
-    char *text = NULL;
-    int rc = fhir_plan_to_bundle(p, (int)(i % 2), &text, len);
-    *out = text;
-    return rc;
-}
-
 int fuzz_make_seeds(const char *dir)
 {
-    return fuzz_seed_plans(dir, 5, 8, "seeded-%02ld.fhir.json", encode_fhir);
+    return fuzz_seed_plans(dir, 5, 8, "seeded-%02ld.fhir.json", fhir_plan_to_bundle, NULL);
 }

@@ -2,25 +2,12 @@
  * fuzz_plan_json - JSON plan import (plan_from_json: `cmc-hub plan import`, the agent's
  * examples). Property: an imported plan exports to JSON that imports to an equal plan.
  */
-#include "crypto/cry.h"
-#include "hub/hub.h"
-#include "platform/alloc.h"
-#include "platform/err.h"
-#include "platform/plat.h"
-#include "platform/plat_test.h"
-#include "sync/plan.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
+FUZZ_INITIALIZE_PLAIN()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -41,15 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-static int encode_json(const struct plan *p, long i, void **out, size_t *len)
-{
-    char *json = NULL;
-    int rc = plan_to_json(p, (int)(i % 2), &json, len);
-    *out = json;
-    return rc;
-}
-
 int fuzz_make_seeds(const char *dir)
 {
-    return fuzz_seed_plans(dir, 3, 8, "seeded-%02ld.json", encode_json);
+    return fuzz_seed_plans(dir, 3, 8, "seeded-%02ld.json", plan_to_json, NULL);
 }

@@ -3,25 +3,12 @@
  * through. Property: a plan that decodes re-encodes to exactly the input bytes (each plan has
  * exactly one encoding, docs/PROTOCOL.md) and decodes again to an equal plan.
  */
-#include "crypto/cry.h"
-#include "hub/hub.h"
-#include "platform/alloc.h"
-#include "platform/err.h"
-#include "platform/plat.h"
-#include "platform/plat_test.h"
-#include "sync/plan.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
+FUZZ_INITIALIZE_PLAIN()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -44,16 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-static int encode_mp(const struct plan *p, long i, void **out, size_t *len)
-{
-    uint8_t *mp = NULL;
-    int rc = plan_pack(p, &mp, len);
-    (void)i;
-    *out = mp;
-    return rc;
-}
-
 int fuzz_make_seeds(const char *dir)
 {
-    return fuzz_seed_plans(dir, 2, 12, "seeded-%02ld", encode_mp);
+    return fuzz_seed_plans(dir, 2, 12, "seeded-%02ld", NULL, plan_pack);
 }
