@@ -292,17 +292,6 @@ static void test_patient_accounts_own_plan_only(void **state)
     assert_int_equal(hub_plan_may_see(e->h, "legacy", id), CMC_ERR_DENIED);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rules_stop_submission, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_rules_stop_approval, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_approval_sets_review_date, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_review_renews, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_withdrawal_is_governed, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_reinstated_consent_needs_approval, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_patient_accounts_own_plan_only, setup, tst_hub_teardown),
-    };
-    plan_json_init();
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN_WITH(setup, test_rules_stop_submission, test_rules_stop_approval,
+                  test_approval_sets_review_date, test_review_renews, test_withdrawal_is_governed,
+                  test_reinstated_consent_needs_approval, test_patient_accounts_own_plan_only)

@@ -322,16 +322,5 @@ static void test_round_trip_seeded(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tokens, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_served_and_audited, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_audit_events, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_paging, setup, tst_hub_teardown),
-        cmocka_unit_test(test_round_trip_seeded),
-    };
-    plan_json_init();
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN_WITH(setup, test_tokens, test_served_and_audited, test_audit_events, test_errors,
+                  test_paging, test_round_trip_seeded)

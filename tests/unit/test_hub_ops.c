@@ -221,16 +221,5 @@ static void test_tls_rotation(void **state)
     cmc_free(doc);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_parse),
-        cmocka_unit_test(test_closest),
-        cmocka_unit_test_setup_teardown(test_scopes, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_devices_by_name, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_metrics, setup, tst_hub_teardown),
-        cmocka_unit_test_setup_teardown(test_tls_rotation, setup, tst_hub_teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN_WITH(setup, test_config_parse, test_closest, test_scopes, test_devices_by_name,
+                  test_metrics, test_tls_rotation)
