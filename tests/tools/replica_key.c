@@ -13,12 +13,8 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: replica_key DIR\n");
-        return 2;
-    }
     struct tool_slots t;
-    int rc = tool_unlock(argv[1], &t);
+    int rc = tool_start(argc, argv, 2, "replica_key DIR", 0, &t);
     if (rc == CMC_OK) {
         char hex[2 * CRY_KEY_BYTES + 1];
         cry_hex(hex, t.u.key->buf, t.u.key->len);

@@ -20,12 +20,8 @@ static int print_row(void *ctx, int n, char **values, char **names)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: replica_sql DIR SQL\n");
-        return 2;
-    }
     struct tool_slots t;
-    int rc = tool_open_replica(argv[1], &t);
+    int rc = tool_start(argc, argv, 3, "replica_sql DIR SQL", 1, &t);
     char *err = NULL;
     if (rc == CMC_OK && sqlite3_exec(t.db, argv[2], print_row, NULL, &err) != SQLITE_OK) {
         fprintf(stderr, "replica_sql: %s\n", err ? err : "error");

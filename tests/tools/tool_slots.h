@@ -8,7 +8,9 @@
  * into it, and what the slot holds); tool_open_replica() does the same and opens
  * DIR/replica.db with the replica key. Both return CMC_OK, or an error code with
  * cmc_errmsg() saying why ("set CMC_PIN" when it is missing); tool_slots_free() releases
- * whatever was reached, on either path. Header-only: each tool is one C file.
+ * whatever was reached, on either path. tool_start() first checks the tool's argument count
+ * (argc_want; usage is the line to show otherwise), then unlocks (and, with open_replica,
+ * opens the replica) for the directory in argv[1]. Header-only: each tool is one C file.
  */
 #ifndef CMC_TEST_TOOLS_TOOL_SLOTS_H
 #define CMC_TEST_TOOLS_TOOL_SLOTS_H
@@ -54,6 +56,15 @@ static inline int tool_open_replica(const char *dir, struct tool_slots *t)
     int rc = tool_unlock(dir, t);
     snprintf(path, sizeof path, "%s/replica.db", dir);
     return rc == CMC_OK ? db_open(path, t->u.key, &t->db) : rc;
+}
+
+static inline int tool_start(int argc, char **argv, int argc_want, const char *usage,
+                             int open_replica, struct tool_slots *t)
+{
+    memset(t, 0, sizeof *t);
+    if (argc != argc_want)
+        return cmc_fail(CMC_ERR_USAGE, "usage: %s", usage);
+    return open_replica ? tool_open_replica(argv[1], t) : tool_unlock(argv[1], t);
 }
 
 static inline void tool_slots_free(struct tool_slots *t)
