@@ -338,18 +338,28 @@ uint8_t *tst_push_body(const char *idem, const char *plan_id, int64_t base, cons
     return out;
 }
 
-int tst_device_post(struct tst_hub *e, struct tst_device *d, const char *path, struct mp_writer *w)
+int tst_device_send(struct tst_hub *e, struct tst_device *d, const char *method, const char *path,
+                    const uint8_t *body, size_t len, struct hub_response *resp)
 {
     struct reqsig_headers h;
-    struct hub_response resp;
+    struct hub_response own;
+    struct hub_response *r = resp != NULL ? resp : &own;
+    int status;
+    memset(&h, 0, sizeof h);
+    tst_device_call(e, d, method, path, body, len, &h, r);
+    status = r->status;
+    if (resp == NULL)
+        hub_response_free(&own);
+    return status;
+}
+
+int tst_device_post(struct tst_hub *e, struct tst_device *d, const char *path, struct mp_writer *w)
+{
     uint8_t *body = NULL;
     size_t len = 0;
     int status;
     assert_int_equal(mp_writer_finish(w, &body, &len), CMC_OK);
-    memset(&h, 0, sizeof h);
-    tst_device_call(e, d, "POST", path, body, len, &h, &resp);
-    status = resp.status;
-    hub_response_free(&resp);
+    status = tst_device_send(e, d, "POST", path, body, len, NULL);
     cmc_free(body);
     return status;
 }
