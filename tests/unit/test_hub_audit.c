@@ -83,13 +83,6 @@ static void audit_entry(struct mp_writer *w, uint64_t seq, uint8_t prev[CRY_HASH
     cmc_free(bytes);
 }
 
-static int count_cb(const struct hub_audit_entry *en, void *ctx)
-{
-    (void)en;
-    (*(int *)ctx)++;
-    return 0;
-}
-
 /* A plan for NHS number 9434765919 (its id into id) and an urgent-care device that logs. */
 static void audit_device(struct tst_hub *e, char id[PLAN_ID_LEN + 1], struct tst_device *d)
 {
@@ -108,6 +101,13 @@ static int audit_send(struct tst_hub *e, const struct tst_device *d, struct mp_w
     int rc = hub_audit_intake(e->h, d->id, body, len, acked);
     cmc_free(body);
     return rc;
+}
+
+static int count_cb(const struct hub_audit_entry *en, void *ctx)
+{
+    (void)en;
+    (*(int *)ctx)++;
+    return 0;
 }
 
 static void test_audit_intake_chain(void **state)
