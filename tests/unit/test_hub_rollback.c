@@ -148,6 +148,24 @@ static void test_rollback_detected_and_repaired(void **state)
     tst_device_free_all(&amb, &fresh, NULL);
 }
 
+/* Pulls d's page from `cursor` (committed up to there too) and verifies it with the hub's
+ * key; returns its flags. The bundle stays in *buf when buf is not NULL (cmc_free it). */
+static uint16_t pull_flags(struct tst_hub *e, const struct tst_device *d, uint64_t cursor,
+                           struct bundle_header *hdr, uint8_t **buf, size_t *len)
+{
+    uint8_t *own = NULL;
+    size_t own_len = 0;
+    assert_int_equal(hub_pull(e->h, d->id, cursor, cursor, 0, &own, &own_len), CMC_OK);
+    assert_int_equal(bundle_verify(own, own_len, e->hub_pk, hdr), CMC_OK);
+    if (buf != NULL) {
+        *buf = own;
+        *len = own_len;
+    } else {
+        cmc_free(own);
+    }
+    return hdr->flags;
+}
+
 /* The flag itself, page by page: set on the answer to the older cursor only. */
 static void test_rollback_flag_on_the_answer(void **state)
 {
@@ -167,19 +185,11 @@ static void test_rollback_flag_on_the_answer(void **state)
     tst_device_sync(e, &amb, 0);
     assert_true(amb.cursor > c1);
     /* a pull repeated from the same cursor (a lost answer) is not a rollback */
-    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-    cmc_free(buf);
-    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-    cmc_free(buf);
+    assert_false(pull_flags(e, &amb, amb.cursor, &hdr, NULL, NULL) & BUNDLE_FLAG_ROLLBACK);
+    assert_false(pull_flags(e, &amb, amb.cursor, &hdr, NULL, NULL) & BUNDLE_FLAG_ROLLBACK);
     /* from C1, after C2 was proven: flagged, with the purge again */
     amb.cursor = c1;
-    assert_int_equal(hub_pull(e->h, amb.id, c1, c1, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
+    assert_true(pull_flags(e, &amb, c1, &hdr, &buf, &len) & BUNDLE_FLAG_ROLLBACK);
     assert_int_equal(hdr.from_cursor, c1);
     amb.purges = 0;
     tst_device_apply(e, &amb, buf, len, 1);
@@ -198,8 +208,6 @@ static void test_rollback_proven_by_acknowledgement(void **state)
     struct tst_device amb, quiet;
     struct hub_device_info info;
     struct bundle_header hdr;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     uint64_t c1, q1;
 
     tst_hub_import_published(e, 0, "9434765919", id);
@@ -220,15 +228,9 @@ static void test_rollback_proven_by_acknowledgement(void **state)
     assert_int_equal(info.proven, amb.cursor);
     assert_true(info.proven > c1);
     /* the copy from C1 comes back: caught although no pull ever came from the newer cursor */
-    assert_int_equal(hub_pull(e->h, amb.id, c1, c1, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-    cmc_free(buf);
+    assert_true(pull_flags(e, &amb, c1, &hdr, NULL, NULL) & BUNDLE_FLAG_ROLLBACK);
     /* without an acknowledgement nothing proves the newer page: an ordinary repeat */
-    assert_int_equal(hub_pull(e->h, quiet.id, q1, q1, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-    cmc_free(buf);
+    assert_false(pull_flags(e, &quiet, q1, &hdr, NULL, NULL) & BUNDLE_FLAG_ROLLBACK);
     tst_device_free_all(&amb, &quiet, NULL);
 }
 
