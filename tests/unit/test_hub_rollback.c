@@ -234,11 +234,50 @@ static void test_rollback_proven_by_acknowledgement(void **state)
     tst_device_free_all(&amb, &quiet, NULL);
 }
 
+static void no_rollback_counted(struct tst_hub *e, const struct tst_device *d)
+{
+    struct hub_device_info info;
+    assert_int_equal(hub_device_get(e->h, d->id, &info), CMC_OK);
+    assert_int_equal(info.rollbacks, 0);
+}
+
+/* Pulls d's page from `cursor` with the n-th allocation failing, n = 0, 1, ... until a pull
+ * gets through: each failed pull is an out-of-memory error that hands back nothing, after
+ * which `after_failure` (unless NULL) checks what must not have changed. The page that got
+ * through is verified (its header into *hdr); returns the number of failed pulls. */
+static int pull_with_failing_allocations(struct tst_hub *e, const struct tst_device *d,
+                                         uint64_t cursor, struct bundle_header *hdr,
+                                         void (*after_failure)(struct tst_hub *,
+                                                               const struct tst_device *))
+{
+    int failures = 0;
+    for (long n = 0; n < 10000; n++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        cmc_alloc_fail_after(n, 1);
+        int rc = hub_pull(e->h, d->id, cursor, cursor, 0, &buf, &len);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK) {
+            assert_int_equal(bundle_verify(buf, len, e->hub_pk, hdr), CMC_OK);
+            cmc_free(buf);
+            return failures;
+        }
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(buf);
+        if (after_failure != NULL)
+            after_failure(e, d);
+        failures++;
+    }
+    fail_msg("no pull got through");
+    return failures;
+}
+
 static void test_allocation_failure_is_clean(void **state)
 {
     struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1];
     struct tst_device amb;
+    struct bundle_header hdr;
     const char *change = "{\"set\": {\"prognosis\": \"days\"}}";
     int failures = 0;
 
@@ -249,21 +288,7 @@ static void test_allocation_failure_is_clean(void **state)
     tst_hub_publish(e, id);
     /* the n-th allocation of a pull (a delta page) fails: an error, nothing leaked, and
      * nothing recorded, so the device can simply ask again */
-    for (long n = 0; n < 10000; n++) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        cmc_alloc_fail_after(n, 1);
-        int rc = hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len);
-        cmc_alloc_fail_after(-1, 0);
-        if (rc == CMC_OK) {
-            cmc_free(buf);
-            break;
-        }
-        assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_null(buf);
-        failures++;
-    }
-    assert_true(failures > 3);
+    assert_true(pull_with_failing_allocations(e, &amb, amb.cursor, &hdr, NULL) > 3);
     tst_device_sync(e, &amb, 0);
     assert_int_equal(amb.deltas, 1);
     /* the same for an edit: the plan stays as it was */
@@ -298,26 +323,8 @@ static void test_allocation_failure_is_clean(void **state)
         tst_device_sync(e, &amb, 0);
         tst_device_sync(e, &amb, 0); /* proves the newer cursor */
         assert_int_equal(amb.purges, 1); /* repeated: never acknowledged */
-        failures = 0;
-        for (long n = 0; n < 10000; n++) {
-            struct bundle_header hdr;
-            uint8_t *buf = NULL;
-            size_t len = 0;
-            cmc_alloc_fail_after(n, 1);
-            int rc = hub_pull(e->h, amb.id, old_cursor, old_cursor, 0, &buf, &len);
-            cmc_alloc_fail_after(-1, 0);
-            if (rc == CMC_OK) {
-                assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-                assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-                cmc_free(buf);
-                break;
-            }
-            assert_int_equal(rc, CMC_ERR_NOMEM);
-            assert_null(buf);
-            assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
-            assert_int_equal(info.rollbacks, 0);
-            failures++;
-        }
+        failures = pull_with_failing_allocations(e, &amb, old_cursor, &hdr, no_rollback_counted);
+        assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
         assert_true(failures > 3);
         assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
         assert_int_equal(info.rollbacks, 1);
