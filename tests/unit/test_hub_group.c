@@ -107,6 +107,14 @@ static uint64_t run_together(struct tst_hub *e, struct fleet *f)
     return hub_group_commits(e->h) - before;
 }
 
+/* A device's sync as a request of its own, under the mutex like every use of the handle. */
+static void sync_locked(struct tst_hub *e, struct tst_device *d)
+{
+    hub_group_lock(e->h, &mu);
+    tst_device_sync(e, d, 0);
+    hub_group_unlock(e->h, &mu);
+}
+
 /* The devices the hub records as holding the plan (a withdrawal purges each of them). */
 static int holders(struct tst_hub *e, struct fleet *f)
 {
@@ -152,11 +160,11 @@ static void test_concurrent_acks_share_one_commit(void **state)
     fleet_setup(e, &f, N_DEV);
     for (size_t i = 0; i < N_DEV; i++) {
         f.d[i].no_ack = 1;
-        tst_device_sync(e, &f.d[i], 0);
+        sync_locked(e, &f.d[i]);
     }
     assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", f.id), CMC_OK);
     for (size_t i = 0; i < N_DEV; i++) {
-        tst_device_sync(e, &f.d[i], 0);
+        sync_locked(e, &f.d[i]);
         assert_null(tst_device_held(&f.d[i], f.id));
         f.r[i].ack = f.id;
     }
@@ -191,7 +199,7 @@ static void test_failed_commit_fails_every_member_and_loses_nothing(void **state
     assert_int_equal(holders(e, &f), 0);
     /* and nothing is lost: each device pulls again and gets the plan, now recorded */
     for (size_t i = 0; i < N_DEV; i++) {
-        tst_device_sync(e, &f.d[i], 0);
+        sync_locked(e, &f.d[i]);
         assert_non_null(tst_device_held(&f.d[i], f.id));
     }
     assert_int_equal(holders(e, &f), N_DEV);
@@ -225,7 +233,7 @@ static void test_lone_pull_and_other_writes_commit_at_once(void **state)
     assert_int_equal(holders(e, &f), 1);
     /* a write of another kind runs in its own transaction, grouping on */
     assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", f.id), CMC_OK);
-    tst_device_sync(e, &f.d[0], 0);
+    sync_locked(e, &f.d[0]);
     assert_null(tst_device_held(&f.d[0], f.id));
     fleet_free(e, &f);
 }
