@@ -53,6 +53,13 @@ struct hub_feed {
 static void hub_delta_empty(void *cache);
 static void hub_body_empty(void *cache);
 
+/* Frees the bytes a cache slot owns and empties the slot. */
+static void hub_slot_clear(void *slot, size_t size, uint8_t *bytes)
+{
+    cmc_free(bytes);
+    memset(slot, 0, size);
+}
+
 /* The copy of len bytes a cache (holding *bytes, at most max) is about to keep, after emptying
  * the whole cache (empty) when they would pass the cap; NULL when there is no memory for it
  * (the caller then simply does not keep it). */
@@ -144,17 +151,11 @@ const struct hub_delta_entry *hub_delta_find(hub *h, const char *plan_id, int64_
     return e;
 }
 
-static void hub_delta_clear(struct hub_delta_entry *e)
-{
-    cmc_free(e->delta);
-    memset(e, 0, sizeof *e);
-}
-
 static void hub_delta_empty(void *cache)
 {
     struct hub_delta_cache *c = cache;
     for (size_t i = 0; c != NULL && i < HUB_DELTA_SLOTS; i++)
-        hub_delta_clear(&c->slot[i]);
+        hub_slot_clear(&c->slot[i], sizeof c->slot[i], c->slot[i].delta);
 }
 
 void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
@@ -174,7 +175,7 @@ void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
         return;
     e = hub_delta_slot(c, plan_id, base, target);
     c->bytes -= e->len;
-    hub_delta_clear(e);
+    hub_slot_clear(e, sizeof *e, e->delta);
     snprintf(e->plan_id, sizeof e->plan_id, "%s", plan_id);
     e->base = base;
     e->target = target;
@@ -206,17 +207,11 @@ const struct hub_body_entry *hub_body_find(hub *h, const uint8_t digest[CRY_HASH
     return e;
 }
 
-static void hub_body_clear(struct hub_body_entry *e)
-{
-    cmc_free(e->body);
-    memset(e, 0, sizeof *e);
-}
-
 static void hub_body_empty(void *cache)
 {
     struct hub_body_cache *c = cache;
     for (size_t i = 0; c != NULL && i < HUB_BODY_SLOTS; i++)
-        hub_body_clear(&c->slot[i]);
+        hub_slot_clear(&c->slot[i], sizeof c->slot[i], c->slot[i].body);
 }
 
 void hub_body_keep(hub *h, const uint8_t digest[CRY_HASH_BYTES], uint32_t count,
@@ -236,7 +231,7 @@ void hub_body_keep(hub *h, const uint8_t digest[CRY_HASH_BYTES], uint32_t count,
         return;
     e = hub_body_slot(c, digest);
     c->bytes -= e->len;
-    hub_body_clear(e);
+    hub_slot_clear(e, sizeof *e, e->body);
     memcpy(e->digest, digest, CRY_HASH_BYTES);
     e->count = count;
     e->raw_len = raw_len;
