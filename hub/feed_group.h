@@ -25,8 +25,10 @@
  *
  * Off until hub_group_attach (the command line and most tests run without it: each write
  * then commits alone, exactly as hub_tx_begin/hub_tx_commit), and always off on a
- * PostgreSQL store, whose nodes commit each request themselves. All functions but
- * hub_group_lock and hub_group_commits are called with the hub mutex held.
+ * PostgreSQL store, whose nodes commit each request themselves. Threads: hub_group_attach
+ * before the server's threads start and hub_group_detach after they stop; hub_group_lock and
+ * hub_group_coming from any thread; hub_group_commits with the mutex held or nothing running;
+ * every other function with the mutex held (hub_group_commit releases it while it waits).
  */
 #ifndef CMC_HUB_FEED_GROUP_H
 #define CMC_HUB_FEED_GROUP_H
