@@ -38,6 +38,9 @@ struct request {
     const char *device_id;
     uint64_t cursor;        /* pull from here (beyond the head: a pull that fails alone) */
     const char *ack;        /* acknowledge this purge instead of pulling */
+    const char *add;        /* add a device of this name instead: a write in its own
+                             * transaction */
+    char added[PLAN_ID_LEN + 1], code[HUB_CODE_LEN + 1];
     int rc;
     uint8_t *buf;
     size_t len;
@@ -47,7 +50,10 @@ static void *request_run(void *arg)
 {
     struct request *r = arg;
     hub_group_lock(r->e->h, &mu);
-    if (r->ack != NULL)
+    if (r->add != NULL)
+        r->rc = hub_device_add(r->e->h, r->add, "region:" TST_REGION, "urgent_care", r->added,
+                               r->code);
+    else if (r->ack != NULL)
         r->rc = hub_ack(r->e->h, r->device_id, &r->ack, 1, 0);
     else
         r->rc = hub_pull(r->e->h, r->device_id, r->cursor, r->cursor, 0, &r->buf, &r->len);
@@ -222,6 +228,23 @@ static void test_failing_member_fails_alone(void **state)
     fleet_free(e, &f);
 }
 
+static void test_other_write_among_pulls_commits_everything(void **state)
+{
+    struct tst_hub *e = *state;
+    struct fleet f;
+    struct hub_device_info dev;
+
+    fleet_setup(e, &f, N_DEV);
+    f.r[3].add = "spare tablet"; /* its own transaction: an open group is committed first */
+    uint64_t commits = run_together(e, &f);
+    assert_true(commits >= 1 && commits <= 2);
+    assert_int_equal(f.r[3].rc, CMC_OK);
+    assert_int_equal(hub_device_get(e->h, f.r[3].added, &dev), CMC_OK);
+    apply_all(e, &f, 3);
+    assert_int_equal(holders(e, &f), N_DEV - 1);
+    fleet_free(e, &f);
+}
+
 static void test_lone_pull_and_other_writes_commit_at_once(void **state)
 {
     struct tst_hub *e = *state;
@@ -240,4 +263,5 @@ static void test_lone_pull_and_other_writes_commit_at_once(void **state)
 
 TST_HUB_MAIN(test_concurrent_pulls_share_one_commit, test_concurrent_acks_share_one_commit,
              test_failed_commit_fails_every_member_and_loses_nothing,
-             test_failing_member_fails_alone, test_lone_pull_and_other_writes_commit_at_once)
+             test_failing_member_fails_alone, test_other_write_among_pulls_commits_everything,
+             test_lone_pull_and_other_writes_commit_at_once)
