@@ -23,6 +23,10 @@
 #define HST_PG_MAX_PARAMS 64
 /* The one lock every write transaction takes (hstore.h): an arbitrary constant, "cmc hub". */
 #define HST_PG_WRITE_LOCK "SELECT pg_advisory_xact_lock(7136771)"
+/* The channel every node LISTENs on (hst_listen_*): a commit that a device's held wait may
+ * care about NOTIFYs it (see stmt_notifies). */
+#define HST_PG_CHANNEL "cmc_hub"
+#define HST_PG_NOTIFY "NOTIFY " HST_PG_CHANNEL
 /* force_custom_plan: the hub's statements are prepared once and run with very different
  * values (a device at cursor 0 or at the head); a generic plan for "seq > $1" scans the whole
  * table, a plan for the value at hand uses the index. */
@@ -46,6 +50,7 @@ struct hst_pg_entry {
     char *src;        /* the hub's SQL text */
     char *sql;        /* translated */
     int kind, returning, nparams;
+    int notifies; /* its commit must wake other nodes' held waits (stmt_notifies) */
     uint64_t used; /* which parameters the text uses */
     char sig[HST_PG_MAX_PARAMS + 1]; /* parameter types it was prepared with ("" : not yet) */
     char name[16];
@@ -65,6 +70,8 @@ struct hst_pg {
     int64_t last_id;
     int last_code;
     int in_tx;      /* a transaction is open (or was, when the connection dropped) */
+    int notify;     /* the open transaction wrote something a held wait may care about */
+    uint64_t round_trips; /* requests that waited for the server's answer */
     char msg[256];
     struct hst_pg_cdata cdata[4];
 };
@@ -197,6 +204,7 @@ static int pg_catalog(void *ctx, const char *question, const char *table, char *
     const char *params[1] = {table};
     if (pg_usable(pg, 0) != SQLITE_OK)
         return cmc_fail(CMC_ERR_IO, "hub store (catalog): %s", pg->msg);
+    pg->round_trips++;
     PGresult *res = PQexecParams(pg->conn, strcmp(question, "pk") == 0 ? pk_sql : id_sql, 1,
                                  NULL, params, NULL, NULL, 0);
     out[0] = '\0';
@@ -219,6 +227,53 @@ static int starts_with_word(const char *s, const char *w)
     while (*s == ' ' || *s == '\n' || *s == '\t')
         s++;
     return strncasecmp(s, w, n) == 0 && (s[n] == '\0' || s[n] == ' ' || s[n] == ';');
+}
+
+/* The table a write statement names (after INSERT ... INTO, UPDATE [OR ...], DELETE FROM):
+ * whether it is `table`. */
+static int writes_table(const char *sql, const char *table)
+{
+    const char *t;
+    size_t n = strlen(table);
+    while (*sql == ' ' || *sql == '\n' || *sql == '\t')
+        sql++;
+    if (starts_with_word(sql, "INSERT") || starts_with_word(sql, "REPLACE"))
+        t = strstr(sql, "INTO ");
+    else if (starts_with_word(sql, "DELETE"))
+        t = strstr(sql, "FROM ");
+    else if (starts_with_word(sql, "UPDATE"))
+        t = sql;
+    else
+        return 0;
+    if (t == NULL)
+        return 0;
+    t += strcspn(t, " ");
+    while (*t == ' ')
+        t++;
+    if (starts_with_word(t, "OR")) { /* UPDATE OR IGNORE x */
+        t += 2;
+        while (*t == ' ')
+            t++;
+        t += strcspn(t, " ");
+        while (*t == ' ')
+            t++;
+    }
+    return strncmp(t, table, n) == 0 && (t[n] == ' ' || t[n] == '(' || t[n] == '\0');
+}
+
+/* Whether a statement's commit must wake the held waits of every node (hub/live.h): it
+ * writes the change log, a purge or a scope's lease, or a device's wipe order, state or
+ * lease. A device's cursor, last contact or audit key, a nonce, holdings: no. */
+static int stmt_notifies(const char *sql)
+{
+    if (writes_table(sql, "changes") || writes_table(sql, "purges") ||
+        writes_table(sql, "scope_leases"))
+        return 1;
+    if (!writes_table(sql, "devices"))
+        return 0;
+    const char *set = strstr(sql, " SET ");
+    return set != NULL && (strstr(set, "wipe") != NULL || strstr(set, "state") != NULL ||
+                           strstr(set, "lease_days") != NULL || strstr(set, "scope") != NULL);
 }
 
 static int entry_fill(struct hst_pg *pg, const char *sql, struct hst_pg_entry *e)
@@ -252,6 +307,7 @@ static int entry_fill(struct hst_pg *pg, const char *sql, struct hst_pg_entry *e
         return pg->last_code = SQLITE_ERROR;
     }
     e->sql = t.sql;
+    e->notifies = stmt_notifies(sql);
     e->returning = t.returning;
     e->nparams = t.nparams;
     e->used = t.used;
@@ -421,10 +477,17 @@ static void pg_note_tx(struct hst_pg *pg)
 
 static int run_simple(struct hst_pg *pg, const char *sql)
 {
-    int ends_tx = starts_with_word(sql, "COMMIT") || starts_with_word(sql, "ROLLBACK");
+    int commit = starts_with_word(sql, "COMMIT") || starts_with_word(sql, "END");
+    int ends_tx = commit || starts_with_word(sql, "ROLLBACK");
+    /* The NOTIFY rides with the COMMIT (one round trip) and is delivered only if it commits. */
+    if (commit && pg->notify)
+        sql = HST_PG_NOTIFY "; COMMIT";
+    if (ends_tx)
+        pg->notify = 0;
     int rc = pg_usable(pg, ends_tx);
     if (rc != SQLITE_OK)
         return rc;
+    pg->round_trips++;
     PGresult *res = PQexec(pg->conn, sql);
     ExecStatusType s = PQresultStatus(res);
     rc = SQLITE_DONE;
@@ -449,9 +512,11 @@ static int ensure_prepared(struct hst_pg_stmt *st, const char *sig, const Oid *t
         /* same text, other types: prepared again under the same name */
         char dealloc[48];
         snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", name);
+        pg->round_trips++;
         PQclear(PQexec(pg->conn, dealloc));
         e->sig[0] = '\0';
     }
+    pg->round_trips++;
     res = PQprepare(pg->conn, name, e->sql, n, types);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         int rc = pg_fail_res(pg, res);
@@ -489,8 +554,19 @@ static int run_sql(struct hst_pg_stmt *st)
         snprintf(sig, sizeof sig, "-");
     if ((rc = pg_usable(pg, 0)) != SQLITE_OK || (rc = ensure_prepared(st, sig, types, n)) != SQLITE_OK)
         return rc;
+    pg->round_trips++;
     st->res = PQexecPrepared(pg->conn, e == &st->e_own ? "" : e->name, n, values, lens, fmts, 0);
     pg_note_tx(pg);
+    if (e->notifies && (PQresultStatus(st->res) == PGRES_COMMAND_OK ||
+                        PQresultStatus(st->res) == PGRES_TUPLES_OK)) {
+        if (pg->in_tx) {
+            pg->notify = 1; /* sent with the COMMIT (pg_end_tx) */
+        } else {
+            pg->round_trips++;
+            PQclear(PQexec(pg->conn, HST_PG_NOTIFY)); /* committed already: a lost one only
+                                                         delays the wake to the waits' hold */
+        }
+    }
     switch (PQresultStatus(st->res)) {
     case PGRES_COMMAND_OK:
         pg->changes = atoi(PQcmdTuples(st->res));
@@ -614,6 +690,11 @@ int hst_pg_changes(struct hst_pg *pg)
     return pg->changes;
 }
 
+uint64_t hst_pg_round_trips(const struct hst_pg *pg)
+{
+    return pg->round_trips;
+}
+
 int64_t hst_pg_last_id(struct hst_pg *pg)
 {
     return pg->last_id;
@@ -668,6 +749,68 @@ int hst_pg_set_clientdata(struct hst_pg *pg, const char *name, void *data, void 
     if (del != NULL)
         del(data);
     return SQLITE_NOMEM;
+}
+
+/* ---- LISTEN ---------------------------------------------------------------------------- */
+
+/* Seconds between attempts to make a lost listening connection again. */
+#define HST_LISTEN_RETRY_S 3
+
+struct hst_listen {
+    PGconn *conn;
+    int64_t retry_at; /* plat_mono_now_ns() / 1e9 of the next attempt when down */
+};
+
+static int listen_start(struct hst_listen *l)
+{
+    PGresult *res = PQexec(l->conn, "LISTEN " HST_PG_CHANNEL);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok && PQsetnonblocking(l->conn, 1) == 0;
+}
+
+int hst_listen_open(const char *url, hst_listen **out)
+{
+    struct hst_listen *l;
+    *out = NULL;
+    if ((l = cmc_calloc(1, sizeof *l)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "hub store (listen)");
+    l->conn = PQconnectdb(url);
+    if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK || !listen_start(l)) {
+        hst_listen_close(l);
+        return cmc_fail(CMC_ERR_IO, "hub store: cannot LISTEN on PostgreSQL");
+    }
+    PQsetNoticeProcessor(l->conn, pg_quiet, NULL);
+    *out = l;
+    return CMC_OK;
+}
+
+int hst_listen_poll(hst_listen *l)
+{
+    PGnotify *n;
+    int got = 0;
+    if (PQstatus(l->conn) != CONNECTION_OK || PQconsumeInput(l->conn) == 0) {
+        int64_t now = (int64_t)(plat_mono_now_ns() / 1000000000u);
+        if (now < l->retry_at)
+            return -1;
+        l->retry_at = now + HST_LISTEN_RETRY_S;
+        PQsetnonblocking(l->conn, 0);
+        PQreset(l->conn);
+        return PQstatus(l->conn) == CONNECTION_OK && listen_start(l) ? 1 : -1;
+    }
+    while ((n = PQnotifies(l->conn)) != NULL) {
+        got = 1;
+        PQfreemem(n);
+    }
+    return got;
+}
+
+void hst_listen_close(hst_listen *l)
+{
+    if (l == NULL)
+        return;
+    PQfinish(l->conn);
+    cmc_free(l);
 }
 
 /* ---- migrations ------------------------------------------------------------------------ */

@@ -4,8 +4,9 @@
  * nothing concerns its device (a plan in another region), runs out after its hold, and is
  * answered when a plan in its view is approved, when its plan's consent is withdrawn (a
  * purge), when a wipe is ordered or its lease changes - the last three committed through a
- * second handle, as `cmc-hub` does from another process. A second wait of the same device
- * answers the first; stopping the feed answers every wait.
+ * second handle, as `cmc-hub` does from another process (on PostgreSQL: as another hub node
+ * does, heard through LISTEN/NOTIFY). A second wait of the same device answers the first;
+ * stopping the feed answers every wait.
  *
  * The wait query codec is checked byte for byte. The feed's thread runs for real (100 ms
  * ticks); holds run out on the fake monotonic clock.
@@ -270,13 +271,24 @@ static void test_wait_wakes_on_wipe_and_lease(void **state)
     hold(l, &x, &d, WIRE_WAIT_HOLD_MAX);
     hold(l, &y, &other, WIRE_WAIT_HOLD_MAX);
     hub *h2 = other_handle(e);
+    uint64_t heard = hub_live_notified(l);
     assert_int_equal(hub_device_wipe(h2, d.id), CMC_OK); /* the change log does not move */
     assert_true(resumed_within(&x, WAKE_MS));
     assert_int_equal(x.w.result, HUB_LIVE_CHANGED);
+    /* On PostgreSQL the other handle is another node: its commit NOTIFYs, and the feed heard
+     * it on its LISTEN connection (with a listener there is no timed full look, and a wipe
+     * order leaves the change log's head where it was: nothing else could have woken it). */
+    if (hub_store_shared(e->h))
+        assert_true(hub_live_notified(l) > heard);
     assert_false(resumed_within(&y, QUIET_MS)); /* the other device's wait stays held */
+    heard = hub_live_notified(l);
     assert_int_equal(hub_device_lease_set(h2, other.id, 3), CMC_OK);
     assert_true(resumed_within(&y, WAKE_MS));
     assert_int_equal(y.w.result, HUB_LIVE_CHANGED);
+    if (hub_store_shared(e->h))
+        assert_true(hub_live_notified(l) > heard);
+    else
+        assert_int_equal(hub_live_notified(l), 0);
     hub_close(h2);
     hub_live_stop(l);
     tst_device_free_all(&d, &other, NULL);
