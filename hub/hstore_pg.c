@@ -52,6 +52,7 @@ struct hst_pg_entry {
     int kind, returning, nparams;
     int notifies; /* its commit must wake other nodes' held waits (stmt_notifies) */
     uint64_t used; /* which parameters the text uses */
+    int reads;     /* a SELECT: writes nothing */
     char sig[HST_PG_MAX_PARAMS + 1]; /* parameter types it was prepared with ("" : not yet) */
     char name[16];
 };
@@ -70,6 +71,9 @@ struct hst_pg {
     int64_t last_id;
     int last_code;
     int in_tx;      /* a transaction is open (or was, when the connection dropped) */
+    int begin_pending;   /* BEGIN and the write lock go with the next statement (run_sql) */
+    int tx_wrote;        /* a statement other than SELECT ran in the open transaction */
+    int commit_inflight; /* a read-only transaction's COMMIT was sent, its answer not read */
     int notify;     /* the open transaction wrote something a held wait may care about */
     uint64_t round_trips; /* requests that waited for the server's answer */
     char msg[256];
@@ -94,6 +98,7 @@ struct hst_pg_stmt {
 };
 
 static int pg_usable(struct hst_pg *pg, int ends_tx);
+static int run_simple(struct hst_pg *pg, const char *sql);
 
 static void pg_quiet(void *arg, const char *message)
 {
@@ -308,6 +313,7 @@ static int entry_fill(struct hst_pg *pg, const char *sql, struct hst_pg_entry *e
     }
     e->sql = t.sql;
     e->notifies = stmt_notifies(sql);
+    e->reads = starts_with_word(sql, "SELECT");
     e->returning = t.returning;
     e->nparams = t.nparams;
     e->used = t.used;
@@ -450,6 +456,12 @@ static void decode_bytea(PGresult *res)
  * again as they are used. */
 static int pg_usable(struct hst_pg *pg, int ends_tx)
 {
+    if (pg->commit_inflight) { /* a read-only COMMIT's answer: nothing in it matters */
+        PGresult *res;
+        while ((res = PQgetResult(pg->conn)) != NULL)
+            PQclear(res);
+        pg->commit_inflight = 0;
+    }
     if (PQstatus(pg->conn) == CONNECTION_OK)
         return SQLITE_OK;
     if (pg->in_tx) {
@@ -475,10 +487,51 @@ static void pg_note_tx(struct hst_pg *pg)
         pg->in_tx = PQtransactionStatus(pg->conn) != PQTRANS_IDLE;
 }
 
+/* Transactions cost no round trip of their own where they can help it:
+ *   - BEGIN (with the write lock) is not sent on its own but in one pipeline with the
+ *     transaction's first statement (run_sql); a transaction that ran nothing ends without
+ *     a word to the server;
+ *   - the COMMIT of a transaction that only read is sent without waiting for its answer
+ *     (read before the connection's next request): the server ends the transaction and frees
+ *     the lock as it reads it, and nothing in the answer could change what was read. A
+ *     transaction that wrote waits for its COMMIT, as the hub answers only what is durable. */
+static int tx_begin(struct hst_pg *pg)
+{
+    if (pg->in_tx || pg->begin_pending)
+        return run_simple(pg, "BEGIN"); /* refused by the server, as SQLite refuses it */
+    pg->begin_pending = 1;
+    pg->tx_wrote = 0;
+    return SQLITE_DONE;
+}
+
 static int run_simple(struct hst_pg *pg, const char *sql)
 {
     int commit = starts_with_word(sql, "COMMIT") || starts_with_word(sql, "END");
     int ends_tx = commit || starts_with_word(sql, "ROLLBACK");
+    char *joined = NULL;
+    if (pg->begin_pending && ends_tx) { /* nothing ran: nothing to end */
+        pg->begin_pending = 0;
+        return SQLITE_DONE;
+    }
+    if (commit && !pg->tx_wrote && !pg->notify && pg->in_tx &&
+        PQstatus(pg->conn) == CONNECTION_OK && !pg->commit_inflight &&
+        PQsendQuery(pg->conn, "COMMIT")) {
+        pg->commit_inflight = 1;
+        pg->in_tx = 0;
+        return SQLITE_DONE;
+    }
+    if (!ends_tx)
+        pg->tx_wrote = 1; /* DDL or a script: counted as a write */
+    if (pg->begin_pending && !ends_tx) {
+        size_t n = strlen(sql) + sizeof "BEGIN; " HST_PG_WRITE_LOCK "; ";
+        if ((joined = cmc_malloc(n)) == NULL) {
+            snprintf(pg->msg, sizeof pg->msg, "out of memory");
+            return pg->last_code = SQLITE_NOMEM;
+        }
+        snprintf(joined, n, "BEGIN; " HST_PG_WRITE_LOCK "; %s", sql);
+        sql = joined;
+        pg->begin_pending = 0;
+    }
     /* The NOTIFY rides with the COMMIT (one round trip) and is delivered only if it commits. */
     if (commit && pg->notify)
         sql = HST_PG_NOTIFY "; COMMIT";
@@ -489,6 +542,7 @@ static int run_simple(struct hst_pg *pg, const char *sql)
         return rc;
     pg->round_trips++;
     PGresult *res = PQexec(pg->conn, sql);
+    cmc_free(joined);
     ExecStatusType s = PQresultStatus(res);
     rc = SQLITE_DONE;
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
@@ -496,6 +550,42 @@ static int run_simple(struct hst_pg *pg, const char *sql)
     PQclear(res);
     pg_note_tx(pg);
     return rc;
+}
+
+/* The first statement of a transaction after its BEGIN and write lock, in one pipeline (one
+ * round trip): the statement's result, or the first failure's. */
+static PGresult *exec_begun(struct hst_pg *pg, const char *name, int n, const char *const *values,
+                            const int *lens, const int *fmts)
+{
+    PGresult *res, *out = NULL;
+    pg->begin_pending = 0;
+    pg->tx_wrote = 0;
+    if (!PQenterPipelineMode(pg->conn))
+        return NULL;
+    if (!PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQsendQueryParams(pg->conn, HST_PG_WRITE_LOCK, 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQsendQueryPrepared(pg->conn, name, n, values, lens, fmts, 0) || !PQpipelineSync(pg->conn)) {
+        PQexitPipelineMode(pg->conn);
+        return NULL;
+    }
+    /* BEGIN, the lock, the statement: each a result and a NULL; then the sync. */
+    for (int i = 0; i < 3; i++) {
+        if ((res = PQgetResult(pg->conn)) == NULL)
+            break;
+        ExecStatusType s = PQresultStatus(res);
+        int failed = s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
+        if (out == NULL && (i == 2 || failed)) {
+            out = res; /* the statement's, or the first failure (later ones are aborted) */
+        } else {
+            PQclear(res);
+        }
+        while ((res = PQgetResult(pg->conn)) != NULL)
+            PQclear(res);
+    }
+    while ((res = PQgetResult(pg->conn)) != NULL) /* PGRES_PIPELINE_SYNC */
+        PQclear(res);
+    PQexitPipelineMode(pg->conn);
+    return out;
 }
 
 /* Prepares e on the server for the parameter types in sig, once per (text, types). */
@@ -555,7 +645,12 @@ static int run_sql(struct hst_pg_stmt *st)
     if ((rc = pg_usable(pg, 0)) != SQLITE_OK || (rc = ensure_prepared(st, sig, types, n)) != SQLITE_OK)
         return rc;
     pg->round_trips++;
-    st->res = PQexecPrepared(pg->conn, e == &st->e_own ? "" : e->name, n, values, lens, fmts, 0);
+    if (pg->begin_pending)
+        st->res = exec_begun(pg, e == &st->e_own ? "" : e->name, n, values, lens, fmts);
+    else
+        st->res = PQexecPrepared(pg->conn, e == &st->e_own ? "" : e->name, n, values, lens, fmts, 0);
+    if (!e->reads)
+        pg->tx_wrote = 1;
     pg_note_tx(pg);
     if (e->notifies && (PQresultStatus(st->res) == PGRES_COMMAND_OK ||
                         PQresultStatus(st->res) == PGRES_TUPLES_OK)) {
@@ -619,7 +714,7 @@ int hst_pg_step(struct hst_pg_stmt *st)
     }
     switch (st->e->kind) {
     case Q_BEGIN:
-        rc = run_simple(st->pg, "BEGIN; " HST_PG_WRITE_LOCK);
+        rc = tx_begin(st->pg);
         break;
     case Q_COMMIT:
         rc = run_simple(st->pg, "COMMIT");
@@ -702,6 +797,10 @@ int64_t hst_pg_last_id(struct hst_pg *pg)
 
 int hst_pg_autocommit(struct hst_pg *pg)
 {
+    if (pg->begin_pending)
+        return 0;
+    if (pg->commit_inflight)
+        return 1;
     return PQtransactionStatus(pg->conn) == PQTRANS_IDLE;
 }
 
@@ -712,7 +811,7 @@ int hst_pg_exec(struct hst_pg *pg, const char *sql)
     if (starts_with_word(sql, "PRAGMA"))
         return SQLITE_OK;
     if (starts_with_word(sql, "BEGIN"))
-        return run_simple(pg, "BEGIN; " HST_PG_WRITE_LOCK) == SQLITE_DONE ? SQLITE_OK : pg->last_code;
+        return tx_begin(pg) == SQLITE_DONE ? SQLITE_OK : pg->last_code;
     /* nothing to translate: an error path's ROLLBACK must not allocate or record a detail */
     if (starts_with_word(sql, "ROLLBACK") || starts_with_word(sql, "COMMIT"))
         return run_simple(pg, sql) == SQLITE_DONE ? SQLITE_OK : pg->last_code;
