@@ -17,6 +17,10 @@
  *   - BEGIN IMMEDIATE takes one transaction-scoped advisory lock, so write transactions
  *     are serialized across every hub node exactly as SQLite serializes writers: the change
  *     log's seq values become visible in the order they were taken (docs/HAZARDS.md H-35);
+ *     the BEGIN and the lock travel in one pipeline with the transaction's first statement,
+ *     and a transaction that only read does not wait for its COMMIT's answer, so a
+ *     transaction costs no round trip beyond its statements' (hst_round_trips counts them);
+ *   - a commit that may concern a device's held wait sends NOTIFY with it (hst_listen_*);
  *   - errors carry SQLite result codes (unique violation -> SQLITE_CONSTRAINT_UNIQUE,
  *     serialization or lock failures -> SQLITE_BUSY, a lost connection -> SQLITE_IOERR) so
  *     the one map in sync/db.c still decides the cmc error; hst_error words the detail from

@@ -655,7 +655,7 @@ static int run_sql(struct hst_pg_stmt *st)
     if (e->notifies && (PQresultStatus(st->res) == PGRES_COMMAND_OK ||
                         PQresultStatus(st->res) == PGRES_TUPLES_OK)) {
         if (pg->in_tx) {
-            pg->notify = 1; /* sent with the COMMIT (pg_end_tx) */
+            pg->notify = 1; /* sent with the COMMIT (run_simple) */
         } else {
             pg->round_trips++;
             PQclear(PQexec(pg->conn, HST_PG_NOTIFY)); /* committed already: a lost one only
