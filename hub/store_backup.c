@@ -111,6 +111,16 @@ struct lost_list {
     size_t n, cap;
 };
 
+/* One row of "plan_id, device_id, name, version". */
+static void lost_row_read(sqlite3_stmt *st, struct hub_lost_plan *lp)
+{
+    memset(lp, 0, sizeof *lp);
+    hub_col_copy(st, 0, lp->plan_id, sizeof lp->plan_id);
+    hub_col_copy(st, 1, lp->device_id, sizeof lp->device_id);
+    hub_col_copy(st, 2, lp->name, sizeof lp->name);
+    lp->version = sqlite3_column_int64(st, 3);
+}
+
 /* From `old`, the store as it was before the restore: every published plan with a change
  * after `head` (the restored log's end) and each device its holdings say received a version
  * after it. */
@@ -138,12 +148,7 @@ static int lost_collect(hst_db *old, uint64_t head, struct lost_list *out)
                 out->v = v;
                 out->cap = cap;
             }
-            struct hub_lost_plan *lp = &out->v[out->n++];
-            memset(lp, 0, sizeof *lp);
-            hub_col_copy(st, 0, lp->plan_id, sizeof lp->plan_id);
-            hub_col_copy(st, 1, lp->device_id, sizeof lp->device_id);
-            hub_col_copy(st, 2, lp->name, sizeof lp->name);
-            lp->version = sqlite3_column_int64(st, 3);
+            lost_row_read(st, &out->v[out->n++]);
         }
     }
     sqlite3_finalize(st);
@@ -206,21 +211,16 @@ int hub_lost_plans_list(hub *h, int (*cb)(const struct hub_lost_plan *lp, void *
 {
     struct hub_generation g;
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc, src = SQLITE_DONE;
     if ((rc = hub_generation_get(h, &g)) != CMC_OK ||
         (rc = hub_db_prepare(h, "SELECT plan_id, device_id, name, version FROM lost_plans"
                                 " WHERE generation = ?1 ORDER BY plan_id, device_id", &st)) != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, g.id, -1, SQLITE_STATIC);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        struct hub_lost_plan lp;
-        memset(&lp, 0, sizeof lp);
-        hub_col_copy(st, 0, lp.plan_id, sizeof lp.plan_id);
-        hub_col_copy(st, 1, lp.device_id, sizeof lp.device_id);
-        hub_col_copy(st, 2, lp.name, sizeof lp.name);
-        lp.version = sqlite3_column_int64(st, 3);
-        if ((rc = cb(&lp, ctx)) != CMC_OK)
-            break;
+    struct hub_lost_plan lp;
+    while (rc == CMC_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        lost_row_read(st, &lp);
+        rc = cb(&lp, ctx);
     }
     if (rc == CMC_OK && src != SQLITE_DONE)
         rc = hub_db_fail(h, src, "lost plans");

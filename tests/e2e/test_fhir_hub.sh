@@ -24,15 +24,17 @@ validate() { node "$ROOT/tests/fhir/validate.js" "$@" >"$E2E_TMP/validate.out" 2
 NHS_SYS=https://fhir.nhs.uk/Id/nhs-number
 NHS_A=9434765919 # the example plan
 
-# run_case STORE [DB_B DB_C]: the whole test on one store; the round trip's second and
-# third hubs use the databases DB_B and DB_C on PostgreSQL.
+# run_case STORE: the whole test on one store; on PostgreSQL the round trip's second and
+# third hubs have databases of their own.
 run_case() {
   local store=$1
   HUB_DIR="$E2E_TMP/$store/hub"
   HUB_B="$E2E_TMP/$store/hub-b"
   HUB_C="$E2E_TMP/$store/hub-c"
-  DB_B=${2:-}
-  DB_C=${3:-}
+  DB_B=; DB_C=
+  if [ "$store" = postgresql ]; then
+    DB_B=$(pg_fixture_db fhir_b) && DB_C=$(pg_fixture_db fhir_c) || fail "create databases"
+  fi
   rm -rf "$E2E_TMP/a"
   mkdir -p "$E2E_TMP/$store"
   hub_init
@@ -121,6 +123,17 @@ run_case() {
   F="$HUB_URL/fhir/R4"
   get() { # get NAME URL [TOKEN]: saves the body to $E2E_TMP/NAME.json, prints the status
     curl -s --cacert "$CA" -o "$E2E_TMP/$1.json" -w '%{http_code} %{content_type}' ${3:+-H "Authorization: Bearer $3"} "$2"
+  }
+  # expect_outcomes "CODE|URL|TOKEN"...: each answered CODE with a valid OperationOutcome
+  expect_outcomes() {
+    local spec code url tok got
+    for spec in "$@"; do
+      IFS='|' read -r code url tok <<<"$spec"
+      got=$(get err "$url" "$tok" | cut -c1-3)
+      [ "$got" = "$code" ] || fail "expected $code, got $got for $url"
+      [ "$(jq -r .resourceType "$E2E_TMP/err.json")" = OperationOutcome ] || fail "no OperationOutcome for $url"
+      validate "$E2E_TMP/err.json"
+    done
   }
   [ "$(get meta "$F/metadata")" = "200 application/fhir+json" ] || fail "metadata"
   validate "$E2E_TMP/meta.json"
@@ -219,21 +232,15 @@ run_case() {
   # errors are OperationOutcomes
   last=${TOKEN: -1}; [ "$last" = 0 ] && flip=1 || flip=0
   FORGED=${TOKEN%?}$flip
-  for spec in "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|" \
-              "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$FORGED" \
-              "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_GONE" \
-              "400|$F/Patient?identifier=$NHS_SYS%7C9434765910|$TOKEN" \
-              "400|$F/Patient?identifier=https://example.org/mrn%7C$NHS_A|$TOKEN" \
-              "400|$F/CarePlan?name=Okafor|$TOKEN" \
-              "400|$F/CarePlan?_include=CarePlan:author|$TOKEN" \
-              "404|$F/CarePlan/00000000-0000-4000-8000-000000000000|$TOKEN" \
-              "404|$F/Encounter/x|$TOKEN"; do
-    IFS='|' read -r code url tok <<<"$spec"
-    got=$(get err "$url" "$tok" | cut -c1-3)
-    [ "$got" = "$code" ] || fail "expected $code, got $got for $url"
-    [ "$(jq -r .resourceType "$E2E_TMP/err.json")" = OperationOutcome ] || fail "no OperationOutcome for $url"
-    validate "$E2E_TMP/err.json"
-  done
+  expect_outcomes "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|" \
+                  "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$FORGED" \
+                  "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_GONE" \
+                  "400|$F/Patient?identifier=$NHS_SYS%7C9434765910|$TOKEN" \
+                  "400|$F/Patient?identifier=https://example.org/mrn%7C$NHS_A|$TOKEN" \
+                  "400|$F/CarePlan?name=Okafor|$TOKEN" \
+                  "400|$F/CarePlan?_include=CarePlan:author|$TOKEN" \
+                  "404|$F/CarePlan/00000000-0000-4000-8000-000000000000|$TOKEN" \
+                  "404|$F/Encounter/x|$TOKEN"
   [ "$(curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" "$F/CarePlan")" = 405 ] || fail "POST not refused"
   pass "$store: errors: 400, 401 (no, forged, revoked token), 404, 405, each an OperationOutcome"
 
@@ -264,17 +271,12 @@ run_case() {
   jq -e --arg id "$AE_ID" '.resourceType == "AuditEvent" and .id == $id' "$E2E_TMP/ae1.json" >/dev/null || fail "AuditEvent by id"
   [ "$(get ae2 "$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A&_count=2" "$TOKEN_AUD" | cut -c1-3)" = 200 ] || fail "AuditEvent page"
   jq -e '(.entry | length) == 2 and ([.link[] | select(.relation == "next")] | length) == 1' "$E2E_TMP/ae2.json" >/dev/null || fail "AuditEvent paging"
-  for spec in "403|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN" \
-              "403|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_AUD" \
-              "403|$F/Patient/$ID_A-pat|$TOKEN_AUD" \
-              "400|$F/AuditEvent|$TOKEN_AUD" \
-              "404|$F/AuditEvent/hub-999999|$TOKEN_AUD" \
-              "401|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|"; do
-    IFS='|' read -r code url tok <<<"$spec"
-    got=$(get err "$url" "$tok" | cut -c1-3)
-    [ "$got" = "$code" ] || fail "expected $code, got $got for $url"
-    validate "$E2E_TMP/err.json"
-  done
+  expect_outcomes "403|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN" \
+                  "403|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_AUD" \
+                  "403|$F/Patient/$ID_A-pat|$TOKEN_AUD" \
+                  "400|$F/AuditEvent|$TOKEN_AUD" \
+                  "404|$F/AuditEvent/hub-999999|$TOKEN_AUD" \
+                  "401|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|"
   expect_exit 0 hub --json audit "$NHS_A"
   jq -e '[.[] | select(.user == "privacy-office" and .action == "FHIR search AuditEvent")] | length >= 2' "$E2E_TMP/last.out" >/dev/null \
     || fail "reading the audit is not itself audited"
@@ -288,13 +290,4 @@ run_case() {
 hub_b() { CMC_HUB_DB="$DB_B" "$HUB" --dir "$HUB_B" "$@"; }
 hub_c() { CMC_HUB_DB="$DB_C" "$HUB" --dir "$HUB_C" "$@"; }
 
-unset CMC_HUB_DB
-run_case sqlcipher
-
-if ! pg_fixture_start; then
-  echo "skip: PostgreSQL could not start: $PG_FIXTURE_WHY (the SQLCipher half passed)"
-  exit 77
-fi
-CMC_HUB_DB=$(pg_fixture_db fhir_a) || fail "create database"
-export CMC_HUB_DB
-run_case postgresql "$(pg_fixture_db fhir_b)" "$(pg_fixture_db fhir_c)"
+pg_fixture_both run_case fhir_a

@@ -124,13 +124,4 @@ run_case() {
   stop_hub
 }
 
-unset CMC_HUB_DB
-run_case sqlcipher
-
-if ! pg_fixture_start; then
-  echo "skip: PostgreSQL could not start: $PG_FIXTURE_WHY (the SQLCipher half passed)"
-  exit 77
-fi
-CMC_HUB_DB=$(pg_fixture_db restore) || fail "create database"
-export CMC_HUB_DB
-run_case postgresql
+pg_fixture_both run_case restore

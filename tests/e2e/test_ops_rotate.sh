@@ -99,13 +99,4 @@ run_case() {
   pass "$store: a hub with a certificate from the same CA but not the hub's signing key is refused"
 }
 
-unset CMC_HUB_DB
-run_case sqlcipher
-
-if ! pg_fixture_start; then
-  echo "skip: PostgreSQL could not start: $PG_FIXTURE_WHY (the SQLCipher half passed)"
-  exit 77
-fi
-CMC_HUB_DB=$(pg_fixture_db rotate) || fail "create database"
-export CMC_HUB_DB
-run_case postgresql
+pg_fixture_both run_case rotate
