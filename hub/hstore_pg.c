@@ -906,9 +906,8 @@ int hst_listen_poll(hst_listen *l)
 
 void hst_listen_close(hst_listen *l)
 {
-    if (l == NULL)
-        return;
-    PQfinish(l->conn);
+    if (l != NULL)
+        PQfinish(l->conn);
     cmc_free(l);
 }
 
