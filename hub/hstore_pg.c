@@ -24,9 +24,10 @@
 /* The one lock every write transaction takes (hstore.h): an arbitrary constant, "cmc hub". */
 #define HST_PG_WRITE_LOCK "SELECT pg_advisory_xact_lock(7136771)"
 /* The channel every node LISTENs on (hst_listen_*): a commit that a device's held wait may
- * care about NOTIFYs it (see stmt_notifies). */
+ * care about NOTIFYs it (see stmt_notifies), naming the schema it wrote in, as channels are
+ * shared by every schema of a database (another hub's store, a test's). */
 #define HST_PG_CHANNEL "cmc_hub"
-#define HST_PG_NOTIFY "NOTIFY " HST_PG_CHANNEL
+#define HST_PG_NOTIFY "SELECT pg_notify('" HST_PG_CHANNEL "', current_schema())"
 /* force_custom_plan: the hub's statements are prepared once and run with very different
  * values (a device at cursor 0 or at the head); a generic plan for "seq > $1" scans the whole
  * table, a plan for the value at hand uses the index. */
@@ -858,12 +859,15 @@ int hst_pg_set_clientdata(struct hst_pg *pg, const char *name, void *data, void 
 struct hst_listen {
     PGconn *conn;
     int64_t retry_at; /* plat_mono_now_ns() / 1e9 of the next attempt when down */
+    char schema[128]; /* this store's: notifications from other schemas are not for it */
 };
 
 static int listen_start(struct hst_listen *l)
 {
-    PGresult *res = PQexec(l->conn, "LISTEN " HST_PG_CHANNEL);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PGresult *res = PQexec(l->conn, "LISTEN " HST_PG_CHANNEL "; SELECT current_schema()");
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (ok)
+        snprintf(l->schema, sizeof l->schema, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     return ok && PQsetnonblocking(l->conn, 1) == 0;
 }
@@ -898,7 +902,7 @@ int hst_listen_poll(hst_listen *l)
         return PQstatus(l->conn) == CONNECTION_OK && listen_start(l) ? 1 : -1;
     }
     while ((n = PQnotifies(l->conn)) != NULL) {
-        got = 1;
+        got |= strcmp(n->extra, l->schema) == 0;
         PQfreemem(n);
     }
     return got;

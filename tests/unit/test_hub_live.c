@@ -34,6 +34,7 @@
 
 #include "tests/support/hub_device.h"
 #include "tests/support/hub_fixture.h"
+#include "tests/support/pg_fixture.h"
 
 #define WAKE_MS 5000 /* the most the tests wait for the feed's thread */
 #define QUIET_MS 600 /* ticks a wait must stay held through to count as not woken */
@@ -294,6 +295,43 @@ static void test_wait_wakes_on_wipe_and_lease(void **state)
     tst_device_free_all(&d, &other, NULL);
 }
 
+/* On PostgreSQL the feed's listening connection is cut (a database restart, a failover, an
+ * idle-session reaper): a wipe ordered through another node meanwhile still wakes the wait,
+ * and the feed makes its connection again: a lease change after it is heard there (the
+ * once-a-second look of a feed without a listener would wake the wait but hear nothing). */
+static void test_wait_wakes_after_the_listener_is_cut(void **state)
+{
+    struct tst_hub *e = *state;
+    struct tst_device d, other;
+    struct waiter x, y;
+    hub_live *l = NULL;
+    if (!tst_hub_store_pg()) {
+        skip(); /* one SQLCipher file: no listening connection */
+        return;
+    }
+    tst_device_new(e, &d, "region:" TST_REGION, "urgent_care");
+    tst_device_new(e, &other, "region:" TST_REGION, "urgent_care");
+    tst_device_sync(e, &d, 0);
+    tst_device_sync(e, &other, 0);
+    assert_int_equal(hub_live_start(e->h, &mu, &l), CMC_OK);
+    hold(l, &x, &d, WIRE_WAIT_HOLD_MAX);
+    hold(l, &y, &other, WIRE_WAIT_HOLD_MAX);
+    tst_pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE query LIKE 'LISTEN cmc_hub%' AND pid <> pg_backend_pid()");
+    hub *h2 = other_handle(e);
+    assert_int_equal(hub_device_wipe(h2, d.id), CMC_OK);
+    assert_true(resumed_within(&x, WAKE_MS));
+    assert_int_equal(x.w.result, HUB_LIVE_CHANGED);
+    uint64_t heard = hub_live_notified(l);
+    assert_int_equal(hub_device_lease_set(h2, other.id, 3), CMC_OK);
+    assert_true(resumed_within(&y, WAKE_MS));
+    assert_int_equal(y.w.result, HUB_LIVE_CHANGED);
+    assert_true(hub_live_notified(l) > heard);
+    hub_close(h2);
+    hub_live_stop(l);
+    tst_device_free_all(&d, &other, NULL);
+}
+
 static void test_second_wait_and_stop_answer_held_waits(void **state)
 {
     struct tst_hub *e = *state;
@@ -324,4 +362,5 @@ static void test_second_wait_and_stop_answer_held_waits(void **state)
 TST_HUB_MAIN(test_wait_query_codec, test_wait_answers_at_once_when_behind, test_wait_refuses_bad_requests,
              test_wait_holds_then_runs_out, test_wait_wakes_on_approve_in_scope_only,
              test_wait_wakes_on_purge, test_wait_wakes_on_wipe_and_lease,
+             test_wait_wakes_after_the_listener_is_cut,
              test_second_wait_and_stop_answer_held_waits)
