@@ -25,10 +25,10 @@ static int hub_push_lookup(hub *h, const char *device_id, const char *idem, int6
                            int *found)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_row(h, "push", &st, found,
+    int rc = hub_db_row(h, "push", &st,
                         "SELECT version FROM pushes WHERE device_id = ?1 AND idem = ?2",
                         HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(idem)));
-    if (rc == CMC_OK && *found)
+    if ((*found = st != NULL))
         *version = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return rc;
@@ -177,15 +177,13 @@ static int hub_audit_last(hub *h, const char *device_id, uint64_t *seq,
                           uint8_t hash[CRY_HASH_BYTES], int64_t *fork, int *have)
 {
     sqlite3_stmt *st = NULL;
-    int found;
     *have = 0;
     *seq = 0;
     *fork = 0;
-    int rc = hub_db_row(h, "audit", &st, &found,
-                        "SELECT seq, hash, fork FROM audit WHERE device_id = ?1"
-                        " ORDER BY fork DESC, seq DESC LIMIT 1",
+    int rc = hub_db_row(h, "audit", &st, "SELECT seq, hash, fork FROM audit WHERE device_id = ?1"
+                                         " ORDER BY fork DESC, seq DESC LIMIT 1",
                         HUB_ARGS(HUB_TEXT(device_id)));
-    if (rc == CMC_OK && found && sqlite3_column_bytes(st, 1) == CRY_HASH_BYTES) {
+    if (st != NULL && sqlite3_column_bytes(st, 1) == CRY_HASH_BYTES) {
         *have = 1;
         *seq = (uint64_t)sqlite3_column_int64(st, 0);
         memcpy(hash, sqlite3_column_blob(st, 1), CRY_HASH_BYTES);
@@ -200,9 +198,10 @@ static int hub_audit_has(hub *h, const char *device_id, uint64_t seq,
                          const uint8_t hash[CRY_HASH_BYTES], int *found)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_row(h, "audit", &st, found,
+    int rc = hub_db_row(h, "audit", &st,
                         "SELECT 1 FROM audit WHERE device_id = ?1 AND seq = ?2 AND hash = ?3",
                         HUB_ARGS(HUB_TEXT(device_id), HUB_INT(seq), HUB_BLOB(hash, CRY_HASH_BYTES)));
+    *found = st != NULL;
     sqlite3_finalize(st);
     return rc;
 }
@@ -325,9 +324,23 @@ out:
     " FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id WHERE " where          \
     " ORDER BY a.wall, a.device_id, a.seq"
 
-/* Runs a query selecting AUDIT_ROW_COLS (from audit a joined with devices d, `where` and
- * its order appended), handing each entry to cb (a non-zero return stops and is returned);
- * *found says whether there was one. */
+/* One entry from a row of AUDIT_ROWS_SQL (its text valid until the next step). */
+static void audit_entry_from_row(sqlite3_stmt *st, struct hub_audit_entry *e)
+{
+    e->device_id = hub_col_text(st, 0);
+    e->device_name = hub_col_text(st, 1);
+    e->seq = (uint64_t)sqlite3_column_int64(st, 2);
+    e->user = hub_col_text(st, 3);
+    e->role = hub_col_text(st, 4);
+    e->plan_id = hub_col_text(st, 5);
+    e->identifier = hub_col_text(st, 6);
+    e->action = hub_col_text(st, 7);
+    e->wall = sqlite3_column_int64(st, 8);
+    e->received = sqlite3_column_int64(st, 9);
+}
+
+/* Runs an AUDIT_ROWS_SQL query, handing each entry to cb (a non-zero return stops and is
+ * returned); *found says whether there was one. */
 static int audit_rows(hub *h, const char *sql, const struct hub_arg *args, size_t n,
                       int (*cb)(const struct hub_audit_entry *, void *), void *ctx, int *found)
 {
@@ -335,16 +348,7 @@ static int audit_rows(hub *h, const char *sql, const struct hub_arg *args, size_
     struct hub_rows r;
     hub_rows_open(h, &r, "audit list", sql, args, n);
     while (hub_rows_next(&r)) {
-        e.device_id = hub_col_text(r.st, 0);
-        e.device_name = hub_col_text(r.st, 1);
-        e.seq = (uint64_t)sqlite3_column_int64(r.st, 2);
-        e.user = hub_col_text(r.st, 3);
-        e.role = hub_col_text(r.st, 4);
-        e.plan_id = hub_col_text(r.st, 5);
-        e.identifier = hub_col_text(r.st, 6);
-        e.action = hub_col_text(r.st, 7);
-        e.wall = sqlite3_column_int64(r.st, 8);
-        e.received = sqlite3_column_int64(r.st, 9);
+        audit_entry_from_row(r.st, &e);
         *found = 1;
         r.rc = cb(&e, ctx);
     }
@@ -428,10 +432,7 @@ int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_p
         if (sqlite3_changes(h->db) > 0)
             plat_log(PLAT_LOG_INFO, "device %s confirmed its wipe", device_id);
     }
-    rc = hub_tx_commit(h);
 out:
     sqlite3_finalize(st);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
-    return rc;
+    return hub_tx_end(h, rc);
 }

@@ -81,11 +81,11 @@ int hub_stmt_keep(hub *h, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **o
 /* Resets every kept statement, the parts' included (after an error mid-step, before ending
  * a transaction). */
 void hub_stmt_reset_all(hub *h);
-/* A value for a statement's ?N, made with HUB_TEXT, HUB_INT or HUB_BLOB and passed as
+/* A value for a statement's ?N, made with HUB_TEXT, HUB_INT, HUB_BLOB or HUB_NULL and passed as
  * HUB_ARGS(...) (the array and its length) or as NULL, 0 when there is none. Text and blobs
  * are bound without a copy: they must stay valid until the statement is finalized. A NULL
  * text binds SQL NULL. */
-enum hub_arg_kind { HUB_ARG_TEXT, HUB_ARG_INT, HUB_ARG_BLOB };
+enum hub_arg_kind { HUB_ARG_TEXT, HUB_ARG_INT, HUB_ARG_BLOB, HUB_ARG_NULL };
 struct hub_arg {
     enum hub_arg_kind kind;
     const void *p; /* TEXT, BLOB */
@@ -94,6 +94,7 @@ struct hub_arg {
 #define HUB_TEXT(s) ((struct hub_arg){HUB_ARG_TEXT, (s), 0})
 #define HUB_INT(v) ((struct hub_arg){HUB_ARG_INT, NULL, (int64_t)(v)})
 #define HUB_BLOB(b, len) ((struct hub_arg){HUB_ARG_BLOB, (b), (int64_t)(len)})
+#define HUB_NULL ((struct hub_arg){HUB_ARG_NULL, NULL, 0})
 #define HUB_ARGS(...)                                                                          \
     ((const struct hub_arg[]){__VA_ARGS__}),                                                  \
         (sizeof((const struct hub_arg[]){__VA_ARGS__}) / sizeof(struct hub_arg))
@@ -108,9 +109,9 @@ int hub_db_run(hub *h, const char *what, const char *sql, const struct hub_arg *
  * prepared for the caller to finalize. */
 int hub_db_again(hub *h, sqlite3_stmt *st, const char *what, const struct hub_arg *args,
                  size_t n);
-/* Runs a query for its first row. CMC_OK with *st on that row (*found 1) or past the last
- * (*found 0): the caller reads it and finalizes *st. On failure *st is NULL. */
-int hub_db_row(hub *h, const char *what, sqlite3_stmt **st, int *found, const char *sql,
+/* Runs a query for its first row: CMC_OK with *st on that row for the caller to read and
+ * finalize, or NULL when there is none. On failure *st is NULL. */
+int hub_db_row(hub *h, const char *what, sqlite3_stmt **st, const char *sql,
                const struct hub_arg *args, size_t n);
 
 /* A query's rows, read in a loop:
@@ -135,6 +136,9 @@ int hub_rows_end(struct hub_rows *r);
 int hub_tx_begin(hub *h);
 int hub_tx_commit(hub *h);
 void hub_tx_rollback(hub *h);
+/* Ends the caller's transaction by its result: commits when rc is CMC_OK, else rolls back.
+ * Returns rc, or the commit's failure. */
+int hub_tx_end(hub *h, int rc);
 
 /* Records a new detail that wraps the current one ("<prefix>: <current detail>"); the
  * current detail is copied first because cmc_fail writes into the same buffer. */

@@ -42,22 +42,21 @@ int hub_plan_resolve(hub *h, const char *plan_ref, char plan_id[PLAN_ID_LEN + 1]
 {
     sqlite3_stmt *st = NULL;
     char nhs[PLAN_NHS_LEN + 1];
-    int by_id, found, rc;
+    int by_id, rc;
 
     if (plan_ref == NULL || plan_ref[0] == '\0')
         return cmc_fail(CMC_ERR_USAGE, "PLAN: a plan id or an NHS number");
     by_id = plan_uuid_valid(plan_ref);
     if (!by_id && plan_nhs_normalise(plan_ref, nhs) != CMC_OK)
         return hub_fail_wrap(CMC_ERR_INVALID, "PLAN: not a plan id, and");
-    if ((rc = hub_db_row(h, "plan look-up", &st, &found,
+    if ((rc = hub_db_row(h, "plan look-up", &st,
                          by_id ? "SELECT plan_id FROM plans WHERE plan_id = ?1"
                                : "SELECT plan_id FROM plans WHERE nhs = ?1",
                          HUB_ARGS(HUB_TEXT(by_id ? plan_ref : nhs)))) != CMC_OK)
         return rc;
-    if (found)
-        hub_col_copy(st, 0, plan_id, PLAN_ID_LEN + 1);
-    else
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no plan on the hub for that plan id or NHS number");
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "no plan on the hub for that plan id or NHS number");
+    hub_col_copy(st, 0, plan_id, PLAN_ID_LEN + 1);
     sqlite3_finalize(st);
     return rc;
 }
@@ -80,17 +79,16 @@ int hub_plan_info(hub *h, const char *plan_ref, struct hub_plan_info *out)
 {
     char id[PLAN_ID_LEN + 1];
     sqlite3_stmt *st = NULL;
-    int found, rc;
+    int rc;
     if ((rc = hub_plan_resolve(h, plan_ref, id)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_row(h, "plan", &st, &found,
+    if ((rc = hub_db_row(h, "plan", &st,
                          "SELECT " HUB_INFO_COLS " FROM plans WHERE plan_id = ?1",
                          HUB_ARGS(HUB_TEXT(id)))) != CMC_OK)
         return rc;
-    if (found)
-        hub_info_from_row(st, out);
-    else
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "plan %s not found", id);
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "plan %s not found", id);
+    hub_info_from_row(st, out);
     sqlite3_finalize(st);
     return rc;
 }
@@ -177,13 +175,7 @@ static int hub_new_version(hub *h, struct plan *p, int64_t prev_version, int sta
     int rc;
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_store_next(h, p, prev_version, status, actor, action)) != CMC_OK) {
-        hub_tx_rollback(h);
-        return rc;
-    }
-    if ((rc = hub_tx_commit(h)) != CMC_OK)
-        hub_tx_rollback(h);
-    return rc;
+    return hub_tx_end(h, hub_store_next(h, p, prev_version, status, actor, action));
 }
 
 int hub_plan_import(hub *h, const char *as_user, const char *json, size_t len,
@@ -385,6 +377,14 @@ int hub_plan_review(hub *h, const char *as_user, const char *plan_ref, const cha
 static int hub_consent_log(hub *h, const char *plan_id, const char *action, const char *as_user,
                            int role, const char *reason, int64_t version);
 
+/* The acting user's role and the plan they name. */
+static int hub_role_and_plan(hub *h, const char *as_user, const char *plan_ref, int *role,
+                             struct hub_plan_info *info)
+{
+    int rc = hub_user_role(h, as_user, role);
+    return rc != CMC_OK ? rc : hub_plan_info(h, plan_ref, info);
+}
+
 /* Stops sharing in one transaction: the flag, the event, the change devices pull (a purge)
  * and, when a reason is given, the consent log entry. */
 static int hub_withdraw(hub *h, const char *as_user, const struct hub_plan_info *info, int role,
@@ -403,15 +403,11 @@ static int hub_withdraw(hub *h, const char *as_user, const struct hub_plan_info 
         goto out;
     if ((rc = hub_log_change(h, info->plan_id, "withdraw_consent", NULL)) != CMC_OK)
         goto out;
-    if (reason != NULL &&
-        (rc = hub_consent_log(h, info->plan_id, "withdraw", as_user, role, reason, info->version)) != CMC_OK)
-        goto out;
-    rc = hub_tx_commit(h);
-    if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "plan %s: consent withdrawn, sharing stopped", info->plan_id);
+    if (reason != NULL)
+        rc = hub_consent_log(h, info->plan_id, "withdraw", as_user, role, reason, info->version);
 out:
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
+    if ((rc = hub_tx_end(h, rc)) == CMC_OK)
+        plat_log(PLAT_LOG_INFO, "plan %s: consent withdrawn, sharing stopped", info->plan_id);
     return rc;
 }
 
@@ -422,9 +418,7 @@ int hub_plan_withdraw_consent(hub *h, const char *as_user, const char *plan_ref)
     struct hub_plan_info info;
     int role, rc;
 
-    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
-        return rc;
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+    if ((rc = hub_role_and_plan(h, as_user, plan_ref, &role, &info)) != CMC_OK)
         return rc;
     return hub_withdraw(h, as_user, &info, role, NULL);
 }
@@ -460,11 +454,10 @@ static int hub_check_rules(const struct plan *p, const char *what)
 int hub_user_nhs(hub *h, const char *name, char nhs[PLAN_NHS_LEN + 1])
 {
     sqlite3_stmt *st = NULL;
-    int found;
     nhs[0] = '\0';
-    int rc = hub_db_row(h, "user", &st, &found, "SELECT nhs FROM patient_accounts WHERE name = ?1",
+    int rc = hub_db_row(h, "user", &st, "SELECT nhs FROM patient_accounts WHERE name = ?1",
                         HUB_ARGS(HUB_TEXT(name)));
-    if (rc == CMC_OK && found)
+    if (st != NULL)
         hub_col_copy(st, 0, nhs, PLAN_NHS_LEN + 1);
     sqlite3_finalize(st);
     return rc;
@@ -505,9 +498,7 @@ int hub_plan_may_see(hub *h, const char *as_user, const char *plan_ref)
 {
     struct hub_plan_info info;
     int role, rc;
-    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
-        return rc;
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+    if ((rc = hub_role_and_plan(h, as_user, plan_ref, &role, &info)) != CMC_OK)
         return rc;
     return hub_patient_owns(h, as_user, role, info.nhs_number);
 }
@@ -524,18 +515,17 @@ int hub_user_add_patient(hub *h, const char *name, const char *nhs_in)
         goto out;
     rc = hub_bind_patient(h, name, nhs);
 out:
-    if (rc == CMC_OK)
-        rc = hub_tx_commit(h);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
-    return rc;
+    return hub_tx_end(h, rc);
 }
 
-/* Who may withdraw or reinstate consent, and the reason they must give. */
-static int hub_consent_actor(hub *h, const char *as_user, const struct hub_plan_info *info,
-                             const char *reason, int *role)
+/* The plan whose consent changes, and whether as_user may change it: who may withdraw or
+ * reinstate consent, and the reason they must give. */
+static int hub_consent_actor(hub *h, const char *as_user, const char *plan_ref,
+                             const char *reason, struct hub_plan_info *info, int *role)
 {
     int rc;
+    if ((rc = hub_plan_info(h, plan_ref, info)) != CMC_OK)
+        return rc;
     if ((rc = hub_user_role(h, as_user, role)) != CMC_OK)
         return rc;
     if (*role == HUB_ROLE_ADMIN)
@@ -566,9 +556,7 @@ int hub_plan_withdraw_consent_reason(hub *h, const char *as_user, const char *pl
 {
     struct hub_plan_info info;
     int role, rc;
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
-        return rc;
-    if ((rc = hub_consent_actor(h, as_user, &info, reason, &role)) != CMC_OK)
+    if ((rc = hub_consent_actor(h, as_user, plan_ref, reason, &info, &role)) != CMC_OK)
         return rc;
     return hub_withdraw(h, as_user, &info, role, reason);
 }
@@ -580,13 +568,11 @@ int hub_plan_reinstate_consent(hub *h, const char *as_user, const char *plan_ref
     struct plan p;
     int role, rc;
 
-    plan_init(&p);
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
-        return rc;
-    if ((rc = hub_consent_actor(h, as_user, &info, reason, &role)) != CMC_OK)
+    if ((rc = hub_consent_actor(h, as_user, plan_ref, reason, &info, &role)) != CMC_OK)
         return rc;
     if (!info.consent_withdrawn)
         return cmc_fail(CMC_ERR_STATE, "plan %s: consent is not withdrawn", info.plan_id);
+    plan_init(&p);
     if ((rc = hub_load_version(h, info.plan_id, info.version, &p)) != CMC_OK)
         return rc;
     if ((rc = hub_set_text(&p.approved_by, NULL)) != CMC_OK ||
@@ -602,11 +588,7 @@ int hub_plan_reinstate_consent(hub *h, const char *as_user, const char *plan_ref
         rc = hub_store_next(h, &p, info.version, PLAN_STATUS_DRAFT, as_user, "reinstate_consent");
     if (rc == CMC_OK)
         rc = hub_consent_log(h, info.plan_id, "reinstate", as_user, role, reason, p.version);
-    if (rc == CMC_OK)
-        rc = hub_tx_commit(h);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
-    if (rc == CMC_OK && version_out != NULL)
+    if ((rc = hub_tx_end(h, rc)) == CMC_OK && version_out != NULL)
         *version_out = p.version;
 out:
     plan_free(&p);
@@ -671,11 +653,7 @@ static int hub_caseload_change(hub *h, const char *team, const char *nhs_in, int
     }
     rc = CMC_OK;
 out:
-    if (rc == CMC_OK)
-        rc = hub_tx_commit(h);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
-    return rc;
+    return hub_tx_end(h, rc);
 }
 
 int hub_caseload_add(hub *h, const char *team, const char *nhs)

@@ -269,6 +269,15 @@ void hub_tx_rollback(hub *h)
         sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int hub_tx_end(hub *h, int rc)
+{
+    if (rc == CMC_OK)
+        rc = hub_tx_commit(h);
+    if (rc != CMC_OK)
+        hub_tx_rollback(h);
+    return rc;
+}
+
 int hub_fail_wrap(int code, const char *prefix)
 {
     char detail[512];

@@ -22,6 +22,9 @@ static void hub_db_bind(sqlite3_stmt *st, const struct hub_arg *args, size_t n)
         case HUB_ARG_BLOB:
             sqlite3_bind_blob(st, col, args[i].p, (int)args[i].n, SQLITE_STATIC);
             break;
+        case HUB_ARG_NULL:
+            sqlite3_bind_null(st, col);
+            break;
         }
     }
 }
@@ -56,19 +59,16 @@ int hub_db_again(hub *h, sqlite3_stmt *st, const char *what, const struct hub_ar
     return src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, what);
 }
 
-int hub_db_row(hub *h, const char *what, sqlite3_stmt **st, int *found, const char *sql,
+int hub_db_row(hub *h, const char *what, sqlite3_stmt **st, const char *sql,
                const struct hub_arg *args, size_t n)
 {
-    *found = 0;
     int rc = hub_db_query(h, sql, args, n, st);
     if (rc != CMC_OK)
         return rc;
     int src = sqlite3_step(*st);
-    if (src == SQLITE_ROW || src == SQLITE_DONE) {
-        *found = src == SQLITE_ROW;
+    if (src == SQLITE_ROW)
         return CMC_OK;
-    }
-    rc = hub_db_fail(h, src, what);
+    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, what);
     sqlite3_finalize(*st);
     *st = NULL;
     return rc;
