@@ -165,15 +165,6 @@ void hub_guard_per_ip(hub_guard *g, unsigned per_ip)
     pthread_mutex_unlock(&g->mu);
 }
 
-void hub_guard_device(hub_guard *g, struct hub_guard_conn *c)
-{
-    if (c == NULL)
-        return;
-    pthread_mutex_lock(&g->mu);
-    c->device = 1;
-    pthread_mutex_unlock(&g->mu);
-}
-
 void hub_guard_close(hub_guard *g, struct hub_guard_conn *c)
 {
     if (c == NULL)
@@ -189,22 +180,23 @@ void hub_guard_close(hub_guard *g, struct hub_guard_conn *c)
     cmc_free(c);
 }
 
-void hub_guard_answering(hub_guard *g, struct hub_guard_conn *c)
+void hub_guard_mark(hub_guard *g, struct hub_guard_conn *c, enum hub_guard_event ev)
 {
     if (c == NULL)
         return;
     pthread_mutex_lock(&g->mu);
-    c->answering = 1;
-    pthread_mutex_unlock(&g->mu);
-}
-
-void hub_guard_answered(hub_guard *g, struct hub_guard_conn *c)
-{
-    if (c == NULL)
-        return;
-    pthread_mutex_lock(&g->mu);
-    c->answering = 0;
-    c->since_ns = plat_mono_now_ns();
+    switch (ev) {
+    case HUB_GUARD_ANSWERING:
+        c->answering = 1;
+        break;
+    case HUB_GUARD_ANSWERED:
+        c->answering = 0;
+        c->since_ns = plat_mono_now_ns();
+        break;
+    case HUB_GUARD_DEVICE:
+        c->device = 1;
+        break;
+    }
     pthread_mutex_unlock(&g->mu);
 }
 
