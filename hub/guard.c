@@ -82,7 +82,6 @@ int hub_guard_start(unsigned deadline_s, unsigned enroll_per_minute, hub_metrics
                     hub_guard **out)
 {
     hub_guard *g = cmc_calloc(1, sizeof *g);
-    pthread_condattr_t ca;
     *out = NULL;
     if (g == NULL || (g->rate = cmc_calloc(HUB_RATE_SLOTS, sizeof *g->rate)) == NULL) {
         cmc_free(g);
@@ -92,15 +91,12 @@ int hub_guard_start(unsigned deadline_s, unsigned enroll_per_minute, hub_metrics
     g->enroll_per_minute = enroll_per_minute;
     g->metrics = m;
     pthread_mutex_init(&g->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&g->timer, NULL, hub_guard_timer, g) != 0) {
+    plat_cond_init_mono(&g->cv);
+    g->timer_started = pthread_create(&g->timer, NULL, hub_guard_timer, g) == 0;
+    if (!g->timer_started) {
         hub_guard_stop(g);
         return cmc_fail(CMC_ERR_IO, "server: cannot start the deadline timer");
     }
-    g->timer_started = 1;
     *out = g;
     return CMC_OK;
 }
