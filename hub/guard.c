@@ -63,14 +63,7 @@ static void *hub_guard_timer(void *arg)
     hub_guard *g = arg;
     pthread_mutex_lock(&g->mu);
     while (!g->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 250 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+        plat_cond_wait_ms(&g->cv, &g->mu, 250);
         if (!g->stopping)
             hub_guard_sweep(g);
     }

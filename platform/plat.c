@@ -58,6 +58,19 @@ void plat_cond_init_mono(pthread_cond_t *cv)
     pthread_condattr_destroy(&ca);
 }
 
+void plat_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 int64_t plat_boot_now(void)
 {
     if (plat_test_state.clock_fake)

@@ -27,6 +27,8 @@ uint64_t plat_mono_now_ns(void);
  * the wall clock neither cuts a wait short nor stretches it (deadlines from the real
  * monotonic clock, not the fake one of plat_test.h). */
 void plat_cond_init_mono(pthread_cond_t *cv);
+/* Waits on such a condition variable (mu held) for a signal or at most `ms` milliseconds. */
+void plat_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint32_t ms);
 /* Seconds since boot including suspend (CLOCK_BOOTTIME), for evidence that time has
  * passed which survives a wall-clock change but not a reboot. */
 int64_t plat_boot_now(void);
