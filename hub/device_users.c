@@ -66,8 +66,8 @@ int hub_device_user_key(hub *h, const char *device_id, const char *user,
     int rc = hub_db_row(h, "device users", &st,
                         "SELECT role, pk FROM device_users WHERE device_id = ?1 AND user = ?2",
                         HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(user)));
-    if (rc != CMC_OK)
-        return rc;
+    if (rc == CMC_OK && st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "that user is not registered for this device");
     if (st != NULL) {
         const unsigned char *r = sqlite3_column_text(st, 0);
         const void *k = sqlite3_column_blob(st, 1);
@@ -78,8 +78,6 @@ int hub_device_user_key(hub *h, const char *device_id, const char *user,
             memcpy(role, r, strlen((const char *)r) + 1);
             memcpy(pk, k, CRY_SIGN_PK_BYTES);
         }
-    } else {
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "that user is not registered for this device");
     }
     sqlite3_finalize(st);
     return rc;
