@@ -83,7 +83,8 @@ int hub_device_add(hub *h, const char *name, const char *scope, const char *role
                                   HUB_TEXT(role), HUB_INT(now)))) != CMC_OK)
         goto out;
     if ((rc = hub_db_run(h, "enrollment code",
-                         "INSERT INTO enroll_codes(code_hash, device_id, expires) VALUES(?1, ?2, ?3)",
+                         "INSERT INTO enroll_codes(code_hash, device_id, expires)"
+                         " VALUES(?1, ?2, ?3)",
                          HUB_ARGS(HUB_BLOB(hash, sizeof hash), HUB_TEXT(device_id),
                                   HUB_INT(now + HUB_CODE_TTL)))) != CMC_OK)
         goto out;
@@ -228,7 +229,8 @@ int hub_device_lease_set(hub *h, const char *device_id, int64_t days)
     int rc;
     if ((rc = hub_lease_days_ok(days)) != CMC_OK)
         return rc;
-    rc = hub_device_update(h, "device lease", "UPDATE devices SET lease_days = ?2 WHERE device_id = ?1",
+    rc = hub_device_update(h, "device lease",
+                           "UPDATE devices SET lease_days = ?2 WHERE device_id = ?1",
                            HUB_ARGS(HUB_TEXT(device_id), days < 0 ? HUB_NULL : HUB_INT(days)));
     if (rc == CMC_OK)
         plat_log(PLAT_LOG_INFO, "device %s: lease %s", device_id,

@@ -200,7 +200,8 @@ static int hub_audit_has(hub *h, const char *device_id, uint64_t seq,
     sqlite3_stmt *st = NULL;
     int rc = hub_db_row(h, "audit", &st,
                         "SELECT 1 FROM audit WHERE device_id = ?1 AND seq = ?2 AND hash = ?3",
-                        HUB_ARGS(HUB_TEXT(device_id), HUB_INT(seq), HUB_BLOB(hash, CRY_HASH_BYTES)));
+                        HUB_ARGS(HUB_TEXT(device_id), HUB_INT(seq),
+                                 HUB_BLOB(hash, CRY_HASH_BYTES)));
     *found = st != NULL;
     sqlite3_finalize(st);
     return rc;

@@ -81,10 +81,11 @@ int hub_stmt_keep(hub *h, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **o
 /* Resets every kept statement, the parts' included (after an error mid-step, before ending
  * a transaction). */
 void hub_stmt_reset_all(hub *h);
-/* A value for a statement's ?N, made with HUB_TEXT, HUB_INT, HUB_BLOB or HUB_NULL and passed as
- * HUB_ARGS(...) (the array and its length) or as NULL, 0 when there is none. Text and blobs
- * are bound without a copy: they must stay valid until the statement is finalized. A NULL
- * text binds SQL NULL. */
+
+/* A value for a statement's ?N, made with HUB_TEXT, HUB_INT, HUB_BLOB or HUB_NULL and
+ * passed as HUB_ARGS(...) (the array and its length), or as NULL, 0 when there is none.
+ * Text and blobs are bound without a copy: they must stay valid until the statement is
+ * finalized. A NULL text binds SQL NULL. */
 enum hub_arg_kind { HUB_ARG_TEXT, HUB_ARG_INT, HUB_ARG_BLOB, HUB_ARG_NULL };
 struct hub_arg {
     enum hub_arg_kind kind;
@@ -133,6 +134,7 @@ void hub_rows_open(hub *h, struct hub_rows *r, const char *what, const char *sql
                    const struct hub_arg *args, size_t n);
 int hub_rows_next(struct hub_rows *r);
 int hub_rows_end(struct hub_rows *r);
+
 int hub_tx_begin(hub *h);
 int hub_tx_commit(hub *h);
 void hub_tx_rollback(hub *h);

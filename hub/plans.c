@@ -319,8 +319,8 @@ int hub_plan_approve(hub *h, const char *as_user, const char *plan_ref)
     return hub_plan_approve_next(h, as_user, plan_ref, NULL);
 }
 
-/* A plan the newest version of which may be approved (`review` 0: it awaits approval and
- * is complete) or reviewed (`review` 1: it is the published one, and stays as it is). */
+/* Whether the newest version may be approved (`review` 0: it awaits approval and is
+ * complete) or reviewed (`review` 1: it is the published one, and stays as it is). */
 static int hub_publish_check(const struct hub_plan_info *info, const struct plan *p, int review)
 {
     if (review && info->status != PLAN_STATUS_PUBLISHED)
@@ -337,7 +337,8 @@ static int hub_publish_check(const struct hub_plan_info *info, const struct plan
     return CMC_OK;
 }
 
-/* Approves a gp's way: the newest version again, stamped and published (hub_publish_check). */
+/* A gp's approval or review: the newest version again, stamped and published, when
+ * hub_publish_check allows it. */
 static int hub_plan_publish(hub *h, const char *as_user, const char *plan_ref, const char *next,
                             int review)
 {
@@ -465,7 +466,8 @@ int hub_user_nhs(hub *h, const char *name, char nhs[PLAN_NHS_LEN + 1])
 
 static int hub_bind_patient(hub *h, const char *name, const char *nhs)
 {
-    return hub_db_run(h, "patient account", "INSERT INTO patient_accounts(name, nhs) VALUES(?1, ?2)",
+    return hub_db_run(h, "patient account",
+                      "INSERT INTO patient_accounts(name, nhs) VALUES(?1, ?2)",
                       HUB_ARGS(HUB_TEXT(name), HUB_TEXT(nhs)));
 }
 

@@ -755,7 +755,8 @@ int hub_user_role(hub *h, const char *name, int *role)
 int hub_log_change(hub *h, const char *plan_id, const char *what, uint64_t *seq_out)
 {
     uint64_t seq;
-    int rc = hub_db_run(h, "change log", "INSERT INTO changes(plan_id, what, at) VALUES(?1, ?2, ?3)",
+    int rc = hub_db_run(h, "change log",
+                        "INSERT INTO changes(plan_id, what, at) VALUES(?1, ?2, ?3)",
                         HUB_ARGS(HUB_TEXT(plan_id), HUB_TEXT(what), HUB_INT(plat_wall_now())));
     if (rc != CMC_OK)
         return rc;
