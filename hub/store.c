@@ -441,46 +441,43 @@ static int hub_put_signing_key(hub *h, const struct cry_secret *key, const struc
     return hub_meta_put(h, "sign_sk_sealed", sealed, sizeof sealed);
 }
 
+/* Puts the signing key into secure memory from its row's bytes (`want` of them): as
+ * stored on SQLCipher, opened with the key file's key on PostgreSQL (`sealed`). */
+static int hub_set_signing_key(hub *h, const struct cry_secret *key, int sealed,
+                               const uint8_t *v, size_t want)
+{
+    unsigned long long mlen = 0;
+    int rc = cry_secret_new(CRY_SIGN_SK_BYTES, &h->sk);
+    if (rc != CMC_OK)
+        return rc;
+    if (!sealed)
+        memcpy(h->sk->buf, v, CRY_SIGN_SK_BYTES);
+    else if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+                 h->sk->buf, &mlen, NULL, v + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                 want - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                 (const uint8_t *)HUB_SEAL_AD, sizeof HUB_SEAL_AD - 1, v, key->buf) != 0)
+        return cmc_fail(CMC_ERR_TAMPERED, "hub store: the key file does not open this"
+                        " database's signing key (another hub's key, or an altered row)");
+    cry_sign_public(h->sk, h->pk);
+    return CMC_OK;
+}
+
 /* Loads the signing key from the store into secure memory. */
 static int hub_load_signing_key(hub *h, const struct cry_secret *key)
 {
     int sealed = hst_kind(h->db) == HST_PG;
     size_t want = sealed ? HUB_SEALED_BYTES : CRY_SIGN_SK_BYTES;
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, sealed ? "SELECT v FROM meta WHERE k = 'sign_sk_sealed'"
-                                      : "SELECT v FROM meta WHERE k = 'sign_sk'",
-                            &st);
-    if (rc != CMC_OK)
-        return rc;
-    int src = sqlite3_step(st);
-    if (src != SQLITE_ROW) {
-        rc = src == SQLITE_DONE ? cmc_fail(CMC_ERR_CORRUPT, "hub store: no signing key")
-                                : hub_db_fail(h, src, "signing key");
-        goto out;
-    }
-    if ((size_t)sqlite3_column_bytes(st, 0) != want) {
+    int rc = hub_db_row(h, "signing key", &st,
+                        sealed ? "SELECT v FROM meta WHERE k = 'sign_sk_sealed'"
+                               : "SELECT v FROM meta WHERE k = 'sign_sk'",
+                        NULL, 0);
+    if (rc == CMC_OK && st == NULL)
+        rc = cmc_fail(CMC_ERR_CORRUPT, "hub store: no signing key");
+    else if (rc == CMC_OK && (size_t)sqlite3_column_bytes(st, 0) != want)
         rc = cmc_fail(CMC_ERR_CORRUPT, "hub store: signing key has the wrong size");
-        goto out;
-    }
-    if ((rc = cry_secret_new(CRY_SIGN_SK_BYTES, &h->sk)) != CMC_OK)
-        goto out;
-    if (!sealed) {
-        memcpy(h->sk->buf, sqlite3_column_blob(st, 0), CRY_SIGN_SK_BYTES);
-    } else {
-        const uint8_t *v = sqlite3_column_blob(st, 0);
-        unsigned long long mlen = 0;
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-                h->sk->buf, &mlen, NULL, v + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-                want - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-                (const uint8_t *)HUB_SEAL_AD, sizeof HUB_SEAL_AD - 1, v, key->buf) != 0) {
-            rc = cmc_fail(CMC_ERR_TAMPERED, "hub store: the key file does not open this"
-                          " database's signing key (another hub's key, or an altered row)");
-            goto out;
-        }
-    }
-    cry_sign_public(h->sk, h->pk);
-    rc = CMC_OK;
-out:
+    else if (rc == CMC_OK)
+        rc = hub_set_signing_key(h, key, sealed, sqlite3_column_blob(st, 0), want);
     sqlite3_finalize(st);
     return rc;
 }
