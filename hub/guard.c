@@ -16,7 +16,8 @@
 #define HUB_RATE_SLOTS 1024 /* addresses remembered for the enrollment limit */
 
 struct hub_guard_conn {
-    struct hub_guard_conn *prev, *next;
+    struct hub_guard_conn *next;
+    struct hub_guard_conn **pprev; /* what points at this one: the list's head or a next */
     int fd;
     uint64_t since_ns; /* opened, or last answered */
     int answering;
@@ -141,7 +142,8 @@ struct hub_guard_conn *hub_guard_open(hub_guard *g, int fd, const struct sockadd
     }
     c->next = g->conns;
     if (g->conns != NULL)
-        g->conns->prev = c;
+        g->conns->pprev = &c->next;
+    c->pprev = &g->conns;
     g->conns = c;
     pthread_mutex_unlock(&g->mu);
     return c;
@@ -159,12 +161,9 @@ void hub_guard_close(hub_guard *g, struct hub_guard_conn *c)
     if (c == NULL)
         return;
     pthread_mutex_lock(&g->mu);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        g->conns = c->next;
+    *c->pprev = c->next;
     if (c->next != NULL)
-        c->next->prev = c->prev;
+        c->next->pprev = c->pprev;
     pthread_mutex_unlock(&g->mu);
     cmc_free(c);
 }
