@@ -64,8 +64,6 @@ void cry_secret_free(struct cry_secret *s)
         return;
     /* sodium_free zeroes the whole region before unmapping it. */
     sodium_free(s->buf);
-    s->buf = NULL;
-    s->len = 0;
     cmc_free(s);
 }
 
