@@ -9,9 +9,13 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 
+#include "crypto/cry.h"
+
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static inline double ms_since(uint64_t t0)
 {
@@ -45,6 +49,40 @@ static inline int parse_long(const char *s, long lo, long hi, long *out)
         return cmc_fail(CMC_ERR_USAGE, "bad number '%s' (expected %ld..%ld)", s, lo, hi);
     *out = v;
     return CMC_OK;
+}
+
+/* One subcommand of a driver: `prog NAME ARGS...` runs run(argc, argv) on the ARGS. */
+struct bench_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);
+};
+
+/* A driver's main: libsodium started, argv[1] looked up in cmds, its ARGS run; the one error
+ * line "PROG CMD: message" on failure. Returns the process's exit status (0 or 1). */
+static inline int bench_main(const char *prog, const char *usage, const struct bench_cmd *cmds,
+                             size_t n_cmds, int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s %s ...\n", prog, usage);
+        return 1;
+    }
+    if (cry_init() != CMC_OK) {
+        fprintf(stderr, "%s: %s\n", prog, cmc_errmsg());
+        return 1;
+    }
+    const char *cmd = argv[1];
+    int rc = cmc_fail(CMC_ERR_USAGE, "unknown subcommand '%s'", cmd);
+    for (size_t i = 0; i < n_cmds; i++)
+        if (strcmp(cmd, cmds[i].name) == 0) {
+            cmc_err_clear();
+            rc = cmds[i].run(argc - 2, argv + 2);
+            break;
+        }
+    if (rc != CMC_OK) {
+        fprintf(stderr, "%s %s: %s\n", prog, cmd, cmc_errmsg());
+        return 1;
+    }
+    return 0;
 }
 
 #endif

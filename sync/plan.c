@@ -583,22 +583,26 @@ int plan_equal(const struct plan *a, const struct plan *b)
 
 /* ---- validation ------------------------------------------------------------------------ */
 
-int plan_nhs_valid(const char *s)
+int plan_nhs_check_digit(const char *nine)
 {
     int sum = 0;
+    for (int i = 0; i < 9; i++)
+        sum += (nine[i] - '0') * (10 - i);
+    int check = 11 - sum % 11;
+    if (check == 11)
+        check = 0;
+    return check == 10 ? -1 : check; /* no valid number has 10 for its check digit */
+}
+
+int plan_nhs_valid(const char *s)
+{
     if (s == NULL || strlen(s) != PLAN_NHS_LEN)
         return 0;
     for (int i = 0; i < PLAN_NHS_LEN; i++)
         if (s[i] < '0' || s[i] > '9')
             return 0;
-    for (int i = 0; i < 9; i++)
-        sum += (s[i] - '0') * (10 - i);
-    int check = 11 - sum % 11;
-    if (check == 11)
-        check = 0;
-    if (check == 10)
-        return 0; /* no valid number has this check digit */
-    return s[9] - '0' == check;
+    int check = plan_nhs_check_digit(s);
+    return check >= 0 && s[9] - '0' == check;
 }
 
 int plan_nhs_normalise(const char *in, char out[PLAN_NHS_LEN + 1])

@@ -443,6 +443,10 @@ int plan_equal(const struct plan *a, const struct plan *b);
 /* 1 if `s` is exactly 10 digits whose Modulus 11 check digit is right, else 0. Spaces are
  * not accepted here; see plan_nhs_normalise. */
 int plan_nhs_valid(const char *s);
+
+/* The Modulus 11 check digit (0..9) of an NHS number's first nine digits (ASCII '0'..'9');
+ * -1 when no valid number starts with them (the remainder asks for a check digit of 10). */
+int plan_nhs_check_digit(const char *nine);
 /* Copies `in` to `out` without spaces or dashes ("943 476 5919" -> "9434765919") and checks
  * it: CMC_ERR_INVALID with a clear detail ("NHS number must be 10 digits", "NHS number check
  * digit is wrong") otherwise. */
