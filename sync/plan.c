@@ -297,23 +297,27 @@ static void list_set(const struct plan_field *f, void *p, void *items, size_t n)
     memcpy((char *)p + f->list->count_offset, &n, sizeof n);
 }
 
-static int is_string_type(enum plan_ftype t)
+enum plan_fkind plan_field_kind(const struct plan_field *f)
 {
-    switch (t) {
+    switch (f->type) {
     case PLAN_F_STRING:
     case PLAN_F_DATE:
     case PLAN_F_DATETIME:
     case PLAN_F_UUID:
     case PLAN_F_NHS:
-        return 1;
+        return PLAN_K_TEXT;
     case PLAN_F_BOOL:
+        return PLAN_K_BOOL;
     case PLAN_F_ENUM:
+        return PLAN_K_ENUM;
     case PLAN_F_PLACES:
+        return PLAN_K_PLACES;
     case PLAN_F_INT:
+        return PLAN_K_INT;
     case PLAN_F_LIST:
-        return 0;
+        return PLAN_K_LIST;
     }
-    return 0;
+    return PLAN_K_LIST;
 }
 
 void *plan_list_items(const struct plan_field *f, const struct plan *p, size_t *n)
@@ -350,27 +354,23 @@ static void clear_value(const struct plan_field *f, void *base);
 
 static void init_value(const struct plan_field *f, void *base)
 {
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS:
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT:
         *str_at(f, base) = NULL;
         break;
-    case PLAN_F_BOOL:
+    case PLAN_K_BOOL:
         *int_at(f, base) = PLAN_UNSET;
         break;
-    case PLAN_F_ENUM:
+    case PLAN_K_ENUM:
         *int_at(f, base) = 0;
         break;
-    case PLAN_F_PLACES:
+    case PLAN_K_PLACES:
         memset(places_at(f, base), 0, sizeof(struct plan_places));
         break;
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         *i64_at(f, base) = 0;
         break;
-    case PLAN_F_LIST:
+    case PLAN_K_LIST:
         list_set(f, base, NULL, 0);
         break;
     }
@@ -423,7 +423,7 @@ static void free_list(const struct plan_field *f, void *base)
 
 static void clear_value(const struct plan_field *f, void *base)
 {
-    if (is_string_type(f->type)) {
+    if (plan_field_kind(f) == PLAN_K_TEXT) {
         cmc_free(*str_at(f, base));
     } else if (f->type == PLAN_F_LIST) {
         free_list(f, base);
@@ -441,21 +441,17 @@ void plan_field_clear(const struct plan_field *f, void *base)
 
 int plan_field_equal(const struct plan_field *f, const void *a, const void *b)
 {
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *x = *str_at(f, a), *y = *str_at(f, b);
         if (x == NULL || y == NULL)
             return x == y;
         return strcmp(x, y) == 0;
     }
-    case PLAN_F_BOOL:
-    case PLAN_F_ENUM:
+    case PLAN_K_BOOL:
+    case PLAN_K_ENUM:
         return *int_at(f, a) == *int_at(f, b);
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         const struct plan_places *x = places_at(f, a), *y = places_at(f, b);
         if (x->n != y->n)
             return 0;
@@ -464,9 +460,9 @@ int plan_field_equal(const struct plan_field *f, const void *a, const void *b)
                 return 0;
         return 1;
     }
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         return *i64_at(f, a) == *i64_at(f, b);
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         size_t na = 0, nb = 0;
         const char *ia = list_get(f, a, &na), *ib = list_get(f, b, &nb);
         if (na != nb)
@@ -484,12 +480,8 @@ int plan_field_copy(const struct plan_field *f, void *dst, const void *src)
 {
     if (dst == src)
         return CMC_OK;
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = *str_at(f, src);
         char *copy = NULL;
         if (s != NULL && (copy = cmc_strdup(s)) == NULL)
@@ -498,17 +490,17 @@ int plan_field_copy(const struct plan_field *f, void *dst, const void *src)
         *str_at(f, dst) = copy;
         return CMC_OK;
     }
-    case PLAN_F_BOOL:
-    case PLAN_F_ENUM:
+    case PLAN_K_BOOL:
+    case PLAN_K_ENUM:
         *int_at(f, dst) = *int_at(f, src);
         return CMC_OK;
-    case PLAN_F_PLACES:
+    case PLAN_K_PLACES:
         *places_at(f, dst) = *places_at(f, src);
         return CMC_OK;
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         *i64_at(f, dst) = *i64_at(f, src);
         return CMC_OK;
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         size_t n = 0, done;
         const char *from = list_get(f, src, &n);
         char *items = NULL;
@@ -736,24 +728,20 @@ void plan_enum_list(const struct plan_field *f, char *buf, size_t cap)
 
 static int is_present(const struct plan_field *f, const void *base)
 {
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = *str_at(f, base);
         return s != NULL && s[0] != '\0';
     }
-    case PLAN_F_BOOL:
+    case PLAN_K_BOOL:
         return *int_at(f, base) != PLAN_UNSET;
-    case PLAN_F_ENUM:
+    case PLAN_K_ENUM:
         return *int_at(f, base) != 0;
-    case PLAN_F_PLACES:
+    case PLAN_K_PLACES:
         return places_at(f, base)->n > 0;
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         return *i64_at(f, base) != 0;
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         size_t n = 0;
         (void)list_get(f, base, &n);
         return n > 0;
@@ -766,7 +754,7 @@ static int check_items(const struct plan_field *f, const void *p, enum plan_chec
 
 int plan_value_present(const struct plan_field *f, const void *base)
 {
-    if (is_string_type(f->type))
+    if (plan_field_kind(f) == PLAN_K_TEXT)
         return *str_at(f, base) != NULL;
     return is_present(f, base);
 }
@@ -802,12 +790,8 @@ static int field_check(const struct plan_field *f, const void *base, const char 
 {
     char names[160];
     int64_t t;
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = *str_at(f, base);
         if (s == NULL)
             return CMC_OK;
@@ -838,13 +822,13 @@ static int field_check(const struct plan_field *f, const void *base, const char 
             return cmc_fail(CMC_ERR_INVALID, "%s: not a valid item id", path);
         return CMC_OK;
     }
-    case PLAN_F_BOOL: {
+    case PLAN_K_BOOL: {
         int v = *int_at(f, base);
         if (v != PLAN_UNSET && v != 0 && v != 1)
             return cmc_fail(CMC_ERR_INVALID, "%s: not a boolean", path);
         return CMC_OK;
     }
-    case PLAN_F_ENUM: {
+    case PLAN_K_ENUM: {
         int v = *int_at(f, base);
         if (v < 0 || (size_t)v > enum_count(f->enum_names)) {
             plan_enum_list(f, names, sizeof names);
@@ -852,7 +836,7 @@ static int field_check(const struct plan_field *f, const void *base, const char 
         }
         return CMC_OK;
     }
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         const struct plan_places *pl = places_at(f, base);
         if (pl->n > PLAN_MAX_PLACES)
             return cmc_fail(CMC_ERR_INVALID, "%s: more than %d places", path, PLAN_MAX_PLACES);
@@ -867,11 +851,11 @@ static int field_check(const struct plan_field *f, const void *base, const char 
         }
         return CMC_OK;
     }
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         if (*i64_at(f, base) < 0)
             return cmc_fail(CMC_ERR_INVALID, "%s: negative", path);
         return CMC_OK;
-    case PLAN_F_LIST:
+    case PLAN_K_LIST:
         return check_items(f, base, PLAN_CHECK_DRAFT);
     }
     return cmc_fail(CMC_ERR_INVALID, "%s: unknown field type", path);

@@ -334,6 +334,18 @@ enum plan_ftype {
     PLAN_F_LIST,     /* pointer + count of items described by `list` */
 };
 
+/* How a field's value is held: the five text types (STRING, DATE, DATETIME, UUID, NHS) all
+ * hold a char *, so code that moves, compares, encodes or frees values switches on this and
+ * keeps type-specific checks (formats, lengths) to the one place that needs them. */
+enum plan_fkind {
+    PLAN_K_TEXT,   /* char * */
+    PLAN_K_BOOL,   /* int, tri-state */
+    PLAN_K_ENUM,   /* int, 0 absent */
+    PLAN_K_PLACES, /* struct plan_places */
+    PLAN_K_INT,    /* int64_t */
+    PLAN_K_LIST,   /* pointer + count */
+};
+
 enum plan_fflag {
     PLAN_FF_REQUIRED = 1u << 0, /* must be present (non-NULL / non-zero) in a valid plan */
     PLAN_FF_META = 1u << 1,     /* record metadata: not addressable by a change document */
@@ -370,6 +382,9 @@ struct plan_list_desc {
 
 extern const struct plan_field plan_fields[];
 extern const size_t plan_n_fields;
+
+/* How `f`'s value is held (enum plan_fkind). */
+enum plan_fkind plan_field_kind(const struct plan_field *f);
 
 /* The descriptor for a dotted top-level path ("resuscitation.decision", "medications"),
  * or NULL. */
