@@ -641,32 +641,12 @@ int plan_item_id_valid(const char *s)
 /* Well-formed UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
 static int utf8_valid(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned min, cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1; min = 0x80; cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2; min = 0x800; cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3; min = 0x10000; cp = c & 0x07;
-        } else
+    uint32_t cp;
+    for (size_t i = 0, k; i < n; i += k) {
+        if (s[i] < 0x80)
+            k = 1;
+        else if ((k = text_decode(s + i, n - i, &cp)) == 0)
             return 0;
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
     }
     return 1;
 }
