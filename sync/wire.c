@@ -586,6 +586,29 @@ int wire_audit_entry_hash(const struct wire_audit_entry *e, uint8_t out[CRY_HASH
     return CMC_OK;
 }
 
+/* An entry's upload map: M's pairs under a fixmap of ten, then "hash" (and "seal" when
+ * `with_seal` and the entry is sealed). */
+static void audit_entry_write(struct mp_writer *w, const struct wire_audit_entry *e, int with_seal)
+{
+    int seal = with_seal && e->sealed;
+    mp_write_map(w, seal ? 11 : 10);
+    audit_core_pairs(w, e);
+    mp_write_cstr(w, "hash");
+    mp_write_bin(w, e->hash, sizeof e->hash);
+    if (seal) {
+        mp_write_cstr(w, "seal");
+        mp_write_bin(w, e->seal, sizeof e->seal);
+    }
+}
+
+int wire_audit_entry_pack(const struct wire_audit_entry *e, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    audit_entry_write(&w, e, 0);
+    return mp_writer_finish(&w, out, len);
+}
+
 int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n,
                              const struct wire_audit_state *st, uint8_t **out, size_t *len)
 {
@@ -602,17 +625,8 @@ int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n,
     }
     mp_write_cstr(&w, "entries");
     mp_write_array(&w, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        /* the same pairs as M under a fixmap of ten, then "hash" (and "seal") */
-        mp_write_map(&w, v[i].sealed ? 11 : 10);
-        audit_core_pairs(&w, &v[i]);
-        mp_write_cstr(&w, "hash");
-        mp_write_bin(&w, v[i].hash, sizeof v[i].hash);
-        if (v[i].sealed) {
-            mp_write_cstr(&w, "seal");
-            mp_write_bin(&w, v[i].seal, sizeof v[i].seal);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        audit_entry_write(&w, &v[i], 1);
     return mp_writer_finish(&w, out, len);
 }
 
