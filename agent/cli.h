@@ -81,6 +81,9 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s);
 /* As cli_unlock, for reading plans: also refuses when the offline lease has run out. */
 int cli_unlock_for_reading(const struct cli_opts *o, struct cli_session *s);
 void cli_session_close(struct cli_session *s);
+/* Runs run(o, s) with the directory's lock held and the replica unlocked (cli_unlock); the
+ * session is closed and the lock released after it. Returns the first failure. */
+int cli_with_session(struct cli_opts *o, int (*run)(struct cli_opts *o, struct cli_session *s));
 
 /* ---- shared by the command files (cli_*.c) ------------------------------------------------ */
 

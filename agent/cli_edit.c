@@ -108,6 +108,22 @@ int cli_cmd_conflicts(struct cli_opts *o)
     return rc;
 }
 
+static int resolve_in(struct cli_opts *o, struct cli_session *s)
+{
+    char nhs[PLAN_NHS_LEN + 1];
+    const char *key = NULL;
+    int rc = cli_plan_key(o->positional[0], nhs, &key);
+    if (rc == CMC_OK)
+        rc = engine_resolve(s->store, key, o->positional[1], o->keep);
+    if (rc == CMC_OK && o->json)
+        rc = cli_print_json(json_pack("{s:b, s:s, s:s}", "ok", 1, "field", o->positional[1], "kept", o->keep));
+    else if (rc == CMC_OK)
+        printf("Kept the %s value of %s. Once every conflict of the plan is settled, the edit is pushed at the "
+               "next sync as a draft for approval.\n",
+               o->keep, o->positional[1]);
+    return rc;
+}
+
 int cli_cmd_resolve(struct cli_opts *o)
 {
     int rc = cli_need_positional(o, 2, "resolve PLAN FIELD --keep local|remote");
@@ -119,20 +135,5 @@ int cli_cmd_resolve(struct cli_opts *o)
     const char *key = NULL;
     if ((rc = cli_plan_key(o->positional[0], nhs, &key)) != CMC_OK)
         return rc;
-    plat_lock *lock = NULL;
-    struct cli_session s;
-    if ((rc = plat_lock_acquire(o->lock_path, 0, &lock)) != CMC_OK)
-        return rc;
-    if ((rc = cli_unlock(o, &s)) == CMC_OK) {
-        rc = engine_resolve(s.store, key, o->positional[1], o->keep);
-        if (rc == CMC_OK && o->json)
-            rc = cli_print_json(json_pack("{s:b, s:s, s:s}", "ok", 1, "field", o->positional[1], "kept", o->keep));
-        else if (rc == CMC_OK)
-            printf("Kept the %s value of %s. Once every conflict of the plan is settled, the edit is pushed at the "
-                   "next sync as a draft for approval.\n",
-                   o->keep, o->positional[1]);
-        cli_session_close(&s);
-    }
-    plat_lock_release(lock);
-    return rc;
+    return cli_with_session(o, resolve_in);
 }

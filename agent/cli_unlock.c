@@ -192,6 +192,21 @@ int cli_unlock_for_reading(const struct cli_opts *o, struct cli_session *s)
     return rc;
 }
 
+int cli_with_session(struct cli_opts *o, int (*run)(struct cli_opts *o, struct cli_session *s))
+{
+    plat_lock *lock = NULL;
+    struct cli_session s;
+    int rc = plat_lock_acquire(o->lock_path, 0, &lock);
+    if (rc != CMC_OK)
+        return rc;
+    if ((rc = cli_unlock(o, &s)) == CMC_OK) {
+        rc = run(o, &s);
+        cli_session_close(&s);
+    }
+    plat_lock_release(lock);
+    return rc;
+}
+
 void cli_session_close(struct cli_session *s)
 {
     store_close(s->store);

@@ -202,14 +202,18 @@ const struct plan_field plan_fields[] = {
 };
 const size_t plan_n_fields = NELEM(plan_fields);
 
+/* The field of v[0..n) whose path is `path`, or NULL (also for a NULL path). */
+static const struct plan_field *field_named(const struct plan_field *v, size_t n, const char *path)
+{
+    for (size_t i = 0; path != NULL && i < n; i++)
+        if (strcmp(v[i].path, path) == 0)
+            return &v[i];
+    return NULL;
+}
+
 const struct plan_field *plan_field_by_path(const char *path)
 {
-    if (path == NULL)
-        return NULL;
-    for (size_t i = 0; i < plan_n_fields; i++)
-        if (strcmp(plan_fields[i].path, path) == 0)
-            return &plan_fields[i];
-    return NULL;
+    return field_named(plan_fields, plan_n_fields, path);
 }
 
 const struct plan_field *plan_field_by_wire_id(uint8_t wire_id)
@@ -222,12 +226,7 @@ const struct plan_field *plan_field_by_wire_id(uint8_t wire_id)
 
 const struct plan_field *plan_item_field_by_name(const struct plan_list_desc *list, const char *name)
 {
-    if (list == NULL || name == NULL)
-        return NULL;
-    for (size_t i = 0; i < list->n_fields; i++)
-        if (strcmp(list->fields[i].path, name) == 0)
-            return &list->fields[i];
-    return NULL;
+    return list != NULL ? field_named(list->fields, list->n_fields, name) : NULL;
 }
 
 static size_t enum_count(const char *const *names)
@@ -580,10 +579,8 @@ int plan_nhs_check_digit(const char *nine)
     int sum = 0;
     for (int i = 0; i < 9; i++)
         sum += (nine[i] - '0') * (10 - i);
-    int check = 11 - sum % 11;
-    if (check == 11)
-        check = 0;
-    return check == 10 ? -1 : check; /* no valid number has 10 for its check digit */
+    int check = (11 - sum % 11) % 11; /* a remainder of 0 gives 0, not 11 */
+    return check == 10 ? -1 : check;  /* no valid number has 10 for its check digit */
 }
 
 int plan_nhs_valid(const char *s)
