@@ -16,11 +16,9 @@
 
 int cli_cmd_edit(struct cli_opts *o)
 {
-    int rc = cli_need_positional(o, 1, "edit PLAN --file CHANGES.json");
+    int rc = cli_need_args(o, 1, o->file != NULL, "edit PLAN --file CHANGES.json");
     if (rc != CMC_OK)
         return rc;
-    if (o->file == NULL)
-        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent edit PLAN --file CHANGES.json");
     uint8_t *json = NULL, *packed = NULL;
     size_t json_len = 0, packed_len = 0;
     struct plan_change change;
@@ -75,15 +73,11 @@ out:
     return rc;
 }
 
-int cli_cmd_conflicts(struct cli_opts *o)
+static int conflicts_in(struct cli_opts *o, struct cli_session *s)
 {
-    struct cli_session s;
-    int rc = cli_unlock(o, &s);
-    if (rc != CMC_OK)
-        return rc;
     struct engine_conflict *c = NULL;
     size_t n = 0;
-    rc = engine_conflicts(s.store, &c, &n);
+    int rc = engine_conflicts(s->store, &c, &n);
     if (rc == CMC_OK && o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
@@ -104,8 +98,12 @@ int cli_cmd_conflicts(struct cli_opts *o)
             printf("Settle each with: cmc-agent resolve PLAN FIELD --keep local|remote\n");
     }
     cmc_free(c);
-    cli_session_close(&s);
     return rc;
+}
+
+int cli_cmd_conflicts(struct cli_opts *o)
+{
+    return cli_run(o, 0, conflicts_in);
 }
 
 static int resolve_in(struct cli_opts *o, struct cli_session *s)
@@ -126,14 +124,12 @@ static int resolve_in(struct cli_opts *o, struct cli_session *s)
 
 int cli_cmd_resolve(struct cli_opts *o)
 {
-    int rc = cli_need_positional(o, 2, "resolve PLAN FIELD --keep local|remote");
+    int rc = cli_need_args(o, 2, o->keep != NULL, "resolve PLAN FIELD --keep local|remote");
     if (rc != CMC_OK)
         return rc;
-    if (o->keep == NULL)
-        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent resolve PLAN FIELD --keep local|remote");
     char nhs[PLAN_NHS_LEN + 1];
     const char *key = NULL;
     if ((rc = cli_plan_key(o->positional[0], nhs, &key)) != CMC_OK)
         return rc;
-    return cli_with_session(o, resolve_in);
+    return cli_run(o, CLI_RUN_LOCKED, resolve_in);
 }

@@ -47,7 +47,7 @@ int cli_cmd_enroll(struct cli_opts *o)
 {
     if (o->hub == NULL || o->code == NULL || o->n_positional != 0)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent enroll --hub URL --code CODE [--ca FILE] [--name DEVICE]");
-    return cli_with_session(o, enroll_in);
+    return cli_run(o, CLI_RUN_LOCKED, enroll_in);
 }
 
 struct progress_ctx {
@@ -342,5 +342,5 @@ int cli_cmd_sync(struct cli_opts *o)
 {
     if (o->n_positional != 0)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent sync [--watch]");
-    return cli_with_session(o, sync_in);
+    return cli_run(o, CLI_RUN_LOCKED, sync_in);
 }
