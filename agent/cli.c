@@ -134,6 +134,13 @@ int cli_need_args(const struct cli_opts *o, size_t n, int options_given, const c
     return CMC_OK;
 }
 
+int cli_need_plan(const struct cli_opts *o, size_t n, int options_given, const char *usage, char *nhs,
+                  const char **key)
+{
+    int rc = cli_need_args(o, n, options_given, usage);
+    return rc != CMC_OK ? rc : cli_plan_key(o->positional[0], nhs, key);
+}
+
 int cli_plan_key(const char *arg, char *nhs, const char **key)
 {
     *key = arg;

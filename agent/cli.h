@@ -97,6 +97,9 @@ int cli_print_json(json_t *doc);
 /* CMC_ERR_USAGE ("usage: cmc-agent USAGE") unless there are exactly n positional arguments
  * and the command's required options are given (options_given non-zero). */
 int cli_need_args(const struct cli_opts *o, size_t n, int options_given, const char *usage);
+/* cli_need_args, then the plan the first positional argument names (cli_plan_key). */
+int cli_need_plan(const struct cli_opts *o, size_t n, int options_given, const char *usage, char *nhs,
+                  const char **key);
 /* A PLAN argument: a plan id as given, or an NHS number normalised into nhs (11 bytes). */
 int cli_plan_key(const char *arg, char *nhs, const char **key);
 /* printf for text that may hold plan or user text: through text_put_terminal (sync/text.h),

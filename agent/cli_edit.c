@@ -124,12 +124,8 @@ static int resolve_in(struct cli_opts *o, struct cli_session *s)
 
 int cli_cmd_resolve(struct cli_opts *o)
 {
-    int rc = cli_need_args(o, 2, o->keep != NULL, "resolve PLAN FIELD --keep local|remote");
-    if (rc != CMC_OK)
-        return rc;
     char nhs[PLAN_NHS_LEN + 1];
     const char *key = NULL;
-    if ((rc = cli_plan_key(o->positional[0], nhs, &key)) != CMC_OK)
-        return rc;
-    return cli_run(o, CLI_RUN_LOCKED, resolve_in);
+    int rc = cli_need_plan(o, 2, o->keep != NULL, "resolve PLAN FIELD --keep local|remote", nhs, &key);
+    return rc != CMC_OK ? rc : cli_run(o, CLI_RUN_LOCKED, resolve_in);
 }

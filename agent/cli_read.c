@@ -33,22 +33,16 @@ static json_t *hit_json(const struct store_hit *h)
  * (sync/text.h), whatever an earlier version let into the replica. */
 void cli_term_printf(FILE *f, const char *fmt, ...)
 {
-    char small[512], *big = NULL;
+    char small[512], *big = NULL, *out = small;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap); /* the length first: a long line goes to the heap */
     va_end(ap);
-    if (n < 0)
+    if (n < 0 || ((size_t)n >= sizeof small && (out = big = cmc_malloc((size_t)n + 1)) == NULL))
         return;
-    const char *out = small;
-    if ((size_t)n >= sizeof small) {
-        if ((big = cmc_malloc((size_t)n + 1)) == NULL)
-            return;
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        out = big;
-    }
+    va_start(ap, fmt);
+    vsnprintf(out, (size_t)n + 1, fmt, ap);
+    va_end(ap);
     text_put_terminal(f, out, (size_t)n);
     if (big != NULL) {
         cry_memzero(big, (size_t)n);
@@ -186,12 +180,10 @@ int cli_cmd_lookup(struct cli_opts *o)
 
 int cli_cmd_show(struct cli_opts *o)
 {
-    int rc = cli_need_args(o, 1, 1, "show PLAN (a plan id or an NHS number)");
-    if (rc != CMC_OK)
-        return rc;
     char nhs[PLAN_NHS_LEN + 1];
     const char *key = NULL;
-    if ((rc = cli_plan_key(o->positional[0], nhs, &key)) != CMC_OK)
+    int rc = cli_need_plan(o, 1, 1, "show PLAN (a plan id or an NHS number)", nhs, &key);
+    if (rc != CMC_OK)
         return rc;
     if (o->break_glass != NULL) /* one patient's card, by NHS number: never the whole plan */
         return cmc_fail(CMC_ERR_USAGE, "--break-glass opens one summary card: use 'cmc-agent lookup NHS_NUMBER "
