@@ -592,12 +592,10 @@ int plan_change_unpack(const uint8_t *buf, size_t len, struct plan_change *out)
     struct mp_reader r;
     uint8_t seen[256] = {0};
     uint32_t n = 0;
-    int rc;
     plan_change_init(out);
-    if (len > PLAN_CHANGE_MAX_ENCODED)
-        return cmc_fail(CMC_ERR_TOO_LARGE, "change: encoding of %zu bytes (at most %d)", len,
-                        PLAN_CHANGE_MAX_ENCODED);
-    mp_reader_init(&r, buf, len, PLAN_MP_DEPTH);
+    int rc = plan_mp_reader_open(&r, buf, len, PLAN_CHANGE_MAX_ENCODED, "change");
+    if (rc != CMC_OK)
+        return rc;
     if ((rc = mp_read_array(&r, PLAN_CHANGE_MAX_OPS, &n)) != CMC_OK)
         return plan_fail_at(rc, "change");
     for (uint32_t i = 0; i < n && rc == CMC_OK; i++)

@@ -15,6 +15,14 @@
 
 #include <string.h>
 
+int plan_mp_reader_open(struct mp_reader *r, const uint8_t *buf, size_t len, size_t max, const char *what)
+{
+    if (len > max)
+        return cmc_fail(CMC_ERR_TOO_LARGE, "%s: encoding of %zu bytes (at most %zu)", what, len, max);
+    mp_reader_init(r, buf, len, PLAN_MP_DEPTH);
+    return CMC_OK;
+}
+
 /* ---- writing --------------------------------------------------------------------------- */
 
 void plan_mp_write_value(struct mp_writer *w, const struct plan_field *f, const void *base)
@@ -259,12 +267,10 @@ static int unpack(const uint8_t *buf, size_t len, struct plan *out, int keep)
     struct mp_reader r;
     uint32_t n = 0;
     uint64_t prev = 0, highest = plan_fields[plan_n_fields - 1].wire_id;
-    int rc;
     plan_init(out);
-    if (len > PLAN_MAX_ENCODED)
-        return cmc_fail(CMC_ERR_TOO_LARGE, "plan: encoding of %zu bytes (at most %d)", len,
-                        PLAN_MAX_ENCODED);
-    mp_reader_init(&r, buf, len, PLAN_MP_DEPTH);
+    int rc = plan_mp_reader_open(&r, buf, len, PLAN_MAX_ENCODED, "plan");
+    if (rc != CMC_OK)
+        return rc;
     mp_reader_canonical(&r); /* one plan, one encoding (docs/PROTOCOL.md) */
     if ((rc = mp_read_map(&r, keep ? UINT8_MAX : (uint32_t)plan_n_fields, &n)) != CMC_OK)
         return plan_fail_at(rc, "plan");
