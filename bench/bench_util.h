@@ -41,6 +41,28 @@ static inline double pct(const double *sorted, size_t n, double p)
     return sorted[k - 1];
 }
 
+/* A sample's summary: nearest-rank percentiles, extremes, mean (all 0 for no samples). */
+struct bench_dist {
+    double p50, p99, p999, min, max, mean;
+};
+
+/* Sorts v[0..n) and summarises it. */
+static inline struct bench_dist dist_of(double *v, size_t n)
+{
+    struct bench_dist d = { 0, 0, 0, 0, 0, 0 };
+    double sum = 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    for (size_t i = 0; i < n; i++)
+        sum += v[i];
+    d.mean = n ? sum / (double)n : 0.0;
+    d.p50 = pct(v, n, 50);
+    d.p99 = pct(v, n, 99);
+    d.p999 = pct(v, n, 99.9);
+    d.min = n ? v[0] : 0.0;
+    d.max = n ? v[n - 1] : 0.0;
+    return d;
+}
+
 static inline int parse_long(const char *s, long lo, long hi, long *out)
 {
     char *end = NULL;
@@ -49,6 +71,22 @@ static inline int parse_long(const char *s, long lo, long hi, long *out)
         return cmc_fail(CMC_ERR_USAGE, "bad number '%s' (expected %ld..%ld)", s, lo, hi);
     *out = v;
     return CMC_OK;
+}
+
+/* One number argument: the text, its bounds, where it goes. */
+struct bench_num {
+    const char *s;
+    long lo, hi;
+    long *out;
+};
+
+/* parse_long for each of v[0..n), stopping at the first bad one. */
+static inline int parse_longs(const struct bench_num *v, size_t n)
+{
+    int rc = CMC_OK;
+    for (size_t i = 0; rc == CMC_OK && i < n; i++)
+        rc = parse_long(v[i].s, v[i].lo, v[i].hi, v[i].out);
+    return rc;
 }
 
 /* One subcommand of a driver: `prog NAME ARGS...` runs run(argc, argv) on the ARGS. */

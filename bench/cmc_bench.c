@@ -65,14 +65,10 @@
 
 static void print_dist(const char *name, double *v, size_t n, int last)
 {
-    qsort(v, n, sizeof *v, cmp_double);
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += v[i];
+    struct bench_dist d = dist_of(v, n);
     printf("\"%s\": {\"n\": %zu, \"p50\": %.4f, \"p99\": %.4f, \"p999\": %.4f, \"min\": %.4f, "
            "\"max\": %.4f, \"mean\": %.4f}%s\n",
-           name, n, pct(v, n, 50), pct(v, n, 99), pct(v, n, 99.9), n ? v[0] : 0.0, n ? v[n - 1] : 0.0,
-           n ? sum / (double)n : 0.0, last ? "" : ",");
+           name, n, d.p50, d.p99, d.p999, d.min, d.max, d.mean, last ? "" : ",");
 }
 
 /* A small deterministic generator (splitmix64), so every run picks the same plans. */
@@ -208,9 +204,8 @@ static int cmd_change(int argc, char **argv)
     double ms = 0;
     if (argc != 3)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench change HUBDIR COUNT ROUND");
-    int rc = parse_long(argv[1], 1, 100000, &count);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[2], 0, 1000000, &round);
+    const struct bench_num nums[] = { { argv[1], 1, 100000, &count }, { argv[2], 0, 1000000, &round } };
+    int rc = parse_longs(nums, 2);
     if (rc == CMC_OK)
         rc = hub_open(argv[0], &h);
     if (rc == CMC_OK)
@@ -233,9 +228,8 @@ static int cmd_rounds(int argc, char **argv)
     memset(&last_idle, 0, sizeof last_idle);
     if (argc != 4)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench rounds AGENTDIR HUBDIR ROUNDS CHANGES");
-    int rc = parse_long(argv[2], 1, 10000, &rounds);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[3], 1, 100000, &count);
+    const struct bench_num nums[] = { { argv[2], 1, 10000, &rounds }, { argv[3], 1, 100000, &count } };
+    int rc = parse_longs(nums, 2);
     if (rc != CMC_OK)
         return rc;
     delta = cmc_calloc((size_t)rounds, sizeof *delta);
@@ -534,11 +528,12 @@ static int cmd_load(int argc, char **argv)
     long started = 0;
     if (argc != 5)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench load HUBDIR URL DEVICES THREADS SECONDS");
-    int rc = parse_long(argv[2], 1, BENCH_MAX_DEVICES, &n_dev);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[3], 1, BENCH_MAX_THREADS, &n_thr);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[4], 1, BENCH_MAX_SECONDS, &secs);
+    const struct bench_num nums[] = {
+        { argv[2], 1, BENCH_MAX_DEVICES, &n_dev },
+        { argv[3], 1, BENCH_MAX_THREADS, &n_thr },
+        { argv[4], 1, BENCH_MAX_SECONDS, &secs },
+    };
+    int rc = parse_longs(nums, 3);
     if (rc == CMC_OK && n_thr > n_dev)
         rc = cmc_fail(CMC_ERR_USAGE, "more threads than devices");
     if (rc != CMC_OK)

@@ -310,11 +310,12 @@ static int cmd_fleet(int argc, char **argv)
     long started = 0;
     if (argc != 7)
         return cmc_fail(CMC_ERR_USAGE, "usage: live_bench fleet HUBDIR URL N SCOPE HOLD SECONDS READYFILE");
-    int rc = parse_long(argv[2], 1, LIVE_MAX_DEVICES, &n);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[4], 1, WIRE_WAIT_HOLD_MAX, &hold);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[5], 1, 3600, &secs);
+    const struct bench_num nums[] = {
+        { argv[2], 1, LIVE_MAX_DEVICES, &n },
+        { argv[4], 1, WIRE_WAIT_HOLD_MAX, &hold },
+        { argv[5], 1, 3600, &secs },
+    };
+    int rc = parse_longs(nums, 3);
     if (rc != CMC_OK)
         return rc;
     if ((sims = cmc_calloc((size_t)n, sizeof *sims)) == NULL)
@@ -432,9 +433,8 @@ static int cmd_probe(int argc, char **argv)
     int withdraw = strcmp(argv[4], "withdraw") == 0;
     if (!withdraw && strcmp(argv[4], "approve") != 0)
         return cmc_fail(CMC_ERR_USAGE, "MODE is approve or withdraw");
-    int rc = parse_long(argv[5], 0, LIVE_MAX_PLANS, &first);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[6], 1, LIVE_MAX_PLANS, &count);
+    const struct bench_num nums[] = { { argv[5], 0, LIVE_MAX_PLANS, &first }, { argv[6], 1, LIVE_MAX_PLANS, &count } };
+    int rc = parse_longs(nums, 2);
     if (rc != CMC_OK)
         return rc;
     ids = cmc_calloc(LIVE_MAX_PLANS, sizeof *ids);
@@ -487,14 +487,10 @@ static int cmd_probe(int argc, char **argv)
     }
     if (rc != CMC_OK)
         goto out;
-    qsort(lat, n_lat, sizeof *lat, cmp_double);
-    double sum = 0;
-    for (size_t i = 0; i < n_lat; i++)
-        sum += lat[i];
+    struct bench_dist d = dist_of(lat, n_lat);
     printf("{\"mode\": \"%s\", \"n\": %zu, \"timed_out\": %zu, \"p50_ms\": %.1f, \"p99_ms\": %.1f, "
            "\"min_ms\": %.1f, \"max_ms\": %.1f, \"mean_ms\": %.1f}\n",
-           argv[4], n_lat, late, pct(lat, n_lat, 50), pct(lat, n_lat, 99), n_lat ? lat[0] : 0.0,
-           n_lat ? lat[n_lat - 1] : 0.0, n_lat ? sum / (double)n_lat : 0.0);
+           argv[4], n_lat, late, d.p50, d.p99, d.min, d.max, d.mean);
 out:
     cli_session_close(&session);
     cmc_free(ids);
