@@ -194,6 +194,7 @@ struct card_cpr {
     int decision;                /* enum plan_cpr */
     const char *headline;        /* "DNACPR", "FOR CPR", ...: read across a room */
     const char *words;           /* "DNACPR - do NOT attempt CPR", ... */
+    const char *style;           /* "dnacpr", "for", "undiscussed", "none": how printers mark it */
     struct card_value decision_words; /* the words as a value (its state and field) */
     struct card_value decided_at, decided_by, review_date, form_location, patient_aware, family_aware;
     int review_lapsed;           /* the decision's own review date has passed */

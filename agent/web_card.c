@@ -9,18 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The CPR decision's CSS class: fill and border differ as well as the words. */
-static const char *cpr_class(int decision)
-{
-    switch ((enum plan_cpr)decision) {
-    case PLAN_CPR_DNACPR: return "cpr-dnacpr";
-    case PLAN_CPR_FOR_CPR: return "cpr-for";
-    case PLAN_CPR_NOT_DISCUSSED: return "cpr-undiscussed";
-    case PLAN_CPR_NONE: break;
-    }
-    return "cpr-none";
-}
-
 static void value(struct web_buf *b, const struct card_value *v)
 {
     web_text_or_unrecorded(b, v->text);
@@ -352,8 +340,8 @@ static void identity(struct web_buf *b, const struct card_model *m)
 static void cpr(struct web_buf *b, const struct card_model *m)
 {
     section_open(b, m, CARD_SEC_CPR, "cpr-section");
-    web_buf_raw(b, "<div class=\"cpr ");
-    web_buf_raw(b, cpr_class(m->cpr.decision));
+    web_buf_raw(b, "<div class=\"cpr cpr-"); /* fill and border differ as well as the words */
+    web_buf_raw(b, m->cpr.style);
     web_buf_raw(b, "\"><p class=\"cpr-headline\">");
     web_buf_text(b, m->cpr.headline);
     web_buf_raw(b, "</p><p class=\"cpr-words\">");
