@@ -684,6 +684,36 @@ static void emit(void (*fn)(void *, const struct card_field *), void *arg, enum 
     fn(arg, &f);
 }
 
+struct proposal_walk {
+    enum card_section_id section;
+    enum card_value_state state;
+    int n;
+    void (*fn)(void *arg, enum card_value_state state, const struct card_field *fd, int first);
+    void *arg;
+};
+
+static void proposal_field(void *arg, const struct card_field *fd)
+{
+    struct proposal_walk *w = arg;
+    if (fd->section == w->section && fd->v->state == w->state)
+        w->fn(w->arg, w->state, fd, w->n++ == 0);
+}
+
+void card_each_proposal(const struct card_model *m, enum card_section_id id,
+                        void (*fn)(void *arg, enum card_value_state state, const struct card_field *fd, int first),
+                        void *arg)
+{
+    static const enum card_value_state states[] = { CARD_VALUE_CONFLICT, CARD_VALUE_PROPOSED, CARD_VALUE_SENT };
+    if (m->sections[id].n_pending_paths == 0)
+        return;
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        struct proposal_walk w = { id, states[i], 0, fn, arg };
+        card_each_field(m->has_proposal ? &m->proposal : &m->body, m->full, proposal_field, &w);
+        if (w.n > 0)
+            fn(arg, states[i], NULL, 0);
+    }
+}
+
 void card_each_field(const struct card_body *b, int full, void (*fn)(void *arg, const struct card_field *f),
                      void *arg)
 {

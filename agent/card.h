@@ -269,6 +269,13 @@ struct card_field {
 /* Calls fn for every value of `b` in card order (the "more" values only when `full`). */
 void card_each_field(const struct card_body *b, int full, void (*fn)(void *arg, const struct card_field *f),
                      void *arg);
+/* A section's local changes, for the printers to show after the plan's values (never in their
+ * place): grouped by state (conflict, then proposed, then sent), fn(arg, state, fd, first) for
+ * each field of the group, `first` 1 for its first; then fn(arg, state, NULL, 0) once to close
+ * each group that had any. Nothing when the section has no local changes. */
+void card_each_proposal(const struct card_model *m, enum card_section_id id,
+                        void (*fn)(void *arg, enum card_value_state state, const struct card_field *fd, int first),
+                        void *arg);
 /* The plan's value beside a proposed one: the field of m->body with the same section, label and
  * item, or NULL. */
 const struct card_value *card_published_of(const struct card_model *m, const struct card_field *proposed);
