@@ -49,6 +49,12 @@ static void versions_free(struct page_version *pv, size_t n)
 static int rebuild_delta(store *s, const struct bundle_op *op, struct page_version *v)
 {
     int rc = store_sync_version_get(s, op->plan_id, op->base_version, &v->rebuilt);
+    int sealed = 0;
+    if (rc == CMC_ERR_NOT_FOUND && store_drafts_sealed(s, op->plan_id, &sealed) == CMC_OK && sealed)
+        /* the base is a draft sealed for the clinicians' key: the next sync fetches every plan
+         * whole (engine_seal_repair), which needs no base */
+        return cmc_fail(CMC_ERR_TAMPERED, "a change arrived against a draft this user cannot open; "
+                                          "every plan is fetched again at the next sync");
     if (rc == CMC_ERR_NOT_FOUND)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a change against a version this device does not hold");
     if (rc != CMC_OK)

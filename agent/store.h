@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 /* The newest schema version (PRAGMA user_version after store_open). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
  * "clinician"); an urgent-care device refuses drafts (store_put_version). */

@@ -37,6 +37,10 @@ struct store {
     int in_batch;
     struct store_seals *seals; /* store_seal.c: the hub key and the roots checked */
     int clinical; /* pending edits and merges are this session's to read (store_clinical.c) */
+    int drafts_clinical; /* the clinical file is attached: drafts are stored and read there */
+    int box_loaded;      /* box_pk was looked for in sync_state (store_drafts.c) */
+    int have_box_pk;     /* ...and found: drafts are sealed to it when the file is not here */
+    uint8_t box_pk[CRY_BOX_PK_BYTES];
     struct {
         const char *sql;
         sqlite3_stmt *st;
@@ -49,6 +53,30 @@ struct store {
  * replica's pending edits and merges there the first time; gives any other session empty
  * stand-ins. Sets s->clinical. */
 int store_clinical_open(store *s, const char *replica_path, const struct cry_secret *role_key);
+
+/* ---- store_drafts.c ------------------------------------------------------------------------ */
+
+/* Sync-state key of the public half of the box pair the role key derives (hex). */
+#define STORE_STATE_DRAFT_BOX "draft_box_pk"
+
+/* After the clinical file is attached (role_key not NULL) or its stand-ins made (NULL): moves
+ * plan versions that are not published out of the replica (into the clinical file, or sealed
+ * when only the public half is known), and with the role key opens the sealed ones into the
+ * clinical file, in one transaction. */
+int store_drafts_open(store *s, const struct cry_secret *role_key);
+/* Stores a version that is not published, inside the caller's op: in the clinical file when
+ * it is attached, else sealed in the replica; *stored 0 when neither is possible (no clinician
+ * has opened this replica with a role key yet) and the caller keeps it as before. */
+int store_draft_put(store *s, const struct plan *p, const uint8_t *body, size_t len,
+                    const uint8_t *seal, size_t seal_len, int64_t change_seq, int *stored);
+/* Deletes every draft and sealed draft of a plan (a purge). */
+int store_drafts_purge(store *s, const char *plan_id);
+/* Drops drafts of a plan older than its newest published version. */
+int store_drafts_prune(store *s, const char *plan_id);
+/* A draft version held in the clinical file. CMC_ERR_NOT_FOUND when not held there. */
+int store_draft_get(store *s, const char *plan_id, int64_t version, struct plan *out);
+/* Plans only drafts hold, and plans whose newest draft is newer than the replica's newest. */
+int store_drafts_counts(store *s, int64_t *only, int64_t *newer);
 
 /* ---- store.c: statements, bindings, small helpers ---------------------------------------- */
 

@@ -167,6 +167,14 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
     in_op = 1;
     if ((rc = check_tombstone(s, p->plan_id, change_seq)) != CMC_OK)
         goto out;
+    /* Not published: under the role key, never in the replica in clear (store_drafts.c). */
+    if (p->status != PLAN_STATUS_PUBLISHED) {
+        int stored = 0;
+        rc = store_draft_put(s, p, packed != NULL ? packed : body, packed != NULL ? packed_len : body_len,
+                             seal, seal_len, change_seq, &stored);
+        if (rc != CMC_OK || stored)
+            goto out;
+    }
     /* Replacing a version: the cascade removes its index row with it. */
     if ((rc = store_stmt_get(s, "DELETE FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
                          &st)) != CMC_OK)
@@ -289,7 +297,8 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
     if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?1",
                               plan_id, &pending, NULL)) != CMC_OK)
         goto out;
-    if ((rc = exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) !=
+    if ((rc = store_drafts_purge(s, plan_id)) != CMC_OK ||
+        (rc = exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) !=
             CMC_OK ||
         (rc = exec_for_plan(s, "DELETE FROM merges WHERE plan_id = ?1", plan_id)) != CMC_OK ||
         (rc = exec_for_plan(s, "DELETE FROM plan_identity WHERE plan_id = ?1", plan_id)) !=
@@ -341,14 +350,16 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
     if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
         (rc = store_bind_int(s, st, 2, version)) == CMC_OK)
         rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: that version is not held");
-    if (rc == CMC_OK) {
+    if (rc == CMC_OK && !row) {
+        store_stmt_put(s, st);
+        st = NULL;
+        rc = store_draft_get(s, plan_id, version, out); /* a draft, in the clinical file */
+    } else if (rc == CMC_OK) {
         rc = store_column_plan(st, 0, plan_id, out);
-        if (rc == CMC_OK && out->version != version) {
-            plan_free(out);
-            rc = cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body has another version");
-        }
+    }
+    if (rc == CMC_OK && out->version != version) {
+        plan_free(out);
+        rc = cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body has another version");
     }
     store_stmt_put(s, st);
     return rc;
@@ -371,7 +382,7 @@ int store_sync_prune(store *s, const char *plan_id)
     if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
         rc = db_step(db, st, &row);
     store_stmt_put(s, st);
-    return rc;
+    return rc == CMC_OK ? store_drafts_prune(s, plan_id) : rc;
 }
 
 int store_sync_has_pending(store *s, int *yes)
