@@ -49,9 +49,10 @@ static void versions_free(struct page_version *pv, size_t n)
 static int rebuild_delta(store *s, const struct bundle_op *op, struct page_version *v)
 {
     int rc = store_sync_version_get(s, op->plan_id, op->base_version, &v->rebuilt);
-    int sealed = 0;
-    if (rc == CMC_ERR_NOT_FOUND && store_drafts_sealed(s, op->plan_id, &sealed) == CMC_OK && sealed)
-        /* the base is a draft sealed for the clinicians' key: the next sync fetches every plan
+    int withheld = 0;
+    if (rc == CMC_ERR_NOT_FOUND && store_sync_base_withheld(s, op->plan_id, &withheld) == CMC_OK &&
+        withheld)
+        /* the base is a draft kept under the clinicians' key: the next sync fetches every plan
          * whole (engine_seal_repair), which needs no base */
         return cmc_fail(CMC_ERR_TAMPERED, "a change arrived against a draft this user cannot open; "
                                           "every plan is fetched again at the next sync");

@@ -383,10 +383,17 @@ int store_drafts_prune(store *s, const char *plan_id)
                      plan_id);
 }
 
-int store_drafts_sealed(store *s, const char *plan_id, int *yes)
+int store_sync_base_withheld(store *s, const char *plan_id, int *yes)
 {
     int64_t n = 0;
-    int rc = store_query_int(s, "SELECT EXISTS (SELECT 1 FROM sealed_drafts WHERE plan_id = ?1)",
+    *yes = 0;
+    int rc = box_pk_load(s);
+    if (rc == CMC_OK && !s->drafts_clinical && s->have_box_pk) {
+        *yes = 1; /* drafts live in a clinical file this session cannot open */
+        return CMC_OK;
+    }
+    if (rc == CMC_OK)
+        rc = store_query_int(s, "SELECT EXISTS (SELECT 1 FROM sealed_drafts WHERE plan_id = ?1)",
                              plan_id, &n, NULL);
     *yes = rc == CMC_OK && n != 0;
     return rc;
