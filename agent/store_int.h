@@ -56,6 +56,12 @@ int store_clinical_open(store *s, const char *replica_path, const struct cry_sec
 
 /* ---- store_drafts.c ------------------------------------------------------------------------ */
 
+/* Every version held whatever its status, as a table: the replica's and the drafts this
+ * session can read (plan_id, version, body). */
+#define STORE_HELD_VERSIONS                                                                  \
+    "(SELECT plan_id, version, body FROM plan_versions"                                      \
+    " UNION ALL SELECT plan_id, version, body FROM drafts)"
+
 /* Sync-state key of the public half of the box pair the role key derives (hex). */
 #define STORE_STATE_DRAFT_BOX "draft_box_pk"
 

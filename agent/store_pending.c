@@ -51,7 +51,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     if (change_len > PLAN_MAX_ENCODED)
         return cmc_fail(CMC_ERR_TOO_LARGE, "pending edit: the change is larger than %d bytes",
                         PLAN_MAX_ENCODED);
-    if ((rc = store_stmt_get(s, "SELECT 1 FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+    if ((rc = store_stmt_get(s, "SELECT 1 FROM " STORE_HELD_VERSIONS " WHERE plan_id = ?1 AND version = ?2",
                          &st)) != CMC_OK)
         goto out;
     if ((rc = store_bind_text(s, st, 1, plan_id)) != CMC_OK ||
@@ -76,7 +76,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     if ((rc = store_stmt_get(s,
                        "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user,"
                        " created_at, change, state, base, user_sig)"
-                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, body, ?7 FROM plan_versions"
+                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, body, ?7 FROM " STORE_HELD_VERSIONS
                        " WHERE plan_id = ?1 AND version = ?2",
                        &st)) != CMC_OK)
         goto out;
