@@ -151,7 +151,11 @@ echo '{"set": {"social_support": "SECRETDRAFTTWO son moved in"}}' >"$E2E_TMP/edi
 expect_exit 0 hub plan edit "$A" --as nurse1 --file "$E2E_TMP/edit4.json"
 set +e
 agent "$LAPTOP" sync --user crew-smith --pin-file "$E2E_TMP/uc-pin" >"$E2E_TMP/uc-sync.out" 2>&1
+rc=$?
 set -e
+[ $rc -eq 0 ] || grep -q "every plan is fetched again at the next sync" "$E2E_TMP/uc-sync.out" ||
+  fail "the urgent-care sync failed without saying why (exit $rc): $(cat "$E2E_TMP/uc-sync.out")"
+echo "first urgent-care sync after the new draft: exit $rc" >&2
 expect_exit 0 agent "$LAPTOP" sync --user crew-smith --pin-file "$E2E_TMP/uc-pin"
 out=$(sq "$LAPTOP/replica.db" "$uc_key" "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;" \
   "SELECT count(*) FROM sealed_drafts")
