@@ -357,26 +357,15 @@ out:
 
 /* ---- what the engine and the counts ask ---------------------------------------------------- */
 
-/* Runs `sql` with the plan id as ?1. */
-static int exec_plan(store *s, const char *sql, const char *plan_id)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt_get(s, sql, &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = store_step_done(s, st);
-    store_stmt_put(s, st);
-    return rc;
-}
-
 int store_drafts_purge(store *s, const char *plan_id)
 {
-    int rc = exec_plan(s, "DELETE FROM drafts WHERE plan_id = ?1", plan_id);
-    return rc == CMC_OK ? exec_plan(s, "DELETE FROM sealed_drafts WHERE plan_id = ?1", plan_id) : rc;
+    int rc = store_exec_for_plan(s, "DELETE FROM drafts WHERE plan_id = ?1", plan_id);
+    return rc == CMC_OK ? store_exec_for_plan(s, "DELETE FROM sealed_drafts WHERE plan_id = ?1", plan_id) : rc;
 }
 
 int store_drafts_prune(store *s, const char *plan_id)
 {
-    return exec_plan(s,
+    return store_exec_for_plan(s,
                      "DELETE FROM drafts WHERE plan_id = ?1 AND version <"
                      " (SELECT max(version) FROM plan_versions WHERE plan_id = ?1"
                      "  AND status = 'published')",

@@ -100,6 +100,8 @@ int store_bind_blob(store *s, sqlite3_stmt *st, int i, const void *b, size_t len
 int store_bind_int(store *s, sqlite3_stmt *st, int i, int64_t v);
 /* Runs a statement that returns no rows. */
 int store_step_done(store *s, sqlite3_stmt *st);
+/* Runs `sql` (no rows) with the plan id as ?1 (store_sync.c). */
+int store_exec_for_plan(store *s, const char *sql, const char *plan_id);
 /* One integer from `sql` with an optional text parameter; *found (may be NULL) 0 when no row. */
 int store_query_int(store *s, const char *sql, const char *param, int64_t *out, int *found);
 /* The kept plan counts (agent/store_counts.c) against a recount from the rows' columns:

@@ -251,8 +251,7 @@ int store_put_sealed(store *s, const struct plan *p, const uint8_t *packed, size
     return put_version(s, p, packed, packed_len, seal, seal_len, change_seq);
 }
 
-/* Runs `sql` with the plan id as ?1. */
-static int exec_for_plan(store *s, const char *sql, const char *plan_id)
+int store_exec_for_plan(store *s, const char *sql, const char *plan_id)
 {
     sqlite3_stmt *st = NULL;
     int rc = store_stmt_get(s, sql, &st);
@@ -298,12 +297,12 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
                               plan_id, &pending, NULL)) != CMC_OK)
         goto out;
     if ((rc = store_drafts_purge(s, plan_id)) != CMC_OK ||
-        (rc = exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) !=
+        (rc = store_exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) !=
             CMC_OK ||
-        (rc = exec_for_plan(s, "DELETE FROM merges WHERE plan_id = ?1", plan_id)) != CMC_OK ||
-        (rc = exec_for_plan(s, "DELETE FROM plan_identity WHERE plan_id = ?1", plan_id)) !=
+        (rc = store_exec_for_plan(s, "DELETE FROM merges WHERE plan_id = ?1", plan_id)) != CMC_OK ||
+        (rc = store_exec_for_plan(s, "DELETE FROM plan_identity WHERE plan_id = ?1", plan_id)) !=
             CMC_OK ||
-        (rc = exec_for_plan(s, "DELETE FROM plan_versions WHERE plan_id = ?1", plan_id)) != CMC_OK)
+        (rc = store_exec_for_plan(s, "DELETE FROM plan_versions WHERE plan_id = ?1", plan_id)) != CMC_OK)
         goto out;
     /* A later purge of the same plan moves the tombstone forward; an older one leaves it. */
     if ((rc = store_stmt_get(s,
