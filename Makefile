@@ -105,13 +105,18 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l)
 # under AddressSanitizer and UndefinedBehaviorSanitizer in build-asan, valgrind over the unit
 # tests) and a short libFuzzer pass over every target (CHECK_FUZZ_SECONDS each).
 CHECK_FUZZ_SECONDS ?= 10
+# builds, end-to-end scripts and valgrind runs use this many cores at once
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check:
 	@scripts/install-deps.sh
 	@rm -f $(BUILD)/test-logs/summary-* $(FUZZ_BUILD)/test-logs/summary-*
-	@$(MAKE) --no-print-directory unit; u=$$?; $(MAKE) --no-print-directory e2e; e=$$?; h=0; z=0; \
+	@t0=$$(date +%s); $(MAKE) --no-print-directory -j$(JOBS) unit; u=$$?; \
+	  $(MAKE) --no-print-directory -j$(JOBS) e2e; e=$$?; h=0; z=0; \
+	  echo "check: normal build, unit and e2e took $$(( $$(date +%s) - t0 ))s"; \
 	  if [ -z "$(SANITIZE)" ]; then \
-	    BUILD=$(BUILD) scripts/check-hardened.sh; h=$$?; \
-	    $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS); z=$$?; \
+	    BUILD=$(BUILD) JOBS=$(JOBS) scripts/check-hardened.sh; h=$$?; t1=$$(date +%s); \
+	    $(MAKE) --no-print-directory -j$(JOBS) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS); z=$$?; \
+	    echo "check: fuzz build and runs took $$(( $$(date +%s) - t1 ))s"; \
 	  fi; \
 	  cat $(BUILD)/test-logs/summary-* $(FUZZ_BUILD)/test-logs/summary-* 2>/dev/null | \
 	    awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "check: %d passed, %d failed, %d skipped\n", p, f, s}'; \
@@ -175,7 +180,8 @@ $(BUILD)/tests/fuzz/%: tests/fuzz/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
 
-e2e: $(FAULT_BINS) $(FUZZ_REPLAY_BINS)
+# test_card_terminal.sh and test_web_page.sh render the card states with the unit test program
+e2e: $(FAULT_BINS) $(FUZZ_REPLAY_BINS) $(BUILD)/tests/test_agent_card
 
 .PHONY: fault-bins fuzz-bins
 fault-bins: $(FAULT_BINS) $(FUZZ_REPLAY_BINS) $(PROGS) $(TOOLS)

@@ -68,12 +68,13 @@ hub_init() {
   hub init >/dev/null || fail "cmc-hub init"
 }
 
-# start_hub [PORT]: serves HTTPS on 127.0.0.1 (a free port, or PORT again after a restart:
+# start_hub [PORT]: serves HTTPS on 127.0.0.1 (a free port below the kernel's ephemeral range,
+# 32768-60999, so that no client connection holds it when a hub restarts; or PORT again after a restart:
 # enrolled devices know the hub by its URL); sets HUB_PORT and HUB_URL.
 start_hub() {
   local tries=0 fixed=${1:-}
   while :; do
-    HUB_PORT=${fixed:-$(( 20000 + RANDOM % 40000 ))}
+    HUB_PORT=${fixed:-$(( 20000 + RANDOM % 12000 ))}
     # the binary itself, not a shell function, so that $! is the hub's own pid
     "$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$HUB_PORT" --tls-cert "$E2E_TMP/certs/server.pem" \
       --tls-key "$E2E_TMP/certs/server.key" >>"$E2E_TMP/hub.log" 2>&1 &

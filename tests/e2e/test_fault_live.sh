@@ -17,7 +17,7 @@ hub_init
 hub user add gp1 --role gp >/dev/null
 hub user add nurse1 --role clinician >/dev/null
 
-free_port() { echo $(( 20000 + RANDOM % 40000 )); }
+free_port() { echo $(( 20000 + RANDOM % 12000 )); }
 HUB_PLAIN=
 serve() { # serve [PORT]: the hub on plain HTTP behind the proxy
   local tries=0

@@ -12,7 +12,7 @@ REGION=south-east-london
 hub_init
 hub seed --plans 2000 --seed 11 >/dev/null
 
-free_port() { echo $(( 20000 + RANDOM % 40000 )); }
+free_port() { echo $(( 20000 + RANDOM % 12000 )); }
 HUB_PLAIN=$(free_port)
 "$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$HUB_PLAIN" >>"$E2E_TMP/hub.log" 2>&1 &
 HUB_PID=$!
