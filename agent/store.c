@@ -13,6 +13,7 @@
 #include "sync/db.h"
 #include "sync/plan.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -129,6 +130,29 @@ int store_step_done(store *s, sqlite3_stmt *st)
     return db_step(s->db, st, &has_row);
 }
 
+int store_exec_bound(store *s, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    int rc = store_stmt_get(s, sql, &st);
+    va_start(ap, types);
+    for (int i = 0; rc == CMC_OK && types[i] != '\0'; i++) {
+        if (types[i] == 't') {
+            rc = store_bind_text(s, st, i + 1, va_arg(ap, const char *));
+        } else if (types[i] == 'i') {
+            rc = store_bind_int(s, st, i + 1, va_arg(ap, int64_t));
+        } else {
+            const void *b = va_arg(ap, const void *);
+            rc = store_bind_blob(s, st, i + 1, b, va_arg(ap, size_t));
+        }
+    }
+    va_end(ap);
+    if (rc == CMC_OK)
+        rc = store_step_done(s, st);
+    store_stmt_put(s, st);
+    return rc;
+}
+
 /* One integer from `sql` with an optional text parameter; *found 0 when no row. */
 int store_query_int(store *s, const char *sql, const char *param, int64_t *out, int *found)
 {
@@ -152,6 +176,20 @@ int store_query_int(store *s, const char *sql, const char *param, int64_t *out, 
 out:
     store_stmt_put(s, st);
     return rc;
+}
+
+void *store_grow(void *arr, size_t count, size_t *cap, size_t elem, size_t first)
+{
+    if (count < *cap)
+        return arr;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *grown = cmc_realloc(arr, ncap * elem);
+    if (grown == NULL) {
+        cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
+        return NULL;
+    }
+    *cap = ncap;
+    return grown;
 }
 
 int store_dup_text(const char *src, char **out)

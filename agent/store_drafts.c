@@ -36,22 +36,10 @@
 
 static int box_pk_load(store *s)
 {
-    char *hex = NULL;
     if (s->box_loaded)
         return CMC_OK;
-    int rc = store_state_get(s, STORE_STATE_DRAFT_BOX, &hex);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        s->box_loaded = 1;
-        return CMC_OK;
-    }
-    if (rc != CMC_OK)
-        return rc;
-    if (cry_unhex(s->box_pk, sizeof s->box_pk, hex) != CMC_OK)
-        rc = cmc_fail(CMC_ERR_TAMPERED, "replica: the stored draft key is malformed");
-    else
-        s->have_box_pk = s->box_loaded = 1;
-    cmc_free(hex);
+    int rc = store_state_get_hex(s, STORE_STATE_DRAFT_BOX, s->box_pk, sizeof s->box_pk, &s->have_box_pk);
+    s->box_loaded = rc == CMC_OK;
     return rc;
 }
 
@@ -96,31 +84,17 @@ static int clinical_insert(store *s, const struct plan *p, const uint8_t *body, 
                            int64_t received_at)
 {
     struct store_identity id;
-    sqlite3_stmt *st = NULL;
     int rc = store_identity_of(p, &id);
     if (rc != CMC_OK)
         return rc;
-    if ((rc = store_stmt_get(s,
-                             "INSERT OR REPLACE INTO drafts (plan_id, version, status, nhs_number,"
-                             " change_seq, received_at, body, seal, family_name, given_name,"
-                             " date_of_birth, postcode, postcode_outward)"
-                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                             &st)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 1, p->plan_id)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 2, p->version)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 3, plan_status_name(p->status))) == CMC_OK &&
-        (rc = store_bind_text(s, st, 4, p->nhs_number)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 5, change_seq)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 6, received_at)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 7, body, len)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 8, seal, seal_len)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 9, id.family)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 10, id.given)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 11, p->patient.date_of_birth)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 12, id.postcode)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 13, id.outward)) == CMC_OK)
-        rc = store_step_done(s, st);
-    store_stmt_put(s, st);
+    rc = store_exec_bound(s,
+                          "INSERT OR REPLACE INTO drafts (plan_id, version, status, nhs_number,"
+                          " change_seq, received_at, body, seal, family_name, given_name,"
+                          " date_of_birth, postcode, postcode_outward)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                          "tittiibbttttt", p->plan_id, p->version, plan_status_name(p->status),
+                          p->nhs_number, change_seq, received_at, body, len, seal, seal_len,
+                          id.family, id.given, p->patient.date_of_birth, id.postcode, id.outward);
     store_identity_free(&id);
     return rc;
 }
@@ -133,7 +107,6 @@ static int sealed_insert(store *s, const char *plan_id, const uint8_t *body, siz
     size_t plain_len = SEALED_HEAD + len + 4 + seal_len;
     uint8_t *plain = cmc_malloc(plain_len);
     uint8_t *box = cmc_malloc(plain_len + CRY_BOX_SEAL_BYTES);
-    sqlite3_stmt *st = NULL;
     int rc = CMC_OK;
     if (plain == NULL || box == NULL) {
         rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
@@ -149,13 +122,9 @@ static int sealed_insert(store *s, const char *plan_id, const uint8_t *body, siz
         memcpy(plain + SEALED_HEAD + len + 4, seal, seal_len);
     if ((rc = cry_box_seal(box, plain, plain_len, s->box_pk)) != CMC_OK)
         goto out;
-    if ((rc = store_stmt_get(s, "INSERT INTO sealed_drafts (plan_id, box) VALUES (?1, ?2)", &st)) ==
-            CMC_OK &&
-        (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 2, box, plain_len + CRY_BOX_SEAL_BYTES)) == CMC_OK)
-        rc = store_step_done(s, st);
+    rc = store_exec_bound(s, "INSERT INTO sealed_drafts (plan_id, box) VALUES (?1, ?2)", "tb", plan_id,
+                          box, plain_len + CRY_BOX_SEAL_BYTES);
 out:
-    store_stmt_put(s, st);
     if (plain != NULL)
         cry_memzero(plain, plain_len);
     cmc_free(plain);

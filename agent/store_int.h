@@ -54,6 +54,10 @@ struct store {
  * stand-ins. Sets s->clinical. */
 int store_clinical_open(store *s, const char *replica_path, const struct cry_secret *role_key);
 
+/* A sync-state value of exactly `len` bytes in hex; *found 0 (CMC_OK) when unset,
+ * CMC_ERR_TAMPERED when malformed (store_sync.c). */
+int store_state_get_hex(store *s, const char *key, uint8_t *out, size_t len, int *found);
+
 /* ---- store_drafts.c ------------------------------------------------------------------------ */
 
 /* Every version held whatever its status, as a table: the replica's and the drafts this
@@ -100,8 +104,12 @@ int store_bind_blob(store *s, sqlite3_stmt *st, int i, const void *b, size_t len
 int store_bind_int(store *s, sqlite3_stmt *st, int i, int64_t v);
 /* Runs a statement that returns no rows. */
 int store_step_done(store *s, sqlite3_stmt *st);
-/* Runs `sql` (no rows) with the plan id as ?1 (store_sync.c). */
-int store_exec_for_plan(store *s, const char *sql, const char *plan_id);
+/* Runs `sql` (its rows ignored) with ?1, ?2, ... bound from the arguments as `types` says, one
+ * letter each: 't' a text (const char *; NULL binds NULL), 'i' an int64_t, 'b' a blob (const
+ * void *, then size_t; NULL binds NULL). */
+int store_exec_bound(store *s, const char *sql, const char *types, ...);
+/* Runs `sql` with the plan id as ?1. */
+#define store_exec_for_plan(s, sql, plan_id) store_exec_bound((s), (sql), "t", (const char *)(plan_id))
 /* One integer from `sql` with an optional text parameter; *found (may be NULL) 0 when no row. */
 int store_query_int(store *s, const char *sql, const char *param, int64_t *out, int *found);
 /* The kept plan counts (agent/store_counts.c) against a recount from the rows' columns:
@@ -110,6 +118,10 @@ int store_counts_check(store *s);
 /* Pending edits, held merges and tombstones: the counts the device itself keeps (store_read.c). */
 int store_counts_local(store *s, struct store_counts *out);
 
+/* `arr` with room for element `count` (of `elem` bytes): itself while count < *cap, else
+ * grown to twice *cap (`first` elements the first time) with *cap updated. NULL (CMC_ERR_NOMEM
+ * recorded) when memory runs out; `arr` is then unchanged and still the caller's. */
+void *store_grow(void *arr, size_t count, size_t *cap, size_t elem, size_t first);
 int store_dup_text(const char *src, char **out);
 int store_dup_blob(const void *src, size_t len, uint8_t **out, size_t *out_len);
 void store_copy_text(char *dst, size_t cap, const char *src);

@@ -390,16 +390,12 @@ static int collect_hits(store *s, sqlite3_stmt *st, int q, size_t limit, struct 
         }
         if (rc != CMC_OK)
             break;
-        if (count == cap) {
-            size_t ncap = cap == 0 ? 16 : cap * 2;
-            struct store_hit *nh = cmc_realloc(hits, ncap * sizeof *nh);
-            if (nh == NULL) {
-                rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
-                break;
-            }
-            hits = nh;
-            cap = ncap;
+        struct store_hit *grown = store_grow(hits, count, &cap, sizeof *hits, 16);
+        if (grown == NULL) {
+            rc = CMC_ERR_NOMEM;
+            break;
         }
+        hits = grown;
         if ((rc = hit_from_plan(&p, &hits[count])) != CMC_OK)
             break;
         count++;
@@ -427,6 +423,18 @@ int store_search(store *s, const struct store_query *q, size_t limit, struct sto
     return store_search_counted(s, q, limit, out, n, NULL);
 }
 
+/* A search term normalised into *out (cmc_free); CMC_ERR_INVALID "search: <empty>" when
+ * nothing of it is left. */
+static int search_term(const char *in, void (*normalise)(const char *, char *), const char *empty,
+                       char **out)
+{
+    *out = cmc_malloc(strlen(in) + 1);
+    if (*out == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
+    normalise(in, *out);
+    return (*out)[0] != '\0' ? CMC_OK : cmc_fail(CMC_ERR_INVALID, "search: %s", empty);
+}
+
 int store_search_counted(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
                          size_t *n, size_t *total)
 {
@@ -448,18 +456,14 @@ int store_search_counted(store *s, const struct store_query *q, size_t limit, st
     }
     if (q->name != NULL) {
         size_t len = strlen(q->name);
-        whole = cmc_malloc(len + 1);
         first = cmc_malloc(len + 1);
         rest = cmc_malloc(len + 1);
-        if (whole == NULL || first == NULL || rest == NULL) {
+        if (first == NULL || rest == NULL) {
             rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
             goto out;
         }
-        store_name_normalise(q->name, whole);
-        if (whole[0] == '\0') {
-            rc = cmc_fail(CMC_ERR_INVALID, "search: the name has no letters");
+        if ((rc = search_term(q->name, store_name_normalise, "the name has no letters", &whole)) != CMC_OK)
             goto out;
-        }
         /* First word (as typed, up to a space) and the rest: "given family". */
         const char *sp = strchr(q->name, ' ');
         while (sp != NULL && sp[1] == ' ')
@@ -477,18 +481,9 @@ int store_search_counted(store *s, const struct store_query *q, size_t limit, st
             first[0] = rest[0] = '\0';
         }
     }
-    if (q->postcode != NULL) {
-        postcode = cmc_malloc(strlen(q->postcode) + 1);
-        if (postcode == NULL) {
-            rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
-            goto out;
-        }
-        store_postcode_normalise(q->postcode, postcode);
-        if (postcode[0] == '\0') {
-            rc = cmc_fail(CMC_ERR_INVALID, "search: the postcode is empty");
-            goto out;
-        }
-    }
+    if (q->postcode != NULL &&
+        (rc = search_term(q->postcode, store_postcode_normalise, "the postcode is empty", &postcode)) != CMC_OK)
+        goto out;
     if ((rc = store_stmt_get(s, sql_search[qi], &st)) != CMC_OK)
         goto out;
     int two_words = first != NULL && first[0] != '\0' && rest[0] != '\0';

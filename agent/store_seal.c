@@ -69,7 +69,6 @@ static uint32_t get_be32(const uint8_t *p)
 static int seals_load(store *s)
 {
     struct store_seals *c = s->seals;
-    char *hex = NULL;
     if (c == NULL) {
         if ((c = cmc_calloc(1, sizeof *c)) == NULL)
             return cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
@@ -77,19 +76,8 @@ static int seals_load(store *s)
     }
     if (c->loaded)
         return CMC_OK;
-    int rc = store_state_get(s, STORE_STATE_HUB_PK, &hex);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        c->loaded = 1;
-        return CMC_OK;
-    }
-    if (rc != CMC_OK)
-        return rc;
-    if (cry_unhex(c->hub_pk, sizeof c->hub_pk, hex) != CMC_OK)
-        rc = cmc_fail(CMC_ERR_TAMPERED, "replica: the stored hub key is malformed");
-    else
-        c->have_pk = c->loaded = 1;
-    cmc_free(hex);
+    int rc = store_state_get_hex(s, STORE_STATE_HUB_PK, c->hub_pk, sizeof c->hub_pk, &c->have_pk);
+    c->loaded = rc == CMC_OK;
     return rc;
 }
 
@@ -202,13 +190,8 @@ int store_seal_blob(const struct cry_merkle_tree *t, size_t i, const uint8_t sig
 
 int store_seal_insert(store *s, int64_t version_id, const uint8_t *seal, size_t len)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt_get(s, "INSERT INTO plan_seals (version_id, seal) VALUES (?1, ?2)", &st);
-    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, version_id)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 2, seal, len)) == CMC_OK)
-        rc = store_step_done(s, st);
-    store_stmt_put(s, st);
-    return rc;
+    return store_exec_bound(s, "INSERT INTO plan_seals (version_id, seal) VALUES (?1, ?2)", "ib",
+                            version_id, seal, len);
 }
 
 /* Deletes the version rows whose ids are listed (the cascade takes their identity rows). */
@@ -253,16 +236,12 @@ int store_seal_scan(store *s, int drop, store_seal_cb cb, void *ctx, int64_t *ba
         (*bad)++;
         if (cb != NULL)
             cb(store_safe_id(plan_id), version, ctx);
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            int64_t *ni = cmc_realloc(ids, ncap * sizeof *ni);
-            if (ni == NULL) {
-                rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
-                break;
-            }
-            ids = ni;
-            cap = ncap;
+        int64_t *grown = store_grow(ids, n, &cap, sizeof *ids, 16);
+        if (grown == NULL) {
+            rc = CMC_ERR_NOMEM;
+            break;
         }
+        ids = grown;
         ids[n++] = sqlite3_column_int64(st, 4);
     }
     store_stmt_put(s, st);

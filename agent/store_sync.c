@@ -46,6 +46,25 @@ out:
     return rc;
 }
 
+int store_state_get_hex(store *s, const char *key, uint8_t *out, size_t len, int *found)
+{
+    char *hex = NULL;
+    *found = 0;
+    int rc = store_state_get(s, key, &hex);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
+        return CMC_OK;
+    }
+    if (rc != CMC_OK)
+        return rc;
+    if (cry_unhex(out, len, hex) != CMC_OK)
+        rc = cmc_fail(CMC_ERR_TAMPERED, "replica: the stored %s is malformed", key);
+    else
+        *found = 1;
+    cmc_free(hex);
+    return rc;
+}
+
 int store_state_get_int(store *s, const char *key, int64_t *out)
 {
     char *v = NULL, *end = NULL;
@@ -64,22 +83,12 @@ int store_state_get_int(store *s, const char *key, int64_t *out)
 
 int store_state_set(store *s, const char *key, const char *value)
 {
-    sqlite3_stmt *st = NULL;
-    int rc;
     if (key == NULL || key[0] == '\0' || value == NULL)
         return cmc_fail(CMC_ERR_USAGE, "replica: state key and value are required");
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO sync_state (key, value) VALUES (?1, ?2)"
-                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_text(s, st, 1, key)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 2, value)) != CMC_OK)
-        goto out;
-    rc = store_step_done(s, st);
-out:
-    store_stmt_put(s, st);
-    return rc;
+    return store_exec_bound(s,
+                            "INSERT INTO sync_state (key, value) VALUES (?1, ?2)"
+                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            "tt", key, value);
 }
 
 int store_state_set_int(store *s, const char *key, int64_t value)
@@ -133,7 +142,6 @@ static int check_tombstone(store *s, const char *plan_id, int64_t change_seq)
 static int put_version(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
                        const uint8_t *seal, size_t seal_len, int64_t change_seq)
 {
-    sqlite3_stmt *st = NULL;
     uint8_t *body = NULL;
     size_t body_len = 0;
     struct store_identity id;
@@ -176,53 +184,26 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
             goto out;
     }
     /* Replacing a version: the cascade removes its index row with it. */
-    if ((rc = store_stmt_get(s, "DELETE FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
-                         &st)) != CMC_OK)
+    if ((rc = store_exec_bound(s, "DELETE FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+                               "ti", p->plan_id, p->version)) != CMC_OK)
         goto out;
-    if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 2, p->version)) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
-        goto out;
-    store_stmt_put(s, st);
-    st = NULL;
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
-                       " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 2, p->version)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 3, status)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 4, p->nhs_number)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 5, change_seq)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 6, plat_wall_now())) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 7, packed != NULL ? packed : body,
-                        packed != NULL ? packed_len : body_len)) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
+    if ((rc = store_exec_bound(s,
+                               "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
+                               " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               "tittiib", p->plan_id, p->version, status, p->nhs_number, change_seq,
+                               plat_wall_now(), packed != NULL ? packed : body,
+                               packed != NULL ? packed_len : body_len)) != CMC_OK)
         goto out;
     int64_t version_id = sqlite3_last_insert_rowid(s->db);
-    store_stmt_put(s, st);
-    st = NULL;
     if (seal != NULL && (rc = store_seal_insert(s, version_id, seal, seal_len)) != CMC_OK)
         goto out;
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
-                       " given_name, date_of_birth, postcode, postcode_outward)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_int(s, st, 1, version_id)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 2, p->plan_id)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 3, p->nhs_number)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 4, id.family)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 5, id.given)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 6, p->patient.date_of_birth)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 7, id.postcode)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 8, id.outward)) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
-        goto out;
+    rc = store_exec_bound(s,
+                          "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
+                          " given_name, date_of_birth, postcode, postcode_outward)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                          "ittttttt", version_id, p->plan_id, p->nhs_number, id.family, id.given,
+                          p->patient.date_of_birth, id.postcode, id.outward);
 out:
-    store_stmt_put(s, st);
     if (in_op)
         rc = store_op_end(s, rc);
     store_identity_free(&id);
@@ -251,16 +232,6 @@ int store_put_sealed(store *s, const struct plan *p, const uint8_t *packed, size
     return put_version(s, p, packed, packed_len, seal, seal_len, change_seq);
 }
 
-int store_exec_for_plan(store *s, const char *sql, const char *plan_id)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt_get(s, sql, &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = store_step_done(s, st);
-    store_stmt_put(s, st);
-    return rc;
-}
-
 int store_purge(store *s, const char *plan_id, const char *reason, int64_t change_seq,
                 int *discarded)
 {
@@ -280,7 +251,8 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
         return rc;
     in_op = 1;
     /* The tombstone keeps a hash of the NHS number, never the number. */
-    if ((rc = store_stmt_get(s, "SELECT nhs_number FROM plan_versions WHERE plan_id = ?1 LIMIT 1",
+    if ((rc = store_stmt_get(s, "SELECT nhs_number FROM plan_versions WHERE plan_id = ?1 UNION ALL"
+                                " SELECT nhs_number FROM drafts WHERE plan_id = ?1 LIMIT 1",
                          &st)) != CMC_OK)
         goto out;
     if ((rc = store_bind_text(s, st, 1, plan_id)) != CMC_OK ||
@@ -305,24 +277,17 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
         (rc = store_exec_for_plan(s, "DELETE FROM plan_versions WHERE plan_id = ?1", plan_id)) != CMC_OK)
         goto out;
     /* A later purge of the same plan moves the tombstone forward; an older one leaves it. */
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO tombstones (plan_id, nhs_hash, reason, change_seq, purged_at)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plan_id) DO UPDATE SET"
-                       " nhs_hash = coalesce(excluded.nhs_hash, nhs_hash),"
-                       " reason = CASE WHEN excluded.change_seq >= change_seq"
-                       "   THEN excluded.reason ELSE reason END,"
-                       " purged_at = CASE WHEN excluded.change_seq >= change_seq"
-                       "   THEN excluded.purged_at ELSE purged_at END,"
-                       " change_seq = max(change_seq, excluded.change_seq)",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_text(s, st, 1, plan_id)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 2, have_hash ? nhs_hash : NULL, sizeof nhs_hash)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 3, reason)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 4, change_seq)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 5, plat_wall_now())) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
-        goto out;
+    rc = store_exec_bound(s,
+                          "INSERT INTO tombstones (plan_id, nhs_hash, reason, change_seq, purged_at)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plan_id) DO UPDATE SET"
+                          " nhs_hash = coalesce(excluded.nhs_hash, nhs_hash),"
+                          " reason = CASE WHEN excluded.change_seq >= change_seq"
+                          "   THEN excluded.reason ELSE reason END,"
+                          " purged_at = CASE WHEN excluded.change_seq >= change_seq"
+                          "   THEN excluded.purged_at ELSE purged_at END,"
+                          " change_seq = max(change_seq, excluded.change_seq)",
+                          "tbtii", plan_id, have_hash ? nhs_hash : NULL, sizeof nhs_hash, reason,
+                          change_seq, plat_wall_now());
 out:
     store_stmt_put(s, st);
     if (in_op)
