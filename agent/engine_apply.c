@@ -345,12 +345,8 @@ int engine_seal_repair(store *s, struct engine_report *rep)
 {
     char *flag = NULL;
     int64_t bad = 0;
-    int rc = store_state_get(s, STORE_STATE_SEAL_REPAIR, &flag);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        return CMC_OK;
-    }
-    if (rc != CMC_OK)
+    int rc = store_state_find(s, STORE_STATE_SEAL_REPAIR, &flag);
+    if (rc != CMC_OK || flag == NULL)
         return rc;
     int wanted = strcmp(flag, "1") == 0;
     cmc_free(flag);

@@ -87,12 +87,8 @@ int store_audit_range(store *s, int64_t after_seq, size_t max, struct audit_entr
     if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, after_seq)) == CMC_OK)
         rc = store_bind_int(s, st, 2, max == 0 ? -1 : (int64_t)max);
     while (rc == CMC_OK && (rc = db_step(s->db, st, &row)) == CMC_OK && row) {
-        struct audit_entry *grown = store_grow(v, count, &cap, sizeof *v, 64);
-        if (grown == NULL) {
-            rc = CMC_ERR_NOMEM;
+        if ((rc = store_grow(&v, count, &cap, sizeof *v, 64)) != CMC_OK)
             break;
-        }
-        v = grown;
         entry_from_row(st, &v[count++]);
     }
     store_stmt_put(s, st);

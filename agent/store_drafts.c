@@ -360,14 +360,10 @@ int store_sync_base_withheld(store *s, const char *plan_id, int *yes)
 int store_draft_get(store *s, const char *plan_id, int64_t version, struct plan *out)
 {
     sqlite3_stmt *st = NULL;
-    int row = 0;
     plan_init(out);
-    int rc = store_stmt_get(s, "SELECT body FROM drafts WHERE plan_id = ?1 AND version = ?2", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 2, version)) == CMC_OK)
-        rc = db_step(s->db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: that version is not held");
+    int rc = store_query_row(s, &st, "replica: that version is not held",
+                             "SELECT body FROM drafts WHERE plan_id = ?1 AND version = ?2", "ti",
+                             plan_id, version);
     if (rc == CMC_OK)
         rc = store_column_plan(st, 0, plan_id, out);
     store_stmt_put(s, st);

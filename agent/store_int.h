@@ -108,6 +108,11 @@ int store_step_done(store *s, sqlite3_stmt *st);
  * letter each: 't' a text (const char *; NULL binds NULL), 'i' an int64_t, 'b' a blob (const
  * void *, then size_t; NULL binds NULL). */
 int store_exec_bound(store *s, const char *sql, const char *types, ...);
+/* The first row of `sql`, bound as for store_exec_bound, left in *st for the caller to read
+ * and give back (store_stmt_put, also on failure); CMC_ERR_NOT_FOUND with `missing` as the
+ * detail when there is none. */
+int store_query_row(store *s, sqlite3_stmt **st, const char *missing, const char *sql,
+                    const char *types, ...);
 /* Runs `sql` with the plan id as ?1. */
 #define store_exec_for_plan(s, sql, plan_id) store_exec_bound((s), (sql), "t", (const char *)(plan_id))
 /* One integer from `sql` with an optional text parameter; *found (may be NULL) 0 when no row. */
@@ -118,10 +123,10 @@ int store_counts_check(store *s);
 /* Pending edits, held merges and tombstones: the counts the device itself keeps (store_read.c). */
 int store_counts_local(store *s, struct store_counts *out);
 
-/* `arr` with room for element `count` (of `elem` bytes): itself while count < *cap, else
- * grown to twice *cap (`first` elements the first time) with *cap updated. NULL (CMC_ERR_NOMEM
- * recorded) when memory runs out; `arr` is then unchanged and still the caller's. */
-void *store_grow(void *arr, size_t count, size_t *cap, size_t elem, size_t first);
+/* Room for element `count` (of `elem` bytes) in the array whose pointer `arr_ptr` points to
+ * (a T **): unchanged while count < *cap, else grown to twice *cap (`first` elements the first
+ * time) and *cap updated. CMC_ERR_NOMEM leaves the array as it was, still the caller's. */
+int store_grow(void *arr_ptr, size_t count, size_t *cap, size_t elem, size_t first);
 int store_dup_text(const char *src, char **out);
 int store_dup_blob(const void *src, size_t len, uint8_t **out, size_t *out_len);
 void store_copy_text(char *dst, size_t cap, const char *src);

@@ -130,12 +130,8 @@ int store_sync_pending_list(store *s, const char *plan_id, struct store_pending 
     for (;;) {
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
             break;
-        struct store_pending *grown = store_grow(items, count, &cap, sizeof *items, 8);
-        if (grown == NULL) {
-            rc = CMC_ERR_NOMEM;
+        if ((rc = store_grow(&items, count, &cap, sizeof *items, 8)) != CMC_OK)
             break;
-        }
-        items = grown;
         struct store_pending *e = &items[count];
         memset(e, 0, sizeof *e);
         e->id = sqlite3_column_int64(st, 0);
@@ -199,18 +195,13 @@ int store_pending_set_state(store *s, int64_t id, int state)
 
 int store_pending_base(store *s, int64_t pending_id, struct plan *out)
 {
-    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    int row = 0;
     plan_init(out);
-    int rc = db_prepare(db, "SELECT plan_id, base FROM pending_edits WHERE id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, pending_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no such pending edit");
+    int rc = store_query_row(s, &st, "replica: no such pending edit",
+                             "SELECT plan_id, base FROM pending_edits WHERE id = ?1", "i", pending_id);
     if (rc == CMC_OK)
-        rc = store_column_plan(st, 1, (const char *)sqlite3_column_text(st, 0), out);
-    sqlite3_finalize(st);
+        rc = store_column_plan(st, 1, store_col_text(st, 0), out);
+    store_stmt_put(s, st);
     return rc;
 }
 
@@ -260,6 +251,8 @@ int store_pending_replace(store *s, const char *plan_id, const struct plan *base
     return rc;
 }
 
+#define NO_MERGE "replica: no merge state for that plan"
+
 /* ---- merge state -------------------------------------------------------------------------- */
 
 int store_merge_put(store *s, const char *plan_id, const struct plan *base,
@@ -284,21 +277,16 @@ int store_merge_put(store *s, const char *plan_id, const struct plan *base,
 int store_merge_get(store *s, const char *plan_id, struct plan *base, struct plan *local,
                     struct plan *remote)
 {
-    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    int row = 0;
     plan_init(base);
     plan_init(local);
     plan_init(remote);
-    int rc = db_prepare(db, "SELECT base, local, remote FROM merges WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no merge state for that plan");
+    int rc = store_query_row(s, &st, NO_MERGE, "SELECT base, local, remote FROM merges WHERE plan_id = ?1",
+                             "t", plan_id);
     if (rc == CMC_OK && (rc = store_column_plan(st, 0, plan_id, base)) == CMC_OK &&
         (rc = store_column_plan(st, 1, plan_id, local)) == CMC_OK)
         rc = store_column_plan(st, 2, plan_id, remote);
-    sqlite3_finalize(st);
+    store_stmt_put(s, st);
     if (rc != CMC_OK) {
         plan_free(base);
         plan_free(local);
@@ -342,15 +330,9 @@ int store_merge_list(store *s, char ***plan_ids, size_t *n)
 
 static int load_choices(store *s, const char *plan_id, json_t **out)
 {
-    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    int row = 0;
     *out = NULL;
-    int rc = db_prepare(db, "SELECT choices FROM merges WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no merge state for that plan");
+    int rc = store_query_row(s, &st, NO_MERGE, "SELECT choices FROM merges WHERE plan_id = ?1", "t", plan_id);
     if (rc == CMC_OK) {
         *out = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
         if (!json_is_object(*out)) {
@@ -359,7 +341,7 @@ static int load_choices(store *s, const char *plan_id, json_t **out)
             rc = cmc_fail(CMC_ERR_TAMPERED, "replica: merge choices are damaged");
         }
     }
-    sqlite3_finalize(st);
+    store_stmt_put(s, st);
     return rc;
 }
 

@@ -390,12 +390,8 @@ static int collect_hits(store *s, sqlite3_stmt *st, int q, size_t limit, struct 
         }
         if (rc != CMC_OK)
             break;
-        struct store_hit *grown = store_grow(hits, count, &cap, sizeof *hits, 16);
-        if (grown == NULL) {
-            rc = CMC_ERR_NOMEM;
+        if ((rc = store_grow(&hits, count, &cap, sizeof *hits, 16)) != CMC_OK)
             break;
-        }
-        hits = grown;
         if ((rc = hit_from_plan(&p, &hits[count])) != CMC_OK)
             break;
         count++;

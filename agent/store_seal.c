@@ -236,12 +236,8 @@ int store_seal_scan(store *s, int drop, store_seal_cb cb, void *ctx, int64_t *ba
         (*bad)++;
         if (cb != NULL)
             cb(store_safe_id(plan_id), version, ctx);
-        int64_t *grown = store_grow(ids, n, &cap, sizeof *ids, 16);
-        if (grown == NULL) {
-            rc = CMC_ERR_NOMEM;
+        if ((rc = store_grow(&ids, n, &cap, sizeof *ids, 16)) != CMC_OK)
             break;
-        }
-        ids = grown;
         ids[n++] = sqlite3_column_int64(st, 4);
     }
     store_stmt_put(s, st);

@@ -46,16 +46,21 @@ out:
     return rc;
 }
 
+int store_state_find(store *s, const char *key, char **out)
+{
+    int rc = store_state_get(s, key, out);
+    if (rc != CMC_ERR_NOT_FOUND)
+        return rc;
+    cmc_err_clear();
+    return CMC_OK;
+}
+
 int store_state_get_hex(store *s, const char *key, uint8_t *out, size_t len, int *found)
 {
     char *hex = NULL;
     *found = 0;
-    int rc = store_state_get(s, key, &hex);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        return CMC_OK;
-    }
-    if (rc != CMC_OK)
+    int rc = store_state_find(s, key, &hex);
+    if (rc != CMC_OK || hex == NULL)
         return rc;
     if (cry_unhex(out, len, hex) != CMC_OK)
         rc = cmc_fail(CMC_ERR_TAMPERED, "replica: the stored %s is malformed", key);
@@ -108,12 +113,8 @@ static int drafts_allowed(store *s, int *allowed)
 {
     char *role = NULL;
     *allowed = 1;
-    int rc = store_state_get(s, STORE_STATE_DEVICE_ROLE, &role);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        return CMC_OK;
-    }
-    if (rc != CMC_OK)
+    int rc = store_state_find(s, STORE_STATE_DEVICE_ROLE, &role);
+    if (rc != CMC_OK || role == NULL)
         return rc;
     *allowed = store_role_from_name(role) != STORE_ROLE_URGENT_CARE;
     cmc_free(role);
@@ -305,18 +306,13 @@ out:
 
 int store_sync_version_get(store *s, const char *plan_id, int64_t version, struct plan *out)
 {
-    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    int row = 0;
     plan_init(out);
-    int rc = store_stmt_get(s, "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
-                            &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 2, version)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row) {
-        store_stmt_put(s, st);
-        st = NULL;
+    int rc = store_query_row(s, &st, "replica: that version is not held",
+                             "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2", "ti",
+                             plan_id, version);
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
         rc = store_draft_get(s, plan_id, version, out); /* a draft, in the clinical file */
     } else if (rc == CMC_OK) {
         rc = store_column_plan(st, 0, plan_id, out);
