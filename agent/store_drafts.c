@@ -165,14 +165,12 @@ int store_draft_put(store *s, const struct plan *p, const uint8_t *body, size_t 
 static int move_from_replica(store *s, int64_t *moved)
 {
     sqlite3_stmt *st = NULL;
-    int rc;
-    if ((rc = store_stmt_get(s,
-                             "SELECT v.id, v.body, (SELECT s.seal FROM plan_seals s"
-                             " WHERE s.version_id = v.id), v.change_seq, v.received_at"
-                             " FROM plan_versions v WHERE v.status <> 'published' ORDER BY v.id",
-                             &st)) != CMC_OK)
-        return rc;
-    for (;;) {
+    int rc = store_stmt_get(s,
+                            "SELECT v.id, v.body, (SELECT s.seal FROM plan_seals s"
+                            " WHERE s.version_id = v.id), v.change_seq, v.received_at"
+                            " FROM plan_versions v WHERE v.status <> 'published' ORDER BY v.id",
+                            &st);
+    while (rc == CMC_OK) {
         struct plan p;
         int row = 0, placed = 0;
         plan_init(&p);
@@ -193,14 +191,9 @@ static int move_from_replica(store *s, int64_t *moved)
         }
         if (rc != CMC_OK || !placed)
             break;
-        sqlite3_stmt *del = NULL;
-        if ((rc = store_stmt_get(s, "DELETE FROM plan_versions WHERE id = ?1", &del)) == CMC_OK &&
-            (rc = store_bind_int(s, del, 1, sqlite3_column_int64(st, 0))) == CMC_OK)
-            rc = store_step_done(s, del);
-        store_stmt_put(s, del);
-        if (rc != CMC_OK)
-            break;
-        (*moved)++;
+        if ((rc = store_exec_bound(s, "DELETE FROM plan_versions WHERE id = ?1", "i",
+                                   (int64_t)sqlite3_column_int64(st, 0))) == CMC_OK)
+            (*moved)++;
     }
     store_stmt_put(s, st);
     return rc;
@@ -354,19 +347,6 @@ int store_sync_base_withheld(store *s, const char *plan_id, int *yes)
         rc = store_query_int(s, "SELECT EXISTS (SELECT 1 FROM sealed_drafts WHERE plan_id = ?1)",
                              plan_id, &n, NULL);
     *yes = rc == CMC_OK && n != 0;
-    return rc;
-}
-
-int store_draft_get(store *s, const char *plan_id, int64_t version, struct plan *out)
-{
-    sqlite3_stmt *st = NULL;
-    plan_init(out);
-    int rc = store_query_row(s, &st, "replica: that version is not held",
-                             "SELECT body FROM drafts WHERE plan_id = ?1 AND version = ?2", "ti",
-                             plan_id, version);
-    if (rc == CMC_OK)
-        rc = store_column_plan(st, 0, plan_id, out);
-    store_stmt_put(s, st);
     return rc;
 }
 

@@ -83,8 +83,6 @@ int store_draft_put(store *s, const struct plan *p, const uint8_t *body, size_t 
 int store_drafts_purge(store *s, const char *plan_id);
 /* Drops drafts of a plan older than its newest published version. */
 int store_drafts_prune(store *s, const char *plan_id);
-/* A draft version held in the clinical file. CMC_ERR_NOT_FOUND when not held there. */
-int store_draft_get(store *s, const char *plan_id, int64_t version, struct plan *out);
 /* Plans only drafts hold, and plans whose newest draft is newer than the replica's newest. */
 int store_drafts_counts(store *s, int64_t *only, int64_t *newer);
 

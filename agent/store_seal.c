@@ -198,13 +198,8 @@ int store_seal_insert(store *s, int64_t version_id, const uint8_t *seal, size_t 
 static int drop_rows(store *s, const int64_t *ids, size_t n)
 {
     int rc = CMC_OK;
-    for (size_t i = 0; rc == CMC_OK && i < n; i++) {
-        sqlite3_stmt *del = NULL;
-        if ((rc = store_stmt_get(s, "DELETE FROM plan_versions WHERE id = ?1", &del)) == CMC_OK &&
-            (rc = store_bind_int(s, del, 1, ids[i])) == CMC_OK)
-            rc = store_step_done(s, del);
-        store_stmt_put(s, del);
-    }
+    for (size_t i = 0; rc == CMC_OK && i < n; i++)
+        rc = store_exec_bound(s, "DELETE FROM plan_versions WHERE id = ?1", "i", ids[i]);
     return rc;
 }
 

@@ -308,15 +308,12 @@ int store_sync_version_get(store *s, const char *plan_id, int64_t version, struc
 {
     sqlite3_stmt *st = NULL;
     plan_init(out);
+    /* a draft this session can read serves as well (the clinical file's) */
     int rc = store_query_row(s, &st, "replica: that version is not held",
-                             "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2", "ti",
-                             plan_id, version);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        rc = store_draft_get(s, plan_id, version, out); /* a draft, in the clinical file */
-    } else if (rc == CMC_OK) {
+                             "SELECT body FROM " STORE_HELD_VERSIONS " WHERE plan_id = ?1 AND version = ?2",
+                             "ti", plan_id, version);
+    if (rc == CMC_OK)
         rc = store_column_plan(st, 0, plan_id, out);
-    }
     if (rc == CMC_OK && out->version != version) {
         plan_free(out);
         rc = cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body has another version");
