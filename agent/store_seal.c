@@ -194,50 +194,56 @@ int store_seal_insert(store *s, int64_t version_id, const uint8_t *seal, size_t 
                             version_id, seal, len);
 }
 
-/* Deletes the version rows whose ids are listed (the cascade takes their identity rows). */
-static int drop_rows(store *s, const int64_t *ids, size_t n)
-{
-    int rc = CMC_OK;
-    for (size_t i = 0; rc == CMC_OK && i < n; i++)
-        rc = store_exec_bound(s, "DELETE FROM plan_versions WHERE id = ?1", "i", ids[i]);
-    return rc;
-}
+/* Where versions are kept: the replica's rows with their seals, and the drafts this session
+ * can read (store_drafts.c: the seal in the row). Each: the scan, and the delete of one row. */
+static const struct {
+    const char *scan;
+    const char *drop;
+} held_tables[] = {
+    { "SELECT v.plan_id, v.version, v.body, s.seal, v.id FROM plan_versions v"
+      " LEFT JOIN plan_seals s ON s.version_id = v.id ORDER BY v.id",
+      "DELETE FROM plan_versions WHERE id = ?1" }, /* the cascade takes identity and seal */
+    { "SELECT plan_id, version, body, seal, id FROM drafts ORDER BY id",
+      "DELETE FROM drafts WHERE id = ?1" },
+};
 
-int store_seal_scan(store *s, int drop, store_seal_cb cb, void *ctx, int64_t *bad)
+/* The rows of one table that fail their seal: counted, reported, their ids collected. */
+static int scan_table(store *s, const char *sql, store_seal_cb cb, void *ctx, int64_t *bad,
+                      int64_t **ids, size_t *n, size_t *cap)
 {
     sqlite3_stmt *st = NULL;
-    int64_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    int rc, row = 0;
-    *bad = 0;
-    if ((rc = store_stmt_get(s, "SELECT v.plan_id, v.version, v.body, s.seal, v.id"
-                                " FROM plan_versions v LEFT JOIN plan_seals s"
-                                " ON s.version_id = v.id ORDER BY v.id", &st)) != CMC_OK)
-        return rc;
-    for (;;) {
-        if ((rc = db_step(s->db, st, &row)) != CMC_OK || !row)
-            break;
+    int row = 0;
+    int rc = store_stmt_get(s, sql, &st);
+    while (rc == CMC_OK && (rc = db_step(s->db, st, &row)) == CMC_OK && row) {
         const char *plan_id = store_col_text(st, 0);
         int64_t version = sqlite3_column_int64(st, 1);
         rc = store_seal_check(s, plan_id, version, sqlite3_column_blob(st, 2),
                               (size_t)sqlite3_column_bytes(st, 2), sqlite3_column_blob(st, 3),
                               (size_t)sqlite3_column_bytes(st, 3));
-        if (rc == CMC_OK)
-            continue;
         if (rc != CMC_ERR_TAMPERED)
-            break;
+            continue; /* CMC_OK goes on; another error ends the loop */
         cmc_err_clear();
-        rc = CMC_OK;
         (*bad)++;
         if (cb != NULL)
             cb(store_safe_id(plan_id), version, ctx);
-        if ((rc = store_grow(&ids, n, &cap, sizeof *ids, 16)) != CMC_OK)
-            break;
-        ids[n++] = sqlite3_column_int64(st, 4);
+        if ((rc = store_grow(ids, *n, cap, sizeof **ids, 16)) == CMC_OK)
+            (*ids)[(*n)++] = sqlite3_column_int64(st, 4);
     }
     store_stmt_put(s, st);
-    if (rc == CMC_OK && drop && n > 0)
-        rc = drop_rows(s, ids, n);
-    cmc_free(ids);
+    return rc;
+}
+
+int store_seal_scan(store *s, int drop, store_seal_cb cb, void *ctx, int64_t *bad)
+{
+    int rc = CMC_OK;
+    *bad = 0;
+    for (size_t t = 0; rc == CMC_OK && t < sizeof held_tables / sizeof held_tables[0]; t++) {
+        int64_t *ids = NULL;
+        size_t n = 0, cap = 0;
+        rc = scan_table(s, held_tables[t].scan, cb, ctx, bad, &ids, &n, &cap);
+        for (size_t i = 0; rc == CMC_OK && drop && i < n; i++)
+            rc = store_exec_bound(s, held_tables[t].drop, "i", ids[i]);
+        cmc_free(ids);
+    }
     return rc;
 }

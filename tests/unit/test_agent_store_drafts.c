@@ -285,6 +285,7 @@ static void test_opened_draft_still_checks_its_seal(void **state)
     expect_version(s, e->draft.plan_id, 4);
     int64_t bad = -1;
     assert_int_equal(store_seal_scan(s, 0, NULL, NULL, &bad), CMC_OK);
+    assert_int_equal(bad, 0);
     /* its bytes altered inside the clinical file: refused with the integrity message */
     assert_int_equal(sqlite3_exec(store_test_db(s), "UPDATE clin.drafts SET body = body || x'00'", NULL,
                                   NULL, NULL),
@@ -293,6 +294,11 @@ static void test_opened_draft_still_checks_its_seal(void **state)
     assert_int_equal(store_plan_get(s, e->draft.plan_id, &got), CMC_ERR_TAMPERED);
     assert_string_equal(cmc_errmsg(), STORE_INTEGRITY_MSG);
     assert_int_equal(store_verify(s), CMC_ERR_TAMPERED);
+    /* verify's scan names it, and the repair drops it */
+    assert_int_equal(store_seal_scan(s, 0, NULL, NULL, &bad), CMC_OK);
+    assert_int_equal(bad, 1);
+    assert_int_equal(store_seal_scan(s, 1, NULL, NULL, &bad), CMC_OK);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM clin.drafts", NULL), 0);
     store_close(s);
     cmc_free(body);
     cmc_free(seal);
