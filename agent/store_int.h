@@ -12,6 +12,10 @@
  *   store_pending.c  pending local edits and three-way merge state
  *   store_sync.c     sync state, storing versions, purges, the engine's version reads
  *   store_audit.c    rows of the audit table (agent/audit.c keeps the chain logic)
+ *   store_clinical.c the clinical file under the role key (pending edits, merges, drafts)
+ *   store_drafts.c   versions that are not published: in the clinical file, or sealed
+ *   store_counts.c   the kept plan counts
+ *   store_seal.c     each version's seal, checked on every read
  *
  * Conventions: statements come from the handle's cache (store_stmt_get, given back with
  * store_stmt_put, which resets it); helpers return a cmc_err and record the detail; values
