@@ -26,6 +26,8 @@ LDLIBS += $(shell pkg-config --libs $(PKGS))
 TEST_LDLIBS := $(shell pkg-config --libs cmocka)
 endif
 LDLIBS += -lpthread
+# tpm2-tss (a key slot sealed to a TPM 2.0: crypto/tpm.c): cmc-agent and the tests, never cmc-hub
+TPM_LDLIBS := $(shell pkg-config --libs tss2-esys tss2-tctildr tss2-mu 2>/dev/null)
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all -U_FORTIFY_SOURCE
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -81,7 +83,7 @@ $(BUILD)/empty.o:
 	echo 'typedef int cmc_empty_unit;' | $(CC) -x c -c - -o $@
 
 $(BUILD)/cmc-agent: $(BUILD)/agent/main.o $(foreach l,$(LINK_agent),$(BUILD)/lib$(l).a)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TPM_LDLIBS)
 
 $(BUILD)/cmc-hub: $(BUILD)/hub/main.o $(foreach l,$(LINK_hub),$(BUILD)/lib$(l).a)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -91,12 +93,12 @@ test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_LIB) $$(foreach l,$$(LINK_$$(call test_module,$$*)),$(BUILD)/lib$$(l).a)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_LIB) \
-	  $(foreach l,$(LINK_$(call test_module,$*)),$(BUILD)/lib$(l).a) $(LDLIBS) $(TEST_LDLIBS)
+	  $(foreach l,$(LINK_$(call test_module,$*)),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS) $(TEST_LDLIBS)
 
 # Test tools (decrypting scanners, fault proxies) link everything, plus OpenSSL's libcrypto.
 $(BUILD)/tests/tools/%: tests/tools/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS) \
 	  $(shell pkg-config --libs libcrypto 2>/dev/null)
 
 # `make check` installs what is missing (the script is a no-op when all is present),
@@ -169,16 +171,16 @@ endif
 
 $(BUILD)/tests/fault/%: tests/fault/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS)
 
 $(BUILD)/tests/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS)
 
 # libFuzzer binaries: only inside the fuzz build (CC=clang, SANITIZE=fuzzer-no-link,...).
 $(BUILD)/tests/fuzz/%: tests/fuzz/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS)
 
 # test_card_terminal.sh and test_web_page.sh render the card states with the unit test program
 e2e: $(FAULT_BINS) $(FUZZ_REPLAY_BINS) $(BUILD)/tests/test_agent_card
@@ -212,7 +214,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 bench-bins: $(PROGS) $(BENCH_BINS)
 $(BUILD)/bench/%: bench/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS)
 
 # ---- version, man pages, install (docs/OPERATIONS.md) ---------------------------------------
 # The version is `git describe` at build time; the two objects that print it are rebuilt
