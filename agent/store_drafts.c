@@ -271,7 +271,7 @@ int store_drafts_open(store *s, const struct cry_secret *role_key)
     int64_t waiting = 0, sealed = 0, moved = 0, opened = 0;
     int rc = CMC_OK;
     if (role_key != NULL && s->drafts_clinical &&
-        (rc = cry_box_keypair_from(role_key, pk, &sk)) != CMC_OK)
+        (rc = cry_box_keypair_from(pk, &sk, role_key)) != CMC_OK)
         return rc;
     if ((rc = box_pk_load(s)) == CMC_ERR_TAMPERED && sk != NULL) {
         cmc_err_clear(); /* written again from the role key below */
@@ -322,7 +322,9 @@ out:
 int store_drafts_purge(store *s, const char *plan_id)
 {
     int rc = store_exec_for_plan(s, "DELETE FROM drafts WHERE plan_id = ?1", plan_id);
-    return rc == CMC_OK ? store_exec_for_plan(s, "DELETE FROM sealed_drafts WHERE plan_id = ?1", plan_id) : rc;
+    if (rc == CMC_OK)
+        rc = store_exec_for_plan(s, "DELETE FROM sealed_drafts WHERE plan_id = ?1", plan_id);
+    return rc;
 }
 
 int store_drafts_prune(store *s, const char *plan_id)

@@ -216,7 +216,9 @@ int store_pending_mark_pushed(store *s, int64_t id, int64_t hub_version)
 
 int store_pending_settle(store *s, const char *plan_id, int64_t held_version, int *settled)
 {
-    int rc = store_exec_bound(s, "DELETE FROM pending_edits WHERE plan_id = ?1 AND state = 1 AND hub_version <= ?2",
+    int rc = store_exec_bound(s,
+                              "DELETE FROM pending_edits WHERE plan_id = ?1 AND state = 1"
+                              " AND hub_version <= ?2",
                               "ti", plan_id, held_version);
     if (rc == CMC_OK && settled != NULL)
         *settled = sqlite3_changes(s->db);

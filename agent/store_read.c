@@ -250,7 +250,8 @@ int store_verify(store *s)
     if ((rc = verify_rows(s, "SELECT " PLAN_COLS ", " ID_COLS " FROM plan_versions v"
                              " LEFT JOIN plan_identity i ON i.version_id = v.id ORDER BY v.id",
                           &rows)) != CMC_OK ||
-        (rc = verify_rows(s, "SELECT " DRAFT_COLS ", " ID_COLS " FROM " FROM_DRAFTS " ORDER BY v.id", &rows)) != CMC_OK)
+        (rc = verify_rows(s, "SELECT " DRAFT_COLS ", " ID_COLS " FROM " FROM_DRAFTS " ORDER BY v.id",
+                          &rows)) != CMC_OK)
         goto out;
     /* Index rows must each belong to a version of the same plan. */
     int64_t orphans = 0;
@@ -458,7 +459,8 @@ int store_search_counted(store *s, const struct store_query *q, size_t limit, st
             rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
             goto out;
         }
-        if ((rc = search_term(q->name, store_name_normalise, "the name has no letters", &whole)) != CMC_OK)
+        if ((rc = search_term(q->name, store_name_normalise, "the name has no letters", &whole)) !=
+            CMC_OK)
             goto out;
         /* First word (as typed, up to a space) and the rest: "given family". */
         const char *sp = strchr(q->name, ' ');
@@ -477,8 +479,8 @@ int store_search_counted(store *s, const struct store_query *q, size_t limit, st
             first[0] = rest[0] = '\0';
         }
     }
-    if (q->postcode != NULL &&
-        (rc = search_term(q->postcode, store_postcode_normalise, "the postcode is empty", &postcode)) != CMC_OK)
+    if (q->postcode != NULL && (rc = search_term(q->postcode, store_postcode_normalise,
+                                                 "the postcode is empty", &postcode)) != CMC_OK)
         goto out;
     if ((rc = store_stmt_get(s, sql_search[qi], &st)) != CMC_OK)
         goto out;

@@ -141,8 +141,8 @@ static_assert(CRY_BOX_PK_BYTES == crypto_box_PUBLICKEYBYTES, "box public key siz
 static_assert(CRY_KEY_BYTES == crypto_box_SECRETKEYBYTES, "box secret key size");
 static_assert(CRY_BOX_SEAL_BYTES == crypto_box_SEALBYTES, "sealed box overhead");
 
-int cry_box_keypair_from(const struct cry_secret *key, uint8_t pk[CRY_BOX_PK_BYTES],
-                         struct cry_secret **sk_out)
+int cry_box_keypair_from(uint8_t pk[CRY_BOX_PK_BYTES], struct cry_secret **sk_out,
+                         const struct cry_secret *key)
 {
     static const char context[] = "cmc draft box v1";
     struct cry_secret *seed = NULL, *sk = NULL;

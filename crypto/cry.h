@@ -194,8 +194,8 @@ void cry_hash_final(struct cry_hash_state *st, uint8_t out[CRY_HASH_BYTES]);
 
 /* The box key pair that `key` (a 32-byte secret) derives, always the same for one key: the
  * secret half (CRY_KEY_BYTES) is derived again by whoever holds `key`, and is never stored. */
-int cry_box_keypair_from(const struct cry_secret *key, uint8_t pk[CRY_BOX_PK_BYTES],
-                         struct cry_secret **sk_out);
+int cry_box_keypair_from(uint8_t pk[CRY_BOX_PK_BYTES], struct cry_secret **sk_out,
+                         const struct cry_secret *key);
 /* Seals `len` bytes to `pk` (libsodium's crypto_box_seal): out needs len + CRY_BOX_SEAL_BYTES.
  * Anyone may seal; only the secret half opens. */
 int cry_box_seal(uint8_t *out, const void *msg, size_t len, const uint8_t pk[CRY_BOX_PK_BYTES]);
