@@ -249,6 +249,30 @@ static void test_drafts_left_in_the_replica_move(void **state)
     store_close(s);
 }
 
+/* A sealed row that does not open with the role key's pair (altered, or sealed to another
+ * key by someone who read the public half) is dropped when a clinician opens the replica. */
+static void test_sealed_row_that_does_not_open_is_dropped(void **state)
+{
+    struct drafts_env *e = *state;
+    store *s = open_as(e, STORE_ROLE_CLINICIAN, e->role_key);
+    tst_store_put(s, &e->pub, 1);
+    store_close(s);
+    s = open_as(e, STORE_ROLE_URGENT_CARE, NULL);
+    tst_store_put(s, &e->draft, 2);
+    assert_int_equal(sqlite3_exec(store_test_db(s),
+                                  "UPDATE sealed_drafts SET box = substr(box, 1, 40) || CASE"
+                                  " substr(box, 41, 1) WHEN x'00' THEN x'01' ELSE x'00' END ||"
+                                  " substr(box, 42)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    store_close(s);
+    s = open_as(e, STORE_ROLE_CLINICIAN, e->role_key);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM sealed_drafts", NULL), 0);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM clin.drafts", NULL), 0);
+    expect_version(s, e->pub.plan_id, 3);
+    store_close(s);
+}
+
 /* A sealed draft keeps the hub's seal over its exact bytes: shown once opened, refused once
  * its bytes change. */
 static void test_opened_draft_still_checks_its_seal(void **state)
@@ -313,6 +337,7 @@ int main(void)
         T(test_urgent_care_sync_seals_drafts_for_the_next_clinician),
         T(test_purge_removes_sealed_and_clinical_drafts),
         T(test_drafts_left_in_the_replica_move),
+        T(test_sealed_row_that_does_not_open_is_dropped),
         T(test_opened_draft_still_checks_its_seal),
     };
 #undef T
