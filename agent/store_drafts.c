@@ -278,6 +278,11 @@ int store_drafts_open(store *s, const struct cry_secret *role_key)
         rc = CMC_OK;
     }
     int new_pk = sk != NULL && (!s->have_box_pk || memcmp(s->box_pk, pk, sizeof pk) != 0);
+    if (new_pk && s->have_box_pk)
+        /* someone who can write the replica put another key there: what was sealed to it
+         * does not open below and is dropped; the next sync's drafts are sealed right */
+        plat_log(PLAT_LOG_WARN, "replica: the draft key kept in the replica was not the role key's; "
+                                "it is replaced");
     /* the kept counts say whether the replica holds such versions without reading a plan */
     if (rc == CMC_OK)
         rc = store_query_int(s, "SELECT plans - newest_published FROM plan_counts WHERE id = 1",

@@ -250,7 +250,8 @@ static void test_drafts_left_in_the_replica_move(void **state)
 }
 
 /* A sealed row that does not open with the role key's pair (altered, or sealed to another
- * key by someone who read the public half) is dropped when a clinician opens the replica. */
+ * key someone wrote into the replica) is dropped when a clinician opens the replica, and the
+ * role key's public half is put back. */
 static void test_sealed_row_that_does_not_open_is_dropped(void **state)
 {
     struct drafts_env *e = *state;
@@ -270,7 +271,28 @@ static void test_sealed_row_that_does_not_open_is_dropped(void **state)
     assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM sealed_drafts", NULL), 0);
     assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM clin.drafts", NULL), 0);
     expect_version(s, e->pub.plan_id, 3);
+    char *kept = NULL;
+    assert_int_equal(store_state_get(s, "draft_box_pk", &kept), CMC_OK);
     store_close(s);
+
+    /* another public key written into the replica: the clinician's next session puts the
+     * role key's back, and what was sealed to the other one does not reach the file */
+    s = open_as(e, STORE_ROLE_URGENT_CARE, NULL);
+    assert_int_equal(store_state_set(s, "draft_box_pk", "00112233445566778899aabbccddeeff"
+                                                        "00112233445566778899aabbccddeeff"),
+                     CMC_OK);
+    store_close(s);
+    s = open_as(e, STORE_ROLE_URGENT_CARE, NULL);
+    tst_store_put(s, &e->draft, 3);
+    store_close(s);
+    s = open_as(e, STORE_ROLE_CLINICIAN, e->role_key);
+    char *now = NULL;
+    assert_int_equal(store_state_get(s, "draft_box_pk", &now), CMC_OK);
+    assert_string_equal(now, kept);
+    assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM clin.drafts", NULL), 0);
+    store_close(s);
+    cmc_free(kept);
+    cmc_free(now);
 }
 
 /* A sealed draft keeps the hub's seal over its exact bytes: shown once opened, refused once
