@@ -79,10 +79,18 @@ void tst_plan_set_identity(struct plan *p, const char *given, const char *family
 
 store *tst_store_open_as(const struct tst_store_env *f, int role)
 {
+    return tst_store_open_keyed(f, role, NULL, NULL);
+}
+
+store *tst_store_open_keyed(const struct tst_store_env *f, int role, const struct cry_secret *role_key,
+                            const struct cry_secret *sign_key)
+{
     struct store_session sess;
     memset(&sess, 0, sizeof sess);
     snprintf(sess.user, sizeof sess.user, "%s", role == STORE_ROLE_CLINICIAN ? "nurse" : "crew");
     sess.role = role;
+    sess.role_key = role_key;
+    sess.sign_key = sign_key;
     store *s = NULL;
     int rc = store_open(f->path, f->key, &sess, &s);
     if (rc != CMC_OK)

@@ -31,6 +31,9 @@ void tst_plan_set_identity(struct plan *p, const char *given, const char *family
                            const char *dob, const char *postcode);
 
 store *tst_store_open_as(const struct tst_store_env *f, int role);
+/* The same with the session's role key and signing key (either may be NULL). */
+store *tst_store_open_keyed(const struct tst_store_env *f, int role, const struct cry_secret *role_key,
+                            const struct cry_secret *sign_key);
 void tst_store_put(store *s, const struct plan *p, int64_t seq);
 /* store_search() for up to 50 hits by name, date of birth and postcode (any may be NULL). */
 size_t tst_store_search_n(store *s, const char *name, const char *dob, const char *postcode,
