@@ -133,17 +133,24 @@ static void put_a(const char *prognosis, int version, uint64_t from, uint64_t to
     apply_ops(from, to, &op, 1, CMC_OK, rep);
 }
 
-/* A delta (seq 9) taking plan A from v1 ("weeks") to v2 ("days"); the caller sets the sealed plan. */
-static void op_delta_a(struct bundle_op *op, struct plan *v1, struct plan *v2)
+/* Applies plan A v1 ("weeks", cursor 0 to 5), then a delta (seq 9, cursor 5 to 9) taking it to
+ * v2 ("days", left in *v2) under the hub's seal of plan A v2 with prognosis `sealed`; expects `want`. */
+static void apply_delta_a(const char *sealed, int want, struct plan *v2, struct engine_report *rep)
 {
-    make_plan(v1, ID_A, NHS_A, "weeks", "published", 1);
+    put_a("weeks", 1, 0, 5, rep);
+    struct plan v1;
+    struct bundle_op op;
+    make_plan(&v1, ID_A, NHS_A, "weeks", "published", 1);
     make_plan(v2, ID_A, NHS_A, "days", "published", 2);
-    bundle_op_init(op);
-    op->kind = BUNDLE_OP_DELTA;
-    snprintf(op->plan_id, sizeof op->plan_id, "%s", ID_A);
-    op->seq = 9;
-    op->base_version = 1;
-    assert_int_equal(plan_change_diff(v1, v2, &op->change), CMC_OK);
+    bundle_op_init(&op);
+    op.kind = BUNDLE_OP_DELTA;
+    snprintf(op.plan_id, sizeof op.plan_id, "%s", ID_A);
+    op.seq = 9;
+    op.base_version = 1;
+    assert_int_equal(plan_change_diff(&v1, v2, &op.change), CMC_OK);
+    make_plan(&op.plan, ID_A, NHS_A, sealed, "published", 2);
+    apply_ops(5, 9, &op, 1, want, rep);
+    plan_free(&v1);
 }
 
 static void add_pending(const char *doc, int64_t base_version)
@@ -269,19 +276,13 @@ static void test_failure_mid_bundle_rolls_back_whole_bundle(void **state)
 static void test_delta_reproduces_version(void **state)
 {
     (void)state;
-    struct bundle_op op;
     struct engine_report rep;
-    put_a("weeks", 1, 0, 5, &rep);
-    struct plan v1, v2;
-    op_delta_a(&op, &v1, &v2);
-    assert_int_equal(plan_copy(&op.plan, &v2), CMC_OK); /* what the hub seals */
-    apply_ops(5, 9, &op, 1, CMC_OK, &rep);
+    struct plan v2, got;
+    apply_delta_a("days", CMC_OK, &v2, &rep); /* the hub sealed v2 */
     assert_int_equal(rep.deltas, 1);
-    struct plan got;
     assert_int_equal(store_plan_get(st, NHS_A, &got), CMC_OK);
     assert_true(plan_equal(&got, &v2));
     plan_free(&got);
-    plan_free(&v1);
     plan_free(&v2);
 }
 
@@ -412,13 +413,10 @@ static char *state_text(const char *name)
 static void test_delta_that_misses_its_seal_is_refused(void **state)
 {
     (void)state;
-    struct bundle_op op;
     struct engine_report rep;
-    put_a("weeks", 1, 0, 5, &rep);
-    struct plan v1, v2;
-    op_delta_a(&op, &v1, &v2);
-    make_plan(&op.plan, ID_A, NHS_A, "hours", "published", 2); /* the hub sealed other bytes */
-    apply_ops(5, 9, &op, 1, CMC_ERR_TAMPERED, &rep);
+    struct plan v2;
+    apply_delta_a("hours", CMC_ERR_TAMPERED, &v2, &rep); /* the hub sealed other bytes */
+    plan_free(&v2);
     assert_int_equal(cursor(), 5);
     struct plan got;
     assert_int_equal(store_plan_get(st, NHS_A, &got), CMC_OK);
@@ -428,8 +426,6 @@ static void test_delta_that_misses_its_seal_is_refused(void **state)
     assert_non_null(flag);
     assert_string_equal(flag, "1");
     cmc_free(flag);
-    plan_free(&v1);
-    plan_free(&v2);
 }
 
 /* An enrolled device refuses a page of plans that the hub did not seal. */
