@@ -152,3 +152,57 @@ not_in_replica() {
 
 # jget EXPR: a value from the last command's JSON output (jq syntax).
 jget() { jq -r "$1" "$E2E_TMP/last.out"; }
+
+# The shared ground truth (examples, seeds) beside the repository.
+SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
+
+# within SECONDS command...: until the command succeeds, at most SECONDS.
+within() {
+  local secs=$1; shift
+  local end=$(( $(date +%s) + secs ))
+  while [ "$(date +%s)" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+
+# publish_plan NHS ID [WHAT_MATTERS]: the example plan with this NHS number and plan id (and
+# "what matters to me" text), imported and submitted by nurse1 and approved by gp1; prints its id.
+publish_plan() {
+  local f="$E2E_TMP/plan-$1.json" id
+  jq --arg nhs "$1" --arg id "$2" --arg m "${3:-}" \
+    '.nhs_number = $nhs | .plan_id = $id | if $m == "" then . else .what_matters_to_me = $m end' \
+    "$SHARED/examples/plan.json" >"$f"
+  id=$(hub plan import "$f" --as nurse1 | tail -n 1)
+  hub plan submit "$id" --as nurse1 >/dev/null
+  hub plan approve "$id" --as gp1 >/dev/null
+  echo "$id"
+}
+
+free_port() { echo $(( 20000 + RANDOM % 40000 )); }
+
+# serve_plain [PORT]: the hub on plain HTTP, for a TLS front or a fault proxy to stand before
+# (a free port, or PORT again after a restart); sets HUB_PLAIN and HUB_PID.
+HUB_PLAIN=
+serve_plain() {
+  local tries=0
+  while :; do
+    HUB_PLAIN=${1:-$(free_port)}
+    "$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$HUB_PLAIN" >>"$E2E_TMP/hub.log" 2>&1 &
+    HUB_PID=$!
+    for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$HUB_PLAIN/" && return 0; sleep 0.05; done
+    kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; HUB_PID=
+    tries=$((tries + 1)); [ $tries -lt 5 ] || fail "the hub did not start"
+  done
+}
+
+# start_fault_proxy: tests/fault/fault_proxy in front of the plain hub, doing what the file
+# $FAULT_CFG says (at first "none"); sets PROXY_PID and PROXY_PORT. The caller stops it.
+start_fault_proxy() {
+  FAULT_CFG="$E2E_TMP/fault.cfg"
+  echo none >"$FAULT_CFG"
+  "$BUILD/tests/fault/fault_proxy" --listen 0 --to "$HUB_PLAIN" --config "$FAULT_CFG" \
+    --port-file "$E2E_TMP/proxy.port" &
+  PROXY_PID=$!
+  for _ in $(seq 1 100); do [ -s "$E2E_TMP/proxy.port" ] && break; sleep 0.05; done
+  [ -s "$E2E_TMP/proxy.port" ] || fail "the fault proxy did not start"
+  PROXY_PORT=$(cat "$E2E_TMP/proxy.port")
+}
