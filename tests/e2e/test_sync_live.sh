@@ -6,12 +6,9 @@
 # plan's region gets nothing. `status` says "live" and when the last change arrived.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 BOUND=20   # seconds; the poll interval is 300
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 start_hub
 
 A="$E2E_TMP/tablet-a"; B="$E2E_TMP/tablet-b"; C="$E2E_TMP/tablet-c"

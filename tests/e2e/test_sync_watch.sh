@@ -3,11 +3,8 @@
 # backs off while the hub is away, syncs again when it answers, and stops cleanly on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 start_hub
 PORT=$HUB_PORT
 TABLET="$E2E_TMP/tablet"
