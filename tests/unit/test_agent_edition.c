@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
 
 #define NOW 1780000000 /* 2026-05-28, after every date in the example plan */
 
@@ -145,12 +146,6 @@ static void test_a_plan_breaking_a_rule_is_shown_with_the_rule_named(void **stat
     plan_free(&p);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_a_plan_that_keeps_the_rules_has_no_notice),
-        cmocka_unit_test(test_later_edition_content_says_update_the_agent),
-        cmocka_unit_test(test_a_plan_breaking_a_rule_is_shown_with_the_rule_named),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_a_plan_that_keeps_the_rules_has_no_notice,
+         test_later_edition_content_says_update_the_agent,
+         test_a_plan_breaking_a_rule_is_shown_with_the_rule_named)

@@ -10,6 +10,7 @@
 #include "agent/lease.h"
 #include "agent/web_html.h"
 #include "platform/err.h"
+#include "tests/support/run.h"
 
 #include <string.h>
 
@@ -149,14 +150,5 @@ static void test_days_left(void **state)
     assert_int_equal(lease_days_left(&li, 2), -1); /* no lease */
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_cut_list_says_so),
-        cmocka_unit_test(test_glass_form),
-        cmocka_unit_test(test_reason_rules),
-        cmocka_unit_test(test_days_left),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_escaping, test_cut_list_says_so, test_glass_form, test_reason_rules,
+         test_days_left)

@@ -13,6 +13,7 @@
 #include "sync/plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -136,12 +137,5 @@ static void test_migration_folds_old_rows(void **state)
     store_close(s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_total_beyond_shown, tst_store_setup, tst_store_teardown),
-        cmocka_unit_test_setup_teardown(test_folded_names, tst_store_setup, tst_store_teardown),
-        cmocka_unit_test_setup_teardown(test_migration_folds_old_rows, tst_store_setup, tst_store_teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_total_beyond_shown, test_folded_names,
+         test_migration_folds_old_rows)

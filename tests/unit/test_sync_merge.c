@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
 
 static void apply_doc(struct plan *p, const char *doc)
 {
@@ -382,15 +383,7 @@ static void test_merge_out_of_memory_is_clean(void **state)
     plan_free(&remote);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_different_fields_merge_without_conflict),
-        cmocka_unit_test(test_same_field_changed_differently_is_a_conflict),
-        cmocka_unit_test(test_item_removed_one_side_changed_other_is_a_conflict),
-        cmocka_unit_test(test_items_added_on_both_sides_are_kept),
-        cmocka_unit_test(test_property_no_change_lost_without_conflict),
-        cmocka_unit_test(test_merge_out_of_memory_is_clean),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_different_fields_merge_without_conflict,
+         test_same_field_changed_differently_is_a_conflict,
+         test_item_removed_one_side_changed_other_is_a_conflict, test_items_added_on_both_sides_are_kept,
+         test_property_no_change_lost_without_conflict, test_merge_out_of_memory_is_clean)

@@ -9,6 +9,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/wire.h"
+#include "tests/support/run.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -466,14 +467,6 @@ static void test_audit_answer(void **state)
     assert_int_equal(wire_audit_ans_decode(negative, sizeof negative, &acked), CMC_ERR_PROTOCOL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_enroll_request), cmocka_unit_test(test_enroll_answer),
-        cmocka_unit_test(test_pull_query),     cmocka_unit_test(test_push_request), cmocka_unit_test(test_users_registration),
-        cmocka_unit_test(test_push_answer),    cmocka_unit_test(test_ack),
-        cmocka_unit_test(test_audit_hash),     cmocka_unit_test(test_audit_upload),
-        cmocka_unit_test(test_audit_answer),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_enroll_request, test_enroll_answer, test_pull_query, test_push_request,
+         test_users_registration, test_push_answer, test_ack, test_audit_hash, test_audit_upload,
+         test_audit_answer)

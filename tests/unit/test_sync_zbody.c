@@ -25,6 +25,7 @@
 
 #include "tests/support/bundle_fixture.h"
 #include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
 
 static int setup(void **state)
 {
@@ -200,13 +201,5 @@ static void test_pull_query_offers_the_codec(void **state)
     assert_null(strstr(path, "z="));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_brotli_bundle_round_trip, setup, tst_bundle_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_brotli_refused, setup, tst_bundle_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, tst_bundle_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_pull_query_offers_the_codec, setup, tst_bundle_fixture_teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, setup, tst_bundle_fixture_teardown, test_brotli_bundle_round_trip, test_bad_brotli_refused,
+         test_out_of_memory, test_pull_query_offers_the_codec)
