@@ -97,13 +97,7 @@ static void test_later_edition_content_says_update_the_agent(void **state)
     size_t mlen = 0;
     tst_example_plan_parse(&p);
     assert_int_equal(plan_pack(&p, &mp, &mlen), CMC_OK);
-    uint16_t count = (uint16_t)((mp[1] << 8) | mp[2]);
-    later = cmc_malloc(mlen + 3);
-    assert_non_null(later);
-    memcpy(later, mp, mlen);
-    later[1] = (uint8_t)((count + 1) >> 8);
-    later[2] = (uint8_t)(count + 1);
-    memcpy(later + mlen, "\x64\xa1x", 3); /* field 100, unknown here */
+    later = tst_plan_with_fields(mp, mlen, 1, "\x64\xa1x", 3); /* field 100, unknown here */
     assert_int_equal(plan_unpack_keep(later, mlen + 3, &kept), CMC_OK);
     render(&kept, &m, &o);
     assert_true(m.banner.newer_content);

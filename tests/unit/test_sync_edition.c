@@ -111,14 +111,7 @@ static uint8_t *later_edition_plan(size_t *len)
     tst_example_plan_parse(&p);
     assert_int_equal(plan_pack(&p, &mp, &mlen), CMC_OK);
     plan_free(&p);
-    assert_int_equal(mp[0], 0xde); /* map16 */
-    uint16_t count = (uint16_t)((mp[1] << 8) | mp[2]);
-    later = cmc_malloc(mlen + 6);
-    assert_non_null(later);
-    memcpy(later, mp, mlen);
-    later[1] = (uint8_t)((count + 2) >> 8);
-    later[2] = (uint8_t)(count + 2);
-    memcpy(later + mlen, "\x64\xa1x\x65\x91\xc3", 6); /* 100: "x", 101: [true] */
+    later = tst_plan_with_fields(mp, mlen, 2, "\x64\xa1x\x65\x91\xc3", 6); /* 100: "x", 101: [true] */
     cmc_free(mp);
     *len = mlen + 6;
     return later;
