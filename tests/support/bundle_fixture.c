@@ -24,6 +24,15 @@ void tst_bundle_fixture_init(struct tst_bundle_fixture *f, uint8_t id0, uint32_t
     f->hdr.hub_time = TST_BUNDLE_HUB_TIME;
 }
 
+int tst_sign_keys_setup(void **state)
+{
+    static struct tst_bundle_fixture f;
+    tst_bundle_fixture_init(&f, 0, 0, 0, 0);
+    memset(&f.hdr, 0, sizeof f.hdr);
+    *state = &f;
+    return 0;
+}
+
 int tst_bundle_fixture_teardown(void **state)
 {
     struct tst_bundle_fixture *f = *state;

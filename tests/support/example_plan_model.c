@@ -3,6 +3,7 @@
 
 #include "platform/alloc.h"
 #include "platform/err.h"
+#include "platform/plat.h"
 #include "tests/support/example_plan.h"
 
 #include <setjmp.h>
@@ -37,4 +38,14 @@ uint8_t *tst_plan_with_fields(const uint8_t *mp, size_t mlen, unsigned n, const 
     later[2] = (uint8_t)count;
     memcpy(later + mlen, extra, len);
     return later;
+}
+
+void tst_plan_load_file(const char *path, struct plan *p)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(plat_read_file(path, 1 << 20, &buf, &len), CMC_OK);
+    if (plan_from_json((const char *)buf, len, p) != CMC_OK)
+        fail_msg("%s: %s", path, cmc_errmsg());
+    cmc_free(buf);
 }

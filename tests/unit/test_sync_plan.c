@@ -662,16 +662,6 @@ static void test_out_of_memory(void **state)
 
 #define ED2_EXAMPLE "docs/examples/plan-second-edition.json"
 
-static void load_file(const char *path, struct plan *p)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    assert_int_equal(plat_read_file(path, 1 << 20, &buf, &len), CMC_OK);
-    if (plan_from_json((const char *)buf, len, p) != CMC_OK)
-        fail_msg("%s: %s", path, cmc_errmsg());
-    cmc_free(buf);
-}
-
 static void test_second_edition_round_trips(void **state)
 {
     (void)state;
@@ -679,7 +669,7 @@ static void test_second_edition_round_trips(void **state)
     char *json = NULL;
     uint8_t *mp = NULL;
     size_t jlen = 0, mlen = 0;
-    load_file(ED2_EXAMPLE, &a);
+    tst_plan_load_file(ED2_EXAMPLE, &a);
     assert_int_equal(plan_validate(&a, PLAN_CHECK_COMPLETE), CMC_OK);
     assert_int_equal(plan_edition(&a), 2);
     assert_int_equal(a.recommendations.cpr.value, PLAN_REC_NOT_RECOMMENDED);
@@ -809,7 +799,7 @@ static void test_second_edition_in_changes_and_merge(void **state)
     struct plan_change c;
     struct merge_conflict *conf = NULL;
     size_t n = 0;
-    load_file(ED2_EXAMPLE, &base);
+    tst_plan_load_file(ED2_EXAMPLE, &base);
     assert_int_equal(plan_copy(&local, &base), CMC_OK);
     assert_int_equal(plan_copy(&remote, &base), CMC_OK);
     assert_int_equal(plan_change_from_json(local_edit, strlen(local_edit), &c), CMC_OK);
@@ -850,7 +840,7 @@ static void test_unknown_fields_are_kept(void **state)
     struct plan a, b, c;
     uint8_t *mp = NULL, *again = NULL, *later;
     size_t mlen = 0, alen = 0;
-    load_file(ED2_EXAMPLE, &a);
+    tst_plan_load_file(ED2_EXAMPLE, &a);
     assert_int_equal(plan_pack(&a, &mp, &mlen), CMC_OK);
     /* field 100: "x"; field 101: [true] */
     later = tst_plan_with_fields(mp, mlen, 2, "\x64\xa1x\x65\x91\xc3", 6);
