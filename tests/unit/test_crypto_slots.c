@@ -870,6 +870,25 @@ static void test_out_of_memory_create(void **state)
     assert_int_equal(load_and_unlock(f->path, "alice", "1234-pin"), CMC_OK);
 }
 
+/* Adds `user` (with `key`) or, when key is NULL, removes them, with the n-th allocation
+ * failing for n = 0, 1, ... until it works: each failure is CMC_ERR_NOMEM and leaves the
+ * handle's slots as they were. */
+static void add_or_remove_short_of_memory(cry_slots *s, struct cry_secret *key, const char *user)
+{
+    size_t before = cry_slots_count(s);
+    long n;
+    for (n = 0; n < 100; n++) {
+        cmc_alloc_fail_after(n, 1);
+        int rc = key != NULL ? cry_slots_add(s, key, user, "clinician", "5678-pin") : cry_slots_remove(s, user);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK)
+            break;
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_int_equal(cry_slots_count(s), before);
+    }
+    assert_true(n > 0 && n < 100);
+}
+
 static void test_out_of_memory_load_unlock_add_remove(void **state)
 {
     struct slot_file *f = *state;
@@ -908,26 +927,8 @@ static void test_out_of_memory_load_unlock_add_remove(void **state)
     assert_true(n > 0 && n < 100);
     assert_int_equal(plat_exists(f->tpath), 0);
 
-    for (n = 0; n < 100; n++) {
-        cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_add(s, f->key, "bob", "clinician", "5678-pin");
-        cmc_alloc_fail_after(-1, 0);
-        if (rc == CMC_OK)
-            break;
-        assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_int_equal(cry_slots_count(s), 1);
-    }
-    assert_true(n > 0 && n < 100);
-    for (n = 0; n < 100; n++) {
-        cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_remove(s, "alice");
-        cmc_alloc_fail_after(-1, 0);
-        if (rc == CMC_OK)
-            break;
-        assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_int_equal(cry_slots_count(s), 2);
-    }
-    assert_true(n > 0 && n < 100);
+    add_or_remove_short_of_memory(s, f->key, "bob");
+    add_or_remove_short_of_memory(s, NULL, "alice");
     cry_slots_free(s);
     assert_int_equal(load_and_unlock(f->path, "bob", "5678-pin"), CMC_OK);
     assert_int_equal(load_and_unlock(f->path, "alice", "1234-pin"), CMC_ERR_AUTH);
