@@ -849,24 +849,28 @@ static void test_destroy_erases_slots_and_throttle(void **state)
 
 /* ---- out of memory --------------------------------------------------------------------- */
 
+/* cry_slots_create for alice at `path` with the n-th allocation failing. */
+static int create_failing_at(long n, const char *path, struct cry_secret **key)
+{
+    *key = (struct cry_secret *)(uintptr_t)1;
+    cmc_alloc_fail_after(n, 1);
+    int rc = cry_slots_create(path, "alice", "urgent_care", "1234-pin", key);
+    cmc_alloc_fail_after(-1, 0);
+    return rc;
+}
+
 static void test_out_of_memory_create(void **state)
 {
     struct slot_file *f = *state;
-    long n;
-    for (n = 0; n < 100; n++) {
-        struct cry_secret *key = (struct cry_secret *)(uintptr_t)1;
-        cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_create(f->path, "alice", "urgent_care", "1234-pin", &key);
-        cmc_alloc_fail_after(-1, 0);
-        if (rc == CMC_OK) {
-            cry_secret_free(key);
-            break;
-        }
+    long n = 0;
+    int rc;
+    while ((rc = create_failing_at(n, f->path, &f->key)) != CMC_OK) {
         assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_null(key);
+        assert_null(f->key);
         assert_int_equal(plat_exists(f->path), 0);
+        assert_true(++n < 100);
     }
-    assert_true(n > 0 && n < 100);
+    assert_true(n > 0);
     assert_int_equal(load_and_unlock(f->path, "alice", "1234-pin"), CMC_OK);
 }
 
