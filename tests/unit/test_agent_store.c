@@ -17,6 +17,7 @@
 #include "tests/support/example_plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -391,18 +392,6 @@ static void test_out_of_memory(void **state)
     plan_free(&p);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_open_rules),
-        T(test_no_plaintext_at_rest),
-        T(test_wrong_key_is_tampered),
-        T(test_flipped_byte_is_detected),
-        T(test_migrations),
-        T(test_bad_keys_and_lookups),
-        T(test_out_of_memory),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_open_rules, test_no_plaintext_at_rest,
+         test_wrong_key_is_tampered, test_flipped_byte_is_detected, test_migrations,
+         test_bad_keys_and_lookups, test_out_of_memory)

@@ -12,6 +12,7 @@
 #include "sync/plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -161,14 +162,5 @@ static void test_counts_filled_by_migration_and_checked(void **state)
     store_close(s);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_counts_follow_puts_prunes_purges),
-        T(test_counts_follow_a_bulk_snapshot),
-        T(test_counts_filled_by_migration_and_checked),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_counts_follow_puts_prunes_purges,
+         test_counts_follow_a_bulk_snapshot, test_counts_filled_by_migration_and_checked)

@@ -15,6 +15,7 @@
 #include "sync/plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -473,17 +474,6 @@ static void test_normalisation(void **state)
     assert_string_equal(out, "SE154QT");
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_lookups_use_indexes),
-        T(test_published_only_against_slipped_drafts),
-        T(test_row_body_mismatch_is_tampered),
-        T(test_published_v1_draft_v2),
-        T(test_identity_search),
-        T(test_normalisation),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_lookups_use_indexes,
+         test_published_only_against_slipped_drafts, test_row_body_mismatch_is_tampered,
+         test_published_v1_draft_v2, test_identity_search, test_normalisation)

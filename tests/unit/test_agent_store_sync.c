@@ -15,6 +15,7 @@
 #include "sync/plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -303,15 +304,5 @@ static void test_sync_state(void **state)
     store_close(s);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_drafts_stored_only_where_allowed),
-        T(test_purge_leaves_no_copy),
-        T(test_batch_is_all_or_nothing),
-        T(test_sync_state),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_drafts_stored_only_where_allowed,
+         test_purge_leaves_no_copy, test_batch_is_all_or_nothing, test_sync_state)
