@@ -119,12 +119,9 @@ static void test_migration_folds_old_rows(void **state)
     struct tst_store_env *f = *state;
     store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     put_named(s, 800, "Siobh\xc3\xa1n", "O\xe2\x80\x99" "Brien\xe2\x80\x93" "Hart", "1944-01-01", "SE15 4QT");
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "UPDATE plan_identity SET family_name = 'o' || char(8217) || 'brien' ||"
-                                  " char(8211) || 'hart'; DROP TABLE plan_seals;"
-                                  " ALTER TABLE audit DROP COLUMN seal; PRAGMA user_version = 4;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "UPDATE plan_identity SET family_name = 'o' || char(8217) || 'brien' ||"
+                   " char(8211) || 'hart'; DROP TABLE plan_seals;"
+                   " ALTER TABLE audit DROP COLUMN seal; PRAGMA user_version = 4;", NULL);
     store_close(s);
     s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_identity WHERE family_name = ?1",

@@ -238,13 +238,10 @@ static void test_migrations(void **state)
     plan_free(&got);
 
     /* A replica left at version 1 gets exactly step 2 on the next open. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DROP TABLE pending_edits; DROP TABLE merges;"
-                                  "DROP TABLE audit;"
-                                  "DROP TABLE plan_seals;"
-                                  "PRAGMA user_version = 1;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "DROP TABLE pending_edits; DROP TABLE merges;"
+                   "DROP TABLE audit;"
+                   "DROP TABLE plan_seals;"
+                   "PRAGMA user_version = 1;", NULL);
     store_close(s);
     s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
@@ -259,14 +256,11 @@ static void test_migrations(void **state)
 
     /* A replica at version 3 still has its conflicts table: step 4 drops it (and the
      * store gives pending edits their signature column). */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
-                                  "DROP TABLE plan_seals;"
-                                  "ALTER TABLE audit DROP COLUMN seal;"
-                                  "ALTER TABLE pending_edits DROP COLUMN user_sig;"
-                                  "PRAGMA user_version = 3;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
+                   "DROP TABLE plan_seals;"
+                   "ALTER TABLE audit DROP COLUMN seal;"
+                   "ALTER TABLE pending_edits DROP COLUMN user_sig;"
+                   "PRAGMA user_version = 3;", NULL);
     store_close(s);
     s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
@@ -278,8 +272,7 @@ static void test_migrations(void **state)
                      1);
 
     /* A replica from a newer program is refused, not misread. */
-    assert_int_equal(sqlite3_exec(store_test_db(s), "PRAGMA user_version = 99", NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "PRAGMA user_version = 99", NULL);
     store_close(s);
     struct store_session sess = { .user = "nurse", .role = STORE_ROLE_CLINICIAN };
     s = (store *)1;

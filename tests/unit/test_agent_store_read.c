@@ -243,11 +243,8 @@ static void test_published_only_against_slipped_drafts(void **state)
     /* Even a redefined view does not let a draft through: each urgent-care statement
      * repeats the status condition itself. */
     s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DROP VIEW urgent_care_plans;"
-                                  "CREATE VIEW urgent_care_plans AS SELECT * FROM plan_versions;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "DROP VIEW urgent_care_plans;"
+                   "CREATE VIEW urgent_care_plans AS SELECT * FROM plan_versions;", NULL);
     assert_int_equal(store_plan_get(s, honest.plan_id, &got), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_plan_get(s, honest.nhs_number, &got), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_list(s, &hits, &n), CMC_OK);
@@ -271,11 +268,8 @@ static void test_row_body_mismatch_is_tampered(void **state)
     tst_store_put(s, &a, 1);
     tst_store_put(s, &b, 2);
     /* Swap the bodies: a's row now holds b's plan. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "UPDATE plan_versions SET body = (SELECT body FROM plan_versions"
-                                  " WHERE id = 2) WHERE id = 1",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "UPDATE plan_versions SET body = (SELECT body FROM plan_versions"
+                   " WHERE id = 2) WHERE id = 1", NULL);
     plan_init(&got);
     assert_int_equal(store_plan_get(s, a.nhs_number, &got), CMC_ERR_TAMPERED);
     assert_null(got.plan_id);
@@ -290,10 +284,7 @@ static void test_row_body_mismatch_is_tampered(void **state)
     store_hits_free(hits, n);
     assert_int_equal(store_verify(s), CMC_ERR_TAMPERED);
     /* Garbage in a body: tampered, not a crash. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "UPDATE plan_versions SET body = x'8501020304' WHERE id = 2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "UPDATE plan_versions SET body = x'8501020304' WHERE id = 2", NULL);
     assert_int_equal(store_plan_get(s, b.plan_id, &got), CMC_ERR_TAMPERED);
     store_close(s);
     plan_free(&a);
