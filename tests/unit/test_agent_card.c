@@ -19,6 +19,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/plan.h"
+#include "tests/support/card_page.h"
 #include "tests/support/example_plan_model.h"
 #include "tests/support/run.h"
 #include "tests/support/tmpdir.h"
@@ -216,14 +217,8 @@ static struct card_model model; /* large: not on the stack */
 
 static char *terminal_card(const struct state *s)
 {
-    char *text = NULL;
-    size_t len = 0;
     card_build(&s->shown, &s->ctx, &model);
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    card_print(f, &model);
-    fclose(f);
-    return text;
+    return tst_card_text(&model);
 }
 
 static json_t *json_card(const struct state *s)
@@ -242,13 +237,31 @@ static char *page(const struct state *s, int night, enum web_view view)
                             .role = clinician ? "clinician" : "urgent care", .csrf = "tok",
                             .idle_seconds = 180, .night = night };
     struct web_card card = { .p = &s->shown, .ctx = &s->ctx, .view = view };
-    struct web_buf b;
-    web_buf_init(&b);
-    web_render_card(&b, &c, &card);
-    assert_int_equal(web_buf_status(&b), CMC_OK);
-    char *html = cmc_strdup(b.p);
-    web_buf_free(&b);
-    return html;
+    return tst_card_page(&c, &card);
+}
+
+/* A state's card in all three outputs: the terminal's text, the --json object, and the page
+ * (by day, the card view). */
+struct outputs {
+    char *text;
+    json_t *j;
+    char *html;
+};
+
+static void outputs_of(const struct state *s, struct outputs *o)
+{
+    o->text = terminal_card(s);
+    o->j = json_card(s);
+    o->html = page(s, 0, WEB_VIEW_CARD);
+}
+
+/* Frees the outputs, then the state. */
+static void outputs_free(struct outputs *o, struct state *s)
+{
+    free(o->text);
+    json_decref(o->j);
+    cmc_free(o->html);
+    state_free(s);
 }
 
 /* Display columns of a UTF-8 line (one per code point: the card's text is Latin). */
@@ -411,21 +424,17 @@ static void test_sent_change_awaits_approval(void **state)
     (void)state;
     struct state s;
     state_make(ST_SENT, &s);
-    char *text = terminal_card(&s);
-    assert_non_null(strstr(text, ">> sent - awaiting approval (nurse1"));
-    assert_null(strstr(text, "PROPOSED on this device"));
-    assert_non_null(strstr(text, " 2 CPR          DNACPR - do NOT attempt CPR\n"));
-    free(text);
-    json_t *j = json_card(&s);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(j, "cpr"), "proposal"),
+    struct outputs o;
+    outputs_of(&s, &o);
+    assert_non_null(strstr(o.text, ">> sent - awaiting approval (nurse1"));
+    assert_null(strstr(o.text, "PROPOSED on this device"));
+    assert_non_null(strstr(o.text, " 2 CPR          DNACPR - do NOT attempt CPR\n"));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(o.j, "cpr"), "proposal"),
                                                           "state")),
                         "sent");
-    json_decref(j);
-    char *html = page(&s, 0, WEB_VIEW_CARD);
-    assert_non_null(strstr(html, "<div class=\"proposal sent\" role=\"note\"><p class=\"proposal-head\"><strong>sent - "
-                                 "awaiting approval</strong>"));
-    cmc_free(html);
-    state_free(&s);
+    assert_non_null(strstr(o.html, "<div class=\"proposal sent\" role=\"note\"><p class=\"proposal-head\"><strong>sent - "
+                                   "awaiting approval</strong>"));
+    outputs_free(&o, &s);
 }
 
 static void test_conflict_on_the_terminal_card_as_on_the_page(void **state)
@@ -433,27 +442,23 @@ static void test_conflict_on_the_terminal_card_as_on_the_page(void **state)
     (void)state;
     struct state s;
     state_make(ST_CONFLICT, &s);
-    char *text = terminal_card(&s);
-    const char *cpr = strstr(text, " 2 CPR");
-    const char *block = strstr(text, "OPEN CONFLICT (1)");
+    struct outputs o;
+    outputs_of(&s, &o);
+    const char *cpr = strstr(o.text, " 2 CPR");
+    const char *block = strstr(o.text, "OPEN CONFLICT (1)");
     assert_non_null(block);
-    assert_true(block > cpr && block < strstr(text, " 3 CEILING"));
+    assert_true(block > cpr && block < strstr(o.text, " 3 CEILING"));
     assert_non_null(strstr(block, "resuscitation.decision: yours (not approved) for_cpr | the service's dnacpr "
                                   "(version 5)"));
     assert_non_null(strstr(cpr, ">> IN CONFLICT with a newer version, not approved"));
-    free(text);
-    json_t *j = json_card(&s);
-    json_t *c = json_array_get(json_object_get(j, "conflicts"), 0);
+    json_t *c = json_array_get(json_object_get(o.j, "conflicts"), 0);
     assert_string_equal(json_string_value(json_object_get(c, "path")), "resuscitation.decision");
     assert_string_equal(json_string_value(json_object_get(c, "yours")), "for_cpr");
-    json_decref(j);
-    char *html = page(&s, 0, WEB_VIEW_CARD);
-    const char *cpr_html = strstr(html, "id=\"cpr\"");
-    const char *conf = strstr(html, "Open conflict (1)");
+    const char *cpr_html = strstr(o.html, "id=\"cpr\"");
+    const char *conf = strstr(o.html, "Open conflict (1)");
     assert_non_null(conf);
     assert_true(conf > cpr_html); /* below the decision, not above it */
-    cmc_free(html);
-    state_free(&s);
+    outputs_free(&o, &s);
 }
 
 /* Without the version held beside it (an urgent-care session has none), nothing is a
@@ -463,20 +468,16 @@ static void test_no_proposal_without_local_changes(void **state)
     (void)state;
     struct state s;
     state_make(ST_PUBLISHED, &s);
-    char *text = terminal_card(&s);
-    assert_null(strstr(text, "PROPOSED"));
-    assert_null(strstr(text, "unapproved"));
-    assert_null(strstr(text, "awaiting approval"));
-    free(text);
-    json_t *j = json_card(&s);
-    assert_int_equal(json_array_size(json_object_get(j, "proposals")), 0);
-    assert_null(json_object_get(json_object_get(j, "cpr"), "proposal"));
-    json_decref(j);
-    char *html = page(&s, 0, WEB_VIEW_CARD);
-    assert_null(strstr(html, "PROPOSED"));
-    assert_null(strstr(html, "class=\"proposal"));
-    cmc_free(html);
-    state_free(&s);
+    struct outputs o;
+    outputs_of(&s, &o);
+    assert_null(strstr(o.text, "PROPOSED"));
+    assert_null(strstr(o.text, "unapproved"));
+    assert_null(strstr(o.text, "awaiting approval"));
+    assert_int_equal(json_array_size(json_object_get(o.j, "proposals")), 0);
+    assert_null(json_object_get(json_object_get(o.j, "cpr"), "proposal"));
+    assert_null(strstr(o.html, "PROPOSED"));
+    assert_null(strstr(o.html, "class=\"proposal"));
+    outputs_free(&o, &s);
 }
 
 /* ---- content ---------------------------------------------------------------------------- */
@@ -582,38 +583,34 @@ static void test_no_known_allergies_distinct_from_none_recorded(void **state)
         const char *other = want[i] == NULL ? NULL
                             : strcmp(want[i], CARD_NKA_WORDS) == 0 ? CARD_UNRECORDED_WORDS
                                                                   : CARD_NKA_WORDS;
-        char *text = terminal_card(&s);
-        const char *sec = strstr(text, "ALLERGIES");
+        struct outputs o;
+        outputs_of(&s, &o);
+        const char *sec = strstr(o.text, "ALLERGIES");
         assert_non_null(sec);
         if (want[i] != NULL) {
             const char *at = strstr(sec, want[i]);
             assert_non_null(at);
             assert_true(at < strstr(sec, "PROBLEMS"));
-            assert_null(strstr(text, other));
+            assert_null(strstr(o.text, other));
         } else {
-            assert_null(strstr(text, CARD_NKA_WORDS));
-            assert_null(strstr(text, CARD_UNRECORDED_WORDS));
+            assert_null(strstr(o.text, CARD_NKA_WORDS));
+            assert_null(strstr(o.text, CARD_UNRECORDED_WORDS));
             assert_non_null(strstr(sec, "Penicillin"));
         }
-        free(text);
-        json_t *j = json_card(&s);
-        const char *jt = json_value_text(j, "allergies_status");
+        const char *jt = json_value_text(o.j, "allergies_status");
         if (want[i] != NULL)
             assert_string_equal(jt, want[i]);
         else
             assert_null(jt);
-        json_decref(j);
-        char *html = page(&s, 0, WEB_VIEW_CARD);
         if (i == 0)
-            assert_non_null(strstr(html, "<li><strong>" CARD_NKA_WORDS "</strong></li>"));
+            assert_non_null(strstr(o.html, "<li><strong>" CARD_NKA_WORDS "</strong></li>"));
         else if (i == 1)
-            assert_non_null(strstr(html, "<li><span class=\"none\">" CARD_UNRECORDED_WORDS "</span></li>"));
+            assert_non_null(strstr(o.html, "<li><span class=\"none\">" CARD_UNRECORDED_WORDS "</span></li>"));
         else {
-            assert_null(strstr(html, CARD_NKA_WORDS));
-            assert_null(strstr(html, CARD_UNRECORDED_WORDS));
+            assert_null(strstr(o.html, CARD_NKA_WORDS));
+            assert_null(strstr(o.html, CARD_UNRECORDED_WORDS));
         }
-        cmc_free(html);
-        state_free(&s);
+        outputs_free(&o, &s);
     }
 }
 

@@ -22,12 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/support/card_page.h"
 #include "tests/support/example_plan_model.h"
 #include "tests/support/run.h"
 
 #define NOW 1780000000 /* 2026-05-28, after every date in the example plan */
 
-/* The three outputs of the model of p, in one string each; free() the terminal and page,
+/* The three outputs of the model of p, in one string each; free() the terminal, cmc_free() the page,
  * json_decref the JSON. */
 struct outputs {
     char *term;
@@ -38,32 +39,23 @@ struct outputs {
 static void render(const struct plan *p, struct card_model *m, struct outputs *o)
 {
     struct card_context ctx;
-    size_t len = 0;
     memset(&ctx, 0, sizeof ctx);
     ctx.now = NOW;
     ctx.last_sync = NOW - 60;
     ctx.lease_days_left = -1;
     card_build(p, &ctx, m);
-    FILE *f = open_memstream(&o->term, &len);
-    assert_non_null(f);
-    card_print(f, m);
-    fclose(f);
+    o->term = tst_card_text(m);
     o->json = card_to_json(p, m);
     assert_non_null(o->json);
-    struct web_buf b;
     struct web_chrome chrome = { .title = "Plan", .user = "u", .role = "urgent care", .csrf = "t" };
     struct web_card card = { .p = p, .ctx = &ctx, .view = WEB_VIEW_CARD };
-    web_buf_init(&b);
-    web_render_card(&b, &chrome, &card);
-    assert_int_equal(web_buf_status(&b), CMC_OK);
-    o->page = strndup(b.p, b.len);
-    web_buf_free(&b);
+    o->page = tst_card_page(&chrome, &card);
 }
 
 static void outputs_free(struct outputs *o)
 {
     free(o->term);
-    free(o->page);
+    cmc_free(o->page);
     json_decref(o->json);
 }
 
