@@ -211,11 +211,11 @@ static void test_pull_query(void **state)
     assert_true(back.cursor == 7 && back.applied == 4 && back.budget == 99);
     assert_int_equal(wire_pull_query_decode("cursor=7", &back), CMC_OK);
     assert_true(back.cursor == 7 && back.applied == 7 && back.budget == 0);
-    assert_int_equal(wire_pull_query_decode("applied=4", &back), CMC_ERR_INVALID);
-    assert_int_equal(wire_pull_query_decode("cursor=-1", &back), CMC_ERR_INVALID);
-    assert_int_equal(wire_pull_query_decode("cursor=", &back), CMC_ERR_INVALID);
-    assert_int_equal(wire_pull_query_decode("cursor=12345678901234567890", &back), CMC_ERR_INVALID);
-    assert_int_equal(wire_pull_query_decode("", &back), CMC_ERR_INVALID);
+    /* no cursor, a negative, empty or out-of-range one, or nothing at all */
+    static const char *const refused[] = { "applied=4", "cursor=-1", "cursor=", "cursor=12345678901234567890", "" };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (wire_pull_query_decode(refused[i], &back) != CMC_ERR_INVALID)
+            fail_msg("query accepted: \"%s\"", refused[i]);
 }
 
 /* ---- push ------------------------------------------------------------------------------ */
