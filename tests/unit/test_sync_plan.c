@@ -44,6 +44,15 @@ static void load_example(struct plan *p)
         fail_msg("example: %s", cmc_errmsg());
 }
 
+/* The example plan in *p, and packed (cmc_free the bytes). */
+static uint8_t *pack_example(struct plan *p, size_t *len)
+{
+    uint8_t *b = NULL;
+    load_example(p);
+    assert_int_equal(plan_pack(p, &b, len), CMC_OK);
+    return b;
+}
+
 static void test_example_parses_and_is_complete(void **state)
 {
     (void)state;
@@ -513,10 +522,8 @@ static void test_every_truncation_refused(void **state)
 {
     (void)state;
     struct plan p, q;
-    uint8_t *b = NULL;
     size_t len = 0;
-    load_example(&p);
-    assert_int_equal(plan_pack(&p, &b, &len), CMC_OK);
+    uint8_t *b = pack_example(&p, &len);
     for (size_t cut = 0; cut < len; cut++) {
         int rc = plan_unpack(b, cut, &q);
         if (rc == CMC_OK)
@@ -532,11 +539,9 @@ static void test_every_byte_flip_refused_or_valid(void **state)
     (void)state;
     static const uint8_t flips[] = {0x01, 0x10, 0x80, 0xff};
     struct plan p, q;
-    uint8_t *b = NULL;
     size_t len = 0;
+    uint8_t *b = pack_example(&p, &len);
     int accepted = 0;
-    load_example(&p);
-    assert_int_equal(plan_pack(&p, &b, &len), CMC_OK);
     for (size_t i = 0; i < len; i++)
         for (size_t f = 0; f < sizeof flips; f++) {
             b[i] ^= flips[f];
@@ -611,12 +616,10 @@ static void test_out_of_memory(void **state)
 {
     (void)state;
     struct plan p, q;
-    uint8_t *b = NULL;
     size_t len = 0;
+    uint8_t *b = pack_example(&p, &len);
     char *json = NULL;
     size_t jlen = 0;
-    load_example(&p);
-    assert_int_equal(plan_pack(&p, &b, &len), CMC_OK);
     for (int which = 0; which < 5; which++) {
         long n;
         int rc = CMC_ERR_NOMEM;
