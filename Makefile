@@ -26,6 +26,8 @@ LDLIBS += $(shell pkg-config --libs $(PKGS))
 TEST_LDLIBS := $(shell pkg-config --libs cmocka)
 endif
 LDLIBS += -lpthread
+# tpm2-tss (a key slot sealed to a TPM 2.0: crypto/tpm.c): cmc-agent and the tests, never cmc-hub
+TPM_LDLIBS := $(shell pkg-config --libs tss2-esys tss2-tctildr tss2-mu 2>/dev/null)
 ifneq ($(SANITIZE),)
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all -U_FORTIFY_SOURCE
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -81,7 +83,7 @@ $(BUILD)/empty.o:
 	echo 'typedef int cmc_empty_unit;' | $(CC) -x c -c - -o $@
 
 $(BUILD)/cmc-agent: $(BUILD)/agent/main.o $(foreach l,$(LINK_agent),$(BUILD)/lib$(l).a)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TPM_LDLIBS)
 
 $(BUILD)/cmc-hub: $(BUILD)/hub/main.o $(foreach l,$(LINK_hub),$(BUILD)/lib$(l).a)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -91,12 +93,12 @@ test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_LIB) $$(foreach l,$$(LINK_$$(call test_module,$$*)),$(BUILD)/lib$$(l).a)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_LIB) \
-	  $(foreach l,$(LINK_$(call test_module,$*)),$(BUILD)/lib$(l).a) $(LDLIBS) $(TEST_LDLIBS)
+	  $(foreach l,$(LINK_$(call test_module,$*)),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS) $(TEST_LDLIBS)
 
 # Test tools (decrypting scanners, fault proxies) link everything, plus OpenSSL's libcrypto.
 $(BUILD)/tests/tools/%: tests/tools/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS) \
 	  $(shell pkg-config --libs libcrypto 2>/dev/null)
 
 # `make check` installs what is missing (the script is a no-op when all is present),
@@ -105,13 +107,18 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l)
 # under AddressSanitizer and UndefinedBehaviorSanitizer in build-asan, valgrind over the unit
 # tests) and a short libFuzzer pass over every target (CHECK_FUZZ_SECONDS each).
 CHECK_FUZZ_SECONDS ?= 10
+# builds, end-to-end scripts and valgrind runs use this many cores at once
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check:
 	@scripts/install-deps.sh
 	@rm -f $(BUILD)/test-logs/summary-* $(FUZZ_BUILD)/test-logs/summary-*
-	@$(MAKE) --no-print-directory unit; u=$$?; $(MAKE) --no-print-directory e2e; e=$$?; h=0; z=0; \
+	@t0=$$(date +%s); $(MAKE) --no-print-directory -j$(JOBS) unit; u=$$?; \
+	  $(MAKE) --no-print-directory -j$(JOBS) e2e; e=$$?; h=0; z=0; \
+	  echo "check: normal build, unit and e2e took $$(( $$(date +%s) - t0 ))s"; \
 	  if [ -z "$(SANITIZE)" ]; then \
-	    BUILD=$(BUILD) scripts/check-hardened.sh; h=$$?; \
-	    $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS); z=$$?; \
+	    BUILD=$(BUILD) JOBS=$(JOBS) scripts/check-hardened.sh; h=$$?; t1=$$(date +%s); \
+	    $(MAKE) --no-print-directory -j$(JOBS) fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS); z=$$?; \
+	    echo "check: fuzz build and runs took $$(( $$(date +%s) - t1 ))s"; \
 	  fi; \
 	  cat $(BUILD)/test-logs/summary-* $(FUZZ_BUILD)/test-logs/summary-* 2>/dev/null | \
 	    awk '{p+=$$1; f+=$$2; s+=$$3} END {printf "check: %d passed, %d failed, %d skipped\n", p, f, s}'; \
@@ -164,18 +171,19 @@ endif
 
 $(BUILD)/tests/fault/%: tests/fault/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS)
 
 $(BUILD)/tests/fuzz/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS)
 
 # libFuzzer binaries: only inside the fuzz build (CC=clang, SANITIZE=fuzzer-no-link,...).
 $(BUILD)/tests/fuzz/%: tests/fuzz/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS)
 
-e2e: $(FAULT_BINS) $(FUZZ_REPLAY_BINS)
+# test_card_terminal.sh and test_web_page.sh render the card states with the unit test program
+e2e: $(FAULT_BINS) $(FUZZ_REPLAY_BINS) $(BUILD)/tests/test_agent_card
 
 .PHONY: fault-bins fuzz-bins
 fault-bins: $(FAULT_BINS) $(FUZZ_REPLAY_BINS) $(PROGS) $(TOOLS)
@@ -206,7 +214,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 bench-bins: $(PROGS) $(BENCH_BINS)
 $(BUILD)/bench/%: bench/%.c $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(foreach l,$(LINK_e2e),$(BUILD)/lib$(l).a) $(LDLIBS) $(TPM_LDLIBS)
 
 # ---- version, man pages, install (docs/OPERATIONS.md) ---------------------------------------
 # The version is `git describe` at build time; the two objects that print it are rebuilt

@@ -39,6 +39,7 @@ static const struct opt_spec opt_specs[] = {
     OPT_STR("--break-glass", break_glass),
     OPT_STR("--listen", listen),     OPT_FLAG("--json", json),      OPT_FLAG("--watch", watch),
     OPT_FLAG("--verify", verify),    OPT_FLAG("--help", help),      OPT_FLAG("-h", help),
+    OPT_FLAG("--tpm", tpm),
 };
 
 static int parse_args(int argc, char **argv, struct cli_opts *o)

@@ -52,6 +52,7 @@ struct cli_opts {
     int watch;
     int verify;
     int help;
+    int tpm;   /* init, user add: seal the new key slot to this machine's TPM */
     char dir_buf[4096];
     char slots_path[4200];
     char replica_path[4200];

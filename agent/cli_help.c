@@ -16,17 +16,22 @@
     "Environment: CMC_AGENT_DIR (data directory, default ~/.local/share/cmc-agent),\n"      \
     "CMC_USER (who is acting), CMC_PIN (the PIN; weaker than --pin-file), CMC_LOG.\n"
 
+#define TPM_HELP                                                                            \
+    "--tpm: seal the new user's key slot to this machine's TPM 2.0 as well as the PIN: a\n"  \
+    "copy of the slot file opens nowhere else, and the TPM's lockout limits wrong PINs.\n"  \
+    "CMC_TPM_TCTI names the TPM (default device:/dev/tpmrm0).\n"
+
 struct help_entry {
     const char *name;
     const char *text;
 };
 
 static const struct help_entry help_entries[] = {
-    {"init", "usage: cmc-agent init --user NAME --role urgent_care|clinician [--pin-file FILE]\n\n"
-             "Creates the encrypted replica and its first user.\n" ENV_COMMON},
-    {"user", "usage: cmc-agent user add NAME --role R [--new-pin-file FILE] | user remove NAME |"
+    {"init", "usage: cmc-agent init --user NAME --role urgent_care|clinician [--pin-file FILE] [--tpm]\n\n"
+             "Creates the encrypted replica and its first user.\n" TPM_HELP ENV_COMMON},
+    {"user", "usage: cmc-agent user add NAME --role R [--new-pin-file FILE] [--tpm] | user remove NAME |"
              " user list\n\nThe people who may unlock this device. CMC_NEW_PIN: the new user's"
-             " PIN.\n" ENV_COMMON},
+             " PIN.\n" TPM_HELP ENV_COMMON},
     {"lookup", "usage: cmc-agent lookup NHS_NUMBER [--break-glass REASON] [--json]\n\nThe summary"
                " card, or \"no plan on this device\" (exit 3). Every view is written to the\naudit"
                " log. Within CMC_LEASE_WARN_DAYS (default 2) of the offline lease running out, the"

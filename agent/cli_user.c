@@ -18,10 +18,16 @@ static void cli_remove_clinical(const char *dir)
             plat_remove(path);
 }
 
+/* What a new slot holds: the role key for a clinician; a secret sealed to the TPM with --tpm. */
+static int slot_flags(const struct cli_opts *o, int role)
+{
+    return (role == STORE_ROLE_CLINICIAN ? CRY_SLOT_ROLE_KEY : 0) | (o->tpm ? CRY_SLOT_TPM : 0);
+}
+
 int cli_cmd_init(struct cli_opts *o)
 {
     if (o->user == NULL || o->role == NULL)
-        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent init --user NAME --role urgent_care|clinician");
+        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent init --user NAME --role urgent_care|clinician [--tpm]");
     struct store_session who = { .role = store_role_from_name(o->role) };
     if (who.role == STORE_ROLE_NONE)
         return cmc_fail(CMC_ERR_USAGE, "--role must be urgent_care or clinician");
@@ -47,9 +53,12 @@ int cli_cmd_init(struct cli_opts *o)
         goto out;
     }
     /* A clinician's slot also holds the role key, under which the clinical file is made. */
-    if ((rc = cry_slots_create_ex(o->slots_path, o->user, store_role_name(who.role), pin,
-                                  who.role == STORE_ROLE_CLINICIAN, &made)) != CMC_OK)
+    if ((rc = cry_slots_create_ex(o->slots_path, o->user, store_role_name(who.role), pin, slot_flags(o, who.role),
+                                  &made)) != CMC_OK) {
+        if (o->tpm)
+            rc = cmc_fail(rc, "%s; nothing was changed", cmc_errmsg());
         goto out;
+    }
     who.sign_key = made.user_sk;
     who.role_key = made.role_key;
     rc = store_open(o->replica_path, made.key, &who, &st);
@@ -77,7 +86,8 @@ int cli_cmd_user(struct cli_opts *o)
 {
     const char *sub = o->n_positional > 0 ? o->positional[0] : NULL;
     if (sub == NULL || (strcmp(sub, "add") != 0 && strcmp(sub, "remove") != 0 && strcmp(sub, "list") != 0))
-        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent user add NAME --role R | user remove NAME | user list");
+        return cmc_fail(CMC_ERR_USAGE,
+                        "usage: cmc-agent user add NAME --role R [--tpm] | user remove NAME | user list");
     if (strcmp(sub, "list") != 0 && o->n_positional != 2)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent user %s NAME", sub);
     struct cli_session s;
@@ -100,11 +110,12 @@ int cli_cmd_user(struct cli_opts *o)
                 continue;
             /* a clinician without the role key (a device set up before role keys) cannot
              * reach pending edits until a holder adds them again */
-            int rk = cry_slots_has_role_key(slots, i);
+            int rk = cry_slots_has_role_key(slots, i), tpm = cry_slots_tpm_bound(slots, i);
             if (o->json)
-                json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "user", u, "role", r, "role_key", rk));
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:b}", "user", u, "role", r, "role_key", rk,
+                                                     "tpm", tpm));
             else
-                printf("%-24s %s%s\n", u, r,
+                printf("%-24s %s%s%s\n", u, r, tpm ? " (TPM)" : "",
                        strcmp(r, "clinician") == 0 && !rk ? " (no clinical key: add again)" : "");
         }
         rc = o->json ? cli_print_json(json_pack("{s:o}", "users", arr)) : (json_decref(arr), CMC_OK);
@@ -139,9 +150,11 @@ int cli_cmd_user(struct cli_opts *o)
         memset(&by, 0, sizeof by);
         by.key = s.key;
         by.role_key = s.role_key;
-        rc = cry_slots_add_ex(slots, &by, name, store_role_name(role), pin, role == STORE_ROLE_CLINICIAN);
+        if ((rc = cry_slots_add_ex(slots, &by, name, store_role_name(role), pin, slot_flags(o, role))) != CMC_OK &&
+            o->tpm)
+            rc = cmc_fail(rc, "%s; nothing was changed", cmc_errmsg());
         if (rc == CMC_OK && !o->json)
-            printf("Added %s (%s).\n", name, store_role_name(role));
+            printf("Added %s (%s%s).\n", name, store_role_name(role), o->tpm ? ", sealed to this machine's TPM" : "");
     } else {
         rc = cry_slots_remove(slots, name);
         if (rc == CMC_OK && !o->json)

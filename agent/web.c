@@ -366,8 +366,8 @@ static int open_with_pin(const struct web_request *q, struct web_reply *r, web_p
         memcpy(role, u.role, sizeof role);
     }
     cry_unlocked_clear(&u);
-    if (rc == CMC_ERR_THROTTLED) {
-        page(q, r, 429, cmc_errmsg(), user);
+    if (rc == CMC_ERR_THROTTLED || rc == CMC_ERR_LOCKED || rc == CMC_ERR_IO) { /* or the TPM's */
+        page(q, r, rc == CMC_ERR_THROTTLED ? 429 : 503, cmc_errmsg(), user);
         goto out;
     }
     if (rc != CMC_OK) {

@@ -65,7 +65,7 @@ HUB_DIR="$WORK/hub"
 printf 'max_connections = %d\n' $(( N + 256 )) >"$WORK/hub.conf"
 export CMC_HUB_CONFIG="$WORK/hub.conf"
 for _ in 1 2 3 4 5; do
-  PORT=$(( 20000 + RANDOM % 40000 ))
+  PORT=$(( 20000 + RANDOM % 12000 ))
   CMC_LOG=warn "$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$PORT" >"$WORK/hub.log" 2>&1 &
   HUB_PID=$!
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.05; done

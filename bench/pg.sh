@@ -38,7 +38,7 @@ pg_fixture_start || { echo "bench/pg.sh: PostgreSQL could not start: $PG_FIXTURE
 serve() { # serve DIR -> prints the port
   local port
   for _ in 1 2 3 4 5; do
-    port=$(( 20000 + RANDOM % 40000 ))
+    port=$(( 20000 + RANDOM % 12000 ))
     "$HUB" --dir "$1" --config "$WORK/hub.conf" serve --listen "127.0.0.1:$port" >>"$WORK/serve.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && { echo "$port"; return 0; }; sleep 0.05; done

@@ -91,14 +91,23 @@ int cry_pin_acceptable(const char *pin);
 /* Argon2id limits: libsodium's interactive ones. Tests may lower them (cry_test.h); the
  * programs that ship cannot. */
 
+/* What a new slot holds besides the replica key (flags of cry_slots_create_ex and
+ * cry_slots_add_ex): the role key; a secret sealed to this machine's TPM 2.0 (reached
+ * through CMC_TPM_TCTI, default "device:/dev/tpmrm0"), without which the slot cannot be
+ * opened, so a copied file is useless elsewhere and the TPM's lockout limits PIN guesses.
+ * Unlocking a TPM-bound slot may also fail with CMC_ERR_THROTTLED (the TPM is locked out),
+ * CMC_ERR_LOCKED (another TPM, or this one was cleared) or CMC_ERR_IO (no TPM). */
+#define CRY_SLOT_ROLE_KEY 1
+#define CRY_SLOT_TPM 2
+
 /* Creates a new slot file at `path` (refuses an existing file: CMC_ERR_EXISTS) with a fresh
- * random replica key (and role key when `with_role_key`) and one slot for `user` with
+ * random replica key (and role key with CRY_SLOT_ROLE_KEY) and one slot for `user` with
  * `role`; hands back what the slot holds. User names are 1..CRY_USER_MAX bytes, roles
  * 1..CRY_ROLE_MAX bytes, neither with control characters; PINs cry_pin_acceptable
  * (CMC_ERR_INVALID otherwise; the same rules for cry_slots_add). A handle is used by one
  * thread at a time. */
 int cry_slots_create_ex(const char *path, const char *user, const char *role, const char *pin,
-                        int with_role_key, struct cry_unlocked *out);
+                        int flags, struct cry_unlocked *out);
 /* The same without a role key, handing back only the replica key. */
 int cry_slots_create(const char *path, const char *user, const char *role, const char *pin,
                      struct cry_secret **key_out);
@@ -121,16 +130,19 @@ CRY_MUST_CHECK int cry_slots_unlock(cry_slots *s, const char *user, const char *
                                     struct cry_secret **key_out, char *role_out);
 
 /* Adds a slot for a new user wrapping what `by` unlocked (the replica key, and the role key
- * when `with_role_key`: CMC_ERR_DENIED if `by` has none) and saves the file atomically.
+ * with CRY_SLOT_ROLE_KEY: CMC_ERR_DENIED if `by` has none; sealed to the TPM with
+ * CRY_SLOT_TPM) and saves the file atomically.
  * CMC_ERR_EXISTS if the user has a slot, CMC_ERR_TOO_LARGE when the file already holds
  * CRY_SLOTS_MAX slots. On failure the file is unchanged. */
 int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *user, const char *role,
-                     const char *pin, int with_role_key);
+                     const char *pin, int flags);
 int cry_slots_add(cry_slots *s, const struct cry_secret *key, const char *user, const char *role,
                   const char *pin);
 /* 1 when some slot of the file holds the role key; 1 when slot i does. */
 int cry_slots_any_role_key(const cry_slots *s);
 int cry_slots_has_role_key(const cry_slots *s, size_t i);
+/* 1 when slot i is sealed to a TPM. */
+int cry_slots_tpm_bound(const cry_slots *s, size_t i);
 /* For a file from before role keys: gives `user`'s slot (just unlocked into `u`, with the
  * same PIN) a new role key, and hands it back in u->role_key. Refused when any slot already
  * holds one (CMC_ERR_EXISTS): then only a holder can give it on (cry_slots_add_ex). */

@@ -11,7 +11,8 @@
  *           8  2  version (2; version 1 files are read)
  *          10  2  slot count (1..CRY_SLOTS_MAX)
  *          12 16  file id (random)
- *   slot       1  wrap format (1 = as in version 1 files, 2 = current)
+ *   slot       1  wrap format (1 = as in version 1 files, 2 = current, 3 = current and
+ *                 sealed to a TPM)
  *              1  user name length (1..CRY_USER_MAX), then the name
  *              1  role length (1..CRY_ROLE_MAX), then the role
  *              1  KDF algorithm (2 = Argon2id v1.3)
@@ -20,6 +21,9 @@
  *             16  salt
  *        wrap 2: 32  the user's Ed25519 public key
  *        wrap 2:  1  P, payload length (96 or 128)
+ *        wrap 3:     as wrap 2, then 2 + n  the TPM object's public blob (length, bytes),
+ *                    2 + n  its private blob, 34  the TPM name of its parent (the
+ *                    storage primary key)
  *              4  failed attempts recorded against this slot
  *             32  the failure chain: BLAKE2b^(1 + failures)(chain seed)
  *             24  nonce
@@ -214,19 +218,92 @@ static void payload_fill(struct slot *sl, uint8_t *p, const struct cry_secret *k
     uint8_t sk[crypto_sign_SECRETKEYBYTES];
     crypto_sign_seed_keypair(sl->user_pk, sk, p + 2 * CRY_KEY_BYTES);
     sodium_memzero(sk, sizeof sk);
-    sl->wrap = WRAP_CURRENT;
+    if (sl->wrap != WRAP_TPM)
+        sl->wrap = WRAP_CURRENT;
     sl->failures = 0;
     chain_start(sl->chain, p + CRY_KEY_BYTES);
 }
 
-/* Fills a new slot for user/role wrapping `key` (and `role_key` unless NULL) under `pin`,
- * with fresh salt, nonce, signing key and chain; hands what it wrapped to `give` unless
- * NULL (the caller clears it on failure). */
+/* ---- TPM-bound slots ------------------------------------------------------------------- */
+
+/* A TPM-bound slot's wrapping key is BLAKE2b keyed with the Argon2id output over a label and
+ * the secret only the TPM can unseal; the TPM object's auth value is another BLAKE2b of the
+ * Argon2id output. Without the TPM the Argon2id output opens nothing, so a copied file
+ * cannot be guessed at offline; with it, each wrong PIN is a wrong auth value that the TPM
+ * counts towards its dictionary-attack lockout. */
+static void tpm_auth(const struct cry_secret *kek, uint8_t auth[CRY_TPM_AUTH_BYTES])
+{
+    static const char label[] = "cmc key slot: TPM auth v1";
+    crypto_generichash(auth, CRY_TPM_AUTH_BYTES, (const uint8_t *)label, sizeof label - 1, kek->buf, kek->len);
+}
+
+/* Turns the Argon2id output in `kek` into the wrapping key, in place. */
+static void tpm_mix(struct cry_secret *kek, const struct cry_secret *secret)
+{
+    static const char label[] = "cmc key slot: TPM wrap v1";
+    crypto_generichash_state st;
+    uint8_t out[CRY_KEY_BYTES];
+    crypto_generichash_init(&st, kek->buf, kek->len, sizeof out);
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof label - 1);
+    crypto_generichash_update(&st, secret->buf, secret->len);
+    crypto_generichash_final(&st, out, sizeof out);
+    memcpy(kek->buf, out, sizeof out);
+    sodium_memzero(out, sizeof out);
+    sodium_memzero(&st, sizeof st);
+}
+
+/* Seals a new secret to the TPM for slot `sl` (making it WRAP_TPM) and mixes it into `kek`,
+ * which holds the Argon2id output of the PIN. */
+static int tpm_bind(struct slot *sl, struct cry_secret *kek)
+{
+    struct cry_secret *secret = NULL;
+    uint8_t auth[CRY_TPM_AUTH_BYTES];
+    size_t pub_len = 0, priv_len = 0;
+    int rc = cry_secret_new(CRY_TPM_SECRET_BYTES, &secret);
+    if (rc != CMC_OK)
+        return rc;
+    tpm_auth(kek, auth);
+    rc = cry_tpm_seal(auth, secret->buf, sl->tpm_pub, &pub_len, sl->tpm_priv, &priv_len, sl->tpm_parent);
+    sodium_memzero(auth, sizeof auth);
+    if (rc == CMC_OK) {
+        sl->wrap = WRAP_TPM;
+        sl->tpm_pub_len = (uint16_t)pub_len;
+        sl->tpm_priv_len = (uint16_t)priv_len;
+        tpm_mix(kek, secret);
+    }
+    cry_secret_free(secret);
+    return rc;
+}
+
+/* The wrapping key of slot `sl` for `pin`: Argon2id, then for a TPM-bound slot the TPM's
+ * secret. CMC_ERR_AUTH when the TPM refused the PIN (and counted it). */
+static int slot_kek(const struct slot *sl, const char *pin, struct cry_secret *kek)
+{
+    int rc = derive(kek, pin, sl->salt, sl->opslimit, sl->memlimit);
+    if (rc != CMC_OK || sl->wrap != WRAP_TPM)
+        return rc;
+    struct cry_secret *secret = NULL;
+    uint8_t auth[CRY_TPM_AUTH_BYTES];
+    if ((rc = cry_secret_new(CRY_TPM_SECRET_BYTES, &secret)) != CMC_OK)
+        return rc;
+    tpm_auth(kek, auth);
+    rc = cry_tpm_unseal(auth, sl->tpm_pub, sl->tpm_pub_len, sl->tpm_priv, sl->tpm_priv_len, sl->tpm_parent,
+                        secret->buf);
+    sodium_memzero(auth, sizeof auth);
+    if (rc == CMC_OK)
+        tpm_mix(kek, secret);
+    cry_secret_free(secret);
+    return rc;
+}
+
+/* Fills a new slot for user/role wrapping `key` (and `role_key` unless NULL) under `pin`
+ * (and, when `tpm`, a secret sealed to the TPM), with fresh salt, nonce, signing key and
+ * chain; hands what it wrapped to `give` unless NULL (the caller clears it on failure). */
 static int unlocked_fill(struct cry_unlocked *u, const struct slot *sl, const uint8_t *p);
 
 static int slot_wrap(struct slot *sl, const uint8_t file_id[FILE_ID_BYTES],
                      const struct cry_secret *key, const struct cry_secret *role_key,
-                     const char *user, const char *role, const char *pin, struct cry_unlocked *give)
+                     const char *user, const char *role, const char *pin, int tpm, struct cry_unlocked *give)
 {
     struct cry_secret *kek = NULL, *payload = NULL;
     int rc = cry_secret_new(CRY_KEY_BYTES, &kek);
@@ -242,6 +319,8 @@ static int slot_wrap(struct slot *sl, const uint8_t file_id[FILE_ID_BYTES],
     randombytes_buf(sl->salt, SALT_BYTES);
     payload_fill(sl, payload->buf, key, NULL, role_key);
     if ((rc = derive(kek, pin, sl->salt, sl->opslimit, sl->memlimit)) != CMC_OK)
+        goto out;
+    if (tpm && (rc = tpm_bind(sl, kek)) != CMC_OK)
         goto out;
     if ((rc = slot_seal(sl, file_id, kek, payload->buf)) != CMC_OK)
         goto out;
@@ -295,7 +374,7 @@ static int unlocked_fill(struct cry_unlocked *u, const struct slot *sl, const ui
 /* ---- public API ------------------------------------------------------------------------ */
 
 int cry_slots_create_ex(const char *path, const char *user, const char *role, const char *pin,
-                        int with_role_key, struct cry_unlocked *out)
+                        int flags, struct cry_unlocked *out)
 {
     cry_slots *s = NULL;
     struct cry_secret *key = NULL, *role_key = NULL;
@@ -313,13 +392,14 @@ int cry_slots_create_ex(const char *path, const char *user, const char *role, co
         goto out;
     if ((rc = cry_secret_new(CRY_KEY_BYTES, &key)) != CMC_OK)
         goto out;
-    if (with_role_key && (rc = cry_secret_new(CRY_KEY_BYTES, &role_key)) != CMC_OK)
+    if ((flags & CRY_SLOT_ROLE_KEY) && (rc = cry_secret_new(CRY_KEY_BYTES, &role_key)) != CMC_OK)
         goto out;
     randombytes_buf(key->buf, CRY_KEY_BYTES);
     if (role_key != NULL)
         randombytes_buf(role_key->buf, CRY_KEY_BYTES);
     randombytes_buf(s->file_id, FILE_ID_BYTES);
-    if ((rc = slot_wrap(&s->slot[0], s->file_id, key, role_key, user, role, pin, out)) != CMC_OK)
+    if ((rc = slot_wrap(&s->slot[0], s->file_id, key, role_key, user, role, pin, (flags & CRY_SLOT_TPM) != 0,
+                        out)) != CMC_OK)
         goto out;
     s->count = 1;
     /* A throttle record left behind by an earlier file must not count against this one. */
@@ -415,7 +495,7 @@ static int settle_success(cry_slots *s, long idx, const struct cry_secret *kek, 
     struct slot *sl = &s->slot[idx];
     struct slot fresh = *sl;
     int rc;
-    if (sl->wrap == WRAP_CURRENT) {
+    if (slot_is_current(sl)) {
         u->record_altered = !chain_matches(sl, payload + CRY_KEY_BYTES);
         if ((rc = unlocked_fill(u, sl, payload)) != CMC_OK)
             return rc;
@@ -456,7 +536,11 @@ static int try_pin(const cry_slots *s, long idx, const char *pin, struct cry_sec
         return derive(kek, pin, salt, ops, mem);
     }
     const struct slot *sl = &s->slot[idx];
-    int rc = derive(kek, pin, sl->salt, sl->opslimit, sl->memlimit);
+    int rc = slot_kek(sl, pin, kek);
+    if (rc == CMC_ERR_AUTH) {
+        cmc_err_clear();
+        return CMC_OK;
+    }
     if (rc != CMC_OK)
         return rc;
     uint8_t ad[AD_MAX_BYTES];
@@ -566,6 +650,11 @@ int cry_slots_has_role_key(const cry_slots *s, size_t i)
     return s != NULL && i < s->count && s->slot[i].payload_len == PAYLOAD_MAX;
 }
 
+int cry_slots_tpm_bound(const cry_slots *s, size_t i)
+{
+    return s != NULL && i < s->count && s->slot[i].wrap == WRAP_TPM;
+}
+
 int cry_slots_mint_role_key(cry_slots *s, const char *user, const char *pin, struct cry_unlocked *u)
 {
     struct cry_secret *kek = NULL, *payload = NULL, *role_key = NULL;
@@ -595,7 +684,7 @@ int cry_slots_mint_role_key(cry_slots *s, const char *user, const char *pin, str
         goto out;
     }
     struct slot fresh = s->slot[idx];
-    if ((rc = derive(kek, pin, fresh.salt, fresh.opslimit, fresh.memlimit)) != CMC_OK)
+    if ((rc = slot_kek(&fresh, pin, kek)) != CMC_OK)
         goto out;
     randombytes_buf(role_key->buf, CRY_KEY_BYTES);
     /* libsodium's Ed25519 secret key starts with its seed: the user keeps their signing key */
@@ -621,7 +710,7 @@ out:
 }
 
 int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *user, const char *role,
-                     const char *pin, int with_role_key)
+                     const char *pin, int flags)
 {
     struct slot fresh;
     plat_lock *lock = NULL;
@@ -632,7 +721,7 @@ int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *us
         return rc;
     if ((rc = cry_pin_acceptable(pin)) != CMC_OK)
         return rc;
-    if (with_role_key && by->role_key == NULL)
+    if ((flags & CRY_SLOT_ROLE_KEY) && by->role_key == NULL)
         return cmc_fail(CMC_ERR_DENIED, "only a user who holds the role key can give it to another");
     if ((rc = plat_lock_acquire(s->lock_path, 1, &lock)) != CMC_OK)
         return rc;
@@ -646,8 +735,8 @@ int cry_slots_add_ex(cry_slots *s, const struct cry_unlocked *by, const char *us
         rc = cmc_fail(CMC_ERR_TOO_LARGE, "key-slot file is full (%d users)", CRY_SLOTS_MAX);
         goto out;
     }
-    if ((rc = slot_wrap(&fresh, s->file_id, by->key, with_role_key ? by->role_key : NULL, user, role,
-                        pin, NULL)) != CMC_OK)
+    if ((rc = slot_wrap(&fresh, s->file_id, by->key, (flags & CRY_SLOT_ROLE_KEY) ? by->role_key : NULL, user,
+                        role, pin, (flags & CRY_SLOT_TPM) != 0, NULL)) != CMC_OK)
         goto out;
     /* The handle changes only once the file on disk holds the new slot. */
     if ((rc = slots_save(s, -1, &fresh)) == CMC_OK) {
@@ -719,7 +808,7 @@ int cry_slots_user_pk(const cry_slots *s, size_t i, uint8_t pk[CRY_SIGN_PK_BYTES
 {
     if (s == NULL || i >= s->count)
         return cmc_fail(CMC_ERR_NOT_FOUND, "no key slot %zu", i);
-    if (s->slot[i].wrap != WRAP_CURRENT)
+    if (!slot_is_current(&s->slot[i]))
         return cmc_fail(CMC_ERR_NOT_FOUND, "%s has no signing key until their next unlock", s->slot[i].user);
     memcpy(pk, s->slot[i].user_pk, CRY_SIGN_PK_BYTES);
     return CMC_OK;

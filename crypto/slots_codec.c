@@ -103,17 +103,27 @@ static size_t slot_head_write(const struct slot *sl, uint8_t *p)
     n += 8;
     memcpy(p + n, sl->salt, SALT_BYTES);
     n += SALT_BYTES;
-    if (sl->wrap == WRAP_CURRENT) {
+    if (slot_is_current(sl)) {
         memcpy(p + n, sl->user_pk, CRY_SIGN_PK_BYTES);
         n += CRY_SIGN_PK_BYTES;
         p[n++] = sl->payload_len;
     }
+    if (sl->wrap == WRAP_TPM) {
+        put_u16(p + n, sl->tpm_pub_len);
+        memcpy(p + n + 2, sl->tpm_pub, sl->tpm_pub_len);
+        n += 2 + (size_t)sl->tpm_pub_len;
+        put_u16(p + n, sl->tpm_priv_len);
+        memcpy(p + n + 2, sl->tpm_priv, sl->tpm_priv_len);
+        n += 2 + (size_t)sl->tpm_priv_len;
+        memcpy(p + n, sl->tpm_parent, CRY_TPM_NAME_BYTES);
+        n += CRY_TPM_NAME_BYTES;
+    }
     return n;
 }
 
-/* The authenticated data binding a slot to this file, its user, role, KDF limits and (wrap
- * 2) public key and payload length. A wrap 1 slot keeps the version 1 data, so it still
- * opens in a version 2 file. */
+/* The authenticated data binding a slot to this file, its user, role, KDF limits, (wrap
+ * 2 and 3) public key and payload length, and (wrap 3) its TPM object and the TPM's storage
+ * key name. A wrap 1 slot keeps the version 1 data, so it still opens in a version 2 file. */
 size_t slots_ad(const uint8_t file_id[FILE_ID_BYTES], const struct slot *sl,
                       uint8_t ad[AD_MAX_BYTES])
 {
@@ -124,8 +134,8 @@ size_t slots_ad(const uint8_t file_id[FILE_ID_BYTES], const struct slot *sl,
     n += 2;
     memcpy(ad + n, file_id, FILE_ID_BYTES);
     n += FILE_ID_BYTES;
-    if (sl->wrap == WRAP_CURRENT)
-        ad[n++] = WRAP_CURRENT;
+    if (slot_is_current(sl))
+        ad[n++] = sl->wrap;
     n += slot_head_write(sl, ad + n);
     return n;
 }
@@ -134,8 +144,10 @@ static size_t slot_encoded_len(const struct slot *sl)
 {
     size_t n = 1 + HEAD_FIXED_BYTES + strlen(sl->user) + strlen(sl->role) + 4 + CHAIN_BYTES +
                CRY_SEAL_NONCE_BYTES + sl->payload_len + CRY_SEAL_TAG_BYTES;
-    if (sl->wrap == WRAP_CURRENT)
+    if (slot_is_current(sl))
         n += CRY_SIGN_PK_BYTES + 1;
+    if (sl->wrap == WRAP_TPM)
+        n += 4 + (size_t)sl->tpm_pub_len + sl->tpm_priv_len + CRY_TPM_NAME_BYTES;
     return n;
 }
 
@@ -240,6 +252,21 @@ static int take_name(struct reader *r, size_t max, char *out)
     return 1;
 }
 
+/* A TPM blob: 2-byte length (1..CRY_TPM_BLOB_MAX), then the bytes. 0 when malformed. */
+static int take_blob(struct reader *r, uint8_t *out, uint16_t *out_len)
+{
+    const uint8_t *lenp = take(r, 2);
+    if (lenp == NULL)
+        return 0;
+    uint16_t len = get_u16(lenp);
+    const uint8_t *p = len == 0 || len > CRY_TPM_BLOB_MAX ? NULL : take(r, len);
+    if (p == NULL)
+        return 0;
+    memcpy(out, p, len);
+    *out_len = len;
+    return 1;
+}
+
 /* One slot of a file of `version`; 0 when malformed (truncated or a bad field). */
 static int parse_slot(struct reader *r, unsigned version, struct slot *sl)
 {
@@ -247,7 +274,7 @@ static int parse_slot(struct reader *r, unsigned version, struct slot *sl)
     sl->wrap = WRAP_LEGACY;
     if (version == SLOT_VERSION) {
         const uint8_t *w = take(r, 1);
-        if (w == NULL || (*w != WRAP_LEGACY && *w != WRAP_CURRENT))
+        if (w == NULL || (*w != WRAP_LEGACY && *w != WRAP_CURRENT && *w != WRAP_TPM))
             return 0;
         sl->wrap = *w;
     }
@@ -261,12 +288,19 @@ static int parse_slot(struct reader *r, unsigned version, struct slot *sl)
     sl->memlimit = get_u64(f + 9);
     memcpy(sl->salt, f + 17, SALT_BYTES);
     sl->payload_len = CRY_KEY_BYTES;
-    if (sl->wrap == WRAP_CURRENT) {
+    if (slot_is_current(sl)) {
         const uint8_t *k = take(r, CRY_SIGN_PK_BYTES + 1);
         if (k == NULL || (k[CRY_SIGN_PK_BYTES] != PAYLOAD_BASE && k[CRY_SIGN_PK_BYTES] != PAYLOAD_MAX))
             return 0;
         memcpy(sl->user_pk, k, CRY_SIGN_PK_BYTES);
         sl->payload_len = k[CRY_SIGN_PK_BYTES];
+    }
+    if (sl->wrap == WRAP_TPM) {
+        const uint8_t *parent = NULL;
+        if (!take_blob(r, sl->tpm_pub, &sl->tpm_pub_len) || !take_blob(r, sl->tpm_priv, &sl->tpm_priv_len) ||
+            (parent = take(r, CRY_TPM_NAME_BYTES)) == NULL)
+            return 0;
+        memcpy(sl->tpm_parent, parent, CRY_TPM_NAME_BYTES);
     }
     if (version == SLOT_VERSION) {
         const uint8_t *c = take(r, 4 + CHAIN_BYTES);

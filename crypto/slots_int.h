@@ -7,6 +7,7 @@
 #define CMC_CRY_SLOTS_INT_H
 
 #include "crypto/cry.h"
+#include "crypto/tpm.h"
 
 #include <assert.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #define KDF_ALG_ARGON2ID13 2u
 #define WRAP_LEGACY 1u
 #define WRAP_CURRENT 2u
+#define WRAP_TPM 3u /* a wrap 2 slot whose key also needs a secret sealed to a TPM */
 #define CHAIN_BYTES CRY_HASH_BYTES
 #define PAYLOAD_BASE (3 * CRY_KEY_BYTES) /* replica key, chain seed, signing seed */
 #define PAYLOAD_MAX (4 * CRY_KEY_BYTES)  /* and the role key */
@@ -30,10 +32,14 @@
 /* U..salt without the names. */
 #define HEAD_FIXED_BYTES (1 + 1 + 1 + 8 + 8 + SALT_BYTES)
 /* Everything of a slot besides the names and the ciphertext, at most. */
-#define SLOT_FIXED_MAX (1 + HEAD_FIXED_BYTES + CRY_SIGN_PK_BYTES + 1 + 4 + CHAIN_BYTES + CRY_SEAL_NONCE_BYTES)
+/* A TPM-bound slot's object: two lengths and the public and private blobs. */
+#define TPM_FIELDS_MAX (2 + CRY_TPM_BLOB_MAX + 2 + CRY_TPM_BLOB_MAX + CRY_TPM_NAME_BYTES)
+#define SLOT_FIXED_MAX (1 + HEAD_FIXED_BYTES + CRY_SIGN_PK_BYTES + 1 + TPM_FIELDS_MAX + 4 + CHAIN_BYTES + \
+                        CRY_SEAL_NONCE_BYTES)
 #define SLOT_MAX_BYTES (SLOT_FIXED_MAX + CRY_USER_MAX + CRY_ROLE_MAX + WRAPPED_MAX)
 #define FILE_MAX_BYTES (HEADER_BYTES + CRY_SLOTS_MAX * SLOT_MAX_BYTES)
-#define AD_MAX_BYTES (SLOT_MAGIC_BYTES + 2 + FILE_ID_BYTES + 1 + HEAD_FIXED_BYTES + CRY_USER_MAX + CRY_ROLE_MAX + CRY_SIGN_PK_BYTES + 1)
+#define AD_MAX_BYTES (SLOT_MAGIC_BYTES + 2 + FILE_ID_BYTES + 1 + HEAD_FIXED_BYTES + CRY_USER_MAX + CRY_ROLE_MAX + \
+                      CRY_SIGN_PK_BYTES + 1 + TPM_FIELDS_MAX)
 /* A hostile file must not be able to make one unlock take minutes or gigabytes. */
 #define KDF_OPS_CAP 16u
 #define KDF_MEM_CAP ((uint64_t)crypto_pwhash_MEMLIMIT_SENSITIVE)
@@ -55,6 +61,11 @@ struct slot {
     uint8_t salt[SALT_BYTES];
     uint8_t user_pk[CRY_SIGN_PK_BYTES]; /* wrap 2 */
     uint8_t payload_len;
+    uint16_t tpm_pub_len;               /* WRAP_TPM: the sealed object's marshalled blobs */
+    uint16_t tpm_priv_len;
+    uint8_t tpm_pub[CRY_TPM_BLOB_MAX];
+    uint8_t tpm_priv[CRY_TPM_BLOB_MAX];
+    uint8_t tpm_parent[CRY_TPM_NAME_BYTES]; /* the storage primary key's name at sealing */
     uint32_t failures;
     uint8_t chain[CHAIN_BYTES];
     uint8_t nonce[CRY_SEAL_NONCE_BYTES];
@@ -69,6 +80,13 @@ struct cry_slots {
     size_t count;
     struct slot slot[CRY_SLOTS_MAX];
 };
+
+/* 1 for a slot in the current format (with or without a TPM): it has a public key, a
+ * payload of P bytes and a failure chain. */
+static inline int slot_is_current(const struct slot *sl)
+{
+    return sl->wrap == WRAP_CURRENT || sl->wrap == WRAP_TPM;
+}
 
 /* 1 when ops/mem lie between the floor (interactive limits, or the test limits when they
  * are on) and the caps. */

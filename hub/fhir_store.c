@@ -8,6 +8,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "sync/db.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -64,7 +65,7 @@ int hub_fhir_client_add(hub *h, const char *name, const char *scope, struct hub_
     sqlite3_bind_int64(st, 4, out->created);
     src = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (src == SQLITE_CONSTRAINT)
+    if (db_map_code(src) == CMC_ERR_EXISTS)
         return cmc_fail(CMC_ERR_EXISTS, "a client named %s is already registered", name);
     if (src != SQLITE_DONE)
         return hub_db_fail(h, src, "client add");

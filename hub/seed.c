@@ -7,6 +7,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "sync/db.h"
 
 #include <string.h>
 
@@ -68,7 +69,7 @@ static int seed_step(hub *h, sqlite3_stmt *st, const char *what)
     int src = sqlite3_step(st);
     sqlite3_reset(st);
     if (src != SQLITE_DONE) {
-        if ((src & 0xff) == SQLITE_CONSTRAINT)
+        if (db_map_code(src) == CMC_ERR_EXISTS)
             return cmc_fail(CMC_ERR_EXISTS, "seed: a seeded plan is already on the hub (%s);"
                                             " use another --seed", what);
         return hub_db_fail(h, src, what);

@@ -716,7 +716,7 @@ int hub_user_add(hub *h, const char *name, const char *role)
     int src = sqlite3_step(st);
     if (src == SQLITE_DONE)
         rc = CMC_OK;
-    else if ((src & 0xff) == SQLITE_CONSTRAINT)
+    else if (db_map_code(src) == CMC_ERR_EXISTS)
         rc = cmc_fail(CMC_ERR_EXISTS, "user %s already exists", name);
     else
         rc = hub_db_fail(h, src, "user add");
@@ -822,7 +822,7 @@ int hub_store_version(hub *h, const struct plan *p, const char *actor, const cha
     sqlite3_finalize(st);
     st = NULL;
     if (src != SQLITE_DONE) {
-        rc = (src & 0xff) == SQLITE_CONSTRAINT
+        rc = db_map_code(src) == CMC_ERR_EXISTS
                  ? cmc_fail(CMC_ERR_EXISTS, "plan %s version %lld already exists", p->plan_id,
                             (long long)p->version)
                  : hub_db_fail(h, src, "version");
@@ -857,7 +857,7 @@ int hub_store_version(hub *h, const struct plan *p, const char *actor, const cha
     sqlite3_bind_int64(st, 9, now);
     src = sqlite3_step(st);
     if (src != SQLITE_DONE) {
-        rc = (src & 0xff) == SQLITE_CONSTRAINT
+        rc = db_map_code(src) == CMC_ERR_EXISTS
                  ? cmc_fail(CMC_ERR_EXISTS, "a plan for that NHS number or plan id already exists")
                  : hub_db_fail(h, src, "plan");
         goto out;

@@ -2,7 +2,7 @@
 # The hardened pass of `make check` (docs/TESTING.md): every unit and end-to-end test again,
 # built with AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included) into its
 # own build directory, then valgrind (memcheck, leaks) over every unit test program and the
-# out-of-memory loop of the normal build. Ends with "hardened: N passed, N failed".
+# out-of-memory loop of the normal build, JOBS at a time. Ends with "hardened: N passed, N failed".
 #   usage: BUILD=build ASAN_BUILD=build-asan scripts/check-hardened.sh
 set -u
 cd "$(dirname "$0")/.."
@@ -33,18 +33,35 @@ make --no-print-directory -j"$jobs" BUILD="$BUILD" fault-bins \
   $(ls tests/unit/test_*.c | sed "s#tests/unit/\(.*\)\.c#$BUILD/tests/\1#") >"$BUILD.valgrind-build.log" 2>&1 ||
   { tail -n 30 "$BUILD.valgrind-build.log"; failed=$((failed + 1)); }
 mkdir -p "$BUILD/test-logs"
-for t in "$BUILD"/tests/test_* "$BUILD/tests/fault/oom_loop"; do
-  [ -x "$t" ] || continue
+# valgrind_one PROGRAM: one memcheck run; its line, and "0" or "1" in $vg_results/<name>.
+vg_results=$(mktemp -d "${TMPDIR:-/tmp}/cmc-valgrind-XXXXXX")
+trap 'rm -rf "$vg_results"' EXIT
+valgrind_one() {
+  local t=$1 name log t0
   name=$(basename "$t")
   log="$BUILD/test-logs/valgrind-$name.log"
   t0=$(date +%s)
   if timeout 1200 valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
       --track-origins=no -q "$t" >"$log" 2>&1; then
-    passed=$((passed + 1)); printf '  ok    valgrind %-32s %4ss\n' "$name" "$(( $(date +%s) - t0 ))"
+    echo 0 >"$vg_results/$name"; printf '  ok    valgrind %-32s %4ss\n' "$name" "$(( $(date +%s) - t0 ))"
   else
-    failed=$((failed + 1)); printf '  FAIL  valgrind %-32s (see %s)\n' "$name" "$log"
-    grep -E '==[0-9]+== (Invalid|Conditional|Use of|[0-9,]+ bytes in)|definitely lost|ERROR SUMMARY|FAIL' "$log" | head -n 20 | sed 's/^/      | /'
+    echo 1 >"$vg_results/$name"
+    { printf '  FAIL  valgrind %-32s (see %s)\n' "$name" "$log"
+      grep -E '==[0-9]+== (Invalid|Conditional|Use of|[0-9,]+ bytes in)|definitely lost|ERROR SUMMARY|FAIL' "$log" |
+        head -n 20 | sed 's/^/      | /'; } | cat
   fi
+}
+# the longest first, so that the two cores finish together
+running=0
+for t in $(ls -S "$BUILD"/tests/test_* "$BUILD/tests/fault/oom_loop" 2>/dev/null); do
+  [ -x "$t" ] || continue
+  if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+  valgrind_one "$t" &
+  running=$((running + 1))
+done
+wait
+for r in "$vg_results"/*; do
+  if [ "$(cat "$r")" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
 echo "$passed $failed" >"$BUILD/test-logs/summary-hardened"
 echo "hardened: $passed passed, $failed failed ($(( $(date +%s) - start ))s)"

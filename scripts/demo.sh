@@ -39,7 +39,7 @@ export CMC_HUB_DIR="$DEMO_DIR/hub"
 "$HUB" init
 "$HUB" seed --plans "$PLANS" --seed 42
 
-PORT=$(( 20000 + RANDOM % 40000 ))
+PORT=$(( 20000 + RANDOM % 12000 ))
 "$HUB" serve --listen "127.0.0.1:$PORT" --tls-cert "$C/server.pem" --tls-key "$C/server.key" \
   >"$DEMO_DIR/hub.log" 2>&1 &
 HUB_PID=$!

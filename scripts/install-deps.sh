@@ -21,6 +21,9 @@ apt_packages=(
 # the crew's page tests (tests/web) drive Chromium from node; NodeSource's nodejs carries its
 # own npm and conflicts with Debian's npm package, so npm is added only when it is missing
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
+# key slots sealed to a TPM 2.0 (crypto/tpm.c: tpm2-tss's ESYS API); the tests run swtpm and
+# set its lockout with tpm2-tools (tests/e2e/test_attack_tpm.sh)
+apt_packages+=(libtss2-dev swtpm swtpm-tools tpm2-tools)
 
 have_all() {
   local pc
@@ -51,6 +54,10 @@ have_all() {
   # the hub's PostgreSQL store: libpq to build, a server for the tests (tests/support/pg_run.sh)
   pkg-config --exists libpq 2>/dev/null || return 1
   [ -x /usr/lib/postgresql/15/bin/initdb ] || return 1
+  # TPM-bound key slots: tpm2-tss to build, swtpm and tpm2-tools for the tests
+  pkg-config --exists tss2-esys tss2-tctildr tss2-mu 2>/dev/null || return 1
+  command -v swtpm >/dev/null || return 1
+  command -v tpm2_dictionarylockout >/dev/null || return 1
   [ "$(dpkg-query -W -f='${Version}' libsqlcipher-dev 2>/dev/null | cut -d- -f1)" = "$need_sqlcipher_version" ] || return 1
   return 0
 }

@@ -89,12 +89,13 @@ publish_file() {
   echo "$id"
 }
 
-# start_hub [PORT]: serves HTTPS on 127.0.0.1 (a free port, or PORT again after a restart:
+# start_hub [PORT]: serves HTTPS on 127.0.0.1 (a free port below the kernel's ephemeral range,
+# 32768-60999, so that no client connection holds it when a hub restarts; or PORT again after a restart:
 # enrolled devices know the hub by its URL); sets HUB_PORT and HUB_URL.
 start_hub() {
   local tries=0 fixed=${1:-}
   while :; do
-    HUB_PORT=${fixed:-$(( 20000 + RANDOM % 40000 ))}
+    HUB_PORT=${fixed:-$(( 20000 + RANDOM % 12000 ))}
     # the binary itself, not a shell function, so that $! is the hub's own pid
     "$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$HUB_PORT" --tls-cert "$E2E_TMP/certs/server.pem" \
       --tls-key "$E2E_TMP/certs/server.key" >>"$E2E_TMP/hub.log" 2>&1 &
@@ -193,7 +194,8 @@ publish_plan() {
   publish_file "$f"
 }
 
-free_port() { echo $(( 20000 + RANDOM % 40000 )); }
+# free_port: a port number below the kernel's ephemeral range (see start_hub); a server retries on a clash.
+free_port() { echo $(( 20000 + RANDOM % 12000 )); }
 
 # serve_plain [PORT]: the hub on plain HTTP, for a TLS front or a fault proxy to stand before
 # (a free port, or PORT again after a restart); sets HUB_PLAIN and HUB_PID.

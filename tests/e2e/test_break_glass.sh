@@ -49,7 +49,7 @@ JAR="$E2E_TMP/jar"
 page() { curl -s -b "$JAR" -c "$JAR" -o "$E2E_TMP/page.html" -w '%{http_code}' "$@"; }
 pre() { sed -n 's/.*name="pre" value="\([0-9a-f]*\)".*/\1/p' "$E2E_TMP/page.html" | head -n 1; }
 serve_at() { # serve_at FAKETIME-OFFSET: the page server on a free port, its clock moved on
-  PORT=$(( 20000 + RANDOM % 40000 ))
+  PORT=$(( 20000 + RANDOM % 12000 ))
   rm -f "$JAR"
   faketime -f "$1" "$AGENT" --dir "$TABLET" serve --listen "127.0.0.1:$PORT" >>"$E2E_TMP/serve.log" 2>&1 &
   SERVE_PID=$!

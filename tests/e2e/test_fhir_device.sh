@@ -36,7 +36,7 @@ expect_exit 1 agent "$TABLET" app add ambulance-epr   # the name is taken
 expect_exit 0 agent "$TABLET" --json app list
 [ "$(jq -r '.[0].app + " " + .[0].added_by' "$E2E_TMP/last.out")" = "ambulance-epr tablet-user" ] || fail "app list: $(last_out)"
 
-PORT=$(( 20000 + RANDOM % 40000 ))
+PORT=$(( 20000 + RANDOM % 12000 ))
 "$AGENT" --dir "$TABLET" serve --listen "127.0.0.1:$PORT" >"$E2E_TMP/page.out" 2>"$E2E_TMP/page.log" &
 PAGE_PID=$!
 for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/style.css" && break; sleep 0.1; done

@@ -44,7 +44,7 @@ chmod 600 "$NODE2_DIR/hub.key"
 start_node() {
   local dir=$1 log=$2 port i
   for _ in 1 2 3 4 5; do
-    port=$(( 20000 + RANDOM % 40000 ))
+    port=$(( 20000 + RANDOM % 12000 ))
     CMC_LOG=info "$HUB" --dir "$dir" serve --listen "127.0.0.1:$port" >>"$log" 2>&1 &
     NODE_PID=$!
     for i in $(seq 1 100); do

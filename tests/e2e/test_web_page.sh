@@ -79,7 +79,7 @@ start_page() {
   local name=$1 dir=$2; shift 2
   local tries=0 port pid i
   while :; do
-    port=$(( 20000 + RANDOM % 40000 ))
+    port=$(( 20000 + RANDOM % 12000 ))
     env CMC_LOG=debug "$@" "$AGENT" --dir "$dir" serve --listen "127.0.0.1:$port" \
       >"$E2E_TMP/$name.out" 2>>"$E2E_TMP/$name.log" &
     pid=$!

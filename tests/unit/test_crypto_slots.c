@@ -767,7 +767,7 @@ static void test_malformed_files_are_corrupt(void **state)
     /* First slot: empty user name; a user name length running past the end; a control
      * character in the name; an unknown KDF; limits beyond the caps. */
     memcpy(copy, buf, len);
-    copy[HEADER_BYTES] = 3; /* unknown wrap format */
+    copy[HEADER_BYTES] = 4; /* unknown wrap format */
     assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
     copy[HEADER_BYTES + 1] = 0;
@@ -960,6 +960,171 @@ static void test_failed_save_changes_nothing(void **state)
     assert_int_equal(load_and_unlock(f->path, "bob", "5678-pin"), CMC_OK);
 }
 
+/* ---- TPM-bound slots (wrap 3), without a TPM: the codec's fields ------------------------ */
+
+/* Offset of P (the payload length byte) in slot 0 of a file made by make_file: after the
+ * wrap byte, "alice", "urgent_care", the KDF fields, the salt and the public key. */
+#define ALICE_P (HEADER_BYTES + 1 + 1 + 5 + 1 + 11 + 1 + 8 + 8 + 16 + 32)
+
+/* Rewrites slot 0 of `buf` (a file from make_file) as a TPM-bound slot: wrap 3, and after P
+ * a public blob of `pub_len` bytes and a private blob of `priv_len` bytes (the length fields
+ * as given, the bytes present only up to `present` of each), then the parent's name (34
+ * bytes). Returns the new length. */
+static size_t craft_tpm(const uint8_t *buf, size_t len, uint8_t *out, uint16_t pub_len, uint16_t priv_len,
+                        size_t present)
+{
+    size_t n = ALICE_P + 1, pub_n = pub_len < present ? pub_len : present;
+    size_t priv_n = priv_len < present ? priv_len : present;
+    memcpy(out, buf, n);
+    out[HEADER_BYTES] = 3;
+    out[n++] = (uint8_t)pub_len;
+    out[n++] = (uint8_t)(pub_len >> 8);
+    memset(out + n, 0xA5, pub_n);
+    n += pub_n;
+    out[n++] = (uint8_t)priv_len;
+    out[n++] = (uint8_t)(priv_len >> 8);
+    memset(out + n, 0x5A, priv_n);
+    n += priv_n;
+    memset(out + n, 0x3C, 34);
+    n += 34;
+    memcpy(out + n, buf + ALICE_P + 1, len - ALICE_P - 1);
+    return n + len - ALICE_P - 1;
+}
+
+/* A file from make_file (and a software slot for "bob" when `with_bob`) and its bytes; on
+ * disk, its copy with alice's slot made TPM-bound (blobs of 58 and 126 bytes, as a TPM's
+ * are), `crafted`, `clen` bytes long. */
+struct tpm_fixture {
+    char path[256];
+    struct cry_secret *key;
+    uint8_t *buf;
+    size_t len;
+    uint8_t *crafted;
+    size_t clen;
+};
+
+static void tpm_fixture_open(struct tpm_fixture *f, const char *name, int with_bob)
+{
+    path_for(f->path, sizeof f->path, name);
+    f->key = make_file(f->path);
+    if (with_bob) {
+        cry_slots *h = NULL;
+        assert_int_equal(cry_slots_load(f->path, &h), CMC_OK);
+        assert_int_equal(cry_slots_add(h, f->key, "bob", "urgent_care", "5678-pin"), CMC_OK);
+        cry_slots_free(h);
+    }
+    read_all(f->path, &f->buf, &f->len);
+    assert_int_equal(f->buf[ALICE_P], 96);
+    f->crafted = cmc_malloc(f->len + 2048);
+    assert_non_null(f->crafted);
+    f->clen = craft_tpm(f->buf, f->len, f->crafted, 58, 126, 512);
+    assert_int_equal(load_bytes(f->path, f->crafted, f->clen), CMC_OK);
+}
+
+static void tpm_fixture_close(struct tpm_fixture *f)
+{
+    cmc_free(f->crafted);
+    cmc_free(f->buf);
+    cry_secret_free(f->key);
+    assert_int_equal(cry_slots_destroy(f->path), CMC_OK);
+}
+
+/* A TPM-bound slot's blobs survive the file being rewritten (another user removed), byte
+ * for byte, and a software slot beside it still opens. */
+static void test_tpm_slot_fields_round_trip(void **state)
+{
+    (void)state;
+    struct tpm_fixture f;
+    tpm_fixture_open(&f, "tpm-round-trip", 1);
+    size_t clen = f.clen;
+
+    cry_slots *h = NULL;
+    assert_int_equal(cry_slots_load(f.path, &h), CMC_OK);
+    assert_int_equal(cry_slots_count(h), 2);
+    assert_true(cry_slots_tpm_bound(h, 0));
+    assert_false(cry_slots_tpm_bound(h, 1));
+    assert_false(cry_slots_tpm_bound(h, 2));
+    uint8_t pk[CRY_SIGN_PK_BYTES];
+    assert_int_equal(cry_slots_user_pk(h, 0, pk), CMC_OK); /* a current-format slot */
+    assert_int_equal(try_unlock(h, "bob", "5678-pin", f.key), CMC_OK);
+    assert_int_equal(cry_slots_remove(h, "bob"), CMC_OK);
+    cry_slots_free(h);
+
+    /* Alice's slot, from its wrap byte to its tag, is what was crafted. */
+    uint8_t *after = NULL;
+    size_t after_len = 0;
+    read_all(f.path, &after, &after_len);
+    size_t bob = find_bytes(f.crafted, clen, "bob", 3);
+    assert_true(bob != (size_t)-1);
+    size_t alice_len = bob - 2 - HEADER_BYTES;
+    assert_int_equal(after_len, HEADER_BYTES + alice_len);
+    assert_memory_equal(after + HEADER_BYTES, f.crafted + HEADER_BYTES, alice_len);
+    assert_int_equal(after[10], 1);
+    cmc_free(after);
+    tpm_fixture_close(&f);
+}
+
+/* A TPM blob that is empty, larger than CRY_TPM_BLOB_MAX, or runs past the end of the file
+ * makes the file corrupt. */
+static void test_tpm_slot_malformed_blobs(void **state)
+{
+    (void)state;
+    struct tpm_fixture f;
+    tpm_fixture_open(&f, "tpm-malformed", 0);
+    static const struct { uint16_t pub, priv; size_t present; } bad[] = {
+        { 0, 100, 512 },   /* empty public blob */
+        { 100, 0, 512 },   /* empty private blob */
+        { 513, 100, 513 }, /* public blob over the cap */
+        { 100, 513, 513 }, /* private blob over the cap */
+        { 0xffff, 100, 100 }, /* a length running past the end */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t clen = craft_tpm(f.buf, f.len, f.crafted, bad[i].pub, bad[i].priv, bad[i].present);
+        if (load_bytes(f.path, f.crafted, clen) != CMC_ERR_CORRUPT)
+            fail_msg("TPM blobs %u/%u: not corrupt", bad[i].pub, bad[i].priv);
+    }
+    /* Truncations of a well-formed TPM-bound file. */
+    size_t clen = craft_tpm(f.buf, f.len, f.crafted, 512, 512, 512);
+    assert_int_equal(load_bytes(f.path, f.crafted, clen), CMC_OK);
+    for (size_t n = HEADER_BYTES; n < clen; n += 7)
+        if (load_bytes(f.path, f.crafted, n) != CMC_ERR_CORRUPT)
+            fail_msg("TPM-bound file truncated to %zu bytes: not corrupt", n);
+    tpm_fixture_close(&f);
+}
+
+/* A TPM-bound slot with no TPM to reach: the right PIN gets one clear error (not "wrong
+ * PIN"); nothing of the slot changes but its failure record, and it still loads. */
+static void test_tpm_slot_without_tpm(void **state)
+{
+    (void)state;
+    struct tpm_fixture f;
+    tpm_fixture_open(&f, "tpm-absent", 0);
+    size_t clen = f.clen;
+
+    assert_int_equal(setenv("CMC_TPM_TCTI", "swtpm:host=127.0.0.1,port=1", 1), 0);
+    cry_slots *h = NULL;
+    assert_int_equal(cry_slots_load(f.path, &h), CMC_OK);
+    assert_int_equal(try_unlock(h, "alice", "1234-pin", NULL), CMC_ERR_IO);
+    assert_non_null(strstr(cmc_errmsg(), "no TPM could be reached"));
+    cry_slots_free(h);
+    assert_int_equal(unsetenv("CMC_TPM_TCTI"), 0);
+    uint8_t *after = NULL;
+    size_t after_len = 0;
+    read_all(f.path, &after, &after_len);
+    assert_int_equal(after_len, clen);
+    size_t fail_at = ALICE_P + 1 + 2 + 58 + 2 + 126 + 34; /* the failure count, then the chain */
+    assert_memory_equal(after, f.crafted, fail_at);
+    assert_int_equal(after[fail_at], 1);
+    assert_memory_equal(after + fail_at + 4 + 32, f.crafted + fail_at + 4 + 32, clen - fail_at - 4 - 32);
+    cmc_free(after);
+    assert_int_equal(load_bytes(f.path, f.crafted, clen), CMC_OK);
+
+    /* The software slot it was made from still opens: nothing was lost. */
+    assert_int_equal(load_bytes(f.path, f.buf, f.len), CMC_OK);
+    assert_int_equal(load_and_unlock(f.path, "alice", "1234-pin"), CMC_OK);
+    tpm_fixture_close(&f);
+}
+
 /* A test run with its own slot file (file_setup, file_teardown). */
 #define WITH_FILE(test) cmocka_unit_test_setup_teardown(test, file_setup, file_teardown)
 /* A test run with its own slot-file path and no file yet (path_setup, file_teardown). */
@@ -990,6 +1155,9 @@ int main(void)
         WITH_PATH(test_out_of_memory_create),
         WITH_FILE(test_out_of_memory_load_unlock_add_remove),
         WITH_FILE(test_failed_save_changes_nothing),
+        cmocka_unit_test(test_tpm_slot_fields_round_trip),
+        cmocka_unit_test(test_tpm_slot_malformed_blobs),
+        cmocka_unit_test(test_tpm_slot_without_tpm),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -131,6 +131,7 @@ static void test_tokens(void **state)
     assert_int_equal(hub_fhir_auth(e->h, forged, &c), CMC_ERR_UNAUTHORIZED);
     /* names are unique; scope must parse */
     assert_int_equal(hub_fhir_client_add(e->h, "epr", "all", &c2, &token), CMC_ERR_EXISTS);
+    assert_non_null(strstr(cmc_errmsg(), "a client named epr is already registered"));
     assert_null(token);
     assert_int_equal(hub_fhir_client_add(e->h, "x", "planet:mars", &c2, &token), CMC_ERR_USAGE);
     /* revoked: refused from then on */
