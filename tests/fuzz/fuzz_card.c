@@ -14,11 +14,6 @@
  */
 #include "agent/card.h"
 #include "agent/web_html.h"
-#include "crypto/cry.h"
-#include "hub/hub.h"
-#include "platform/alloc.h"
-#include "platform/err.h"
-#include "sync/plan.h"
 #include "sync/text.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -26,13 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
+FUZZ_INITIALIZE_PLAIN()
 
 /* Replaces the string at `slot` with data[0..n) (any bytes; NUL ends it anyway). */
 static void put_text(char **slot, const uint8_t *data, size_t n)

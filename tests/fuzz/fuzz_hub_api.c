@@ -162,17 +162,11 @@ int fuzz_make_seeds(const char *dir)
     if (wire_enroll_req_encode(&enroll, &b, &len) == CMC_OK)
         rc |= seed(dir, "enroll", POST, "/v1/enroll", b, len);
     cmc_free(b);
-    mp_writer_init(&w);
-    mp_write_map(&w, 4);
-    mp_write_cstr(&w, "idempotency_id");
-    mp_write_cstr(&w, "edit-1");
-    mp_write_cstr(&w, "plan_id");
-    mp_write_cstr(&w, a_plan);
-    mp_write_cstr(&w, "base_version");
-    mp_write_int(&w, 1);
-    mp_write_cstr(&w, "change");
-    mp_write_bin(&w, "\x91\x93\x01\x20\xa4\x64\x61\x79\x73", 9); /* [[SET, prognosis, "days"]] */
-    if (mp_writer_finish(&w, &b, &len) == CMC_OK)
+    struct wire_push_req push = {.idempotency_id = "edit-1", .base_version = 1,
+                                 .change = (const uint8_t *)"\x91\x93\x01\x20\xa4\x64\x61\x79\x73",
+                                 .change_len = 9}; /* [[SET, prognosis, "days"]] */
+    snprintf(push.plan_id, sizeof push.plan_id, "%s", a_plan);
+    if (wire_push_req_encode(&push, &b, &len) == CMC_OK)
         rc |= seed(dir, "push", POST_SIGNED, "/v1/push", b, len);
     cmc_free(b);
     mp_writer_init(&w);
@@ -185,33 +179,11 @@ int fuzz_make_seeds(const char *dir)
     if (mp_writer_finish(&w, &b, &len) == CMC_OK)
         rc |= seed(dir, "ack", POST_SIGNED, "/v1/ack", b, len);
     cmc_free(b);
-    static const uint8_t zero[32];
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "entries");
-    mp_write_array(&w, 1);
-    mp_write_map(&w, 10);
-    mp_write_cstr(&w, "seq");
-    mp_write_uint(&w, 1);
-    mp_write_cstr(&w, "prev");
-    mp_write_bin(&w, zero, 32);
-    mp_write_cstr(&w, "user");
-    mp_write_cstr(&w, "crew");
-    mp_write_cstr(&w, "role");
-    mp_write_cstr(&w, "clinician");
-    mp_write_cstr(&w, "plan_id");
-    mp_write_cstr(&w, a_plan);
-    mp_write_cstr(&w, "identifier");
-    mp_write_cstr(&w, "9434765919");
-    mp_write_cstr(&w, "action");
-    mp_write_cstr(&w, "lookup");
-    mp_write_cstr(&w, "wall");
-    mp_write_int(&w, 1790000000);
-    mp_write_cstr(&w, "mono");
-    mp_write_int(&w, 12345);
-    mp_write_cstr(&w, "hash");
-    mp_write_bin(&w, zero, 32);
-    if (mp_writer_finish(&w, &b, &len) == CMC_OK)
+    struct wire_audit_entry entry = {.seq = 1, .user = "crew", .role = "clinician",
+                                     .identifier = "9434765919", .action = "lookup",
+                                     .wall = 1790000000, .mono = 12345}; /* prev, hash: zeros */
+    snprintf(entry.plan_id, sizeof entry.plan_id, "%s", a_plan);
+    if (wire_audit_upload_encode(&entry, 1, NULL, &b, &len) == CMC_OK)
         rc |= seed(dir, "audit", POST_SIGNED, "/v1/audit", b, len);
     cmc_free(b);
     return rc;

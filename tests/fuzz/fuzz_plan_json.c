@@ -2,54 +2,8 @@
  * fuzz_plan_json - JSON plan import (plan_from_json: `cmc-hub plan import`, the agent's
  * examples). Property: an imported plan exports to JSON that imports to an equal plan.
  */
-#include "crypto/cry.h"
-#include "hub/hub.h"
-#include "platform/alloc.h"
-#include "platform/err.h"
-#include "platform/plat.h"
-#include "platform/plat_test.h"
-#include "sync/plan.h"
 #include "tests/fuzz/fuzz.h"
 
-#include <stdlib.h>
-#include <string.h>
+static const struct fuzz_plan_codec json = {.to_text = plan_to_json, .from_text = plan_from_json};
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    struct plan p, q;
-    plan_init(&p);
-    plan_init(&q);
-    if (plan_from_json((const char *)data, size, &p) == CMC_OK) {
-        char *json = NULL;
-        size_t len = 0;
-        if (plan_to_json(&p, 0, &json, &len) != CMC_OK)
-            abort();
-        if (plan_from_json(json, len, &q) != CMC_OK || !plan_equal(&p, &q))
-            abort();
-        cmc_free(json);
-    }
-    plan_free(&p);
-    plan_free(&q);
-    return 0;
-}
-
-static int encode_json(const struct plan *p, long i, void **out, size_t *len)
-{
-    char *json = NULL;
-    int rc = plan_to_json(p, (int)(i % 2), &json, len);
-    *out = json;
-    return rc;
-}
-
-int fuzz_make_seeds(const char *dir)
-{
-    return fuzz_seed_plans(dir, 3, 8, "seeded-%02ld.json", encode_json);
-}
+FUZZ_PLAN_CODEC_TARGET(json, 0, 3, 8, "seeded-%02ld.json")

@@ -3,57 +3,8 @@
  * through. Property: a plan that decodes re-encodes to exactly the input bytes (each plan has
  * exactly one encoding, docs/PROTOCOL.md) and decodes again to an equal plan.
  */
-#include "crypto/cry.h"
-#include "hub/hub.h"
-#include "platform/alloc.h"
-#include "platform/err.h"
-#include "platform/plat.h"
-#include "platform/plat_test.h"
-#include "sync/plan.h"
 #include "tests/fuzz/fuzz.h"
 
-#include <stdlib.h>
-#include <string.h>
+static const struct fuzz_plan_codec mp = {.to_bytes = plan_pack, .from_bytes = plan_unpack};
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    struct plan p, q;
-    plan_init(&p);
-    plan_init(&q);
-    if (plan_unpack(data, size, &p) == CMC_OK) {
-        uint8_t *out = NULL;
-        size_t len = 0;
-        if (plan_pack(&p, &out, &len) != CMC_OK)
-            abort();
-        if (len != size || memcmp(out, data, size) != 0)
-            abort(); /* two encodings of one plan */
-        if (plan_unpack(out, len, &q) != CMC_OK || !plan_equal(&p, &q))
-            abort();
-        cmc_free(out);
-    }
-    plan_free(&p);
-    plan_free(&q);
-    return 0;
-}
-
-static int encode_mp(const struct plan *p, long i, void **out, size_t *len)
-{
-    uint8_t *mp = NULL;
-    int rc = plan_pack(p, &mp, len);
-    (void)i;
-    *out = mp;
-    return rc;
-}
-
-int fuzz_make_seeds(const char *dir)
-{
-    return fuzz_seed_plans(dir, 2, 12, "seeded-%02ld", encode_mp);
-}
+FUZZ_PLAN_CODEC_TARGET(mp, 1, 2, 12, "seeded-%02ld")

@@ -242,6 +242,30 @@ int tst_device_sync(struct tst_hub *e, struct tst_device *d, size_t budget)
 }
 
 /* A signed request through the pure API handler. */
+/* The X-CMC-* fields of struct hub_request and struct hub_signed_request, from signed headers. */
+#define SIGNED_HEADERS(hdrs)                                                                  \
+    .device = (hdrs)->device, .time = (hdrs)->time, .nonce = (hdrs)->nonce,                   \
+    .signature = (hdrs)->signature
+
+struct hub_request tst_request(const char *method, const char *path,
+                               const struct reqsig_headers *hdrs, const uint8_t *body, size_t len)
+{
+    struct hub_request req = {
+        .method = method, .path = path, SIGNED_HEADERS(hdrs), .body = body, .body_len = len,
+    };
+    return req;
+}
+
+int tst_auth_get(hub *h, const char *path, const struct reqsig_headers *hdrs,
+                 const uint8_t *checked_pk, int checked_ok, char who[PLAN_ID_LEN + 1], int *replay)
+{
+    struct hub_signed_request req = {
+        .method = "GET", .path = path, SIGNED_HEADERS(hdrs),
+        .checked_pk = checked_pk, .checked_ok = checked_ok,
+    };
+    return hub_auth_request(h, &req, who, replay);
+}
+
 void tst_device_call(struct tst_hub *e, struct tst_device *d, const char *method, const char *path,
                         const uint8_t *body, size_t len, struct reqsig_headers *hdrs,
                         struct hub_response *resp)
@@ -249,15 +273,7 @@ void tst_device_call(struct tst_hub *e, struct tst_device *d, const char *method
     struct hub_request req;
     if (hdrs->signature[0] == '\0')
         assert_int_equal(reqsig_sign(d->sk, d->id, method, path, body, len, hdrs), CMC_OK);
-    memset(&req, 0, sizeof req);
-    req.method = method;
-    req.path = path;
-    req.device = hdrs->device;
-    req.time = hdrs->time;
-    req.nonce = hdrs->nonce;
-    req.signature = hdrs->signature;
-    req.body = body;
-    req.body_len = len;
+    req = tst_request(method, path, hdrs, body, len);
     hub_api_handle(e->h, &req, resp);
 }
 
@@ -322,18 +338,28 @@ uint8_t *tst_push_body(const char *idem, const char *plan_id, int64_t base, cons
     return out;
 }
 
-int tst_device_post(struct tst_hub *e, struct tst_device *d, const char *path, struct mp_writer *w)
+int tst_device_send(struct tst_hub *e, struct tst_device *d, const char *method, const char *path,
+                    const uint8_t *body, size_t len, struct hub_response *resp)
 {
     struct reqsig_headers h;
-    struct hub_response resp;
+    struct hub_response own;
+    struct hub_response *r = resp != NULL ? resp : &own;
+    int status;
+    memset(&h, 0, sizeof h);
+    tst_device_call(e, d, method, path, body, len, &h, r);
+    status = r->status;
+    if (resp == NULL)
+        hub_response_free(&own);
+    return status;
+}
+
+int tst_device_post(struct tst_hub *e, struct tst_device *d, const char *path, struct mp_writer *w)
+{
     uint8_t *body = NULL;
     size_t len = 0;
     int status;
     assert_int_equal(mp_writer_finish(w, &body, &len), CMC_OK);
-    memset(&h, 0, sizeof h);
-    tst_device_call(e, d, "POST", path, body, len, &h, &resp);
-    status = resp.status;
-    hub_response_free(&resp);
+    status = tst_device_send(e, d, "POST", path, body, len, NULL);
     cmc_free(body);
     return status;
 }

@@ -75,6 +75,18 @@ int tst_device_sync(struct tst_hub *e, struct tst_device *d, size_t budget);
 void tst_device_call(struct tst_hub *e, struct tst_device *d, const char *method, const char *path,
                      const uint8_t *body, size_t len, struct reqsig_headers *hdrs,
                      struct hub_response *resp);
+/* A request to the hub's API handler carrying the signed headers hdrs (body may be NULL). */
+struct hub_request tst_request(const char *method, const char *path,
+                               const struct reqsig_headers *hdrs, const uint8_t *body, size_t len);
+/* hub_auth_request() on a GET of `path` carrying the signed headers, with the caller's
+ * pre-check (checked_pk NULL: none; see struct hub_signed_request); the device it names into
+ * who. Returns hub_auth_request's result. */
+int tst_auth_get(hub *h, const char *path, const struct reqsig_headers *hdrs,
+                 const uint8_t *checked_pk, int checked_ok, char who[PLAN_ID_LEN + 1], int *replay);
+/* A request signed afresh by the device through tst_device_call(); returns the answer's HTTP
+ * status and hands the answer over in *resp, or releases it when resp is NULL. */
+int tst_device_send(struct tst_hub *e, struct tst_device *d, const char *method, const char *path,
+                    const uint8_t *body, size_t len, struct hub_response *resp);
 /* Finishes the msgpack body in *w and POSTs it to `path` through tst_device_call(), signed
  * afresh; returns the answer's HTTP status. */
 int tst_device_post(struct tst_hub *e, struct tst_device *d, const char *path, struct mp_writer *w);

@@ -13,17 +13,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tst_hub_setup_bare(void **state)
+void tst_hub_open(struct tst_hub *e, int64_t t0)
 {
-    struct tst_hub *e = calloc(1, sizeof *e);
-    assert_non_null(e);
-    plat_fake_clock_enable(TST_T0, 1000000000ull);
+    if (t0 != 0)
+        plat_fake_clock_enable(t0, 1000000000ull);
     assert_int_equal(tst_tmpdir_make("hubtest", e->tmp, sizeof e->tmp), 0);
     snprintf(e->dir, sizeof e->dir, "%s/hub", e->tmp);
     tst_hub_store_fresh();
     assert_int_equal(hub_init(e->dir), CMC_OK);
     assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
     hub_public_key(e->h, e->hub_pk);
+}
+
+void tst_hub_add_staff(struct tst_hub *e)
+{
+    assert_int_equal(hub_user_add(e->h, "gp1", "gp"), CMC_OK);
+    assert_int_equal(hub_user_add(e->h, "nurse1", "clinician"), CMC_OK);
+    assert_int_equal(hub_user_add(e->h, "admin1", "admin"), CMC_OK);
+}
+
+int tst_hub_setup_bare(void **state)
+{
+    struct tst_hub *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    tst_hub_open(e, TST_T0);
     *state = e;
     return 0;
 }
@@ -33,9 +46,7 @@ int tst_hub_setup(void **state)
     struct tst_hub *e;
     tst_hub_setup_bare(state);
     e = *state;
-    assert_int_equal(hub_user_add(e->h, "gp1", "gp"), CMC_OK);
-    assert_int_equal(hub_user_add(e->h, "nurse1", "clinician"), CMC_OK);
-    assert_int_equal(hub_user_add(e->h, "admin1", "admin"), CMC_OK);
+    tst_hub_add_staff(e);
     assert_int_equal(hub_user_add(e->h, "pat1", "patient"), CMC_OK);
     return 0;
 }

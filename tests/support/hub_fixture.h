@@ -42,7 +42,15 @@ struct tst_hub {
 
 int tst_hub_setup(void **state);
 int tst_hub_setup_bare(void **state);
+/* Also for a test's own state that holds a struct tst_hub as its first member, allocated with
+ * calloc(): the whole allocation is freed. */
 int tst_hub_teardown(void **state);
+
+/* The steps of tst_hub_setup_bare() for a struct tst_hub the caller allocated (zeroed): the
+ * fake clock on at t0 (0 leaves the real clock), the temporary directory, the store opened. */
+void tst_hub_open(struct tst_hub *e, int64_t t0);
+/* Adds the staff users of tst_hub_setup(): gp1 (gp), nurse1 (clinician), admin1 (admin). */
+void tst_hub_add_staff(struct tst_hub *e);
 
 /* The first complete seed plan at or after index i, with the given NHS number (NULL keeps the
  * seed's), region, team and care home (NULL clears each), as JSON; cmc_free() it. */

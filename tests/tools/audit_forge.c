@@ -11,41 +11,13 @@
  *
  * exit 0 when done, 2 otherwise.
  */
-#include "crypto/cry.h"
 #include "crypto/fss.h"
-#include "platform/err.h"
-#include "sync/db.h"
 #include "sync/wire.h"
+#include "tests/tools/tool_slots.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static sqlite3 *open_replica(const char *dir)
-{
-    const char *pin = getenv("CMC_PIN");
-    char slots_path[4096], db_path[4096], role[CRY_ROLE_MAX + 1];
-    const char *user = getenv("CMC_USER"), *r;
-    cry_slots *slots = NULL;
-    struct cry_secret *key = NULL;
-    sqlite3 *db = NULL;
-    if (pin == NULL || cry_init() != CMC_OK)
-        return NULL;
-    snprintf(slots_path, sizeof slots_path, "%s/keyslots", dir);
-    snprintf(db_path, sizeof db_path, "%s/replica.db", dir);
-    int rc = cry_slots_load(slots_path, &slots);
-    if (rc == CMC_OK && user == NULL)
-        rc = cry_slots_user(slots, 0, &user, &r);
-    if (rc == CMC_OK)
-        rc = cry_slots_unlock(slots, user, pin, &key, role);
-    if (rc == CMC_OK)
-        rc = db_open(db_path, key, &db);
-    if (rc != CMC_OK)
-        fprintf(stderr, "audit_forge: %s\n", cmc_errmsg());
-    cry_secret_free(key);
-    cry_slots_free(slots);
-    return rc == CMC_OK ? db : NULL;
-}
 
 static int trim(sqlite3 *db, long n)
 {
@@ -130,12 +102,16 @@ int main(int argc, char **argv)
         return 2;
     }
     long arg = strtol(argv[3], NULL, 10);
-    sqlite3 *db = open_replica(argv[1]);
-    if (db == NULL || arg < 1)
+    struct tool_slots t;
+    if (tool_open_replica(argv[1], &t) != CMC_OK || arg < 1) {
+        if (t.db == NULL)
+            fprintf(stderr, "audit_forge: %s\n", cmc_errmsg());
+        tool_slots_free(&t);
         return 2;
-    int rc = strcmp(argv[2], "trim") == 0 ? trim(db, arg) : rewrite(db, arg);
+    }
+    int rc = strcmp(argv[2], "trim") == 0 ? trim(t.db, arg) : rewrite(t.db, arg);
     if (rc != 0)
-        fprintf(stderr, "audit_forge: %s failed: %s\n", argv[2], sqlite3_errmsg(db));
-    db_close(db);
+        fprintf(stderr, "audit_forge: %s failed: %s\n", argv[2], sqlite3_errmsg(t.db));
+    tool_slots_free(&t);
     return rc;
 }

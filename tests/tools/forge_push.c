@@ -12,13 +12,12 @@
  * Prints the hub's HTTP status and message; exit 0 when the hub accepted the edit, 1 when
  * it refused it, 2 on a local error.
  */
-#include "crypto/cry.h"
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "sync/change.h"
-#include "sync/db.h"
 #include "sync/http.h"
 #include "sync/wire.h"
+#include "tests/tools/tool_slots.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,27 +83,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: forge_push DIR PLAN_ID BASE_VERSION JSON_CHANGE none|self|as:NAME\n");
         return 2;
     }
-    const char *pin = getenv("CMC_PIN"), *user = getenv("CMC_USER"), *r;
-    if (pin == NULL || cry_init() != CMC_OK)
-        return 2;
-    char slots_path[4096], db_path[4096];
-    snprintf(slots_path, sizeof slots_path, "%s/keyslots", argv[1]);
-    snprintf(db_path, sizeof db_path, "%s/replica.db", argv[1]);
-    cry_slots *slots = NULL;
-    struct cry_unlocked u;
-    memset(&u, 0, sizeof u);
-    sqlite3 *db = NULL;
+    struct tool_slots t;
     struct plan_change ch;
     plan_change_init(&ch);
     uint8_t *packed = NULL;
     size_t plen = 0;
-    int rc = cry_slots_load(slots_path, &slots);
-    if (rc == CMC_OK && user == NULL)
-        rc = cry_slots_user(slots, 0, &user, &r);
-    if (rc == CMC_OK)
-        rc = cry_slots_unlock_ex(slots, user, pin, &u);
-    if (rc == CMC_OK)
-        rc = db_open(db_path, u.key, &db);
+    int rc = tool_open_replica(argv[1], &t);
     if (rc == CMC_OK)
         rc = plan_change_from_json(argv[4], strlen(argv[4]), &ch);
     if (rc == CMC_OK)
@@ -118,19 +102,17 @@ int main(int argc, char **argv)
         if (strcmp(argv[5], "none") != 0) {
             uint8_t digest[CRY_HASH_BYTES];
             req.has_user = 1;
-            snprintf(req.user, sizeof req.user, "%s", strncmp(argv[5], "as:", 3) == 0 ? argv[5] + 3 : user);
+            snprintf(req.user, sizeof req.user, "%s", strncmp(argv[5], "as:", 3) == 0 ? argv[5] + 3 : t.user);
             wire_push_digest(req.plan_id, req.base_version, req.idempotency_id, packed, plen, digest);
-            rc = cry_sign(u.user_sk, digest, sizeof digest, req.user_sig);
+            rc = cry_sign(t.u.user_sk, digest, sizeof digest, req.user_sig);
         }
         if (rc == CMC_OK)
-            out = send_push(db, &req);
+            out = send_push(t.db, &req);
     }
     if (rc != CMC_OK)
         fprintf(stderr, "forge_push: %s\n", cmc_errmsg());
     plan_change_free(&ch);
     cmc_free(packed);
-    db_close(db);
-    cry_unlocked_clear(&u);
-    cry_slots_free(slots);
+    tool_slots_free(&t);
     return out;
 }

@@ -16,6 +16,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
+#include "tests/tools/tool_slots.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -80,33 +81,16 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *dir = argv[1];
-    const char *pin = getenv("CMC_PIN");
-    if (pin == NULL || cry_init() != CMC_OK) {
-        fprintf(stderr, "replica_scan: set CMC_PIN\n");
-        return 2;
-    }
-    char slots_path[4096], db_path[4096], wal_path[4200];
-    snprintf(slots_path, sizeof slots_path, "%s/keyslots", dir);
+    char db_path[4096], wal_path[4200];
     snprintf(db_path, sizeof db_path, "%s/replica.db", dir);
     snprintf(wal_path, sizeof wal_path, "%s/replica.db-wal", dir);
-    cry_slots *slots = NULL;
-    struct cry_secret *key = NULL;
-    char role[CRY_ROLE_MAX + 1];
-    const char *user = getenv("CMC_USER");
-    if (cry_slots_load(slots_path, &slots) != CMC_OK) {
+    struct tool_slots t;
+    if (tool_unlock(dir, &t) != CMC_OK) {
         fprintf(stderr, "replica_scan: %s\n", cmc_errmsg());
+        tool_slots_free(&t);
         return 2;
     }
-    if (user == NULL) {
-        const char *r;
-        if (cry_slots_user(slots, 0, &user, &r) != CMC_OK)
-            return 2;
-    }
-    if (cry_slots_unlock(slots, user, pin, &key, role) != CMC_OK) {
-        fprintf(stderr, "replica_scan: %s\n", cmc_errmsg());
-        cry_slots_free(slots);
-        return 2;
-    }
+    const struct cry_secret *key = t.u.key;
     int found = 0;
     long pages = 0;
     uint8_t *buf = NULL;
@@ -129,8 +113,7 @@ int main(int argc, char **argv)
         found |= scan("replica.db-wal", key->buf, buf, len, 32, 24 + PAGE, 24, 0, argv + 2, argc - 2, &pages);
         cmc_free(buf);
     }
-    cry_secret_free(key);
-    cry_slots_free(slots);
+    tool_slots_free(&t);
     if (pages == 0) {
         fprintf(stderr, "replica_scan: no page could be decrypted\n");
         return 2;

@@ -6,45 +6,24 @@
  *
  *   slot_keys DIR       exit 0 when the slot opened, 2 otherwise
  */
-#include "crypto/cry.h"
-#include "platform/err.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "tests/tools/tool_slots.h"
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: slot_keys DIR\n");
-        return 2;
-    }
-    const char *pin = getenv("CMC_PIN"), *user = getenv("CMC_USER"), *r;
-    if (pin == NULL || cry_init() != CMC_OK)
-        return 2;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/keyslots", argv[1]);
-    cry_slots *slots = NULL;
-    struct cry_unlocked u;
-    memset(&u, 0, sizeof u);
-    int rc = cry_slots_load(path, &slots);
-    if (rc == CMC_OK && user == NULL)
-        rc = cry_slots_user(slots, 0, &user, &r);
-    if (rc == CMC_OK)
-        rc = cry_slots_unlock_ex(slots, user, pin, &u);
+    struct tool_slots t;
+    int rc = tool_start(argc, argv, 2, "slot_keys DIR", 0, &t);
     if (rc == CMC_OK) {
         char hex[2 * CRY_KEY_BYTES + 1];
-        cry_hex(hex, u.key->buf, CRY_KEY_BYTES);
+        cry_hex(hex, t.u.key->buf, CRY_KEY_BYTES);
         printf("replica_key %s\n", hex);
-        if (u.role_key != NULL) {
-            cry_hex(hex, u.role_key->buf, CRY_KEY_BYTES);
+        if (t.u.role_key != NULL) {
+            cry_hex(hex, t.u.role_key->buf, CRY_KEY_BYTES);
             printf("role_key %s\n", hex);
         }
         cry_memzero(hex, sizeof hex);
     } else {
         fprintf(stderr, "slot_keys: %s\n", cmc_errmsg());
     }
-    cry_unlocked_clear(&u);
-    cry_slots_free(slots);
+    tool_slots_free(&t);
     return rc == CMC_OK ? 0 : 2;
 }

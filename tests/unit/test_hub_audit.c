@@ -83,6 +83,26 @@ static void audit_entry(struct mp_writer *w, uint64_t seq, uint8_t prev[CRY_HASH
     cmc_free(bytes);
 }
 
+/* A plan for NHS number 9434765919 (its id into id) and an urgent-care device that logs. */
+static void audit_device(struct tst_hub *e, char id[PLAN_ID_LEN + 1], struct tst_device *d)
+{
+    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
+    tst_device_new(e, d, "all", "urgent_care");
+}
+
+/* Finishes the upload in w and hands it to the hub's intake as device d's; returns the
+ * intake's result. */
+static int audit_send(struct tst_hub *e, const struct tst_device *d, struct mp_writer *w,
+                      uint64_t *acked)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(mp_writer_finish(w, &body, &len), CMC_OK);
+    int rc = hub_audit_intake(e->h, d->id, body, len, acked);
+    cmc_free(body);
+    return rc;
+}
+
 static int count_cb(const struct hub_audit_entry *en, void *ctx)
 {
     (void)en;
@@ -102,8 +122,7 @@ static void test_audit_intake_chain(void **state)
     uint64_t acked = 0;
     int n = 0;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_device_new(e, &d, "all", "urgent_care");
+    audit_device(e, id, &d);
     audit_begin(&w, 3);
     audit_entry(&w, 1, prev, id, "9434765919");
     audit_entry(&w, 2, prev, "", "9434765919"); /* a look-up that found nothing */
@@ -111,11 +130,8 @@ static void test_audit_intake_chain(void **state)
     audit_entry(&w, 3, prev, "", "4010232137");
     assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
     {
-        struct reqsig_headers h;
         struct hub_response resp;
-        memset(&h, 0, sizeof h);
-        tst_device_call(e, &d, "POST", "/v1/audit", body, len, &h, &resp);
-        assert_int_equal(resp.status, 200);
+        assert_int_equal(tst_device_send(e, &d, "POST", "/v1/audit", body, len, &resp), 200);
         assert_true(tst_body_has(&resp, "acked_seq"));
         hub_response_free(&resp);
     }
@@ -132,15 +148,11 @@ static void test_audit_intake_chain(void **state)
     /* an entry that does not continue the chain is refused */
     audit_begin(&w, 1);
     audit_entry(&w, 4, saved, "", "1"); /* prev is entry 2's hash, not entry 3's */
-    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
-    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_ERR_INVALID);
-    cmc_free(body);
+    assert_int_equal(audit_send(e, &d, &w, &acked), CMC_ERR_INVALID);
     audit_begin(&w, 1);
     audit_entry(&w, 4, prev, id, "9434765919");
-    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
-    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
+    assert_int_equal(audit_send(e, &d, &w, &acked), CMC_OK);
     assert_int_equal(acked, 4);
-    cmc_free(body);
     tst_device_free(&d);
 }
 
@@ -184,14 +196,11 @@ static void test_audit_fork_after_restore(void **state)
     uint64_t acked = 0;
     int n = 0;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_device_new(e, &d, "all", "urgent_care");
+    audit_device(e, id, &d);
     audit_begin(&w, 2);
     audit_entry(&w, 1, prev, id, "");
     audit_entry(&w, 2, prev, id, "");
-    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
-    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
-    cmc_free(body);
+    assert_int_equal(audit_send(e, &d, &w, &acked), CMC_OK);
     memcpy(at2, prev, sizeof at2); /* the backup was taken here */
     /* entry 3 on the original line */
     audit_begin(&w, 1);
@@ -206,9 +215,7 @@ static void test_audit_fork_after_restore(void **state)
     memset(stray, 0x5a, sizeof stray);
     audit_begin(&w, 1);
     audit_entry(&w, 3, stray, "", "4010232137");
-    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
-    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_ERR_CONFLICT);
-    cmc_free(body);
+    assert_int_equal(audit_send(e, &d, &w, &acked), CMC_ERR_CONFLICT);
 
     /* the restored copy logs a different entry 3 after entry 2, then entry 4 */
     memcpy(prev, at2, sizeof prev);
@@ -237,10 +244,8 @@ static void test_audit_fork_after_restore(void **state)
     /* the new line goes on */
     audit_begin(&w, 1);
     audit_entry(&w, 5, prev, id, "");
-    assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
-    assert_int_equal(hub_audit_intake(e->h, d.id, body, len, &acked), CMC_OK);
+    assert_int_equal(audit_send(e, &d, &w, &acked), CMC_OK);
     assert_int_equal(acked, 5);
-    cmc_free(body);
     tst_device_free(&d);
 }
 
@@ -252,14 +257,12 @@ static void test_audit_answers_who_viewed(void **state)
     uint8_t prev[CRY_HASH_BYTES] = {0};
     struct mp_writer w;
     struct audit_rows a;
-    struct reqsig_headers h;
     struct hub_response resp;
     uint8_t *body = NULL;
     size_t len = 0;
     int n = 0;
 
-    tst_hub_import(e, 0, "9434765919", TST_REGION, TST_TEAM, "nurse1", id);
-    tst_device_new(e, &d, "all", "urgent_care");
+    audit_device(e, id, &d);
     plat_fake_clock_advance(100ull * 1000000000ull);
     audit_begin(&w, 3);
     audit_entry(&w, 1, prev, id, "9434765919");   /* a hit */
@@ -268,19 +271,14 @@ static void test_audit_answers_who_viewed(void **state)
     assert_int_equal(mp_writer_finish(&w, &body, &len), CMC_OK);
     /* one altered byte in the last entry: the whole request is refused, nothing stored */
     body[len - 40] ^= 1;
-    memset(&h, 0, sizeof h);
-    tst_device_call(e, &d, "POST", "/v1/audit", body, len, &h, &resp);
-    assert_int_equal(resp.status, 400);
+    assert_int_equal(tst_device_send(e, &d, "POST", "/v1/audit", body, len, &resp), 400);
     assert_true(tst_body_has(&resp, "hash"));
     hub_response_free(&resp);
     n = 0;
     assert_int_equal(hub_audit_list(e->h, id, count_cb, &n), CMC_OK);
     assert_int_equal(n, 0);
     body[len - 40] ^= 1;
-    memset(&h, 0, sizeof h);
-    tst_device_call(e, &d, "POST", "/v1/audit", body, len, &h, &resp);
-    assert_int_equal(resp.status, 200);
-    hub_response_free(&resp);
+    assert_int_equal(tst_device_send(e, &d, "POST", "/v1/audit", body, len, NULL), 200);
     cmc_free(body);
 
     /* by plan id and by NHS number (spaces allowed): the hit and the miss, oldest first */

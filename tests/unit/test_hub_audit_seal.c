@@ -25,13 +25,16 @@
 
 #define SIM_MAX 16
 
-/* The device's side: its chain, its current key and its sealing counters. */
+/* The device's side: its hub, its chain, its current key and its sealing counters; and the
+ * audit alarm the hub last showed for it. */
 struct sim {
+    struct tst_hub *e;
     char id[PLAN_ID_LEN + 1];
     uint8_t key[CRY_FSS_KEY_BYTES];
     uint64_t sealed, newest;
     struct wire_audit_entry log[SIM_MAX];
     size_t n;
+    char alarm[200];
 };
 
 static void sim_enroll(struct tst_hub *e, struct sim *d, const char *name)
@@ -41,6 +44,7 @@ static void sim_enroll(struct tst_hub *e, struct sim *d, const char *name)
     struct cry_secret *sk = NULL;
     struct hub_enrollment en;
     memset(d, 0, sizeof *d);
+    d->e = e;
     assert_int_equal(hub_device_add(e->h, name, "all", "urgent_care", d->id, code), CMC_OK);
     assert_int_equal(cry_sign_keypair(pk, &sk), CMC_OK);
     assert_int_equal(hub_enroll(e->h, code, pk, name, &en), CMC_OK);
@@ -84,7 +88,7 @@ static void sim_record(struct sim *d, const char *plan)
 }
 
 /* Uploads entries [from, to) with the device's state (none when !with_state). */
-static void sim_upload(struct tst_hub *e, struct sim *d, size_t from, size_t to, int with_state)
+static void sim_upload(struct sim *d, size_t from, size_t to, int with_state)
 {
     struct wire_audit_state st;
     uint8_t *body = NULL;
@@ -99,48 +103,51 @@ static void sim_upload(struct tst_hub *e, struct sim *d, size_t from, size_t to,
     }
     assert_int_equal(wire_audit_upload_encode(d->log + from, to - from, &st, &body, &len),
                      CMC_OK);
-    assert_int_equal(hub_audit_intake(e->h, d->id, body, len, &acked), CMC_OK);
+    assert_int_equal(hub_audit_intake(d->e->h, d->id, body, len, &acked), CMC_OK);
     cmc_free(body);
 }
 
-static void alarm_of(struct tst_hub *e, const struct sim *d, char out[200])
+/* A device enrolled under `name` that has recorded n lookups of "plan-a" and uploaded the
+ * first `uploaded` of them with its state. */
+static void sim_start(struct tst_hub *e, struct sim *d, const char *name, int n, size_t uploaded)
+{
+    sim_enroll(e, d, name);
+    for (int i = 0; i < n; i++)
+        sim_record(d, "plan-a");
+    if (uploaded > 0)
+        sim_upload(d, 0, uploaded, 1);
+}
+
+/* The hub's audit alarm for the device now (into d->alarm). */
+static const char *alarm_of(struct sim *d)
 {
     struct hub_device_info info;
-    assert_int_equal(hub_device_get(e->h, d->id, &info), CMC_OK);
-    snprintf(out, 200, "%s", info.audit_alarm);
+    assert_int_equal(hub_device_get(d->e->h, d->id, &info), CMC_OK);
+    snprintf(d->alarm, sizeof d->alarm, "%s", info.audit_alarm);
+    return d->alarm;
 }
 
 static void test_honest_uploads_raise_nothing(void **state)
 {
-    struct tst_hub *e = *state;
     struct sim d;
-    char alarm[200];
-    sim_enroll(e, &d, "honest");
-    for (int i = 0; i < 3; i++)
-        sim_record(&d, "plan-a");
-    sim_upload(e, &d, 0, 3, 1);
+    sim_start(*state, &d, "honest", 3, 3);
     sim_record(&d, "plan-b");
     sim_record(&d, "plan-c");
-    sim_upload(e, &d, 0, 5, 1); /* the first three again, after a lost answer */
-    sim_upload(e, &d, 5, 5, 1); /* nothing new: the state alone */
-    alarm_of(e, &d, alarm);
-    assert_string_equal(alarm, "");
+    sim_upload(&d, 0, 5, 1); /* the first three again, after a lost answer */
+    sim_upload(&d, 5, 5, 1); /* nothing new: the state alone */
+    assert_string_equal(alarm_of(&d), "");
 }
 
 static void test_deleted_tail_is_a_gap(void **state)
 {
     struct tst_hub *e = *state;
     struct sim d;
-    char alarm[200];
-    sim_enroll(e, &d, "trimmed");
-    for (int i = 0; i < 4; i++)
-        sim_record(&d, "plan-a");
     struct hub_gauges g;
+    sim_start(e, &d, "trimmed", 4, 0);
     assert_int_equal(hub_metrics_gauges(e->h, &g), CMC_OK);
     assert_int_equal(g.audit_alarms, 0);
-    sim_upload(e, &d, 0, 2, 1); /* entries 3 and 4 deleted on the device */
-    alarm_of(e, &d, alarm);
-    assert_memory_equal(alarm, "gap:", 4);
+    sim_upload(&d, 0, 2, 1); /* entries 3 and 4 deleted on the device */
+    assert_memory_equal(alarm_of(&d), "gap:", 4);
     /* the alarm reaches /metrics (cmc_hub_audit_alarms), where operations alert on it */
     assert_int_equal(hub_metrics_gauges(e->h, &g), CMC_OK);
     assert_int_equal(g.audit_alarms, 1);
@@ -148,61 +155,46 @@ static void test_deleted_tail_is_a_gap(void **state)
 
 static void test_rewritten_entry_is_caught(void **state)
 {
-    struct tst_hub *e = *state;
     struct sim d;
-    char alarm[200];
-    sim_enroll(e, &d, "rewritten");
-    for (int i = 0; i < 3; i++)
-        sim_record(&d, "plan-a");
+    sim_start(*state, &d, "rewritten", 3, 0);
     /* entry 2 becomes a list of nothing; the chain after it recomputed and resealed with the
      * device's current key, the only one left */
     snprintf(d.log[1].plan_id, sizeof d.log[1].plan_id, "%s", "");
     snprintf(d.log[1].action, sizeof d.log[1].action, "list");
     sim_hash(&d, 1, d.key);
     sim_hash(&d, 2, d.key);
-    sim_upload(e, &d, 0, 3, 1);
-    alarm_of(e, &d, alarm);
-    assert_memory_equal(alarm, "rewrite:", 8);
+    sim_upload(&d, 0, 3, 1);
+    assert_memory_equal(alarm_of(&d), "rewrite:", 8);
 }
 
 static void test_restored_copy_is_a_rewind(void **state)
 {
-    struct tst_hub *e = *state;
     struct sim d, older;
-    char alarm[200];
-    sim_enroll(e, &d, "restored");
-    sim_record(&d, "plan-a");
+    sim_start(*state, &d, "restored", 1, 0);
     older = d; /* a copy of the replica taken now */
     sim_record(&d, "plan-a");
     sim_record(&d, "plan-a");
-    sim_upload(e, &d, 0, 3, 1);
-    alarm_of(e, &d, alarm);
-    assert_string_equal(alarm, "");
+    sim_upload(&d, 0, 3, 1);
+    assert_string_equal(alarm_of(&d), "");
     sim_record(&older, "plan-b"); /* the copy goes on from entry 1 */
-    sim_upload(e, &older, 0, 2, 1);
-    alarm_of(e, &d, alarm);
-    assert_memory_equal(alarm, "rewind:", 7);
+    sim_upload(&older, 0, 2, 1);
+    assert_memory_equal(alarm_of(&d), "rewind:", 7);
 }
 
 static void test_upload_without_state_after_seals(void **state)
 {
-    struct tst_hub *e = *state;
     struct sim d;
-    char alarm[200];
-    sim_enroll(e, &d, "stateless");
+    char first[sizeof d.alarm];
+    sim_start(*state, &d, "stateless", 1, 1);
     sim_record(&d, "plan-a");
-    sim_upload(e, &d, 0, 1, 1);
-    sim_record(&d, "plan-a");
-    sim_upload(e, &d, 1, 2, 0);
-    alarm_of(e, &d, alarm);
-    assert_memory_equal(alarm, "rewrite:", 8);
+    sim_upload(&d, 1, 2, 0);
+    snprintf(first, sizeof first, "%s", alarm_of(&d));
+    assert_memory_equal(first, "rewrite:", 8);
     /* the first alarm stays, whatever follows */
     sim_record(&d, "plan-a");
     d.sealed += 5;
-    sim_upload(e, &d, 2, 3, 1);
-    char again[200];
-    alarm_of(e, &d, again);
-    assert_string_equal(again, alarm);
+    sim_upload(&d, 2, 3, 1);
+    assert_string_equal(alarm_of(&d), first);
 }
 
 TST_HUB_MAIN(test_honest_uploads_raise_nothing, test_deleted_tail_is_a_gap,

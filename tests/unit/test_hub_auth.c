@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/support/hub_device.h"
 #include "tests/support/hub_fixture.h"
 
 #define PULL "/v1/pull?cursor=0"
@@ -59,17 +60,7 @@ static int auth(struct tst_hub *e, const struct reqsig_headers *hdrs, const uint
                 int checked_ok, int *replay)
 {
     char who[PLAN_ID_LEN + 1];
-    struct hub_signed_request req = {
-        .method = "GET",
-        .path = PULL,
-        .device = hdrs->device,
-        .time = hdrs->time,
-        .nonce = hdrs->nonce,
-        .signature = hdrs->signature,
-        .checked_pk = checked_pk,
-        .checked_ok = checked_ok,
-    };
-    int rc = hub_auth_request(e->h, &req, who, replay);
+    int rc = tst_auth_get(e->h, PULL, hdrs, checked_pk, checked_ok, who, replay);
     if (rc == CMC_OK)
         assert_string_equal(who, hdrs->device);
     return rc;
@@ -289,20 +280,13 @@ static void test_api_passes_the_check_through(void **state)
     struct tst_hub *e = *state;
     struct device d;
     struct reqsig_headers hdrs;
-    struct hub_response resp;
 
     new_device(e, &d);
     sign_at(d.sk, d.id, TST_T0, &hdrs);
-    struct hub_request req = {
-        .method = "GET",
-        .path = PULL,
-        .device = hdrs.device,
-        .time = hdrs.time,
-        .nonce = hdrs.nonce,
-        .signature = hdrs.signature,
-        .checked_pk = d.pk,
-        .checked_ok = 0,
-    };
+    struct hub_request req = tst_request("GET", PULL, &hdrs, NULL, 0);
+    struct hub_response resp;
+    req.checked_pk = d.pk;
+    req.checked_ok = 0;
     hub_api_handle(e->h, &req, &resp);
     assert_int_equal(resp.status, 401);
     assert_non_null(strstr((const char *)resp.body, "\"error\":\"unauthorized\""));

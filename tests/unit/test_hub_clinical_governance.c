@@ -15,7 +15,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
-#include "tests/support/pg_fixture.h"
+#include "tests/support/hub_fixture.h"
 #include "sync/plan.h"
 
 #include <stdio.h>
@@ -28,41 +28,16 @@
 #define OTHER_NHS "4010232137"
 #define THIRD_NHS "9000000009"
 
-struct env {
-    char dir[64];
-    hub *h;
-};
-
+/* The staff of tst_hub_setup() and two patients' accounts, on a fake clock at T0. */
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof *e);
+    struct tst_hub *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    plat_fake_clock_enable(T0, 1000000000ull);
-    snprintf(e->dir, sizeof e->dir, "/tmp/cmc-clinical-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    strcat(e->dir, "/hub");
-    tst_hub_store_fresh();
-    assert_int_equal(hub_init(e->dir), CMC_OK);
-    assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
-    assert_int_equal(hub_user_add(e->h, "gp1", "gp"), CMC_OK);
-    assert_int_equal(hub_user_add(e->h, "nurse1", "clinician"), CMC_OK);
-    assert_int_equal(hub_user_add(e->h, "admin1", "admin"), CMC_OK);
+    tst_hub_open(e, T0);
+    tst_hub_add_staff(e);
     assert_int_equal(hub_user_add_patient(e->h, "maggie", "943 476 5919"), CMC_OK);
     assert_int_equal(hub_user_add_patient(e->h, "someone", OTHER_NHS), CMC_OK);
     *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct env *e = *state;
-    char cmd[160];
-    hub_close(e->h);
-    e->dir[strlen(e->dir) - 4] = '\0';
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-    assert_int_equal(system(cmd), 0);
-    free(e);
-    plat_fake_clock_disable();
     return 0;
 }
 
@@ -91,7 +66,7 @@ static char *example_json(void (*mutate)(struct plan *), const char *nhs)
     return json;
 }
 
-static void import(struct env *e, const char *as, void (*mutate)(struct plan *), const char *nhs,
+static void import(struct tst_hub *e, const char *as, void (*mutate)(struct plan *), const char *nhs,
                    char id[PLAN_ID_LEN + 1])
 {
     char *json = example_json(mutate, nhs);
@@ -101,14 +76,14 @@ static void import(struct env *e, const char *as, void (*mutate)(struct plan *),
         fail_msg("import: %s", cmc_errmsg());
 }
 
-static void publish(struct env *e, char id[PLAN_ID_LEN + 1])
+static void publish(struct tst_hub *e, char id[PLAN_ID_LEN + 1])
 {
     import(e, "nurse1", NULL, NULL, id);
     assert_int_equal(hub_plan_submit(e->h, "nurse1", id), CMC_OK);
     assert_int_equal(hub_plan_approve(e->h, "gp1", id), CMC_OK);
 }
 
-static void review_due(struct env *e, const char *id, char out[11])
+static void review_due(struct tst_hub *e, const char *id, char out[11])
 {
     struct plan p;
     assert_int_equal(hub_plan_get(e->h, id, 0, &p), CMC_OK);
@@ -125,7 +100,7 @@ static void nka_beside_allergy(struct plan *p) { p->allergies_status = PLAN_ALLE
 
 static void test_rules_stop_submission(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1], id2[PLAN_ID_LEN + 1];
     import(e, "nurse1", for_cpr_over_dnacpr, NULL, id);
     assert_int_equal(hub_plan_submit(e->h, "nurse1", id), CMC_ERR_INVALID);
@@ -152,7 +127,7 @@ static void decided_tomorrow(struct plan *p)
 
 static void test_rules_stop_approval(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1];
     import(e, "nurse1", decided_tomorrow, NULL, id);
     assert_int_equal(hub_plan_submit(e->h, "nurse1", id), CMC_ERR_INVALID); /* in the future */
@@ -177,7 +152,7 @@ static int count_cb(const struct hub_plan_info *info, const char *due, void *ctx
 
 static void test_approval_sets_review_date(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1], due[11];
     import(e, "nurse1", NULL, NULL, id);
     assert_int_equal(hub_plan_submit(e->h, "nurse1", id), CMC_OK);
@@ -192,7 +167,7 @@ static void test_approval_sets_review_date(void **state)
 
 static void test_review_renews(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1], due[11];
     struct hub_plan_info info;
     int n = 0;
@@ -226,7 +201,7 @@ static void test_review_renews(void **state)
 
 /* ---- consent governance ---------------------------------------------------------------- */
 
-static int consent_log_rows(struct env *e, const char *action, const char *requester,
+static int consent_log_rows(struct tst_hub *e, const char *action, const char *requester,
                             const char *reason)
 {
     sqlite3_stmt *st = NULL;
@@ -244,7 +219,7 @@ static int consent_log_rows(struct env *e, const char *action, const char *reque
 
 static void test_withdrawal_is_governed(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1];
     struct hub_plan_info info;
     publish(e, id);
@@ -265,7 +240,7 @@ static void test_withdrawal_is_governed(void **state)
 
 static void test_reinstated_consent_needs_approval(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1];
     struct hub_plan_info info;
     int64_t v = 0;
@@ -292,7 +267,7 @@ static void test_reinstated_consent_needs_approval(void **state)
 
 static void test_patient_accounts_own_plan_only(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1], other[PLAN_ID_LEN + 1], nhs[PLAN_NHS_LEN + 1];
     char *json = example_json(NULL, OTHER_NHS);
     assert_int_equal(hub_user_nhs(e->h, "maggie", nhs), CMC_OK);
@@ -317,17 +292,6 @@ static void test_patient_accounts_own_plan_only(void **state)
     assert_int_equal(hub_plan_may_see(e->h, "legacy", id), CMC_ERR_DENIED);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_rules_stop_submission, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rules_stop_approval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_approval_sets_review_date, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_review_renews, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_withdrawal_is_governed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reinstated_consent_needs_approval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_patient_accounts_own_plan_only, setup, teardown),
-    };
-    plan_json_init();
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN_WITH(setup, test_rules_stop_submission, test_rules_stop_approval,
+                  test_approval_sets_review_date, test_review_renews, test_withdrawal_is_governed,
+                  test_reinstated_consent_needs_approval, test_patient_accounts_own_plan_only)

@@ -13,7 +13,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
-#include "tests/support/pg_fixture.h"
+#include "tests/support/hub_fixture.h"
 #include "sync/fhir.h"
 #include "sync/plan.h"
 
@@ -28,8 +28,7 @@
 #define NHS_Q "https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C"
 
 struct env {
-    char dir[64];
-    hub *h;
+    struct tst_hub hub; /* first: tst_hub_teardown() frees the whole env */
     char token[256];
     char published[PLAN_ID_LEN + 1], published_nhs[PLAN_NHS_LEN + 1];
     char draft_nhs[PLAN_NHS_LEN + 1];
@@ -55,34 +54,15 @@ static int setup(void **state)
     struct hub_fhir_client c;
     char *token = NULL;
     assert_non_null(e);
-    plat_fake_clock_enable(T0, 1000000000ull);
-    snprintf(e->dir, sizeof e->dir, "/tmp/cmc-fhirtest-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    strcat(e->dir, "/hub");
-    tst_hub_store_fresh();
-    assert_int_equal(hub_init(e->dir), CMC_OK);
-    assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
-    assert_int_equal(hub_seed(e->h, 30, 11, NULL, NULL), CMC_OK);
-    assert_int_equal(hub_user_add(e->h, "gp1", "gp"), CMC_OK);
-    assert_int_equal(hub_plan_list(e->h, 0, list_cb, e), CMC_OK);
+    tst_hub_open(&e->hub, T0);
+    assert_int_equal(hub_seed(e->hub.h, 30, 11, NULL, NULL), CMC_OK);
+    assert_int_equal(hub_user_add(e->hub.h, "gp1", "gp"), CMC_OK);
+    assert_int_equal(hub_plan_list(e->hub.h, 0, list_cb, e), CMC_OK);
     assert_true(e->published[0] != '\0' && e->draft_nhs[0] != '\0');
-    assert_int_equal(hub_fhir_client_add(e->h, "epr", "all", &c, &token), CMC_OK);
+    assert_int_equal(hub_fhir_client_add(e->hub.h, "epr", "all", &c, &token), CMC_OK);
     snprintf(e->token, sizeof e->token, "Bearer %s", token);
     cmc_free(token);
     *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct env *e = *state;
-    char cmd[160];
-    hub_close(e->h);
-    e->dir[strlen(e->dir) - 4] = '\0';
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-    assert_int_equal(system(cmd), 0);
-    free(e);
-    plat_fake_clock_disable();
     return 0;
 }
 
@@ -92,7 +72,7 @@ static int get(struct env *e, const char *target, const char *auth, json_t **out
     struct hub_fhir_request req = {"GET", target, auth, BASE};
     struct hub_response resp;
     int status;
-    hub_fhir_handle(e->h, &req, &resp);
+    hub_fhir_handle(e->hub.h, &req, &resp);
     assert_string_equal(resp.content_type, FHIR_CONTENT_TYPE);
     *out = json_loadb((const char *)resp.body, resp.body_len, 0, NULL);
     assert_non_null(*out);
@@ -117,28 +97,28 @@ static void test_tokens(void **state)
     char forged[256], *token = NULL;
     json_t *j;
 
-    assert_int_equal(hub_fhir_auth(e->h, e->token, &c), CMC_OK);
+    assert_int_equal(hub_fhir_auth(e->hub.h, e->token, &c), CMC_OK);
     assert_string_equal(c.name, "epr");
-    assert_int_equal(hub_fhir_auth(e->h, NULL, &c), CMC_ERR_UNAUTHORIZED);
-    assert_int_equal(hub_fhir_auth(e->h, "Bearer nonsense", &c), CMC_ERR_UNAUTHORIZED);
+    assert_int_equal(hub_fhir_auth(e->hub.h, NULL, &c), CMC_ERR_UNAUTHORIZED);
+    assert_int_equal(hub_fhir_auth(e->hub.h, "Bearer nonsense", &c), CMC_ERR_UNAUTHORIZED);
     /* a token for a client id the hub never signed */
     snprintf(forged, sizeof forged, "%s", e->token);
     forged[strlen("Bearer cmcfhir.")] = forged[strlen("Bearer cmcfhir.")] == 'a' ? 'b' : 'a';
-    assert_int_equal(hub_fhir_auth(e->h, forged, &c), CMC_ERR_UNAUTHORIZED);
+    assert_int_equal(hub_fhir_auth(e->hub.h, forged, &c), CMC_ERR_UNAUTHORIZED);
     /* a flipped signature digit */
     snprintf(forged, sizeof forged, "%s", e->token);
     forged[strlen(forged) - 1] = forged[strlen(forged) - 1] == '0' ? '1' : '0';
-    assert_int_equal(hub_fhir_auth(e->h, forged, &c), CMC_ERR_UNAUTHORIZED);
+    assert_int_equal(hub_fhir_auth(e->hub.h, forged, &c), CMC_ERR_UNAUTHORIZED);
     /* names are unique; scope must parse */
-    assert_int_equal(hub_fhir_client_add(e->h, "epr", "all", &c2, &token), CMC_ERR_EXISTS);
+    assert_int_equal(hub_fhir_client_add(e->hub.h, "epr", "all", &c2, &token), CMC_ERR_EXISTS);
     assert_non_null(strstr(cmc_errmsg(), "a client named epr is already registered"));
     assert_null(token);
-    assert_int_equal(hub_fhir_client_add(e->h, "x", "planet:mars", &c2, &token), CMC_ERR_USAGE);
+    assert_int_equal(hub_fhir_client_add(e->hub.h, "x", "planet:mars", &c2, &token), CMC_ERR_USAGE);
     /* revoked: refused from then on */
-    assert_int_equal(hub_fhir_client_revoke(e->h, "epr"), CMC_OK);
+    assert_int_equal(hub_fhir_client_revoke(e->hub.h, "epr"), CMC_OK);
     assert_int_equal(get(e, "/fhir/R4/CarePlan/" "00000000-0000-4000-8000-000000000000", e->token, &j), 401);
     json_decref(j);
-    assert_int_equal(hub_fhir_client_revoke(e->h, "epr"), CMC_ERR_NOT_FOUND);
+    assert_int_equal(hub_fhir_client_revoke(e->hub.h, "epr"), CMC_ERR_NOT_FOUND);
 }
 
 static void test_served_and_audited(void **state)
@@ -163,7 +143,7 @@ static void test_served_and_audited(void **state)
     {
         int64_t v = 0;
         static const char change[] = "{\"set\": {\"prognosis\": \"days\"}}";
-        assert_int_equal(hub_plan_edit(e->h, "gp1", e->published, change, strlen(change), &v), CMC_OK);
+        assert_int_equal(hub_plan_edit(e->hub.h, "gp1", e->published, change, strlen(change), &v), CMC_OK);
     }
     snprintf(target, sizeof target, "/fhir/R4/CarePlan/%s", e->published);
     assert_int_equal(get(e, target, e->token, &j), 200);
@@ -183,14 +163,14 @@ static void test_served_and_audited(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "total")), 0);
     json_decref(j);
 
-    assert_int_equal(hub_fhir_audit_list(e->h, e->published, audit_count_cb, &reads), CMC_OK);
+    assert_int_equal(hub_fhir_audit_list(e->hub.h, e->published, audit_count_cb, &reads), CMC_OK);
     assert_int_equal(reads, 3); /* the search and two reads; the 404 served nothing */
     reads = 0;
-    assert_int_equal(hub_fhir_audit_list(e->h, e->draft_nhs, audit_count_cb, &reads), CMC_OK);
+    assert_int_equal(hub_fhir_audit_list(e->hub.h, e->draft_nhs, audit_count_cb, &reads), CMC_OK);
     assert_int_equal(reads, 1); /* the look-up that found nothing */
 
     /* consent withdrawn: nothing more */
-    assert_int_equal(hub_plan_withdraw_consent(e->h, "gp1", e->published), CMC_OK);
+    assert_int_equal(hub_plan_withdraw_consent(e->hub.h, "gp1", e->published), CMC_OK);
     snprintf(target, sizeof target, "/fhir/R4/CarePlan/%s", e->published);
     assert_int_equal(get(e, target, e->token, &j), 404);
     json_decref(j);
@@ -205,7 +185,7 @@ static void test_audit_events(void **state)
     json_t *j, *ev;
     int before = 0, after = 0;
 
-    assert_int_equal(hub_fhir_client_add(e->h, "privacy", HUB_FHIR_SCOPE_AUDIT, &c, &token), CMC_OK);
+    assert_int_equal(hub_fhir_client_add(e->hub.h, "privacy", HUB_FHIR_SCOPE_AUDIT, &c, &token), CMC_OK);
     snprintf(auditor, sizeof auditor, "Bearer %s", token);
     cmc_free(token);
     snprintf(target, sizeof target, "/fhir/R4/CarePlan?patient.identifier=%s%s", NHS_Q, e->published_nhs);
@@ -222,7 +202,7 @@ static void test_audit_events(void **state)
     assert_int_equal(get(e, target, e->token, &j), 403);
     json_decref(j);
 
-    assert_int_equal(hub_fhir_audit_list(e->h, e->published, audit_count_cb, &before), CMC_OK);
+    assert_int_equal(hub_fhir_audit_list(e->hub.h, e->published, audit_count_cb, &before), CMC_OK);
     assert_int_equal(get(e, target, auditor, &j), 200);
     assert_int_equal(json_integer_value(json_object_get(j, "total")), 2);
     ev = json_object_get(json_array_get(json_object_get(j, "entry"), 0), "resource");
@@ -241,7 +221,7 @@ static void test_audit_events(void **state)
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(ev, "id")));
     json_decref(j);
     /* reading the audit is recorded too */
-    assert_int_equal(hub_fhir_audit_list(e->h, e->published, audit_count_cb, &after), CMC_OK);
+    assert_int_equal(hub_fhir_audit_list(e->hub.h, e->published, audit_count_cb, &after), CMC_OK);
     assert_int_equal(after, before + 1);
 
     snprintf(target, sizeof target, "/fhir/R4/AuditEvent/%s", id);
@@ -254,7 +234,7 @@ static void test_audit_events(void **state)
     json_decref(j);
     assert_int_equal(get(e, "/fhir/R4/AuditEvent", auditor, &j), 400);
     json_decref(j);
-    assert_int_equal(hub_fhir_client_add(e->h, "y", "audits", &c, &token), CMC_ERR_USAGE);
+    assert_int_equal(hub_fhir_client_add(e->hub.h, "y", "audits", &c, &token), CMC_ERR_USAGE);
 }
 
 static void test_errors(void **state)
@@ -286,7 +266,7 @@ static void test_errors(void **state)
     {
         struct hub_fhir_request req = {"DELETE", "/fhir/R4/CarePlan/x", e->token, BASE};
         struct hub_response resp;
-        hub_fhir_handle(e->h, &req, &resp);
+        hub_fhir_handle(e->hub.h, &req, &resp);
         assert_int_equal(resp.status, 405);
         hub_response_free(&resp);
     }
@@ -343,16 +323,5 @@ static void test_round_trip_seeded(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_served_and_audited, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_audit_events, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
-        cmocka_unit_test(test_round_trip_seeded),
-    };
-    plan_json_init();
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN_WITH(setup, test_tokens, test_served_and_audited, test_audit_events, test_errors,
+                  test_paging, test_round_trip_seeded)

@@ -19,7 +19,7 @@
 #include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
-#include "tests/support/pg_fixture.h"
+#include "tests/support/hub_fixture.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -27,35 +27,13 @@
 #include <string.h>
 #include <unistd.h>
 
-struct env {
-    char dir[64];
-    hub *h;
-};
-
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof *e);
+    struct tst_hub *e = calloc(1, sizeof *e);
     assert_non_null(e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/cmc-opstest-XXXXXX");
-    assert_non_null(mkdtemp(e->dir));
-    strcat(e->dir, "/hub");
-    tst_hub_store_fresh();
-    assert_int_equal(hub_init(e->dir), CMC_OK);
-    assert_int_equal(hub_open(e->dir, &e->h), CMC_OK);
+    tst_hub_open(e, 0); /* the real clock */
     assert_int_equal(hub_seed(e->h, 40, 3, NULL, NULL), CMC_OK);
     *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct env *e = *state;
-    char cmd[160];
-    hub_close(e->h);
-    e->dir[strlen(e->dir) - 4] = '\0';
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-    assert_int_equal(system(cmd), 0);
-    free(e);
     return 0;
 }
 
@@ -113,7 +91,7 @@ static int first_region(const struct hub_scope_info *si, void *ctx)
 
 static void test_scopes(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct first_scope fs;
     char typo[HUB_SCOPE_MAX + 2];
     int known = 0;
@@ -134,7 +112,7 @@ static void test_scopes(void **state)
 
 static void test_devices_by_name(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     char id1[PLAN_ID_LEN + 1], id2[PLAN_ID_LEN + 1], got[PLAN_ID_LEN + 1];
     char code[HUB_CODE_LEN + 1];
     assert_int_equal(hub_device_name_free(e->h, "amb-12"), CMC_OK);
@@ -158,7 +136,7 @@ static void test_devices_by_name(void **state)
 
 static void test_metrics(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     hub_metrics *m = NULL;
     char *text = NULL;
     size_t len = 0;
@@ -187,7 +165,7 @@ static void test_metrics(void **state)
 }
 
 /* Checks a pin document the way a device does; returns its pins (static). */
-static const char *verify_doc(struct env *e, const char *doc, size_t len)
+static const char *verify_doc(struct tst_hub *e, const char *doc, size_t len)
 {
     static char pins[256];
     uint8_t pk[CRY_SIGN_PK_BYTES], sig[CRY_SIG_BYTES];
@@ -210,7 +188,7 @@ static const char *verify_doc(struct env *e, const char *doc, size_t len)
 
 static void test_tls_rotation(void **state)
 {
-    struct env *e = *state;
+    struct tst_hub *e = *state;
     struct hub_tls_state ts;
     char *doc = NULL, expect[200];
     size_t len = 0;
@@ -243,16 +221,5 @@ static void test_tls_rotation(void **state)
     cmc_free(doc);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_parse),
-        cmocka_unit_test(test_closest),
-        cmocka_unit_test_setup_teardown(test_scopes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_devices_by_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tls_rotation, setup, teardown),
-    };
-    assert_int_equal(cry_init(), CMC_OK);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_HUB_MAIN_WITH(setup, test_config_parse, test_closest, test_scopes, test_devices_by_name,
+                  test_metrics, test_tls_rotation)

@@ -31,6 +31,25 @@
 #include "tests/support/hub_device.h"
 #include "tests/support/hub_fixture.h"
 
+/* Syncs d and checks that its pull purged exactly the plan id, for `reason` (unless NULL). */
+static void sync_purges(struct tst_hub *e, struct tst_device *d, const char *id, const char *reason)
+{
+    tst_device_sync(e, d, 0);
+    assert_int_equal(d->purges, 1);
+    assert_string_equal(d->purged[0], id);
+    if (reason != NULL)
+        assert_string_equal(d->last_reason, reason);
+}
+
+/* Syncs d and checks how many purges its pull brought, and how many plans (unless puts < 0). */
+static void sync_counts(struct tst_hub *e, struct tst_device *d, size_t purges, long puts)
+{
+    tst_device_sync(e, d, 0);
+    assert_int_equal(d->purges, purges);
+    if (puts >= 0)
+        assert_int_equal(d->puts, puts);
+}
+
 static void test_consent_withdrawal_purges_holders_only(void **state)
 {
     struct tst_hub *e = *state;
@@ -59,23 +78,13 @@ static void test_consent_withdrawal_purges_holders_only(void **state)
     cmc_free(buf);
 
     assert_int_equal(hub_plan_withdraw_consent(e->h, "admin1", id), CMC_OK);
-    tst_device_sync(e, &a, 0);
-    assert_int_equal(a.purges, 1);
-    assert_string_equal(a.purged[0], id);
-    assert_string_equal(a.last_reason, "consent_withdrawn");
+    sync_purges(e, &a, id, "consent_withdrawn");
     assert_null(tst_device_held(&a, id));
-    tst_device_sync(e, &b, 0);
-    assert_int_equal(b.purges, 1);
-    assert_string_equal(b.purged[0], id);
+    sync_purges(e, &b, id, NULL);
     assert_non_null(tst_device_held(&b, other)); /* the other plan stays */
-    tst_device_sync(e, &c, 0);
-    assert_int_equal(c.purges, 0);
-    tst_device_sync(e, &late, 0);
-    assert_int_equal(late.purges, 0);
-    assert_int_equal(late.puts, 0);
-    tst_device_sync(e, &crashed, 0);
-    assert_int_equal(crashed.purges, 0); /* its holding was rolled back with the bundle */
-    assert_int_equal(crashed.puts, 0);
+    sync_counts(e, &c, 0, -1);
+    sync_counts(e, &late, 0, 0);
+    sync_counts(e, &crashed, 0, 0); /* its holding was rolled back with the bundle */
     /* a second poll brings nothing more */
     tst_device_sync(e, &a, 0);
     assert_int_equal(a.purges + a.puts + a.deltas, 0);
@@ -105,17 +114,12 @@ static void test_caseload_removal_purges_team_devices(void **state)
 
     assert_int_equal(hub_caseload_remove(e->h, TST_TEAM, "9434765919"), CMC_OK);
     assert_int_equal(hub_caseload_remove(e->h, TST_TEAM, "9434765919"), CMC_ERR_NOT_FOUND);
-    tst_device_sync(e, &nurse, 0);
-    assert_int_equal(nurse.purges, 1);
-    assert_string_equal(nurse.last_reason, "left_scope");
+    sync_purges(e, &nurse, id, "left_scope");
     assert_int_equal(nurse.n_held, 0);
-    tst_device_sync(e, &team_urgent, 0);
-    assert_int_equal(team_urgent.purges, 1);
-    tst_device_sync(e, &other_team, 0);
-    assert_int_equal(other_team.purges, 0);
+    sync_counts(e, &team_urgent, 1, -1);
+    sync_counts(e, &other_team, 0, -1);
     assert_int_equal(other_team.n_held, 1);
-    tst_device_sync(e, &amb, 0);
-    assert_int_equal(amb.purges, 0);
+    sync_counts(e, &amb, 0, -1);
     assert_int_equal(amb.n_held, 1);
     tst_device_free_all(&nurse, &team_urgent, &other_team, &amb, NULL);
 }
@@ -124,8 +128,6 @@ static void test_wipe_order(void **state)
 {
     struct tst_hub *e = *state;
     struct tst_device d;
-    struct reqsig_headers h;
-    struct hub_response resp;
     struct mp_writer w;
 
     assert_int_equal(hub_seed(e->h, 20, 3, NULL, NULL), CMC_OK);
@@ -145,10 +147,7 @@ static void test_wipe_order(void **state)
     mp_write_cstr(&w, "wipe");
     mp_write_bool(&w, 1);
     assert_int_equal(tst_device_post(e, &d, "/v1/ack", &w), 200);
-    memset(&h, 0, sizeof h);
-    tst_device_call(e, &d, "GET", "/v1/pull?cursor=0", NULL, 0, &h, &resp);
-    assert_int_equal(resp.status, 401);
-    hub_response_free(&resp);
+    assert_int_equal(tst_device_send(e, &d, "GET", "/v1/pull?cursor=0", NULL, 0, NULL), 401);
     tst_device_free(&d);
 }
 
@@ -216,10 +215,7 @@ static void test_purge_repeated_until_acknowledged(void **state)
     /* the purge goes again in each of quiet's bundles, idle polls included, once per page;
      * the acknowledging device gets nothing more */
     for (int round = 0; round < 3; round++) {
-        tst_device_sync(e, &quiet, 0);
-        assert_int_equal(quiet.purges, 1);
-        assert_string_equal(quiet.purged[0], id);
-        assert_string_equal(quiet.last_reason, "consent_withdrawn");
+        sync_purges(e, &quiet, id, "consent_withdrawn");
         assert_non_null(tst_device_held(&quiet, other));
         tst_device_sync(e, &acker, 0);
         assert_int_equal(acker.purges + acker.puts + acker.deltas, 0);
@@ -292,14 +288,7 @@ static void test_wipe_states_and_ack(void **state)
     assert_int_equal(info.wiped_at, TST_T0 + 5);
     assert_int_equal(info.wipe, 0);
     /* wiped is final: refused from then on, and no second order */
-    {
-        struct reqsig_headers h;
-        struct hub_response resp;
-        memset(&h, 0, sizeof h);
-        tst_device_call(e, &d, "GET", "/v1/pull?cursor=0", NULL, 0, &h, &resp);
-        assert_int_equal(resp.status, 401);
-        hub_response_free(&resp);
-    }
+    assert_int_equal(tst_device_send(e, &d, "GET", "/v1/pull?cursor=0", NULL, 0, NULL), 401);
     assert_int_equal(hub_device_wipe(e->h, d.id), CMC_ERR_STATE);
     /* a revoked device shows as revoked */
     assert_int_equal(hub_device_revoke(e->h, other.id), CMC_OK);

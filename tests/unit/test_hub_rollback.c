@@ -148,6 +148,24 @@ static void test_rollback_detected_and_repaired(void **state)
     tst_device_free_all(&amb, &fresh, NULL);
 }
 
+/* Pulls d's page from `cursor` (committed up to there too) and verifies it with the hub's
+ * key; returns its flags. The bundle stays in *buf when buf is not NULL (cmc_free it). */
+static uint16_t pull_flags(struct tst_hub *e, const struct tst_device *d, uint64_t cursor,
+                           struct bundle_header *hdr, uint8_t **buf, size_t *len)
+{
+    uint8_t *own = NULL;
+    size_t own_len = 0;
+    assert_int_equal(hub_pull(e->h, d->id, cursor, cursor, 0, &own, &own_len), CMC_OK);
+    assert_int_equal(bundle_verify(own, own_len, e->hub_pk, hdr), CMC_OK);
+    if (buf != NULL) {
+        *buf = own;
+        *len = own_len;
+    } else {
+        cmc_free(own);
+    }
+    return hdr->flags;
+}
+
 /* The flag itself, page by page: set on the answer to the older cursor only. */
 static void test_rollback_flag_on_the_answer(void **state)
 {
@@ -167,19 +185,11 @@ static void test_rollback_flag_on_the_answer(void **state)
     tst_device_sync(e, &amb, 0);
     assert_true(amb.cursor > c1);
     /* a pull repeated from the same cursor (a lost answer) is not a rollback */
-    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-    cmc_free(buf);
-    assert_int_equal(hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-    cmc_free(buf);
+    assert_false(pull_flags(e, &amb, amb.cursor, &hdr, NULL, NULL) & BUNDLE_FLAG_ROLLBACK);
+    assert_false(pull_flags(e, &amb, amb.cursor, &hdr, NULL, NULL) & BUNDLE_FLAG_ROLLBACK);
     /* from C1, after C2 was proven: flagged, with the purge again */
     amb.cursor = c1;
-    assert_int_equal(hub_pull(e->h, amb.id, c1, c1, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
+    assert_true(pull_flags(e, &amb, c1, &hdr, &buf, &len) & BUNDLE_FLAG_ROLLBACK);
     assert_int_equal(hdr.from_cursor, c1);
     amb.purges = 0;
     tst_device_apply(e, &amb, buf, len, 1);
@@ -198,8 +208,6 @@ static void test_rollback_proven_by_acknowledgement(void **state)
     struct tst_device amb, quiet;
     struct hub_device_info info;
     struct bundle_header hdr;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     uint64_t c1, q1;
 
     tst_hub_import_published(e, 0, "9434765919", id);
@@ -220,16 +228,48 @@ static void test_rollback_proven_by_acknowledgement(void **state)
     assert_int_equal(info.proven, amb.cursor);
     assert_true(info.proven > c1);
     /* the copy from C1 comes back: caught although no pull ever came from the newer cursor */
-    assert_int_equal(hub_pull(e->h, amb.id, c1, c1, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-    cmc_free(buf);
+    assert_true(pull_flags(e, &amb, c1, &hdr, NULL, NULL) & BUNDLE_FLAG_ROLLBACK);
     /* without an acknowledgement nothing proves the newer page: an ordinary repeat */
-    assert_int_equal(hub_pull(e->h, quiet.id, q1, q1, 0, &buf, &len), CMC_OK);
-    assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-    assert_false(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-    cmc_free(buf);
+    assert_false(pull_flags(e, &quiet, q1, &hdr, NULL, NULL) & BUNDLE_FLAG_ROLLBACK);
     tst_device_free_all(&amb, &quiet, NULL);
+}
+
+static void no_rollback_counted(struct tst_hub *e, const struct tst_device *d)
+{
+    struct hub_device_info info;
+    assert_int_equal(hub_device_get(e->h, d->id, &info), CMC_OK);
+    assert_int_equal(info.rollbacks, 0);
+}
+
+/* Pulls d's page from `cursor` with the n-th allocation failing, n = 0, 1, ... until a pull
+ * gets through: each failed pull is an out-of-memory error that hands back nothing, after
+ * which `after_failure` (unless NULL) checks what must not have changed. The page that got
+ * through is verified (its header into *hdr); returns the number of failed pulls. */
+static int pull_with_failing_allocations(struct tst_hub *e, const struct tst_device *d,
+                                         uint64_t cursor, struct bundle_header *hdr,
+                                         void (*after_failure)(struct tst_hub *,
+                                                               const struct tst_device *))
+{
+    int failures = 0;
+    for (long n = 0; n < 10000; n++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        cmc_alloc_fail_after(n, 1);
+        int rc = hub_pull(e->h, d->id, cursor, cursor, 0, &buf, &len);
+        cmc_alloc_fail_after(-1, 0);
+        if (rc == CMC_OK) {
+            assert_int_equal(bundle_verify(buf, len, e->hub_pk, hdr), CMC_OK);
+            cmc_free(buf);
+            return failures;
+        }
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(buf);
+        if (after_failure != NULL)
+            after_failure(e, d);
+        failures++;
+    }
+    fail_msg("no pull got through");
+    return failures;
 }
 
 static void test_allocation_failure_is_clean(void **state)
@@ -237,6 +277,7 @@ static void test_allocation_failure_is_clean(void **state)
     struct tst_hub *e = *state;
     char id[PLAN_ID_LEN + 1];
     struct tst_device amb;
+    struct bundle_header hdr;
     const char *change = "{\"set\": {\"prognosis\": \"days\"}}";
     int failures = 0;
 
@@ -247,21 +288,7 @@ static void test_allocation_failure_is_clean(void **state)
     tst_hub_publish(e, id);
     /* the n-th allocation of a pull (a delta page) fails: an error, nothing leaked, and
      * nothing recorded, so the device can simply ask again */
-    for (long n = 0; n < 10000; n++) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        cmc_alloc_fail_after(n, 1);
-        int rc = hub_pull(e->h, amb.id, amb.cursor, amb.cursor, 0, &buf, &len);
-        cmc_alloc_fail_after(-1, 0);
-        if (rc == CMC_OK) {
-            cmc_free(buf);
-            break;
-        }
-        assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_null(buf);
-        failures++;
-    }
-    assert_true(failures > 3);
+    assert_true(pull_with_failing_allocations(e, &amb, amb.cursor, &hdr, NULL) > 3);
     tst_device_sync(e, &amb, 0);
     assert_int_equal(amb.deltas, 1);
     /* the same for an edit: the plan stays as it was */
@@ -296,26 +323,8 @@ static void test_allocation_failure_is_clean(void **state)
         tst_device_sync(e, &amb, 0);
         tst_device_sync(e, &amb, 0); /* proves the newer cursor */
         assert_int_equal(amb.purges, 1); /* repeated: never acknowledged */
-        failures = 0;
-        for (long n = 0; n < 10000; n++) {
-            struct bundle_header hdr;
-            uint8_t *buf = NULL;
-            size_t len = 0;
-            cmc_alloc_fail_after(n, 1);
-            int rc = hub_pull(e->h, amb.id, old_cursor, old_cursor, 0, &buf, &len);
-            cmc_alloc_fail_after(-1, 0);
-            if (rc == CMC_OK) {
-                assert_int_equal(bundle_verify(buf, len, e->hub_pk, &hdr), CMC_OK);
-                assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
-                cmc_free(buf);
-                break;
-            }
-            assert_int_equal(rc, CMC_ERR_NOMEM);
-            assert_null(buf);
-            assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
-            assert_int_equal(info.rollbacks, 0);
-            failures++;
-        }
+        failures = pull_with_failing_allocations(e, &amb, old_cursor, &hdr, no_rollback_counted);
+        assert_true(hdr.flags & BUNDLE_FLAG_ROLLBACK);
         assert_true(failures > 3);
         assert_int_equal(hub_device_get(e->h, amb.id, &info), CMC_OK);
         assert_int_equal(info.rollbacks, 1);

@@ -32,15 +32,7 @@
 static int auth_on(hub *h, const struct reqsig_headers *hdrs, int *replay)
 {
     char who[PLAN_ID_LEN + 1];
-    struct hub_signed_request req = {
-        .method = "GET",
-        .path = PULL,
-        .device = hdrs->device,
-        .time = hdrs->time,
-        .nonce = hdrs->nonce,
-        .signature = hdrs->signature,
-    };
-    return hub_auth_request(h, &req, who, replay);
+    return tst_auth_get(h, PULL, hdrs, NULL, 0, who, replay);
 }
 
 static void test_replay_refused_by_the_other_node(void **state)
