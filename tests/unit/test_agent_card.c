@@ -241,18 +241,18 @@ static char *page(const struct state *s, int night, enum web_view view)
 }
 
 /* A state's card in all three outputs: the terminal's text, the --json object, and the page
- * (by day, the card view). */
+ * (the card view; `night` as page() takes it). */
 struct outputs {
     char *text;
     json_t *j;
     char *html;
 };
 
-static void outputs_of(const struct state *s, struct outputs *o)
+static void outputs_of(const struct state *s, int night, struct outputs *o)
 {
     o->text = terminal_card(s);
     o->j = json_card(s);
-    o->html = page(s, 0, WEB_VIEW_CARD);
+    o->html = page(s, night, WEB_VIEW_CARD);
 }
 
 /* Frees the outputs, then the state. */
@@ -338,13 +338,14 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
     (void)state;
     struct state s;
     state_make(ST_PENDING, &s);
-    char *text = terminal_card(&s);
+    struct outputs o;
+    outputs_of(&s, -1, &o);
     /* the banner names the state */
-    assert_non_null(strstr(text, "PLAN STATUS: PUBLISHED v4 + your unapproved changes to: CPR decision, "
-                                 "Diagnosis and prognosis"));
-    assert_non_null(strstr(text, "approved by Dr Amira Shah on 2026-02-11"));
+    assert_non_null(strstr(o.text, "PLAN STATUS: PUBLISHED v4 + your unapproved changes to: CPR decision, "
+                                   "Diagnosis and prognosis"));
+    assert_non_null(strstr(o.text, "approved by Dr Amira Shah on 2026-02-11"));
     /* the section shows the published decision with its decider, then the proposal */
-    const char *cpr = strstr(text, " 2 CPR          DNACPR - do NOT attempt CPR\n");
+    const char *cpr = strstr(o.text, " 2 CPR          DNACPR - do NOT attempt CPR\n");
     assert_non_null(cpr);
     const char *decided = strstr(cpr, "decided 2024-11-27 by Dr Ngozi Eze");
     const char *proposal = strstr(cpr, ">> PROPOSED on this device, not approved (nurse1, 2027-01-15 07:00 GMT):");
@@ -353,19 +354,17 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
     assert_non_null(proposal);
     assert_non_null(value);
     assert_true(decided < proposal && proposal < value);
-    assert_true(value < strstr(text, " 3 CEILING"));
+    assert_true(value < strstr(o.text, " 3 CEILING"));
     /* "FOR CPR" appears nowhere before the proposal: never as the decision, never beside its decider */
-    const char *first_for = strstr(text, "FOR CPR");
+    const char *first_for = strstr(o.text, "FOR CPR");
     assert_true(first_for > proposal);
     /* the prognosis: the plan's value, and the proposal inside its own section */
-    const char *diag = strstr(text, " 7 DIAGNOSIS");
+    const char *diag = strstr(o.text, " 7 DIAGNOSIS");
     assert_non_null(diag);
     assert_non_null(strstr(diag, "prognosis: weeks to months"));
     assert_non_null(strstr(diag, "Prognosis: days to weeks   [plan: weeks to months]"));
-    free(text);
 
-    json_t *j = json_card(&s);
-    json_t *cprj = json_object_get(j, "cpr");
+    json_t *cprj = json_object_get(o.j, "cpr");
     assert_string_equal(json_string_value(json_object_get(cprj, "decision")), "dnacpr");
     assert_string_equal(json_string_value(json_object_get(cprj, "state")), "published");
     assert_string_equal(json_string_value(json_object_get(cprj, "approved_by")), "Dr Amira Shah");
@@ -374,13 +373,13 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
     assert_string_equal(json_string_value(json_object_get(prop, "decision")), "for_cpr");
     assert_string_equal(json_string_value(json_object_get(prop, "state")), "proposed");
     assert_string_equal(json_string_value(json_object_get(prop, "proposed_by")), "nurse1");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "banner"), "unapproved_changes_to")),
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o.j, "banner"), "unapproved_changes_to")),
                         "CPR decision, Diagnosis and prognosis");
     /* every shown value carries its state; the decision is the published one, with its approver */
     size_t i;
     json_t *v;
     int seen_value = 0, seen_proposal = 0;
-    json_array_foreach(json_object_get(j, "values"), i, v)
+    json_array_foreach(json_object_get(o.j, "values"), i, v)
     {
         const char *path = json_string_value(json_object_get(v, "path"));
         assert_non_null(json_object_get(v, "state"));
@@ -391,7 +390,7 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
             seen_value = 1;
         }
     }
-    json_array_foreach(json_object_get(j, "proposals"), i, v)
+    json_array_foreach(json_object_get(o.j, "proposals"), i, v)
     {
         const char *path = json_string_value(json_object_get(v, "path"));
         if (path != NULL && strcmp(path, "resuscitation.decision") == 0) {
@@ -402,21 +401,18 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
         }
     }
     assert_true(seen_value && seen_proposal);
-    json_decref(j);
 
-    char *html = page(&s, -1, WEB_VIEW_CARD);
-    const char *box = strstr(html, "<div class=\"cpr cpr-dnacpr\"><p class=\"cpr-headline\">DNACPR</p>");
+    const char *box = strstr(o.html, "<div class=\"cpr cpr-dnacpr\"><p class=\"cpr-headline\">DNACPR</p>");
     assert_non_null(box);
-    assert_null(strstr(html, "cpr-for\""));
+    assert_null(strstr(o.html, "cpr-for\""));
     const char *pbox = strstr(box, "<div class=\"proposal proposed\" role=\"note\">");
     assert_non_null(pbox);
-    assert_true(pbox < strstr(html, "id=\"ceiling\""));
+    assert_true(pbox < strstr(o.html, "id=\"ceiling\""));
     assert_non_null(strstr(pbox, "PROPOSED on this device, not approved"));
     assert_non_null(strstr(pbox, "<dt>CPR decision</dt><dd><strong>FOR CPR - attempt CPR</strong>"));
-    assert_non_null(strstr(html, "+ your unapproved changes to:</strong> CPR decision, Diagnosis and prognosis"));
-    assert_true(strstr(html, "FOR CPR") > pbox);
-    cmc_free(html);
-    state_free(&s);
+    assert_non_null(strstr(o.html, "+ your unapproved changes to:</strong> CPR decision, Diagnosis and prognosis"));
+    assert_true(strstr(o.html, "FOR CPR") > pbox);
+    outputs_free(&o, &s);
 }
 
 static void test_sent_change_awaits_approval(void **state)
@@ -425,7 +421,7 @@ static void test_sent_change_awaits_approval(void **state)
     struct state s;
     state_make(ST_SENT, &s);
     struct outputs o;
-    outputs_of(&s, &o);
+    outputs_of(&s, 0, &o);
     assert_non_null(strstr(o.text, ">> sent - awaiting approval (nurse1"));
     assert_null(strstr(o.text, "PROPOSED on this device"));
     assert_non_null(strstr(o.text, " 2 CPR          DNACPR - do NOT attempt CPR\n"));
@@ -443,7 +439,7 @@ static void test_conflict_on_the_terminal_card_as_on_the_page(void **state)
     struct state s;
     state_make(ST_CONFLICT, &s);
     struct outputs o;
-    outputs_of(&s, &o);
+    outputs_of(&s, 0, &o);
     const char *cpr = strstr(o.text, " 2 CPR");
     const char *block = strstr(o.text, "OPEN CONFLICT (1)");
     assert_non_null(block);
@@ -469,7 +465,7 @@ static void test_no_proposal_without_local_changes(void **state)
     struct state s;
     state_make(ST_PUBLISHED, &s);
     struct outputs o;
-    outputs_of(&s, &o);
+    outputs_of(&s, 0, &o);
     assert_null(strstr(o.text, "PROPOSED"));
     assert_null(strstr(o.text, "unapproved"));
     assert_null(strstr(o.text, "awaiting approval"));
@@ -584,7 +580,7 @@ static void test_no_known_allergies_distinct_from_none_recorded(void **state)
                             : strcmp(want[i], CARD_NKA_WORDS) == 0 ? CARD_UNRECORDED_WORDS
                                                                   : CARD_NKA_WORDS;
         struct outputs o;
-        outputs_of(&s, &o);
+        outputs_of(&s, 0, &o);
         const char *sec = strstr(o.text, "ALLERGIES");
         assert_non_null(sec);
         if (want[i] != NULL) {
