@@ -240,28 +240,36 @@ static char *page(const struct state *s, int night, enum web_view view)
     return tst_card_page(&c, &card);
 }
 
-/* A state's card in all three outputs: the terminal's text, the --json object, and the page
- * (the card view; `night` as page() takes it). */
+/* A state and its card in all three outputs: the terminal's text, the --json object, and the
+ * page (the card view; `night` as page() takes it). */
 struct outputs {
+    struct state s;
     char *text;
     json_t *j;
     char *html;
 };
 
-static void outputs_of(const struct state *s, int night, struct outputs *o)
+/* Renders the outputs of o->s. */
+static void outputs_of(struct outputs *o, int night)
 {
-    o->text = terminal_card(s);
-    o->j = json_card(s);
-    o->html = page(s, night, WEB_VIEW_CARD);
+    o->text = terminal_card(&o->s);
+    o->j = json_card(&o->s);
+    o->html = page(&o->s, night, WEB_VIEW_CARD);
 }
 
-/* Frees the outputs, then the state. */
-static void outputs_free(struct outputs *o, struct state *s)
+/* Makes the state `id` and renders it. */
+static void outputs_for(enum state_id id, int night, struct outputs *o)
+{
+    state_make(id, &o->s);
+    outputs_of(o, night);
+}
+
+static void outputs_free(struct outputs *o)
 {
     free(o->text);
     json_decref(o->j);
     cmc_free(o->html);
-    state_free(s);
+    state_free(&o->s);
 }
 
 /* Display columns of a UTF-8 line (one per code point: the card's text is Latin). */
@@ -336,10 +344,8 @@ static void test_cpr_within_first_24_rows_in_every_state(void **state)
 static void test_pending_cpr_edit_beside_the_published_decision(void **state)
 {
     (void)state;
-    struct state s;
-    state_make(ST_PENDING, &s);
     struct outputs o;
-    outputs_of(&s, -1, &o);
+    outputs_for(ST_PENDING, -1, &o);
     /* the banner names the state */
     assert_non_null(strstr(o.text, "PLAN STATUS: PUBLISHED v4 + your unapproved changes to: CPR decision, "
                                    "Diagnosis and prognosis"));
@@ -412,16 +418,14 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
     assert_non_null(strstr(pbox, "<dt>CPR decision</dt><dd><strong>FOR CPR - attempt CPR</strong>"));
     assert_non_null(strstr(o.html, "+ your unapproved changes to:</strong> CPR decision, Diagnosis and prognosis"));
     assert_true(strstr(o.html, "FOR CPR") > pbox);
-    outputs_free(&o, &s);
+    outputs_free(&o);
 }
 
 static void test_sent_change_awaits_approval(void **state)
 {
     (void)state;
-    struct state s;
-    state_make(ST_SENT, &s);
     struct outputs o;
-    outputs_of(&s, 0, &o);
+    outputs_for(ST_SENT, 0, &o);
     assert_non_null(strstr(o.text, ">> sent - awaiting approval (nurse1"));
     assert_null(strstr(o.text, "PROPOSED on this device"));
     assert_non_null(strstr(o.text, " 2 CPR          DNACPR - do NOT attempt CPR\n"));
@@ -430,16 +434,14 @@ static void test_sent_change_awaits_approval(void **state)
                         "sent");
     assert_non_null(strstr(o.html, "<div class=\"proposal sent\" role=\"note\"><p class=\"proposal-head\"><strong>sent - "
                                    "awaiting approval</strong>"));
-    outputs_free(&o, &s);
+    outputs_free(&o);
 }
 
 static void test_conflict_on_the_terminal_card_as_on_the_page(void **state)
 {
     (void)state;
-    struct state s;
-    state_make(ST_CONFLICT, &s);
     struct outputs o;
-    outputs_of(&s, 0, &o);
+    outputs_for(ST_CONFLICT, 0, &o);
     const char *cpr = strstr(o.text, " 2 CPR");
     const char *block = strstr(o.text, "OPEN CONFLICT (1)");
     assert_non_null(block);
@@ -454,7 +456,7 @@ static void test_conflict_on_the_terminal_card_as_on_the_page(void **state)
     const char *conf = strstr(o.html, "Open conflict (1)");
     assert_non_null(conf);
     assert_true(conf > cpr_html); /* below the decision, not above it */
-    outputs_free(&o, &s);
+    outputs_free(&o);
 }
 
 /* Without the version held beside it (an urgent-care session has none), nothing is a
@@ -462,10 +464,8 @@ static void test_conflict_on_the_terminal_card_as_on_the_page(void **state)
 static void test_no_proposal_without_local_changes(void **state)
 {
     (void)state;
-    struct state s;
-    state_make(ST_PUBLISHED, &s);
     struct outputs o;
-    outputs_of(&s, 0, &o);
+    outputs_for(ST_PUBLISHED, 0, &o);
     assert_null(strstr(o.text, "PROPOSED"));
     assert_null(strstr(o.text, "unapproved"));
     assert_null(strstr(o.text, "awaiting approval"));
@@ -473,7 +473,7 @@ static void test_no_proposal_without_local_changes(void **state)
     assert_null(json_object_get(json_object_get(o.j, "cpr"), "proposal"));
     assert_null(strstr(o.html, "PROPOSED"));
     assert_null(strstr(o.html, "class=\"proposal"));
-    outputs_free(&o, &s);
+    outputs_free(&o);
 }
 
 /* ---- content ---------------------------------------------------------------------------- */
@@ -572,15 +572,14 @@ static void test_no_known_allergies_distinct_from_none_recorded(void **state)
     static const enum state_id ids[] = { ST_NKA, ST_PUBLISHED, ST_PUBLISHED };
     static const char *const want[] = { CARD_NKA_WORDS, CARD_UNRECORDED_WORDS, NULL };
     for (size_t i = 0; i < 3; i++) {
-        struct state s;
-        state_make(ids[i], &s);
+        struct outputs o;
+        state_make(ids[i], &o.s);
         if (i == 1) /* an empty list with nothing said about it */
-            plan_field_clear(plan_field_by_path("allergies"), &s.shown);
+            plan_field_clear(plan_field_by_path("allergies"), &o.s.shown);
         const char *other = want[i] == NULL ? NULL
                             : strcmp(want[i], CARD_NKA_WORDS) == 0 ? CARD_UNRECORDED_WORDS
                                                                   : CARD_NKA_WORDS;
-        struct outputs o;
-        outputs_of(&s, 0, &o);
+        outputs_of(&o, 0);
         const char *sec = strstr(o.text, "ALLERGIES");
         assert_non_null(sec);
         if (want[i] != NULL) {
@@ -606,7 +605,7 @@ static void test_no_known_allergies_distinct_from_none_recorded(void **state)
             assert_null(strstr(o.html, CARD_NKA_WORDS));
             assert_null(strstr(o.html, CARD_UNRECORDED_WORDS));
         }
-        outputs_free(&o, &s);
+        outputs_free(&o);
     }
 }
 
