@@ -285,12 +285,7 @@ static void test_card_model(void **state)
     assert_true(m.banner.stale);
     assert_string_equal(m.banner.status_words, "AWAITING APPROVAL - not approved");
 
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    card_print(f, &m);
-    fclose(f);
+    char *text = tst_card_text(&m);
     assert_non_null(strstr(text, "PLAN STATUS: AWAITING APPROVAL - not approved"));
     assert_non_null(strstr(text, m.cpr.words));
     assert_non_null(strstr(text, "never synced  ** STALE COPY"));
