@@ -8,8 +8,8 @@
  * one-row, one-column query (with an optional text parameter) straight against the replica
  * through the store's test hook; tst_store_row() prepares such a query and steps to its row,
  * leaving the columns to the caller (who finalizes the statement); tst_store_exec() runs
- * statements that return nothing, the same way (with `param`, one statement). tst_dir_contains() says whether any file of a directory holds
- * the bytes of `needle`. Every helper fails the running cmocka test instead of returning an
+ * statements that return nothing, the same way (with `param`, one statement).
+ * tst_dir_contains() says whether any file of a directory holds the bytes of `needle`. Every helper fails the running cmocka test instead of returning an
  * error. Archived into the test-support library, linked only into tests that call it (those
  * link the agent library). The plans are synthetic.
  */

@@ -142,8 +142,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pull_states_its_edition),
-        cmocka_unit_test_setup_teardown(test_bundle_says_its_edition, tst_sign_keys_setup, tst_bundle_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_bundle_keeps_a_later_editions_fields, tst_sign_keys_setup, tst_bundle_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_says_its_edition, tst_sign_keys_setup,
+                                        tst_bundle_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_keeps_a_later_editions_fields, tst_sign_keys_setup,
+                                        tst_bundle_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
