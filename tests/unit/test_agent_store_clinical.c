@@ -15,6 +15,7 @@
 #include "sync/wire.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -133,14 +134,5 @@ static void test_memory_security_is_asked_for(void **state)
     store_memory_security(0);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_pending_edits_live_in_the_clinical_file),
-        T(test_old_replica_moves_its_edits),
-        T(test_memory_security_is_asked_for),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_pending_edits_live_in_the_clinical_file,
+         test_old_replica_moves_its_edits, test_memory_security_is_asked_for)
