@@ -23,65 +23,35 @@ static void copy_text(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src != NULL ? src : "");
 }
 
-/* M: the entry without its hash, keys in the documented order. */
-static int entry_core(const struct audit_entry *e, uint8_t **out, size_t *len)
+void audit_to_wire(const struct audit_entry *e, struct wire_audit_entry *w)
 {
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 9);
-    mp_write_cstr(&w, "seq");
-    mp_write_uint(&w, (uint64_t)e->seq);
-    mp_write_cstr(&w, "prev");
-    mp_write_bin(&w, e->prev, sizeof e->prev);
-    mp_write_cstr(&w, "user");
-    mp_write_cstr(&w, e->user);
-    mp_write_cstr(&w, "role");
-    mp_write_cstr(&w, e->role);
-    mp_write_cstr(&w, "plan_id");
-    mp_write_cstr(&w, e->plan_id);
-    mp_write_cstr(&w, "identifier");
-    mp_write_cstr(&w, e->identifier);
-    mp_write_cstr(&w, "action");
-    mp_write_cstr(&w, e->action);
-    mp_write_cstr(&w, "wall");
-    mp_write_int(&w, e->wall);
-    mp_write_cstr(&w, "mono");
-    mp_write_int(&w, e->mono);
-    return mp_writer_finish(&w, out, len);
+    memset(w, 0, sizeof *w);
+    w->seq = (uint64_t)e->seq;
+    memcpy(w->prev, e->prev, sizeof w->prev);
+    memcpy(w->hash, e->hash, sizeof w->hash);
+    copy_text(w->user, sizeof w->user, e->user);
+    copy_text(w->role, sizeof w->role, e->role);
+    copy_text(w->plan_id, sizeof w->plan_id, e->plan_id);
+    copy_text(w->identifier, sizeof w->identifier, e->identifier);
+    copy_text(w->action, sizeof w->action, e->action);
+    w->wall = e->wall;
+    w->mono = e->mono;
+    memcpy(w->seal, e->seal, sizeof w->seal);
+    w->sealed = e->sealed;
 }
 
 static int entry_hash(const struct audit_entry *e, uint8_t out[32])
 {
     struct wire_audit_entry w;
-    memset(&w, 0, sizeof w);
-    w.seq = (uint64_t)e->seq;
-    memcpy(w.prev, e->prev, sizeof w.prev);
-    copy_text(w.user, sizeof w.user, e->user);
-    copy_text(w.role, sizeof w.role, e->role);
-    copy_text(w.plan_id, sizeof w.plan_id, e->plan_id);
-    copy_text(w.identifier, sizeof w.identifier, e->identifier);
-    copy_text(w.action, sizeof w.action, e->action);
-    w.wall = e->wall;
-    w.mono = e->mono;
+    audit_to_wire(e, &w);
     return wire_audit_entry_hash(&w, out);
 }
 
 int audit_entry_pack(const struct audit_entry *e, uint8_t **out, size_t *len)
 {
-    uint8_t *m = NULL;
-    size_t mlen = 0;
-    int rc = entry_core(e, &m, &mlen);
-    if (rc != CMC_OK)
-        return rc;
-    /* the same pairs under a fixmap of ten, then "hash" */
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 10);
-    mp_write_raw(&w, m + 1, mlen - 1);
-    mp_write_cstr(&w, "hash");
-    mp_write_bin(&w, e->hash, sizeof e->hash);
-    cmc_free(m);
-    return mp_writer_finish(&w, out, len);
+    struct wire_audit_entry w;
+    audit_to_wire(e, &w);
+    return wire_audit_entry_pack(&w, out, len);
 }
 
 /* The hash the chain continues from: the newest entry's, else the anchor, else zeros. */

@@ -76,6 +76,10 @@ int audit_seal_state(store *s, struct wire_audit_state *st);
 
 /* Entries not yet acknowledged by the hub, oldest first, at most `max`. */
 int audit_unsent(store *s, size_t max, struct audit_entry **out, size_t *n);
+/* The entry in the wire's form (sync/wire.h), which the chain hash and the upload are
+ * defined on; strings longer than the wire's buffers are cut. */
+struct wire_audit_entry;
+void audit_to_wire(const struct audit_entry *e, struct wire_audit_entry *w);
 /* The upload form of an entry: the ten-key map of docs/PROTOCOL.md (hash last). */
 int audit_entry_pack(const struct audit_entry *e, uint8_t **out, size_t *len);
 /* The hub acknowledged every entry up to acked_seq: drop them, keeping the last one's hash as

@@ -10,27 +10,23 @@
 
 /* ---- words ------------------------------------------------------------------------------ */
 
-static const char *card_cpr_words(int decision)
-{
-    switch ((enum plan_cpr)decision) {
-    case PLAN_CPR_DNACPR: return "DNACPR - do NOT attempt CPR";
-    case PLAN_CPR_FOR_CPR: return "FOR CPR - attempt CPR";
-    case PLAN_CPR_NOT_DISCUSSED: return "CPR NOT YET DISCUSSED - no decision recorded";
-    case PLAN_CPR_NONE: break;
-    }
-    return "CPR DECISION NOT RECORDED";
-}
+/* A CPR decision in words: its headline (read across a room), its sentence, and the style
+ * printers show it in. */
+struct cpr_words {
+    const char *headline, *words, *style;
+};
 
-/* The headline of the CPR block: the few words a crew reads across a room. */
-static const char *cpr_headline(int decision)
+static struct cpr_words cpr_words_of(int decision)
 {
     switch ((enum plan_cpr)decision) {
-    case PLAN_CPR_DNACPR: return "DNACPR";
-    case PLAN_CPR_FOR_CPR: return "FOR CPR";
-    case PLAN_CPR_NOT_DISCUSSED: return "CPR NOT YET DISCUSSED";
+    case PLAN_CPR_DNACPR: return (struct cpr_words){ "DNACPR", "DNACPR - do NOT attempt CPR", "dnacpr" };
+    case PLAN_CPR_FOR_CPR: return (struct cpr_words){ "FOR CPR", "FOR CPR - attempt CPR", "for" };
+    case PLAN_CPR_NOT_DISCUSSED:
+        return (struct cpr_words){ "CPR NOT YET DISCUSSED", "CPR NOT YET DISCUSSED - no decision recorded",
+                                   "undiscussed" };
     case PLAN_CPR_NONE: break;
     }
-    return "NO CPR DECISION RECORDED";
+    return (struct cpr_words){ "NO CPR DECISION RECORDED", "CPR DECISION NOT RECORDED", "none" };
 }
 
 const char *card_status_words(int status)
@@ -495,8 +491,10 @@ static void build_decisions(const struct plan *p, const struct builder *bd, stru
 {
     int d = p->resuscitation.decision;
     b->cpr.decision = d;
-    b->cpr.headline = cpr_headline(d);
-    b->cpr.words = card_cpr_words(d);
+    struct cpr_words w = cpr_words_of(d);
+    b->cpr.headline = w.headline;
+    b->cpr.words = w.words;
+    b->cpr.style = w.style;
     b->cpr.decision_words = val(bd, b->cpr.words, "resuscitation.decision");
     b->cpr.decided_at = val(bd, p->resuscitation.decided_at, "resuscitation.decided_at");
     b->cpr.decided_by = val(bd, p->resuscitation.decided_by, "resuscitation.decided_by");
@@ -684,6 +682,36 @@ static void emit(void (*fn)(void *, const struct card_field *), void *arg, enum 
 {
     const struct card_field f = { .section = sec, .label = label, .item = item, .v = v };
     fn(arg, &f);
+}
+
+struct proposal_walk {
+    enum card_section_id section;
+    enum card_value_state state;
+    int n;
+    void (*fn)(void *arg, enum card_value_state state, const struct card_field *fd, int first);
+    void *arg;
+};
+
+static void proposal_field(void *arg, const struct card_field *fd)
+{
+    struct proposal_walk *w = arg;
+    if (fd->section == w->section && fd->v->state == w->state)
+        w->fn(w->arg, w->state, fd, w->n++ == 0);
+}
+
+void card_each_proposal(const struct card_model *m, enum card_section_id id,
+                        void (*fn)(void *arg, enum card_value_state state, const struct card_field *fd, int first),
+                        void *arg)
+{
+    static const enum card_value_state states[] = { CARD_VALUE_CONFLICT, CARD_VALUE_PROPOSED, CARD_VALUE_SENT };
+    if (m->sections[id].n_pending_paths == 0)
+        return;
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        struct proposal_walk w = { id, states[i], 0, fn, arg };
+        card_each_field(m->has_proposal ? &m->proposal : &m->body, m->full, proposal_field, &w);
+        if (w.n > 0)
+            fn(arg, states[i], NULL, 0);
+    }
 }
 
 void card_each_field(const struct card_body *b, int full, void (*fn)(void *arg, const struct card_field *f),

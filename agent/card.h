@@ -194,6 +194,7 @@ struct card_cpr {
     int decision;                /* enum plan_cpr */
     const char *headline;        /* "DNACPR", "FOR CPR", ...: read across a room */
     const char *words;           /* "DNACPR - do NOT attempt CPR", ... */
+    const char *style;           /* "dnacpr", "for", "undiscussed", "none": how printers mark it */
     struct card_value decision_words; /* the words as a value (its state and field) */
     struct card_value decided_at, decided_by, review_date, form_location, patient_aware, family_aware;
     int review_lapsed;           /* the decision's own review date has passed */
@@ -268,6 +269,13 @@ struct card_field {
 /* Calls fn for every value of `b` in card order (the "more" values only when `full`). */
 void card_each_field(const struct card_body *b, int full, void (*fn)(void *arg, const struct card_field *f),
                      void *arg);
+/* A section's local changes, for the printers to show after the plan's values (never in their
+ * place): grouped by state (conflict, then proposed, then sent), fn(arg, state, fd, first) for
+ * each field of the group, `first` 1 for its first; then fn(arg, state, NULL, 0) once to close
+ * each group that had any. Nothing when the section has no local changes. */
+void card_each_proposal(const struct card_model *m, enum card_section_id id,
+                        void (*fn)(void *arg, enum card_value_state state, const struct card_field *fd, int first),
+                        void *arg);
 /* The plan's value beside a proposed one: the field of m->body with the same section, label and
  * item, or NULL. */
 const struct card_value *card_published_of(const struct card_model *m, const struct card_field *proposed);

@@ -71,18 +71,15 @@ static void print_banner(FILE *f, const struct card_banner *b)
 struct proposal_print {
     FILE *f;
     const struct card_model *m;
-    enum card_section_id section;
-    enum card_value_state state;
-    int printed;
 };
 
-static void print_proposed_field(void *arg, const struct card_field *fd)
+static void print_proposed_field(void *arg, enum card_value_state state, const struct card_field *fd, int first)
 {
     struct proposal_print *pp = arg;
-    if (fd->section != pp->section || fd->v->state != pp->state)
+    if (fd == NULL)
         return;
-    if (!pp->printed++) {
-        fprintf(pp->f, "                >> %s", card_state_words(pp->state));
+    if (first) {
+        fprintf(pp->f, "                >> %s", card_state_words(state));
         if (pp->m->proposed_by != NULL)
             fprintf(pp->f, " (%s%s%s)", pp->m->proposed_by, pp->m->proposed_at[0] ? ", " : "",
                     pp->m->proposed_at);
@@ -103,13 +100,8 @@ static void print_proposed_field(void *arg, const struct card_field *fd)
  * place, never under the plan's approver. */
 static void print_proposals(FILE *f, const struct card_model *m, enum card_section_id id)
 {
-    if (m->sections[id].n_pending_paths == 0)
-        return;
-    static const enum card_value_state states[] = { CARD_VALUE_CONFLICT, CARD_VALUE_PROPOSED, CARD_VALUE_SENT };
-    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
-        struct proposal_print pp = { .f = f, .m = m, .section = id, .state = states[i] };
-        card_each_field(m->has_proposal ? &m->proposal : &m->body, m->full, print_proposed_field, &pp);
-    }
+    struct proposal_print pp = { f, m };
+    card_each_proposal(m, id, print_proposed_field, &pp);
 }
 
 static void print_identity_and_cpr(FILE *f, const struct card_model *m)

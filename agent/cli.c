@@ -128,11 +128,18 @@ int cli_print_json(json_t *doc)
     return rc;
 }
 
-int cli_need_positional(const struct cli_opts *o, size_t n, const char *usage)
+int cli_need_args(const struct cli_opts *o, size_t n, int options_given, const char *usage)
 {
-    if (o->n_positional != n)
+    if (o->n_positional != n || !options_given)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent %s", usage);
     return CMC_OK;
+}
+
+int cli_need_plan(const struct cli_opts *o, size_t n, int options_given, const char *usage, char *nhs,
+                  const char **key)
+{
+    int rc = cli_need_args(o, n, options_given, usage);
+    return rc != CMC_OK ? rc : cli_plan_key(o->positional[0], nhs, key);
 }
 
 int cli_plan_key(const char *arg, char *nhs, const char **key)

@@ -82,13 +82,25 @@ int cli_unlock(const struct cli_opts *o, struct cli_session *s);
 /* As cli_unlock, for reading plans: also refuses when the offline lease has run out. */
 int cli_unlock_for_reading(const struct cli_opts *o, struct cli_session *s);
 void cli_session_close(struct cli_session *s);
+/* How cli_run opens the session a command runs in. */
+enum cli_run_how {
+    CLI_RUN_LOCKED = 1u << 0,  /* the directory's lock held around the command */
+    CLI_RUN_READING = 1u << 1, /* cli_unlock_for_reading (the lease checked), else cli_unlock */
+};
+/* Runs run(o, s) on the replica unlocked for the acting user as `how` (enum cli_run_how)
+ * says; the session is closed, and the lock released, after it. Returns the first failure. */
+int cli_run(struct cli_opts *o, unsigned how, int (*run)(struct cli_opts *o, struct cli_session *s));
 
 /* ---- shared by the command files (cli_*.c) ------------------------------------------------ */
 
 /* Prints doc (stolen) on stdout, indented; CMC_ERR_NOMEM when doc is NULL. */
 int cli_print_json(json_t *doc);
-/* CMC_ERR_USAGE ("usage: cmc-agent USAGE") unless there are exactly n positional arguments. */
-int cli_need_positional(const struct cli_opts *o, size_t n, const char *usage);
+/* CMC_ERR_USAGE ("usage: cmc-agent USAGE") unless there are exactly n positional arguments
+ * and the command's required options are given (options_given non-zero). */
+int cli_need_args(const struct cli_opts *o, size_t n, int options_given, const char *usage);
+/* cli_need_args, then the plan the first positional argument names (cli_plan_key). */
+int cli_need_plan(const struct cli_opts *o, size_t n, int options_given, const char *usage, char *nhs,
+                  const char **key);
 /* A PLAN argument: a plan id as given, or an NHS number normalised into nhs (11 bytes). */
 int cli_plan_key(const char *arg, char *nhs, const char **key);
 /* printf for text that may hold plan or user text: through text_put_terminal (sync/text.h),

@@ -16,11 +16,9 @@
 
 int cli_cmd_edit(struct cli_opts *o)
 {
-    int rc = cli_need_positional(o, 1, "edit PLAN --file CHANGES.json");
+    int rc = cli_need_args(o, 1, o->file != NULL, "edit PLAN --file CHANGES.json");
     if (rc != CMC_OK)
         return rc;
-    if (o->file == NULL)
-        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent edit PLAN --file CHANGES.json");
     uint8_t *json = NULL, *packed = NULL;
     size_t json_len = 0, packed_len = 0;
     struct plan_change change;
@@ -75,15 +73,11 @@ out:
     return rc;
 }
 
-int cli_cmd_conflicts(struct cli_opts *o)
+static int conflicts_in(struct cli_opts *o, struct cli_session *s)
 {
-    struct cli_session s;
-    int rc = cli_unlock(o, &s);
-    if (rc != CMC_OK)
-        return rc;
     struct engine_conflict *c = NULL;
     size_t n = 0;
-    rc = engine_conflicts(s.store, &c, &n);
+    int rc = engine_conflicts(s->store, &c, &n);
     if (rc == CMC_OK && o->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
@@ -104,35 +98,34 @@ int cli_cmd_conflicts(struct cli_opts *o)
             printf("Settle each with: cmc-agent resolve PLAN FIELD --keep local|remote\n");
     }
     cmc_free(c);
-    cli_session_close(&s);
+    return rc;
+}
+
+int cli_cmd_conflicts(struct cli_opts *o)
+{
+    return cli_run(o, 0, conflicts_in);
+}
+
+static int resolve_in(struct cli_opts *o, struct cli_session *s)
+{
+    char nhs[PLAN_NHS_LEN + 1];
+    const char *key = NULL;
+    int rc = cli_plan_key(o->positional[0], nhs, &key);
+    if (rc == CMC_OK)
+        rc = engine_resolve(s->store, key, o->positional[1], o->keep);
+    if (rc == CMC_OK && o->json)
+        rc = cli_print_json(json_pack("{s:b, s:s, s:s}", "ok", 1, "field", o->positional[1], "kept", o->keep));
+    else if (rc == CMC_OK)
+        printf("Kept the %s value of %s. Once every conflict of the plan is settled, the edit is pushed at the "
+               "next sync as a draft for approval.\n",
+               o->keep, o->positional[1]);
     return rc;
 }
 
 int cli_cmd_resolve(struct cli_opts *o)
 {
-    int rc = cli_need_positional(o, 2, "resolve PLAN FIELD --keep local|remote");
-    if (rc != CMC_OK)
-        return rc;
-    if (o->keep == NULL)
-        return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent resolve PLAN FIELD --keep local|remote");
     char nhs[PLAN_NHS_LEN + 1];
     const char *key = NULL;
-    if ((rc = cli_plan_key(o->positional[0], nhs, &key)) != CMC_OK)
-        return rc;
-    plat_lock *lock = NULL;
-    struct cli_session s;
-    if ((rc = plat_lock_acquire(o->lock_path, 0, &lock)) != CMC_OK)
-        return rc;
-    if ((rc = cli_unlock(o, &s)) == CMC_OK) {
-        rc = engine_resolve(s.store, key, o->positional[1], o->keep);
-        if (rc == CMC_OK && o->json)
-            rc = cli_print_json(json_pack("{s:b, s:s, s:s}", "ok", 1, "field", o->positional[1], "kept", o->keep));
-        else if (rc == CMC_OK)
-            printf("Kept the %s value of %s. Once every conflict of the plan is settled, the edit is pushed at the "
-                   "next sync as a draft for approval.\n",
-                   o->keep, o->positional[1]);
-        cli_session_close(&s);
-    }
-    plat_lock_release(lock);
-    return rc;
+    int rc = cli_need_plan(o, 2, o->keep != NULL, "resolve PLAN FIELD --keep local|remote", nhs, &key);
+    return rc != CMC_OK ? rc : cli_run(o, CLI_RUN_LOCKED, resolve_in);
 }

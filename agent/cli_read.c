@@ -33,22 +33,16 @@ static json_t *hit_json(const struct store_hit *h)
  * (sync/text.h), whatever an earlier version let into the replica. */
 void cli_term_printf(FILE *f, const char *fmt, ...)
 {
-    char small[512], *big = NULL;
+    char small[512], *big = NULL, *out = small;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap); /* the length first: a long line goes to the heap */
     va_end(ap);
-    if (n < 0)
+    if (n < 0 || ((size_t)n >= sizeof small && (out = big = cmc_malloc((size_t)n + 1)) == NULL))
         return;
-    const char *out = small;
-    if ((size_t)n >= sizeof small) {
-        if ((big = cmc_malloc((size_t)n + 1)) == NULL)
-            return;
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        out = big;
-    }
+    va_start(ap, fmt);
+    vsnprintf(out, (size_t)n + 1, fmt, ap);
+    va_end(ap);
     text_put_terminal(f, out, (size_t)n);
     if (big != NULL) {
         cry_memzero(big, (size_t)n);
@@ -175,7 +169,7 @@ out:
 
 int cli_cmd_lookup(struct cli_opts *o)
 {
-    int rc = cli_need_positional(o, 1, "lookup NHS_NUMBER");
+    int rc = cli_need_args(o, 1, 1, "lookup NHS_NUMBER");
     if (rc != CMC_OK)
         return rc;
     char nhs[PLAN_NHS_LEN + 1];
@@ -186,12 +180,10 @@ int cli_cmd_lookup(struct cli_opts *o)
 
 int cli_cmd_show(struct cli_opts *o)
 {
-    int rc = cli_need_positional(o, 1, "show PLAN (a plan id or an NHS number)");
-    if (rc != CMC_OK)
-        return rc;
     char nhs[PLAN_NHS_LEN + 1];
     const char *key = NULL;
-    if ((rc = cli_plan_key(o->positional[0], nhs, &key)) != CMC_OK)
+    int rc = cli_need_plan(o, 1, 1, "show PLAN (a plan id or an NHS number)", nhs, &key);
+    if (rc != CMC_OK)
         return rc;
     if (o->break_glass != NULL) /* one patient's card, by NHS number: never the whole plan */
         return cmc_fail(CMC_ERR_USAGE, "--break-glass opens one summary card: use 'cmc-agent lookup NHS_NUMBER "
@@ -228,6 +220,26 @@ static int print_hits(const struct cli_opts *o, const struct store_hit *hits, si
     return CMC_OK;
 }
 
+static int search_in(struct cli_opts *o, struct cli_session *s)
+{
+    char criteria[200];
+    snprintf(criteria, sizeof criteria, "name=%s;dob=%s;postcode=%s", o->name ? o->name : "", o->dob ? o->dob : "",
+             o->postcode ? o->postcode : "");
+    audit_record(s->store, AUDIT_SEARCH, NULL, criteria);
+    struct store_query q = { .name = o->name, .date_of_birth = o->dob, .postcode = o->postcode };
+    struct store_hit *hits = NULL;
+    size_t n = 0, total = 0;
+    char shown[160];
+    int rc = store_search_counted(s->store, &q, STORE_SEARCH_SHOWN, &hits, &n, &total);
+    store_search_words(&q, n, total, shown, sizeof shown);
+    if (rc == CMC_OK)
+        rc = print_hits(o, hits, n, total, shown, "no matching plan on this device");
+    if (rc == CMC_OK && n == 0)
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no matching plan on this device");
+    store_hits_free(hits, n);
+    return rc;
+}
+
 int cli_cmd_search(struct cli_opts *o)
 {
     if (o->name == NULL && o->dob == NULL && o->postcode == NULL)
@@ -235,45 +247,25 @@ int cli_cmd_search(struct cli_opts *o)
     int64_t t;
     if (o->dob != NULL && (strlen(o->dob) != 10 || plat_parse_time(o->dob, &t) != CMC_OK))
         return cmc_fail(CMC_ERR_INVALID, "--dob must be a date as YYYY-MM-DD");
-    struct cli_session s;
-    int rc = cli_unlock_for_reading(o, &s);
-    if (rc != CMC_OK)
-        return rc;
-    char criteria[200];
-    snprintf(criteria, sizeof criteria, "name=%s;dob=%s;postcode=%s", o->name ? o->name : "", o->dob ? o->dob : "",
-             o->postcode ? o->postcode : "");
-    audit_record(s.store, AUDIT_SEARCH, NULL, criteria);
-    struct store_query q = { .name = o->name, .date_of_birth = o->dob, .postcode = o->postcode };
+    return cli_run(o, CLI_RUN_READING, search_in);
+}
+
+static int list_in(struct cli_opts *o, struct cli_session *s)
+{
+    audit_record(s->store, AUDIT_LIST, NULL, NULL);
     struct store_hit *hits = NULL;
-    size_t n = 0, total = 0;
-    char shown[160];
-    rc = store_search_counted(s.store, &q, STORE_SEARCH_SHOWN, &hits, &n, &total);
-    store_search_words(&q, n, total, shown, sizeof shown);
+    size_t n = 0;
+    int rc = store_list(s->store, &hits, &n);
     if (rc == CMC_OK)
-        rc = print_hits(o, hits, n, total, shown, "no matching plan on this device");
-    if (rc == CMC_OK && n == 0)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no matching plan on this device");
+        rc = n == 0 && !o->json ? (printf("No plans on this device visible to you.\n"), CMC_OK)
+                                : print_hits(o, hits, n, n, "", "");
     store_hits_free(hits, n);
-    cli_session_close(&s);
     return rc;
 }
 
 int cli_cmd_list(struct cli_opts *o)
 {
-    struct cli_session s;
-    int rc = cli_unlock_for_reading(o, &s);
-    if (rc != CMC_OK)
-        return rc;
-    audit_record(s.store, AUDIT_LIST, NULL, NULL);
-    struct store_hit *hits = NULL;
-    size_t n = 0;
-    rc = store_list(s.store, &hits, &n);
-    if (rc == CMC_OK)
-        rc = n == 0 && !o->json ? (printf("No plans on this device visible to you.\n"), CMC_OK)
-                                : print_hits(o, hits, n, n, "", "");
-    store_hits_free(hits, n);
-    cli_session_close(&s);
-    return rc;
+    return cli_run(o, CLI_RUN_READING, list_in);
 }
 
 int cli_cmd_status(struct cli_opts *o)

@@ -30,28 +30,24 @@ static void engine_config_for(const struct cli_opts *o, struct engine_config *cf
     engine_config_paging(cfg);
 }
 
+static int enroll_in(struct cli_opts *o, struct cli_session *s)
+{
+    struct engine_config cfg;
+    engine_config_for(o, &cfg);
+    int rc = engine_enroll(s->store, &cfg, o->hub, o->code, o->ca, o->name ? o->name : "cmc-agent device");
+    if (rc == CMC_OK && o->json)
+        rc = cli_print_json(json_pack("{s:b, s:s}", "ok", 1, "hub", o->hub));
+    else if (rc == CMC_OK)
+        printf("Enrolled with %s; the hub's signing key and certificate are pinned. Run 'cmc-agent sync'.\n",
+               o->hub);
+    return rc;
+}
+
 int cli_cmd_enroll(struct cli_opts *o)
 {
     if (o->hub == NULL || o->code == NULL || o->n_positional != 0)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent enroll --hub URL --code CODE [--ca FILE] [--name DEVICE]");
-    plat_lock *lock = NULL;
-    struct cli_session s;
-    int rc = plat_lock_acquire(o->lock_path, 0, &lock);
-    if (rc != CMC_OK)
-        return rc;
-    if ((rc = cli_unlock(o, &s)) == CMC_OK) {
-        struct engine_config cfg;
-        engine_config_for(o, &cfg);
-        rc = engine_enroll(s.store, &cfg, o->hub, o->code, o->ca, o->name ? o->name : "cmc-agent device");
-        if (rc == CMC_OK && o->json)
-            rc = cli_print_json(json_pack("{s:b, s:s}", "ok", 1, "hub", o->hub));
-        else if (rc == CMC_OK)
-            printf("Enrolled with %s; the hub's signing key and certificate are pinned. Run 'cmc-agent sync'.\n",
-                   o->hub);
-        cli_session_close(&s);
-    }
-    plat_lock_release(lock);
-    return rc;
+    return cli_run(o, CLI_RUN_LOCKED, enroll_in);
 }
 
 struct progress_ctx {
@@ -337,19 +333,14 @@ static int watch_loop(struct cli_opts *o, struct cli_session *s)
     return watch_fatal(rc) ? rc : CMC_OK;
 }
 
+static int sync_in(struct cli_opts *o, struct cli_session *s)
+{
+    return o->watch ? watch_loop(o, s) : sync_round(o, s, 0, NULL);
+}
+
 int cli_cmd_sync(struct cli_opts *o)
 {
     if (o->n_positional != 0)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-agent sync [--watch]");
-    plat_lock *lock = NULL;
-    struct cli_session s;
-    int rc = plat_lock_acquire(o->lock_path, 0, &lock);
-    if (rc != CMC_OK)
-        return rc;
-    if ((rc = cli_unlock(o, &s)) == CMC_OK) {
-        rc = o->watch ? watch_loop(o, &s) : sync_round(o, &s, 0, NULL);
-        cli_session_close(&s);
-    }
-    plat_lock_release(lock);
-    return rc;
+    return cli_run(o, CLI_RUN_LOCKED, sync_in);
 }

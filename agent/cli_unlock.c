@@ -192,6 +192,22 @@ int cli_unlock_for_reading(const struct cli_opts *o, struct cli_session *s)
     return rc;
 }
 
+int cli_run(struct cli_opts *o, unsigned how, int (*run)(struct cli_opts *o, struct cli_session *s))
+{
+    plat_lock *lock = NULL;
+    struct cli_session s;
+    int rc = how & CLI_RUN_LOCKED ? plat_lock_acquire(o->lock_path, 0, &lock) : CMC_OK;
+    if (rc != CMC_OK)
+        return rc;
+    rc = how & CLI_RUN_READING ? cli_unlock_for_reading(o, &s) : cli_unlock(o, &s);
+    if (rc == CMC_OK) {
+        rc = run(o, &s);
+        cli_session_close(&s);
+    }
+    plat_lock_release(lock);
+    return rc;
+}
+
 void cli_session_close(struct cli_session *s)
 {
     store_close(s->store);

@@ -49,6 +49,13 @@ static void versions_free(struct page_version *pv, size_t n)
 static int rebuild_delta(store *s, const struct bundle_op *op, struct page_version *v)
 {
     int rc = store_sync_version_get(s, op->plan_id, op->base_version, &v->rebuilt);
+    int withheld = 0;
+    if (rc == CMC_ERR_NOT_FOUND && store_sync_base_withheld(s, op->plan_id, &withheld) == CMC_OK &&
+        withheld)
+        /* the base is a draft kept under the clinicians' key: the next sync fetches every plan
+         * whole (engine_seal_repair), which needs no base */
+        return cmc_fail(CMC_ERR_TAMPERED, "a change arrived against a draft this user cannot open; "
+                                          "every plan is fetched again at the next sync");
     if (rc == CMC_ERR_NOT_FOUND)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a change against a version this device does not hold");
     if (rc != CMC_OK)
@@ -338,12 +345,8 @@ int engine_seal_repair(store *s, struct engine_report *rep)
 {
     char *flag = NULL;
     int64_t bad = 0;
-    int rc = store_state_get(s, STORE_STATE_SEAL_REPAIR, &flag);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        return CMC_OK;
-    }
-    if (rc != CMC_OK)
+    int rc = store_state_find(s, STORE_STATE_SEAL_REPAIR, &flag);
+    if (rc != CMC_OK || flag == NULL)
         return rc;
     int wanted = strcmp(flag, "1") == 0;
     cmc_free(flag);

@@ -275,23 +275,6 @@ int engine_send_purge_acks(store *s, http_client *client)
 
 /* ---- audit upload -------------------------------------------------------------------------- */
 
-static void audit_to_wire(const struct audit_entry *e, struct wire_audit_entry *w)
-{
-    memset(w, 0, sizeof *w);
-    w->seq = (uint64_t)e->seq;
-    memcpy(w->prev, e->prev, sizeof w->prev);
-    memcpy(w->hash, e->hash, sizeof w->hash);
-    snprintf(w->user, sizeof w->user, "%s", e->user);
-    snprintf(w->role, sizeof w->role, "%s", e->role);
-    snprintf(w->plan_id, sizeof w->plan_id, "%s", e->plan_id);
-    snprintf(w->identifier, sizeof w->identifier, "%s", e->identifier);
-    snprintf(w->action, sizeof w->action, "%s", e->action);
-    w->wall = e->wall;
-    w->mono = e->mono;
-    memcpy(w->seal, e->seal, sizeof w->seal);
-    w->sealed = e->sealed;
-}
-
 int engine_upload_audit(store *s, http_client *client)
 {
     for (int round = 0; round < 100; round++) {

@@ -23,13 +23,12 @@
 static int state_int(store *s, const char *key, int64_t dflt, int64_t *out)
 {
     int rc = store_state_get_int(s, key, out);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        *out = dflt;
-        return CMC_OK;
-    }
     if (rc != CMC_OK)
         *out = dflt;
+    if (rc == CMC_ERR_NOT_FOUND) {
+        cmc_err_clear();
+        rc = CMC_OK;
+    }
     return rc;
 }
 

@@ -13,6 +13,7 @@
 #include "sync/db.h"
 #include "sync/plan.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -129,6 +130,50 @@ int store_step_done(store *s, sqlite3_stmt *st)
     return db_step(s->db, st, &has_row);
 }
 
+/* A statement from the cache with ?1, ?2, ... bound as `types` says (store_exec_bound), then
+ * stepped once: *row 1 when it gave a row. */
+static int step_bound(store *s, const char *sql, const char *types, va_list ap, sqlite3_stmt **out,
+                      int *row)
+{
+    int rc = store_stmt_get(s, sql, out);
+    for (int i = 0; rc == CMC_OK && types[i] != '\0'; i++) {
+        if (types[i] == 't') {
+            rc = store_bind_text(s, *out, i + 1, va_arg(ap, const char *));
+        } else if (types[i] == 'i') {
+            rc = store_bind_int(s, *out, i + 1, va_arg(ap, int64_t));
+        } else {
+            const void *b = va_arg(ap, const void *);
+            rc = store_bind_blob(s, *out, i + 1, b, va_arg(ap, size_t));
+        }
+    }
+    return rc == CMC_OK ? db_step(s->db, *out, row) : rc;
+}
+
+int store_exec_bound(store *s, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *st = NULL;
+    int row = 0;
+    va_list ap;
+    va_start(ap, types);
+    int rc = step_bound(s, sql, types, ap, &st, &row);
+    va_end(ap);
+    store_stmt_put(s, st);
+    return rc;
+}
+
+int store_query_row(store *s, sqlite3_stmt **st, const char *missing, const char *sql,
+                    const char *types, ...)
+{
+    int row = 0;
+    va_list ap;
+    va_start(ap, types);
+    int rc = step_bound(s, sql, types, ap, st, &row);
+    va_end(ap);
+    if (rc == CMC_OK && !row)
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "%s", missing);
+    return rc;
+}
+
 /* One integer from `sql` with an optional text parameter; *found 0 when no row. */
 int store_query_int(store *s, const char *sql, const char *param, int64_t *out, int *found)
 {
@@ -152,6 +197,21 @@ int store_query_int(store *s, const char *sql, const char *param, int64_t *out, 
 out:
     store_stmt_put(s, st);
     return rc;
+}
+
+int store_grow(void *arr_ptr, size_t count, size_t *cap, size_t elem, size_t first)
+{
+    void *arr;
+    if (count < *cap)
+        return CMC_OK;
+    size_t ncap = *cap ? *cap * 2 : first;
+    memcpy(&arr, arr_ptr, sizeof arr); /* the caller's array pointer, whatever its type */
+    void *grown = cmc_realloc(arr, ncap * elem);
+    if (grown == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
+    memcpy(arr_ptr, &grown, sizeof grown);
+    *cap = ncap;
+    return CMC_OK;
 }
 
 int store_dup_text(const char *src, char **out)

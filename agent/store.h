@@ -41,7 +41,7 @@
 #include <stdint.h>
 
 /* The newest schema version (PRAGMA user_version after store_open). */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* Sync-state key holding the role the hub enrolled this device with ("urgent_care" or
  * "clinician"); an urgent-care device refuses drafts (store_put_version). */
@@ -172,6 +172,8 @@ int store_counts_scan(store *s, struct store_counts *out);
 /* CMC_ERR_NOT_FOUND when unset. *out owned by caller. */
 int store_state_get(store *s, const char *key, char **out);
 int store_state_get_int(store *s, const char *key, int64_t *out);
+/* As store_state_get, with *out NULL (and CMC_OK) when the key is unset. */
+int store_state_find(store *s, const char *key, char **out);
 int store_state_set(store *s, const char *key, const char *value);
 int store_state_set_int(store *s, const char *key, int64_t value);
 

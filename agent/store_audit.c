@@ -39,31 +39,13 @@ int store_audit_last(store *s, int64_t *seq, uint8_t hash[32], int *found)
 
 int store_audit_append(store *s, const struct audit_entry *e)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt_get(s,
+    return store_exec_bound(s,
                             "INSERT INTO audit (seq, prev_hash, hash, device, user, role, plan_id,"
                             " identifier, action, wall_time, mono, seal)"
                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                            &st);
-    if (rc != CMC_OK)
-        goto out;
-    if ((rc = store_bind_int(s, st, 1, e->seq)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 2, e->prev, sizeof e->prev)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 3, e->hash, sizeof e->hash)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 4, e->device)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 5, e->user)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 6, e->role)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 7, e->plan_id)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 8, e->identifier)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 9, e->action)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 10, e->wall)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 11, e->mono)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 12, e->sealed ? e->seal : NULL, sizeof e->seal)) != CMC_OK)
-        goto out;
-    rc = store_step_done(s, st);
-out:
-    store_stmt_put(s, st);
-    return rc;
+                            "ibbttttttiib", e->seq, e->prev, sizeof e->prev, e->hash, sizeof e->hash,
+                            e->device, e->user, e->role, e->plan_id, e->identifier, e->action,
+                            e->wall, e->mono, e->sealed ? e->seal : NULL, sizeof e->seal);
 }
 
 static void entry_from_row(sqlite3_stmt *st, struct audit_entry *e)
@@ -105,16 +87,8 @@ int store_audit_range(store *s, int64_t after_seq, size_t max, struct audit_entr
     if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, after_seq)) == CMC_OK)
         rc = store_bind_int(s, st, 2, max == 0 ? -1 : (int64_t)max);
     while (rc == CMC_OK && (rc = db_step(s->db, st, &row)) == CMC_OK && row) {
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct audit_entry *grown = cmc_realloc(v, ncap * sizeof *v);
-            if (grown == NULL) {
-                rc = cmc_fail(CMC_ERR_NOMEM, "out of memory reading the audit log");
-                break;
-            }
-            v = grown;
-            cap = ncap;
-        }
+        if ((rc = store_grow(&v, count, &cap, sizeof *v, 64)) != CMC_OK)
+            break;
         entry_from_row(st, &v[count++]);
     }
     store_stmt_put(s, st);
@@ -150,10 +124,5 @@ int store_audit_hash_at(store *s, int64_t seq, uint8_t hash[32], int *found, int
 
 int store_audit_prune(store *s, int64_t through_seq)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt_get(s, "DELETE FROM audit WHERE seq <= ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, through_seq)) == CMC_OK)
-        rc = store_step_done(s, st);
-    store_stmt_put(s, st);
-    return rc;
+    return store_exec_bound(s, "DELETE FROM audit WHERE seq <= ?1", "i", through_seq);
 }

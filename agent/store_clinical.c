@@ -9,6 +9,7 @@
  * the engine's and the readers' statements run, see nothing and keep nothing. A replica from
  * before the split keeps its tables in `main` until the first clinician with the role key
  * opens it, which moves the rows into the clinical file and drops them from the replica.
+ * Plan versions that are not published live there too, in table drafts (store_drafts.c).
  */
 #include "agent/store_int.h"
 
@@ -42,14 +43,38 @@
     "  choices TEXT NOT NULL DEFAULT '{}',"                                                        \
     "  created_at INTEGER NOT NULL"
 
+/* Plan versions the hub sent that are not published (store_drafts.c): the row, its seal and
+ * its identity index columns in one. */
+#define DRAFTS_COLS                                                                                \
+    "  id INTEGER PRIMARY KEY,"                                                                    \
+    "  plan_id TEXT NOT NULL CHECK (length(plan_id) = 36),"                                        \
+    "  version INTEGER NOT NULL CHECK (version > 0),"                                              \
+    "  status TEXT NOT NULL CHECK (status IN ('draft', 'needs_finalisation', 'awaiting_approval')),"\
+    "  nhs_number TEXT NOT NULL CHECK (length(nhs_number) = 10),"                                  \
+    "  change_seq INTEGER NOT NULL,"                                                               \
+    "  received_at INTEGER NOT NULL,"                                                              \
+    "  body BLOB NOT NULL,"                                                                        \
+    "  seal BLOB,"                                                                                 \
+    "  family_name TEXT NOT NULL,"                                                                 \
+    "  given_name TEXT NOT NULL,"                                                                  \
+    "  date_of_birth TEXT,"                                                                        \
+    "  postcode TEXT,"                                                                             \
+    "  postcode_outward TEXT,"                                                                     \
+    "  UNIQUE (plan_id, version)"
+
 static const char clinical_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS clin.pending_edits (" PENDING_COLS ");"
     "CREATE INDEX IF NOT EXISTS clin.pending_edits_plan ON pending_edits (plan_id);"
-    "CREATE TABLE IF NOT EXISTS clin.merges (" MERGES_COLS ");";
+    "CREATE TABLE IF NOT EXISTS clin.merges (" MERGES_COLS ");"
+    "CREATE TABLE IF NOT EXISTS clin.drafts (" DRAFTS_COLS ");"
+    "CREATE INDEX IF NOT EXISTS clin.drafts_nhs ON drafts (nhs_number);";
 
 static const char shadow_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS pending_edits (" PENDING_COLS ");"
     "CREATE TEMP TABLE IF NOT EXISTS merges (" MERGES_COLS ");";
+
+/* Every session without the clinical file reads an empty stand-in: drafts reach it sealed. */
+static const char shadow_drafts_sql[] = "CREATE TEMP TABLE IF NOT EXISTS drafts (" DRAFTS_COLS ");";
 
 /* Rows of the replica from before the split move over once, in one transaction; edits of a
  * plan purged meanwhile (by a session that could not reach this file) go. */
@@ -145,7 +170,11 @@ int store_clinical_open(store *s, const char *replica_path, const struct cry_sec
     if (role_key == NULL || s->session.role != STORE_ROLE_CLINICIAN) {
         /* A clinician without the role key still uses a replica from before the split. */
         s->clinical = s->session.role == STORE_ROLE_CLINICIAN && has_pending && has_merges;
-        return s->clinical ? CMC_OK : db_exec(s->db, shadow_sql);
+        if (!s->clinical && (rc = db_exec(s->db, shadow_sql)) != CMC_OK)
+            return rc;
+        if ((rc = db_exec(s->db, shadow_drafts_sql)) != CMC_OK)
+            return rc;
+        return store_drafts_open(s, NULL);
     }
     if ((rc = attach(s, replica_path, role_key)) != CMC_OK)
         return rc;
@@ -157,7 +186,7 @@ int store_clinical_open(store *s, const char *replica_path, const struct cry_sec
     }
     if ((rc = db_exec(s->db, purged_sql)) != CMC_OK)
         return rc;
-    s->clinical = 1;
+    s->clinical = s->drafts_clinical = 1;
     plat_log(PLAT_LOG_DEBUG, "replica: the clinical file is open");
-    return CMC_OK;
+    return store_drafts_open(s, role_key);
 }

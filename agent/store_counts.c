@@ -53,9 +53,14 @@ int store_counts_get(store *s, struct store_counts *out)
                         &h)) != CMC_OK)
         return rc;
     if (s->session.role == STORE_ROLE_CLINICIAN) {
-        out->visible = h.plans;
+        /* and the drafts of the clinical file (store_drafts.c): plans only they hold, plans
+         * whose newest version is one of them */
+        int64_t only = 0, newer = 0;
+        if ((rc = store_drafts_counts(s, &only, &newer)) != CMC_OK)
+            return rc;
+        out->visible = h.plans + only;
         out->published = h.published;
-        out->drafts = h.plans - h.newest_published;
+        out->drafts = h.plans - h.newest_published + only + newer;
     } else {
         /* Urgent care is not told that drafts exist: drafts stays 0. */
         out->visible = h.published;

@@ -12,6 +12,10 @@
  *   store_pending.c  pending local edits and three-way merge state
  *   store_sync.c     sync state, storing versions, purges, the engine's version reads
  *   store_audit.c    rows of the audit table (agent/audit.c keeps the chain logic)
+ *   store_clinical.c the clinical file under the role key (pending edits, merges, drafts)
+ *   store_drafts.c   versions that are not published: in the clinical file, or sealed
+ *   store_counts.c   the kept plan counts
+ *   store_seal.c     each version's seal, checked on every read
  *
  * Conventions: statements come from the handle's cache (store_stmt_get, given back with
  * store_stmt_put, which resets it); helpers return a cmc_err and record the detail; values
@@ -37,6 +41,10 @@ struct store {
     int in_batch;
     struct store_seals *seals; /* store_seal.c: the hub key and the roots checked */
     int clinical; /* pending edits and merges are this session's to read (store_clinical.c) */
+    int drafts_clinical; /* the clinical file is attached: drafts are stored and read there */
+    int box_loaded;      /* box_pk was looked for in sync_state (store_drafts.c) */
+    int have_box_pk;     /* ...and found: drafts are sealed to it when the file is not here */
+    uint8_t box_pk[CRY_BOX_PK_BYTES];
     struct {
         const char *sql;
         sqlite3_stmt *st;
@@ -49,6 +57,38 @@ struct store {
  * replica's pending edits and merges there the first time; gives any other session empty
  * stand-ins. Sets s->clinical. */
 int store_clinical_open(store *s, const char *replica_path, const struct cry_secret *role_key);
+
+/* A sync-state value of exactly `len` bytes in hex; *found 0 (CMC_OK) when unset,
+ * CMC_ERR_TAMPERED when malformed (store_sync.c). */
+int store_state_get_hex(store *s, const char *key, uint8_t *out, size_t len, int *found);
+
+/* ---- store_drafts.c ------------------------------------------------------------------------ */
+
+/* Every version held whatever its status, as a table: the replica's and the drafts this
+ * session can read (plan_id, version, body). */
+#define STORE_HELD_VERSIONS                                                                  \
+    "(SELECT plan_id, version, body FROM plan_versions"                                      \
+    " UNION ALL SELECT plan_id, version, body FROM drafts)"
+
+/* Sync-state key of the public half of the box pair the role key derives (hex). */
+#define STORE_STATE_DRAFT_BOX "draft_box_pk"
+
+/* After the clinical file is attached (role_key not NULL) or its stand-ins made (NULL): moves
+ * plan versions that are not published out of the replica (into the clinical file, or sealed
+ * when only the public half is known), and with the role key opens the sealed ones into the
+ * clinical file, in one transaction. */
+int store_drafts_open(store *s, const struct cry_secret *role_key);
+/* Stores a version that is not published, inside the caller's op: in the clinical file when
+ * it is attached, else sealed in the replica; *stored 0 when neither is possible (no clinician
+ * has opened this replica with a role key yet) and the caller keeps it as before. */
+int store_draft_put(store *s, const struct plan *p, const uint8_t *body, size_t len,
+                    const uint8_t *seal, size_t seal_len, int64_t change_seq, int *stored);
+/* Deletes every draft and sealed draft of a plan (a purge). */
+int store_drafts_purge(store *s, const char *plan_id);
+/* Drops drafts of a plan older than its newest published version. */
+int store_drafts_prune(store *s, const char *plan_id);
+/* Plans only drafts hold, and plans whose newest draft is newer than the replica's newest. */
+int store_drafts_counts(store *s, int64_t *only, int64_t *newer);
 
 /* ---- store.c: statements, bindings, small helpers ---------------------------------------- */
 
@@ -66,6 +106,17 @@ int store_bind_blob(store *s, sqlite3_stmt *st, int i, const void *b, size_t len
 int store_bind_int(store *s, sqlite3_stmt *st, int i, int64_t v);
 /* Runs a statement that returns no rows. */
 int store_step_done(store *s, sqlite3_stmt *st);
+/* Runs `sql` (its rows ignored) with ?1, ?2, ... bound from the arguments as `types` says, one
+ * letter each: 't' a text (const char *; NULL binds NULL), 'i' an int64_t, 'b' a blob (const
+ * void *, then size_t; NULL binds NULL). */
+int store_exec_bound(store *s, const char *sql, const char *types, ...);
+/* The first row of `sql`, bound as for store_exec_bound, left in *st for the caller to read
+ * and give back (store_stmt_put, also on failure); CMC_ERR_NOT_FOUND with `missing` as the
+ * detail when there is none. */
+int store_query_row(store *s, sqlite3_stmt **st, const char *missing, const char *sql,
+                    const char *types, ...);
+/* Runs `sql` with the plan id as ?1. */
+#define store_exec_for_plan(s, sql, plan_id) store_exec_bound((s), (sql), "t", (const char *)(plan_id))
 /* One integer from `sql` with an optional text parameter; *found (may be NULL) 0 when no row. */
 int store_query_int(store *s, const char *sql, const char *param, int64_t *out, int *found);
 /* The kept plan counts (agent/store_counts.c) against a recount from the rows' columns:
@@ -74,6 +125,10 @@ int store_counts_check(store *s);
 /* Pending edits, held merges and tombstones: the counts the device itself keeps (store_read.c). */
 int store_counts_local(store *s, struct store_counts *out);
 
+/* Room for element `count` (of `elem` bytes) in the array whose pointer `arr_ptr` points to
+ * (a T **): unchanged while count < *cap, else grown to twice *cap (`first` elements the first
+ * time) and *cap updated. CMC_ERR_NOMEM leaves the array as it was, still the caller's. */
+int store_grow(void *arr_ptr, size_t count, size_t *cap, size_t elem, size_t first);
 int store_dup_text(const char *src, char **out);
 int store_dup_blob(const void *src, size_t len, uint8_t **out, size_t *out_len);
 void store_copy_text(char *dst, size_t cap, const char *src);

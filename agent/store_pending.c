@@ -51,7 +51,7 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     if (change_len > PLAN_MAX_ENCODED)
         return cmc_fail(CMC_ERR_TOO_LARGE, "pending edit: the change is larger than %d bytes",
                         PLAN_MAX_ENCODED);
-    if ((rc = store_stmt_get(s, "SELECT 1 FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+    if ((rc = store_stmt_get(s, "SELECT 1 FROM " STORE_HELD_VERSIONS " WHERE plan_id = ?1 AND version = ?2",
                          &st)) != CMC_OK)
         goto out;
     if ((rc = store_bind_text(s, st, 1, plan_id)) != CMC_OK ||
@@ -73,21 +73,15 @@ int store_pending_add(store *s, const char *plan_id, int64_t base_version, const
     meta.state = 0;
     sign_edit(s, meta.plan_id, base_version, meta.idempotency_id, change, change_len, meta.user_sig,
               &meta.has_sig);
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user,"
-                       " created_at, change, state, base, user_sig)"
-                       " SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, body, ?7 FROM plan_versions"
-                       " WHERE plan_id = ?1 AND version = ?2",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_text(s, st, 1, meta.plan_id)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 2, base_version)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 3, meta.idempotency_id)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 4, meta.user)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 5, meta.created_at)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 6, change, change_len)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 7, meta.has_sig ? meta.user_sig : NULL, meta.has_sig ? CRY_SIG_BYTES : 0)) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
+    if ((rc = store_exec_bound(s,
+                               "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user,"
+                               " created_at, change, state, base, user_sig)"
+                               " SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, body, ?7 FROM " STORE_HELD_VERSIONS
+                               " WHERE plan_id = ?1 AND version = ?2",
+                               "tittibb", meta.plan_id, base_version, meta.idempotency_id, meta.user,
+                               meta.created_at, change, change_len,
+                               meta.has_sig ? meta.user_sig : NULL,
+                               (size_t)(meta.has_sig ? CRY_SIG_BYTES : 0))) != CMC_OK)
         goto out;
     meta.id = sqlite3_last_insert_rowid(s->db);
     if (out_meta != NULL)
@@ -136,16 +130,8 @@ int store_sync_pending_list(store *s, const char *plan_id, struct store_pending 
     for (;;) {
         if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
             break;
-        if (count == cap) {
-            size_t ncap = cap == 0 ? 8 : cap * 2;
-            struct store_pending *ni = cmc_realloc(items, ncap * sizeof *ni);
-            if (ni == NULL) {
-                rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
-                break;
-            }
-            items = ni;
-            cap = ncap;
-        }
+        if ((rc = store_grow(&items, count, &cap, sizeof *items, 8)) != CMC_OK)
+            break;
         struct store_pending *e = &items[count];
         memset(e, 0, sizeof *e);
         e->id = sqlite3_column_int64(st, 0);
@@ -209,38 +195,20 @@ int store_pending_set_state(store *s, int64_t id, int state)
 
 int store_pending_base(store *s, int64_t pending_id, struct plan *out)
 {
-    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    int row = 0;
     plan_init(out);
-    int rc = db_prepare(db, "SELECT plan_id, base FROM pending_edits WHERE id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, pending_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no such pending edit");
+    int rc = store_query_row(s, &st, "replica: no such pending edit",
+                             "SELECT plan_id, base FROM pending_edits WHERE id = ?1", "i", pending_id);
     if (rc == CMC_OK)
-        rc = store_column_plan(st, 1, (const char *)sqlite3_column_text(st, 0), out);
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int exec_plan_int(store *s, const char *sql, int64_t a, int64_t b)
-{
-    sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    int rc = db_prepare(db, sql, &st);
-    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, a)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 2, b)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
+        rc = store_column_plan(st, 1, store_col_text(st, 0), out);
+    store_stmt_put(s, st);
     return rc;
 }
 
 int store_pending_mark_pushed(store *s, int64_t id, int64_t hub_version)
 {
-    int rc = exec_plan_int(s, "UPDATE pending_edits SET state = 1, hub_version = ?2 WHERE id = ?1",
-                           id, hub_version);
+    int rc = store_exec_bound(s, "UPDATE pending_edits SET state = 1, hub_version = ?2 WHERE id = ?1",
+                              "ii", id, hub_version);
     if (rc == CMC_OK && sqlite3_changes(s->db) == 0)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no such pending edit");
     return rc;
@@ -248,36 +216,23 @@ int store_pending_mark_pushed(store *s, int64_t id, int64_t hub_version)
 
 int store_pending_settle(store *s, const char *plan_id, int64_t held_version, int *settled)
 {
-    sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    int rc = db_prepare(
-        db, "DELETE FROM pending_edits WHERE plan_id = ?1 AND state = 1 AND hub_version <= ?2",
-        &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 2, held_version)) == CMC_OK)
-        rc = db_step(db, st, &row);
+    int rc = store_exec_bound(s,
+                              "DELETE FROM pending_edits WHERE plan_id = ?1 AND state = 1"
+                              " AND hub_version <= ?2",
+                              "ti", plan_id, held_version);
     if (rc == CMC_OK && settled != NULL)
-        *settled = sqlite3_changes(db);
-    sqlite3_finalize(st);
+        *settled = sqlite3_changes(s->db);
     return rc;
 }
 
 int store_pending_replace(store *s, const char *plan_id, const struct plan *base,
                           const uint8_t *change, size_t change_len)
 {
-    sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL;
     uint8_t *body = NULL;
     size_t body_len = 0;
-    int row = 0;
     char user[CRY_USER_MAX + 1];
     snprintf(user, sizeof user, "%s", store_session_of(s)->user);
-    int rc = db_prepare(db, "DELETE FROM pending_edits WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
-    st = NULL;
+    int rc = store_exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id);
     if (rc != CMC_OK || change == NULL || change_len == 0)
         return rc;
     char idem[PLAN_ID_LEN + 1];
@@ -287,51 +242,35 @@ int store_pending_replace(store *s, const char *plan_id, const struct plan *base
     uint8_t sig[CRY_SIG_BYTES];
     int has_sig = 0;
     sign_edit(s, plan_id, base->version, idem, change, change_len, sig, &has_sig);
-    rc = db_prepare(db,
-                    "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user, "
-                    "created_at, change,"
-                    " state, base, user_sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
-                    &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 2, base->version)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 3, idem)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 4, user)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 5, plat_wall_now())) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 6, change, change_len)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 7, body, body_len)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 8, has_sig ? sig : NULL, has_sig ? CRY_SIG_BYTES : 0)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
+    rc = store_exec_bound(s,
+                          "INSERT INTO pending_edits (plan_id, base_version, idempotency_id, user,"
+                          " created_at, change, state, base, user_sig)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
+                          "tittibbb", plan_id, base->version, idem, user, plat_wall_now(), change,
+                          change_len, body, body_len, has_sig ? sig : NULL,
+                          (size_t)(has_sig ? CRY_SIG_BYTES : 0));
     cmc_free(body);
     return rc;
 }
+
+#define NO_MERGE "replica: no merge state for that plan"
 
 /* ---- merge state -------------------------------------------------------------------------- */
 
 int store_merge_put(store *s, const char *plan_id, const struct plan *base,
                     const struct plan *local, const struct plan *remote)
 {
-    sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL;
     uint8_t *b[3] = { NULL, NULL, NULL };
     size_t len[3] = { 0, 0, 0 };
     const struct plan *plans[3] = { base, local, remote };
-    int row = 0, rc = CMC_OK;
+    int rc = CMC_OK;
     for (int i = 0; rc == CMC_OK && i < 3; i++)
         rc = plan_pack(plans[i], &b[i], &len[i]);
     if (rc == CMC_OK)
-        rc = db_prepare(
-            db,
-            "INSERT OR REPLACE INTO merges (plan_id, base, local, remote, choices, created_at)"
-            " VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
-            &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 2, b[0], len[0])) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 3, b[1], len[1])) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 4, b[2], len[2])) == CMC_OK &&
-        (rc = store_bind_int(s, st, 5, plat_wall_now())) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
+        rc = store_exec_bound(s,
+                              "INSERT OR REPLACE INTO merges (plan_id, base, local, remote, choices,"
+                              " created_at) VALUES (?1, ?2, ?3, ?4, '{}', ?5)",
+                              "tbbbi", plan_id, b[0], len[0], b[1], len[1], b[2], len[2], plat_wall_now());
     for (int i = 0; i < 3; i++)
         cmc_free(b[i]);
     return rc;
@@ -340,21 +279,16 @@ int store_merge_put(store *s, const char *plan_id, const struct plan *base,
 int store_merge_get(store *s, const char *plan_id, struct plan *base, struct plan *local,
                     struct plan *remote)
 {
-    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    int row = 0;
     plan_init(base);
     plan_init(local);
     plan_init(remote);
-    int rc = db_prepare(db, "SELECT base, local, remote FROM merges WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no merge state for that plan");
+    int rc = store_query_row(s, &st, NO_MERGE, "SELECT base, local, remote FROM merges WHERE plan_id = ?1",
+                             "t", plan_id);
     if (rc == CMC_OK && (rc = store_column_plan(st, 0, plan_id, base)) == CMC_OK &&
         (rc = store_column_plan(st, 1, plan_id, local)) == CMC_OK)
         rc = store_column_plan(st, 2, plan_id, remote);
-    sqlite3_finalize(st);
+    store_stmt_put(s, st);
     if (rc != CMC_OK) {
         plan_free(base);
         plan_free(local);
@@ -398,15 +332,9 @@ int store_merge_list(store *s, char ***plan_ids, size_t *n)
 
 static int load_choices(store *s, const char *plan_id, json_t **out)
 {
-    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    int row = 0;
     *out = NULL;
-    int rc = db_prepare(db, "SELECT choices FROM merges WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: no merge state for that plan");
+    int rc = store_query_row(s, &st, NO_MERGE, "SELECT choices FROM merges WHERE plan_id = ?1", "t", plan_id);
     if (rc == CMC_OK) {
         *out = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
         if (!json_is_object(*out)) {
@@ -415,7 +343,7 @@ static int load_choices(store *s, const char *plan_id, json_t **out)
             rc = cmc_fail(CMC_ERR_TAMPERED, "replica: merge choices are damaged");
         }
     }
-    sqlite3_finalize(st);
+    store_stmt_put(s, st);
     return rc;
 }
 
@@ -432,14 +360,7 @@ int store_merge_choose(store *s, const char *plan_id, const char *path, const ch
     json_decref(choices);
     if (rc != CMC_OK)
         return rc;
-    sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    rc = db_prepare(db, "UPDATE merges SET choices = ?2 WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_text(s, st, 2, text)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
+    rc = store_exec_bound(s, "UPDATE merges SET choices = ?2 WHERE plan_id = ?1", "tt", plan_id, text);
     free(text);
     return rc;
 }
@@ -460,12 +381,5 @@ int store_merge_choice(store *s, const char *plan_id, const char *path, char out
 
 int store_merge_delete(store *s, const char *plan_id)
 {
-    sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL;
-    int row = 0;
-    int rc = db_prepare(db, "DELETE FROM merges WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    sqlite3_finalize(st);
-    return rc;
+    return store_exec_for_plan(s, "DELETE FROM merges WHERE plan_id = ?1", plan_id);
 }

@@ -30,30 +30,41 @@
  * index 1 for a clinician. Both texts are constants: the role picks one, nothing else. */
 enum { Q_PUBLISHED = 0, Q_CLINICIAN = 1 };
 
-#define PLAN_COLS                                                                          \
-    "v.plan_id, v.version, v.status, v.nhs_number, v.body,"                                \
-    " (SELECT s.seal FROM plan_seals s WHERE s.version_id = v.id)"
+/* The seal column is named, so a compound statement's ORDER BY can name columns. */
+#define PLAN_COLS_WITH(seal) "v.plan_id, v.version, v.status, v.nhs_number, v.body, " seal " AS seal"
+#define PLAN_COLS PLAN_COLS_WITH("(SELECT s.seal FROM plan_seals s WHERE s.version_id = v.id)")
+#define DRAFT_COLS PLAN_COLS_WITH("v.seal")
 #define ID_FIRST 6 /* the first of ID_COLS after PLAN_COLS */
 #define ID_COLS "i.family_name, i.given_name, i.date_of_birth, i.postcode"
 #define FROM_PUBLISHED "urgent_care_plans v"
 /* unary +: let the planner use the NHS or id index */
 #define WHERE_PUBLISHED "+v.status = 'published'"
 #define FROM_CLINICIAN "clinician_plans v"
-#define WHERE_CLINICIAN "1"
+
+/* A clinician sees the newest version held: the replica's newest unless the clinical file's
+ * table drafts holds a newer one (store_drafts.c), and then that draft. The two branches of
+ * each clinician statement exclude each other, so each plan yields one row. Sessions without
+ * the clinical file read an empty stand-in drafts table. */
+#define WHERE_CLINICIAN                                                                      \
+    "NOT EXISTS (SELECT 1 FROM drafts n WHERE n.plan_id = v.plan_id AND n.version > v.version)"
+#define FROM_DRAFTS "drafts v CROSS JOIN drafts i ON i.id = v.id"
+#define WHERE_DRAFTS                                                                         \
+    "v.version = (SELECT max(n.version) FROM drafts n WHERE n.plan_id = v.plan_id)"          \
+    " AND v.version > coalesce((SELECT max(q.version) FROM plan_versions q"                  \
+    "                           WHERE q.plan_id = v.plan_id), 0)"
 
 #define SQL_GET_BY_ID(from, where) \
     "SELECT " PLAN_COLS " FROM " from " WHERE " where " AND v.plan_id = ?1"
 /* Through the identity index to the version row (its rowid); the row's own NHS number must
  * agree too. */
-#define SQL_GET_BY_NHS(from, where)                                                   \
-    "SELECT " PLAN_COLS " FROM plan_identity i CROSS JOIN " from                      \
-    " ON v.id = i.version_id WHERE " where " AND i.nhs_number = ?1 AND v.nhs_number = ?1" \
-    " ORDER BY v.received_at DESC, v.plan_id LIMIT 1"
+#define SQL_GET_BY_NHS_ROWS(from, where)                                              \
+    "SELECT " PLAN_COLS ", v.received_at AS received FROM plan_identity i CROSS JOIN " from \
+    " ON v.id = i.version_id WHERE " where " AND i.nhs_number = ?1 AND v.nhs_number = ?1"
+#define BY_RECEIVED " ORDER BY received DESC, plan_id LIMIT 1"
+#define BY_RECEIVED_V " ORDER BY v.received_at DESC, v.plan_id LIMIT 1"
 /* ?1 date of birth, ?2 normalised postcode, ?3 the whole normalised name, ?4 its first
  * word and ?5 the rest (for "given family" or "family given"). */
-#define SQL_SEARCH(from, where)                                                           \
-    "SELECT " PLAN_COLS ", " ID_COLS " FROM plan_identity i CROSS JOIN " from           \
-    " ON v.id = i.version_id WHERE " where                                              \
+#define SEARCH_TERMS                                                                      \
     " AND (?1 IS NULL OR i.date_of_birth = ?1)"                                          \
     " AND (?2 IS NULL OR i.postcode = ?2 OR (length(?2) >= length(i.postcode_outward)"  \
     "      AND substr(i.postcode, 1, length(?2)) = ?2))"                                 \
@@ -61,29 +72,41 @@ enum { Q_PUBLISHED = 0, Q_CLINICIAN = 1 };
     "      OR (?4 IS NOT NULL AND ((instr(i.given_name, ?4) = 1"                         \
     "                               AND instr(i.family_name, ?5) = 1)"                   \
     "                           OR (instr(i.family_name, ?4) = 1"                        \
-    "                               AND instr(i.given_name, ?5) = 1))))"                 \
-    " ORDER BY (?3 IS NOT NULL AND (i.family_name = ?3 OR i.given_name = ?3)) DESC,"     \
-    " i.family_name, i.given_name, v.plan_id"
-#define SQL_LIST(from, where)                                                \
+    "                               AND instr(i.given_name, ?5) = 1))))"
+#define SEARCH_EXACT "(?3 IS NOT NULL AND (i.family_name = ?3 OR i.given_name = ?3))"
+#define SQL_SEARCH_ROWS(cols, from, where)                                                \
+    "SELECT " cols ", " ID_COLS ", " SEARCH_EXACT " AS exact FROM " from " WHERE " where SEARCH_TERMS
+#define SEARCH_ORDER " ORDER BY exact DESC, family_name, given_name, plan_id"
+#define SEARCH_ORDER_V " ORDER BY exact DESC, i.family_name, i.given_name, v.plan_id"
+#define SQL_LIST_ROWS(from, where)                                           \
     "SELECT " PLAN_COLS ", " ID_COLS " FROM " from                         \
-    " LEFT JOIN plan_identity i ON i.version_id = v.id WHERE " where       \
-    " ORDER BY i.family_name, i.given_name, v.plan_id"
+    " LEFT JOIN plan_identity i ON i.version_id = v.id WHERE " where
+#define LIST_ORDER " ORDER BY family_name, given_name, plan_id"
+#define LIST_ORDER_V " ORDER BY i.family_name, i.given_name, v.plan_id"
+#define DRAFT_ROWS(cols) "SELECT " cols " FROM " FROM_DRAFTS " WHERE " WHERE_DRAFTS
 
 static const char *const sql_get_by_id[2] = {
     SQL_GET_BY_ID(FROM_PUBLISHED, WHERE_PUBLISHED),
-    SQL_GET_BY_ID(FROM_CLINICIAN, WHERE_CLINICIAN),
+    "SELECT * FROM (" SQL_GET_BY_ID(FROM_CLINICIAN, WHERE_CLINICIAN) " UNION ALL "
+    DRAFT_ROWS(DRAFT_COLS) " AND v.plan_id = ?1)",
 };
 static const char *const sql_get_by_nhs[2] = {
-    SQL_GET_BY_NHS(FROM_PUBLISHED, WHERE_PUBLISHED),
-    SQL_GET_BY_NHS(FROM_CLINICIAN, WHERE_CLINICIAN),
+    SQL_GET_BY_NHS_ROWS(FROM_PUBLISHED, WHERE_PUBLISHED) BY_RECEIVED_V,
+    "SELECT * FROM (" SQL_GET_BY_NHS_ROWS(FROM_CLINICIAN, WHERE_CLINICIAN) " UNION ALL "
+    DRAFT_ROWS(DRAFT_COLS ", v.received_at") " AND v.nhs_number = ?1)" BY_RECEIVED,
 };
 static const char *const sql_search[2] = {
-    SQL_SEARCH(FROM_PUBLISHED, WHERE_PUBLISHED),
-    SQL_SEARCH(FROM_CLINICIAN, WHERE_CLINICIAN),
+    SQL_SEARCH_ROWS(PLAN_COLS, "plan_identity i CROSS JOIN " FROM_PUBLISHED " ON v.id = i.version_id",
+                    WHERE_PUBLISHED) SEARCH_ORDER_V,
+    "SELECT * FROM ("
+    SQL_SEARCH_ROWS(PLAN_COLS, "plan_identity i CROSS JOIN " FROM_CLINICIAN " ON v.id = i.version_id",
+                    WHERE_CLINICIAN) " UNION ALL "
+    SQL_SEARCH_ROWS(DRAFT_COLS, FROM_DRAFTS, WHERE_DRAFTS) ")" SEARCH_ORDER,
 };
 static const char *const sql_list[2] = {
-    SQL_LIST(FROM_PUBLISHED, WHERE_PUBLISHED),
-    SQL_LIST(FROM_CLINICIAN, WHERE_CLINICIAN),
+    SQL_LIST_ROWS(FROM_PUBLISHED, WHERE_PUBLISHED) LIST_ORDER_V,
+    "SELECT * FROM (" SQL_LIST_ROWS(FROM_CLINICIAN, WHERE_CLINICIAN) " UNION ALL "
+    DRAFT_ROWS(DRAFT_COLS ", " ID_COLS) ")" LIST_ORDER,
 };
 
 static int query_index(const store *s)
@@ -171,6 +194,38 @@ int store_column_plan(sqlite3_stmt *st, int col, const char *plan_id, struct pla
 
 /* ---- integrity ------------------------------------------------------------------------- */
 
+/* Every row of `sql` (PLAN_COLS then ID_COLS) decodes, carries its seal and matches its
+ * identity index; *rows counts them. */
+static int verify_rows(store *s, const char *sql, int64_t *rows)
+{
+    sqlite3_stmt *st = NULL;
+    struct plan p;
+    int rc, has_row = 0;
+    plan_init(&p);
+    if ((rc = store_stmt_get(s, sql, &st)) != CMC_OK)
+        return rc;
+    for (;;) {
+        int match = 0;
+        if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
+            break;
+        if ((rc = row_plan(s, st, 0, &p)) != CMC_OK)
+            break;
+        rc = store_identity_matches(st, ID_FIRST, &p, &match);
+        plan_free(&p);
+        if (rc != CMC_OK)
+            break;
+        if (!match) {
+            rc = cmc_fail(CMC_ERR_TAMPERED,
+                          "replica: plan %s: identity index does not match the plan",
+                          store_safe_id(store_col_text(st, 0)));
+            break;
+        }
+        (*rows)++;
+    }
+    store_stmt_put(s, st);
+    return rc;
+}
+
 int store_verify(store *s)
 {
     sqlite3_stmt *st = NULL;
@@ -192,33 +247,12 @@ int store_verify(store *s)
     }
     store_stmt_put(s, st);
     st = NULL;
-    if ((rc = store_stmt_get(s,
-                       "SELECT " PLAN_COLS ", " ID_COLS " FROM plan_versions v"
-                       " LEFT JOIN plan_identity i ON i.version_id = v.id ORDER BY v.id",
-                       &st)) != CMC_OK)
+    if ((rc = verify_rows(s, "SELECT " PLAN_COLS ", " ID_COLS " FROM plan_versions v"
+                             " LEFT JOIN plan_identity i ON i.version_id = v.id ORDER BY v.id",
+                          &rows)) != CMC_OK ||
+        (rc = verify_rows(s, "SELECT " DRAFT_COLS ", " ID_COLS " FROM " FROM_DRAFTS " ORDER BY v.id",
+                          &rows)) != CMC_OK)
         goto out;
-    for (;;) {
-        int match = 0;
-        if ((rc = db_step(s->db, st, &has_row)) != CMC_OK || !has_row)
-            break;
-        if ((rc = row_plan(s, st, 0, &p)) != CMC_OK)
-            break;
-        rc = store_identity_matches(st, ID_FIRST, &p, &match);
-        plan_free(&p);
-        if (rc != CMC_OK)
-            break;
-        if (!match) {
-            rc = cmc_fail(CMC_ERR_TAMPERED,
-                          "replica: plan %s: identity index does not match the plan",
-                          store_safe_id(store_col_text(st, 0)));
-            break;
-        }
-        rows++;
-    }
-    if (rc != CMC_OK)
-        goto out;
-    store_stmt_put(s, st);
-    st = NULL;
     /* Index rows must each belong to a version of the same plan. */
     int64_t orphans = 0;
     rc = store_query_int(s,
@@ -357,16 +391,8 @@ static int collect_hits(store *s, sqlite3_stmt *st, int q, size_t limit, struct 
         }
         if (rc != CMC_OK)
             break;
-        if (count == cap) {
-            size_t ncap = cap == 0 ? 16 : cap * 2;
-            struct store_hit *nh = cmc_realloc(hits, ncap * sizeof *nh);
-            if (nh == NULL) {
-                rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
-                break;
-            }
-            hits = nh;
-            cap = ncap;
-        }
+        if ((rc = store_grow(&hits, count, &cap, sizeof *hits, 16)) != CMC_OK)
+            break;
         if ((rc = hit_from_plan(&p, &hits[count])) != CMC_OK)
             break;
         count++;
@@ -394,6 +420,18 @@ int store_search(store *s, const struct store_query *q, size_t limit, struct sto
     return store_search_counted(s, q, limit, out, n, NULL);
 }
 
+/* A search term normalised into *out (cmc_free); CMC_ERR_INVALID "search: <empty>" when
+ * nothing of it is left. */
+static int search_term(const char *in, void (*normalise)(const char *, char *), const char *empty,
+                       char **out)
+{
+    *out = cmc_malloc(strlen(in) + 1);
+    if (*out == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
+    normalise(in, *out);
+    return (*out)[0] != '\0' ? CMC_OK : cmc_fail(CMC_ERR_INVALID, "search: %s", empty);
+}
+
 int store_search_counted(store *s, const struct store_query *q, size_t limit, struct store_hit **out,
                          size_t *n, size_t *total)
 {
@@ -415,18 +453,15 @@ int store_search_counted(store *s, const struct store_query *q, size_t limit, st
     }
     if (q->name != NULL) {
         size_t len = strlen(q->name);
-        whole = cmc_malloc(len + 1);
         first = cmc_malloc(len + 1);
         rest = cmc_malloc(len + 1);
-        if (whole == NULL || first == NULL || rest == NULL) {
+        if (first == NULL || rest == NULL) {
             rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
             goto out;
         }
-        store_name_normalise(q->name, whole);
-        if (whole[0] == '\0') {
-            rc = cmc_fail(CMC_ERR_INVALID, "search: the name has no letters");
+        if ((rc = search_term(q->name, store_name_normalise, "the name has no letters", &whole)) !=
+            CMC_OK)
             goto out;
-        }
         /* First word (as typed, up to a space) and the rest: "given family". */
         const char *sp = strchr(q->name, ' ');
         while (sp != NULL && sp[1] == ' ')
@@ -444,18 +479,9 @@ int store_search_counted(store *s, const struct store_query *q, size_t limit, st
             first[0] = rest[0] = '\0';
         }
     }
-    if (q->postcode != NULL) {
-        postcode = cmc_malloc(strlen(q->postcode) + 1);
-        if (postcode == NULL) {
-            rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
-            goto out;
-        }
-        store_postcode_normalise(q->postcode, postcode);
-        if (postcode[0] == '\0') {
-            rc = cmc_fail(CMC_ERR_INVALID, "search: the postcode is empty");
-            goto out;
-        }
-    }
+    if (q->postcode != NULL && (rc = search_term(q->postcode, store_postcode_normalise,
+                                                 "the postcode is empty", &postcode)) != CMC_OK)
+        goto out;
     if ((rc = store_stmt_get(s, sql_search[qi], &st)) != CMC_OK)
         goto out;
     int two_words = first != NULL && first[0] != '\0' && rest[0] != '\0';
@@ -550,7 +576,7 @@ int store_counts_scan(store *s, struct store_counts *out)
 {
     static const char *const visible_sql[2] = {
         "SELECT " PLAN_COLS " FROM " FROM_PUBLISHED " WHERE " WHERE_PUBLISHED,
-        "SELECT " PLAN_COLS " FROM " FROM_CLINICIAN " WHERE " WHERE_CLINICIAN,
+        SQL_LIST_ROWS(FROM_CLINICIAN, WHERE_CLINICIAN) " UNION ALL " DRAFT_ROWS(DRAFT_COLS ", " ID_COLS),
     };
     int qi = query_index(s);
     int rc;

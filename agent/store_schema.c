@@ -235,6 +235,18 @@ static const char *const schema_steps[] = {
     "ALTER TABLE audit ADD COLUMN seal BLOB;"
     "INSERT INTO sync_state (key, value) SELECT 'seal_repair', '1'"
     "  WHERE EXISTS (SELECT 1 FROM plan_versions) ON CONFLICT (key) DO NOTHING;",
+    /* 8: plan versions that are not published leave the replica (docs/STORAGE.md, "Keys per
+     * role"): a session without the role key seals them here, to a public key whose secret
+     * half only the role key derives; the next clinician session opens them into the clinical
+     * file. Rows already in plan_versions move when the replica is next opened by a session
+     * that can place them (store_drafts.c: sealing needs code, not SQL). Runs again safely
+     * on a replica set back to an earlier version. */
+    "CREATE TABLE IF NOT EXISTS sealed_drafts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  plan_id TEXT NOT NULL CHECK (length(plan_id) = 36),"
+    "  box BLOB NOT NULL"
+    ");"
+    "CREATE INDEX IF NOT EXISTS sealed_drafts_plan ON sealed_drafts (plan_id);",
     /* pending_edits and merges belong to the clinical file now (store_clinical.c): no step
      * may touch them; their user_sig column is added there, when missing. */
 };

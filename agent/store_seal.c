@@ -69,7 +69,6 @@ static uint32_t get_be32(const uint8_t *p)
 static int seals_load(store *s)
 {
     struct store_seals *c = s->seals;
-    char *hex = NULL;
     if (c == NULL) {
         if ((c = cmc_calloc(1, sizeof *c)) == NULL)
             return cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
@@ -77,19 +76,8 @@ static int seals_load(store *s)
     }
     if (c->loaded)
         return CMC_OK;
-    int rc = store_state_get(s, STORE_STATE_HUB_PK, &hex);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        c->loaded = 1;
-        return CMC_OK;
-    }
-    if (rc != CMC_OK)
-        return rc;
-    if (cry_unhex(c->hub_pk, sizeof c->hub_pk, hex) != CMC_OK)
-        rc = cmc_fail(CMC_ERR_TAMPERED, "replica: the stored hub key is malformed");
-    else
-        c->have_pk = c->loaded = 1;
-    cmc_free(hex);
+    int rc = store_state_get_hex(s, STORE_STATE_HUB_PK, c->hub_pk, sizeof c->hub_pk, &c->have_pk);
+    c->loaded = rc == CMC_OK;
     return rc;
 }
 
@@ -202,72 +190,60 @@ int store_seal_blob(const struct cry_merkle_tree *t, size_t i, const uint8_t sig
 
 int store_seal_insert(store *s, int64_t version_id, const uint8_t *seal, size_t len)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt_get(s, "INSERT INTO plan_seals (version_id, seal) VALUES (?1, ?2)", &st);
-    if (rc == CMC_OK && (rc = store_bind_int(s, st, 1, version_id)) == CMC_OK &&
-        (rc = store_bind_blob(s, st, 2, seal, len)) == CMC_OK)
-        rc = store_step_done(s, st);
-    store_stmt_put(s, st);
-    return rc;
+    return store_exec_bound(s, "INSERT INTO plan_seals (version_id, seal) VALUES (?1, ?2)", "ib",
+                            version_id, seal, len);
 }
 
-/* Deletes the version rows whose ids are listed (the cascade takes their identity rows). */
-static int drop_rows(store *s, const int64_t *ids, size_t n)
-{
-    int rc = CMC_OK;
-    for (size_t i = 0; rc == CMC_OK && i < n; i++) {
-        sqlite3_stmt *del = NULL;
-        if ((rc = store_stmt_get(s, "DELETE FROM plan_versions WHERE id = ?1", &del)) == CMC_OK &&
-            (rc = store_bind_int(s, del, 1, ids[i])) == CMC_OK)
-            rc = store_step_done(s, del);
-        store_stmt_put(s, del);
-    }
-    return rc;
-}
+/* Where versions are kept: the replica's rows with their seals, and the drafts this session
+ * can read (store_drafts.c: the seal in the row). Each: the scan, and the delete of one row. */
+static const struct {
+    const char *scan;
+    const char *drop;
+} held_tables[] = {
+    { "SELECT v.plan_id, v.version, v.body, s.seal, v.id FROM plan_versions v"
+      " LEFT JOIN plan_seals s ON s.version_id = v.id ORDER BY v.id",
+      "DELETE FROM plan_versions WHERE id = ?1" }, /* the cascade takes identity and seal */
+    { "SELECT plan_id, version, body, seal, id FROM drafts ORDER BY id",
+      "DELETE FROM drafts WHERE id = ?1" },
+};
 
-int store_seal_scan(store *s, int drop, store_seal_cb cb, void *ctx, int64_t *bad)
+/* The rows of one table that fail their seal: counted, reported, their ids collected. */
+static int scan_table(store *s, const char *sql, store_seal_cb cb, void *ctx, int64_t *bad,
+                      int64_t **ids, size_t *n, size_t *cap)
 {
     sqlite3_stmt *st = NULL;
-    int64_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    int rc, row = 0;
-    *bad = 0;
-    if ((rc = store_stmt_get(s, "SELECT v.plan_id, v.version, v.body, s.seal, v.id"
-                                " FROM plan_versions v LEFT JOIN plan_seals s"
-                                " ON s.version_id = v.id ORDER BY v.id", &st)) != CMC_OK)
-        return rc;
-    for (;;) {
-        if ((rc = db_step(s->db, st, &row)) != CMC_OK || !row)
-            break;
+    int row = 0;
+    int rc = store_stmt_get(s, sql, &st);
+    while (rc == CMC_OK && (rc = db_step(s->db, st, &row)) == CMC_OK && row) {
         const char *plan_id = store_col_text(st, 0);
         int64_t version = sqlite3_column_int64(st, 1);
         rc = store_seal_check(s, plan_id, version, sqlite3_column_blob(st, 2),
                               (size_t)sqlite3_column_bytes(st, 2), sqlite3_column_blob(st, 3),
                               (size_t)sqlite3_column_bytes(st, 3));
-        if (rc == CMC_OK)
-            continue;
         if (rc != CMC_ERR_TAMPERED)
-            break;
+            continue; /* CMC_OK goes on; another error ends the loop */
         cmc_err_clear();
-        rc = CMC_OK;
         (*bad)++;
         if (cb != NULL)
             cb(store_safe_id(plan_id), version, ctx);
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            int64_t *ni = cmc_realloc(ids, ncap * sizeof *ni);
-            if (ni == NULL) {
-                rc = cmc_fail(CMC_ERR_NOMEM, "replica: out of memory");
-                break;
-            }
-            ids = ni;
-            cap = ncap;
-        }
-        ids[n++] = sqlite3_column_int64(st, 4);
+        if ((rc = store_grow(ids, *n, cap, sizeof **ids, 16)) == CMC_OK)
+            (*ids)[(*n)++] = sqlite3_column_int64(st, 4);
     }
     store_stmt_put(s, st);
-    if (rc == CMC_OK && drop && n > 0)
-        rc = drop_rows(s, ids, n);
-    cmc_free(ids);
+    return rc;
+}
+
+int store_seal_scan(store *s, int drop, store_seal_cb cb, void *ctx, int64_t *bad)
+{
+    int rc = CMC_OK;
+    *bad = 0;
+    for (size_t t = 0; rc == CMC_OK && t < sizeof held_tables / sizeof held_tables[0]; t++) {
+        int64_t *ids = NULL;
+        size_t n = 0, cap = 0;
+        rc = scan_table(s, held_tables[t].scan, cb, ctx, bad, &ids, &n, &cap);
+        for (size_t i = 0; rc == CMC_OK && drop && i < n; i++)
+            rc = store_exec_bound(s, held_tables[t].drop, "i", ids[i]);
+        cmc_free(ids);
+    }
     return rc;
 }

@@ -46,6 +46,30 @@ out:
     return rc;
 }
 
+int store_state_find(store *s, const char *key, char **out)
+{
+    int rc = store_state_get(s, key, out);
+    if (rc != CMC_ERR_NOT_FOUND)
+        return rc;
+    cmc_err_clear();
+    return CMC_OK;
+}
+
+int store_state_get_hex(store *s, const char *key, uint8_t *out, size_t len, int *found)
+{
+    char *hex = NULL;
+    *found = 0;
+    int rc = store_state_find(s, key, &hex);
+    if (rc != CMC_OK || hex == NULL)
+        return rc;
+    if (cry_unhex(out, len, hex) != CMC_OK)
+        rc = cmc_fail(CMC_ERR_TAMPERED, "replica: the stored %s is malformed", key);
+    else
+        *found = 1;
+    cmc_free(hex);
+    return rc;
+}
+
 int store_state_get_int(store *s, const char *key, int64_t *out)
 {
     char *v = NULL, *end = NULL;
@@ -64,22 +88,12 @@ int store_state_get_int(store *s, const char *key, int64_t *out)
 
 int store_state_set(store *s, const char *key, const char *value)
 {
-    sqlite3_stmt *st = NULL;
-    int rc;
     if (key == NULL || key[0] == '\0' || value == NULL)
         return cmc_fail(CMC_ERR_USAGE, "replica: state key and value are required");
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO sync_state (key, value) VALUES (?1, ?2)"
-                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_text(s, st, 1, key)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 2, value)) != CMC_OK)
-        goto out;
-    rc = store_step_done(s, st);
-out:
-    store_stmt_put(s, st);
-    return rc;
+    return store_exec_bound(s,
+                            "INSERT INTO sync_state (key, value) VALUES (?1, ?2)"
+                            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            "tt", key, value);
 }
 
 int store_state_set_int(store *s, const char *key, int64_t value)
@@ -99,12 +113,8 @@ static int drafts_allowed(store *s, int *allowed)
 {
     char *role = NULL;
     *allowed = 1;
-    int rc = store_state_get(s, STORE_STATE_DEVICE_ROLE, &role);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        return CMC_OK;
-    }
-    if (rc != CMC_OK)
+    int rc = store_state_find(s, STORE_STATE_DEVICE_ROLE, &role);
+    if (rc != CMC_OK || role == NULL)
         return rc;
     *allowed = store_role_from_name(role) != STORE_ROLE_URGENT_CARE;
     cmc_free(role);
@@ -133,7 +143,6 @@ static int check_tombstone(store *s, const char *plan_id, int64_t change_seq)
 static int put_version(store *s, const struct plan *p, const uint8_t *packed, size_t packed_len,
                        const uint8_t *seal, size_t seal_len, int64_t change_seq)
 {
-    sqlite3_stmt *st = NULL;
     uint8_t *body = NULL;
     size_t body_len = 0;
     struct store_identity id;
@@ -167,54 +176,35 @@ static int put_version(store *s, const struct plan *p, const uint8_t *packed, si
     in_op = 1;
     if ((rc = check_tombstone(s, p->plan_id, change_seq)) != CMC_OK)
         goto out;
+    /* Not published: under the role key, never in the replica in clear (store_drafts.c). */
+    if (p->status != PLAN_STATUS_PUBLISHED) {
+        int stored = 0;
+        rc = store_draft_put(s, p, packed != NULL ? packed : body, packed != NULL ? packed_len : body_len,
+                             seal, seal_len, change_seq, &stored);
+        if (rc != CMC_OK || stored)
+            goto out;
+    }
     /* Replacing a version: the cascade removes its index row with it. */
-    if ((rc = store_stmt_get(s, "DELETE FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
-                         &st)) != CMC_OK)
+    if ((rc = store_exec_bound(s, "DELETE FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
+                               "ti", p->plan_id, p->version)) != CMC_OK)
         goto out;
-    if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 2, p->version)) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
-        goto out;
-    store_stmt_put(s, st);
-    st = NULL;
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
-                       " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_text(s, st, 1, p->plan_id)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 2, p->version)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 3, status)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 4, p->nhs_number)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 5, change_seq)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 6, plat_wall_now())) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 7, packed != NULL ? packed : body,
-                        packed != NULL ? packed_len : body_len)) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
+    if ((rc = store_exec_bound(s,
+                               "INSERT INTO plan_versions (plan_id, version, status, nhs_number,"
+                               " change_seq, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               "tittiib", p->plan_id, p->version, status, p->nhs_number, change_seq,
+                               plat_wall_now(), packed != NULL ? packed : body,
+                               packed != NULL ? packed_len : body_len)) != CMC_OK)
         goto out;
     int64_t version_id = sqlite3_last_insert_rowid(s->db);
-    store_stmt_put(s, st);
-    st = NULL;
     if (seal != NULL && (rc = store_seal_insert(s, version_id, seal, seal_len)) != CMC_OK)
         goto out;
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
-                       " given_name, date_of_birth, postcode, postcode_outward)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_int(s, st, 1, version_id)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 2, p->plan_id)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 3, p->nhs_number)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 4, id.family)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 5, id.given)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 6, p->patient.date_of_birth)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 7, id.postcode)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 8, id.outward)) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
-        goto out;
+    rc = store_exec_bound(s,
+                          "INSERT INTO plan_identity (version_id, plan_id, nhs_number, family_name,"
+                          " given_name, date_of_birth, postcode, postcode_outward)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                          "ittttttt", version_id, p->plan_id, p->nhs_number, id.family, id.given,
+                          p->patient.date_of_birth, id.postcode, id.outward);
 out:
-    store_stmt_put(s, st);
     if (in_op)
         rc = store_op_end(s, rc);
     store_identity_free(&id);
@@ -243,17 +233,6 @@ int store_put_sealed(store *s, const struct plan *p, const uint8_t *packed, size
     return put_version(s, p, packed, packed_len, seal, seal_len, change_seq);
 }
 
-/* Runs `sql` with the plan id as ?1. */
-static int exec_for_plan(store *s, const char *sql, const char *plan_id)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = store_stmt_get(s, sql, &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
-        rc = store_step_done(s, st);
-    store_stmt_put(s, st);
-    return rc;
-}
-
 int store_purge(store *s, const char *plan_id, const char *reason, int64_t change_seq,
                 int *discarded)
 {
@@ -273,7 +252,8 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
         return rc;
     in_op = 1;
     /* The tombstone keeps a hash of the NHS number, never the number. */
-    if ((rc = store_stmt_get(s, "SELECT nhs_number FROM plan_versions WHERE plan_id = ?1 LIMIT 1",
+    if ((rc = store_stmt_get(s, "SELECT nhs_number FROM plan_versions WHERE plan_id = ?1 UNION ALL"
+                                " SELECT nhs_number FROM drafts WHERE plan_id = ?1 LIMIT 1",
                          &st)) != CMC_OK)
         goto out;
     if ((rc = store_bind_text(s, st, 1, plan_id)) != CMC_OK ||
@@ -289,32 +269,26 @@ int store_purge(store *s, const char *plan_id, const char *reason, int64_t chang
     if ((rc = store_query_int(s, "SELECT count(*) FROM pending_edits WHERE plan_id = ?1",
                               plan_id, &pending, NULL)) != CMC_OK)
         goto out;
-    if ((rc = exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) !=
+    if ((rc = store_drafts_purge(s, plan_id)) != CMC_OK ||
+        (rc = store_exec_for_plan(s, "DELETE FROM pending_edits WHERE plan_id = ?1", plan_id)) !=
             CMC_OK ||
-        (rc = exec_for_plan(s, "DELETE FROM merges WHERE plan_id = ?1", plan_id)) != CMC_OK ||
-        (rc = exec_for_plan(s, "DELETE FROM plan_identity WHERE plan_id = ?1", plan_id)) !=
+        (rc = store_exec_for_plan(s, "DELETE FROM merges WHERE plan_id = ?1", plan_id)) != CMC_OK ||
+        (rc = store_exec_for_plan(s, "DELETE FROM plan_identity WHERE plan_id = ?1", plan_id)) !=
             CMC_OK ||
-        (rc = exec_for_plan(s, "DELETE FROM plan_versions WHERE plan_id = ?1", plan_id)) != CMC_OK)
+        (rc = store_exec_for_plan(s, "DELETE FROM plan_versions WHERE plan_id = ?1", plan_id)) != CMC_OK)
         goto out;
     /* A later purge of the same plan moves the tombstone forward; an older one leaves it. */
-    if ((rc = store_stmt_get(s,
-                       "INSERT INTO tombstones (plan_id, nhs_hash, reason, change_seq, purged_at)"
-                       " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plan_id) DO UPDATE SET"
-                       " nhs_hash = coalesce(excluded.nhs_hash, nhs_hash),"
-                       " reason = CASE WHEN excluded.change_seq >= change_seq"
-                       "   THEN excluded.reason ELSE reason END,"
-                       " purged_at = CASE WHEN excluded.change_seq >= change_seq"
-                       "   THEN excluded.purged_at ELSE purged_at END,"
-                       " change_seq = max(change_seq, excluded.change_seq)",
-                       &st)) != CMC_OK)
-        goto out;
-    if ((rc = store_bind_text(s, st, 1, plan_id)) != CMC_OK ||
-        (rc = store_bind_blob(s, st, 2, have_hash ? nhs_hash : NULL, sizeof nhs_hash)) != CMC_OK ||
-        (rc = store_bind_text(s, st, 3, reason)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 4, change_seq)) != CMC_OK ||
-        (rc = store_bind_int(s, st, 5, plat_wall_now())) != CMC_OK ||
-        (rc = store_step_done(s, st)) != CMC_OK)
-        goto out;
+    rc = store_exec_bound(s,
+                          "INSERT INTO tombstones (plan_id, nhs_hash, reason, change_seq, purged_at)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plan_id) DO UPDATE SET"
+                          " nhs_hash = coalesce(excluded.nhs_hash, nhs_hash),"
+                          " reason = CASE WHEN excluded.change_seq >= change_seq"
+                          "   THEN excluded.reason ELSE reason END,"
+                          " purged_at = CASE WHEN excluded.change_seq >= change_seq"
+                          "   THEN excluded.purged_at ELSE purged_at END,"
+                          " change_seq = max(change_seq, excluded.change_seq)",
+                          "tbtii", plan_id, have_hash ? nhs_hash : NULL, sizeof nhs_hash, reason,
+                          change_seq, plat_wall_now());
 out:
     store_stmt_put(s, st);
     if (in_op)
@@ -332,23 +306,17 @@ out:
 
 int store_sync_version_get(store *s, const char *plan_id, int64_t version, struct plan *out)
 {
-    sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    int row = 0;
     plan_init(out);
-    int rc = store_stmt_get(s, "SELECT body FROM plan_versions WHERE plan_id = ?1 AND version = ?2",
-                            &st);
-    if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK &&
-        (rc = store_bind_int(s, st, 2, version)) == CMC_OK)
-        rc = db_step(db, st, &row);
-    if (rc == CMC_OK && !row)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "replica: that version is not held");
-    if (rc == CMC_OK) {
+    /* a draft this session can read serves as well (the clinical file's) */
+    int rc = store_query_row(s, &st, "replica: that version is not held",
+                             "SELECT body FROM " STORE_HELD_VERSIONS " WHERE plan_id = ?1 AND version = ?2",
+                             "ti", plan_id, version);
+    if (rc == CMC_OK)
         rc = store_column_plan(st, 0, plan_id, out);
-        if (rc == CMC_OK && out->version != version) {
-            plan_free(out);
-            rc = cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body has another version");
-        }
+    if (rc == CMC_OK && out->version != version) {
+        plan_free(out);
+        rc = cmc_fail(CMC_ERR_TAMPERED, "replica: a stored plan body has another version");
     }
     store_stmt_put(s, st);
     return rc;
@@ -371,7 +339,7 @@ int store_sync_prune(store *s, const char *plan_id)
     if (rc == CMC_OK && (rc = store_bind_text(s, st, 1, plan_id)) == CMC_OK)
         rc = db_step(db, st, &row);
     store_stmt_put(s, st);
-    return rc;
+    return rc == CMC_OK ? store_drafts_prune(s, plan_id) : rc;
 }
 
 int store_sync_has_pending(store *s, int *yes)

@@ -35,6 +35,11 @@ int store_put_sealed(store *s, const struct plan *p, const uint8_t *packed, size
  * urgent-care user, and the engine must still push and merge the clinicians' edits. */
 int store_sync_pending_list(store *s, const char *plan_id, struct store_pending **out, size_t *n);
 
+/* 1 in *yes when a version of the plan may be held under the role key out of this session's
+ * reach (sealed, or in a clinical file it cannot open): a change against it cannot be
+ * applied here, and the plan must come whole. */
+int store_sync_base_withheld(store *s, const char *plan_id, int *yes);
+
 /* 1 in *yes when the replica holds any pending edit (most bundles then skip merging). */
 int store_sync_has_pending(store *s, int *yes);
 

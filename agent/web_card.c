@@ -9,18 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The CPR decision's CSS class: fill and border differ as well as the words. */
-static const char *cpr_class(int decision)
-{
-    switch ((enum plan_cpr)decision) {
-    case PLAN_CPR_DNACPR: return "cpr-dnacpr";
-    case PLAN_CPR_FOR_CPR: return "cpr-for";
-    case PLAN_CPR_NOT_DISCUSSED: return "cpr-undiscussed";
-    case PLAN_CPR_NONE: break;
-    }
-    return "cpr-none";
-}
-
 static void value(struct web_buf *b, const struct card_value *v)
 {
     web_text_or_unrecorded(b, v->text);
@@ -64,21 +52,20 @@ static const char *state_class(enum card_value_state st)
 struct proposal_html {
     struct web_buf *b;
     const struct card_model *m;
-    enum card_section_id section;
-    enum card_value_state state;
-    int printed;
 };
 
-static void proposed_field(void *arg, const struct card_field *fd)
+static void proposed_field(void *arg, enum card_value_state state, const struct card_field *fd, int first)
 {
     struct proposal_html *ph = arg;
     struct web_buf *b = ph->b;
-    if (fd->section != ph->section || fd->v->state != ph->state)
+    if (fd == NULL) {
+        web_buf_raw(b, "</dl></div>");
         return;
-    if (!ph->printed++) {
+    }
+    if (first) {
         web_buf_rawf(b, "<div class=\"proposal %s\" role=\"note\"><p class=\"proposal-head\"><strong>",
-                     state_class(ph->state));
-        web_buf_text(b, card_state_words(ph->state));
+                     state_class(state));
+        web_buf_text(b, card_state_words(state));
         web_buf_raw(b, "</strong>");
         if (ph->m->proposed_by != NULL) {
             web_buf_raw(b, " (");
@@ -111,15 +98,8 @@ static void proposed_field(void *arg, const struct card_field *fd)
  * plan's approver or decider. */
 static void proposals(struct web_buf *b, const struct card_model *m, enum card_section_id id)
 {
-    if (m->sections[id].n_pending_paths == 0)
-        return;
-    static const enum card_value_state states[] = { CARD_VALUE_CONFLICT, CARD_VALUE_PROPOSED, CARD_VALUE_SENT };
-    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
-        struct proposal_html ph = { .b = b, .m = m, .section = id, .state = states[i] };
-        card_each_field(m->has_proposal ? &m->proposal : &m->body, m->full, proposed_field, &ph);
-        if (ph.printed)
-            web_buf_raw(b, "</dl></div>");
-    }
+    struct proposal_html ph = { b, m };
+    card_each_proposal(m, id, proposed_field, &ph);
 }
 
 static void section_close(struct web_buf *b, const struct card_model *m, enum card_section_id id)
@@ -352,8 +332,8 @@ static void identity(struct web_buf *b, const struct card_model *m)
 static void cpr(struct web_buf *b, const struct card_model *m)
 {
     section_open(b, m, CARD_SEC_CPR, "cpr-section");
-    web_buf_raw(b, "<div class=\"cpr ");
-    web_buf_raw(b, cpr_class(m->cpr.decision));
+    web_buf_raw(b, "<div class=\"cpr cpr-"); /* fill and border differ as well as the words */
+    web_buf_raw(b, m->cpr.style);
     web_buf_raw(b, "\"><p class=\"cpr-headline\">");
     web_buf_text(b, m->cpr.headline);
     web_buf_raw(b, "</p><p class=\"cpr-words\">");

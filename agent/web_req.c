@@ -1,6 +1,7 @@
 #include "agent/web_req.h"
 
 #include "platform/err.h"
+#include "sync/listen.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -8,43 +9,24 @@
 
 int web_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port)
 {
-    const char *hs, *he, *colon;
-    if (listen == NULL || listen[0] == '\0')
-        return cmc_fail(CMC_ERR_USAGE, "--listen: give 127.0.0.1:PORT");
-    if (listen[0] == '[') {
-        he = strchr(listen, ']');
-        if (he == NULL || he[1] != ':')
-            return cmc_fail(CMC_ERR_USAGE, "--listen: give [::1]:PORT for IPv6");
-        hs = listen + 1;
-        colon = he + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (colon == NULL)
-            return cmc_fail(CMC_ERR_USAGE, "--listen: give 127.0.0.1:PORT");
-        hs = listen;
-        he = colon;
-    }
-    size_t hl = (size_t)(he - hs);
+    static const struct listen_words words = { "give 127.0.0.1:PORT", "give [::1]:PORT for IPv6" };
     char h[64];
-    if (hl == 0 || hl >= sizeof h)
-        return cmc_fail(CMC_ERR_USAGE, "--listen: bad host");
-    memcpy(h, hs, hl);
-    h[hl] = '\0';
-    char *end = NULL;
-    unsigned long p = strtoul(colon + 1, &end, 10);
-    if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || p > 65535)
-        return cmc_fail(CMC_ERR_USAGE, "--listen: the port must be 0 to 65535");
+    int bracketed = 0;
+    uint16_t p = 0;
+    int rc = listen_split(listen, &words, h, sizeof h, &bracketed, &p);
+    if (rc != CMC_OK)
+        return rc;
 
     const char *canon = NULL;
     struct in_addr a4;
     struct in6_addr a6;
     if (strcmp(h, "localhost") == 0) {
         canon = "127.0.0.1";
-    } else if (listen[0] != '[' && inet_pton(AF_INET, h, &a4) == 1) {
+    } else if (!bracketed && inet_pton(AF_INET, h, &a4) == 1) {
         /* 127.0.0.0/8 is loopback; inet_pton takes dotted quads only */
         if ((ntohl(a4.s_addr) >> 24) == 127)
             canon = h;
-    } else if (listen[0] == '[' && inet_pton(AF_INET6, h, &a6) == 1) {
+    } else if (bracketed && inet_pton(AF_INET6, h, &a6) == 1) {
         if (IN6_IS_ADDR_LOOPBACK(&a6))
             canon = "::1";
     }
@@ -56,7 +38,7 @@ int web_parse_listen(const char *listen, char *host, size_t cap, uint16_t *port)
     if (strlen(canon) + 1 > cap)
         return cmc_fail(CMC_ERR_USAGE, "--listen: bad host");
     memmove(host, canon, strlen(canon) + 1);
-    *port = (uint16_t)p;
+    *port = p;
     return CMC_OK;
 }
 

@@ -34,6 +34,7 @@
  * Exit status: 0 when the measurement ran, 1 when something failed (one line on stderr).
  */
 #include "agent/cli.h"
+#include "bench/bench_hub.h"
 #include "bench/bench_util.h"
 #include "agent/engine.h"
 #include "agent/store.h"
@@ -64,14 +65,10 @@
 
 static void print_dist(const char *name, double *v, size_t n, int last)
 {
-    qsort(v, n, sizeof *v, cmp_double);
-    double sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += v[i];
+    struct bench_dist d = dist_of(v, n);
     printf("\"%s\": {\"n\": %zu, \"p50\": %.4f, \"p99\": %.4f, \"p999\": %.4f, \"min\": %.4f, "
            "\"max\": %.4f, \"mean\": %.4f}%s\n",
-           name, n, pct(v, n, 50), pct(v, n, 99), pct(v, n, 99.9), n ? v[0] : 0.0, n ? v[n - 1] : 0.0,
-           n ? sum / (double)n : 0.0, last ? "" : ",");
+           name, n, d.p50, d.p99, d.p999, d.min, d.max, d.mean, last ? "" : ",");
 }
 
 /* A small deterministic generator (splitmix64), so every run picks the same plans. */
@@ -167,49 +164,15 @@ out:
 
 /* ---- the hub side of a round -------------------------------------------------------------- */
 
-struct pick {
-    char (*ids)[PLAN_ID_LEN + 1];
-    size_t n, cap;
-};
-
-static int collect_published(const struct hub_plan_info *info, void *ctx)
-{
-    struct pick *p = ctx;
-    if (info->published_version <= 0 || info->consent_withdrawn ||
-        info->version != info->published_version)
-        return 0;
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 1024;
-        void *grown = cmc_realloc(p->ids, cap * sizeof *p->ids);
-        if (grown == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "plan list");
-        p->ids = grown;
-        p->cap = cap;
-    }
-    memcpy(p->ids[p->n++], info->plan_id, PLAN_ID_LEN + 1);
-    return 0;
-}
-
-static int ensure_gp(hub *h)
-{
-    int role = 0;
-    int rc = hub_user_role(h, BENCH_GP, &role);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        rc = hub_user_add(h, BENCH_GP, "gp");
-    }
-    return rc;
-}
-
 /* Changes `count` distinct published plans (picked from `round`) by one field each, as a
  * clinician would: a new version edited, submitted and approved. */
 static int hub_changes(hub *h, long count, long round, double *ms_out)
 {
-    struct pick p = { 0 };
+    struct bench_list p = { .width = PLAN_ID_LEN + 1 };
     uint64_t t0 = plat_mono_now_ns();
-    int rc = ensure_gp(h);
+    int rc = bench_ensure_user(h, BENCH_GP, "gp");
     if (rc == CMC_OK)
-        rc = hub_plan_list(h, 0, collect_published, &p);
+        rc = hub_plan_list(h, 0, bench_collect_current, &p);
     if (rc != CMC_OK)
         goto out;
     if ((size_t)count > p.n) {
@@ -221,20 +184,15 @@ static int hub_changes(hub *h, long count, long round, double *ms_out)
     for (long i = 0; rc == CMC_OK && i < count; i++) {
         size_t j = (size_t)i + (size_t)(next_rand(&state) % (p.n - (size_t)i));
         char tmp[PLAN_ID_LEN + 1];
-        memcpy(tmp, p.ids[i], sizeof tmp);
-        memcpy(p.ids[i], p.ids[j], sizeof tmp);
-        memcpy(p.ids[j], tmp, sizeof tmp);
+        memcpy(tmp, bench_list_at(&p, (size_t)i), sizeof tmp);
+        memcpy(bench_list_at(&p, (size_t)i), bench_list_at(&p, j), sizeof tmp);
+        memcpy(bench_list_at(&p, j), tmp, sizeof tmp);
         char doc[160];
         int n = snprintf(doc, sizeof doc, "{\"set\": {\"prognosis\": \"weeks (reviewed, round %ld)\"}}", round);
-        int64_t version = 0;
-        rc = hub_plan_edit(h, BENCH_GP, p.ids[i], doc, (size_t)n, &version);
-        if (rc == CMC_OK)
-            rc = hub_plan_submit(h, BENCH_GP, p.ids[i]);
-        if (rc == CMC_OK)
-            rc = hub_plan_approve(h, BENCH_GP, p.ids[i]);
+        rc = bench_plan_change(h, BENCH_GP, bench_list_at(&p, (size_t)i), doc, (size_t)n);
     }
 out:
-    cmc_free(p.ids);
+    bench_list_free(&p);
     *ms_out = ms_since(t0);
     return rc;
 }
@@ -246,9 +204,8 @@ static int cmd_change(int argc, char **argv)
     double ms = 0;
     if (argc != 3)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench change HUBDIR COUNT ROUND");
-    int rc = parse_long(argv[1], 1, 100000, &count);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[2], 0, 1000000, &round);
+    const struct bench_num nums[] = { { argv[1], 1, 100000, &count }, { argv[2], 0, 1000000, &round } };
+    int rc = parse_longs(nums, 2);
     if (rc == CMC_OK)
         rc = hub_open(argv[0], &h);
     if (rc == CMC_OK)
@@ -271,9 +228,8 @@ static int cmd_rounds(int argc, char **argv)
     memset(&last_idle, 0, sizeof last_idle);
     if (argc != 4)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench rounds AGENTDIR HUBDIR ROUNDS CHANGES");
-    int rc = parse_long(argv[2], 1, 10000, &rounds);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[3], 1, 100000, &count);
+    const struct bench_num nums[] = { { argv[2], 1, 10000, &rounds }, { argv[3], 1, 100000, &count } };
+    int rc = parse_longs(nums, 2);
     if (rc != CMC_OK)
         return rc;
     delta = cmc_calloc((size_t)rounds, sizeof *delta);
@@ -325,34 +281,12 @@ out:
 
 /* ---- lookups ------------------------------------------------------------------------------ */
 
-struct nhs_list {
-    char (*nhs)[PLAN_NHS_LEN + 1];
-    size_t n, cap;
-};
-
-static int collect_nhs(const struct hub_plan_info *info, void *ctx)
-{
-    struct nhs_list *l = ctx;
-    if (info->published_version <= 0 || info->consent_withdrawn)
-        return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        void *grown = cmc_realloc(l->nhs, cap * sizeof *l->nhs);
-        if (grown == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "NHS number list");
-        l->nhs = grown;
-        l->cap = cap;
-    }
-    memcpy(l->nhs[l->n++], info->nhs_number, PLAN_NHS_LEN + 1);
-    return 0;
-}
-
 static int cmd_lookup(int argc, char **argv)
 {
     long n = 0;
     hub *h = NULL;
     struct agent a;
-    struct nhs_list list = { 0 };
+    struct bench_list list = { .width = PLAN_NHS_LEN + 1 };
     double *warm = NULL, *first = NULL, *open_ms = NULL;
     struct cry_secret *key = NULL;
     memset(&a, 0, sizeof a);
@@ -362,7 +296,7 @@ static int cmd_lookup(int argc, char **argv)
     if (rc != CMC_OK)
         return rc;
     /* the NHS numbers a scope-"all" device holds, from the hub (not timed) */
-    if ((rc = hub_open(argv[1], &h)) != CMC_OK || (rc = hub_plan_list(h, 0, collect_nhs, &list)) != CMC_OK)
+    if ((rc = hub_open(argv[1], &h)) != CMC_OK || (rc = hub_plan_list(h, 0, bench_collect_nhs, &list)) != CMC_OK)
         goto out;
     hub_close(h);
     h = NULL;
@@ -394,7 +328,7 @@ static int cmd_lookup(int argc, char **argv)
             break;
         open_ms[i] = ms_since(t0);
         struct plan p;
-        const char *nhs = list.nhs[next_rand(&state) % list.n];
+        const char *nhs = bench_list_at(&list, next_rand(&state) % list.n);
         t0 = plat_mono_now_ns();
         rc = store_plan_get(a.session.store, nhs, &p);
         first[i] = ms_since(t0) * 1000.0;
@@ -407,7 +341,7 @@ static int cmd_lookup(int argc, char **argv)
     long done = 0;
     for (long i = 0; rc == CMC_OK && i < n && plat_mono_now_ns() < stop; i++, done++) {
         struct plan p;
-        const char *nhs = list.nhs[next_rand(&state) % list.n];
+        const char *nhs = bench_list_at(&list, next_rand(&state) % list.n);
         uint64_t t0 = plat_mono_now_ns();
         int got = store_plan_get(a.session.store, nhs, &p);
         warm[i] = ms_since(t0) * 1000.0;
@@ -429,7 +363,7 @@ out:
     cry_secret_free(key);
     hub_close(h);
     agent_close(&a);
-    cmc_free(list.nhs);
+    bench_list_free(&list);
     cmc_free(warm);
     cmc_free(first);
     cmc_free(open_ms);
@@ -446,22 +380,22 @@ static int nhs_cmp(const void *a, const void *b)
 static int cmd_nhs(int argc, char **argv)
 {
     hub *h = NULL;
-    struct nhs_list list = { 0 };
+    struct bench_list list = { .width = PLAN_NHS_LEN + 1 };
     if (argc != 1)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench nhs HUBDIR");
     int rc = hub_open(argv[0], &h);
     if (rc == CMC_OK)
-        rc = hub_plan_list(h, 0, collect_nhs, &list);
+        rc = hub_plan_list(h, 0, bench_collect_nhs, &list);
     if (rc == CMC_OK && list.n == 0)
         rc = cmc_fail(CMC_ERR_STATE, "no published plans on the hub");
     if (rc == CMC_OK) {
-        qsort(list.nhs, list.n, sizeof *list.nhs, nhs_cmp);
+        qsort(list.v, list.n, list.width, nhs_cmp);
         uint64_t state = 0x4e4853ull;
-        const char *hit = list.nhs[next_rand(&state) % list.n];
+        const char *hit = bench_list_at(&list, next_rand(&state) % list.n);
         char miss[PLAN_NHS_LEN + 1];
         for (int tries = 0;; tries++) {
             snprintf(miss, sizeof miss, "%010" PRIu64, (uint64_t)(9000000000ull + next_rand(&state) % 999999999ull));
-            if (plan_nhs_valid(miss) && bsearch(miss, list.nhs, list.n, sizeof *list.nhs, nhs_cmp) == NULL)
+            if (plan_nhs_valid(miss) && bsearch(miss, list.v, list.n, list.width, nhs_cmp) == NULL)
                 break;
             if (tries > 100000) {
                 rc = cmc_fail(CMC_ERR_STATE, "no NHS number outside the hub's plans");
@@ -472,7 +406,7 @@ static int cmd_nhs(int argc, char **argv)
             printf("%s\n%s\n", hit, miss);
     }
     hub_close(h);
-    cmc_free(list.nhs);
+    bench_list_free(&list);
     return rc;
 }
 
@@ -572,27 +506,16 @@ static void *worker_run(void *arg)
 
 static int enroll_device(hub *h, const char *url, long i, struct device *d)
 {
-    char name[HUB_NAME_MAX + 1], code[HUB_CODE_LEN + 1];
-    uint8_t pk[CRY_SIGN_PK_BYTES];
-    struct hub_enrollment en;
+    char name[HUB_NAME_MAX + 1];
     snprintf(name, sizeof name, "bench-poller-%ld", i);
-    int rc = hub_device_add(h, name, "all", "urgent_care", d->id, code);
-    if (rc == CMC_OK)
-        rc = cry_sign_keypair(pk, &d->sk);
-    /* the hub's enrollment, as POST /v1/enroll runs it */
-    if (rc == CMC_OK)
-        rc = hub_enroll(h, code, pk, name, &en);
+    int rc = bench_enroll(h, name, "all", d->id, &d->sk);
     struct http_options opt;
     memset(&opt, 0, sizeof opt);
     opt.base_url = url;
     opt.max_attempts = 1; /* a failure is counted, never hidden by a retry */
     opt.user_agent = "cmc-bench";
     opt.ca_file = getenv("CMC_BENCH_CA"); /* the benchmark's own CA when the hub serves HTTPS */
-    if (rc == CMC_OK)
-        rc = http_client_new(&opt, &d->client);
-    if (rc == CMC_OK)
-        rc = http_client_set_device(d->client, d->id, d->sk);
-    return rc;
+    return bench_device_client(rc, &opt, d->id, d->sk, &d->client);
 }
 
 static int cmd_load(int argc, char **argv)
@@ -605,11 +528,12 @@ static int cmd_load(int argc, char **argv)
     long started = 0;
     if (argc != 5)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc_bench load HUBDIR URL DEVICES THREADS SECONDS");
-    int rc = parse_long(argv[2], 1, BENCH_MAX_DEVICES, &n_dev);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[3], 1, BENCH_MAX_THREADS, &n_thr);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[4], 1, BENCH_MAX_SECONDS, &secs);
+    const struct bench_num nums[] = {
+        { argv[2], 1, BENCH_MAX_DEVICES, &n_dev },
+        { argv[3], 1, BENCH_MAX_THREADS, &n_thr },
+        { argv[4], 1, BENCH_MAX_SECONDS, &secs },
+    };
+    int rc = parse_longs(nums, 3);
     if (rc == CMC_OK && n_thr > n_dev)
         rc = cmc_fail(CMC_ERR_USAGE, "more threads than devices");
     if (rc != CMC_OK)
@@ -792,39 +716,11 @@ static int cmd_pages(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: cmc_bench export|initial|rounds|change|lookup|load ...\n");
-        return 1;
-    }
-    int rc = cry_init();
-    if (rc != CMC_OK) {
-        fprintf(stderr, "cmc_bench: %s\n", cmc_errmsg());
-        return 1;
-    }
-    const char *cmd = argv[1];
-    argc -= 2;
-    argv += 2;
-    if (strcmp(cmd, "export") == 0)
-        rc = cmd_export(argc, argv);
-    else if (strcmp(cmd, "initial") == 0)
-        rc = cmd_initial(argc, argv);
-    else if (strcmp(cmd, "rounds") == 0)
-        rc = cmd_rounds(argc, argv);
-    else if (strcmp(cmd, "change") == 0)
-        rc = cmd_change(argc, argv);
-    else if (strcmp(cmd, "lookup") == 0)
-        rc = cmd_lookup(argc, argv);
-    else if (strcmp(cmd, "load") == 0)
-        rc = cmd_load(argc, argv);
-    else if (strcmp(cmd, "nhs") == 0)
-        rc = cmd_nhs(argc, argv);
-    else if (strcmp(cmd, "pages") == 0)
-        rc = cmd_pages(argc, argv);
-    else
-        rc = cmc_fail(CMC_ERR_USAGE, "unknown subcommand '%s'", cmd);
-    if (rc != CMC_OK) {
-        fprintf(stderr, "cmc_bench %s: %s\n", cmd, cmc_errmsg());
-        return 1;
-    }
-    return 0;
+    static const struct bench_cmd cmds[] = {
+        { "export", cmd_export }, { "initial", cmd_initial }, { "rounds", cmd_rounds },
+        { "change", cmd_change }, { "lookup", cmd_lookup },   { "load", cmd_load },
+        { "nhs", cmd_nhs },       { "pages", cmd_pages },
+    };
+    return bench_main("cmc_bench", "export|initial|rounds|change|lookup|load", cmds,
+                      sizeof cmds / sizeof cmds[0], argc, argv);
 }

@@ -24,6 +24,7 @@
  * when the measurement ran, 1 when something failed (one line on stderr).
  */
 #include "agent/cli.h"
+#include "bench/bench_hub.h"
 #include "bench/bench_util.h"
 #include "agent/store.h"
 #include "crypto/cry.h"
@@ -76,26 +77,13 @@ static int nhs_from(uint64_t stem, char out[PLAN_NHS_LEN + 1])
 {
     char d[24];
     snprintf(d, sizeof d, "%09" PRIu64, stem % 1000000000u);
-    int sum = 0;
-    for (int i = 0; i < 9; i++)
-        sum += (d[i] - '0') * (10 - i);
-    int check = 11 - sum % 11;
-    if (check == 11)
-        check = 0;
-    if (check == 10 || d[0] == '0')
+    int check = plan_nhs_check_digit(d);
+    if (check < 0 || d[0] == '0')
         return 0;
     memcpy(out, d, 9);
     out[9] = (char)('0' + check);
     out[10] = '\0';
     return 1;
-}
-
-static int ensure_user(hub *h, const char *name, const char *role)
-{
-    int have = 0;
-    if (hub_user_role(h, name, &have) == CMC_OK)
-        return CMC_OK;
-    return hub_user_add(h, name, role);
 }
 
 static int cmd_prepare(int argc, char **argv)
@@ -115,9 +103,9 @@ static int cmd_prepare(int argc, char **argv)
     if (rc == CMC_OK)
         rc = hub_open(argv[0], &h);
     if (rc == CMC_OK)
-        rc = ensure_user(h, LIVE_GP, "gp");
+        rc = bench_ensure_user(h, LIVE_GP, "gp");
     if (rc == CMC_OK)
-        rc = ensure_user(h, LIVE_NURSE, "clinician");
+        rc = bench_ensure_user(h, LIVE_NURSE, "clinician");
     uint64_t stem = 700000000u + (uint64_t)(plat_wall_now() % 100000) * 1000u;
     for (long i = 0; rc == CMC_OK && i < k; i++) {
         char nhs[PLAN_NHS_LEN + 1], id[PLAN_ID_LEN + 1], uuid[PLAN_ID_LEN + 1];
@@ -294,16 +282,10 @@ static void sim_scope(const char *spec, long i, char out[HUB_SCOPE_MAX + 1])
 
 static int sim_enroll(hub *h, const char *url, const char *spec, long i, unsigned hold, struct sim *d)
 {
-    char name[HUB_NAME_MAX + 1], code[HUB_CODE_LEN + 1], scope[HUB_SCOPE_MAX + 1];
+    char name[HUB_NAME_MAX + 1], scope[HUB_SCOPE_MAX + 1];
     sim_scope(spec, i, scope);
-    uint8_t pk[CRY_SIGN_PK_BYTES];
-    struct hub_enrollment en;
     snprintf(name, sizeof name, "bench-watcher-%ld-%llu", i, (unsigned long long)(plat_mono_now_ns() % 1000000));
-    int rc = hub_device_add(h, name, scope, "urgent_care", d->id, code);
-    if (rc == CMC_OK)
-        rc = cry_sign_keypair(pk, &d->sk);
-    if (rc == CMC_OK)
-        rc = hub_enroll(h, code, pk, name, &en);
+    int rc = bench_enroll(h, name, scope, d->id, &d->sk);
     struct http_options opt;
     memset(&opt, 0, sizeof opt);
     opt.base_url = url;
@@ -311,10 +293,7 @@ static int sim_enroll(hub *h, const char *url, const char *spec, long i, unsigne
     opt.low_speed_limit = 1;
     opt.low_speed_time = (long)hold + 15;
     opt.user_agent = "cmc-bench";
-    if (rc == CMC_OK)
-        rc = http_client_new(&opt, &d->client);
-    if (rc == CMC_OK)
-        rc = http_client_set_device(d->client, d->id, d->sk);
+    rc = bench_device_client(rc, &opt, d->id, d->sk, &d->client);
     if (rc == CMC_OK)
         http_client_set_progress(d->client, sim_abort, NULL);
     d->hold = hold;
@@ -331,11 +310,12 @@ static int cmd_fleet(int argc, char **argv)
     long started = 0;
     if (argc != 7)
         return cmc_fail(CMC_ERR_USAGE, "usage: live_bench fleet HUBDIR URL N SCOPE HOLD SECONDS READYFILE");
-    int rc = parse_long(argv[2], 1, LIVE_MAX_DEVICES, &n);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[4], 1, WIRE_WAIT_HOLD_MAX, &hold);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[5], 1, 3600, &secs);
+    const struct bench_num nums[] = {
+        { argv[2], 1, LIVE_MAX_DEVICES, &n },
+        { argv[4], 1, WIRE_WAIT_HOLD_MAX, &hold },
+        { argv[5], 1, 3600, &secs },
+    };
+    int rc = parse_longs(nums, 3);
     if (rc != CMC_OK)
         return rc;
     if ((sims = cmc_calloc((size_t)n, sizeof *sims)) == NULL)
@@ -453,9 +433,8 @@ static int cmd_probe(int argc, char **argv)
     int withdraw = strcmp(argv[4], "withdraw") == 0;
     if (!withdraw && strcmp(argv[4], "approve") != 0)
         return cmc_fail(CMC_ERR_USAGE, "MODE is approve or withdraw");
-    int rc = parse_long(argv[5], 0, LIVE_MAX_PLANS, &first);
-    if (rc == CMC_OK)
-        rc = parse_long(argv[6], 1, LIVE_MAX_PLANS, &count);
+    const struct bench_num nums[] = { { argv[5], 0, LIVE_MAX_PLANS, &first }, { argv[6], 1, LIVE_MAX_PLANS, &count } };
+    int rc = parse_longs(nums, 2);
     if (rc != CMC_OK)
         return rc;
     ids = cmc_calloc(LIVE_MAX_PLANS, sizeof *ids);
@@ -508,14 +487,10 @@ static int cmd_probe(int argc, char **argv)
     }
     if (rc != CMC_OK)
         goto out;
-    qsort(lat, n_lat, sizeof *lat, cmp_double);
-    double sum = 0;
-    for (size_t i = 0; i < n_lat; i++)
-        sum += lat[i];
+    struct bench_dist d = dist_of(lat, n_lat);
     printf("{\"mode\": \"%s\", \"n\": %zu, \"timed_out\": %zu, \"p50_ms\": %.1f, \"p99_ms\": %.1f, "
            "\"min_ms\": %.1f, \"max_ms\": %.1f, \"mean_ms\": %.1f}\n",
-           argv[4], n_lat, late, pct(lat, n_lat, 50), pct(lat, n_lat, 99), n_lat ? lat[0] : 0.0,
-           n_lat ? lat[n_lat - 1] : 0.0, n_lat ? sum / (double)n_lat : 0.0);
+           argv[4], n_lat, late, d.p50, d.p99, d.min, d.max, d.mean);
 out:
     cli_session_close(&session);
     cmc_free(ids);
@@ -526,27 +501,11 @@ out:
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: live_bench prepare|fleet|probe ...\n");
-        return 1;
-    }
-    if (cry_init() != CMC_OK) {
-        fprintf(stderr, "live_bench: %s\n", cmc_errmsg());
-        return 1;
-    }
-    int rc;
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "prepare") == 0)
-        rc = cmd_prepare(argc - 2, argv + 2);
-    else if (strcmp(cmd, "fleet") == 0)
-        rc = cmd_fleet(argc - 2, argv + 2);
-    else if (strcmp(cmd, "probe") == 0)
-        rc = cmd_probe(argc - 2, argv + 2);
-    else
-        rc = cmc_fail(CMC_ERR_USAGE, "unknown subcommand %s", cmd);
-    if (rc != CMC_OK) {
-        fprintf(stderr, "live_bench %s: %s\n", cmd, cmc_errmsg());
-        return 1;
-    }
-    return 0;
+    static const struct bench_cmd cmds[] = {
+        { "prepare", cmd_prepare },
+        { "fleet", cmd_fleet },
+        { "probe", cmd_probe },
+    };
+    return bench_main("live_bench", "prepare|fleet|probe", cmds, sizeof cmds / sizeof cmds[0], argc,
+                      argv);
 }

@@ -10,29 +10,16 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 file_or_null() { if [ -s "$1" ]; then cat "$1"; else echo null; fi; }
 
-# Every proc-NAME.json of a scale (whole-process runs) as one object keyed by NAME.
-whole_json() {
+# Every PREFIX-NAME.json of a scale as one object keyed by NAME (proc-: whole-process runs,
+# link-: shaped-link runs).
+runs_json() {
   local f first=1
   echo '{'
-  for f in "$1"/proc-*.json; do
+  for f in "$1/$2"-*.json; do
     [ -s "$f" ] || continue
     [ $first = 1 ] || echo ','
     first=0
-    printf '"%s": ' "$(basename "$f" .json | sed 's/^proc-//')"
-    cat "$f"
-  done
-  echo '}'
-}
-
-# Every link-NAME.json of a scale (shaped-link runs) as one object keyed by NAME.
-link_json() {
-  local f first=1
-  echo '{'
-  for f in "$1"/link-*.json; do
-    [ -s "$f" ] || continue
-    [ $first = 1 ] || echo ','
-    first=0
-    printf '"%s": ' "$(basename "$f" .json | sed 's/^link-//')"
+    printf '"%s": ' "$(basename "$f" .json | sed "s/^$2-//")"
     cat "$f"
   done
   echo '}'
@@ -41,8 +28,8 @@ link_json() {
 scale_json() {
   local r="$OUT/scale-$1"
   jq -n --argjson n "$1" \
-    --argjson whole "$(whole_json "$r")" \
-    --argjson links "$(link_json "$r")" \
+    --argjson whole "$(runs_json "$r" proc)" \
+    --argjson links "$(runs_json "$r" link)" \
     --argjson seed "$(file_or_null "$r/seed.json")" \
     --argjson initial "$(file_or_null "$r/initial.json")" \
     --argjson initial_time "$(file_or_null "$r/initial-time.json")" \

@@ -90,19 +90,7 @@ wait_http() {   # wait_http URL PID (https: trusts the benchmark's CA)
 # ---- TLS: a CA and a certificate for 127.0.0.1 made for this run (the hub serves HTTPS, as in
 # production; the peer stays on plain HTTP, as users run it behind a proxy) ---------------------
 CA="$WORK/certs/ca.pem"
-make_certs() {
-  local c="$WORK/certs"
-  mkdir -p "$c"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=cmc bench CA" -keyout "$c/ca.key" -out "$c/ca.pem" 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj "/CN=127.0.0.1" -keyout "$c/server.key" -out "$c/server.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' \
-    >"$c/ext.cnf"
-  openssl x509 -req -in "$c/server.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" -CAcreateserial \
-    -days 2 -extfile "$c/ext.cnf" -out "$c/server.pem" 2>/dev/null
-  chmod 600 "$c"/*.key
-}
+make_certs() { "$HERE/certs.sh" "$WORK/certs" "cmc bench CA"; }
 command -v openssl >/dev/null || die "openssl is needed to make the benchmark's TLS certificate"
 make_certs || die "could not make the benchmark's TLS certificate"
 export CMC_BENCH_CA="$CA"   # cmc_bench load trusts it

@@ -7,6 +7,7 @@
  *
  *   seal_bytes HUBDIR [CHANGES]
  */
+#include "bench/bench_hub.h"
 #include "crypto/cry.h"
 #include "hub/hub.h"
 #include "platform/alloc.h"
@@ -28,15 +29,8 @@ struct dev {
 
 static int enroll(hub *h, const char *name, struct dev *d)
 {
-    char code[HUB_CODE_LEN + 1];
-    uint8_t pk[CRY_SIGN_PK_BYTES];
     struct cry_secret *sk = NULL;
-    struct hub_enrollment en;
-    int rc = hub_device_add(h, name, "all", "urgent_care", d->id, code);
-    if (rc == CMC_OK)
-        rc = cry_sign_keypair(pk, &sk);
-    if (rc == CMC_OK)
-        rc = hub_enroll(h, code, pk, name, &en);
+    int rc = bench_enroll(h, name, "all", d->id, &sk);
     cry_secret_free(sk);
     d->cursor = 0;
     return rc;
@@ -70,51 +64,18 @@ static int pull_all(hub *h, struct dev *d, int seal, uint64_t *bytes, uint64_t *
     return rc;
 }
 
-struct pick {
-    char (*ids)[PLAN_ID_LEN + 1];
-    size_t n, cap;
-};
-
-static int collect(const struct hub_plan_info *info, void *ctx)
-{
-    struct pick *p = ctx;
-    if (info->published_version <= 0 || info->consent_withdrawn ||
-        info->version != info->published_version)
-        return 0;
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 1024;
-        void *grown = cmc_realloc(p->ids, cap * sizeof *p->ids);
-        if (grown == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "plan list");
-        p->ids = grown;
-        p->cap = cap;
-    }
-    memcpy(p->ids[p->n++], info->plan_id, PLAN_ID_LEN + 1);
-    return 0;
-}
-
 static int change(hub *h, long count)
 {
-    struct pick p = { 0 };
-    int role = 0;
-    int rc = hub_user_role(h, SEAL_GP, &role);
-    if (rc == CMC_ERR_NOT_FOUND) {
-        cmc_err_clear();
-        rc = hub_user_add(h, SEAL_GP, "gp");
-    }
+    struct bench_list p = { .width = PLAN_ID_LEN + 1 };
+    int rc = bench_ensure_user(h, SEAL_GP, "gp");
     if (rc == CMC_OK)
-        rc = hub_plan_list(h, 0, collect, &p);
+        rc = hub_plan_list(h, 0, bench_collect_current, &p);
     for (long i = 0; rc == CMC_OK && i < count && (size_t)i < p.n; i++) {
         static const char doc[] = "{\"set\": {\"prognosis\": \"weeks (reviewed)\"}}";
-        int64_t version = 0;
         size_t k = (size_t)i * (p.n / (size_t)count);
-        rc = hub_plan_edit(h, SEAL_GP, p.ids[k], doc, sizeof doc - 1, &version);
-        if (rc == CMC_OK)
-            rc = hub_plan_submit(h, SEAL_GP, p.ids[k]);
-        if (rc == CMC_OK)
-            rc = hub_plan_approve(h, SEAL_GP, p.ids[k]);
+        rc = bench_plan_change(h, SEAL_GP, bench_list_at(&p, k), doc, sizeof doc - 1);
     }
-    cmc_free(p.ids);
+    bench_list_free(&p);
     return rc;
 }
 

@@ -64,8 +64,6 @@ void cry_secret_free(struct cry_secret *s)
         return;
     /* sodium_free zeroes the whole region before unmapping it. */
     sodium_free(s->buf);
-    s->buf = NULL;
-    s->len = 0;
     cmc_free(s);
 }
 
@@ -132,6 +130,57 @@ int cry_verify(const uint8_t pk[CRY_SIGN_PK_BYTES], const void *msg, size_t len,
         return cmc_fail(CMC_ERR_INVALID, "signed message missing");
     if (crypto_sign_verify_detached(sig, msg, len, pk) != 0)
         return cmc_fail(CMC_ERR_TAMPERED, "signature does not verify");
+    return CMC_OK;
+}
+
+/* ---- sealed boxes ---------------------------------------------------------------------- */
+
+static_assert(CRY_BOX_PK_BYTES == crypto_box_PUBLICKEYBYTES, "box public key size");
+static_assert(CRY_KEY_BYTES == crypto_box_SECRETKEYBYTES, "box secret key size");
+static_assert(CRY_BOX_SEAL_BYTES == crypto_box_SEALBYTES, "sealed box overhead");
+
+int cry_box_keypair_from(uint8_t pk[CRY_BOX_PK_BYTES], struct cry_secret **sk_out,
+                         const struct cry_secret *key)
+{
+    static const char context[] = "cmc draft box v1";
+    struct cry_secret *seed = NULL, *sk = NULL;
+    *sk_out = NULL;
+    if (key == NULL || key->len != CRY_KEY_BYTES)
+        return cmc_fail(CMC_ERR_INVALID, "box key: wrong size");
+    int rc = cry_secret_new(crypto_box_SEEDBYTES, &seed);
+    if (rc == CMC_OK)
+        rc = cry_secret_new(CRY_KEY_BYTES, &sk);
+    /* a keyed hash of a fixed context: the box pair is independent of other uses of `key` */
+    if (rc == CMC_OK && crypto_generichash(seed->buf, seed->len, (const uint8_t *)context,
+                                           sizeof context - 1, key->buf, key->len) != 0)
+        rc = cmc_fail(CMC_ERR_CRYPTO, "box key derivation failed");
+    if (rc == CMC_OK && crypto_box_seed_keypair(pk, sk->buf, seed->buf) != 0)
+        rc = cmc_fail(CMC_ERR_CRYPTO, "box key derivation failed");
+    cry_secret_free(seed);
+    if (rc != CMC_OK) {
+        cry_secret_free(sk);
+        return rc;
+    }
+    *sk_out = sk;
+    return CMC_OK;
+}
+
+int cry_box_seal(uint8_t *out, const void *msg, size_t len, const uint8_t pk[CRY_BOX_PK_BYTES])
+{
+    if (msg == NULL && len > 0)
+        return cmc_fail(CMC_ERR_INVALID, "message to seal missing");
+    if (crypto_box_seal(out, msg, len, pk) != 0)
+        return cmc_fail(CMC_ERR_CRYPTO, "sealing failed");
+    return CMC_OK;
+}
+
+int cry_box_open(uint8_t *out, const uint8_t *box, size_t clen, const uint8_t pk[CRY_BOX_PK_BYTES],
+                 const struct cry_secret *sk)
+{
+    if (box == NULL || clen < CRY_BOX_SEAL_BYTES || sk == NULL || sk->len != CRY_KEY_BYTES)
+        return cmc_fail(CMC_ERR_TAMPERED, "sealed box: malformed");
+    if (crypto_box_seal_open(out, box, clen, pk, sk->buf) != 0)
+        return cmc_fail(CMC_ERR_TAMPERED, "sealed box: does not open with this key");
     return CMC_OK;
 }
 

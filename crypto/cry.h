@@ -187,6 +187,23 @@ void cry_hash_init(struct cry_hash_state *st);
 void cry_hash_update(struct cry_hash_state *st, const void *msg, size_t len);
 void cry_hash_final(struct cry_hash_state *st, uint8_t out[CRY_HASH_BYTES]);
 
+/* ---- sealed boxes (anonymous public-key encryption) ------------------------------------ */
+
+#define CRY_BOX_PK_BYTES 32    /* X25519 public key */
+#define CRY_BOX_SEAL_BYTES 48  /* what crypto_box_seal adds to a message */
+
+/* The box key pair that `key` (a 32-byte secret) derives, always the same for one key: the
+ * secret half (CRY_KEY_BYTES) is derived again by whoever holds `key`, and is never stored. */
+int cry_box_keypair_from(uint8_t pk[CRY_BOX_PK_BYTES], struct cry_secret **sk_out,
+                         const struct cry_secret *key);
+/* Seals `len` bytes to `pk` (libsodium's crypto_box_seal): out needs len + CRY_BOX_SEAL_BYTES.
+ * Anyone may seal; only the secret half opens. */
+int cry_box_seal(uint8_t *out, const void *msg, size_t len, const uint8_t pk[CRY_BOX_PK_BYTES]);
+/* Opens a sealed box into out (clen - CRY_BOX_SEAL_BYTES bytes). CMC_ERR_TAMPERED when it was
+ * not sealed to this pair or was altered. */
+CRY_MUST_CHECK int cry_box_open(uint8_t *out, const uint8_t *box, size_t clen,
+                                const uint8_t pk[CRY_BOX_PK_BYTES], const struct cry_secret *sk);
+
 /* Lower-case hex of `len` bytes into out (2*len+1 bytes). */
 void cry_hex(char *out, const uint8_t *in, size_t len);
 /* Parses exactly 2*len hex digits. CMC_ERR_INVALID otherwise. */

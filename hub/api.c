@@ -101,53 +101,57 @@ static void hub_respond_code(struct hub_response *resp, int code)
                       status == 500 ? cmc_strerror(code) : cmc_errmsg());
 }
 
-/* A 200 answer of encoded msgpack, or the encoder's error. */
-static void hub_respond_mp(struct hub_response *resp, int rc, uint8_t *buf, size_t len)
+/* A 200 answer of `body` (cmc_malloc'd, now the response's), or rc's error. */
+static void hub_respond_ok(struct hub_response *resp, int rc, const char *content_type,
+                           uint8_t *body, size_t len)
 {
     if (rc != CMC_OK) {
         hub_respond_code(resp, rc);
         return;
     }
     resp->status = 200;
-    resp->content_type = CT_MSGPACK;
-    resp->body = buf;
+    resp->content_type = content_type;
+    resp->body = body;
     resp->body_len = len;
 }
 
 /* ---- POST /v1/enroll ------------------------------------------------------------------- */
 
-static void hub_api_enroll(hub *h, const struct hub_request *req, struct hub_response *resp)
+/* The msgpack endpoints: each decodes its body, acts for the device and encodes its answer
+ * into *buf; hub_api_handle sends it, or the error. */
+
+/* The enrollment's answer, zeroed again once encoded (it carries the audit seed). */
+static int hub_enroll_answer(struct hub_enrollment *en, uint8_t **buf, size_t *len)
+{
+    struct wire_enroll_ans ans;
+    memset(&ans, 0, sizeof ans);
+    snprintf(ans.device_id, sizeof ans.device_id, "%s", en->device_id);
+    memcpy(ans.hub_pk, en->hub_pk, sizeof ans.hub_pk);
+    snprintf(ans.scope, sizeof ans.scope, "%s", en->scope);
+    snprintf(ans.role, sizeof ans.role, "%s", en->role);
+    ans.lease_days = en->lease_days;
+    ans.hub_time = en->hub_time;
+    memcpy(ans.audit_seed, en->audit_seed, sizeof ans.audit_seed);
+    ans.has_audit_seed = 1;
+    int rc = wire_enroll_ans_encode(&ans, buf, len);
+    cry_memzero(en, sizeof *en);
+    cry_memzero(&ans, sizeof ans);
+    return rc;
+}
+
+/* Unsigned: the enrollment code stands in for a device (device_id is NULL). */
+static int hub_api_enroll(hub *h, const char *device_id, const struct hub_request *req,
+                          uint8_t **buf, size_t *len)
 {
     struct wire_enroll_req in;
-    struct wire_enroll_ans ans;
     struct hub_enrollment en;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc;
-
-    if ((rc = wire_enroll_req_decode(req->body, req->body_len, &in)) != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return;
-    }
+    int rc = wire_enroll_req_decode(req->body, req->body_len, &in);
+    (void)device_id;
+    if (rc != CMC_OK)
+        return rc;
     rc = hub_enroll(h, in.code, in.device_pk, in.name, &en);
     cry_memzero(in.code_buf, sizeof in.code_buf);
-    if (rc != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return;
-    }
-    memset(&ans, 0, sizeof ans);
-    snprintf(ans.device_id, sizeof ans.device_id, "%s", en.device_id);
-    memcpy(ans.hub_pk, en.hub_pk, sizeof ans.hub_pk);
-    snprintf(ans.scope, sizeof ans.scope, "%s", en.scope);
-    snprintf(ans.role, sizeof ans.role, "%s", en.role);
-    ans.lease_days = en.lease_days;
-    ans.hub_time = en.hub_time;
-    memcpy(ans.audit_seed, en.audit_seed, sizeof ans.audit_seed);
-    ans.has_audit_seed = 1;
-    rc = wire_enroll_ans_encode(&ans, &buf, &len);
-    cry_memzero(&en, sizeof en);
-    cry_memzero(&ans, sizeof ans);
-    hub_respond_mp(resp, rc, buf, len);
+    return rc != CMC_OK ? rc : hub_enroll_answer(&en, buf, len);
 }
 
 /* ---- GET /v1/pull ---------------------------------------------------------------------- */
@@ -166,39 +170,27 @@ static void hub_api_pull(hub *h, const char *device_id, const char *query,
     }
     if (q.budget > HUB_BUDGET_MAX)
         q.budget = HUB_BUDGET_MAX;
-    if ((rc = hub_pull_sealed(h, device_id, q.cursor, q.applied, (size_t)q.budget, q.schema,
-                              q.codecs, q.seal != 0, &bundle, &len)) != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return;
-    }
-    resp->status = 200;
-    resp->content_type = CT_BUNDLE;
-    resp->body = bundle;
-    resp->body_len = len;
+    rc = hub_pull_sealed(h, device_id, q.cursor, q.applied, (size_t)q.budget, q.schema, q.codecs,
+                         q.seal != 0, &bundle, &len);
+    hub_respond_ok(resp, rc, CT_BUNDLE, bundle, len);
 }
 
 /* ---- POST /v1/push --------------------------------------------------------------------- */
 
-static void hub_api_push(hub *h, const char *device_id, const struct hub_request *req,
-                         struct hub_response *resp)
+static int hub_api_push(hub *h, const char *device_id, const struct hub_request *req,
+                        uint8_t **buf, size_t *len)
 {
     struct wire_push_req in;
     struct wire_push_ans ans;
     struct hub_push_reply reply;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     int rc;
 
-    if ((rc = wire_push_req_decode(req->body, req->body_len, &in)) != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return;
-    }
+    if ((rc = wire_push_req_decode(req->body, req->body_len, &in)) != CMC_OK)
+        return rc;
     struct hub_push_author by = { .user = in.user, .sig = in.user_sig };
     if ((rc = hub_push(h, device_id, in.has_user ? &by : NULL, in.idempotency_id, in.plan_id,
-                       in.base_version, in.change, in.change_len, &reply)) != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return;
-    }
+                       in.base_version, in.change, in.change_len, &reply)) != CMC_OK)
+        return rc;
     memset(&ans, 0, sizeof ans);
     snprintf(ans.result, sizeof ans.result, "%s",
              reply.result == HUB_PUSH_ACCEPTED    ? "accepted"
@@ -209,65 +201,46 @@ static void hub_api_push(hub *h, const char *device_id, const struct hub_request
         ans.current = reply.current;
         ans.current_len = reply.current_len;
     }
-    rc = wire_push_ans_encode(&ans, &buf, &len);
+    rc = wire_push_ans_encode(&ans, buf, len);
     cmc_free(reply.current);
-    hub_respond_mp(resp, rc, buf, len);
+    return rc;
 }
 
 /* ---- POST /v1/users -------------------------------------------------------------------- */
 
-static void hub_api_users(hub *h, const char *device_id, const struct hub_request *req,
-                          struct hub_response *resp)
+static int hub_api_users(hub *h, const char *device_id, const struct hub_request *req,
+                         uint8_t **buf, size_t *len)
 {
     struct wire_user v[WIRE_USERS_MAX];
     size_t n = 0;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     int rc = wire_users_decode(req->body, req->body_len, v, &n);
     if (rc == CMC_OK)
         rc = hub_device_users_set(h, device_id, v, n);
-    if (rc != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return;
-    }
+    if (rc != CMC_OK)
+        return rc;
     plat_log(PLAT_LOG_INFO, "device %s registered %zu users", device_id, n);
-    rc = wire_ack_ans_encode(&buf, &len);
-    hub_respond_mp(resp, rc, buf, len);
+    return wire_ack_ans_encode(buf, len);
 }
 
 /* ---- POST /v1/audit, POST /v1/ack ------------------------------------------------------ */
 
-static void hub_api_audit(hub *h, const char *device_id, const struct hub_request *req,
-                          struct hub_response *resp)
+static int hub_api_audit(hub *h, const char *device_id, const struct hub_request *req,
+                         uint8_t **buf, size_t *len)
 {
     uint64_t acked = 0;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     int rc = hub_audit_intake(h, device_id, req->body, req->body_len, &acked);
-    if (rc != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return;
-    }
-    rc = wire_audit_ans_encode(acked, &buf, &len);
-    hub_respond_mp(resp, rc, buf, len);
+    return rc != CMC_OK ? rc : wire_audit_ans_encode(acked, buf, len);
 }
 
-static void hub_api_ack(hub *h, const char *device_id, const struct hub_request *req,
-                        struct hub_response *resp)
+static int hub_api_ack(hub *h, const char *device_id, const struct hub_request *req,
+                       uint8_t **buf, size_t *len)
 {
     struct wire_ack in;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     int rc = wire_ack_decode(req->body, req->body_len, &in);
     if (rc == CMC_OK)
         rc = hub_ack(h, device_id, in.purges, in.n_purges, in.wipe);
     wire_ack_free(&in);
-    if (rc != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return;
-    }
-    rc = wire_ack_ans_encode(&buf, &len);
-    hub_respond_mp(resp, rc, buf, len);
+    return rc != CMC_OK ? rc : wire_ack_ans_encode(buf, len);
 }
 
 /* ---- GET /v1/wait ---------------------------------------------------------------------- */
@@ -304,36 +277,62 @@ static void hub_api_wait(hub *h, const char *device_id, const char *query,
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
+enum hub_method { HUB_GET, HUB_POST };
+static const char *const hub_method_names[] = {"GET", "POST"};
+
+/* The endpoints: path, method, and the msgpack answer (NULL: pull and wait, which answer
+ * from the query). */
+static const struct hub_route {
+    const char *path;
+    enum hub_method method;
+    int (*answer)(hub *h, const char *device_id, const struct hub_request *req, uint8_t **buf,
+                  size_t *len);
+} hub_routes[] = {
+    {"/v1/pull", HUB_GET, NULL},
+    {"/v1/wait", HUB_GET, NULL},
+    {"/v1/enroll", HUB_POST, hub_api_enroll},
+    {"/v1/push", HUB_POST, hub_api_push},
+    {"/v1/audit", HUB_POST, hub_api_audit},
+    {"/v1/ack", HUB_POST, hub_api_ack},
+    {"/v1/users", HUB_POST, hub_api_users},
+};
+
+/* The route for a path (up to its query), NULL for none. */
+static const struct hub_route *hub_route_find(const char *path, size_t rlen)
+{
+    for (size_t i = 0; i < sizeof hub_routes / sizeof hub_routes[0]; i++)
+        if (strlen(hub_routes[i].path) == rlen && memcmp(hub_routes[i].path, path, rlen) == 0)
+            return &hub_routes[i];
+    return NULL;
+}
+
+/* A msgpack endpoint's answer (device_id NULL for the unsigned enrollment). */
+static void hub_api_answer(hub *h, const struct hub_route *r, const char *device_id,
+                           const struct hub_request *req, struct hub_response *resp)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = r->answer(h, device_id, req, &buf, &len);
+    hub_respond_ok(resp, rc, CT_MSGPACK, buf, len);
+}
+
 void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *resp)
 {
-    char route[32];
     const char *path = req->path != NULL ? req->path : "";
     const char *q = strchr(path, '?');
     size_t rlen = q != NULL ? (size_t)(q - path) : strlen(path);
     const char *method = req->method != NULL ? req->method : "";
-    const char *want_method;
+    const struct hub_route *r = hub_route_find(path, rlen);
     char device_id[PLAN_ID_LEN + 1];
     int replay = 0, rc;
 
     memset(resp, 0, sizeof *resp);
     cmc_err_clear();
-    if (rlen >= sizeof route) {
+    if (r == NULL) {
         hub_respond_error(resp, 404, "not_found", "no such endpoint");
         return;
     }
-    memcpy(route, path, rlen);
-    route[rlen] = '\0';
-    if (strcmp(route, "/v1/pull") == 0 || strcmp(route, "/v1/wait") == 0)
-        want_method = "GET";
-    else if (strcmp(route, "/v1/enroll") == 0 || strcmp(route, "/v1/push") == 0 ||
-             strcmp(route, "/v1/audit") == 0 || strcmp(route, "/v1/ack") == 0 ||
-             strcmp(route, "/v1/users") == 0)
-        want_method = "POST";
-    else {
-        hub_respond_error(resp, 404, "not_found", "no such endpoint");
-        return;
-    }
-    if (strcmp(method, want_method) != 0) {
+    if (strcmp(method, hub_method_names[r->method]) != 0) {
         hub_respond_error(resp, 405, "usage", "method not allowed for this endpoint");
         return;
     }
@@ -341,8 +340,8 @@ void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *
         hub_respond_error(resp, 413, "too_large", "request body is too large");
         return;
     }
-    if (strcmp(route, "/v1/enroll") == 0) {
-        hub_api_enroll(h, req, resp);
+    if (r->answer == hub_api_enroll) {
+        hub_api_answer(h, r, NULL, req, resp);
         return;
     }
 
@@ -365,18 +364,12 @@ void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *
             hub_respond_code(resp, rc);
         return;
     }
-    if (strcmp(route, "/v1/pull") == 0)
+    if (r->answer != NULL)
+        hub_api_answer(h, r, device_id, req, resp);
+    else if (strcmp(r->path, "/v1/pull") == 0)
         hub_api_pull(h, device_id, q != NULL ? q + 1 : "", resp);
-    else if (strcmp(route, "/v1/wait") == 0)
-        hub_api_wait(h, device_id, q != NULL ? q + 1 : "", resp);
-    else if (strcmp(route, "/v1/push") == 0)
-        hub_api_push(h, device_id, req, resp);
-    else if (strcmp(route, "/v1/audit") == 0)
-        hub_api_audit(h, device_id, req, resp);
-    else if (strcmp(route, "/v1/users") == 0)
-        hub_api_users(h, device_id, req, resp);
     else
-        hub_api_ack(h, device_id, req, resp);
+        hub_api_wait(h, device_id, q != NULL ? q + 1 : "", resp);
 }
 
 void hub_response_free(struct hub_response *resp)

@@ -69,6 +69,15 @@ void hub_cli_print_json(json_t *j)
     json_decref(j);
 }
 
+int hub_cli_print_list(int rc, json_t *arr)
+{
+    if (rc == CMC_OK)
+        hub_cli_print_json(arr);
+    else
+        json_decref(arr);
+    return rc;
+}
+
 const char *hub_cli_closest(const char *word, const char *const *candidates, size_t n)
 {
     return words_closest(word, candidates, n);

@@ -44,6 +44,9 @@ int hub_cli_take_flag(struct hub_cli *c, const char *name);
 int hub_cli_want_args(const struct hub_cli *c, int n, const char *usage);
 /* Prints j (2-space indent) and releases it; NULL prints nothing. */
 void hub_cli_print_json(json_t *j);
+/* Ends a command that fills a --json array (NULL without --json): prints it when the
+ * command succeeded (rc CMC_OK), releases it either way, and returns rc. */
+int hub_cli_print_list(int rc, json_t *arr);
 
 /* The candidate closest to `word` by edit distance, or NULL when none is close enough to be
  * what was meant (at most 2 edits, or a third of the word for longer words). */

@@ -52,8 +52,48 @@ static int report_row(const struct hub_rewind *r, void *ctx)
     return CMC_OK;
 }
 
+/* The lost plans, one line (or JSON object) a plan, with the devices that had received it. */
+struct lost_report {
+    json_t *arr;     /* JSON: the plans */
+    json_t *devices; /* JSON: the current plan's devices */
+    char plan_id[PLAN_ID_LEN + 1];
+    int n;
+};
+
+static int lost_row(const struct hub_lost_plan *lp, void *ctx)
+{
+    struct lost_report *r = ctx;
+    if (strcmp(r->plan_id, lp->plan_id) != 0) {
+        snprintf(r->plan_id, sizeof r->plan_id, "%s", lp->plan_id);
+        r->n++;
+        if (r->arr != NULL) {
+            r->devices = json_array();
+            if (json_array_append_new(r->arr, json_pack("{s:s, s:I, s:o}", "plan_id", lp->plan_id,
+                                                        "version", (json_int_t)lp->version,
+                                                        "devices", r->devices)) != 0)
+                return cmc_fail(CMC_ERR_NOMEM, "report");
+        } else {
+            printf("%slost plan %s (version %lld), received by:", r->n > 1 ? "\n" : "", lp->plan_id,
+                   (long long)lp->version);
+        }
+    }
+    if (lp->device_id[0] == '\0') {
+        if (r->arr == NULL)
+            printf(" no device");
+        return CMC_OK;
+    }
+    if (r->arr != NULL)
+        return json_array_append_new(r->devices, json_pack("{s:s, s:s}", "device_id", lp->device_id,
+                                                           "name", lp->name)) == 0
+                   ? CMC_OK
+                   : cmc_fail(CMC_ERR_NOMEM, "report");
+    printf(" %s (%s)", lp->name[0] != '\0' ? lp->name : "?", lp->device_id);
+    return CMC_OK;
+}
+
 static int run_report(struct hub_cli *c, hub *h)
 {
+    struct lost_report lost = { .arr = c->json ? json_array() : NULL };
     struct hub_generation g;
     json_t *arr = c->json ? json_array() : NULL;
     int rc = hub_generation_get(h, &g);
@@ -62,12 +102,19 @@ static int run_report(struct hub_cli *c, hub *h)
                g.epoch == 0 ? " (never restored)" : "");
     if (rc == CMC_OK)
         rc = hub_rewinds_list(h, report_row, arr);
-    if (rc == CMC_OK && c->json)
-        hub_cli_print_json(json_pack("{s:s, s:I, s:I, s:o}", "generation", g.id, "epoch",
+    if (rc == CMC_OK)
+        rc = hub_lost_plans_list(h, lost_row, &lost);
+    if (rc == CMC_OK && !c->json && lost.n > 0)
+        printf("\n");
+    if (rc == CMC_OK && c->json) {
+        hub_cli_print_json(json_pack("{s:s, s:I, s:I, s:o, s:o}", "generation", g.id, "epoch",
                                      (json_int_t)g.epoch, "restored_head",
-                                     (json_int_t)g.restored_head, "devices", arr));
-    else
+                                     (json_int_t)g.restored_head, "devices", arr, "lost_plans",
+                                     lost.arr));
+    } else {
         json_decref(arr);
+        json_decref(lost.arr);
+    }
     if (rc == CMC_OK && !c->json)
         printf("# plans published after the backup are on those devices; re-enter them from a"
                " device's copy (cmc-agent show) and publish them again\n");
@@ -84,10 +131,19 @@ static int run_restore(struct hub_cli *c, hub *h)
             return rc;
         return run_report(c, h);
     }
+    rc = CMC_OK;
+    const char *lost_from = hub_cli_take_opt(c, "--lost-from", &rc);
+    if (rc != CMC_OK)
+        return rc;
     if (c->argc > 1)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-hub restore FILE (SQLCipher) or cmc-hub"
-                        " restore (PostgreSQL, after pg_restore)");
-    if ((rc = hub_restore(h, c->argc == 1 ? c->argv[0] : NULL)) != CMC_OK)
+                        " restore [--lost-from URL] (PostgreSQL, after pg_restore)");
+    if (lost_from != NULL && !hub_store_shared(h))
+        return cmc_fail(CMC_ERR_USAGE, "--lost-from: only on PostgreSQL (a SQLCipher restore finds"
+                        " the lost plans in the file it replaces)");
+    rc = lost_from != NULL ? hub_restore_lost_from(h, lost_from)
+                           : hub_restore(h, c->argc == 1 ? c->argv[0] : NULL);
+    if (rc != CMC_OK)
         return rc;
     if (c->json)
         hub_cli_print_json(json_pack("{s:b}", "restored", 1));
@@ -113,13 +169,17 @@ const struct hub_cli_cmd hub_cmd_backup = {
 const struct hub_cli_cmd hub_cmd_restore = {
     "restore", NULL,
     "usage: cmc-hub [--dir DIR] restore FILE     (SQLCipher: every hub node stopped)\n"
-    "       cmc-hub --db URL restore            (PostgreSQL, after pg_restore or PITR)\n"
+    "       cmc-hub --db URL restore [--lost-from OLD_URL]   (PostgreSQL, after pg_restore\n"
+    "                                           or PITR; OLD_URL: the database before it)\n"
     "       cmc-hub restore report              devices that had seen changes lost with it\n"
     "\n"
     "Puts the copy back and marks the store restored: a new generation id, the next epoch,\n"
     "and a change sequence that never reuses the lost changes' numbers. A device that had\n"
     "synced past the copy is told \"the hub was restored from an earlier backup; re-syncing\",\n"
     "keeps its copy and pending edits, re-syncs from the start and pushes its edits again;\n"
-    "`restore report` lists those devices and how many changes each had seen that were lost.\n"
+    "`restore report` lists those devices and how many changes each had seen that were lost,\n"
+    "and each plan published after the copy and lost with it, with the devices that had\n"
+    "received it: found in the store the copy replaces (SQLCipher), or in the database named\n"
+    "by --lost-from (PostgreSQL: the old primary, or the database renamed aside).\n"
     BACKUP_ENV_HELP,
     1, run_restore};

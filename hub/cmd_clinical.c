@@ -6,6 +6,7 @@
  * main.c hands every command here first; a command this file does not own is left to main
  * untouched (return 0).
  */
+#include "hub/cli.h"
 #include "hub/clinical.h"
 
 #include "platform/err.h"
@@ -132,12 +133,7 @@ static int clin_list_due(hub *h, struct clin_args *a, const char *before)
     int rc = clin_want(a, 1, "plan list --review-due-before YYYY-MM-DD");
     if (rc == CMC_OK)
         rc = hub_plan_list_review_due(h, before, due_cb, arr);
-    if (rc == CMC_OK && arr != NULL) {
-        clin_print_json(arr);
-        arr = NULL;
-    }
-    json_decref(arr);
-    return rc;
+    return hub_cli_print_list(rc, arr);
 }
 
 /* plan approve --next, review, withdraw-consent, reinstate-consent, list --review-due-before,

@@ -227,12 +227,7 @@ static int cmd_device(struct hub_cli *c, hub *h)
         if ((rc = hub_cli_want_args(c, 1, "device list")) != CMC_OK)
             return rc;
         rc = hub_device_list(h, list_device_cb, arr);
-        if (rc == CMC_OK && arr != NULL) {
-            hub_cli_print_json(arr);
-            arr = NULL;
-        }
-        json_decref(arr);
-        return rc;
+        return hub_cli_print_list(rc, arr);
     }
     if (strcmp(c->argv[0], "lease") == 0) {
         if (role != NULL)
@@ -267,12 +262,7 @@ static int cmd_scope(struct hub_cli *c, hub *h)
         printf("%-50s %7s plans  %4s devices\n", "all", "every", "");
     if (rc == CMC_OK)
         rc = hub_scope_list(h, scope_cb, arr);
-    if (rc == CMC_OK && arr != NULL) {
-        hub_cli_print_json(arr);
-        arr = NULL;
-    }
-    json_decref(arr);
-    return rc;
+    return hub_cli_print_list(rc, arr);
 }
 
 /* ---- command rows ------------------------------------------------------------------------ */

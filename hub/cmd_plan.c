@@ -224,12 +224,7 @@ static int cmd_plan(struct hub_cli *c, hub *h)
             return cmc_fail(CMC_ERR_USAGE, "--status: draft, needs_finalisation, awaiting_approval"
                                            " or published");
         rc = hub_plan_list(h, st, list_plan_cb, arr);
-        if (rc == CMC_OK && arr != NULL) {
-            hub_cli_print_json(arr);
-            arr = NULL;
-        }
-        json_decref(arr);
-        return rc;
+        return hub_cli_print_list(rc, arr);
     }
     if (c->argc < 2)
         return cmc_fail(CMC_ERR_USAGE, "usage: cmc-hub plan %s %s", sub,
@@ -241,12 +236,7 @@ static int cmd_plan(struct hub_cli *c, hub *h)
         if ((rc = hub_cli_want_args(c, 2, "plan history PLAN")) != CMC_OK)
             return rc;
         rc = hub_plan_history(h, c->argv[1], history_cb, arr);
-        if (rc == CMC_OK && arr != NULL) {
-            hub_cli_print_json(arr);
-            arr = NULL;
-        }
-        json_decref(arr);
-        return rc;
+        return hub_cli_print_list(rc, arr);
     }
     if (as == NULL)
         return cmc_fail(CMC_ERR_USAGE, "plan %s: --as USER (the hub user acting) is required", sub);
@@ -367,24 +357,14 @@ static int cmd_audit(struct hub_cli *c, hub *h)
         int rc = hub_cli_want_args(c, 0, "audit --break-glass");
         if (rc == CMC_OK)
             rc = hub_audit_list_action(h, "break_glass", audit_cb, arr);
-        if (rc == CMC_OK && arr != NULL) {
-            hub_cli_print_json(arr);
-            arr = NULL;
-        }
-        json_decref(arr);
-        return rc;
+        return hub_cli_print_list(rc, arr);
     }
     int rc = hub_cli_want_args(c, 1, "audit PLAN");
     if (rc == CMC_OK)
         rc = hub_audit_list(h, c->argv[0], audit_cb, arr);
     if (rc == CMC_OK)
         rc = hub_fhir_audit_list(h, c->argv[0], audit_cb, arr);
-    if (rc == CMC_OK && arr != NULL) {
-        hub_cli_print_json(arr);
-        arr = NULL;
-    }
-    json_decref(arr);
-    return rc;
+    return hub_cli_print_list(rc, arr);
 }
 
 /* ---- command rows ------------------------------------------------------------------------ */

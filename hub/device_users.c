@@ -29,7 +29,7 @@ static int user_ok(const struct wire_user *u)
 int hub_device_users_set(hub *h, const char *device_id, const struct wire_user *v, size_t n)
 {
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
     if (n > WIRE_USERS_MAX)
         return cmc_fail(CMC_ERR_INVALID, "users: at most %d", WIRE_USERS_MAX);
     for (size_t i = 0; i < n; i++) {
@@ -42,51 +42,33 @@ int hub_device_users_set(hub *h, const char *device_id, const struct wire_user *
     }
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, "DELETE FROM device_users WHERE device_id = ?1", &st)) != CMC_OK)
+    if ((rc = hub_db_run(h, "device users", "DELETE FROM device_users WHERE device_id = ?1",
+                         HUB_ARGS(HUB_TEXT(device_id)))) != CMC_OK)
         goto out;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    if ((src = sqlite3_step(st)) != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "device users");
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
     if ((rc = hub_db_prepare(h, "INSERT INTO device_users(device_id, user, role, pk, registered_at)"
                                 " VALUES(?1, ?2, ?3, ?4, ?5)", &st)) != CMC_OK)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, v[i].user, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, v[i].role, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 4, v[i].pk, CRY_SIGN_PK_BYTES, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, plat_wall_now());
-        if ((src = sqlite3_step(st)) != SQLITE_DONE) {
-            rc = hub_db_fail(h, src, "device users");
+    for (size_t i = 0; i < n; i++)
+        if ((rc = hub_db_again(h, st, "device users",
+                               HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(v[i].user),
+                                        HUB_TEXT(v[i].role), HUB_BLOB(v[i].pk, CRY_SIGN_PK_BYTES),
+                                        HUB_INT(plat_wall_now())))) != CMC_OK)
             goto out;
-        }
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = hub_tx_commit(h);
 out:
     sqlite3_finalize(st);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
-    return rc;
+    return hub_tx_end(h, rc);
 }
 
 int hub_device_user_key(hub *h, const char *device_id, const char *user,
                         char role[CRY_ROLE_MAX + 1], uint8_t pk[CRY_SIGN_PK_BYTES])
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT role, pk FROM device_users WHERE device_id = ?1 AND user = ?2", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
+    int rc = hub_db_row(h, "device users", &st,
+                        "SELECT role, pk FROM device_users WHERE device_id = ?1 AND user = ?2",
+                        HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(user)));
+    if (rc == CMC_OK && st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "that user is not registered for this device");
+    if (st != NULL) {
         const unsigned char *r = sqlite3_column_text(st, 0);
         const void *k = sqlite3_column_blob(st, 1);
         if (r == NULL || k == NULL || sqlite3_column_bytes(st, 1) != CRY_SIGN_PK_BYTES ||
@@ -96,10 +78,6 @@ int hub_device_user_key(hub *h, const char *device_id, const char *user,
             memcpy(role, r, strlen((const char *)r) + 1);
             memcpy(pk, k, CRY_SIGN_PK_BYTES);
         }
-    } else if (src == SQLITE_DONE) {
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "that user is not registered for this device");
-    } else {
-        rc = hub_db_fail(h, src, "device users");
     }
     sqlite3_finalize(st);
     return rc;

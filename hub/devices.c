@@ -55,8 +55,7 @@ int hub_device_add(hub *h, const char *name, const char *scope, const char *role
     uint8_t rnd[HUB_CODE_CHARS];
     char norm[HUB_CODE_CHARS + 1];
     uint8_t hash[CRY_HASH_BYTES];
-    sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
     int64_t now = plat_wall_now();
 
     if (name == NULL || name[0] == '\0' || strlen(name) > HUB_NAME_MAX)
@@ -77,35 +76,20 @@ int hub_device_add(hub *h, const char *name, const char *scope, const char *role
 
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, "INSERT INTO devices(device_id, name, scope, role, state, created)"
-                                " VALUES(?1, ?2, ?3, ?4, 'pending', ?5)", &st)) != CMC_OK)
+    if ((rc = hub_db_run(h, "device add",
+                         "INSERT INTO devices(device_id, name, scope, role, state, created)"
+                         " VALUES(?1, ?2, ?3, ?4, 'pending', ?5)",
+                         HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(name), HUB_TEXT(scope),
+                                  HUB_TEXT(role), HUB_INT(now)))) != CMC_OK)
         goto out;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, scope, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, role, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "device add");
+    if ((rc = hub_db_run(h, "enrollment code",
+                         "INSERT INTO enroll_codes(code_hash, device_id, expires)"
+                         " VALUES(?1, ?2, ?3)",
+                         HUB_ARGS(HUB_BLOB(hash, sizeof hash), HUB_TEXT(device_id),
+                                  HUB_INT(now + HUB_CODE_TTL)))) != CMC_OK)
         goto out;
-    }
-    if ((rc = hub_db_prepare(h, "INSERT INTO enroll_codes(code_hash, device_id, expires)"
-                                " VALUES(?1, ?2, ?3)", &st)) != CMC_OK)
-        goto out;
-    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now + HUB_CODE_TTL);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "enrollment code");
-        goto out;
-    }
     rc = hub_tx_commit(h);
 out:
-    sqlite3_finalize(st);
     if (rc != CMC_OK) {
         hub_tx_rollback(h);
         cry_memzero(code, HUB_CODE_LEN + 1);
@@ -160,22 +144,15 @@ const char *hub_device_state_label(const struct hub_device_info *d)
 
 int hub_device_list(hub *h, int (*cb)(const struct hub_device_info *, void *), void *ctx)
 {
-    sqlite3_stmt *st = NULL;
     struct hub_device_info d;
-    int rc = hub_db_prepare(h, "SELECT " HUB_DEVICE_COLS " FROM devices d ORDER BY d.created, d.name",
-                            &st);
-    int src;
-    if (rc != CMC_OK)
-        return rc;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        hub_device_from_row(st, &d);
-        if ((rc = cb(&d, ctx)) != 0)
-            goto out;
+    struct hub_rows r;
+    hub_rows_open(h, &r, "device list",
+                  "SELECT " HUB_DEVICE_COLS " FROM devices d ORDER BY d.created, d.name", NULL, 0);
+    while (hub_rows_next(&r)) {
+        hub_device_from_row(r.st, &d);
+        r.rc = cb(&d, ctx);
     }
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "device list");
-out:
-    sqlite3_finalize(st);
-    return rc;
+    return hub_rows_end(&r);
 }
 
 int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out)
@@ -198,52 +175,46 @@ int hub_device_get(hub *h, const char *device_id, struct hub_device_info *out)
     return rc;
 }
 
-static int hub_device_update(hub *h, const char *device_id, const char *sql, const char *what)
+/* Runs an UPDATE of one device (args[0], ?1: its id); CMC_ERR_NOT_FOUND when there is none. */
+static int hub_device_update(hub *h, const char *what, const char *sql,
+                             const struct hub_arg *args, size_t n)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, sql, &st);
+    int rc = hub_db_run(h, what, sql, args, n);
+    if (rc == CMC_OK && sqlite3_changes(h->db) == 0)
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no device %s", (const char *)args[0].p);
+    return rc;
+}
+
+/* Revokes a device, or orders its wipe (`wipe`) while it can still fetch the order. */
+static int hub_device_order(hub *h, const char *device_id, int wipe)
+{
+    struct hub_device_info d;
+    int rc = hub_device_get(h, device_id, &d);
     if (rc != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src != SQLITE_DONE)
-        rc = hub_db_fail(h, src, what);
-    else if (sqlite3_changes(h->db) == 0)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no device %s", device_id);
-    sqlite3_finalize(st);
+    if (wipe && strcmp(d.state, "revoked") == 0)
+        return cmc_fail(CMC_ERR_STATE, "device %s is revoked: it can no longer fetch a wipe order",
+                        device_id);
+    if (wipe && strcmp(d.state, "wiped") == 0)
+        return cmc_fail(CMC_ERR_STATE, "device %s has already confirmed its wipe", device_id);
+    rc = hub_device_update(h, wipe ? "device wipe" : "device revoke",
+                           wipe ? "UPDATE devices SET wipe = 1 WHERE device_id = ?1"
+                                : "UPDATE devices SET state = 'revoked' WHERE device_id = ?1",
+                           HUB_ARGS(HUB_TEXT(device_id)));
+    if (rc == CMC_OK)
+        plat_log(PLAT_LOG_INFO, "device %s (%s) %s", d.name, device_id,
+                 wipe ? "marked for wiping" : "revoked");
     return rc;
 }
 
 int hub_device_revoke(hub *h, const char *device_id)
 {
-    struct hub_device_info d;
-    int rc = hub_device_get(h, device_id, &d);
-    if (rc != CMC_OK)
-        return rc;
-    rc = hub_device_update(h, device_id,
-                           "UPDATE devices SET state = 'revoked' WHERE device_id = ?1",
-                           "device revoke");
-    if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "device %s (%s) revoked", d.name, device_id);
-    return rc;
+    return hub_device_order(h, device_id, 0);
 }
 
 int hub_device_wipe(hub *h, const char *device_id)
 {
-    struct hub_device_info d;
-    int rc = hub_device_get(h, device_id, &d);
-    if (rc != CMC_OK)
-        return rc;
-    if (strcmp(d.state, "revoked") == 0)
-        return cmc_fail(CMC_ERR_STATE, "device %s is revoked: it can no longer fetch a wipe order",
-                        device_id);
-    if (strcmp(d.state, "wiped") == 0)
-        return cmc_fail(CMC_ERR_STATE, "device %s has already confirmed its wipe", device_id);
-    rc = hub_device_update(h, device_id, "UPDATE devices SET wipe = 1 WHERE device_id = ?1",
-                           "device wipe");
-    if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "device %s (%s) marked for wiping", d.name, device_id);
-    return rc;
+    return hub_device_order(h, device_id, 1);
 }
 
 static int hub_lease_days_ok(int64_t days)
@@ -255,24 +226,12 @@ static int hub_lease_days_ok(int64_t days)
 
 int hub_device_lease_set(hub *h, const char *device_id, int64_t days)
 {
-    sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
     if ((rc = hub_lease_days_ok(days)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, "UPDATE devices SET lease_days = ?2 WHERE device_id = ?1", &st)) !=
-        CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    if (days < 0)
-        sqlite3_bind_null(st, 2);
-    else
-        sqlite3_bind_int64(st, 2, days);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE)
-        rc = hub_db_fail(h, src, "device lease");
-    else if (sqlite3_changes(h->db) == 0)
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no device %s", device_id);
-    sqlite3_finalize(st);
+    rc = hub_device_update(h, "device lease",
+                           "UPDATE devices SET lease_days = ?2 WHERE device_id = ?1",
+                           HUB_ARGS(HUB_TEXT(device_id), days < 0 ? HUB_NULL : HUB_INT(days)));
     if (rc == CMC_OK)
         plat_log(PLAT_LOG_INFO, "device %s: lease %s", device_id,
                  days < 0 ? "setting removed" : "set");
@@ -283,24 +242,17 @@ int hub_scope_lease_set(hub *h, const char *scope, int64_t days)
 {
     char kind[16];
     const char *value;
-    sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
     if ((rc = hub_scope_parse(scope, kind, &value)) != CMC_OK)
         return rc;
     if ((rc = hub_lease_days_ok(days)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, days < 0 ? "DELETE FROM scope_leases WHERE scope = ?1"
-                                         : "INSERT OR REPLACE INTO scope_leases(scope, days)"
-                                           " VALUES(?1, ?2)",
-                             &st)) != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-    if (days >= 0)
-        sqlite3_bind_int64(st, 2, days);
-    src = sqlite3_step(st);
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "scope lease");
-    sqlite3_finalize(st);
-    return rc;
+    const struct hub_arg args[] = {HUB_TEXT(scope), HUB_INT(days)};
+    /* the DELETE takes the scope alone */
+    return hub_db_run(h, "scope lease",
+                      days < 0 ? "DELETE FROM scope_leases WHERE scope = ?1"
+                               : "INSERT OR REPLACE INTO scope_leases(scope, days) VALUES(?1, ?2)",
+                      args, days < 0 ? 1 : 2);
 }
 
 int hub_lease_days(hub *h, const char *device_id, int64_t *days, const char **from)
@@ -375,28 +327,15 @@ int hub_enroll(hub *h, const char *code, const uint8_t device_pk[CRY_SIGN_PK_BYT
             goto out;
         goto answer;
     }
-    if ((rc = hub_db_prepare(h, "UPDATE enroll_codes SET used = 1 WHERE code_hash = ?1", &st)) !=
-        CMC_OK)
+    if ((rc = hub_db_run(h, "enrollment", "UPDATE enroll_codes SET used = 1 WHERE code_hash = ?1",
+                         HUB_ARGS(HUB_BLOB(hash, sizeof hash)))) != CMC_OK)
         goto out;
-    sqlite3_bind_blob(st, 1, hash, sizeof hash, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "enrollment");
+    if ((rc = hub_db_run(h, "enrollment",
+                         "UPDATE devices SET pk = ?2, state = 'active', enrolled = ?3,"
+                         " last_seen = ?3 WHERE device_id = ?1",
+                         HUB_ARGS(HUB_TEXT(out->device_id), HUB_BLOB(device_pk, CRY_SIGN_PK_BYTES),
+                                  HUB_INT(now)))) != CMC_OK)
         goto out;
-    }
-    if ((rc = hub_db_prepare(h, "UPDATE devices SET pk = ?2, state = 'active', enrolled = ?3,"
-                                " last_seen = ?3 WHERE device_id = ?1", &st)) != CMC_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, out->device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, device_pk, CRY_SIGN_PK_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "enrollment");
-        goto out;
-    }
     if ((rc = hub_tx_commit(h)) != CMC_OK)
         goto out;
     plat_log(PLAT_LOG_INFO, "device %s enrolled", out->device_id);

@@ -87,7 +87,7 @@ void hub_group_unlock(hub *h, pthread_mutex_t *mu)
 }
 
 /* Ends the group: every waiting member gets rc and detail. */
-static void hub_group_end(struct hub_group *g, int rc, const char *detail)
+static void hub_group_answer(struct hub_group *g, int rc, const char *detail)
 {
     for (struct hub_group_member *m = g->waiting; m != NULL; m = m->next) {
         m->rc = rc;
@@ -109,7 +109,7 @@ void hub_group_flush(hub *h)
         hub_tx_rollback(h);
     else
         g->commits++;
-    hub_group_end(g, rc, rc != CMC_OK ? cmc_errmsg() : "");
+    hub_group_answer(g, rc, rc != CMC_OK ? cmc_errmsg() : "");
 }
 
 int hub_group_begin(hub *h)
@@ -192,8 +192,17 @@ void hub_group_rollback(hub *h)
          * transaction goes, and every member waiting for it is refused. The caller's detail
          * stays its own. */
         hub_tx_rollback(h);
-        hub_group_end(g, CMC_ERR_DB, "group commit: another request's failure undid it");
+        hub_group_answer(g, CMC_ERR_DB, "group commit: another request's failure undid it");
     }
+}
+
+int hub_group_finish(hub *h, int rc)
+{
+    if (rc == CMC_OK)
+        rc = hub_group_commit(h);
+    if (rc != CMC_OK)
+        hub_group_rollback(h);
+    return rc;
 }
 
 uint64_t hub_group_commits(hub *h)

@@ -59,6 +59,10 @@ int hub_group_commit(hub *h);
  * Without grouping: hub_tx_rollback. */
 void hub_group_rollback(hub *h);
 
+/* hub_group_commit when rc is CMC_OK, then hub_group_rollback if either failed; the result
+ * (hub_tx_end's contract). */
+int hub_group_finish(hub *h, int rc);
+
 /* Commits an open group (hub_tx_begin calls it before a transaction of its own). */
 void hub_group_flush(hub *h);
 

@@ -80,6 +80,9 @@ int hub_fhir_client_add(hub *h, const char *name, const char *scope, struct hub_
     return CMC_OK;
 }
 
+/* The query client_from_row reads: clients, `rest` appended. */
+#define CLIENT_SQL(rest) "SELECT client_id, name, scope, created, revoked FROM fhir_clients " rest
+
 static void client_from_row(sqlite3_stmt *st, struct hub_fhir_client *c)
 {
     hub_col_copy(st, 0, c->client_id, sizeof c->client_id);
@@ -92,41 +95,28 @@ static void client_from_row(sqlite3_stmt *st, struct hub_fhir_client *c)
 int hub_fhir_client_list(hub *h, int (*cb)(const struct hub_fhir_client *, void *), void *ctx)
 {
     struct hub_fhir_client c;
-    sqlite3_stmt *st = NULL;
-    int rc, src;
-    if ((rc = fhir_tables(h)) != CMC_OK ||
-        (rc = hub_db_prepare(h, "SELECT client_id, name, scope, created, revoked FROM fhir_clients"
-                                " ORDER BY name", &st)) != CMC_OK)
+    struct hub_rows r;
+    int rc = fhir_tables(h);
+    if (rc != CMC_OK)
         return rc;
-    rc = CMC_OK;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        client_from_row(st, &c);
-        if ((rc = cb(&c, ctx)) != 0)
-            break;
+    hub_rows_open(h, &r, "client list", CLIENT_SQL("ORDER BY name"), NULL, 0);
+    while (hub_rows_next(&r)) {
+        client_from_row(r.st, &c);
+        r.rc = cb(&c, ctx);
     }
-    if (rc == CMC_OK && src != SQLITE_DONE)
-        rc = hub_db_fail(h, src, "client list");
-    sqlite3_finalize(st);
-    return rc;
+    return hub_rows_end(&r);
 }
 
 int hub_fhir_client_revoke(hub *h, const char *name)
 {
-    sqlite3_stmt *st = NULL;
-    int rc, src;
-    if ((rc = fhir_tables(h)) != CMC_OK ||
-        (rc = hub_db_prepare(h, "UPDATE fhir_clients SET revoked = ?2 WHERE name = ?1"
-                                " AND revoked IS NULL", &st)) != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, plat_wall_now());
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (src != SQLITE_DONE)
-        return hub_db_fail(h, src, "client revoke");
-    if (sqlite3_changes(h->db) == 0)
+    int rc = fhir_tables(h);
+    if (rc == CMC_OK)
+        rc = hub_db_run(h, "client revoke",
+                        "UPDATE fhir_clients SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+                        HUB_ARGS(HUB_TEXT(name), HUB_INT(plat_wall_now())));
+    if (rc == CMC_OK && sqlite3_changes(h->db) == 0)
         return cmc_fail(CMC_ERR_NOT_FOUND, "no registered client of that name");
-    return CMC_OK;
+    return rc;
 }
 
 int hub_fhir_auth(hub *h, const char *authorization, struct hub_fhir_client *out)
@@ -136,7 +126,7 @@ int hub_fhir_auth(hub *h, const char *authorization, struct hub_fhir_client *out
     uint8_t sig[CRY_SIG_BYTES];
     const char *tok;
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
 
     memset(out, 0, sizeof *out);
     if (authorization == NULL || strncmp(authorization, "Bearer ", 7) != 0)
@@ -153,17 +143,14 @@ int hub_fhir_auth(hub *h, const char *authorization, struct hub_fhir_client *out
     if (cry_verify(h->pk, msg, strlen(msg), sig) != CMC_OK)
         return cmc_fail(CMC_ERR_UNAUTHORIZED, "the token is not valid");
     if ((rc = fhir_tables(h)) != CMC_OK ||
-        (rc = hub_db_prepare(h, "SELECT client_id, name, scope, created, revoked FROM fhir_clients"
-                                " WHERE client_id = ?1", &st)) != CMC_OK)
+        (rc = hub_db_row(h, "client auth", &st, CLIENT_SQL("WHERE client_id = ?1"),
+                         HUB_ARGS(HUB_TEXT(id)))) != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        client_from_row(st, out);
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_UNAUTHORIZED, "the token is not valid");
+    client_from_row(st, out);
     sqlite3_finalize(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return hub_db_fail(h, src, "client auth");
-    if (src != SQLITE_ROW || out->revoked)
+    if (out->revoked)
         return cmc_fail(CMC_ERR_UNAUTHORIZED, "the token is not valid");
     return CMC_OK;
 }
@@ -183,21 +170,29 @@ int hub_fhir_in_scope(const struct hub_fhir_client *c, const struct plan *p)
 int hub_fhir_audit_add(hub *h, const char *client_id, const char *who, const char *plan_id,
                        const char *nhs, const char *action)
 {
-    sqlite3_stmt *st = NULL;
-    int rc, src;
-    if ((rc = fhir_tables(h)) != CMC_OK ||
-        (rc = hub_db_prepare(h, "INSERT INTO fhir_audit(at, client_id, who, plan_id, nhs, action)"
-                                " VALUES(?1, ?2, ?3, ?4, ?5, ?6)", &st)) != CMC_OK)
+    int rc = fhir_tables(h);
+    if (rc != CMC_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, plat_wall_now());
-    sqlite3_bind_text(st, 2, client_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, who, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, plan_id != NULL ? plan_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, nhs != NULL ? nhs : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, action, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "FHIR audit");
+    return hub_db_run(h, "FHIR audit",
+                      "INSERT INTO fhir_audit(at, client_id, who, plan_id, nhs, action)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                      HUB_ARGS(HUB_INT(plat_wall_now()), HUB_TEXT(client_id), HUB_TEXT(who),
+                               HUB_TEXT(plan_id != NULL ? plan_id : ""),
+                               HUB_TEXT(nhs != NULL ? nhs : ""), HUB_TEXT(action)));
+}
+
+/* A FHIR read as an audit entry: the client (or hub user) in place of the device. */
+static void fhir_entry_from_row(sqlite3_stmt *st, struct hub_audit_entry *e)
+{
+    e->device_id = hub_col_text(st, 0);
+    e->device_name = hub_col_text(st, 1);
+    e->seq = (uint64_t)sqlite3_column_int64(st, 2);
+    e->user = hub_col_text(st, 1);
+    e->role = sqlite3_column_int(st, 7) ? "fhir_client" : "hub_user";
+    e->plan_id = hub_col_text(st, 3);
+    e->identifier = hub_col_text(st, 4);
+    e->action = hub_col_text(st, 5);
+    e->wall = e->received = sqlite3_column_int64(st, 6);
 }
 
 int hub_fhir_audit_list(hub *h, const char *plan_ref,
@@ -206,8 +201,8 @@ int hub_fhir_audit_list(hub *h, const char *plan_ref,
     struct hub_plan_info info;
     struct hub_audit_entry e;
     char plan_id[PLAN_ID_LEN + 1] = "", nhs[PLAN_NHS_LEN + 1] = "";
-    sqlite3_stmt *st = NULL;
-    int rc, src;
+    struct hub_rows r;
+    int rc;
 
     if (hub_plan_info(h, plan_ref, &info) == CMC_OK) {
         snprintf(plan_id, sizeof plan_id, "%s", info.plan_id);
@@ -217,31 +212,17 @@ int hub_fhir_audit_list(hub *h, const char *plan_ref,
     else if (plan_nhs_normalise(plan_ref, nhs) != CMC_OK)
         return CMC_OK; /* hub_audit_list has said what is wrong with the reference */
     cmc_err_clear();
-    if ((rc = fhir_tables(h)) != CMC_OK ||
-        (rc = hub_db_prepare(h, "SELECT a.client_id, a.who, a.id, a.plan_id, a.nhs, a.action, a.at,"
-                                " c.name IS NOT NULL FROM fhir_audit a LEFT JOIN fhir_clients c"
-                                " ON c.client_id = a.client_id WHERE (?1 <> '' AND a.plan_id = ?1)"
-                                " OR (?2 <> '' AND a.nhs = ?2) ORDER BY a.at, a.id", &st)) != CMC_OK)
+    if ((rc = fhir_tables(h)) != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, nhs, -1, SQLITE_STATIC);
-    rc = CMC_OK;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        int is_client = sqlite3_column_int(st, 7);
-        e.device_id = hub_col_text(st, 0);
-        e.device_name = hub_col_text(st, 1);
-        e.seq = (uint64_t)sqlite3_column_int64(st, 2);
-        e.user = hub_col_text(st, 1);
-        e.role = is_client ? "fhir_client" : "hub_user";
-        e.plan_id = hub_col_text(st, 3);
-        e.identifier = hub_col_text(st, 4);
-        e.action = hub_col_text(st, 5);
-        e.wall = e.received = sqlite3_column_int64(st, 6);
-        if ((rc = cb(&e, ctx)) != 0)
-            break;
+    hub_rows_open(h, &r, "FHIR audit list",
+                  "SELECT a.client_id, a.who, a.id, a.plan_id, a.nhs, a.action, a.at,"
+                  " c.name IS NOT NULL FROM fhir_audit a LEFT JOIN fhir_clients c"
+                  " ON c.client_id = a.client_id WHERE (?1 <> '' AND a.plan_id = ?1)"
+                  " OR (?2 <> '' AND a.nhs = ?2) ORDER BY a.at, a.id",
+                  HUB_ARGS(HUB_TEXT(plan_id), HUB_TEXT(nhs)));
+    while (hub_rows_next(&r)) {
+        fhir_entry_from_row(r.st, &e);
+        r.rc = cb(&e, ctx);
     }
-    if (rc == CMC_OK && src != SQLITE_DONE && src != SQLITE_ROW)
-        rc = hub_db_fail(h, src, "FHIR audit list");
-    sqlite3_finalize(st);
-    return rc;
+    return hub_rows_end(&r);
 }

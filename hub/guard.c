@@ -16,7 +16,8 @@
 #define HUB_RATE_SLOTS 1024 /* addresses remembered for the enrollment limit */
 
 struct hub_guard_conn {
-    struct hub_guard_conn *prev, *next;
+    struct hub_guard_conn *next;
+    struct hub_guard_conn **pprev; /* what points at this one: the list's head or a next */
     int fd;
     uint64_t since_ns; /* opened, or last answered */
     int answering;
@@ -63,14 +64,7 @@ static void *hub_guard_timer(void *arg)
     hub_guard *g = arg;
     pthread_mutex_lock(&g->mu);
     while (!g->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 250 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+        plat_cond_wait_ms(&g->cv, &g->mu, 250);
         if (!g->stopping)
             hub_guard_sweep(g);
     }
@@ -82,7 +76,6 @@ int hub_guard_start(unsigned deadline_s, unsigned enroll_per_minute, hub_metrics
                     hub_guard **out)
 {
     hub_guard *g = cmc_calloc(1, sizeof *g);
-    pthread_condattr_t ca;
     *out = NULL;
     if (g == NULL || (g->rate = cmc_calloc(HUB_RATE_SLOTS, sizeof *g->rate)) == NULL) {
         cmc_free(g);
@@ -92,15 +85,12 @@ int hub_guard_start(unsigned deadline_s, unsigned enroll_per_minute, hub_metrics
     g->enroll_per_minute = enroll_per_minute;
     g->metrics = m;
     pthread_mutex_init(&g->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&g->timer, NULL, hub_guard_timer, g) != 0) {
+    plat_cond_init_mono(&g->cv);
+    g->timer_started = pthread_create(&g->timer, NULL, hub_guard_timer, g) == 0;
+    if (!g->timer_started) {
         hub_guard_stop(g);
         return cmc_fail(CMC_ERR_IO, "server: cannot start the deadline timer");
     }
-    g->timer_started = 1;
     *out = g;
     return CMC_OK;
 }
@@ -152,7 +142,8 @@ struct hub_guard_conn *hub_guard_open(hub_guard *g, int fd, const struct sockadd
     }
     c->next = g->conns;
     if (g->conns != NULL)
-        g->conns->prev = c;
+        g->conns->pprev = &c->next;
+    c->pprev = &g->conns;
     g->conns = c;
     pthread_mutex_unlock(&g->mu);
     return c;
@@ -165,46 +156,35 @@ void hub_guard_per_ip(hub_guard *g, unsigned per_ip)
     pthread_mutex_unlock(&g->mu);
 }
 
-void hub_guard_device(hub_guard *g, struct hub_guard_conn *c)
-{
-    if (c == NULL)
-        return;
-    pthread_mutex_lock(&g->mu);
-    c->device = 1;
-    pthread_mutex_unlock(&g->mu);
-}
-
 void hub_guard_close(hub_guard *g, struct hub_guard_conn *c)
 {
     if (c == NULL)
         return;
     pthread_mutex_lock(&g->mu);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        g->conns = c->next;
+    *c->pprev = c->next;
     if (c->next != NULL)
-        c->next->prev = c->prev;
+        c->next->pprev = c->pprev;
     pthread_mutex_unlock(&g->mu);
     cmc_free(c);
 }
 
-void hub_guard_answering(hub_guard *g, struct hub_guard_conn *c)
+void hub_guard_mark(hub_guard *g, struct hub_guard_conn *c, enum hub_guard_event ev)
 {
     if (c == NULL)
         return;
     pthread_mutex_lock(&g->mu);
-    c->answering = 1;
-    pthread_mutex_unlock(&g->mu);
-}
-
-void hub_guard_answered(hub_guard *g, struct hub_guard_conn *c)
-{
-    if (c == NULL)
-        return;
-    pthread_mutex_lock(&g->mu);
-    c->answering = 0;
-    c->since_ns = plat_mono_now_ns();
+    switch (ev) {
+    case HUB_GUARD_ANSWERING:
+        c->answering = 1;
+        break;
+    case HUB_GUARD_ANSWERED:
+        c->answering = 0;
+        c->since_ns = plat_mono_now_ns();
+        break;
+    case HUB_GUARD_DEVICE:
+        c->device = 1;
+        break;
+    }
     pthread_mutex_unlock(&g->mu);
 }
 

@@ -35,14 +35,16 @@ void hub_guard_stop(hub_guard *g);
 /* A connection opened (fd its socket) / closed. */
 struct hub_guard_conn *hub_guard_open(hub_guard *g, int fd, const struct sockaddr *addr);
 void hub_guard_close(hub_guard *g, struct hub_guard_conn *c);
-/* The request is whole and being answered (the deadline stops) / was answered (a new
- * deadline starts for the next request on the connection). c may be NULL. */
-void hub_guard_answering(hub_guard *g, struct hub_guard_conn *c);
-void hub_guard_answered(hub_guard *g, struct hub_guard_conn *c);
+/* What happened on a connection (hub_guard_mark). */
+enum hub_guard_event {
+    HUB_GUARD_ANSWERING, /* the request is whole and being answered: the deadline stops */
+    HUB_GUARD_ANSWERED,  /* it was answered: a new deadline starts for the next request */
+    HUB_GUARD_DEVICE     /* it carried an authenticated device's request */
+};
+/* Records an event on a connection. c may be NULL. */
+void hub_guard_mark(hub_guard *g, struct hub_guard_conn *c, enum hub_guard_event ev);
 /* The connections one address may hold, held waits aside (0: no limit, the default). */
 void hub_guard_per_ip(hub_guard *g, unsigned per_ip);
-/* The connection carried an authenticated device's request. c may be NULL. */
-void hub_guard_device(hub_guard *g, struct hub_guard_conn *c);
 /* 0 when an enrollment attempt from this connection's address may go ahead; otherwise the
  * seconds until it may (for Retry-After). */
 int hub_guard_enroll_wait(hub_guard *g, const struct hub_guard_conn *c);

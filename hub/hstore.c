@@ -65,6 +65,11 @@ enum hst_kind hst_kind(const hst_db *db)
     return db->kind;
 }
 
+uint64_t hst_round_trips(const hst_db *db)
+{
+    return db != NULL && db->kind == HST_PG ? hst_pg_round_trips(db->pg) : 0;
+}
+
 sqlite3 *hst_sqlite(hst_db *db)
 {
     return db != NULL && db->kind == HST_SQLITE ? db->lite : NULL;

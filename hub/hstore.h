@@ -17,6 +17,10 @@
  *   - BEGIN IMMEDIATE takes one transaction-scoped advisory lock, so write transactions
  *     are serialized across every hub node exactly as SQLite serializes writers: the change
  *     log's seq values become visible in the order they were taken (docs/HAZARDS.md H-35);
+ *     the BEGIN and the lock travel in one pipeline with the transaction's first statement,
+ *     and a transaction that only read does not wait for its COMMIT's answer, so a
+ *     transaction costs no round trip beyond its statements' (hst_round_trips counts them);
+ *   - a commit that may concern a device's held wait sends NOTIFY with it (hst_listen_*);
  *   - errors carry SQLite result codes (unique violation -> SQLITE_CONSTRAINT_UNIQUE,
  *     serialization or lock failures -> SQLITE_BUSY, a lost connection -> SQLITE_IOERR) so
  *     the one map in sync/db.c still decides the cmc error; hst_error words the detail from
@@ -55,6 +59,23 @@ int hst_error(hst_db *db, int rc, const char *what);
 /* Runs the migration steps not yet applied (db_migrate's contract on both stores; on
  * PostgreSQL the steps are translated and the version is kept in table schema_version). */
 int hst_migrate(hst_db *db, const char *const *steps, size_t n_steps);
+
+/* Requests to the store that waited for its answer (always 0 on SQLite): what an operation
+ * costs in round trips to the PostgreSQL server. */
+uint64_t hst_round_trips(const hst_db *db);
+
+/* PostgreSQL only: a connection of its own that LISTENs for the commits of every node (and
+ * of `cmc-hub` commands): each transaction that wrote the change log, a purge, a scope's
+ * lease, or a device's wipe order, state or lease sends one NOTIFY with its COMMIT.
+ * hst_listen_poll never blocks on the server: it returns 1 when notifications arrived since
+ * the last call, or when the connection was lost and is made again (anything may have been
+ * missed meanwhile: look), 0 when none, -1 while the connection is down (it is tried again at
+ * most every few seconds; the caller then looks on its own schedule). A listener is used by
+ * one thread at a time; hst_listen_close(NULL) is a no-op. */
+typedef struct hst_listen hst_listen;
+int hst_listen_open(const char *url, hst_listen **out);
+int hst_listen_poll(hst_listen *l);
+void hst_listen_close(hst_listen *l);
 
 /* SQLite's statement API, one function each (see the mapping in hub/internal.h). */
 int hst_prepare_v2(hst_db *db, const char *sql, int n, hst_stmt **out, const char **tail);

@@ -40,6 +40,7 @@ int hst_pg_bind(struct hst_pg_stmt *st, int i, char kind, const void *v, size_t 
 const char *hst_pg_value(struct hst_pg_stmt *st, int col, int *len, int *type);
 const void *hst_pg_blob(struct hst_pg_stmt *st, int col, int *len);
 int hst_pg_changes(struct hst_pg *pg);
+uint64_t hst_pg_round_trips(const struct hst_pg *pg);
 int64_t hst_pg_last_id(struct hst_pg *pg);
 int hst_pg_autocommit(struct hst_pg *pg);
 int hst_pg_exec(struct hst_pg *pg, const char *sql);

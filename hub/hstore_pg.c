@@ -23,6 +23,11 @@
 #define HST_PG_MAX_PARAMS 64
 /* The one lock every write transaction takes (hstore.h): an arbitrary constant, "cmc hub". */
 #define HST_PG_WRITE_LOCK "SELECT pg_advisory_xact_lock(7136771)"
+/* The channel every node LISTENs on (hst_listen_*): a commit that a device's held wait may
+ * care about NOTIFYs it (see stmt_notifies), naming the schema it wrote in, as channels are
+ * shared by every schema of a database (another hub's store, a test's). */
+#define HST_PG_CHANNEL "cmc_hub"
+#define HST_PG_NOTIFY "SELECT pg_notify('" HST_PG_CHANNEL "', current_schema())"
 /* force_custom_plan: the hub's statements are prepared once and run with very different
  * values (a device at cursor 0 or at the head); a generic plan for "seq > $1" scans the whole
  * table, a plan for the value at hand uses the index. */
@@ -46,7 +51,9 @@ struct hst_pg_entry {
     char *src;        /* the hub's SQL text */
     char *sql;        /* translated */
     int kind, returning, nparams;
+    int notifies; /* its commit must wake other nodes' held waits (stmt_notifies) */
     uint64_t used; /* which parameters the text uses */
+    int reads;     /* a SELECT: writes nothing */
     char sig[HST_PG_MAX_PARAMS + 1]; /* parameter types it was prepared with ("" : not yet) */
     char name[16];
 };
@@ -65,6 +72,11 @@ struct hst_pg {
     int64_t last_id;
     int last_code;
     int in_tx;      /* a transaction is open (or was, when the connection dropped) */
+    int begin_pending;   /* BEGIN and the write lock go with the next statement (run_sql) */
+    int tx_wrote;        /* a statement other than SELECT ran in the open transaction */
+    int commit_inflight; /* a read-only transaction's COMMIT was sent, its answer not read */
+    int notify;     /* the open transaction wrote something a held wait may care about */
+    uint64_t round_trips; /* requests that waited for the server's answer */
     char msg[256];
     struct hst_pg_cdata cdata[4];
 };
@@ -87,6 +99,7 @@ struct hst_pg_stmt {
 };
 
 static int pg_usable(struct hst_pg *pg, int ends_tx);
+static int run_simple(struct hst_pg *pg, const char *sql);
 
 static void pg_quiet(void *arg, const char *message)
 {
@@ -197,6 +210,7 @@ static int pg_catalog(void *ctx, const char *question, const char *table, char *
     const char *params[1] = {table};
     if (pg_usable(pg, 0) != SQLITE_OK)
         return cmc_fail(CMC_ERR_IO, "hub store (catalog): %s", pg->msg);
+    pg->round_trips++;
     PGresult *res = PQexecParams(pg->conn, strcmp(question, "pk") == 0 ? pk_sql : id_sql, 1,
                                  NULL, params, NULL, NULL, 0);
     out[0] = '\0';
@@ -219,6 +233,53 @@ static int starts_with_word(const char *s, const char *w)
     while (*s == ' ' || *s == '\n' || *s == '\t')
         s++;
     return strncasecmp(s, w, n) == 0 && (s[n] == '\0' || s[n] == ' ' || s[n] == ';');
+}
+
+/* The table a write statement names (after INSERT ... INTO, UPDATE [OR ...], DELETE FROM):
+ * whether it is `table`. */
+static int writes_table(const char *sql, const char *table)
+{
+    const char *t;
+    size_t n = strlen(table);
+    while (*sql == ' ' || *sql == '\n' || *sql == '\t')
+        sql++;
+    if (starts_with_word(sql, "INSERT") || starts_with_word(sql, "REPLACE"))
+        t = strstr(sql, "INTO ");
+    else if (starts_with_word(sql, "DELETE"))
+        t = strstr(sql, "FROM ");
+    else if (starts_with_word(sql, "UPDATE"))
+        t = sql;
+    else
+        return 0;
+    if (t == NULL)
+        return 0;
+    t += strcspn(t, " ");
+    while (*t == ' ')
+        t++;
+    if (starts_with_word(t, "OR")) { /* UPDATE OR IGNORE x */
+        t += 2;
+        while (*t == ' ')
+            t++;
+        t += strcspn(t, " ");
+        while (*t == ' ')
+            t++;
+    }
+    return strncmp(t, table, n) == 0 && (t[n] == ' ' || t[n] == '(' || t[n] == '\0');
+}
+
+/* Whether a statement's commit must wake the held waits of every node (hub/live.h): it
+ * writes the change log, a purge or a scope's lease, or a device's wipe order, state or
+ * lease. A device's cursor, last contact or audit key, a nonce, holdings: no. */
+static int stmt_notifies(const char *sql)
+{
+    if (writes_table(sql, "changes") || writes_table(sql, "purges") ||
+        writes_table(sql, "scope_leases"))
+        return 1;
+    if (!writes_table(sql, "devices"))
+        return 0;
+    const char *set = strstr(sql, " SET ");
+    return set != NULL && (strstr(set, "wipe") != NULL || strstr(set, "state") != NULL ||
+                           strstr(set, "lease_days") != NULL || strstr(set, "scope") != NULL);
 }
 
 static int entry_fill(struct hst_pg *pg, const char *sql, struct hst_pg_entry *e)
@@ -252,6 +313,8 @@ static int entry_fill(struct hst_pg *pg, const char *sql, struct hst_pg_entry *e
         return pg->last_code = SQLITE_ERROR;
     }
     e->sql = t.sql;
+    e->notifies = stmt_notifies(sql);
+    e->reads = starts_with_word(sql, "SELECT");
     e->returning = t.returning;
     e->nparams = t.nparams;
     e->used = t.used;
@@ -394,6 +457,12 @@ static void decode_bytea(PGresult *res)
  * again as they are used. */
 static int pg_usable(struct hst_pg *pg, int ends_tx)
 {
+    if (pg->commit_inflight) { /* a read-only COMMIT's answer: nothing in it matters */
+        PGresult *res;
+        while ((res = PQgetResult(pg->conn)) != NULL)
+            PQclear(res);
+        pg->commit_inflight = 0;
+    }
     if (PQstatus(pg->conn) == CONNECTION_OK)
         return SQLITE_OK;
     if (pg->in_tx) {
@@ -419,13 +488,62 @@ static void pg_note_tx(struct hst_pg *pg)
         pg->in_tx = PQtransactionStatus(pg->conn) != PQTRANS_IDLE;
 }
 
+/* Transactions cost no round trip of their own where they can help it:
+ *   - BEGIN (with the write lock) is not sent on its own but in one pipeline with the
+ *     transaction's first statement (run_sql); a transaction that ran nothing ends without
+ *     a word to the server;
+ *   - the COMMIT of a transaction that only read is sent without waiting for its answer
+ *     (read before the connection's next request): the server ends the transaction and frees
+ *     the lock as it reads it, and nothing in the answer could change what was read. A
+ *     transaction that wrote waits for its COMMIT, as the hub answers only what is durable. */
+static int tx_begin(struct hst_pg *pg)
+{
+    if (pg->in_tx || pg->begin_pending)
+        return run_simple(pg, "BEGIN"); /* refused by the server, as SQLite refuses it */
+    pg->begin_pending = 1;
+    pg->tx_wrote = 0;
+    return SQLITE_DONE;
+}
+
 static int run_simple(struct hst_pg *pg, const char *sql)
 {
-    int ends_tx = starts_with_word(sql, "COMMIT") || starts_with_word(sql, "ROLLBACK");
+    int commit = starts_with_word(sql, "COMMIT") || starts_with_word(sql, "END");
+    int ends_tx = commit || starts_with_word(sql, "ROLLBACK");
+    char *joined = NULL;
+    if (pg->begin_pending && ends_tx) { /* nothing ran: nothing to end */
+        pg->begin_pending = 0;
+        return SQLITE_DONE;
+    }
+    if (commit && !pg->tx_wrote && !pg->notify && pg->in_tx &&
+        PQstatus(pg->conn) == CONNECTION_OK && !pg->commit_inflight &&
+        PQsendQuery(pg->conn, "COMMIT")) {
+        pg->commit_inflight = 1;
+        pg->in_tx = 0;
+        return SQLITE_DONE;
+    }
+    if (!ends_tx)
+        pg->tx_wrote = 1; /* DDL or a script: counted as a write */
+    if (pg->begin_pending && !ends_tx) {
+        size_t n = strlen(sql) + sizeof "BEGIN; " HST_PG_WRITE_LOCK "; ";
+        if ((joined = cmc_malloc(n)) == NULL) {
+            snprintf(pg->msg, sizeof pg->msg, "out of memory");
+            return pg->last_code = SQLITE_NOMEM;
+        }
+        snprintf(joined, n, "BEGIN; " HST_PG_WRITE_LOCK "; %s", sql);
+        sql = joined;
+        pg->begin_pending = 0;
+    }
+    /* The NOTIFY rides with the COMMIT (one round trip) and is delivered only if it commits. */
+    if (commit && pg->notify)
+        sql = HST_PG_NOTIFY "; COMMIT";
+    if (ends_tx)
+        pg->notify = 0;
     int rc = pg_usable(pg, ends_tx);
     if (rc != SQLITE_OK)
         return rc;
+    pg->round_trips++;
     PGresult *res = PQexec(pg->conn, sql);
+    cmc_free(joined);
     ExecStatusType s = PQresultStatus(res);
     rc = SQLITE_DONE;
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
@@ -433,6 +551,42 @@ static int run_simple(struct hst_pg *pg, const char *sql)
     PQclear(res);
     pg_note_tx(pg);
     return rc;
+}
+
+/* The first statement of a transaction after its BEGIN and write lock, in one pipeline (one
+ * round trip): the statement's result, or the first failure's. */
+static PGresult *exec_begun(struct hst_pg *pg, const char *name, int n, const char *const *values,
+                            const int *lens, const int *fmts)
+{
+    PGresult *res, *out = NULL;
+    pg->begin_pending = 0;
+    pg->tx_wrote = 0;
+    if (!PQenterPipelineMode(pg->conn))
+        return NULL;
+    if (!PQsendQueryParams(pg->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQsendQueryParams(pg->conn, HST_PG_WRITE_LOCK, 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQsendQueryPrepared(pg->conn, name, n, values, lens, fmts, 0) || !PQpipelineSync(pg->conn)) {
+        PQexitPipelineMode(pg->conn);
+        return NULL;
+    }
+    /* BEGIN, the lock, the statement: each a result and a NULL; then the sync. */
+    for (int i = 0; i < 3; i++) {
+        if ((res = PQgetResult(pg->conn)) == NULL)
+            break;
+        ExecStatusType s = PQresultStatus(res);
+        int failed = s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
+        if (out == NULL && (i == 2 || failed)) {
+            out = res; /* the statement's, or the first failure (later ones are aborted) */
+        } else {
+            PQclear(res);
+        }
+        while ((res = PQgetResult(pg->conn)) != NULL)
+            PQclear(res);
+    }
+    while ((res = PQgetResult(pg->conn)) != NULL) /* PGRES_PIPELINE_SYNC */
+        PQclear(res);
+    PQexitPipelineMode(pg->conn);
+    return out;
 }
 
 /* Prepares e on the server for the parameter types in sig, once per (text, types). */
@@ -449,9 +603,11 @@ static int ensure_prepared(struct hst_pg_stmt *st, const char *sig, const Oid *t
         /* same text, other types: prepared again under the same name */
         char dealloc[48];
         snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", name);
+        pg->round_trips++;
         PQclear(PQexec(pg->conn, dealloc));
         e->sig[0] = '\0';
     }
+    pg->round_trips++;
     res = PQprepare(pg->conn, name, e->sql, n, types);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         int rc = pg_fail_res(pg, res);
@@ -489,8 +645,24 @@ static int run_sql(struct hst_pg_stmt *st)
         snprintf(sig, sizeof sig, "-");
     if ((rc = pg_usable(pg, 0)) != SQLITE_OK || (rc = ensure_prepared(st, sig, types, n)) != SQLITE_OK)
         return rc;
-    st->res = PQexecPrepared(pg->conn, e == &st->e_own ? "" : e->name, n, values, lens, fmts, 0);
+    pg->round_trips++;
+    if (pg->begin_pending)
+        st->res = exec_begun(pg, e == &st->e_own ? "" : e->name, n, values, lens, fmts);
+    else
+        st->res = PQexecPrepared(pg->conn, e == &st->e_own ? "" : e->name, n, values, lens, fmts, 0);
+    if (!e->reads)
+        pg->tx_wrote = 1;
     pg_note_tx(pg);
+    if (e->notifies && (PQresultStatus(st->res) == PGRES_COMMAND_OK ||
+                        PQresultStatus(st->res) == PGRES_TUPLES_OK)) {
+        if (pg->in_tx) {
+            pg->notify = 1; /* sent with the COMMIT (run_simple) */
+        } else {
+            pg->round_trips++;
+            PQclear(PQexec(pg->conn, HST_PG_NOTIFY)); /* committed already: a lost one only
+                                                         delays the wake to the waits' hold */
+        }
+    }
     switch (PQresultStatus(st->res)) {
     case PGRES_COMMAND_OK:
         pg->changes = atoi(PQcmdTuples(st->res));
@@ -543,7 +715,7 @@ int hst_pg_step(struct hst_pg_stmt *st)
     }
     switch (st->e->kind) {
     case Q_BEGIN:
-        rc = run_simple(st->pg, "BEGIN; " HST_PG_WRITE_LOCK);
+        rc = tx_begin(st->pg);
         break;
     case Q_COMMIT:
         rc = run_simple(st->pg, "COMMIT");
@@ -614,6 +786,11 @@ int hst_pg_changes(struct hst_pg *pg)
     return pg->changes;
 }
 
+uint64_t hst_pg_round_trips(const struct hst_pg *pg)
+{
+    return pg->round_trips;
+}
+
 int64_t hst_pg_last_id(struct hst_pg *pg)
 {
     return pg->last_id;
@@ -621,6 +798,10 @@ int64_t hst_pg_last_id(struct hst_pg *pg)
 
 int hst_pg_autocommit(struct hst_pg *pg)
 {
+    if (pg->begin_pending)
+        return 0;
+    if (pg->commit_inflight)
+        return 1;
     return PQtransactionStatus(pg->conn) == PQTRANS_IDLE;
 }
 
@@ -631,7 +812,7 @@ int hst_pg_exec(struct hst_pg *pg, const char *sql)
     if (starts_with_word(sql, "PRAGMA"))
         return SQLITE_OK;
     if (starts_with_word(sql, "BEGIN"))
-        return run_simple(pg, "BEGIN; " HST_PG_WRITE_LOCK) == SQLITE_DONE ? SQLITE_OK : pg->last_code;
+        return tx_begin(pg) == SQLITE_DONE ? SQLITE_OK : pg->last_code;
     /* nothing to translate: an error path's ROLLBACK must not allocate or record a detail */
     if (starts_with_word(sql, "ROLLBACK") || starts_with_word(sql, "COMMIT"))
         return run_simple(pg, sql) == SQLITE_DONE ? SQLITE_OK : pg->last_code;
@@ -668,6 +849,70 @@ int hst_pg_set_clientdata(struct hst_pg *pg, const char *name, void *data, void 
     if (del != NULL)
         del(data);
     return SQLITE_NOMEM;
+}
+
+/* ---- LISTEN ---------------------------------------------------------------------------- */
+
+/* Seconds between attempts to make a lost listening connection again. */
+#define HST_LISTEN_RETRY_S 3
+
+struct hst_listen {
+    PGconn *conn;
+    int64_t retry_at; /* plat_mono_now_ns() / 1e9 of the next attempt when down */
+    char schema[128]; /* this store's: notifications from other schemas are not for it */
+};
+
+static int listen_start(struct hst_listen *l)
+{
+    PGresult *res = PQexec(l->conn, "LISTEN " HST_PG_CHANNEL "; SELECT current_schema()");
+    int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (ok)
+        snprintf(l->schema, sizeof l->schema, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return ok && PQsetnonblocking(l->conn, 1) == 0;
+}
+
+int hst_listen_open(const char *url, hst_listen **out)
+{
+    struct hst_listen *l;
+    *out = NULL;
+    if ((l = cmc_calloc(1, sizeof *l)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "hub store (listen)");
+    l->conn = PQconnectdb(url);
+    if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK || !listen_start(l)) {
+        hst_listen_close(l);
+        return cmc_fail(CMC_ERR_IO, "hub store: cannot LISTEN on PostgreSQL");
+    }
+    PQsetNoticeProcessor(l->conn, pg_quiet, NULL);
+    *out = l;
+    return CMC_OK;
+}
+
+int hst_listen_poll(hst_listen *l)
+{
+    PGnotify *n;
+    int got = 0;
+    if (PQstatus(l->conn) != CONNECTION_OK || PQconsumeInput(l->conn) == 0) {
+        int64_t now = (int64_t)(plat_mono_now_ns() / 1000000000u);
+        if (now < l->retry_at)
+            return -1;
+        l->retry_at = now + HST_LISTEN_RETRY_S;
+        PQsetnonblocking(l->conn, 0);
+        PQreset(l->conn);
+        return PQstatus(l->conn) == CONNECTION_OK && listen_start(l) ? 1 : -1;
+    }
+    while ((n = PQnotifies(l->conn)) != NULL) {
+        got |= strcmp(n->extra, l->schema) == 0;
+        PQfreemem(n);
+    }
+    return got;
+}
+
+void hst_listen_close(hst_listen *l)
+{
+    if (l != NULL)
+        PQfinish(l->conn);
+    cmc_free(l);
 }
 
 /* ---- migrations ------------------------------------------------------------------------ */

@@ -119,6 +119,20 @@ struct hub_rewind {
 };
 /* Every device that found the hub behind it, newest first. */
 int hub_rewinds_list(hub *h, int (*cb)(const struct hub_rewind *r, void *ctx), void *ctx);
+/* A plan changed after the backup and lost with it, and one device that had received it
+ * (device_id "" when none had), as the store before the restore recorded it. */
+struct hub_lost_plan {
+    char plan_id[PLAN_ID_LEN + 1];
+    char device_id[PLAN_ID_LEN + 1];
+    char name[HUB_NAME_MAX + 1];
+    int64_t version; /* the published version the store before the restore had */
+};
+/* The lost plans of the last restore, by plan id then device. A restore from a SQLCipher
+ * copy finds them itself; on PostgreSQL hub_restore_lost_from marks the restore as
+ * hub_restore(h, NULL) does and reads them from the database as it was before the restore
+ * (the old primary, or the database renamed aside; a URL without a password). */
+int hub_lost_plans_list(hub *h, int (*cb)(const struct hub_lost_plan *lp, void *ctx), void *ctx);
+int hub_restore_lost_from(hub *h, const char *url);
 
 /* The hub's Ed25519 public key (devices pin it at enrollment). */
 void hub_public_key(const hub *h, uint8_t pk[CRY_SIGN_PK_BYTES]);

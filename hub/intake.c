@@ -22,30 +22,15 @@
 
 #define HUB_IDEM_MAX 64
 
-static int hub_set_text(char **member, const char *s)
-{
-    char *copy = NULL;
-    if (s != NULL && (copy = cmc_strdup(s)) == NULL)
-        return cmc_fail(CMC_ERR_NOMEM, "plan field");
-    cmc_free(*member);
-    *member = copy;
-    return CMC_OK;
-}
-
 static int hub_push_lookup(hub *h, const char *device_id, const char *idem, int64_t *version,
                            int *found)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT version FROM pushes WHERE device_id = ?1 AND idem = ?2", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, idem, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    *found = src == SQLITE_ROW;
-    if (*found)
+    int rc = hub_db_row(h, "push", &st,
+                        "SELECT version FROM pushes WHERE device_id = ?1 AND idem = ?2",
+                        HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(idem)));
+    if ((*found = st != NULL))
         *version = sqlite3_column_int64(st, 0);
-    rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "push");
     sqlite3_finalize(st);
     return rc;
 }
@@ -83,12 +68,11 @@ int hub_push(hub *h, const char *device_id, const struct hub_push_author *by,
     struct hub_plan_info info;
     struct plan_change c;
     struct plan p;
-    sqlite3_stmt *st = NULL;
     char actor[CRY_USER_MAX + HUB_NAME_MAX + 8];
     char now[21];
     const char *reason = NULL;
     int64_t target = 0;
-    int rc, found = 0, src;
+    int rc, found = 0;
 
     memset(out, 0, sizeof *out);
     plan_init(&p);
@@ -163,19 +147,13 @@ int hub_push(hub *h, const char *device_id, const struct hub_push_author *by,
     snprintf(actor, sizeof actor, "%s on %s", by->user, dev.name);
     if ((rc = hub_store_version(h, &p, actor, "push")) != CMC_OK)
         goto out;
-    if ((rc = hub_db_prepare(h, "INSERT INTO pushes(device_id, idem, plan_id, version, at)"
-                                " VALUES(?1, ?2, ?3, ?4, ?5)", &st)) != CMC_OK)
+    if ((rc = hub_db_run(h, "push",
+                         "INSERT INTO pushes(device_id, idem, plan_id, version, at)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5)",
+                         HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(idempotency_id),
+                                  HUB_TEXT(plan_id), HUB_INT(p.version),
+                                  HUB_INT(plat_wall_now())))) != CMC_OK)
         goto out;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, idempotency_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, p.version);
-    sqlite3_bind_int64(st, 5, plat_wall_now());
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "push");
-        goto out;
-    }
     if ((rc = hub_tx_commit(h)) != CMC_OK)
         goto out;
     out->result = HUB_PUSH_ACCEPTED;
@@ -183,7 +161,6 @@ int hub_push(hub *h, const char *device_id, const struct hub_push_author *by,
     plat_log(PLAT_LOG_INFO, "plan %s: edit from device %s (a registered user) stored as version %lld",
              plan_id, device_id, (long long)p.version);
 out:
-    sqlite3_finalize(st);
     if (rc != CMC_OK) {
         hub_tx_rollback(h);
         cmc_free(out->current);
@@ -201,22 +178,18 @@ static int hub_audit_last(hub *h, const char *device_id, uint64_t *seq,
                           uint8_t hash[CRY_HASH_BYTES], int64_t *fork, int *have)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT seq, hash, fork FROM audit WHERE device_id = ?1"
-                               " ORDER BY fork DESC, seq DESC LIMIT 1", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
     *have = 0;
     *seq = 0;
     *fork = 0;
-    if (src == SQLITE_ROW && sqlite3_column_bytes(st, 1) == CRY_HASH_BYTES) {
+    int rc = hub_db_row(h, "audit", &st, "SELECT seq, hash, fork FROM audit WHERE device_id = ?1"
+                                         " ORDER BY fork DESC, seq DESC LIMIT 1",
+                        HUB_ARGS(HUB_TEXT(device_id)));
+    if (st != NULL && sqlite3_column_bytes(st, 1) == CRY_HASH_BYTES) {
         *have = 1;
         *seq = (uint64_t)sqlite3_column_int64(st, 0);
         memcpy(hash, sqlite3_column_blob(st, 1), CRY_HASH_BYTES);
         *fork = sqlite3_column_int64(st, 2);
     }
-    rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit");
     sqlite3_finalize(st);
     return rc;
 }
@@ -226,16 +199,11 @@ static int hub_audit_has(hub *h, const char *device_id, uint64_t seq,
                          const uint8_t hash[CRY_HASH_BYTES], int *found)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT 1 FROM audit WHERE device_id = ?1 AND seq = ?2"
-                               " AND hash = ?3", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-    sqlite3_bind_blob(st, 3, hash, CRY_HASH_BYTES, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    *found = src == SQLITE_ROW;
-    rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit");
+    int rc = hub_db_row(h, "audit", &st,
+                        "SELECT 1 FROM audit WHERE device_id = ?1 AND seq = ?2 AND hash = ?3",
+                        HUB_ARGS(HUB_TEXT(device_id), HUB_INT(seq),
+                                 HUB_BLOB(hash, CRY_HASH_BYTES)));
+    *found = st != NULL;
     sqlite3_finalize(st);
     return rc;
 }
@@ -244,16 +212,10 @@ static int hub_audit_has(hub *h, const char *device_id, uint64_t seq,
  * line is kept as a fork and the device's rollback is recorded. Logged by device id only. */
 static int hub_audit_fork(hub *h, const char *device_id, uint64_t at_seq)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "UPDATE devices SET last_rollback = ?2, rollbacks = rollbacks + 1"
-                               " WHERE device_id = ?1", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, plat_wall_now());
-    int src = sqlite3_step(st);
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit fork");
-    sqlite3_finalize(st);
+    int rc = hub_db_run(h, "audit fork",
+                        "UPDATE devices SET last_rollback = ?2, rollbacks = rollbacks + 1"
+                        " WHERE device_id = ?1",
+                        HUB_ARGS(HUB_TEXT(device_id), HUB_INT(plat_wall_now())));
     if (rc == CMC_OK)
         plat_log(PLAT_LOG_WARN, "device %s: its view log starts again at entry %llu: the device"
                  " was restored from an older copy; both lines are kept", device_id,
@@ -274,7 +236,7 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
     uint64_t last_seq = 0;
     uint32_t n_entries;
     int64_t fork = 0;
-    int have = 0, found, rc, src;
+    int have = 0, found, rc;
 
     *acked_seq = 0;
     memset(&hs, 0, sizeof hs);
@@ -328,25 +290,15 @@ int hub_audit_intake(hub *h, const char *device_id, const uint8_t *body, size_t 
             goto out;
         }
         hub_audit_seal_entry(&hs, &e);
-        sqlite3_reset(ins);
-        sqlite3_bind_text(ins, 1, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 2, (sqlite3_int64)e.seq);
-        sqlite3_bind_blob(ins, 3, e.prev, CRY_HASH_BYTES, SQLITE_STATIC);
-        sqlite3_bind_blob(ins, 4, e.hash, CRY_HASH_BYTES, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 5, e.user, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 6, e.role, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 7, e.plan_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 8, e.identifier, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 9, e.action, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 10, e.wall);
-        sqlite3_bind_int64(ins, 11, e.mono);
-        sqlite3_bind_int64(ins, 12, plat_wall_now());
-        sqlite3_bind_int64(ins, 13, fork);
-        src = sqlite3_step(ins);
-        if (src != SQLITE_DONE) {
-            rc = hub_db_fail(h, src, "audit");
+        if ((rc = hub_db_again(h, ins, "audit",
+                               HUB_ARGS(HUB_TEXT(device_id), HUB_INT(e.seq),
+                                        HUB_BLOB(e.prev, CRY_HASH_BYTES),
+                                        HUB_BLOB(e.hash, CRY_HASH_BYTES), HUB_TEXT(e.user),
+                                        HUB_TEXT(e.role), HUB_TEXT(e.plan_id),
+                                        HUB_TEXT(e.identifier), HUB_TEXT(e.action),
+                                        HUB_INT(e.wall), HUB_INT(e.mono),
+                                        HUB_INT(plat_wall_now()), HUB_INT(fork)))) != CMC_OK)
             goto out;
-        }
         have = 1;
         last_seq = e.seq;
         memcpy(last_hash, e.hash, CRY_HASH_BYTES);
@@ -367,41 +319,48 @@ out:
     return rc;
 }
 
-/* The columns audit_rows reads, in its order. */
-#define AUDIT_ROW_COLS                                                                     \
-    "a.device_id, coalesce(d.name, ''), a.seq, a.user, a.role, a.plan_id, a.identifier," \
-    " a.action, a.wall, a.received"
+/* The query audit_rows reads, its columns in their order: entries matching `where`. */
+#define AUDIT_ROWS_SQL(where)                                                              \
+    "SELECT a.device_id, coalesce(d.name, ''), a.seq, a.user, a.role, a.plan_id,"          \
+    " a.identifier, a.action, a.wall, a.received"                                          \
+    " FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id WHERE " where          \
+    " ORDER BY a.wall, a.device_id, a.seq"
 
-/* Steps a statement selecting AUDIT_ROW_COLS, handing each entry to cb (a non-zero return
- * stops and is returned); *found says whether there was one. */
-static int audit_rows(hub *h, sqlite3_stmt *st, int (*cb)(const struct hub_audit_entry *, void *), void *ctx,
-                      int *found)
+/* One entry from a row of AUDIT_ROWS_SQL (its text valid until the next step). */
+static void audit_entry_from_row(sqlite3_stmt *st, struct hub_audit_entry *e)
+{
+    e->device_id = hub_col_text(st, 0);
+    e->device_name = hub_col_text(st, 1);
+    e->seq = (uint64_t)sqlite3_column_int64(st, 2);
+    e->user = hub_col_text(st, 3);
+    e->role = hub_col_text(st, 4);
+    e->plan_id = hub_col_text(st, 5);
+    e->identifier = hub_col_text(st, 6);
+    e->action = hub_col_text(st, 7);
+    e->wall = sqlite3_column_int64(st, 8);
+    e->received = sqlite3_column_int64(st, 9);
+}
+
+/* Runs an AUDIT_ROWS_SQL query, handing each entry to cb (a non-zero return stops and is
+ * returned); *found says whether there was one. */
+static int audit_rows(hub *h, const char *sql, const struct hub_arg *args, size_t n,
+                      int (*cb)(const struct hub_audit_entry *, void *), void *ctx, int *found)
 {
     struct hub_audit_entry e;
-    int rc, src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        e.device_id = hub_col_text(st, 0);
-        e.device_name = hub_col_text(st, 1);
-        e.seq = (uint64_t)sqlite3_column_int64(st, 2);
-        e.user = hub_col_text(st, 3);
-        e.role = hub_col_text(st, 4);
-        e.plan_id = hub_col_text(st, 5);
-        e.identifier = hub_col_text(st, 6);
-        e.action = hub_col_text(st, 7);
-        e.wall = sqlite3_column_int64(st, 8);
-        e.received = sqlite3_column_int64(st, 9);
+    struct hub_rows r;
+    hub_rows_open(h, &r, "audit list", sql, args, n);
+    while (hub_rows_next(&r)) {
+        audit_entry_from_row(r.st, &e);
         *found = 1;
-        if ((rc = cb(&e, ctx)) != 0)
-            return rc;
+        r.rc = cb(&e, ctx);
     }
-    return src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit list");
+    return hub_rows_end(&r);
 }
 
 int hub_audit_list(hub *h, const char *plan_ref,
                    int (*cb)(const struct hub_audit_entry *, void *), void *ctx)
 {
     struct hub_plan_info info;
-    sqlite3_stmt *st = NULL;
     char plan_id[PLAN_ID_LEN + 1] = "", nhs[PLAN_NHS_LEN + 1] = "";
     int rc, have_plan = 1, found = 0;
 
@@ -420,43 +379,27 @@ int hub_audit_list(hub *h, const char *plan_ref,
         return rc;
     }
     /* Look-ups by NHS number that found nothing on the device are the patient's too. */
-    if ((rc = hub_db_prepare(h, "SELECT " AUDIT_ROW_COLS
-                                " FROM audit a LEFT JOIN devices d ON d.device_id = a.device_id"
-                                " WHERE (?1 <> '' AND a.plan_id = ?1) OR (?2 <> '' AND"
-                                " a.identifier = ?2) ORDER BY a.wall, a.device_id, a.seq",
-                             &st)) != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, nhs, -1, SQLITE_STATIC);
-    rc = audit_rows(h, st, cb, ctx, &found);
+    rc = audit_rows(h, AUDIT_ROWS_SQL("(?1 <> '' AND a.plan_id = ?1) OR (?2 <> '' AND"
+                                      " a.identifier = ?2)"),
+                    HUB_ARGS(HUB_TEXT(plan_id), HUB_TEXT(nhs)), cb, ctx, &found);
     if (rc == CMC_OK && !have_plan && !found)
         rc = cmc_fail(CMC_ERR_NOT_FOUND, "no plan and no audit entries on the hub for that plan"
                                          " id or NHS number");
-    sqlite3_finalize(st);
     return rc;
 }
 
 int hub_audit_list_action(hub *h, const char *action, int (*cb)(const struct hub_audit_entry *, void *),
                           void *ctx)
 {
-    sqlite3_stmt *st = NULL;
     int found = 0;
-    int rc = hub_db_prepare(h, "SELECT " AUDIT_ROW_COLS " FROM audit a LEFT JOIN devices d"
-                               " ON d.device_id = a.device_id WHERE a.action = ?1"
-                               " ORDER BY a.wall, a.device_id, a.seq",
-                            &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
-    rc = audit_rows(h, st, cb, ctx, &found);
-    sqlite3_finalize(st);
-    return rc;
+    return audit_rows(h, AUDIT_ROWS_SQL("a.action = ?1"), HUB_ARGS(HUB_TEXT(action)), cb, ctx,
+                      &found);
 }
 
 int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_purged, int wiped)
 {
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
 
     if ((rc = hub_group_begin(h)) != CMC_OK)
         return rc;
@@ -472,38 +415,27 @@ int hub_ack(hub *h, const char *device_id, const char *const *purged, size_t n_p
     for (size_t k = 0; k < sizeof ack_sql / sizeof ack_sql[0]; k++) {
         if ((rc = hub_db_prepare(h, ack_sql[k], &st)) != CMC_OK)
             goto out;
-        for (size_t i = 0; i < n_purged; i++) {
-            sqlite3_reset(st);
-            sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, purged[i], -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, plat_wall_now());
-            if ((src = sqlite3_step(st)) != SQLITE_DONE) {
-                rc = hub_db_fail(h, src, "ack");
+        for (size_t i = 0; i < n_purged; i++)
+            if ((rc = hub_db_again(h, st, "ack",
+                                   HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(purged[i]),
+                                            HUB_INT(plat_wall_now())))) != CMC_OK)
                 goto out;
-            }
-        }
         sqlite3_finalize(st);
         st = NULL;
     }
     if (wiped) {
         /* Only while a wipe order stands: a device cannot declare itself wiped to slip out
          * of view. */
-        if ((rc = hub_db_prepare(h, "UPDATE devices SET state = 'wiped', wipe = 0, wiped_at = ?2"
-                                    " WHERE device_id = ?1 AND wipe = 1", &st)) != CMC_OK)
+        if ((rc = hub_db_run(h, "ack",
+                             "UPDATE devices SET state = 'wiped', wipe = 0, wiped_at = ?2"
+                             " WHERE device_id = ?1 AND wipe = 1",
+                             HUB_ARGS(HUB_TEXT(device_id), HUB_INT(plat_wall_now())))) != CMC_OK)
             goto out;
-        sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, plat_wall_now());
-        if ((src = sqlite3_step(st)) != SQLITE_DONE) {
-            rc = hub_db_fail(h, src, "ack");
-            goto out;
-        }
         if (sqlite3_changes(h->db) > 0)
             plat_log(PLAT_LOG_INFO, "device %s confirmed its wipe", device_id);
     }
-    rc = hub_group_commit(h); /* shared with concurrent pulls and acks (feed_group.h) */
 out:
     sqlite3_finalize(st);
-    if (rc != CMC_OK)
-        hub_group_rollback(h);
-    return rc;
+    /* committed with concurrent pulls and acknowledgements (feed_group.h) */
+    return hub_group_finish(h, rc);
 }

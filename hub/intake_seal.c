@@ -30,56 +30,41 @@ __attribute__((format(printf, 2, 3))) static void seal_alarm(struct hub_audit_se
     va_end(ap);
 }
 
-int hub_audit_seal_enroll(hub *h, const char *device_id, uint8_t seed[CRY_HASH_BYTES])
-{
-    sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT audit_key, audit_sealed FROM devices WHERE device_id = ?1",
-                            &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    /* The same enrollment answered again (its first answer was lost): the same seed, as long
-     * as nothing was sealed with it yet. */
-    if (src == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CRY_HASH_BYTES &&
-        sqlite3_column_int64(st, 1) == 0) {
-        memcpy(seed, sqlite3_column_blob(st, 0), CRY_HASH_BYTES);
-        sqlite3_finalize(st);
-        return CMC_OK;
-    }
-    sqlite3_finalize(st);
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        return hub_db_fail(h, src, "audit seal");
-    cry_random(seed, CRY_HASH_BYTES);
-    if ((rc = hub_db_prepare(h, "UPDATE devices SET audit_key = ?2, audit_sealed = 0,"
-                                " audit_alarm = NULL, audit_alarm_at = NULL WHERE device_id = ?1",
-                             &st)) != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, seed, CRY_HASH_BYTES, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit seal");
-}
-
 int hub_audit_seal_load(hub *h, const char *device_id, struct hub_audit_seal *hs)
 {
     sqlite3_stmt *st = NULL;
     memset(hs, 0, sizeof *hs);
-    int rc = hub_db_prepare(h, "SELECT audit_key, audit_sealed FROM devices WHERE device_id = ?1",
-                            &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW && sqlite3_column_bytes(st, 0) == CRY_HASH_BYTES) {
+    int rc = hub_db_row(h, "audit seal", &st,
+                        "SELECT audit_key, audit_sealed FROM devices WHERE device_id = ?1",
+                        HUB_ARGS(HUB_TEXT(device_id)));
+    if (st != NULL && sqlite3_column_bytes(st, 0) == CRY_HASH_BYTES) {
         hs->keyed = 1;
         memcpy(hs->key, sqlite3_column_blob(st, 0), CRY_HASH_BYTES);
         hs->sealed = (uint64_t)sqlite3_column_int64(st, 1);
     }
-    rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit seal");
     sqlite3_finalize(st);
     return rc;
+}
+
+int hub_audit_seal_enroll(hub *h, const char *device_id, uint8_t seed[CRY_HASH_BYTES])
+{
+    struct hub_audit_seal hs;
+    int rc = hub_audit_seal_load(h, device_id, &hs);
+    if (rc != CMC_OK)
+        return rc;
+    /* The same enrollment answered again (its first answer was lost): the same seed, as long
+     * as nothing was sealed with it yet. */
+    if (hs.keyed && hs.sealed == 0) {
+        memcpy(seed, hs.key, CRY_HASH_BYTES);
+        cry_memzero(&hs, sizeof hs);
+        return CMC_OK;
+    }
+    cry_memzero(&hs, sizeof hs);
+    cry_random(seed, CRY_HASH_BYTES);
+    return hub_db_run(h, "audit seal",
+                      "UPDATE devices SET audit_key = ?2, audit_sealed = 0, audit_alarm = NULL,"
+                      " audit_alarm_at = NULL WHERE device_id = ?1",
+                      HUB_ARGS(HUB_TEXT(device_id), HUB_BLOB(seed, CRY_HASH_BYTES)));
 }
 
 void hub_audit_seal_entry(struct hub_audit_seal *hs, const struct wire_audit_entry *e)
@@ -150,28 +135,19 @@ void hub_audit_seal_state(struct hub_audit_seal *hs, const struct wire_audit_sta
 
 int hub_audit_seal_save(hub *h, const char *device_id, struct hub_audit_seal *hs)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = CMC_OK, src;
+    int alarm = hs->alarm[0] != '\0';
     if (!hs->keyed)
         return CMC_OK;
-    if ((rc = hub_db_prepare(h, "UPDATE devices SET audit_key = ?2, audit_sealed = ?3,"
-                                " audit_alarm = coalesce(audit_alarm, ?4),"
-                                " audit_alarm_at = coalesce(audit_alarm_at, ?5)"
-                                " WHERE device_id = ?1", &st)) != CMC_OK)
-        goto out;
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, hs->key, CRY_HASH_BYTES, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)hs->sealed);
-    if (hs->alarm[0] != '\0') {
-        sqlite3_bind_text(st, 4, hs->alarm, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, plat_wall_now());
-    }
-    src = sqlite3_step(st);
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "audit seal");
-    if (rc == CMC_OK && hs->alarm[0] != '\0')
+    /* no alarm: ?4 and ?5 are NULL, so the ones recorded before stay */
+    int rc = hub_db_run(h, "audit seal",
+                        "UPDATE devices SET audit_key = ?2, audit_sealed = ?3,"
+                        " audit_alarm = coalesce(audit_alarm, ?4),"
+                        " audit_alarm_at = coalesce(audit_alarm_at, ?5) WHERE device_id = ?1",
+                        HUB_ARGS(HUB_TEXT(device_id), HUB_BLOB(hs->key, CRY_HASH_BYTES),
+                                 HUB_INT(hs->sealed), alarm ? HUB_TEXT(hs->alarm) : HUB_NULL,
+                                 alarm ? HUB_INT(plat_wall_now()) : HUB_NULL));
+    if (rc == CMC_OK && alarm)
         plat_log(PLAT_LOG_WARN, "device %s: AUDIT ALARM: %s", device_id, hs->alarm);
-out:
-    sqlite3_finalize(st);
     cry_memzero(hs->key, sizeof hs->key);
     return rc;
 }

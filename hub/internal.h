@@ -60,6 +60,7 @@ struct hub {
 
 /* Restores and the devices that found the hub behind them (store_backup.c). */
 extern const char hub_schema_rewinds[];
+extern const char hub_schema_lost_plans[];
 int hub_meta_put(hub *h, const char *k, const void *v, size_t len);
 /* A new generation id for a new store (hub_init). */
 int hub_new_generation(hub *h);
@@ -82,13 +83,73 @@ int hub_stmt_keep(hub *h, sqlite3_stmt **slot, const char *sql, sqlite3_stmt **o
 /* Resets every kept statement, the parts' included (after an error mid-step, before ending
  * a transaction). */
 void hub_stmt_reset_all(hub *h);
+
+/* A value for a statement's ?N, made with HUB_TEXT, HUB_INT, HUB_BLOB or HUB_NULL and
+ * passed as HUB_ARGS(...) (the array and its length), or as NULL, 0 when there is none.
+ * Text and blobs are bound without a copy: they must stay valid until the statement is
+ * finalized. A NULL text binds SQL NULL. */
+enum hub_arg_kind { HUB_ARG_TEXT, HUB_ARG_INT, HUB_ARG_BLOB, HUB_ARG_NULL };
+struct hub_arg {
+    enum hub_arg_kind kind;
+    const void *p; /* TEXT, BLOB */
+    int64_t n;     /* INT: the value; BLOB: its length */
+};
+#define HUB_TEXT(s) ((struct hub_arg){HUB_ARG_TEXT, (s), 0})
+#define HUB_INT(v) ((struct hub_arg){HUB_ARG_INT, NULL, (int64_t)(v)})
+#define HUB_BLOB(b, len) ((struct hub_arg){HUB_ARG_BLOB, (b), (int64_t)(len)})
+#define HUB_NULL ((struct hub_arg){HUB_ARG_NULL, NULL, 0})
+#define HUB_ARGS(...)                                                                          \
+    ((const struct hub_arg[]){__VA_ARGS__}),                                                  \
+        (sizeof((const struct hub_arg[]){__VA_ARGS__}) / sizeof(struct hub_arg))
+
+/* Prepares `sql` with args bound to ?1..?n. */
+int hub_db_query(hub *h, const char *sql, const struct hub_arg *args, size_t n,
+                 sqlite3_stmt **out);
+/* Runs a statement that returns no rows (INSERT, UPDATE, DELETE) and finalizes it; a
+ * failure's detail names `what`. */
+int hub_db_run(hub *h, const char *what, const char *sql, const struct hub_arg *args, size_t n);
+/* Runs a prepared statement again with new values (a loop over rows to write); it stays
+ * prepared for the caller to finalize. */
+int hub_db_again(hub *h, sqlite3_stmt *st, const char *what, const struct hub_arg *args,
+                 size_t n);
+/* Runs a query for its first row: CMC_OK with *st on that row for the caller to read and
+ * finalize, or NULL when there is none. On failure *st is NULL. */
+int hub_db_row(hub *h, const char *what, sqlite3_stmt **st, const char *sql,
+               const struct hub_arg *args, size_t n);
+
+/* A query's rows, read in a loop:
+ *     struct hub_rows r;
+ *     hub_rows_open(h, &r, "what", sql, HUB_ARGS(...));
+ *     while (hub_rows_next(&r)) { read r.st; r.rc = cb(...); }
+ *     return hub_rows_end(&r);
+ * hub_rows_next gives 0 once the rows run out, when the open or a step failed, or when the
+ * loop set r.rc nonzero (a callback that stops the walk); hub_rows_end finalizes the
+ * statement and returns r.rc: CMC_OK when every row was read, else the failure or the
+ * callback's value. */
+struct hub_rows {
+    hub *h;
+    sqlite3_stmt *st;
+    const char *what;
+    int rc;
+};
+void hub_rows_open(hub *h, struct hub_rows *r, const char *what, const char *sql,
+                   const struct hub_arg *args, size_t n);
+int hub_rows_next(struct hub_rows *r);
+int hub_rows_end(struct hub_rows *r);
+
 int hub_tx_begin(hub *h);
 int hub_tx_commit(hub *h);
 void hub_tx_rollback(hub *h);
+/* Ends the caller's transaction by its result: commits when rc is CMC_OK, else rolls back.
+ * Returns rc, or the commit's failure. */
+int hub_tx_end(hub *h, int rc);
 
 /* Records a new detail that wraps the current one ("<prefix>: <current detail>"); the
  * current detail is copied first because cmc_fail writes into the same buffer. */
 int hub_fail_wrap(int code, const char *prefix);
+
+/* Replaces a plan's string member with a copy of s (NULL clears it). */
+int hub_set_text(char **member, const char *s);
 
 /* Text column as a C string ("" for NULL). */
 const char *hub_col_text(sqlite3_stmt *st, int col);

@@ -28,9 +28,13 @@ struct hub_live {
     uint64_t last_head, last_kick;
     int seen; /* the signals were read at least once */
     unsigned ticks; /* looks since start, for a shared store's slower full look */
+    hst_listen *listen; /* a shared store: the other nodes' commits (NULL when none) */
+    int heard;          /* the listener said look, not yet looked */
+    atomic_uint_fast64_t notified; /* times the listener said look */
 };
 
-/* On a shared store: a full look every this many ticks (1 s at 100 ms a tick). */
+/* On a shared store whose listener is down: a full look every this many ticks (1 s at
+ * 100 ms a tick). */
 #define HUB_LIVE_SHARED_LOOK 10
 
 static atomic_uint_fast64_t hub_live_kicks;
@@ -88,10 +92,14 @@ static int hub_live_signals(hub_live *l)
     int64_t version = l->last_version;
     uint64_t head = l->last_head, kicks = atomic_load(&hub_live_kicks);
     int moved;
-    /* A shared store (PostgreSQL, several nodes) has no data_version: another node's new
-     * changes show in the change log's head within a tick; its purges, wipe orders and lease
-     * changes (outside the log) are caught by a full look every HUB_LIVE_SHARED_LOOK ticks. */
+    /* A shared store (PostgreSQL, several nodes) has no data_version: every commit that may
+     * concern a held wait, on any node, NOTIFYs the listener (hst_listen_poll), and another
+     * node's new changes also show in the change log's head. While the listener is down,
+     * purges, wipe orders and lease changes (outside the log) are caught by a full look
+     * every HUB_LIVE_SHARED_LOOK ticks. */
     int shared = hub_store_shared(l->h);
+    int heard = l->heard;
+    l->heard = 0;
     if (!shared && l->data_version == NULL &&
         sqlite3_prepare_v2(l->h->db, "PRAGMA data_version", -1, &l->data_version, NULL) != SQLITE_OK) {
         sqlite3_finalize(l->data_version);
@@ -105,8 +113,8 @@ static int hub_live_signals(hub_live *l)
     if (hub_head_seq(l->h, &head) != CMC_OK)
         head = l->last_head + 1; /* cannot tell: look */
     /* No data_version on an embedded store (cannot tell): every tick looks. */
-    moved = !l->seen || head != l->last_head || kicks != l->last_kick ||
-            (shared ? ++l->ticks % HUB_LIVE_SHARED_LOOK == 0
+    moved = !l->seen || head != l->last_head || kicks != l->last_kick || heard ||
+            (shared ? l->listen == NULL && ++l->ticks % HUB_LIVE_SHARED_LOOK == 0
                     : l->data_version == NULL || version != l->last_version);
     l->last_version = version;
     l->last_head = head;
@@ -143,6 +151,15 @@ static void hub_live_tick(hub_live *l)
     pthread_mutex_unlock(&l->mu);
     hub_live_resume_list(answer);
     answer = NULL;
+    if (l->listen != NULL) {
+        int got = hst_listen_poll(l->listen);
+        if (got != 0)
+            l->heard = 1; /* heard, or lost and made again: look */
+        if (got > 0)
+            atomic_fetch_add(&l->notified, 1);
+        if (got < 0 && ++l->ticks % HUB_LIVE_SHARED_LOOK == 0)
+            l->heard = 1; /* down: look now and then */
+    }
     if (!any) {
         l->seen = 0; /* the next wait is looked at on the first tick after it */
         return;
@@ -189,6 +206,11 @@ int hub_live_start(hub *h, pthread_mutex_t *hub_mu, hub_live **out)
         return cmc_fail(CMC_ERR_NOMEM, "change feed");
     l->h = h;
     l->hub_mu = hub_mu;
+    /* Without a listener the waits still answer, from the slower full look. */
+    if (hub_store_shared(h) && hub_db_url() != NULL &&
+        hst_listen_open(hub_db_url(), &l->listen) != CMC_OK)
+        plat_log(PLAT_LOG_WARN, "change feed: cannot LISTEN for other nodes' commits (%s);"
+                 " held waits look every second instead", cmc_errmsg());
     pthread_mutex_init(&l->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -223,6 +245,7 @@ void hub_live_stop(hub_live *l)
         sqlite3_finalize(l->data_version);
         pthread_mutex_unlock(l->hub_mu);
     }
+    hst_listen_close(l->listen);
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     cmc_free(l);
@@ -266,6 +289,11 @@ void hub_live_release(hub_live *l, struct hub_live_wait *w)
     if (w->linked)
         hub_live_unlink(l, w);
     pthread_mutex_unlock(&l->mu);
+}
+
+uint64_t hub_live_notified(hub_live *l)
+{
+    return l->listen != NULL ? atomic_load(&l->notified) : 0;
 }
 
 size_t hub_live_held(hub_live *l)

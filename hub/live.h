@@ -15,10 +15,10 @@
  *   - SQLite's PRAGMA data_version on the hub's connection: a commit by another connection,
  *     which is how `cmc-hub plan approve`, `device wipe`, `device lease` reach a server;
  *   - the change log's head: the server's own commits (a pushed edit, a FHIR write);
- *   - hub_live_kick(): anything else that knows the store changed. A store shared by several
- *     hub nodes must call hub_live_kick() on every node when another node commits (for
- *     PostgreSQL: from the LISTEN side of a NOTIFY sent by each committing transaction), or
- *     the waits held on the other nodes answer only when their hold runs out.
+ *   - hub_live_kick(): anything else that knows the store changed;
+ *   - on PostgreSQL (several nodes), a NOTIFY sent with every commit that may concern a held
+ *     wait, on any node or by a `cmc-hub` command, heard on the feed's own LISTEN connection
+ *     (hub/hstore.h, hst_listen_*); while that connection is down, a full look every second.
  * A resumed wait is answered by the server; the device then pulls as it always did, so
  * signatures, cursors and proofs are those of the pull.
  *
@@ -72,6 +72,9 @@ void hub_live_stop(hub_live *l);
 int hub_live_hold(hub_live *l, struct hub_live_wait *w);
 /* Unlinks w if the feed still holds it (its connection ended without a resume). */
 void hub_live_release(hub_live *l, struct hub_live_wait *w);
+/* How many times this feed heard another commit on a shared store's LISTEN connection
+ * (0 on SQLite, or when it could not LISTEN). */
+uint64_t hub_live_notified(hub_live *l);
 /* How many waits are held now. */
 size_t hub_live_held(hub_live *l);
 

@@ -150,6 +150,22 @@ struct hub_buf {
     int failed;
 };
 
+/* Room for `more` bytes after the text, growing the buffer when needed; 0 when there is
+ * no memory for it. */
+static int hub_buf_room(struct hub_buf *b, size_t more)
+{
+    char *np;
+    size_t ncap = b->cap * 2 + more;
+    if (b->cap - b->len >= more)
+        return 1;
+    if ((np = cmc_realloc(b->p, ncap)) == NULL)
+        return 0;
+    b->p = np;
+    b->cap = ncap;
+    return 1;
+}
+
+/* Appends formatted text: measured first, then written once there is room for it. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
@@ -159,27 +175,17 @@ static void hub_put(struct hub_buf *b, const char *fmt, ...)
     int n;
     if (b->failed)
         return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = 1;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t ncap = b->cap * 2 + (size_t)n;
-        char *np = cmc_realloc(b->p, ncap);
-        if (np == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !hub_buf_room(b, (size_t)n + 1)) {
+        b->failed = 1;
+        return;
     }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
 }
 
 static void hub_render_requests(hub_metrics *m, struct hub_buf *b)

@@ -23,8 +23,7 @@ static int hub_patient_owns_bind(hub *h, const char *as_user, int role, const ch
                                  int bind_first);
 static int hub_check_rules(const struct plan *p, const char *what);
 
-/* Replaces a plan string member with a copy of s (NULL clears). */
-static int hub_set_str(char **member, const char *s)
+int hub_set_text(char **member, const char *s)
 {
     char *copy = NULL;
     if (s != NULL && (copy = cmc_strdup(s)) == NULL)
@@ -43,31 +42,21 @@ int hub_plan_resolve(hub *h, const char *plan_ref, char plan_id[PLAN_ID_LEN + 1]
 {
     sqlite3_stmt *st = NULL;
     char nhs[PLAN_NHS_LEN + 1];
-    int rc, src;
+    int by_id, rc;
 
     if (plan_ref == NULL || plan_ref[0] == '\0')
         return cmc_fail(CMC_ERR_USAGE, "PLAN: a plan id or an NHS number");
-    if (plan_uuid_valid(plan_ref)) {
-        rc = hub_db_prepare(h, "SELECT plan_id FROM plans WHERE plan_id = ?1", &st);
-        if (rc != CMC_OK)
-            return rc;
-        sqlite3_bind_text(st, 1, plan_ref, -1, SQLITE_STATIC);
-    } else {
-        if ((rc = plan_nhs_normalise(plan_ref, nhs)) != CMC_OK)
-            return hub_fail_wrap(CMC_ERR_INVALID, "PLAN: not a plan id, and");
-        if ((rc = hub_db_prepare(h, "SELECT plan_id FROM plans WHERE nhs = ?1", &st)) != CMC_OK)
-            return rc;
-        sqlite3_bind_text(st, 1, nhs, -1, SQLITE_TRANSIENT);
-    }
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        hub_col_copy(st, 0, plan_id, PLAN_ID_LEN + 1);
-        rc = CMC_OK;
-    } else if (src == SQLITE_DONE) {
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no plan on the hub for that plan id or NHS number");
-    } else {
-        rc = hub_db_fail(h, src, "plan look-up");
-    }
+    by_id = plan_uuid_valid(plan_ref);
+    if (!by_id && plan_nhs_normalise(plan_ref, nhs) != CMC_OK)
+        return hub_fail_wrap(CMC_ERR_INVALID, "PLAN: not a plan id, and");
+    if ((rc = hub_db_row(h, "plan look-up", &st,
+                         by_id ? "SELECT plan_id FROM plans WHERE plan_id = ?1"
+                               : "SELECT plan_id FROM plans WHERE nhs = ?1",
+                         HUB_ARGS(HUB_TEXT(by_id ? plan_ref : nhs)))) != CMC_OK)
+        return rc;
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "no plan on the hub for that plan id or NHS number");
+    hub_col_copy(st, 0, plan_id, PLAN_ID_LEN + 1);
     sqlite3_finalize(st);
     return rc;
 }
@@ -93,41 +82,29 @@ int hub_plan_info(hub *h, const char *plan_ref, struct hub_plan_info *out)
     int rc;
     if ((rc = hub_plan_resolve(h, plan_ref, id)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, "SELECT " HUB_INFO_COLS " FROM plans WHERE plan_id = ?1", &st)) !=
-        CMC_OK)
+    if ((rc = hub_db_row(h, "plan", &st,
+                         "SELECT " HUB_INFO_COLS " FROM plans WHERE plan_id = ?1",
+                         HUB_ARGS(HUB_TEXT(id)))) != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        hub_info_from_row(st, out);
-        rc = CMC_OK;
-    } else {
-        rc = src == SQLITE_DONE ? cmc_fail(CMC_ERR_NOT_FOUND, "plan %s not found", id)
-                                : hub_db_fail(h, src, "plan");
-    }
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "plan %s not found", id);
+    hub_info_from_row(st, out);
     sqlite3_finalize(st);
     return rc;
 }
 
 int hub_plan_list(hub *h, int status, int (*cb)(const struct hub_plan_info *, void *), void *ctx)
 {
-    sqlite3_stmt *st = NULL;
     struct hub_plan_info info;
-    int rc, src;
-    rc = hub_db_prepare(h, "SELECT " HUB_INFO_COLS " FROM plans WHERE ?1 = 0 OR latest_status = ?1"
-                           " ORDER BY plan_id", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_int(st, 1, status);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        hub_info_from_row(st, &info);
-        if ((rc = cb(&info, ctx)) != 0)
-            goto out;
+    struct hub_rows r;
+    hub_rows_open(h, &r, "plan list",
+                  "SELECT " HUB_INFO_COLS " FROM plans WHERE ?1 = 0 OR latest_status = ?1"
+                  " ORDER BY plan_id", HUB_ARGS(HUB_INT(status)));
+    while (hub_rows_next(&r)) {
+        hub_info_from_row(r.st, &info);
+        r.rc = cb(&info, ctx);
     }
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "plan list");
-out:
-    sqlite3_finalize(st);
-    return rc;
+    return hub_rows_end(&r);
 }
 
 int hub_plan_get(hub *h, const char *plan_ref, int64_t version, struct plan *out)
@@ -143,27 +120,22 @@ int hub_plan_history(hub *h, const char *plan_ref,
                      int (*cb)(const struct hub_plan_event *, void *), void *ctx)
 {
     char id[PLAN_ID_LEN + 1];
-    sqlite3_stmt *st = NULL;
     struct hub_plan_event ev;
-    int rc, src;
+    struct hub_rows r;
+    int rc;
     if ((rc = hub_plan_resolve(h, plan_ref, id)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, "SELECT version, actor, action, at FROM events WHERE plan_id = ?1"
-                                " ORDER BY id", &st)) != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        ev.version = sqlite3_column_int64(st, 0);
-        ev.actor = hub_col_text(st, 1);
-        ev.action = hub_col_text(st, 2);
-        ev.at = sqlite3_column_int64(st, 3);
-        if ((rc = cb(&ev, ctx)) != 0)
-            goto out;
+    hub_rows_open(h, &r, "plan history",
+                  "SELECT version, actor, action, at FROM events WHERE plan_id = ?1 ORDER BY id",
+                  HUB_ARGS(HUB_TEXT(id)));
+    while (hub_rows_next(&r)) {
+        ev.version = sqlite3_column_int64(r.st, 0);
+        ev.actor = hub_col_text(r.st, 1);
+        ev.action = hub_col_text(r.st, 2);
+        ev.at = sqlite3_column_int64(r.st, 3);
+        r.rc = cb(&ev, ctx);
     }
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "plan history");
-out:
-    sqlite3_finalize(st);
-    return rc;
+    return hub_rows_end(&r);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -191,7 +163,7 @@ static int hub_store_next(hub *h, struct plan *p, int64_t prev_version, int stat
     hub_now_text(now);
     p->version = prev_version + 1;
     p->status = status;
-    if ((rc = hub_set_str(&p->updated_at, now)) != CMC_OK)
+    if ((rc = hub_set_text(&p->updated_at, now)) != CMC_OK)
         return rc;
     return hub_store_version(h, p, actor, action);
 }
@@ -203,13 +175,7 @@ static int hub_new_version(hub *h, struct plan *p, int64_t prev_version, int sta
     int rc;
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_store_next(h, p, prev_version, status, actor, action)) != CMC_OK) {
-        hub_tx_rollback(h);
-        return rc;
-    }
-    if ((rc = hub_tx_commit(h)) != CMC_OK)
-        hub_tx_rollback(h);
-    return rc;
+    return hub_tx_end(h, hub_store_next(h, p, prev_version, status, actor, action));
 }
 
 int hub_plan_import(hub *h, const char *as_user, const char *json, size_t len,
@@ -226,8 +192,8 @@ int hub_plan_import(hub *h, const char *as_user, const char *json, size_t len,
     if ((rc = hub_patient_owns_bind(h, as_user, role, p.nhs_number, 1)) != CMC_OK)
         goto out;
     /* Status, version and approval are the hub's to give, never the file's. */
-    if ((rc = hub_set_str(&p.approved_by, NULL)) != CMC_OK ||
-        (rc = hub_set_str(&p.approved_at, NULL)) != CMC_OK)
+    if ((rc = hub_set_text(&p.approved_by, NULL)) != CMC_OK ||
+        (rc = hub_set_text(&p.approved_at, NULL)) != CMC_OK)
         goto out;
     rc = hub_new_version(h, &p, 0,
                          role == HUB_ROLE_ADMIN ? PLAN_STATUS_NEEDS_FINALISATION : PLAN_STATUS_DRAFT,
@@ -263,8 +229,8 @@ int hub_plan_edit(hub *h, const char *as_user, const char *plan_ref, const char 
         goto out;
     /* A new draft: the published version (if any) stays what devices see until this one
      * is approved, and the approval belongs to the version it was given to. */
-    if ((rc = hub_set_str(&p.approved_by, NULL)) != CMC_OK ||
-        (rc = hub_set_str(&p.approved_at, NULL)) != CMC_OK)
+    if ((rc = hub_set_text(&p.approved_by, NULL)) != CMC_OK ||
+        (rc = hub_set_text(&p.approved_at, NULL)) != CMC_OK)
         goto out;
     rc = hub_new_version(h, &p, info.version,
                          role == HUB_ROLE_ADMIN ? PLAN_STATUS_NEEDS_FINALISATION : PLAN_STATUS_DRAFT,
@@ -329,9 +295,9 @@ static int hub_approval_stamp(struct plan *p, const char *as_user, const char *n
                                            " (by %s)", latest);
     }
     snprintf(due, sizeof due, "%s", next != NULL ? next : latest);
-    if ((rc = hub_set_str(&p->approved_by, as_user)) != CMC_OK ||
-        (rc = hub_set_str(&p->approved_at, now)) != CMC_OK ||
-        (rc = hub_set_str(&p->review_due, due)) != CMC_OK)
+    if ((rc = hub_set_text(&p->approved_by, as_user)) != CMC_OK ||
+        (rc = hub_set_text(&p->approved_at, now)) != CMC_OK ||
+        (rc = hub_set_text(&p->review_due, due)) != CMC_OK)
         return rc;
     p->status = PLAN_STATUS_PUBLISHED;
     return hub_check_rules(p, "the plan cannot be approved");
@@ -353,102 +319,96 @@ int hub_plan_approve(hub *h, const char *as_user, const char *plan_ref)
     return hub_plan_approve_next(h, as_user, plan_ref, NULL);
 }
 
-int hub_plan_approve_next(hub *h, const char *as_user, const char *plan_ref, const char *next)
+/* Whether the newest version may be approved (`review` 0: it awaits approval and is
+ * complete) or reviewed (`review` 1: it is the published one, and stays as it is). */
+static int hub_publish_check(const struct hub_plan_info *info, const struct plan *p, int review)
 {
+    if (review && info->status != PLAN_STATUS_PUBLISHED)
+        return cmc_fail(CMC_ERR_STATE, "plan %s is %s: review records \"no changes\" to a"
+                                       " published plan; approve the pending version instead",
+                        info->plan_id, plan_status_name(info->status));
+    if (review)
+        return CMC_OK;
+    if (info->status != PLAN_STATUS_AWAITING_APPROVAL)
+        return cmc_fail(CMC_ERR_STATE, "plan %s is %s: only a plan awaiting approval can be"
+                                       " approved", info->plan_id, plan_status_name(info->status));
+    if (plan_validate(p, PLAN_CHECK_COMPLETE) != CMC_OK)
+        return hub_fail_wrap(CMC_ERR_INVALID, "the plan is not complete");
+    return CMC_OK;
+}
+
+/* A gp's approval or review: the newest version again, stamped and published, when
+ * hub_publish_check allows it. */
+static int hub_plan_publish(hub *h, const char *as_user, const char *plan_ref, const char *next,
+                            int review)
+{
+    const char *action = review ? "review" : "approve";
     struct hub_plan_info info;
     struct plan p;
     int rc;
 
     plan_init(&p);
-    if ((rc = hub_require_gp(h, as_user, "approve")) != CMC_OK)
+    if ((rc = hub_require_gp(h, as_user, action)) != CMC_OK)
         goto out;
     if ((rc = hub_load_current(h, plan_ref, &info, &p)) != CMC_OK)
         goto out;
-    if (info.status != PLAN_STATUS_AWAITING_APPROVAL) {
-        rc = cmc_fail(CMC_ERR_STATE, "plan %s is %s: only a plan awaiting approval can be approved",
-                      info.plan_id, plan_status_name(info.status));
+    if ((rc = hub_publish_check(&info, &p, review)) != CMC_OK)
         goto out;
-    }
-    if ((rc = plan_validate(&p, PLAN_CHECK_COMPLETE)) != CMC_OK) {
-        rc = hub_fail_wrap(CMC_ERR_INVALID, "the plan is not complete");
-        goto out;
-    }
     if ((rc = hub_approval_stamp(&p, as_user, next)) != CMC_OK)
         goto out;
-    rc = hub_new_version(h, &p, info.version, PLAN_STATUS_PUBLISHED, as_user, "approve");
+    rc = hub_new_version(h, &p, info.version, PLAN_STATUS_PUBLISHED, as_user, action);
     if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "plan %s version %lld published", info.plan_id,
-                 (long long)p.version);
+        plat_log(PLAT_LOG_INFO, "plan %s%s version %lld published", info.plan_id,
+                 review ? " reviewed:" : "", (long long)p.version);
 out:
     plan_free(&p);
     return rc;
+}
+
+int hub_plan_approve_next(hub *h, const char *as_user, const char *plan_ref, const char *next)
+{
+    return hub_plan_publish(h, as_user, plan_ref, next, 0);
 }
 
 int hub_plan_review(hub *h, const char *as_user, const char *plan_ref, const char *next)
 {
-    struct hub_plan_info info;
-    struct plan p;
-    int rc;
-
-    plan_init(&p);
-    if ((rc = hub_require_gp(h, as_user, "review")) != CMC_OK)
-        goto out;
-    if ((rc = hub_load_current(h, plan_ref, &info, &p)) != CMC_OK)
-        goto out;
-    if (info.status != PLAN_STATUS_PUBLISHED) {
-        rc = cmc_fail(CMC_ERR_STATE, "plan %s is %s: review records \"no changes\" to a published"
-                                     " plan; approve the pending version instead",
-                      info.plan_id, plan_status_name(info.status));
-        goto out;
-    }
-    if ((rc = hub_approval_stamp(&p, as_user, next)) != CMC_OK)
-        goto out;
-    rc = hub_new_version(h, &p, info.version, PLAN_STATUS_PUBLISHED, as_user, "review");
-    if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "plan %s reviewed: version %lld published", info.plan_id,
-                 (long long)p.version);
-out:
-    plan_free(&p);
-    return rc;
+    return hub_plan_publish(h, as_user, plan_ref, next, 1);
 }
 
 static int hub_consent_log(hub *h, const char *plan_id, const char *action, const char *as_user,
                            int role, const char *reason, int64_t version);
+
+/* The acting user's role and the plan they name. */
+static int hub_role_and_plan(hub *h, const char *as_user, const char *plan_ref, int *role,
+                             struct hub_plan_info *info)
+{
+    int rc = hub_user_role(h, as_user, role);
+    return rc != CMC_OK ? rc : hub_plan_info(h, plan_ref, info);
+}
 
 /* Stops sharing in one transaction: the flag, the event, the change devices pull (a purge)
  * and, when a reason is given, the consent log entry. */
 static int hub_withdraw(hub *h, const char *as_user, const struct hub_plan_info *info, int role,
                         const char *reason)
 {
-    sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
 
     if (info->consent_withdrawn)
         return cmc_fail(CMC_ERR_STATE, "plan %s: consent is already withdrawn", info->plan_id);
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    if ((rc = hub_db_prepare(h, "UPDATE plans SET withdrawn = 1 WHERE plan_id = ?1", &st)) != CMC_OK)
+    if ((rc = hub_db_run(h, "withdraw consent", "UPDATE plans SET withdrawn = 1 WHERE plan_id = ?1",
+                         HUB_ARGS(HUB_TEXT(info->plan_id)))) != CMC_OK)
         goto out;
-    sqlite3_bind_text(st, 1, info->plan_id, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "withdraw consent");
-        goto out;
-    }
     if ((rc = hub_log_event(h, info->plan_id, info->version, as_user, "withdraw_consent")) != CMC_OK)
         goto out;
     if ((rc = hub_log_change(h, info->plan_id, "withdraw_consent", NULL)) != CMC_OK)
         goto out;
-    if (reason != NULL &&
-        (rc = hub_consent_log(h, info->plan_id, "withdraw", as_user, role, reason, info->version)) != CMC_OK)
-        goto out;
-    rc = hub_tx_commit(h);
-    if (rc == CMC_OK)
-        plat_log(PLAT_LOG_INFO, "plan %s: consent withdrawn, sharing stopped", info->plan_id);
+    if (reason != NULL)
+        rc = hub_consent_log(h, info->plan_id, "withdraw", as_user, role, reason, info->version);
 out:
-    sqlite3_finalize(st);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
+    if ((rc = hub_tx_end(h, rc)) == CMC_OK)
+        plat_log(PLAT_LOG_INFO, "plan %s: consent withdrawn, sharing stopped", info->plan_id);
     return rc;
 }
 
@@ -459,9 +419,7 @@ int hub_plan_withdraw_consent(hub *h, const char *as_user, const char *plan_ref)
     struct hub_plan_info info;
     int role, rc;
 
-    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
-        return rc;
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+    if ((rc = hub_role_and_plan(h, as_user, plan_ref, &role, &info)) != CMC_OK)
         return rc;
     return hub_withdraw(h, as_user, &info, role, NULL);
 }
@@ -497,33 +455,20 @@ static int hub_check_rules(const struct plan *p, const char *what)
 int hub_user_nhs(hub *h, const char *name, char nhs[PLAN_NHS_LEN + 1])
 {
     sqlite3_stmt *st = NULL;
-    int rc, src;
     nhs[0] = '\0';
-    if ((rc = hub_db_prepare(h, "SELECT nhs FROM patient_accounts WHERE name = ?1", &st)) != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
+    int rc = hub_db_row(h, "user", &st, "SELECT nhs FROM patient_accounts WHERE name = ?1",
+                        HUB_ARGS(HUB_TEXT(name)));
+    if (st != NULL)
         hub_col_copy(st, 0, nhs, PLAN_NHS_LEN + 1);
-    else if (src != SQLITE_DONE)
-        rc = hub_db_fail(h, src, "user");
     sqlite3_finalize(st);
     return rc;
 }
 
 static int hub_bind_patient(hub *h, const char *name, const char *nhs)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "INSERT INTO patient_accounts(name, nhs) VALUES(?1, ?2)", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, nhs, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src != SQLITE_DONE)
-        rc = hub_db_fail(h, src, "patient account");
-    sqlite3_finalize(st);
-    return rc;
+    return hub_db_run(h, "patient account",
+                      "INSERT INTO patient_accounts(name, nhs) VALUES(?1, ?2)",
+                      HUB_ARGS(HUB_TEXT(name), HUB_TEXT(nhs)));
 }
 
 /* A patient account acts only on the plan for the NHS number it is bound to. An account
@@ -555,9 +500,7 @@ int hub_plan_may_see(hub *h, const char *as_user, const char *plan_ref)
 {
     struct hub_plan_info info;
     int role, rc;
-    if ((rc = hub_user_role(h, as_user, &role)) != CMC_OK)
-        return rc;
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
+    if ((rc = hub_role_and_plan(h, as_user, plan_ref, &role, &info)) != CMC_OK)
         return rc;
     return hub_patient_owns(h, as_user, role, info.nhs_number);
 }
@@ -574,18 +517,17 @@ int hub_user_add_patient(hub *h, const char *name, const char *nhs_in)
         goto out;
     rc = hub_bind_patient(h, name, nhs);
 out:
-    if (rc == CMC_OK)
-        rc = hub_tx_commit(h);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
-    return rc;
+    return hub_tx_end(h, rc);
 }
 
-/* Who may withdraw or reinstate consent, and the reason they must give. */
-static int hub_consent_actor(hub *h, const char *as_user, const struct hub_plan_info *info,
-                             const char *reason, int *role)
+/* The plan whose consent changes, and whether as_user may change it: who may withdraw or
+ * reinstate consent, and the reason they must give. */
+static int hub_consent_actor(hub *h, const char *as_user, const char *plan_ref,
+                             const char *reason, struct hub_plan_info *info, int *role)
 {
     int rc;
+    if ((rc = hub_plan_info(h, plan_ref, info)) != CMC_OK)
+        return rc;
     if ((rc = hub_user_role(h, as_user, role)) != CMC_OK)
         return rc;
     if (*role == HUB_ROLE_ADMIN)
@@ -603,23 +545,12 @@ static int hub_consent_actor(hub *h, const char *as_user, const struct hub_plan_
 static int hub_consent_log(hub *h, const char *plan_id, const char *action, const char *as_user,
                            int role, const char *reason, int64_t version)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "INSERT INTO consent_log(plan_id, action, requester, role, reason,"
-                               " version, at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, as_user, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, hub_role_name(role), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, version);
-    sqlite3_bind_int64(st, 7, plat_wall_now());
-    int src = sqlite3_step(st);
-    if (src != SQLITE_DONE)
-        rc = hub_db_fail(h, src, "consent log");
-    sqlite3_finalize(st);
-    return rc;
+    return hub_db_run(h, "consent log",
+                      "INSERT INTO consent_log(plan_id, action, requester, role, reason, version,"
+                      " at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                      HUB_ARGS(HUB_TEXT(plan_id), HUB_TEXT(action), HUB_TEXT(as_user),
+                               HUB_TEXT(hub_role_name(role)), HUB_TEXT(reason), HUB_INT(version),
+                               HUB_INT(plat_wall_now())));
 }
 
 int hub_plan_withdraw_consent_reason(hub *h, const char *as_user, const char *plan_ref,
@@ -627,9 +558,7 @@ int hub_plan_withdraw_consent_reason(hub *h, const char *as_user, const char *pl
 {
     struct hub_plan_info info;
     int role, rc;
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
-        return rc;
-    if ((rc = hub_consent_actor(h, as_user, &info, reason, &role)) != CMC_OK)
+    if ((rc = hub_consent_actor(h, as_user, plan_ref, reason, &info, &role)) != CMC_OK)
         return rc;
     return hub_withdraw(h, as_user, &info, role, reason);
 }
@@ -639,40 +568,29 @@ int hub_plan_reinstate_consent(hub *h, const char *as_user, const char *plan_ref
 {
     struct hub_plan_info info;
     struct plan p;
-    sqlite3_stmt *st = NULL;
-    int role, rc, src;
+    int role, rc;
 
-    plan_init(&p);
-    if ((rc = hub_plan_info(h, plan_ref, &info)) != CMC_OK)
-        return rc;
-    if ((rc = hub_consent_actor(h, as_user, &info, reason, &role)) != CMC_OK)
+    if ((rc = hub_consent_actor(h, as_user, plan_ref, reason, &info, &role)) != CMC_OK)
         return rc;
     if (!info.consent_withdrawn)
         return cmc_fail(CMC_ERR_STATE, "plan %s: consent is not withdrawn", info.plan_id);
+    plan_init(&p);
     if ((rc = hub_load_version(h, info.plan_id, info.version, &p)) != CMC_OK)
         return rc;
-    if ((rc = hub_set_str(&p.approved_by, NULL)) != CMC_OK ||
-        (rc = hub_set_str(&p.approved_at, NULL)) != CMC_OK)
+    if ((rc = hub_set_text(&p.approved_by, NULL)) != CMC_OK ||
+        (rc = hub_set_text(&p.approved_at, NULL)) != CMC_OK)
         goto out;
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         goto out;
     /* Sharing resumes only when a gp approves this draft: until then nothing is published. */
-    rc = hub_db_prepare(h, "UPDATE plans SET withdrawn = 0, published = 0 WHERE plan_id = ?1", &st);
-    if (rc == CMC_OK) {
-        sqlite3_bind_text(st, 1, info.plan_id, -1, SQLITE_STATIC);
-        if ((src = sqlite3_step(st)) != SQLITE_DONE)
-            rc = hub_db_fail(h, src, "reinstate consent");
-    }
-    sqlite3_finalize(st);
+    rc = hub_db_run(h, "reinstate consent",
+                    "UPDATE plans SET withdrawn = 0, published = 0 WHERE plan_id = ?1",
+                    HUB_ARGS(HUB_TEXT(info.plan_id)));
     if (rc == CMC_OK)
         rc = hub_store_next(h, &p, info.version, PLAN_STATUS_DRAFT, as_user, "reinstate_consent");
     if (rc == CMC_OK)
         rc = hub_consent_log(h, info.plan_id, "reinstate", as_user, role, reason, p.version);
-    if (rc == CMC_OK)
-        rc = hub_tx_commit(h);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
-    if (rc == CMC_OK && version_out != NULL)
+    if ((rc = hub_tx_end(h, rc)) == CMC_OK && version_out != NULL)
         *version_out = p.version;
 out:
     plan_free(&p);
@@ -684,33 +602,26 @@ int hub_plan_list_review_due(hub *h, const char *before,
                                        void *),
                              void *ctx)
 {
-    sqlite3_stmt *st = NULL;
     struct hub_plan_info info;
+    struct hub_rows r;
     struct plan p;
     int64_t t;
-    int rc, src;
 
     if (before == NULL || strlen(before) != 10 || plat_parse_time(before, &t) != CMC_OK)
         return cmc_fail(CMC_ERR_USAGE, "--review-due-before: a date, YYYY-MM-DD");
-    rc = hub_db_prepare(h, "SELECT " HUB_INFO_COLS " FROM plans WHERE published > 0 AND"
-                           " withdrawn = 0 ORDER BY plan_id", &st);
-    if (rc != CMC_OK)
-        return rc;
     plan_init(&p);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        hub_info_from_row(st, &info);
-        if ((rc = hub_load_version(h, info.plan_id, info.published_version, &p)) != CMC_OK)
-            goto out;
-        if (p.review_due != NULL && strcmp(p.review_due, before) < 0 &&
-            (rc = cb(&info, p.review_due, ctx)) != 0)
-            goto out;
+    hub_rows_open(h, &r, "plan list",
+                  "SELECT " HUB_INFO_COLS " FROM plans WHERE published > 0 AND withdrawn = 0"
+                  " ORDER BY plan_id", NULL, 0);
+    while (hub_rows_next(&r)) {
+        hub_info_from_row(r.st, &info);
         plan_free(&p);
+        if ((r.rc = hub_load_version(h, info.plan_id, info.published_version, &p)) == CMC_OK &&
+            p.review_due != NULL && strcmp(p.review_due, before) < 0)
+            r.rc = cb(&info, p.review_due, ctx);
     }
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "plan list");
-out:
     plan_free(&p);
-    sqlite3_finalize(st);
-    return rc;
+    return hub_rows_end(&r);
 }
 
 /* ---- caseloads ------------------------------------------------------------------------- */
@@ -719,8 +630,7 @@ static int hub_caseload_change(hub *h, const char *team, const char *nhs_in, int
 {
     char nhs[PLAN_NHS_LEN + 1];
     char id[PLAN_ID_LEN + 1];
-    sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
 
     if (team == NULL || team[0] == '\0' || strlen(team) > PLAN_MAX_SHORT)
         return cmc_fail(CMC_ERR_USAGE, "TEAM: a team name");
@@ -728,20 +638,11 @@ static int hub_caseload_change(hub *h, const char *team, const char *nhs_in, int
         return rc;
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;
-    rc = hub_db_prepare(h, add ? "INSERT OR IGNORE INTO caseload(team, nhs) VALUES(?1, ?2)"
-                               : "DELETE FROM caseload WHERE team = ?1 AND nhs = ?2",
-                        &st);
-    if (rc != CMC_OK)
+    if ((rc = hub_db_run(h, "caseload",
+                         add ? "INSERT OR IGNORE INTO caseload(team, nhs) VALUES(?1, ?2)"
+                             : "DELETE FROM caseload WHERE team = ?1 AND nhs = ?2",
+                         HUB_ARGS(HUB_TEXT(team), HUB_TEXT(nhs)))) != CMC_OK)
         goto out;
-    sqlite3_bind_text(st, 1, team, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, nhs, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (src != SQLITE_DONE) {
-        rc = hub_db_fail(h, src, "caseload");
-        goto out;
-    }
     if (sqlite3_changes(h->db) == 0) {
         rc = add ? CMC_OK
                  : cmc_fail(CMC_ERR_NOT_FOUND, "that NHS number is not on team %s's caseload", team);
@@ -754,12 +655,7 @@ static int hub_caseload_change(hub *h, const char *team, const char *nhs_in, int
     }
     rc = CMC_OK;
 out:
-    sqlite3_finalize(st);
-    if (rc == CMC_OK)
-        rc = hub_tx_commit(h);
-    if (rc != CMC_OK)
-        hub_tx_rollback(h);
-    return rc;
+    return hub_tx_end(h, rc);
 }
 
 int hub_caseload_add(hub *h, const char *team, const char *nhs)

@@ -12,25 +12,21 @@
 int hub_device_resolve(hub *h, const char *ref, char device_id[PLAN_ID_LEN + 1])
 {
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
     if (ref == NULL || ref[0] == '\0')
         return cmc_fail(CMC_ERR_USAGE, "DEVICE: a device name or id");
     /* An id first, then a name: in service before out of it, newest first. */
-    rc = hub_db_prepare(h, "SELECT device_id FROM devices WHERE device_id = ?1"
-                           " UNION ALL SELECT device_id FROM (SELECT device_id FROM devices"
-                           " WHERE name = ?1 ORDER BY state IN ('pending', 'active') DESC,"
-                           " created DESC, rowid DESC) LIMIT 1",
-                        &st);
+    rc = hub_db_row(h, "device", &st,
+                    "SELECT device_id FROM devices WHERE device_id = ?1"
+                    " UNION ALL SELECT device_id FROM (SELECT device_id FROM devices"
+                    " WHERE name = ?1 ORDER BY state IN ('pending', 'active') DESC,"
+                    " created DESC, rowid DESC) LIMIT 1",
+                    HUB_ARGS(HUB_TEXT(ref)));
     if (rc != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        hub_col_copy(st, 0, device_id, PLAN_ID_LEN + 1);
-    rc = src == SQLITE_ROW    ? CMC_OK
-         : src == SQLITE_DONE ? cmc_fail(CMC_ERR_NOT_FOUND, "no device %.64s (see cmc-hub device"
-                                                            " list)", ref)
-                              : hub_db_fail(h, src, "device");
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "no device %.64s (see cmc-hub device list)", ref);
+    hub_col_copy(st, 0, device_id, PLAN_ID_LEN + 1);
     sqlite3_finalize(st);
     return rc;
 }
@@ -38,18 +34,13 @@ int hub_device_resolve(hub *h, const char *ref, char device_id[PLAN_ID_LEN + 1])
 int hub_device_name_free(hub *h, const char *name)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT device_id FROM devices WHERE name = ?1 AND state IN"
-                               " ('pending', 'active') LIMIT 1", &st);
-    int src;
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    rc = src == SQLITE_DONE  ? CMC_OK
-         : src == SQLITE_ROW ? cmc_fail(CMC_ERR_EXISTS, "a device named %s is already in service"
-                                                        " (%s): revoke it or choose another name",
-                                        name, hub_col_text(st, 0))
-                             : hub_db_fail(h, src, "device name");
+    int rc = hub_db_row(h, "device name", &st,
+                        "SELECT device_id FROM devices WHERE name = ?1 AND state IN"
+                        " ('pending', 'active') LIMIT 1",
+                        HUB_ARGS(HUB_TEXT(name)));
+    if (st != NULL)
+        rc = cmc_fail(CMC_ERR_EXISTS, "a device named %s is already in service (%s): revoke it or"
+                                      " choose another name", name, hub_col_text(st, 0));
     sqlite3_finalize(st);
     return rc;
 }
@@ -74,24 +65,18 @@ static const char hub_scope_sql[] =
 
 int hub_scope_list(hub *h, int (*cb)(const struct hub_scope_info *, void *), void *ctx)
 {
-    sqlite3_stmt *st = NULL;
-    struct hub_scope_info si;
-    int rc, src;
     char sql[sizeof hub_scope_sql + 64];
+    struct hub_scope_info si;
+    struct hub_rows r;
     snprintf(sql, sizeof sql, "%s ORDER BY n.ord, n.name", hub_scope_sql);
-    if ((rc = hub_db_prepare(h, sql, &st)) != CMC_OK)
-        return rc;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        si.scope = hub_col_text(st, 0);
-        si.plans = sqlite3_column_int64(st, 1);
-        si.devices = sqlite3_column_int64(st, 2);
-        if ((rc = cb(&si, ctx)) != 0)
-            goto out;
+    hub_rows_open(h, &r, "scope list", sql, NULL, 0);
+    while (hub_rows_next(&r)) {
+        si.scope = hub_col_text(r.st, 0);
+        si.plans = sqlite3_column_int64(r.st, 1);
+        si.devices = sqlite3_column_int64(r.st, 2);
+        r.rc = cb(&si, ctx);
     }
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "scope list");
-out:
-    sqlite3_finalize(st);
-    return rc;
+    return hub_rows_end(&r);
 }
 
 int hub_scope_known(hub *h, const char *scope, int *known)
@@ -99,7 +84,7 @@ int hub_scope_known(hub *h, const char *scope, int *known)
     char kind[16];
     const char *value;
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
     *known = 0;
     if ((rc = hub_scope_parse(scope, kind, &value)) != CMC_OK)
         return rc;
@@ -107,19 +92,14 @@ int hub_scope_known(hub *h, const char *scope, int *known)
         *known = 1;
         return CMC_OK;
     }
-    rc = hub_db_prepare(h, strcmp(kind, "region") == 0
-                               ? "SELECT 1 FROM plans WHERE region = ?1 LIMIT 1"
-                           : strcmp(kind, "care_home") == 0
-                               ? "SELECT 1 FROM plans WHERE care_home = ?1 LIMIT 1"
-                               : "SELECT 1 FROM plans WHERE team = ?1"
-                                 " UNION ALL SELECT 1 FROM caseload WHERE team = ?1 LIMIT 1",
-                        &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
-    src = sqlite3_step(st);
-    *known = src == SQLITE_ROW;
-    rc = src == SQLITE_ROW || src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "scope");
+    rc = hub_db_row(h, "scope", &st,
+                    strcmp(kind, "region") == 0 ? "SELECT 1 FROM plans WHERE region = ?1 LIMIT 1"
+                    : strcmp(kind, "care_home") == 0
+                        ? "SELECT 1 FROM plans WHERE care_home = ?1 LIMIT 1"
+                        : "SELECT 1 FROM plans WHERE team = ?1"
+                          " UNION ALL SELECT 1 FROM caseload WHERE team = ?1 LIMIT 1",
+                    HUB_ARGS(HUB_TEXT(value)));
+    *known = st != NULL;
     sqlite3_finalize(st);
     return rc;
 }

@@ -14,7 +14,7 @@
 /* The newer draft of a published plan: a changed prognosis and one more medicine. */
 static int seed_make_draft(const struct plan *pub, struct plan *draft)
 {
-    struct plan_medication *meds;
+    struct plan_medication *meds, *m;
     int rc = plan_copy(draft, pub);
     if (rc != CMC_OK)
         return rc;
@@ -24,26 +24,22 @@ static int seed_make_draft(const struct plan *pub, struct plan *draft)
     cmc_free(draft->approved_at);
     draft->approved_by = draft->approved_at = NULL;
     cmc_free(draft->prognosis);
-    draft->prognosis = cmc_strdup("weeks");
-    if (draft->prognosis == NULL || draft->n_medications >= PLAN_MAX_ITEMS)
-        goto out;
+    if ((draft->prognosis = cmc_strdup("weeks")) == NULL)
+        goto nomem;
+    if (draft->n_medications >= PLAN_MAX_ITEMS)
+        return CMC_OK;
     meds = cmc_realloc(draft->medications, (draft->n_medications + 1) * sizeof *meds);
     if (meds == NULL)
         goto nomem;
     draft->medications = meds;
-    memset(&meds[draft->n_medications], 0, sizeof *meds);
-    meds[draft->n_medications].id = cmc_strdup("m90");
-    meds[draft->n_medications].name = cmc_strdup("Levomepromazine injection");
-    meds[draft->n_medications].dose = cmc_strdup("6.25 mg s/c as needed for nausea or agitation");
-    meds[draft->n_medications].anticipatory = 1;
-    draft->n_medications++;
-    if (meds[draft->n_medications - 1].id == NULL || meds[draft->n_medications - 1].name == NULL ||
-        meds[draft->n_medications - 1].dose == NULL)
-        goto nomem;
-out:
-    if (draft->prognosis == NULL)
-        goto nomem;
-    return CMC_OK;
+    m = &meds[draft->n_medications++];
+    memset(m, 0, sizeof *m);
+    m->id = cmc_strdup("m90");
+    m->name = cmc_strdup("Levomepromazine injection");
+    m->dose = cmc_strdup("6.25 mg s/c as needed for nausea or agitation");
+    m->anticipatory = 1;
+    if (m->id != NULL && m->name != NULL && m->dose != NULL)
+        return CMC_OK;
 nomem:
     plan_free(draft);
     return cmc_fail(CMC_ERR_NOMEM, "seed");

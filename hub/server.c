@@ -147,7 +147,7 @@ static void hub_conn_end(void *cls, struct MHD_Connection *c, void **con_cls,
     struct hub_conn *st = *con_cls;
     (void)toe;
     if (s->guard != NULL)
-        hub_guard_answered(s->guard, hub_tracked(c));
+        hub_guard_mark(s->guard, hub_tracked(c), HUB_GUARD_ANSWERED);
     if (st == NULL)
         return;
     if (st->waiting)
@@ -230,6 +230,16 @@ static int hub_is_local(const char *target)
     return strcmp(e, "healthz") == 0 || strcmp(e, "metrics") == 0 || strcmp(e, "tls-pins") == 0;
 }
 
+/* The headers of a signed request (docs/PROTOCOL.md), NULL where absent. */
+static void hub_read_signature(struct MHD_Connection *conn, const char **device,
+                               const char **time, const char **nonce, const char **signature)
+{
+    *device = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Device");
+    *time = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Time");
+    *nonce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Nonce");
+    *signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Signature");
+}
+
 /* A signed fetch of the TLS pin set: the device now pins every key in it (hub/tls.h). An
  * unsigned or failing fetch is still answered (the set is public), just not noted. Under
  * the hub mutex. */
@@ -242,10 +252,7 @@ static void hub_tls_note_device(hub_server *s, struct MHD_Connection *conn,
     memset(&req, 0, sizeof req);
     req.method = method;
     req.path = st->target;
-    req.device = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Device");
-    req.time = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Time");
-    req.nonce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Nonce");
-    req.signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Signature");
+    hub_read_signature(conn, &req.device, &req.time, &req.nonce, &req.signature);
     req.body = (const uint8_t *)"";
     if (req.device != NULL && hub_auth_request(s->h, &req, id, &replay) == CMC_OK)
         (void)hub_tls_note_fetch(s->h, id);
@@ -381,6 +388,15 @@ static enum MHD_Result hub_wait_answer(hub_server *s, struct MHD_Connection *con
                         ok ? sizeof changed - 1 : 0);
 }
 
+/* The answer to a request whose state could not be made (out of memory) or whose target
+ * was too long to keep: it is not read any further. */
+static enum MHD_Result hub_send_unread(struct MHD_Connection *conn, const struct hub_conn *st)
+{
+    if (st == NULL)
+        return hub_send_error(conn, 500, "nomem", "out of memory");
+    return hub_send_error(conn, 414, "too_large", "request target too long");
+}
+
 static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -398,8 +414,7 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     (void)version;
 
     if (st == NULL || st->target == NULL)
-        return hub_send_error(conn, st == NULL ? 500 : 414, st == NULL ? "nomem" : "too_large",
-                              st == NULL ? "out of memory" : "request target too long");
+        return hub_send_unread(conn, st);
     if (!st->started) {
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -430,7 +445,7 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (s->guard != NULL)
-        hub_guard_answering(s->guard, hub_tracked(conn));
+        hub_guard_mark(s->guard, hub_tracked(conn), HUB_GUARD_ANSWERING);
     if (st->too_large)
         return hub_answered(s, conn, st, NULL, method, 413, hub_send_error(conn, 413, "too_large",
                                                                       "request body is too large"),
@@ -456,10 +471,7 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     memset(&req, 0, sizeof req);
     req.method = method;
     req.path = st->target;
-    req.device = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Device");
-    req.time = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Time");
-    req.nonce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Nonce");
-    req.signature = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-CMC-Signature");
+    hub_read_signature(conn, &req.device, &req.time, &req.nonce, &req.signature);
     req.body = st->body;
     req.body_len = st->len;
     if (hub_precheck(s, &req, pk, &checked_ok)) {
@@ -471,7 +483,7 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     /* Authenticated (a 2xx answers only a device the hub checked, or an enrollment): the
      * connection no longer counts against its address (hub/guard.h). */
     if (s->guard != NULL && resp.status >= 200 && resp.status < 300)
-        hub_guard_device(s->guard, hub_tracked(conn));
+        hub_guard_mark(s->guard, hub_tracked(conn), HUB_GUARD_DEVICE);
     /* The hub just checked the signature itself and it held: learn (or, if the key known
      * here was refused, relearn) the device's key, so its next request is checked before
      * the mutex. A forged request never gets here, so it cannot fill the table. */
@@ -513,8 +525,7 @@ static enum MHD_Result hub_handle_metrics(void *cls, struct MHD_Connection *conn
     (void)version;
     (void)upload_data;
     if (st == NULL || st->target == NULL)
-        return hub_send_error(conn, st == NULL ? 500 : 414, st == NULL ? "nomem" : "too_large",
-                              st == NULL ? "out of memory" : "request target too long");
+        return hub_send_unread(conn, st);
     if (!st->started) {
         st->started = 1;
         return MHD_YES;

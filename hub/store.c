@@ -271,6 +271,15 @@ void hub_tx_rollback(hub *h)
         sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+int hub_tx_end(hub *h, int rc)
+{
+    if (rc == CMC_OK)
+        rc = hub_tx_commit(h);
+    if (rc != CMC_OK)
+        hub_tx_rollback(h);
+    return rc;
+}
+
 int hub_fail_wrap(int code, const char *prefix)
 {
     char detail[512];
@@ -384,7 +393,8 @@ static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
                                         hub_schema_clinical /* clinical.h */,
                                         hub_schema_audit_seal /* intake_seal.h */,
                                         hub_schema_device_users /* device_users.h */,
-                                        hub_schema_rewinds /* store_backup.c */};
+                                        hub_schema_rewinds /* store_backup.c */,
+                                        hub_schema_lost_plans /* store_backup.c */};
     enum { N_STEPS = sizeof steps / sizeof steps[0], N_PG_BASE = 3 };
     const char *pg_steps[N_STEPS];
     const char *url = hub_db_url();
@@ -409,16 +419,8 @@ static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
 
 int hub_meta_put(hub *h, const char *k, const void *v, size_t len)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)", &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, v, (int)len, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "meta");
-    sqlite3_finalize(st);
-    return rc;
+    return hub_db_run(h, "meta", "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)",
+                      HUB_ARGS(HUB_TEXT(k), HUB_BLOB(v, len)));
 }
 
 /* On PostgreSQL the signing key is kept sealed under the key file in DIR (XChaCha20-
@@ -442,46 +444,43 @@ static int hub_put_signing_key(hub *h, const struct cry_secret *key, const struc
     return hub_meta_put(h, "sign_sk_sealed", sealed, sizeof sealed);
 }
 
+/* Puts the signing key into secure memory from its row's bytes (`want` of them): as
+ * stored on SQLCipher, opened with the key file's key on PostgreSQL (`sealed`). */
+static int hub_set_signing_key(hub *h, const struct cry_secret *key, int sealed,
+                               const uint8_t *v, size_t want)
+{
+    unsigned long long mlen = 0;
+    int rc = cry_secret_new(CRY_SIGN_SK_BYTES, &h->sk);
+    if (rc != CMC_OK)
+        return rc;
+    if (!sealed)
+        memcpy(h->sk->buf, v, CRY_SIGN_SK_BYTES);
+    else if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+                 h->sk->buf, &mlen, NULL, v + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                 want - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                 (const uint8_t *)HUB_SEAL_AD, sizeof HUB_SEAL_AD - 1, v, key->buf) != 0)
+        return cmc_fail(CMC_ERR_TAMPERED, "hub store: the key file does not open this"
+                        " database's signing key (another hub's key, or an altered row)");
+    cry_sign_public(h->sk, h->pk);
+    return CMC_OK;
+}
+
 /* Loads the signing key from the store into secure memory. */
 static int hub_load_signing_key(hub *h, const struct cry_secret *key)
 {
     int sealed = hst_kind(h->db) == HST_PG;
     size_t want = sealed ? HUB_SEALED_BYTES : CRY_SIGN_SK_BYTES;
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, sealed ? "SELECT v FROM meta WHERE k = 'sign_sk_sealed'"
-                                      : "SELECT v FROM meta WHERE k = 'sign_sk'",
-                            &st);
-    if (rc != CMC_OK)
-        return rc;
-    int src = sqlite3_step(st);
-    if (src != SQLITE_ROW) {
-        rc = src == SQLITE_DONE ? cmc_fail(CMC_ERR_CORRUPT, "hub store: no signing key")
-                                : hub_db_fail(h, src, "signing key");
-        goto out;
-    }
-    if ((size_t)sqlite3_column_bytes(st, 0) != want) {
+    int rc = hub_db_row(h, "signing key", &st,
+                        sealed ? "SELECT v FROM meta WHERE k = 'sign_sk_sealed'"
+                               : "SELECT v FROM meta WHERE k = 'sign_sk'",
+                        NULL, 0);
+    if (rc == CMC_OK && st == NULL)
+        rc = cmc_fail(CMC_ERR_CORRUPT, "hub store: no signing key");
+    else if (rc == CMC_OK && (size_t)sqlite3_column_bytes(st, 0) != want)
         rc = cmc_fail(CMC_ERR_CORRUPT, "hub store: signing key has the wrong size");
-        goto out;
-    }
-    if ((rc = cry_secret_new(CRY_SIGN_SK_BYTES, &h->sk)) != CMC_OK)
-        goto out;
-    if (!sealed) {
-        memcpy(h->sk->buf, sqlite3_column_blob(st, 0), CRY_SIGN_SK_BYTES);
-    } else {
-        const uint8_t *v = sqlite3_column_blob(st, 0);
-        unsigned long long mlen = 0;
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-                h->sk->buf, &mlen, NULL, v + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-                want - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-                (const uint8_t *)HUB_SEAL_AD, sizeof HUB_SEAL_AD - 1, v, key->buf) != 0) {
-            rc = cmc_fail(CMC_ERR_TAMPERED, "hub store: the key file does not open this"
-                          " database's signing key (another hub's key, or an altered row)");
-            goto out;
-        }
-    }
-    cry_sign_public(h->sk, h->pk);
-    rc = CMC_OK;
-out:
+    else if (rc == CMC_OK)
+        rc = hub_set_signing_key(h, key, sealed, sqlite3_column_blob(st, 0), want);
     sqlite3_finalize(st);
     return rc;
 }
@@ -546,6 +545,31 @@ static int hub_has_key(hub *h)
     return found;
 }
 
+/* A handle on the store in DIR, opened and migrated with `key`. A PostgreSQL store is
+ * shared by every node, so there it must already hold a hub (`want_hub`, to open one) or
+ * not (to make one); a SQLCipher file was checked by its path. */
+static int hub_handle_open(const char *dir, const struct cry_secret *key, int want_hub,
+                           hub **out)
+{
+    hub *h;
+    int rc;
+    *out = NULL;
+    if ((h = cmc_calloc(1, sizeof *h)) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "hub handle");
+    if ((rc = hub_db_open(h, dir, key)) == CMC_OK && hub_db_url() != NULL &&
+        hub_has_key(h) != want_hub)
+        rc = want_hub ? cmc_fail(CMC_ERR_NOT_FOUND, "that PostgreSQL database holds no hub store"
+                                                    " (run cmc-hub init)")
+                      : cmc_fail(CMC_ERR_EXISTS, "that PostgreSQL database already holds a hub"
+                                                 " store");
+    if (rc != CMC_OK) {
+        hub_close(h);
+        return rc;
+    }
+    *out = h;
+    return CMC_OK;
+}
+
 int hub_init(const char *dir)
 {
     char path[4096];
@@ -565,16 +589,8 @@ int hub_init(const char *dir)
         return cmc_fail(CMC_ERR_EXISTS, "%s: a hub store already exists", path);
     if ((rc = hub_key_file(dir, shared, &key)) != CMC_OK)
         goto out;
-    if ((h = cmc_calloc(1, sizeof *h)) == NULL) {
-        rc = cmc_fail(CMC_ERR_NOMEM, "hub handle");
+    if ((rc = hub_handle_open(dir, key, 0, &h)) != CMC_OK)
         goto out;
-    }
-    if ((rc = hub_db_open(h, dir, key)) != CMC_OK)
-        goto out;
-    if (shared && hub_has_key(h)) {
-        rc = cmc_fail(CMC_ERR_EXISTS, "that PostgreSQL database already holds a hub store");
-        goto out;
-    }
     if ((rc = cry_sign_keypair(pk, &sk)) != CMC_OK)
         goto out;
     if ((rc = hub_put_signing_key(h, key, sk)) != CMC_OK)
@@ -609,17 +625,8 @@ int hub_open(const char *dir, hub **out)
                         dir);
     if ((rc = hub_read_key(dir, &key)) != CMC_OK)
         goto out;
-    if ((h = cmc_calloc(1, sizeof *h)) == NULL) {
-        rc = cmc_fail(CMC_ERR_NOMEM, "hub handle");
+    if ((rc = hub_handle_open(dir, key, 1, &h)) != CMC_OK)
         goto out;
-    }
-    if ((rc = hub_db_open(h, dir, key)) != CMC_OK)
-        goto out;
-    if (shared && !hub_has_key(h)) {
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "that PostgreSQL database holds no hub store (run"
-                      " cmc-hub init)");
-        goto out;
-    }
     if ((rc = hub_load_signing_key(h, key)) != CMC_OK)
         goto out;
     if ((rc = hub_restore_point(h)) != CMC_OK)
@@ -732,48 +739,31 @@ int hub_user_role(hub *h, const char *name, int *role)
     int rc;
     if (name == NULL || name[0] == '\0')
         return cmc_fail(CMC_ERR_USAGE, "--as USER: which hub user is acting");
-    if ((rc = hub_db_prepare(h, "SELECT role FROM users WHERE name = ?1", &st)) != CMC_OK)
+    if ((rc = hub_db_row(h, "user", &st, "SELECT role FROM users WHERE name = ?1",
+                         HUB_ARGS(HUB_TEXT(name)))) != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *role = hub_role_from_name(hub_col_text(st, 0));
-        rc = CMC_OK;
-    } else if (src == SQLITE_DONE) {
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "no hub user named %s (add one with cmc-hub user add)", name);
-    } else {
-        rc = hub_db_fail(h, src, "user");
-    }
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "no hub user named %s (add one with cmc-hub user add)",
+                        name);
+    *role = hub_role_from_name(hub_col_text(st, 0));
     sqlite3_finalize(st);
-    return rc;
+    return CMC_OK;
 }
 
 /* ---- change log and versions ----------------------------------------------------------- */
 
 int hub_log_change(hub *h, const char *plan_id, const char *what, uint64_t *seq_out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc, src;
     uint64_t seq;
-    if ((rc = hub_db_prepare(h, "INSERT INTO changes(plan_id, what, at) VALUES(?1, ?2, ?3)",
-                             &st)) != CMC_OK)
+    int rc = hub_db_run(h, "change log",
+                        "INSERT INTO changes(plan_id, what, at) VALUES(?1, ?2, ?3)",
+                        HUB_ARGS(HUB_TEXT(plan_id), HUB_TEXT(what), HUB_INT(plat_wall_now())));
+    if (rc != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, what, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, plat_wall_now());
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (src != SQLITE_DONE)
-        return hub_db_fail(h, src, "change log");
     seq = (uint64_t)sqlite3_last_insert_rowid(h->db);
-    if ((rc = hub_db_prepare(h, "UPDATE plans SET seq = ?2 WHERE plan_id = ?1", &st)) != CMC_OK)
+    if ((rc = hub_db_run(h, "change log", "UPDATE plans SET seq = ?2 WHERE plan_id = ?1",
+                         HUB_ARGS(HUB_TEXT(plan_id), HUB_INT(seq)))) != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
-    src = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (src != SQLITE_DONE)
-        return hub_db_fail(h, src, "change log");
     if (seq_out != NULL)
         *seq_out = seq;
     return CMC_OK;
@@ -782,21 +772,11 @@ int hub_log_change(hub *h, const char *plan_id, const char *what, uint64_t *seq_
 int hub_log_event(hub *h, const char *plan_id, int64_t version, const char *actor,
                   const char *action)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(
-        h, "INSERT INTO events(plan_id, version, actor, action, at) VALUES(?1, ?2, ?3, ?4, ?5)",
-        &st);
-    if (rc != CMC_OK)
-        return rc;
-    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, version);
-    sqlite3_bind_text(st, 3, actor, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, action, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, plat_wall_now());
-    int src = sqlite3_step(st);
-    rc = src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "event");
-    sqlite3_finalize(st);
-    return rc;
+    return hub_db_run(h, "event",
+                      "INSERT INTO events(plan_id, version, actor, action, at)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5)",
+                      HUB_ARGS(HUB_TEXT(plan_id), HUB_INT(version), HUB_TEXT(actor),
+                               HUB_TEXT(action), HUB_INT(plat_wall_now())));
 }
 
 int hub_store_version(hub *h, const struct plan *p, const char *actor, const char *action)
@@ -877,31 +857,25 @@ int hub_load_version_raw(hub *h, const char *plan_id, int64_t version, uint8_t *
                          size_t *len)
 {
     sqlite3_stmt *st = NULL;
-    int rc = hub_db_prepare(h, "SELECT body FROM versions WHERE plan_id = ?1 AND version = ?2",
-                            &st);
     *body = NULL;
     *len = 0;
+    int rc = hub_db_row(h, "plan version", &st,
+                        "SELECT body FROM versions WHERE plan_id = ?1 AND version = ?2",
+                        HUB_ARGS(HUB_TEXT(plan_id), HUB_INT(version)));
     if (rc != CMC_OK)
         return rc;
-    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, version);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
-        uint8_t *b = cmc_malloc(n > 0 ? n : 1);
-        if (b == NULL) {
-            rc = cmc_fail(CMC_ERR_NOMEM, "plan version");
-        } else {
-            if (n > 0)
-                memcpy(b, sqlite3_column_blob(st, 0), n);
-            *body = b;
-            *len = n;
-            rc = CMC_OK;
-        }
-    } else if (src == SQLITE_DONE) {
-        rc = cmc_fail(CMC_ERR_NOT_FOUND, "plan %s has no version %lld", plan_id, (long long)version);
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_NOT_FOUND, "plan %s has no version %lld", plan_id,
+                        (long long)version);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    uint8_t *b = cmc_malloc(n > 0 ? n : 1);
+    if (b == NULL) {
+        rc = cmc_fail(CMC_ERR_NOMEM, "plan version");
     } else {
-        rc = hub_db_fail(h, src, "plan version");
+        if (n > 0)
+            memcpy(b, sqlite3_column_blob(st, 0), n);
+        *body = b;
+        *len = n;
     }
     sqlite3_finalize(st);
     return rc;

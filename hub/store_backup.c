@@ -13,6 +13,7 @@
  */
 #include "hub/internal.h"
 
+#include "platform/alloc.h"
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/db.h"
@@ -22,6 +23,14 @@
 #include <string.h>
 
 #define HUB_EPOCH_SHIFT 40
+
+/* Plans changed after the backup and lost with it, and each device that had received one of
+ * those versions (device_id '' when none had), by the old store's own record (its holdings):
+ * filled at a restore from what the store held before it (hub_restore_lost_from). */
+const char hub_schema_lost_plans[] =
+    "CREATE TABLE IF NOT EXISTS lost_plans(plan_id TEXT NOT NULL, device_id TEXT NOT NULL,"
+    " name TEXT NOT NULL, version INTEGER NOT NULL, generation TEXT NOT NULL,"
+    " PRIMARY KEY(plan_id, device_id, generation));";
 
 const char hub_schema_rewinds[] =
     "CREATE TABLE IF NOT EXISTS rewinds(device_id TEXT NOT NULL, generation TEXT NOT NULL,"
@@ -93,6 +102,130 @@ int hub_generation_get(hub *h, struct hub_generation *out)
         (rc = meta_u64(h, "restored_head", &out->restored_head)) != CMC_OK)
         return rc;
     return meta_u64(h, "epoch_base", &out->epoch_base);
+}
+
+/* ---- lost plans ------------------------------------------------------------------------ */
+
+struct lost_list {
+    struct hub_lost_plan *v;
+    size_t n, cap;
+};
+
+/* One row of "plan_id, device_id, name, version". */
+static void lost_row_read(sqlite3_stmt *st, struct hub_lost_plan *lp)
+{
+    memset(lp, 0, sizeof *lp);
+    hub_col_copy(st, 0, lp->plan_id, sizeof lp->plan_id);
+    hub_col_copy(st, 1, lp->device_id, sizeof lp->device_id);
+    hub_col_copy(st, 2, lp->name, sizeof lp->name);
+    lp->version = sqlite3_column_int64(st, 3);
+}
+
+/* From `old`, the store as it was before the restore: every published plan with a change
+ * after `head` (the restored log's end) and each device its holdings say received a version
+ * after it. */
+static int lost_collect(hst_db *old, uint64_t head, struct lost_list *out)
+{
+    sqlite3_stmt *st = NULL;
+    int src = sqlite3_prepare_v2(
+        old, "SELECT c.plan_id, coalesce(hd.device_id, ''), coalesce(d.name, ''), p.published"
+             " FROM (SELECT DISTINCT plan_id FROM changes WHERE seq > ?1) c"
+             " JOIN plans p ON p.plan_id = c.plan_id AND p.published > 0"
+             " LEFT JOIN holdings h ON h.plan = p.num AND h.to_cursor > ?1"
+             " LEFT JOIN holders hd ON hd.num = h.dev"
+             " LEFT JOIN devices d ON d.device_id = hd.device_id ORDER BY 1, 2",
+        -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)head);
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            if (out->n == out->cap) {
+                size_t cap = out->cap ? out->cap * 2 : 16;
+                struct hub_lost_plan *v = cmc_realloc(out->v, cap * sizeof *v);
+                if (v == NULL) {
+                    sqlite3_finalize(st);
+                    return cmc_fail(CMC_ERR_NOMEM, "lost plans");
+                }
+                out->v = v;
+                out->cap = cap;
+            }
+            lost_row_read(st, &out->v[out->n++]);
+        }
+    }
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? CMC_OK : hst_error(old, src, "lost plans (the store before the restore)");
+}
+
+/* Keeps the list in the restored store, under its new generation. */
+static int lost_record(hub *h, const struct lost_list *l)
+{
+    struct hub_generation g;
+    sqlite3_stmt *st = NULL;
+    int rc, src = SQLITE_DONE;
+    if (l->n == 0)
+        return CMC_OK;
+    if ((rc = hub_generation_get(h, &g)) != CMC_OK ||
+        (rc = hub_db_prepare(h, "INSERT OR IGNORE INTO lost_plans(plan_id, device_id, name, version,"
+                                " generation) VALUES(?1, ?2, ?3, ?4, ?5)", &st)) != CMC_OK)
+        return rc;
+    for (size_t i = 0; i < l->n && src == SQLITE_DONE; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, l->v[i].plan_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, l->v[i].device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, l->v[i].name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, l->v[i].version);
+        sqlite3_bind_text(st, 5, g.id, -1, SQLITE_STATIC);
+        src = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? CMC_OK : hub_db_fail(h, src, "lost plans");
+}
+
+static int mark_restored(hub *h);
+
+int hub_restore_lost_from(hub *h, const char *url)
+{
+    struct lost_list l = { 0 };
+    hst_db *old = NULL;
+    const char *at = url != NULL ? strchr(url, '@') : NULL, *sep = url != NULL ? strstr(url, "://") : NULL;
+    int rc;
+    if (hst_kind(h->db) != HST_PG || !hst_is_pg_url(url))
+        return cmc_fail(CMC_ERR_USAGE, "--lost-from: the PostgreSQL database as it was before the"
+                        " restore (postgresql://USER@HOST:PORT/DB)");
+    if (strstr(url, "password=") != NULL ||
+        (sep != NULL && at != NULL && memchr(sep + 3, ':', (size_t)(at - sep - 3)) != NULL))
+        return cmc_fail(CMC_ERR_USAGE, "--lost-from: put the password in ~/.pgpass or $PGPASSWORD,"
+                        " not on the command line");
+    /* The old database is reached before anything is marked, so a wrong URL changes nothing. */
+    if ((rc = hst_open_pg(url, &old)) != CMC_OK)
+        return rc;
+    if ((rc = mark_restored(h)) == CMC_OK)
+        rc = lost_collect(old, h->restored_head, &l);
+    hst_close(old);
+    if (rc == CMC_OK)
+        rc = lost_record(h, &l);
+    cmc_free(l.v);
+    return rc;
+}
+
+int hub_lost_plans_list(hub *h, int (*cb)(const struct hub_lost_plan *lp, void *ctx), void *ctx)
+{
+    struct hub_generation g;
+    sqlite3_stmt *st = NULL;
+    int rc, src = SQLITE_DONE;
+    if ((rc = hub_generation_get(h, &g)) != CMC_OK ||
+        (rc = hub_db_prepare(h, "SELECT plan_id, device_id, name, version FROM lost_plans"
+                                " WHERE generation = ?1 ORDER BY plan_id, device_id", &st)) != CMC_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, g.id, -1, SQLITE_STATIC);
+    struct hub_lost_plan lp;
+    while (rc == CMC_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        lost_row_read(st, &lp);
+        rc = cb(&lp, ctx);
+    }
+    if (rc == CMC_OK && src != SQLITE_DONE)
+        rc = hub_db_fail(h, src, "lost plans");
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* ---- backup and restore (SQLCipher) ---------------------------------------------------- */
@@ -202,11 +335,32 @@ int hub_restore(hub *h, const char *file)
         return rc == CMC_ERR_TAMPERED
                    ? cmc_fail(rc, "%s: not a backup of this hub (its key file does not open it)", file)
                    : rc;
-    hub_stmt_reset_all(h);
-    rc = copy_db(hst_sqlite(h->db), from, "restore");
+    /* What the store holds now and the copy does not: the plans lost with it, and who had
+     * them, before the copy replaces it. */
+    struct lost_list l = { 0 };
+    hst_db *copy = NULL;
+    uint64_t head = 0;
+    if ((rc = hst_open_sqlite(file, h->key, &copy)) == CMC_OK) {
+        sqlite3_stmt *st = NULL;
+        int src = sqlite3_prepare_v2(copy, "SELECT coalesce(max(seq), 0) FROM changes", -1, &st, NULL);
+        if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+            head = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        rc = src == SQLITE_ROW ? CMC_OK : hst_error(copy, src, "restore (the copy's change log)");
+        hst_close(copy);
+    }
+    if (rc == CMC_OK)
+        rc = lost_collect(h->db, head, &l);
+    if (rc == CMC_OK) {
+        hub_stmt_reset_all(h);
+        rc = copy_db(hst_sqlite(h->db), from, "restore");
+    }
     db_close(from);
     if (rc == CMC_OK)
         rc = mark_restored(h);
+    if (rc == CMC_OK)
+        rc = lost_record(h, &l);
+    cmc_free(l.v);
     return rc;
 }
 

@@ -6,28 +6,32 @@
 static _Thread_local char err_detail[512];
 static _Thread_local int err_code;
 
+/* Each code's name and text, indexed by code: the X-macro's rows, so none can be missing. */
+static const struct cmc_err_row {
+    const char *name, *text;
+} cmc_err_rows[] = {
+#define CMC_ERR_ROW(code, errname, text) [code] = {errname, text},
+    CMC_ERROR_LIST(CMC_ERR_ROW)
+#undef CMC_ERR_ROW
+};
+
+static const struct cmc_err_row *cmc_err_row(int code)
+{
+    if (code < 0 || (size_t)code >= sizeof cmc_err_rows / sizeof cmc_err_rows[0])
+        return NULL;
+    return &cmc_err_rows[code];
+}
+
 const char *cmc_strerror(int code)
 {
-    switch ((enum cmc_err)code) {
-#define CMC_ERR_CASE(name, errname, text) \
-    case name:                   \
-        return text;
-        CMC_ERROR_LIST(CMC_ERR_CASE)
-#undef CMC_ERR_CASE
-    }
-    return "unknown error";
+    const struct cmc_err_row *row = cmc_err_row(code);
+    return row != NULL ? row->text : "unknown error";
 }
 
 const char *cmc_errname(int code)
 {
-    switch ((enum cmc_err)code) {
-#define CMC_ERR_NAME(name, errname, text) \
-    case name:                            \
-        return errname;
-        CMC_ERROR_LIST(CMC_ERR_NAME)
-#undef CMC_ERR_NAME
-    }
-    return "unknown";
+    const struct cmc_err_row *row = cmc_err_row(code);
+    return row != NULL ? row->name : "unknown";
 }
 
 static int cmc_failv(int code, const char *fmt, va_list ap)
@@ -68,39 +72,17 @@ void cmc_err_clear(void)
 
 int cmc_exit_code(int code)
 {
-    switch ((enum cmc_err)code) {
-    case CMC_OK:
-        return 0;
-    case CMC_ERR_USAGE:
-    case CMC_ERR_INVALID:
-    case CMC_ERR_DENIED:
-        return 2;
-    case CMC_ERR_NOT_FOUND:
-        return 3;
-    case CMC_ERR_AUTH:
-    case CMC_ERR_THROTTLED:
-    case CMC_ERR_LOCKED:
-    case CMC_ERR_WIPED:
-        return 4;
-    case CMC_ERR_NOMEM:
-    case CMC_ERR_IO:
-    case CMC_ERR_DISK_FULL:
-    case CMC_ERR_EXISTS:
-    case CMC_ERR_TAMPERED:
-    case CMC_ERR_CORRUPT:
-    case CMC_ERR_TOO_LARGE:
-    case CMC_ERR_DB:
-    case CMC_ERR_BUSY:
-    case CMC_ERR_CRYPTO:
-    case CMC_ERR_NET:
-    case CMC_ERR_TLS:
-    case CMC_ERR_CLOCK:
-    case CMC_ERR_PROTOCOL:
-    case CMC_ERR_CONFLICT:
-    case CMC_ERR_REFUSED:
-    case CMC_ERR_UNAUTHORIZED:
-    case CMC_ERR_STATE:
-        return 1;
-    }
+    /* The codes with an exit status of their own; every other failure is a runtime error. */
+    static const struct {
+        enum cmc_err code;
+        int status;
+    } statuses[] = {
+        {CMC_OK, 0},            {CMC_ERR_USAGE, 2},     {CMC_ERR_INVALID, 2},
+        {CMC_ERR_DENIED, 2},    {CMC_ERR_NOT_FOUND, 3}, {CMC_ERR_AUTH, 4},
+        {CMC_ERR_THROTTLED, 4}, {CMC_ERR_LOCKED, 4},    {CMC_ERR_WIPED, 4},
+    };
+    for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        if ((int)statuses[i].code == code)
+            return statuses[i].status;
     return 1;
 }

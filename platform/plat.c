@@ -49,6 +49,28 @@ uint64_t plat_mono_now_ns(void)
     return (uint64_t)clock_ns(CLOCK_MONOTONIC);
 }
 
+void plat_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void plat_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 int64_t plat_boot_now(void)
 {
     if (plat_test_state.clock_fake)
@@ -455,19 +477,17 @@ void plat_test_delay(void)
 
 /* ---- logging --------------------------------------------------------------------------- */
 
+/* The levels' names, indexed by level: CMC_LOG's values and each line's tag. */
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
 static int current_level(void)
 {
     if (plat_test_state.log_level >= 0)
         return plat_test_state.log_level;
     const char *env = getenv("CMC_LOG");
-    if (env == NULL)
-        return PLAT_LOG_WARN;
-    if (strcmp(env, "debug") == 0)
-        return PLAT_LOG_DEBUG;
-    if (strcmp(env, "info") == 0)
-        return PLAT_LOG_INFO;
-    if (strcmp(env, "error") == 0)
-        return PLAT_LOG_ERROR;
+    for (int i = 0; env != NULL && i < (int)(sizeof level_names / sizeof level_names[0]); i++)
+        if (strcmp(env, level_names[i]) == 0)
+            return i;
     return PLAT_LOG_WARN;
 }
 
@@ -475,7 +495,6 @@ void plat_log(enum plat_log_level level, const char *fmt, ...)
 {
     if ((int)level < current_level())
         return;
-    static const char *const names[] = { "debug", "info", "warn", "error" };
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -487,5 +506,5 @@ void plat_log(enum plat_log_level level, const char *fmt, ...)
     }
     char ts[21];
     plat_format_time(plat_wall_now(), ts);
-    fprintf(stderr, "%s %s %s\n", ts, names[level], line);
+    fprintf(stderr, "%s %s %s\n", ts, level_names[level], line);
 }

@@ -13,6 +13,7 @@
 #ifndef CMC_PLAT_H
 #define CMC_PLAT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,12 @@
 int64_t plat_wall_now(void);
 /* Monotonic time in nanoseconds since an arbitrary point; never goes back within a boot. */
 uint64_t plat_mono_now_ns(void);
+/* Initialises a condition variable whose timed waits run on CLOCK_MONOTONIC, so a step of
+ * the wall clock neither cuts a wait short nor stretches it (deadlines from the real
+ * monotonic clock, not the fake one of plat_test.h). */
+void plat_cond_init_mono(pthread_cond_t *cv);
+/* Waits on such a condition variable (mu held) for a signal or at most `ms` milliseconds. */
+void plat_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, uint32_t ms);
 /* Seconds since boot including suspend (CLOCK_BOOTTIME), for evidence that time has
  * passed which survives a wall-clock change but not a reboot. */
 int64_t plat_boot_now(void);

@@ -64,20 +64,23 @@ static uint16_t get_be16(const uint8_t *p)
     return (uint16_t)((p[0] << 8) | p[1]);
 }
 
-static uint32_t get_be32(const uint8_t *p)
+/* The big-endian number in p[0..bytes). */
+static uint64_t get_be(const uint8_t *p, int bytes)
 {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
         v = (v << 8) | p[i];
     return v;
 }
 
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)get_be(p, 4);
+}
+
 static uint64_t get_be64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
+    return get_be(p, 8);
 }
 
 /* Writes bytes 0..91 (everything the signature covers). */
@@ -245,6 +248,14 @@ struct bundle_writer {
     uint32_t count;
 };
 
+void bundle_writer_free(bundle_writer *w)
+{
+    if (w == NULL)
+        return;
+    cmc_free(w->buf);
+    cmc_free(w);
+}
+
 int bundle_writer_new(bundle_writer **out)
 {
     bundle_writer *w = cmc_calloc(1, sizeof *w);
@@ -260,14 +271,6 @@ int bundle_writer_new(bundle_writer **out)
     w->len = ARRAY_HEADER_ROOM;
     *out = w;
     return CMC_OK;
-}
-
-void bundle_writer_free(bundle_writer *w)
-{
-    if (w == NULL)
-        return;
-    cmc_free(w->buf);
-    cmc_free(w);
 }
 
 static size_t array_header_size(uint32_t n)
@@ -294,6 +297,22 @@ uint32_t bundle_writer_count(const bundle_writer *w)
     return w->count;
 }
 
+/* Room for `more` bytes after the ops so far: at least doubled, so appends stay amortised
+ * O(1). */
+static int writer_reserve(bundle_writer *w, size_t more)
+{
+    size_t need = w->len + more;
+    if (need <= w->cap)
+        return CMC_OK;
+    size_t cap = need > 2 * w->cap ? need : 2 * w->cap;
+    uint8_t *nb = cmc_realloc(w->buf, cap);
+    if (nb == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "bundle writer: out of memory");
+    w->buf = nb;
+    w->cap = cap;
+    return CMC_OK;
+}
+
 /* Appends one packed op; the writer is unchanged on failure. */
 static int writer_append(bundle_writer *w, const uint8_t *op, size_t len)
 {
@@ -302,16 +321,9 @@ static int writer_append(bundle_writer *w, const uint8_t *op, size_t len)
     if (len > BUNDLE_MAX_RAW || bundle_writer_raw_size(w) + len + 4 > BUNDLE_MAX_RAW)
         return cmc_fail(CMC_ERR_TOO_LARGE, "bundle: body over the cap of %u bytes",
                         BUNDLE_MAX_RAW);
-    if (w->len + len > w->cap) {
-        size_t cap = w->cap;
-        while (cap < w->len + len)
-            cap *= 2;
-        uint8_t *nb = cmc_realloc(w->buf, cap);
-        if (nb == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "bundle writer: out of memory");
-        w->buf = nb;
-        w->cap = cap;
-    }
+    int rc = writer_reserve(w, len);
+    if (rc != CMC_OK)
+        return rc;
     memcpy(w->buf + w->len, op, len);
     w->len += len;
     w->count++;
@@ -601,11 +613,23 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
         return cmc_fail(CMC_ERR_CORRUPT, "too few elements");
     if ((rc = mp_read_uint(r, &kind)) != CMC_OK)
         return rc;
+    /* each kind's name and element count, checked before its fields are read */
+    static const struct {
+        const char *name;
+        uint32_t n;
+    } kinds[] = {
+        [BUNDLE_OP_PUT] = { "put", 4 },       [BUNDLE_OP_DELTA] = { "delta", 5 },
+        [BUNDLE_OP_PURGE] = { "purge", 4 },   [BUNDLE_OP_WIPE] = { "wipe", 2 },
+        [BUNDLE_OP_POLICY] = { "policy", 3 }, [BUNDLE_OP_SEAL] = { "seal", 3 },
+    };
+    if (kind >= sizeof kinds / sizeof kinds[0] || kinds[kind].name == NULL)
+        return cmc_fail(CMC_ERR_CORRUPT, "unknown op kind %llu", (unsigned long long)kind);
+    if (n != kinds[kind].n)
+        return cmc_fail(CMC_ERR_CORRUPT, "%s has %u elements, expected %u", kinds[kind].name, (unsigned)n,
+                        (unsigned)kinds[kind].n);
+    op->kind = (enum bundle_op_kind)kind;
     switch (kind) {
     case BUNDLE_OP_PUT:
-        if (n != 4)
-            return cmc_fail(CMC_ERR_CORRUPT, "put has %u elements, expected 4", (unsigned)n);
-        op->kind = BUNDLE_OP_PUT;
         if ((rc = read_plan_id(r, op)) != CMC_OK || (rc = mp_read_uint(r, &op->seq)) != CMC_OK)
             return rc;
         if ((rc = read_value_span(r, MP_T_MAP, "plan", &span, &span_len)) != CMC_OK)
@@ -622,9 +646,6 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
         op->packed_len = span_len;
         break;
     case BUNDLE_OP_DELTA:
-        if (n != 5)
-            return cmc_fail(CMC_ERR_CORRUPT, "delta has %u elements, expected 5", (unsigned)n);
-        op->kind = BUNDLE_OP_DELTA;
         if ((rc = read_plan_id(r, op)) != CMC_OK || (rc = mp_read_uint(r, &op->seq)) != CMC_OK)
             return rc;
         if ((rc = mp_read_int(r, &op->base_version)) != CMC_OK)
@@ -639,9 +660,6 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
     case BUNDLE_OP_PURGE: {
         const char *s;
         uint32_t len;
-        if (n != 4)
-            return cmc_fail(CMC_ERR_CORRUPT, "purge has %u elements, expected 4", (unsigned)n);
-        op->kind = BUNDLE_OP_PURGE;
         if ((rc = read_plan_id(r, op)) != CMC_OK || (rc = mp_read_uint(r, &op->seq)) != CMC_OK)
             return rc;
         if ((rc = mp_read_str(r, sizeof op->reason - 1, &s, &len)) != CMC_OK)
@@ -653,18 +671,12 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
         break;
     }
     case BUNDLE_OP_WIPE:
-        if (n != 2)
-            return cmc_fail(CMC_ERR_CORRUPT, "wipe has %u elements, expected 2", (unsigned)n);
-        op->kind = BUNDLE_OP_WIPE;
         if ((rc = mp_read_uint(r, &op->seq)) != CMC_OK)
             return rc;
         break;
     case BUNDLE_OP_SEAL: {
         const uint8_t *sig;
         uint32_t sig_len;
-        if (n != 3)
-            return cmc_fail(CMC_ERR_CORRUPT, "seal has %u elements, expected 3", (unsigned)n);
-        op->kind = BUNDLE_OP_SEAL;
         if ((rc = mp_read_uint(r, &op->seq)) != CMC_OK ||
             (rc = mp_read_bin(r, CRY_SIG_BYTES, &sig, &sig_len)) != CMC_OK)
             return rc;
@@ -674,9 +686,6 @@ static int decode_op(struct mp_reader *r, struct bundle_op *op)
         break;
     }
     case BUNDLE_OP_POLICY:
-        if (n != 3)
-            return cmc_fail(CMC_ERR_CORRUPT, "policy has %u elements, expected 3", (unsigned)n);
-        op->kind = BUNDLE_OP_POLICY;
         if ((rc = mp_read_uint(r, &op->seq)) != CMC_OK ||
             (rc = mp_read_int(r, &op->lease_days)) != CMC_OK)
             return rc;

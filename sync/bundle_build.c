@@ -12,6 +12,17 @@
 
 #include <string.h>
 
+/* An op's array header (n elements in all) and its leading elements: kind, plan_id (put,
+ * delta and purge), seq. */
+static void op_head(struct mp_writer *w, uint32_t n, const struct bundle_op *op, size_t id_len)
+{
+    mp_write_array(w, n);
+    mp_write_uint(w, (uint64_t)op->kind);
+    if (op->kind == BUNDLE_OP_PUT || op->kind == BUNDLE_OP_DELTA || op->kind == BUNDLE_OP_PURGE)
+        mp_write_str(w, op->plan_id, id_len);
+    mp_write_uint(w, op->seq);
+}
+
 /* Packs one op as the msgpack array of bundle.h, refusing an op the agent would refuse. */
 static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
 {
@@ -57,10 +68,7 @@ static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
         }
         if ((rc = plan_pack(&op->plan, &inner, &inner_len)) != CMC_OK)
             goto out;
-        mp_write_array(&w, 4);
-        mp_write_uint(&w, BUNDLE_OP_PUT);
-        mp_write_str(&w, op->plan_id, id_len);
-        mp_write_uint(&w, op->seq);
+        op_head(&w, 4, op, id_len);
         mp_write_raw(&w, inner, inner_len);
         break;
     case BUNDLE_OP_DELTA:
@@ -70,10 +78,7 @@ static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
         }
         if ((rc = plan_change_pack(&op->change, &inner, &inner_len)) != CMC_OK)
             goto out;
-        mp_write_array(&w, 5);
-        mp_write_uint(&w, BUNDLE_OP_DELTA);
-        mp_write_str(&w, op->plan_id, id_len);
-        mp_write_uint(&w, op->seq);
+        op_head(&w, 5, op, id_len);
         mp_write_int(&w, op->base_version);
         mp_write_raw(&w, inner, inner_len);
         break;
@@ -83,28 +88,19 @@ static int pack_op(const struct bundle_op *op, uint8_t **out, size_t *len)
             rc = cmc_fail(CMC_ERR_INVALID, "bundle op: unknown purge reason");
             goto out;
         }
-        mp_write_array(&w, 4);
-        mp_write_uint(&w, BUNDLE_OP_PURGE);
-        mp_write_str(&w, op->plan_id, id_len);
-        mp_write_uint(&w, op->seq);
+        op_head(&w, 4, op, id_len);
         mp_write_str(&w, op->reason, reason_len);
         break;
     }
     case BUNDLE_OP_WIPE:
-        mp_write_array(&w, 2);
-        mp_write_uint(&w, BUNDLE_OP_WIPE);
-        mp_write_uint(&w, op->seq);
+        op_head(&w, 2, op, id_len);
         break;
     case BUNDLE_OP_SEAL:
-        mp_write_array(&w, 3);
-        mp_write_uint(&w, BUNDLE_OP_SEAL);
-        mp_write_uint(&w, op->seq);
+        op_head(&w, 3, op, id_len);
         mp_write_bin(&w, op->seal_sig, CRY_SIG_BYTES);
         break;
     case BUNDLE_OP_POLICY:
-        mp_write_array(&w, 3);
-        mp_write_uint(&w, BUNDLE_OP_POLICY);
-        mp_write_uint(&w, op->seq);
+        op_head(&w, 3, op, id_len);
         mp_write_int(&w, op->lease_days);
         break;
     }

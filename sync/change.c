@@ -126,34 +126,43 @@ static int parse_set(struct plan_change *c, json_t *obj)
     return CMC_OK;
 }
 
-static int parse_remove(struct plan_change *c, json_t *obj)
+/* One id of a "remove" list. */
+static int remove_one(struct plan_change *c, const struct plan_field *f, json_t *id, size_t i)
 {
-    const char *key;
-    json_t *arr;
-    int rc;
-    json_object_foreach(obj, key, arr) {
-        const struct plan_field *f = NULL;
-        if ((rc = list_field("remove", key, &f)) != CMC_OK)
-            return rc;
-        if (!json_is_array(arr))
-            return cmc_fail(CMC_ERR_INVALID, "remove: %s: expected an array of ids", f->path);
-        for (size_t i = 0; i < json_array_size(arr); i++) {
-            json_t *id = json_array_get(arr, i);
-            char *copy;
-            if (!json_is_string(id) || !plan_item_id_valid(json_string_value(id)))
-                return cmc_fail(CMC_ERR_INVALID, "remove: %s[%zu]: not a valid item id", f->path, i);
-            if ((copy = cmc_strdup(json_string_value(id))) == NULL)
-                return cmc_fail(CMC_ERR_NOMEM, "change: out of memory");
-            if ((rc = add_op(c, PLAN_OP_REMOVE, f, NULL, 0, copy)) != CMC_OK)
-                return rc;
-        }
-    }
-    return CMC_OK;
+    char *copy;
+    if (!json_is_string(id) || !plan_item_id_valid(json_string_value(id)))
+        return cmc_fail(CMC_ERR_INVALID, "remove: %s[%zu]: not a valid item id", f->path, i);
+    if ((copy = cmc_strdup(json_string_value(id))) == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "change: out of memory");
+    return add_op(c, PLAN_OP_REMOVE, f, NULL, 0, copy);
 }
 
-static int parse_items(struct plan_change *c, json_t *obj, enum plan_op_kind kind)
+/* One item of an "add" or "update" list. */
+static int item_one(struct plan_change *c, const struct plan_field *f, json_t *v, size_t i,
+                    enum plan_op_kind kind)
 {
-    const char *group = kind == PLAN_OP_ADD ? "add" : "update";
+    uint32_t mask = 0;
+    char *id = NULL;
+    void *item = new_item(f);
+    if (item == NULL)
+        return cmc_fail(CMC_ERR_NOMEM, "change: out of memory");
+    int rc = plan_json_decode_item(f, v, i, item, &mask);
+    if (rc != CMC_OK) {
+        drop_item(f, item);
+        return rc;
+    }
+    if (kind == PLAN_OP_UPDATE && (id = cmc_strdup(plan_item_id(f->list, item))) == NULL) {
+        drop_item(f, item);
+        return cmc_fail(CMC_ERR_NOMEM, "change: out of memory");
+    }
+    mask = kind == PLAN_OP_ADD ? PLAN_ITEM_ALL : mask & ~1u;
+    return add_op(c, kind, f, item, mask, id);
+}
+
+/* The "add", "update" or "remove" group (`group`): lists by path, each an array of items
+ * (of ids for remove). */
+static int parse_lists(struct plan_change *c, json_t *obj, const char *group, enum plan_op_kind kind)
+{
     const char *key;
     json_t *arr;
     int rc;
@@ -162,24 +171,12 @@ static int parse_items(struct plan_change *c, json_t *obj, enum plan_op_kind kin
         if ((rc = list_field(group, key, &f)) != CMC_OK)
             return rc;
         if (!json_is_array(arr))
-            return cmc_fail(CMC_ERR_INVALID, "%s: %s: expected an array of items", group, f->path);
+            return cmc_fail(CMC_ERR_INVALID, "%s: %s: expected an array of %s", group, f->path,
+                            kind == PLAN_OP_REMOVE ? "ids" : "items");
         for (size_t i = 0; i < json_array_size(arr); i++) {
-            uint32_t mask = 0;
-            char *id = NULL;
-            void *item = new_item(f);
-            if (item == NULL)
-                return cmc_fail(CMC_ERR_NOMEM, "change: out of memory");
-            if ((rc = plan_json_decode_item(f, json_array_get(arr, i), i, item, &mask)) != CMC_OK) {
-                drop_item(f, item);
-                return rc;
-            }
-            if (kind == PLAN_OP_UPDATE &&
-                (id = cmc_strdup(plan_item_id(f->list, item))) == NULL) {
-                drop_item(f, item);
-                return cmc_fail(CMC_ERR_NOMEM, "change: out of memory");
-            }
-            mask = kind == PLAN_OP_ADD ? PLAN_ITEM_ALL : mask & ~1u;
-            if ((rc = add_op(c, kind, f, item, mask, id)) != CMC_OK)
+            json_t *v = json_array_get(arr, i);
+            rc = kind == PLAN_OP_REMOVE ? remove_one(c, f, v, i) : item_one(c, f, v, i, kind);
+            if (rc != CMC_OK)
                 return rc;
         }
     }
@@ -215,9 +212,9 @@ int plan_change_from_json(const char *json, size_t len, struct plan_change *out)
             continue;
         switch (group_kinds[g]) {
         case PLAN_OP_SET: rc = parse_set(out, v); break;
-        case PLAN_OP_REMOVE: rc = parse_remove(out, v); break;
+        case PLAN_OP_REMOVE:
         case PLAN_OP_UPDATE:
-        case PLAN_OP_ADD: rc = parse_items(out, v, group_kinds[g]); break;
+        case PLAN_OP_ADD: rc = parse_lists(out, v, group_names[g], group_kinds[g]); break;
         }
     }
 out:
@@ -592,12 +589,10 @@ int plan_change_unpack(const uint8_t *buf, size_t len, struct plan_change *out)
     struct mp_reader r;
     uint8_t seen[256] = {0};
     uint32_t n = 0;
-    int rc;
     plan_change_init(out);
-    if (len > PLAN_CHANGE_MAX_ENCODED)
-        return cmc_fail(CMC_ERR_TOO_LARGE, "change: encoding of %zu bytes (at most %d)", len,
-                        PLAN_CHANGE_MAX_ENCODED);
-    mp_reader_init(&r, buf, len, PLAN_MP_DEPTH);
+    int rc = plan_mp_reader_open(&r, buf, len, PLAN_CHANGE_MAX_ENCODED, "change");
+    if (rc != CMC_OK)
+        return rc;
     if ((rc = mp_read_array(&r, PLAN_CHANGE_MAX_OPS, &n)) != CMC_OK)
         return plan_fail_at(rc, "change");
     for (uint32_t i = 0; i < n && rc == CMC_OK; i++)

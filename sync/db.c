@@ -166,6 +166,16 @@ out:
  * carry SQLCipher 4's default, HMAC-SHA512, and are opened with it. */
 static const char *const hmac_algorithms[] = { "HMAC_SHA256", "HMAC_SHA512" };
 
+/* The end of an open: on success the connection goes to *out, else it is closed. */
+static int open_done(sqlite3 *db, int rc, sqlite3 **out)
+{
+    if (rc == CMC_OK)
+        *out = db;
+    else if (db != NULL)
+        sqlite3_close_v2(db);
+    return rc;
+}
+
 /* Opens `path` with the key and one page-authentication algorithm, and reads page 1, which
  * checks its HMAC: this is where a wrong key, a damaged file or another algorithm shows
  * (CMC_ERR_TAMPERED). */
@@ -214,12 +224,8 @@ static int open_keyed(const char *path, const struct cry_secret *key, const char
             rc = db_error(db, irc, "database open");
         goto out;
     }
-    *out = db;
-    db = NULL;
 out:
-    if (db != NULL)
-        sqlite3_close_v2(db);
-    return rc;
+    return open_done(db, rc, out);
 }
 
 int db_open(const char *path, const struct cry_secret *key, sqlite3 **out)
@@ -268,12 +274,8 @@ int db_open(const char *path, const struct cry_secret *key, sqlite3 **out)
         goto out;
     if ((rc = db_error(db, sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS), "busy timeout")) != CMC_OK)
         goto out;
-    *out = db;
-    db = NULL;
 out:
-    if (db != NULL)
-        sqlite3_close_v2(db);
-    return rc;
+    return open_done(db, rc, out);
 }
 
 void db_close(sqlite3 *db)

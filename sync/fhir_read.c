@@ -92,16 +92,22 @@ static const char *cc_text(json_t *cc)
 }
 
 /* The code of the first coding of `system` in a CodeableConcept, or NULL. */
-static const char *cc_code(json_t *cc, const char *system)
+/* The `field` of the first element of obj's array `list` whose "system" is `system`. */
+static const char *in_system(json_t *obj, const char *list, const char *system, const char *field)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(cc, "coding"), i, c) {
+    json_array_foreach(json_object_get(obj, list), i, c) {
         const char *s = str_at(c, "system");
         if (s != NULL && strcmp(s, system) == 0)
-            return str_at(c, "code");
+            return str_at(c, field);
     }
     return NULL;
+}
+
+static const char *cc_code(json_t *cc, const char *system)
+{
+    return in_system(cc, "coding", system, "code");
 }
 
 /* One value of the product's extension into `target[key]` (places accumulate). */
@@ -273,14 +279,7 @@ static int item_new(struct rx *r, const char *list_path, const char *id, const c
 /* The item id a resource carries in identifier (system FHIR_ITEM_SYSTEM), or NULL. */
 static const char *item_id_of(json_t *res)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(res, "identifier"), i, v) {
-        const char *s = str_at(v, "system");
-        if (s != NULL && strcmp(s, FHIR_ITEM_SYSTEM) == 0)
-            return str_at(v, "value");
-    }
-    return NULL;
+    return in_system(res, "identifier", FHIR_ITEM_SYSTEM, "value");
 }
 
 static int item_put(json_t *item, const char *key, const char *s)

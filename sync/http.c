@@ -271,6 +271,22 @@ static int setopt_all(http_client *c)
     return CMC_OK;
 }
 
+void http_client_free(http_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->curl != NULL)
+        curl_easy_cleanup(c->curl);
+    cmc_free(c->base_url);
+    cmc_free(c->path_prefix);
+    cmc_free(c->ca_file);
+    cmc_free(c->pinned);
+    cmc_free(c->user_agent);
+    cmc_free(c->rx.buf);
+    cry_secret_free(c->device_sk);
+    cmc_free(c);
+}
+
 int http_client_new(const struct http_options *opt, http_client **out)
 {
     int rc;
@@ -320,26 +336,10 @@ int http_client_new(const struct http_options *opt, http_client **out)
     if ((rc = setopt_all(c)) != CMC_OK)
         goto out;
     *out = c;
-    c = NULL;
+    return CMC_OK;
 out:
     http_client_free(c);
     return rc;
-}
-
-void http_client_free(http_client *c)
-{
-    if (c == NULL)
-        return;
-    if (c->curl != NULL)
-        curl_easy_cleanup(c->curl);
-    cmc_free(c->base_url);
-    cmc_free(c->path_prefix);
-    cmc_free(c->ca_file);
-    cmc_free(c->pinned);
-    cmc_free(c->user_agent);
-    cmc_free(c->rx.buf);
-    cry_secret_free(c->device_sk);
-    cmc_free(c);
 }
 
 int http_client_set_device(http_client *c, const char *device_id,
@@ -773,13 +773,22 @@ static void base64(char *out, const uint8_t *in, size_t n)
     out[o] = '\0';
 }
 
+int http_pin_of_spki(const uint8_t *der, size_t len, char out[HTTP_PIN_MAX])
+{
+    uint8_t digest[32];
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, der, len, digest) < 0)
+        return cmc_fail(CMC_ERR_CRYPTO, "TLS pin: SHA-256 failed");
+    memcpy(out, "sha256//", 8);
+    base64(out + 8, digest, sizeof digest);
+    return CMC_OK;
+}
+
 int http_pin_from_pem(const char *pem, size_t len, char out[HTTP_PIN_MAX])
 {
     int rc = CMC_OK;
     gnutls_x509_crt_t crt = NULL;
     gnutls_pubkey_t pub = NULL;
     gnutls_datum_t spki = { NULL, 0 };
-    uint8_t digest[32];
 
     out[0] = '\0';
     if (pem == NULL || len == 0 || len > 64 * 1024)
@@ -795,12 +804,7 @@ int http_pin_from_pem(const char *pem, size_t len, char out[HTTP_PIN_MAX])
         rc = cmc_fail(CMC_ERR_INVALID, "certificate: not a PEM X.509 certificate");
         goto out;
     }
-    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, digest) < 0) {
-        rc = cmc_fail(CMC_ERR_CRYPTO, "certificate: SHA-256 failed");
-        goto out;
-    }
-    memcpy(out, "sha256//", 8);
-    base64(out + 8, digest, sizeof digest);
+    rc = http_pin_of_spki(spki.data, spki.size, out);
 out:
     if (spki.data != NULL)
         gnutls_free(spki.data);

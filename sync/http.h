@@ -133,5 +133,8 @@ int http_client_peer_pin(const http_client *c, char out[HTTP_PIN_MAX]);
 /* The pin ("sha256//" + base64 of the SHA-256 of the SubjectPublicKeyInfo) of the first
  * certificate in a PEM text. CMC_ERR_INVALID if it holds no parsable certificate. */
 int http_pin_from_pem(const char *pem, size_t len, char out[HTTP_PIN_MAX]);
+/* The pin of a DER SubjectPublicKeyInfo (`len` bytes): "sha256//" + base64 of its SHA-256.
+ * CMC_ERR_CRYPTO if the hash fails. */
+int http_pin_of_spki(const uint8_t *der, size_t len, char out[HTTP_PIN_MAX]);
 
 #endif

@@ -286,27 +286,23 @@ int plan_merge_take(struct plan *merged, const struct plan *src, const struct me
 static void value_text(const struct plan_field *f, const void *base, char *out, size_t cap)
 {
     const char *at = (const char *)base + f->offset;
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = *(const char *const *)at;
         snprintf(out, cap, "%s", s ? s : "(absent)");
         return;
     }
-    case PLAN_F_BOOL: {
+    case PLAN_K_BOOL: {
         int v = *(const int *)at;
         snprintf(out, cap, "%s", v == PLAN_UNSET ? "(absent)" : v ? "yes" : "no");
         return;
     }
-    case PLAN_F_ENUM: {
+    case PLAN_K_ENUM: {
         const char *name = plan_enum_name(f, *(const int *)at);
         snprintf(out, cap, "%s", name ? name : "(absent)");
         return;
     }
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         const struct plan_places *pl = (const struct plan_places *)at;
         size_t used = 0;
         out[0] = '\0';
@@ -320,10 +316,10 @@ static void value_text(const struct plan_field *f, const void *base, char *out, 
             snprintf(out, cap, "(none)");
         return;
     }
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         snprintf(out, cap, "%lld", (long long)*(const int64_t *)at);
         return;
-    case PLAN_F_LIST:
+    case PLAN_K_LIST:
         snprintf(out, cap, "(list)");
         return;
     }

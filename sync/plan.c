@@ -202,14 +202,18 @@ const struct plan_field plan_fields[] = {
 };
 const size_t plan_n_fields = NELEM(plan_fields);
 
+/* The field of v[0..n) whose path is `path`, or NULL (also for a NULL path). */
+static const struct plan_field *field_named(const struct plan_field *v, size_t n, const char *path)
+{
+    for (size_t i = 0; path != NULL && i < n; i++)
+        if (strcmp(v[i].path, path) == 0)
+            return &v[i];
+    return NULL;
+}
+
 const struct plan_field *plan_field_by_path(const char *path)
 {
-    if (path == NULL)
-        return NULL;
-    for (size_t i = 0; i < plan_n_fields; i++)
-        if (strcmp(plan_fields[i].path, path) == 0)
-            return &plan_fields[i];
-    return NULL;
+    return field_named(plan_fields, plan_n_fields, path);
 }
 
 const struct plan_field *plan_field_by_wire_id(uint8_t wire_id)
@@ -222,12 +226,7 @@ const struct plan_field *plan_field_by_wire_id(uint8_t wire_id)
 
 const struct plan_field *plan_item_field_by_name(const struct plan_list_desc *list, const char *name)
 {
-    if (list == NULL || name == NULL)
-        return NULL;
-    for (size_t i = 0; i < list->n_fields; i++)
-        if (strcmp(list->fields[i].path, name) == 0)
-            return &list->fields[i];
-    return NULL;
+    return list != NULL ? field_named(list->fields, list->n_fields, name) : NULL;
 }
 
 static size_t enum_count(const char *const *names)
@@ -297,23 +296,27 @@ static void list_set(const struct plan_field *f, void *p, void *items, size_t n)
     memcpy((char *)p + f->list->count_offset, &n, sizeof n);
 }
 
-static int is_string_type(enum plan_ftype t)
+enum plan_fkind plan_field_kind(const struct plan_field *f)
 {
-    switch (t) {
+    switch (f->type) {
     case PLAN_F_STRING:
     case PLAN_F_DATE:
     case PLAN_F_DATETIME:
     case PLAN_F_UUID:
     case PLAN_F_NHS:
-        return 1;
+        return PLAN_K_TEXT;
     case PLAN_F_BOOL:
+        return PLAN_K_BOOL;
     case PLAN_F_ENUM:
+        return PLAN_K_ENUM;
     case PLAN_F_PLACES:
+        return PLAN_K_PLACES;
     case PLAN_F_INT:
+        return PLAN_K_INT;
     case PLAN_F_LIST:
-        return 0;
+        return PLAN_K_LIST;
     }
-    return 0;
+    return PLAN_K_LIST;
 }
 
 void *plan_list_items(const struct plan_field *f, const struct plan *p, size_t *n)
@@ -350,27 +353,23 @@ static void clear_value(const struct plan_field *f, void *base);
 
 static void init_value(const struct plan_field *f, void *base)
 {
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS:
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT:
         *str_at(f, base) = NULL;
         break;
-    case PLAN_F_BOOL:
+    case PLAN_K_BOOL:
         *int_at(f, base) = PLAN_UNSET;
         break;
-    case PLAN_F_ENUM:
+    case PLAN_K_ENUM:
         *int_at(f, base) = 0;
         break;
-    case PLAN_F_PLACES:
+    case PLAN_K_PLACES:
         memset(places_at(f, base), 0, sizeof(struct plan_places));
         break;
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         *i64_at(f, base) = 0;
         break;
-    case PLAN_F_LIST:
+    case PLAN_K_LIST:
         list_set(f, base, NULL, 0);
         break;
     }
@@ -423,7 +422,7 @@ static void free_list(const struct plan_field *f, void *base)
 
 static void clear_value(const struct plan_field *f, void *base)
 {
-    if (is_string_type(f->type)) {
+    if (plan_field_kind(f) == PLAN_K_TEXT) {
         cmc_free(*str_at(f, base));
     } else if (f->type == PLAN_F_LIST) {
         free_list(f, base);
@@ -441,21 +440,17 @@ void plan_field_clear(const struct plan_field *f, void *base)
 
 int plan_field_equal(const struct plan_field *f, const void *a, const void *b)
 {
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *x = *str_at(f, a), *y = *str_at(f, b);
         if (x == NULL || y == NULL)
             return x == y;
         return strcmp(x, y) == 0;
     }
-    case PLAN_F_BOOL:
-    case PLAN_F_ENUM:
+    case PLAN_K_BOOL:
+    case PLAN_K_ENUM:
         return *int_at(f, a) == *int_at(f, b);
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         const struct plan_places *x = places_at(f, a), *y = places_at(f, b);
         if (x->n != y->n)
             return 0;
@@ -464,9 +459,9 @@ int plan_field_equal(const struct plan_field *f, const void *a, const void *b)
                 return 0;
         return 1;
     }
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         return *i64_at(f, a) == *i64_at(f, b);
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         size_t na = 0, nb = 0;
         const char *ia = list_get(f, a, &na), *ib = list_get(f, b, &nb);
         if (na != nb)
@@ -484,12 +479,8 @@ int plan_field_copy(const struct plan_field *f, void *dst, const void *src)
 {
     if (dst == src)
         return CMC_OK;
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = *str_at(f, src);
         char *copy = NULL;
         if (s != NULL && (copy = cmc_strdup(s)) == NULL)
@@ -498,17 +489,17 @@ int plan_field_copy(const struct plan_field *f, void *dst, const void *src)
         *str_at(f, dst) = copy;
         return CMC_OK;
     }
-    case PLAN_F_BOOL:
-    case PLAN_F_ENUM:
+    case PLAN_K_BOOL:
+    case PLAN_K_ENUM:
         *int_at(f, dst) = *int_at(f, src);
         return CMC_OK;
-    case PLAN_F_PLACES:
+    case PLAN_K_PLACES:
         *places_at(f, dst) = *places_at(f, src);
         return CMC_OK;
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         *i64_at(f, dst) = *i64_at(f, src);
         return CMC_OK;
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         size_t n = 0, done;
         const char *from = list_get(f, src, &n);
         char *items = NULL;
@@ -583,22 +574,24 @@ int plan_equal(const struct plan *a, const struct plan *b)
 
 /* ---- validation ------------------------------------------------------------------------ */
 
-int plan_nhs_valid(const char *s)
+int plan_nhs_check_digit(const char *nine)
 {
     int sum = 0;
+    for (int i = 0; i < 9; i++)
+        sum += (nine[i] - '0') * (10 - i);
+    int check = (11 - sum % 11) % 11; /* a remainder of 0 gives 0, not 11 */
+    return check == 10 ? -1 : check;  /* no valid number has 10 for its check digit */
+}
+
+int plan_nhs_valid(const char *s)
+{
     if (s == NULL || strlen(s) != PLAN_NHS_LEN)
         return 0;
     for (int i = 0; i < PLAN_NHS_LEN; i++)
         if (s[i] < '0' || s[i] > '9')
             return 0;
-    for (int i = 0; i < 9; i++)
-        sum += (s[i] - '0') * (10 - i);
-    int check = 11 - sum % 11;
-    if (check == 11)
-        check = 0;
-    if (check == 10)
-        return 0; /* no valid number has this check digit */
-    return s[9] - '0' == check;
+    int check = plan_nhs_check_digit(s);
+    return check >= 0 && s[9] - '0' == check;
 }
 
 int plan_nhs_normalise(const char *in, char out[PLAN_NHS_LEN + 1])
@@ -645,32 +638,12 @@ int plan_item_id_valid(const char *s)
 /* Well-formed UTF-8: no overlong forms, surrogates or code points past U+10FFFF. */
 static int utf8_valid(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned min, cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1; min = 0x80; cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2; min = 0x800; cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3; min = 0x10000; cp = c & 0x07;
-        } else
+    uint32_t cp;
+    for (size_t i = 0, k; i < n; i += k) {
+        if (s[i] < 0x80)
+            k = 1;
+        else if ((k = text_decode(s + i, n - i, &cp)) == 0)
             return 0;
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
     }
     return 1;
 }
@@ -732,24 +705,20 @@ void plan_enum_list(const struct plan_field *f, char *buf, size_t cap)
 
 static int is_present(const struct plan_field *f, const void *base)
 {
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = *str_at(f, base);
         return s != NULL && s[0] != '\0';
     }
-    case PLAN_F_BOOL:
+    case PLAN_K_BOOL:
         return *int_at(f, base) != PLAN_UNSET;
-    case PLAN_F_ENUM:
+    case PLAN_K_ENUM:
         return *int_at(f, base) != 0;
-    case PLAN_F_PLACES:
+    case PLAN_K_PLACES:
         return places_at(f, base)->n > 0;
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         return *i64_at(f, base) != 0;
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         size_t n = 0;
         (void)list_get(f, base, &n);
         return n > 0;
@@ -762,7 +731,7 @@ static int check_items(const struct plan_field *f, const void *p, enum plan_chec
 
 int plan_value_present(const struct plan_field *f, const void *base)
 {
-    if (is_string_type(f->type))
+    if (plan_field_kind(f) == PLAN_K_TEXT)
         return *str_at(f, base) != NULL;
     return is_present(f, base);
 }
@@ -798,12 +767,8 @@ static int field_check(const struct plan_field *f, const void *base, const char 
 {
     char names[160];
     int64_t t;
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = *str_at(f, base);
         if (s == NULL)
             return CMC_OK;
@@ -834,13 +799,13 @@ static int field_check(const struct plan_field *f, const void *base, const char 
             return cmc_fail(CMC_ERR_INVALID, "%s: not a valid item id", path);
         return CMC_OK;
     }
-    case PLAN_F_BOOL: {
+    case PLAN_K_BOOL: {
         int v = *int_at(f, base);
         if (v != PLAN_UNSET && v != 0 && v != 1)
             return cmc_fail(CMC_ERR_INVALID, "%s: not a boolean", path);
         return CMC_OK;
     }
-    case PLAN_F_ENUM: {
+    case PLAN_K_ENUM: {
         int v = *int_at(f, base);
         if (v < 0 || (size_t)v > enum_count(f->enum_names)) {
             plan_enum_list(f, names, sizeof names);
@@ -848,7 +813,7 @@ static int field_check(const struct plan_field *f, const void *base, const char 
         }
         return CMC_OK;
     }
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         const struct plan_places *pl = places_at(f, base);
         if (pl->n > PLAN_MAX_PLACES)
             return cmc_fail(CMC_ERR_INVALID, "%s: more than %d places", path, PLAN_MAX_PLACES);
@@ -863,11 +828,11 @@ static int field_check(const struct plan_field *f, const void *base, const char 
         }
         return CMC_OK;
     }
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         if (*i64_at(f, base) < 0)
             return cmc_fail(CMC_ERR_INVALID, "%s: negative", path);
         return CMC_OK;
-    case PLAN_F_LIST:
+    case PLAN_K_LIST:
         return check_items(f, base, PLAN_CHECK_DRAFT);
     }
     return cmc_fail(CMC_ERR_INVALID, "%s: unknown field type", path);

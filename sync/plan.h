@@ -334,6 +334,18 @@ enum plan_ftype {
     PLAN_F_LIST,     /* pointer + count of items described by `list` */
 };
 
+/* How a field's value is held: the five text types (STRING, DATE, DATETIME, UUID, NHS) all
+ * hold a char *, so code that moves, compares, encodes or frees values switches on this and
+ * keeps type-specific checks (formats, lengths) to the one place that needs them. */
+enum plan_fkind {
+    PLAN_K_TEXT,   /* char * */
+    PLAN_K_BOOL,   /* int, tri-state */
+    PLAN_K_ENUM,   /* int, 0 absent */
+    PLAN_K_PLACES, /* struct plan_places */
+    PLAN_K_INT,    /* int64_t */
+    PLAN_K_LIST,   /* pointer + count */
+};
+
 enum plan_fflag {
     PLAN_FF_REQUIRED = 1u << 0, /* must be present (non-NULL / non-zero) in a valid plan */
     PLAN_FF_META = 1u << 1,     /* record metadata: not addressable by a change document */
@@ -370,6 +382,9 @@ struct plan_list_desc {
 
 extern const struct plan_field plan_fields[];
 extern const size_t plan_n_fields;
+
+/* How `f`'s value is held (enum plan_fkind). */
+enum plan_fkind plan_field_kind(const struct plan_field *f);
 
 /* The descriptor for a dotted top-level path ("resuscitation.decision", "medications"),
  * or NULL. */
@@ -443,6 +458,10 @@ int plan_equal(const struct plan *a, const struct plan *b);
 /* 1 if `s` is exactly 10 digits whose Modulus 11 check digit is right, else 0. Spaces are
  * not accepted here; see plan_nhs_normalise. */
 int plan_nhs_valid(const char *s);
+
+/* The Modulus 11 check digit (0..9) of an NHS number's first nine digits (ASCII '0'..'9');
+ * -1 when no valid number starts with them (the remainder asks for a check digit of 10). */
+int plan_nhs_check_digit(const char *nine);
 /* Copies `in` to `out` without spaces or dashes ("943 476 5919" -> "9434765919") and checks
  * it: CMC_ERR_INVALID with a clear detail ("NHS number must be 10 digits", "NHS number check
  * digit is wrong") otherwise. */

@@ -44,6 +44,9 @@ int plan_json_dump(json_t *root, int pretty, char **out, size_t *len);
 
 /* msgpack: writes a present value (callers skip absent ones, or write nil). */
 void plan_mp_write_value(struct mp_writer *w, const struct plan_field *f, const void *base);
+/* r set on buf[0..len) at PLAN_MP_DEPTH; CMC_ERR_TOO_LARGE ("WHAT: encoding of N bytes (at
+ * most MAX)") when len is over max, before anything is read. */
+int plan_mp_reader_open(struct mp_reader *r, const uint8_t *buf, size_t len, size_t max, const char *what);
 /* An item map with the id and the fields in `mask`: absent ones are omitted, or written as
  * nil when `nil_absent` (an UPDATE clearing a field). */
 void plan_mp_write_item(struct mp_writer *w, const struct plan_list_desc *list, const void *item,

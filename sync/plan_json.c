@@ -102,12 +102,8 @@ int plan_json_value(const struct plan_field *f, const void *base, json_t **out)
     json_t *v = NULL;
     int rc;
     *out = NULL;
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = *(char *const *)(cbase + f->offset);
         if (s == NULL) {
             v = json_null();
@@ -121,12 +117,12 @@ int plan_json_value(const struct plan_field *f, const void *base, json_t **out)
         v = json_stringn(s, strlen(s));
         break;
     }
-    case PLAN_F_BOOL: {
+    case PLAN_K_BOOL: {
         int b = *(const int *)(cbase + f->offset);
         v = b == PLAN_UNSET ? json_null() : json_boolean(b);
         break;
     }
-    case PLAN_F_ENUM: {
+    case PLAN_K_ENUM: {
         int e = *(const int *)(cbase + f->offset);
         const char *name = plan_enum_name(f, e);
         if (e == 0) {
@@ -138,7 +134,7 @@ int plan_json_value(const struct plan_field *f, const void *base, json_t **out)
         v = json_string(name);
         break;
     }
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         const struct plan_places *pl = (const struct plan_places *)(cbase + f->offset);
         if ((rc = plan_field_check(f, base, f->path)) != CMC_OK)
             return rc;
@@ -151,10 +147,10 @@ int plan_json_value(const struct plan_field *f, const void *base, json_t **out)
             }
         break;
     }
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         v = json_integer((json_int_t) * (const int64_t *)(cbase + f->offset));
         break;
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         size_t n = 0;
         const char *items = plan_list_items(f, base, &n);
         if ((v = json_array()) == NULL)
@@ -234,12 +230,8 @@ int plan_json_decode(const struct plan_field *f, json_t *v, void *base, const ch
     plan_field_clear(f, base);
     if (v == NULL || json_is_null(v))
         return CMC_OK;
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         if (!json_is_string(v))
             return expected(path, "a string");
         size_t len = json_string_length(v);
@@ -258,14 +250,14 @@ int plan_json_decode(const struct plan_field *f, json_t *v, void *base, const ch
         }
         return CMC_OK;
     }
-    case PLAN_F_BOOL:
+    case PLAN_K_BOOL:
         if (!json_is_boolean(v))
             return expected(path, "true, false or null");
         *(int *)(cbase + f->offset) = json_is_true(v);
         return CMC_OK;
-    case PLAN_F_ENUM:
+    case PLAN_K_ENUM:
         return enum_value(f, v, path, (int *)(cbase + f->offset));
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         struct plan_places pl = {0};
         if (!json_is_array(v))
             return expected(path, "an array");
@@ -282,12 +274,12 @@ int plan_json_decode(const struct plan_field *f, json_t *v, void *base, const ch
         }
         return CMC_OK;
     }
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         if (!json_is_integer(v) || json_integer_value(v) < 0)
             return expected(path, "a whole number, 0 or more");
         *(int64_t *)(cbase + f->offset) = (int64_t)json_integer_value(v);
         return CMC_OK;
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         if (!json_is_array(v))
             return expected(path, "an array");
         size_t n = json_array_size(v), size = f->list->item_size, done = 0;

@@ -15,20 +15,24 @@
 
 #include <string.h>
 
+int plan_mp_reader_open(struct mp_reader *r, const uint8_t *buf, size_t len, size_t max, const char *what)
+{
+    if (len > max)
+        return cmc_fail(CMC_ERR_TOO_LARGE, "%s: encoding of %zu bytes (at most %zu)", what, len, max);
+    mp_reader_init(r, buf, len, PLAN_MP_DEPTH);
+    return CMC_OK;
+}
+
 /* ---- writing --------------------------------------------------------------------------- */
 
 void plan_mp_write_value(struct mp_writer *w, const struct plan_field *f, const void *base)
 {
     const char *cbase = base;
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS:
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT:
         mp_write_cstr(w, *(char *const *)(cbase + f->offset));
         return;
-    case PLAN_F_BOOL: {
+    case PLAN_K_BOOL: {
         int b = *(const int *)(cbase + f->offset);
         if (b == PLAN_UNSET)
             mp_write_nil(w);
@@ -36,7 +40,7 @@ void plan_mp_write_value(struct mp_writer *w, const struct plan_field *f, const 
             mp_write_bool(w, b);
         return;
     }
-    case PLAN_F_ENUM: {
+    case PLAN_K_ENUM: {
         int e = *(const int *)(cbase + f->offset);
         if (e == 0)
             mp_write_nil(w);
@@ -44,7 +48,7 @@ void plan_mp_write_value(struct mp_writer *w, const struct plan_field *f, const 
             mp_write_int(w, e);
         return;
     }
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         const struct plan_places *pl = (const struct plan_places *)(cbase + f->offset);
         size_t n = pl->n < PLAN_MAX_PLACES ? pl->n : PLAN_MAX_PLACES;
         mp_write_array(w, (uint32_t)n);
@@ -52,10 +56,10 @@ void plan_mp_write_value(struct mp_writer *w, const struct plan_field *f, const 
             mp_write_int(w, pl->v[i]);
         return;
     }
-    case PLAN_F_INT:
+    case PLAN_K_INT:
         mp_write_int(w, *(const int64_t *)(cbase + f->offset));
         return;
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         size_t n = 0;
         const char *items = plan_list_items(f, base, &n);
         mp_write_array(w, (uint32_t)n);
@@ -128,12 +132,8 @@ int plan_mp_read_value(struct mp_reader *r, const struct plan_field *f, void *ba
         (void)mp_read_nil(r);
         return CMC_OK;
     }
-    switch (f->type) {
-    case PLAN_F_STRING:
-    case PLAN_F_DATE:
-    case PLAN_F_DATETIME:
-    case PLAN_F_UUID:
-    case PLAN_F_NHS: {
+    switch (plan_field_kind(f)) {
+    case PLAN_K_TEXT: {
         const char *s = NULL;
         uint32_t len = 0;
         if ((rc = mp_read_str(r, (uint32_t)f->max_len, &s, &len)) != CMC_OK)
@@ -146,13 +146,13 @@ int plan_mp_read_value(struct mp_reader *r, const struct plan_field *f, void *ba
         *(char **)(cbase + f->offset) = copy;
         return CMC_OK;
     }
-    case PLAN_F_BOOL:
+    case PLAN_K_BOOL:
         if ((rc = mp_read_bool(r, (int *)(cbase + f->offset))) != CMC_OK)
             return plan_fail_at(rc, f->path);
         return CMC_OK;
-    case PLAN_F_ENUM:
+    case PLAN_K_ENUM:
         return read_enum(r, f, (int *)(cbase + f->offset));
-    case PLAN_F_PLACES: {
+    case PLAN_K_PLACES: {
         struct plan_places pl = {0};
         uint32_t n = 0;
         if ((rc = mp_read_array(r, PLAN_MAX_PLACES, &n)) != CMC_OK)
@@ -165,7 +165,7 @@ int plan_mp_read_value(struct mp_reader *r, const struct plan_field *f, void *ba
         *(struct plan_places *)(cbase + f->offset) = pl;
         return CMC_OK;
     }
-    case PLAN_F_INT: {
+    case PLAN_K_INT: {
         int64_t v = 0;
         if ((rc = mp_read_int(r, &v)) != CMC_OK)
             return plan_fail_at(rc, f->path);
@@ -174,7 +174,7 @@ int plan_mp_read_value(struct mp_reader *r, const struct plan_field *f, void *ba
         *(int64_t *)(cbase + f->offset) = v;
         return CMC_OK;
     }
-    case PLAN_F_LIST: {
+    case PLAN_K_LIST: {
         uint32_t n = 0;
         size_t size = f->list->item_size;
         if ((rc = mp_read_array(r, (uint32_t)f->list->max_items, &n)) != CMC_OK)
@@ -267,12 +267,10 @@ static int unpack(const uint8_t *buf, size_t len, struct plan *out, int keep)
     struct mp_reader r;
     uint32_t n = 0;
     uint64_t prev = 0, highest = plan_fields[plan_n_fields - 1].wire_id;
-    int rc;
     plan_init(out);
-    if (len > PLAN_MAX_ENCODED)
-        return cmc_fail(CMC_ERR_TOO_LARGE, "plan: encoding of %zu bytes (at most %d)", len,
-                        PLAN_MAX_ENCODED);
-    mp_reader_init(&r, buf, len, PLAN_MP_DEPTH);
+    int rc = plan_mp_reader_open(&r, buf, len, PLAN_MAX_ENCODED, "plan");
+    if (rc != CMC_OK)
+        return rc;
     mp_reader_canonical(&r); /* one plan, one encoding (docs/PROTOCOL.md) */
     if ((rc = mp_read_map(&r, keep ? UINT8_MAX : (uint32_t)plan_n_fields, &n)) != CMC_OK)
         return plan_fail_at(rc, "plan");

@@ -43,12 +43,7 @@ static int uuid_valid(const char *s)
 static int method_valid(const char *m)
 {
     size_t n = m ? strlen(m) : 0;
-    if (n == 0 || n > REQSIG_MAX_METHOD)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (m[i] < 'A' || m[i] > 'Z')
-            return 0;
-    return 1;
+    return n > 0 && n <= REQSIG_MAX_METHOD && strspn(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == n;
 }
 
 /* The canonical string separates fields with '\n', so a path with control characters or

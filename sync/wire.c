@@ -10,6 +10,58 @@
 #include <stdio.h>
 #include <string.h>
 
+/* ---- shared writer --------------------------------------------------------------------- */
+
+/* One key and its value, so a message's encoder is a list of its pairs in wire order. */
+enum pair_type { PAIR_STR, PAIR_INT, PAIR_UINT, PAIR_BIN, PAIR_TRUE };
+struct pair {
+    const char *key;
+    enum pair_type type;
+    const void *p; /* PAIR_STR: the string (NULL writes nil); PAIR_BIN: the bytes */
+    size_t n;      /* PAIR_BIN: the byte count */
+    int64_t i;     /* PAIR_INT, PAIR_UINT (as unsigned) */
+};
+#define P_STR(k, s) { (k), PAIR_STR, (s), 0, 0 }
+#define P_INT(k, v) { (k), PAIR_INT, NULL, 0, (int64_t)(v) }
+#define P_UINT(k, v) { (k), PAIR_UINT, NULL, 0, (int64_t)(v) }
+#define P_BIN(k, b, len) { (k), PAIR_BIN, (b), (len), 0 }
+#define P_TRUE(k) { (k), PAIR_TRUE, NULL, 0, 0 }
+
+/* The first n of v as map pairs, without a map header. */
+static void write_pairs(struct mp_writer *w, const struct pair *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mp_write_cstr(w, v[i].key);
+        switch (v[i].type) {
+        case PAIR_STR:
+            mp_write_cstr(w, v[i].p);
+            break;
+        case PAIR_INT:
+            mp_write_int(w, v[i].i);
+            break;
+        case PAIR_UINT:
+            mp_write_uint(w, (uint64_t)v[i].i);
+            break;
+        case PAIR_BIN:
+            mp_write_bin(w, v[i].p, v[i].n);
+            break;
+        case PAIR_TRUE:
+            mp_write_bool(w, 1);
+            break;
+        }
+    }
+}
+
+/* A whole message: a map of the first n of v. */
+static int encode_map(const struct pair *v, size_t n, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, (uint32_t)n);
+    write_pairs(&w, v, n);
+    return mp_writer_finish(&w, out, len);
+}
+
 /* ---- shared readers ------------------------------------------------------------------- */
 
 static int key_is(const char *key, uint32_t len, const char *want)
@@ -17,59 +69,89 @@ static int key_is(const char *key, uint32_t len, const char *want)
     return strlen(want) == len && memcmp(key, want, len) == 0;
 }
 
-/* A request's str value copied NUL-terminated, refusing embedded NULs. */
-static int req_cstr(struct mp_reader *r, const char *key, char *out, size_t cap)
+/* A str of at most `max` bytes copied NUL-terminated into out (cap bytes), its length in
+ * *len when len is not NULL; CMC_ERR_TOO_LARGE (no message) when it does not fit in cap. */
+static int str_copy(struct mp_reader *r, uint32_t max, char *out, size_t cap, uint32_t *len)
 {
     const char *s;
     uint32_t n;
-    if (mp_read_str(r, (uint32_t)(cap - 1), &s, &n) != CMC_OK || memchr(s, '\0', n) != NULL)
-        return cmc_fail(CMC_ERR_INVALID, "%s: must be a string of at most %zu bytes", key, cap - 1);
+    int rc = mp_read_str(r, max, &s, &n);
+    if (rc == CMC_OK && n >= cap)
+        rc = CMC_ERR_TOO_LARGE;
+    if (rc != CMC_OK)
+        return rc;
     memcpy(out, s, n);
     out[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return CMC_OK;
+}
+
+/* A request's str value copied NUL-terminated, refusing embedded NULs. */
+static int req_cstr(struct mp_reader *r, const char *key, char *out, size_t cap)
+{
+    uint32_t n;
+    if (str_copy(r, (uint32_t)(cap - 1), out, cap, &n) != CMC_OK || memchr(out, '\0', n) != NULL)
+        return cmc_fail(CMC_ERR_INVALID, "%s: must be a string of at most %zu bytes", key, cap - 1);
     return CMC_OK;
 }
 
 /* An answer's key, at most cap - 1 bytes. */
 static int ans_key(struct mp_reader *r, char *key, size_t cap)
 {
-    const char *k;
-    uint32_t klen;
-    int rc = mp_read_str(r, 64, &k, &klen);
-    if (rc != CMC_OK)
-        return rc;
-    if (klen >= cap)
+    int rc = str_copy(r, 64, key, cap, NULL);
+    if (rc == CMC_ERR_TOO_LARGE)
         return cmc_fail(CMC_ERR_PROTOCOL, "hub answer has an over-long key");
-    memcpy(key, k, klen);
-    key[klen] = '\0';
-    return CMC_OK;
+    return rc;
 }
 
 static int ans_str(struct mp_reader *r, char *out, size_t cap)
 {
-    const char *v;
-    uint32_t len;
-    int rc = mp_read_str(r, (uint32_t)cap - 1, &v, &len);
-    if (rc != CMC_OK)
-        return rc;
-    memcpy(out, v, len);
-    out[len] = '\0';
-    return CMC_OK;
+    return str_copy(r, (uint32_t)cap - 1, out, cap, NULL);
+}
+
+/* A bin of exactly n bytes copied to out; out untouched and CMC_ERR_INVALID (no message)
+ * when it has another length. */
+static int bin_exact(struct mp_reader *r, uint8_t *out, uint32_t n)
+{
+    const uint8_t *b;
+    uint32_t blen;
+    int rc = mp_read_bin(r, n, &b, &blen);
+    if (rc == CMC_OK && blen != n)
+        rc = CMC_ERR_INVALID;
+    if (rc == CMC_OK)
+        memcpy(out, b, n);
+    return rc;
+}
+
+/* Reads one pair's value for the key `key` (skipping what it does not know). */
+typedef int (*ans_pair_fn)(struct mp_reader *r, const char *key, void *ctx);
+
+/* A hub answer: r set on buf, then each pair of its map (at most max) handed to pair(). */
+static int ans_pairs(struct mp_reader *r, const uint8_t *buf, size_t len, uint32_t max,
+                     ans_pair_fn pair, void *ctx)
+{
+    uint32_t n;
+    mp_reader_init(r, buf, len, 4);
+    int rc = mp_read_map(r, max, &n);
+    for (uint32_t i = 0; rc == CMC_OK && i < n; i++) {
+        char key[32];
+        if ((rc = ans_key(r, key, sizeof key)) == CMC_OK)
+            rc = pair(r, key, ctx);
+    }
+    return rc;
 }
 
 /* ---- POST /v1/enroll ------------------------------------------------------------------- */
 
 int wire_enroll_req_encode(const struct wire_enroll_req *m, uint8_t **out, size_t *len)
 {
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 3);
-    mp_write_cstr(&w, "code");
-    mp_write_cstr(&w, m->code);
-    mp_write_cstr(&w, "device_pk");
-    mp_write_bin(&w, m->device_pk, sizeof m->device_pk);
-    mp_write_cstr(&w, "name");
-    mp_write_cstr(&w, m->name);
-    return mp_writer_finish(&w, out, len);
+    const struct pair v[] = {
+        P_STR("code", m->code),
+        P_BIN("device_pk", m->device_pk, sizeof m->device_pk),
+        P_STR("name", m->name),
+    };
+    return encode_map(v, 3, out, len);
 }
 
 int wire_enroll_req_decode(const uint8_t *buf, size_t len, struct wire_enroll_req *m)
@@ -119,34 +201,27 @@ int wire_enroll_req_decode(const uint8_t *buf, size_t len, struct wire_enroll_re
 
 int wire_enroll_ans_encode(const struct wire_enroll_ans *m, uint8_t **out, size_t *len)
 {
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, m->has_audit_seed ? 7 : 6);
-    mp_write_cstr(&w, "device_id");
-    mp_write_cstr(&w, m->device_id);
-    mp_write_cstr(&w, "hub_pk");
-    mp_write_bin(&w, m->hub_pk, CRY_SIGN_PK_BYTES);
-    mp_write_cstr(&w, "scope");
-    mp_write_cstr(&w, m->scope);
-    mp_write_cstr(&w, "role");
-    mp_write_cstr(&w, m->role);
-    mp_write_cstr(&w, "lease_days");
-    mp_write_int(&w, m->lease_days);
-    mp_write_cstr(&w, "hub_time");
-    mp_write_int(&w, m->hub_time);
-    if (m->has_audit_seed) {
-        mp_write_cstr(&w, "audit_seed");
-        mp_write_bin(&w, m->audit_seed, sizeof m->audit_seed);
-    }
-    return mp_writer_finish(&w, out, len);
+    const struct pair v[] = {
+        P_STR("device_id", m->device_id),
+        P_BIN("hub_pk", m->hub_pk, CRY_SIGN_PK_BYTES),
+        P_STR("scope", m->scope),
+        P_STR("role", m->role),
+        P_INT("lease_days", m->lease_days),
+        P_INT("hub_time", m->hub_time),
+        P_BIN("audit_seed", m->audit_seed, sizeof m->audit_seed), /* only with a seed */
+    };
+    return encode_map(v, m->has_audit_seed ? 7 : 6, out, len);
 }
 
-static int enroll_ans_pair(struct mp_reader *r, const char *key, struct wire_enroll_ans *m,
-                           int *have_pk)
+struct enroll_ans_read {
+    struct wire_enroll_ans *m;
+    int have_pk;
+};
+
+static int enroll_ans_pair(struct mp_reader *r, const char *key, void *ctx)
 {
-    const uint8_t *b;
-    uint32_t blen;
-    int rc;
+    struct enroll_ans_read *er = ctx;
+    struct wire_enroll_ans *m = er->m;
     if (strcmp(key, "device_id") == 0)
         return ans_str(r, m->device_id, sizeof m->device_id);
     if (strcmp(key, "scope") == 0)
@@ -158,45 +233,30 @@ static int enroll_ans_pair(struct mp_reader *r, const char *key, struct wire_enr
     if (strcmp(key, "hub_time") == 0)
         return mp_read_int(r, &m->hub_time);
     if (strcmp(key, "audit_seed") == 0) {
-        rc = mp_read_bin(r, CRY_HASH_BYTES, &b, &blen);
-        if (rc == CMC_OK && blen != CRY_HASH_BYTES)
-            rc = cmc_fail(CMC_ERR_PROTOCOL, "audit seed has the wrong length");
-        if (rc == CMC_OK) {
-            memcpy(m->audit_seed, b, CRY_HASH_BYTES);
-            m->has_audit_seed = 1;
-        }
-        return rc;
+        if (bin_exact(r, m->audit_seed, CRY_HASH_BYTES) != CMC_OK)
+            return cmc_fail(CMC_ERR_PROTOCOL, "audit seed has the wrong length");
+        m->has_audit_seed = 1;
+        return CMC_OK;
     }
     if (strcmp(key, "hub_pk") != 0)
         return mp_skip(r);
-    rc = mp_read_bin(r, CRY_SIGN_PK_BYTES, &b, &blen);
-    if (rc == CMC_OK && blen != CRY_SIGN_PK_BYTES)
-        rc = cmc_fail(CMC_ERR_PROTOCOL, "hub key has the wrong length");
-    if (rc == CMC_OK) {
-        memcpy(m->hub_pk, b, CRY_SIGN_PK_BYTES);
-        *have_pk = 1;
-    }
-    return rc;
+    if (bin_exact(r, m->hub_pk, CRY_SIGN_PK_BYTES) != CMC_OK)
+        return cmc_fail(CMC_ERR_PROTOCOL, "hub key has the wrong length");
+    er->have_pk = 1;
+    return CMC_OK;
 }
 
 int wire_enroll_ans_decode(const uint8_t *buf, size_t len, struct wire_enroll_ans *m)
 {
     struct mp_reader r;
-    uint32_t n;
     uint8_t check[16];
-    int have_pk = 0;
+    struct enroll_ans_read er = { m, 0 };
 
     memset(m, 0, sizeof *m);
-    mp_reader_init(&r, buf, len, 4);
-    int rc = mp_read_map(&r, 32, &n);
-    for (uint32_t i = 0; rc == CMC_OK && i < n; i++) {
-        char key[32];
-        if ((rc = ans_key(&r, key, sizeof key)) == CMC_OK)
-            rc = enroll_ans_pair(&r, key, m, &have_pk);
-    }
+    int rc = ans_pairs(&r, buf, len, 32, enroll_ans_pair, &er);
     if (rc == CMC_OK) {
         mp_leave(&r);
-        if (!have_pk || plan_uuid_bytes(m->device_id, check) != CMC_OK)
+        if (!er.have_pk || plan_uuid_bytes(m->device_id, check) != CMC_OK)
             rc = CMC_ERR_PROTOCOL;
     }
     if (rc != CMC_OK)
@@ -239,20 +299,17 @@ static int query_u64(const char *v, size_t len, const char *name, uint64_t *out)
     return CMC_OK;
 }
 
-int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
+/* The n known parameters `names` of a query string as decimal numbers into *slots[k],
+ * have[k] set for each one present; unknown parameters are ignored. The first, the cursor,
+ * is required (`what` names the request in the error). */
+static int query_params(const char *query, const char *what, const char *const *names,
+                        uint64_t *const *slots, int *have, size_t n)
 {
-    static const char *const names[] = { "cursor", "applied", "budget", "schema", "z", "seal" };
-    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget, &q->schema, &q->codecs,
-                          &q->seal };
-    int have[6] = { 0, 0, 0, 0, 0, 0 };
-    const char *p = query;
-
-    memset(q, 0, sizeof *q);
-    while (p != NULL && *p != '\0') {
+    for (const char *p = query; p != NULL && *p != '\0';) {
         const char *amp = strchr(p, '&');
         size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', plen);
-        for (size_t k = 0; eq != NULL && k < sizeof names / sizeof names[0]; k++) {
+        for (size_t k = 0; eq != NULL && k < n; k++) {
             size_t klen = (size_t)(eq - p);
             if (klen != strlen(names[k]) || memcmp(p, names[k], klen) != 0)
                 continue;
@@ -264,7 +321,21 @@ int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
         p = amp != NULL ? amp + 1 : NULL;
     }
     if (!have[0])
-        return cmc_fail(CMC_ERR_INVALID, "pull: the cursor query parameter is required");
+        return cmc_fail(CMC_ERR_INVALID, "%s: the cursor query parameter is required", what);
+    return CMC_OK;
+}
+
+int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
+{
+    static const char *const names[] = { "cursor", "applied", "budget", "schema", "z", "seal" };
+    uint64_t *slots[] = { &q->cursor, &q->applied, &q->budget, &q->schema, &q->codecs,
+                          &q->seal };
+    int have[6] = { 0, 0, 0, 0, 0, 0 };
+
+    memset(q, 0, sizeof *q);
+    int rc = query_params(query, "pull", names, slots, have, 6);
+    if (rc != CMC_OK)
+        return rc;
     if (!have[1])
         q->applied = q->cursor; /* the device has committed what it continues from */
     if (!have[3])
@@ -278,24 +349,15 @@ int wire_pull_query_decode(const char *query, struct wire_pull_query *q)
 
 int wire_push_req_encode(const struct wire_push_req *m, uint8_t **out, size_t *len)
 {
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, m->has_user ? 6 : 4);
-    mp_write_cstr(&w, "idempotency_id");
-    mp_write_cstr(&w, m->idempotency_id);
-    mp_write_cstr(&w, "plan_id");
-    mp_write_cstr(&w, m->plan_id);
-    mp_write_cstr(&w, "base_version");
-    mp_write_int(&w, m->base_version);
-    mp_write_cstr(&w, "change");
-    mp_write_bin(&w, m->change, m->change_len);
-    if (m->has_user) {
-        mp_write_cstr(&w, "user");
-        mp_write_cstr(&w, m->user);
-        mp_write_cstr(&w, "user_sig");
-        mp_write_bin(&w, m->user_sig, sizeof m->user_sig);
-    }
-    return mp_writer_finish(&w, out, len);
+    const struct pair v[] = {
+        P_STR("idempotency_id", m->idempotency_id),
+        P_STR("plan_id", m->plan_id),
+        P_INT("base_version", m->base_version),
+        P_BIN("change", m->change, m->change_len),
+        P_STR("user", m->user), /* these two only with a user */
+        P_BIN("user_sig", m->user_sig, sizeof m->user_sig),
+    };
+    return encode_map(v, m->has_user ? 6 : 4, out, len);
 }
 
 void wire_push_digest(const char *plan_id, int64_t base_version, const char *idempotency_id,
@@ -393,43 +455,35 @@ int wire_push_req_decode(const uint8_t *buf, size_t len, struct wire_push_req *m
 
 int wire_push_ans_encode(const struct wire_push_ans *m, uint8_t **out, size_t *len)
 {
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, m->current != NULL ? 3 : 2);
-    mp_write_cstr(&w, "result");
-    mp_write_cstr(&w, m->result);
-    mp_write_cstr(&w, "version");
-    mp_write_int(&w, m->version);
-    if (m->current != NULL) {
-        mp_write_cstr(&w, "current");
-        mp_write_bin(&w, m->current, m->current_len);
-    }
-    return mp_writer_finish(&w, out, len);
+    const struct pair v[] = {
+        P_STR("result", m->result),
+        P_INT("version", m->version),
+        P_BIN("current", m->current, m->current_len), /* only with the hub's current plan */
+    };
+    return encode_map(v, m->current != NULL ? 3 : 2, out, len);
+}
+
+static int push_ans_pair(struct mp_reader *r, const char *key, void *ctx)
+{
+    struct wire_push_ans *m = ctx;
+    if (strcmp(key, "result") == 0)
+        return ans_str(r, m->result, sizeof m->result);
+    if (strcmp(key, "version") == 0)
+        return mp_read_int(r, &m->version);
+    if (strcmp(key, "current") != 0 || mp_peek(r) != MP_T_BIN)
+        return mp_skip(r);
+    uint32_t blen = 0;
+    int rc = mp_read_bin(r, PLAN_MAX_ENCODED, &m->current, &blen);
+    m->current_len = blen;
+    return rc;
 }
 
 int wire_push_ans_decode(const uint8_t *buf, size_t len, struct wire_push_ans *m)
 {
     struct mp_reader r;
-    uint32_t n;
 
     memset(m, 0, sizeof *m);
-    mp_reader_init(&r, buf, len, 4);
-    int rc = mp_read_map(&r, 16, &n);
-    for (uint32_t i = 0; rc == CMC_OK && i < n; i++) {
-        char key[32];
-        if ((rc = ans_key(&r, key, sizeof key)) != CMC_OK)
-            break;
-        if (strcmp(key, "result") == 0)
-            rc = ans_str(&r, m->result, sizeof m->result);
-        else if (strcmp(key, "version") == 0)
-            rc = mp_read_int(&r, &m->version);
-        else if (strcmp(key, "current") == 0 && mp_peek(&r) == MP_T_BIN) {
-            uint32_t blen = 0;
-            rc = mp_read_bin(&r, PLAN_MAX_ENCODED, &m->current, &blen);
-            m->current_len = blen;
-        } else
-            rc = mp_skip(&r);
-    }
+    int rc = ans_pairs(&r, buf, len, 16, push_ans_pair, m);
     if (rc != CMC_OK) {
         memset(m, 0, sizeof *m);
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub's answer to a pushed edit is malformed");
@@ -521,12 +575,8 @@ void wire_ack_free(struct wire_ack *m)
 
 int wire_ack_ans_encode(uint8_t **out, size_t *len)
 {
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "ok");
-    mp_write_bool(&w, 1);
-    return mp_writer_finish(&w, out, len);
+    const struct pair v[] = { P_TRUE("ok") };
+    return encode_map(v, 1, out, len);
 }
 
 /* ---- POST /v1/audit -------------------------------------------------------------------- */
@@ -534,24 +584,18 @@ int wire_ack_ans_encode(uint8_t **out, size_t *len)
 /* The nine pairs of M (everything but the hash), without their map header. */
 static void audit_core_pairs(struct mp_writer *w, const struct wire_audit_entry *e)
 {
-    mp_write_cstr(w, "seq");
-    mp_write_uint(w, e->seq);
-    mp_write_cstr(w, "prev");
-    mp_write_bin(w, e->prev, sizeof e->prev);
-    mp_write_cstr(w, "user");
-    mp_write_cstr(w, e->user);
-    mp_write_cstr(w, "role");
-    mp_write_cstr(w, e->role);
-    mp_write_cstr(w, "plan_id");
-    mp_write_cstr(w, e->plan_id);
-    mp_write_cstr(w, "identifier");
-    mp_write_cstr(w, e->identifier);
-    mp_write_cstr(w, "action");
-    mp_write_cstr(w, e->action);
-    mp_write_cstr(w, "wall");
-    mp_write_int(w, e->wall);
-    mp_write_cstr(w, "mono");
-    mp_write_int(w, e->mono);
+    const struct pair v[] = {
+        P_UINT("seq", e->seq),
+        P_BIN("prev", e->prev, sizeof e->prev),
+        P_STR("user", e->user),
+        P_STR("role", e->role),
+        P_STR("plan_id", e->plan_id),
+        P_STR("identifier", e->identifier),
+        P_STR("action", e->action),
+        P_INT("wall", e->wall),
+        P_INT("mono", e->mono),
+    };
+    write_pairs(w, v, 9);
 }
 
 /* The one chain hash: BLAKE2b-256(prev || M), M the map of n_pairs pairs (the hash pair
@@ -586,6 +630,28 @@ int wire_audit_entry_hash(const struct wire_audit_entry *e, uint8_t out[CRY_HASH
     return CMC_OK;
 }
 
+/* An entry's upload map: M's pairs under a fixmap of ten, then "hash" (and "seal" when
+ * `with_seal` and the entry is sealed). */
+static void audit_entry_write(struct mp_writer *w, const struct wire_audit_entry *e, int with_seal)
+{
+    const struct pair v[] = {
+        P_BIN("hash", e->hash, sizeof e->hash),
+        P_BIN("seal", e->seal, sizeof e->seal),
+    };
+    int seal = with_seal && e->sealed;
+    mp_write_map(w, seal ? 11 : 10);
+    audit_core_pairs(w, e);
+    write_pairs(w, v, seal ? 2 : 1);
+}
+
+int wire_audit_entry_pack(const struct wire_audit_entry *e, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    audit_entry_write(&w, e, 0);
+    return mp_writer_finish(&w, out, len);
+}
+
 int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n,
                              const struct wire_audit_state *st, uint8_t **out, size_t *len)
 {
@@ -602,17 +668,8 @@ int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n,
     }
     mp_write_cstr(&w, "entries");
     mp_write_array(&w, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        /* the same pairs as M under a fixmap of ten, then "hash" (and "seal") */
-        mp_write_map(&w, v[i].sealed ? 11 : 10);
-        audit_core_pairs(&w, &v[i]);
-        mp_write_cstr(&w, "hash");
-        mp_write_bin(&w, v[i].hash, sizeof v[i].hash);
-        if (v[i].sealed) {
-            mp_write_cstr(&w, "seal");
-            mp_write_bin(&w, v[i].seal, sizeof v[i].seal);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        audit_entry_write(&w, &v[i], 1);
     return mp_writer_finish(&w, out, len);
 }
 
@@ -674,14 +731,7 @@ static int audit_cstr(struct mp_reader *r, const char *key, char *out)
 
 static int audit_hash32(struct mp_reader *r, uint8_t out[CRY_HASH_BYTES])
 {
-    const uint8_t *b;
-    uint32_t blen;
-    int rc = mp_read_bin(r, CRY_HASH_BYTES, &b, &blen);
-    if (rc == CMC_OK && blen != CRY_HASH_BYTES)
-        rc = CMC_ERR_INVALID;
-    if (rc == CMC_OK)
-        memcpy(out, b, CRY_HASH_BYTES);
-    return rc;
+    return bin_exact(r, out, CRY_HASH_BYTES);
 }
 
 /* One pair's value by its key; *bit says which key it was (0: unknown). */
@@ -763,32 +813,22 @@ int wire_audit_upload_close(struct mp_reader *r)
 
 int wire_audit_ans_encode(uint64_t acked_seq, uint8_t **out, size_t *len)
 {
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "acked_seq");
-    mp_write_uint(&w, acked_seq);
-    return mp_writer_finish(&w, out, len);
+    const struct pair v[] = { P_UINT("acked_seq", acked_seq) };
+    return encode_map(v, 1, out, len);
+}
+
+static int audit_ans_pair(struct mp_reader *r, const char *key, void *ctx)
+{
+    return strcmp(key, "acked_seq") == 0 ? mp_read_int(r, ctx) : mp_skip(r);
 }
 
 int wire_audit_ans_decode(const uint8_t *buf, size_t len, int64_t *acked_seq)
 {
     struct mp_reader r;
-    uint32_t n;
     int64_t acked = -1;
 
     *acked_seq = -1;
-    mp_reader_init(&r, buf, len, 4);
-    int rc = mp_read_map(&r, 8, &n);
-    for (uint32_t i = 0; rc == CMC_OK && i < n; i++) {
-        char key[32];
-        if ((rc = ans_key(&r, key, sizeof key)) != CMC_OK)
-            break;
-        if (strcmp(key, "acked_seq") == 0)
-            rc = mp_read_int(&r, &acked);
-        else
-            rc = mp_skip(&r);
-    }
+    int rc = ans_pairs(&r, buf, len, 8, audit_ans_pair, &acked);
     if (rc != CMC_OK || acked < 0)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub's answer to the audit upload is malformed");
     *acked_seq = acked;
@@ -813,27 +853,13 @@ int wire_wait_query_decode(const char *query, struct wire_wait_query *q)
 {
     static const char *const names[] = { "cursor", "lease", "hold" };
     uint64_t v[3] = { 0, 0, 0 };
+    uint64_t *const slots[] = { &v[0], &v[1], &v[2] };
     int have[3] = { 0, 0, 0 };
-    const char *p = query;
 
     memset(q, 0, sizeof *q);
-    while (p != NULL && *p != '\0') {
-        const char *amp = strchr(p, '&');
-        size_t plen = amp != NULL ? (size_t)(amp - p) : strlen(p);
-        const char *eq = memchr(p, '=', plen);
-        for (size_t k = 0; eq != NULL && k < 3; k++) {
-            size_t klen = (size_t)(eq - p);
-            if (klen != strlen(names[k]) || memcmp(p, names[k], klen) != 0)
-                continue;
-            int rc = query_u64(eq + 1, plen - klen - 1, names[k], &v[k]);
-            if (rc != CMC_OK)
-                return rc;
-            have[k] = 1;
-        }
-        p = amp != NULL ? amp + 1 : NULL;
-    }
-    if (!have[0])
-        return cmc_fail(CMC_ERR_INVALID, "wait: the cursor query parameter is required");
+    int rc = query_params(query, "wait", names, slots, have, 3);
+    if (rc != CMC_OK)
+        return rc;
     if (have[1] && v[1] > INT32_MAX)
         return cmc_fail(CMC_ERR_INVALID, "lease: out of range");
     q->cursor = v[0];
@@ -852,13 +878,13 @@ int wire_users_encode(const struct wire_user *v, size_t n, uint8_t **out, size_t
     mp_write_cstr(&w, "users");
     mp_write_array(&w, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
+        const struct pair u[] = {
+            P_STR("user", v[i].user),
+            P_STR("role", v[i].role),
+            P_BIN("pk", v[i].pk, sizeof v[i].pk),
+        };
         mp_write_map(&w, 3);
-        mp_write_cstr(&w, "user");
-        mp_write_cstr(&w, v[i].user);
-        mp_write_cstr(&w, "role");
-        mp_write_cstr(&w, v[i].role);
-        mp_write_cstr(&w, "pk");
-        mp_write_bin(&w, v[i].pk, sizeof v[i].pk);
+        write_pairs(&w, u, 3);
     }
     return mp_writer_finish(&w, out, len);
 }

@@ -173,6 +173,9 @@ struct wire_audit_state {
 /* The chain hash: BLAKE2b-256(prev || M), M the entry's map without its hash pair, keys in
  * the order seq, prev, user, role, plan_id, identifier, action, wall, mono. */
 int wire_audit_entry_hash(const struct wire_audit_entry *e, uint8_t out[CRY_HASH_BYTES]);
+/* One entry's upload form on its own: M's pairs under a fixmap of ten, then "hash" (never
+ * "seal"). */
+int wire_audit_entry_pack(const struct wire_audit_entry *e, uint8_t **out, size_t *len);
 /* {"state": [sealed, newest, tag], "entries": [the ten-key map of each entry, hash last, then
  * "seal" when sealed]}; "state" only when st is not NULL and present. */
 int wire_audit_upload_encode(const struct wire_audit_entry *v, size_t n,

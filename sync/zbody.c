@@ -119,13 +119,12 @@ int zbody_unpack(const uint8_t *body, uint32_t body_len, uint32_t raw_len, uint8
         break;
     }
     }
-    if (rc == CMC_OK) {
-        *out = raw;
-        raw = NULL;
-    }
 out:
     if (st != NULL)
         BrotliDecoderDestroyInstance(st);
-    cmc_free(raw);
+    if (rc == CMC_OK)
+        *out = raw;
+    else
+        cmc_free(raw);
     return rc;
 }

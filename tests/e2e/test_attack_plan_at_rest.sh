@@ -10,7 +10,6 @@
 #     and verify passes.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 NHS_A=9434765919
 NHS_B=4010232137
@@ -18,21 +17,9 @@ command -v sqlcipher >/dev/null || fail "the sqlcipher shell is needed (scripts/
 KEYTOOL="$BUILD/tests/tools/replica_key"
 [ -x "$KEYTOOL" ] || fail "build the test tools first (make $KEYTOOL)"
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
-publish() {
-  local f="$E2E_TMP/plan-$1.json"
-  jq --arg nhs "$1" --arg id "$2" '.nhs_number = $nhs | .plan_id = $id' \
-    "$SHARED/examples/plan.json" >"$f"
-  local id
-  id=$(hub plan import "$f" --as nurse1 | tail -n 1)
-  hub plan submit "$id" --as nurse1 >/dev/null
-  hub plan approve "$id" --as gp1 >/dev/null
-  echo "$id"
-}
-A=$(publish $NHS_A 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11)
-publish $NHS_B 11111111-2222-4333-8444-555555555555 >/dev/null
+hub_init_users
+A=$(publish_plan $NHS_A 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11)
+publish_plan $NHS_B 11111111-2222-4333-8444-555555555555 >/dev/null
 start_hub
 TABLET="$E2E_TMP/tablet"
 new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care

@@ -10,8 +10,6 @@
 #   - the hub's history shows no version the urgent-care user made.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
-EXAMPLE="$SHARED/examples/plan.json"
 [ -f "$EXAMPLE" ] || fail "no example plan at $EXAMPLE"
 FORGE="$BUILD/tests/tools/forge_push"
 [ -x "$FORGE" ] || fail "no $FORGE (make build/tests/tools/forge_push)"
@@ -21,12 +19,8 @@ ID_A=7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11
 UC_PIN=crew-smith-2468
 
 jq --arg nhs $NHS_A --arg id $ID_A '.nhs_number = $nhs | .plan_id = $id' "$EXAMPLE" >"$E2E_TMP/plan-a.json"
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
-A=$(hub plan import "$E2E_TMP/plan-a.json" --as nurse1 | tail -n 1)
-hub plan submit "$A" --as nurse1 >/dev/null
-hub plan approve "$A" --as gp1 >/dev/null
+hub_init_users
+A=$(publish_file "$E2E_TMP/plan-a.json")
 hub caseload add $TEAM $NHS_A >/dev/null
 start_hub
 
@@ -109,3 +103,62 @@ echo "$out" | grep -q "^rows:1" || fail "the urgent-care sync lost the clinician
 expect_exit 0 agent "$LAPTOP" sync --json --user nurse-jones
 [ "$(jget .pushed)" -eq 1 ] || fail "the clinician's next sync did not push the waiting edit"
 pass "an urgent-care session syncs (pull, audit upload) without touching the clinical file; the edit goes with the clinician's sync"
+
+# ---- keys per role: drafts and versions awaiting approval ----------------------------------
+# The hub holds a new draft of plan A and a plan B awaiting approval, both in the laptop's
+# caseload. Neither text may be in the replica, whichever user's sync brought them.
+NHS_B=9876543210
+ID_B=5b2e7d1c-9a40-4e6b-8f31-0c7d9e2a4b55
+jq --arg nhs $NHS_B --arg id $ID_B '.nhs_number = $nhs | .plan_id = $id | .social_support = "DRAFTV2SECRET lives alone"' \
+  "$EXAMPLE" >"$E2E_TMP/plan-b.json"
+echo '{"set": {"social_support": "SECRETDRAFT daughter visits daily"}}' >"$E2E_TMP/edit3.json"
+expect_exit 0 hub plan edit "$A" --as nurse1 --file "$E2E_TMP/edit3.json"
+B=$(hub plan import "$E2E_TMP/plan-b.json" --as nurse1 | tail -n 1)
+hub plan submit "$B" --as nurse1 >/dev/null
+hub caseload add $TEAM $NHS_B >/dev/null
+expect_exit 0 agent "$LAPTOP" sync --user nurse-jones
+drafts_absent() { # the urgent-care key finds no draft row and neither text in the replica
+  out=$(sq "$LAPTOP/replica.db" "$uc_key" "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;" \
+    "SELECT count(*) FROM plan_versions WHERE status <> 'published'")
+  echo "$out" | grep -q "^rows:0" || fail "the replica holds versions that are not published: $out"
+  for m in "$@"; do
+    CMC_USER=crew-smith CMC_PIN=$UC_PIN not_in_replica "$LAPTOP" "$m"
+    no_file_contains "$LAPTOP" "$m"
+  done
+}
+drafts_absent SECRETDRAFT DRAFTV2SECRET
+out=$(sq "$LAPTOP/clinical.db" "$nj_role" "" "SELECT count(DISTINCT plan_id) FROM drafts")
+echo "$out" | grep -q "^rows:2" || fail "the clinical file does not hold both versions: $out"
+expect_exit 0 agent "$LAPTOP" show $ID_A --user nurse-jones
+last_out | grep -q SECRETDRAFT || fail "the clinician does not see the draft: $(last_out | head -5)"
+expect_exit 0 agent "$LAPTOP" show $ID_B --user nurse-jones
+last_out | grep -q DRAFTV2SECRET || fail "the clinician does not see the version awaiting approval"
+expect_exit 3 agent "$LAPTOP" show $ID_B --user crew-smith --pin-file "$E2E_TMP/uc-pin"
+expect_exit 0 agent "$LAPTOP" show $ID_A --user crew-smith --pin-file "$E2E_TMP/uc-pin"
+last_out | grep -q SECRETDRAFT && fail "the urgent-care user is shown the draft"
+pass "a draft and a version awaiting approval pulled by the clinician: the urgent-care key finds neither in the replica; the clinician sees both"
+
+# An urgent-care user's sync receives a newer draft: it is sealed for the role key (its first
+# sync asks for every plan whole, since the change came against a draft it cannot open) and
+# the next clinician unlock shows it.
+echo '{"set": {"social_support": "SECRETDRAFTTWO son moved in"}}' >"$E2E_TMP/edit4.json"
+expect_exit 0 hub plan edit "$A" --as nurse1 --file "$E2E_TMP/edit4.json"
+set +e
+agent "$LAPTOP" sync --user crew-smith --pin-file "$E2E_TMP/uc-pin" >"$E2E_TMP/uc-sync.out" 2>&1
+rc=$?
+set -e
+[ $rc -eq 0 ] || grep -q "every plan is fetched again at the next sync" "$E2E_TMP/uc-sync.out" ||
+  fail "the urgent-care sync failed without saying why (exit $rc): $(cat "$E2E_TMP/uc-sync.out")"
+echo "first urgent-care sync after the new draft: exit $rc" >&2
+expect_exit 0 agent "$LAPTOP" sync --user crew-smith --pin-file "$E2E_TMP/uc-pin"
+out=$(sq "$LAPTOP/replica.db" "$uc_key" "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;" \
+  "SELECT count(*) FROM sealed_drafts")
+echo "$out" | grep -q "^rows:[1-9]" || fail "the urgent-care sync kept no sealed draft: $out"
+drafts_absent SECRETDRAFTTWO DRAFTV2SECRET
+expect_exit 0 agent "$LAPTOP" show $ID_A --user nurse-jones
+last_out | grep -q SECRETDRAFTTWO || fail "the clinician does not see the draft an urgent-care sync brought"
+out=$(sq "$LAPTOP/replica.db" "$uc_key" "PRAGMA cipher_hmac_algorithm = HMAC_SHA256;" \
+  "SELECT count(*) FROM sealed_drafts")
+echo "$out" | grep -q "^rows:0" || fail "the sealed drafts were not opened by the clinician: $out"
+drafts_absent SECRETDRAFTTWO
+pass "an urgent-care sync seals a new draft away from its own key; the next clinician unlock shows it"

@@ -18,17 +18,12 @@ command -v faketime >/dev/null || { echo "skip: faketime is not installed"; exit
 # libfaketime would move the boot clock to the faked wall time, which the lease reads as a
 # huge gap since the sync: keep the boot clock real, move the wall clock only.
 export FAKETIME_DONT_FAKE_MONOTONIC=1
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 NHS_A=9434765919
 REASON="cardiac arrest at home, no network to sync"
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
-A=$(hub plan import "$SHARED/examples/plan.json" --as nurse1 | tail -n 1)
-hub plan submit "$A" --as nurse1 >/dev/null
-hub plan approve "$A" --as gp1 >/dev/null
+hub_init_users
+A=$(publish_file "$SHARED/examples/plan.json")
 start_hub
 TABLET="$E2E_TMP/tablet"
 new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care

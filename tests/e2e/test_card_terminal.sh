@@ -17,16 +17,13 @@
 . "$(dirname "$0")/lib.sh"
 
 command -v tmux >/dev/null || { echo "skip: tmux is not installed (scripts/install-deps.sh installs it)"; exit 77; }
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 NHS_A=9434765919
 SQL="$BUILD/tests/tools/replica_sql"
 [ -x "$SQL" ] || fail "build the test tools first (make e2e builds $SQL)"
 
 # ---- the hub refuses hostile text at intake ------------------------------------------------------
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 jq '.ceiling_of_treatment = "Comfort\u001b[2A\r 2 CPR  FOR CPR - attempt CPR"' "$SHARED/examples/plan.json" \
   >"$E2E_TMP/hostile.json"
 expect_exit 2 hub plan import "$E2E_TMP/hostile.json" --as nurse1
@@ -39,9 +36,7 @@ last_err | grep -q "patient.preferred_name.*bidirectional" || fail "a bidi overr
 pass "the hub refuses control and bidi characters in plan text, naming the field (exit 2)"
 
 # ---- a replica written before the check ----------------------------------------------------------
-A=$(hub plan import "$SHARED/examples/plan.json" --as nurse1 | tail -n 1)
-hub plan submit "$A" --as nurse1 >/dev/null
-hub plan approve "$A" --as gp1 >/dev/null
+A=$(publish_file "$SHARED/examples/plan.json")
 # namesakes: 24 more Okafors (a cut search list), one of them O'Brien with a phone's apostrophe
 nhs_valid() { # 9 digits -> the 10-digit NHS number, or nothing when the check digit would be 10
   local d=$1 sum=0 i

@@ -16,9 +16,7 @@ TODAY=$(date -u +%F)
 IN_A_YEAR=$(date -u -d "$TODAY + 365 days" +%F)
 NEXT=$(date -u -d "$TODAY + 90 days" +%F)
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 hub user add admin1 --role admin >/dev/null
 expect_exit 2 hub user add maggie --role patient            # a patient account needs its NHS number
 expect_exit 0 hub user add maggie --role patient --nhs "943 476 5919"

@@ -4,7 +4,6 @@
 # libFuzzer, so a fixed crash stays fixed. `make fuzz` does the actual fuzzing (clang).
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 n=0
 for dir in "$ROOT"/tests/fuzz/corpus/*/; do
   t=$(basename "$dir")

@@ -10,35 +10,13 @@
 # of a device that synced once, undisturbed.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 BOUND=40 # seconds; generous: the poll interval is 300
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 
-free_port() { echo $(( 20000 + RANDOM % 12000 )); }
-HUB_PLAIN=
-serve() { # serve [PORT]: the hub on plain HTTP behind the proxy
-  local tries=0
-  while :; do
-    HUB_PLAIN=${1:-$(free_port)}
-    "$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$HUB_PLAIN" >>"$E2E_TMP/hub.log" 2>&1 &
-    HUB_PID=$!
-    for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$HUB_PLAIN/" && return 0; sleep 0.05; done
-    kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; HUB_PID=
-    tries=$((tries + 1)); [ $tries -lt 5 ] || fail "the hub did not start"
-  done
-}
-serve
-
-CFG="$E2E_TMP/fault.cfg"
-echo none >"$CFG"
-"$BUILD/tests/fault/fault_proxy" --listen 0 --to "$HUB_PLAIN" --config "$CFG" --port-file "$E2E_TMP/proxy.port" &
-PROXY_PID=$!
-for _ in $(seq 1 100); do [ -s "$E2E_TMP/proxy.port" ] && break; sleep 0.05; done
-[ -s "$E2E_TMP/proxy.port" ] || fail "the fault proxy did not start"
-HUB_URL="http://127.0.0.1:$(cat "$E2E_TMP/proxy.port")"
+serve_plain
+start_fault_proxy
+HUB_URL="http://127.0.0.1:$PROXY_PORT"
 trap 'kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; e2e_cleanup' EXIT
 
 new_plain_device() { # DIR NAME: enrolled through the proxy (plain HTTP on loopback)
@@ -46,19 +24,6 @@ new_plain_device() { # DIR NAME: enrolled through the proxy (plain HTTP on loopb
   code=$(hub device add "$2" --scope "region:$REGION" --role urgent_care | tail -n 1)
   agent "$1" init --user "$2-user" --role urgent_care >/dev/null || fail "init $2"
   agent "$1" enroll --hub "$HUB_URL" --code "$code" --name "$2" >/dev/null || fail "enroll $2"
-}
-publish() { # publish NHS ID
-  local f="$E2E_TMP/plan-$1.json" id
-  jq --arg nhs "$1" --arg id "$2" '.nhs_number = $nhs | .plan_id = $id' "$SHARED/examples/plan.json" >"$f"
-  id=$(hub plan import "$f" --as nurse1 | tail -n 1)
-  hub plan submit "$id" --as nurse1 >/dev/null
-  hub plan approve "$id" --as gp1 >/dev/null
-}
-within() {
-  local secs=$1; shift
-  local end=$(( $(date +%s) + secs ))
-  while [ "$(date +%s)" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  return 1
 }
 watch_is() { agent "$T" status | grep -q "^watch: *$1"; }
 has_plan() { agent "$T" lookup "$1"; }
@@ -81,9 +46,9 @@ start_watch 5
 # ---- the hub dies mid-wait; a plan is approved while it is down ----------------------------
 sleep 1
 kill_hub
-publish 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11
+publish_plan 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11 >/dev/null
 sleep 2
-serve "$HUB_PLAIN"
+serve_plain "$HUB_PLAIN"
 within $BOUND has_plan 9434765919 || fail "after the hub restarted the plan approved meanwhile did not arrive: $(tail -n 3 "$E2E_TMP/watch.err")"
 within 20 watch_is live || fail "the watcher should be live again after the hub restarted"
 pass "the hub restarts mid-wait: the device reconnects and gets the plan approved meanwhile"
@@ -93,7 +58,7 @@ sleep 1
 FROZEN=$(relays)
 [ -n "$FROZEN" ] || fail "the watcher should hold a connection through the proxy"
 kill -STOP $FROZEN
-publish 4010232137 11111111-2222-4333-8444-555555555555
+publish_plan 4010232137 11111111-2222-4333-8444-555555555555 >/dev/null
 within $BOUND has_plan 4010232137 || fail "after a silent link drop the device did not reconnect and catch up"
 kill -CONT $FROZEN 2>/dev/null || true
 kill $FROZEN 2>/dev/null || true
@@ -101,11 +66,11 @@ pass "a link that goes silent mid-wait is noticed; the device reconnects and mis
 stop_watch
 
 # ---- a proxy that closes connections idle for 12 s (the device holds for up to 50 s) ----------
-echo "idle 12000" >"$CFG"
+echo "idle 12000" >"$FAULT_CFG"
 for p in $(relays); do kill "$p" 2>/dev/null || true; done
 start_watch
 sleep 16 # one wait cut at 12 s; the device holds for less from then on
-publish 5000000048 22222222-3333-4444-8555-666666666666
+publish_plan 5000000048 22222222-3333-4444-8555-666666666666 >/dev/null
 within $BOUND has_plan 5000000048 || fail "behind an idle-cutting proxy the plan did not arrive"
 watch_is live || fail "the device should stay live with shorter holds: $(agent "$T" status | grep watch)"
 ! grep -q "keep being cut" "$E2E_TMP/watch.err" || fail "one cut should shorten the hold, not end live mode"
@@ -113,17 +78,17 @@ pass "a proxy cutting idle connections: the device holds for less and stays live
 stop_watch
 
 # ---- a hub without the feed: the device polls ------------------------------------------------
-echo "nowait" >"$CFG"
+echo "nowait" >"$FAULT_CFG"
 for p in $(relays); do kill "$p" 2>/dev/null || true; done
 CMC_SYNC_INTERVAL=2 "$AGENT" --dir "$T" sync --watch >>"$E2E_TMP/watch.out" 2>>"$E2E_TMP/watch.err" &
 WATCH=$!
 within 30 watch_is "polling every 2 s" || fail "with no feed the watcher should poll: $(agent "$T" status | grep watch)"
 grep -q "offers no change feed" "$E2E_TMP/watch.err" || fail "the watcher should say why it polls"
-publish 9000000017 33333333-4444-4555-8666-777777777777
+publish_plan 9000000017 33333333-4444-4555-8666-777777777777 >/dev/null
 within $BOUND has_plan 9000000017 || fail "a polling device should still get new plans"
 pass "a hub that answers 404 to waits: the device says so and polls"
 stop_watch
-echo none >"$CFG"
+echo none >"$FAULT_CFG"
 
 # ---- nothing was missed ------------------------------------------------------------------------
 REF="$E2E_TMP/ref"

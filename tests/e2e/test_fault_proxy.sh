@@ -12,18 +12,8 @@ REGION=south-east-london
 hub_init
 hub seed --plans 2000 --seed 11 >/dev/null
 
-free_port() { echo $(( 20000 + RANDOM % 12000 )); }
-HUB_PLAIN=$(free_port)
-"$HUB" --dir "$HUB_DIR" serve --listen "127.0.0.1:$HUB_PLAIN" >>"$E2E_TMP/hub.log" 2>&1 &
-HUB_PID=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$HUB_PLAIN/" && break; sleep 0.05; done
-
-CFG="$E2E_TMP/fault.cfg"
-echo none >"$CFG"
-"$BUILD/tests/fault/fault_proxy" --listen 0 --to "$HUB_PLAIN" --config "$CFG" --port-file "$E2E_TMP/proxy.port" &
-PROXY_PID=$!
-for _ in $(seq 1 100); do [ -s "$E2E_TMP/proxy.port" ] && break; sleep 0.05; done
-[ -s "$E2E_TMP/proxy.port" ] || fail "the fault proxy did not start"
+serve_plain
+start_fault_proxy
 
 TLS_PORT=$(free_port)
 cat >"$E2E_TMP/stunnel.conf" <<CONF
@@ -33,7 +23,7 @@ debug = 3
 output = $E2E_TMP/stunnel.log
 [cmc]
 accept = 127.0.0.1:$TLS_PORT
-connect = 127.0.0.1:$(cat "$E2E_TMP/proxy.port")
+connect = 127.0.0.1:$PROXY_PORT
 cert = $E2E_TMP/certs/server.pem
 key = $E2E_TMP/certs/server.key
 CONF
@@ -77,9 +67,9 @@ i=0
 for fault in "${FAULTS[@]}"; do
   i=$((i + 1))
   dev="$E2E_TMP/dev$i"
-  echo none >"$CFG"
+  echo none >"$FAULT_CFG"
   new_device "$dev" "dev$i" "region:$REGION" urgent_care urgent_care
-  echo "$fault" >"$CFG"
+  echo "$fault" >"$FAULT_CFG"
   set +e
   CMC_PAGE_BUDGET=16384 timeout 300 "$AGENT" --dir "$dev" sync >"$E2E_TMP/f.out" 2>"$E2E_TMP/f.err"
   rc=$?
@@ -96,7 +86,7 @@ for fault in "${FAULTS[@]}"; do
   fi
   c=$(consistent "$dev" "$fault" 0)
   held=$(wc -l <"$E2E_TMP/now.snap")
-  echo none >"$CFG"
+  echo none >"$FAULT_CFG"
   expect_exit 0 agent "$dev" sync
   consistent "$dev" "$fault, cleared" "$c" >/dev/null
   cmp -s "$E2E_TMP/now.snap" "$E2E_TMP/ref.snap" || fail "[$fault] after the fault cleared the replica differs"

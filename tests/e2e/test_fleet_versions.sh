@@ -11,9 +11,7 @@
 # Skips (exit 77) when the previous release is not in the repository's history.
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PREVIOUS=8789910   # the previous release
-SHARED=${SHARED:-$ROOT/../shared}
 EXAMPLE1="$SHARED/examples/plan.json"
 EXAMPLE2="$ROOT/docs/examples/plan-second-edition.json"
 [ -f "$EXAMPLE1" ] || fail "no example plan at $EXAMPLE1"
@@ -41,9 +39,7 @@ NHS1=4010232137   # a first-edition plan
 NOTE="THIS PLAN HAS CONTENT THIS DEVICE CANNOT SHOW"
 CEILING=$(jq -r .ceiling_of_treatment "$EXAMPLE2")
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 jq --arg nhs $NHS1 '.nhs_number = $nhs | .plan_id = "11111111-2222-4333-8444-555555555555"' \
   "$EXAMPLE1" >"$E2E_TMP/plan1.json"
 P2=$(hub plan import "$EXAMPLE2" --as nurse1 | tail -n 1)

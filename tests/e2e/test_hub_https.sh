@@ -9,9 +9,7 @@
 REGION=south-east-london
 TEAM=peckham-district-nursing
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 hub user add admin1 --role admin >/dev/null
 expect_exit 2 hub user add x --role pilot
 

@@ -89,7 +89,6 @@ TOTAL=$(jget .puts)
 [ "$TOTAL" -gt 300 ] || fail "the region should hold hundreds of plans, got $TOTAL"
 expect_exit 0 agent "$E2E_TMP/dev-b" sync --json
 [ "$(jget .puts)" -eq "$TOTAL" ] || fail "both devices should hold the region ($(jget .puts) vs $TOTAL)"
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 jq '.nhs_number = "4857773007" | .plan_id = "33333333-4444-4555-8666-777777777777"' \
   "$SHARED/examples/plan.json" >"$E2E_TMP/plan.json"
 published=$(hub plan import "$E2E_TMP/plan.json" --as nurse1 | tail -n 1)
@@ -141,16 +140,7 @@ pass "a request answered by one node was refused by the other as a replay ($stat
 # ---- one node killed mid-sync: the device finishes through the other ------------------------
 expect_exit 0 agent "$E2E_TMP/dev-c" status --json
 before=$(ls "$REC"/*.backend | wc -l)
-CMC_PAGE_BUDGET=1 CMC_TEST_PAGE_DELAY_MS=40 "$AGENT" --dir "$E2E_TMP/dev-c" sync \
-  >"$E2E_TMP/cut.out" 2>"$E2E_TMP/cut.err" &
-SYNC_PID=$!
-cursor=0
-for _ in $(seq 1 200); do
-  cursor=$(agent "$E2E_TMP/dev-c" status --json 2>/dev/null | jq -r .cursor 2>/dev/null || echo 0)
-  [ "${cursor:-0}" -gt 0 ] && break
-  sleep 0.05
-done
-[ "${cursor:-0}" -gt 0 ] || fail "the sync made no progress before the kill"
+sync_under_way "$E2E_TMP/dev-c" || fail "the sync made no progress before the kill"
 # the node serving that sync's newest connection
 serving=$(cat "$(ls "$REC"/*.backend | sort -t/ -k1 -V | tail -n 1)")
 if [ "$serving" = 0 ]; then kill -9 "$N1_PID"; N1_PID=; survivor=2; else kill -9 "$N2_PID"; N2_PID=; survivor=1; fi
@@ -167,4 +157,4 @@ snapshot() { agent "$1" list --json | jq -r '.plans[] | "\(.plan_id) \(.version)
 expect_exit 0 agent "$E2E_TMP/dev-a" sync --json
 [ "$(snapshot "$E2E_TMP/dev-c")" = "$(snapshot "$E2E_TMP/dev-a")" ] ||
   fail "the device that lost its node differs from one that synced without interruption"
-pass "node killed at cursor $cursor (sync exit $rc): the device finished through node $survivor"
+pass "node killed at cursor $SYNC_CURSOR (sync exit $rc): the device finished through node $survivor"

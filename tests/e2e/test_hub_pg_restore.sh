@@ -7,13 +7,15 @@
 #   - the tablet says "the hub was restored from an earlier backup; re-syncing", keeps its
 #     copy (the lost plan included), re-syncs and then receives what the hub publishes next;
 #   - the laptop re-syncs and pushes its pending edit again;
-#   - `cmc-hub restore report` names both devices and how many changes each had seen.
+#   - `cmc-hub restore report` names both devices and how many changes each had seen, and
+#     the plan lost with the backup by its id, with the device that had received it (found
+#     in the store the copy replaced; on PostgreSQL in the database renamed aside before
+#     pg_restore, named by --lost-from).
 # The PostgreSQL half is skipped (exit 77 with the reason) when no server can start here.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../support/pg_fixture.sh"
 trap 'pg_fixture_stop; e2e_cleanup' EXIT
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 TEAM=peckham-district-nursing
 
@@ -72,10 +74,13 @@ run_case() {
     expect_exit 0 hub restore "$E2E_TMP/$store/hub.backup"
   else
     psql -q -X -h 127.0.0.1 -p "$PG_FIXTURE_PORT" -U postgres -d postgres \
-      -c "DROP DATABASE restore" -c "CREATE DATABASE restore" >/dev/null || fail "recreate database"
+      -c "ALTER DATABASE restore RENAME TO restore_old" -c "CREATE DATABASE restore" >/dev/null ||
+      fail "set the database aside"
     "$PG_FIXTURE_BIN/pg_restore" -h 127.0.0.1 -p "$PG_FIXTURE_PORT" -U postgres -d restore \
       "$E2E_TMP/$store/hub.dump" || fail "pg_restore"
-    expect_exit 0 hub restore
+    expect_exit 2 hub restore --lost-from "postgresql://postgres:secret@127.0.0.1:$PG_FIXTURE_PORT/restore_old"
+    last_err | grep -q "not on the command line" || fail "a password on the command line: $(last_err)"
+    expect_exit 0 hub restore --lost-from "postgresql://postgres@127.0.0.1:$PG_FIXTURE_PORT/restore_old"
   fi
   expect_exit 0 hub plan list --json
   last_out | grep -q "$P2" && fail "$store: the restored hub should not have the plan published after the backup"
@@ -107,17 +112,15 @@ run_case() {
   [ "$(jget '[.devices[] | select(.name == "tablet")][0].lost_changes')" -ge 1 ] ||
     fail "$store: the tablet had seen changes the hub lost"
   [ "$(jget '.epoch')" -eq 1 ] || fail "$store: one restore, epoch 1"
-  pass "$store: restore report names the devices that had seen lost changes"
+  [ "$(jget '.lost_plans | length')" -eq 1 ] || fail "$store: one plan was lost with the backup: $(last_out)"
+  [ "$(jget '.lost_plans[0].plan_id')" = "$P2" ] || fail "$store: the lost plan by its id: $(last_out)"
+  [ "$(jget '[.lost_plans[0].devices[].name] | join(",")')" = tablet ] ||
+    fail "$store: the tablet had received the lost plan (the laptop's team never had it): $(last_out)"
+  expect_exit 0 hub restore report
+  last_out | grep -Eq "lost plan $P2 \(version [0-9]+\), received by: tablet " ||
+    fail "$store: the report should name the lost plan and its device: $(last_out)"
+  pass "$store: restore report names the devices that had seen lost changes, and each lost plan with the devices that had it"
   stop_hub
 }
 
-unset CMC_HUB_DB
-run_case sqlcipher
-
-if ! pg_fixture_start; then
-  echo "skip: PostgreSQL could not start: $PG_FIXTURE_WHY (the SQLCipher half passed)"
-  exit 77
-fi
-CMC_HUB_DB=$(pg_fixture_db restore) || fail "create database"
-export CMC_HUB_DB
-run_case postgresql
+pg_fixture_both run_case restore

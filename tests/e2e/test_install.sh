@@ -4,7 +4,6 @@
 # binaries run (version, help, a hub made and listed); the units pass `systemd-analyze
 # verify` where systemd is present; `make uninstall` removes what install put there.
 . "$(dirname "$0")/lib.sh"
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DEST="$E2E_TMP/dest"
 
 make -C "$ROOT" --no-print-directory BUILD="$BUILD" PREFIX=/usr/local DESTDIR="$DEST" install \

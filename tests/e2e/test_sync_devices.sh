@@ -9,8 +9,6 @@
 #   - leaving the team's caseload purges the plan from the laptop only.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
-EXAMPLE="$SHARED/examples/plan.json"
 [ -f "$EXAMPLE" ] || fail "no example plan at $EXAMPLE"
 
 REGION=south-east-london
@@ -29,9 +27,7 @@ plan_file() {
   echo "$f"
 }
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 hub user add admin1 --role admin >/dev/null
 
 A=$(hub plan import "$(plan_file $NHS_A 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11 MARKER-ALPHA)" --as nurse1 | tail -n 1)

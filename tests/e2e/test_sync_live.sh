@@ -6,12 +6,9 @@
 # plan's region gets nothing. `status` says "live" and when the last change arrived.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
 BOUND=20   # seconds; the poll interval is 300
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 start_hub
 
 A="$E2E_TMP/tablet-a"; B="$E2E_TMP/tablet-b"; C="$E2E_TMP/tablet-c"
@@ -19,20 +16,6 @@ new_device "$A" tablet-a "region:$REGION" urgent_care urgent_care
 new_device "$B" tablet-b "region:$REGION" urgent_care urgent_care
 new_device "$C" tablet-c "region:north-central-london" urgent_care urgent_care
 
-publish() { # publish NHS ID: a plan in the region, approved by the gp
-  local f="$E2E_TMP/plan-$1.json" id
-  jq --arg nhs "$1" --arg id "$2" '.nhs_number = $nhs | .plan_id = $id' "$SHARED/examples/plan.json" >"$f"
-  id=$(hub plan import "$f" --as nurse1 | tail -n 1)
-  hub plan submit "$id" --as nurse1 >/dev/null
-  hub plan approve "$id" --as gp1 >/dev/null
-}
-# within SECONDS what...: until the command succeeds, at most SECONDS
-within() {
-  local secs=$1; shift
-  local end=$(( $(date +%s) + secs ))
-  while [ "$(date +%s)" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  return 1
-}
 is_live() { agent "$1" status | grep -q '^watch: *live'; }
 has_plan() { agent "$1" lookup "$2"; }
 lacks_plan() { ! agent "$1" lookup "$2" >/dev/null 2>&1; }
@@ -57,7 +40,7 @@ held=$(curl -s --cacert "$CA" "$HUB_URL/metrics" | awk '/^cmc_hub_waits_held / {
 [ "${held:-0}" -ge 2 ] || fail "/metrics should count the held waits (3 devices watching): '${held}'"
 pass "three watching devices hold a wait at the hub (status: live, cmc_hub_waits_held $held), no busy polling"
 
-publish 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11
+publish_plan 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11 >/dev/null
 within $BOUND has_plan "$A" 9434765919 || fail "the approved plan did not reach tablet-a within $BOUND s (poll interval 300 s)"
 within $BOUND has_plan "$B" 9434765919 || fail "the approved plan did not reach tablet-b within $BOUND s"
 agent "$A" status | grep -q '^last change: *[0-9]' || fail "status should say when the last change arrived: $(agent "$A" status)"

@@ -29,14 +29,7 @@ TOTAL=$(jget .puts)
 snapshot() { agent "$1" list --json | jq -r '.plans[] | "\(.plan_id) \(.version) \(.status)"' | sort; }
 
 # ---- the hub stops mid-pull ------------------------------------------------------------------
-CMC_PAGE_BUDGET=1 CMC_TEST_PAGE_DELAY_MS=40 "$AGENT" --dir "$CUT" sync >"$E2E_TMP/cut.out" 2>"$E2E_TMP/cut.err" &
-SYNC_PID=$!
-cursor=0
-for _ in $(seq 1 200); do
-  cursor=$(agent "$CUT" status --json 2>/dev/null | jq -r .cursor 2>/dev/null || echo 0)
-  [ "${cursor:-0}" -gt 0 ] && break
-  sleep 0.05
-done
+sync_under_way "$CUT" || true # a sync that finished first is caught below
 kill_hub
 set +e; wait $SYNC_PID; rc=$?; set -e
 [ "$rc" -ne 0 ] || fail "the interrupted sync should fail (it finished before the hub stopped?)"

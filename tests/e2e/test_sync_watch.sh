@@ -3,25 +3,13 @@
 # backs off while the hub is away, syncs again when it answers, and stops cleanly on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
 REGION=south-east-london
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 start_hub
 PORT=$HUB_PORT
 TABLET="$E2E_TMP/tablet"
 new_device "$TABLET" tablet "region:$REGION" urgent_care urgent_care
 
-# publish NHS [ID]: a plan in the region, approved by the gp
-publish() {
-  local f="$E2E_TMP/plan-$1.json"
-  jq --arg nhs "$1" --arg id "$2" '.nhs_number = $nhs | .plan_id = $id' "$SHARED/examples/plan.json" >"$f"
-  local id
-  id=$(hub plan import "$f" --as nurse1 | tail -n 1)
-  hub plan submit "$id" --as nurse1 >/dev/null
-  hub plan approve "$id" --as gp1 >/dev/null
-}
 
 # wait_for NHS: until the tablet finds the plan (at most 30 s)
 wait_for() {
@@ -34,7 +22,7 @@ wait_for() {
 
 CMC_SYNC_INTERVAL=1 "$AGENT" --dir "$TABLET" sync --watch >"$E2E_TMP/watch.out" 2>"$E2E_TMP/watch.err" &
 WATCH=$!
-publish 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11
+publish_plan 9434765919 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11 >/dev/null
 wait_for 9434765919
 pass "a plan approved on the hub reaches the watching tablet"
 
@@ -43,7 +31,7 @@ for _ in $(seq 1 100); do grep -q "cannot sync" "$E2E_TMP/watch.err" && break; s
 grep -q "cannot sync" "$E2E_TMP/watch.err" || fail "the watcher should say it cannot sync: $(cat "$E2E_TMP/watch.err")"
 kill -0 $WATCH || fail "the watcher should keep running while the hub is away"
 start_hub "$PORT"
-publish 4010232137 11111111-2222-4333-8444-555555555555
+publish_plan 4010232137 11111111-2222-4333-8444-555555555555 >/dev/null
 wait_for 4010232137
 grep -q "answers again" "$E2E_TMP/watch.err" || fail "the watcher should say when the hub answers again"
 pass "the watcher backs off while the hub is away and catches up when it returns"

@@ -16,9 +16,6 @@
 #   - then here: every view is in the device's audit log, and no log line names a patient.
 . "$(dirname "$0")/lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-SHARED=${SHARED:-$ROOT/../shared}
-EXAMPLE="$SHARED/examples/plan.json"
 [ -f "$EXAMPLE" ] || fail "no example plan at $EXAMPLE"
 
 # The browser and playwright-core: installed when missing; a failure here fails the test.
@@ -42,9 +39,7 @@ plan_file() {
   echo "$f"
 }
 
-hub_init
-hub user add gp1 --role gp >/dev/null
-hub user add nurse1 --role clinician >/dev/null
+hub_init_users
 A=$(hub plan import "$(plan_file $NHS_A 7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11 '.')" --as nurse1 | tail -n 1)
 B=$(hub plan import "$(plan_file $NHS_B 11111111-2222-4333-8444-555555555555 \
   '.patient.given_name = "Eleanor" | .patient.family_name = "Whitfield" | .patient.date_of_birth = "1941-09-02" | .patient.postcode = "SE15 5RS"')" \
@@ -148,25 +143,12 @@ mkdir -p "$CARD_PAGES"
 [ -x "$BUILD/tests/test_agent_card" ] || fail "build/tests/test_agent_card is missing: make $BUILD/tests/test_agent_card"
 CMC_CARD_PAGES_DIR="$CARD_PAGES" "$BUILD/tests/test_agent_card" >"$E2E_TMP/card-pages.out" 2>&1 ||
   { cat "$E2E_TMP/card-pages.out"; fail "the card model's test failed while writing the pages"; }
-set +e
-( cd "$ROOT/tests/web" && CARD_PAGES=$CARD_PAGES SHOTS=$SHOTS DOCS="${UPDATE_DOCS_SCREENSHOTS:+$ROOT/docs}" \
-  timeout 600 node --test --test-reporter=spec first_screen.test.mjs ) >"$E2E_TMP/first-screen.out" 2>&1
-rc=$?
-set -e
-cat "$E2E_TMP/first-screen.out"
-[ $rc -eq 0 ] || fail "the first-screen browser tests failed (exit $rc)"
+node_tests first_screen.test.mjs CARD_PAGES="$CARD_PAGES" SHOTS="$SHOTS" DOCS="${UPDATE_DOCS_SCREENSHOTS:+$ROOT/docs}"
 pass "CPR on the first screen at 390x844 and 1280x800 in every state; axe: nothing critical or serious"
-set +e
-( cd "$ROOT/tests/web" && \
-  TABLET_URL=$TABLET_URL LAPTOP_URL=$LAPTOP_URL STALE_URL=$STALE_URL IDLE_URL=$IDLE_URL \
-  TABLET_USER=tablet-user LAPTOP_USER=laptop-user PIN=$CMC_PIN \
-  NHS_A=$NHS_A NHS_B=$NHS_B NHS_D=$NHS_D NHS_E=$NHS_E \
-  SHOTS=$SHOTS DOCS="${UPDATE_DOCS_SCREENSHOTS:+$ROOT/docs}" \
-  timeout 600 node --test --test-reporter=spec crew_page.test.mjs ) >"$E2E_TMP/browser.out" 2>&1
-rc=$?
-set -e
-cat "$E2E_TMP/browser.out"
-[ $rc -eq 0 ] || fail "the browser tests failed (exit $rc)"
+node_tests crew_page.test.mjs TABLET_URL="$TABLET_URL" LAPTOP_URL="$LAPTOP_URL" STALE_URL="$STALE_URL" \
+  IDLE_URL="$IDLE_URL" TABLET_USER=tablet-user LAPTOP_USER=laptop-user PIN="$CMC_PIN" \
+  NHS_A="$NHS_A" NHS_B="$NHS_B" NHS_D="$NHS_D" NHS_E="$NHS_E" \
+  SHOTS="$SHOTS" DOCS="${UPDATE_DOCS_SCREENSHOTS:+$ROOT/docs}"
 pass "browser tests passed; screenshots in $SHOTS"
 
 stop_pages

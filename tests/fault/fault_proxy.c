@@ -45,6 +45,7 @@
  * One child process per connection (killed with the proxy, PR_SET_PDEATHSIG). Test-only code:
  * it uses the OS directly, which product code outside platform/ may not.
  */
+#include "tests/fault/fault_args.h"
 #include "tests/fault/fault_net.h"
 
 #include <arpa/inet.h>
@@ -389,26 +390,20 @@ static void relay_link(int client, int upstream, const struct link_cfg *lk)
 
 int main(int argc, char **argv)
 {
-    int listen_port = -1, to_port = -1;
+    long listen_port = -1, to_port = -1;
     const char *config = NULL, *port_file = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--listen") == 0)
-            listen_port = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--to") == 0)
-            to_port = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--config") == 0)
-            config = argv[i + 1];
-        else if (strcmp(argv[i], "--port-file") == 0)
-            port_file = argv[i + 1];
-        else if (strcmp(argv[i], "--stats") == 0)
-            stats_path = argv[i + 1];
-    }
-    if (listen_port < 0 || to_port <= 0 || config == NULL) {
+    const struct fault_arg args[] = {
+        { "--listen", NULL, &listen_port },  { "--to", NULL, &to_port },
+        { "--config", &config, NULL },       { "--port-file", &port_file, NULL },
+        { "--stats", &stats_path, NULL },
+    };
+    fault_args(argc, argv, args, sizeof args / sizeof args[0]);
+    if (listen_port < 0 || listen_port > 65535 || to_port <= 0 || to_port > 65535 || config == NULL) {
         fprintf(stderr, "usage: fault_proxy --listen PORT|0 --to PORT --config FILE [--port-file FILE]\n");
         return 2;
     }
     signal(SIGCHLD, SIG_IGN); /* children reaped by the kernel */
-    int ls = fault_listen("fault_proxy", listen_port, 64, port_file);
+    int ls = fault_listen("fault_proxy", (int)listen_port, 64, port_file);
     if (ls < 0)
         return 1;
     pid_t parent = getpid();
@@ -448,7 +443,7 @@ int main(int argc, char **argv)
             if (getppid() != parent)
                 _exit(0);
             close(ls);
-            int up = connect_upstream(to_port);
+            int up = connect_upstream((int)to_port);
             if (up < 0)
                 _exit(0);
             struct link_cfg lk;

@@ -35,6 +35,8 @@
 #include "sync/bundle.h"
 #include "sync/mp.h"
 #include "sync/plan.h"
+#include "sync/wire.h"
+#include "tests/fault/fault_args.h"
 #include "tests/fault/fault_net.h"
 
 #include <arpa/inet.h>
@@ -181,24 +183,17 @@ static void read_mode(const char *path, char word[32], long *arg)
 
 static void answer_enroll(int fd)
 {
-    struct mp_writer w;
+    struct wire_enroll_ans a;
     uint8_t *body = NULL;
     size_t len = 0;
-    mp_writer_init(&w);
-    mp_write_map(&w, 6);
-    mp_write_cstr(&w, "device_id");
-    mp_write_cstr(&w, device_id_text);
-    mp_write_cstr(&w, "hub_pk");
-    mp_write_bin(&w, hub_pk, sizeof hub_pk);
-    mp_write_cstr(&w, "scope");
-    mp_write_cstr(&w, "all");
-    mp_write_cstr(&w, "role");
-    mp_write_cstr(&w, "urgent_care");
-    mp_write_cstr(&w, "lease_days");
-    mp_write_int(&w, 14);
-    mp_write_cstr(&w, "hub_time");
-    mp_write_int(&w, (int64_t)time(NULL));
-    if (mp_writer_finish(&w, &body, &len) != CMC_OK)
+    memset(&a, 0, sizeof a);
+    snprintf(a.device_id, sizeof a.device_id, "%s", device_id_text);
+    memcpy(a.hub_pk, hub_pk, sizeof a.hub_pk);
+    snprintf(a.scope, sizeof a.scope, "all");
+    snprintf(a.role, sizeof a.role, "urgent_care");
+    a.lease_days = 14;
+    a.hub_time = (int64_t)time(NULL);
+    if (wire_enroll_ans_encode(&a, &body, &len) != CMC_OK)
         die("enroll answer");
     respond(fd, 200, "application/msgpack", body, len, NULL);
     cmc_free(body);
@@ -388,14 +383,12 @@ static void serve_conn(int fd, const char *mode_file)
 int main(int argc, char **argv)
 {
     const char *mode_file = NULL, *port_file = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--mode-file") == 0)
-            mode_file = argv[i + 1];
-        else if (strcmp(argv[i], "--port-file") == 0)
-            port_file = argv[i + 1];
-        else if (strcmp(argv[i], "--plans") == 0)
-            n_plans = atol(argv[i + 1]);
-    }
+    const struct fault_arg args[] = {
+        { "--mode-file", &mode_file, NULL },
+        { "--port-file", &port_file, NULL },
+        { "--plans", NULL, &n_plans },
+    };
+    fault_args(argc, argv, args, sizeof args / sizeof args[0]);
     if (mode_file == NULL || port_file == NULL || n_plans < 1 || n_plans > 1000) {
         fprintf(stderr, "usage: hostile_hub --mode-file FILE --port-file FILE [--plans N]\n");
         return 2;

@@ -32,6 +32,7 @@
 #include "sync/bundle.h"
 #include "sync/reqsig.h"
 #include "sync/wire.h"
+#include "tests/fault/fault_args.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +53,32 @@ static int failures;
         }                                                                                          \
     } while (0)
 
+/* A key-slot file "<dir>/<name>.slots" for one clinician with this PIN (its path in `path`);
+ * returns the replica key it guards, or NULL (a failure counted) when it cannot be made. */
+static struct cry_secret *make_slots(char *path, size_t cap, const char *name, const char *user, const char *pin)
+{
+    struct cry_secret *key = NULL;
+    snprintf(path, cap, "%s/%s.slots", dir, name);
+    if (cry_slots_create(path, user, "clinician", pin, &key) != CMC_OK) {
+        fprintf(stderr, "oom_loop: slots (%s)\n", cmc_errmsg());
+        failures++;
+        return NULL;
+    }
+    return key;
+}
+
+/* Runs a loop on a key-slot file of its own (make_slots), then drops the key. */
+static void with_slots(const char *name, const char *user, const char *pin,
+                       void (*loop)(const char *slots, const struct cry_secret *key))
+{
+    char slots[128];
+    struct cry_secret *key = make_slots(slots, sizeof slots, name, user, pin);
+    if (key == NULL)
+        return;
+    loop(slots, key);
+    cry_secret_free(key);
+}
+
 static void arm(long n, int sticky)
 {
     cmc_alloc_fail_after(n, sticky);
@@ -71,8 +98,9 @@ static void loop_apply(void)
     size_t bundle_len = 0;
     const uint8_t dev[16] = { 1, 1, 2, 3, 5, 8, 0x43, 1, 0x81, 2, 3, 4, 5, 6, 7, 8 };
     snprintf(replica, sizeof replica, "%s/replica.db", dir);
-    snprintf(slots, sizeof slots, "%s/apply.slots", dir);
-    CHECK(cry_slots_create(slots, "crew", "clinician", "1234-pin", &key) == CMC_OK, "slots");
+    key = make_slots(slots, sizeof slots, "apply", "crew", "1234-pin");
+    if (key == NULL)
+        return;
     CHECK(cry_sign_keypair(hub_pk, &hub_sk) == CMC_OK, "keypair");
     struct bundle_op ops[3];
     long got = 0;
@@ -150,12 +178,8 @@ static void loop_apply(void)
 
 /* ---- 2. key-slot unlock ----------------------------------------------------------------- */
 
-static void loop_unlock(void)
+static void loop_unlock(const char *slots, const struct cry_secret *key)
 {
-    char slots[128];
-    struct cry_secret *key = NULL;
-    snprintf(slots, sizeof slots, "%s/unlock.slots", dir);
-    CHECK(cry_slots_create(slots, "nurse", "clinician", "5678-pin", &key) == CMC_OK, "slots");
     long n, nomem = 0;
     for (n = 0; n < max_n; n++) {
         cry_slots *s = NULL;
@@ -185,7 +209,6 @@ static void loop_unlock(void)
     CHECK(cry_slots_load(slots, &s) == CMC_OK, "reload");
     CHECK(cry_slots_failures(s, "nurse") == 0, "unlock: %ld out-of-memory failures left a counted attempt", nomem);
     cry_slots_free(s);
-    cry_secret_free(key);
     printf("oom_loop: key-slot unlock: %ld allocation failures, each a clean error, no throttle\n", nomem);
 }
 
@@ -283,12 +306,8 @@ static void loop_hub(void)
 
 /* ---- 4. file layer ---------------------------------------------------------------------- */
 
-static void loop_files(void)
+static void loop_files(const char *slots, const struct cry_secret *key)
 {
-    char slots[128];
-    struct cry_secret *key = NULL;
-    snprintf(slots, sizeof slots, "%s/files.slots", dir);
-    CHECK(cry_slots_create(slots, "lead", "clinician", "9999-pin", &key) == CMC_OK, "slots");
     long n, fails = 0;
     for (int fsync_fault = 0; fsync_fault <= 1; fsync_fault++) {
         for (n = 0; n < max_n; n++) {
@@ -317,15 +336,13 @@ static void loop_files(void)
         }
         CHECK(n < max_n, "slot add never succeeded");
     }
-    cry_secret_free(key);
     printf("oom_loop: key-slot file writes: %ld write/fsync failures, each a clean error, file intact\n", fails);
 }
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i + 1 < argc; i += 2)
-        if (strcmp(argv[i], "--max") == 0)
-            max_n = atol(argv[i + 1]);
+    const struct fault_arg args[] = { { "--max", NULL, &max_n } };
+    fault_args(argc, argv, args, 1);
     if (cry_init() != CMC_OK)
         return 1;
     cry_kdf_set_test_limits(1);
@@ -334,9 +351,9 @@ int main(int argc, char **argv)
     if (mkdtemp(dir) == NULL)
         return 1;
     loop_apply();
-    loop_unlock();
+    with_slots("unlock", "nurse", "5678-pin", loop_unlock);
     loop_hub();
-    loop_files();
+    with_slots("files", "lead", "9999-pin", loop_files);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

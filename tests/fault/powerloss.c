@@ -39,6 +39,7 @@
 #include "platform/err.h"
 #include "sync/bundle.h"
 #include "sync/db.h"
+#include "tests/fault/fault_args.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -473,16 +474,13 @@ static int run_child(long n, int full)
 int main(int argc, char **argv)
 {
     long max_points = 100000, stride = 1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--bundles") == 0)
-            n_bundles = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--plans-per-bundle") == 0)
-            per_bundle = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--max-points") == 0)
-            max_points = atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--stride") == 0)
-            stride = atol(argv[i + 1]);
-    }
+    const struct fault_arg args[] = {
+        { "--bundles", NULL, &n_bundles },
+        { "--plans-per-bundle", NULL, &per_bundle },
+        { "--max-points", NULL, &max_points },
+        { "--stride", NULL, &stride },
+    };
+    fault_args(argc, argv, args, sizeof args / sizeof args[0]);
     if (n_bundles < 1 || per_bundle < 1 || stride < 1 || cry_init() != CMC_OK)
         return 2;
     cry_kdf_set_test_limits(1);

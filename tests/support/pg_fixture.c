@@ -48,3 +48,16 @@ void tst_hub_store_fresh(void)
              strchr(base, '?') != NULL ? '&' : '?', schema);
     hub_use_db(url);
 }
+
+void tst_pg_exec(const char *sql)
+{
+    PGconn *c = PQconnectdb(getenv("CMC_TEST_HUB_DB"));
+    PGresult *res;
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("CMC_TEST_HUB_DB: cannot connect: %s", PQerrorMessage(c));
+    res = PQexec(c, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("CMC_TEST_HUB_DB: %s", PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+}

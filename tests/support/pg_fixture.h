@@ -14,5 +14,7 @@
 void tst_hub_store_fresh(void);
 /* 1 when the tests run on PostgreSQL. */
 int tst_hub_store_pg(void);
+/* Runs sql on its own connection to $CMC_TEST_HUB_DB (as a DBA would), rows ignored. */
+void tst_pg_exec(const char *sql);
 
 #endif

@@ -12,6 +12,11 @@
 #                        to call twice. Callers install it in an EXIT trap, so the server is
 #                        stopped on failure too.
 #   pg_fixture_db NAME   creates database NAME on the running server and prints its URL.
+#   pg_fixture_both FUNC NAME
+#                        an end-to-end test on both stores: FUNC sqlcipher without
+#                        CMC_HUB_DB, then the server started and FUNC postgresql with
+#                        CMC_HUB_DB on a new database NAME; when the server cannot start,
+#                        says why and exits 77 (skipped) after the SQLCipher half.
 #
 # Trust authentication on 127.0.0.1 only: the server lives as long as one test run.
 
@@ -97,4 +102,17 @@ pg_fixture_stop() {
     rm -rf "$PG_FIXTURE_DIR"
   fi
   PG_FIXTURE_DIR=""
+}
+
+pg_fixture_both() {
+  local fn=$1 db=$2
+  unset CMC_HUB_DB
+  "$fn" sqlcipher
+  if ! pg_fixture_start; then
+    echo "skip: PostgreSQL could not start: $PG_FIXTURE_WHY (the SQLCipher half passed)"
+    exit 77
+  fi
+  CMC_HUB_DB=$(pg_fixture_db "$db") || { echo "FAIL: cannot create database $db" >&2; exit 1; }
+  export CMC_HUB_DB
+  "$fn" postgresql
 }

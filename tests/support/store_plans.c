@@ -79,10 +79,18 @@ void tst_plan_set_identity(struct plan *p, const char *given, const char *family
 
 store *tst_store_open_as(const struct tst_store_env *f, int role)
 {
+    return tst_store_open_keyed(f, role, NULL, NULL);
+}
+
+store *tst_store_open_keyed(const struct tst_store_env *f, int role, const struct cry_secret *role_key,
+                            const struct cry_secret *sign_key)
+{
     struct store_session sess;
     memset(&sess, 0, sizeof sess);
     snprintf(sess.user, sizeof sess.user, "%s", role == STORE_ROLE_CLINICIAN ? "nurse" : "crew");
     sess.role = role;
+    sess.role_key = role_key;
+    sess.sign_key = sign_key;
     store *s = NULL;
     int rc = store_open(f->path, f->key, &sess, &s);
     if (rc != CMC_OK)
@@ -108,17 +116,44 @@ size_t tst_store_search_n(store *s, const char *name, const char *dob, const cha
     return n;
 }
 
+/* The statement prepared on the replica, with ?1 bound to `param` when there is one. */
+static sqlite3_stmt *prepare(store *s, const char *sql, const char *param)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_test_db(s), sql, -1, &st, NULL), SQLITE_OK);
+    if (param != NULL)
+        assert_int_equal(sqlite3_bind_text(st, 1, param, -1, SQLITE_TRANSIENT), SQLITE_OK);
+    return st;
+}
+
+sqlite3_stmt *tst_store_row(store *s, const char *sql, const char *param)
+{
+    sqlite3_stmt *st = prepare(s, sql, param);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    return st;
+}
+
 int64_t tst_store_sql_int(store *s, const char *sql, const char *param)
 {
-    sqlite3 *db = store_test_db(s);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    if (param != NULL)
-        sqlite3_bind_text(st, 1, param, -1, SQLITE_TRANSIENT);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    sqlite3_stmt *st = tst_store_row(s, sql, param);
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
+}
+
+void tst_store_exec(store *s, const char *sql, const char *param)
+{
+    if (param == NULL) {
+        char *msg = NULL, why[256];
+        if (sqlite3_exec(store_test_db(s), sql, NULL, NULL, &msg) == SQLITE_OK)
+            return;
+        snprintf(why, sizeof why, "%s", msg != NULL ? msg : "?");
+        sqlite3_free(msg);
+        fail_msg("%s: %s", sql, why);
+    }
+    sqlite3_stmt *st = prepare(s, sql, param);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
 }
 
 int tst_dir_contains(const char *dir, const char *needle)

@@ -19,6 +19,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/plan.h"
+#include "tests/support/card_page.h"
 #include "tests/support/example_plan_model.h"
 #include "tests/support/run.h"
 #include "tests/support/tmpdir.h"
@@ -216,14 +217,8 @@ static struct card_model model; /* large: not on the stack */
 
 static char *terminal_card(const struct state *s)
 {
-    char *text = NULL;
-    size_t len = 0;
     card_build(&s->shown, &s->ctx, &model);
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    card_print(f, &model);
-    fclose(f);
-    return text;
+    return tst_card_text(&model);
 }
 
 static json_t *json_card(const struct state *s)
@@ -242,13 +237,39 @@ static char *page(const struct state *s, int night, enum web_view view)
                             .role = clinician ? "clinician" : "urgent care", .csrf = "tok",
                             .idle_seconds = 180, .night = night };
     struct web_card card = { .p = &s->shown, .ctx = &s->ctx, .view = view };
-    struct web_buf b;
-    web_buf_init(&b);
-    web_render_card(&b, &c, &card);
-    assert_int_equal(web_buf_status(&b), CMC_OK);
-    char *html = cmc_strdup(b.p);
-    web_buf_free(&b);
-    return html;
+    return tst_card_page(&c, &card);
+}
+
+/* A state and its card in all three outputs: the terminal's text, the --json object, and the
+ * page (the card view; `night` as page() takes it). */
+struct outputs {
+    struct state s;
+    char *text;
+    json_t *j;
+    char *html;
+};
+
+/* Renders the outputs of o->s. */
+static void outputs_of(struct outputs *o, int night)
+{
+    o->text = terminal_card(&o->s);
+    o->j = json_card(&o->s);
+    o->html = page(&o->s, night, WEB_VIEW_CARD);
+}
+
+/* Makes the state `id` and renders it. */
+static void outputs_for(enum state_id id, int night, struct outputs *o)
+{
+    state_make(id, &o->s);
+    outputs_of(o, night);
+}
+
+static void outputs_free(struct outputs *o)
+{
+    free(o->text);
+    json_decref(o->j);
+    cmc_free(o->html);
+    state_free(&o->s);
 }
 
 /* Display columns of a UTF-8 line (one per code point: the card's text is Latin). */
@@ -323,15 +344,14 @@ static void test_cpr_within_first_24_rows_in_every_state(void **state)
 static void test_pending_cpr_edit_beside_the_published_decision(void **state)
 {
     (void)state;
-    struct state s;
-    state_make(ST_PENDING, &s);
-    char *text = terminal_card(&s);
+    struct outputs o;
+    outputs_for(ST_PENDING, -1, &o);
     /* the banner names the state */
-    assert_non_null(strstr(text, "PLAN STATUS: PUBLISHED v4 + your unapproved changes to: CPR decision, "
-                                 "Diagnosis and prognosis"));
-    assert_non_null(strstr(text, "approved by Dr Amira Shah on 2026-02-11"));
+    assert_non_null(strstr(o.text, "PLAN STATUS: PUBLISHED v4 + your unapproved changes to: CPR decision, "
+                                   "Diagnosis and prognosis"));
+    assert_non_null(strstr(o.text, "approved by Dr Amira Shah on 2026-02-11"));
     /* the section shows the published decision with its decider, then the proposal */
-    const char *cpr = strstr(text, " 2 CPR          DNACPR - do NOT attempt CPR\n");
+    const char *cpr = strstr(o.text, " 2 CPR          DNACPR - do NOT attempt CPR\n");
     assert_non_null(cpr);
     const char *decided = strstr(cpr, "decided 2024-11-27 by Dr Ngozi Eze");
     const char *proposal = strstr(cpr, ">> PROPOSED on this device, not approved (nurse1, 2027-01-15 07:00 GMT):");
@@ -340,19 +360,17 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
     assert_non_null(proposal);
     assert_non_null(value);
     assert_true(decided < proposal && proposal < value);
-    assert_true(value < strstr(text, " 3 CEILING"));
+    assert_true(value < strstr(o.text, " 3 CEILING"));
     /* "FOR CPR" appears nowhere before the proposal: never as the decision, never beside its decider */
-    const char *first_for = strstr(text, "FOR CPR");
+    const char *first_for = strstr(o.text, "FOR CPR");
     assert_true(first_for > proposal);
     /* the prognosis: the plan's value, and the proposal inside its own section */
-    const char *diag = strstr(text, " 7 DIAGNOSIS");
+    const char *diag = strstr(o.text, " 7 DIAGNOSIS");
     assert_non_null(diag);
     assert_non_null(strstr(diag, "prognosis: weeks to months"));
     assert_non_null(strstr(diag, "Prognosis: days to weeks   [plan: weeks to months]"));
-    free(text);
 
-    json_t *j = json_card(&s);
-    json_t *cprj = json_object_get(j, "cpr");
+    json_t *cprj = json_object_get(o.j, "cpr");
     assert_string_equal(json_string_value(json_object_get(cprj, "decision")), "dnacpr");
     assert_string_equal(json_string_value(json_object_get(cprj, "state")), "published");
     assert_string_equal(json_string_value(json_object_get(cprj, "approved_by")), "Dr Amira Shah");
@@ -361,13 +379,13 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
     assert_string_equal(json_string_value(json_object_get(prop, "decision")), "for_cpr");
     assert_string_equal(json_string_value(json_object_get(prop, "state")), "proposed");
     assert_string_equal(json_string_value(json_object_get(prop, "proposed_by")), "nurse1");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "banner"), "unapproved_changes_to")),
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o.j, "banner"), "unapproved_changes_to")),
                         "CPR decision, Diagnosis and prognosis");
     /* every shown value carries its state; the decision is the published one, with its approver */
     size_t i;
     json_t *v;
     int seen_value = 0, seen_proposal = 0;
-    json_array_foreach(json_object_get(j, "values"), i, v)
+    json_array_foreach(json_object_get(o.j, "values"), i, v)
     {
         const char *path = json_string_value(json_object_get(v, "path"));
         assert_non_null(json_object_get(v, "state"));
@@ -378,7 +396,7 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
             seen_value = 1;
         }
     }
-    json_array_foreach(json_object_get(j, "proposals"), i, v)
+    json_array_foreach(json_object_get(o.j, "proposals"), i, v)
     {
         const char *path = json_string_value(json_object_get(v, "path"));
         if (path != NULL && strcmp(path, "resuscitation.decision") == 0) {
@@ -389,71 +407,56 @@ static void test_pending_cpr_edit_beside_the_published_decision(void **state)
         }
     }
     assert_true(seen_value && seen_proposal);
-    json_decref(j);
 
-    char *html = page(&s, -1, WEB_VIEW_CARD);
-    const char *box = strstr(html, "<div class=\"cpr cpr-dnacpr\"><p class=\"cpr-headline\">DNACPR</p>");
+    const char *box = strstr(o.html, "<div class=\"cpr cpr-dnacpr\"><p class=\"cpr-headline\">DNACPR</p>");
     assert_non_null(box);
-    assert_null(strstr(html, "cpr-for\""));
+    assert_null(strstr(o.html, "cpr-for\""));
     const char *pbox = strstr(box, "<div class=\"proposal proposed\" role=\"note\">");
     assert_non_null(pbox);
-    assert_true(pbox < strstr(html, "id=\"ceiling\""));
+    assert_true(pbox < strstr(o.html, "id=\"ceiling\""));
     assert_non_null(strstr(pbox, "PROPOSED on this device, not approved"));
     assert_non_null(strstr(pbox, "<dt>CPR decision</dt><dd><strong>FOR CPR - attempt CPR</strong>"));
-    assert_non_null(strstr(html, "+ your unapproved changes to:</strong> CPR decision, Diagnosis and prognosis"));
-    assert_true(strstr(html, "FOR CPR") > pbox);
-    cmc_free(html);
-    state_free(&s);
+    assert_non_null(strstr(o.html, "+ your unapproved changes to:</strong> CPR decision, Diagnosis and prognosis"));
+    assert_true(strstr(o.html, "FOR CPR") > pbox);
+    outputs_free(&o);
 }
 
 static void test_sent_change_awaits_approval(void **state)
 {
     (void)state;
-    struct state s;
-    state_make(ST_SENT, &s);
-    char *text = terminal_card(&s);
-    assert_non_null(strstr(text, ">> sent - awaiting approval (nurse1"));
-    assert_null(strstr(text, "PROPOSED on this device"));
-    assert_non_null(strstr(text, " 2 CPR          DNACPR - do NOT attempt CPR\n"));
-    free(text);
-    json_t *j = json_card(&s);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(j, "cpr"), "proposal"),
+    struct outputs o;
+    outputs_for(ST_SENT, 0, &o);
+    assert_non_null(strstr(o.text, ">> sent - awaiting approval (nurse1"));
+    assert_null(strstr(o.text, "PROPOSED on this device"));
+    assert_non_null(strstr(o.text, " 2 CPR          DNACPR - do NOT attempt CPR\n"));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(o.j, "cpr"), "proposal"),
                                                           "state")),
                         "sent");
-    json_decref(j);
-    char *html = page(&s, 0, WEB_VIEW_CARD);
-    assert_non_null(strstr(html, "<div class=\"proposal sent\" role=\"note\"><p class=\"proposal-head\"><strong>sent - "
-                                 "awaiting approval</strong>"));
-    cmc_free(html);
-    state_free(&s);
+    assert_non_null(strstr(o.html, "<div class=\"proposal sent\" role=\"note\"><p class=\"proposal-head\"><strong>sent - "
+                                   "awaiting approval</strong>"));
+    outputs_free(&o);
 }
 
 static void test_conflict_on_the_terminal_card_as_on_the_page(void **state)
 {
     (void)state;
-    struct state s;
-    state_make(ST_CONFLICT, &s);
-    char *text = terminal_card(&s);
-    const char *cpr = strstr(text, " 2 CPR");
-    const char *block = strstr(text, "OPEN CONFLICT (1)");
+    struct outputs o;
+    outputs_for(ST_CONFLICT, 0, &o);
+    const char *cpr = strstr(o.text, " 2 CPR");
+    const char *block = strstr(o.text, "OPEN CONFLICT (1)");
     assert_non_null(block);
-    assert_true(block > cpr && block < strstr(text, " 3 CEILING"));
+    assert_true(block > cpr && block < strstr(o.text, " 3 CEILING"));
     assert_non_null(strstr(block, "resuscitation.decision: yours (not approved) for_cpr | the service's dnacpr "
                                   "(version 5)"));
     assert_non_null(strstr(cpr, ">> IN CONFLICT with a newer version, not approved"));
-    free(text);
-    json_t *j = json_card(&s);
-    json_t *c = json_array_get(json_object_get(j, "conflicts"), 0);
+    json_t *c = json_array_get(json_object_get(o.j, "conflicts"), 0);
     assert_string_equal(json_string_value(json_object_get(c, "path")), "resuscitation.decision");
     assert_string_equal(json_string_value(json_object_get(c, "yours")), "for_cpr");
-    json_decref(j);
-    char *html = page(&s, 0, WEB_VIEW_CARD);
-    const char *cpr_html = strstr(html, "id=\"cpr\"");
-    const char *conf = strstr(html, "Open conflict (1)");
+    const char *cpr_html = strstr(o.html, "id=\"cpr\"");
+    const char *conf = strstr(o.html, "Open conflict (1)");
     assert_non_null(conf);
     assert_true(conf > cpr_html); /* below the decision, not above it */
-    cmc_free(html);
-    state_free(&s);
+    outputs_free(&o);
 }
 
 /* Without the version held beside it (an urgent-care session has none), nothing is a
@@ -461,22 +464,16 @@ static void test_conflict_on_the_terminal_card_as_on_the_page(void **state)
 static void test_no_proposal_without_local_changes(void **state)
 {
     (void)state;
-    struct state s;
-    state_make(ST_PUBLISHED, &s);
-    char *text = terminal_card(&s);
-    assert_null(strstr(text, "PROPOSED"));
-    assert_null(strstr(text, "unapproved"));
-    assert_null(strstr(text, "awaiting approval"));
-    free(text);
-    json_t *j = json_card(&s);
-    assert_int_equal(json_array_size(json_object_get(j, "proposals")), 0);
-    assert_null(json_object_get(json_object_get(j, "cpr"), "proposal"));
-    json_decref(j);
-    char *html = page(&s, 0, WEB_VIEW_CARD);
-    assert_null(strstr(html, "PROPOSED"));
-    assert_null(strstr(html, "class=\"proposal"));
-    cmc_free(html);
-    state_free(&s);
+    struct outputs o;
+    outputs_for(ST_PUBLISHED, 0, &o);
+    assert_null(strstr(o.text, "PROPOSED"));
+    assert_null(strstr(o.text, "unapproved"));
+    assert_null(strstr(o.text, "awaiting approval"));
+    assert_int_equal(json_array_size(json_object_get(o.j, "proposals")), 0);
+    assert_null(json_object_get(json_object_get(o.j, "cpr"), "proposal"));
+    assert_null(strstr(o.html, "PROPOSED"));
+    assert_null(strstr(o.html, "class=\"proposal"));
+    outputs_free(&o);
 }
 
 /* ---- content ---------------------------------------------------------------------------- */
@@ -575,45 +572,40 @@ static void test_no_known_allergies_distinct_from_none_recorded(void **state)
     static const enum state_id ids[] = { ST_NKA, ST_PUBLISHED, ST_PUBLISHED };
     static const char *const want[] = { CARD_NKA_WORDS, CARD_UNRECORDED_WORDS, NULL };
     for (size_t i = 0; i < 3; i++) {
-        struct state s;
-        state_make(ids[i], &s);
+        struct outputs o;
+        state_make(ids[i], &o.s);
         if (i == 1) /* an empty list with nothing said about it */
-            plan_field_clear(plan_field_by_path("allergies"), &s.shown);
+            plan_field_clear(plan_field_by_path("allergies"), &o.s.shown);
         const char *other = want[i] == NULL ? NULL
                             : strcmp(want[i], CARD_NKA_WORDS) == 0 ? CARD_UNRECORDED_WORDS
                                                                   : CARD_NKA_WORDS;
-        char *text = terminal_card(&s);
-        const char *sec = strstr(text, "ALLERGIES");
+        outputs_of(&o, 0);
+        const char *sec = strstr(o.text, "ALLERGIES");
         assert_non_null(sec);
         if (want[i] != NULL) {
             const char *at = strstr(sec, want[i]);
             assert_non_null(at);
             assert_true(at < strstr(sec, "PROBLEMS"));
-            assert_null(strstr(text, other));
+            assert_null(strstr(o.text, other));
         } else {
-            assert_null(strstr(text, CARD_NKA_WORDS));
-            assert_null(strstr(text, CARD_UNRECORDED_WORDS));
+            assert_null(strstr(o.text, CARD_NKA_WORDS));
+            assert_null(strstr(o.text, CARD_UNRECORDED_WORDS));
             assert_non_null(strstr(sec, "Penicillin"));
         }
-        free(text);
-        json_t *j = json_card(&s);
-        const char *jt = json_value_text(j, "allergies_status");
+        const char *jt = json_value_text(o.j, "allergies_status");
         if (want[i] != NULL)
             assert_string_equal(jt, want[i]);
         else
             assert_null(jt);
-        json_decref(j);
-        char *html = page(&s, 0, WEB_VIEW_CARD);
         if (i == 0)
-            assert_non_null(strstr(html, "<li><strong>" CARD_NKA_WORDS "</strong></li>"));
+            assert_non_null(strstr(o.html, "<li><strong>" CARD_NKA_WORDS "</strong></li>"));
         else if (i == 1)
-            assert_non_null(strstr(html, "<li><span class=\"none\">" CARD_UNRECORDED_WORDS "</span></li>"));
+            assert_non_null(strstr(o.html, "<li><span class=\"none\">" CARD_UNRECORDED_WORDS "</span></li>"));
         else {
-            assert_null(strstr(html, CARD_NKA_WORDS));
-            assert_null(strstr(html, CARD_UNRECORDED_WORDS));
+            assert_null(strstr(o.html, CARD_NKA_WORDS));
+            assert_null(strstr(o.html, CARD_UNRECORDED_WORDS));
         }
-        cmc_free(html);
-        state_free(&s);
+        outputs_free(&o);
     }
 }
 

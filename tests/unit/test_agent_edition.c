@@ -22,11 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/support/card_page.h"
 #include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
 
 #define NOW 1780000000 /* 2026-05-28, after every date in the example plan */
 
-/* The three outputs of the model of p, in one string each; free() the terminal and page,
+/* The three outputs of the model of p, in one string each; free() the terminal, cmc_free() the page,
  * json_decref the JSON. */
 struct outputs {
     char *term;
@@ -37,32 +39,23 @@ struct outputs {
 static void render(const struct plan *p, struct card_model *m, struct outputs *o)
 {
     struct card_context ctx;
-    size_t len = 0;
     memset(&ctx, 0, sizeof ctx);
     ctx.now = NOW;
     ctx.last_sync = NOW - 60;
     ctx.lease_days_left = -1;
     card_build(p, &ctx, m);
-    FILE *f = open_memstream(&o->term, &len);
-    assert_non_null(f);
-    card_print(f, m);
-    fclose(f);
+    o->term = tst_card_text(m);
     o->json = card_to_json(p, m);
     assert_non_null(o->json);
-    struct web_buf b;
     struct web_chrome chrome = { .title = "Plan", .user = "u", .role = "urgent care", .csrf = "t" };
     struct web_card card = { .p = p, .ctx = &ctx, .view = WEB_VIEW_CARD };
-    web_buf_init(&b);
-    web_render_card(&b, &chrome, &card);
-    assert_int_equal(web_buf_status(&b), CMC_OK);
-    o->page = strndup(b.p, b.len);
-    web_buf_free(&b);
+    o->page = tst_card_page(&chrome, &card);
 }
 
 static void outputs_free(struct outputs *o)
 {
     free(o->term);
-    free(o->page);
+    cmc_free(o->page);
     json_decref(o->json);
 }
 
@@ -96,13 +89,7 @@ static void test_later_edition_content_says_update_the_agent(void **state)
     size_t mlen = 0;
     tst_example_plan_parse(&p);
     assert_int_equal(plan_pack(&p, &mp, &mlen), CMC_OK);
-    uint16_t count = (uint16_t)((mp[1] << 8) | mp[2]);
-    later = cmc_malloc(mlen + 3);
-    assert_non_null(later);
-    memcpy(later, mp, mlen);
-    later[1] = (uint8_t)((count + 1) >> 8);
-    later[2] = (uint8_t)(count + 1);
-    memcpy(later + mlen, "\x64\xa1x", 3); /* field 100, unknown here */
+    later = tst_plan_with_fields(mp, mlen, 1, "\x64\xa1x", 3); /* field 100, unknown here */
     assert_int_equal(plan_unpack_keep(later, mlen + 3, &kept), CMC_OK);
     render(&kept, &m, &o);
     assert_true(m.banner.newer_content);
@@ -145,12 +132,6 @@ static void test_a_plan_breaking_a_rule_is_shown_with_the_rule_named(void **stat
     plan_free(&p);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_a_plan_that_keeps_the_rules_has_no_notice),
-        cmocka_unit_test(test_later_edition_content_says_update_the_agent),
-        cmocka_unit_test(test_a_plan_breaking_a_rule_is_shown_with_the_rule_named),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_a_plan_that_keeps_the_rules_has_no_notice,
+         test_later_edition_content_says_update_the_agent,
+         test_a_plan_breaking_a_rule_is_shown_with_the_rule_named)

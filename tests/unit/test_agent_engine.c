@@ -114,6 +114,57 @@ static void expect_nothing_applied(void)
     assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
 }
 
+/* Builds the bundle from `from` to `to` with the ops (freeing them), applies it and expects `want`. */
+static void apply_ops(uint64_t from, uint64_t to, struct bundle_op *ops, size_t n, int want,
+                      struct engine_report *rep)
+{
+    uint8_t *b;
+    size_t len;
+    build(from, to, ops, n, &b, &len);
+    assert_int_equal(apply(b, len, rep), want);
+    cmc_free(b);
+}
+
+/* Applies a page (cursor `from` to `to`) holding plan A, published, at this prognosis and version. */
+static void put_a(const char *prognosis, int version, uint64_t from, uint64_t to, struct engine_report *rep)
+{
+    struct bundle_op op;
+    op_put(&op, ID_A, NHS_A, prognosis, "published", version, to);
+    apply_ops(from, to, &op, 1, CMC_OK, rep);
+}
+
+/* Applies plan A v1 ("weeks", cursor 0 to 5), then a delta (seq 9, cursor 5 to 9) taking it to
+ * v2 ("days", left in *v2) under the hub's seal of plan A v2 with prognosis `sealed`; expects `want`. */
+static void apply_delta_a(const char *sealed, int want, struct plan *v2, struct engine_report *rep)
+{
+    put_a("weeks", 1, 0, 5, rep);
+    struct plan v1;
+    struct bundle_op op;
+    make_plan(&v1, ID_A, NHS_A, "weeks", "published", 1);
+    make_plan(v2, ID_A, NHS_A, "days", "published", 2);
+    bundle_op_init(&op);
+    op.kind = BUNDLE_OP_DELTA;
+    snprintf(op.plan_id, sizeof op.plan_id, "%s", ID_A);
+    op.seq = 9;
+    op.base_version = 1;
+    assert_int_equal(plan_change_diff(&v1, v2, &op.change), CMC_OK);
+    make_plan(&op.plan, ID_A, NHS_A, sealed, "published", 2);
+    apply_ops(5, 9, &op, 1, want, rep);
+    plan_free(&v1);
+}
+
+static void add_pending(const char *doc, int64_t base_version)
+{
+    struct plan_change c;
+    assert_int_equal(plan_change_from_json(doc, strlen(doc), &c), CMC_OK);
+    uint8_t *packed;
+    size_t plen;
+    assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
+    assert_int_equal(store_pending_add(st, ID_A, base_version, packed, plen, NULL), CMC_OK);
+    plan_change_free(&c);
+    cmc_free(packed);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -225,106 +276,47 @@ static void test_failure_mid_bundle_rolls_back_whole_bundle(void **state)
 static void test_delta_reproduces_version(void **state)
 {
     (void)state;
-    struct bundle_op op;
-    uint8_t *b;
-    size_t len;
     struct engine_report rep;
-    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
-    build(0, 5, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
-    cmc_free(b);
-    struct plan v1, v2;
-    make_plan(&v1, ID_A, NHS_A, "weeks", "published", 1);
-    make_plan(&v2, ID_A, NHS_A, "days", "published", 2);
-    bundle_op_init(&op);
-    op.kind = BUNDLE_OP_DELTA;
-    snprintf(op.plan_id, sizeof op.plan_id, "%s", ID_A);
-    op.seq = 9;
-    op.base_version = 1;
-    assert_int_equal(plan_change_diff(&v1, &v2, &op.change), CMC_OK);
-    assert_int_equal(plan_copy(&op.plan, &v2), CMC_OK); /* what the hub seals */
-    build(5, 9, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    struct plan v2, got;
+    apply_delta_a("days", CMC_OK, &v2, &rep); /* the hub sealed v2 */
     assert_int_equal(rep.deltas, 1);
-    struct plan got;
     assert_int_equal(store_plan_get(st, NHS_A, &got), CMC_OK);
     assert_true(plan_equal(&got, &v2));
     plan_free(&got);
-    plan_free(&v1);
     plan_free(&v2);
-    cmc_free(b);
 }
 
 static void test_purge_tombstone_stops_replayed_put_and_discards_edits(void **state)
 {
     (void)state;
     struct bundle_op op;
-    uint8_t *b;
-    size_t len;
     struct engine_report rep;
-    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
-    build(0, 5, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
-    cmc_free(b);
-    /* a clinician's pending edit on that plan */
-    struct plan_change c;
-    const char *doc = "{\"set\":{\"prognosis\":\"days\"}}";
-    assert_int_equal(plan_change_from_json(doc, strlen(doc), &c), CMC_OK);
-    uint8_t *packed;
-    size_t plen;
-    assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
-    assert_int_equal(store_pending_add(st, ID_A, 1, packed, plen, NULL), CMC_OK);
-    plan_change_free(&c);
-    cmc_free(packed);
+    put_a("weeks", 1, 0, 5, &rep);
+    add_pending("{\"set\":{\"prognosis\":\"days\"}}", 1); /* a clinician's pending edit on that plan */
     op_purge(&op, ID_A, 8);
-    build(5, 8, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    apply_ops(5, 8, &op, 1, CMC_OK, &rep);
     assert_int_equal(rep.purges, 1);
     assert_int_equal(rep.discarded_edits, 1);
-    cmc_free(b);
     struct plan p;
     assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
     /* an old put, replayed inside a correctly signed bundle from the current cursor */
     op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
-    build(8, 9, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    apply_ops(8, 9, &op, 1, CMC_OK, &rep);
     assert_int_equal(rep.skipped_replays, 1);
     assert_int_equal(store_plan_get(st, NHS_A, &p), CMC_ERR_NOT_FOUND);
     assert_int_equal(cursor(), 9);
-    cmc_free(b);
-}
-
-static void add_pending(const char *doc, int64_t base_version)
-{
-    struct plan_change c;
-    assert_int_equal(plan_change_from_json(doc, strlen(doc), &c), CMC_OK);
-    uint8_t *packed;
-    size_t plen;
-    assert_int_equal(plan_change_pack(&c, &packed, &plen), CMC_OK);
-    assert_int_equal(store_pending_add(st, ID_A, base_version, packed, plen, NULL), CMC_OK);
-    plan_change_free(&c);
-    cmc_free(packed);
 }
 
 static void test_newer_version_rebases_or_holds_conflict(void **state)
 {
     (void)state;
-    struct bundle_op op;
-    uint8_t *b;
-    size_t len;
     struct engine_report rep;
-    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
-    build(0, 5, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
-    cmc_free(b);
+    put_a("weeks", 1, 0, 5, &rep);
     /* a local edit to another field than the hub's next version changes: rebased */
     add_pending("{\"update\":{\"allergies\":[{\"id\":\"a1\",\"reaction\":\"Rash\"}]}}", 1);
-    op_put(&op, ID_A, NHS_A, "months", "published", 2, 6);
-    build(5, 6, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    put_a("months", 2, 5, 6, &rep);
     assert_int_equal(rep.rebased, 1);
     assert_int_equal(rep.conflicts, 0);
-    cmc_free(b);
     struct store_pending *pend;
     size_t n;
     assert_int_equal(store_pending_list(st, ID_A, &pend, &n), CMC_OK);
@@ -334,11 +326,8 @@ static void test_newer_version_rebases_or_holds_conflict(void **state)
     store_pending_free(pend, n);
     /* now the same field on both sides: held as a conflict, visible, then settled */
     add_pending("{\"set\":{\"prognosis\":\"days\"}}", 2);
-    op_put(&op, ID_A, NHS_A, "hours", "published", 3, 7);
-    build(6, 7, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
+    put_a("hours", 3, 6, 7, &rep);
     assert_int_equal(rep.conflicts, 1);
-    cmc_free(b);
     struct engine_conflict *ec;
     assert_int_equal(engine_conflicts(st, &ec, &n), CMC_OK);
     assert_int_equal(n, 1);
@@ -424,26 +413,10 @@ static char *state_text(const char *name)
 static void test_delta_that_misses_its_seal_is_refused(void **state)
 {
     (void)state;
-    struct bundle_op op;
-    uint8_t *b;
-    size_t len;
     struct engine_report rep;
-    op_put(&op, ID_A, NHS_A, "weeks", "published", 1, 5);
-    build(0, 5, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
-    cmc_free(b);
-    struct plan v1, v2;
-    make_plan(&v1, ID_A, NHS_A, "weeks", "published", 1);
-    make_plan(&v2, ID_A, NHS_A, "days", "published", 2);
-    bundle_op_init(&op);
-    op.kind = BUNDLE_OP_DELTA;
-    snprintf(op.plan_id, sizeof op.plan_id, "%s", ID_A);
-    op.seq = 9;
-    op.base_version = 1;
-    assert_int_equal(plan_change_diff(&v1, &v2, &op.change), CMC_OK);
-    make_plan(&op.plan, ID_A, NHS_A, "hours", "published", 2); /* the hub sealed other bytes */
-    build(5, 9, &op, 1, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_ERR_TAMPERED);
+    struct plan v2;
+    apply_delta_a("hours", CMC_ERR_TAMPERED, &v2, &rep); /* the hub sealed other bytes */
+    plan_free(&v2);
     assert_int_equal(cursor(), 5);
     struct plan got;
     assert_int_equal(store_plan_get(st, NHS_A, &got), CMC_OK);
@@ -453,9 +426,6 @@ static void test_delta_that_misses_its_seal_is_refused(void **state)
     assert_non_null(flag);
     assert_string_equal(flag, "1");
     cmc_free(flag);
-    cmc_free(b);
-    plan_free(&v1);
-    plan_free(&v2);
 }
 
 /* An enrolled device refuses a page of plans that the hub did not seal. */
@@ -509,14 +479,10 @@ static void test_body_altered_at_rest_fails_its_seal(void **state)
 {
     (void)state;
     struct bundle_op ops[2];
-    uint8_t *b;
-    size_t len;
     struct engine_report rep;
     op_put(&ops[0], ID_A, NHS_A, "weeks", "published", 1, 5);
     op_put(&ops[1], ID_B, NHS_B, "months", "published", 1, 7);
-    build(0, 7, ops, 2, &b, &len);
-    assert_int_equal(apply(b, len, &rep), CMC_OK);
-    cmc_free(b);
+    apply_ops(0, 7, ops, 2, CMC_OK, &rep);
     struct plan p, got;
     int64_t bad = -1;
     int seen = 0;

@@ -10,6 +10,7 @@
 #include "agent/lease.h"
 #include "agent/web_html.h"
 #include "platform/err.h"
+#include "tests/support/run.h"
 
 #include <string.h>
 
@@ -27,28 +28,33 @@ static char *render_text(const char *s, int attr, struct web_buf *b)
 static void test_escaping(void **state)
 {
     (void)state;
-    struct web_buf b;
-    assert_string_equal(render_text("Okafor <b>", 0, &b), "Okafor &lt;b&gt;");
-    web_buf_free(&b);
-    /* controls: replaced, never passed */
-    assert_string_equal(render_text("a\x1b[2Jb\r\x07", 0, &b), "a\xef\xbf\xbd[2Jb\xef\xbf\xbd\xef\xbf\xbd");
-    web_buf_free(&b);
-    /* a right-to-left override: replaced, and the text isolated */
-    assert_string_equal(render_text("Mag\xe2\x80\xaegie", 0, &b), "<bdi>Mag\xef\xbf\xbdgie</bdi>");
-    web_buf_free(&b);
-    /* Arabic, kept and isolated; ZWJ kept */
-    assert_string_equal(render_text("\xd9\x81\xd8\xa7 12", 0, &b), "<bdi>\xd9\x81\xd8\xa7 12</bdi>");
-    web_buf_free(&b);
-    assert_string_equal(render_text("\xe0\xa4\x95\xe2\x80\x8d", 0, &b), "<bdi>\xe0\xa4\x95\xe2\x80\x8d</bdi>");
-    web_buf_free(&b);
-    /* ill-formed UTF-8 and a zero width space */
-    assert_string_equal(render_text("x\xff\xe2\x80\x8by", 0, &b), "<bdi>x\xef\xbf\xbd\xef\xbf\xbdy</bdi>");
-    web_buf_free(&b);
-    /* attributes: the same escaping, never markup */
-    assert_string_equal(render_text("N\xc3\xba\xc3\xb1" "ez\"\xe2\x80\xae", 1, &b), "N\xc3\xba\xc3\xb1" "ez&quot;\xef\xbf\xbd");
-    web_buf_free(&b);
-    assert_string_equal(render_text(NULL, 1, &b), "-");
-    web_buf_free(&b);
+    static const struct {
+        const char *in;
+        int attr;
+        const char *want;
+    } cases[] = {
+        { "Okafor <b>", 0, "Okafor &lt;b&gt;" },
+        /* controls: replaced, never passed */
+        { "a\x1b[2Jb\r\x07", 0, "a\xef\xbf\xbd[2Jb\xef\xbf\xbd\xef\xbf\xbd" },
+        /* a right-to-left override: replaced, and the text isolated */
+        { "Mag\xe2\x80\xaegie", 0, "<bdi>Mag\xef\xbf\xbdgie</bdi>" },
+        /* Arabic, kept and isolated; ZWJ kept */
+        { "\xd9\x81\xd8\xa7 12", 0, "<bdi>\xd9\x81\xd8\xa7 12</bdi>" },
+        { "\xe0\xa4\x95\xe2\x80\x8d", 0, "<bdi>\xe0\xa4\x95\xe2\x80\x8d</bdi>" },
+        /* ill-formed UTF-8 and a zero width space */
+        { "x\xff\xe2\x80\x8by", 0, "<bdi>x\xef\xbf\xbd\xef\xbf\xbdy</bdi>" },
+        /* attributes: the same escaping, never markup */
+        { "N\xc3\xba\xc3\xb1" "ez\"\xe2\x80\xae", 1, "N\xc3\xba\xc3\xb1" "ez&quot;\xef\xbf\xbd" },
+        /* no value at all */
+        { NULL, 1, "-" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct web_buf b;
+        const char *got = render_text(cases[i].in, cases[i].attr, &b);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, got, cases[i].want);
+        web_buf_free(&b);
+    }
 }
 
 static void test_cut_list_says_so(void **state)
@@ -149,14 +155,5 @@ static void test_days_left(void **state)
     assert_int_equal(lease_days_left(&li, 2), -1); /* no lease */
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escaping),
-        cmocka_unit_test(test_cut_list_says_so),
-        cmocka_unit_test(test_glass_form),
-        cmocka_unit_test(test_reason_rules),
-        cmocka_unit_test(test_days_left),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_escaping, test_cut_list_says_so, test_glass_form, test_reason_rules,
+         test_days_left)

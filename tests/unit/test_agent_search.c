@@ -13,6 +13,7 @@
 #include "sync/plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -118,12 +119,9 @@ static void test_migration_folds_old_rows(void **state)
     struct tst_store_env *f = *state;
     store *s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     put_named(s, 800, "Siobh\xc3\xa1n", "O\xe2\x80\x99" "Brien\xe2\x80\x93" "Hart", "1944-01-01", "SE15 4QT");
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "UPDATE plan_identity SET family_name = 'o' || char(8217) || 'brien' ||"
-                                  " char(8211) || 'hart'; DROP TABLE plan_seals;"
-                                  " ALTER TABLE audit DROP COLUMN seal; PRAGMA user_version = 4;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "UPDATE plan_identity SET family_name = 'o' || char(8217) || 'brien' ||"
+                   " char(8211) || 'hart'; DROP TABLE plan_seals;"
+                   " ALTER TABLE audit DROP COLUMN seal; PRAGMA user_version = 4;", NULL);
     store_close(s);
     s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
     assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM plan_identity WHERE family_name = ?1",
@@ -136,12 +134,5 @@ static void test_migration_folds_old_rows(void **state)
     store_close(s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_total_beyond_shown, tst_store_setup, tst_store_teardown),
-        cmocka_unit_test_setup_teardown(test_folded_names, tst_store_setup, tst_store_teardown),
-        cmocka_unit_test_setup_teardown(test_migration_folds_old_rows, tst_store_setup, tst_store_teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_total_beyond_shown, test_folded_names,
+         test_migration_folds_old_rows)

@@ -17,6 +17,7 @@
 #include "tests/support/example_plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -237,13 +238,10 @@ static void test_migrations(void **state)
     plan_free(&got);
 
     /* A replica left at version 1 gets exactly step 2 on the next open. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DROP TABLE pending_edits; DROP TABLE merges;"
-                                  "DROP TABLE audit;"
-                                  "DROP TABLE plan_seals;"
-                                  "PRAGMA user_version = 1;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "DROP TABLE pending_edits; DROP TABLE merges;"
+                   "DROP TABLE audit;"
+                   "DROP TABLE plan_seals;"
+                   "PRAGMA user_version = 1;", NULL);
     store_close(s);
     s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
@@ -258,14 +256,11 @@ static void test_migrations(void **state)
 
     /* A replica at version 3 still has its conflicts table: step 4 drops it (and the
      * store gives pending edits their signature column). */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
-                                  "DROP TABLE plan_seals;"
-                                  "ALTER TABLE audit DROP COLUMN seal;"
-                                  "ALTER TABLE pending_edits DROP COLUMN user_sig;"
-                                  "PRAGMA user_version = 3;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "CREATE TABLE conflicts (id INTEGER PRIMARY KEY);"
+                   "DROP TABLE plan_seals;"
+                   "ALTER TABLE audit DROP COLUMN seal;"
+                   "ALTER TABLE pending_edits DROP COLUMN user_sig;"
+                   "PRAGMA user_version = 3;", NULL);
     store_close(s);
     s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
     assert_int_equal(db_user_version(store_test_db(s), &v), CMC_OK);
@@ -277,8 +272,7 @@ static void test_migrations(void **state)
                      1);
 
     /* A replica from a newer program is refused, not misread. */
-    assert_int_equal(sqlite3_exec(store_test_db(s), "PRAGMA user_version = 99", NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "PRAGMA user_version = 99", NULL);
     store_close(s);
     struct store_session sess = { .user = "nurse", .role = STORE_ROLE_CLINICIAN };
     s = (store *)1;
@@ -391,18 +385,6 @@ static void test_out_of_memory(void **state)
     plan_free(&p);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_open_rules),
-        T(test_no_plaintext_at_rest),
-        T(test_wrong_key_is_tampered),
-        T(test_flipped_byte_is_detected),
-        T(test_migrations),
-        T(test_bad_keys_and_lookups),
-        T(test_out_of_memory),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_open_rules, test_no_plaintext_at_rest,
+         test_wrong_key_is_tampered, test_flipped_byte_is_detected, test_migrations,
+         test_bad_keys_and_lookups, test_out_of_memory)

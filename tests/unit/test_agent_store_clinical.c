@@ -15,6 +15,7 @@
 #include "sync/wire.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,21 +28,6 @@
 
 static const uint8_t change[] = {0x90};
 
-static store *open_with(const struct tst_store_env *f, int role, const struct cry_secret *role_key,
-                        const struct cry_secret *sign_key)
-{
-    struct store_session who;
-    memset(&who, 0, sizeof who);
-    snprintf(who.user, sizeof who.user, "%s", role == STORE_ROLE_CLINICIAN ? "nurse-jones" : "crew");
-    who.role = role;
-    who.role_key = role_key;
-    who.sign_key = sign_key;
-    store *s = NULL;
-    if (store_open(f->path, f->key, &who, &s) != CMC_OK)
-        fail_msg("store_open: %s", cmc_errmsg());
-    return s;
-}
-
 static void test_pending_edits_live_in_the_clinical_file(void **state)
 {
     struct tst_store_env *f = *state;
@@ -53,7 +39,7 @@ static void test_pending_edits_live_in_the_clinical_file(void **state)
     struct plan p;
     tst_plan_make(&p, 31, PLAN_STATUS_PUBLISHED, 3);
 
-    store *s = open_with(f, STORE_ROLE_CLINICIAN, role_key, sk);
+    store *s = tst_store_open_keyed(f, STORE_ROLE_CLINICIAN, role_key, sk);
     tst_store_put(s, &p, 1);
     struct store_pending meta;
     assert_int_equal(store_pending_add(s, p.plan_id, 3, change, sizeof change, &meta), CMC_OK);
@@ -71,7 +57,7 @@ static void test_pending_edits_live_in_the_clinical_file(void **state)
 
     /* an urgent-care session: nothing to see, nothing to keep, and the sync engine's list is
      * empty; the clinician's row is untouched */
-    s = open_with(f, STORE_ROLE_URGENT_CARE, NULL, NULL);
+    s = tst_store_open_keyed(f, STORE_ROLE_URGENT_CARE, NULL, NULL);
     struct store_pending *list = NULL;
     size_t n = 9;
     assert_int_equal(store_sync_pending_list(s, NULL, &list, &n), CMC_OK);
@@ -81,7 +67,7 @@ static void test_pending_edits_live_in_the_clinical_file(void **state)
     store_close(s);
 
     /* a clinician without the role key is told why */
-    s = open_with(f, STORE_ROLE_CLINICIAN, NULL, sk);
+    s = tst_store_open_keyed(f, STORE_ROLE_CLINICIAN, NULL, sk);
     assert_int_equal(store_pending_list(s, NULL, &list, &n), CMC_ERR_DENIED);
     assert_non_null(strstr(cmc_errmsg(), "clinical key"));
     store_close(s);
@@ -96,7 +82,7 @@ static void test_pending_edits_live_in_the_clinical_file(void **state)
     assert_null(s);
     cry_secret_free(wrong);
 
-    s = open_with(f, STORE_ROLE_CLINICIAN, role_key, sk);
+    s = tst_store_open_keyed(f, STORE_ROLE_CLINICIAN, role_key, sk);
     assert_int_equal(store_pending_list(s, NULL, &list, &n), CMC_OK);
     assert_int_equal(n, 1);
     assert_int_equal(list[0].has_sig, 1);
@@ -114,7 +100,7 @@ static void test_old_replica_moves_its_edits(void **state)
     struct tst_store_env *f = *state;
     struct plan p;
     tst_plan_make(&p, 32, PLAN_STATUS_PUBLISHED, 2);
-    store *s = open_with(f, STORE_ROLE_CLINICIAN, NULL, NULL); /* as before the split */
+    store *s = tst_store_open_keyed(f, STORE_ROLE_CLINICIAN, NULL, NULL); /* as before the split */
     tst_store_put(s, &p, 1);
     assert_int_equal(store_pending_add(s, p.plan_id, 2, change, sizeof change, NULL), CMC_OK);
     assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM main.pending_edits", NULL), 1);
@@ -123,7 +109,7 @@ static void test_old_replica_moves_its_edits(void **state)
     struct cry_secret *role_key = NULL;
     assert_int_equal(cry_secret_new(CRY_KEY_BYTES, &role_key), CMC_OK);
     cry_random(role_key->buf, CRY_KEY_BYTES);
-    s = open_with(f, STORE_ROLE_CLINICIAN, role_key, NULL);
+    s = tst_store_open_keyed(f, STORE_ROLE_CLINICIAN, role_key, NULL);
     assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM main.sqlite_master WHERE name IN "
                                           "('pending_edits', 'merges')", NULL),
                      0);
@@ -142,20 +128,11 @@ static void test_memory_security_is_asked_for(void **state)
 {
     struct tst_store_env *f = *state;
     store_memory_security(1);
-    store *s = open_with(f, STORE_ROLE_URGENT_CARE, NULL, NULL);
+    store *s = tst_store_open_keyed(f, STORE_ROLE_URGENT_CARE, NULL, NULL);
     assert_int_equal(tst_store_sql_int(s, "PRAGMA cipher_memory_security", NULL), 1);
     store_close(s);
     store_memory_security(0);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_pending_edits_live_in_the_clinical_file),
-        T(test_old_replica_moves_its_edits),
-        T(test_memory_security_is_asked_for),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_pending_edits_live_in_the_clinical_file,
+         test_old_replica_moves_its_edits, test_memory_security_is_asked_for)

@@ -12,6 +12,7 @@
 #include "sync/plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -102,10 +103,7 @@ static void test_counts_follow_puts_prunes_purges(void **state)
 
     /* A wipe of every row (as a replica emptied in place would be). */
     s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DELETE FROM plan_identity; DELETE FROM plan_versions;", NULL,
-                                  NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "DELETE FROM plan_identity; DELETE FROM plan_versions;", NULL);
     store_close(s);
     expect_counts(f, 0, 0, 0);
 }
@@ -141,34 +139,20 @@ static void test_counts_filled_by_migration_and_checked(void **state)
     put(s, 301, PLAN_STATUS_PUBLISHED, 1, 3);
     put(s, 302, PLAN_STATUS_DRAFT, 1, 4);
     /* Back to the schema before migration 6, then reopen: the migration runs again. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DROP TABLE plan_heads; DROP TABLE plan_counts;"
-                                  "DROP TRIGGER IF EXISTS plan_versions_head_ins;"
-                                  "DROP TRIGGER IF EXISTS plan_versions_head_del;"
-                                  "DROP TRIGGER IF EXISTS plan_versions_head_upd;"
-                                  "DROP TABLE plan_seals; ALTER TABLE audit DROP COLUMN seal;"
-                                  "PRAGMA user_version = 5;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "DROP TABLE plan_heads; DROP TABLE plan_counts;"
+                   "DROP TRIGGER IF EXISTS plan_versions_head_ins;"
+                   "DROP TRIGGER IF EXISTS plan_versions_head_del;"
+                   "DROP TRIGGER IF EXISTS plan_versions_head_upd;"
+                   "DROP TABLE plan_seals; ALTER TABLE audit DROP COLUMN seal;"
+                   "PRAGMA user_version = 5;", NULL);
     store_close(s);
     expect_counts(f, 3, 2, 2);
 
     s = tst_store_open_as(f, STORE_ROLE_CLINICIAN);
-    assert_int_equal(sqlite3_exec(store_test_db(s), "UPDATE plan_counts SET plans = plans + 5;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "UPDATE plan_counts SET plans = plans + 5;", NULL);
     assert_int_equal(store_verify(s), CMC_ERR_TAMPERED);
     store_close(s);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_counts_follow_puts_prunes_purges),
-        T(test_counts_follow_a_bulk_snapshot),
-        T(test_counts_filled_by_migration_and_checked),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_counts_follow_puts_prunes_purges,
+         test_counts_follow_a_bulk_snapshot, test_counts_filled_by_migration_and_checked)

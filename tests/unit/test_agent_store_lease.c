@@ -10,6 +10,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "tests/support/store_fixture.h"
+#include "tests/support/run.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,16 +128,5 @@ static void test_unreadable_high_water_locks(void **state)
     expect_locked_by_unreadable(f->s);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_no_lease_is_open),
-        T(test_inside_and_past_the_lease),
-        T(test_unreadable_lease_days_lock),
-        T(test_unreadable_sync_time_locks),
-        T(test_unreadable_high_water_locks),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, setup, teardown, test_no_lease_is_open, test_inside_and_past_the_lease,
+         test_unreadable_lease_days_lock, test_unreadable_sync_time_locks, test_unreadable_high_water_locks)

@@ -15,6 +15,7 @@
 #include "sync/plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -242,11 +243,8 @@ static void test_published_only_against_slipped_drafts(void **state)
     /* Even a redefined view does not let a draft through: each urgent-care statement
      * repeats the status condition itself. */
     s = tst_store_open_as(f, STORE_ROLE_URGENT_CARE);
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "DROP VIEW urgent_care_plans;"
-                                  "CREATE VIEW urgent_care_plans AS SELECT * FROM plan_versions;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "DROP VIEW urgent_care_plans;"
+                   "CREATE VIEW urgent_care_plans AS SELECT * FROM plan_versions;", NULL);
     assert_int_equal(store_plan_get(s, honest.plan_id, &got), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_plan_get(s, honest.nhs_number, &got), CMC_ERR_NOT_FOUND);
     assert_int_equal(store_list(s, &hits, &n), CMC_OK);
@@ -270,11 +268,8 @@ static void test_row_body_mismatch_is_tampered(void **state)
     tst_store_put(s, &a, 1);
     tst_store_put(s, &b, 2);
     /* Swap the bodies: a's row now holds b's plan. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "UPDATE plan_versions SET body = (SELECT body FROM plan_versions"
-                                  " WHERE id = 2) WHERE id = 1",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "UPDATE plan_versions SET body = (SELECT body FROM plan_versions"
+                   " WHERE id = 2) WHERE id = 1", NULL);
     plan_init(&got);
     assert_int_equal(store_plan_get(s, a.nhs_number, &got), CMC_ERR_TAMPERED);
     assert_null(got.plan_id);
@@ -289,10 +284,7 @@ static void test_row_body_mismatch_is_tampered(void **state)
     store_hits_free(hits, n);
     assert_int_equal(store_verify(s), CMC_ERR_TAMPERED);
     /* Garbage in a body: tampered, not a crash. */
-    assert_int_equal(sqlite3_exec(store_test_db(s),
-                                  "UPDATE plan_versions SET body = x'8501020304' WHERE id = 2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    tst_store_exec(s, "UPDATE plan_versions SET body = x'8501020304' WHERE id = 2", NULL);
     assert_int_equal(store_plan_get(s, b.plan_id, &got), CMC_ERR_TAMPERED);
     store_close(s);
     plan_free(&a);
@@ -473,17 +465,6 @@ static void test_normalisation(void **state)
     assert_string_equal(out, "SE154QT");
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_lookups_use_indexes),
-        T(test_published_only_against_slipped_drafts),
-        T(test_row_body_mismatch_is_tampered),
-        T(test_published_v1_draft_v2),
-        T(test_identity_search),
-        T(test_normalisation),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_lookups_use_indexes,
+         test_published_only_against_slipped_drafts, test_row_body_mismatch_is_tampered,
+         test_published_v1_draft_v2, test_identity_search, test_normalisation)

@@ -15,6 +15,7 @@
 #include "sync/plan.h"
 #include "tests/support/store_fixture.h"
 #include "tests/support/store_plans.h"
+#include "tests/support/run.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -117,16 +118,9 @@ static void test_purge_leaves_no_copy(void **state)
     assert_int_equal(store_pending_add(s, id, 1, change, sizeof change, NULL), CMC_OK);
     assert_int_equal(store_pending_add(s, other.plan_id, 1, change, sizeof change, NULL), CMC_OK);
     /* Merge state holds whole plans: it must go too. */
-    sqlite3_stmt *ins = NULL;
-    assert_int_equal(sqlite3_prepare_v2(store_test_db(s),
-                                        "INSERT INTO merges (plan_id, base, local, remote,"
-                                        " created_at) SELECT plan_id, body, body, body, 0"
-                                        " FROM plan_versions WHERE plan_id = ? AND version = 1",
-                                        -1, &ins, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(ins, 1, id, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
-    sqlite3_finalize(ins);
+    tst_store_exec(s, "INSERT INTO merges (plan_id, base, local, remote, created_at)"
+                   " SELECT plan_id, body, body, body, 0 FROM plan_versions WHERE plan_id = ? AND version = 1",
+                   id);
     assert_int_equal(tst_store_sql_int(s, "SELECT count(*) FROM merges WHERE plan_id = ?", id), 1);
     assert_int_equal(store_checkpoint(s), CMC_OK);
     assert_true(logical_occurrences(store_test_db(s), nhs) > 0); /* the scan sees it first */
@@ -158,14 +152,7 @@ static void test_purge_leaves_no_copy(void **state)
     assert_int_equal(counts.tombstones, 1);
 
     /* The tombstone: a hash of the NHS number, never the number. */
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(store_test_db(s),
-                                        "SELECT nhs_hash, reason, change_seq FROM tombstones"
-                                        " WHERE plan_id = ?",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    sqlite3_stmt *st = tst_store_row(s, "SELECT nhs_hash, reason, change_seq FROM tombstones WHERE plan_id = ?", id);
     uint8_t want[CRY_HASH_BYTES];
     cry_hash(want, nhs, strlen(nhs));
     assert_int_equal(sqlite3_column_bytes(st, 0), CRY_HASH_BYTES);
@@ -303,15 +290,5 @@ static void test_sync_state(void **state)
     store_close(s);
 }
 
-int main(void)
-{
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tst_store_setup, tst_store_teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_drafts_stored_only_where_allowed),
-        T(test_purge_leaves_no_copy),
-        T(test_batch_is_all_or_nothing),
-        T(test_sync_state),
-    };
-#undef T
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, tst_store_setup, tst_store_teardown, test_drafts_stored_only_where_allowed,
+         test_purge_leaves_no_copy, test_batch_is_all_or_nothing, test_sync_state)

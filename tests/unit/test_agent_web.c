@@ -21,6 +21,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/plan.h"
+#include "tests/support/card_page.h"
 #include "tests/support/example_plan_model.h"
 
 #include <curl/curl.h>
@@ -164,14 +165,7 @@ static char *render_card(const struct plan *p, int64_t age, const json_t *change
     struct web_chrome c = { .title = "Summary card", .user = USER, .role = "urgent care", .csrf = "tok",
                             .idle_seconds = 180, .night = -1, .print = view == WEB_VIEW_PRINT };
     struct web_card card = { .p = p, .ctx = &ctx, .view = view };
-    struct web_buf b;
-    web_buf_init(&b);
-    web_render_card(&b, &c, &card);
-    assert_int_equal(web_buf_status(&b), CMC_OK);
-    char *s = cmc_strdup(b.p);
-    web_buf_free(&b);
-    assert_non_null(s);
-    return s;
+    return tst_card_page(&c, &card);
 }
 
 static void test_card_order_and_content(void **state)
@@ -291,12 +285,7 @@ static void test_card_model(void **state)
     assert_true(m.banner.stale);
     assert_string_equal(m.banner.status_words, "AWAITING APPROVAL - not approved");
 
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    assert_non_null(f);
-    card_print(f, &m);
-    fclose(f);
+    char *text = tst_card_text(&m);
     assert_non_null(strstr(text, "PLAN STATUS: AWAITING APPROVAL - not approved"));
     assert_non_null(strstr(text, m.cpr.words));
     assert_non_null(strstr(text, "never synced  ** STALE COPY"));

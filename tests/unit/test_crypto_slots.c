@@ -138,32 +138,66 @@ static int load_and_unlock(const char *path, const char *user, const char *pin)
     return rc;
 }
 
+/* A test's slot file: a fresh path (and its throttle file's) holding alice's slot, whose key
+ * is `key`. The teardown frees the key and destroys both files. */
+struct slot_file {
+    char path[256];
+    char tpath[300];
+    struct cry_secret *key;
+};
+
+static int file_setup(void **state)
+{
+    static struct slot_file f;
+    path_for(f.path, sizeof f.path, "case");
+    throttle_path(f.tpath, sizeof f.tpath, f.path);
+    f.key = make_file(f.path);
+    *state = &f;
+    return 0;
+}
+
+/* The same with no file yet: the test makes its own at `path`. */
+static int path_setup(void **state)
+{
+    static struct slot_file f;
+    path_for(f.path, sizeof f.path, "case");
+    throttle_path(f.tpath, sizeof f.tpath, f.path);
+    f.key = NULL;
+    *state = &f;
+    return 0;
+}
+
+static int file_teardown(void **state)
+{
+    struct slot_file *f = *state;
+    cry_secret_free(f->key);
+    f->key = NULL;
+    return cry_slots_destroy(f->path) == CMC_OK ? 0 : -1;
+}
+
 /* ---- round trip, users ----------------------------------------------------------------- */
 
 static void test_round_trip(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "roundtrip");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
 
     /* Refuses to overwrite an existing file (that would lose the replica key). */
     struct cry_secret *again = NULL;
-    assert_int_equal(cry_slots_create(path, "bob", "clinician", "9999-bad", &again), CMC_ERR_EXISTS);
+    assert_int_equal(cry_slots_create(f->path, "bob", "clinician", "9999-bad", &again), CMC_ERR_EXISTS);
     assert_null(again);
 
     /* The file is private and does not hold the key in clear. */
     struct stat st;
-    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     uint8_t *buf = NULL;
     size_t len = 0;
-    read_all(path, &buf, &len);
-    assert_int_equal(find_bytes(buf, len, key->buf, 8), (size_t)-1);
+    read_all(f->path, &buf, &len);
+    assert_int_equal(find_bytes(buf, len, f->key->buf, 8), (size_t)-1);
     cmc_free(buf);
 
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     assert_int_equal(cry_slots_count(s), 1);
     const char *user = NULL, *role = NULL;
     assert_int_equal(cry_slots_user(s, 0, &user, &role), CMC_OK);
@@ -174,7 +208,7 @@ static void test_round_trip(void **state)
     struct cry_secret *got = NULL;
     char got_role[CRY_ROLE_MAX + 1];
     assert_int_equal(cry_slots_unlock(s, "alice", "1234-pin", &got, got_role), CMC_OK);
-    assert_true(cry_memeq(got->buf, key->buf, CRY_KEY_BYTES));
+    assert_true(cry_memeq(got->buf, f->key->buf, CRY_KEY_BYTES));
     assert_string_equal(got_role, "urgent_care");
     assert_int_equal(cry_slots_failures(s, "alice"), 0);
     cry_secret_free(got);
@@ -185,43 +219,35 @@ static void test_round_trip(void **state)
     char path2[256];
     path_for(path2, sizeof path2, "roundtrip2");
     struct cry_secret *key2 = make_file(path2);
-    assert_false(cry_memeq(key->buf, key2->buf, CRY_KEY_BYTES));
+    assert_false(cry_memeq(f->key->buf, key2->buf, CRY_KEY_BYTES));
     cry_secret_free(key2);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
     assert_int_equal(cry_slots_destroy(path2), CMC_OK);
 }
 
 static void test_create_refuses_bad_input(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "badinput");
+    struct slot_file *f = *state;
     struct cry_secret *key = NULL;
-    assert_int_equal(cry_slots_create(path, "alice", "urgent_care", "1234567", &key), CMC_ERR_INVALID);
-    assert_int_equal(cry_slots_create(path, "", "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
-    assert_int_equal(cry_slots_create(path, "al\nice", "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
-    assert_int_equal(cry_slots_create(path, "alice", "", "1234-pin", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(f->path, "alice", "urgent_care", "1234567", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(f->path, "", "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(f->path, "al\nice", "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(f->path, "alice", "", "1234-pin", &key), CMC_ERR_INVALID);
     char long_name[CRY_USER_MAX + 2];
     memset(long_name, 'a', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
-    assert_int_equal(cry_slots_create(path, long_name, "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
+    assert_int_equal(cry_slots_create(f->path, long_name, "urgent_care", "1234-pin", &key), CMC_ERR_INVALID);
     long_name[CRY_USER_MAX] = '\0'; /* exactly the maximum is fine */
-    assert_int_equal(cry_slots_create(path, long_name, "urgent_care", "1234-pin", &key), CMC_OK);
+    assert_int_equal(cry_slots_create(f->path, long_name, "urgent_care", "1234-pin", &key), CMC_OK);
     cry_secret_free(key);
-    assert_int_equal(load_and_unlock(path, long_name, "1234-pin"), CMC_OK);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+    assert_int_equal(load_and_unlock(f->path, long_name, "1234-pin"), CMC_OK);
 }
 
 static void test_add_and_remove_users(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "users");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
 
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     struct cry_secret *unlocked = NULL;
     char role[CRY_ROLE_MAX + 1];
     assert_int_equal(cry_slots_unlock(s, "alice", "1234-pin", &unlocked, role), CMC_OK);
@@ -233,19 +259,19 @@ static void test_add_and_remove_users(void **state)
     cry_slots_free(s);
 
     /* Both users unlock the same key from the file on disk, each with their own role. */
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     assert_int_equal(cry_slots_count(s), 2);
     assert_int_equal(cry_slots_unlock(s, "bob", "5678-pin", &unlocked, role), CMC_OK);
-    assert_true(cry_memeq(unlocked->buf, key->buf, CRY_KEY_BYTES));
+    assert_true(cry_memeq(unlocked->buf, f->key->buf, CRY_KEY_BYTES));
     assert_string_equal(role, "clinician");
     cry_secret_free(unlocked);
     assert_int_equal(cry_slots_unlock(s, "alice", "1234-pin", &unlocked, role), CMC_OK);
-    assert_true(cry_memeq(unlocked->buf, key->buf, CRY_KEY_BYTES));
+    assert_true(cry_memeq(unlocked->buf, f->key->buf, CRY_KEY_BYTES));
     assert_string_equal(role, "urgent_care");
     cry_secret_free(unlocked);
     /* One user's PIN does not open another's slot. */
     assert_int_equal(try_unlock(s, "bob", "1234-pin", NULL), CMC_ERR_AUTH);
-    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", f->key), CMC_OK);
 
     /* Remove bob: his PIN opens nothing afterwards, in this handle or from disk. */
     assert_int_equal(cry_slots_remove(s, "nobody"), CMC_ERR_NOT_FOUND);
@@ -257,67 +283,56 @@ static void test_add_and_remove_users(void **state)
     assert_int_equal(cry_slots_count(s), 1);
     cry_slots_free(s);
 
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     assert_int_equal(cry_slots_count(s), 1);
     const char *user = NULL;
     assert_int_equal(cry_slots_user(s, 0, &user, NULL), CMC_OK);
     assert_string_equal(user, "alice");
     assert_int_equal(try_unlock(s, "bob", "5678-pin", NULL), CMC_ERR_AUTH);
-    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", f->key), CMC_OK);
     /* bob's bytes are gone from the file. */
     uint8_t *buf = NULL;
     size_t len = 0;
-    read_all(path, &buf, &len);
+    read_all(f->path, &buf, &len);
     assert_int_equal(find_bytes(buf, len, "bob", 3), (size_t)-1);
     cmc_free(buf);
     cry_slots_free(s);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 static void test_remove_middle_slot_keeps_others(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "middle");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
-    assert_int_equal(cry_slots_add(s, key, "bob", "clinician", "5678-pin"), CMC_OK);
-    assert_int_equal(cry_slots_add(s, key, "carol", "urgent_care", "2468-pin"), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
+    assert_int_equal(cry_slots_add(s, f->key, "bob", "clinician", "5678-pin"), CMC_OK);
+    assert_int_equal(cry_slots_add(s, f->key, "carol", "urgent_care", "2468-pin"), CMC_OK);
     assert_int_equal(cry_slots_remove(s, "bob"), CMC_OK);
     cry_slots_free(s);
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     assert_int_equal(cry_slots_count(s), 2);
-    assert_int_equal(try_unlock(s, "carol", "2468-pin", key), CMC_OK);
-    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "carol", "2468-pin", f->key), CMC_OK);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", f->key), CMC_OK);
     cry_slots_free(s);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 static void test_slot_file_is_capped(void **state)
 {
-    (void)state;
-    char path[256], name[16];
-    path_for(path, sizeof path, "full");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
+    char name[16];
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     for (int i = 1; i < CRY_SLOTS_MAX; i++) {
         snprintf(name, sizeof name, "user%d", i);
-        assert_int_equal(cry_slots_add(s, key, name, "clinician", "1111-pin"), CMC_OK);
+        assert_int_equal(cry_slots_add(s, f->key, name, "clinician", "1111-pin"), CMC_OK);
     }
-    assert_int_equal(cry_slots_add(s, key, "onemore", "clinician", "1111-pin"), CMC_ERR_TOO_LARGE);
+    assert_int_equal(cry_slots_add(s, f->key, "onemore", "clinician", "1111-pin"), CMC_ERR_TOO_LARGE);
     cry_slots_free(s);
     /* A full file loads, and the last user added unlocks. */
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     assert_int_equal(cry_slots_count(s), CRY_SLOTS_MAX);
     snprintf(name, sizeof name, "user%d", CRY_SLOTS_MAX - 1);
-    assert_int_equal(try_unlock(s, name, "1111-pin", key), CMC_OK);
+    assert_int_equal(try_unlock(s, name, "1111-pin", f->key), CMC_OK);
     cry_slots_free(s);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 /* ---- throttle -------------------------------------------------------------------------- */
@@ -335,12 +350,9 @@ static uint32_t failures_on_disk(const char *path, const char *user)
  * ever refused for time, and no clock moves the cost. */
 static void test_wrong_pin_costs_more_work(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "throttle");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     for (uint32_t n = 0; n < 8; n++) {
         assert_int_equal(cry_slots_failures(s, "alice"), n);
         assert_int_equal(cry_slots_next_work(s, "alice"), n < 3 ? 0 : n - 2);
@@ -349,93 +361,76 @@ static void test_wrong_pin_costs_more_work(void **state)
         plat_fake_clock_advance(86400 * NS);
         assert_int_equal(try_unlock(s, "alice", "9999-bad", NULL), CMC_ERR_AUTH);
     }
-    assert_int_equal(failures_on_disk(path, "alice"), 8);
+    assert_int_equal(failures_on_disk(f->path, "alice"), 8);
     /* The right PIN still works (after its extra work) and reports what happened. */
     struct cry_unlocked u;
     assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
     assert_int_equal(u.failures_before, 8);
     assert_int_equal(u.record_altered, 0);
-    assert_true(cry_memeq(u.key->buf, key->buf, CRY_KEY_BYTES));
+    assert_true(cry_memeq(u.key->buf, f->key->buf, CRY_KEY_BYTES));
     cry_unlocked_clear(&u);
     assert_int_equal(cry_slots_failures(s, "alice"), 0);
-    assert_int_equal(failures_on_disk(path, "alice"), 0);
+    assert_int_equal(failures_on_disk(f->path, "alice"), 0);
     /* The cost stops growing at the cap. */
     for (uint32_t n = 0; n < 3; n++)
         assert_int_equal(cry_throttle_work(n), 0);
     assert_int_equal(cry_throttle_work(3), 1);
     assert_int_equal(cry_throttle_work(1000000), 100);
     cry_slots_free(s);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 /* The count lives in the slot too: deleting the throttle file does not reset it. */
 static void test_deleting_throttle_file_does_not_reset(void **state)
 {
-    (void)state;
-    char path[256], tpath[300];
-    path_for(path, sizeof path, "restart");
-    throttle_path(tpath, sizeof tpath, path);
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     for (int i = 0; i < 5; i++)
-        assert_int_equal(load_and_unlock(path, "alice", "9999-bad"), CMC_ERR_AUTH);
-    assert_int_equal(plat_remove(tpath), CMC_OK);
-    assert_int_equal(failures_on_disk(path, "alice"), 5);
-    assert_int_equal(load_and_unlock(path, "alice", "9999-bad"), CMC_ERR_AUTH);
-    assert_int_equal(failures_on_disk(path, "alice"), 6);
-    assert_int_equal(failures_on_disk(path, NULL), 6);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+        assert_int_equal(load_and_unlock(f->path, "alice", "9999-bad"), CMC_ERR_AUTH);
+    assert_int_equal(plat_remove(f->tpath), CMC_OK);
+    assert_int_equal(failures_on_disk(f->path, "alice"), 5);
+    assert_int_equal(load_and_unlock(f->path, "alice", "9999-bad"), CMC_ERR_AUTH);
+    assert_int_equal(failures_on_disk(f->path, "alice"), 6);
+    assert_int_equal(failures_on_disk(f->path, NULL), 6);
 }
 
 /* Attempts from parallel processes serialise on the lock, and every one counts. */
 static void test_parallel_attempts_each_count(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "parallel");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     enum { KIDS = 8 };
     pid_t kids[KIDS];
     for (int i = 0; i < KIDS; i++) {
         kids[i] = fork();
         assert_true(kids[i] >= 0);
         if (kids[i] == 0)
-            _exit(load_and_unlock(path, "alice", "9999-bad") == CMC_ERR_AUTH ? 0 : 1);
+            _exit(load_and_unlock(f->path, "alice", "9999-bad") == CMC_ERR_AUTH ? 0 : 1);
     }
     for (int i = 0; i < KIDS; i++) {
         int st = 0;
         assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
-    assert_int_equal(failures_on_disk(path, "alice"), KIDS);
-    assert_int_equal(failures_on_disk(path, NULL), KIDS);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+    assert_int_equal(failures_on_disk(f->path, "alice"), KIDS);
+    assert_int_equal(failures_on_disk(f->path, NULL), KIDS);
 }
 
 /* Winding the slot's count back (restoring its bytes from before the failures would need
  * the old file; forging a lower count) is told at the next successful unlock. */
 static void test_wound_back_count_is_reported(void **state)
 {
-    (void)state;
-    char path[256], tpath[300];
-    path_for(path, sizeof path, "windback");
-    throttle_path(tpath, sizeof tpath, path);
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     for (int i = 0; i < 4; i++)
-        assert_int_equal(load_and_unlock(path, "alice", "9999-bad"), CMC_ERR_AUTH);
+        assert_int_equal(load_and_unlock(f->path, "alice", "9999-bad"), CMC_ERR_AUTH);
     uint8_t *buf = NULL;
     size_t len = 0;
-    read_all(path, &buf, &len);
+    read_all(f->path, &buf, &len);
     /* failures (4 bytes) then the chain (32), the nonce (24), the payload (96 + 16) */
     size_t at = len - 112 - 24 - 32 - 4;
     assert_int_equal(buf[at], 4);
     buf[at] = 0;
-    write_all(path, buf, len);
-    assert_int_equal(plat_remove(tpath), CMC_OK);
+    write_all(f->path, buf, len);
+    assert_int_equal(plat_remove(f->tpath), CMC_OK);
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     struct cry_unlocked u;
     assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
     assert_int_equal(u.record_altered, 1);
@@ -447,8 +442,6 @@ static void test_wound_back_count_is_reported(void **state)
     cry_unlocked_clear(&u);
     cry_slots_free(s);
     cmc_free(buf);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 static void count_warnings(enum plat_log_level level, const char *line, void *ctx)
@@ -462,45 +455,34 @@ static void count_warnings(enum plat_log_level level, const char *line, void *ct
  * used up; the clock-based file of earlier versions keeps its count. */
 static void test_damaged_and_old_throttle_files(void **state)
 {
-    (void)state;
-    char path[256], tpath[300];
-    path_for(path, sizeof path, "damaged");
-    throttle_path(tpath, sizeof tpath, path);
-    struct cry_secret *key = make_file(path);
-    write_all(tpath, "garbage", 7);
+    struct slot_file *f = *state;
+    write_all(f->tpath, "garbage", 7);
     int warnings = 0;
     plat_log_set_sink(count_warnings, &warnings);
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     assert_int_equal(cry_slots_failures(s, "alice"), 3);
     assert_true(warnings >= 1);
-    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", f->key), CMC_OK);
     plat_log_set_sink(NULL, NULL);
     uint8_t rec[68] = { 'C', 'M', 'C', 'T', 'H', 'R', 'O', 'T', 1, 0, 0, 0, 6, 0, 0, 0 };
-    write_all(tpath, rec, sizeof rec);
+    write_all(f->tpath, rec, sizeof rec);
     assert_int_equal(cry_slots_failures(s, "alice"), 6);
     cry_slots_free(s);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 static void test_unknown_user_counts_as_failure(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "unknown");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     for (int i = 0; i < 3; i++)
         assert_int_equal(try_unlock(s, "mallory", "1234-pin", NULL), CMC_ERR_AUTH);
     assert_int_equal(cry_slots_failures(s, "alice"), 3);
     assert_int_equal(cry_slots_next_work(s, "alice"), 1);
-    assert_int_equal(try_unlock(s, "alice", "1234-pin", key), CMC_OK);
+    assert_int_equal(try_unlock(s, "alice", "1234-pin", f->key), CMC_OK);
     assert_int_equal(cry_slots_failures(s, "alice"), 0);
     cry_slots_free(s);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 /* A version 1 file (one slot, as devices made it before signing keys and role keys), made
@@ -554,16 +536,14 @@ static void write_v1_file(const char *path, const char *user, const char *role, 
  * device can make the role key once. */
 static void test_version_1_file_is_upgraded(void **state)
 {
-    (void)state;
-    char path[256];
+    struct slot_file *f = *state;
     uint8_t key[CRY_KEY_BYTES], pk[CRY_SIGN_PK_BYTES];
-    path_for(path, sizeof path, "v1");
-    write_v1_file(path, "alice", "clinician", "1234-pin", key);
+    write_v1_file(f->path, "alice", "clinician", "1234-pin", key);
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     assert_int_equal(cry_slots_user_pk(s, 0, pk), CMC_ERR_NOT_FOUND);
     assert_int_equal(try_unlock(s, "alice", "9999-bad", NULL), CMC_ERR_AUTH);
-    assert_int_equal(failures_on_disk(path, "alice"), 1);
+    assert_int_equal(failures_on_disk(f->path, "alice"), 1);
     struct cry_unlocked u;
     assert_int_equal(cry_slots_unlock_ex(s, "alice", "1234-pin", &u), CMC_OK);
     assert_memory_equal(u.key->buf, key, CRY_KEY_BYTES);
@@ -571,7 +551,7 @@ static void test_version_1_file_is_upgraded(void **state)
     assert_null(u.role_key);
     assert_int_equal(u.failures_before, 1);
     cry_slots_free(s);
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     assert_int_equal(cry_slots_user_pk(s, 0, pk), CMC_OK);
     assert_memory_equal(pk, u.user_pk, sizeof pk);
     /* the role key, once */
@@ -592,22 +572,19 @@ static void test_version_1_file_is_upgraded(void **state)
     assert_int_equal(cry_slots_mint_role_key(s, "alice", "1234-pin", &again), CMC_ERR_EXISTS);
     cry_unlocked_clear(&again);
     cry_slots_free(s);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 /* Each user gets a signing key with their slot; it survives unlocks, and the public half is
  * readable without a PIN. */
 static void test_user_signing_keys(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "signing");
+    struct slot_file *f = *state;
     struct cry_unlocked made, u;
-    assert_int_equal(cry_slots_create_ex(path, "alice", "clinician", "1234-pin", 1, &made), CMC_OK);
+    assert_int_equal(cry_slots_create_ex(f->path, "alice", "clinician", "1234-pin", 1, &made), CMC_OK);
     assert_non_null(made.role_key);
     assert_non_null(made.user_sk);
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     uint8_t pk[CRY_SIGN_PK_BYTES];
     assert_int_equal(cry_slots_user_pk(s, 0, pk), CMC_OK);
     assert_memory_equal(pk, made.user_pk, sizeof pk);
@@ -633,20 +610,16 @@ static void test_user_signing_keys(void **state)
     cry_unlocked_clear(&u);
     cry_unlocked_clear(&made);
     cry_slots_free(s);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 /* ---- tampering and malformed files ----------------------------------------------------- */
 
 static void test_edited_role_is_refused(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "role");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     uint8_t *buf = NULL;
     size_t len = 0;
-    read_all(path, &buf, &len);
+    read_all(f->path, &buf, &len);
     size_t at = find_bytes(buf, len, "urgent_care", 11);
     assert_true(at != (size_t)-1 && at > 0);
     assert_int_equal(buf[at - 1], 11);
@@ -657,10 +630,10 @@ static void test_edited_role_is_refused(void **state)
     edited[at - 1] = 9;
     memcpy(edited + at, "clinician", 9);
     memcpy(edited + at + 9, buf + at + 11, len - at - 11);
-    write_all(path, edited, len - 2);
+    write_all(f->path, edited, len - 2);
 
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     const char *role = NULL;
     assert_int_equal(cry_slots_user(s, 0, NULL, &role), CMC_OK);
     assert_string_equal(role, "clinician"); /* what the file claims... */
@@ -668,12 +641,10 @@ static void test_edited_role_is_refused(void **state)
     cry_slots_free(s);
 
     /* The original bytes still work. */
-    write_all(path, buf, len);
-    assert_int_equal(load_and_unlock(path, "alice", "1234-pin"), CMC_OK);
+    write_all(f->path, buf, len);
+    assert_int_equal(load_and_unlock(f->path, "alice", "1234-pin"), CMC_OK);
     cmc_free(edited);
     cmc_free(buf);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 /* Flips each byte in [from, to) of the file; each must make the unlock fail. */
@@ -699,27 +670,22 @@ static void flip_each(const char *path, const uint8_t *orig, size_t len, size_t 
 
 static void test_flipped_bytes_are_refused(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "flip");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     uint8_t *buf = NULL;
     size_t len = 0;
-    read_all(path, &buf, &len);
+    read_all(f->path, &buf, &len);
     /* One slot: the wrapped payload and tag are the last 112 bytes, the nonce the 24
      * before; then (not authenticated) the chain and count; before them the payload
      * length, the public key and the salt. */
-    flip_each(path, buf, len, len - WRAPPED_BYTES, len, CMC_ERR_AUTH);
-    flip_each(path, buf, len, len - WRAPPED_BYTES - 24, len - WRAPPED_BYTES, CMC_ERR_AUTH);
+    flip_each(f->path, buf, len, len - WRAPPED_BYTES, len, CMC_ERR_AUTH);
+    flip_each(f->path, buf, len, len - WRAPPED_BYTES - 24, len - WRAPPED_BYTES, CMC_ERR_AUTH);
     size_t pk_end = len - WRAPPED_BYTES - 24 - 36 - 1;
-    flip_each(path, buf, len, pk_end - 32 - 16, pk_end, CMC_ERR_AUTH);
+    flip_each(f->path, buf, len, pk_end - 32 - 16, pk_end, CMC_ERR_AUTH);
     /* The file id is bound into every slot. */
-    flip_each(path, buf, len, 12, HEADER_BYTES, CMC_ERR_AUTH);
+    flip_each(f->path, buf, len, 12, HEADER_BYTES, CMC_ERR_AUTH);
     /* The untouched file still opens. */
-    assert_int_equal(load_and_unlock(path, "alice", "1234-pin"), CMC_OK);
+    assert_int_equal(load_and_unlock(f->path, "alice", "1234-pin"), CMC_OK);
     cmc_free(buf);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 static void test_slot_from_another_file_is_refused(void **state)
@@ -759,72 +725,70 @@ static int load_bytes(const char *path, const uint8_t *buf, size_t len)
 
 static void test_malformed_files_are_corrupt(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "malformed");
+    struct slot_file *f = *state;
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_ERR_NOT_FOUND);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_ERR_NOT_FOUND);
     assert_null(s);
 
-    struct cry_secret *key = make_file(path);
+    struct cry_secret *key = make_file(f->path);
     cry_slots *h = NULL;
-    assert_int_equal(cry_slots_load(path, &h), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &h), CMC_OK);
     assert_int_equal(cry_slots_add(h, key, "bob", "clinician", "5678-pin"), CMC_OK);
     cry_slots_free(h);
     uint8_t *buf = NULL;
     size_t len = 0;
-    read_all(path, &buf, &len);
+    read_all(f->path, &buf, &len);
     uint8_t *copy = cmc_malloc(len + 1);
     assert_non_null(copy);
 
     /* Every truncation. */
     for (size_t n = 0; n < len; n++)
-        if (load_bytes(path, buf, n) != CMC_ERR_CORRUPT)
+        if (load_bytes(f->path, buf, n) != CMC_ERR_CORRUPT)
             fail_msg("truncated to %zu bytes: not corrupt", n);
     /* A trailing byte. */
     memcpy(copy, buf, len);
     copy[len] = 0;
-    assert_int_equal(load_bytes(path, copy, len + 1), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len + 1), CMC_ERR_CORRUPT);
     /* Hostile slot counts: none, more than the cap, more than present, fewer than present. */
     static const uint16_t counts[] = { 0, 33, 0xffff, 3, 1 };
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
         memcpy(copy, buf, len);
         copy[10] = (uint8_t)counts[i];
         copy[11] = (uint8_t)(counts[i] >> 8);
-        assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+        assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     }
     /* Wrong magic, unknown version. */
     memcpy(copy, buf, len);
     copy[0] = 'X';
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
     copy[8] = 3;
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     /* First slot: empty user name; a user name length running past the end; a control
      * character in the name; an unknown KDF; limits beyond the caps. */
     memcpy(copy, buf, len);
     copy[HEADER_BYTES] = 4; /* unknown wrap format */
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
     copy[HEADER_BYTES + 1] = 0;
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
     copy[HEADER_BYTES + 1] = 0xff;
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
     copy[HEADER_BYTES + 2] = '\n';
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     size_t alg = HEADER_BYTES + 1 + 1 + 5 + 1 + 11; /* after the wrap byte, "alice", "urgent_care" */
     assert_int_equal(buf[alg], 2);
     memcpy(copy, buf, len);
     copy[alg] = 1;
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
     copy[alg + 1 + 7] = 0x01; /* opslimit 2^56 */
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     memcpy(copy, buf, len);
     copy[alg + 9 + 7] = 0x01; /* memlimit 2^56 bytes */
-    assert_int_equal(load_bytes(path, copy, len), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, copy, len), CMC_ERR_CORRUPT);
     /* Two slots for the same user: the header (count 2) followed by slot 0 twice. Slot 0
      * runs from the end of the header to bob's name length byte. */
     size_t bob = find_bytes(buf, len, "bob", 3);
@@ -834,106 +798,110 @@ static void test_malformed_files_are_corrupt(void **state)
     assert_non_null(dup);
     memcpy(dup, buf, HEADER_BYTES + slot0);
     memcpy(dup + HEADER_BYTES + slot0, buf + HEADER_BYTES, slot0);
-    assert_int_equal(load_bytes(path, dup, HEADER_BYTES + 2 * slot0), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, dup, HEADER_BYTES + 2 * slot0), CMC_ERR_CORRUPT);
     cmc_free(dup);
 
     /* The intact file still loads. */
-    assert_int_equal(load_bytes(path, buf, len), CMC_OK);
+    assert_int_equal(load_bytes(f->path, buf, len), CMC_OK);
     /* Something far too large for a slot file is refused without being parsed. */
     uint8_t *big = cmc_calloc(1, 64 * 1024);
     assert_non_null(big);
-    assert_int_equal(load_bytes(path, big, 64 * 1024), CMC_ERR_CORRUPT);
+    assert_int_equal(load_bytes(f->path, big, 64 * 1024), CMC_ERR_CORRUPT);
     cmc_free(big);
 
     cmc_free(copy);
     cmc_free(buf);
     cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 static void test_production_refuses_weak_slots(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "weak");
-    struct cry_secret *key = make_file(path); /* made with the test limits */
+    struct slot_file *f = *state;
     cry_kdf_set_test_limits(0);
     cry_slots *s = NULL;
-    int rc = cry_slots_load(path, &s);
+    int rc = cry_slots_load(f->path, &s);
     cry_kdf_set_test_limits(1);
     assert_int_equal(rc, CMC_ERR_CORRUPT);
     assert_null(s);
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     cry_slots_free(s);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 /* ---- crypto-erase ---------------------------------------------------------------------- */
 
 static void test_destroy_erases_slots_and_throttle(void **state)
 {
-    (void)state;
-    char path[256], tpath[300];
-    path_for(path, sizeof path, "destroy");
-    throttle_path(tpath, sizeof tpath, path);
-    struct cry_secret *key = make_file(path);
-    assert_int_equal(load_and_unlock(path, "alice", "0000-bad"), CMC_ERR_AUTH);
-    assert_int_equal(plat_exists(tpath), 1);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
-    assert_int_equal(plat_exists(path), 0);
-    assert_int_equal(plat_exists(tpath), 0);
+    struct slot_file *f = *state;
+    assert_int_equal(load_and_unlock(f->path, "alice", "0000-bad"), CMC_ERR_AUTH);
+    assert_int_equal(plat_exists(f->tpath), 1);
+    assert_int_equal(cry_slots_destroy(f->path), CMC_OK);
+    assert_int_equal(plat_exists(f->path), 0);
+    assert_int_equal(plat_exists(f->tpath), 0);
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_ERR_NOT_FOUND);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_ERR_NOT_FOUND);
     /* Destroying what is not there is fine (a wipe may be repeated). */
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+    assert_int_equal(cry_slots_destroy(f->path), CMC_OK);
     /* A new file at the same path starts with a clean throttle. */
-    struct cry_secret *key2 = make_file(path);
-    assert_false(cry_memeq(key->buf, key2->buf, CRY_KEY_BYTES));
+    struct cry_secret *key2 = make_file(f->path);
+    assert_false(cry_memeq(f->key->buf, key2->buf, CRY_KEY_BYTES));
     cry_secret_free(key2);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 /* ---- out of memory --------------------------------------------------------------------- */
 
+/* cry_slots_create for alice at `path` with the n-th allocation failing. */
+static int create_failing_at(long n, const char *path, struct cry_secret **key)
+{
+    *key = (struct cry_secret *)(uintptr_t)1;
+    cmc_alloc_fail_after(n, 1);
+    int rc = cry_slots_create(path, "alice", "urgent_care", "1234-pin", key);
+    cmc_alloc_fail_after(-1, 0);
+    return rc;
+}
+
 static void test_out_of_memory_create(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "oom-create");
+    struct slot_file *f = *state;
+    long n = 0;
+    int rc;
+    while ((rc = create_failing_at(n, f->path, &f->key)) != CMC_OK) {
+        assert_int_equal(rc, CMC_ERR_NOMEM);
+        assert_null(f->key);
+        assert_int_equal(plat_exists(f->path), 0);
+        assert_true(++n < 100);
+    }
+    assert_true(n > 0);
+    assert_int_equal(load_and_unlock(f->path, "alice", "1234-pin"), CMC_OK);
+}
+
+/* Adds `user` (with `key`) or, when key is NULL, removes them, with the n-th allocation
+ * failing for n = 0, 1, ... until it works: each failure is CMC_ERR_NOMEM and leaves the
+ * handle's slots as they were. */
+static void add_or_remove_short_of_memory(cry_slots *s, struct cry_secret *key, const char *user)
+{
+    size_t before = cry_slots_count(s);
     long n;
     for (n = 0; n < 100; n++) {
-        struct cry_secret *key = (struct cry_secret *)(uintptr_t)1;
         cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_create(path, "alice", "urgent_care", "1234-pin", &key);
+        int rc = key != NULL ? cry_slots_add(s, key, user, "clinician", "5678-pin") : cry_slots_remove(s, user);
         cmc_alloc_fail_after(-1, 0);
-        if (rc == CMC_OK) {
-            cry_secret_free(key);
+        if (rc == CMC_OK)
             break;
-        }
         assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_null(key);
-        assert_int_equal(plat_exists(path), 0);
+        assert_int_equal(cry_slots_count(s), before);
     }
     assert_true(n > 0 && n < 100);
-    assert_int_equal(load_and_unlock(path, "alice", "1234-pin"), CMC_OK);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
 }
 
 static void test_out_of_memory_load_unlock_add_remove(void **state)
 {
-    (void)state;
-    char path[256], tpath[300];
-    path_for(path, sizeof path, "oom-unlock");
-    throttle_path(tpath, sizeof tpath, path);
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     long n;
 
     cry_slots *s = NULL;
     for (n = 0; n < 100; n++) {
         cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_load(path, &s);
+        int rc = cry_slots_load(f->path, &s);
         cmc_alloc_fail_after(-1, 0);
         if (rc == CMC_OK)
             break;
@@ -950,7 +918,7 @@ static void test_out_of_memory_load_unlock_add_remove(void **state)
         int rc = cry_slots_unlock(s, "alice", "1234-pin", &got, role);
         cmc_alloc_fail_after(-1, 0);
         if (rc == CMC_OK) {
-            assert_true(cry_memeq(got->buf, key->buf, CRY_KEY_BYTES));
+            assert_true(cry_memeq(got->buf, f->key->buf, CRY_KEY_BYTES));
             assert_string_equal(role, "urgent_care");
             cry_secret_free(got);
             break;
@@ -958,63 +926,38 @@ static void test_out_of_memory_load_unlock_add_remove(void **state)
         assert_int_equal(rc, CMC_ERR_NOMEM);
         assert_null(got);
         assert_int_equal(cry_slots_failures(s, "alice"), 0);
-        assert_int_equal(plat_exists(tpath), 0);
+        assert_int_equal(plat_exists(f->tpath), 0);
     }
     assert_true(n > 0 && n < 100);
-    assert_int_equal(plat_exists(tpath), 0);
+    assert_int_equal(plat_exists(f->tpath), 0);
 
-    for (n = 0; n < 100; n++) {
-        cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_add(s, key, "bob", "clinician", "5678-pin");
-        cmc_alloc_fail_after(-1, 0);
-        if (rc == CMC_OK)
-            break;
-        assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_int_equal(cry_slots_count(s), 1);
-    }
-    assert_true(n > 0 && n < 100);
-    for (n = 0; n < 100; n++) {
-        cmc_alloc_fail_after(n, 1);
-        int rc = cry_slots_remove(s, "alice");
-        cmc_alloc_fail_after(-1, 0);
-        if (rc == CMC_OK)
-            break;
-        assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_int_equal(cry_slots_count(s), 2);
-    }
-    assert_true(n > 0 && n < 100);
+    add_or_remove_short_of_memory(s, f->key, "bob");
+    add_or_remove_short_of_memory(s, NULL, "alice");
     cry_slots_free(s);
-    assert_int_equal(load_and_unlock(path, "bob", "5678-pin"), CMC_OK);
-    assert_int_equal(load_and_unlock(path, "alice", "1234-pin"), CMC_ERR_AUTH);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+    assert_int_equal(load_and_unlock(f->path, "bob", "5678-pin"), CMC_OK);
+    assert_int_equal(load_and_unlock(f->path, "alice", "1234-pin"), CMC_ERR_AUTH);
 }
 
 /* A failed save (disk full) leaves both the file and the handle as they were. */
 static void test_failed_save_changes_nothing(void **state)
 {
-    (void)state;
-    char path[256];
-    path_for(path, sizeof path, "diskfull");
-    struct cry_secret *key = make_file(path);
+    struct slot_file *f = *state;
     cry_slots *s = NULL;
-    assert_int_equal(cry_slots_load(path, &s), CMC_OK);
+    assert_int_equal(cry_slots_load(f->path, &s), CMC_OK);
     plat_fault_write_after(0, ENOSPC);
-    int rc = cry_slots_add(s, key, "bob", "clinician", "5678-pin");
+    int rc = cry_slots_add(s, f->key, "bob", "clinician", "5678-pin");
     plat_fault_write_after(-1, 0);
     assert_int_equal(rc, CMC_ERR_DISK_FULL);
     assert_int_equal(cry_slots_count(s), 1);
-    assert_int_equal(load_and_unlock(path, "bob", "5678-pin"), CMC_ERR_AUTH);
-    assert_int_equal(cry_slots_add(s, key, "bob", "clinician", "5678-pin"), CMC_OK);
+    assert_int_equal(load_and_unlock(f->path, "bob", "5678-pin"), CMC_ERR_AUTH);
+    assert_int_equal(cry_slots_add(s, f->key, "bob", "clinician", "5678-pin"), CMC_OK);
     plat_fault_write_after(0, ENOSPC);
     rc = cry_slots_remove(s, "bob");
     plat_fault_write_after(-1, 0);
     assert_int_equal(rc, CMC_ERR_DISK_FULL);
     assert_int_equal(cry_slots_count(s), 2);
     cry_slots_free(s);
-    assert_int_equal(load_and_unlock(path, "bob", "5678-pin"), CMC_OK);
-    cry_secret_free(key);
-    assert_int_equal(cry_slots_destroy(path), CMC_OK);
+    assert_int_equal(load_and_unlock(f->path, "bob", "5678-pin"), CMC_OK);
 }
 
 /* ---- TPM-bound slots (wrap 3), without a TPM: the codec's fields ------------------------ */
@@ -1182,31 +1125,36 @@ static void test_tpm_slot_without_tpm(void **state)
     tpm_fixture_close(&f);
 }
 
+/* A test run with its own slot file (file_setup, file_teardown). */
+#define WITH_FILE(test) cmocka_unit_test_setup_teardown(test, file_setup, file_teardown)
+/* A test run with its own slot-file path and no file yet (path_setup, file_teardown). */
+#define WITH_PATH(test) cmocka_unit_test_setup_teardown(test, path_setup, file_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_create_refuses_bad_input),
-        cmocka_unit_test(test_add_and_remove_users),
-        cmocka_unit_test(test_remove_middle_slot_keeps_others),
-        cmocka_unit_test(test_slot_file_is_capped),
-        cmocka_unit_test(test_wrong_pin_costs_more_work),
-        cmocka_unit_test(test_deleting_throttle_file_does_not_reset),
-        cmocka_unit_test(test_parallel_attempts_each_count),
-        cmocka_unit_test(test_wound_back_count_is_reported),
-        cmocka_unit_test(test_damaged_and_old_throttle_files),
-        cmocka_unit_test(test_user_signing_keys),
-        cmocka_unit_test(test_version_1_file_is_upgraded),
-        cmocka_unit_test(test_unknown_user_counts_as_failure),
-        cmocka_unit_test(test_edited_role_is_refused),
-        cmocka_unit_test(test_flipped_bytes_are_refused),
+        WITH_FILE(test_round_trip),
+        WITH_PATH(test_create_refuses_bad_input),
+        WITH_FILE(test_add_and_remove_users),
+        WITH_FILE(test_remove_middle_slot_keeps_others),
+        WITH_FILE(test_slot_file_is_capped),
+        WITH_FILE(test_wrong_pin_costs_more_work),
+        WITH_FILE(test_deleting_throttle_file_does_not_reset),
+        WITH_FILE(test_parallel_attempts_each_count),
+        WITH_FILE(test_wound_back_count_is_reported),
+        WITH_FILE(test_damaged_and_old_throttle_files),
+        WITH_PATH(test_user_signing_keys),
+        WITH_PATH(test_version_1_file_is_upgraded),
+        WITH_FILE(test_unknown_user_counts_as_failure),
+        WITH_FILE(test_edited_role_is_refused),
+        WITH_FILE(test_flipped_bytes_are_refused),
         cmocka_unit_test(test_slot_from_another_file_is_refused),
-        cmocka_unit_test(test_malformed_files_are_corrupt),
-        cmocka_unit_test(test_production_refuses_weak_slots),
-        cmocka_unit_test(test_destroy_erases_slots_and_throttle),
-        cmocka_unit_test(test_out_of_memory_create),
-        cmocka_unit_test(test_out_of_memory_load_unlock_add_remove),
-        cmocka_unit_test(test_failed_save_changes_nothing),
+        WITH_PATH(test_malformed_files_are_corrupt),
+        WITH_FILE(test_production_refuses_weak_slots),
+        WITH_FILE(test_destroy_erases_slots_and_throttle),
+        WITH_PATH(test_out_of_memory_create),
+        WITH_FILE(test_out_of_memory_load_unlock_add_remove),
+        WITH_FILE(test_failed_save_changes_nothing),
         cmocka_unit_test(test_tpm_slot_fields_round_trip),
         cmocka_unit_test(test_tpm_slot_malformed_blobs),
         cmocka_unit_test(test_tpm_slot_without_tpm),

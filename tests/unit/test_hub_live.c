@@ -4,8 +4,9 @@
  * nothing concerns its device (a plan in another region), runs out after its hold, and is
  * answered when a plan in its view is approved, when its plan's consent is withdrawn (a
  * purge), when a wipe is ordered or its lease changes - the last three committed through a
- * second handle, as `cmc-hub` does from another process. A second wait of the same device
- * answers the first; stopping the feed answers every wait.
+ * second handle, as `cmc-hub` does from another process (on PostgreSQL: as another hub node
+ * does, heard through LISTEN/NOTIFY). A second wait of the same device answers the first;
+ * stopping the feed answers every wait.
  *
  * The wait query codec is checked byte for byte. The feed's thread runs for real (100 ms
  * ticks); holds run out on the fake monotonic clock.
@@ -33,6 +34,7 @@
 
 #include "tests/support/hub_device.h"
 #include "tests/support/hub_fixture.h"
+#include "tests/support/pg_fixture.h"
 
 #define WAKE_MS 5000 /* the most the tests wait for the feed's thread */
 #define QUIET_MS 600 /* ticks a wait must stay held through to count as not woken */
@@ -270,13 +272,61 @@ static void test_wait_wakes_on_wipe_and_lease(void **state)
     hold(l, &x, &d, WIRE_WAIT_HOLD_MAX);
     hold(l, &y, &other, WIRE_WAIT_HOLD_MAX);
     hub *h2 = other_handle(e);
+    uint64_t heard = hub_live_notified(l);
     assert_int_equal(hub_device_wipe(h2, d.id), CMC_OK); /* the change log does not move */
     assert_true(resumed_within(&x, WAKE_MS));
     assert_int_equal(x.w.result, HUB_LIVE_CHANGED);
+    /* On PostgreSQL the other handle is another node: its commit NOTIFYs, and the feed heard
+     * it on its LISTEN connection (with a listener there is no timed full look, and a wipe
+     * order leaves the change log's head where it was: nothing else could have woken it). */
+    if (hub_store_shared(e->h))
+        assert_true(hub_live_notified(l) > heard);
     assert_false(resumed_within(&y, QUIET_MS)); /* the other device's wait stays held */
+    heard = hub_live_notified(l);
     assert_int_equal(hub_device_lease_set(h2, other.id, 3), CMC_OK);
     assert_true(resumed_within(&y, WAKE_MS));
     assert_int_equal(y.w.result, HUB_LIVE_CHANGED);
+    if (hub_store_shared(e->h))
+        assert_true(hub_live_notified(l) > heard);
+    else
+        assert_int_equal(hub_live_notified(l), 0);
+    hub_close(h2);
+    hub_live_stop(l);
+    tst_device_free_all(&d, &other, NULL);
+}
+
+/* On PostgreSQL the feed's listening connection is cut (a database restart, a failover, an
+ * idle-session reaper): a wipe ordered through another node meanwhile still wakes the wait,
+ * and the feed makes its connection again: a lease change after it is heard there (the
+ * once-a-second look of a feed without a listener would wake the wait but hear nothing). */
+static void test_wait_wakes_after_the_listener_is_cut(void **state)
+{
+    struct tst_hub *e = *state;
+    struct tst_device d, other;
+    struct waiter x, y;
+    hub_live *l = NULL;
+    if (!tst_hub_store_pg()) {
+        skip(); /* one SQLCipher file: no listening connection */
+        return;
+    }
+    tst_device_new(e, &d, "region:" TST_REGION, "urgent_care");
+    tst_device_new(e, &other, "region:" TST_REGION, "urgent_care");
+    tst_device_sync(e, &d, 0);
+    tst_device_sync(e, &other, 0);
+    assert_int_equal(hub_live_start(e->h, &mu, &l), CMC_OK);
+    hold(l, &x, &d, WIRE_WAIT_HOLD_MAX);
+    hold(l, &y, &other, WIRE_WAIT_HOLD_MAX);
+    tst_pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE query LIKE 'LISTEN cmc_hub%' AND pid <> pg_backend_pid()");
+    hub *h2 = other_handle(e);
+    assert_int_equal(hub_device_wipe(h2, d.id), CMC_OK);
+    assert_true(resumed_within(&x, WAKE_MS));
+    assert_int_equal(x.w.result, HUB_LIVE_CHANGED);
+    uint64_t heard = hub_live_notified(l);
+    assert_int_equal(hub_device_lease_set(h2, other.id, 3), CMC_OK);
+    assert_true(resumed_within(&y, WAKE_MS));
+    assert_int_equal(y.w.result, HUB_LIVE_CHANGED);
+    assert_true(hub_live_notified(l) > heard);
     hub_close(h2);
     hub_live_stop(l);
     tst_device_free_all(&d, &other, NULL);
@@ -312,4 +362,5 @@ static void test_second_wait_and_stop_answer_held_waits(void **state)
 TST_HUB_MAIN(test_wait_query_codec, test_wait_answers_at_once_when_behind, test_wait_refuses_bad_requests,
              test_wait_holds_then_runs_out, test_wait_wakes_on_approve_in_scope_only,
              test_wait_wakes_on_purge, test_wait_wakes_on_wipe_and_lease,
+             test_wait_wakes_after_the_listener_is_cut,
              test_second_wait_and_stop_answer_held_waits)

@@ -176,12 +176,13 @@ static void test_time_parse_and_format(void **state)
     assert_int_equal(plat_parse_time("1970-01-01", &t), CMC_OK);
     assert_int_equal(t, 0);
     assert_int_equal(plat_parse_time("2024-02-29", &t), CMC_OK);
-    assert_int_equal(plat_parse_time("2026-02-29", &t), CMC_ERR_INVALID);
-    assert_int_equal(plat_parse_time("2026-02-30", &t), CMC_ERR_INVALID);
-    assert_int_equal(plat_parse_time("2026-13-01", &t), CMC_ERR_INVALID);
-    assert_int_equal(plat_parse_time("2026-1-01", &t), CMC_ERR_INVALID);
-    assert_int_equal(plat_parse_time("2026-02-11T25:00:00Z", &t), CMC_ERR_INVALID);
-    assert_int_equal(plat_parse_time("2026-02-11T10:00:00+01", &t), CMC_ERR_INVALID);
+    /* no such day, month or hour; not zero-padded; not UTC */
+    static const char *const refused[] = {
+        "2026-02-29", "2026-02-30", "2026-13-01", "2026-1-01", "2026-02-11T25:00:00Z", "2026-02-11T10:00:00+01",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (plat_parse_time(refused[i], &t) != CMC_ERR_INVALID)
+            fail_msg("time accepted: %s", refused[i]);
 }
 
 static void test_error_convention(void **state)

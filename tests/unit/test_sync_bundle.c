@@ -21,6 +21,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "tests/support/bundle_fixture.h"
 #include "tests/support/example_plan_model.h"
 
 static const char change_json[] =
@@ -30,32 +31,11 @@ static const char change_json[] =
 static const char *plan_a = "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11";
 static const char *plan_b = "11111111-2222-4333-8444-555555555555";
 
-struct fixture {
-    uint8_t pk[CRY_SIGN_PK_BYTES];
-    struct cry_secret *sk;
-    struct bundle_header hdr;
-};
-
 static int setup(void **state)
 {
-    static struct fixture f;
-    assert_int_equal(cry_init(), CMC_OK);
-    assert_int_equal(cry_sign_keypair(f.pk, &f.sk), CMC_OK);
-    memset(&f.hdr, 0, sizeof f.hdr);
-    for (int i = 0; i < BUNDLE_DEVICE_ID_BYTES; i++)
-        f.hdr.device_id[i] = (uint8_t)(0xa0 + i);
-    f.hdr.flags = BUNDLE_FLAG_MORE | BUNDLE_FLAG_SNAPSHOT;
-    f.hdr.from_cursor = 5;
-    f.hdr.to_cursor = 0x0102030405060708ull;
-    f.hdr.hub_time = 1800000000;
+    static struct tst_bundle_fixture f;
+    tst_bundle_fixture_init(&f, 0xa0, BUNDLE_FLAG_MORE | BUNDLE_FLAG_SNAPSHOT, 5, 0x0102030405060708ull);
     *state = &f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    cry_secret_free(f->sk);
     return 0;
 }
 
@@ -89,7 +69,7 @@ static void clear_ops(struct bundle_op *ops, size_t n)
 }
 
 /* A small bundle of a purge and a wipe (no plan codec involved). */
-static void small_bundle(struct fixture *f, uint8_t **buf, size_t *len)
+static void small_bundle(struct tst_bundle_fixture *f, uint8_t **buf, size_t *len)
 {
     struct bundle_op ops[2];
     bundle_op_init(&ops[0]);
@@ -124,7 +104,7 @@ static void put_be(uint8_t *p, uint64_t v, int n)
 
 /* Writes a header by the documented byte layout (independently of bundle.c) and signs it,
  * so tests can make bundles the builder would refuse to make. Caller frees *out. */
-static void craft(struct fixture *f, uint32_t op_count, uint32_t raw_len, const uint8_t *body,
+static void craft(struct tst_bundle_fixture *f, uint32_t op_count, uint32_t raw_len, const uint8_t *body,
                   size_t body_len, uint8_t **out, size_t *out_len)
 {
     uint8_t *b = cmc_malloc(BUNDLE_HEADER_BYTES + body_len);
@@ -147,7 +127,7 @@ static void craft(struct fixture *f, uint32_t op_count, uint32_t raw_len, const 
 }
 
 /* Crafts a signed bundle around `body`, checks that its signature verifies, and decodes it. */
-static int decode_crafted(struct fixture *f, uint32_t op_count, uint32_t raw_len, const uint8_t *body,
+static int decode_crafted(struct tst_bundle_fixture *f, uint32_t op_count, uint32_t raw_len, const uint8_t *body,
                           size_t body_len, struct bundle_op **got, size_t *n)
 {
     struct bundle_header h;
@@ -172,7 +152,7 @@ static size_t zip(const uint8_t *raw, size_t raw_len, uint8_t *out, size_t cap)
 
 static void test_round_trip_every_op_kind(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_op ops[4];
     struct bundle_header h;
     struct bundle_op *got = NULL;
@@ -256,7 +236,7 @@ static void test_round_trip_every_op_kind(void **state)
 
 static void test_empty_poll_bundle(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_header h, in = f->hdr;
     struct bundle_op *got = NULL;
     size_t n = 99, len = 0;
@@ -276,7 +256,7 @@ static void test_empty_poll_bundle(void **state)
 
 static void test_every_flipped_byte_fails(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_header h;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -314,7 +294,7 @@ static void test_every_flipped_byte_fails(void **state)
 
 static void test_truncation_and_trailing_bytes_fail(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_header h;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -338,7 +318,7 @@ static void test_truncation_and_trailing_bytes_fail(void **state)
 
 static void test_wrong_key_fails(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_header h;
     uint8_t other_pk[CRY_SIGN_PK_BYTES];
     struct cry_secret *other_sk = NULL;
@@ -366,7 +346,7 @@ static void test_wrong_key_fails(void **state)
 
 static void test_zlib_bomb_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_op *got = NULL;
     size_t n = 0;
 
@@ -410,7 +390,7 @@ static void test_zlib_bomb_refused(void **state)
 
 static void test_caps_refused_before_inflating(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_header h;
     struct bundle_op *got = NULL;
     size_t n = 0, len = 0;
@@ -476,7 +456,7 @@ struct hostile {
 
 static void test_hostile_msgpack_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     const struct hostile cases[] = {
         H("not an array", 1, 0x82, 0x01, 0x02, 0x03, 0x04),
         H("array32 claiming 4 billion ops", 1, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x92, 0x04, 0x09),
@@ -530,7 +510,7 @@ static void test_hostile_msgpack_refused(void **state)
  * refused. */
 static void test_policy_op_and_rollback_flag(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_header h, in = f->hdr;
     struct bundle_op ops[3], bad;
     struct bundle_op *got = NULL;
@@ -616,7 +596,7 @@ static void test_policy_op_and_rollback_flag(void **state)
 
 static void test_bad_zlib_refused(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     const uint8_t raw[] = { 0x91, 0x92, 0x04, 0x09 };
     uint8_t z[64];
     size_t zlen = zip(raw, sizeof raw, z, sizeof z);
@@ -635,7 +615,7 @@ static void test_bad_zlib_refused(void **state)
 
 static void test_writer_tracks_size_for_paging(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     bundle_writer *w = NULL;
     struct bundle_op op;
     struct bundle_header h;
@@ -692,7 +672,7 @@ static void test_writer_tracks_size_for_paging(void **state)
 
 static void test_out_of_memory_build_and_decode(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     struct bundle_op ops[4];
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -749,5 +729,5 @@ int main(void)
         cmocka_unit_test(test_writer_tracks_size_for_paging),
         cmocka_unit_test(test_out_of_memory_build_and_decode),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tst_bundle_fixture_teardown);
 }

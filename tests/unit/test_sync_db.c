@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #define MARKER "ZEBRA-MARKER-7731-PLAINTEXT"
+#include "tests/support/run.h"
 
 struct fixture {
     char dir[64];
@@ -540,24 +541,9 @@ static void test_open_out_of_memory_leaks_nothing(void **state)
     assert_true(ok);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_applies_pragmas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_same_key_reads_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_key_is_tampered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_key_size_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_page_hmac_new_and_legacy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_plaintext_at_rest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_flipped_byte_is_detected_on_every_page, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_read_of_damaged_page_is_tampered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrations_run_once_in_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_migration_step_rolls_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_checkpoint_truncates_wal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_error_mapping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_out_of_memory_leaks_nothing, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, setup, teardown, test_open_applies_pragmas, test_reopen_same_key_reads_data,
+         test_wrong_key_is_tampered, test_bad_key_size_refused, test_page_hmac_new_and_legacy,
+         test_no_plaintext_at_rest, test_flipped_byte_is_detected_on_every_page,
+         test_read_of_damaged_page_is_tampered, test_migrations_run_once_in_order,
+         test_failed_migration_step_rolls_back, test_transactions, test_checkpoint_truncates_wal,
+         test_error_mapping, test_open_out_of_memory_leaks_nothing)

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "tests/support/example_plan_model.h"
+#include "tests/support/bundle_fixture.h"
 
 static const char *plan_a = "7c1f4e0a-3a51-4c55-9f3b-2d1e8f0b6a11";
 
@@ -49,27 +50,6 @@ static void test_pull_states_its_edition(void **state)
     assert_int_equal(wire_pull_query_decode("cursor=7&schema=", &back), CMC_ERR_INVALID);
 }
 
-struct keys {
-    uint8_t pk[CRY_SIGN_PK_BYTES];
-    struct cry_secret *sk;
-};
-
-static int setup(void **state)
-{
-    static struct keys k;
-    assert_int_equal(cry_init(), CMC_OK);
-    assert_int_equal(cry_sign_keypair(k.pk, &k.sk), CMC_OK);
-    *state = &k;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct keys *k = *state;
-    cry_secret_free(k->sk);
-    return 0;
-}
-
 static void header(struct bundle_header *h, uint16_t flags)
 {
     memset(h, 0, sizeof *h);
@@ -81,7 +61,7 @@ static void header(struct bundle_header *h, uint16_t flags)
 
 static void test_bundle_says_its_edition(void **state)
 {
-    struct keys *k = *state;
+    struct tst_bundle_fixture *k = *state;
     struct bundle_header h, got;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -111,14 +91,7 @@ static uint8_t *later_edition_plan(size_t *len)
     tst_example_plan_parse(&p);
     assert_int_equal(plan_pack(&p, &mp, &mlen), CMC_OK);
     plan_free(&p);
-    assert_int_equal(mp[0], 0xde); /* map16 */
-    uint16_t count = (uint16_t)((mp[1] << 8) | mp[2]);
-    later = cmc_malloc(mlen + 6);
-    assert_non_null(later);
-    memcpy(later, mp, mlen);
-    later[1] = (uint8_t)((count + 2) >> 8);
-    later[2] = (uint8_t)(count + 2);
-    memcpy(later + mlen, "\x64\xa1x\x65\x91\xc3", 6); /* 100: "x", 101: [true] */
+    later = tst_plan_with_fields(mp, mlen, 2, "\x64\xa1x\x65\x91\xc3", 6); /* 100: "x", 101: [true] */
     cmc_free(mp);
     *len = mlen + 6;
     return later;
@@ -126,7 +99,7 @@ static uint8_t *later_edition_plan(size_t *len)
 
 static void test_bundle_keeps_a_later_editions_fields(void **state)
 {
-    struct keys *k = *state;
+    struct tst_bundle_fixture *k = *state;
     struct bundle_header h, got;
     struct bundle_op *ops = NULL;
     size_t n = 0, plen = 0, len = 0;
@@ -169,8 +142,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pull_states_its_edition),
-        cmocka_unit_test_setup_teardown(test_bundle_says_its_edition, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bundle_keeps_a_later_editions_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_says_its_edition, tst_sign_keys_setup,
+                                        tst_bundle_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_keeps_a_later_editions_fields, tst_sign_keys_setup,
+                                        tst_bundle_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

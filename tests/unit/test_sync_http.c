@@ -198,6 +198,36 @@ static http_client *start_exchange(struct server *s, const struct canned *script
     return client_for(s, "", 0, attempts);
 }
 
+/* A GET of `path` on the fake clock (a fixed wall time; the monotonic clock from mono_ns, moved
+ * only by the client's own waits); how long those waits were in *waited_ms. */
+static int timed_get(http_client *c, const char *path, uint64_t mono_ns, struct http_response *r,
+                     uint64_t *waited_ms)
+{
+    plat_fake_clock_enable(1800000000, mono_ns);
+    uint64_t before = plat_mono_now_ns();
+    int rc = http_request(c, "GET", path, NULL, NULL, 0, 0, r);
+    *waited_ms = (plat_mono_now_ns() - before) / 1000000u;
+    plat_fake_clock_disable();
+    return rc;
+}
+
+/* One GET of /v1/pull?cursor=0 (on the fake clock) from a fresh client, answering at most
+ * `max_response` bytes (0: the default) in up to `attempts` attempts, to a server on `script`;
+ * both are stopped again. The response is the caller's to free; *requests says how many
+ * requests the server saw. */
+static int get_once(const struct canned *script, size_t n, size_t max_response, unsigned attempts,
+                    struct http_response *r, int *requests)
+{
+    struct server s;
+    uint64_t waited_ms;
+    server_start(&s, script, n);
+    http_client *c = client_for(&s, "", max_response, attempts);
+    int rc = timed_get(c, "/v1/pull?cursor=0", 0, r, &waited_ms);
+    client_and_server_stop(c, &s);
+    *requests = atomic_load(&s.requests);
+    return rc;
+}
+
 /* The value of a header in the server's last request, or NULL. */
 static const char *header_value(struct server *s, const char *name, char *out, size_t cap)
 {
@@ -342,11 +372,8 @@ static void test_503_retry_after_is_honoured(void **state)
     struct http_stats st;
     http_client *c = start_exchange(&s, script, 2, 3);
 
-    plat_fake_clock_enable(1800000000, 1000000000ull);
-    uint64_t before = plat_mono_now_ns();
-    int rc = http_request(c, "GET", "/v1/pull?cursor=3", NULL, NULL, 0, 0, &r);
-    uint64_t waited_ms = (plat_mono_now_ns() - before) / 1000000u;
-    plat_fake_clock_disable();
+    uint64_t waited_ms;
+    int rc = timed_get(c, "/v1/pull?cursor=3", 1000000000ull, &r, &waited_ms);
 
     assert_int_equal(rc, CMC_OK);
     assert_int_equal(r.status, 200);
@@ -370,10 +397,8 @@ static void test_retries_give_up_with_backoff(void **state)
     struct http_response r;
     http_client *c = start_exchange(&s, script, 1, 4);
 
-    plat_fake_clock_enable(1800000000, 0);
-    int rc = http_request(c, "GET", "/v1/pull?cursor=3", NULL, NULL, 0, 0, &r);
-    uint64_t waited_ms = plat_mono_now_ns() / 1000000u;
-    plat_fake_clock_disable();
+    uint64_t waited_ms;
+    int rc = timed_get(c, "/v1/pull?cursor=3", 0, &r, &waited_ms);
 
     assert_int_equal(rc, CMC_ERR_REFUSED);
     assert_int_equal(r.status, 503);
@@ -403,28 +428,22 @@ static void test_401_is_not_retried_and_keeps_the_hub_error(void **state)
           "{\"error\":\"clock\",\"message\":\"the device clock is wrong by 4000 seconds\"}");
     const struct canned script1[] = { { revoked, 0, 0 } };
     const struct canned script2[] = { { clock, 0, 0 } };
-    struct server s;
     struct http_response r;
+    int requests = 0;
 
-    http_client *c = start_exchange(&s, script1, 1, 4);
-    assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
-                     CMC_ERR_UNAUTHORIZED);
-    assert_int_equal(atomic_load(&s.requests), 1);
+    assert_int_equal(get_once(script1, 1, 0, 4, &r, &requests), CMC_ERR_UNAUTHORIZED);
+    assert_int_equal(requests, 1);
     assert_int_equal(r.status, 401);
     assert_string_equal(r.hub_error, "unauthorized");
     assert_string_equal(r.hub_message, "device revoked");
     assert_non_null(strstr(cmc_errmsg(), "device revoked"));
     http_response_free(&r);
-    client_and_server_stop(c, &s);
 
-    c = start_exchange(&s, script2, 1, 4);
-    assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
-                     CMC_ERR_CLOCK);
-    assert_int_equal(atomic_load(&s.requests), 1);
+    assert_int_equal(get_once(script2, 1, 0, 4, &r, &requests), CMC_ERR_CLOCK);
+    assert_int_equal(requests, 1);
     assert_string_equal(r.hub_error, "clock");
     assert_non_null(strstr(cmc_errmsg(), "wrong by 4000 seconds"));
     http_response_free(&r);
-    client_and_server_stop(c, &s);
 }
 
 static void test_other_statuses_map_to_codes(void **state)
@@ -460,19 +479,13 @@ static void test_cut_short_body_is_an_error(void **state)
     static const struct canned script[] = {
         { "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly twenty bytes...", 0, 1 },
     };
-    struct server s;
     struct http_response r;
-    http_client *c = start_exchange(&s, script, 1, 2);
-
-    plat_fake_clock_enable(1800000000, 0);
-    int rc = http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r);
-    plat_fake_clock_disable();
-    assert_int_equal(rc, CMC_ERR_NET);
+    int requests = 0;
+    assert_int_equal(get_once(script, 1, 0, 2, &r, &requests), CMC_ERR_NET);
     assert_non_null(strstr(cmc_errmsg(), "cut short"));
-    assert_int_equal(atomic_load(&s.requests), 2); /* retried once, then given up */
+    assert_int_equal(requests, 2); /* retried once, then given up */
     assert_null(r.body);
     http_response_free(&r);
-    client_and_server_stop(c, &s);
 }
 
 static void test_response_over_the_cap_is_refused(void **state)
@@ -485,27 +498,19 @@ static void test_response_over_the_cap_is_refused(void **state)
     memset(big_close + n, 'x', 5000);
     const struct canned script1[] = { { big_declared, 0, 1 } };
     const struct canned script2[] = { { big_close, (size_t)n + 5000, 1 } };
-    struct server s;
     struct http_response r;
+    int requests = 0;
 
     /* a Content-Length over the cap: refused before the body is read */
-    server_start(&s, script1, 1);
-    http_client *c = client_for(&s, "", 1000, 3);
-    assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
-                     CMC_ERR_TOO_LARGE);
-    assert_int_equal(atomic_load(&s.requests), 1); /* not retried */
+    assert_int_equal(get_once(script1, 1, 1000, 3, &r, &requests), CMC_ERR_TOO_LARGE);
+    assert_int_equal(requests, 1); /* not retried */
     http_response_free(&r);
-    client_and_server_stop(c, &s);
 
     /* no length given: aborted once the bytes pass the cap */
-    server_start(&s, script2, 1);
-    c = client_for(&s, "", 1000, 3);
-    assert_int_equal(http_request(c, "GET", "/v1/pull?cursor=0", NULL, NULL, 0, 0, &r),
-                     CMC_ERR_TOO_LARGE);
-    assert_int_equal(atomic_load(&s.requests), 1);
+    assert_int_equal(get_once(script2, 1, 1000, 3, &r, &requests), CMC_ERR_TOO_LARGE);
+    assert_int_equal(requests, 1);
     assert_null(r.body);
     http_response_free(&r);
-    client_and_server_stop(c, &s);
 }
 
 static int cancel_progress(void *ctx, uint64_t received, uint64_t expected)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
 
 static void apply_doc(struct plan *p, const char *doc)
 {
@@ -45,6 +46,74 @@ static void bump_remote(struct plan *remote)
     remote->version = 5;
 }
 
+/* The three sides of a merge, each the base plan (load_base) with its side's changes, and what
+ * merging them gave: the merged plan and its conflicts. */
+struct sides {
+    struct plan base, local, remote, merged;
+    struct merge_conflict *c;
+    size_t n;
+};
+
+static void sides_load(struct sides *s)
+{
+    load_base(&s->base);
+    load_base(&s->local);
+    load_base(&s->remote);
+    plan_init(&s->merged);
+    s->c = NULL;
+    s->n = 0;
+}
+
+/* Merges the sides, which must succeed. */
+static void sides_merge(struct sides *s)
+{
+    assert_int_equal(plan_merge3(&s->base, &s->local, &s->remote, &s->merged, &s->c, &s->n), CMC_OK);
+}
+
+/* Applies each side's change document, makes the remote side a newer version from the hub when
+ * `remote_newer`, and merges them. */
+static void merge_with(struct sides *s, const char *local_doc, const char *remote_doc, int remote_newer)
+{
+    apply_doc(&s->local, local_doc);
+    apply_doc(&s->remote, remote_doc);
+    if (remote_newer)
+        bump_remote(&s->remote);
+    sides_merge(s);
+}
+
+/* Forgets the merge's result, keeping the sides. */
+static void sides_unmerge(struct sides *s)
+{
+    cmc_free(s->c);
+    s->c = NULL;
+    s->n = 0;
+    plan_free(&s->merged);
+    plan_init(&s->merged);
+}
+
+static void sides_free(struct sides *s)
+{
+    sides_unmerge(s);
+    plan_free(&s->base);
+    plan_free(&s->local);
+    plan_free(&s->remote);
+}
+
+/* Each test's sides, freshly loaded. */
+static int sides_setup(void **state)
+{
+    static struct sides s;
+    sides_load(&s);
+    *state = &s;
+    return 0;
+}
+
+static int sides_teardown(void **state)
+{
+    sides_free(*state);
+    return 0;
+}
+
 static int has_conflict(const struct merge_conflict *c, size_t n, const char *path)
 {
     return plan_merge_find(c, n, path) != NULL;
@@ -52,117 +121,65 @@ static int has_conflict(const struct merge_conflict *c, size_t n, const char *pa
 
 static void test_different_fields_merge_without_conflict(void **state)
 {
-    (void)state;
-    struct plan base, local, remote, merged;
-    load_base(&base);
-    load_base(&local);
-    load_base(&remote);
-    apply_doc(&local, "{\"set\":{\"prognosis\":\"days\"},\"update\":{\"allergies\":[{\"id\":\"a2\",\"reaction\":\"Hives\"}]}}");
-    apply_doc(&remote, "{\"set\":{\"adrt.location\":\"In the purple folder\"},"
-                       "\"update\":{\"allergies\":[{\"id\":\"a1\",\"severity\":\"moderate\"}]}}");
-    bump_remote(&remote);
-    struct merge_conflict *c;
-    size_t n;
-    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
-    assert_int_equal(n, 0);
-    assert_string_equal(merged.prognosis, "days");
-    assert_string_equal(merged.adrt.location, "In the purple folder");
-    assert_string_equal(merged.allergies[1].reaction, "Hives");
-    assert_int_equal(merged.allergies[0].severity, PLAN_SEVERITY_MODERATE);
-    assert_int_equal(merged.version, 5); /* metadata is the hub's */
-    cmc_free(c);
-    plan_free(&merged);
-    plan_free(&base);
-    plan_free(&local);
-    plan_free(&remote);
+    struct sides *t = *state;
+    merge_with(t, "{\"set\":{\"prognosis\":\"days\"},\"update\":{\"allergies\":[{\"id\":\"a2\",\"reaction\":\"Hives\"}]}}",
+               "{\"set\":{\"adrt.location\":\"In the purple folder\"},"
+               "\"update\":{\"allergies\":[{\"id\":\"a1\",\"severity\":\"moderate\"}]}}", 1);
+    assert_int_equal(t->n, 0);
+    assert_string_equal(t->merged.prognosis, "days");
+    assert_string_equal(t->merged.adrt.location, "In the purple folder");
+    assert_string_equal(t->merged.allergies[1].reaction, "Hives");
+    assert_int_equal(t->merged.allergies[0].severity, PLAN_SEVERITY_MODERATE);
+    assert_int_equal(t->merged.version, 5); /* metadata is the hub's */
 }
 
 static void test_same_field_changed_differently_is_a_conflict(void **state)
 {
-    (void)state;
-    struct plan base, local, remote, merged;
-    load_base(&base);
-    load_base(&local);
-    load_base(&remote);
-    apply_doc(&local, "{\"set\":{\"resuscitation.decision\":\"for_cpr\"}}");
-    apply_doc(&remote, "{\"set\":{\"resuscitation.decision\":\"not_yet_discussed\"}}");
-    bump_remote(&remote);
-    struct merge_conflict *c;
-    size_t n;
-    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
-    assert_int_equal(n, 1);
-    assert_string_equal(c[0].path, "resuscitation.decision");
+    struct sides *t = *state;
+    merge_with(t, "{\"set\":{\"resuscitation.decision\":\"for_cpr\"}}",
+               "{\"set\":{\"resuscitation.decision\":\"not_yet_discussed\"}}", 1);
+    assert_int_equal(t->n, 1);
+    assert_string_equal(t->c[0].path, "resuscitation.decision");
     /* the merged plan holds the hub's value until the clinician decides */
-    assert_int_equal(merged.resuscitation.decision, PLAN_CPR_NOT_DISCUSSED);
+    assert_int_equal(t->merged.resuscitation.decision, PLAN_CPR_NOT_DISCUSSED);
     char text[64];
-    plan_merge_value_text(&local, &c[0], text, sizeof text);
+    plan_merge_value_text(&t->local, &t->c[0], text, sizeof text);
     assert_string_equal(text, "for_cpr");
-    assert_int_equal(plan_merge_take(&merged, &local, &c[0]), CMC_OK);
-    assert_int_equal(merged.resuscitation.decision, PLAN_CPR_FOR_CPR);
-    cmc_free(c);
-    plan_free(&merged);
+    assert_int_equal(plan_merge_take(&t->merged, &t->local, &t->c[0]), CMC_OK);
+    assert_int_equal(t->merged.resuscitation.decision, PLAN_CPR_FOR_CPR);
+    sides_unmerge(t);
     /* the same change on both sides is no conflict */
-    apply_doc(&remote, "{\"set\":{\"resuscitation.decision\":\"for_cpr\"}}");
-    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
-    assert_int_equal(n, 0);
-    cmc_free(c);
-    plan_free(&merged);
-    plan_free(&base);
-    plan_free(&local);
-    plan_free(&remote);
+    apply_doc(&t->remote, "{\"set\":{\"resuscitation.decision\":\"for_cpr\"}}");
+    sides_merge(t);
+    assert_int_equal(t->n, 0);
 }
 
 static void test_item_removed_one_side_changed_other_is_a_conflict(void **state)
 {
-    (void)state;
-    struct plan base, local, remote, merged;
-    load_base(&base);
-    load_base(&local);
-    load_base(&remote);
-    apply_doc(&local, "{\"remove\":{\"allergies\":[\"a2\"]},\"update\":{\"medications\":[{\"id\":\"m2\",\"dose\":\"5 mg s/c\"}]}}");
-    apply_doc(&remote, "{\"update\":{\"allergies\":[{\"id\":\"a2\",\"severity\":\"severe\"}]},"
-                       "\"remove\":{\"medications\":[\"m2\"]}}");
-    bump_remote(&remote);
-    struct merge_conflict *c;
-    size_t n;
-    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
-    assert_int_equal(n, 2);
-    assert_true(has_conflict(c, n, "allergies[a2]"));
-    assert_true(has_conflict(c, n, "medications[m2]"));
+    struct sides *t = *state;
+    merge_with(t, "{\"remove\":{\"allergies\":[\"a2\"]},\"update\":{\"medications\":[{\"id\":\"m2\",\"dose\":\"5 mg s/c\"}]}}",
+               "{\"update\":{\"allergies\":[{\"id\":\"a2\",\"severity\":\"severe\"}]},"
+               "\"remove\":{\"medications\":[\"m2\"]}}", 1);
+    assert_int_equal(t->n, 2);
+    assert_true(has_conflict(t->c, t->n, "allergies[a2]"));
+    assert_true(has_conflict(t->c, t->n, "medications[m2]"));
     /* keep local for the allergy: removed; keep local for the medicine: restored with the new dose */
-    assert_int_equal(plan_merge_take(&merged, &local, plan_merge_find(c, n, "allergies[a2]")), CMC_OK);
-    assert_int_equal(plan_merge_take(&merged, &local, plan_merge_find(c, n, "medications[m2]")), CMC_OK);
-    assert_int_equal(merged.n_allergies, 1);
-    assert_int_equal(merged.n_medications, 2);
-    assert_string_equal(merged.medications[1].dose, "5 mg s/c");
-    cmc_free(c);
-    plan_free(&merged);
-    plan_free(&base);
-    plan_free(&local);
-    plan_free(&remote);
+    assert_int_equal(plan_merge_take(&t->merged, &t->local, plan_merge_find(t->c, t->n, "allergies[a2]")), CMC_OK);
+    assert_int_equal(plan_merge_take(&t->merged, &t->local, plan_merge_find(t->c, t->n, "medications[m2]")), CMC_OK);
+    assert_int_equal(t->merged.n_allergies, 1);
+    assert_int_equal(t->merged.n_medications, 2);
+    assert_string_equal(t->merged.medications[1].dose, "5 mg s/c");
 }
 
 static void test_items_added_on_both_sides_are_kept(void **state)
 {
-    (void)state;
-    struct plan base, local, remote, merged;
-    load_base(&base);
-    load_base(&local);
-    load_base(&remote);
-    apply_doc(&local, "{\"add\":{\"allergies\":[{\"id\":\"a9\",\"substance\":\"Codeine\",\"reaction\":\"Vomiting\",\"severity\":\"moderate\"}]}}");
-    apply_doc(&remote, "{\"add\":{\"allergies\":[{\"id\":\"a8\",\"substance\":\"Aspirin\",\"reaction\":\"Wheeze\",\"severity\":\"severe\"}]}}");
-    struct merge_conflict *c;
-    size_t n;
-    assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
-    assert_int_equal(n, 0);
-    assert_int_equal(merged.n_allergies, 4);
-    assert_string_equal(merged.allergies[2].id, "a8");
-    assert_string_equal(merged.allergies[3].id, "a9");
-    cmc_free(c);
-    plan_free(&merged);
-    plan_free(&base);
-    plan_free(&local);
-    plan_free(&remote);
+    struct sides *t = *state;
+    merge_with(t, "{\"add\":{\"allergies\":[{\"id\":\"a9\",\"substance\":\"Codeine\",\"reaction\":\"Vomiting\",\"severity\":\"moderate\"}]}}",
+               "{\"add\":{\"allergies\":[{\"id\":\"a8\",\"substance\":\"Aspirin\",\"reaction\":\"Wheeze\",\"severity\":\"severe\"}]}}", 0);
+    assert_int_equal(t->n, 0);
+    assert_int_equal(t->merged.n_allergies, 4);
+    assert_string_equal(t->merged.allergies[2].id, "a8");
+    assert_string_equal(t->merged.allergies[3].id, "a9");
 }
 
 /* ---- property test ---------------------------------------------------------------------- */
@@ -311,41 +328,36 @@ static void test_property_no_change_lost_without_conflict(void **state)
     rng_state = 0x9e3779b97f4a7c15ull;
     int conflicts_seen = 0, clean_merges = 0;
     for (int iter = 0; iter < 3000; iter++) {
-        struct plan base, local, remote, merged, merged2;
-        load_base(&base);
-        load_base(&local);
-        load_base(&remote);
+        struct sides t;
+        struct plan merged2;
+        sides_load(&t);
         int nl = 1 + (int)rnd(3), nr = 1 + (int)rnd(3);
         for (int i = 0; i < nl; i++)
-            random_edit(&local, 1);
+            random_edit(&t.local, 1);
         for (int i = 0; i < nr; i++)
-            random_edit(&remote, 2);
-        bump_remote(&remote);
-        struct merge_conflict *c, *c2;
-        size_t n, n2;
-        assert_int_equal(plan_merge3(&base, &local, &remote, &merged, &c, &n), CMC_OK);
-        check_side_kept(&base, &local, &merged, c, n, "local");
-        check_side_kept(&base, &remote, &merged, c, n, "remote");
+            random_edit(&t.remote, 2);
+        bump_remote(&t.remote);
+        struct merge_conflict *c2;
+        size_t n2;
+        sides_merge(&t);
+        check_side_kept(&t.base, &t.local, &t.merged, t.c, t.n, "local");
+        check_side_kept(&t.base, &t.remote, &t.merged, t.c, t.n, "remote");
         /* deterministic */
-        assert_int_equal(plan_merge3(&base, &local, &remote, &merged2, &c2, &n2), CMC_OK);
-        assert_true(plan_equal(&merged, &merged2));
-        assert_int_equal(n, n2);
-        for (size_t i = 0; i < n; i++)
-            assert_string_equal(c[i].path, c2[i].path);
+        assert_int_equal(plan_merge3(&t.base, &t.local, &t.remote, &merged2, &c2, &n2), CMC_OK);
+        assert_true(plan_equal(&t.merged, &merged2));
+        assert_int_equal(t.n, n2);
+        for (size_t i = 0; i < t.n; i++)
+            assert_string_equal(t.c[i].path, c2[i].path);
         /* settling every conflict with "local" yields a valid plan that keeps local's values */
-        for (size_t i = 0; i < n; i++)
-            assert_int_equal(plan_merge_take(&merged2, &local, &c[i]), CMC_OK);
-        if (n > 0)
+        for (size_t i = 0; i < t.n; i++)
+            assert_int_equal(plan_merge_take(&merged2, &t.local, &t.c[i]), CMC_OK);
+        if (t.n > 0)
             conflicts_seen++;
         else
             clean_merges++;
-        cmc_free(c);
         cmc_free(c2);
-        plan_free(&merged);
         plan_free(&merged2);
-        plan_free(&base);
-        plan_free(&local);
-        plan_free(&remote);
+        sides_free(&t);
     }
     /* the generator must exercise both outcomes, or the property says nothing */
     assert_true(conflicts_seen > 100);
@@ -354,43 +366,24 @@ static void test_property_no_change_lost_without_conflict(void **state)
 
 static void test_merge_out_of_memory_is_clean(void **state)
 {
-    (void)state;
-    struct plan base, local, remote, merged;
-    load_base(&base);
-    load_base(&local);
-    load_base(&remote);
-    apply_doc(&local, "{\"remove\":{\"allergies\":[\"a2\"]},\"set\":{\"prognosis\":\"days\"}}");
-    apply_doc(&remote, "{\"update\":{\"allergies\":[{\"id\":\"a2\",\"severity\":\"severe\"}]}}");
+    struct sides *t = *state;
+    apply_doc(&t->local, "{\"remove\":{\"allergies\":[\"a2\"]},\"set\":{\"prognosis\":\"days\"}}");
+    apply_doc(&t->remote, "{\"update\":{\"allergies\":[{\"id\":\"a2\",\"severity\":\"severe\"}]}}");
     for (long i = 0;; i++) {
-        struct merge_conflict *c = NULL;
-        size_t n = 0;
         cmc_alloc_fail_after(i, 1);
-        int rc = plan_merge3(&base, &local, &remote, &merged, &c, &n);
+        int rc = plan_merge3(&t->base, &t->local, &t->remote, &t->merged, &t->c, &t->n);
         cmc_alloc_fail_after(-1, 0);
         if (rc == CMC_OK) {
-            assert_int_equal(n, 1);
-            cmc_free(c);
-            plan_free(&merged);
+            assert_int_equal(t->n, 1);
             break;
         }
         assert_int_equal(rc, CMC_ERR_NOMEM);
-        assert_null(c);
+        assert_null(t->c);
         assert_true(i < 10000);
     }
-    plan_free(&base);
-    plan_free(&local);
-    plan_free(&remote);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_different_fields_merge_without_conflict),
-        cmocka_unit_test(test_same_field_changed_differently_is_a_conflict),
-        cmocka_unit_test(test_item_removed_one_side_changed_other_is_a_conflict),
-        cmocka_unit_test(test_items_added_on_both_sides_are_kept),
-        cmocka_unit_test(test_property_no_change_lost_without_conflict),
-        cmocka_unit_test(test_merge_out_of_memory_is_clean),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, sides_setup, sides_teardown, test_different_fields_merge_without_conflict,
+         test_same_field_changed_differently_is_a_conflict,
+         test_item_removed_one_side_changed_other_is_a_conflict, test_items_added_on_both_sides_are_kept,
+         test_property_no_change_lost_without_conflict, test_merge_out_of_memory_is_clean)

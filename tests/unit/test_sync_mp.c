@@ -8,6 +8,7 @@
 #include "platform/alloc_test.h"
 #include "platform/err.h"
 #include "sync/mp.h"
+#include "tests/support/run.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -297,16 +298,6 @@ static void test_canonical_mode_refuses_longer_forms(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_values),
-        cmocka_unit_test(test_every_int_encoding),
-        cmocka_unit_test(test_hostile_counts_refused_in_constant_time),
-        cmocka_unit_test(test_deep_nesting_refused),
-        cmocka_unit_test(test_skip_every_type),
-        cmocka_unit_test(test_writer_out_of_memory_is_sticky),
-        cmocka_unit_test(test_canonical_mode_refuses_longer_forms),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_round_trip_values, test_every_int_encoding,
+         test_hostile_counts_refused_in_constant_time, test_deep_nesting_refused, test_skip_every_type,
+         test_writer_out_of_memory_is_sticky, test_canonical_mode_refuses_longer_forms)

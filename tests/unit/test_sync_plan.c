@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "tests/support/example_plan.h"
+#include "tests/support/example_plan_model.h"
 
 /* shared/examples/plan.json, read once before the tests run (tests/support/example_plan.h). */
 static char *example_json;
@@ -41,6 +42,15 @@ static void load_example(struct plan *p)
     int rc = plan_from_json(example_json, strlen(example_json), p);
     if (rc != CMC_OK)
         fail_msg("example: %s", cmc_errmsg());
+}
+
+/* The example plan in *p, and packed (cmc_free the bytes). */
+static uint8_t *pack_example(struct plan *p, size_t *len)
+{
+    uint8_t *b = NULL;
+    load_example(p);
+    assert_int_equal(plan_pack(p, &b, len), CMC_OK);
+    return b;
 }
 
 static void test_example_parses_and_is_complete(void **state)
@@ -512,10 +522,8 @@ static void test_every_truncation_refused(void **state)
 {
     (void)state;
     struct plan p, q;
-    uint8_t *b = NULL;
     size_t len = 0;
-    load_example(&p);
-    assert_int_equal(plan_pack(&p, &b, &len), CMC_OK);
+    uint8_t *b = pack_example(&p, &len);
     for (size_t cut = 0; cut < len; cut++) {
         int rc = plan_unpack(b, cut, &q);
         if (rc == CMC_OK)
@@ -531,11 +539,9 @@ static void test_every_byte_flip_refused_or_valid(void **state)
     (void)state;
     static const uint8_t flips[] = {0x01, 0x10, 0x80, 0xff};
     struct plan p, q;
-    uint8_t *b = NULL;
     size_t len = 0;
+    uint8_t *b = pack_example(&p, &len);
     int accepted = 0;
-    load_example(&p);
-    assert_int_equal(plan_pack(&p, &b, &len), CMC_OK);
     for (size_t i = 0; i < len; i++)
         for (size_t f = 0; f < sizeof flips; f++) {
             b[i] ^= flips[f];
@@ -610,12 +616,10 @@ static void test_out_of_memory(void **state)
 {
     (void)state;
     struct plan p, q;
-    uint8_t *b = NULL;
     size_t len = 0;
+    uint8_t *b = pack_example(&p, &len);
     char *json = NULL;
     size_t jlen = 0;
-    load_example(&p);
-    assert_int_equal(plan_pack(&p, &b, &len), CMC_OK);
     for (int which = 0; which < 5; which++) {
         long n;
         int rc = CMC_ERR_NOMEM;
@@ -661,16 +665,6 @@ static void test_out_of_memory(void **state)
 
 #define ED2_EXAMPLE "docs/examples/plan-second-edition.json"
 
-static void load_file(const char *path, struct plan *p)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    assert_int_equal(plat_read_file(path, 1 << 20, &buf, &len), CMC_OK);
-    if (plan_from_json((const char *)buf, len, p) != CMC_OK)
-        fail_msg("%s: %s", path, cmc_errmsg());
-    cmc_free(buf);
-}
-
 static void test_second_edition_round_trips(void **state)
 {
     (void)state;
@@ -678,7 +672,7 @@ static void test_second_edition_round_trips(void **state)
     char *json = NULL;
     uint8_t *mp = NULL;
     size_t jlen = 0, mlen = 0;
-    load_file(ED2_EXAMPLE, &a);
+    tst_plan_load_file(ED2_EXAMPLE, &a);
     assert_int_equal(plan_validate(&a, PLAN_CHECK_COMPLETE), CMC_OK);
     assert_int_equal(plan_edition(&a), 2);
     assert_int_equal(a.recommendations.cpr.value, PLAN_REC_NOT_RECOMMENDED);
@@ -808,7 +802,7 @@ static void test_second_edition_in_changes_and_merge(void **state)
     struct plan_change c;
     struct merge_conflict *conf = NULL;
     size_t n = 0;
-    load_file(ED2_EXAMPLE, &base);
+    tst_plan_load_file(ED2_EXAMPLE, &base);
     assert_int_equal(plan_copy(&local, &base), CMC_OK);
     assert_int_equal(plan_copy(&remote, &base), CMC_OK);
     assert_int_equal(plan_change_from_json(local_edit, strlen(local_edit), &c), CMC_OK);
@@ -849,17 +843,10 @@ static void test_unknown_fields_are_kept(void **state)
     struct plan a, b, c;
     uint8_t *mp = NULL, *again = NULL, *later;
     size_t mlen = 0, alen = 0;
-    load_file(ED2_EXAMPLE, &a);
+    tst_plan_load_file(ED2_EXAMPLE, &a);
     assert_int_equal(plan_pack(&a, &mp, &mlen), CMC_OK);
-    assert_int_equal(mp[0], 0xde); /* map16: the example has more than 15 fields */
-    uint16_t count = (uint16_t)((mp[1] << 8) | mp[2]);
-    later = cmc_malloc(mlen + 8);
-    assert_non_null(later);
-    memcpy(later, mp, mlen);
-    later[1] = (uint8_t)((count + 2) >> 8);
-    later[2] = (uint8_t)(count + 2);
     /* field 100: "x"; field 101: [true] */
-    memcpy(later + mlen, "\x64\xa1x\x65\x91\xc3", 6);
+    later = tst_plan_with_fields(mp, mlen, 2, "\x64\xa1x\x65\x91\xc3", 6);
     assert_int_equal(plan_unpack(later, mlen + 6, &b), CMC_ERR_CORRUPT);
     assert_int_equal(plan_unpack_keep(later, mlen + 6, &b), CMC_OK);
     assert_int_equal(b.unknown.count, 2);

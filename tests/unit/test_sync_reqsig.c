@@ -15,6 +15,7 @@
 #include "platform/plat.h"
 #include "platform/plat_test.h"
 #include "sync/reqsig.h"
+#include "tests/support/bundle_fixture.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,28 +23,7 @@
 static const char *device_id = "0f8fad5b-d9cb-469f-a165-70867728950e";
 static const uint8_t body[] = "\x82\xa4" "code" "\xa3" "abc";
 
-struct keys {
-    uint8_t pk[CRY_SIGN_PK_BYTES];
-    struct cry_secret *sk;
-};
-
-static int setup(void **state)
-{
-    static struct keys k;
-    assert_int_equal(cry_init(), CMC_OK);
-    assert_int_equal(cry_sign_keypair(k.pk, &k.sk), CMC_OK);
-    *state = &k;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct keys *k = *state;
-    cry_secret_free(k->sk);
-    return 0;
-}
-
-static void sign_fixed(struct keys *k, struct reqsig_headers *h)
+static void sign_fixed(struct tst_bundle_fixture *k, struct reqsig_headers *h)
 {
     uint8_t nonce[REQSIG_NONCE_BYTES];
     memset(nonce, 0xab, sizeof nonce);
@@ -52,7 +32,7 @@ static void sign_fixed(struct keys *k, struct reqsig_headers *h)
                      CMC_OK);
 }
 
-static int verify_as(struct keys *k, const struct reqsig_headers *h, const char *method,
+static int verify_as(struct tst_bundle_fixture *k, const struct reqsig_headers *h, const char *method,
                      const char *path, const uint8_t *b, size_t blen)
 {
     struct reqsig_request req;
@@ -86,7 +66,7 @@ static void test_canonical_string_is_the_documented_one(void **state)
 
 static void test_sign_then_verify(void **state)
 {
-    struct keys *k = *state;
+    struct tst_bundle_fixture *k = *state;
     struct reqsig_headers h;
     struct reqsig_request req;
 
@@ -106,7 +86,7 @@ static void test_sign_then_verify(void **state)
 
 static void test_sign_now_uses_clock_and_fresh_nonce(void **state)
 {
-    struct keys *k = *state;
+    struct tst_bundle_fixture *k = *state;
     struct reqsig_headers a, b;
 
     plat_fake_clock_enable(1800000000, 0);
@@ -123,7 +103,7 @@ static void test_sign_now_uses_clock_and_fresh_nonce(void **state)
 
 static void test_tampered_request_fails(void **state)
 {
-    struct keys *k = *state;
+    struct tst_bundle_fixture *k = *state;
     struct reqsig_headers h, t;
     uint8_t other_body[sizeof body];
 
@@ -174,7 +154,7 @@ static void test_tampered_request_fails(void **state)
 
 static void test_malformed_headers_refused(void **state)
 {
-    struct keys *k = *state;
+    struct tst_bundle_fixture *k = *state;
     struct reqsig_headers h;
     struct reqsig_request req;
     char buf[200];
@@ -212,7 +192,7 @@ static void test_malformed_headers_refused(void **state)
 
 static void test_paths_that_would_break_the_canonical_form_refused(void **state)
 {
-    struct keys *k = *state;
+    struct tst_bundle_fixture *k = *state;
     struct reqsig_headers h;
     uint8_t nonce[REQSIG_NONCE_BYTES] = { 0 };
 
@@ -258,7 +238,7 @@ static void test_time_window(void **state)
 
 static void test_out_of_memory(void **state)
 {
-    struct keys *k = *state;
+    struct tst_bundle_fixture *k = *state;
     struct reqsig_headers h;
     uint8_t nonce[REQSIG_NONCE_BYTES] = { 0 };
     int rc;
@@ -285,5 +265,5 @@ int main(void)
         cmocka_unit_test(test_time_window),
         cmocka_unit_test(test_out_of_memory),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tst_sign_keys_setup, tst_bundle_fixture_teardown);
 }

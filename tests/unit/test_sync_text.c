@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "tests/support/example_plan_model.h"
+#include "tests/support/run.h"
 
 /* The example plan with one string field replaced by `value` (raw bytes, JSON-escaped by
  * jansson when the plan is written back out). */
@@ -179,15 +180,5 @@ static void test_json_printer(void **state)
     free(out);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_each_class_refused_naming_the_field),
-        cmocka_unit_test(test_newline_tab_and_scripts_kept),
-        cmocka_unit_test(test_msgpack_and_stored_reads),
-        cmocka_unit_test(test_change_documents),
-        cmocka_unit_test(test_terminal_printer),
-        cmocka_unit_test(test_json_printer),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_each_class_refused_naming_the_field, test_newline_tab_and_scripts_kept,
+         test_msgpack_and_stored_reads, test_change_documents, test_terminal_printer, test_json_printer)

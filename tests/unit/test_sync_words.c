@@ -23,6 +23,7 @@ static void test_distance_known_answers(void **state)
     longer[sizeof longer - 1] = '\0';
     assert_true(words_distance(longer, "a") == (size_t)-1);
 }
+#include "tests/support/run.h"
 
 static void test_closest_suggests_only_near_words(void **state)
 {
@@ -39,11 +40,4 @@ static void test_closest_suggests_only_near_words(void **state)
     assert_false(words_near("conflicts", 4));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_distance_known_answers),
-        cmocka_unit_test(test_closest_suggests_only_near_words),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, NULL, NULL, test_distance_known_answers, test_closest_suggests_only_near_words)

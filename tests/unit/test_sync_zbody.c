@@ -23,33 +23,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tests/support/bundle_fixture.h"
 #include "tests/support/example_plan_model.h"
-
-struct fixture {
-    uint8_t pk[CRY_SIGN_PK_BYTES];
-    struct cry_secret *sk;
-    struct bundle_header hdr;
-};
+#include "tests/support/run.h"
 
 static int setup(void **state)
 {
-    static struct fixture f;
-    assert_int_equal(cry_init(), CMC_OK);
-    assert_int_equal(cry_sign_keypair(f.pk, &f.sk), CMC_OK);
-    memset(&f.hdr, 0, sizeof f.hdr);
-    for (int i = 0; i < BUNDLE_DEVICE_ID_BYTES; i++)
-        f.hdr.device_id[i] = (uint8_t)(0x30 + i);
-    f.hdr.flags = BUNDLE_FLAG_SNAPSHOT;
-    f.hdr.to_cursor = 40;
-    f.hdr.hub_time = 1800000000;
+    static struct tst_bundle_fixture f;
+    tst_bundle_fixture_init(&f, 0x30, BUNDLE_FLAG_SNAPSHOT, 0, 40);
     *state = &f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    cry_secret_free(f->sk);
     return 0;
 }
 
@@ -80,7 +62,7 @@ static void free_ops(struct bundle_op *ops, size_t n)
 
 static void test_brotli_bundle_round_trip(void **state)
 {
-    struct fixture *f = *state;
+    struct tst_bundle_fixture *f = *state;
     enum { N = 40 };
     struct bundle_op *ops = put_ops(N);
     struct bundle_header in = f->hdr, h;
@@ -219,13 +201,5 @@ static void test_pull_query_offers_the_codec(void **state)
     assert_null(strstr(path, "z="));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_brotli_bundle_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_brotli_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_out_of_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pull_query_offers_the_codec, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TST_MAIN(NULL, setup, tst_bundle_fixture_teardown, test_brotli_bundle_round_trip, test_bad_brotli_refused,
+         test_out_of_memory, test_pull_query_offers_the_codec)

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.mjs';
 import { AxeBuilder } from '@axe-core/playwright';
 
 function env(name) {
@@ -38,12 +38,7 @@ const requested = [];      // every URL any page asked for
 const consoleErrors = [];  // e.g. a CSP violation
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    // Chromium's sandbox cannot run as root; as any other user it stays on.
-    chromiumSandbox: typeof process.getuid === 'function' && process.getuid() !== 0,
-  });
+  browser = await launchChromium();
   fs.mkdirSync(SHOTS, { recursive: true });
 });
 
