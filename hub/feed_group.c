@@ -198,9 +198,8 @@ void hub_group_rollback(hub *h)
 
 int hub_group_finish(hub *h, int rc)
 {
-    if (rc == CMC_OK)
-        rc = hub_group_commit(h);
-    if (rc != CMC_OK)
+    /* A member that failed undoes its savepoint; one whose commit failed finds it undone. */
+    if (rc != CMC_OK || (rc = hub_group_commit(h)) != CMC_OK)
         hub_group_rollback(h);
     return rc;
 }
