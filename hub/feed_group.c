@@ -141,6 +141,10 @@ static void hub_group_wait(hub *h, struct hub_group *g, struct hub_group_member 
     while (!me->done) {
         if (atomic_load(&g->coming) == 0) {
             hub_group_flush(h);
+            /* A waiting member means an open group nobody is inside, so the flush answered
+             * it; should that ever not hold, the members are refused, never told "durable". */
+            if (!me->done)
+                hub_group_answer(g, CMC_ERR_STATE, "group commit: no transaction to commit");
             break;
         }
         struct timespec ts;
