@@ -132,6 +132,16 @@ static int finish_wipe(store **sp, const struct engine_config *cfg, http_client 
     return cmc_fail(CMC_ERR_WIPED, "the hub ordered this device wiped: its keys and plans are destroyed");
 }
 
+/* 1 when a refused page marked the replica for the seal repair (engine_seal_repair). */
+static int repair_wanted(store *s)
+{
+    char *flag = NULL;
+    int wanted = store_state_find(s, STORE_STATE_SEAL_REPAIR, &flag) == CMC_OK && flag != NULL &&
+                 strcmp(flag, "1") == 0;
+    cmc_free(flag);
+    return wanted;
+}
+
 int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn progress, void *ctx,
                 struct engine_report *rep)
 {
@@ -152,6 +162,13 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
         http_client_free(client); /* the hub's key changed and its signing key vouched for it */
         client = NULL;
         if ((rc = client_for(&e, cfg, &client)) == CMC_OK)
+            rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
+    }
+    if (rc == CMC_ERR_TAMPERED && !rep->wiped && repair_wanted(s)) {
+        /* a page this session could not check (a change against a draft it cannot open, or a
+         * version failing its seal): the repair asks for every plan whole, once, in this sync */
+        plat_log(PLAT_LOG_WARN, "sync: %s", cmc_errmsg());
+        if ((rc = engine_seal_repair(s, rep)) == CMC_OK)
             rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
     }
     if (rep->wiped) {

@@ -55,7 +55,7 @@ static int rebuild_delta(store *s, const struct bundle_op *op, struct page_versi
         /* the base is a draft kept under the clinicians' key: the next sync fetches every plan
          * whole (engine_seal_repair), which needs no base */
         return cmc_fail(CMC_ERR_TAMPERED, "a change arrived against a draft this user cannot open; "
-                                          "every plan is fetched again at the next sync");
+                                          "every plan is fetched again whole");
     if (rc == CMC_ERR_NOT_FOUND)
         return cmc_fail(CMC_ERR_PROTOCOL, "the hub sent a change against a version this device does not hold");
     if (rc != CMC_OK)

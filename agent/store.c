@@ -327,11 +327,6 @@ const struct store_session *store_session_of(const store *s)
     return &s->session;
 }
 
-sqlite3 *store_test_db(store *s)
-{
-    return s->db;
-}
-
 /* ---- transactions ---------------------------------------------------------------------- */
 
 /* A statement without bindings or rows, prepared once per handle (savepoints are run for
