@@ -26,7 +26,8 @@ unset CMC_USER CMC_AGENT_DIR CMC_HUB_DIR
 
 e2e_cleanup() {
   local j
-  for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
+  # a job's own children too: `faketime` runs the program it wraps as a child
+  for j in $(jobs -p); do pkill -P "$j" 2>/dev/null || true; kill "$j" 2>/dev/null || true; done
   if [ -n "$HUB_PID" ]; then kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; fi
   if [ -n "${E2E_KEEP:-}" ]; then echo "kept $E2E_TMP" >&2; else rm -rf "$E2E_TMP"; fi
 }

@@ -60,13 +60,15 @@ serve_at() { # serve_at FAKETIME-OFFSET: the page server on a free port, its clo
   done
   fail "the page server did not answer"
 }
+# stop_serve: the page server, and faketime's child that is the server itself
+stop_serve() { pkill -P $SERVE_PID 2>/dev/null || true; kill $SERVE_PID 2>/dev/null || true; wait $SERVE_PID 2>/dev/null || true; }
 serve_at "+60h"
 [ "$(page "http://127.0.0.1:$PORT/")" = 200 ] || fail "the unlock page"
 code=$(page -L --data-urlencode "pre=$(pre)" --data-urlencode "user=tablet-user" --data-urlencode "pin=$CMC_PIN" \
   "http://127.0.0.1:$PORT/unlock")
 [ "$code" = 200 ] || fail "unlock before the lock should work, got $code"
 grep -q "This copy locks in 1 day without a sync" "$E2E_TMP/page.html" || fail "the page should warn before the lock"
-kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true
+stop_serve
 pass "status and the card warn 'this copy locks in N days' within the threshold (terminal, --json, page)"
 
 # ---- locked: break glass -----------------------------------------------------------------------
@@ -115,7 +117,7 @@ grep -q "DNACPR" "$E2E_TMP/page.html" || fail "the break-glass card should show 
 grep -q "copy is 4 days old" "$E2E_TMP/page.html" || fail "the page's break-glass card should say how old the copy is"
 [ "$(page "http://127.0.0.1:$PORT/")" = 200 ] && grep -q 'action="/unlock"' "$E2E_TMP/page.html" ||
   fail "break glass must not leave a session open"
-kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true
+stop_serve
 grep -q "Okafor\|Margaret\|$NHS_A\|$REASON" "$E2E_TMP/serve.log" && fail "patient data or the reason in the page server's log"
 expect_exit 0 locked audit --json
 [ "$(jget '[.entries[] | select(.action == "break_glass")] | length')" -eq 3 ] ||
