@@ -9,7 +9,6 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,17 +40,28 @@ static int has(const char *s)
 }
 
 /* Case-insensitive substring search for ASCII phrases. */
+/* ASCII case folding: the phrases are ASCII, and other bytes only ever match themselves (as
+ * tolower() does in the C locale), without a locale lookup per byte. */
+static unsigned char fold(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/* 1 when `phrase` (non-empty) appears in `text`, ignoring ASCII case. Runs on every plan a
+ * device receives, so it skips ahead to the phrase's first letter before comparing. */
 static int mentions(const char *text, const char *phrase)
 {
-    size_t n = strlen(phrase);
     if (text == NULL)
         return 0;
-    for (const char *t = text; *t != '\0'; t++) {
-        size_t k = 0;
-        while (k < n && t[k] != '\0' &&
-               tolower((unsigned char)t[k]) == tolower((unsigned char)phrase[k]))
+    const unsigned char *ph = (const unsigned char *)phrase;
+    unsigned char first = fold(ph[0]);
+    for (const unsigned char *t = (const unsigned char *)text; *t != '\0'; t++) {
+        if (fold(*t) != first)
+            continue;
+        size_t k = 1;
+        while (ph[k] != '\0' && t[k] != '\0' && fold(t[k]) == fold(ph[k]))
             k++;
-        if (k == n)
+        if (ph[k] == '\0')
             return 1;
     }
     return 0;
