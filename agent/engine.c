@@ -164,12 +164,19 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
         if ((rc = client_for(&e, cfg, &client)) == CMC_OK)
             rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
     }
-    if (rc == CMC_ERR_TAMPERED && !rep->wiped && repair_wanted(s)) {
+    if (rc == CMC_ERR_TAMPERED && !rep->wiped) {
         /* a page this session could not check (a change against a draft it cannot open, or a
-         * version failing its seal): the repair asks for every plan whole, once, in this sync */
-        plat_log(PLAT_LOG_WARN, "sync: %s", cmc_errmsg());
-        if ((rc = engine_seal_repair(s, rep)) == CMC_OK)
-            rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
+         * version failing its seal) marks the replica for the repair, which asks for every
+         * plan whole: once, in this sync. Anything else keeps its own message. */
+        char why[512];
+        snprintf(why, sizeof why, "%s", cmc_errmsg());
+        if (repair_wanted(s)) {
+            plat_log(PLAT_LOG_WARN, "sync: %s", why);
+            if ((rc = engine_seal_repair(s, rep)) == CMC_OK)
+                rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);
+        } else {
+            rc = cmc_fail(rc, "%s", why);
+        }
     }
     if (rep->wiped) {
         rc = finish_wipe(sp, cfg, client);
