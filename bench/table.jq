@@ -24,6 +24,7 @@ def lrow(link; name; c; pe):
 
 .machine as $m
 | (.scales | (map(select(.plans_seeded >= 100000)) | first) // last) as $main
+| (.scales | first) as $lo | (.scales | last) as $hi
 | (
   "machine: \($m.cpu), \($m.cores) cores, \($m.mem_kib / 1048576 | r(1)) GiB; load average at the end \($m.loadavg_at_end)",
   (.scales[] as $x
@@ -152,7 +153,14 @@ def lrow(link; name; c; pe):
         (if $main.fleet == null then null else ($main.fleet.wall_ms / $main.fleet.one.wall_ms <= 3) end)],
       ["hub CPU per additional initial sync falls >= 5x (16 at once vs one)",
         (if $main.fleet == null then null else ($main.fleet.one.hub_cpu_s / $main.fleet.hub_cpu_s_per_sync | r(1)) end),
-        (if $main.fleet == null then null else ($main.fleet.one.hub_cpu_s / $main.fleet.hub_cpu_s_per_sync >= 5) end)]
+        (if $main.fleet == null then null else ($main.fleet.one.hub_cpu_s / $main.fleet.hub_cpu_s_per_sync >= 5) end)],
+      # "flat": the largest scale's figure at most twice the smallest's (n/a with one scale)
+      ["lookup p99 flat from \($lo.plans_seeded) to \($hi.plans_seeded) plans (at most 2x)",
+        (if $lo == $hi then null else ($hi.lookup.warm_lookup_us.p99 / $lo.lookup.warm_lookup_us.p99 | r(1)) end),
+        (if $lo == $hi then null else ($hi.lookup.warm_lookup_us.p99 <= 2 * $lo.lookup.warm_lookup_us.p99) end)],
+      ["idle poll flat from \($lo.plans_seeded) to \($hi.plans_seeded) plans (at most 2x)",
+        (if $lo == $hi then null else ($hi.rounds.idle_ms.p50 / $lo.rounds.idle_ms.p50 | r(1)) end),
+        (if $lo == $hi then null else ($hi.rounds.idle_ms.p50 <= 2 * $lo.rounds.idle_ms.p50) end)]
     ][]
     | (if .[2] == null and (.[0] | test("information")) then "info" elif .[2] == null then "n/a " elif .[2] then "MET " else "MISS" end) + "  " + (.[0] | pad(62)) + (.[1] | s) )
 )
