@@ -2,7 +2,8 @@
 # The hardened pass of `make check` (docs/TESTING.md): every unit and end-to-end test again,
 # built with AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included) into its
 # own build directory, then valgrind (memcheck, leaks) over every unit test program and the
-# out-of-memory loop of the normal build, JOBS at a time. Ends with "hardened: N passed, N failed".
+# out-of-memory loop of the normal build, JOBS at a time, while the sanitized end-to-end
+# scripts run. Ends with "hardened: N passed, N failed".
 #   usage: BUILD=build ASAN_BUILD=build-asan scripts/check-hardened.sh
 set -u
 cd "$(dirname "$0")/.."
@@ -23,10 +24,6 @@ make --no-print-directory -j"$jobs" BUILD="$ASAN_BUILD" SANITIZE=address,undefin
   $(ls tests/unit/test_*.c | sed "s#tests/unit/\(.*\)\.c#$ASAN_BUILD/tests/\1#") >"$ASAN_BUILD.build.log" 2>&1 ||
   { tail -n 30 "$ASAN_BUILD.build.log"; echo "hardened: 0 passed, 1 failed"; exit 1; }
 make --no-print-directory BUILD="$ASAN_BUILD" SANITIZE=address,undefined unit
-make --no-print-directory BUILD="$ASAN_BUILD" SANITIZE=address,undefined e2e
-for s in "$ASAN_BUILD"/test-logs/summary-*; do
-  read -r p f _ <"$s"; passed=$((passed + p)); failed=$((failed + f))
-done
 
 # valgrind over the normal build's unit tests and the out-of-memory loop
 make --no-print-directory -j"$jobs" BUILD="$BUILD" fault-bins \
@@ -52,14 +49,26 @@ valgrind_one() {
   fi
 }
 # the longest first, so that the two cores finish together
-running=0
-for t in $(ls -S "$BUILD"/tests/test_* "$BUILD/tests/fault/oom_loop" 2>/dev/null); do
-  [ -x "$t" ] || continue
-  if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
-  valgrind_one "$t" &
-  running=$((running + 1))
+valgrind_pass() {
+  local running=0 t
+  for t in $(ls -S "$BUILD"/tests/test_* "$BUILD/tests/fault/oom_loop" 2>/dev/null); do
+    [ -x "$t" ] || continue
+    if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+    valgrind_one "$t" &
+    running=$((running + 1))
+  done
+  wait
+}
+# valgrind (CPU) runs while the sanitized end-to-end scripts (mostly waiting on the processes
+# they drive) run; its lines are shown after them.
+valgrind_pass >"$BUILD/test-logs/valgrind-pass.out" 2>&1 &
+vg_pid=$!
+make --no-print-directory BUILD="$ASAN_BUILD" SANITIZE=address,undefined e2e
+wait "$vg_pid"
+cat "$BUILD/test-logs/valgrind-pass.out"
+for s in "$ASAN_BUILD"/test-logs/summary-*; do
+  read -r p f _ <"$s"; passed=$((passed + p)); failed=$((failed + f))
 done
-wait
 for r in "$vg_results"/*; do
   if [ "$(cat "$r")" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
