@@ -132,16 +132,6 @@ static int finish_wipe(store **sp, const struct engine_config *cfg, http_client 
     return cmc_fail(CMC_ERR_WIPED, "the hub ordered this device wiped: its keys and plans are destroyed");
 }
 
-/* 1 when a refused page marked the replica for the seal repair (engine_seal_repair). */
-static int repair_wanted(store *s)
-{
-    char *flag = NULL;
-    int wanted = store_state_find(s, STORE_STATE_SEAL_REPAIR, &flag) == CMC_OK && flag != NULL &&
-                 strcmp(flag, "1") == 0;
-    cmc_free(flag);
-    return wanted;
-}
-
 int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn progress, void *ctx,
                 struct engine_report *rep)
 {
@@ -169,8 +159,9 @@ int engine_sync(store **sp, const struct engine_config *cfg, engine_progress_fn 
          * version failing its seal) marks the replica for the repair, which asks for every
          * plan whole: once, in this sync. Anything else keeps its own message. */
         char why[512];
+        int wanted = 0;
         snprintf(why, sizeof why, "%s", cmc_errmsg());
-        if (repair_wanted(s)) {
+        if (engine_repair_wanted(s, &wanted) == CMC_OK && wanted) {
             plat_log(PLAT_LOG_WARN, "sync: %s", why);
             if ((rc = engine_seal_repair(s, rep)) == CMC_OK)
                 rc = engine_pull_pages(s, cfg, &e, client, 0, progress, ctx, rep);

@@ -341,17 +341,22 @@ static void note_bad(const char *plan_id, int64_t version, void *ctx)
              "fetched again", plan_id, (long long)version);
 }
 
-int engine_seal_repair(store *s, struct engine_report *rep)
+int engine_repair_wanted(store *s, int *wanted)
 {
     char *flag = NULL;
-    int64_t bad = 0;
     int rc = store_state_find(s, STORE_STATE_SEAL_REPAIR, &flag);
-    if (rc != CMC_OK || flag == NULL)
-        return rc;
-    int wanted = strcmp(flag, "1") == 0;
+    *wanted = rc == CMC_OK && flag != NULL && strcmp(flag, "1") == 0;
     cmc_free(flag);
-    if (!wanted)
-        return CMC_OK;
+    return rc;
+}
+
+int engine_seal_repair(store *s, struct engine_report *rep)
+{
+    int64_t bad = 0;
+    int wanted = 0;
+    int rc = engine_repair_wanted(s, &wanted);
+    if (rc != CMC_OK || !wanted)
+        return rc;
     /* Versions that fail their seal go; the cursor goes back to the start, so the hub sends
      * every plan of this device's view again as a whole put (it treats the pull as a restored
      * replica), and the flag clears with them in one transaction. */

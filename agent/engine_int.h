@@ -74,8 +74,11 @@ int engine_apply_page(store *s, const struct engine_config *cfg,
                       const struct bundle_op *ops, size_t n_ops, int keep_open, int *in_batch,
                       struct engine_report *rep);
 
-/* When a stored version failed its seal (STORE_STATE_SEAL_REPAIR): drops every version that
- * fails and moves the cursor back to 0, so this sync fetches every plan again. */
+/* *wanted = 1 when a refused page or a failed seal marked the replica for the repair
+ * (STORE_STATE_SEAL_REPAIR). */
+int engine_repair_wanted(store *s, int *wanted);
+/* When it is marked: drops every version that fails its seal and moves the cursor back to 0,
+ * so this sync fetches every plan again. */
 int engine_seal_repair(store *s, struct engine_report *rep);
 
 /* ---- pending edits (engine_conflicts.c) ------------------------------------------------ */

@@ -258,19 +258,27 @@ static void test_wait_wakes_on_purge(void **state)
     tst_device_free(&d);
 }
 
+/* Two synced urgent-care devices in the region, each with a wait held on a started feed. */
+static hub_live *two_held(struct tst_hub *e, struct tst_device *d, struct tst_device *other,
+                          struct waiter *x, struct waiter *y)
+{
+    hub_live *l = NULL;
+    tst_device_new(e, d, "region:" TST_REGION, "urgent_care");
+    tst_device_new(e, other, "region:" TST_REGION, "urgent_care");
+    tst_device_sync(e, d, 0);
+    tst_device_sync(e, other, 0);
+    assert_int_equal(hub_live_start(e->h, &mu, &l), CMC_OK);
+    hold(l, x, d, WIRE_WAIT_HOLD_MAX);
+    hold(l, y, other, WIRE_WAIT_HOLD_MAX);
+    return l;
+}
+
 static void test_wait_wakes_on_wipe_and_lease(void **state)
 {
     struct tst_hub *e = *state;
     struct tst_device d, other;
     struct waiter x, y;
-    hub_live *l = NULL;
-    tst_device_new(e, &d, "region:" TST_REGION, "urgent_care");
-    tst_device_new(e, &other, "region:" TST_REGION, "urgent_care");
-    tst_device_sync(e, &d, 0);
-    tst_device_sync(e, &other, 0);
-    assert_int_equal(hub_live_start(e->h, &mu, &l), CMC_OK);
-    hold(l, &x, &d, WIRE_WAIT_HOLD_MAX);
-    hold(l, &y, &other, WIRE_WAIT_HOLD_MAX);
+    hub_live *l = two_held(e, &d, &other, &x, &y);
     hub *h2 = other_handle(e);
     uint64_t heard = hub_live_notified(l);
     assert_int_equal(hub_device_wipe(h2, d.id), CMC_OK); /* the change log does not move */
@@ -309,13 +317,7 @@ static void test_wait_wakes_after_the_listener_is_cut(void **state)
         skip(); /* one SQLCipher file: no listening connection */
         return;
     }
-    tst_device_new(e, &d, "region:" TST_REGION, "urgent_care");
-    tst_device_new(e, &other, "region:" TST_REGION, "urgent_care");
-    tst_device_sync(e, &d, 0);
-    tst_device_sync(e, &other, 0);
-    assert_int_equal(hub_live_start(e->h, &mu, &l), CMC_OK);
-    hold(l, &x, &d, WIRE_WAIT_HOLD_MAX);
-    hold(l, &y, &other, WIRE_WAIT_HOLD_MAX);
+    l = two_held(e, &d, &other, &x, &y);
     tst_pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE query LIKE 'LISTEN cmc_hub%' AND pid <> pg_backend_pid()");
     hub *h2 = other_handle(e);
