@@ -6,6 +6,7 @@
 # PostgreSQL 15 (tests/support/pg_fixture.sh), nothing left running.
 #   BENCH_PG_PLANS=100000   plans seeded      BENCH_PG_PERF=1   perf record each load phase
 #   BENCH_PG_RUNS="sqlite1 pg1 pg2"             which configurations
+#   BENCH_PG_THREADS=64   client threads for the 64 polling devices (one each)
 #   BENCH_OUT=bench/results
 set -euo pipefail
 BUILD=${BUILD:-build}
@@ -14,6 +15,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 HUB="$BUILD/cmc-hub"; AGENT="$BUILD/cmc-agent"; DRV="$BUILD/bench/cmc_bench"
 RR="$BUILD/tests/tools/rr_forward"
 N=${BENCH_PG_PLANS:-100000}
+# 64 client threads: each device polls on its own, as 64 tablets would (8 threads took turns)
+THREADS=${BENCH_PG_THREADS:-64}
 OUT=${BENCH_OUT:-$HERE/results}/pg
 WORK=$(mktemp -d /tmp/cmc-benchpg-XXXXXX)
 export CMC_PIN=bench-4711-pin
@@ -70,13 +73,13 @@ run() { # run NAME STORE NODES
   "$DRV" initial "$d/dev" >"$r/initial.json"
   say "$name: 10 rounds of 100 changed plans"
   "$DRV" rounds "$d/dev" "$d/hub" 10 100 >"$r/rounds.json"
-  say "$name: idle polls, 64 devices, 8 threads, 5 s"
+  say "$name: idle polls, 64 devices, $THREADS threads, 5 s"
   if [ -n "${BENCH_PG_PERF:-}" ]; then
-    perf record -q -a -g -o "$r/perf.data" -- "$DRV" load "$d/hub" "$url" 64 8 5 >"$r/load.json" 2>"$r/load.err"
+    perf record -q -a -g -o "$r/perf.data" -- "$DRV" load "$d/hub" "$url" 64 "$THREADS" 5 >"$r/load.json" 2>"$r/load.err"
     perf report -i "$r/perf.data" --no-children -g none --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 25 >"$r/perf-top.txt" || true
     rm -f "$r/perf.data"
   else
-    "$DRV" load "$d/hub" "$url" 64 8 5 >"$r/load.json"
+    "$DRV" load "$d/hub" "$url" 64 "$THREADS" 5 >"$r/load.json"
   fi
   local p; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; PIDS=()
 }

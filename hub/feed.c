@@ -511,6 +511,23 @@ static int hub_page_add_op(struct hub_page *pg)
     return rc;
 }
 
+/* Opens the page from pg->cursor with the lease in force (pg->head, pg->dev.lease_days): every
+ * bundle starts with it, so the device always knows the current policy, idle polls and wipe
+ * orders included. Touches nothing on the handle. */
+static int hub_page_open(struct hub_page *pg)
+{
+    int rc;
+    if ((rc = plan_uuid_bytes(pg->device_id, pg->hdr.device_id)) != CMC_OK)
+        return rc;
+    if ((rc = bundle_writer_new(&pg->w)) != CMC_OK)
+        return rc;
+    pg->hdr.protocol = BUNDLE_PROTOCOL;
+    pg->hdr.from_cursor = pg->cursor;
+    pg->hdr.hub_time = plat_wall_now();
+    hub_write_policy(&pg->op, pg->head, pg->dev.lease_days);
+    return hub_page_add_op(pg);
+}
+
 /* Inside the pull's transaction: reads the device and its view, checks the cursors, notes a
  * rollback, settles the holdings and opens the page with the lease in force. */
 static int hub_pull_setup(hub *h, struct hub_page *pg)
@@ -527,8 +544,6 @@ static int hub_pull_setup(hub *h, struct hub_page *pg)
     snprintf(pg->v.value, sizeof pg->v.value, "%s", value);
     pg->v.clinician = strcmp(pg->dev.role, "clinician") == 0;
     pg->v.device_id = pg->device_id;
-    if ((rc = plan_uuid_bytes(pg->device_id, pg->hdr.device_id)) != CMC_OK)
-        return rc;
     if ((rc = hub_head_seq(h, &pg->head)) != CMC_OK)
         return rc;
     if (pg->cursor > pg->head)
@@ -547,15 +562,7 @@ static int hub_pull_setup(hub *h, struct hub_page *pg)
     if ((rc = hub_holdings_commit_point(h, pg->device_id, &pg->hd, pg->dev.cursor, pg->cursor,
                                         pg->applied)) != CMC_OK)
         return rc;
-    if ((rc = bundle_writer_new(&pg->w)) != CMC_OK)
-        return rc;
-    pg->hdr.protocol = BUNDLE_PROTOCOL;
-    pg->hdr.from_cursor = pg->cursor;
-    pg->hdr.hub_time = plat_wall_now();
-    /* Every bundle opens with the lease in force, so the device always knows the current
-     * policy, idle polls and wipe orders included. */
-    hub_write_policy(&pg->op, pg->head, pg->dev.lease_days);
-    return hub_page_add_op(pg);
+    return hub_page_open(pg);
 }
 
 /* Remembers a plan the page carries, for the holdings. */
@@ -904,5 +911,30 @@ out:
         *pending = 1;
     sqlite3_finalize(scan);
     sqlite3_finalize(v.caseload);
+    return rc;
+}
+
+int hub_pull_idle_page(const hub *h, const char *device_id, uint64_t cursor, int64_t lease_days,
+                       uint64_t codecs, uint8_t **out, size_t *len)
+{
+    struct hub_page pg;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    memset(&pg, 0, sizeof pg);
+    mp_writer_init(&pg.op);
+    pg.device_id = device_id;
+    pg.cursor = pg.head = cursor;
+    pg.dev.lease_days = lease_days;
+    if ((rc = hub_page_open(&pg)) == CMC_OK) {
+        pg.hdr.to_cursor = cursor;
+        /* as hub_pull_record and hub_pull_sealed set them for a page with no plan in it */
+        pg.hdr.flags = (uint16_t)((cursor == 0 ? BUNDLE_FLAG_SNAPSHOT : 0) |
+                                  ((codecs & WIRE_CODEC_BROTLI) ? BUNDLE_FLAG_BROTLI : 0));
+        rc = bundle_writer_finish(pg.w, &pg.hdr, h->sk, out, len);
+    }
+    mp_writer_discard(&pg.op);
+    bundle_writer_free(pg.w);
     return rc;
 }

@@ -427,6 +427,15 @@ struct hub_response {
 /* Handles one request; never fails: every error becomes a JSON error response. */
 void hub_api_handle(hub *h, const struct hub_request *req, struct hub_response *resp);
 void hub_response_free(struct hub_response *resp);
+/* A pull that finds nothing for the device, answered on a shared store from one statement
+ * without the handle's thread (hub/poll_idle.h): 1 with *resp set (and `name` the device's
+ * "name (id)" for the log when it is a 200), 0 when the request must go to hub_api_handle
+ * (not a pull, not idle, or a signature the caller has not verified against the stored
+ * key); then nothing was recorded. Reads only the handle's key and restore point, which
+ * never change while it serves. */
+typedef struct hub_idle hub_idle;
+int hub_api_pull_idle(const hub *h, hub_idle *ip, const struct hub_request *req,
+                      struct hub_response *resp, char *name, size_t name_cap);
 
 /* ---- synthetic data -------------------------------------------------------------------- */
 

@@ -66,6 +66,9 @@ int hub_meta_put(hub *h, const char *k, const void *v, size_t len);
 int hub_new_generation(hub *h);
 /* Loads restored_head and epoch_base into the handle. */
 int hub_restore_point(hub *h);
+/* 1 when a device cursor saw changes this restored store lost (restored_head < cursor <
+ * epoch_base): its pull is answered by hub_rewind_check. */
+int hub_cursor_lost(const hub *h, uint64_t cursor);
 
 /* The schema a new PostgreSQL store starts from (store_pg.c): migrations 1 to 3's result. */
 extern const char hub_schema_pg[];
@@ -177,6 +180,13 @@ int hub_load_version_raw(hub *h, const char *plan_id, int64_t version, uint8_t *
                          size_t *len);
 int hub_load_version(hub *h, const char *plan_id, int64_t version, struct plan *out);
 
+
+/* The whole answer to a pull that finds nothing for the device (hub/poll_idle.h): the page
+ * from `cursor` to the same cursor, the hub's head, holding only the lease in force, signed
+ * with the hub's key. Byte for byte what hub_pull_sealed answers then (but for hub_time).
+ * Reads only h->sk, so it runs outside the handle's one thread. */
+int hub_pull_idle_page(const hub *h, const char *device_id, uint64_t cursor, int64_t lease_days,
+                       uint64_t codecs, uint8_t **out, size_t *len);
 
 /* The version of a plan a device may see (0: none; *reason then says why: "left_scope",
  * "consent_withdrawn" or "not_shared"). */

@@ -16,6 +16,7 @@
 
 #include "hub/guard.h"
 #include "hub/live.h"
+#include "hub/poll_idle.h"
 #include "hub/metrics.h"
 #include "hub/tls.h"
 
@@ -50,6 +51,7 @@ struct hub_server {
     hub_metrics *metrics;
     hub_guard *guard;
     hub_live *live; /* held waits (GET /v1/wait) */
+    hub_idle *idle; /* idle pulls outside the mutex, on a shared store (hub/poll_idle.h) */
     hub *h;
     pthread_mutex_t mu; /* the hub handle: one request at a time */
     pthread_mutex_t keys_mu;
@@ -397,6 +399,21 @@ static enum MHD_Result hub_send_unread(struct MHD_Connection *conn, const struct
     return hub_send_error(conn, 414, "too_large", "request target too long");
 }
 
+/* Sends an API answer, logs it (with the device's name when it was authenticated) and frees it. */
+static enum MHD_Result hub_reply(hub_server *s, struct MHD_Connection *conn,
+                                 const struct hub_conn *st, const char *method, const char *name,
+                                 struct hub_response *resp)
+{
+    enum MHD_Result ret =
+        hub_send(conn, resp->status, resp->content_type != NULL ? resp->content_type : "application/json",
+                 resp->body != NULL ? resp->body : (const uint8_t *)"", resp->body_len,
+                 resp->retry_after);
+    ret = hub_answered(s, conn, st, name[0] != '\0' ? name : NULL, method, resp->status, ret,
+                       resp->body_len);
+    hub_response_free(resp);
+    return ret;
+}
+
 static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -409,7 +426,6 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
     struct hub_device_info dev;
     char name[HUB_NAME_MAX + PLAN_ID_LEN + 8];
     int checked_ok = 0;
-    enum MHD_Result ret;
     (void)url;
     (void)version;
 
@@ -478,6 +494,12 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
         req.checked_pk = pk;
         req.checked_ok = checked_ok;
     }
+    name[0] = '\0';
+    if (hub_api_pull_idle(s->h, s->idle, &req, &resp, name, sizeof name)) {
+        if (s->guard != NULL && resp.status >= 200 && resp.status < 300)
+            hub_guard_mark(s->guard, hub_tracked(conn), HUB_GUARD_DEVICE);
+        return hub_reply(s, conn, st, method, name, &resp);
+    }
     hub_group_lock(s->h, &s->mu); /* counted, so a group commit waits for it (feed_group.h) */
     hub_api_handle(s->h, &req, &resp);
     /* Authenticated (a 2xx answers only a device the hub checked, or an enrollment): the
@@ -504,13 +526,7 @@ static enum MHD_Result hub_handle(void *cls, struct MHD_Connection *conn, const 
         hub_device_get(s->h, req.device, &dev) == CMC_OK)
         snprintf(name, sizeof name, "%s (%s)", dev.name, dev.device_id);
     hub_group_unlock(s->h, &s->mu);
-    ret = hub_send(conn, resp.status, resp.content_type != NULL ? resp.content_type : "application/json",
-                   resp.body != NULL ? resp.body : (const uint8_t *)"", resp.body_len,
-                   resp.retry_after);
-    ret = hub_answered(s, conn, st, name[0] != '\0' ? name : NULL, method, resp.status, ret,
-                       resp.body_len);
-    hub_response_free(&resp);
-    return ret;
+    return hub_reply(s, conn, st, method, name, &resp);
 }
 
 /* The separate metrics listener: /metrics and /healthz only, plain HTTP, bodies ignored. */
@@ -691,6 +707,10 @@ int hub_server_start(hub *h, const struct hub_server_opts *opts, hub_server **ou
         goto out;
     if ((rc = hub_group_attach(h, &s->mu)) != CMC_OK)
         goto out;
+    /* idle pulls on a shared store: batched on connections of their own, not the mutex */
+    if (hub_store_shared(h) && hub_db_url() != NULL &&
+        (rc = hub_idle_open(hub_db_url(), HUB_IDLE_CONNS, &s->idle)) != CMC_OK)
+        goto out;
     if ((rc = hub_sockaddr(host, opts->port, &ss, &flags)) != CMC_OK)
         goto out;
     if (opts->tls_cert_path != NULL) {
@@ -743,6 +763,7 @@ void hub_server_stop(hub_server *s)
     hub_guard_stop(s->guard);
     hub_metrics_free(s->metrics);
     hub_group_detach(s->h); /* no request is left to join it */
+    hub_idle_close(s->idle);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->keys_mu);
     cmc_free(s->keys);

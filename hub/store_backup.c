@@ -366,6 +366,11 @@ int hub_restore(hub *h, const char *file)
 
 /* ---- devices ahead of the hub ---------------------------------------------------------- */
 
+int hub_cursor_lost(const hub *h, uint64_t cursor)
+{
+    return h->epoch_base != 0 && cursor > h->restored_head && cursor < h->epoch_base;
+}
+
 int hub_rewind_check(hub *h, const char *device_id, uint64_t cursor)
 {
     static const char *const reset[] = {
@@ -379,7 +384,7 @@ int hub_rewind_check(hub *h, const char *device_id, uint64_t cursor)
     struct hub_generation g;
     int rc;
 
-    if (h->epoch_base == 0 || cursor <= h->restored_head || cursor >= h->epoch_base)
+    if (!hub_cursor_lost(h, cursor))
         return CMC_OK;
     if ((rc = hub_tx_begin(h)) != CMC_OK)
         return rc;

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -94,6 +95,10 @@ static void *pump(void *arg)
     pthread_mutex_unlock(&next_mu);
     if (server >= 0) {
         char idx[16];
+        int one = 1;
+        /* as a load balancer does: each piece goes on at once, never held back by Nagle */
+        setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         int len = snprintf(idx, sizeof idx, "%u\n", which);
         record(conn, "backend", idx, (size_t)len, "w");
         struct pollfd p[2] = {{.fd = client, .events = POLLIN}, {.fd = server, .events = POLLIN}};
