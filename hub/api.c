@@ -290,6 +290,22 @@ static int hub_api_ack(hub *h, const char *device_id, const struct hub_request *
     return rc != CMC_OK ? rc : wire_ack_ans_encode(buf, len);
 }
 
+/* ---- POST /v1/evidence ----------------------------------------------------------------- */
+
+/* A rewound device's plans from the lost timeline (hub_evidence_record). */
+static int hub_api_evidence(hub *h, const char *device_id, const struct hub_request *req,
+                            uint8_t **buf, size_t *len)
+{
+    struct wire_evidence *v = cmc_calloc(WIRE_EVIDENCE_MAX, sizeof *v);
+    size_t n = 0;
+    int rc = v != NULL ? wire_evidence_decode(req->body, req->body_len, v, &n)
+                       : cmc_fail(CMC_ERR_NOMEM, "evidence");
+    if (rc == CMC_OK)
+        rc = hub_evidence_record(h, device_id, v, n);
+    cmc_free(v);
+    return rc != CMC_OK ? rc : wire_ack_ans_encode(buf, len);
+}
+
 /* ---- GET /v1/wait ---------------------------------------------------------------------- */
 
 /* 200 "changed" when a pull would bring the device anything now, else 204: the server holds
@@ -342,6 +358,7 @@ static const struct hub_route {
     {"/v1/audit", HUB_POST, hub_api_audit},
     {"/v1/ack", HUB_POST, hub_api_ack},
     {"/v1/users", HUB_POST, hub_api_users},
+    {"/v1/evidence", HUB_POST, hub_api_evidence},
 };
 
 /* The route for a path (up to its query), NULL for none. */

@@ -52,13 +52,20 @@ static int report_row(const struct hub_rewind *r, void *ctx)
     return CMC_OK;
 }
 
-/* The lost plans, one line (or JSON object) a plan, with the devices that had received it. */
+/* The lost plans, one line (or JSON object) a plan, with the devices that hold it. */
 struct lost_report {
     json_t *arr;     /* JSON: the plans */
     json_t *devices; /* JSON: the current plan's devices */
     char plan_id[PLAN_ID_LEN + 1];
     int n;
 };
+
+/* How the hub knows a device has the plan: it said so, or the store before the restore had
+ * sent it. */
+static const char *lost_how(const struct hub_lost_plan *lp)
+{
+    return lp->reported > 0 ? "reported by the device" : "sent before the restore, not yet reported";
+}
 
 static int lost_row(const struct hub_lost_plan *lp, void *ctx)
 {
@@ -73,8 +80,8 @@ static int lost_row(const struct hub_lost_plan *lp, void *ctx)
                                                         "devices", r->devices)) != 0)
                 return cmc_fail(CMC_ERR_NOMEM, "report");
         } else {
-            printf("%slost plan %s (version %lld), received by:", r->n > 1 ? "\n" : "", lp->plan_id,
-                   (long long)lp->version);
+            printf("%slost plan %s (version %lld): this hub no longer has that version; held by:",
+                   r->n > 1 ? "\n" : "", lp->plan_id, (long long)lp->version);
         }
     }
     if (lp->device_id[0] == '\0') {
@@ -83,11 +90,13 @@ static int lost_row(const struct hub_lost_plan *lp, void *ctx)
         return CMC_OK;
     }
     if (r->arr != NULL)
-        return json_array_append_new(r->devices, json_pack("{s:s, s:s}", "device_id", lp->device_id,
-                                                           "name", lp->name)) == 0
+        return json_array_append_new(r->devices,
+                                     json_pack("{s:s, s:s, s:s, s:b}", "device_id", lp->device_id,
+                                               "name", lp->name, "source", lp->source,
+                                               "reported", lp->reported > 0)) == 0
                    ? CMC_OK
                    : cmc_fail(CMC_ERR_NOMEM, "report");
-    printf(" %s (%s)", lp->name[0] != '\0' ? lp->name : "?", lp->device_id);
+    printf(" %s (%s, %s)", lp->name[0] != '\0' ? lp->name : "?", lp->device_id, lost_how(lp));
     return CMC_OK;
 }
 
@@ -116,8 +125,8 @@ static int run_report(struct hub_cli *c, hub *h)
         json_decref(lost.arr);
     }
     if (rc == CMC_OK && !c->json)
-        printf("# plans published after the backup are on those devices; re-enter them from a"
-               " device's copy (cmc-agent show) and publish them again\n");
+        printf("# each lost plan's version is only on the devices named: re-enter it from a"
+               " device's copy (cmc-agent show) and have it approved again\n");
     return rc;
 }
 
@@ -178,8 +187,9 @@ const struct hub_cli_cmd hub_cmd_restore = {
     "synced past the copy is told \"the hub was restored from an earlier backup; re-syncing\",\n"
     "keeps its copy and pending edits, re-syncs from the start and pushes its edits again;\n"
     "`restore report` lists those devices and how many changes each had seen that were lost,\n"
-    "and each plan published after the copy and lost with it, with the devices that had\n"
-    "received it: found in the store the copy replaces (SQLCipher), or in the database named\n"
-    "by --lost-from (PostgreSQL: the old primary, or the database renamed aside).\n"
+    "and each plan published after the copy and lost with it, with the devices that hold\n"
+    "it: each such device reports them itself when it finds the hub behind it; they are\n"
+    "also found in the store the copy replaces (SQLCipher), or in the database named by\n"
+    "--lost-from (PostgreSQL: the old primary, or the database renamed aside).\n"
     BACKUP_ENV_HELP,
     1, run_restore};

@@ -125,7 +125,10 @@ struct hub_lost_plan {
     char plan_id[PLAN_ID_LEN + 1];
     char device_id[PLAN_ID_LEN + 1];
     char name[HUB_NAME_MAX + 1];
-    int64_t version; /* the published version the store before the restore had */
+    int64_t version; /* the published version the store before the restore had, or the
+                      * version the device reported holding */
+    char source[8];  /* "store": the store before the restore; "device": its own evidence */
+    int64_t reported; /* when the device itself reported holding it; 0: never */
 };
 /* The lost plans of the last restore, by plan id then device. A restore from a SQLCipher
  * copy finds them itself; on PostgreSQL hub_restore_lost_from marks the restore as
@@ -133,6 +136,14 @@ struct hub_lost_plan {
  * (the old primary, or the database renamed aside; a URL without a password). */
 int hub_lost_plans_list(hub *h, int (*cb)(const struct hub_lost_plan *lp, void *ctx), void *ctx);
 int hub_restore_lost_from(hub *h, const char *url);
+/* A device answered "hub_rewound" reports the published plans it holds from the lost
+ * timeline (POST /v1/evidence): each one the store has no version that high of is kept in
+ * the lost plans with this device (source "device"), and this device's rows are marked as
+ * reported by it. Refused whole, nothing kept: CMC_ERR_DENIED for a device this restore did
+ * not rewind, CMC_ERR_INVALID for a seq outside the changes it saw after the restored head,
+ * CMC_ERR_TOO_LARGE when its reported plans would outnumber those changes. */
+struct wire_evidence;
+int hub_evidence_record(hub *h, const char *device_id, const struct wire_evidence *v, size_t n);
 
 /* The hub's Ed25519 public key (devices pin it at enrollment). */
 void hub_public_key(const hub *h, uint8_t pk[CRY_SIGN_PK_BYTES]);

@@ -61,6 +61,7 @@ struct hub {
 /* Restores and the devices that found the hub behind them (store_backup.c). */
 extern const char hub_schema_rewinds[];
 extern const char hub_schema_lost_plans[];
+extern const char hub_schema_lost_plans_2[];
 int hub_meta_put(hub *h, const char *k, const void *v, size_t len);
 /* A new generation id for a new store (hub_init). */
 int hub_new_generation(hub *h);

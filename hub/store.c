@@ -394,7 +394,8 @@ static int hub_db_open(hub *h, const char *dir, const struct cry_secret *key)
                                         hub_schema_audit_seal /* intake_seal.h */,
                                         hub_schema_device_users /* device_users.h */,
                                         hub_schema_rewinds /* store_backup.c */,
-                                        hub_schema_lost_plans /* store_backup.c */};
+                                        hub_schema_lost_plans /* store_backup.c */,
+                                        hub_schema_lost_plans_2 /* store_backup.c */};
     enum { N_STEPS = sizeof steps / sizeof steps[0], N_PG_BASE = 3 };
     const char *pg_steps[N_STEPS];
     const char *url = hub_db_url();

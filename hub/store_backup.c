@@ -17,6 +17,7 @@
 #include "platform/err.h"
 #include "platform/plat.h"
 #include "sync/db.h"
+#include "sync/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +26,19 @@
 #define HUB_EPOCH_SHIFT 40
 
 /* Plans changed after the backup and lost with it, and each device that had received one of
- * those versions (device_id '' when none had), by the old store's own record (its holdings):
- * filled at a restore from what the store held before it (hub_restore_lost_from). */
+ * those versions (device_id '' when none had): by the old store's own record (its holdings),
+ * filled at a restore from what the store held before it (source 'store'), and by the
+ * devices' own evidence after it (source 'device', hub_evidence_record). `reported`, added
+ * by a later migration (hub_schema_lost_plans_2), is when the device itself said it holds
+ * the version (0: never). */
 const char hub_schema_lost_plans[] =
     "CREATE TABLE IF NOT EXISTS lost_plans(plan_id TEXT NOT NULL, device_id TEXT NOT NULL,"
     " name TEXT NOT NULL, version INTEGER NOT NULL, generation TEXT NOT NULL,"
     " PRIMARY KEY(plan_id, device_id, generation));";
+
+const char hub_schema_lost_plans_2[] =
+    "ALTER TABLE lost_plans ADD COLUMN source TEXT NOT NULL DEFAULT 'store';"
+    "ALTER TABLE lost_plans ADD COLUMN reported INTEGER NOT NULL DEFAULT 0;";
 
 const char hub_schema_rewinds[] =
     "CREATE TABLE IF NOT EXISTS rewinds(device_id TEXT NOT NULL, generation TEXT NOT NULL,"
@@ -213,13 +221,18 @@ int hub_lost_plans_list(hub *h, int (*cb)(const struct hub_lost_plan *lp, void *
     sqlite3_stmt *st = NULL;
     int rc, src = SQLITE_DONE;
     if ((rc = hub_generation_get(h, &g)) != CMC_OK ||
-        (rc = hub_db_prepare(h, "SELECT plan_id, device_id, name, version FROM lost_plans"
-                                " WHERE generation = ?1 ORDER BY plan_id, device_id", &st)) != CMC_OK)
+        (rc = hub_db_prepare(h, "SELECT l.plan_id, l.device_id, coalesce(d.name, l.name),"
+                                " l.version, l.source, l.reported FROM lost_plans l"
+                                " LEFT JOIN devices d ON d.device_id = l.device_id"
+                                " WHERE l.generation = ?1 ORDER BY l.plan_id, l.device_id",
+                             &st)) != CMC_OK)
         return rc;
     sqlite3_bind_text(st, 1, g.id, -1, SQLITE_STATIC);
     struct hub_lost_plan lp;
     while (rc == CMC_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
         lost_row_read(st, &lp);
+        hub_col_copy(st, 4, lp.source, sizeof lp.source);
+        lp.reported = sqlite3_column_int64(st, 5);
         rc = cb(&lp, ctx);
     }
     if (rc == CMC_OK && src != SQLITE_DONE)
@@ -446,5 +459,84 @@ int hub_rewinds_list(hub *h, int (*cb)(const struct hub_rewind *r, void *ctx), v
     if (rc == CMC_OK && src != SQLITE_DONE)
         rc = hub_db_fail(h, src, "rewinds");
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- devices' evidence of lost plans --------------------------------------------------- */
+
+/* The changes this device saw that the restore lost, (head, cursor], by its rewind under the
+ * current generation; CMC_ERR_DENIED when it has none. */
+static int evidence_window(hub *h, const char *device_id, const char *gen, uint64_t *head,
+                           uint64_t *cursor)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = hub_db_row(h, "evidence", &st, "SELECT head, cursor FROM rewinds"
+                        " WHERE device_id = ?1 AND generation = ?2",
+                        HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(gen)));
+    if (rc != CMC_OK)
+        return rc;
+    if (st == NULL)
+        return cmc_fail(CMC_ERR_DENIED, "evidence: only a device this restored hub answered"
+                        " hub_rewound reports lost plans");
+    *head = (uint64_t)sqlite3_column_int64(st, 0);
+    *cursor = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    return CMC_OK;
+}
+
+/* One entry: a row for this device when the store has no version of the plan that high
+ * (absent, or its newest lower), and this device's row marked as reported by it. */
+static int evidence_put(hub *h, const char *device_id, const char *gen, const struct wire_evidence *e,
+                        int64_t now)
+{
+    int rc = hub_db_run(h, "evidence",
+                        "INSERT OR IGNORE INTO lost_plans(plan_id, device_id, name, version,"
+                        " generation, source, reported) SELECT ?1, ?2, coalesce((SELECT name FROM"
+                        " devices WHERE device_id = ?2), ''), ?3, ?4, 'device', ?5 WHERE NOT EXISTS"
+                        " (SELECT 1 FROM versions WHERE plan_id = ?1 AND version >= ?3)",
+                        HUB_ARGS(HUB_TEXT(e->plan_id), HUB_TEXT(device_id), HUB_INT(e->version),
+                                 HUB_TEXT(gen), HUB_INT(now)));
+    if (rc == CMC_OK)
+        rc = hub_db_run(h, "evidence", "UPDATE lost_plans SET reported = ?4 WHERE plan_id = ?1"
+                        " AND device_id = ?2 AND generation = ?3 AND reported = 0",
+                        HUB_ARGS(HUB_TEXT(e->plan_id), HUB_TEXT(device_id), HUB_TEXT(gen),
+                                 HUB_INT(now)));
+    return rc;
+}
+
+int hub_evidence_record(hub *h, const char *device_id, const struct wire_evidence *v, size_t n)
+{
+    struct hub_generation g;
+    uint64_t head = 0, cursor = 0;
+    sqlite3_stmt *st = NULL;
+    int64_t now = plat_wall_now();
+    int rc;
+
+    if ((rc = hub_tx_begin(h)) != CMC_OK)
+        return rc;
+    if ((rc = hub_generation_get(h, &g)) == CMC_OK)
+        rc = evidence_window(h, device_id, g.id, &head, &cursor);
+    for (size_t i = 0; i < n && rc == CMC_OK; i++) {
+        if (v[i].seq <= head || v[i].seq > cursor)
+            rc = cmc_fail(CMC_ERR_INVALID, "evidence: plans[%zu]: seq %llu is not one of the"
+                          " changes this device saw after the restored head (%llu to %llu)", i,
+                          (unsigned long long)v[i].seq, (unsigned long long)head + 1,
+                          (unsigned long long)cursor);
+        else
+            rc = evidence_put(h, device_id, g.id, &v[i], now);
+    }
+    /* A device cannot hold more lost plans than the lost changes it saw. */
+    if (rc == CMC_OK &&
+        (rc = hub_db_row(h, "evidence", &st, "SELECT count(*) FROM lost_plans WHERE device_id = ?1"
+                         " AND generation = ?2 AND reported > 0",
+                         HUB_ARGS(HUB_TEXT(device_id), HUB_TEXT(g.id)))) == CMC_OK &&
+        st != NULL && (uint64_t)sqlite3_column_int64(st, 0) > cursor - head)
+        rc = cmc_fail(CMC_ERR_TOO_LARGE, "evidence: more plans than the %llu changes this device"
+                      " saw after the restored head", (unsigned long long)(cursor - head));
+    sqlite3_finalize(st);
+    rc = hub_tx_end(h, rc);
+    if (rc == CMC_OK && n > 0)
+        plat_log(PLAT_LOG_WARN, "device %s reported %zu plans it holds from after the restored head; see"
+                 " `cmc-hub restore report`", device_id, n);
     return rc;
 }

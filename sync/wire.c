@@ -952,3 +952,86 @@ int wire_users_decode(const uint8_t *buf, size_t len, struct wire_user *v, size_
     *n = count;
     return CMC_OK;
 }
+
+/* ---- POST /v1/evidence ----------------------------------------------------------------- */
+
+int wire_evidence_encode(const struct wire_evidence *v, size_t n, uint8_t **out, size_t *len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "plans");
+    mp_write_array(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const struct pair e[] = {
+            P_STR("plan_id", v[i].plan_id),
+            P_INT("version", v[i].version),
+            P_UINT("seq", v[i].seq),
+        };
+        mp_write_map(&w, 3);
+        write_pairs(&w, e, 3);
+    }
+    return mp_writer_finish(&w, out, len);
+}
+
+/* One entry: exactly the three keys, each once. */
+static int evidence_entry(struct mp_reader *r, struct wire_evidence *e)
+{
+    static const char *const keys[] = {"plan_id", "version", "seq"};
+    uint32_t n;
+    unsigned seen = 0;
+    if (mp_read_map(r, 3, &n) != CMC_OK || n != 3)
+        return cmc_fail(CMC_ERR_INVALID, "evidence: each entry must be a map of plan_id, version, seq");
+    for (uint32_t i = 0; i < n; i++) {
+        const char *key;
+        uint32_t klen;
+        unsigned k = 0;
+        int ok;
+        if (mp_read_str(r, 32, &key, &klen) != CMC_OK)
+            return cmc_fail(CMC_ERR_INVALID, "evidence: keys must be strings");
+        while (k < 3 && !key_is(key, klen, keys[k]))
+            k++;
+        if (k == 3 || (seen & (1u << k)))
+            return cmc_fail(CMC_ERR_INVALID, "evidence: unknown or repeated key");
+        seen |= 1u << k;
+        if (k == 0)
+            ok = req_cstr(r, "plan_id", e->plan_id, sizeof e->plan_id) == CMC_OK &&
+                 plan_uuid_valid(e->plan_id);
+        else if (k == 1)
+            ok = mp_read_int(r, &e->version) == CMC_OK && e->version >= 1;
+        else
+            ok = mp_read_uint(r, &e->seq) == CMC_OK && e->seq >= 1;
+        if (!ok)
+            return cmc_fail(CMC_ERR_INVALID, "evidence: %s must be %s", keys[k],
+                            k == 0 ? "a plan id" : "a positive integer");
+    }
+    mp_leave(r);
+    return CMC_OK;
+}
+
+int wire_evidence_decode(const uint8_t *buf, size_t len, struct wire_evidence *v, size_t *n)
+{
+    struct mp_reader r;
+    uint32_t nk, count;
+    const char *key;
+    uint32_t klen;
+    int rc = CMC_OK;
+    *n = 0;
+    mp_reader_init(&r, buf, len, 4);
+    if (mp_read_map(&r, 1, &nk) != CMC_OK || nk != 1 || mp_read_str(&r, 32, &key, &klen) != CMC_OK ||
+        !key_is(key, klen, "plans") || mp_read_array(&r, WIRE_EVIDENCE_MAX, &count) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "evidence: body must be {plans: [at most %d entries]}",
+                        WIRE_EVIDENCE_MAX);
+    for (uint32_t i = 0; i < count && rc == CMC_OK; i++) {
+        memset(&v[i], 0, sizeof v[i]);
+        rc = evidence_entry(&r, &v[i]);
+    }
+    if (rc != CMC_OK)
+        return rc;
+    mp_leave(&r);
+    mp_leave(&r);
+    if (mp_expect_end(&r) != CMC_OK)
+        return cmc_fail(CMC_ERR_INVALID, "evidence: trailing bytes");
+    *n = count;
+    return CMC_OK;
+}

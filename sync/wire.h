@@ -209,4 +209,22 @@ int wire_wait_path(const struct wire_wait_query *q, char *out, size_t cap);
  * WIRE_WAIT_HOLD_MAX; unknown parameters are ignored. */
 int wire_wait_query_decode(const char *query, struct wire_wait_query *q);
 
+/* ---- POST /v1/evidence (docs/PROTOCOL.md "Evidence") ------------------------------------ */
+
+/* A device answered "hub_rewound" tells the hub which published plans it holds from the lost
+ * timeline (their copy came with a change after the restored head): ids, versions and change
+ * numbers, never patient data. At most WIRE_EVIDENCE_MAX a request; a device with more sends
+ * several. Answered with wire_ack_ans. */
+#define WIRE_EVIDENCE_MAX 256
+struct wire_evidence {
+    char plan_id[PLAN_ID_LEN + 2]; /* one spare byte: an over-long id is refused, not cut */
+    int64_t version;               /* >= 1: the newest published version the device holds */
+    uint64_t seq;                  /* >= 1: the change its copy came with */
+};
+/* {"plans": [{"plan_id": S, "version": I, "seq": U}, ...]} */
+int wire_evidence_encode(const struct wire_evidence *v, size_t n, uint8_t **out, size_t *len);
+/* Fills v (WIRE_EVIDENCE_MAX entries) and *n: every plan_id a UUID, version and seq positive,
+ * the three keys in each entry, nothing else; *n is 0 on failure. */
+int wire_evidence_decode(const uint8_t *buf, size_t len, struct wire_evidence *v, size_t *n);
+
 #endif
