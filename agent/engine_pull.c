@@ -3,6 +3,7 @@
  * calling thread applies them (engine_apply.c).
  */
 #include "agent/engine_int.h"
+#include "agent/engine_evidence.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -58,6 +59,8 @@ struct pipeline {
     int has_raw, has_dec, has_spent;
     int stop, dl_done, dec_done;
     int rewound;         /* the hub answered "hub_rewound": it was restored from a backup */
+    int rewound_has_head; /* and named where its restored change log ends: rewound_head */
+    uint64_t rewound_head;
 };
 
 /* Waits until the slot is free (or the pipeline stops), then fills it. 0: stopped, the page
@@ -126,8 +129,10 @@ static void *download_thread(void *arg)
         int rc = wire_pull_path(&q, path, sizeof path);
         if (rc == CMC_OK)
             rc = http_request(pp->client, "GET", path, NULL, NULL, 0, 0, &resp);
-        if (rc == CMC_ERR_CONFLICT && strncmp(resp.hub_message, "hub_rewound:", 12) == 0)
+        if (rc == CMC_ERR_CONFLICT && strncmp(resp.hub_message, "hub_rewound:", 12) == 0) {
             pp->rewound = 1; /* read by the caller once this thread is joined */
+            pp->rewound_has_head = engine_rewound_head(resp.hub_message, &pp->rewound_head);
+        }
         if (rc == CMC_OK)
             rc = engine_check_bundle(pp->e->hub_pk, pp->e->device_uuid, resp.body, resp.body_len,
                               &pg.hdr);
@@ -306,9 +311,11 @@ out:
         /* The hub went back in time: it has reset what it knows of this device. Keep every
          * plan and pending edit here, start the change log again from the beginning (what
          * the hub sends now is what it holds; newer versions kept here stay the newest), and
-         * push the pending edits again in this same sync. */
+         * push the pending edits again in this same sync. First tell the hub which plans
+         * this device holds from the timeline it lost: the operator re-enters them. */
         plat_log(PLAT_LOG_WARN, "sync: the hub was restored from an earlier backup; re-syncing");
         rep->hub_rewound = 1;
+        engine_evidence_send(s, client, pp.rewound_has_head ? &pp.rewound_head : NULL);
         if ((rc = store_state_set_int(s, ST_CURSOR, 0)) == CMC_OK)
             rc = engine_pull_pages(s, cfg, e, client, max_pages, progress, ctx, rep);
     }

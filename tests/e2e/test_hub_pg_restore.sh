@@ -7,10 +7,14 @@
 #   - the tablet says "the hub was restored from an earlier backup; re-syncing", keeps its
 #     copy (the lost plan included), re-syncs and then receives what the hub publishes next;
 #   - the laptop re-syncs and pushes its pending edit again;
+#   - before it re-syncs, the tablet reports the plan it holds from after the backup: the
+#     only record of it when the old database is gone (on PostgreSQL the restore is marked
+#     without --lost-from, so the report has nothing else to go on);
 #   - `cmc-hub restore report` names both devices and how many changes each had seen, and
-#     the plan lost with the backup by its id, with the device that had received it (found
-#     in the store the copy replaced; on PostgreSQL in the database renamed aside before
-#     pg_restore, named by --lost-from).
+#     the plan lost with the backup by its id, with the tablet, which reported it (on
+#     SQLCipher the store the copy replaced had the same record);
+#   - on PostgreSQL, a second restore with --lost-from (the database renamed aside before
+#     pg_restore) finds the same plan and device in the old database.
 # The PostgreSQL half is skipped (exit 77 with the reason) when no server can start here.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../support/pg_fixture.sh"
@@ -80,7 +84,9 @@ run_case() {
       "$E2E_TMP/$store/hub.dump" || fail "pg_restore"
     expect_exit 2 hub restore --lost-from "postgresql://postgres:secret@127.0.0.1:$PG_FIXTURE_PORT/restore_old"
     last_err | grep -q "not on the command line" || fail "a password on the command line: $(last_err)"
-    expect_exit 0 hub restore --lost-from "postgresql://postgres@127.0.0.1:$PG_FIXTURE_PORT/restore_old"
+    expect_exit 0 hub restore # the old database lost: the devices' evidence is all there is
+    expect_exit 0 hub restore report --json
+    [ "$(jget '.lost_plans | length')" -eq 0 ] || fail "$store: nothing is known lost before a device reports: $(last_out)"
   fi
   expect_exit 0 hub plan list --json
   last_out | grep -q "$P2" && fail "$store: the restored hub should not have the plan published after the backup"
@@ -89,6 +95,8 @@ run_case() {
   expect_exit 0 agent "$TABLET" sync
   last_err | grep -q "the hub was restored from an earlier backup; re-syncing" ||
     fail "$store: the tablet should say the hub went back: $(last_err)"
+  last_err | grep -q "told the hub this device holds 1 plans from after its backup" ||
+    fail "$store: the tablet should report the plan it holds from after the backup: $(last_err)"
   holds "$TABLET" "$P1" || fail "$store: the tablet lost a plan the hub still has"
   holds "$TABLET" "$P2" || fail "$store: the tablet should keep its copy of the plan the hub lost"
   expect_exit 0 agent "$TABLET" verify
@@ -116,10 +124,30 @@ run_case() {
   [ "$(jget '.lost_plans[0].plan_id')" = "$P2" ] || fail "$store: the lost plan by its id: $(last_out)"
   [ "$(jget '[.lost_plans[0].devices[].name] | join(",")')" = tablet ] ||
     fail "$store: the tablet had received the lost plan (the laptop's team never had it): $(last_out)"
+  [ "$(jget '.lost_plans[0].devices[0].reported')" = true ] ||
+    fail "$store: the tablet itself reported holding the lost plan: $(last_out)"
+  [ "$(jget '.lost_plans[0].devices[0].source')" = "$([ "$store" = sqlcipher ] && echo store || echo device)" ] ||
+    fail "$store: where the hub learnt of the lost plan: $(last_out)"
   expect_exit 0 hub restore report
-  last_out | grep -Eq "lost plan $P2 \(version [0-9]+\), received by: tablet " ||
-    fail "$store: the report should name the lost plan and its device: $(last_out)"
-  pass "$store: restore report names the devices that had seen lost changes, and each lost plan with the devices that had it"
+  last_out | grep -Eq "lost plan $P2 \(version [0-9]+\): this hub no longer has that version; held by: tablet \([0-9a-f-]+, reported by the device\)" ||
+    fail "$store: the report should name the lost plan and the device holding it: $(last_out)"
+  pass "$store: restore report names the devices that had seen lost changes, and each lost plan with the devices that hold it, from their own evidence"
+
+  if [ "$store" = postgresql ]; then
+    # the same backup restored again beside it, this time with the old database at hand
+    stop_hub
+    psql -q -X -h 127.0.0.1 -p "$PG_FIXTURE_PORT" -U postgres -d postgres -c "CREATE DATABASE restore_again" >/dev/null ||
+      fail "create a second database"
+    "$PG_FIXTURE_BIN/pg_restore" -h 127.0.0.1 -p "$PG_FIXTURE_PORT" -U postgres -d restore_again \
+      "$E2E_TMP/$store/hub.dump" || fail "pg_restore again"
+    local again="postgresql://postgres@127.0.0.1:$PG_FIXTURE_PORT/restore_again"
+    CMC_HUB_DB=$again expect_exit 0 hub restore --lost-from "postgresql://postgres@127.0.0.1:$PG_FIXTURE_PORT/restore_old"
+    CMC_HUB_DB=$again expect_exit 0 hub restore report --json
+    [ "$(jget '[.lost_plans[] | select(.plan_id == "'"$P2"'") | .devices[] | select(.source == "store") | .name] | join(",")')" = tablet ] ||
+      fail "$store: --lost-from should find the lost plan and the tablet in the old database: $(last_out)"
+    pass "$store: restore --lost-from reads the lost plans from the database as it was before"
+    return
+  fi
   stop_hub
 }
 
