@@ -33,52 +33,38 @@ int engine_rewound_head(const char *hub_message, uint64_t *head)
     return 1;
 }
 
-/* The plans to report, read from the replica before anything goes on the network. */
-struct evidence_list {
-    struct wire_evidence *v;
-    size_t n, cap;
-};
-
-static int evidence_add(const char *plan_id, int64_t version, int64_t change_seq, void *ctx)
-{
-    struct evidence_list *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct wire_evidence *v = cmc_realloc(l->v, cap * sizeof *v);
-        if (v == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "evidence");
-        l->v = v;
-        l->cap = cap;
-    }
-    struct wire_evidence *e = &l->v[l->n++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->plan_id, sizeof e->plan_id, "%s", plan_id != NULL ? plan_id : "");
-    e->version = version;
-    e->seq = (uint64_t)change_seq;
-    return CMC_OK;
-}
-
+/* The plans are read from the replica first, then sent a page at a time: nothing is held
+ * open on the replica while the network is slow. */
 int engine_evidence_report(store *s, http_client *client, uint64_t head, size_t *sent)
 {
-    struct evidence_list l = { 0 };
-    int rc = store_evidence_each(s, (int64_t)head, evidence_add, &l);
+    struct store_evidence *held = NULL;
+    struct wire_evidence *page = NULL;
+    size_t n_held = 0;
+    int rc = store_evidence_list(s, (int64_t)head, &held, &n_held);
     *sent = 0;
-    for (size_t at = 0; rc == CMC_OK && at < l.n;) {
-        size_t n = l.n - at < WIRE_EVIDENCE_MAX ? l.n - at : WIRE_EVIDENCE_MAX;
+    if (rc == CMC_OK && n_held > 0 && (page = cmc_calloc(WIRE_EVIDENCE_MAX, sizeof *page)) == NULL)
+        rc = cmc_fail(CMC_ERR_NOMEM, "evidence");
+    while (rc == CMC_OK && *sent < n_held) {
+        size_t n = n_held - *sent < WIRE_EVIDENCE_MAX ? n_held - *sent : WIRE_EVIDENCE_MAX;
         struct http_response resp;
         uint8_t *body = NULL;
         size_t len = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct store_evidence *h = &held[*sent + i];
+            snprintf(page[i].plan_id, sizeof page[i].plan_id, "%s", h->plan_id);
+            page[i].version = h->version;
+            page[i].seq = (uint64_t)h->change_seq;
+        }
         http_response_init(&resp);
-        if ((rc = wire_evidence_encode(l.v + at, n, &body, &len)) == CMC_OK)
+        if ((rc = wire_evidence_encode(page, n, &body, &len)) == CMC_OK)
             rc = http_request(client, "POST", "/v1/evidence", NULL, body, len, 0, &resp);
         cmc_free(body);
         http_response_free(&resp);
-        if (rc == CMC_OK) {
-            at += n;
-            *sent = at;
-        }
+        if (rc == CMC_OK)
+            *sent += n;
     }
-    cmc_free(l.v);
+    cmc_free(page);
+    cmc_free(held);
     return rc;
 }
 

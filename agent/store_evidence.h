@@ -11,14 +11,19 @@
 #define CMC_STORE_EVIDENCE_H
 
 #include "agent/store.h"
+#include "sync/plan.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
-/* Calls cb once a plan, in plan id order, for each plan with a published version that came
- * with a change after `head`: its newest such version and that version's change number.
- * Stops at the first nonzero cb result and returns it. */
-typedef int (*store_evidence_fn)(const char *plan_id, int64_t version, int64_t change_seq,
-                                 void *ctx);
-int store_evidence_each(store *s, int64_t head, store_evidence_fn cb, void *ctx);
+/* A plan held from after the head: its newest published version that came with a change
+ * after it, and that version's change number. */
+struct store_evidence {
+    char plan_id[PLAN_ID_LEN + 1];
+    int64_t version;
+    int64_t change_seq;
+};
+/* Every such plan, in plan id order, into *out (cmc_free it; NULL when none) and *n. */
+int store_evidence_list(store *s, int64_t head, struct store_evidence **out, size_t *n);
 
 #endif

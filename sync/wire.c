@@ -3,6 +3,7 @@
  * and its decoder side by side, so a change to one is seen next to the other.
  */
 #include "sync/wire.h"
+#include "sync/wire_int.h"
 
 #include "platform/alloc.h"
 #include "platform/err.h"
@@ -11,46 +12,6 @@
 #include <string.h>
 
 /* ---- shared writer --------------------------------------------------------------------- */
-
-/* One key and its value, so a message's encoder is a list of its pairs in wire order. */
-enum pair_type { PAIR_STR, PAIR_INT, PAIR_UINT, PAIR_BIN, PAIR_TRUE };
-struct pair {
-    const char *key;
-    enum pair_type type;
-    const void *p; /* PAIR_STR: the string (NULL writes nil); PAIR_BIN: the bytes */
-    size_t n;      /* PAIR_BIN: the byte count */
-    int64_t i;     /* PAIR_INT, PAIR_UINT (as unsigned) */
-};
-#define P_STR(k, s) { (k), PAIR_STR, (s), 0, 0 }
-#define P_INT(k, v) { (k), PAIR_INT, NULL, 0, (int64_t)(v) }
-#define P_UINT(k, v) { (k), PAIR_UINT, NULL, 0, (int64_t)(v) }
-#define P_BIN(k, b, len) { (k), PAIR_BIN, (b), (len), 0 }
-#define P_TRUE(k) { (k), PAIR_TRUE, NULL, 0, 0 }
-
-/* The first n of v as map pairs, without a map header. */
-static void write_pairs(struct mp_writer *w, const struct pair *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        mp_write_cstr(w, v[i].key);
-        switch (v[i].type) {
-        case PAIR_STR:
-            mp_write_cstr(w, v[i].p);
-            break;
-        case PAIR_INT:
-            mp_write_int(w, v[i].i);
-            break;
-        case PAIR_UINT:
-            mp_write_uint(w, (uint64_t)v[i].i);
-            break;
-        case PAIR_BIN:
-            mp_write_bin(w, v[i].p, v[i].n);
-            break;
-        case PAIR_TRUE:
-            mp_write_bool(w, 1);
-            break;
-        }
-    }
-}
 
 /* A whole message: a map of the first n of v. */
 static int encode_map(const struct pair *v, size_t n, uint8_t **out, size_t *len)
@@ -63,38 +24,6 @@ static int encode_map(const struct pair *v, size_t n, uint8_t **out, size_t *len
 }
 
 /* ---- shared readers ------------------------------------------------------------------- */
-
-static int key_is(const char *key, uint32_t len, const char *want)
-{
-    return strlen(want) == len && memcmp(key, want, len) == 0;
-}
-
-/* A str of at most `max` bytes copied NUL-terminated into out (cap bytes), its length in
- * *len when len is not NULL; CMC_ERR_TOO_LARGE (no message) when it does not fit in cap. */
-static int str_copy(struct mp_reader *r, uint32_t max, char *out, size_t cap, uint32_t *len)
-{
-    const char *s;
-    uint32_t n;
-    int rc = mp_read_str(r, max, &s, &n);
-    if (rc == CMC_OK && n >= cap)
-        rc = CMC_ERR_TOO_LARGE;
-    if (rc != CMC_OK)
-        return rc;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    if (len != NULL)
-        *len = n;
-    return CMC_OK;
-}
-
-/* A request's str value copied NUL-terminated, refusing embedded NULs. */
-static int req_cstr(struct mp_reader *r, const char *key, char *out, size_t cap)
-{
-    uint32_t n;
-    if (str_copy(r, (uint32_t)(cap - 1), out, cap, &n) != CMC_OK || memchr(out, '\0', n) != NULL)
-        return cmc_fail(CMC_ERR_INVALID, "%s: must be a string of at most %zu bytes", key, cap - 1);
-    return CMC_OK;
-}
 
 /* An answer's key, at most cap - 1 bytes. */
 static int ans_key(struct mp_reader *r, char *key, size_t cap)
@@ -865,173 +794,5 @@ int wire_wait_query_decode(const char *query, struct wire_wait_query *q)
     q->cursor = v[0];
     q->lease = have[1] ? (int64_t)v[1] : -1;
     q->hold = v[2] == 0 || v[2] > WIRE_WAIT_HOLD_MAX ? WIRE_WAIT_HOLD_MAX : v[2];
-    return CMC_OK;
-}
-
-/* ---- POST /v1/users -------------------------------------------------------------------- */
-
-int wire_users_encode(const struct wire_user *v, size_t n, uint8_t **out, size_t *len)
-{
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "users");
-    mp_write_array(&w, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        const struct pair u[] = {
-            P_STR("user", v[i].user),
-            P_STR("role", v[i].role),
-            P_BIN("pk", v[i].pk, sizeof v[i].pk),
-        };
-        mp_write_map(&w, 3);
-        write_pairs(&w, u, 3);
-    }
-    return mp_writer_finish(&w, out, len);
-}
-
-static int user_entry(struct mp_reader *r, struct wire_user *u)
-{
-    uint32_t n;
-    unsigned seen = 0;
-    if (mp_read_map(r, 3, &n) != CMC_OK)
-        return cmc_fail(CMC_ERR_INVALID, "users: each entry must be a map");
-    for (uint32_t i = 0; i < n; i++) {
-        const char *key;
-        uint32_t klen;
-        int rc;
-        if (mp_read_str(r, 32, &key, &klen) != CMC_OK)
-            return cmc_fail(CMC_ERR_INVALID, "users: keys must be strings");
-        if (key_is(key, klen, "user")) {
-            seen |= 1;
-            rc = req_cstr(r, "user", u->user, sizeof u->user);
-        } else if (key_is(key, klen, "role")) {
-            seen |= 2;
-            rc = req_cstr(r, "role", u->role, sizeof u->role);
-        } else if (key_is(key, klen, "pk")) {
-            const uint8_t *pk = NULL;
-            uint32_t pk_len = 0;
-            seen |= 4;
-            rc = mp_read_bin(r, CRY_SIGN_PK_BYTES, &pk, &pk_len) == CMC_OK && pk_len == CRY_SIGN_PK_BYTES
-                     ? CMC_OK
-                     : cmc_fail(CMC_ERR_INVALID, "users: pk must be %d bytes", CRY_SIGN_PK_BYTES);
-            if (rc == CMC_OK)
-                memcpy(u->pk, pk, CRY_SIGN_PK_BYTES);
-        } else {
-            rc = cmc_fail(CMC_ERR_INVALID, "users: unknown key");
-        }
-        if (rc != CMC_OK)
-            return rc;
-    }
-    mp_leave(r);
-    if (seen != 7 || u->user[0] == '\0' || u->role[0] == '\0')
-        return cmc_fail(CMC_ERR_INVALID, "users: user, role and pk are required");
-    return CMC_OK;
-}
-
-int wire_users_decode(const uint8_t *buf, size_t len, struct wire_user *v, size_t *n)
-{
-    struct mp_reader r;
-    uint32_t nk, count;
-    const char *key;
-    uint32_t klen;
-    *n = 0;
-    mp_reader_init(&r, buf, len, 4);
-    if (mp_read_map(&r, 1, &nk) != CMC_OK || nk != 1 || mp_read_str(&r, 32, &key, &klen) != CMC_OK ||
-        !key_is(key, klen, "users") || mp_read_array(&r, WIRE_USERS_MAX, &count) != CMC_OK)
-        return cmc_fail(CMC_ERR_INVALID, "users: body must be {users: [at most %d entries]}", WIRE_USERS_MAX);
-    for (uint32_t i = 0; i < count; i++) {
-        memset(&v[i], 0, sizeof v[i]);
-        int rc = user_entry(&r, &v[i]);
-        if (rc != CMC_OK)
-            return rc;
-    }
-    mp_leave(&r);
-    mp_leave(&r);
-    if (mp_expect_end(&r) != CMC_OK)
-        return cmc_fail(CMC_ERR_INVALID, "users: trailing bytes");
-    *n = count;
-    return CMC_OK;
-}
-
-/* ---- POST /v1/evidence ----------------------------------------------------------------- */
-
-int wire_evidence_encode(const struct wire_evidence *v, size_t n, uint8_t **out, size_t *len)
-{
-    struct mp_writer w;
-    mp_writer_init(&w);
-    mp_write_map(&w, 1);
-    mp_write_cstr(&w, "plans");
-    mp_write_array(&w, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        const struct pair e[] = {
-            P_STR("plan_id", v[i].plan_id),
-            P_INT("version", v[i].version),
-            P_UINT("seq", v[i].seq),
-        };
-        mp_write_map(&w, 3);
-        write_pairs(&w, e, 3);
-    }
-    return mp_writer_finish(&w, out, len);
-}
-
-/* One entry: exactly the three keys, each once. */
-static int evidence_entry(struct mp_reader *r, struct wire_evidence *e)
-{
-    static const char *const keys[] = {"plan_id", "version", "seq"};
-    uint32_t n;
-    unsigned seen = 0;
-    if (mp_read_map(r, 3, &n) != CMC_OK || n != 3)
-        return cmc_fail(CMC_ERR_INVALID, "evidence: each entry must be a map of plan_id, version, seq");
-    for (uint32_t i = 0; i < n; i++) {
-        const char *key;
-        uint32_t klen;
-        unsigned k = 0;
-        int ok;
-        if (mp_read_str(r, 32, &key, &klen) != CMC_OK)
-            return cmc_fail(CMC_ERR_INVALID, "evidence: keys must be strings");
-        while (k < 3 && !key_is(key, klen, keys[k]))
-            k++;
-        if (k == 3 || (seen & (1u << k)))
-            return cmc_fail(CMC_ERR_INVALID, "evidence: unknown or repeated key");
-        seen |= 1u << k;
-        if (k == 0)
-            ok = req_cstr(r, "plan_id", e->plan_id, sizeof e->plan_id) == CMC_OK &&
-                 plan_uuid_valid(e->plan_id);
-        else if (k == 1)
-            ok = mp_read_int(r, &e->version) == CMC_OK && e->version >= 1;
-        else
-            ok = mp_read_uint(r, &e->seq) == CMC_OK && e->seq >= 1;
-        if (!ok)
-            return cmc_fail(CMC_ERR_INVALID, "evidence: %s must be %s", keys[k],
-                            k == 0 ? "a plan id" : "a positive integer");
-    }
-    mp_leave(r);
-    return CMC_OK;
-}
-
-int wire_evidence_decode(const uint8_t *buf, size_t len, struct wire_evidence *v, size_t *n)
-{
-    struct mp_reader r;
-    uint32_t nk, count;
-    const char *key;
-    uint32_t klen;
-    int rc = CMC_OK;
-    *n = 0;
-    mp_reader_init(&r, buf, len, 4);
-    if (mp_read_map(&r, 1, &nk) != CMC_OK || nk != 1 || mp_read_str(&r, 32, &key, &klen) != CMC_OK ||
-        !key_is(key, klen, "plans") || mp_read_array(&r, WIRE_EVIDENCE_MAX, &count) != CMC_OK)
-        return cmc_fail(CMC_ERR_INVALID, "evidence: body must be {plans: [at most %d entries]}",
-                        WIRE_EVIDENCE_MAX);
-    for (uint32_t i = 0; i < count && rc == CMC_OK; i++) {
-        memset(&v[i], 0, sizeof v[i]);
-        rc = evidence_entry(&r, &v[i]);
-    }
-    if (rc != CMC_OK)
-        return rc;
-    mp_leave(&r);
-    mp_leave(&r);
-    if (mp_expect_end(&r) != CMC_OK)
-        return cmc_fail(CMC_ERR_INVALID, "evidence: trailing bytes");
-    *n = count;
     return CMC_OK;
 }
