@@ -51,6 +51,7 @@ struct hub_idle_req {
     uint64_t cursor;
     struct hub_idle_row *out;
     int rc, done;
+    pthread_cond_t cv; /* its caller waits here: for its answer, or its turn to lead */
     struct hub_idle_req *next;
 };
 
@@ -68,7 +69,6 @@ struct hub_idle_conn {
 struct hub_idle {
     char *url;
     pthread_mutex_t mu; /* the queue, the busy flags and every req's done/rc */
-    pthread_cond_t cv;  /* a batch finished */
     struct hub_idle_req *head, *tail;
     struct hub_idle_conn *conns;
     unsigned n;
@@ -91,7 +91,6 @@ int hub_idle_open(const char *url, unsigned conns, hub_idle **out)
     }
     ip->n = conns;
     pthread_mutex_init(&ip->mu, NULL);
-    pthread_cond_init(&ip->cv, NULL);
     atomic_init(&ip->checked, 0);
     atomic_init(&ip->idle, 0);
     atomic_init(&ip->batches, 0);
@@ -117,7 +116,6 @@ void hub_idle_close(hub_idle *ip)
              (unsigned long long)atomic_load(&ip->batches));
     for (unsigned i = 0; i < ip->n; i++)
         hub_idle_drop(&ip->conns[i]);
-    pthread_cond_destroy(&ip->cv);
     pthread_mutex_destroy(&ip->mu);
     cmc_free(ip->conns);
     cmc_free(ip->url);
@@ -275,6 +273,7 @@ int hub_idle_check(hub_idle *ip, const char *device_id, const char *nonce, int64
     me.cursor = cursor;
     me.out = out;
     cry_hex(me.pk_hex, pk, CRY_SIGN_PK_BYTES);
+    pthread_cond_init(&me.cv, NULL);
     pthread_mutex_lock(&ip->mu);
     if (ip->tail != NULL)
         ip->tail->next = &me;
@@ -283,7 +282,7 @@ int hub_idle_check(hub_idle *ip, const char *device_id, const char *nonce, int64
     ip->tail = &me;
     while (!me.done) {
         if (ip->head == NULL || (c = hub_idle_free_conn(ip)) == NULL) {
-            pthread_cond_wait(&ip->cv, &ip->mu);
+            pthread_cond_wait(&me.cv, &ip->mu);
             continue;
         }
         size_t n = 0;
@@ -303,10 +302,15 @@ int hub_idle_check(hub_idle *ip, const char *device_id, const char *nonce, int64
             if (rc != CMC_OK)
                 batch[i]->out->state = HUB_IDLE_NOT;
             batch[i]->done = 1;
+            if (batch[i] != &me)
+                pthread_cond_signal(&batch[i]->cv);
         }
-        pthread_cond_broadcast(&ip->cv);
+        /* the connection is free: whoever queued meanwhile takes the next batch */
+        if (ip->head != NULL && ip->head != &me)
+            pthread_cond_signal(&ip->head->cv);
     }
     pthread_mutex_unlock(&ip->mu);
+    pthread_cond_destroy(&me.cv);
     atomic_fetch_add(&ip->checked, 1);
     if (out->state == HUB_IDLE_YES)
         atomic_fetch_add(&ip->idle, 1);
