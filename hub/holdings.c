@@ -159,30 +159,6 @@ int hub_holdings_commit_point(hub *h, const char *device_id, struct hub_holder *
     return CMC_OK;
 }
 
-/* A growing text buffer for the page's plan list. */
-struct hub_text {
-    char *p;
-    size_t len, cap;
-};
-
-static int hub_text_add(struct hub_text *t, const char *s, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 256;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *np = cmc_realloc(t->p, cap);
-        if (np == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "bundle page");
-        t->p = np;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-    return CMC_OK;
-}
-
 /* Holdings written per statement: a page of a hundred changed plans is four statements, not
  * a hundred (on PostgreSQL each is a round trip). 2 + 2 x 31 values: the most a PostgreSQL
  * statement takes here (hstore_pg.c). */

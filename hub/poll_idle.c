@@ -162,32 +162,17 @@ static void hub_idle_tidy(struct hub_idle_conn *c, const char *sql, const char *
     hst_finalize(st);
 }
 
-/* A growing array literal: {a,b,c}. Every value is a device id, a nonce, hex or a number,
- * checked before it got here, so none needs quoting. */
-struct hub_idle_list {
-    char *p;
-    size_t len, cap;
-};
-
-static int hub_idle_list_add(struct hub_idle_list *l, const char *v)
+/* Adds a value to an array literal {a,b,c} (closed by hub_idle_list_end). Every value is a
+ * device id, a nonce, hex or a number, checked before it got here, so none needs quoting. */
+static int hub_idle_list_add(struct hub_text *l, const char *v)
 {
-    size_t n = strlen(v);
-    if (l->len + n + 3 > l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        while (cap < l->len + n + 3)
-            cap *= 2;
-        char *np = cmc_realloc(l->p, cap);
-        if (np == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "idle polls");
-        l->p = np;
-        l->cap = cap;
-    }
-    l->p[l->len] = l->len == 0 ? '{' : ',';
-    l->len++;
-    memcpy(l->p + l->len, v, n);
-    l->len += n;
-    memcpy(l->p + l->len, "}", 2); /* closed after every value; the next one overwrites it */
-    return CMC_OK;
+    int rc = hub_text_add(l, l->len == 0 ? "{" : ",", 1);
+    return rc == CMC_OK ? hub_text_add(l, v, strlen(v)) : rc;
+}
+
+static int hub_idle_list_end(struct hub_text *l)
+{
+    return hub_text_add(l, "}", 1);
 }
 
 /* Sends one batch and fills its polls' rows; the failure, if any, is every poll's. Runs
@@ -195,7 +180,7 @@ static int hub_idle_list_add(struct hub_idle_list *l, const char *v)
 static int hub_idle_run(hub_idle *ip, struct hub_idle_conn *c, struct hub_idle_req **batch,
                         size_t n, int64_t now)
 {
-    struct hub_idle_list ids = {0}, nonces = {0}, pks = {0}, cursors = {0}, stale = {0};
+    struct hub_text ids = {0}, nonces = {0}, pks = {0}, cursors = {0}, stale = {0};
     char num[24];
     int rc = CMC_OK, src;
 
@@ -206,7 +191,9 @@ static int hub_idle_run(hub_idle *ip, struct hub_idle_conn *c, struct hub_idle_r
             (rc = hub_idle_list_add(&pks, batch[i]->pk_hex)) == CMC_OK)
             rc = hub_idle_list_add(&cursors, num);
     }
-    if (rc == CMC_OK)
+    if (rc == CMC_OK && (rc = hub_idle_list_end(&ids)) == CMC_OK &&
+        (rc = hub_idle_list_end(&nonces)) == CMC_OK && (rc = hub_idle_list_end(&pks)) == CMC_OK &&
+        (rc = hub_idle_list_end(&cursors)) == CMC_OK)
         rc = hub_idle_ready(ip, c);
     if (rc != CMC_OK)
         goto out;
@@ -235,7 +222,7 @@ static int hub_idle_run(hub_idle *ip, struct hub_idle_conn *c, struct hub_idle_r
         goto out;
     }
     hst_reset(c->st);
-    if (rc == CMC_OK && stale.p != NULL)
+    if (rc == CMC_OK && stale.p != NULL && hub_idle_list_end(&stale) == CMC_OK)
         hub_idle_tidy(c, hub_idle_seen_sql, stale.p, now, "last seen not noted");
     /* old nonces go from time to time, as hub_store_nonce drops them on the handle */
     if (rc == CMC_OK && (atomic_fetch_add(&ip->batches, 1) & 1023) == 1023)
