@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/pg.sh - the hub on PostgreSQL beside SQLCipher (docs/BENCHMARKS.md, "PostgreSQL"):
-# seeding N plans, idle polls per second from 64 devices (8 threads, 5 s) and the 100-change
+# seeding N plans, idle polls per second from 64 devices (a thread each, 5 s) and the 100-change
 # delta (10 rounds inside one agent), with 1 SQLCipher node, 1 PostgreSQL node and 2
 # PostgreSQL nodes behind tests/tools/rr_forward. Everything on 127.0.0.1, a throwaway
 # PostgreSQL 15 (tests/support/pg_fixture.sh), nothing left running.
@@ -36,6 +36,7 @@ make --no-print-directory -C "$HERE/.." BUILD="$BUILD" bench-bins "$RR" >/dev/nu
 mkdir -p "$OUT"
 # 64 devices, each on its own kept-alive connection, all from 127.0.0.1
 printf 'per_ip_connections = 256\nmax_connections = 1024\n' >"$WORK/hub.conf"
+export PG_FIXTURE_FSYNC=on # durable commits, as SQLCipher's are
 pg_fixture_start || { echo "bench/pg.sh: PostgreSQL could not start: $PG_FIXTURE_WHY" >&2; exit 77; }
 
 serve() { # serve DIR -> prints the port

@@ -184,64 +184,82 @@ static void hub_write_delta(struct mp_writer *op, const char *plan_id, uint64_t 
     mp_write_raw(op, delta, len);
 }
 
-/* Decodes a stored version into out, and gives its packed length. */
-static int hub_version_decode(hub *h, const char *plan_id, int64_t version, struct plan *out,
-                              size_t *packed_len)
+/* The stored bodies of a held and a target version, copied (cmc_free both), read in one
+ * statement: a delta needs both, and on PostgreSQL every statement is a round trip. */
+struct hub_body_pair {
+    uint8_t *held, *target;
+    size_t held_len, target_len;
+};
+
+static void hub_body_pair_free(struct hub_body_pair *b)
+{
+    cmc_free(b->held);
+    cmc_free(b->target);
+    memset(b, 0, sizeof *b);
+}
+
+static int hub_body_pair_read(hub *h, const char *plan_id, int64_t held, int64_t target,
+                              struct hub_body_pair *b)
 {
     sqlite3_stmt *st = NULL;
-    const uint8_t *body;
-    int rc = hub_version_body(h, plan_id, version, &st, &body, packed_len);
-    if (rc != CMC_OK)
+    int rc, src;
+    memset(b, 0, sizeof *b);
+    if ((rc = hub_feed_stmt(h, HUB_FEED_VERSION_PAIR,
+                            "SELECT version, body FROM versions WHERE plan_id = ?1"
+                            " AND version IN (?2, ?3)", &st)) != CMC_OK)
         return rc;
-    rc = plan_unpack(body, *packed_len, out);
+    sqlite3_bind_text(st, 1, plan_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, held);
+    sqlite3_bind_int64(st, 3, target);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW && rc == CMC_OK) {
+        int64_t v = sqlite3_column_int64(st, 0);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        uint8_t **to = v == target ? &b->target : &b->held;
+        if (*to != NULL)
+            continue;
+        if ((*to = cmc_malloc(len ? len : 1)) == NULL) {
+            rc = cmc_fail(CMC_ERR_NOMEM, "plan version");
+            break;
+        }
+        memcpy(*to, sqlite3_column_blob(st, 1), len);
+        *(v == target ? &b->target_len : &b->held_len) = len;
+    }
     sqlite3_reset(st);
+    if (rc == CMC_OK && src != SQLITE_DONE)
+        rc = hub_db_fail(h, src, "plan version");
+    if (rc == CMC_OK && (b->held == NULL || b->target == NULL))
+        rc = cmc_fail(CMC_ERR_NOT_FOUND, "plan %s has no version %lld", plan_id,
+                      (long long)(b->target == NULL ? target : held));
+    if (rc != CMC_OK)
+        hub_body_pair_free(b);
     return rc;
 }
 
-/* The change from the held version to the target one, packed (cmc_free), and the target's
- * packed length: computed from the stored bodies. */
-static int hub_delta_compute(hub *h, const char *plan_id, int64_t held, int64_t target,
-                             uint8_t **delta, size_t *delta_len, size_t *put_len)
+/* The change from the held version's body to the target's, packed (cmc_free). */
+static int hub_delta_compute(const struct hub_body_pair *b, uint8_t **delta, size_t *delta_len)
 {
     struct plan from, to;
     struct plan_change c;
-    size_t held_len;
     int rc;
 
     plan_init(&from);
     plan_init(&to);
     plan_change_init(&c);
-    if ((rc = hub_version_decode(h, plan_id, target, &to, put_len)) != CMC_OK ||
-        (rc = hub_version_decode(h, plan_id, held, &from, &held_len)) != CMC_OK)
-        goto out;
-    if ((rc = plan_change_diff(&from, &to, &c)) != CMC_OK)
-        goto out;
-    rc = plan_change_pack(&c, delta, delta_len);
-out:
+    if ((rc = plan_unpack(b->target, b->target_len, &to)) == CMC_OK &&
+        (rc = plan_unpack(b->held, b->held_len, &from)) == CMC_OK &&
+        (rc = plan_change_diff(&from, &to, &c)) == CMC_OK)
+        rc = plan_change_pack(&c, delta, delta_len);
     plan_free(&from);
     plan_free(&to);
     plan_change_free(&c);
     return rc;
 }
 
-/* The seal leaf of a stored version: over its stored body, the bytes a device holds once it
- * applies the put or the delta. */
-static int hub_version_leaf(hub *h, const char *plan_id, int64_t version,
-                            uint8_t leaf[CRY_HASH_BYTES])
-{
-    sqlite3_stmt *st = NULL;
-    const uint8_t *body;
-    size_t len;
-    int rc = hub_version_body(h, plan_id, version, &st, &body, &len);
-    if (rc != CMC_OK)
-        return rc;
-    cry_merkle_leaf(leaf, plan_id, version, body, len);
-    sqlite3_reset(st);
-    return CMC_OK;
-}
-
 /* Packs a put into `op`: a delta against the held version when that is smaller, else the
- * whole plan, copied straight from the stored body. `leaf`: the target's seal leaf. */
+ * whole plan, copied straight from the stored body. `leaf`: the target's seal leaf, over its
+ * stored body (the bytes a device holds once it applies the put or the delta). A delta
+ * computed once is kept with its leaf, so another device holding the same version costs no
+ * read of the store. */
 static int hub_pack_put(hub *h, struct mp_writer *op, const char *plan_id, uint64_t seq,
                         int64_t held, int64_t target, uint8_t leaf[CRY_HASH_BYTES])
 {
@@ -250,28 +268,31 @@ static int hub_pack_put(hub *h, struct mp_writer *op, const char *plan_id, uint6
     size_t len;
     int rc;
 
-    if (held > 0 && held != target && (rc = hub_version_leaf(h, plan_id, target, leaf)) != CMC_OK)
-        return rc;
     if (held > 0 && held != target) {
         const struct hub_delta_entry *e = hub_delta_find(h, plan_id, held, target);
+        struct hub_body_pair b;
+        uint8_t *delta = NULL;
+        size_t delta_len = 0;
         if (e != NULL && e->len < e->put_len) {
+            memcpy(leaf, e->leaf, CRY_HASH_BYTES);
             hub_write_delta(op, plan_id, seq, held, e->delta, e->len);
             return hub_op_check(op);
         }
         if (e == NULL) {
-            uint8_t *delta = NULL;
-            size_t delta_len = 0, put_len = 0;
-            int smaller;
-            if ((rc = hub_delta_compute(h, plan_id, held, target, &delta, &delta_len,
-                                        &put_len)) != CMC_OK)
+            if ((rc = hub_body_pair_read(h, plan_id, held, target, &b)) != CMC_OK)
                 return rc;
-            hub_delta_keep(h, plan_id, held, target, delta, delta_len, put_len);
-            smaller = delta_len < put_len;
-            if (smaller)
-                hub_write_delta(op, plan_id, seq, held, delta, delta_len);
+            cry_merkle_leaf(leaf, plan_id, target, b.target, b.target_len);
+            if ((rc = hub_delta_compute(&b, &delta, &delta_len)) == CMC_OK) {
+                hub_delta_keep(h, plan_id, held, target, delta, delta_len, b.target_len, leaf);
+                if (delta_len < b.target_len)
+                    hub_write_delta(op, plan_id, seq, held, delta, delta_len);
+                else
+                    hub_write_put(op, plan_id, seq, b.target, b.target_len);
+                rc = hub_op_check(op);
+            }
             cmc_free(delta);
-            if (smaller)
-                return hub_op_check(op);
+            hub_body_pair_free(&b);
+            return rc;
         }
     }
     if ((rc = hub_version_body(h, plan_id, target, &st, &body, &len)) != CMC_OK)

@@ -28,6 +28,7 @@ enum hub_feed_stmt_slot {
     HUB_FEED_CURSOR,
     HUB_FEED_CASELOAD,
     HUB_FEED_VERSION,
+    HUB_FEED_VERSION_PAIR,
     HUB_FEED_NAGS,
     HUB_FEED_SCAN,
     HUB_FEED_HOLDING_PUT,
@@ -50,6 +51,7 @@ struct hub_delta_entry {
     uint8_t *delta; /* plan_change_pack of base -> target */
     size_t len;
     size_t put_len; /* the whole target version's packed length */
+    uint8_t leaf[CRY_HASH_BYTES]; /* the target's seal leaf (cry_merkle_leaf) */
 };
 
 /* The cached delta of plan_id from base to target, or NULL. Valid until the next keep. */
@@ -57,7 +59,8 @@ const struct hub_delta_entry *hub_delta_find(hub *h, const char *plan_id, int64_
                                              int64_t target);
 /* Best effort: a delta that cannot be kept (no memory, too large) is simply not cached. */
 void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
-                    const uint8_t *delta, size_t len, size_t put_len);
+                    const uint8_t *delta, size_t len, size_t put_len,
+                    const uint8_t leaf[CRY_HASH_BYTES]);
 
 /* ---- the compressed body cache (feed_cache.c) ------------------------------------------ */
 

@@ -159,7 +159,8 @@ static void hub_delta_empty(void *cache)
 }
 
 void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
-                    const uint8_t *delta, size_t len, size_t put_len)
+                    const uint8_t *delta, size_t len, size_t put_len,
+                    const uint8_t leaf[CRY_HASH_BYTES])
 {
     struct hub_feed *f = NULL;
     struct hub_delta_cache *c;
@@ -182,6 +183,7 @@ void hub_delta_keep(hub *h, const char *plan_id, int64_t base, int64_t target,
     e->delta = copy;
     e->len = len;
     e->put_len = put_len;
+    memcpy(e->leaf, leaf, CRY_HASH_BYTES);
     c->bytes += len;
 }
 

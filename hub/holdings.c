@@ -159,28 +159,45 @@ int hub_holdings_commit_point(hub *h, const char *device_id, struct hub_holder *
     return CMC_OK;
 }
 
-/* A growing text buffer for the page's plan list. */
-struct hub_text {
-    char *p;
-    size_t len, cap;
-};
+/* Holdings written per statement: a page of a hundred changed plans is four statements, not
+ * a hundred (on PostgreSQL each is a round trip). 2 + 2 x 31 values: the most a PostgreSQL
+ * statement takes here (hstore_pg.c). */
+#define HUB_HOLDINGS_ROWS 31
 
-static int hub_text_add(struct hub_text *t, const char *s, size_t n)
+/* Writes the holdings of n <= HUB_HOLDINGS_ROWS sent plans in one statement, each row keeping
+ * the one it replaced. A full chunk's statement is kept; a shorter one is prepared anew (on
+ * PostgreSQL its translation is cached per text). */
+static int hub_holdings_put(hub *h, int64_t dev, uint64_t to_cursor, const struct hub_sent *sent,
+                            size_t n)
 {
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 256;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *np = cmc_realloc(t->p, cap);
-        if (np == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "bundle page");
-        t->p = np;
-        t->cap = cap;
+    char sql[HUB_HOLDINGS_ROWS * 24 + 320];
+    size_t off;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    off = (size_t)snprintf(sql, sizeof sql, "INSERT INTO holdings(dev, plan, version, to_cursor)"
+                                            " VALUES");
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)snprintf(sql + off, sizeof sql - off, "%s(?1, ?%zu, ?%zu, ?2)",
+                                i > 0 ? ", " : "", 3 + 2 * i, 4 + 2 * i);
+    snprintf(sql + off, sizeof sql - off,
+             " ON CONFLICT(dev, plan) DO UPDATE SET prev_version = version,"
+             " prev_cursor = to_cursor, version = excluded.version,"
+             " to_cursor = excluded.to_cursor");
+    rc = n == HUB_HOLDINGS_ROWS ? hub_feed_stmt(h, HUB_FEED_HOLDING_PUT, sql, &st)
+                                : hub_db_prepare(h, sql, &st);
+    if (rc != CMC_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, dev);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)to_cursor);
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(st, (int)(3 + 2 * i), sent[i].plan);
+        sqlite3_bind_int64(st, (int)(4 + 2 * i), sent[i].version);
     }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-    return CMC_OK;
+    rc = hub_step_done(h, st, "holdings");
+    if (n != HUB_HOLDINGS_ROWS)
+        sqlite3_finalize(st);
+    return rc;
 }
 
 /* Records what the page gave the device: its holdings (each row keeping the one it replaced
@@ -190,7 +207,7 @@ static int hub_text_add(struct hub_text *t, const char *s, size_t n)
 int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
                            const struct hub_sent *sent, size_t n, uint64_t to_cursor)
 {
-    sqlite3_stmt *st = NULL, *held = NULL;
+    sqlite3_stmt *st = NULL;
     struct hub_text plans = {NULL, 0, 0};
     int64_t now = plat_wall_now();
     int has_purges = 0, rc, src;
@@ -218,24 +235,15 @@ int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
         return hub_db_fail(h, src, "purges");
     has_purges = src == SQLITE_ROW;
 
-    if ((rc = hub_feed_stmt(h, HUB_FEED_HOLDING_PUT,
-                            "INSERT INTO holdings(dev, plan, version, to_cursor)"
-                            " VALUES(?1, ?2, ?3, ?4)"
-                            " ON CONFLICT(dev, plan) DO UPDATE SET prev_version = version,"
-                            " prev_cursor = to_cursor, version = excluded.version,"
-                            " to_cursor = excluded.to_cursor", &held)) != CMC_OK)
-        return rc;
-    sqlite3_bind_int64(held, 1, hd->num);
-    sqlite3_bind_int64(held, 4, (sqlite3_int64)to_cursor);
     if ((rc = hub_text_add(&plans, "[", 1)) != CMC_OK)
         goto out;
+    for (size_t i = 0; i < n; i += HUB_HOLDINGS_ROWS)
+        if ((rc = hub_holdings_put(h, hd->num, to_cursor, sent + i,
+                                   n - i < HUB_HOLDINGS_ROWS ? n - i : HUB_HOLDINGS_ROWS)) != CMC_OK)
+            goto out;
     for (size_t i = 0; i < n; i++) {
         int k = snprintf(num, sizeof num, "%s%lld", i > 0 ? "," : "", (long long)sent[i].plan);
         if ((rc = hub_text_add(&plans, num, (size_t)k)) != CMC_OK)
-            goto out;
-        sqlite3_bind_int64(held, 2, sent[i].plan);
-        sqlite3_bind_int64(held, 3, sent[i].version);
-        if ((rc = hub_step_done(h, held, "holdings")) != CMC_OK)
             goto out;
         if (sent[i].version == 0) {
             if ((rc = hub_feed_stmt(h, HUB_FEED_PURGE_OPEN,
@@ -274,7 +282,6 @@ int hub_record_sent(hub *h, const char *device_id, struct hub_holder *hd,
     sqlite3_bind_text(st, 3, plans.p, (int)plans.len, SQLITE_STATIC);
     rc = hub_step_done(h, st, "holdings");
 out:
-    sqlite3_reset(held);
     cmc_free(plans.p);
     return rc;
 }

@@ -106,6 +106,13 @@ struct hub_arg {
     ((const struct hub_arg[]){__VA_ARGS__}),                                                  \
         (sizeof((const struct hub_arg[]){__VA_ARGS__}) / sizeof(struct hub_arg))
 
+/* A growing text, always NUL-terminated (store_query.c): a list built for one statement. */
+struct hub_text {
+    char *p; /* cmc_free */
+    size_t len, cap;
+};
+int hub_text_add(struct hub_text *t, const char *s, size_t n);
+
 /* Prepares `sql` with args bound to ?1..?n. */
 int hub_db_query(hub *h, const char *sql, const struct hub_arg *args, size_t n,
                  sqlite3_stmt **out);

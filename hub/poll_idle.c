@@ -51,6 +51,7 @@ struct hub_idle_req {
     uint64_t cursor;
     struct hub_idle_row *out;
     int rc, done;
+    pthread_cond_t cv; /* its caller waits here: for its answer, or its turn to lead */
     struct hub_idle_req *next;
 };
 
@@ -68,7 +69,6 @@ struct hub_idle_conn {
 struct hub_idle {
     char *url;
     pthread_mutex_t mu; /* the queue, the busy flags and every req's done/rc */
-    pthread_cond_t cv;  /* a batch finished */
     struct hub_idle_req *head, *tail;
     struct hub_idle_conn *conns;
     unsigned n;
@@ -91,7 +91,6 @@ int hub_idle_open(const char *url, unsigned conns, hub_idle **out)
     }
     ip->n = conns;
     pthread_mutex_init(&ip->mu, NULL);
-    pthread_cond_init(&ip->cv, NULL);
     atomic_init(&ip->checked, 0);
     atomic_init(&ip->idle, 0);
     atomic_init(&ip->batches, 0);
@@ -117,7 +116,6 @@ void hub_idle_close(hub_idle *ip)
              (unsigned long long)atomic_load(&ip->batches));
     for (unsigned i = 0; i < ip->n; i++)
         hub_idle_drop(&ip->conns[i]);
-    pthread_cond_destroy(&ip->cv);
     pthread_mutex_destroy(&ip->mu);
     cmc_free(ip->conns);
     cmc_free(ip->url);
@@ -164,32 +162,17 @@ static void hub_idle_tidy(struct hub_idle_conn *c, const char *sql, const char *
     hst_finalize(st);
 }
 
-/* A growing array literal: {a,b,c}. Every value is a device id, a nonce, hex or a number,
- * checked before it got here, so none needs quoting. */
-struct hub_idle_list {
-    char *p;
-    size_t len, cap;
-};
-
-static int hub_idle_list_add(struct hub_idle_list *l, const char *v)
+/* Adds a value to an array literal {a,b,c} (closed by hub_idle_list_end). Every value is a
+ * device id, a nonce, hex or a number, checked before it got here, so none needs quoting. */
+static int hub_idle_list_add(struct hub_text *l, const char *v)
 {
-    size_t n = strlen(v);
-    if (l->len + n + 3 > l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        while (cap < l->len + n + 3)
-            cap *= 2;
-        char *np = cmc_realloc(l->p, cap);
-        if (np == NULL)
-            return cmc_fail(CMC_ERR_NOMEM, "idle polls");
-        l->p = np;
-        l->cap = cap;
-    }
-    l->p[l->len] = l->len == 0 ? '{' : ',';
-    l->len++;
-    memcpy(l->p + l->len, v, n);
-    l->len += n;
-    memcpy(l->p + l->len, "}", 2); /* closed after every value; the next one overwrites it */
-    return CMC_OK;
+    int rc = hub_text_add(l, l->len == 0 ? "{" : ",", 1);
+    return rc == CMC_OK ? hub_text_add(l, v, strlen(v)) : rc;
+}
+
+static int hub_idle_list_end(struct hub_text *l)
+{
+    return hub_text_add(l, "}", 1);
 }
 
 /* Sends one batch and fills its polls' rows; the failure, if any, is every poll's. Runs
@@ -197,7 +180,7 @@ static int hub_idle_list_add(struct hub_idle_list *l, const char *v)
 static int hub_idle_run(hub_idle *ip, struct hub_idle_conn *c, struct hub_idle_req **batch,
                         size_t n, int64_t now)
 {
-    struct hub_idle_list ids = {0}, nonces = {0}, pks = {0}, cursors = {0}, stale = {0};
+    struct hub_text ids = {0}, nonces = {0}, pks = {0}, cursors = {0}, stale = {0};
     char num[24];
     int rc = CMC_OK, src;
 
@@ -208,7 +191,9 @@ static int hub_idle_run(hub_idle *ip, struct hub_idle_conn *c, struct hub_idle_r
             (rc = hub_idle_list_add(&pks, batch[i]->pk_hex)) == CMC_OK)
             rc = hub_idle_list_add(&cursors, num);
     }
-    if (rc == CMC_OK)
+    if (rc == CMC_OK && (rc = hub_idle_list_end(&ids)) == CMC_OK &&
+        (rc = hub_idle_list_end(&nonces)) == CMC_OK && (rc = hub_idle_list_end(&pks)) == CMC_OK &&
+        (rc = hub_idle_list_end(&cursors)) == CMC_OK)
         rc = hub_idle_ready(ip, c);
     if (rc != CMC_OK)
         goto out;
@@ -237,7 +222,7 @@ static int hub_idle_run(hub_idle *ip, struct hub_idle_conn *c, struct hub_idle_r
         goto out;
     }
     hst_reset(c->st);
-    if (rc == CMC_OK && stale.p != NULL)
+    if (rc == CMC_OK && stale.p != NULL && hub_idle_list_end(&stale) == CMC_OK)
         hub_idle_tidy(c, hub_idle_seen_sql, stale.p, now, "last seen not noted");
     /* old nonces go from time to time, as hub_store_nonce drops them on the handle */
     if (rc == CMC_OK && (atomic_fetch_add(&ip->batches, 1) & 1023) == 1023)
@@ -275,6 +260,7 @@ int hub_idle_check(hub_idle *ip, const char *device_id, const char *nonce, int64
     me.cursor = cursor;
     me.out = out;
     cry_hex(me.pk_hex, pk, CRY_SIGN_PK_BYTES);
+    pthread_cond_init(&me.cv, NULL);
     pthread_mutex_lock(&ip->mu);
     if (ip->tail != NULL)
         ip->tail->next = &me;
@@ -283,7 +269,7 @@ int hub_idle_check(hub_idle *ip, const char *device_id, const char *nonce, int64
     ip->tail = &me;
     while (!me.done) {
         if (ip->head == NULL || (c = hub_idle_free_conn(ip)) == NULL) {
-            pthread_cond_wait(&ip->cv, &ip->mu);
+            pthread_cond_wait(&me.cv, &ip->mu);
             continue;
         }
         size_t n = 0;
@@ -303,10 +289,15 @@ int hub_idle_check(hub_idle *ip, const char *device_id, const char *nonce, int64
             if (rc != CMC_OK)
                 batch[i]->out->state = HUB_IDLE_NOT;
             batch[i]->done = 1;
+            if (batch[i] != &me)
+                pthread_cond_signal(&batch[i]->cv);
         }
-        pthread_cond_broadcast(&ip->cv);
+        /* the connection is free: whoever queued meanwhile takes the next batch */
+        if (ip->head != NULL && ip->head != &me)
+            pthread_cond_signal(&ip->head->cv);
     }
     pthread_mutex_unlock(&ip->mu);
+    pthread_cond_destroy(&me.cv);
     atomic_fetch_add(&ip->checked, 1);
     if (out->state == HUB_IDLE_YES)
         atomic_fetch_add(&ip->idle, 1);

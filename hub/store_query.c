@@ -1,12 +1,15 @@
 /*
  * store_query.c - statements with their values: prepare, bind, step and finalize in one
- * call, and the loop over a query's rows (contracts in internal.h). Every failure is
- * translated by hub_db_fail, so callers keep only what differs: the SQL, the values and
- * what a row means.
+ * call, the loop over a query's rows, and a growing text for a statement's list of values
+ * (contracts in internal.h). Every failure is translated by hub_db_fail, so callers keep
+ * only what differs: the SQL, the values and what a row means.
  */
 #include "hub/internal.h"
 
+#include "platform/alloc.h"
 #include "platform/err.h"
+
+#include <string.h>
 
 static void hub_db_bind(sqlite3_stmt *st, const struct hub_arg *args, size_t n)
 {
@@ -102,4 +105,22 @@ int hub_rows_end(struct hub_rows *r)
     sqlite3_finalize(r->st);
     r->st = NULL;
     return r->rc;
+}
+
+int hub_text_add(struct hub_text *t, const char *s, size_t n)
+{
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 256;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        char *np = cmc_realloc(t->p, cap);
+        if (np == NULL)
+            return cmc_fail(CMC_ERR_NOMEM, "statement text");
+        t->p = np;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+    return CMC_OK;
 }

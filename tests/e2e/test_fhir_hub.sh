@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# runs long: scripts/run-tests.sh starts it first
 # FHIR R4 on the hub, end to end with the real binaries:
 #   - `plan export --format fhir` of every seeded plan (and the example plan) is valid against
 #     the official FHIR R4 JSON schema and the UK Core rules we rely on (tests/fhir/validate.js);

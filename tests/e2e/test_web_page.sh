@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# runs long: scripts/run-tests.sh starts it first
 # The crew's page in a real browser: Debian's Chromium driven by playwright-core (tests/web),
 # against real `cmc-agent serve` processes on 127.0.0.1 whose replicas were filled by a real
 # sync with a real hub over HTTPS.

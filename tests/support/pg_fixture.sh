@@ -18,7 +18,9 @@
 #                        CMC_HUB_DB on a new database NAME; when the server cannot start,
 #                        says why and exits 77 (skipped) after the SQLCipher half.
 #
-# Trust authentication on 127.0.0.1 only: the server lives as long as one test run.
+# Trust authentication on 127.0.0.1 only: the server lives as long as one test run. Tests
+# run it with fsync off (nothing they check needs the disk); PG_FIXTURE_FSYNC=on keeps the
+# server's default, as bench/pg.sh does so its figures include the WAL flushes.
 
 pg_fixture_bin() {
   local d
@@ -66,7 +68,7 @@ pg_fixture_start() {
   for i in 1 2 3; do
     port=$(pg_fixture_free_port) || { PG_FIXTURE_WHY="no free port (python3 missing?)"; return 1; }
     if pg_fixture_as "$bin/pg_ctl" -D "$PG_FIXTURE_DIR/data" -l "$log" -w -t 30 \
-         -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$PG_FIXTURE_DIR/sock -c fsync=off -c max_connections=200" \
+         -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$PG_FIXTURE_DIR/sock -c fsync=${PG_FIXTURE_FSYNC:-off} -c max_connections=200" \
          start >/dev/null 2>&1; then
       PG_FIXTURE_PORT=$port
       PG_FIXTURE_BIN=$bin

@@ -3,8 +3,9 @@
  * outside the hub mutex (hub/poll_idle.h): the answer is the one the ordinary pull gives,
  * byte for byte but for the header's time and signature; a replay is refused by this path and
  * by another node; every state that is not idle goes the ordinary way with nothing recorded
- * (the same signed request then succeeds there); last seen is noted; polls from many threads
- * at once are each answered once. PostgreSQL only: on SQLCipher the handle answers idle
+ * (the same signed request then succeeds there); last seen is noted; a connection the
+ * server cut fails one poll and is made again; polls from many threads at once are each
+ * answered once. PostgreSQL only: on SQLCipher the handle answers idle
  * polls itself and this path is never opened, so the program exits 77 (skipped) there; it
  * runs in unit-pg.
  */
@@ -278,6 +279,33 @@ static void test_last_seen_noted(void **state)
     idle_teardown(&v);
 }
 
+/* The idle polls' connection is cut by the server (a failover, a DBA): the poll that finds
+ * it gone is answered with a server error (the device tries again, with a new nonce), and
+ * the next one is answered on a connection made again. */
+static void test_connection_lost_and_made_again(void **state)
+{
+    struct tst_hub *e = *state;
+    struct idle_env v;
+    struct reqsig_headers hdrs;
+    struct hub_response resp;
+    idle_setup(e, &v, "all");
+    memset(&hdrs, 0, sizeof hdrs);
+    assert_int_equal(idle_call(e, &v, v.path, &hdrs, v.pk, &resp), 1);
+    assert_int_equal(resp.status, 200);
+    hub_response_free(&resp);
+    tst_pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE query LIKE 'WITH r AS%' AND pid <> pg_backend_pid()");
+    memset(&hdrs, 0, sizeof hdrs);
+    assert_int_equal(idle_call(e, &v, v.path, &hdrs, v.pk, &resp), 1);
+    assert_true(resp.status >= 500);
+    hub_response_free(&resp);
+    memset(&hdrs, 0, sizeof hdrs);
+    assert_int_equal(idle_call(e, &v, v.path, &hdrs, v.pk, &resp), 1);
+    assert_int_equal(resp.status, 200);
+    hub_response_free(&resp);
+    idle_teardown(&v);
+}
+
 /* Polls from many threads at once: every one answered 200 once, its replay refused. */
 #define POLLERS 8
 #define POLLS 25
@@ -344,7 +372,8 @@ static void test_many_threads_at_once(void **state)
 
 #define IDLE_TESTS                                                                          \
     test_idle_answer_is_the_ordinary_one, test_replay_refused_here_and_at_another_node,      \
-        test_not_idle_goes_the_ordinary_way, test_last_seen_noted, test_many_threads_at_once
+        test_not_idle_goes_the_ordinary_way, test_last_seen_noted,                          \
+        test_connection_lost_and_made_again, test_many_threads_at_once
 #define NAMES_(...) #__VA_ARGS__
 #define NAMES(...) NAMES_(__VA_ARGS__)
 
