@@ -9,7 +9,10 @@
  * device cursor in (restored_head, epoch_base) can only come from the lost timeline. Such a
  * device is answered 409 "hub_rewound" once; its evidence (how far it had seen) is kept in
  * `rewinds` for the operator, and its sync state here is reset so that it re-syncs from the
- * start, keeping its own copy and pending edits (docs/HAZARDS.md H-36).
+ * start, keeping its own copy and pending edits (docs/HAZARDS.md H-36). Before it does, it
+ * reports the published plans it holds from the lost timeline (POST /v1/evidence): the ones
+ * this store has no version that high of join `lost_plans` under that device, so the plans
+ * lost with the backup are known even when the store it replaced is gone (H-42).
  */
 #include "hub/internal.h"
 
