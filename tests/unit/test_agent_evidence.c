@@ -22,14 +22,6 @@
 
 #include <string.h>
 
-static void put(store *s, unsigned n, int64_t version, int64_t seq)
-{
-    struct plan p;
-    tst_plan_make(&p, n, PLAN_STATUS_PUBLISHED, version);
-    tst_store_put(s, &p, seq);
-    plan_free(&p);
-}
-
 static void test_evidence_lists_plans_held_from_after_the_head(void **state)
 {
     struct tst_store_env *f = *state;
@@ -39,10 +31,17 @@ static void test_evidence_lists_plans_held_from_after_the_head(void **state)
     char b[PLAN_ID_LEN + 1], c[PLAN_ID_LEN + 1];
     tst_make_plan_id(2, b);
     tst_make_plan_id(3, c);
-    put(s, 1, 1, 3); /* before the head: the restored hub has it */
-    put(s, 2, 1, 4);
-    put(s, 2, 2, 7); /* its newer version came after the head */
-    put(s, 3, 1, 8);
+    /* plan 1 came before the head (the restored hub has it); plan 2's newer version and
+     * plan 3 came after it */
+    static const struct { unsigned n; int64_t version, seq; } held[] = {
+        {1, 1, 3}, {2, 1, 4}, {2, 2, 7}, {3, 1, 8},
+    };
+    for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
+        struct plan p;
+        tst_plan_make(&p, held[i].n, PLAN_STATUS_PUBLISHED, held[i].version);
+        tst_store_put(s, &p, held[i].seq);
+        plan_free(&p);
+    }
 
     assert_int_equal(store_evidence_list(s, 5, &v, &n), CMC_OK);
     assert_int_equal(n, 2);
