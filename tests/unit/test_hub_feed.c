@@ -599,6 +599,7 @@ static const char to_schema_2[] =
     "ALTER TABLE devices DROP COLUMN audit_sealed;"
     "ALTER TABLE devices DROP COLUMN audit_alarm;"
     "ALTER TABLE devices DROP COLUMN audit_alarm_at;"
+    "DROP TABLE lost_plans;"
     "PRAGMA user_version = 2;";
 
 static void test_migration_keeps_holdings(void **state)
