@@ -46,9 +46,9 @@ run_one() {
   echo "$rc" >"$results/$name"
 }
 
-# The scripts marked "# runs long" start first, so that the last ones to finish are short
-# and the two cores are busy to the end (they were the tail of the run when started in name
-# order).
+# A script marked "# runs long" starts first, so that the run does not end on it alone (the
+# browser test, last by name, was the tail). Only one is marked: two CPU-heavy scripts started
+# together (the browser and the FHIR validator) slowed each other more than the tail cost.
 ordered=()
 if [ "$kind" = e2e ]; then
   for t in "$@"; do grep -q '^# runs long' "$t" && ordered+=("$t"); done

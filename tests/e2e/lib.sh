@@ -251,6 +251,28 @@ validate() {
   node "$ROOT/tests/fhir/validate.js" "$@" >"$E2E_TMP/validate.out" 2>&1 ||
     { head -40 "$E2E_TMP/validate.out" >&2; fail "FHIR validation: $*"; }
 }
+# validate_later FILE...: keeps a copy of each file as it is now, for validate_queued, which
+# validates every kept file in one run of the validator (starting node and loading the R4
+# schema costs more than validating a file). Prints nothing.
+validate_later() {
+  local f
+  mkdir -p "$E2E_TMP/fhir-queue"
+  for f in "$@"; do
+    FHIR_QUEUED=$(( ${FHIR_QUEUED:-0} + 1 ))
+    cp "$f" "$E2E_TMP/fhir-queue/$FHIR_QUEUED-$(basename "$f")"
+  done
+}
+# validate_queued: validates the kept files (fails naming each invalid one) and empties the
+# queue; prints how many.
+validate_queued() {
+  local n
+  n=$(find "$E2E_TMP/fhir-queue" -type f 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] || fail "no FHIR document was kept for validation"
+  validate "$E2E_TMP"/fhir-queue/*
+  rm -rf "$E2E_TMP/fhir-queue"
+  FHIR_QUEUED=0
+  echo "$n"
+}
 
 # node_tests NAME.test.mjs [VAR=VALUE...]: runs the browser tests in tests/web with these
 # variables set (at most 10 minutes), shows their report, and fails the test if they fail.

@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# runs long: scripts/run-tests.sh starts it first
 # Guessing PINs through the program, as an attacker on the device would: the throttle counts
 # attempts and makes each one cost more Argon2id work; it reads no clock, so libfaketime
 # cannot speed it up; the count is kept in the key slot as well, so deleting the throttle

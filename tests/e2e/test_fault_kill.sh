@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# runs long: scripts/run-tests.sh starts it first
 # kill -9 loops (H-14): the agent is killed at each named crash point of apply and at random
 # moments during the initial sync of a region (thousands of plans at the hub, hundreds in
 # scope, small pages). After every kill the replica passes its integrity check and holds

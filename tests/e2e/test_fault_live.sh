@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# runs long: scripts/run-tests.sh starts it first
 # Faults on the live change feed (H-29, H-30): agent --plain HTTP--> fault_proxy --> cmc-hub.
 # A device running `sync --watch` (poll interval 300 s) holds waits through the proxy while:
 #   - the hub is killed (SIGKILL) mid-wait and restarted while a plan is approved;

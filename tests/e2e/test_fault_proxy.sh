@@ -1,5 +1,4 @@
 #!/usr/bin/env bash
-# runs long: scripts/run-tests.sh starts it first
 # Network faults (H-14, H-06, H-03): agent --TLS--> stunnel --plain--> fault_proxy --plain--> cmc-hub.
 # TLS ends in front of the proxy, so cut, reset, stalled, slowed and bit-flipped streams reach
 # the agent's own framing and bundle verification (inside TLS a flipped bit would only ever be
