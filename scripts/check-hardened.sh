@@ -41,7 +41,7 @@ valgrind_one() {
   log="$BUILD/test-logs/valgrind-$name.log"
   t0=$(date +%s)
   local rc=0
-  timeout 1200 valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+  CMC_TEST_MEMCHECK=1 timeout 1200 valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
     --track-origins=no -q "$t" >"$log" 2>&1 || rc=$?
   if [ "$rc" -eq 0 ]; then
     echo 0 >"$vg_results/$name"; printf '  ok    valgrind %-32s %4ss\n' "$name" "$(( $(date +%s) - t0 ))"

@@ -18,6 +18,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+/* How many rounds a randomised test runs: n, or n / 8 (at least 1) when CMC_TEST_MEMCHECK is
+ * set. The hardened pass sets it for its valgrind runs, which look for memory errors on the
+ * code paths, not for the rare input; the full count runs in the normal and sanitized
+ * passes. */
+int tst_rounds(int n);
+
 int tst_run(const char *names, const CMUnitTestFunction *fns, size_t n, int (*init)(void),
             CMFixtureFunction setup, CMFixtureFunction teardown);
 

@@ -326,8 +326,8 @@ static void test_property_no_change_lost_without_conflict(void **state)
 {
     (void)state;
     rng_state = 0x9e3779b97f4a7c15ull;
-    int conflicts_seen = 0, clean_merges = 0;
-    for (int iter = 0; iter < 3000; iter++) {
+    int conflicts_seen = 0, clean_merges = 0, rounds = tst_rounds(3000);
+    for (int iter = 0; iter < rounds; iter++) {
         struct sides t;
         struct plan merged2;
         sides_load(&t);
@@ -359,9 +359,10 @@ static void test_property_no_change_lost_without_conflict(void **state)
         plan_free(&merged2);
         sides_free(&t);
     }
-    /* the generator must exercise both outcomes, or the property says nothing */
-    assert_true(conflicts_seen > 100);
-    assert_true(clean_merges > 100);
+    /* the generator must exercise both outcomes, or the property says nothing (at the full
+     * count each is well over 100 of the 3,000) */
+    assert_true(conflicts_seen > rounds / 30);
+    assert_true(clean_merges > rounds / 30);
 }
 
 static void test_merge_out_of_memory_is_clean(void **state)
