@@ -39,14 +39,22 @@ printf 'per_ip_connections = 256\nmax_connections = 1024\n' >"$WORK/hub.conf"
 export PG_FIXTURE_FSYNC=on # durable commits, as SQLCipher's are
 pg_fixture_start || { echo "bench/pg.sh: PostgreSQL could not start: $PG_FIXTURE_WHY" >&2; exit 77; }
 
-serve() { # serve DIR -> prints the port
-  local port
+# serve DIR: starts a node on a free port, sets SERVED_PORT. Called in this shell, never in
+# $(...), so that its process is in PIDS and the cleanup stops it.
+serve() {
+  local port pid
   for _ in 1 2 3 4 5; do
     port=$(( 20000 + RANDOM % 12000 ))
     "$HUB" --dir "$1" --config "$WORK/hub.conf" serve --listen "127.0.0.1:$port" >>"$WORK/serve.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && { echo "$port"; return 0; }; sleep 0.05; done
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 100); do
+      curl -s -o /dev/null "http://127.0.0.1:$port/" && { SERVED_PORT=$port; return 0; }
+      sleep 0.05
+    done
+    kill "$pid" 2>/dev/null || true
   done
+  echo "bench/pg.sh: no hub node came up (see $WORK/serve.log)" >&2
   return 1
 }
 
@@ -69,11 +77,11 @@ run() { # run NAME STORE NODES
   t0=$(now_ns); "$HUB" --dir "$d/hub" seed --plans "$N" --seed 42 >/dev/null; t1=$(now_ns)
   echo "{\"plans\": $N, \"seed_ms\": $(( (t1 - t0) / 1000000 ))}" >"$r/seed.json"
   settle "$store"
-  local p1 p2; p1=$(serve "$d/hub")
+  local p1 p2; serve "$d/hub"; p1=$SERVED_PORT
   url="http://127.0.0.1:$p1"
   if [ "$nodes" = 2 ]; then
     mkdir -m 700 "$d/hub2"; cp "$d/hub/hub.key" "$d/hub2/"
-    p2=$(serve "$d/hub2")
+    serve "$d/hub2"; p2=$SERVED_PORT
     "$RR" "$d/rr.port" "127.0.0.1:$p1" "127.0.0.1:$p2" & PIDS+=($!)
     for _ in $(seq 1 50); do [ -s "$d/rr.port" ] && break; sleep 0.1; done
     url="http://127.0.0.1:$(cat "$d/rr.port")"
