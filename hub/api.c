@@ -177,51 +177,6 @@ static void hub_api_pull(hub *h, const char *device_id, const char *query,
     hub_respond_ok(resp, rc, CT_BUNDLE, bundle, len);
 }
 
-/* An idle pull on a shared store, outside the hub mutex (hub/poll_idle.h). */
-int hub_api_pull_idle(const hub *h, hub_idle *ip, const struct hub_request *req,
-                      struct hub_response *resp, char *name, size_t name_cap)
-{
-    const char *path = req->path != NULL ? req->path : "";
-    const char *q = strchr(path, '?');
-    struct reqsig_request parsed;
-    struct wire_pull_query pq;
-    struct hub_idle_row row;
-    uint8_t *bundle = NULL;
-    size_t len = 0;
-    int64_t now = plat_wall_now();
-    int rc;
-
-    memset(resp, 0, sizeof *resp);
-    if (ip == NULL || req->checked_pk == NULL || !req->checked_ok || q == NULL ||
-        (size_t)(q - path) != strlen("/v1/pull") || memcmp(path, "/v1/pull", (size_t)(q - path)) != 0 ||
-        req->method == NULL || strcmp(req->method, "GET") != 0)
-        return 0;
-    cmc_err_clear();
-    if (reqsig_parse(req->device, req->time, req->nonce, req->signature, &parsed) != CMC_OK ||
-        reqsig_check_time(&parsed, now, NULL) != CMC_OK || wire_pull_query_decode(q + 1, &pq) != CMC_OK)
-        return 0; /* the ordinary way words the refusal */
-    /* a cursor from a timeline a restore lost, or not yet committed: the ordinary way */
-    if (pq.applied != pq.cursor || pq.cursor == 0 || hub_cursor_lost(h, pq.cursor))
-        return 0;
-    if ((rc = hub_idle_check(ip, parsed.device_id, parsed.nonce, now, req->checked_pk, pq.cursor,
-                             &row)) != CMC_OK) {
-        hub_respond_code(resp, rc);
-        return 1;
-    }
-    if (row.state == HUB_IDLE_NOT)
-        return 0;
-    if (row.state == HUB_IDLE_REPLAY) {
-        hub_respond_error(resp, 401, "replay", "request replayed (nonce already used)");
-        return 1;
-    }
-    rc = hub_pull_idle_page(h, parsed.device_id, pq.cursor, row.lease_days, pq.codecs, &bundle,
-                            &len);
-    hub_respond_ok(resp, rc, CT_BUNDLE, bundle, len);
-    if (rc == CMC_OK)
-        snprintf(name, name_cap, "%s (%s)", row.name, parsed.device_id);
-    return 1;
-}
-
 /* ---- POST /v1/push --------------------------------------------------------------------- */
 
 static int hub_api_push(hub *h, const char *device_id, const struct hub_request *req,
@@ -368,6 +323,53 @@ static const struct hub_route *hub_route_find(const char *path, size_t rlen)
         if (strlen(hub_routes[i].path) == rlen && memcmp(hub_routes[i].path, path, rlen) == 0)
             return &hub_routes[i];
     return NULL;
+}
+
+/* An idle pull on a shared store, outside the hub mutex (hub/poll_idle.h). */
+int hub_api_pull_idle(const hub *h, hub_idle *ip, const struct hub_request *req,
+                      struct hub_response *resp, char *name, size_t name_cap)
+{
+    const char *path = req->path != NULL ? req->path : "";
+    const char *q = strchr(path, '?');
+    struct reqsig_request parsed;
+    struct wire_pull_query pq;
+    struct hub_idle_row row;
+    uint8_t *bundle = NULL;
+    size_t len = 0;
+    int64_t now = plat_wall_now();
+    int rc;
+
+    const struct hub_route *r = q != NULL ? hub_route_find(path, (size_t)(q - path)) : NULL;
+
+    memset(resp, 0, sizeof *resp);
+    if (ip == NULL || req->checked_pk == NULL || !req->checked_ok || r == NULL ||
+        strcmp(r->path, "/v1/pull") != 0 || req->method == NULL ||
+        strcmp(req->method, hub_method_names[r->method]) != 0)
+        return 0;
+    cmc_err_clear();
+    if (reqsig_parse(req->device, req->time, req->nonce, req->signature, &parsed) != CMC_OK ||
+        reqsig_check_time(&parsed, now, NULL) != CMC_OK || wire_pull_query_decode(q + 1, &pq) != CMC_OK)
+        return 0; /* the ordinary way words the refusal */
+    /* a cursor from a timeline a restore lost, or not yet committed: the ordinary way */
+    if (pq.applied != pq.cursor || pq.cursor == 0 || hub_cursor_lost(h, pq.cursor))
+        return 0;
+    if ((rc = hub_idle_check(ip, parsed.device_id, parsed.nonce, now, req->checked_pk, pq.cursor,
+                             &row)) != CMC_OK) {
+        hub_respond_code(resp, rc);
+        return 1;
+    }
+    if (row.state == HUB_IDLE_NOT)
+        return 0;
+    if (row.state == HUB_IDLE_REPLAY) {
+        hub_respond_error(resp, 401, "replay", "request replayed (nonce already used)");
+        return 1;
+    }
+    rc = hub_pull_idle_page(h, parsed.device_id, pq.cursor, row.lease_days, pq.codecs, &bundle,
+                            &len);
+    hub_respond_ok(resp, rc, CT_BUNDLE, bundle, len);
+    if (rc == CMC_OK)
+        snprintf(name, name_cap, "%s (%s)", row.name, parsed.device_id);
+    return 1;
 }
 
 /* A msgpack endpoint's answer (device_id NULL for the unsigned enrollment). */
